@@ -1,0 +1,70 @@
+/** `arcbox`: a thin command-line wrapper over the supervisor and the Connect API. */
+import { arcboxHome } from "../lib/home.ts";
+import { parseHomeFlag } from "../lib/service/argv.ts";
+import { ARCBOX_VERSION } from "../lib/version.ts";
+import { runDaemon } from "../services/supervisor/main.ts";
+import { dockerContext } from "./commands/docker-context.ts";
+import { logs } from "./commands/logs.ts";
+import { start, status, stop } from "./commands/lifecycle.ts";
+
+const usage = `arcbox ${ARCBOX_VERSION}: containers and Linux machines, Docker-compatible
+
+Usage: arcbox [--home DIR] COMMAND
+
+Commands:
+  daemon            run the supervisor and its services in the foreground
+  start             start the daemon in the background; returns when the Docker socket answers
+  stop              stop the daemon and every service, in order
+  status            show the daemon and its services
+  logs [SERVICE]    show logs (supervisor, apid, imaged, netd, fsd, vmm); -f to follow
+  docker enable     create the docker context "arcbox" pointing at ArcBox's socket
+  docker disable    remove the docker context "arcbox"
+  version           print the version
+
+Home: --home DIR, else $ARCBOX_HOME, else /var/lib/arcbox (root) or ~/.arcbox.
+`;
+
+function stripHome(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--home") i++;
+    else if (!argv[i]!.startsWith("--home=")) out.push(argv[i]!);
+  }
+  return out;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const homeDir = parseHomeFlag(argv);
+  const home = arcboxHome(homeDir);
+  const [cmd, ...rest] = stripHome(argv);
+  switch (cmd) {
+    case "daemon":
+      return runDaemon(homeDir);
+    case "start":
+      return start(home);
+    case "stop":
+      return stop(home);
+    case "status":
+      return status(home);
+    case "logs":
+      return logs(home, rest);
+    case "docker":
+      return dockerContext(home, rest);
+    case "version":
+    case "--version":
+      console.log(`arcbox ${ARCBOX_VERSION} (bun ${Bun.version})`);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(usage);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`arcbox: unknown command '${cmd}'\n\n${usage}`);
+      return 2;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code !== undefined) process.exit(code);

@@ -1,0 +1,40 @@
+/**
+ * Chooses how to run a process entry: the bundle in dist/ when it is newer than every
+ * source file, otherwise the TypeScript source (so an edit is never shadowed by a
+ * stale bundle). ARCBOX_FROM_SOURCE=1 forces the sources.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+export const REPO_ROOT = join(import.meta.dir, "..");
+const SOURCE_DIRS = ["lib", "services", "cli", "guest", "native", "proto/gen"];
+
+let newestSource: number | undefined;
+function newestSourceMtime(): number {
+  if (newestSource !== undefined) return newestSource;
+  let newest = 0;
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of SOURCE_DIRS) walk(join(REPO_ROOT, d));
+  newestSource = newest;
+  return newest;
+}
+
+/** The script to run for `bundleName` (dist/<bundleName>.js) whose source is `sourcePath`. */
+export function resolveEntry(bundleName: string, sourcePath: string): string {
+  if (process.env.ARCBOX_FROM_SOURCE === "1") return sourcePath;
+  const bundle = join(REPO_ROOT, "dist", `${bundleName}.js`);
+  if (existsSync(bundle) && statSync(bundle).mtimeMs >= newestSourceMtime()) return bundle;
+  return sourcePath;
+}

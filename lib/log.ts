@@ -1,0 +1,34 @@
+/**
+ * Line-oriented logging to stderr; the supervisor points each service's stderr at
+ * `$ARCBOX_HOME/log/<service>.log`, so one line here is one line in that file.
+ */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const threshold = order[(process.env.ARCBOX_LOG_LEVEL as LogLevel) ?? "info"] ?? order.info;
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export function createLogger(component: string): Logger {
+  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (order[level] < threshold) return;
+    let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${msg}`;
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) {
+        const text = v instanceof Error ? v.message : typeof v === "string" ? v : JSON.stringify(v);
+        line += ` ${k}=${/\s/.test(text ?? "") ? JSON.stringify(text) : text}`;
+      }
+    }
+    process.stderr.write(line + "\n");
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * Serves a Connect router on a Unix socket with Bun.serve. Errors thrown by
+ * implementations are mapped to Connect codes here, so core code throws ArcboxError only.
+ */
+import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { createFetchHandler } from "@connectrpc/connect/protocol";
+import { toConnectError } from "../errors.ts";
+import { listenUnix } from "./unix-socket.ts";
+
+const mapErrors: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+};
+
+export interface ConnectServer {
+  stop(): Promise<void>;
+}
+
+export function serveConnect(socketPath: string, routes: (router: ConnectRouter) => void): ConnectServer {
+  const router = createConnectRouter({ interceptors: [mapErrors] });
+  routes(router);
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
+  return listenUnix(socketPath, (req) => {
+    const handler = handlers.get(new URL(req.url).pathname);
+    if (!handler) return new Response("unknown procedure", { status: 404 });
+    return handler(req);
+  });
+}

@@ -1,0 +1,59 @@
+/**
+ * Typed Connect clients for every ArcBox service, as seen from any process.
+ * Calls to a lazy service that is not running ask the supervisor to start it first.
+ */
+import type { Client } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { SupervisorService } from "../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts";
+import { ImageService } from "../../proto/gen/arcbox/images/v1/images_pb.ts";
+import { NetworkService } from "../../proto/gen/arcbox/networks/v1/networks_pb.ts";
+import { VolumeService } from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
+import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
+import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
+import { serviceSocket, supervisorSocket, type ArcboxHome } from "../home.ts";
+import { unixClient } from "../rpc/client.ts";
+
+export function supervisorClient(home: ArcboxHome): Client<typeof SupervisorService> {
+  return unixClient(SupervisorService, supervisorSocket(home));
+}
+
+export class ServiceClients {
+  private cache = new Map<string, unknown>();
+  private readonly supervisor: Client<typeof SupervisorService>;
+
+  constructor(private readonly home: ArcboxHome) {
+    this.supervisor = supervisorClient(home);
+  }
+
+  get images() {
+    return this.client("imaged", ImageService);
+  }
+  get networks() {
+    return this.client("netd", NetworkService);
+  }
+  get volumes() {
+    return this.client("fsd", VolumeService);
+  }
+  get machines() {
+    return this.client("vmm", MachineService);
+  }
+  get containers() {
+    return this.client("apid", ContainerService);
+  }
+  health(service: string) {
+    return this.client(service, HealthService, `${service}:health`);
+  }
+
+  private client<T extends DescService>(service: string, desc: T, cacheKey = service): Client<T> {
+    let c = this.cache.get(cacheKey) as Client<T> | undefined;
+    if (!c) {
+      const activate = async () => {
+        await this.supervisor.activate({ name: service });
+      };
+      c = unixClient(desc, serviceSocket(this.home, service), activate);
+      this.cache.set(cacheKey, c);
+    }
+    return c;
+  }
+}

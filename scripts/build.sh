@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Bundles each process entry point into dist/ (one file each). Bundles start faster and
+# use ~15 MB less memory per process than running the TypeScript sources directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf dist.tmp && mkdir -p dist.tmp
+for svc in apid imaged netd fsd vmm; do
+  bun build "services/$svc/main.ts" --target=bun --minify-syntax --minify-whitespace --outfile "dist.tmp/$svc.js" >/dev/null
+done
+bun build cli/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/arcbox.js >/dev/null
+if [ -f guest/main.ts ]; then bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/guest-agent.js >/dev/null; fi
+rm -rf dist && mv dist.tmp dist
+echo "built $(ls dist | wc -l) bundles in dist/"

@@ -1,0 +1,28 @@
+/**
+ * The Docker Engine API as a hono app: one route module per resource, Docker-style
+ * JSON errors for everything (unknown endpoints included), and the negotiated API
+ * version available to handlers as `c.env.apiVersion`.
+ */
+import { Hono } from "hono";
+import { dockerError, errorResponse } from "./errors.ts";
+import type { DockerApiDeps } from "./deps.ts";
+import { systemRoutes } from "./routes/system.ts";
+
+export interface DockerEnv {
+  Bindings: { apiVersion: string };
+}
+
+export type DockerApp = Hono<DockerEnv>;
+
+export function createDockerApp(deps: DockerApiDeps): DockerApp {
+  const app = new Hono<DockerEnv>();
+  const requests = deps.metrics.counter("docker_requests_total", "Docker API requests served, by method and status.");
+  app.use("*", async (c, next) => {
+    await next();
+    requests.inc({ method: c.req.method, status: String(c.res.status) });
+  });
+  app.onError((err) => errorResponse(err));
+  app.notFound((c) => dockerError(404, `page not found: ${c.req.method} ${new URL(c.req.url).pathname}`));
+  app.route("/", systemRoutes(deps));
+  return app;
+}

@@ -1,0 +1,52 @@
+/**
+ * Bridges node:http to fetch-style handlers (hono's `app.fetch`). apid uses node:http
+ * rather than Bun.serve because attach and exec need the raw socket of an upgraded
+ * connection, which only node:http's `upgrade` event hands out.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+
+export type FetchHandler = (req: Request) => Response | Promise<Response>;
+
+export function toFetchRequest(req: IncomingMessage): Request {
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD";
+  return new Request(`http://docker${req.url ?? "/"}`, {
+    method,
+    headers,
+    body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined,
+    // `duplex` is required by fetch for streamed request bodies.
+    duplex: "half",
+  });
+}
+
+/** Streams a fetch Response into a node ServerResponse, honouring backpressure. */
+export async function writeFetchResponse(res: ServerResponse, response: Response, method: string): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((value, name) => {
+    const prev = headers[name];
+    headers[name] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+  });
+  res.writeHead(response.status, headers);
+  if (!response.body || method === "HEAD") {
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  const onClose = () => void reader.cancel().catch(() => {});
+  res.once("close", onClose);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await new Promise<void>((r) => res.once("drain", r));
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  } finally {
+    res.off("close", onClose);
+  }
+}

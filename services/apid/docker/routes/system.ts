@@ -1,0 +1,125 @@
+/** System endpoints: /_ping, /version, /info. */
+import { Hono } from "hono";
+import { ARCBOX_VERSION } from "../../../../lib/version.ts";
+import { backingFilesystem, hostFacts } from "../../platform/host-facts.ts";
+import { API_VERSION, MIN_API_VERSION } from "../api-version.ts";
+import type { DockerEnv } from "../app.ts";
+import type { DockerApiDeps } from "../deps.ts";
+
+/** The Docker Engine release whose API ArcBox implements; tools compare against it. */
+export const ENGINE_COMPAT_VERSION = "28.2.0";
+
+const pingHeaders = {
+  "Api-Version": API_VERSION,
+  "Builder-Version": "1",
+  "Docker-Experimental": "false",
+  Swarm: "inactive",
+  Ostype: "linux",
+  "Cache-Control": "no-cache, no-store, must-revalidate",
+  Pragma: "no-cache",
+};
+
+export function systemRoutes(deps: DockerApiDeps) {
+  const app = new Hono<DockerEnv>();
+
+  app.get("/_ping", () => new Response("OK", { headers: { ...pingHeaders, "Content-Type": "text/plain; charset=utf-8" } }));
+  app.on("HEAD", "/_ping", () => new Response(null, { headers: { ...pingHeaders, "Content-Type": "text/plain; charset=utf-8", "Content-Length": "0" } }));
+
+  app.get("/version", (c) => {
+    const h = hostFacts();
+    const details = { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: h.osType, Arch: h.goArch, KernelVersion: h.kernelVersion, GitCommit: "", GoVersion: `bun${Bun.version}`, BuildTime: "" };
+    return c.json({
+      Platform: { Name: `ArcBox ${ARCBOX_VERSION}` },
+      Components: [
+        { Name: "Engine", Version: ENGINE_COMPAT_VERSION, Details: details },
+        { Name: "arcbox", Version: ARCBOX_VERSION, Details: { Runtime: `bun ${Bun.version}` } },
+      ],
+      Version: ENGINE_COMPAT_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: "",
+      GoVersion: `bun${Bun.version}`,
+      Os: h.osType,
+      Arch: h.goArch,
+      KernelVersion: h.kernelVersion,
+      BuildTime: "",
+    });
+  });
+
+  app.get("/info", async (c) => {
+    const h = hostFacts();
+    const counts = deps.containerCounts();
+    const images = await deps.clients.images.list({});
+    return c.json({
+      ID: deps.engineId,
+      Containers: counts.total,
+      ContainersRunning: counts.running,
+      ContainersPaused: counts.paused,
+      ContainersStopped: counts.stopped,
+      Images: images.items.length,
+      Driver: "overlay2",
+      DriverStatus: [
+        ["Backing Filesystem", backingFilesystem(deps.home.data)],
+        ["Supports d_type", "true"],
+        ["Using metacopy", "false"],
+        ["Native Overlay Diff", "true"],
+      ],
+      DockerRootDir: deps.home.data,
+      Plugins: { Volume: ["local"], Network: ["bridge", "host", "null"], Authorization: null, Log: ["json-file"] },
+      MemoryLimit: true,
+      SwapLimit: false,
+      KernelMemoryTCP: false,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      OomKillDisable: h.cgroupVersion === "1",
+      IPv4Forwarding: true,
+      BridgeNfIptables: false,
+      BridgeNfIp6tables: false,
+      Debug: false,
+      NFd: 0,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: "json-file",
+      CgroupDriver: "cgroupfs",
+      CgroupVersion: h.cgroupVersion,
+      NEventsListener: 0,
+      KernelVersion: h.kernelVersion,
+      OperatingSystem: h.operatingSystem,
+      OSVersion: h.osVersion,
+      OSType: h.osType,
+      Architecture: h.architecture,
+      NCPU: h.ncpu,
+      MemTotal: h.memTotal,
+      IndexServerAddress: "https://index.docker.io/v1/",
+      RegistryConfig: { AllowNondistributableArtifactsCIDRs: null, AllowNondistributableArtifactsHostnames: null, InsecureRegistryCIDRs: ["127.0.0.0/8", "::1/128"], IndexConfigs: {}, Mirrors: [] },
+      GenericResources: null,
+      HttpProxy: process.env.HTTP_PROXY ?? "",
+      HttpsProxy: process.env.HTTPS_PROXY ?? "",
+      NoProxy: process.env.NO_PROXY ?? "",
+      Name: h.hostname,
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: ENGINE_COMPAT_VERSION,
+      Runtimes: { runc: { path: "runc" } },
+      DefaultRuntime: "runc",
+      Swarm: { NodeID: "", NodeAddr: "", LocalNodeState: "inactive", ControlAvailable: false, Error: "", RemoteManagers: null },
+      LiveRestoreEnabled: true,
+      Isolation: "",
+      InitBinary: "tini",
+      ContainerdCommit: { ID: "" },
+      RuncCommit: { ID: "" },
+      InitCommit: { ID: "" },
+      SecurityOptions: [],
+      DefaultAddressPools: [],
+      FirewallBackend: { Driver: "iptables" },
+      Warnings: [],
+      CDISpecDirs: [],
+      Containerd: null,
+    });
+  });
+
+  return app;
+}

@@ -1,0 +1,75 @@
+/**
+ * The Docker socket: node:http on `run/docker.sock` (mode 0660). Each request is
+ * version-checked, stripped of its `/v1.NN` prefix, then routed through hono, or
+ * through the hijack router when the client asks for a connection upgrade.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { chmodSync, rmSync } from "node:fs";
+import type { Logger } from "../../../lib/log.ts";
+import { splitVersionedPath } from "./api-version.ts";
+import type { DockerApp } from "./app.ts";
+import { dockerError, errorResponse } from "./errors.ts";
+import { rejectHijack, type HijackRouter } from "./hijack.ts";
+import { toFetchRequest, writeFetchResponse } from "./node-adapter.ts";
+
+export interface DockerServer {
+  stop(): Promise<void>;
+}
+
+function rewrite(req: IncomingMessage) {
+  const url = new URL(req.url ?? "/", "http://docker");
+  const split = splitVersionedPath(url.pathname);
+  if (split.ok) req.url = split.path + url.search;
+  return split;
+}
+
+export async function serveDocker(socketPath: string, app: DockerApp, hijack: HijackRouter, log: Logger): Promise<DockerServer> {
+  const server: Server = createServer(async (req, res) => {
+    try {
+      const split = rewrite(req);
+      const response = split.ok ? await app.fetch(toFetchRequest(req), { apiVersion: split.version }) : dockerError(400, split.message);
+      await writeFetchResponse(res, response, req.method ?? "GET");
+    } catch (err) {
+      log.error("request failed", { url: req.url, error: err });
+      if (!res.headersSent) await writeFetchResponse(res, errorResponse(err), req.method ?? "GET");
+      else res.destroy();
+    }
+  });
+
+  server.on("upgrade", async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    const split = rewrite(req);
+    if (!split.ok) return rejectHijack(socket, 400, split.message);
+    const url = new URL(req.url ?? "/", "http://docker");
+    const match = hijack.match(req.method ?? "GET", url.pathname);
+    if (!match) return rejectHijack(socket, 404, `page not found: ${req.method} ${url.pathname}`);
+    try {
+      await match.handler({ req, socket, head, params: match.params, query: url.searchParams, apiVersion: split.version });
+    } catch (err) {
+      const res = errorResponse(err);
+      rejectHijack(socket, res.status, ((await res.json()) as { message: string }).message);
+    }
+  });
+
+  // Garbage on the wire gets a JSON 400, not a dropped connection or a crash.
+  server.on("clientError", (err: Error, socket: Duplex) => {
+    if (!socket.writable) return socket.destroy();
+    rejectHijack(socket, 400, `malformed HTTP request: ${err.message}`);
+  });
+
+  rmSync(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => resolve());
+  });
+  chmodSync(socketPath, 0o660);
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+        rmSync(socketPath, { force: true });
+      }),
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * One supervised service process: start, readiness (an IPC "ready" message), restart
+ * with backoff when it dies unexpectedly, and an orderly stop (SIGTERM, then SIGKILL).
+ */
+import { closeSync, openSync } from "node:fs";
+import type { Subprocess } from "bun";
+import { ServiceState } from "../../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts";
+import { debugSocket, serviceLog, serviceSocket, type ArcboxHome } from "../../../lib/home.ts";
+import type { Logger } from "../../../lib/log.ts";
+import { Backoff } from "./backoff.ts";
+import type { ServiceSpec } from "./service-table.ts";
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 10_000;
+
+export interface ServiceSnapshot {
+  name: string;
+  state: ServiceState;
+  pid: number;
+  restarts: number;
+  startedAtUnixMs: bigint;
+  lazy: boolean;
+  socket: string;
+  debugSocket: string;
+  lastExit: string;
+}
+
+export class ManagedService {
+  state: ServiceState;
+  private proc: Subprocess | undefined;
+  private restarts = 0;
+  private startedAt = 0;
+  private lastExit = "";
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly backoff = new Backoff();
+  private wanted = false;
+
+  constructor(
+    readonly spec: ServiceSpec,
+    private readonly home: ArcboxHome,
+    private readonly log: Logger,
+  ) {
+    this.state = spec.lazy ? ServiceState.IDLE : ServiceState.STOPPED;
+  }
+
+  /** Starts the service if needed and resolves once it reports ready. */
+  ensureRunning(): Promise<void> {
+    if (this.state === ServiceState.READY) return Promise.resolve();
+    const ready = new Promise<void>((resolve, reject) => {
+      const waiter = { resolve, reject };
+      this.readyWaiters.push(waiter);
+      setTimeout(() => {
+        const i = this.readyWaiters.indexOf(waiter);
+        if (i >= 0) {
+          this.readyWaiters.splice(i, 1);
+          reject(new Error(`${this.spec.name} did not become ready within ${READY_TIMEOUT_MS / 1000}s (see ${serviceLog(this.home, this.spec.name)})`));
+        }
+      }, READY_TIMEOUT_MS).unref();
+    });
+    this.wanted = true;
+    if (this.state !== ServiceState.STARTING && this.state !== ServiceState.BACKOFF) this.spawn();
+    return ready;
+  }
+
+  private spawn(): void {
+    clearTimeout(this.restartTimer);
+    const logFd = openSync(serviceLog(this.home, this.spec.name), "a");
+    this.state = ServiceState.STARTING;
+    this.startedAt = Date.now();
+    try {
+      const proc = Bun.spawn([process.execPath, "--smol", this.spec.entry, "--home", this.home.root], {
+        stdio: ["ignore", logFd, logFd],
+        env: { ...process.env, ARCBOX_HOME: this.home.root, ARCBOX_SERVICE: this.spec.name },
+        ipc: (message) => this.onMessage(proc, message),
+        onExit: (p, code, signal) => this.onExit(p, code, signal),
+      });
+      this.proc = proc;
+      this.log.info("started service", { service: this.spec.name, pid: proc.pid });
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  private onMessage(proc: Subprocess, message: unknown): void {
+    if (proc !== this.proc || (message as { type?: string })?.type !== "ready") return;
+    this.state = ServiceState.READY;
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
+  }
+
+  private onExit(proc: Subprocess, code: number | null, signal: number | string | null): void {
+    if (proc !== this.proc) return;
+    this.proc = undefined;
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    this.lastExit = how;
+    if (!this.wanted) {
+      this.state = ServiceState.STOPPED;
+      return;
+    }
+    const delay = this.backoff.next(Date.now() - this.startedAt);
+    this.restarts++;
+    this.state = ServiceState.BACKOFF;
+    this.log.error(`service ${this.spec.name} exited unexpectedly (${how}); restarting in ${delay} ms`, { service: this.spec.name, restarts: this.restarts });
+    this.restartTimer = setTimeout(() => this.spawn(), delay);
+  }
+
+  async stop(): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.restartTimer);
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.spec.name} is stopping`));
+    const proc = this.proc;
+    if (!proc) {
+      if (this.state !== ServiceState.IDLE) this.state = ServiceState.STOPPED;
+      return;
+    }
+    this.state = ServiceState.STOPPING;
+    proc.kill("SIGTERM");
+    const killer = setTimeout(() => {
+      this.log.warn(`service ${this.spec.name} ignored SIGTERM for ${STOP_GRACE_MS / 1000}s; killing it`);
+      proc.kill("SIGKILL");
+    }, STOP_GRACE_MS);
+    await proc.exited;
+    clearTimeout(killer);
+    this.state = ServiceState.STOPPED;
+    this.log.info("stopped service", { service: this.spec.name, exit: this.lastExit });
+  }
+
+  snapshot(): ServiceSnapshot {
+    return {
+      name: this.spec.name,
+      state: this.state,
+      pid: this.proc?.pid ?? 0,
+      restarts: this.restarts,
+      startedAtUnixMs: BigInt(this.proc ? this.startedAt : 0),
+      lazy: this.spec.lazy,
+      socket: serviceSocket(this.home, this.spec.name),
+      debugSocket: debugSocket(this.home, this.spec.name),
+      lastExit: this.lastExit,
+    };
+  }
+}
