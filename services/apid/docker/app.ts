@@ -6,7 +6,11 @@
 import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
+import { containersRoutes } from "./routes/containers.ts";
+import { imagesRoutes } from "./routes/images.ts";
+import { networksRoutes } from "./routes/networks.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { volumesRoutes } from "./routes/volumes.ts";
 
 export interface DockerEnv {
   Bindings: { apiVersion: string };
@@ -24,5 +28,9 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.onError((err) => errorResponse(err));
   app.notFound((c) => dockerError(404, `page not found: ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.route("/", systemRoutes(deps));
+  app.route("/", imagesRoutes(deps));
+  app.route("/", containersRoutes(deps));
+  app.route("/", networksRoutes(deps));
+  app.route("/", volumesRoutes(deps));
   return app;
 }

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/images/v1/images.proto.
  */
 export const file_arcbox_images_v1_images: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hcmNib3gvaW1hZ2VzL3YxL2ltYWdlcy5wcm90bxIQYXJjYm94LmltYWdlcy52MSIoCgxJbWFnZVN1bW1hcnkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSINCgtMaXN0UmVxdWVzdCI9CgxMaXN0UmVzcG9uc2USLQoFaXRlbXMYASADKAsyHi5hcmNib3guaW1hZ2VzLnYxLkltYWdlU3VtbWFyeTJVCgxJbWFnZVNlcnZpY2USRQoETGlzdBIdLmFyY2JveC5pbWFnZXMudjEuTGlzdFJlcXVlc3QaHi5hcmNib3guaW1hZ2VzLnYxLkxpc3RSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch1hcmNib3gvaW1hZ2VzL3YxL2ltYWdlcy5wcm90bxIQYXJjYm94LmltYWdlcy52MSIoCgxJbWFnZVN1bW1hcnkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSINCgtMaXN0UmVxdWVzdCI9CgxMaXN0UmVzcG9uc2USLQoFaXRlbXMYASADKAsyHi5hcmNib3guaW1hZ2VzLnYxLkltYWdlU3VtbWFyeSIjCg5JbnNwZWN0UmVxdWVzdBIRCglyZWZlcmVuY2UYASABKAkifwoPSW5zcGVjdFJlc3BvbnNlEgoKAmlkGAEgASgJEhEKCXJlcG9fdGFncxgCIAMoCRIUCgxyZXBvX2RpZ2VzdHMYAyADKAkSEwoLY29uZmlnX2pzb24YBCABKAkSDAoEc2l6ZRgFIAEoAxIUCgxjcmVhdGVkX3VuaXgYBiABKAMiOwoUUHJlcGFyZVJvb3Rmc1JlcXVlc3QSDQoFaW1hZ2UYASABKAkSFAoMY29udGFpbmVyX2lkGAIgASgJIncKFVByZXBhcmVSb290ZnNSZXNwb25zZRIQCghpbWFnZV9pZBgBIAEoCRISCgpsb3dlcl9kaXJzGAIgAygJEhEKCXVwcGVyX2RpchgDIAEoCRIQCgh3b3JrX2RpchgEIAEoCRITCgtjb25maWdfanNvbhgFIAEoCSIsChRSZWxlYXNlUm9vdGZzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiFwoVUmVsZWFzZVJvb3Rmc1Jlc3BvbnNlMukCCgxJbWFnZVNlcnZpY2USRQoETGlzdBIdLmFyY2JveC5pbWFnZXMudjEuTGlzdFJlcXVlc3QaHi5hcmNib3guaW1hZ2VzLnYxLkxpc3RSZXNwb25zZRJOCgdJbnNwZWN0EiAuYXJjYm94LmltYWdlcy52MS5JbnNwZWN0UmVxdWVzdBohLmFyY2JveC5pbWFnZXMudjEuSW5zcGVjdFJlc3BvbnNlEmAKDVByZXBhcmVSb290ZnMSJi5hcmNib3guaW1hZ2VzLnYxLlByZXBhcmVSb290ZnNSZXF1ZXN0GicuYXJjYm94LmltYWdlcy52MS5QcmVwYXJlUm9vdGZzUmVzcG9uc2USYAoNUmVsZWFzZVJvb3RmcxImLmFyY2JveC5pbWFnZXMudjEuUmVsZWFzZVJvb3Rmc1JlcXVlc3QaJy5hcmNib3guaW1hZ2VzLnYxLlJlbGVhc2VSb290ZnNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message arcbox.images.v1.ImageSummary
@@ -65,7 +65,173 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_images_v1_images, 2);
 
 /**
- * ImageService is the Connect API of the service that owns images.
+ * @generated from message arcbox.images.v1.InspectRequest
+ */
+export type InspectRequest = Message<"arcbox.images.v1.InspectRequest"> & {
+  /**
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.InspectRequest.
+ * Use `create(InspectRequestSchema)` to create a new message.
+ */
+export const InspectRequestSchema: GenMessage<InspectRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 3);
+
+/**
+ * @generated from message arcbox.images.v1.InspectResponse
+ */
+export type InspectResponse = Message<"arcbox.images.v1.InspectResponse"> & {
+  /**
+   * "sha256:<hex>" of the image config.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: repeated string repo_tags = 2;
+   */
+  repoTags: string[];
+
+  /**
+   * @generated from field: repeated string repo_digests = 3;
+   */
+  repoDigests: string[];
+
+  /**
+   * The OCI image config document (application/vnd.oci.image.config.v1+json), verbatim.
+   *
+   * @generated from field: string config_json = 4;
+   */
+  configJson: string;
+
+  /**
+   * @generated from field: int64 size = 5;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: int64 created_unix = 6;
+   */
+  createdUnix: bigint;
+};
+
+/**
+ * Describes the message arcbox.images.v1.InspectResponse.
+ * Use `create(InspectResponseSchema)` to create a new message.
+ */
+export const InspectResponseSchema: GenMessage<InspectResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 4);
+
+/**
+ * @generated from message arcbox.images.v1.PrepareRootfsRequest
+ */
+export type PrepareRootfsRequest = Message<"arcbox.images.v1.PrepareRootfsRequest"> & {
+  /**
+   * Image reference or ID.
+   *
+   * @generated from field: string image = 1;
+   */
+  image: string;
+
+  /**
+   * Owner of the snapshot; one snapshot per container.
+   *
+   * @generated from field: string container_id = 2;
+   */
+  containerId: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PrepareRootfsRequest.
+ * Use `create(PrepareRootfsRequestSchema)` to create a new message.
+ */
+export const PrepareRootfsRequestSchema: GenMessage<PrepareRootfsRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 5);
+
+/**
+ * @generated from message arcbox.images.v1.PrepareRootfsResponse
+ */
+export type PrepareRootfsResponse = Message<"arcbox.images.v1.PrepareRootfsResponse"> & {
+  /**
+   * @generated from field: string image_id = 1;
+   */
+  imageId: string;
+
+  /**
+   * overlayfs lowerdir entries, uppermost first (as overlayfs wants them).
+   *
+   * @generated from field: repeated string lower_dirs = 2;
+   */
+  lowerDirs: string[];
+
+  /**
+   * overlayfs upperdir and workdir, on the same filesystem, owned by imaged.
+   *
+   * @generated from field: string upper_dir = 3;
+   */
+  upperDir: string;
+
+  /**
+   * @generated from field: string work_dir = 4;
+   */
+  workDir: string;
+
+  /**
+   * The image config, verbatim, so the caller need not ask again.
+   *
+   * @generated from field: string config_json = 5;
+   */
+  configJson: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PrepareRootfsResponse.
+ * Use `create(PrepareRootfsResponseSchema)` to create a new message.
+ */
+export const PrepareRootfsResponseSchema: GenMessage<PrepareRootfsResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 6);
+
+/**
+ * @generated from message arcbox.images.v1.ReleaseRootfsRequest
+ */
+export type ReleaseRootfsRequest = Message<"arcbox.images.v1.ReleaseRootfsRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.ReleaseRootfsRequest.
+ * Use `create(ReleaseRootfsRequestSchema)` to create a new message.
+ */
+export const ReleaseRootfsRequestSchema: GenMessage<ReleaseRootfsRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 7);
+
+/**
+ * @generated from message arcbox.images.v1.ReleaseRootfsResponse
+ */
+export type ReleaseRootfsResponse = Message<"arcbox.images.v1.ReleaseRootfsResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.images.v1.ReleaseRootfsResponse.
+ * Use `create(ReleaseRootfsResponseSchema)` to create a new message.
+ */
+export const ReleaseRootfsResponseSchema: GenMessage<ReleaseRootfsResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 8);
+
+/**
+ * ImageService is the Connect API of imaged, which owns images, the content store
+ * and the snapshots that container root filesystems are built from.
+ *
+ * The RPCs marked CONTRACT are what apid's container code depends on; extend
+ * freely, but keep their meaning.
  *
  * @generated from service arcbox.images.v1.ImageService
  */
@@ -77,6 +243,36 @@ export const ImageService: GenService<{
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * CONTRACT: resolves a reference (name[:tag], name@digest, full or short ID) to an image.
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Inspect
+   */
+  inspect: {
+    methodKind: "unary";
+    input: typeof InspectRequestSchema;
+    output: typeof InspectResponseSchema;
+  },
+  /**
+   * CONTRACT: creates the writable snapshot of a container over the image's layers.
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.PrepareRootfs
+   */
+  prepareRootfs: {
+    methodKind: "unary";
+    input: typeof PrepareRootfsRequestSchema;
+    output: typeof PrepareRootfsResponseSchema;
+  },
+  /**
+   * CONTRACT: removes a container's writable snapshot (idempotent).
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.ReleaseRootfs
+   */
+  releaseRootfs: {
+    methodKind: "unary";
+    input: typeof ReleaseRootfsRequestSchema;
+    output: typeof ReleaseRootfsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_images_v1_images, 0);

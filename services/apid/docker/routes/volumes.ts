@@ -1,0 +1,9 @@
+/** Docker API: /volumes endpoints. */
+import { Hono } from "hono";
+import type { DockerEnv } from "../app.ts";
+import type { DockerApiDeps } from "../deps.ts";
+
+export function volumesRoutes(deps: DockerApiDeps) {
+  const app = new Hono<DockerEnv>();
+  return app;
+}
