@@ -1,0 +1,76 @@
+/**
+ * Starts a real ArcBox daemon (`arcbox start`) on a throwaway home for a test file,
+ * and runs the real docker CLI against its socket.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const REPO = join(import.meta.dir, "..", "..");
+export const ARCBOX = join(REPO, "bin", "arcbox");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(argv: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  const proc = Bun.spawn(argv, {
+    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...opts.env },
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export class TestDaemon {
+  readonly home: string;
+  constructor(prefix = "arcbox-test-") {
+    this.home = mkdtempSync(join(tmpdir(), prefix));
+  }
+
+  get socket(): string {
+    return join(this.home, "run", "docker.sock");
+  }
+
+  get dockerHost(): string {
+    return `unix://${this.socket}`;
+  }
+
+  arcbox(args: string[], opts?: Parameters<typeof run>[1]): Promise<RunResult> {
+    return run([ARCBOX, "--home", this.home, ...args], opts);
+  }
+
+  /** The real docker CLI (first on PATH, 28.x) pointed at this daemon. */
+  docker(args: string[], opts?: Parameters<typeof run>[1]): Promise<RunResult> {
+    return run(["docker", "-H", this.dockerHost, ...args], opts);
+  }
+
+  /** fetch() against the Docker socket, for raw API checks. */
+  api(path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`http://docker${path}`, { ...init, unix: this.socket } as RequestInit);
+  }
+
+  async start(): Promise<void> {
+    const r = await this.arcbox(["start"]);
+    if (r.code !== 0) throw new Error(`arcbox start failed (${r.code}): ${r.stderr}${r.stdout}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.arcbox(["stop"]);
+  }
+
+  /** Stops the daemon and deletes the home (best effort: never throws). */
+  async dispose(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      rmSync(this.home, { recursive: true, force: true });
+    }
+  }
+}
