@@ -16,7 +16,7 @@ test("the test registry refuses anonymous pulls and accepts a pushed busybox ima
   });
   expect(res.status).toBe(200);
   expect(res.headers.get("docker-content-digest")).toBe(img.manifestDigest);
-  const manifest = await res.json();
+  const manifest = (await res.json()) as { layers: { size: number }[] };
   expect(manifest.layers).toHaveLength(1);
   expect(manifest.layers[0].size).toBeGreaterThan(500_000);
 });

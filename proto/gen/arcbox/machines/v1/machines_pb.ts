@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/machines/v1/machines.proto.
  */
 export const file_arcbox_machines_v1_machines: GenFile = /*@__PURE__*/
-  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSIqCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIg0KC0xpc3RSZXF1ZXN0IkEKDExpc3RSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lU3VtbWFyeTJbCg5NYWNoaW5lU2VydmljZRJJCgRMaXN0Eh8uYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RSZXF1ZXN0GiAuYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5IsIBCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0iSwoFTW91bnQSEwoLZGVzdGluYXRpb24YASABKAkSDAoEdHlwZRgCIAEoCRIOCgZzb3VyY2UYAyABKAkSDwoHb3B0aW9ucxgEIAMoCSJXCgpSb290ZnNTcGVjEhIKCmxvd2VyX2RpcnMYASADKAkSEQoJdXBwZXJfZGlyGAIgASgJEhAKCHdvcmtfZGlyGAMgASgJEhAKCHJlYWRvbmx5GAQgASgIIrMBCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEhkKEW1lbW9yeV9zd2FwX2J5dGVzGAIgASgDEhEKCW5hbm9fY3B1cxgDIAEoAxISCgpjcHVfc2hhcmVzGAQgASgDEhEKCWNwdV9xdW90YRgFIAEoAxISCgpjcHVfcGVyaW9kGAYgASgDEhMKC2NwdXNldF9jcHVzGAcgASgJEhIKCnBpZHNfbGltaXQYCCABKAMi2wQKFkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIuCgZyb290ZnMYAyABKAsyHi5hcmNib3gubWFjaGluZXMudjEuUm9vdGZzU3BlYxIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjEhAKCGhvc3RuYW1lGAUgASgJEhIKCmRvbWFpbm5hbWUYBiABKAkSKQoGbW91bnRzGAcgAygLMhkuYXJjYm94Lm1hY2hpbmVzLnYxLk1vdW50EjAKCXJlc291cmNlcxgIIAEoCzIdLmFyY2JveC5tYWNoaW5lcy52MS5SZXNvdXJjZXMSEgoKbmV0bnNfcGF0aBgJIAEoCRIUCgxob3N0X25ldHdvcmsYCiABKAgSEgoKaG9zdHNfcGF0aBgLIAEoCRIYChByZXNvbHZfY29uZl9wYXRoGAwgASgJEhUKDWhvc3RuYW1lX3BhdGgYDSABKAkSDAoEaW5pdBgOIAEoCBITCgtzdG9wX3NpZ25hbBgPIAEoCRIQCghsb2dfcGF0aBgQIAEoCRJQCgthbm5vdGF0aW9ucxgRIAMoCzI7LmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0LkFubm90YXRpb25zRW50cnkSFQoNam9pbl9uZXRuc19vZhgSIAEoCRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoXQ3JlYXRlQ29udGFpbmVyUmVzcG9uc2USCwoDcGlkGAEgASgFEhQKDHN0ZGlvX3NvY2tldBgCIAEoCSI0ChVTdGFydENvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSJDChZTdGFydENvbnRhaW5lclJlc3BvbnNlEgsKA3BpZBgBIAEoBRIcChRzdGFydGVkX2F0X3VuaXhfbmFubxgCIAEoAyJQChRLaWxsQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg4KBnNpZ25hbBgDIAEoCRILCgNhbGwYBCABKAgiFwoVS2lsbENvbnRhaW5lclJlc3BvbnNlIkQKFkRlbGV0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRINCgVmb3JjZRgDIAEoCCIZChdEZWxldGVDb250YWluZXJSZXNwb25zZSI0ChVQYXVzZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIYChZQYXVzZUNvbnRhaW5lclJlc3BvbnNlIjUKFlJlc3VtZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIZChdSZXN1bWVDb250YWluZXJSZXNwb25zZSJnChZVcGRhdGVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSMAoJcmVzb3VyY2VzGAMgASgLMh0uYXJjYm94Lm1hY2hpbmVzLnYxLlJlc291cmNlcyIZChdVcGRhdGVDb250YWluZXJSZXNwb25zZSKzAQoOQ29udGFpbmVyU3RhdGUSCgoCaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEgsKA3BpZBgDIAEoBRIRCglleGl0X2NvZGUYBCABKAUSHAoUc3RhcnRlZF9hdF91bml4X25hbm8YBSABKAMSHQoVZmluaXNoZWRfYXRfdW5peF9uYW5vGAYgASgDEhIKCm9vbV9raWxsZWQYByABKAgSFAoMc3RkaW9fc29ja2V0GAggASgJIjYKFkNvbnRhaW5lclN0YXRlc1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRILCgNpZHMYAiADKAkiUQoXQ29udGFpbmVyU3RhdGVzUmVzcG9uc2USNgoKY29udGFpbmVycxgBIAMoCzIiLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZSJfChBSZXNpemVUdHlSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIOCgZoZWlnaHQYBCABKA0SDQoFd2lkdGgYBSABKA0iEwoRUmVzaXplVHR5UmVzcG9uc2UiOgoKVG9wUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg8KB3BzX2FyZ3MYAyABKAkiTAoLVG9wUmVzcG9uc2USDgoGdGl0bGVzGAEgAygJEi0KCXByb2Nlc3NlcxgCIAMoCzIaLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSb3ciGQoGVG9wUm93Eg8KB2NvbHVtbnMYASADKAkiKwoMU3RhdHNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiIwoNU3RhdHNSZXNwb25zZRISCgpzdGF0c19qc29uGAEgASgJIn0KEUNyZWF0ZUV4ZWNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSFAoMY29udGFpbmVyX2lkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSMAoHcHJvY2VzcxgEIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5Qcm9jZXNzU3BlYyIUChJDcmVhdGVFeGVjUmVzcG9uc2UiSgoQU3RhcnRFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJIjYKEVN0YXJ0RXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoQRXhlY1N0YXRlUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiRAoRRXhlY1N0YXRlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoCBILCgNwaWQYAiABKAUSEQoJZXhpdF9jb2RlGAMgASgFIiAKDUV2ZW50c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCSKCAQoMUnVudGltZUV2ZW50EgwKBHR5cGUYASABKAkSFAoMY29udGFpbmVyX2lkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSEQoJZXhpdF9jb2RlGAQgASgFEhYKDnRpbWVfdW5peF9uYW5vGAUgASgDEhIKCm9vbV9raWxsZWQYBiABKAgiQQoORXZlbnRzUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5hcmNib3gubWFjaGluZXMudjEuUnVudGltZUV2ZW50MoMMCg5NYWNoaW5lU2VydmljZRJJCgRMaXN0Eh8uYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RSZXF1ZXN0GiAuYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RSZXNwb25zZRJqCg9DcmVhdGVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXNwb25zZRJnCg5TdGFydENvbnRhaW5lchIpLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydENvbnRhaW5lclJlcXVlc3QaKi5hcmNib3gubWFjaGluZXMudjEuU3RhcnRDb250YWluZXJSZXNwb25zZRJkCg1LaWxsQ29udGFpbmVyEiguYXJjYm94Lm1hY2hpbmVzLnYxLktpbGxDb250YWluZXJSZXF1ZXN0GikuYXJjYm94Lm1hY2hpbmVzLnYxLktpbGxDb250YWluZXJSZXNwb25zZRJqCg9EZWxldGVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuRGVsZXRlQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5EZWxldGVDb250YWluZXJSZXNwb25zZRJnCg5QYXVzZUNvbnRhaW5lchIpLmFyY2JveC5tYWNoaW5lcy52MS5QYXVzZUNvbnRhaW5lclJlcXVlc3QaKi5hcmNib3gubWFjaGluZXMudjEuUGF1c2VDb250YWluZXJSZXNwb25zZRJqCg9SZXN1bWVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuUmVzdW1lQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5SZXN1bWVDb250YWluZXJSZXNwb25zZRJqCg9VcGRhdGVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuVXBkYXRlQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5VcGRhdGVDb250YWluZXJSZXNwb25zZRJqCg9Db250YWluZXJTdGF0ZXMSKi5hcmNib3gubWFjaGluZXMudjEuQ29udGFpbmVyU3RhdGVzUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZXNSZXNwb25zZRJYCglSZXNpemVUdHkSJC5hcmNib3gubWFjaGluZXMudjEuUmVzaXplVHR5UmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5SZXNpemVUdHlSZXNwb25zZRJGCgNUb3ASHi5hcmNib3gubWFjaGluZXMudjEuVG9wUmVxdWVzdBofLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSZXNwb25zZRJMCgVTdGF0cxIgLmFyY2JveC5tYWNoaW5lcy52MS5TdGF0c1JlcXVlc3QaIS5hcmNib3gubWFjaGluZXMudjEuU3RhdHNSZXNwb25zZRJbCgpDcmVhdGVFeGVjEiUuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUV4ZWNSZXF1ZXN0GiYuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUV4ZWNSZXNwb25zZRJYCglTdGFydEV4ZWMSJC5hcmNib3gubWFjaGluZXMudjEuU3RhcnRFeGVjUmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydEV4ZWNSZXNwb25zZRJYCglFeGVjU3RhdGUSJC5hcmNib3gubWFjaGluZXMudjEuRXhlY1N0YXRlUmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5FeGVjU3RhdGVSZXNwb25zZRJRCgZFdmVudHMSIS5hcmNib3gubWFjaGluZXMudjEuRXZlbnRzUmVxdWVzdBoiLmFyY2JveC5tYWNoaW5lcy52MS5FdmVudHNSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * @generated from message arcbox.machines.v1.MachineSummary
@@ -25,6 +25,18 @@ export type MachineSummary = Message<"arcbox.machines.v1.MachineSummary"> & {
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * "host" or "vm".
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string state = 4;
+   */
+  state: string;
 };
 
 /**
@@ -65,7 +77,1065 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_machines_v1_machines, 2);
 
 /**
- * MachineService is the Connect API of the service that owns machines.
+ * The process to run (container init or exec).
+ *
+ * @generated from message arcbox.machines.v1.ProcessSpec
+ */
+export type ProcessSpec = Message<"arcbox.machines.v1.ProcessSpec"> & {
+  /**
+   * @generated from field: repeated string args = 1;
+   */
+  args: string[];
+
+  /**
+   * @generated from field: repeated string env = 2;
+   */
+  env: string[];
+
+  /**
+   * @generated from field: string cwd = 3;
+   */
+  cwd: string;
+
+  /**
+   * "uid[:gid]" or "name[:group]"; resolved inside the rootfs by the agent.
+   *
+   * @generated from field: string user = 4;
+   */
+  user: string;
+
+  /**
+   * @generated from field: bool tty = 5;
+   */
+  tty: boolean;
+
+  /**
+   * @generated from field: bool open_stdin = 6;
+   */
+  openStdin: boolean;
+
+  /**
+   * @generated from field: repeated string cap_add = 7;
+   */
+  capAdd: string[];
+
+  /**
+   * @generated from field: repeated string cap_drop = 8;
+   */
+  capDrop: string[];
+
+  /**
+   * @generated from field: bool privileged = 9;
+   */
+  privileged: boolean;
+
+  /**
+   * @generated from field: uint32 tty_height = 10;
+   */
+  ttyHeight: number;
+
+  /**
+   * @generated from field: uint32 tty_width = 11;
+   */
+  ttyWidth: number;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ProcessSpec.
+ * Use `create(ProcessSpecSchema)` to create a new message.
+ */
+export const ProcessSpecSchema: GenMessage<ProcessSpec> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 3);
+
+/**
+ * @generated from message arcbox.machines.v1.Mount
+ */
+export type Mount = Message<"arcbox.machines.v1.Mount"> & {
+  /**
+   * @generated from field: string destination = 1;
+   */
+  destination: string;
+
+  /**
+   * "bind", "tmpfs", "proc", ...
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * @generated from field: repeated string options = 4;
+   */
+  options: string[];
+};
+
+/**
+ * Describes the message arcbox.machines.v1.Mount.
+ * Use `create(MountSchema)` to create a new message.
+ */
+export const MountSchema: GenMessage<Mount> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 4);
+
+/**
+ * @generated from message arcbox.machines.v1.RootfsSpec
+ */
+export type RootfsSpec = Message<"arcbox.machines.v1.RootfsSpec"> & {
+  /**
+   * overlayfs layers from imaged: lower dirs uppermost first, plus upper and work dirs.
+   *
+   * @generated from field: repeated string lower_dirs = 1;
+   */
+  lowerDirs: string[];
+
+  /**
+   * @generated from field: string upper_dir = 2;
+   */
+  upperDir: string;
+
+  /**
+   * @generated from field: string work_dir = 3;
+   */
+  workDir: string;
+
+  /**
+   * @generated from field: bool readonly = 4;
+   */
+  readonly: boolean;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.RootfsSpec.
+ * Use `create(RootfsSpecSchema)` to create a new message.
+ */
+export const RootfsSpecSchema: GenMessage<RootfsSpec> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 5);
+
+/**
+ * @generated from message arcbox.machines.v1.Resources
+ */
+export type Resources = Message<"arcbox.machines.v1.Resources"> & {
+  /**
+   * @generated from field: int64 memory_bytes = 1;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * @generated from field: int64 memory_swap_bytes = 2;
+   */
+  memorySwapBytes: bigint;
+
+  /**
+   * @generated from field: int64 nano_cpus = 3;
+   */
+  nanoCpus: bigint;
+
+  /**
+   * @generated from field: int64 cpu_shares = 4;
+   */
+  cpuShares: bigint;
+
+  /**
+   * @generated from field: int64 cpu_quota = 5;
+   */
+  cpuQuota: bigint;
+
+  /**
+   * @generated from field: int64 cpu_period = 6;
+   */
+  cpuPeriod: bigint;
+
+  /**
+   * @generated from field: string cpuset_cpus = 7;
+   */
+  cpusetCpus: string;
+
+  /**
+   * @generated from field: int64 pids_limit = 8;
+   */
+  pidsLimit: bigint;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.Resources.
+ * Use `create(ResourcesSchema)` to create a new message.
+ */
+export const ResourcesSchema: GenMessage<Resources> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 6);
+
+/**
+ * @generated from message arcbox.machines.v1.CreateContainerRequest
+ */
+export type CreateContainerRequest = Message<"arcbox.machines.v1.CreateContainerRequest"> & {
+  /**
+   * "host" for the Linux host machine.
+   *
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: arcbox.machines.v1.RootfsSpec rootfs = 3;
+   */
+  rootfs?: RootfsSpec | undefined;
+
+  /**
+   * @generated from field: arcbox.machines.v1.ProcessSpec process = 4;
+   */
+  process?: ProcessSpec | undefined;
+
+  /**
+   * @generated from field: string hostname = 5;
+   */
+  hostname: string;
+
+  /**
+   * @generated from field: string domainname = 6;
+   */
+  domainname: string;
+
+  /**
+   * @generated from field: repeated arcbox.machines.v1.Mount mounts = 7;
+   */
+  mounts: Mount[];
+
+  /**
+   * @generated from field: arcbox.machines.v1.Resources resources = 8;
+   */
+  resources?: Resources | undefined;
+
+  /**
+   * Path of a network namespace to join (from netd); empty means a fresh one with only loopback.
+   *
+   * @generated from field: string netns_path = 9;
+   */
+  netnsPath: string;
+
+  /**
+   * Join the host's network namespace.
+   *
+   * @generated from field: bool host_network = 10;
+   */
+  hostNetwork: boolean;
+
+  /**
+   * Files the container gets at /etc/hosts, /etc/resolv.conf, /etc/hostname (host paths).
+   *
+   * @generated from field: string hosts_path = 11;
+   */
+  hostsPath: string;
+
+  /**
+   * @generated from field: string resolv_conf_path = 12;
+   */
+  resolvConfPath: string;
+
+  /**
+   * @generated from field: string hostname_path = 13;
+   */
+  hostnamePath: string;
+
+  /**
+   * Run an init (tini) as PID 1.
+   *
+   * @generated from field: bool init = 14;
+   */
+  init: boolean;
+
+  /**
+   * @generated from field: string stop_signal = 15;
+   */
+  stopSignal: string;
+
+  /**
+   * Where the runtime writes the container's log, in Docker's json-file format.
+   *
+   * @generated from field: string log_path = 16;
+   */
+  logPath: string;
+
+  /**
+   * @generated from field: map<string, string> annotations = 17;
+   */
+  annotations: { [key: string]: string };
+
+  /**
+   * Share another container's namespaces: "container:<id>" network / ipc / pid.
+   *
+   * @generated from field: string join_netns_of = 18;
+   */
+  joinNetnsOf: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.CreateContainerRequest.
+ * Use `create(CreateContainerRequestSchema)` to create a new message.
+ */
+export const CreateContainerRequestSchema: GenMessage<CreateContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 7);
+
+/**
+ * @generated from message arcbox.machines.v1.CreateContainerResponse
+ */
+export type CreateContainerResponse = Message<"arcbox.machines.v1.CreateContainerResponse"> & {
+  /**
+   * @generated from field: int32 pid = 1;
+   */
+  pid: number;
+
+  /**
+   * Unix socket for attaching to the container's stdio: the client sends stdin and reads
+   * stdout/stderr; see docs/architecture.md "stdio sockets" for framing.
+   *
+   * @generated from field: string stdio_socket = 2;
+   */
+  stdioSocket: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.CreateContainerResponse.
+ * Use `create(CreateContainerResponseSchema)` to create a new message.
+ */
+export const CreateContainerResponseSchema: GenMessage<CreateContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 8);
+
+/**
+ * @generated from message arcbox.machines.v1.StartContainerRequest
+ */
+export type StartContainerRequest = Message<"arcbox.machines.v1.StartContainerRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.StartContainerRequest.
+ * Use `create(StartContainerRequestSchema)` to create a new message.
+ */
+export const StartContainerRequestSchema: GenMessage<StartContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 9);
+
+/**
+ * @generated from message arcbox.machines.v1.StartContainerResponse
+ */
+export type StartContainerResponse = Message<"arcbox.machines.v1.StartContainerResponse"> & {
+  /**
+   * @generated from field: int32 pid = 1;
+   */
+  pid: number;
+
+  /**
+   * @generated from field: int64 started_at_unix_nano = 2;
+   */
+  startedAtUnixNano: bigint;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.StartContainerResponse.
+ * Use `create(StartContainerResponseSchema)` to create a new message.
+ */
+export const StartContainerResponseSchema: GenMessage<StartContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 10);
+
+/**
+ * @generated from message arcbox.machines.v1.KillContainerRequest
+ */
+export type KillContainerRequest = Message<"arcbox.machines.v1.KillContainerRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * Signal name or number ("SIGTERM", "9").
+   *
+   * @generated from field: string signal = 3;
+   */
+  signal: string;
+
+  /**
+   * Signal every process in the container, not only init.
+   *
+   * @generated from field: bool all = 4;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.KillContainerRequest.
+ * Use `create(KillContainerRequestSchema)` to create a new message.
+ */
+export const KillContainerRequestSchema: GenMessage<KillContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 11);
+
+/**
+ * @generated from message arcbox.machines.v1.KillContainerResponse
+ */
+export type KillContainerResponse = Message<"arcbox.machines.v1.KillContainerResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.KillContainerResponse.
+ * Use `create(KillContainerResponseSchema)` to create a new message.
+ */
+export const KillContainerResponseSchema: GenMessage<KillContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 12);
+
+/**
+ * @generated from message arcbox.machines.v1.DeleteContainerRequest
+ */
+export type DeleteContainerRequest = Message<"arcbox.machines.v1.DeleteContainerRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: bool force = 3;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.DeleteContainerRequest.
+ * Use `create(DeleteContainerRequestSchema)` to create a new message.
+ */
+export const DeleteContainerRequestSchema: GenMessage<DeleteContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 13);
+
+/**
+ * @generated from message arcbox.machines.v1.DeleteContainerResponse
+ */
+export type DeleteContainerResponse = Message<"arcbox.machines.v1.DeleteContainerResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.DeleteContainerResponse.
+ * Use `create(DeleteContainerResponseSchema)` to create a new message.
+ */
+export const DeleteContainerResponseSchema: GenMessage<DeleteContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 14);
+
+/**
+ * @generated from message arcbox.machines.v1.PauseContainerRequest
+ */
+export type PauseContainerRequest = Message<"arcbox.machines.v1.PauseContainerRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.PauseContainerRequest.
+ * Use `create(PauseContainerRequestSchema)` to create a new message.
+ */
+export const PauseContainerRequestSchema: GenMessage<PauseContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 15);
+
+/**
+ * @generated from message arcbox.machines.v1.PauseContainerResponse
+ */
+export type PauseContainerResponse = Message<"arcbox.machines.v1.PauseContainerResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.PauseContainerResponse.
+ * Use `create(PauseContainerResponseSchema)` to create a new message.
+ */
+export const PauseContainerResponseSchema: GenMessage<PauseContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 16);
+
+/**
+ * @generated from message arcbox.machines.v1.ResumeContainerRequest
+ */
+export type ResumeContainerRequest = Message<"arcbox.machines.v1.ResumeContainerRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ResumeContainerRequest.
+ * Use `create(ResumeContainerRequestSchema)` to create a new message.
+ */
+export const ResumeContainerRequestSchema: GenMessage<ResumeContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 17);
+
+/**
+ * @generated from message arcbox.machines.v1.ResumeContainerResponse
+ */
+export type ResumeContainerResponse = Message<"arcbox.machines.v1.ResumeContainerResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ResumeContainerResponse.
+ * Use `create(ResumeContainerResponseSchema)` to create a new message.
+ */
+export const ResumeContainerResponseSchema: GenMessage<ResumeContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 18);
+
+/**
+ * @generated from message arcbox.machines.v1.UpdateContainerRequest
+ */
+export type UpdateContainerRequest = Message<"arcbox.machines.v1.UpdateContainerRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: arcbox.machines.v1.Resources resources = 3;
+   */
+  resources?: Resources | undefined;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.UpdateContainerRequest.
+ * Use `create(UpdateContainerRequestSchema)` to create a new message.
+ */
+export const UpdateContainerRequestSchema: GenMessage<UpdateContainerRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 19);
+
+/**
+ * @generated from message arcbox.machines.v1.UpdateContainerResponse
+ */
+export type UpdateContainerResponse = Message<"arcbox.machines.v1.UpdateContainerResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.UpdateContainerResponse.
+ * Use `create(UpdateContainerResponseSchema)` to create a new message.
+ */
+export const UpdateContainerResponseSchema: GenMessage<UpdateContainerResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 20);
+
+/**
+ * @generated from message arcbox.machines.v1.ContainerState
+ */
+export type ContainerState = Message<"arcbox.machines.v1.ContainerState"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * "created", "running", "paused", "stopped".
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * @generated from field: int32 pid = 3;
+   */
+  pid: number;
+
+  /**
+   * @generated from field: int32 exit_code = 4;
+   */
+  exitCode: number;
+
+  /**
+   * @generated from field: int64 started_at_unix_nano = 5;
+   */
+  startedAtUnixNano: bigint;
+
+  /**
+   * @generated from field: int64 finished_at_unix_nano = 6;
+   */
+  finishedAtUnixNano: bigint;
+
+  /**
+   * @generated from field: bool oom_killed = 7;
+   */
+  oomKilled: boolean;
+
+  /**
+   * @generated from field: string stdio_socket = 8;
+   */
+  stdioSocket: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ContainerState.
+ * Use `create(ContainerStateSchema)` to create a new message.
+ */
+export const ContainerStateSchema: GenMessage<ContainerState> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 21);
+
+/**
+ * @generated from message arcbox.machines.v1.ContainerStatesRequest
+ */
+export type ContainerStatesRequest = Message<"arcbox.machines.v1.ContainerStatesRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: repeated string ids = 2;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ContainerStatesRequest.
+ * Use `create(ContainerStatesRequestSchema)` to create a new message.
+ */
+export const ContainerStatesRequestSchema: GenMessage<ContainerStatesRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 22);
+
+/**
+ * @generated from message arcbox.machines.v1.ContainerStatesResponse
+ */
+export type ContainerStatesResponse = Message<"arcbox.machines.v1.ContainerStatesResponse"> & {
+  /**
+   * @generated from field: repeated arcbox.machines.v1.ContainerState containers = 1;
+   */
+  containers: ContainerState[];
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ContainerStatesResponse.
+ * Use `create(ContainerStatesResponseSchema)` to create a new message.
+ */
+export const ContainerStatesResponseSchema: GenMessage<ContainerStatesResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 23);
+
+/**
+ * @generated from message arcbox.machines.v1.ResizeTtyRequest
+ */
+export type ResizeTtyRequest = Message<"arcbox.machines.v1.ResizeTtyRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * Empty for the container's own TTY, else an exec ID.
+   *
+   * @generated from field: string exec_id = 3;
+   */
+  execId: string;
+
+  /**
+   * @generated from field: uint32 height = 4;
+   */
+  height: number;
+
+  /**
+   * @generated from field: uint32 width = 5;
+   */
+  width: number;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ResizeTtyRequest.
+ * Use `create(ResizeTtyRequestSchema)` to create a new message.
+ */
+export const ResizeTtyRequestSchema: GenMessage<ResizeTtyRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 24);
+
+/**
+ * @generated from message arcbox.machines.v1.ResizeTtyResponse
+ */
+export type ResizeTtyResponse = Message<"arcbox.machines.v1.ResizeTtyResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ResizeTtyResponse.
+ * Use `create(ResizeTtyResponseSchema)` to create a new message.
+ */
+export const ResizeTtyResponseSchema: GenMessage<ResizeTtyResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 25);
+
+/**
+ * @generated from message arcbox.machines.v1.TopRequest
+ */
+export type TopRequest = Message<"arcbox.machines.v1.TopRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * ps arguments, default "-ef".
+   *
+   * @generated from field: string ps_args = 3;
+   */
+  psArgs: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.TopRequest.
+ * Use `create(TopRequestSchema)` to create a new message.
+ */
+export const TopRequestSchema: GenMessage<TopRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 26);
+
+/**
+ * @generated from message arcbox.machines.v1.TopResponse
+ */
+export type TopResponse = Message<"arcbox.machines.v1.TopResponse"> & {
+  /**
+   * @generated from field: repeated string titles = 1;
+   */
+  titles: string[];
+
+  /**
+   * @generated from field: repeated arcbox.machines.v1.TopRow processes = 2;
+   */
+  processes: TopRow[];
+};
+
+/**
+ * Describes the message arcbox.machines.v1.TopResponse.
+ * Use `create(TopResponseSchema)` to create a new message.
+ */
+export const TopResponseSchema: GenMessage<TopResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 27);
+
+/**
+ * @generated from message arcbox.machines.v1.TopRow
+ */
+export type TopRow = Message<"arcbox.machines.v1.TopRow"> & {
+  /**
+   * @generated from field: repeated string columns = 1;
+   */
+  columns: string[];
+};
+
+/**
+ * Describes the message arcbox.machines.v1.TopRow.
+ * Use `create(TopRowSchema)` to create a new message.
+ */
+export const TopRowSchema: GenMessage<TopRow> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 28);
+
+/**
+ * @generated from message arcbox.machines.v1.StatsRequest
+ */
+export type StatsRequest = Message<"arcbox.machines.v1.StatsRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.StatsRequest.
+ * Use `create(StatsRequestSchema)` to create a new message.
+ */
+export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 29);
+
+/**
+ * @generated from message arcbox.machines.v1.StatsResponse
+ */
+export type StatsResponse = Message<"arcbox.machines.v1.StatsResponse"> & {
+  /**
+   * Docker's ContainerStatsResponse fields, as JSON (cgroup v1 or v2 shaped).
+   *
+   * @generated from field: string stats_json = 1;
+   */
+  statsJson: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.StatsResponse.
+ * Use `create(StatsResponseSchema)` to create a new message.
+ */
+export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 30);
+
+/**
+ * @generated from message arcbox.machines.v1.CreateExecRequest
+ */
+export type CreateExecRequest = Message<"arcbox.machines.v1.CreateExecRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string container_id = 2;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string exec_id = 3;
+   */
+  execId: string;
+
+  /**
+   * @generated from field: arcbox.machines.v1.ProcessSpec process = 4;
+   */
+  process?: ProcessSpec | undefined;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.CreateExecRequest.
+ * Use `create(CreateExecRequestSchema)` to create a new message.
+ */
+export const CreateExecRequestSchema: GenMessage<CreateExecRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 31);
+
+/**
+ * @generated from message arcbox.machines.v1.CreateExecResponse
+ */
+export type CreateExecResponse = Message<"arcbox.machines.v1.CreateExecResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.CreateExecResponse.
+ * Use `create(CreateExecResponseSchema)` to create a new message.
+ */
+export const CreateExecResponseSchema: GenMessage<CreateExecResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 32);
+
+/**
+ * @generated from message arcbox.machines.v1.StartExecRequest
+ */
+export type StartExecRequest = Message<"arcbox.machines.v1.StartExecRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string container_id = 2;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string exec_id = 3;
+   */
+  execId: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.StartExecRequest.
+ * Use `create(StartExecRequestSchema)` to create a new message.
+ */
+export const StartExecRequestSchema: GenMessage<StartExecRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 33);
+
+/**
+ * @generated from message arcbox.machines.v1.StartExecResponse
+ */
+export type StartExecResponse = Message<"arcbox.machines.v1.StartExecResponse"> & {
+  /**
+   * @generated from field: int32 pid = 1;
+   */
+  pid: number;
+
+  /**
+   * Unix socket carrying the exec's stdio (same framing as the container's).
+   *
+   * @generated from field: string stdio_socket = 2;
+   */
+  stdioSocket: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.StartExecResponse.
+ * Use `create(StartExecResponseSchema)` to create a new message.
+ */
+export const StartExecResponseSchema: GenMessage<StartExecResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 34);
+
+/**
+ * @generated from message arcbox.machines.v1.ExecStateRequest
+ */
+export type ExecStateRequest = Message<"arcbox.machines.v1.ExecStateRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ExecStateRequest.
+ * Use `create(ExecStateRequestSchema)` to create a new message.
+ */
+export const ExecStateRequestSchema: GenMessage<ExecStateRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 35);
+
+/**
+ * @generated from message arcbox.machines.v1.ExecStateResponse
+ */
+export type ExecStateResponse = Message<"arcbox.machines.v1.ExecStateResponse"> & {
+  /**
+   * @generated from field: bool running = 1;
+   */
+  running: boolean;
+
+  /**
+   * @generated from field: int32 pid = 2;
+   */
+  pid: number;
+
+  /**
+   * @generated from field: int32 exit_code = 3;
+   */
+  exitCode: number;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.ExecStateResponse.
+ * Use `create(ExecStateResponseSchema)` to create a new message.
+ */
+export const ExecStateResponseSchema: GenMessage<ExecStateResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 36);
+
+/**
+ * @generated from message arcbox.machines.v1.EventsRequest
+ */
+export type EventsRequest = Message<"arcbox.machines.v1.EventsRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.EventsRequest.
+ * Use `create(EventsRequestSchema)` to create a new message.
+ */
+export const EventsRequestSchema: GenMessage<EventsRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 37);
+
+/**
+ * @generated from message arcbox.machines.v1.RuntimeEvent
+ */
+export type RuntimeEvent = Message<"arcbox.machines.v1.RuntimeEvent"> & {
+  /**
+   * "start", "exit", "exec_exit", "oom", "pause", "resume".
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string container_id = 2;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string exec_id = 3;
+   */
+  execId: string;
+
+  /**
+   * @generated from field: int32 exit_code = 4;
+   */
+  exitCode: number;
+
+  /**
+   * @generated from field: int64 time_unix_nano = 5;
+   */
+  timeUnixNano: bigint;
+
+  /**
+   * @generated from field: bool oom_killed = 6;
+   */
+  oomKilled: boolean;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.RuntimeEvent.
+ * Use `create(RuntimeEventSchema)` to create a new message.
+ */
+export const RuntimeEventSchema: GenMessage<RuntimeEvent> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 38);
+
+/**
+ * @generated from message arcbox.machines.v1.EventsResponse
+ */
+export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
+  /**
+   * @generated from field: arcbox.machines.v1.RuntimeEvent event = 1;
+   */
+  event?: RuntimeEvent | undefined;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.EventsResponse.
+ * Use `create(EventsResponseSchema)` to create a new message.
+ */
+export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 39);
+
+/**
+ * MachineService is the Connect API of vmm. vmm owns machines: the "host" machine
+ * (the guest agent running directly on a Linux host) and, later, Linux VMs. Container
+ * operations are addressed to a machine and carried out by that machine's guest agent
+ * through an OCI runtime (runc).
+ *
+ * The container RPCs below are the CONTRACT between apid (container records and
+ * orchestration) and vmm/guest (execution). Extend it; keep field meanings.
  *
  * @generated from service arcbox.machines.v1.MachineService
  */
@@ -77,6 +1147,136 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * Creates the OCI bundle and the runc container (process not yet started).
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.CreateContainer
+   */
+  createContainer: {
+    methodKind: "unary";
+    input: typeof CreateContainerRequestSchema;
+    output: typeof CreateContainerResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.StartContainer
+   */
+  startContainer: {
+    methodKind: "unary";
+    input: typeof StartContainerRequestSchema;
+    output: typeof StartContainerResponseSchema;
+  },
+  /**
+   * Sends a signal to the container's init process.
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.KillContainer
+   */
+  killContainer: {
+    methodKind: "unary";
+    input: typeof KillContainerRequestSchema;
+    output: typeof KillContainerResponseSchema;
+  },
+  /**
+   * Removes the runc container and its bundle (it must have exited unless force).
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.DeleteContainer
+   */
+  deleteContainer: {
+    methodKind: "unary";
+    input: typeof DeleteContainerRequestSchema;
+    output: typeof DeleteContainerResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.PauseContainer
+   */
+  pauseContainer: {
+    methodKind: "unary";
+    input: typeof PauseContainerRequestSchema;
+    output: typeof PauseContainerResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.ResumeContainer
+   */
+  resumeContainer: {
+    methodKind: "unary";
+    input: typeof ResumeContainerRequestSchema;
+    output: typeof ResumeContainerResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.UpdateContainer
+   */
+  updateContainer: {
+    methodKind: "unary";
+    input: typeof UpdateContainerRequestSchema;
+    output: typeof UpdateContainerResponseSchema;
+  },
+  /**
+   * Current runtime state of containers the agent knows (all when ids is empty).
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.ContainerStates
+   */
+  containerStates: {
+    methodKind: "unary";
+    input: typeof ContainerStatesRequestSchema;
+    output: typeof ContainerStatesResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.ResizeTty
+   */
+  resizeTty: {
+    methodKind: "unary";
+    input: typeof ResizeTtyRequestSchema;
+    output: typeof ResizeTtyResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.Top
+   */
+  top: {
+    methodKind: "unary";
+    input: typeof TopRequestSchema;
+    output: typeof TopResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.Stats
+   */
+  stats: {
+    methodKind: "unary";
+    input: typeof StatsRequestSchema;
+    output: typeof StatsResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.CreateExec
+   */
+  createExec: {
+    methodKind: "unary";
+    input: typeof CreateExecRequestSchema;
+    output: typeof CreateExecResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.StartExec
+   */
+  startExec: {
+    methodKind: "unary";
+    input: typeof StartExecRequestSchema;
+    output: typeof StartExecResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.ExecState
+   */
+  execState: {
+    methodKind: "unary";
+    input: typeof ExecStateRequestSchema;
+    output: typeof ExecStateResponseSchema;
+  },
+  /**
+   * Lifecycle events (started, exited, exec exited, oom, paused, resumed), as they happen.
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.Events
+   */
+  events: {
+    methodKind: "server_streaming";
+    input: typeof EventsRequestSchema;
+    output: typeof EventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_machines_v1_machines, 0);

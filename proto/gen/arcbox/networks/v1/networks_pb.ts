@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/networks/v1/networks.proto.
  */
 export const file_arcbox_networks_v1_networks: GenFile = /*@__PURE__*/
-  fileDesc("CiFhcmNib3gvbmV0d29ya3MvdjEvbmV0d29ya3MucHJvdG8SEmFyY2JveC5uZXR3b3Jrcy52MSIqCg5OZXR3b3JrU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIg0KC0xpc3RSZXF1ZXN0IkEKDExpc3RSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLmFyY2JveC5uZXR3b3Jrcy52MS5OZXR3b3JrU3VtbWFyeTJbCg5OZXR3b3JrU2VydmljZRJJCgRMaXN0Eh8uYXJjYm94Lm5ldHdvcmtzLnYxLkxpc3RSZXF1ZXN0GiAuYXJjYm94Lm5ldHdvcmtzLnYxLkxpc3RSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CiFhcmNib3gvbmV0d29ya3MvdjEvbmV0d29ya3MucHJvdG8SEmFyY2JveC5uZXR3b3Jrcy52MSIqCg5OZXR3b3JrU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIg0KC0xpc3RSZXF1ZXN0IkEKDExpc3RSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLmFyY2JveC5uZXR3b3Jrcy52MS5OZXR3b3JrU3VtbWFyeSJbCgtQb3J0QmluZGluZxIQCghwcm90b2NvbBgBIAEoCRIWCg5jb250YWluZXJfcG9ydBgCIAEoDRIPCgdob3N0X2lwGAMgASgJEhEKCWhvc3RfcG9ydBgEIAEoDSJJCg9FbmRwb2ludFJlcXVlc3QSDwoHbmV0d29yaxgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhQKDGlwdjRfYWRkcmVzcxgDIAEoCSKsAgoNQXR0YWNoUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOY29udGFpbmVyX25hbWUYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSFAoMbmV0d29ya19tb2RlGAQgASgJEjYKCWVuZHBvaW50cxgFIAMoCzIjLmFyY2JveC5uZXR3b3Jrcy52MS5FbmRwb2ludFJlcXVlc3QSLgoFcG9ydHMYBiADKAsyHy5hcmNib3gubmV0d29ya3MudjEuUG9ydEJpbmRpbmcSEwoLZXh0cmFfaG9zdHMYByADKAkSCwoDZG5zGAggAygJEhIKCmRuc19zZWFyY2gYCSADKAkSEwoLZG5zX29wdGlvbnMYCiADKAkSEgoKZG9tYWlubmFtZRgLIAEoCSKrAQoIRW5kcG9pbnQSEgoKbmV0d29ya19pZBgBIAEoCRIUCgxuZXR3b3JrX25hbWUYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkSEgoKaXBfYWRkcmVzcxgEIAEoCRIVCg1pcF9wcmVmaXhfbGVuGAUgASgFEg8KB2dhdGV3YXkYBiABKAkSEwoLbWFjX2FkZHJlc3MYByABKAkSDwoHYWxpYXNlcxgIIAMoCSLgAQoOQXR0YWNoUmVzcG9uc2USEgoKbmV0bnNfcGF0aBgBIAEoCRIUCgxob3N0X25ldHdvcmsYAiABKAgSEgoKaG9zdHNfcGF0aBgDIAEoCRIYChByZXNvbHZfY29uZl9wYXRoGAQgASgJEhUKDWhvc3RuYW1lX3BhdGgYBSABKAkSLwoJZW5kcG9pbnRzGAYgAygLMhwuYXJjYm94Lm5ldHdvcmtzLnYxLkVuZHBvaW50Ei4KBXBvcnRzGAcgAygLMh8uYXJjYm94Lm5ldHdvcmtzLnYxLlBvcnRCaW5kaW5nIiUKDURldGFjaFJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJIhAKDkRldGFjaFJlc3BvbnNlMv0BCg5OZXR3b3JrU2VydmljZRJJCgRMaXN0Eh8uYXJjYm94Lm5ldHdvcmtzLnYxLkxpc3RSZXF1ZXN0GiAuYXJjYm94Lm5ldHdvcmtzLnYxLkxpc3RSZXNwb25zZRJPCgZBdHRhY2gSIS5hcmNib3gubmV0d29ya3MudjEuQXR0YWNoUmVxdWVzdBoiLmFyY2JveC5uZXR3b3Jrcy52MS5BdHRhY2hSZXNwb25zZRJPCgZEZXRhY2gSIS5hcmNib3gubmV0d29ya3MudjEuRGV0YWNoUmVxdWVzdBoiLmFyY2JveC5uZXR3b3Jrcy52MS5EZXRhY2hSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message arcbox.networks.v1.NetworkSummary
@@ -65,7 +65,284 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_networks_v1_networks, 2);
 
 /**
- * NetworkService is the Connect API of the service that owns networks.
+ * @generated from message arcbox.networks.v1.PortBinding
+ */
+export type PortBinding = Message<"arcbox.networks.v1.PortBinding"> & {
+  /**
+   * "tcp" or "udp".
+   *
+   * @generated from field: string protocol = 1;
+   */
+  protocol: string;
+
+  /**
+   * @generated from field: uint32 container_port = 2;
+   */
+  containerPort: number;
+
+  /**
+   * @generated from field: string host_ip = 3;
+   */
+  hostIp: string;
+
+  /**
+   * 0 asks netd to pick a free port.
+   *
+   * @generated from field: uint32 host_port = 4;
+   */
+  hostPort: number;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.PortBinding.
+ * Use `create(PortBindingSchema)` to create a new message.
+ */
+export const PortBindingSchema: GenMessage<PortBinding> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 3);
+
+/**
+ * @generated from message arcbox.networks.v1.EndpointRequest
+ */
+export type EndpointRequest = Message<"arcbox.networks.v1.EndpointRequest"> & {
+  /**
+   * Network name or ID ("bridge", a user-defined network).
+   *
+   * @generated from field: string network = 1;
+   */
+  network: string;
+
+  /**
+   * @generated from field: repeated string aliases = 2;
+   */
+  aliases: string[];
+
+  /**
+   * @generated from field: string ipv4_address = 3;
+   */
+  ipv4Address: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.EndpointRequest.
+ * Use `create(EndpointRequestSchema)` to create a new message.
+ */
+export const EndpointRequestSchema: GenMessage<EndpointRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 4);
+
+/**
+ * @generated from message arcbox.networks.v1.AttachRequest
+ */
+export type AttachRequest = Message<"arcbox.networks.v1.AttachRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string container_name = 2;
+   */
+  containerName: string;
+
+  /**
+   * @generated from field: string hostname = 3;
+   */
+  hostname: string;
+
+  /**
+   * "bridge" (default), "host", "none", "container:<id>", or a network name.
+   *
+   * @generated from field: string network_mode = 4;
+   */
+  networkMode: string;
+
+  /**
+   * Endpoints to connect, for bridge and user-defined modes.
+   *
+   * @generated from field: repeated arcbox.networks.v1.EndpointRequest endpoints = 5;
+   */
+  endpoints: EndpointRequest[];
+
+  /**
+   * @generated from field: repeated arcbox.networks.v1.PortBinding ports = 6;
+   */
+  ports: PortBinding[];
+
+  /**
+   * "name:ip" entries; ip may be "host-gateway".
+   *
+   * @generated from field: repeated string extra_hosts = 7;
+   */
+  extraHosts: string[];
+
+  /**
+   * @generated from field: repeated string dns = 8;
+   */
+  dns: string[];
+
+  /**
+   * @generated from field: repeated string dns_search = 9;
+   */
+  dnsSearch: string[];
+
+  /**
+   * @generated from field: repeated string dns_options = 10;
+   */
+  dnsOptions: string[];
+
+  /**
+   * @generated from field: string domainname = 11;
+   */
+  domainname: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.AttachRequest.
+ * Use `create(AttachRequestSchema)` to create a new message.
+ */
+export const AttachRequestSchema: GenMessage<AttachRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 5);
+
+/**
+ * @generated from message arcbox.networks.v1.Endpoint
+ */
+export type Endpoint = Message<"arcbox.networks.v1.Endpoint"> & {
+  /**
+   * @generated from field: string network_id = 1;
+   */
+  networkId: string;
+
+  /**
+   * @generated from field: string network_name = 2;
+   */
+  networkName: string;
+
+  /**
+   * @generated from field: string endpoint_id = 3;
+   */
+  endpointId: string;
+
+  /**
+   * @generated from field: string ip_address = 4;
+   */
+  ipAddress: string;
+
+  /**
+   * @generated from field: int32 ip_prefix_len = 5;
+   */
+  ipPrefixLen: number;
+
+  /**
+   * @generated from field: string gateway = 6;
+   */
+  gateway: string;
+
+  /**
+   * @generated from field: string mac_address = 7;
+   */
+  macAddress: string;
+
+  /**
+   * @generated from field: repeated string aliases = 8;
+   */
+  aliases: string[];
+};
+
+/**
+ * Describes the message arcbox.networks.v1.Endpoint.
+ * Use `create(EndpointSchema)` to create a new message.
+ */
+export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 6);
+
+/**
+ * @generated from message arcbox.networks.v1.AttachResponse
+ */
+export type AttachResponse = Message<"arcbox.networks.v1.AttachResponse"> & {
+  /**
+   * Network namespace to join (bind-mounted file); empty for host mode.
+   *
+   * @generated from field: string netns_path = 1;
+   */
+  netnsPath: string;
+
+  /**
+   * @generated from field: bool host_network = 2;
+   */
+  hostNetwork: boolean;
+
+  /**
+   * Host files to bind into the container at /etc/hosts, /etc/resolv.conf, /etc/hostname.
+   *
+   * @generated from field: string hosts_path = 3;
+   */
+  hostsPath: string;
+
+  /**
+   * @generated from field: string resolv_conf_path = 4;
+   */
+  resolvConfPath: string;
+
+  /**
+   * @generated from field: string hostname_path = 5;
+   */
+  hostnamePath: string;
+
+  /**
+   * @generated from field: repeated arcbox.networks.v1.Endpoint endpoints = 6;
+   */
+  endpoints: Endpoint[];
+
+  /**
+   * Bindings as actually allocated (host_port filled in).
+   *
+   * @generated from field: repeated arcbox.networks.v1.PortBinding ports = 7;
+   */
+  ports: PortBinding[];
+};
+
+/**
+ * Describes the message arcbox.networks.v1.AttachResponse.
+ * Use `create(AttachResponseSchema)` to create a new message.
+ */
+export const AttachResponseSchema: GenMessage<AttachResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 7);
+
+/**
+ * @generated from message arcbox.networks.v1.DetachRequest
+ */
+export type DetachRequest = Message<"arcbox.networks.v1.DetachRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.DetachRequest.
+ * Use `create(DetachRequestSchema)` to create a new message.
+ */
+export const DetachRequestSchema: GenMessage<DetachRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 8);
+
+/**
+ * @generated from message arcbox.networks.v1.DetachResponse
+ */
+export type DetachResponse = Message<"arcbox.networks.v1.DetachResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.networks.v1.DetachResponse.
+ * Use `create(DetachResponseSchema)` to create a new message.
+ */
+export const DetachResponseSchema: GenMessage<DetachResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 9);
+
+/**
+ * NetworkService is the Connect API of netd, which owns networks: bridges, IPAM,
+ * NAT, port publishing and embedded DNS.
+ *
+ * Attach/Detach are the CONTRACT with apid's container orchestration: apid asks for
+ * a container's network before creating it and releases it when the container goes.
  *
  * @generated from service arcbox.networks.v1.NetworkService
  */
@@ -77,6 +354,26 @@ export const NetworkService: GenService<{
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * CONTRACT: prepares the container's network namespace and files.
+   *
+   * @generated from rpc arcbox.networks.v1.NetworkService.Attach
+   */
+  attach: {
+    methodKind: "unary";
+    input: typeof AttachRequestSchema;
+    output: typeof AttachResponseSchema;
+  },
+  /**
+   * CONTRACT: tears down everything Attach set up for the container (idempotent).
+   *
+   * @generated from rpc arcbox.networks.v1.NetworkService.Detach
+   */
+  detach: {
+    methodKind: "unary";
+    input: typeof DetachRequestSchema;
+    output: typeof DetachResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_networks_v1_networks, 0);

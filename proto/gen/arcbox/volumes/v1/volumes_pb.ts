@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/volumes/v1/volumes.proto.
  */
 export const file_arcbox_volumes_v1_volumes: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hcmNib3gvdm9sdW1lcy92MS92b2x1bWVzLnByb3RvEhFhcmNib3gudm9sdW1lcy52MSIpCg1Wb2x1bWVTdW1tYXJ5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkiDQoLTGlzdFJlcXVlc3QiPwoMTGlzdFJlc3BvbnNlEi8KBWl0ZW1zGAEgAygLMiAuYXJjYm94LnZvbHVtZXMudjEuVm9sdW1lU3VtbWFyeTJYCg1Wb2x1bWVTZXJ2aWNlEkcKBExpc3QSHi5hcmNib3gudm9sdW1lcy52MS5MaXN0UmVxdWVzdBofLmFyY2JveC52b2x1bWVzLnYxLkxpc3RSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch9hcmNib3gvdm9sdW1lcy92MS92b2x1bWVzLnByb3RvEhFhcmNib3gudm9sdW1lcy52MSIpCg1Wb2x1bWVTdW1tYXJ5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkiDQoLTGlzdFJlcXVlc3QiPwoMTGlzdFJlc3BvbnNlEi8KBWl0ZW1zGAEgAygLMiAuYXJjYm94LnZvbHVtZXMudjEuVm9sdW1lU3VtbWFyeSLiAgoMTW91bnRSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnRhcmdldBgDIAEoCRIYChBpbWFnZV9sb3dlcl9kaXJzGAQgAygJEg8KB25vX2NvcHkYBSABKAgSDgoGZHJpdmVyGAYgASgJEkQKC2RyaXZlcl9vcHRzGAcgAygLMi8uYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXF1ZXN0LkRyaXZlck9wdHNFbnRyeRI7CgZsYWJlbHMYCCADKAsyKy5hcmNib3gudm9sdW1lcy52MS5Nb3VudFJlcXVlc3QuTGFiZWxzRW50cnkaMQoPRHJpdmVyT3B0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJACg1Nb3VudFJlc3BvbnNlEgwKBG5hbWUYASABKAkSDgoGc291cmNlGAIgASgJEhEKCWFub255bW91cxgDIAEoCCJACg5Vbm1vdW50UmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSGAoQcmVtb3ZlX2Fub255bW91cxgCIAEoCCIRCg9Vbm1vdW50UmVzcG9uc2Uy9gEKDVZvbHVtZVNlcnZpY2USRwoETGlzdBIeLmFyY2JveC52b2x1bWVzLnYxLkxpc3RSZXF1ZXN0Gh8uYXJjYm94LnZvbHVtZXMudjEuTGlzdFJlc3BvbnNlEkoKBU1vdW50Eh8uYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXF1ZXN0GiAuYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXNwb25zZRJQCgdVbm1vdW50EiEuYXJjYm94LnZvbHVtZXMudjEuVW5tb3VudFJlcXVlc3QaIi5hcmNib3gudm9sdW1lcy52MS5Vbm1vdW50UmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message arcbox.volumes.v1.VolumeSummary
@@ -65,7 +65,134 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_volumes_v1_volumes, 2);
 
 /**
- * VolumeService is the Connect API of the service that owns volumes.
+ * @generated from message arcbox.volumes.v1.MountRequest
+ */
+export type MountRequest = Message<"arcbox.volumes.v1.MountRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * Volume name; empty creates an anonymous volume.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Path inside the container.
+   *
+   * @generated from field: string target = 3;
+   */
+  target: string;
+
+  /**
+   * Image root filesystem layers (uppermost first) used to populate a new volume from
+   * the image content at `target`.
+   *
+   * @generated from field: repeated string image_lower_dirs = 4;
+   */
+  imageLowerDirs: string[];
+
+  /**
+   * @generated from field: bool no_copy = 5;
+   */
+  noCopy: boolean;
+
+  /**
+   * @generated from field: string driver = 6;
+   */
+  driver: string;
+
+  /**
+   * @generated from field: map<string, string> driver_opts = 7;
+   */
+  driverOpts: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> labels = 8;
+   */
+  labels: { [key: string]: string };
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.MountRequest.
+ * Use `create(MountRequestSchema)` to create a new message.
+ */
+export const MountRequestSchema: GenMessage<MountRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 3);
+
+/**
+ * @generated from message arcbox.volumes.v1.MountResponse
+ */
+export type MountResponse = Message<"arcbox.volumes.v1.MountResponse"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Host directory to bind-mount at target.
+   *
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * @generated from field: bool anonymous = 3;
+   */
+  anonymous: boolean;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.MountResponse.
+ * Use `create(MountResponseSchema)` to create a new message.
+ */
+export const MountResponseSchema: GenMessage<MountResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 4);
+
+/**
+ * @generated from message arcbox.volumes.v1.UnmountRequest
+ */
+export type UnmountRequest = Message<"arcbox.volumes.v1.UnmountRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * Also remove the container's anonymous volumes (docker rm -v).
+   *
+   * @generated from field: bool remove_anonymous = 2;
+   */
+  removeAnonymous: boolean;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.UnmountRequest.
+ * Use `create(UnmountRequestSchema)` to create a new message.
+ */
+export const UnmountRequestSchema: GenMessage<UnmountRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 5);
+
+/**
+ * @generated from message arcbox.volumes.v1.UnmountResponse
+ */
+export type UnmountResponse = Message<"arcbox.volumes.v1.UnmountResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.UnmountResponse.
+ * Use `create(UnmountResponseSchema)` to create a new message.
+ */
+export const UnmountResponseSchema: GenMessage<UnmountResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 6);
+
+/**
+ * VolumeService is the Connect API of fsd, which owns named volumes and file sharing.
+ *
+ * Mount/Unmount are the CONTRACT with apid's container orchestration.
  *
  * @generated from service arcbox.volumes.v1.VolumeService
  */
@@ -77,6 +204,27 @@ export const VolumeService: GenService<{
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * CONTRACT: resolves (creating if needed) a volume for a container and returns its
+   * host path; an empty volume is first populated from the image content at the target.
+   *
+   * @generated from rpc arcbox.volumes.v1.VolumeService.Mount
+   */
+  mount: {
+    methodKind: "unary";
+    input: typeof MountRequestSchema;
+    output: typeof MountResponseSchema;
+  },
+  /**
+   * CONTRACT: the container no longer uses its volumes (idempotent).
+   *
+   * @generated from rpc arcbox.volumes.v1.VolumeService.Unmount
+   */
+  unmount: {
+    methodKind: "unary";
+    input: typeof UnmountRequestSchema;
+    output: typeof UnmountResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_volumes_v1_volumes, 0);
