@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/images/v1/images.proto.
  */
 export const file_arcbox_images_v1_images: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hcmNib3gvaW1hZ2VzL3YxL2ltYWdlcy5wcm90bxIQYXJjYm94LmltYWdlcy52MSIoCgxJbWFnZVN1bW1hcnkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSINCgtMaXN0UmVxdWVzdCI9CgxMaXN0UmVzcG9uc2USLQoFaXRlbXMYASADKAsyHi5hcmNib3guaW1hZ2VzLnYxLkltYWdlU3VtbWFyeSIjCg5JbnNwZWN0UmVxdWVzdBIRCglyZWZlcmVuY2UYASABKAkifwoPSW5zcGVjdFJlc3BvbnNlEgoKAmlkGAEgASgJEhEKCXJlcG9fdGFncxgCIAMoCRIUCgxyZXBvX2RpZ2VzdHMYAyADKAkSEwoLY29uZmlnX2pzb24YBCABKAkSDAoEc2l6ZRgFIAEoAxIUCgxjcmVhdGVkX3VuaXgYBiABKAMiOwoUUHJlcGFyZVJvb3Rmc1JlcXVlc3QSDQoFaW1hZ2UYASABKAkSFAoMY29udGFpbmVyX2lkGAIgASgJIncKFVByZXBhcmVSb290ZnNSZXNwb25zZRIQCghpbWFnZV9pZBgBIAEoCRISCgpsb3dlcl9kaXJzGAIgAygJEhEKCXVwcGVyX2RpchgDIAEoCRIQCgh3b3JrX2RpchgEIAEoCRITCgtjb25maWdfanNvbhgFIAEoCSIsChRSZWxlYXNlUm9vdGZzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiFwoVUmVsZWFzZVJvb3Rmc1Jlc3BvbnNlMukCCgxJbWFnZVNlcnZpY2USRQoETGlzdBIdLmFyY2JveC5pbWFnZXMudjEuTGlzdFJlcXVlc3QaHi5hcmNib3guaW1hZ2VzLnYxLkxpc3RSZXNwb25zZRJOCgdJbnNwZWN0EiAuYXJjYm94LmltYWdlcy52MS5JbnNwZWN0UmVxdWVzdBohLmFyY2JveC5pbWFnZXMudjEuSW5zcGVjdFJlc3BvbnNlEmAKDVByZXBhcmVSb290ZnMSJi5hcmNib3guaW1hZ2VzLnYxLlByZXBhcmVSb290ZnNSZXF1ZXN0GicuYXJjYm94LmltYWdlcy52MS5QcmVwYXJlUm9vdGZzUmVzcG9uc2USYAoNUmVsZWFzZVJvb3RmcxImLmFyY2JveC5pbWFnZXMudjEuUmVsZWFzZVJvb3Rmc1JlcXVlc3QaJy5hcmNib3guaW1hZ2VzLnYxLlJlbGVhc2VSb290ZnNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch1hcmNib3gvaW1hZ2VzL3YxL2ltYWdlcy5wcm90bxIQYXJjYm94LmltYWdlcy52MSKJAgoMSW1hZ2VTdW1tYXJ5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJcmVwb190YWdzGAMgAygJEhQKDHJlcG9fZGlnZXN0cxgEIAMoCRIUCgxjcmVhdGVkX3VuaXgYBSABKAMSDAoEc2l6ZRgGIAEoAxI6CgZsYWJlbHMYByADKAsyKi5hcmNib3guaW1hZ2VzLnYxLkltYWdlU3VtbWFyeS5MYWJlbHNFbnRyeRISCgpjb250YWluZXJzGAggASgFEhMKC3VuaXF1ZV9zaXplGAkgASgDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJQoGRmlsdGVyEgsKA2tleRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAkiRQoLTGlzdFJlcXVlc3QSKQoHZmlsdGVycxgBIAMoCzIYLmFyY2JveC5pbWFnZXMudjEuRmlsdGVyEgsKA2FsbBgCIAEoCCJRCgxMaXN0UmVzcG9uc2USLQoFaXRlbXMYASADKAsyHi5hcmNib3guaW1hZ2VzLnYxLkltYWdlU3VtbWFyeRISCgpzdG9yZV9zaXplGAIgASgDIiMKDkluc3BlY3RSZXF1ZXN0EhEKCXJlZmVyZW5jZRgBIAEoCSK0AQoPSW5zcGVjdFJlc3BvbnNlEgoKAmlkGAEgASgJEhEKCXJlcG9fdGFncxgCIAMoCRIUCgxyZXBvX2RpZ2VzdHMYAyADKAkSEwoLY29uZmlnX2pzb24YBCABKAkSDAoEc2l6ZRgFIAEoAxIUCgxjcmVhdGVkX3VuaXgYBiABKAMSEgoKbGF5ZXJfZGlycxgHIAMoCRIfChdsYXN0X3RhZ190aW1lX3VuaXhfbmFubxgIIAEoAyI7ChRQcmVwYXJlUm9vdGZzUmVxdWVzdBINCgVpbWFnZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkidwoVUHJlcGFyZVJvb3Rmc1Jlc3BvbnNlEhAKCGltYWdlX2lkGAEgASgJEhIKCmxvd2VyX2RpcnMYAiADKAkSEQoJdXBwZXJfZGlyGAMgASgJEhAKCHdvcmtfZGlyGAQgASgJEhMKC2NvbmZpZ19qc29uGAUgASgJIiwKFFJlbGVhc2VSb290ZnNSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIXChVSZWxlYXNlUm9vdGZzUmVzcG9uc2UiegoMUmVnaXN0cnlBdXRoEhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhYKDmlkZW50aXR5X3Rva2VuGAMgASgJEhYKDnJlZ2lzdHJ5X3Rva2VuGAQgASgJEhYKDnNlcnZlcl9hZGRyZXNzGAUgASgJImcKCFByb2dyZXNzEgoKAmlkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIPCgdjdXJyZW50GAMgASgDEg0KBXRvdGFsGAQgASgDEg0KBWVycm9yGAUgASgJEhAKCGF1eF9qc29uGAYgASgJInIKC1B1bGxSZXF1ZXN0EhEKCXJlZmVyZW5jZRgBIAEoCRIQCghwbGF0Zm9ybRgCIAEoCRIsCgRhdXRoGAMgASgLMh4uYXJjYm94LmltYWdlcy52MS5SZWdpc3RyeUF1dGgSEAoIYWxsX3RhZ3MYBCABKAgiPAoMUHVsbFJlc3BvbnNlEiwKCHByb2dyZXNzGAEgASgLMhouYXJjYm94LmltYWdlcy52MS5Qcm9ncmVzcyJOCgtQdXNoUmVxdWVzdBIRCglyZWZlcmVuY2UYASABKAkSLAoEYXV0aBgCIAEoCzIeLmFyY2JveC5pbWFnZXMudjEuUmVnaXN0cnlBdXRoIjwKDFB1c2hSZXNwb25zZRIsCghwcm9ncmVzcxgBIAEoCzIaLmFyY2JveC5pbWFnZXMudjEuUHJvZ3Jlc3MiPAoMTG9naW5SZXF1ZXN0EiwKBGF1dGgYASABKAsyHi5hcmNib3guaW1hZ2VzLnYxLlJlZ2lzdHJ5QXV0aCI3Cg1Mb2dpblJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIWCg5pZGVudGl0eV90b2tlbhgCIAEoCSIsCgpUYWdSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkiDQoLVGFnUmVzcG9uc2UiQwoNUmVtb3ZlUmVxdWVzdBIRCglyZWZlcmVuY2UYASABKAkSDQoFZm9yY2UYAiABKAgSEAoIbm9fcHJ1bmUYAyABKAgiMAoLUmVtb3ZlZEl0ZW0SEAoIdW50YWdnZWQYASABKAkSDwoHZGVsZXRlZBgCIAEoCSI+Cg5SZW1vdmVSZXNwb25zZRIsCgVpdGVtcxgBIAMoCzIdLmFyY2JveC5pbWFnZXMudjEuUmVtb3ZlZEl0ZW0iIwoOSGlzdG9yeVJlcXVlc3QSEQoJcmVmZXJlbmNlGAEgASgJInEKDEhpc3RvcnlFbnRyeRIKCgJpZBgBIAEoCRIUCgxjcmVhdGVkX3VuaXgYAiABKAMSEgoKY3JlYXRlZF9ieRgDIAEoCRIMCgR0YWdzGAQgAygJEgwKBHNpemUYBSABKAMSDwoHY29tbWVudBgGIAEoCSJCCg9IaXN0b3J5UmVzcG9uc2USLwoHZW50cmllcxgBIAMoCzIeLmFyY2JveC5pbWFnZXMudjEuSGlzdG9yeUVudHJ5IjkKDFBydW5lUmVxdWVzdBIpCgdmaWx0ZXJzGAEgAygLMhguYXJjYm94LmltYWdlcy52MS5GaWx0ZXIiVgoNUHJ1bmVSZXNwb25zZRIsCgVpdGVtcxgBIAMoCzIdLmFyY2JveC5pbWFnZXMudjEuUmVtb3ZlZEl0ZW0SFwoPc3BhY2VfcmVjbGFpbWVkGAIgASgDIiEKC1NhdmVSZXF1ZXN0EhIKCnJlZmVyZW5jZXMYASADKAkiHAoMU2F2ZVJlc3BvbnNlEgwKBGRhdGEYASABKAwiFwoVU3RyZWFtRW5kcG9pbnRSZXF1ZXN0Ii0KFlN0cmVhbUVuZHBvaW50UmVzcG9uc2USEwoLc29ja2V0X3BhdGgYASABKAkynggKDEltYWdlU2VydmljZRJFCgRMaXN0Eh0uYXJjYm94LmltYWdlcy52MS5MaXN0UmVxdWVzdBoeLmFyY2JveC5pbWFnZXMudjEuTGlzdFJlc3BvbnNlEk4KB0luc3BlY3QSIC5hcmNib3guaW1hZ2VzLnYxLkluc3BlY3RSZXF1ZXN0GiEuYXJjYm94LmltYWdlcy52MS5JbnNwZWN0UmVzcG9uc2USYAoNUHJlcGFyZVJvb3RmcxImLmFyY2JveC5pbWFnZXMudjEuUHJlcGFyZVJvb3Rmc1JlcXVlc3QaJy5hcmNib3guaW1hZ2VzLnYxLlByZXBhcmVSb290ZnNSZXNwb25zZRJgCg1SZWxlYXNlUm9vdGZzEiYuYXJjYm94LmltYWdlcy52MS5SZWxlYXNlUm9vdGZzUmVxdWVzdBonLmFyY2JveC5pbWFnZXMudjEuUmVsZWFzZVJvb3Rmc1Jlc3BvbnNlEkcKBFB1bGwSHS5hcmNib3guaW1hZ2VzLnYxLlB1bGxSZXF1ZXN0Gh4uYXJjYm94LmltYWdlcy52MS5QdWxsUmVzcG9uc2UwARJHCgRQdXNoEh0uYXJjYm94LmltYWdlcy52MS5QdXNoUmVxdWVzdBoeLmFyY2JveC5pbWFnZXMudjEuUHVzaFJlc3BvbnNlMAESSAoFTG9naW4SHi5hcmNib3guaW1hZ2VzLnYxLkxvZ2luUmVxdWVzdBofLmFyY2JveC5pbWFnZXMudjEuTG9naW5SZXNwb25zZRJCCgNUYWcSHC5hcmNib3guaW1hZ2VzLnYxLlRhZ1JlcXVlc3QaHS5hcmNib3guaW1hZ2VzLnYxLlRhZ1Jlc3BvbnNlEksKBlJlbW92ZRIfLmFyY2JveC5pbWFnZXMudjEuUmVtb3ZlUmVxdWVzdBogLmFyY2JveC5pbWFnZXMudjEuUmVtb3ZlUmVzcG9uc2USTgoHSGlzdG9yeRIgLmFyY2JveC5pbWFnZXMudjEuSGlzdG9yeVJlcXVlc3QaIS5hcmNib3guaW1hZ2VzLnYxLkhpc3RvcnlSZXNwb25zZRJICgVQcnVuZRIeLmFyY2JveC5pbWFnZXMudjEuUHJ1bmVSZXF1ZXN0Gh8uYXJjYm94LmltYWdlcy52MS5QcnVuZVJlc3BvbnNlEkcKBFNhdmUSHS5hcmNib3guaW1hZ2VzLnYxLlNhdmVSZXF1ZXN0Gh4uYXJjYm94LmltYWdlcy52MS5TYXZlUmVzcG9uc2UwARJjCg5TdHJlYW1FbmRwb2ludBInLmFyY2JveC5pbWFnZXMudjEuU3RyZWFtRW5kcG9pbnRSZXF1ZXN0GiguYXJjYm94LmltYWdlcy52MS5TdHJlYW1FbmRwb2ludFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message arcbox.images.v1.ImageSummary
@@ -22,9 +22,52 @@ export type ImageSummary = Message<"arcbox.images.v1.ImageSummary"> & {
   id: string;
 
   /**
+   * First repo tag, or "<none>:<none>".
+   *
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * @generated from field: repeated string repo_tags = 3;
+   */
+  repoTags: string[];
+
+  /**
+   * @generated from field: repeated string repo_digests = 4;
+   */
+  repoDigests: string[];
+
+  /**
+   * @generated from field: int64 created_unix = 5;
+   */
+  createdUnix: bigint;
+
+  /**
+   * Unpacked size of all layers, in bytes.
+   *
+   * @generated from field: int64 size = 6;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: map<string, string> labels = 7;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Containers with a prepared rootfs on this image.
+   *
+   * @generated from field: int32 containers = 8;
+   */
+  containers: number;
+
+  /**
+   * Unpacked size of layers no other image shares.
+   *
+   * @generated from field: int64 unique_size = 9;
+   */
+  uniqueSize: bigint;
 };
 
 /**
@@ -35,9 +78,44 @@ export const ImageSummarySchema: GenMessage<ImageSummary> = /*@__PURE__*/
   messageDesc(file_arcbox_images_v1_images, 0);
 
 /**
+ * @generated from message arcbox.images.v1.Filter
+ */
+export type Filter = Message<"arcbox.images.v1.Filter"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: repeated string values = 2;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message arcbox.images.v1.Filter.
+ * Use `create(FilterSchema)` to create a new message.
+ */
+export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 1);
+
+/**
  * @generated from message arcbox.images.v1.ListRequest
  */
 export type ListRequest = Message<"arcbox.images.v1.ListRequest"> & {
+  /**
+   * Docker image filters: reference, dangling, label, before, since.
+   *
+   * @generated from field: repeated arcbox.images.v1.Filter filters = 1;
+   */
+  filters: Filter[];
+
+  /**
+   * Include intermediate images (no effect: ArcBox keeps none).
+   *
+   * @generated from field: bool all = 2;
+   */
+  all: boolean;
 };
 
 /**
@@ -45,7 +123,7 @@ export type ListRequest = Message<"arcbox.images.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 1);
+  messageDesc(file_arcbox_images_v1_images, 2);
 
 /**
  * @generated from message arcbox.images.v1.ListResponse
@@ -55,6 +133,13 @@ export type ListResponse = Message<"arcbox.images.v1.ListResponse"> & {
    * @generated from field: repeated arcbox.images.v1.ImageSummary items = 1;
    */
   items: ImageSummary[];
+
+  /**
+   * Total size of blobs and snapshots the store holds, shared ones counted once.
+   *
+   * @generated from field: int64 store_size = 2;
+   */
+  storeSize: bigint;
 };
 
 /**
@@ -62,7 +147,7 @@ export type ListResponse = Message<"arcbox.images.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 2);
+  messageDesc(file_arcbox_images_v1_images, 3);
 
 /**
  * @generated from message arcbox.images.v1.InspectRequest
@@ -79,7 +164,7 @@ export type InspectRequest = Message<"arcbox.images.v1.InspectRequest"> & {
  * Use `create(InspectRequestSchema)` to create a new message.
  */
 export const InspectRequestSchema: GenMessage<InspectRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 3);
+  messageDesc(file_arcbox_images_v1_images, 4);
 
 /**
  * @generated from message arcbox.images.v1.InspectResponse
@@ -118,6 +203,20 @@ export type InspectResponse = Message<"arcbox.images.v1.InspectResponse"> & {
    * @generated from field: int64 created_unix = 6;
    */
   createdUnix: bigint;
+
+  /**
+   * Snapshot directories, lowest layer first (for GraphDriver data).
+   *
+   * @generated from field: repeated string layer_dirs = 7;
+   */
+  layerDirs: string[];
+
+  /**
+   * When a tag last moved to this image (unix ns; 0 if never).
+   *
+   * @generated from field: int64 last_tag_time_unix_nano = 8;
+   */
+  lastTagTimeUnixNano: bigint;
 };
 
 /**
@@ -125,7 +224,7 @@ export type InspectResponse = Message<"arcbox.images.v1.InspectResponse"> & {
  * Use `create(InspectResponseSchema)` to create a new message.
  */
 export const InspectResponseSchema: GenMessage<InspectResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 4);
+  messageDesc(file_arcbox_images_v1_images, 5);
 
 /**
  * @generated from message arcbox.images.v1.PrepareRootfsRequest
@@ -151,7 +250,7 @@ export type PrepareRootfsRequest = Message<"arcbox.images.v1.PrepareRootfsReques
  * Use `create(PrepareRootfsRequestSchema)` to create a new message.
  */
 export const PrepareRootfsRequestSchema: GenMessage<PrepareRootfsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 5);
+  messageDesc(file_arcbox_images_v1_images, 6);
 
 /**
  * @generated from message arcbox.images.v1.PrepareRootfsResponse
@@ -194,7 +293,7 @@ export type PrepareRootfsResponse = Message<"arcbox.images.v1.PrepareRootfsRespo
  * Use `create(PrepareRootfsResponseSchema)` to create a new message.
  */
 export const PrepareRootfsResponseSchema: GenMessage<PrepareRootfsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 6);
+  messageDesc(file_arcbox_images_v1_images, 7);
 
 /**
  * @generated from message arcbox.images.v1.ReleaseRootfsRequest
@@ -211,7 +310,7 @@ export type ReleaseRootfsRequest = Message<"arcbox.images.v1.ReleaseRootfsReques
  * Use `create(ReleaseRootfsRequestSchema)` to create a new message.
  */
 export const ReleaseRootfsRequestSchema: GenMessage<ReleaseRootfsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 7);
+  messageDesc(file_arcbox_images_v1_images, 8);
 
 /**
  * @generated from message arcbox.images.v1.ReleaseRootfsResponse
@@ -224,7 +323,517 @@ export type ReleaseRootfsResponse = Message<"arcbox.images.v1.ReleaseRootfsRespo
  * Use `create(ReleaseRootfsResponseSchema)` to create a new message.
  */
 export const ReleaseRootfsResponseSchema: GenMessage<ReleaseRootfsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_images_v1_images, 8);
+  messageDesc(file_arcbox_images_v1_images, 9);
+
+/**
+ * Credentials from X-Registry-Auth (or docker login).
+ *
+ * @generated from message arcbox.images.v1.RegistryAuth
+ */
+export type RegistryAuth = Message<"arcbox.images.v1.RegistryAuth"> & {
+  /**
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * @generated from field: string identity_token = 3;
+   */
+  identityToken: string;
+
+  /**
+   * @generated from field: string registry_token = 4;
+   */
+  registryToken: string;
+
+  /**
+   * @generated from field: string server_address = 5;
+   */
+  serverAddress: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.RegistryAuth.
+ * Use `create(RegistryAuthSchema)` to create a new message.
+ */
+export const RegistryAuthSchema: GenMessage<RegistryAuth> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 10);
+
+/**
+ * One Docker progress message ({"status","id","progressDetail","error","aux"}).
+ *
+ * @generated from message arcbox.images.v1.Progress
+ */
+export type Progress = Message<"arcbox.images.v1.Progress"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * @generated from field: int64 current = 3;
+   */
+  current: bigint;
+
+  /**
+   * @generated from field: int64 total = 4;
+   */
+  total: bigint;
+
+  /**
+   * Non-empty on failure: the last message of the stream.
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+
+  /**
+   * JSON for the "aux" field (push result), verbatim.
+   *
+   * @generated from field: string aux_json = 6;
+   */
+  auxJson: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.Progress.
+ * Use `create(ProgressSchema)` to create a new message.
+ */
+export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 11);
+
+/**
+ * @generated from message arcbox.images.v1.PullRequest
+ */
+export type PullRequest = Message<"arcbox.images.v1.PullRequest"> & {
+  /**
+   * Image reference (name[:tag] or name@digest).
+   *
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+
+  /**
+   * "os[/arch[/variant]]"; empty = this host.
+   *
+   * @generated from field: string platform = 2;
+   */
+  platform: string;
+
+  /**
+   * @generated from field: arcbox.images.v1.RegistryAuth auth = 3;
+   */
+  auth?: RegistryAuth | undefined;
+
+  /**
+   * Pull every tag of the repository (docker pull -a).
+   *
+   * @generated from field: bool all_tags = 4;
+   */
+  allTags: boolean;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PullRequest.
+ * Use `create(PullRequestSchema)` to create a new message.
+ */
+export const PullRequestSchema: GenMessage<PullRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 12);
+
+/**
+ * @generated from message arcbox.images.v1.PullResponse
+ */
+export type PullResponse = Message<"arcbox.images.v1.PullResponse"> & {
+  /**
+   * @generated from field: arcbox.images.v1.Progress progress = 1;
+   */
+  progress?: Progress | undefined;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PullResponse.
+ * Use `create(PullResponseSchema)` to create a new message.
+ */
+export const PullResponseSchema: GenMessage<PullResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 13);
+
+/**
+ * @generated from message arcbox.images.v1.PushRequest
+ */
+export type PushRequest = Message<"arcbox.images.v1.PushRequest"> & {
+  /**
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: arcbox.images.v1.RegistryAuth auth = 2;
+   */
+  auth?: RegistryAuth | undefined;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PushRequest.
+ * Use `create(PushRequestSchema)` to create a new message.
+ */
+export const PushRequestSchema: GenMessage<PushRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 14);
+
+/**
+ * @generated from message arcbox.images.v1.PushResponse
+ */
+export type PushResponse = Message<"arcbox.images.v1.PushResponse"> & {
+  /**
+   * @generated from field: arcbox.images.v1.Progress progress = 1;
+   */
+  progress?: Progress | undefined;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PushResponse.
+ * Use `create(PushResponseSchema)` to create a new message.
+ */
+export const PushResponseSchema: GenMessage<PushResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 15);
+
+/**
+ * @generated from message arcbox.images.v1.LoginRequest
+ */
+export type LoginRequest = Message<"arcbox.images.v1.LoginRequest"> & {
+  /**
+   * @generated from field: arcbox.images.v1.RegistryAuth auth = 1;
+   */
+  auth?: RegistryAuth | undefined;
+};
+
+/**
+ * Describes the message arcbox.images.v1.LoginRequest.
+ * Use `create(LoginRequestSchema)` to create a new message.
+ */
+export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 16);
+
+/**
+ * @generated from message arcbox.images.v1.LoginResponse
+ */
+export type LoginResponse = Message<"arcbox.images.v1.LoginResponse"> & {
+  /**
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string identity_token = 2;
+   */
+  identityToken: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.LoginResponse.
+ * Use `create(LoginResponseSchema)` to create a new message.
+ */
+export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 17);
+
+/**
+ * @generated from message arcbox.images.v1.TagRequest
+ */
+export type TagRequest = Message<"arcbox.images.v1.TagRequest"> & {
+  /**
+   * Source image (reference or ID).
+   *
+   * @generated from field: string source = 1;
+   */
+  source: string;
+
+  /**
+   * Target reference (repo[:tag]).
+   *
+   * @generated from field: string target = 2;
+   */
+  target: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.TagRequest.
+ * Use `create(TagRequestSchema)` to create a new message.
+ */
+export const TagRequestSchema: GenMessage<TagRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 18);
+
+/**
+ * @generated from message arcbox.images.v1.TagResponse
+ */
+export type TagResponse = Message<"arcbox.images.v1.TagResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.images.v1.TagResponse.
+ * Use `create(TagResponseSchema)` to create a new message.
+ */
+export const TagResponseSchema: GenMessage<TagResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 19);
+
+/**
+ * @generated from message arcbox.images.v1.RemoveRequest
+ */
+export type RemoveRequest = Message<"arcbox.images.v1.RemoveRequest"> & {
+  /**
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+
+  /**
+   * @generated from field: bool no_prune = 3;
+   */
+  noPrune: boolean;
+};
+
+/**
+ * Describes the message arcbox.images.v1.RemoveRequest.
+ * Use `create(RemoveRequestSchema)` to create a new message.
+ */
+export const RemoveRequestSchema: GenMessage<RemoveRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 20);
+
+/**
+ * One line of docker rmi output: exactly one of the fields is set.
+ *
+ * @generated from message arcbox.images.v1.RemovedItem
+ */
+export type RemovedItem = Message<"arcbox.images.v1.RemovedItem"> & {
+  /**
+   * @generated from field: string untagged = 1;
+   */
+  untagged: string;
+
+  /**
+   * @generated from field: string deleted = 2;
+   */
+  deleted: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.RemovedItem.
+ * Use `create(RemovedItemSchema)` to create a new message.
+ */
+export const RemovedItemSchema: GenMessage<RemovedItem> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 21);
+
+/**
+ * @generated from message arcbox.images.v1.RemoveResponse
+ */
+export type RemoveResponse = Message<"arcbox.images.v1.RemoveResponse"> & {
+  /**
+   * @generated from field: repeated arcbox.images.v1.RemovedItem items = 1;
+   */
+  items: RemovedItem[];
+};
+
+/**
+ * Describes the message arcbox.images.v1.RemoveResponse.
+ * Use `create(RemoveResponseSchema)` to create a new message.
+ */
+export const RemoveResponseSchema: GenMessage<RemoveResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 22);
+
+/**
+ * @generated from message arcbox.images.v1.HistoryRequest
+ */
+export type HistoryRequest = Message<"arcbox.images.v1.HistoryRequest"> & {
+  /**
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.HistoryRequest.
+ * Use `create(HistoryRequestSchema)` to create a new message.
+ */
+export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 23);
+
+/**
+ * @generated from message arcbox.images.v1.HistoryEntry
+ */
+export type HistoryEntry = Message<"arcbox.images.v1.HistoryEntry"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: int64 created_unix = 2;
+   */
+  createdUnix: bigint;
+
+  /**
+   * @generated from field: string created_by = 3;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: repeated string tags = 4;
+   */
+  tags: string[];
+
+  /**
+   * @generated from field: int64 size = 5;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: string comment = 6;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.HistoryEntry.
+ * Use `create(HistoryEntrySchema)` to create a new message.
+ */
+export const HistoryEntrySchema: GenMessage<HistoryEntry> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 24);
+
+/**
+ * @generated from message arcbox.images.v1.HistoryResponse
+ */
+export type HistoryResponse = Message<"arcbox.images.v1.HistoryResponse"> & {
+  /**
+   * @generated from field: repeated arcbox.images.v1.HistoryEntry entries = 1;
+   */
+  entries: HistoryEntry[];
+};
+
+/**
+ * Describes the message arcbox.images.v1.HistoryResponse.
+ * Use `create(HistoryResponseSchema)` to create a new message.
+ */
+export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 25);
+
+/**
+ * @generated from message arcbox.images.v1.PruneRequest
+ */
+export type PruneRequest = Message<"arcbox.images.v1.PruneRequest"> & {
+  /**
+   * @generated from field: repeated arcbox.images.v1.Filter filters = 1;
+   */
+  filters: Filter[];
+};
+
+/**
+ * Describes the message arcbox.images.v1.PruneRequest.
+ * Use `create(PruneRequestSchema)` to create a new message.
+ */
+export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 26);
+
+/**
+ * @generated from message arcbox.images.v1.PruneResponse
+ */
+export type PruneResponse = Message<"arcbox.images.v1.PruneResponse"> & {
+  /**
+   * @generated from field: repeated arcbox.images.v1.RemovedItem items = 1;
+   */
+  items: RemovedItem[];
+
+  /**
+   * @generated from field: int64 space_reclaimed = 2;
+   */
+  spaceReclaimed: bigint;
+};
+
+/**
+ * Describes the message arcbox.images.v1.PruneResponse.
+ * Use `create(PruneResponseSchema)` to create a new message.
+ */
+export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 27);
+
+/**
+ * @generated from message arcbox.images.v1.SaveRequest
+ */
+export type SaveRequest = Message<"arcbox.images.v1.SaveRequest"> & {
+  /**
+   * References or IDs; empty = every image.
+   *
+   * @generated from field: repeated string references = 1;
+   */
+  references: string[];
+};
+
+/**
+ * Describes the message arcbox.images.v1.SaveRequest.
+ * Use `create(SaveRequestSchema)` to create a new message.
+ */
+export const SaveRequestSchema: GenMessage<SaveRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 28);
+
+/**
+ * @generated from message arcbox.images.v1.SaveResponse
+ */
+export type SaveResponse = Message<"arcbox.images.v1.SaveResponse"> & {
+  /**
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message arcbox.images.v1.SaveResponse.
+ * Use `create(SaveResponseSchema)` to create a new message.
+ */
+export const SaveResponseSchema: GenMessage<SaveResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 29);
+
+/**
+ * @generated from message arcbox.images.v1.StreamEndpointRequest
+ */
+export type StreamEndpointRequest = Message<"arcbox.images.v1.StreamEndpointRequest"> & {
+};
+
+/**
+ * Describes the message arcbox.images.v1.StreamEndpointRequest.
+ * Use `create(StreamEndpointRequestSchema)` to create a new message.
+ */
+export const StreamEndpointRequestSchema: GenMessage<StreamEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 30);
+
+/**
+ * @generated from message arcbox.images.v1.StreamEndpointResponse
+ */
+export type StreamEndpointResponse = Message<"arcbox.images.v1.StreamEndpointResponse"> & {
+  /**
+   * Unix socket of imaged's raw HTTP endpoint: POST /load, POST /import.
+   *
+   * @generated from field: string socket_path = 1;
+   */
+  socketPath: string;
+};
+
+/**
+ * Describes the message arcbox.images.v1.StreamEndpointResponse.
+ * Use `create(StreamEndpointResponseSchema)` to create a new message.
+ */
+export const StreamEndpointResponseSchema: GenMessage<StreamEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_images_v1_images, 31);
 
 /**
  * ImageService is the Connect API of imaged, which owns images, the content store
@@ -232,6 +841,10 @@ export const ReleaseRootfsResponseSchema: GenMessage<ReleaseRootfsResponse> = /*
  *
  * The RPCs marked CONTRACT are what apid's container code depends on; extend
  * freely, but keep their meaning.
+ *
+ * Byte streams that flow INTO imaged (docker load, docker import) cannot ride on
+ * fetch-based Connect (no client streaming): they go over imaged's own raw HTTP
+ * socket, whose path StreamEndpoint returns.
  *
  * @generated from service arcbox.images.v1.ImageService
  */
@@ -273,6 +886,92 @@ export const ImageService: GenService<{
     methodKind: "unary";
     input: typeof ReleaseRootfsRequestSchema;
     output: typeof ReleaseRootfsResponseSchema;
+  },
+  /**
+   * Pulls an image from a registry; streams Docker-style progress.
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Pull
+   */
+  pull: {
+    methodKind: "server_streaming";
+    input: typeof PullRequestSchema;
+    output: typeof PullResponseSchema;
+  },
+  /**
+   * Pushes a local image to a registry; streams Docker-style progress.
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Push
+   */
+  push: {
+    methodKind: "server_streaming";
+    input: typeof PushRequestSchema;
+    output: typeof PushResponseSchema;
+  },
+  /**
+   * Checks credentials against a registry (docker login).
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Login
+   */
+  login: {
+    methodKind: "unary";
+    input: typeof LoginRequestSchema;
+    output: typeof LoginResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.images.v1.ImageService.Tag
+   */
+  tag: {
+    methodKind: "unary";
+    input: typeof TagRequestSchema;
+    output: typeof TagResponseSchema;
+  },
+  /**
+   * Untags and deletes images (docker rmi).
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Remove
+   */
+  remove: {
+    methodKind: "unary";
+    input: typeof RemoveRequestSchema;
+    output: typeof RemoveResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.images.v1.ImageService.History
+   */
+  history: {
+    methodKind: "unary";
+    input: typeof HistoryRequestSchema;
+    output: typeof HistoryResponseSchema;
+  },
+  /**
+   * Deletes dangling (or all unused) images, then unreferenced blobs and snapshots.
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Prune
+   */
+  prune: {
+    methodKind: "unary";
+    input: typeof PruneRequestSchema;
+    output: typeof PruneResponseSchema;
+  },
+  /**
+   * Streams a docker-archive tar of the given images (docker save).
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.Save
+   */
+  save: {
+    methodKind: "server_streaming";
+    input: typeof SaveRequestSchema;
+    output: typeof SaveResponseSchema;
+  },
+  /**
+   * Where to send raw uploads (load, import); also activates imaged.
+   *
+   * @generated from rpc arcbox.images.v1.ImageService.StreamEndpoint
+   */
+  streamEndpoint: {
+    methodKind: "unary";
+    input: typeof StreamEndpointRequestSchema;
+    output: typeof StreamEndpointResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_images_v1_images, 0);
