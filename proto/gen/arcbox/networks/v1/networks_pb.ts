@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/networks/v1/networks.proto.
  */
 export const file_arcbox_networks_v1_networks: GenFile = /*@__PURE__*/
-  fileDesc("CiFhcmNib3gvbmV0d29ya3MvdjEvbmV0d29ya3MucHJvdG8SEmFyY2JveC5uZXR3b3Jrcy52MSIqCg5OZXR3b3JrU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIg0KC0xpc3RSZXF1ZXN0IkEKDExpc3RSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLmFyY2JveC5uZXR3b3Jrcy52MS5OZXR3b3JrU3VtbWFyeSJbCgtQb3J0QmluZGluZxIQCghwcm90b2NvbBgBIAEoCRIWCg5jb250YWluZXJfcG9ydBgCIAEoDRIPCgdob3N0X2lwGAMgASgJEhEKCWhvc3RfcG9ydBgEIAEoDSJJCg9FbmRwb2ludFJlcXVlc3QSDwoHbmV0d29yaxgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhQKDGlwdjRfYWRkcmVzcxgDIAEoCSKsAgoNQXR0YWNoUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOY29udGFpbmVyX25hbWUYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSFAoMbmV0d29ya19tb2RlGAQgASgJEjYKCWVuZHBvaW50cxgFIAMoCzIjLmFyY2JveC5uZXR3b3Jrcy52MS5FbmRwb2ludFJlcXVlc3QSLgoFcG9ydHMYBiADKAsyHy5hcmNib3gubmV0d29ya3MudjEuUG9ydEJpbmRpbmcSEwoLZXh0cmFfaG9zdHMYByADKAkSCwoDZG5zGAggAygJEhIKCmRuc19zZWFyY2gYCSADKAkSEwoLZG5zX29wdGlvbnMYCiADKAkSEgoKZG9tYWlubmFtZRgLIAEoCSKrAQoIRW5kcG9pbnQSEgoKbmV0d29ya19pZBgBIAEoCRIUCgxuZXR3b3JrX25hbWUYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkSEgoKaXBfYWRkcmVzcxgEIAEoCRIVCg1pcF9wcmVmaXhfbGVuGAUgASgFEg8KB2dhdGV3YXkYBiABKAkSEwoLbWFjX2FkZHJlc3MYByABKAkSDwoHYWxpYXNlcxgIIAMoCSLgAQoOQXR0YWNoUmVzcG9uc2USEgoKbmV0bnNfcGF0aBgBIAEoCRIUCgxob3N0X25ldHdvcmsYAiABKAgSEgoKaG9zdHNfcGF0aBgDIAEoCRIYChByZXNvbHZfY29uZl9wYXRoGAQgASgJEhUKDWhvc3RuYW1lX3BhdGgYBSABKAkSLwoJZW5kcG9pbnRzGAYgAygLMhwuYXJjYm94Lm5ldHdvcmtzLnYxLkVuZHBvaW50Ei4KBXBvcnRzGAcgAygLMh8uYXJjYm94Lm5ldHdvcmtzLnYxLlBvcnRCaW5kaW5nIiUKDURldGFjaFJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJIhAKDkRldGFjaFJlc3BvbnNlMv0BCg5OZXR3b3JrU2VydmljZRJJCgRMaXN0Eh8uYXJjYm94Lm5ldHdvcmtzLnYxLkxpc3RSZXF1ZXN0GiAuYXJjYm94Lm5ldHdvcmtzLnYxLkxpc3RSZXNwb25zZRJPCgZBdHRhY2gSIS5hcmNib3gubmV0d29ya3MudjEuQXR0YWNoUmVxdWVzdBoiLmFyY2JveC5uZXR3b3Jrcy52MS5BdHRhY2hSZXNwb25zZRJPCgZEZXRhY2gSIS5hcmNib3gubmV0d29ya3MudjEuRGV0YWNoUmVxdWVzdBoiLmFyY2JveC5uZXR3b3Jrcy52MS5EZXRhY2hSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CiFhcmNib3gvbmV0d29ya3MvdjEvbmV0d29ya3MucHJvdG8SEmFyY2JveC5uZXR3b3Jrcy52MSIqCg5OZXR3b3JrU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIg0KC0xpc3RSZXF1ZXN0InAKDExpc3RSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLmFyY2JveC5uZXR3b3Jrcy52MS5OZXR3b3JrU3VtbWFyeRItCghuZXR3b3JrcxgCIAMoCzIbLmFyY2JveC5uZXR3b3Jrcy52MS5OZXR3b3JrIr0BCgpJcGFtQ29uZmlnEg4KBnN1Ym5ldBgBIAEoCRIPCgdnYXRld2F5GAIgASgJEhAKCGlwX3JhbmdlGAMgASgJEkcKDWF1eF9hZGRyZXNzZXMYBCADKAsyMC5hcmNib3gubmV0d29ya3MudjEuSXBhbUNvbmZpZy5BdXhBZGRyZXNzZXNFbnRyeRozChFBdXhBZGRyZXNzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIosBCg9OZXR3b3JrRW5kcG9pbnQSFAoMY29udGFpbmVyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkSEwoLbWFjX2FkZHJlc3MYBCABKAkSFAoMaXB2NF9hZGRyZXNzGAUgASgJEhQKDGlwdjZfYWRkcmVzcxgGIAEoCSLqBAoHTmV0d29yaxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmRyaXZlchgDIAEoCRINCgVzY29wZRgEIAEoCRIPCgdjcmVhdGVkGAUgASgJEhAKCGludGVybmFsGAYgASgIEhIKCmF0dGFjaGFibGUYByABKAgSEwoLZW5hYmxlX2lwdjYYCCABKAgSEwoLaXBhbV9kcml2ZXIYCSABKAkSLAoEaXBhbRgKIAMoCzIeLmFyY2JveC5uZXR3b3Jrcy52MS5JcGFtQ29uZmlnEjkKB29wdGlvbnMYCyADKAsyKC5hcmNib3gubmV0d29ya3MudjEuTmV0d29yay5PcHRpb25zRW50cnkSNwoGbGFiZWxzGAwgAygLMicuYXJjYm94Lm5ldHdvcmtzLnYxLk5ldHdvcmsuTGFiZWxzRW50cnkSNwoKY29udGFpbmVycxgNIAMoCzIjLmFyY2JveC5uZXR3b3Jrcy52MS5OZXR3b3JrRW5kcG9pbnQSQgoMaXBhbV9vcHRpb25zGA4gAygLMiwuYXJjYm94Lm5ldHdvcmtzLnYxLk5ldHdvcmsuSXBhbU9wdGlvbnNFbnRyeRITCgticmlkZ2VfbmFtZRgPIAEoCRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEElwYW1PcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKIBAoNQ3JlYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBmRyaXZlchgCIAEoCRIQCghpbnRlcm5hbBgDIAEoCBISCgphdHRhY2hhYmxlGAQgASgIEhMKC2VuYWJsZV9pcHY2GAUgASgIEhMKC2lwYW1fZHJpdmVyGAYgASgJEiwKBGlwYW0YByADKAsyHi5hcmNib3gubmV0d29ya3MudjEuSXBhbUNvbmZpZxI/CgdvcHRpb25zGAggAygLMi4uYXJjYm94Lm5ldHdvcmtzLnYxLkNyZWF0ZVJlcXVlc3QuT3B0aW9uc0VudHJ5Ej0KBmxhYmVscxgJIAMoCzItLmFyY2JveC5uZXR3b3Jrcy52MS5DcmVhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5EkgKDGlwYW1fb3B0aW9ucxgKIAMoCzIyLmFyY2JveC5uZXR3b3Jrcy52MS5DcmVhdGVSZXF1ZXN0LklwYW1PcHRpb25zRW50cnkaLgoMT3B0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBJcGFtT3B0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoOQ3JlYXRlUmVzcG9uc2USCgoCaWQYASABKAkSDwoHd2FybmluZxgCIAEoCSIhCg5JbnNwZWN0UmVxdWVzdBIPCgduZXR3b3JrGAEgASgJIj8KD0luc3BlY3RSZXNwb25zZRIsCgduZXR3b3JrGAEgASgLMhsuYXJjYm94Lm5ldHdvcmtzLnYxLk5ldHdvcmsiIAoNUmVtb3ZlUmVxdWVzdBIPCgduZXR3b3JrGAEgASgJIhAKDlJlbW92ZVJlc3BvbnNlIkYKDFBydW5lUmVxdWVzdBIOCgZsYWJlbHMYASADKAkSEgoKbm90X2xhYmVscxgCIAMoCRISCgp1bnRpbF91bml4GAMgASgDIiAKDVBydW5lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAMoCSJyCgtQb3J0QmluZGluZxIQCghwcm90b2NvbBgBIAEoCRIWCg5jb250YWluZXJfcG9ydBgCIAEoDRIPCgdob3N0X2lwGAMgASgJEhEKCWhvc3RfcG9ydBgEIAEoDRIVCg1ob3N0X3BvcnRfZW5kGAUgASgNIl4KD0VuZHBvaW50UmVxdWVzdBIPCgduZXR3b3JrGAEgASgJEg8KB2FsaWFzZXMYAiADKAkSFAoMaXB2NF9hZGRyZXNzGAMgASgJEhMKC21hY19hZGRyZXNzGAQgASgJIqwCCg1BdHRhY2hSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIWCg5jb250YWluZXJfbmFtZRgCIAEoCRIQCghob3N0bmFtZRgDIAEoCRIUCgxuZXR3b3JrX21vZGUYBCABKAkSNgoJZW5kcG9pbnRzGAUgAygLMiMuYXJjYm94Lm5ldHdvcmtzLnYxLkVuZHBvaW50UmVxdWVzdBIuCgVwb3J0cxgGIAMoCzIfLmFyY2JveC5uZXR3b3Jrcy52MS5Qb3J0QmluZGluZxITCgtleHRyYV9ob3N0cxgHIAMoCRILCgNkbnMYCCADKAkSEgoKZG5zX3NlYXJjaBgJIAMoCRITCgtkbnNfb3B0aW9ucxgKIAMoCRISCgpkb21haW5uYW1lGAsgASgJIr4BCghFbmRwb2ludBISCgpuZXR3b3JrX2lkGAEgASgJEhQKDG5ldHdvcmtfbmFtZRgCIAEoCRITCgtlbmRwb2ludF9pZBgDIAEoCRISCgppcF9hZGRyZXNzGAQgASgJEhUKDWlwX3ByZWZpeF9sZW4YBSABKAUSDwoHZ2F0ZXdheRgGIAEoCRITCgttYWNfYWRkcmVzcxgHIAEoCRIPCgdhbGlhc2VzGAggAygJEhEKCWRuc19uYW1lcxgJIAMoCSLgAQoOQXR0YWNoUmVzcG9uc2USEgoKbmV0bnNfcGF0aBgBIAEoCRIUCgxob3N0X25ldHdvcmsYAiABKAgSEgoKaG9zdHNfcGF0aBgDIAEoCRIYChByZXNvbHZfY29uZl9wYXRoGAQgASgJEhUKDWhvc3RuYW1lX3BhdGgYBSABKAkSLwoJZW5kcG9pbnRzGAYgAygLMhwuYXJjYm94Lm5ldHdvcmtzLnYxLkVuZHBvaW50Ei4KBXBvcnRzGAcgAygLMh8uYXJjYm94Lm5ldHdvcmtzLnYxLlBvcnRCaW5kaW5nIiUKDURldGFjaFJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJIhAKDkRldGFjaFJlc3BvbnNlInUKDkNvbm5lY3RSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIWCg5jb250YWluZXJfbmFtZRgCIAEoCRI1CghlbmRwb2ludBgDIAEoCzIjLmFyY2JveC5uZXR3b3Jrcy52MS5FbmRwb2ludFJlcXVlc3QiQQoPQ29ubmVjdFJlc3BvbnNlEi4KCGVuZHBvaW50GAEgASgLMhwuYXJjYm94Lm5ldHdvcmtzLnYxLkVuZHBvaW50IkkKEURpc2Nvbm5lY3RSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgduZXR3b3JrGAIgASgJEg0KBWZvcmNlGAMgASgIIhQKEkRpc2Nvbm5lY3RSZXNwb25zZSIsChRHZXRBdHRhY2htZW50UmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiTwoVR2V0QXR0YWNobWVudFJlc3BvbnNlEjYKCmF0dGFjaG1lbnQYASABKAsyIi5hcmNib3gubmV0d29ya3MudjEuQXR0YWNoUmVzcG9uc2Uy2AYKDk5ldHdvcmtTZXJ2aWNlEkkKBExpc3QSHy5hcmNib3gubmV0d29ya3MudjEuTGlzdFJlcXVlc3QaIC5hcmNib3gubmV0d29ya3MudjEuTGlzdFJlc3BvbnNlEk8KBkF0dGFjaBIhLmFyY2JveC5uZXR3b3Jrcy52MS5BdHRhY2hSZXF1ZXN0GiIuYXJjYm94Lm5ldHdvcmtzLnYxLkF0dGFjaFJlc3BvbnNlEk8KBkRldGFjaBIhLmFyY2JveC5uZXR3b3Jrcy52MS5EZXRhY2hSZXF1ZXN0GiIuYXJjYm94Lm5ldHdvcmtzLnYxLkRldGFjaFJlc3BvbnNlEk8KBkNyZWF0ZRIhLmFyY2JveC5uZXR3b3Jrcy52MS5DcmVhdGVSZXF1ZXN0GiIuYXJjYm94Lm5ldHdvcmtzLnYxLkNyZWF0ZVJlc3BvbnNlElIKB0luc3BlY3QSIi5hcmNib3gubmV0d29ya3MudjEuSW5zcGVjdFJlcXVlc3QaIy5hcmNib3gubmV0d29ya3MudjEuSW5zcGVjdFJlc3BvbnNlEk8KBlJlbW92ZRIhLmFyY2JveC5uZXR3b3Jrcy52MS5SZW1vdmVSZXF1ZXN0GiIuYXJjYm94Lm5ldHdvcmtzLnYxLlJlbW92ZVJlc3BvbnNlEkwKBVBydW5lEiAuYXJjYm94Lm5ldHdvcmtzLnYxLlBydW5lUmVxdWVzdBohLmFyY2JveC5uZXR3b3Jrcy52MS5QcnVuZVJlc3BvbnNlElIKB0Nvbm5lY3QSIi5hcmNib3gubmV0d29ya3MudjEuQ29ubmVjdFJlcXVlc3QaIy5hcmNib3gubmV0d29ya3MudjEuQ29ubmVjdFJlc3BvbnNlElsKCkRpc2Nvbm5lY3QSJS5hcmNib3gubmV0d29ya3MudjEuRGlzY29ubmVjdFJlcXVlc3QaJi5hcmNib3gubmV0d29ya3MudjEuRGlzY29ubmVjdFJlc3BvbnNlEmQKDUdldEF0dGFjaG1lbnQSKC5hcmNib3gubmV0d29ya3MudjEuR2V0QXR0YWNobWVudFJlcXVlc3QaKS5hcmNib3gubmV0d29ya3MudjEuR2V0QXR0YWNobWVudFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message arcbox.networks.v1.NetworkSummary
@@ -55,6 +55,13 @@ export type ListResponse = Message<"arcbox.networks.v1.ListResponse"> & {
    * @generated from field: repeated arcbox.networks.v1.NetworkSummary items = 1;
    */
   items: NetworkSummary[];
+
+  /**
+   * Full descriptions, same order as items.
+   *
+   * @generated from field: repeated arcbox.networks.v1.Network networks = 2;
+   */
+  networks: Network[];
 };
 
 /**
@@ -63,6 +70,381 @@ export type ListResponse = Message<"arcbox.networks.v1.ListResponse"> & {
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_networks_v1_networks, 2);
+
+/**
+ * @generated from message arcbox.networks.v1.IpamConfig
+ */
+export type IpamConfig = Message<"arcbox.networks.v1.IpamConfig"> & {
+  /**
+   * CIDR, e.g. "10.89.3.0/24".
+   *
+   * @generated from field: string subnet = 1;
+   */
+  subnet: string;
+
+  /**
+   * @generated from field: string gateway = 2;
+   */
+  gateway: string;
+
+  /**
+   * @generated from field: string ip_range = 3;
+   */
+  ipRange: string;
+
+  /**
+   * @generated from field: map<string, string> aux_addresses = 4;
+   */
+  auxAddresses: { [key: string]: string };
+};
+
+/**
+ * Describes the message arcbox.networks.v1.IpamConfig.
+ * Use `create(IpamConfigSchema)` to create a new message.
+ */
+export const IpamConfigSchema: GenMessage<IpamConfig> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 3);
+
+/**
+ * A container's endpoint as listed in a network (Docker's Network.Containers).
+ *
+ * @generated from message arcbox.networks.v1.NetworkEndpoint
+ */
+export type NetworkEndpoint = Message<"arcbox.networks.v1.NetworkEndpoint"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string endpoint_id = 3;
+   */
+  endpointId: string;
+
+  /**
+   * @generated from field: string mac_address = 4;
+   */
+  macAddress: string;
+
+  /**
+   * CIDR form, e.g. "10.89.3.2/24".
+   *
+   * @generated from field: string ipv4_address = 5;
+   */
+  ipv4Address: string;
+
+  /**
+   * @generated from field: string ipv6_address = 6;
+   */
+  ipv6Address: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.NetworkEndpoint.
+ * Use `create(NetworkEndpointSchema)` to create a new message.
+ */
+export const NetworkEndpointSchema: GenMessage<NetworkEndpoint> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 4);
+
+/**
+ * @generated from message arcbox.networks.v1.Network
+ */
+export type Network = Message<"arcbox.networks.v1.Network"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * "bridge", "host" or "null".
+   *
+   * @generated from field: string driver = 3;
+   */
+  driver: string;
+
+  /**
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+
+  /**
+   * RFC 3339 with nanoseconds.
+   *
+   * @generated from field: string created = 5;
+   */
+  created: string;
+
+  /**
+   * @generated from field: bool internal = 6;
+   */
+  internal: boolean;
+
+  /**
+   * @generated from field: bool attachable = 7;
+   */
+  attachable: boolean;
+
+  /**
+   * @generated from field: bool enable_ipv6 = 8;
+   */
+  enableIpv6: boolean;
+
+  /**
+   * @generated from field: string ipam_driver = 9;
+   */
+  ipamDriver: string;
+
+  /**
+   * @generated from field: repeated arcbox.networks.v1.IpamConfig ipam = 10;
+   */
+  ipam: IpamConfig[];
+
+  /**
+   * @generated from field: map<string, string> options = 11;
+   */
+  options: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> labels = 12;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: repeated arcbox.networks.v1.NetworkEndpoint containers = 13;
+   */
+  containers: NetworkEndpoint[];
+
+  /**
+   * @generated from field: map<string, string> ipam_options = 14;
+   */
+  ipamOptions: { [key: string]: string };
+
+  /**
+   * Linux bridge interface backing the network (empty for host/null).
+   *
+   * @generated from field: string bridge_name = 15;
+   */
+  bridgeName: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.Network.
+ * Use `create(NetworkSchema)` to create a new message.
+ */
+export const NetworkSchema: GenMessage<Network> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 5);
+
+/**
+ * @generated from message arcbox.networks.v1.CreateRequest
+ */
+export type CreateRequest = Message<"arcbox.networks.v1.CreateRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Empty means "bridge".
+   *
+   * @generated from field: string driver = 2;
+   */
+  driver: string;
+
+  /**
+   * @generated from field: bool internal = 3;
+   */
+  internal: boolean;
+
+  /**
+   * @generated from field: bool attachable = 4;
+   */
+  attachable: boolean;
+
+  /**
+   * @generated from field: bool enable_ipv6 = 5;
+   */
+  enableIpv6: boolean;
+
+  /**
+   * @generated from field: string ipam_driver = 6;
+   */
+  ipamDriver: string;
+
+  /**
+   * @generated from field: repeated arcbox.networks.v1.IpamConfig ipam = 7;
+   */
+  ipam: IpamConfig[];
+
+  /**
+   * @generated from field: map<string, string> options = 8;
+   */
+  options: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> labels = 9;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> ipam_options = 10;
+   */
+  ipamOptions: { [key: string]: string };
+};
+
+/**
+ * Describes the message arcbox.networks.v1.CreateRequest.
+ * Use `create(CreateRequestSchema)` to create a new message.
+ */
+export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 6);
+
+/**
+ * @generated from message arcbox.networks.v1.CreateResponse
+ */
+export type CreateResponse = Message<"arcbox.networks.v1.CreateResponse"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string warning = 2;
+   */
+  warning: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.CreateResponse.
+ * Use `create(CreateResponseSchema)` to create a new message.
+ */
+export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 7);
+
+/**
+ * @generated from message arcbox.networks.v1.InspectRequest
+ */
+export type InspectRequest = Message<"arcbox.networks.v1.InspectRequest"> & {
+  /**
+   * Name, full ID or unique ID prefix.
+   *
+   * @generated from field: string network = 1;
+   */
+  network: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.InspectRequest.
+ * Use `create(InspectRequestSchema)` to create a new message.
+ */
+export const InspectRequestSchema: GenMessage<InspectRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 8);
+
+/**
+ * @generated from message arcbox.networks.v1.InspectResponse
+ */
+export type InspectResponse = Message<"arcbox.networks.v1.InspectResponse"> & {
+  /**
+   * @generated from field: arcbox.networks.v1.Network network = 1;
+   */
+  network?: Network | undefined;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.InspectResponse.
+ * Use `create(InspectResponseSchema)` to create a new message.
+ */
+export const InspectResponseSchema: GenMessage<InspectResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 9);
+
+/**
+ * @generated from message arcbox.networks.v1.RemoveRequest
+ */
+export type RemoveRequest = Message<"arcbox.networks.v1.RemoveRequest"> & {
+  /**
+   * @generated from field: string network = 1;
+   */
+  network: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.RemoveRequest.
+ * Use `create(RemoveRequestSchema)` to create a new message.
+ */
+export const RemoveRequestSchema: GenMessage<RemoveRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 10);
+
+/**
+ * @generated from message arcbox.networks.v1.RemoveResponse
+ */
+export type RemoveResponse = Message<"arcbox.networks.v1.RemoveResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.networks.v1.RemoveResponse.
+ * Use `create(RemoveResponseSchema)` to create a new message.
+ */
+export const RemoveResponseSchema: GenMessage<RemoveResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 11);
+
+/**
+ * @generated from message arcbox.networks.v1.PruneRequest
+ */
+export type PruneRequest = Message<"arcbox.networks.v1.PruneRequest"> & {
+  /**
+   * Docker "label" filters: "key" or "key=value"; all must match.
+   *
+   * @generated from field: repeated string labels = 1;
+   */
+  labels: string[];
+
+  /**
+   * Docker "label!" filters: none may match.
+   *
+   * @generated from field: repeated string not_labels = 2;
+   */
+  notLabels: string[];
+
+  /**
+   * Only networks created before this Unix time (seconds); 0 = no limit.
+   *
+   * @generated from field: int64 until_unix = 3;
+   */
+  untilUnix: bigint;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.PruneRequest.
+ * Use `create(PruneRequestSchema)` to create a new message.
+ */
+export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 12);
+
+/**
+ * @generated from message arcbox.networks.v1.PruneResponse
+ */
+export type PruneResponse = Message<"arcbox.networks.v1.PruneResponse"> & {
+  /**
+   * @generated from field: repeated string deleted = 1;
+   */
+  deleted: string[];
+};
+
+/**
+ * Describes the message arcbox.networks.v1.PruneResponse.
+ * Use `create(PruneResponseSchema)` to create a new message.
+ */
+export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 13);
 
 /**
  * @generated from message arcbox.networks.v1.PortBinding
@@ -91,6 +473,13 @@ export type PortBinding = Message<"arcbox.networks.v1.PortBinding"> & {
    * @generated from field: uint32 host_port = 4;
    */
   hostPort: number;
+
+  /**
+   * With host_port, a range host_port..host_port_end to pick a free port from.
+   *
+   * @generated from field: uint32 host_port_end = 5;
+   */
+  hostPortEnd: number;
 };
 
 /**
@@ -98,7 +487,7 @@ export type PortBinding = Message<"arcbox.networks.v1.PortBinding"> & {
  * Use `create(PortBindingSchema)` to create a new message.
  */
 export const PortBindingSchema: GenMessage<PortBinding> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 3);
+  messageDesc(file_arcbox_networks_v1_networks, 14);
 
 /**
  * @generated from message arcbox.networks.v1.EndpointRequest
@@ -120,6 +509,11 @@ export type EndpointRequest = Message<"arcbox.networks.v1.EndpointRequest"> & {
    * @generated from field: string ipv4_address = 3;
    */
   ipv4Address: string;
+
+  /**
+   * @generated from field: string mac_address = 4;
+   */
+  macAddress: string;
 };
 
 /**
@@ -127,7 +521,7 @@ export type EndpointRequest = Message<"arcbox.networks.v1.EndpointRequest"> & {
  * Use `create(EndpointRequestSchema)` to create a new message.
  */
 export const EndpointRequestSchema: GenMessage<EndpointRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 4);
+  messageDesc(file_arcbox_networks_v1_networks, 15);
 
 /**
  * @generated from message arcbox.networks.v1.AttachRequest
@@ -200,7 +594,7 @@ export type AttachRequest = Message<"arcbox.networks.v1.AttachRequest"> & {
  * Use `create(AttachRequestSchema)` to create a new message.
  */
 export const AttachRequestSchema: GenMessage<AttachRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 5);
+  messageDesc(file_arcbox_networks_v1_networks, 16);
 
 /**
  * @generated from message arcbox.networks.v1.Endpoint
@@ -245,6 +639,13 @@ export type Endpoint = Message<"arcbox.networks.v1.Endpoint"> & {
    * @generated from field: repeated string aliases = 8;
    */
   aliases: string[];
+
+  /**
+   * Docker's EndpointSettings.DNSNames: name, aliases and short ID resolvable in the network.
+   *
+   * @generated from field: repeated string dns_names = 9;
+   */
+  dnsNames: string[];
 };
 
 /**
@@ -252,7 +653,7 @@ export type Endpoint = Message<"arcbox.networks.v1.Endpoint"> & {
  * Use `create(EndpointSchema)` to create a new message.
  */
 export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 6);
+  messageDesc(file_arcbox_networks_v1_networks, 17);
 
 /**
  * @generated from message arcbox.networks.v1.AttachResponse
@@ -305,7 +706,7 @@ export type AttachResponse = Message<"arcbox.networks.v1.AttachResponse"> & {
  * Use `create(AttachResponseSchema)` to create a new message.
  */
 export const AttachResponseSchema: GenMessage<AttachResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 7);
+  messageDesc(file_arcbox_networks_v1_networks, 18);
 
 /**
  * @generated from message arcbox.networks.v1.DetachRequest
@@ -322,7 +723,7 @@ export type DetachRequest = Message<"arcbox.networks.v1.DetachRequest"> & {
  * Use `create(DetachRequestSchema)` to create a new message.
  */
 export const DetachRequestSchema: GenMessage<DetachRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 8);
+  messageDesc(file_arcbox_networks_v1_networks, 19);
 
 /**
  * @generated from message arcbox.networks.v1.DetachResponse
@@ -335,7 +736,129 @@ export type DetachResponse = Message<"arcbox.networks.v1.DetachResponse"> & {
  * Use `create(DetachResponseSchema)` to create a new message.
  */
 export const DetachResponseSchema: GenMessage<DetachResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_networks_v1_networks, 9);
+  messageDesc(file_arcbox_networks_v1_networks, 20);
+
+/**
+ * @generated from message arcbox.networks.v1.ConnectRequest
+ */
+export type ConnectRequest = Message<"arcbox.networks.v1.ConnectRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string container_name = 2;
+   */
+  containerName: string;
+
+  /**
+   * @generated from field: arcbox.networks.v1.EndpointRequest endpoint = 3;
+   */
+  endpoint?: EndpointRequest | undefined;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.ConnectRequest.
+ * Use `create(ConnectRequestSchema)` to create a new message.
+ */
+export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 21);
+
+/**
+ * @generated from message arcbox.networks.v1.ConnectResponse
+ */
+export type ConnectResponse = Message<"arcbox.networks.v1.ConnectResponse"> & {
+  /**
+   * Set when the container is attached and the interface is live.
+   *
+   * @generated from field: arcbox.networks.v1.Endpoint endpoint = 1;
+   */
+  endpoint?: Endpoint | undefined;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.ConnectResponse.
+ * Use `create(ConnectResponseSchema)` to create a new message.
+ */
+export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 22);
+
+/**
+ * @generated from message arcbox.networks.v1.DisconnectRequest
+ */
+export type DisconnectRequest = Message<"arcbox.networks.v1.DisconnectRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * @generated from field: string network = 2;
+   */
+  network: string;
+
+  /**
+   * @generated from field: bool force = 3;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.DisconnectRequest.
+ * Use `create(DisconnectRequestSchema)` to create a new message.
+ */
+export const DisconnectRequestSchema: GenMessage<DisconnectRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 23);
+
+/**
+ * @generated from message arcbox.networks.v1.DisconnectResponse
+ */
+export type DisconnectResponse = Message<"arcbox.networks.v1.DisconnectResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.networks.v1.DisconnectResponse.
+ * Use `create(DisconnectResponseSchema)` to create a new message.
+ */
+export const DisconnectResponseSchema: GenMessage<DisconnectResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 24);
+
+/**
+ * @generated from message arcbox.networks.v1.GetAttachmentRequest
+ */
+export type GetAttachmentRequest = Message<"arcbox.networks.v1.GetAttachmentRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.GetAttachmentRequest.
+ * Use `create(GetAttachmentRequestSchema)` to create a new message.
+ */
+export const GetAttachmentRequestSchema: GenMessage<GetAttachmentRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 25);
+
+/**
+ * @generated from message arcbox.networks.v1.GetAttachmentResponse
+ */
+export type GetAttachmentResponse = Message<"arcbox.networks.v1.GetAttachmentResponse"> & {
+  /**
+   * Unset when the container is not attached.
+   *
+   * @generated from field: arcbox.networks.v1.AttachResponse attachment = 1;
+   */
+  attachment?: AttachResponse | undefined;
+};
+
+/**
+ * Describes the message arcbox.networks.v1.GetAttachmentResponse.
+ * Use `create(GetAttachmentResponseSchema)` to create a new message.
+ */
+export const GetAttachmentResponseSchema: GenMessage<GetAttachmentResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_networks_v1_networks, 26);
 
 /**
  * NetworkService is the Connect API of netd, which owns networks: bridges, IPAM,
@@ -374,6 +897,71 @@ export const NetworkService: GenService<{
     methodKind: "unary";
     input: typeof DetachRequestSchema;
     output: typeof DetachResponseSchema;
+  },
+  /**
+   * Docker /networks API (user-defined networks and the predefined ones).
+   *
+   * @generated from rpc arcbox.networks.v1.NetworkService.Create
+   */
+  create: {
+    methodKind: "unary";
+    input: typeof CreateRequestSchema;
+    output: typeof CreateResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.networks.v1.NetworkService.Inspect
+   */
+  inspect: {
+    methodKind: "unary";
+    input: typeof InspectRequestSchema;
+    output: typeof InspectResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.networks.v1.NetworkService.Remove
+   */
+  remove: {
+    methodKind: "unary";
+    input: typeof RemoveRequestSchema;
+    output: typeof RemoveResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.networks.v1.NetworkService.Prune
+   */
+  prune: {
+    methodKind: "unary";
+    input: typeof PruneRequestSchema;
+    output: typeof PruneResponseSchema;
+  },
+  /**
+   * Connects a container to one more network. A container that is attached (has a
+   * network namespace) gets the interface at once; otherwise the endpoint is recorded
+   * and added by its next Attach.
+   *
+   * @generated from rpc arcbox.networks.v1.NetworkService.Connect
+   */
+  connect: {
+    methodKind: "unary";
+    input: typeof ConnectRequestSchema;
+    output: typeof ConnectResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.networks.v1.NetworkService.Disconnect
+   */
+  disconnect: {
+    methodKind: "unary";
+    input: typeof DisconnectRequestSchema;
+    output: typeof DisconnectResponseSchema;
+  },
+  /**
+   * What Attach set up for a container (same shape as AttachResponse), e.g. after a
+   * restart of apid.
+   *
+   * @generated from rpc arcbox.networks.v1.NetworkService.GetAttachment
+   */
+  getAttachment: {
+    methodKind: "unary";
+    input: typeof GetAttachmentRequestSchema;
+    output: typeof GetAttachmentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_networks_v1_networks, 0);

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/volumes/v1/volumes.proto.
  */
 export const file_arcbox_volumes_v1_volumes: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hcmNib3gvdm9sdW1lcy92MS92b2x1bWVzLnByb3RvEhFhcmNib3gudm9sdW1lcy52MSIpCg1Wb2x1bWVTdW1tYXJ5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkiDQoLTGlzdFJlcXVlc3QiPwoMTGlzdFJlc3BvbnNlEi8KBWl0ZW1zGAEgAygLMiAuYXJjYm94LnZvbHVtZXMudjEuVm9sdW1lU3VtbWFyeSLiAgoMTW91bnRSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnRhcmdldBgDIAEoCRIYChBpbWFnZV9sb3dlcl9kaXJzGAQgAygJEg8KB25vX2NvcHkYBSABKAgSDgoGZHJpdmVyGAYgASgJEkQKC2RyaXZlcl9vcHRzGAcgAygLMi8uYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXF1ZXN0LkRyaXZlck9wdHNFbnRyeRI7CgZsYWJlbHMYCCADKAsyKy5hcmNib3gudm9sdW1lcy52MS5Nb3VudFJlcXVlc3QuTGFiZWxzRW50cnkaMQoPRHJpdmVyT3B0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJACg1Nb3VudFJlc3BvbnNlEgwKBG5hbWUYASABKAkSDgoGc291cmNlGAIgASgJEhEKCWFub255bW91cxgDIAEoCCJACg5Vbm1vdW50UmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSGAoQcmVtb3ZlX2Fub255bW91cxgCIAEoCCIRCg9Vbm1vdW50UmVzcG9uc2Uy9gEKDVZvbHVtZVNlcnZpY2USRwoETGlzdBIeLmFyY2JveC52b2x1bWVzLnYxLkxpc3RSZXF1ZXN0Gh8uYXJjYm94LnZvbHVtZXMudjEuTGlzdFJlc3BvbnNlEkoKBU1vdW50Eh8uYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXF1ZXN0GiAuYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXNwb25zZRJQCgdVbm1vdW50EiEuYXJjYm94LnZvbHVtZXMudjEuVW5tb3VudFJlcXVlc3QaIi5hcmNib3gudm9sdW1lcy52MS5Vbm1vdW50UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch9hcmNib3gvdm9sdW1lcy92MS92b2x1bWVzLnByb3RvEhFhcmNib3gudm9sdW1lcy52MSIpCg1Wb2x1bWVTdW1tYXJ5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAki5gIKBlZvbHVtZRIMCgRuYW1lGAEgASgJEg4KBmRyaXZlchgCIAEoCRISCgptb3VudHBvaW50GAMgASgJEhIKCmNyZWF0ZWRfYXQYBCABKAkSNQoGbGFiZWxzGAUgAygLMiUuYXJjYm94LnZvbHVtZXMudjEuVm9sdW1lLkxhYmVsc0VudHJ5EjcKB29wdGlvbnMYBiADKAsyJi5hcmNib3gudm9sdW1lcy52MS5Wb2x1bWUuT3B0aW9uc0VudHJ5Eg0KBXNjb3BlGAcgASgJEhEKCWFub255bW91cxgIIAEoCBIRCglpbl91c2VfYnkYCSADKAkSEgoKc2l6ZV9ieXRlcxgKIAEoAxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE9wdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiAKC0xpc3RSZXF1ZXN0EhEKCXdpdGhfc2l6ZRgBIAEoCCJrCgxMaXN0UmVzcG9uc2USLwoFaXRlbXMYASADKAsyIC5hcmNib3gudm9sdW1lcy52MS5Wb2x1bWVTdW1tYXJ5EioKB3ZvbHVtZXMYAiADKAsyGS5hcmNib3gudm9sdW1lcy52MS5Wb2x1bWUi4gIKDE1vdW50UmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0YXJnZXQYAyABKAkSGAoQaW1hZ2VfbG93ZXJfZGlycxgEIAMoCRIPCgdub19jb3B5GAUgASgIEg4KBmRyaXZlchgGIAEoCRJECgtkcml2ZXJfb3B0cxgHIAMoCzIvLmFyY2JveC52b2x1bWVzLnYxLk1vdW50UmVxdWVzdC5Ecml2ZXJPcHRzRW50cnkSOwoGbGFiZWxzGAggAygLMisuYXJjYm94LnZvbHVtZXMudjEuTW91bnRSZXF1ZXN0LkxhYmVsc0VudHJ5GjEKD0RyaXZlck9wdHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQAoNTW91bnRSZXNwb25zZRIMCgRuYW1lGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIRCglhbm9ueW1vdXMYAyABKAgiQAoOVW5tb3VudFJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEhgKEHJlbW92ZV9hbm9ueW1vdXMYAiABKAgiEQoPVW5tb3VudFJlc3BvbnNlIpQCCg1DcmVhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGZHJpdmVyGAIgASgJEkUKC2RyaXZlcl9vcHRzGAMgAygLMjAuYXJjYm94LnZvbHVtZXMudjEuQ3JlYXRlUmVxdWVzdC5Ecml2ZXJPcHRzRW50cnkSPAoGbGFiZWxzGAQgAygLMiwuYXJjYm94LnZvbHVtZXMudjEuQ3JlYXRlUmVxdWVzdC5MYWJlbHNFbnRyeRoxCg9Ecml2ZXJPcHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKDkNyZWF0ZVJlc3BvbnNlEikKBnZvbHVtZRgBIAEoCzIZLmFyY2JveC52b2x1bWVzLnYxLlZvbHVtZSIeCg5JbnNwZWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIjwKD0luc3BlY3RSZXNwb25zZRIpCgZ2b2x1bWUYASABKAsyGS5hcmNib3gudm9sdW1lcy52MS5Wb2x1bWUiLAoNUmVtb3ZlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWZvcmNlGAIgASgIIhAKDlJlbW92ZVJlc3BvbnNlIj8KDFBydW5lUmVxdWVzdBIOCgZsYWJlbHMYASADKAkSEgoKbm90X2xhYmVscxgCIAMoCRILCgNhbGwYAyABKAgiOQoNUHJ1bmVSZXNwb25zZRIPCgdkZWxldGVkGAEgAygJEhcKD3NwYWNlX3JlY2xhaW1lZBgCIAEoBDKyBAoNVm9sdW1lU2VydmljZRJHCgRMaXN0Eh4uYXJjYm94LnZvbHVtZXMudjEuTGlzdFJlcXVlc3QaHy5hcmNib3gudm9sdW1lcy52MS5MaXN0UmVzcG9uc2USSgoFTW91bnQSHy5hcmNib3gudm9sdW1lcy52MS5Nb3VudFJlcXVlc3QaIC5hcmNib3gudm9sdW1lcy52MS5Nb3VudFJlc3BvbnNlElAKB1VubW91bnQSIS5hcmNib3gudm9sdW1lcy52MS5Vbm1vdW50UmVxdWVzdBoiLmFyY2JveC52b2x1bWVzLnYxLlVubW91bnRSZXNwb25zZRJNCgZDcmVhdGUSIC5hcmNib3gudm9sdW1lcy52MS5DcmVhdGVSZXF1ZXN0GiEuYXJjYm94LnZvbHVtZXMudjEuQ3JlYXRlUmVzcG9uc2USUAoHSW5zcGVjdBIhLmFyY2JveC52b2x1bWVzLnYxLkluc3BlY3RSZXF1ZXN0GiIuYXJjYm94LnZvbHVtZXMudjEuSW5zcGVjdFJlc3BvbnNlEk0KBlJlbW92ZRIgLmFyY2JveC52b2x1bWVzLnYxLlJlbW92ZVJlcXVlc3QaIS5hcmNib3gudm9sdW1lcy52MS5SZW1vdmVSZXNwb25zZRJKCgVQcnVuZRIfLmFyY2JveC52b2x1bWVzLnYxLlBydW5lUmVxdWVzdBogLmFyY2JveC52b2x1bWVzLnYxLlBydW5lUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message arcbox.volumes.v1.VolumeSummary
@@ -35,9 +35,85 @@ export const VolumeSummarySchema: GenMessage<VolumeSummary> = /*@__PURE__*/
   messageDesc(file_arcbox_volumes_v1_volumes, 0);
 
 /**
+ * @generated from message arcbox.volumes.v1.Volume
+ */
+export type Volume = Message<"arcbox.volumes.v1.Volume"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string driver = 2;
+   */
+  driver: string;
+
+  /**
+   * Host directory holding the data (Docker's Mountpoint).
+   *
+   * @generated from field: string mountpoint = 3;
+   */
+  mountpoint: string;
+
+  /**
+   * RFC 3339.
+   *
+   * @generated from field: string created_at = 4;
+   */
+  createdAt: string;
+
+  /**
+   * @generated from field: map<string, string> labels = 5;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> options = 6;
+   */
+  options: { [key: string]: string };
+
+  /**
+   * @generated from field: string scope = 7;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: bool anonymous = 8;
+   */
+  anonymous: boolean;
+
+  /**
+   * IDs of containers using the volume.
+   *
+   * @generated from field: repeated string in_use_by = 9;
+   */
+  inUseBy: string[];
+
+  /**
+   * Bytes used; -1 when not computed.
+   *
+   * @generated from field: int64 size_bytes = 10;
+   */
+  sizeBytes: bigint;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.Volume.
+ * Use `create(VolumeSchema)` to create a new message.
+ */
+export const VolumeSchema: GenMessage<Volume> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 1);
+
+/**
  * @generated from message arcbox.volumes.v1.ListRequest
  */
 export type ListRequest = Message<"arcbox.volumes.v1.ListRequest"> & {
+  /**
+   * Compute size_bytes (for /system/df).
+   *
+   * @generated from field: bool with_size = 1;
+   */
+  withSize: boolean;
 };
 
 /**
@@ -45,7 +121,7 @@ export type ListRequest = Message<"arcbox.volumes.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_volumes_v1_volumes, 1);
+  messageDesc(file_arcbox_volumes_v1_volumes, 2);
 
 /**
  * @generated from message arcbox.volumes.v1.ListResponse
@@ -55,6 +131,13 @@ export type ListResponse = Message<"arcbox.volumes.v1.ListResponse"> & {
    * @generated from field: repeated arcbox.volumes.v1.VolumeSummary items = 1;
    */
   items: VolumeSummary[];
+
+  /**
+   * Full descriptions, same order as items.
+   *
+   * @generated from field: repeated arcbox.volumes.v1.Volume volumes = 2;
+   */
+  volumes: Volume[];
 };
 
 /**
@@ -62,7 +145,7 @@ export type ListResponse = Message<"arcbox.volumes.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_volumes_v1_volumes, 2);
+  messageDesc(file_arcbox_volumes_v1_volumes, 3);
 
 /**
  * @generated from message arcbox.volumes.v1.MountRequest
@@ -121,7 +204,7 @@ export type MountRequest = Message<"arcbox.volumes.v1.MountRequest"> & {
  * Use `create(MountRequestSchema)` to create a new message.
  */
 export const MountRequestSchema: GenMessage<MountRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_volumes_v1_volumes, 3);
+  messageDesc(file_arcbox_volumes_v1_volumes, 4);
 
 /**
  * @generated from message arcbox.volumes.v1.MountResponse
@@ -150,7 +233,7 @@ export type MountResponse = Message<"arcbox.volumes.v1.MountResponse"> & {
  * Use `create(MountResponseSchema)` to create a new message.
  */
 export const MountResponseSchema: GenMessage<MountResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_volumes_v1_volumes, 4);
+  messageDesc(file_arcbox_volumes_v1_volumes, 5);
 
 /**
  * @generated from message arcbox.volumes.v1.UnmountRequest
@@ -174,7 +257,7 @@ export type UnmountRequest = Message<"arcbox.volumes.v1.UnmountRequest"> & {
  * Use `create(UnmountRequestSchema)` to create a new message.
  */
 export const UnmountRequestSchema: GenMessage<UnmountRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_volumes_v1_volumes, 5);
+  messageDesc(file_arcbox_volumes_v1_volumes, 6);
 
 /**
  * @generated from message arcbox.volumes.v1.UnmountResponse
@@ -187,7 +270,186 @@ export type UnmountResponse = Message<"arcbox.volumes.v1.UnmountResponse"> & {
  * Use `create(UnmountResponseSchema)` to create a new message.
  */
 export const UnmountResponseSchema: GenMessage<UnmountResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_volumes_v1_volumes, 6);
+  messageDesc(file_arcbox_volumes_v1_volumes, 7);
+
+/**
+ * @generated from message arcbox.volumes.v1.CreateRequest
+ */
+export type CreateRequest = Message<"arcbox.volumes.v1.CreateRequest"> & {
+  /**
+   * Empty generates a random name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Empty means "local".
+   *
+   * @generated from field: string driver = 2;
+   */
+  driver: string;
+
+  /**
+   * @generated from field: map<string, string> driver_opts = 3;
+   */
+  driverOpts: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.CreateRequest.
+ * Use `create(CreateRequestSchema)` to create a new message.
+ */
+export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 8);
+
+/**
+ * @generated from message arcbox.volumes.v1.CreateResponse
+ */
+export type CreateResponse = Message<"arcbox.volumes.v1.CreateResponse"> & {
+  /**
+   * @generated from field: arcbox.volumes.v1.Volume volume = 1;
+   */
+  volume?: Volume | undefined;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.CreateResponse.
+ * Use `create(CreateResponseSchema)` to create a new message.
+ */
+export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 9);
+
+/**
+ * @generated from message arcbox.volumes.v1.InspectRequest
+ */
+export type InspectRequest = Message<"arcbox.volumes.v1.InspectRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.InspectRequest.
+ * Use `create(InspectRequestSchema)` to create a new message.
+ */
+export const InspectRequestSchema: GenMessage<InspectRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 10);
+
+/**
+ * @generated from message arcbox.volumes.v1.InspectResponse
+ */
+export type InspectResponse = Message<"arcbox.volumes.v1.InspectResponse"> & {
+  /**
+   * @generated from field: arcbox.volumes.v1.Volume volume = 1;
+   */
+  volume?: Volume | undefined;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.InspectResponse.
+ * Use `create(InspectResponseSchema)` to create a new message.
+ */
+export const InspectResponseSchema: GenMessage<InspectResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 11);
+
+/**
+ * @generated from message arcbox.volumes.v1.RemoveRequest
+ */
+export type RemoveRequest = Message<"arcbox.volumes.v1.RemoveRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * A missing volume is not an error.
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.RemoveRequest.
+ * Use `create(RemoveRequestSchema)` to create a new message.
+ */
+export const RemoveRequestSchema: GenMessage<RemoveRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 12);
+
+/**
+ * @generated from message arcbox.volumes.v1.RemoveResponse
+ */
+export type RemoveResponse = Message<"arcbox.volumes.v1.RemoveResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.RemoveResponse.
+ * Use `create(RemoveResponseSchema)` to create a new message.
+ */
+export const RemoveResponseSchema: GenMessage<RemoveResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 13);
+
+/**
+ * @generated from message arcbox.volumes.v1.PruneRequest
+ */
+export type PruneRequest = Message<"arcbox.volumes.v1.PruneRequest"> & {
+  /**
+   * Docker "label" filters ("key" or "key=value"); all must match.
+   *
+   * @generated from field: repeated string labels = 1;
+   */
+  labels: string[];
+
+  /**
+   * Docker "label!" filters; none may match.
+   *
+   * @generated from field: repeated string not_labels = 2;
+   */
+  notLabels: string[];
+
+  /**
+   * Also prune named volumes, not only anonymous ones (filter all=true).
+   *
+   * @generated from field: bool all = 3;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.PruneRequest.
+ * Use `create(PruneRequestSchema)` to create a new message.
+ */
+export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 14);
+
+/**
+ * @generated from message arcbox.volumes.v1.PruneResponse
+ */
+export type PruneResponse = Message<"arcbox.volumes.v1.PruneResponse"> & {
+  /**
+   * @generated from field: repeated string deleted = 1;
+   */
+  deleted: string[];
+
+  /**
+   * @generated from field: uint64 space_reclaimed = 2;
+   */
+  spaceReclaimed: bigint;
+};
+
+/**
+ * Describes the message arcbox.volumes.v1.PruneResponse.
+ * Use `create(PruneResponseSchema)` to create a new message.
+ */
+export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_volumes_v1_volumes, 15);
 
 /**
  * VolumeService is the Connect API of fsd, which owns named volumes and file sharing.
@@ -225,6 +487,40 @@ export const VolumeService: GenService<{
     methodKind: "unary";
     input: typeof UnmountRequestSchema;
     output: typeof UnmountResponseSchema;
+  },
+  /**
+   * Docker /volumes API.
+   *
+   * @generated from rpc arcbox.volumes.v1.VolumeService.Create
+   */
+  create: {
+    methodKind: "unary";
+    input: typeof CreateRequestSchema;
+    output: typeof CreateResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.volumes.v1.VolumeService.Inspect
+   */
+  inspect: {
+    methodKind: "unary";
+    input: typeof InspectRequestSchema;
+    output: typeof InspectResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.volumes.v1.VolumeService.Remove
+   */
+  remove: {
+    methodKind: "unary";
+    input: typeof RemoveRequestSchema;
+    output: typeof RemoveResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.volumes.v1.VolumeService.Prune
+   */
+  prune: {
+    methodKind: "unary";
+    input: typeof PruneRequestSchema;
+    output: typeof PruneResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_volumes_v1_volumes, 0);
