@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a Debian 12 machine: installs what is missing first
+# (system packages, Bun, modules, native helpers), then `bun test`. Tests start their
+# own daemons, registries and containers on throwaway homes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh --no-start || exit 1
+export PATH="/usr/local/bin:$PATH"
+log=$(mktemp)
+bun test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -n 1 | tr -dc 0-9)
+fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -n 1 | tr -dc 0-9)
+rm -f "$log"
+echo "tests: ${pass:-0} passed, ${fail:-0} failed"
+exit "$status"
