@@ -1,15 +1,26 @@
 /**
- * netd: owns networks. Started lazily by the supervisor on first use.
+ * netd: owns networks (bridges, IPAM, NAT, published ports, embedded DNS) and each
+ * container's network namespace. Started lazily by the supervisor on first use.
  */
-import { NetworkService } from "../../proto/gen/arcbox/networks/v1/networks_pb.ts";
 import { runService } from "../../lib/service/run-service.ts";
+import { NetDaemon } from "./core/net-daemon.ts";
+import { netNames } from "./core/names.ts";
+import { networkRoutes } from "./server/network-service.ts";
+import { NetStore } from "./storage/net-store.ts";
 
 await runService({
   name: "netd",
-  async start() {
+  async start(ctx) {
+    const store = new NetStore(ctx.dataDir);
+    const daemon = new NetDaemon(store, netNames(ctx.home.root), ctx.dataDir, ctx.log);
+    await daemon.start();
     return {
-      routes: (router) => router.service(NetworkService, { list: () => ({ items: [] }) }),
-      state: () => ({ networks: [] }),
+      routes: networkRoutes(daemon),
+      state: () => daemon.debugState(),
+      stop: async () => {
+        await daemon.stop();
+        store.close();
+      },
     };
   },
 });

@@ -1,0 +1,286 @@
+/**
+ * Container attachments: Attach builds a container's network namespace (veth per
+ * endpoint, addresses, routes, DNS redirect), its /etc files and published ports;
+ * Detach removes all of it. Connect/Disconnect add or remove one endpoint, live or
+ * for the container's next Attach. Every step is undone if a later one fails.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../../../lib/log.ts";
+import { addVeths, configureNetns, createNetnsOnly, deleteNetns, deleteVethInNetns, listNetns, setNetnsDns, type VethPlan } from "../platform/links.ts";
+import { containerFilesDir, hostHostname, hostHostsFile, hostResolvConf, removeContainerFiles, writeAtomic } from "../platform/host-files.ts";
+import type { PortReservations } from "../platform/port-reservations.ts";
+import { exec } from "../platform/exec.ts";
+import { hostsFile, isLoopbackResolver, parseExtraHosts, parseResolvConf, resolvConfFile, type HostsEntry } from "./etc-files.ts";
+import { allocateIp, macForIp } from "./ipam.ts";
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint, PortRecord } from "./model.ts";
+import { netnsName, netnsPath, vethName, type NetNames } from "./names.ts";
+import { NetworkError } from "./network-error.ts";
+import { newId, type Networks } from "./networks.ts";
+import type { NetState } from "./state.ts";
+
+export interface AttachInput {
+  containerId: string;
+  containerName: string;
+  hostname: string;
+  domainname: string;
+  networkMode: string;
+  endpoints: PendingEndpoint[];
+  ports: { protocol: string; containerPort: number; hostIp: string; hostPort: number; hostPortEnd: number }[];
+  extraHosts: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
+}
+
+export class Attacher {
+  constructor(
+    private readonly state: NetState,
+    private readonly names: NetNames,
+    private readonly networks: Networks,
+    private readonly ports: PortReservations,
+    private readonly dataDir: string,
+    private readonly log: Logger,
+  ) {}
+
+  async attach(input: AttachInput): Promise<AttachmentRecord> {
+    if (!/^[0-9a-zA-Z_.-]+$/.test(input.containerId)) throw new NetworkError("invalid_argument", "container_id is required");
+    if (this.state.attachments.has(input.containerId)) await this.detach(input.containerId);
+    const mode = input.networkMode || "bridge";
+    const dir = containerFilesDir(this.dataDir, input.containerId);
+    const files = { hostsPath: join(dir, "hosts"), resolvConfPath: join(dir, "resolv.conf"), hostnamePath: join(dir, "hostname") };
+    const base: AttachmentRecord = {
+      containerId: input.containerId, containerName: input.containerName.replace(/^\//, ""), hostname: input.hostname || input.containerId.slice(0, 12),
+      domainname: input.domainname, kind: "netns", sharedWith: "", netnsName: "", netnsPath: "", ...files, ports: [],
+      extraHosts: input.extraHosts, dns: input.dns, dnsSearch: input.dnsSearch, dnsOptions: input.dnsOptions,
+    };
+    try {
+      if (mode === "host") return this.attachHost(base);
+      if (mode.startsWith("container:")) return this.attachShared(base, mode.slice("container:".length));
+      if (mode === "none") {
+        const ns = netnsName(this.names, input.containerId);
+        await createNetnsOnly(ns);
+        const rec = { ...base, kind: "none" as const, netnsName: ns, netnsPath: netnsPath(ns) };
+        this.writeFiles(rec, [], true);
+        this.state.putAttachment(rec);
+        return rec;
+      }
+      return await this.attachBridged(base, mode, input);
+    } catch (err) {
+      removeContainerFiles(this.dataDir, input.containerId);
+      throw err;
+    }
+  }
+
+  private attachHost(base: AttachmentRecord): AttachmentRecord {
+    const rec: AttachmentRecord = { ...base, kind: "host", hostname: base.hostname === base.containerId.slice(0, 12) ? hostHostname() : base.hostname };
+    writeAtomic(rec.hostsPath, hostHostsFile());
+    writeAtomic(rec.resolvConfPath, this.hostResolv(rec, false));
+    writeAtomic(rec.hostnamePath, `${rec.hostname}\n`);
+    this.state.putAttachment(rec);
+    return rec;
+  }
+
+  private attachShared(base: AttachmentRecord, ref: string): AttachmentRecord {
+    const target = this.state.findAttachment(ref);
+    if (!target || target.kind === "container") throw new NetworkError("failed_precondition", `cannot join network namespace of a non running container: ${ref}`);
+    const rec: AttachmentRecord = {
+      ...base, kind: "container", sharedWith: target.containerId, netnsName: target.netnsName, netnsPath: target.netnsPath,
+      hostsPath: target.hostsPath, resolvConfPath: target.resolvConfPath, hostnamePath: target.hostnamePath, hostname: target.hostname,
+    };
+    this.state.putAttachment(rec);
+    return rec;
+  }
+
+  private async attachBridged(base: AttachmentRecord, mode: string, input: AttachInput): Promise<AttachmentRecord> {
+    const wanted = input.endpoints.length ? input.endpoints : [{ network: mode === "default" ? "bridge" : mode, aliases: [], ipv4Address: "", macAddress: "" }];
+    const requests = [...wanted];
+    for (const p of this.state.store.pending(input.containerId)) if (!requests.some((r) => this.state.findNetwork(r.network)?.id === this.state.findNetwork(p.network)?.id)) requests.push(p);
+    const ns = netnsName(this.names, input.containerId);
+    const rec: AttachmentRecord = { ...base, netnsName: ns, netnsPath: netnsPath(ns) };
+    const endpoints = requests.map((r, i) => this.planEndpoint(rec, r, `eth${i}`, []));
+    // Reserve host ports first: a taken port fails before any kernel object exists.
+    const held: PortRecord[] = [];
+    try {
+      for (const p of input.ports) {
+        const protocol = p.protocol === "udp" ? "udp" : "tcp";
+        if (!p.containerPort || p.containerPort > 65535) throw new NetworkError("invalid_argument", `invalid container port ${p.containerPort}`);
+        const hostPort = await this.ports.reserve({ protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd }, rec.containerName || rec.containerId.slice(0, 12));
+        held.push({ protocol, containerPort: p.containerPort, hostIp: p.hostIp || "0.0.0.0", hostPort });
+      }
+      rec.ports = held;
+      await this.buildNetns(rec, endpoints, true);
+    } catch (err) {
+      for (const p of held) this.ports.release(p.protocol, p.hostIp, p.hostPort);
+      await deleteNetns(ns);
+      throw err;
+    }
+    this.state.transaction(() => {
+      for (const e of endpoints) this.state.putEndpoint(e);
+      this.state.putAttachment(rec);
+      this.state.store.deletePending(rec.containerId);
+    });
+    this.writeFiles(rec, endpoints, true);
+    if (held.length) await this.networks.syncFirewall();
+    return rec;
+  }
+
+  private planEndpoint(rec: AttachmentRecord, r: PendingEndpoint, ifname: string, alsoUsed: string[]): EndpointRecord {
+    const net = this.state.getNetwork(r.network);
+    if (net.driver !== "bridge") throw new NetworkError("invalid_argument", `container cannot be disconnected from host network or connected to host network`);
+    if (net.isDefault && r.aliases.length) throw new NetworkError("invalid_argument", "network-scoped alias is supported only for containers in user defined networks");
+    if (net.isDefault && r.ipv4Address) throw new NetworkError("invalid_argument", "user specified IP address is supported on user defined networks only");
+    if (this.state.endpoints.has(`${rec.containerId}/${net.id}`)) throw new NetworkError("permission_denied", `endpoint with name ${rec.containerName} already exists in network ${net.name}`);
+    const used = new Set([...this.state.endpointsIn(net.id).map((e) => e.ip), ...alsoUsed]);
+    const { ip, prefixLen, gateway } = allocateIp(net, used, r.ipv4Address || undefined);
+    return {
+      containerId: rec.containerId, networkId: net.id, endpointId: newId(), ip, prefixLen, gateway,
+      mac: r.macAddress || macForIp(ip), aliases: r.aliases, veth: vethName(this.names, rec.containerId, net.id), ifname,
+    };
+  }
+
+  /** Kernel side: namespace (when new), veths, addresses, default route, DNS redirect. */
+  private async buildNetns(rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): Promise<void> {
+    const nets = endpoints.map((e) => this.state.networks.get(e.networkId)!);
+    const plans: VethPlan[] = endpoints.map((e, i) => ({ veth: e.veth, ifname: e.ifname, bridge: nets[i].bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}` }));
+    await addVeths(rec.netnsName, fresh, plans);
+    const all = fresh ? endpoints : [...this.state.endpointsOf(rec.containerId), ...endpoints];
+    const hasRoute = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.internal);
+    const routed = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal);
+    await configureNetns(rec.netnsName, plans, routed?.gateway, fresh);
+    const dnsEp = all.find((e) => !this.state.networks.get(e.networkId)?.isDefault);
+    const hadDns = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.isDefault);
+    if (dnsEp && !hadDns) await setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip);
+  }
+
+  async detach(containerId: string): Promise<void> {
+    this.state.store.deletePending(containerId);
+    const rec = this.state.attachments.get(containerId);
+    if (!rec) return;
+    if (rec.kind === "netns" || rec.kind === "none") await deleteNetns(rec.netnsName);
+    for (const p of rec.ports) this.ports.release(p.protocol, p.hostIp, p.hostPort);
+    this.state.transaction(() => {
+      for (const e of this.state.endpointsOf(containerId)) this.state.deleteEndpoint(containerId, e.networkId);
+      this.state.deleteAttachment(containerId);
+    });
+    if (rec.kind !== "container") removeContainerFiles(this.dataDir, containerId);
+    if (rec.ports.length) await this.networks.syncFirewall();
+  }
+
+  async connect(containerId: string, containerName: string, r: PendingEndpoint): Promise<EndpointRecord | undefined> {
+    const net = this.state.getNetwork(r.network);
+    const rec = this.state.attachments.get(containerId);
+    if (!rec) {
+      // Not running: remembered for its next Attach (Docker keeps it in the container's config).
+      if (net.driver !== "bridge") throw new NetworkError("invalid_argument", "container cannot be disconnected from host network or connected to host network");
+      this.state.store.putPending(containerId, { ...r, network: net.id });
+      return undefined;
+    }
+    if (rec.kind !== "netns") throw new NetworkError("invalid_argument", "container sharing network namespace with another container or host cannot be connected to any other network");
+    const ifname = `eth${nextIfIndex(this.state.endpointsOf(containerId))}`;
+    const ep = this.planEndpoint({ ...rec, containerName: containerName || rec.containerName }, { ...r, network: net.id }, ifname, []);
+    try {
+      await this.buildNetns(rec, [ep], false);
+    } catch (err) {
+      await deleteVethInNetns(rec.netnsName, ifname);
+      throw err;
+    }
+    this.state.putEndpoint(ep);
+    this.writeFiles(rec, this.state.endpointsOf(containerId), false);
+    return ep;
+  }
+
+  async disconnect(containerId: string, network: string, force: boolean): Promise<void> {
+    const net = this.state.getNetwork(network);
+    const rec = this.state.attachments.get(containerId);
+    const ep = this.state.endpoints.get(`${containerId}/${net.id}`);
+    if (!rec || !ep) {
+      const pending = this.state.store.pending(containerId).some((p) => p.network === net.id);
+      if (pending) return void this.state.store.deletePending(containerId, net.id);
+      if (force) return;
+      throw new NetworkError("permission_denied", `container ${containerId.slice(0, 12)} is not connected to network ${net.name}`);
+    }
+    await deleteVethInNetns(rec.netnsName, ep.ifname);
+    this.state.deleteEndpoint(containerId, net.id);
+    this.writeFiles(rec, this.state.endpointsOf(containerId), false);
+    if (rec.ports.length) await this.networks.syncFirewall();
+  }
+
+  /** After a restart: drop namespaces nobody owns, re-hold published ports. */
+  async reconcile(): Promise<void> {
+    const owned = new Set([...this.state.attachments.values()].map((a) => a.netnsName).filter(Boolean));
+    for (const ns of await listNetns()) {
+      if (ns.startsWith(this.names.netnsPrefix) && !owned.has(ns)) {
+        this.log.info("removing leftover netns", { ns });
+        await deleteNetns(ns);
+      }
+    }
+    const enslave: string[] = [];
+    for (const e of this.state.endpoints.values()) enslave.push(`link set ${e.veth} master ${this.state.networks.get(e.networkId)?.bridge}`);
+    if (enslave.length) await exec(["ip", "-force", "-batch", "-"], enslave.join("\n") + "\n");
+    for (const a of this.state.attachments.values()) {
+      if (a.kind === "netns" && !existsSync(a.netnsPath)) this.log.warn("attachment lost its namespace (host rebooted?)", { container: a.containerId });
+      for (const p of a.ports) {
+        await this.ports.reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, a.containerName).catch((err) => this.log.warn("could not re-hold published port", { err: String(err) }));
+      }
+    }
+  }
+
+  /** Answers embedded-DNS questions from the container at `askerIp`. */
+  lookup(askerIp: string, name: string): string[] | undefined {
+    const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
+    const scope = asker
+      ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId))
+      : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
+    const ips: string[] = [];
+    for (const e of this.state.endpoints.values()) {
+      if (!scope.has(e.networkId) || this.state.networks.get(e.networkId)?.isDefault) continue;
+      const a = this.state.attachments.get(e.containerId);
+      if (!a) continue;
+      const names = [a.containerName.toLowerCase(), ...e.aliases.map((x) => x.toLowerCase()), e.containerId.slice(0, 12)];
+      if (names.includes(name) && !ips.includes(e.ip)) ips.push(e.ip);
+    }
+    return ips.length ? ips : undefined;
+  }
+
+  private hostResolv(rec: AttachmentRecord, embedded: boolean): string {
+    const host = parseResolvConf(hostResolvConf());
+    const conf = {
+      nameservers: rec.dns.length ? rec.dns : host.nameservers.filter((ns) => !isLoopbackResolver(ns)),
+      search: rec.dnsSearch.length ? rec.dnsSearch : host.search,
+      options: rec.dnsOptions.length ? rec.dnsOptions : host.options,
+    };
+    if (embedded) return resolvConfFile({ ...conf, nameservers: ["127.0.0.11"] }, "Generated by ArcBox: embedded DNS server at 127.0.0.11");
+    if (conf.nameservers.length === 0) conf.nameservers = ["8.8.8.8", "8.8.4.4"];
+    return resolvConfFile(conf, "Generated by ArcBox from the host's resolv.conf");
+  }
+
+  /** hosts/resolv.conf/hostname; `fresh` replaces files, otherwise they are rewritten in place (bind-mounted inodes). */
+  private writeFiles(rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): void {
+    const nets = endpoints.map((e) => this.state.networks.get(e.networkId) as NetworkRecord);
+    const gateway = endpoints[0]?.gateway ?? "127.0.0.1";
+    const fqdn = rec.domainname ? `${rec.hostname}.${rec.domainname}` : "";
+    const own: HostsEntry[] = endpoints.map((e, i) => ({
+      ip: e.ip,
+      names: [...new Set([...(fqdn ? [fqdn] : []), rec.hostname, ...(nets[i].isDefault ? [] : [rec.containerName, ...e.aliases].filter(Boolean))])],
+    }));
+    const extra = parseExtraHosts(rec.extraHosts, gateway);
+    const embedded = nets.some((n) => !n.isDefault);
+    const write = fresh ? writeAtomic : (p: string, c: string) => writeFileSync(p, c);
+    write(rec.hostsPath, hostsFile(extra, own));
+    write(rec.resolvConfPath, this.hostResolv(rec, embedded));
+    write(rec.hostnamePath, `${rec.hostname}\n`);
+  }
+
+  /** Tears every namespace down (used only when the daemon stops with no attachments). */
+  async removeAllNetns(): Promise<void> {
+    for (const ns of await listNetns()) if (ns.startsWith(this.names.netnsPrefix)) await deleteNetns(ns);
+  }
+}
+
+function nextIfIndex(eps: EndpointRecord[]): number {
+  const used = new Set(eps.map((e) => Number(e.ifname.slice(3))));
+  let i = 0;
+  while (used.has(i)) i++;
+  return i;
+}

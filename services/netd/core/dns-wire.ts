@@ -1,0 +1,73 @@
+/** The few bits of the DNS wire format (RFC 1035) the embedded resolver needs. */
+
+export const TYPE_A = 1;
+export const TYPE_AAAA = 28;
+export const RCODE_SERVFAIL = 2;
+export const RCODE_NXDOMAIN = 3;
+
+export interface DnsQuestion {
+  id: number;
+  /** Lower-cased, without the trailing dot. */
+  name: string;
+  type: number;
+  klass: number;
+  /** Byte offset just past the question section. */
+  questionEnd: number;
+  recursionDesired: boolean;
+}
+
+/** Parses the header and first question; undefined for anything that is not a plain query. */
+export function parseQuery(msg: Uint8Array): DnsQuestion | undefined {
+  if (msg.length < 12) return undefined;
+  const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
+  const flags = view.getUint16(2);
+  if (flags & 0x8000 || view.getUint16(4) < 1) return undefined;
+  const labels: string[] = [];
+  let off = 12;
+  while (off < msg.length) {
+    const len = msg[off];
+    if (len === 0) break;
+    if (len > 63 || off + 1 + len > msg.length) return undefined;
+    labels.push(new TextDecoder().decode(msg.subarray(off + 1, off + 1 + len)));
+    off += 1 + len;
+  }
+  if (off + 5 > msg.length) return undefined;
+  return {
+    id: view.getUint16(0),
+    name: labels.join(".").toLowerCase(),
+    type: view.getUint16(off + 1),
+    klass: view.getUint16(off + 3),
+    questionEnd: off + 5,
+    recursionDesired: (flags & 0x0100) !== 0,
+  };
+}
+
+/** An authoritative answer echoing the question, with A records (empty: NODATA). */
+export function buildAnswer(query: Uint8Array, q: DnsQuestion, ipv4s: string[], ttl = 600, rcode = 0): Uint8Array {
+  const answerLen = ipv4s.length * 16;
+  const out = new Uint8Array(q.questionEnd + answerLen);
+  out.set(query.subarray(0, q.questionEnd));
+  const view = new DataView(out.buffer);
+  // QR, AA, RD copied, RA.
+  view.setUint16(2, 0x8400 | (q.recursionDesired ? 0x0100 : 0) | 0x0080 | rcode);
+  view.setUint16(4, 1);
+  view.setUint16(6, ipv4s.length);
+  view.setUint16(8, 0);
+  view.setUint16(10, 0);
+  let off = q.questionEnd;
+  for (const ip of ipv4s) {
+    view.setUint16(off, 0xc00c); // pointer to the question name
+    view.setUint16(off + 2, TYPE_A);
+    view.setUint16(off + 4, 1);
+    view.setUint32(off + 6, ttl);
+    view.setUint16(off + 10, 4);
+    const parts = ip.split(".").map(Number);
+    for (let i = 0; i < 4; i++) out[off + 12 + i] = parts[i];
+    off += 16;
+  }
+  return out;
+}
+
+export function buildError(query: Uint8Array, q: DnsQuestion, rcode: number): Uint8Array {
+  return buildAnswer(query, q, [], 0, rcode);
+}

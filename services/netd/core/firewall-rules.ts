@@ -1,0 +1,79 @@
+/**
+ * The host iptables rules netd wants, computed from its state alone. They live in
+ * chains of our own (see names.ts) that are rewritten whole on every change, so a
+ * restart or a crash can never leave a stale rule behind.
+ */
+import type { AttachmentRecord, EndpointRecord, NetworkRecord } from "./model.ts";
+import type { NetNames } from "./names.ts";
+
+export interface FirewallState {
+  networks: NetworkRecord[];
+  endpoints: EndpointRecord[];
+  attachments: AttachmentRecord[];
+}
+
+export interface ChainRules {
+  nat: string[];
+  filter: string[];
+}
+
+/** Jumps from the builtin chains into ours: [table, builtin chain, match+target]. */
+export function jumpRules(n: NetNames): [string, string, string][] {
+  return [
+    ["nat", "POSTROUTING", `-j ${n.chains.nat}`],
+    ["nat", "PREROUTING", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
+    ["nat", "OUTPUT", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
+    ["filter", "FORWARD", `-j ${n.chains.forward}`],
+  ];
+}
+
+export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
+  const bridges = s.networks.filter((x) => x.driver === "bridge" && x.bridge);
+  const nat: string[] = [];
+  const filter: string[] = [];
+  const post = n.chains.nat;
+  const dnat = n.chains.dnat;
+  const fwd = n.chains.forward;
+
+  for (const net of bridges) {
+    for (const pool of net.pools) {
+      if (!net.internal) nat.push(`-A ${post} -s ${pool.subnet} ! -o ${net.bridge} -j MASQUERADE`);
+    }
+    // Host loopback clients of published ports: rewrite 127.0.0.1 into a routable source.
+    nat.push(`-A ${post} -o ${net.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
+  }
+
+  // Networks are isolated from each other, as Docker's DOCKER-ISOLATION chains do.
+  for (const a of bridges) for (const b of bridges) if (a !== b) filter.push(`-A ${fwd} -i ${a.bridge} -o ${b.bridge} -j DROP`);
+  for (const net of bridges.filter((x) => x.internal)) {
+    filter.push(`-A ${fwd} -i ${net.bridge} ! -o ${net.bridge} -j DROP`);
+    filter.push(`-A ${fwd} -o ${net.bridge} ! -i ${net.bridge} -j DROP`);
+  }
+  for (const net of bridges) filter.push(`-A ${fwd} -o ${net.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
+
+  const netById = new Map(s.networks.map((x) => [x.id, x]));
+  for (const a of s.attachments) {
+    if (a.kind !== "netns" || a.ports.length === 0) continue;
+    const ep = publishingEndpoint(a.containerId, s.endpoints, netById);
+    if (!ep) continue;
+    const bridge = netById.get(ep.networkId)!.bridge;
+    for (const p of a.ports) {
+      const dst = p.hostIp && p.hostIp !== "0.0.0.0" ? ` -d ${p.hostIp}/32` : "";
+      nat.push(`-A ${dnat}${dst} -p ${p.protocol} -m ${p.protocol} --dport ${p.hostPort} -j DNAT --to-destination ${ep.ip}:${p.containerPort}`);
+      nat.push(`-A ${post} -s ${ep.ip}/32 -d ${ep.ip}/32 -p ${p.protocol} -m ${p.protocol} --dport ${p.containerPort} -j MASQUERADE`);
+      filter.push(`-A ${fwd} -d ${ep.ip}/32 ! -i ${bridge} -o ${bridge} -p ${p.protocol} -m ${p.protocol} --dport ${p.containerPort} -j ACCEPT`);
+    }
+  }
+
+  for (const net of bridges) {
+    filter.push(`-A ${fwd} -i ${net.bridge} -j ACCEPT`);
+    filter.push(`-A ${fwd} -o ${net.bridge} -j DROP`);
+  }
+  return { nat, filter };
+}
+
+/** Ports are published on the container's first non-internal network (Docker: the first one). */
+export function publishingEndpoint(containerId: string, endpoints: EndpointRecord[], nets: Map<string, NetworkRecord>): EndpointRecord | undefined {
+  const mine = endpoints.filter((e) => e.containerId === containerId).sort((a, b) => a.ifname.localeCompare(b.ifname, "en", { numeric: true }));
+  return mine.find((e) => !nets.get(e.networkId)?.internal) ?? mine[0];
+}

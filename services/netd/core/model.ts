@@ -1,0 +1,82 @@
+/** netd's domain records: networks, endpoints and container attachments (persisted as JSON rows). */
+
+export interface IpamPool {
+  subnet: string;
+  gateway: string;
+  ipRange?: string;
+  auxAddresses?: Record<string, string>;
+}
+
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  /** "bridge", "host" or "null". */
+  driver: string;
+  created: string;
+  /** Unix seconds, for prune's "until". */
+  createdUnix: number;
+  internal: boolean;
+  attachable: boolean;
+  enableIpv6: boolean;
+  ipamDriver: string;
+  ipamOptions: Record<string, string>;
+  pools: IpamPool[];
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  /** Linux bridge (bridge driver only). */
+  bridge: string;
+  /** Predefined networks (bridge, host, none) cannot be removed. */
+  builtin: boolean;
+  /** Default bridge: no embedded DNS, no aliases, host resolvers. */
+  isDefault: boolean;
+}
+
+export interface EndpointRecord {
+  containerId: string;
+  networkId: string;
+  endpointId: string;
+  ip: string;
+  prefixLen: number;
+  gateway: string;
+  mac: string;
+  aliases: string[];
+  /** Host end of the veth pair. */
+  veth: string;
+  /** Interface name inside the container (eth0, eth1...). */
+  ifname: string;
+}
+
+export interface PortRecord {
+  protocol: "tcp" | "udp";
+  containerPort: number;
+  hostIp: string;
+  hostPort: number;
+}
+
+export interface PendingEndpoint {
+  network: string;
+  aliases: string[];
+  ipv4Address: string;
+  macAddress: string;
+}
+
+export interface AttachmentRecord {
+  containerId: string;
+  containerName: string;
+  hostname: string;
+  domainname: string;
+  /** "bridge-like" (netns + endpoints), "host", "none", or "container". */
+  kind: "netns" | "host" | "none" | "container";
+  /** For kind "container": the container whose namespace is shared. */
+  sharedWith: string;
+  netnsName: string;
+  netnsPath: string;
+  hostsPath: string;
+  resolvConfPath: string;
+  hostnamePath: string;
+  ports: PortRecord[];
+  extraHosts: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
+}

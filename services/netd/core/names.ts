@@ -1,0 +1,44 @@
+/**
+ * Names of the kernel objects netd creates. Every name carries a short tag derived
+ * from the ArcBox home, so two daemons on one host (tests, a dev daemon) never touch
+ * each other's bridges, namespaces or iptables chains, and leftovers are recognisable.
+ */
+import { createHash } from "node:crypto";
+
+export interface NetNames {
+  /** 6 hex chars identifying this daemon's home. */
+  tag: string;
+  defaultBridge: string;
+  /** Prefix of every bridge/veth interface of this daemon. */
+  ifPrefix: string;
+  /** Prefix of every network namespace name (under /run/netns). */
+  netnsPrefix: string;
+  chains: { nat: string; dnat: string; forward: string };
+}
+
+export function netNames(homeRoot: string): NetNames {
+  const tag = createHash("sha256").update(homeRoot).digest("hex").slice(0, 6);
+  // The system daemon keeps the friendly name; other homes get tagged ones (max 15 chars).
+  const isDefault = homeRoot === "/var/lib/arcbox";
+  return {
+    tag,
+    defaultBridge: isDefault ? "arcbox0" : `ab${tag}b0`,
+    ifPrefix: `ab${tag}`,
+    netnsPrefix: `arcbox-${tag}-`,
+    chains: {
+      nat: `ARCBOX-POST-${tag}`,
+      dnat: `ARCBOX-DNAT-${tag}`,
+      forward: `ARCBOX-FWD-${tag}`,
+    },
+  };
+}
+
+/** Bridge of a user-defined network: prefix + 5 hex of the network ID (<= 15 chars). */
+export const userBridgeName = (n: NetNames, networkId: string) => `${n.ifPrefix}n${networkId.slice(0, 6)}`;
+/** Host end of a container's veth: prefix + 6 hex from (container, network). */
+export function vethName(n: NetNames, containerId: string, networkId: string): string {
+  const h = createHash("sha256").update(`${containerId}/${networkId}`).digest("hex").slice(0, 6);
+  return `${n.ifPrefix}v${h}`;
+}
+export const netnsName = (n: NetNames, containerId: string) => `${n.netnsPrefix}${containerId.slice(0, 16)}`;
+export const netnsPath = (name: string) => `/run/netns/${name}`;

@@ -1,0 +1,91 @@
+/**
+ * netd's facade: composes records, networks, attachments, ports and DNS, runs every
+ * change under one lock, reconciles the kernel with the records on start, and
+ * leaves nothing behind on stop when no container is attached.
+ */
+import type { Logger } from "../../../lib/log.ts";
+import { removeChains } from "../platform/iptables.ts";
+import { hostResolvConf } from "../platform/host-files.ts";
+import { PortReservations } from "../platform/port-reservations.ts";
+import type { NetStore } from "../storage/net-store.ts";
+import { Attacher, type AttachInput } from "./attacher.ts";
+import { EmbeddedDns } from "./dns-server.ts";
+import { isLoopbackResolver, parseResolvConf } from "./etc-files.ts";
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
+import type { NetNames } from "./names.ts";
+import { Networks, type CreateNetwork } from "./networks.ts";
+import { NetState } from "./state.ts";
+
+export class NetDaemon {
+  readonly state: NetState;
+  private readonly dns: EmbeddedDns;
+  private readonly networks: Networks;
+  private readonly attacher: Attacher;
+  private readonly ports = new PortReservations();
+
+  constructor(store: NetStore, readonly names: NetNames, dataDir: string, private readonly log: Logger) {
+    this.state = new NetState(store);
+    this.dns = new EmbeddedDns((ip, name) => this.attacher.lookup(ip, name), upstreamResolvers, log);
+    this.networks = new Networks(this.state, names, this.dns, log);
+    this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
+  }
+
+  start(): Promise<void> {
+    return this.state.exclusive(async () => {
+      await this.networks.reconcile();
+      await this.attacher.reconcile();
+    });
+  }
+
+  /** With containers attached everything stays (they keep running); otherwise all kernel state goes. */
+  stop(): Promise<void> {
+    return this.state.exclusive(async () => {
+      this.ports.releaseAll();
+      if (this.state.attachments.size > 0) {
+        this.log.info("stopping with attached containers: keeping their networking");
+        return;
+      }
+      await this.networks.teardownKernel();
+      await this.attacher.removeAllNetns();
+      await removeChains(this.names);
+    });
+  }
+
+  listNetworks(): NetworkRecord[] {
+    return [...this.state.networks.values()].sort((a, b) => a.createdUnix - b.createdUnix || a.name.localeCompare(b.name));
+  }
+  createNetwork(req: CreateNetwork) {
+    return this.state.exclusive(() => this.networks.create(req));
+  }
+  removeNetwork(ref: string) {
+    return this.state.exclusive(() => this.networks.remove(ref));
+  }
+  pruneNetworks(labels: string[], notLabels: string[], untilUnix: number) {
+    return this.state.exclusive(() => this.networks.prune(labels, notLabels, untilUnix));
+  }
+  attach(input: AttachInput): Promise<AttachmentRecord> {
+    return this.state.exclusive(() => this.attacher.attach(input));
+  }
+  detach(containerId: string): Promise<void> {
+    return this.state.exclusive(() => this.attacher.detach(containerId));
+  }
+  connect(containerId: string, containerName: string, ep: PendingEndpoint): Promise<EndpointRecord | undefined> {
+    return this.state.exclusive(() => this.attacher.connect(containerId, containerName, ep));
+  }
+  disconnect(containerId: string, network: string, force: boolean): Promise<void> {
+    return this.state.exclusive(() => this.attacher.disconnect(containerId, network, force));
+  }
+
+  debugState() {
+    return {
+      networks: this.listNetworks().map((n) => ({ id: n.id.slice(0, 12), name: n.name, bridge: n.bridge, subnet: n.pools[0]?.subnet })),
+      attachments: [...this.state.attachments.values()].map((a) => ({ id: a.containerId.slice(0, 12), name: a.containerName, kind: a.kind, ports: a.ports })),
+      dns: this.dns.addresses(),
+    };
+  }
+}
+
+/** The host's resolvers that a forwarded query can reach (loopback ones are the host's own stub). */
+function upstreamResolvers(): string[] {
+  return parseResolvConf(hostResolvConf()).nameservers.filter((ns) => !isLoopbackResolver(ns) && !ns.includes(":"));
+}

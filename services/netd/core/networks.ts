@@ -1,0 +1,187 @@
+/**
+ * Network lifecycle: the predefined networks (bridge, host, none), user-defined
+ * bridge networks (create, remove, prune) and their kernel side (bridge, DNS
+ * listener, firewall chains), rebuilt from records on start.
+ */
+import { randomBytes } from "node:crypto";
+import type { Logger } from "../../../lib/log.ts";
+import { ensureBridge, deleteLink, hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
+import { applyChains } from "../platform/iptables.ts";
+import type { EmbeddedDns } from "./dns-server.ts";
+import { firewallRules } from "./firewall-rules.ts";
+import { networkCidrs, pickSubnet, validatePools } from "./ipam.ts";
+import { parseCidr } from "./ipv4.ts";
+import type { IpamPool, NetworkRecord } from "./model.ts";
+import { userBridgeName, type NetNames } from "./names.ts";
+import { NetworkError } from "./network-error.ts";
+import type { NetState } from "./state.ts";
+
+export const newId = () => randomBytes(32).toString("hex");
+
+export interface CreateNetwork {
+  name: string;
+  driver: string;
+  internal: boolean;
+  attachable: boolean;
+  enableIpv6: boolean;
+  ipamDriver: string;
+  pools: IpamPool[];
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  ipamOptions: Record<string, string>;
+}
+
+const BRIDGE_NAME_OPT = "com.docker.network.bridge.name";
+const PREDEFINED = new Set(["bridge", "host", "none"]);
+
+export class Networks {
+  constructor(
+    private readonly state: NetState,
+    private readonly names: NetNames,
+    private readonly dns: EmbeddedDns,
+    private readonly log: Logger,
+  ) {}
+
+  /** Makes kernel objects match the records: bridges, DNS listeners, firewall; removes our leftovers. */
+  async reconcile(): Promise<void> {
+    writeSysctl("net/ipv4/ip_forward", "1");
+    await this.ensurePredefined();
+    const links = await listHostLinks();
+    const byName = new Map(links.map((l) => [l.name, l]));
+    const wanted = new Set<string>();
+    for (const net of this.state.networks.values()) {
+      if (net.driver !== "bridge") continue;
+      wanted.add(net.bridge);
+      await this.bringUp(net, byName.get(net.bridge));
+    }
+    for (const l of links) {
+      if (l.name.startsWith(this.names.ifPrefix) && !wanted.has(l.name) && !isVeth(l.name, this.names)) {
+        this.log.info("removing leftover bridge", { name: l.name });
+        await deleteLink(l.name);
+      }
+    }
+    await this.syncFirewall();
+  }
+
+  async syncFirewall(): Promise<void> {
+    await applyChains(this.names, firewallRules(this.names, {
+      networks: [...this.state.networks.values()],
+      endpoints: [...this.state.endpoints.values()],
+      attachments: [...this.state.attachments.values()],
+    }));
+  }
+
+  private async bringUp(net: NetworkRecord, existing?: HostLink): Promise<void> {
+    const pool = net.pools[0];
+    await ensureBridge(net.bridge, `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, existing);
+    if (!net.isDefault) await this.dns.listen(pool.gateway);
+  }
+
+  private async ensurePredefined(): Promise<void> {
+    const now = new Date();
+    const base = { created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000), internal: false, attachable: false, enableIpv6: false, ipamDriver: "default", ipamOptions: {}, labels: {}, builtin: true };
+    if (!this.state.findNetwork("bridge")) {
+      const taken = [...networkCidrs([...this.state.networks.values()]), ...(await hostRoutes()).map((r) => parseCidr(r))];
+      const pool = pickSubnet(taken);
+      this.state.putNetwork({
+        ...base, id: newId(), name: "bridge", driver: "bridge", pools: [pool], bridge: this.names.defaultBridge, isDefault: true,
+        options: {
+          "com.docker.network.bridge.default_bridge": "true",
+          "com.docker.network.bridge.enable_icc": "true",
+          "com.docker.network.bridge.enable_ip_masquerade": "true",
+          "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+          [BRIDGE_NAME_OPT]: this.names.defaultBridge,
+          "com.docker.network.driver.mtu": "1500",
+        },
+      });
+    }
+    if (!this.state.findNetwork("host")) this.state.putNetwork({ ...base, id: newId(), name: "host", driver: "host", pools: [], options: {}, bridge: "", isDefault: false });
+    if (!this.state.findNetwork("none")) this.state.putNetwork({ ...base, id: newId(), name: "none", driver: "null", pools: [], options: {}, bridge: "", isDefault: false });
+  }
+
+  async create(req: CreateNetwork): Promise<{ id: string; warning: string }> {
+    if (!req.name) throw new NetworkError("invalid_argument", "network name is required");
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(req.name)) throw new NetworkError("invalid_argument", `invalid network name "${req.name}": must match [a-zA-Z0-9][a-zA-Z0-9_.-]`);
+    if (PREDEFINED.has(req.name)) throw new NetworkError("permission_denied", `${req.name} is a pre-defined network and cannot be created`);
+    const driver = req.driver || "bridge";
+    if (driver === "host" || driver === "null") throw new NetworkError("permission_denied", `only one instance of "${driver}" network is allowed`);
+    if (driver !== "bridge") throw new NetworkError("not_found", `plugin "${driver}" not found`);
+    if (req.ipamDriver && req.ipamDriver !== "default") throw new NetworkError("not_found", `plugin "${req.ipamDriver}" not found`);
+    for (const n of this.state.networks.values()) {
+      if (n.name === req.name) throw new NetworkError("already_exists", `network with name ${req.name} already exists`);
+    }
+    const existing = [...this.state.networks.values()];
+    let pools = validatePools(req.pools, existing);
+    if (pools.length === 0) {
+      const taken = [...networkCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
+      pools = [pickSubnet(taken)];
+    }
+    const id = newId();
+    const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);
+    if (bridge.length > 15) throw new NetworkError("invalid_argument", `bridge name ${bridge} is longer than 15 characters`);
+    if ([...this.state.networks.values()].some((n) => n.bridge === bridge)) throw new NetworkError("conflict", `bridge name ${bridge} is already in use`);
+    const now = new Date();
+    const net: NetworkRecord = {
+      id, name: req.name, driver, created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000),
+      internal: req.internal, attachable: req.attachable, enableIpv6: req.enableIpv6, ipamDriver: "default",
+      ipamOptions: req.ipamOptions, pools, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
+    };
+    try {
+      await this.bringUp(net);
+      this.state.putNetwork(net);
+      await this.syncFirewall();
+    } catch (err) {
+      // Nothing half-built: drop the record, the listener and the bridge again.
+      if (this.state.networks.has(id)) this.state.deleteNetwork(id);
+      this.dns.close(pools[0].gateway);
+      await deleteLink(bridge);
+      await this.syncFirewall().catch(() => undefined);
+      throw err;
+    }
+    const warning = req.enableIpv6 ? "IPv6 is not supported by ArcBox networks yet; the network is IPv4-only" : "";
+    return { id, warning };
+  }
+
+  async remove(ref: string): Promise<void> {
+    const net = this.state.getNetwork(ref);
+    if (net.builtin) throw new NetworkError("permission_denied", `${net.name} is a pre-defined network and cannot be removed`);
+    const eps = this.state.endpointsIn(net.id);
+    if (eps.length > 0) {
+      const who = eps.map((e) => this.state.attachments.get(e.containerId)?.containerName ?? e.containerId.slice(0, 12)).join(", ");
+      throw new NetworkError("permission_denied", `error while removing network: network ${net.name} id ${net.id} has active endpoints (${who})`);
+    }
+    this.state.deleteNetwork(net.id);
+    for (const p of net.pools) this.dns.close(p.gateway);
+    await deleteLink(net.bridge);
+    await this.syncFirewall();
+  }
+
+  async prune(labels: string[], notLabels: string[], untilUnix: number): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const net of [...this.state.networks.values()]) {
+      if (net.builtin || this.state.endpointsIn(net.id).length > 0) continue;
+      if (untilUnix > 0 && net.createdUnix >= untilUnix) continue;
+      if (!labels.every((l) => labelMatches(net.labels, l))) continue;
+      if (notLabels.some((l) => labelMatches(net.labels, l))) continue;
+      await this.remove(net.id);
+      deleted.push(net.name);
+    }
+    return deleted;
+  }
+
+  /** Removes every kernel object of this daemon (bridges, DNS listeners); records stay. */
+  async teardownKernel(): Promise<void> {
+    this.dns.closeAll();
+    for (const net of this.state.networks.values()) if (net.bridge) await deleteLink(net.bridge);
+  }
+}
+
+export function labelMatches(labels: Record<string, string>, filter: string): boolean {
+  const eq = filter.indexOf("=");
+  if (eq < 0) return filter in labels;
+  return labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+}
+
+function isVeth(name: string, n: NetNames): boolean {
+  return name.startsWith(`${n.ifPrefix}v`);
+}

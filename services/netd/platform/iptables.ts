@@ -1,0 +1,53 @@
+/**
+ * Applies netd's chains atomically with one iptables-restore (our chains are declared,
+ * hence flushed and refilled; builtin chains are only given missing jumps).
+ */
+import type { ChainRules } from "../core/firewall-rules.ts";
+import type { NetNames } from "../core/names.ts";
+import { jumpRules } from "../core/firewall-rules.ts";
+import { exec, execOk } from "./exec.ts";
+
+async function currentRules(): Promise<string> {
+  const r = await exec(["iptables-save"]);
+  return r.stdout;
+}
+
+function hasRule(saved: string, table: string, rule: string): boolean {
+  const start = saved.indexOf(`*${table}\n`);
+  if (start < 0) return false;
+  const end = saved.indexOf("COMMIT", start);
+  return saved.slice(start, end).split("\n").some((l) => l.trim() === rule);
+}
+
+export async function applyChains(n: NetNames, rules: ChainRules): Promise<void> {
+  const saved = await currentRules();
+  const jumps = jumpRules(n);
+  const out: string[] = [];
+  for (const table of ["nat", "filter"] as const) {
+    out.push(`*${table}`);
+    const mine = table === "nat" ? [n.chains.nat, n.chains.dnat] : [n.chains.forward];
+    for (const c of mine) out.push(`:${c} - [0:0]`);
+    out.push(...rules[table]);
+    for (const [t, chain, spec] of jumps) {
+      if (t === table && !hasRule(saved, table, `-A ${chain} ${spec}`)) out.push(`-I ${chain} 1 ${spec}`);
+    }
+    out.push("COMMIT");
+  }
+  await execOk(["iptables-restore", "-w", "--noflush"], out.join("\n") + "\n");
+}
+
+/** Removes our jumps and chains (nothing of ours left in the host firewall). */
+export async function removeChains(n: NetNames): Promise<void> {
+  const saved = await currentRules();
+  const out: string[] = [];
+  for (const table of ["nat", "filter"] as const) {
+    out.push(`*${table}`);
+    for (const [t, chain, spec] of jumpRules(n)) if (t === table && hasRule(saved, table, `-A ${chain} ${spec}`)) out.push(`-D ${chain} ${spec}`);
+    const mine = table === "nat" ? [n.chains.nat, n.chains.dnat] : [n.chains.forward];
+    for (const c of mine) {
+      if (saved.includes(`:${c} `)) out.push(`-F ${c}`, `-X ${c}`);
+    }
+    out.push("COMMIT");
+  }
+  await execOk(["iptables-restore", "-w", "--noflush"], out.join("\n") + "\n");
+}
