@@ -1,15 +1,25 @@
 /**
- * vmm: owns machines. Started lazily by the supervisor on first use.
+ * vmm: owns machines. Started lazily by the supervisor on first use. Today the one
+ * machine is "host": the guest agent on this Linux host, which vmm starts (or finds
+ * already running) and talks to over the agent protocol.
  */
-import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { runService } from "../../lib/service/run-service.ts";
+import { EventFanout } from "./core/event-fanout.ts";
+import { HostMachine } from "./core/host-machine.ts";
+import { machineRoutes } from "./server/machine-service.ts";
 
 await runService({
   name: "vmm",
-  async start() {
+  async start(ctx) {
+    const events = new EventFanout();
+    const host = new HostMachine(ctx.home, ctx.log, (e) => events.publish(e));
+    // Reconnect at once: a restarted vmm resumes event delivery for running containers.
+    await host.agent();
     return {
-      routes: (router) => router.service(MachineService, { list: () => ({ items: [] }) }),
-      state: () => ({ machines: [] }),
+      routes: (router) => machineRoutes(router, host, events),
+      state: () => ({ machines: [{ id: host.id, kind: "host", state: host.state, socket: host.socketPath }], eventSubscribers: events.subscriberCount }),
+      // Leave the agent and its containers running: they outlive vmm by design.
+      stop: async () => host.close(),
     };
   },
 });

@@ -1,0 +1,95 @@
+/**
+ * The guest agent's request handlers: one per MachineService container/exec method,
+ * taking and returning that method's protobuf messages. Transport lives in server/.
+ */
+import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { Logger } from "../../lib/log.ts";
+import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { ContainerRuntime } from "./container-runtime.ts";
+import { EventHub } from "./event-hub.ts";
+import { ExecRuntime } from "./exec-runtime.ts";
+import { GuestError } from "./guest-error.ts";
+import type { AgentLayout } from "./layout.ts";
+import { RecordStore } from "./records.ts";
+import { containerStats } from "./stats.ts";
+import { top } from "./top.ts";
+
+type Methods = typeof MachineService.method;
+type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
+type Output<K extends keyof Methods> = MessageInitShape<Methods[K]["output"]>;
+export type AgentHandlers = { [K in Exclude<keyof Methods, "list" | "events">]: (req: Input<K>) => Promise<Output<K>> | Output<K> };
+
+export class Agent {
+  readonly events = new EventHub();
+  readonly records: RecordStore;
+  readonly containers: ContainerRuntime;
+  readonly execs: ExecRuntime;
+
+  constructor(layout: AgentLayout, log: Logger) {
+    this.records = new RecordStore(layout);
+    this.records.load();
+    this.containers = new ContainerRuntime(layout, this.records, this.events, log);
+    this.execs = new ExecRuntime(this.containers, this.events);
+  }
+
+  /** Number of containers this agent looks after (it may exit when idle and alone). */
+  get containerCount(): number {
+    return this.records.containers.size;
+  }
+
+  readonly handlers: AgentHandlers = {
+    createContainer: (req) => this.containers.create(req),
+    startContainer: (req) => this.containers.start(req.id),
+    killContainer: async (req) => {
+      await this.containers.kill(req.id, req.signal, req.all);
+      return {};
+    },
+    deleteContainer: async (req) => {
+      await this.containers.delete(req.id, req.force);
+      return {};
+    },
+    pauseContainer: async (req) => {
+      await this.containers.pause(req.id);
+      return {};
+    },
+    resumeContainer: async (req) => {
+      await this.containers.resume(req.id);
+      return {};
+    },
+    updateContainer: async (req) => {
+      await this.containers.update(req.id, req.resources);
+      return {};
+    },
+    containerStates: (req) => {
+      const ids = req.ids.length ? req.ids.filter((id) => this.records.containers.has(id)) : [...this.records.containers.keys()];
+      return { containers: ids.map((id) => this.containers.state(id)) };
+    },
+    resizeTty: (req) => {
+      if (req.execId) this.execs.resizeTty(req.execId, req.height, req.width);
+      else this.containers.resizeTty(this.containers.layout.containerDir(this.containers.get(req.id).id), req.height, req.width);
+      return {};
+    },
+    top: async (req) => {
+      const r = this.containers.get(req.id);
+      if (this.records.status(r) === "stopped") throw new GuestError("failed_precondition", `container ${req.id} is not running`);
+      return top(await this.containers.runc.ps(req.id), req.psArgs);
+    },
+    stats: (req) => {
+      const r = this.containers.get(req.id);
+      const running = this.records.status(r) !== "stopped";
+      return { statsJson: JSON.stringify(containerStats(r.id, r.id, r.cgroupPath, running ? r.pid : 0)) };
+    },
+    createExec: (req) => {
+      this.execs.createExec(req.containerId, req.execId, req.process);
+      return {};
+    },
+    startExec: (req) => this.execs.startExec(req.containerId, req.execId, req.detach),
+    execState: (req) => this.execs.state(req.execId),
+  };
+
+  /** A shim's "exit <create|exec> <id>" line. */
+  onShimExit(kind: string, id: string): Promise<void> | void {
+    if (kind === "create") return this.containers.onExitNotification(id);
+    if (kind === "exec") return this.execs.onExitNotification(id);
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Container lifecycle on this machine: OCI bundle + overlay rootfs + runc via a shim.
+ * Every step that creates something is undone when a later step fails, so a failed
+ * create leaves no mount, bundle, cgroup or runc state behind.
+ */
+import { create } from "@bufbuild/protobuf";
+import { mkdirSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
+import { join } from "node:path";
+import {
+  ContainerStateSchema,
+  type ContainerState,
+  type CreateContainerRequest,
+  type Resources,
+} from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { Logger } from "../../lib/log.ts";
+import { removeCgroups } from "../platform/cgroups.ts";
+import { mountOverlay, unmountIfMounted } from "../platform/overlay.ts";
+import { Runc } from "../platform/runc.ts";
+import { startShim } from "../platform/shim.ts";
+import type { EventHub } from "./event-hub.ts";
+import { GuestError, checkId } from "./guest-error.ts";
+import { KeyedLock } from "./keyed-lock.ts";
+import type { AgentLayout } from "./layout.ts";
+import { buildOciSpec, ociResources } from "./oci-spec.ts";
+import { nowUnixNano, type ContainerRecord, type RecordStore } from "./records.ts";
+
+const INIT_BINARY = existsSync("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini";
+const DELETE_EXIT_WAIT_MS = 10_000;
+
+export class ContainerRuntime {
+  readonly runc: Runc;
+  readonly lock = new KeyedLock();
+  /** Resolvers waiting for a container's exit notification (force delete). */
+  private exitWaiters = new Map<string, () => void>();
+
+  constructor(
+    readonly layout: AgentLayout,
+    readonly records: RecordStore,
+    private readonly events: EventHub,
+    private readonly log: Logger,
+  ) {
+    mkdirSync(layout.runcRoot, { recursive: true, mode: 0o700 });
+    mkdirSync(layout.ioDir, { recursive: true, mode: 0o700 });
+    this.runc = new Runc(layout.runcRoot);
+  }
+
+  get(id: string): ContainerRecord {
+    const r = this.records.containers.get(id);
+    if (!r) throw new GuestError("not_found", `no such container: ${id}`);
+    return r;
+  }
+
+  create(req: CreateContainerRequest): Promise<{ pid: number; stdioSocket: string }> {
+    const id = checkId("container", req.id);
+    if (!req.process || req.process.args.length === 0) throw new GuestError("invalid_argument", "no command specified");
+    if (!req.rootfs) throw new GuestError("invalid_argument", "rootfs is required");
+    return this.lock.run(id, async () => {
+      if (this.records.containers.has(id) || existsSync(this.layout.containerDir(id))) throw new GuestError("already_exists", `container ${id} already exists`);
+      const dir = this.layout.containerDir(id);
+      const rootfs = this.layout.rootfsDir(id);
+      const p = req.process!;
+      try {
+        mkdirSync(rootfs, { recursive: true, mode: 0o700 });
+        await mountOverlay(req.rootfs!, rootfs);
+        const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY });
+        writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
+        const record: ContainerRecord = {
+          v: 1, id, createdAtUnixNano: String(nowUnixNano()), pid: 0, paused: false, tty: p.tty,
+          stdioSocket: this.layout.stdioSocket(id), cgroupPath: this.layout.cgroupPath(id),
+          env: spec.process.env, user: p.user, capAdd: p.capAdd, capDrop: p.capDrop, privileged: p.privileged,
+        };
+        // Saved before runc runs: a crash mid-create still leaves a record to clean up.
+        this.records.saveContainer(record);
+        record.pid = await startShim({
+          mode: "create", id, stateDir: dir, runc: this.runc.binary, runcRoot: this.layout.runcRoot, bundle: this.layout.bundleDir(id),
+          stdioSocket: record.stdioSocket, consoleSocket: this.layout.consoleSocket(id), notifySocket: this.layout.notifySocket,
+          logPath: req.logPath || undefined, oomControl: `/sys/fs/cgroup/memory${record.cgroupPath}/memory.oom_control`,
+          tty: p.tty, stdin: p.openStdin, stdinOnce: p.stdinOnce, hold: false,
+        });
+        this.records.saveContainer(record);
+        return { pid: record.pid, stdioSocket: record.stdioSocket };
+      } catch (err) {
+        await this.destroy(id, true).catch((e) => this.log.error("cleanup after failed create", { id, error: e }));
+        throw err;
+      }
+    });
+  }
+
+  /** The network namespace to join: netd's path, or another container's ("container:<id>"). */
+  private netnsPath(req: CreateContainerRequest): string | undefined {
+    if (req.joinNetnsOf) {
+      const other = this.records.containers.get(req.joinNetnsOf.replace(/^container:/, ""));
+      if (!other || !other.pid || this.records.status(other) === "stopped") throw new GuestError("failed_precondition", `cannot join the network of ${req.joinNetnsOf}: container is not running`);
+      return `/proc/${other.pid}/ns/net`;
+    }
+    return req.netnsPath || undefined;
+  }
+
+  start(id: string): Promise<{ pid: number; startedAtUnixNano: bigint }> {
+    return this.lock.run(id, async () => {
+      const r = this.get(id);
+      const status = this.records.status(r);
+      if (status !== "created") throw new GuestError("failed_precondition", `container ${id} is ${status}, not created`);
+      await this.runc.start(id);
+      const startedAt = nowUnixNano();
+      r.startedAtUnixNano = String(startedAt);
+      this.records.saveContainer(r);
+      this.events.emit({ type: "start", containerId: id, timeUnixNano: startedAt });
+      return { pid: r.pid, startedAtUnixNano: startedAt };
+    });
+  }
+
+  kill(id: string, signal: string, all: boolean): Promise<void> {
+    return this.lock.run(id, async () => {
+      const r = this.get(id);
+      if (this.records.status(r) === "stopped") throw new GuestError("failed_precondition", `container ${id} is not running`);
+      await this.runc.kill(id, normalizeSignal(signal), all);
+    });
+  }
+
+  delete(id: string, force: boolean): Promise<void> {
+    return this.lock.run(id, async () => {
+      const r = this.get(id);
+      const status = this.records.status(r);
+      if (status !== "stopped" && status !== "created" && !force) throw new GuestError("failed_precondition", `container ${id} is ${status}: stop it first or force`);
+      const exited = status === "stopped" ? Promise.resolve() : new Promise<void>((resolve) => this.exitWaiters.set(id, resolve));
+      if (status === "paused") await this.runc.resume(id).catch(() => {});
+      await this.runc.delete(id, true).catch((e) => this.log.warn("runc delete", { id, error: e }));
+      // Let the shim record the exit (and emit "exit") before its state dir goes away.
+      await Promise.race([exited, Bun.sleep(DELETE_EXIT_WAIT_MS)]);
+      this.exitWaiters.delete(id);
+      await this.destroy(id, false);
+    });
+  }
+
+  /** Removes everything of a container: runc state, mount, cgroups, bundle, record. */
+  private async destroy(id: string, killFirst: boolean): Promise<void> {
+    if (killFirst) await this.runc.delete(id, true).catch(() => {});
+    await unmountIfMounted(this.layout.rootfsDir(id));
+    removeCgroups(this.layout.cgroupPath(id));
+    rmSync(this.layout.containerDir(id), { recursive: true, force: true });
+    rmSync(this.layout.stdioSocket(id), { force: true });
+    rmSync(this.layout.consoleSocket(id), { force: true });
+    this.records.forgetContainer(id);
+  }
+
+  pause(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      const r = this.get(id);
+      if (this.records.status(r) !== "running") throw new GuestError("failed_precondition", `container ${id} is not running`);
+      await this.runc.pause(id);
+      r.paused = true;
+      this.records.saveContainer(r);
+      this.events.emit({ type: "pause", containerId: id });
+    });
+  }
+
+  resume(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      const r = this.get(id);
+      if (this.records.status(r) !== "paused") throw new GuestError("failed_precondition", `container ${id} is not paused`);
+      await this.runc.resume(id);
+      r.paused = false;
+      this.records.saveContainer(r);
+      this.events.emit({ type: "resume", containerId: id });
+    });
+  }
+
+  update(id: string, resources: Resources | undefined): Promise<void> {
+    return this.lock.run(id, async () => {
+      this.get(id);
+      const { devices: _devices, ...res } = ociResources(resources);
+      await this.runc.update(id, res);
+    });
+  }
+
+  state(id: string): ContainerState {
+    const r = this.get(id);
+    const exit = this.records.containerExit(id);
+    return create(ContainerStateSchema, {
+      id,
+      status: this.records.status(r),
+      pid: exit ? 0 : r.pid,
+      exitCode: exit?.exitCode ?? 0,
+      startedAtUnixNano: BigInt(r.startedAtUnixNano ?? 0),
+      finishedAtUnixNano: exit?.finishedAtUnixNano ?? 0n,
+      oomKilled: exit?.oomKilled ?? false,
+      stdioSocket: exit ? "" : r.stdioSocket,
+    });
+  }
+
+  /** Tells the shim to resize the pty (through its control FIFO). */
+  resizeTty(stateDir: string, height: number, width: number): void {
+    const ctl = join(stateDir, "ctl");
+    let fd: number;
+    try {
+      fd = openSync(ctl, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch {
+      throw new GuestError("failed_precondition", "the process is not running");
+    }
+    try {
+      writeSync(fd, `resize ${height} ${width}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A shim reported that the container's init exited. */
+  async onExit(id: string): Promise<void> {
+    const r = this.records.containers.get(id);
+    const exit = this.records.containerExit(id);
+    if (r && exit) {
+      if (exit.oomKilled) this.events.emit({ type: "oom", containerId: id, timeUnixNano: exit.finishedAtUnixNano });
+      this.events.emit({ type: "exit", containerId: id, exitCode: exit.exitCode, oomKilled: exit.oomKilled, timeUnixNano: exit.finishedAtUnixNano });
+    }
+    this.exitWaiters.get(id)?.();
+  }
+
+  /** Serialized with start, so "start" is always emitted before "exit". */
+  onExitNotification(id: string): Promise<void> {
+    if (this.exitWaiters.has(id)) return this.onExit(id); // delete holds the lock and waits for us
+    return this.lock.run(id, () => this.onExit(id));
+  }
+}
+
+/** runc accepts "TERM", "SIGTERM" or "15"; we pass names upper-cased and numbers as is. */
+export function normalizeSignal(signal: string): string {
+  const s = (signal || "SIGKILL").trim().toUpperCase();
+  if (/^\d+$/.test(s)) return s;
+  return s.startsWith("SIG") ? s : `SIG${s}`;
+}

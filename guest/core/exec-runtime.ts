@@ -1,0 +1,101 @@
+/**
+ * Execs: extra processes in a running container (`runc exec -d` through a shim). An
+ * exec inherits the container's env, user and capabilities unless it sets its own.
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ExecStateResponseSchema, ProcessSpecSchema, type ExecStateResponse, type ProcessSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { startShim } from "../platform/shim.ts";
+import type { ContainerRuntime } from "./container-runtime.ts";
+import type { EventHub } from "./event-hub.ts";
+import { GuestError, checkId } from "./guest-error.ts";
+import { ociProcess } from "./oci-spec.ts";
+import { nowUnixNano, type ExecRecord } from "./records.ts";
+
+export class ExecRuntime {
+  constructor(
+    private readonly containers: ContainerRuntime,
+    private readonly events: EventHub,
+  ) {}
+
+  private get records() {
+    return this.containers.records;
+  }
+  private get layout() {
+    return this.containers.layout;
+  }
+
+  get(execId: string): ExecRecord {
+    const e = this.records.execs.get(execId);
+    if (!e) throw new GuestError("not_found", `no such exec instance: ${execId}`);
+    return e;
+  }
+
+  createExec(containerId: string, execId: string, process: ProcessSpec | undefined): void {
+    checkId("exec", execId);
+    const c = this.containers.get(containerId);
+    if (this.records.status(c) !== "running") throw new GuestError("failed_precondition", `container ${containerId} is not running`);
+    if (!process || process.args.length === 0) throw new GuestError("invalid_argument", "no exec command specified");
+    if (this.records.execs.has(execId) || this.records.containers.has(execId)) throw new GuestError("already_exists", `exec ${execId} already exists`);
+    this.records.saveExec({ v: 1, id: execId, containerId, process: Buffer.from(toBinary(ProcessSpecSchema, process)).toString("base64") });
+  }
+
+  async startExec(containerId: string, execId: string, detach: boolean): Promise<{ pid: number; stdioSocket: string }> {
+    const e = this.get(execId);
+    if (e.containerId !== containerId) throw new GuestError("not_found", `exec ${execId} does not belong to container ${containerId}`);
+    if (e.startedAtUnixNano) throw new GuestError("failed_precondition", `exec ${execId} has already been started`);
+    const c = this.containers.get(containerId);
+    if (this.records.status(c) !== "running") throw new GuestError("failed_precondition", `container ${containerId} is not running`);
+    const spec = fromBinary(ProcessSpecSchema, Buffer.from(e.process, "base64"));
+    // An exec runs with the container's identity unless it asks for another.
+    if (!spec.user) spec.user = c.user;
+    if (!spec.privileged && spec.capAdd.length === 0 && spec.capDrop.length === 0) {
+      spec.capAdd = c.capAdd;
+      spec.capDrop = c.capDrop;
+      spec.privileged = c.privileged;
+    }
+    const dir = this.layout.execDir(containerId, execId);
+    const processFile = join(dir, "process.json");
+    writeFileSync(processFile, JSON.stringify(ociProcess(this.layout.rootfsDir(containerId), spec, { baseEnv: c.env })));
+    e.startedAtUnixNano = String(nowUnixNano());
+    this.records.saveExec(e);
+    const stdioSocket = this.layout.stdioSocket(execId);
+    try {
+      e.pid = await startShim({
+        mode: "exec", id: execId, stateDir: dir, runc: this.containers.runc.binary, runcRoot: this.layout.runcRoot, containerId, processFile,
+        stdioSocket, consoleSocket: this.layout.consoleSocket(execId), notifySocket: this.layout.notifySocket,
+        tty: spec.tty, stdin: spec.openStdin, stdinOnce: spec.stdinOnce, hold: !detach,
+      });
+    } catch (err) {
+      e.startedAtUnixNano = undefined;
+      this.records.saveExec(e);
+      throw err;
+    }
+    this.records.saveExec(e);
+    return { pid: e.pid, stdioSocket };
+  }
+
+  state(execId: string): ExecStateResponse {
+    const e = this.get(execId);
+    const exit = this.records.execExit(e);
+    return create(ExecStateResponseSchema, {
+      running: !!e.startedAtUnixNano && !exit,
+      pid: e.pid ?? 0,
+      exitCode: exit?.exitCode ?? 0,
+      containerId: e.containerId,
+      exited: !!exit,
+    });
+  }
+
+  resizeTty(execId: string, height: number, width: number): void {
+    const e = this.get(execId);
+    this.containers.resizeTty(this.layout.execDir(e.containerId, e.id), height, width);
+  }
+
+  onExitNotification(execId: string): void {
+    const e = this.records.execs.get(execId);
+    const exit = e && this.records.execExit(e);
+    if (e && exit) this.events.emit({ type: "exec_exit", containerId: e.containerId, execId, exitCode: exit.exitCode, timeUnixNano: exit.finishedAtUnixNano });
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Where the agent keeps things. State (bundles, exit files, runc's root) lives under
+ * the host machine's directory in vmm's data dir; sockets live under $ARCBOX_HOME/run,
+ * with short names because a Unix socket path must fit in 108 bytes.
+ */
+import { join } from "node:path";
+import { AGENT_NOTIFY_SOCKET_NAME, AGENT_SOCKET_NAME } from "../protocol/messages.ts";
+
+export class AgentLayout {
+  constructor(
+    /** $ARCBOX_HOME/data/vmm/host */
+    readonly stateRoot: string,
+    /** $ARCBOX_HOME/run */
+    readonly runDir: string,
+  ) {}
+
+  get runcRoot() {
+    return join(this.stateRoot, "runc");
+  }
+  get containersDir() {
+    return join(this.stateRoot, "containers");
+  }
+  get lockFile() {
+    return join(this.stateRoot, "agent.lock");
+  }
+  get agentSocket() {
+    return join(this.runDir, AGENT_SOCKET_NAME);
+  }
+  get notifySocket() {
+    return join(this.runDir, AGENT_NOTIFY_SOCKET_NAME);
+  }
+  get ioDir() {
+    return join(this.runDir, "io");
+  }
+
+  containerDir(id: string) {
+    return join(this.containersDir, id);
+  }
+  bundleDir(id: string) {
+    return join(this.containerDir(id), "bundle");
+  }
+  rootfsDir(id: string) {
+    return join(this.bundleDir(id), "rootfs");
+  }
+  execDir(containerId: string, execId: string) {
+    return join(this.containerDir(containerId), "execs", execId);
+  }
+  /** Attach socket of a container or exec (ids are unique across both). */
+  stdioSocket(id: string) {
+    return join(this.ioDir, id);
+  }
+  consoleSocket(id: string) {
+    return join(this.ioDir, `${id}.c`);
+  }
+  cgroupPath(id: string) {
+    return `/arcbox/${id}`;
+  }
+}

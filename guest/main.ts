@@ -1,0 +1,57 @@
+/**
+ * The guest agent: runs containers for vmm through runc and per-process shims. On a
+ * Linux host it runs on the host as the "host" machine, detached from vmm so it and
+ * its containers outlive restarts of vmm and the supervisor; inside a VM the same code
+ * runs unchanged behind virtio-serial/vsock.
+ *
+ * Usage: guest-agent --home <ARCBOX_HOME>
+ */
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { arcboxHome, ensureHome } from "../lib/home.ts";
+import { createLogger } from "../lib/log.ts";
+import { parseHomeFlag } from "../lib/service/argv.ts";
+import { tryLockExclusive } from "../native/libc.ts";
+import { Agent } from "./core/agent.ts";
+import { AgentLayout } from "./core/layout.ts";
+import { AgentServer } from "./server/agent-server.ts";
+
+const log = createLogger("guest-agent");
+const home = arcboxHome(parseHomeFlag(process.argv.slice(2)));
+ensureHome(home);
+const stateRoot = join(home.data, "vmm", "host");
+mkdirSync(stateRoot, { recursive: true, mode: 0o700 });
+const layout = new AgentLayout(stateRoot, home.run);
+
+// One agent per home: a second one (a race between two vmm starts) leaves quietly.
+const lockFd = openSync(layout.lockFile, "a");
+if (!tryLockExclusive(lockFd)) {
+  log.info("another agent is running for this home; exiting");
+  process.exit(0);
+}
+
+const agent = new Agent(layout, log);
+let server: AgentServer;
+let stopping = false;
+async function stop(reason: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info("stopping", { reason, containers: agent.containerCount });
+  await server.stop();
+  closeSync(lockFd);
+  process.exit(0);
+}
+
+server = new AgentServer(agent, log, {
+  socket: layout.agentSocket,
+  notifySocket: layout.notifySocket,
+  // Nothing to look after and nobody to serve: an idle agent goes away (vmm starts a new one).
+  onIdle: () => {
+    if (agent.containerCount === 0) void stop("idle");
+  },
+});
+await server.start();
+process.on("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGHUP", () => {});
+log.info("ready", { pid: process.pid, socket: layout.agentSocket, containers: agent.containerCount });

@@ -1,0 +1,66 @@
+/**
+ * Starts the per-process shim (native/shim/arcbox-shim.c). The shim runs runc, detaches
+ * into its own session and reports "ok <pid>" or "err" on stdout; on "err" runc's JSON
+ * log in the state dir holds the reason.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../lib/entry.ts";
+import { GuestError } from "../core/guest-error.ts";
+import { lastRuncLogError, runcError } from "./runc.ts";
+import { runTool } from "./run-tool.ts";
+
+const SHIM = join(REPO_ROOT, "native", "bin", "arcbox-shim");
+let built: Promise<void> | undefined;
+
+/** Builds the shim on first use when the install step has not (a quick, idempotent cc run). */
+function ensureShim(): Promise<void> {
+  built ??= (async () => {
+    if (existsSync(SHIM)) return;
+    const r = await runTool([join(REPO_ROOT, "scripts", "build-native.sh")]);
+    if (r.code !== 0 || !existsSync(SHIM)) throw new GuestError("unavailable", `cannot build the shim: ${r.stderr.trim()}`);
+  })();
+  return built;
+}
+
+export interface ShimOptions {
+  mode: "create" | "exec";
+  /** Container id (create) or exec id (exec). */
+  id: string;
+  stateDir: string;
+  runc: string;
+  runcRoot: string;
+  bundle?: string;
+  containerId?: string;
+  processFile?: string;
+  stdioSocket: string;
+  consoleSocket: string;
+  notifySocket: string;
+  logPath?: string;
+  oomControl?: string;
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  hold: boolean;
+}
+
+/** Runs runc through a new shim; resolves with the process's pid once it exists. */
+export async function startShim(o: ShimOptions): Promise<number> {
+  await ensureShim();
+  const argv = [SHIM, o.mode, o.id, o.stateDir, "--runc", o.runc, "--root", o.runcRoot, "--stdio", o.stdioSocket, "--console", o.consoleSocket, "--notify", o.notifySocket];
+  if (o.bundle) argv.push("--bundle", o.bundle);
+  if (o.containerId) argv.push("--container", o.containerId);
+  if (o.processFile) argv.push("--process", o.processFile);
+  if (o.logPath) argv.push("--log", o.logPath);
+  if (o.oomControl) argv.push("--oom-control", o.oomControl);
+  if (o.tty) argv.push("--tty");
+  if (o.stdin) argv.push("--stdin");
+  if (o.stdinOnce) argv.push("--stdin-once");
+  if (o.hold) argv.push("--hold");
+  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const m = /^ok (\d+)/.exec(out);
+  if (m) return Number(m[1]);
+  const reason = lastRuncLogError(join(o.stateDir, "runc.log")) ?? (err.trim() || "the shim failed to start runc");
+  throw runcError(reason);
+}

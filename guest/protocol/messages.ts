@@ -1,0 +1,34 @@
+/**
+ * Messages of the agent protocol (see guest/README.md). The envelope is msgpack; request
+ * and response bodies are the protobuf binary encoding of MachineService's messages, so
+ * the agent and vmm share one typed, versioned contract (machines.proto).
+ */
+import type { ErrorCode } from "../../lib/errors.ts";
+
+/** vmm -> agent: call `method` (a MachineService method's local name, e.g. "createContainer"). */
+export interface RequestFrame {
+  k: "req";
+  id: number;
+  method: string;
+  body: Uint8Array;
+}
+
+/** agent -> vmm: the answer to request `id`: a body, or an error with an ArcBox code. */
+export interface ResponseFrame {
+  k: "res";
+  id: number;
+  body?: Uint8Array;
+  error?: { code: ErrorCode; message: string };
+}
+
+/** agent -> vmm, unsolicited: a RuntimeEvent (protobuf binary). */
+export interface EventFrame {
+  k: "evt";
+  body: Uint8Array;
+}
+
+export type AgentFrame = RequestFrame | ResponseFrame | EventFrame;
+
+/** Name of the agent's socket (under $ARCBOX_HOME/run) and of its shim notification socket. */
+export const AGENT_SOCKET_NAME = "guest-agent.sock";
+export const AGENT_NOTIFY_SOCKET_NAME = "guest-agent.notify.sock";

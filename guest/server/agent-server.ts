@@ -1,0 +1,119 @@
+/**
+ * Serves the agent protocol on a stream socket: framed msgpack requests answered in any
+ * order (by id), plus runtime events pushed to every connection. Also listens for the
+ * shims' one-line exit notifications on a second socket.
+ */
+import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { rmSync, chmodSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { ArcboxError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { Agent } from "../core/agent.ts";
+import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
+import type { RequestFrame, ResponseFrame } from "../protocol/messages.ts";
+
+export interface AgentServerOptions {
+  socket: string;
+  notifySocket: string;
+  /** Called when the last client disconnects. */
+  onIdle: () => void;
+}
+
+function listen(server: Server, path: string): Promise<void> {
+  rmSync(path, { force: true });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => {
+      chmodSync(path, 0o600);
+      resolve();
+    });
+  });
+}
+
+export class AgentServer {
+  private clients = new Set<Socket>();
+  private main: Server;
+  private notify: Server;
+
+  constructor(
+    private readonly agent: Agent,
+    private readonly log: Logger,
+    private readonly opts: AgentServerOptions,
+  ) {
+    this.main = createServer((s) => this.onClient(s));
+    this.notify = createServer((s) => this.onShim(s));
+    agent.events.subscribe((e) => {
+      const frame = encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) });
+      for (const c of this.clients) c.write(frame);
+    });
+  }
+
+  async start(): Promise<void> {
+    await listen(this.notify, this.opts.notifySocket);
+    await listen(this.main, this.opts.socket);
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients) c.destroy();
+    await Promise.all([new Promise((r) => this.main.close(r)), new Promise((r) => this.notify.close(r))]);
+    rmSync(this.opts.socket, { force: true });
+    rmSync(this.opts.notifySocket, { force: true });
+  }
+
+  private onClient(socket: Socket): void {
+    this.clients.add(socket);
+    const decoder = new FrameDecoder();
+    socket.on("data", (chunk) => {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk as Buffer);
+      } catch (err) {
+        this.log.error("bad frame from client; closing", { error: err });
+        socket.destroy();
+        return;
+      }
+      for (const f of frames) void this.handle(socket, f as RequestFrame);
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      this.clients.delete(socket);
+      if (this.clients.size === 0) this.opts.onIdle();
+    });
+  }
+
+  private async handle(socket: Socket, req: RequestFrame): Promise<void> {
+    if (req?.k !== "req") return;
+    let res: ResponseFrame;
+    try {
+      const method = (MachineService.method as Record<string, { input: DescMessage; output: DescMessage }>)[req.method];
+      const handler = (this.agent.handlers as unknown as Record<string, (r: unknown) => unknown>)[req.method];
+      if (!method || !handler) throw new ArcboxError("not_implemented", `agent method ${req.method} is not implemented`);
+      const out = await handler(fromBinary(method.input, req.body));
+      res = { k: "res", id: req.id, body: toBinary(method.output, create(method.output, out as never)) };
+    } catch (err) {
+      const e = err instanceof ArcboxError ? err : new ArcboxError("internal", err instanceof Error ? err.message : String(err));
+      if (e.code === "internal") this.log.error(`${req.method} failed`, { error: e.message });
+      res = { k: "res", id: req.id, error: { code: e.code, message: e.message } };
+    }
+    if (!socket.destroyed) socket.write(encodeFrame(res));
+  }
+
+  private onShim(socket: Socket): void {
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d) => (text += d));
+    socket.on("error", () => {});
+    socket.on("end", () => {
+      for (const line of text.split("\n")) {
+        const [word, kind, id] = line.split(" ");
+        if (word !== "exit" || !kind || !id) continue;
+        Promise.resolve(this.agent.onShimExit(kind, id)).catch((err) => this.log.error("exit notification", { id, error: err }));
+      }
+    });
+  }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Compiles ArcBox's native helpers (native/*/ C sources) into native/bin/.
+# Quick and idempotent: a binary is rebuilt only when its source is newer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p native/bin
+build() { # build <output> <sources...>
+  local out="native/bin/$1"; shift
+  if [ -x "$out" ] && [ -z "$(find "$@" -newer "$out" 2>/dev/null)" ]; then return 0; fi
+  cc -O2 -Wall -Wextra -Wno-unused-result -o "$out.tmp" "$@"
+  mv "$out.tmp" "$out"
+  echo "built $out"
+}
+build arcbox-shim native/shim/arcbox-shim.c

@@ -1,0 +1,81 @@
+/**
+ * vmm's end of the agent protocol (guest/README.md) over any byte stream: typed calls of
+ * MachineService methods (protobuf bodies in msgpack frames, matched by id) and a
+ * callback for the runtime events the agent pushes.
+ */
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { Socket } from "node:net";
+import { MachineService, RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { FrameDecoder, encodeFrame } from "../../../guest/protocol/frames.ts";
+import type { AgentFrame } from "../../../guest/protocol/messages.ts";
+import { MachineError } from "./machine-error.ts";
+
+type Methods = typeof MachineService.method;
+export type AgentMethod = Exclude<keyof Methods, "list" | "events">;
+
+interface Pending {
+  resolve: (body: Uint8Array) => void;
+  reject: (err: Error) => void;
+}
+
+export class AgentClient {
+  private nextId = 1;
+  private pending = new Map<number, Pending>();
+  private closed = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly onEvent: (e: RuntimeEvent) => void,
+    onClose: () => void,
+  ) {
+    const decoder = new FrameDecoder();
+    socket.on("data", (chunk: Buffer) => {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const f of frames) this.onFrame(f as AgentFrame);
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      this.closed = true;
+      for (const p of this.pending.values()) p.reject(new MachineError("unavailable", "the guest agent connection closed during the call"));
+      this.pending.clear();
+      onClose();
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  async call<K extends AgentMethod>(method: K, req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>): Promise<MessageShape<Methods[K]["output"]>> {
+    if (this.closed) throw new MachineError("unavailable", "the guest agent is not connected");
+    const desc = MachineService.method[method] as unknown as { input: DescMessage; output: DescMessage };
+    const id = this.nextId++;
+    const body = toBinary(desc.input, create(desc.input, req as never));
+    const answer = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.socket.write(encodeFrame({ k: "req", id, method, body }));
+    return fromBinary(desc.output, await answer) as MessageShape<Methods[K]["output"]>;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onFrame(f: AgentFrame): void {
+    if (f.k === "evt") {
+      this.onEvent(fromBinary(RuntimeEventSchema, f.body));
+      return;
+    }
+    if (f.k !== "res") return;
+    const p = this.pending.get(f.id);
+    if (!p) return;
+    this.pending.delete(f.id);
+    if (f.error) p.reject(new MachineError(f.error.code, f.error.message));
+    else p.resolve(f.body ?? new Uint8Array());
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Connect handlers of MachineService: translation only. Container and exec calls are
+ * forwarded to the addressed machine's guest agent; Events streams the agents' events.
+ */
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { MachineService } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { AgentMethod } from "../core/agent-client.ts";
+import type { EventFanout } from "../core/event-fanout.ts";
+import type { HostMachine } from "../core/host-machine.ts";
+import { MachineError } from "../core/machine-error.ts";
+
+export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout): void {
+  const machine = (name: string) => {
+    if (name && name !== host.id) throw new MachineError("not_found", `no such machine: ${name}`);
+    return host;
+  };
+  const forward =
+    <K extends AgentMethod>(method: K) =>
+    async (req: { machine: string } & Parameters<Awaited<ReturnType<HostMachine["agent"]>>["call"]>[1]) =>
+      (await machine(req.machine).agent()).call(method, req as never);
+
+  router.service(MachineService, {
+    list: () => ({ items: [{ id: host.id, name: host.id, kind: "host", state: host.state }] }),
+    createContainer: forward("createContainer"),
+    startContainer: forward("startContainer"),
+    killContainer: forward("killContainer"),
+    deleteContainer: forward("deleteContainer"),
+    pauseContainer: forward("pauseContainer"),
+    resumeContainer: forward("resumeContainer"),
+    updateContainer: forward("updateContainer"),
+    containerStates: forward("containerStates"),
+    resizeTty: forward("resizeTty"),
+    top: forward("top"),
+    stats: forward("stats"),
+    createExec: forward("createExec"),
+    startExec: forward("startExec"),
+    execState: forward("execState"),
+    async *events(req, ctx: HandlerContext) {
+      const host = machine(req.machine);
+      // Connect to the agent first, so events of containers started earlier flow.
+      await host.agent();
+      for await (const event of events.stream(ctx.signal)) yield { event };
+    },
+  });
+}
