@@ -7,7 +7,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
-import { addVeths, configureNetns, createNetnsOnly, deleteNetns, deleteVethInNetns, listNetns, setNetnsDns, type VethPlan } from "../platform/links.ts";
+import { addVeths, configureNetns, deleteLink, createNetnsOnly, deleteNetns, deleteVethInNetns, listNetns, setNetnsDns, type VethPlan } from "../platform/links.ts";
 import { containerFilesDir, hostHostname, hostHostsFile, hostResolvConf, removeContainerFiles, writeAtomic } from "../platform/host-files.ts";
 import type { PortReservations } from "../platform/port-reservations.ts";
 import { exec } from "../platform/exec.ts";
@@ -112,7 +112,7 @@ export class Attacher {
       await this.buildNetns(rec, endpoints, true);
     } catch (err) {
       for (const p of held) this.ports.release(p.protocol, p.hostIp, p.hostPort);
-      await deleteNetns(ns);
+      await deleteNetns(ns, endpoints.map((e) => e.veth));
       throw err;
     }
     this.state.transaction(() => {
@@ -157,7 +157,7 @@ export class Attacher {
     this.state.store.deletePending(containerId);
     const rec = this.state.attachments.get(containerId);
     if (!rec) return;
-    if (rec.kind === "netns" || rec.kind === "none") await deleteNetns(rec.netnsName);
+    if (rec.kind === "netns" || rec.kind === "none") await deleteNetns(rec.netnsName, this.state.endpointsOf(containerId).map((e) => e.veth));
     for (const p of rec.ports) this.ports.release(p.protocol, p.hostIp, p.hostPort);
     this.state.transaction(() => {
       for (const e of this.state.endpointsOf(containerId)) this.state.deleteEndpoint(containerId, e.networkId);
@@ -201,6 +201,7 @@ export class Attacher {
       throw new NetworkError("permission_denied", `container ${containerId.slice(0, 12)} is not connected to network ${net.name}`);
     }
     await deleteVethInNetns(rec.netnsName, ep.ifname);
+    await deleteLink(ep.veth);
     this.state.deleteEndpoint(containerId, net.id);
     this.writeFiles(rec, this.state.endpointsOf(containerId), false);
     if (rec.ports.length) await this.networks.syncFirewall();

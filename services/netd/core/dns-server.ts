@@ -37,6 +37,8 @@ export class EmbeddedDns {
         data: (sock, buf, port, addr) => {
           void this.answer(buf, addr).then((reply) => reply && sock.send(reply, port, addr));
         },
+        // ICMP errors from a client that went away must not take the listener down.
+        error: () => undefined,
       },
     });
     const tcp = Bun.listen<{ buf: Uint8Array }>({
@@ -119,7 +121,7 @@ async function queryUpstream(server: string, msg: Uint8Array): Promise<Uint8Arra
   const sock = await Bun.udpSocket({
     hostname: "0.0.0.0",
     binaryType: "uint8array",
-    socket: { data: (_s, buf) => resolve(buf) },
+    socket: { data: (_s, buf) => resolve(buf), error: () => resolve(undefined) },
   });
   const timer = setTimeout(() => resolve(undefined), FORWARD_TIMEOUT_MS);
   try {

@@ -85,8 +85,14 @@ export async function createNetnsOnly(netns: string): Promise<void> {
   await execOk(["ip", "-n", netns, "link", "set", "lo", "up"]);
 }
 
-export async function deleteNetns(netns: string): Promise<void> {
-  await exec(["ip", "netns", "del", netns]);
+/**
+ * Deletes the namespace. Its veths are deleted first and synchronously: a namespace
+ * is destroyed asynchronously by the kernel, and a quick re-attach would otherwise
+ * find the old veth names still taken.
+ */
+export async function deleteNetns(netns: string, veths: string[] = []): Promise<void> {
+  const lines = [...veths.map((v) => `link del ${v}`), `netns del ${netns}`];
+  await exec(["ip", "-force", "-batch", "-"], lines.join("\n") + "\n");
 }
 
 export async function listNetns(): Promise<string[]> {

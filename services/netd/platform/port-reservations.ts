@@ -39,7 +39,10 @@ export class PortReservations {
       }
     }
     const shown = req.hostPortEnd ? `${req.hostPort}-${req.hostPortEnd}` : String(req.hostPort);
-    const reason = String((lastErr as Error)?.message ?? lastErr).includes("EADDRINUSE") || String(lastErr).includes("in use") ? "address already in use" : String((lastErr as Error)?.message ?? lastErr);
+    const e = lastErr as { code?: string; message?: string };
+    // Bun reports a taken port as "Failed to listen at ..." (EADDRINUSE for UDP).
+    const inUse = e?.code === "EADDRINUSE" || /in use|failed to listen|bind/i.test(String(e?.message ?? e));
+    const reason = inUse ? "address already in use" : String(e?.message ?? e);
     throw new NetworkError(
       "internal",
       `driver failed programming external connectivity on endpoint ${owner}: failed to bind host port for ${hostIp}:${shown}:${req.protocol}: ${reason}`,
@@ -66,7 +69,7 @@ function range(a: number, b: number): number[] {
 
 async function bind(protocol: "tcp" | "udp", hostname: string, port: number): Promise<{ sock: Held; bound: number }> {
   if (protocol === "udp") {
-    const s = await Bun.udpSocket({ hostname, port, socket: { data() {} } });
+    const s = await Bun.udpSocket({ hostname, port, socket: { data() {}, error() {} } });
     return { sock: { close: () => s.close() }, bound: s.port };
   }
   const l = Bun.listen({ hostname, port, exclusive: true, socket: { open: (s) => void s.end(), data() {} } });

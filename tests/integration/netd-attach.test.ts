@@ -1,0 +1,145 @@
+/**
+ * netd through its Connect API on a real daemon: attach gives namespaces that reach
+ * each other by IP, embedded DNS answers container names and aliases, published
+ * TCP/UDP ports answer on 127.0.0.1, bad input fails cleanly, and nothing leaks.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { TestDaemon, run } from "../helpers/daemon.ts";
+import { ServiceClients } from "../../lib/service/clients.ts";
+import { arcboxHome } from "../../lib/home.ts";
+import { netNames } from "../../services/netd/core/names.ts";
+
+let d: TestDaemon;
+let c: ServiceClients;
+const procs: ReturnType<typeof Bun.spawn>[] = [];
+const A = "a1".repeat(32);
+const B = "b2".repeat(32);
+const C = "c3".repeat(32);
+
+beforeAll(async () => {
+  d = new TestDaemon("arcbox-netd-");
+  await d.start();
+  c = new ServiceClients(arcboxHome(d.home));
+}, 60_000);
+
+afterAll(async () => {
+  for (const p of procs) p.kill("SIGKILL");
+  for (const id of [A, B, C]) await c.networks.detach({ containerId: id }).catch(() => undefined);
+  const names = netNames(arcboxHome(d.home).root);
+  await d.dispose();
+  // The daemon stopped with nothing attached: no interface, namespace or chain of ours is left.
+  const leftovers = await run(["sh", "-c", `ip -br link | grep ${names.ifPrefix}; ip netns | grep ${names.netnsPrefix}; iptables-save | grep ${names.tag}; true`]);
+  expect(leftovers.stdout).toBe("");
+}, 60_000);
+
+const nsName = (path: string) => path.split("/").pop()!;
+const inNs = (path: string, argv: string[]) => run(["ip", "netns", "exec", nsName(path), ...argv], { timeoutMs: 15_000 });
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("predefined networks exist and a user network gets its own subnet", async () => {
+  const list = await c.networks.list({});
+  expect(list.networks.map((n) => n.name).sort()).toEqual(["bridge", "host", "none"]);
+  const bridge = list.networks.find((n) => n.name === "bridge")!;
+  expect(bridge.ipam[0].subnet).toMatch(/^10\.21[345]\./);
+  const created = await c.networks.create({ name: "front", labels: { tier: "web" } });
+  expect(created.id).toMatch(/^[0-9a-f]{64}$/);
+  const net = (await c.networks.inspect({ network: "front" })).network!;
+  expect(net.ipam[0].subnet).not.toBe(bridge.ipam[0].subnet);
+  const links = await run(["ip", "-br", "addr", "show", net.bridgeName]);
+  expect(links.stdout).toContain(net.ipam[0].gateway);
+});
+
+test("bad network input fails with Docker's codes and builds nothing", async () => {
+  await expect(c.networks.create({ name: "front" })).rejects.toThrow(/already exists/);
+  await c.networks.create({ name: "fixed", ipam: [{ subnet: "10.77.0.0/24", gateway: "10.77.0.1" }] });
+  await expect(c.networks.create({ name: "overlap", ipam: [{ subnet: "10.77.0.128/25" }] })).rejects.toThrow(/overlaps/);
+  await expect(c.networks.create({ name: "badgw", ipam: [{ subnet: "10.78.0.0/24", gateway: "10.79.0.1" }] })).rejects.toThrow(/no matching subnet for gateway/);
+  await expect(c.networks.remove({ network: "bridge" })).rejects.toThrow(/pre-defined/);
+  const names = (await c.networks.list({})).networks.map((n) => n.name);
+  expect(names).not.toContain("overlap");
+  expect(names).not.toContain("badgw");
+});
+
+test("attached namespaces reach each other by IP, and by name through the embedded DNS", async () => {
+  const a = await c.networks.attach({ containerId: A, containerName: "web", networkMode: "front", endpoints: [{ network: "front", aliases: ["www"] }] });
+  const b = await c.networks.attach({ containerId: B, containerName: "client", networkMode: "front" });
+  const ipA = a.endpoints[0].ipAddress;
+  const addr = await inNs(a.netnsPath, ["ip", "-4", "-o", "addr", "show", "eth0"]);
+  expect(addr.stdout).toContain(`${ipA}/24`);
+  const ping = await inNs(b.netnsPath, ["busybox", "ping", "-c", "1", "-W", "3", ipA]);
+  expect(ping.code).toBe(0);
+  expect(await Bun.file(b.resolvConfPath).text()).toContain("nameserver 127.0.0.11");
+  expect(await Bun.file(a.hostsPath).text()).toContain(`${ipA}\t`);
+  for (const name of ["web", "www", A.slice(0, 12)]) {
+    const ns = await inNs(b.netnsPath, ["busybox", "nslookup", name, "127.0.0.11"]);
+    expect(ns.stdout).toContain(`Address: ${ipA}`);
+  }
+  // Names outside the network are forwarded and fail fast (no internet here), never hang.
+  const t0 = Date.now();
+  await inNs(b.netnsPath, ["busybox", "nslookup", "nonexistent.invalid", "127.0.0.11"]);
+  expect(Date.now() - t0).toBeLessThan(12_000);
+  // The default bridge has no name resolution between containers.
+  const onDefault = await c.networks.attach({ containerId: C, containerName: "lonely", networkMode: "bridge" });
+  expect(await Bun.file(onDefault.resolvConfPath).text()).not.toContain("127.0.0.11");
+  await c.networks.detach({ containerId: C });
+});
+
+test("published TCP and UDP ports answer on 127.0.0.1; a taken port fails cleanly", async () => {
+  await c.networks.detach({ containerId: A });
+  const a = await c.networks.attach({
+    containerId: A, containerName: "web", networkMode: "front",
+    ports: [{ protocol: "tcp", containerPort: 80, hostPort: 0 }, { protocol: "udp", containerPort: 5353, hostPort: 0 }],
+  });
+  const tcpPort = a.ports.find((p) => p.protocol === "tcp")!.hostPort;
+  const udpPort = a.ports.find((p) => p.protocol === "udp")!.hostPort;
+  expect(tcpPort).toBeGreaterThan(0);
+  const www = mkdtempSync(join(tmpdir(), "netd-www-"));
+  writeFileSync(join(www, "index.html"), "hello from the netns\n");
+  procs.push(Bun.spawn(["ip", "netns", "exec", nsName(a.netnsPath), "busybox", "httpd", "-f", "-p", "80", "-h", www]));
+  const udpEcho = `const s = await Bun.udpSocket({ hostname: "0.0.0.0", port: 5353, socket: { data(s, b, p, a) { s.send("echo:" + b.toString(), p, a); } } });`;
+  procs.push(Bun.spawn(["ip", "netns", "exec", nsName(a.netnsPath), process.execPath, "-e", udpEcho]));
+  let body = "";
+  await waitFor("published TCP port", async () => {
+    body = await fetch(`http://127.0.0.1:${tcpPort}/`).then((r) => r.text(), () => "");
+    return body.length > 0;
+  });
+  expect(body).toBe("hello from the netns\n");
+  let reply = "";
+  const client = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data(_s, b) { reply = b.toString(); }, error() {} } });
+  await waitFor("published UDP port", async () => {
+    client.send("ping", udpPort, "127.0.0.1");
+    await Bun.sleep(100);
+    return reply !== "";
+  });
+  client.close();
+  expect(reply).toBe("echo:ping");
+
+  // Same host port again: Docker's error, and the failed container leaves no namespace.
+  const err = await c.networks.attach({ containerId: C, containerName: "clash", networkMode: "front", ports: [{ protocol: "tcp", containerPort: 80, hostPort: tcpPort }] }).catch((e) => e as Error);
+  expect(String(err)).toContain("address already in use");
+  expect((await run(["ip", "netns"])).stdout).not.toContain(C.slice(0, 16));
+  expect((await c.networks.getAttachment({ containerId: C })).attachment).toBeUndefined();
+});
+
+test("a network in use cannot be removed; detach frees it", async () => {
+  await expect(c.networks.remove({ network: "front" })).rejects.toThrow(/active endpoints/);
+  await c.networks.detach({ containerId: A });
+  await c.networks.detach({ containerId: B });
+  await c.networks.detach({ containerId: B }); // idempotent
+  const before = (await c.networks.inspect({ network: "front" })).network!;
+  expect(before.containers).toHaveLength(0);
+  await c.networks.remove({ network: "front" });
+  expect((await run(["ip", "link", "show", before.bridgeName])).code).not.toBe(0);
+  expect((await c.networks.prune({})).deleted).toEqual(["fixed"]);
+});
