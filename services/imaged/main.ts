@@ -1,15 +1,40 @@
 /**
- * imaged: owns images. Started lazily by the supervisor on first use.
+ * imaged: owns images (content store, snapshots, metadata). Started lazily by the
+ * supervisor on first use; idle, it holds an open SQLite handle and two sockets and
+ * runs no timers.
  */
-import { ImageService } from "../../proto/gen/arcbox/images/v1/images_pb.ts";
+import { join } from "node:path";
 import { runService } from "../../lib/service/run-service.ts";
+import { ImageCore } from "./core/image-core.ts";
+import { ImageStore } from "./core/image-store.ts";
+import { Puller } from "./core/puller.ts";
+import { Pusher } from "./core/pusher.ts";
+import { loadRegistryConfig } from "./core/registry-config.ts";
+import { RootfsManager } from "./core/rootfs.ts";
+import { imageServiceRoutes } from "./server/image-service.ts";
+import { serveUploads } from "./server/upload-server.ts";
+import { ContentStore } from "./storage/content-store.ts";
+import { ImageDb } from "./storage/image-db.ts";
+import { Snapshots } from "./storage/snapshots.ts";
 
 await runService({
   name: "imaged",
-  async start() {
+  async start(ctx) {
+    const db = new ImageDb(ctx.dataDir);
+    const store = new ImageStore(db, new ContentStore(ctx.dataDir), new Snapshots(ctx.dataDir));
+    const registryConfig = loadRegistryConfig(ctx.home.root);
+    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store), () => registryConfig);
+    // Whatever an interrupted run left unreferenced goes now, not on a timer.
+    store.collectGarbage();
+    const uploadSocket = join(ctx.home.run, "imaged-upload.sock");
+    const uploads = serveUploads(uploadSocket, core, ctx.log);
     return {
-      routes: (router) => router.service(ImageService, { list: () => ({ items: [] }) }),
-      state: () => ({ images: [] }),
+      routes: imageServiceRoutes(core, uploadSocket),
+      state: () => ({ images: db.allImages().length, layers: db.allLayers().length, registries: registryConfig }),
+      stop: async () => {
+        await uploads.stop();
+        db.close();
+      },
     };
   },
 });

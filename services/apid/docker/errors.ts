@@ -6,7 +6,8 @@ import { ArcboxError, fromConnectError } from "../../../lib/errors.ts";
 import { ConnectError } from "@connectrpc/connect";
 
 export function dockerError(status: number, message: string, headers?: Record<string, string>): Response {
-  return Response.json({ message }, { status, headers });
+  // The docker CLI parses error bodies only when Content-Type is exactly "application/json".
+  return new Response(JSON.stringify({ message }), { status, headers: { "Content-Type": "application/json", ...headers } });
 }
 
 export function errorResponse(err: unknown): Response {

@@ -1,0 +1,85 @@
+/** Docker image filters (reference, dangling, label, before, since, until) over image rows. */
+import type { ImageRow } from "../storage/image-db.ts";
+import { ImageError } from "./errors.ts";
+import type { ImageStore } from "./image-store.ts";
+import { familiar } from "./reference.ts";
+
+export interface FilterArg {
+  key: string;
+  values: string[];
+}
+
+const KNOWN = new Set(["reference", "dangling", "label", "before", "since", "until"]);
+
+/** Glob as Go's path.Match: `*` and `?` do not cross `/`. */
+function globToRegExp(glob: string): RegExp {
+  let re = "";
+  for (const ch of glob) {
+    if (ch === "*") re += "[^/]*";
+    else if (ch === "?") re += "[^/]";
+    else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function parseUntil(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const d = /^(\d+)(s|m|h)$/.exec(v);
+  if (d) return Date.now() / 1000 - Number(d[1]) * { s: 1, m: 60, h: 3600 }[d[2] as "s" | "m" | "h"];
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new ImageError("invalid_argument", `invalid filter 'until=${v}'`);
+  return t / 1000;
+}
+
+export interface FilteredImage {
+  row: ImageRow;
+  /** Tags that passed the reference filter (all tags when there is none). */
+  tags: string[];
+}
+
+export function filterImages(store: ImageStore, filters: FilterArg[], allowed: Set<string> = KNOWN): FilteredImage[] {
+  const by = new Map<string, string[]>();
+  for (const f of filters) {
+    if (!allowed.has(f.key)) throw new ImageError("invalid_argument", `invalid filter '${f.key}'`);
+    by.set(f.key, [...(by.get(f.key) ?? []), ...f.values]);
+  }
+  const dangling = by.get("dangling");
+  if (dangling) for (const v of dangling) if (!["true", "false", "1", "0"].includes(v)) throw new ImageError("invalid_argument", `invalid filter 'dangling=${v}'`);
+  const createdOf = (ref: string) => store.resolve(ref).created;
+  const before = by.get("before")?.map(createdOf);
+  const since = by.get("since")?.map(createdOf);
+  const until = by.get("until")?.map(parseUntil);
+  const refPatterns = by.get("reference")?.map(globToRegExp);
+  const labels = by.get("label");
+
+  const out: FilteredImage[] = [];
+  for (const row of store.db.allImages()) {
+    let tags = store.repoTags(row.id);
+    if (dangling) {
+      const want = dangling.some((v) => v === "true" || v === "1");
+      if (want !== (tags.length === 0)) continue;
+    }
+    if (before && !before.every((t) => row.created < t)) continue;
+    if (since && !since.every((t) => row.created > t)) continue;
+    if (until && !until.every((t) => row.created < t)) continue;
+    if (labels) {
+      const have = (store.config(row).config?.Labels ?? {}) as Record<string, string>;
+      const ok = labels.every((l) => {
+        const eq = l.indexOf("=");
+        return eq < 0 ? l in have : have[l.slice(0, eq)] === l.slice(eq + 1);
+      });
+      if (!ok) continue;
+    }
+    if (refPatterns) {
+      const matches = (name: string) => {
+        const repo = name.replace(/:[^:/]+$/, "");
+        return refPatterns.some((re) => re.test(name) || re.test(repo) || re.test(familiar(name)));
+      };
+      tags = tags.filter(matches);
+      const digests = store.repoDigests(row.id).filter((d) => refPatterns.some((re) => re.test(d)));
+      if (tags.length === 0 && digests.length === 0) continue;
+    }
+    out.push({ row, tags });
+  }
+  return out;
+}

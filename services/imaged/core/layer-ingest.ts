@@ -1,0 +1,99 @@
+/**
+ * Downloads one layer blob and unpacks it at the same time: every chunk is hashed
+ * and appended to the blob's ingest file, and fed through the decompressor into the
+ * tar extractor writing a temp snapshot directory. Only when the blob digest and the
+ * diff ID both verify are the blob and the snapshot moved into place; on any failure
+ * both temp copies are removed, so the store never holds half a layer.
+ */
+import { extractTar } from "../platform/tar-extract.ts";
+import type { BlobWriter, ContentStore } from "../storage/content-store.ts";
+import type { Snapshots } from "../storage/snapshots.ts";
+import { ImageError } from "./errors.ts";
+import type { Compression } from "./manifest.ts";
+
+export interface IngestOptions {
+  body: ReadableStream<Uint8Array>;
+  /** Blob digest and size from the manifest. */
+  digest: string;
+  size: number;
+  compression: Compression;
+  /** From the image config's rootfs.diff_ids; checked after unpacking. */
+  expectedDiffId?: string;
+  store: ContentStore;
+  snapshots: Snapshots;
+  /** False when the blob is already in the store (re-unpacking from it). */
+  writeBlob: boolean;
+  onDownloaded?: (bytes: number) => void;
+}
+
+export interface IngestResult {
+  diffId: string;
+  size: number;
+}
+
+function decompressor(c: Compression): TransformStream<Uint8Array, Uint8Array> {
+  if (c === "none") return new TransformStream<Uint8Array, Uint8Array>();
+  return new DecompressionStream(c as "gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+}
+
+export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
+  const blob: BlobWriter | undefined = o.writeBlob ? o.store.writer() : undefined;
+  const tmp = o.snapshots.tempLayer();
+  const ds = decompressor(o.compression);
+  const sink = ds.writable.getWriter();
+  let extractErr: unknown;
+  const extraction = extractTar(ds.readable, tmp).catch((err) => {
+    extractErr = err;
+    throw err;
+  });
+  extraction.catch(() => {});
+  const reader = o.body.getReader();
+  let received = 0;
+  try {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        received += value.length;
+        if (received > o.size) throw new ImageError("invalid_argument", `layer ${o.digest} is larger than its manifest says (${o.size} bytes)`);
+        blob?.write(value);
+        o.onDownloaded?.(received);
+        // Backpressure: wait while the unpacker is behind. A failed unpack errors the sink.
+        await sink.ready.catch(() => {});
+        if (extractErr) throw extractErr;
+        void sink.write(value).catch(() => {});
+      }
+    } catch (err) {
+      if (err instanceof ImageError) throw err;
+      throw new ImageError("unavailable", `error downloading layer ${o.digest}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (received !== o.size) {
+      throw new ImageError("unavailable", `error downloading layer ${o.digest}: unexpected EOF after ${received} of ${o.size} bytes`);
+    }
+    let closeErr: unknown;
+    await sink.close().catch((err) => (closeErr = err ?? new Error("stream closed")));
+    let result;
+    try {
+      result = await extraction;
+    } catch (err) {
+      if (err instanceof ImageError) throw err;
+      throw new ImageError("invalid_argument", `layer ${o.digest}: failed to unpack (corrupt ${o.compression} stream?): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (closeErr) throw new ImageError("invalid_argument", `layer ${o.digest}: corrupt ${o.compression} stream: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`);
+    blob?.commit(o.digest);
+    if (o.expectedDiffId && result.diffId !== o.expectedDiffId) {
+      throw new ImageError("invalid_argument", `layer ${o.digest}: unpacked content ${result.diffId} does not match the config's diff ID ${o.expectedDiffId}`);
+    }
+    o.snapshots.commitLayer(tmp, result.diffId);
+    return { diffId: result.diffId, size: result.size };
+  } catch (err) {
+    blob?.abort();
+    await reader.cancel().catch(() => {});
+    await sink.abort().catch(() => {});
+    await extraction.catch(() => {});
+    o.snapshots.discard(tmp);
+    // A blob that verified but whose content was bad must not stay in the store.
+    if (o.writeBlob && err instanceof ImageError && /diff ID|unpack|corrupt|invalid layer/.test(err.message)) o.store.delete(o.digest);
+    throw err;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * docker pull: resolves the manifest (selecting a platform from an index), fetches
+ * the config, then downloads and unpacks the missing layers concurrently, emitting
+ * the progress messages the docker CLI renders. The image is recorded (and tagged)
+ * only after every layer verified. Concurrent pulls of the same layer share one download.
+ */
+import { openRepo, type Credentials } from "../platform/registry-client.ts";
+import { ImageError } from "./errors.ts";
+import type { ImageStore } from "./image-store.ts";
+import { ingestLayer } from "./layer-ingest.ts";
+import {
+  configMatches,
+  digestOf,
+  formatPlatform,
+  isIndex,
+  layerCompression,
+  parseJson,
+  parsePlatform,
+  selectManifest,
+  type Descriptor,
+  type ImageConfig,
+  type ImageIndex,
+  type ImageManifest,
+} from "./manifest.ts";
+import { progressThrottle, shortId, withConcurrency, type Emit } from "./progress.ts";
+import { familiar, familiarRepository, formatReference, parseReference, repository, withDefaultTag } from "./reference.ts";
+import type { RegistryConfig } from "./registry-config.ts";
+import type { LayerRow } from "../storage/image-db.ts";
+
+const MAX_CONCURRENT_DOWNLOADS = 3;
+
+export interface PullOptions {
+  reference: string;
+  platform?: string;
+  creds?: Credentials;
+}
+
+export class Puller {
+  /** diffId -> in-flight unpack, shared by concurrent pulls. */
+  private inflight = new Map<string, Promise<LayerRow>>();
+
+  constructor(
+    private readonly store: ImageStore,
+    private readonly registryConfig: () => RegistryConfig,
+  ) {}
+
+  async pull(opts: PullOptions, emit: Emit): Promise<string> {
+    const ref = withDefaultTag(parseReference(opts.reference));
+    const display = familiar(formatReference(ref));
+    const repo = openRepo(this.registryConfig(), ref.domain, ref.path, opts.creds, "pull");
+    const want = parsePlatform(opts.platform ?? "");
+
+    let top = await repo.manifest(ref.digest ?? ref.tag!, display);
+    const manifestDigest = top.digest;
+    let doc = parseJson<ImageManifest & ImageIndex>(top.body, "manifest");
+    if (isIndex(top.mediaType, doc)) {
+      const pick = selectManifest(doc as ImageIndex, want);
+      top = await repo.manifest(pick.digest, display);
+      doc = parseJson<ImageManifest & ImageIndex>(top.body, "manifest");
+    }
+    const manifest = doc as ImageManifest;
+    if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new ImageError("invalid_argument", `unsupported manifest format for ${display} (${top.mediaType})`);
+
+    emit({ id: ref.tag ?? ref.digest, status: `Pulling from ${familiarRepository(repository(ref))}` });
+
+    const configBytes = this.store.content.has(manifest.config.digest) ? this.store.content.read(manifest.config.digest) : await this.fetchSmallBlob(repo, manifest.config);
+    const config = parseJson<ImageConfig>(configBytes, "image config");
+    if (opts.platform && !configMatches(config, want)) {
+      throw new ImageError("not_found", `image with reference ${display} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ""}`);
+    }
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length) throw new ImageError("invalid_argument", `image config for ${display} lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
+
+    const release = this.store.lease([manifest.config.digest, ...diffIds, ...manifest.layers.map((l) => l.digest)]);
+    try {
+      const existing = this.store.db.getImage(manifest.config.digest);
+      const upToDate = existing !== undefined && this.store.complete(existing) && (!ref.tag || this.store.db.tagTarget(formatReference(ref)) === existing.id);
+      const layers: LayerRow[] = new Array(diffIds.length);
+      const todo: number[] = [];
+      manifest.layers.forEach((l, i) => {
+        const have = this.store.db.getLayer(diffIds[i]!);
+        if (have && this.store.snapshots.hasLayer(diffIds[i]!)) {
+          layers[i] = have;
+          if (!upToDate) emit({ id: shortId(l.digest), status: "Already exists" });
+        } else {
+          todo.push(i);
+          emit({ id: shortId(l.digest), status: "Pulling fs layer" });
+        }
+      });
+      todo.slice(MAX_CONCURRENT_DOWNLOADS).forEach((i) => emit({ id: shortId(manifest.layers[i]!.digest), status: "Waiting" }));
+      await withConcurrency(todo, MAX_CONCURRENT_DOWNLOADS, async (i) => {
+        layers[i] = await this.layer(repo, manifest.layers[i]!, diffIds[i]!, emit);
+      });
+      const img = this.store.record({ config: configBytes, configDigest: manifest.config.digest, layers });
+      if (ref.tag) this.store.db.setTag(formatReference(ref), img.id);
+      this.store.db.setDigest(`${repository(ref)}@${manifestDigest}`, img.id, manifestDigest);
+      emit({ status: `Digest: ${manifestDigest}` });
+      emit({ status: upToDate ? `Status: Image is up to date for ${display}` : `Status: Downloaded newer image for ${display}` });
+      return img.id;
+    } finally {
+      release();
+    }
+  }
+
+  private async fetchSmallBlob(repo: ReturnType<typeof openRepo>, desc: Descriptor): Promise<Uint8Array> {
+    const res = await repo.blob(desc.digest);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (digestOf(bytes) !== desc.digest) throw new ImageError("invalid_argument", `digest mismatch for ${desc.digest}: the registry sent different content`);
+    this.store.content.put(bytes, desc.digest);
+    return bytes;
+  }
+
+  private layer(repo: ReturnType<typeof openRepo>, desc: Descriptor, diffId: string, emit: Emit): Promise<LayerRow> {
+    const running = this.inflight.get(diffId);
+    const id = shortId(desc.digest);
+    if (running) {
+      return running.then((row) => {
+        emit({ id, status: "Pull complete" });
+        return row;
+      });
+    }
+    const p = this.download(repo, desc, diffId, emit).finally(() => this.inflight.delete(diffId));
+    this.inflight.set(diffId, p);
+    return p;
+  }
+
+  private async download(repo: ReturnType<typeof openRepo>, desc: Descriptor, diffId: string, emit: Emit): Promise<LayerRow> {
+    const id = shortId(desc.digest);
+    const compression = layerCompression(desc.mediaType);
+    const haveBlob = this.store.content.has(desc.digest);
+    let body: ReadableStream<Uint8Array>;
+    if (haveBlob) {
+      body = Bun.file(this.store.content.path(desc.digest)).stream();
+    } else {
+      const res = await repo.blob(desc.digest);
+      body = res.body ?? new Response(new Uint8Array()).body!;
+    }
+    const progress = progressThrottle(emit, id, "Downloading", desc.size);
+    const result = await ingestLayer({
+      body,
+      digest: desc.digest,
+      size: desc.size,
+      compression,
+      expectedDiffId: diffId,
+      store: this.store.content,
+      snapshots: this.store.snapshots,
+      writeBlob: !haveBlob,
+      onDownloaded: haveBlob ? undefined : progress,
+    });
+    emit({ id, status: "Verifying Checksum" });
+    emit({ id, status: "Download complete" });
+    emit({ id, status: "Extracting", current: desc.size, total: desc.size });
+    const row: LayerRow = { diffId: result.diffId, size: result.size, blobDigest: desc.digest, mediaType: desc.mediaType, blobSize: desc.size };
+    this.store.db.putLayer(row);
+    emit({ id, status: "Pull complete" });
+    return row;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Container root filesystems: PrepareRootfs hands out the image's snapshot dirs as
+ * overlayfs lower layers plus a fresh upper/work pair for the container, and records
+ * that the container uses the image (which blocks its removal and collection);
+ * ReleaseRootfs deletes the pair and the record.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { ImageError } from "./errors.ts";
+import type { ImageStore } from "./image-store.ts";
+
+export interface PreparedRootfs {
+  imageId: string;
+  lowerDirs: string[];
+  upperDir: string;
+  workDir: string;
+  configJson: string;
+}
+
+export class RootfsManager {
+  constructor(private readonly store: ImageStore) {}
+
+  prepare(imageRef: string, containerId: string): PreparedRootfs {
+    if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
+    const img = this.store.resolve(imageRef);
+    if (!this.store.complete(img)) throw new ImageError("failed_precondition", `image ${imageRef} is incomplete (a layer is missing); pull it again`);
+    const owner = this.store.db.containerImage(containerId);
+    if (owner && owner !== img.id) throw new ImageError("conflict", `container ${containerId} already has a root filesystem on image ${owner}`);
+    const dirs = this.store.snapshots.createContainer(containerId);
+    if (!owner) this.store.db.putContainer(containerId, img.id);
+    const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
+    if (lowerDirs.length === 0) {
+      // overlayfs needs at least one lower layer: an image without layers gets an empty one.
+      const empty = join(this.store.snapshots.layerDir, "..", "empty-layer");
+      mkdirSync(empty, { recursive: true, mode: 0o755 });
+      lowerDirs.push(empty);
+    }
+    return { imageId: img.id, lowerDirs, upperDir: dirs.upper, workDir: dirs.work, configJson: img.config };
+  }
+
+  release(containerId: string): void {
+    if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
+    this.store.snapshots.removeContainer(containerId);
+    this.store.db.deleteContainer(containerId);
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * Streams a layer tar (uncompressed) into a snapshot directory as the bytes arrive,
+ * the way overlayfs wants a layer: `.wh.NAME` becomes a 0:0 character device,
+ * `.wh..wh..opq` becomes `trusted.overlay.opaque=y` on its directory. Keeps owners,
+ * modes, times, hard links, symlinks, device nodes and PAX xattrs.
+ *
+ * Safety: an entry whose path is absolute, climbs with `..`, or goes through a symlink
+ * is rejected (the whole layer fails) before anything is written for it. The snapshot
+ * directory starts empty, so any symlink on the way was created by this very layer and
+ * is tracked in a set, with no lstat per path component.
+ */
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  chmodSync,
+  utimesSync,
+  writeSync,
+  constants,
+} from "node:fs";
+import { lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../../native/fs-ops.ts";
+import { ImageError } from "../core/errors.ts";
+
+export interface ExtractResult {
+  /** "sha256:<hex>" of the uncompressed tar stream (the layer's diff ID). */
+  diffId: string;
+  /** Bytes of regular file content written. */
+  size: number;
+  entries: number;
+}
+
+interface Header {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  type: string;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  xattrs?: Map<string, Uint8Array>;
+}
+
+const BLOCK = 512;
+const WHITEOUT = ".wh.";
+const OPAQUE = ".wh..wh..opq";
+const textDecoder = new TextDecoder();
+
+function cString(b: Uint8Array, off: number, len: number): string {
+  let end = off;
+  const max = off + len;
+  while (end < max && b[end] !== 0) end++;
+  return textDecoder.decode(b.subarray(off, end));
+}
+
+function numeric(b: Uint8Array, off: number, len: number): number {
+  if (b[off]! & 0x80) {
+    // GNU base-256: big-endian, first byte's top bit is the marker.
+    let v = b[off]! & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
+    return v;
+  }
+  const s = cString(b, off, len).trim();
+  return s ? parseInt(s, 8) : 0;
+}
+
+function parseHeader(b: Uint8Array): Header {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : b[i]!;
+  const recorded = numeric(b, 148, 8);
+  if (recorded !== sum) throw new ImageError("invalid_argument", "invalid layer: tar header checksum mismatch (corrupt or truncated layer)");
+  let name = cString(b, 0, 100);
+  const magic = cString(b, 257, 6);
+  if (magic.startsWith("ustar")) {
+    const prefix = cString(b, 345, 155);
+    if (prefix && magic === "ustar") name = `${prefix}/${name}`;
+  }
+  return {
+    name,
+    mode: numeric(b, 100, 8) & 0o7777,
+    uid: numeric(b, 108, 8),
+    gid: numeric(b, 116, 8),
+    size: numeric(b, 124, 12),
+    mtime: numeric(b, 136, 12),
+    type: String.fromCharCode(b[156] || 48),
+    linkname: cString(b, 157, 100),
+    devmajor: numeric(b, 329, 8),
+    devminor: numeric(b, 337, 8),
+  };
+}
+
+/** PAX extended header records: "LEN key=value\n". */
+function parsePax(data: Uint8Array): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  let off = 0;
+  while (off < data.length) {
+    let sp = off;
+    while (sp < data.length && data[sp] !== 0x20) sp++;
+    const len = parseInt(textDecoder.decode(data.subarray(off, sp)), 10);
+    if (!len || len <= 0) break;
+    const rec = data.subarray(sp + 1, off + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq > 0) out.set(textDecoder.decode(rec.subarray(0, eq)), rec.subarray(eq + 1));
+    off += len;
+  }
+  return out;
+}
+
+function applyPax(h: Header, pax: Map<string, Uint8Array>): void {
+  for (const [key, raw] of pax) {
+    const v = () => textDecoder.decode(raw);
+    if (key === "path") h.name = v();
+    else if (key === "linkpath") h.linkname = v();
+    else if (key === "size") h.size = Number(v());
+    else if (key === "uid") h.uid = Number(v());
+    else if (key === "gid") h.gid = Number(v());
+    else if (key === "mtime") h.mtime = Number(v());
+    else if (key.startsWith("SCHILY.xattr.")) (h.xattrs ??= new Map()).set(key.slice("SCHILY.xattr.".length), raw);
+    else if (key.startsWith("LIBARCHIVE.xattr.")) (h.xattrs ??= new Map()).set(decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length)), Buffer.from(v(), "base64"));
+  }
+}
+
+/** Relative, normalized path of an entry; throws for anything that leaves the root. */
+export function safeEntryPath(name: string): string {
+  if (name.startsWith("/")) throw new ImageError("invalid_argument", `invalid layer: entry ${JSON.stringify(name)} has an absolute path`);
+  const parts: string[] = [];
+  for (const p of name.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") throw new ImageError("invalid_argument", `invalid layer: entry ${JSON.stringify(name)} escapes the layer root`);
+    parts.push(p);
+  }
+  return parts.join("/");
+}
+
+class LayerWriter {
+  private symlinks = new Set<string>();
+  private dirs: { path: string; mtime: number }[] = [];
+  size = 0;
+  entries = 0;
+
+  constructor(private readonly root: string) {}
+
+  /** Throws when a parent of `rel` is a symlink created by this layer. */
+  private checkParents(rel: string): void {
+    let i = rel.indexOf("/");
+    while (i >= 0) {
+      if (this.symlinks.has(rel.slice(0, i))) throw new ImageError("invalid_argument", `invalid layer: entry ${JSON.stringify(rel)} goes through a symlink`);
+      i = rel.indexOf("/", i + 1);
+    }
+  }
+
+  private ensureParent(rel: string): void {
+    const slash = rel.lastIndexOf("/");
+    if (slash > 0) mkdirSync(`${this.root}/${rel.slice(0, slash)}`, { recursive: true, mode: 0o755 });
+  }
+
+  /** Removes whatever is at `abs` unless both it and the new entry are directories. */
+  private clear(abs: string, rel: string, keepDir: boolean): void {
+    let st;
+    try {
+      st = lstatSync(abs);
+    } catch {
+      return;
+    }
+    if (keepDir && st.isDirectory()) return;
+    rmSync(abs, { recursive: true, force: true });
+    this.symlinks.delete(rel);
+  }
+
+  private xattrs(abs: string, h: Header): void {
+    if (!h.xattrs) return;
+    for (const [name, value] of h.xattrs) lsetxattr(abs, name, value);
+  }
+
+  /** Creates a non-regular entry, or opens a regular file and returns its fd. */
+  begin(h: Header): number | undefined {
+    const rel = safeEntryPath(h.name);
+    this.entries++;
+    if (rel === "") {
+      // The root itself ("./"): keep its metadata.
+      if (h.type === "5") {
+        lchownSync(this.root, h.uid, h.gid);
+        chmodSync(this.root, h.mode);
+        this.dirs.push({ path: this.root, mtime: h.mtime });
+      }
+      return undefined;
+    }
+    this.checkParents(rel);
+    const slash = rel.lastIndexOf("/");
+    const base = rel.slice(slash + 1);
+    const parentRel = slash > 0 ? rel.slice(0, slash) : "";
+    const abs = `${this.root}/${rel}`;
+
+    if (base.startsWith(WHITEOUT)) {
+      this.ensureParent(rel);
+      const parentAbs = parentRel ? `${this.root}/${parentRel}` : this.root;
+      if (base === OPAQUE) {
+        lsetxattr(parentAbs, "trusted.overlay.opaque", new TextEncoder().encode("y"));
+      } else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`)) {
+        const target = `${parentAbs}/${base.slice(WHITEOUT.length)}`;
+        const targetRel = parentRel ? `${parentRel}/${base.slice(WHITEOUT.length)}` : base.slice(WHITEOUT.length);
+        this.clear(target, targetRel, false);
+        mknod(target, S_IFCHR | 0o000, 0, 0);
+        lchownSync(target, h.uid, h.gid);
+      }
+      return undefined;
+    }
+
+    this.ensureParent(rel);
+    switch (h.type) {
+      case "0":
+      case "7": {
+        this.clear(abs, rel, false);
+        const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        this.size += h.size;
+        return fd;
+      }
+      case "5": {
+        this.clear(abs, rel, true);
+        try {
+          mkdirSync(abs, { mode: h.mode });
+        } catch (err) {
+          if ((err as { code?: string }).code !== "EEXIST") throw err;
+        }
+        lchownSync(abs, h.uid, h.gid);
+        chmodSync(abs, h.mode);
+        this.xattrs(abs, h);
+        this.dirs.push({ path: abs, mtime: h.mtime });
+        return undefined;
+      }
+      case "2": {
+        this.clear(abs, rel, false);
+        symlinkSync(h.linkname, abs);
+        this.symlinks.add(rel);
+        lchownSync(abs, h.uid, h.gid);
+        this.xattrs(abs, h);
+        lutimesSync(abs, h.mtime, h.mtime);
+        return undefined;
+      }
+      case "1": {
+        const target = safeEntryPath(h.linkname);
+        this.checkParents(target);
+        if (this.symlinks.has(target) && target === rel) return undefined;
+        this.clear(abs, rel, false);
+        linkSync(`${this.root}/${target}`, abs);
+        if (this.symlinks.has(target)) this.symlinks.add(rel);
+        return undefined;
+      }
+      case "3":
+      case "4":
+      case "6": {
+        this.clear(abs, rel, false);
+        const kind = h.type === "3" ? S_IFCHR : h.type === "4" ? S_IFBLK : S_IFIFO;
+        mknod(abs, kind | h.mode, h.devmajor, h.devminor);
+        lchownSync(abs, h.uid, h.gid);
+        chmodSync(abs, h.mode);
+        this.xattrs(abs, h);
+        utimesSync(abs, h.mtime, h.mtime);
+        return undefined;
+      }
+      default:
+        // Unknown entry types (GNU sparse, volume labels...) carry nothing we can place.
+        return undefined;
+    }
+  }
+
+  /** Finishes a regular file: owner before mode (chown clears setuid), then times. */
+  end(fd: number, h: Header): void {
+    const rel = safeEntryPath(h.name);
+    fchownSync(fd, h.uid, h.gid);
+    fchmodSync(fd, h.mode);
+    this.xattrs(`${this.root}/${rel}`, h);
+    futimesSync(fd, h.mtime, h.mtime);
+    closeSync(fd);
+  }
+
+  /** Directory times last, deepest first, since creating children changes them. */
+  finish(): void {
+    for (let i = this.dirs.length - 1; i >= 0; i--) {
+      const d = this.dirs[i]!;
+      utimesSync(d.path, d.mtime, d.mtime);
+    }
+  }
+}
+
+/**
+ * Unpacks an uncompressed tar stream into `root` (an existing, empty directory).
+ * Throws on malformed or unsafe input; the caller discards `root` then.
+ */
+export async function extractTar(stream: AsyncIterable<Uint8Array>, root: string, onBytes?: (n: number) => void): Promise<ExtractResult> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  const w = new LayerWriter(root);
+  const header = new Uint8Array(BLOCK);
+  let headerFill = 0;
+  let cur: Header | undefined; // entry whose data we are reading
+  let fd: number | undefined;
+  let meta: Uint8Array | undefined; // data of a PAX / GNU long-name entry
+  let metaFill = 0;
+  let remaining = 0; // data bytes left in the current entry
+  let padding = 0; // zero bytes after the data, to the block boundary
+  let pendingPax: Map<string, Uint8Array> | undefined;
+  let globalPax: Map<string, Uint8Array> | undefined;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let ended = false;
+
+  const startEntry = (h: Header) => {
+    if (globalPax) applyPax(h, globalPax);
+    if (pendingPax) applyPax(h, pendingPax);
+    if (longName !== undefined) h.name = longName;
+    if (longLink !== undefined) h.linkname = longLink;
+    pendingPax = undefined;
+    longName = longLink = undefined;
+    fd = w.begin(h);
+  };
+
+  const finishData = () => {
+    const h = cur!;
+    if (h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K") {
+      const data = meta!.subarray(0, metaFill);
+      if (h.type === "x") pendingPax = parsePax(data);
+      else if (h.type === "g") globalPax = parsePax(data);
+      else if (h.type === "L") longName = cString(data, 0, data.length);
+      else longLink = cString(data, 0, data.length);
+      meta = undefined;
+    } else if (fd !== undefined) {
+      w.end(fd, h);
+      fd = undefined;
+    }
+    cur = undefined;
+  };
+
+  const onHeader = () => {
+    if (header.every((b) => b === 0)) {
+      ended = true;
+      return;
+    }
+    const h = parseHeader(header);
+    const isMeta = h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K";
+    if (isMeta) {
+      if (h.size > 16 << 20) throw new ImageError("invalid_argument", "invalid layer: oversized extended header");
+      meta = new Uint8Array(h.size);
+      metaFill = 0;
+    } else {
+      startEntry(h);
+    }
+    cur = h;
+    // Only regular files and metadata entries carry data; others' size is skipped.
+    remaining = isMeta || h.type === "0" || h.type === "7" || h.size > 0 ? h.size : 0;
+    padding = (BLOCK - (remaining % BLOCK)) % BLOCK;
+    if (remaining === 0) finishData();
+  };
+
+  try {
+    for await (const chunk of stream) {
+      hasher.update(chunk);
+      onBytes?.(chunk.length);
+      let off = 0;
+      while (off < chunk.length && !ended) {
+        if (remaining > 0) {
+          const n = Math.min(remaining, chunk.length - off);
+          const part = chunk.subarray(off, off + n);
+          if (meta) {
+            meta.set(part, metaFill);
+            metaFill += n;
+          } else if (fd !== undefined) {
+            let written = 0;
+            while (written < n) written += writeSync(fd, part, written, n - written);
+          }
+          off += n;
+          remaining -= n;
+          if (remaining === 0) finishData();
+        } else if (padding > 0) {
+          const n = Math.min(padding, chunk.length - off);
+          off += n;
+          padding -= n;
+        } else {
+          const n = Math.min(BLOCK - headerFill, chunk.length - off);
+          header.set(chunk.subarray(off, off + n), headerFill);
+          headerFill += n;
+          off += n;
+          if (headerFill === BLOCK) {
+            headerFill = 0;
+            onHeader();
+          }
+        }
+      }
+      // After the end marker, keep hashing the trailer (the diff ID covers all bytes).
+    }
+    if (!ended && (remaining > 0 || cur !== undefined || headerFill > 0)) {
+      throw new ImageError("invalid_argument", "invalid layer: unexpected end of tar stream (truncated layer)");
+    }
+    w.finish();
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return { diffId: `sha256:${hasher.digest("hex")}`, size: w.size, entries: w.entries };
+}

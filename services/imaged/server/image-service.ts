@@ -1,0 +1,51 @@
+/** Connect handlers of ImageService: translation between protobuf and the core only. */
+import type { ConnectRouter } from "@connectrpc/connect";
+import { toConnectError } from "../../../lib/errors.ts";
+import { create } from "@bufbuild/protobuf";
+import { ImageService, ProgressSchema, type Progress, type RegistryAuth } from "../../../proto/gen/arcbox/images/v1/images_pb.ts";
+import type { Credentials } from "../platform/registry-client.ts";
+import type { ImageCore } from "../core/image-core.ts";
+import type { ProgressEvent } from "../core/progress.ts";
+import { streamEvents } from "./event-stream.ts";
+
+export function toCreds(a: RegistryAuth | undefined): Credentials | undefined {
+  if (!a) return undefined;
+  if (!a.username && !a.password && !a.identityToken && !a.registryToken) return undefined;
+  return { username: a.username, password: a.password, identityToken: a.identityToken, registryToken: a.registryToken };
+}
+
+export function toProgress(e: ProgressEvent): Progress {
+  return create(ProgressSchema, { id: e.id ?? "", status: e.status ?? "", current: BigInt(e.current ?? 0), total: BigInt(e.total ?? 0), error: e.error ?? "", auxJson: e.aux === undefined ? "" : JSON.stringify(e.aux) });
+}
+
+export function imageServiceRoutes(core: ImageCore, streamSocket: string) {
+  return (router: ConnectRouter) =>
+    router.service(ImageService, {
+      list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values }))),
+      inspect: (req) => core.inspect(req.reference),
+      prepareRootfs: (req) => core.rootfs.prepare(req.image, req.containerId),
+      releaseRootfs: (req) => {
+        core.rootfs.release(req.containerId);
+        return {};
+      },
+      pull: (req, ctx) =>
+        streamEvents(ctx.signal, (emit) => core.puller.pull({ reference: req.reference, platform: req.platform, creds: toCreds(req.auth) }, emit), (e) => ({ progress: toProgress(e) })),
+      push: (req, ctx) => streamEvents(ctx.signal, (emit) => core.pusher.push({ reference: req.reference, creds: toCreds(req.auth) }, emit), (e) => ({ progress: toProgress(e) })),
+      login: async (req) => core.login(toCreds(req.auth), req.auth?.serverAddress ?? ""),
+      tag: (req) => {
+        core.store.tag(req.source, req.target);
+        return {};
+      },
+      remove: (req) => ({ items: core.remove(req.reference, req.force, req.noPrune) }),
+      history: (req) => ({ entries: core.history(req.reference) }),
+      prune: (req) => core.prune(req.filters.map((f) => ({ key: f.key, values: f.values }))),
+      save: async function* (req) {
+        try {
+          for await (const data of core.save(req.references)) yield { data };
+        } catch (err) {
+          throw toConnectError(err);
+        }
+      },
+      streamEndpoint: () => ({ socketPath: streamSocket }),
+    });
+}

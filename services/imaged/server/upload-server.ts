@@ -1,0 +1,58 @@
+/**
+ * imaged's raw HTTP socket for byte streams flowing in (docker load, docker import),
+ * which fetch-based Connect cannot carry. apid forwards the request body as it
+ * arrives; the answer is newline-delimited Docker progress JSON.
+ */
+import { chmodSync, rmSync } from "node:fs";
+import type { Logger } from "../../../lib/log.ts";
+import type { ImageCore } from "../core/image-core.ts";
+import type { Emit, ProgressEvent } from "../core/progress.ts";
+
+export interface UploadServer {
+  stop(): Promise<void>;
+}
+
+function ndjson(run: (emit: Emit) => Promise<unknown>): Response {
+  const enc = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const emit = (e: ProgressEvent) => controller.enqueue(enc.encode(`${JSON.stringify(e)}\n`));
+      try {
+        await run(emit);
+      } catch (err) {
+        emit({ error: err instanceof Error ? err.message : String(err) });
+      }
+      controller.close();
+    },
+  });
+  return new Response(stream, { headers: { "Content-Type": "application/x-ndjson" } });
+}
+
+export function serveUploads(socketPath: string, core: ImageCore, log: Logger): UploadServer {
+  rmSync(socketPath, { force: true });
+  const options = {
+    unix: socketPath,
+    // Uploads of big archives can pause between chunks; never time them out here.
+    idleTimeout: 0,
+    async fetch(req: Request) {
+      const url = new URL(req.url);
+      const body = req.body ?? new Response(new Uint8Array()).body!;
+      if (req.method === "POST" && url.pathname === "/load") return ndjson((emit) => core.load(body, emit));
+      if (req.method === "POST" && url.pathname === "/import") {
+        const q = url.searchParams;
+        return ndjson((emit) => core.importTarball(body, { repo: q.get("repo") ?? "", tag: q.get("tag") ?? "", message: q.get("message") ?? "", changes: q.getAll("changes"), platform: q.get("platform") ?? "" }, emit));
+      }
+      log.warn("unknown upload path", { path: url.pathname });
+      return new Response("not found", { status: 404 });
+    },
+  };
+  // Bun's types omit idleTimeout for Unix sockets, but the server honours it.
+  const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve>[0]);
+  chmodSync(socketPath, 0o600);
+  return {
+    async stop() {
+      await server.stop(true);
+      rmSync(socketPath, { force: true });
+    },
+  };
+}
