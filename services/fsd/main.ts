@@ -1,15 +1,22 @@
 /**
- * fsd: owns volumes. Started lazily by the supervisor on first use.
+ * fsd: owns volumes (local driver: directories, option mounts, first-use copy of image
+ * content). Started lazily by the supervisor on first use. (FUSE/VirtioFS file sharing
+ * for VMs will live here too.)
  */
-import { VolumeService } from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
 import { runService } from "../../lib/service/run-service.ts";
+import { Volumes } from "./core/volumes.ts";
+import { volumeRoutes } from "./server/volume-service.ts";
+import { VolumeStore } from "./storage/volume-store.ts";
 
 await runService({
   name: "fsd",
-  async start() {
+  async start(ctx) {
+    const store = new VolumeStore(ctx.dataDir);
+    const volumes = new Volumes(store, ctx.dataDir, ctx.log);
     return {
-      routes: (router) => router.service(VolumeService, { list: () => ({ items: [] }) }),
-      state: () => ({ volumes: [] }),
+      routes: volumeRoutes(volumes),
+      state: () => ({ volumes: store.all().map((v) => v.name) }),
+      stop: async () => store.close(),
     };
   },
 });

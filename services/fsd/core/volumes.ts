@@ -1,0 +1,178 @@
+/**
+ * Volumes of the local driver: create/inspect/list/remove/prune for the Docker API,
+ * and Mount/Unmount for containers (reference counts, option mounts, first-use copy of
+ * the image content). Changes run one at a time.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../../../lib/log.ts";
+import type { VolumeStore } from "../storage/volume-store.ts";
+import { dataDir, diskUsage, isEmptyDir, isMountpoint, makeVolumeDirs, mountWithOptions, populateFromImage, removeVolumeDirs, unmount } from "../platform/volume-fs.ts";
+import { ANONYMOUS_LABEL, type VolumeRecord } from "./model.ts";
+import { VolumeError } from "./volume-error.ts";
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+const LOCAL_OPTS = new Set(["type", "o", "device", "size"]);
+
+export interface VolumeView extends VolumeRecord {
+  mountpoint: string;
+  inUseBy: string[];
+  sizeBytes: number;
+}
+
+export interface MountInput {
+  containerId: string;
+  name: string;
+  target: string;
+  imageLowerDirs: string[];
+  noCopy: boolean;
+  driver: string;
+  driverOpts: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export class Volumes {
+  readonly root: string;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly store: VolumeStore, serviceDataDir: string, private readonly log: Logger) {
+    this.root = join(serviceDataDir, "volumes");
+    mkdirSync(this.root, { recursive: true, mode: 0o701 });
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  create(name: string, driver: string, opts: Record<string, string>, labels: Record<string, string>): Promise<VolumeView> {
+    return this.exclusive(async () => this.view(await this.createLocked(name, driver, opts, labels, false)));
+  }
+
+  private async createLocked(name: string, driver: string, opts: Record<string, string>, labels: Record<string, string>, anonymous: boolean): Promise<VolumeRecord> {
+    const drv = driver || "local";
+    if (drv !== "local") throw new VolumeError("not_found", `error looking up volume plugin ${drv}: plugin "${drv}" not found`);
+    const volName = name || randomBytes(32).toString("hex");
+    if (!NAME_RE.test(volName)) {
+      throw new VolumeError("invalid_argument", `create ${volName}: "${volName}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    }
+    for (const k of Object.keys(opts)) if (!LOCAL_OPTS.has(k)) throw new VolumeError("invalid_argument", `create ${volName}: invalid option key: "${k}"`);
+    if (opts.device && !opts.type && !(opts.o ?? "").split(",").includes("bind")) throw new VolumeError("invalid_argument", `create ${volName}: missing required option: "type"`);
+    const existing = this.store.get(volName);
+    if (existing) {
+      if (JSON.stringify(existing.options) !== JSON.stringify(opts) && Object.keys(opts).length) {
+        throw new VolumeError("conflict", `create ${volName}: volume already exists with different options`);
+      }
+      return existing;
+    }
+    const rec: VolumeRecord = {
+      name: volName, driver: drv, createdAt: new Date().toISOString(), options: opts, anonymous, populated: false,
+      labels: anonymous ? { [ANONYMOUS_LABEL]: "", ...labels } : labels,
+    };
+    makeVolumeDirs(this.root, volName);
+    this.store.put(rec);
+    return rec;
+  }
+
+  inspect(name: string): VolumeView {
+    return this.view(this.get(name));
+  }
+
+  private get(name: string): VolumeRecord {
+    const v = this.store.get(name);
+    if (!v) throw new VolumeError("not_found", `get ${name}: no such volume`);
+    return v;
+  }
+
+  async list(withSize: boolean): Promise<VolumeView[]> {
+    const users = this.store.allUsers();
+    return Promise.all(this.store.all().map(async (v) => ({ ...this.view(v, users.get(v.name) ?? []), sizeBytes: withSize ? await diskUsage(dataDir(this.root, v.name)) : -1 })));
+  }
+
+  remove(name: string, force: boolean): Promise<void> {
+    return this.exclusive(async () => {
+      const v = this.store.get(name);
+      if (!v) {
+        if (force) return;
+        throw new VolumeError("not_found", `get ${name}: no such volume`);
+      }
+      const users = this.store.users(name);
+      if (users.length) throw new VolumeError("conflict", `remove ${name}: volume is in use - [${users.join(", ")}]`);
+      await this.destroy(name);
+    });
+  }
+
+  private async destroy(name: string): Promise<void> {
+    this.store.delete(name);
+    await removeVolumeDirs(this.root, name);
+  }
+
+  prune(labels: string[], notLabels: string[], all: boolean): Promise<{ deleted: string[]; reclaimed: number }> {
+    return this.exclusive(async () => {
+      const users = this.store.allUsers();
+      const deleted: string[] = [];
+      let reclaimed = 0;
+      for (const v of this.store.all()) {
+        if (users.get(v.name)?.length) continue;
+        if (!all && !v.anonymous) continue;
+        if (!labels.every((l) => labelMatches(v.labels, l)) || notLabels.some((l) => labelMatches(v.labels, l))) continue;
+        const size = await diskUsage(dataDir(this.root, v.name));
+        await this.destroy(v.name);
+        deleted.push(v.name);
+        if (size > 0) reclaimed += size;
+      }
+      return { deleted, reclaimed };
+    });
+  }
+
+  /** CONTRACT with apid: resolves or creates the volume, mounts its options, fills it on first use. */
+  mount(m: MountInput): Promise<{ name: string; source: string; anonymous: boolean }> {
+    return this.exclusive(async () => {
+      if (!m.containerId) throw new VolumeError("invalid_argument", "container_id is required");
+      const anonymous = m.name === "";
+      const fresh = anonymous || !this.store.get(m.name);
+      const v = await this.createLocked(m.name, m.driver, m.driverOpts, m.labels, anonymous);
+      const source = dataDir(this.root, v.name);
+      try {
+        if (Object.keys(v.options).length && !isMountpoint(source)) await mountWithOptions(source, v.options);
+        if (!v.populated) {
+          if (!m.noCopy && m.imageLowerDirs.length && m.target && isEmptyDir(source)) await populateFromImage(m.imageLowerDirs, m.target, source);
+          this.store.put({ ...v, populated: true });
+        }
+      } catch (err) {
+        // A volume this call created is not left behind half-made.
+        if (fresh) await this.destroy(v.name);
+        throw err;
+      }
+      this.store.addRef(v.name, m.containerId);
+      return { name: v.name, source, anonymous: v.anonymous };
+    });
+  }
+
+  /** CONTRACT with apid: the container released its volumes (idempotent). */
+  unmount(containerId: string, removeAnonymous: boolean): Promise<void> {
+    return this.exclusive(async () => {
+      const names = this.store.volumesOf(containerId);
+      this.store.dropRefs(containerId);
+      for (const name of names) {
+        const v = this.store.get(name);
+        if (!v || this.store.users(name).length) continue;
+        // Docker's local driver unmounts option mounts when the last user goes.
+        if (Object.keys(v.options).length) await unmount(dataDir(this.root, name));
+        if (removeAnonymous && v.anonymous) await this.destroy(name);
+      }
+    });
+  }
+
+  private view(v: VolumeRecord, users = this.store.users(v.name)): VolumeView {
+    return { ...v, mountpoint: dataDir(this.root, v.name), inUseBy: users, sizeBytes: -1 };
+  }
+}
+
+function labelMatches(labels: Record<string, string>, filter: string): boolean {
+  const eq = filter.indexOf("=");
+  if (eq < 0) return filter in labels;
+  return labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+}
