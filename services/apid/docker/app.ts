@@ -7,6 +7,8 @@ import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
 import { containersRoutes } from "./routes/containers.ts";
+import { eventsRoutes } from "./routes/events.ts";
+import { execRoutes } from "./routes/exec.ts";
 import { imagesRoutes } from "./routes/images.ts";
 import { networksRoutes } from "./routes/networks.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -30,6 +32,8 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", systemRoutes(deps));
   app.route("/", imagesRoutes(deps));
   app.route("/", containersRoutes(deps));
+  app.route("/", execRoutes(deps));
+  app.route("/", eventsRoutes(deps));
   app.route("/", networksRoutes(deps));
   app.route("/", volumesRoutes(deps));
   return app;

@@ -2,6 +2,9 @@
 import type { ArcboxHome } from "../../../lib/home.ts";
 import type { MetricsRegistry } from "../../../lib/debug/metrics.ts";
 import type { ServiceClients } from "../../../lib/service/clients.ts";
+import type { ContainerManager } from "../core/container-manager.ts";
+import type { EventsBus } from "../core/events-bus.ts";
+import type { ExecManager } from "../core/exec-manager.ts";
 
 export interface DockerApiDeps {
   home: ArcboxHome;
@@ -11,4 +14,9 @@ export interface DockerApiDeps {
   engineId: string;
   /** Counts of containers by state, from apid's container records. */
   containerCounts(): { total: number; running: number; paused: number; stopped: number };
+  /** Container records and orchestration. */
+  containers: ContainerManager;
+  execs: ExecManager;
+  /** The engine's event stream (`docker events`); any route may publish. */
+  events: EventsBus;
 }

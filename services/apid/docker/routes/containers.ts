@@ -1,9 +1,199 @@
-/** Docker API: /containers endpoints. */
-import { Hono } from "hono";
+/** Docker API: /containers endpoints (translation to ContainerManager; no logic of its own). */
+import { Hono, type Context } from "hono";
+import { ContainerError } from "../../core/container-error.ts";
+import { inspectView, summaryView } from "../../core/container-view.ts";
+import { CONTAINER_FILTERS, containerFilter, parseFilters } from "../../core/list-filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import { archiveRoutes } from "../streams/archive-routes.ts";
+import { streamedAttach } from "../streams/attach.ts";
+import { LogReader, parseLogTime } from "../streams/log-reader.ts";
+import { statsResponse } from "../streams/stats.ts";
+
+const flag = (v: string | undefined) => v === "1" || v === "true" || v === "True";
+
+async function jsonBody(c: Context<DockerEnv>): Promise<unknown> {
+  const text = await c.req.text();
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ContainerError("invalid_argument", `invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+function optionalInt(v: string | undefined, name: string): number | undefined {
+  if (v === undefined || v === "") return undefined;
+  if (!/^-?\d+$/.test(v)) throw new ContainerError("invalid_argument", `invalid value for ${name}: ${v}`);
+  return Number(v);
+}
 
 export function containersRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
+  const { containers, execs } = deps;
+
+  app.post("/containers/create", async (c) => {
+    const res = await containers.create(await jsonBody(c), c.req.query("name") || undefined);
+    return c.json(res, 201);
+  });
+
+  app.get("/containers/json", (c) => {
+    const filters = parseFilters(c.req.query("filters"), CONTAINER_FILTERS);
+    const all = flag(c.req.query("all"));
+    const limit = optionalInt(c.req.query("limit"), "limit");
+    const match = containerFilter(
+      filters,
+      (ref) => {
+        const r = containers.store.find(ref);
+        return r && !("ambiguous" in r) ? r : undefined;
+      },
+      (rec, ref) => rec.imageRef === ref || rec.imageId === ref || rec.imageId.replace(/^sha256:/, "").startsWith(ref.replace(/^sha256:/, "")) || rec.imageRef === `${ref}:latest`,
+    );
+    let list = containers.store
+      .all()
+      .filter((r) => all || limit !== undefined || filters.has("status") || filters.has("exited") || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
+      .filter(match)
+      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
+    if (limit !== undefined && limit > 0) list = list.slice(0, limit);
+    return c.json(list.map(summaryView));
+  });
+
+  app.get("/containers/:id/json", (c) => {
+    const rec = containers.get(c.req.param("id"));
+    return c.json(inspectView(rec, execs.idsOf(rec.id)));
+  });
+
+  app.post("/containers/:id/start", async (c) => {
+    const started = await containers.start(c.req.param("id"));
+    return c.body(null, started ? 204 : 304);
+  });
+
+  app.post("/containers/:id/stop", async (c) => {
+    const stopped = await containers.stop(c.req.param("id"), c.req.query("signal") || undefined, optionalInt(c.req.query("t") ?? c.req.query("timeout"), "t"));
+    return c.body(null, stopped ? 204 : 304);
+  });
+
+  app.post("/containers/:id/restart", async (c) => {
+    await containers.restart(c.req.param("id"), c.req.query("signal") || undefined, optionalInt(c.req.query("t") ?? c.req.query("timeout"), "t"));
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/:id/kill", async (c) => {
+    await containers.kill(c.req.param("id"), c.req.query("signal") || "SIGKILL");
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/:id/pause", async (c) => {
+    await containers.pause(c.req.param("id"));
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/:id/unpause", async (c) => {
+    await containers.unpause(c.req.param("id"));
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/:id/rename", async (c) => {
+    await containers.rename(c.req.param("id"), c.req.query("name") ?? "");
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/:id/update", async (c) => {
+    const warnings = await containers.update(c.req.param("id"), (await jsonBody(c)) as Record<string, unknown>);
+    return c.json({ Warnings: warnings });
+  });
+
+  app.post("/containers/:id/resize", async (c) => {
+    const rec = containers.get(c.req.param("id"));
+    const h = optionalInt(c.req.query("h"), "h") ?? 0;
+    const w = optionalInt(c.req.query("w"), "w") ?? 0;
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
+    await containers.resize(rec.id, h, w);
+    return c.body(null, 200);
+  });
+
+  app.post("/containers/:id/wait", (c) => {
+    const rec = containers.get(c.req.param("id"));
+    const condition = c.req.query("condition") || "not-running";
+    let result: Promise<{ code: number; error: string }>;
+    if (condition === "not-running") {
+      const active = ["running", "paused", "restarting"].includes(rec.state.status);
+      result = active ? containers.waitExit(rec.id) : Promise.resolve({ code: rec.state.exitCode, error: "" });
+    } else if (condition === "next-exit") result = containers.waitExit(rec.id);
+    else if (condition === "removed") result = containers.waitRemoved(rec.id);
+    else throw new ContainerError("invalid_argument", `invalid condition: "${condition}"`);
+    // The leading newline makes the headers go out now: clients (docker run) wait for
+    // them before starting the container, so the wait is registered first.
+    const body = new ReadableStream<Uint8Array>({
+      async start(ctrl) {
+        ctrl.enqueue(new TextEncoder().encode("\n"));
+        const r = await result;
+        ctrl.enqueue(new TextEncoder().encode(JSON.stringify({ StatusCode: r.code, Error: r.error ? { Message: r.error } : null }) + "\n"));
+        ctrl.close();
+      },
+    });
+    return new Response(body, { headers: { "Content-Type": "application/json" } });
+  });
+
+  app.delete("/containers/:id", async (c) => {
+    if (flag(c.req.query("link"))) throw new ContainerError("invalid_argument", "legacy links are not supported by ArcBox");
+    await containers.remove(c.req.param("id"), { force: flag(c.req.query("force")), volumes: flag(c.req.query("v")) });
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/prune", async (c) => {
+    const filters = parseFilters(c.req.query("filters"), ["until", "label", "label!"]);
+    const until = filters.get("until")?.[0] ? parseLogTime(filters.get("until")![0]) : undefined;
+    const labels = filters.get("label") ?? [];
+    const notLabels = filters.get("label!") ?? [];
+    const hasLabel = (l: Record<string, string>, v: string) => {
+      const i = v.indexOf("=");
+      return i < 0 ? v in l : l[v.slice(0, i)] === v.slice(i + 1);
+    };
+    const deleted: string[] = [];
+    for (const rec of containers.store.all()) {
+      if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
+      if (until !== undefined && Date.parse(rec.created) / 1000 >= until) continue;
+      const l = rec.config.Labels ?? {};
+      if (!labels.every((v) => hasLabel(l, v)) || notLabels.some((v) => hasLabel(l, v))) continue;
+      await containers.remove(rec.id, { force: false, volumes: false });
+      deleted.push(rec.id);
+    }
+    containers.bus.publish("container", "prune", "", { reclaimed: "0" });
+    return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 });
+  });
+
+  app.get("/containers/:id/logs", (c) => {
+    const rec = containers.get(c.req.param("id"));
+    const q = (k: string) => c.req.query(k);
+    const stdout = flag(q("stdout"));
+    const stderr = flag(q("stderr"));
+    if (!stdout && !stderr) throw new ContainerError("invalid_argument", "Bad parameters: you must choose at least one stream");
+    const since = parseLogTime(q("since"));
+    const until = parseLogTime(q("until"));
+    if (Number.isNaN(since) || Number.isNaN(until)) throw new ContainerError("invalid_argument", "invalid value for since/until");
+    const tailRaw = q("tail");
+    const tail = !tailRaw || tailRaw === "all" ? undefined : optionalInt(tailRaw, "tail");
+    const tty = !!rec.config.Tty;
+    const reader = new LogReader(rec.logPath, { stdout, stderr, since: since || undefined, until: until || undefined, timestamps: flag(q("timestamps")), tail: tail !== undefined && tail < 0 ? undefined : tail, raw: tty });
+    const alive = ["running", "paused", "restarting"].includes(rec.state.status);
+    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitExit(rec.id), containers.waitRemoved(rec.id)]) } : undefined;
+    return new Response(reader.stream(follow), { headers: { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
+  });
+
+  app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams));
+
+  app.get("/containers/:id/top", async (c) => {
+    const res = await containers.top(c.req.param("id"), c.req.query("ps_args") || "-ef");
+    return c.json(res);
+  });
+
+  app.get("/containers/:id/stats", (c) => {
+    const rec = containers.get(c.req.param("id"));
+    const stream = c.req.query("stream") === undefined ? true : flag(c.req.query("stream"));
+    return statsResponse(containers, rec, stream && !flag(c.req.query("one-shot")));
+  });
+
+  app.route("/", archiveRoutes(deps));
   return app;
 }

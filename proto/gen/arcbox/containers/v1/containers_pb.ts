@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/containers/v1/containers.proto.
  */
 export const file_arcbox_containers_v1_containers: GenFile = /*@__PURE__*/
-  fileDesc("CiVhcmNib3gvY29udGFpbmVycy92MS9jb250YWluZXJzLnByb3RvEhRhcmNib3guY29udGFpbmVycy52MSIsChBDb250YWluZXJTdW1tYXJ5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkiDQoLTGlzdFJlcXVlc3QiRQoMTGlzdFJlc3BvbnNlEjUKBWl0ZW1zGAEgAygLMiYuYXJjYm94LmNvbnRhaW5lcnMudjEuQ29udGFpbmVyU3VtbWFyeTJhChBDb250YWluZXJTZXJ2aWNlEk0KBExpc3QSIS5hcmNib3guY29udGFpbmVycy52MS5MaXN0UmVxdWVzdBoiLmFyY2JveC5jb250YWluZXJzLnYxLkxpc3RSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CiVhcmNib3gvY29udGFpbmVycy92MS9jb250YWluZXJzLnByb3RvEhRhcmNib3guY29udGFpbmVycy52MSL4AQoQQ29udGFpbmVyU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWltYWdlGAMgASgJEhAKCGltYWdlX2lkGAQgASgJEg0KBXN0YXRlGAUgASgJEhQKDGNyZWF0ZWRfdW5peBgGIAEoAxJCCgZsYWJlbHMYByADKAsyMi5hcmNib3guY29udGFpbmVycy52MS5Db250YWluZXJTdW1tYXJ5LkxhYmVsc0VudHJ5EhEKCWV4aXRfY29kZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiMKC0xpc3RSZXF1ZXN0EhQKDHJ1bm5pbmdfb25seRgBIAEoCCJFCgxMaXN0UmVzcG9uc2USNQoFaXRlbXMYASADKAsyJi5hcmNib3guY29udGFpbmVycy52MS5Db250YWluZXJTdW1tYXJ5IiMKDkluc3BlY3RSZXF1ZXN0EhEKCXJlZmVyZW5jZRgBIAEoCSJiCg9JbnNwZWN0UmVzcG9uc2USOQoJY29udGFpbmVyGAEgASgLMiYuYXJjYm94LmNvbnRhaW5lcnMudjEuQ29udGFpbmVyU3VtbWFyeRIUCgxpbnNwZWN0X2pzb24YAiABKAkyuQEKEENvbnRhaW5lclNlcnZpY2USTQoETGlzdBIhLmFyY2JveC5jb250YWluZXJzLnYxLkxpc3RSZXF1ZXN0GiIuYXJjYm94LmNvbnRhaW5lcnMudjEuTGlzdFJlc3BvbnNlElYKB0luc3BlY3QSJC5hcmNib3guY29udGFpbmVycy52MS5JbnNwZWN0UmVxdWVzdBolLmFyY2JveC5jb250YWluZXJzLnYxLkluc3BlY3RSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message arcbox.containers.v1.ContainerSummary
@@ -22,9 +22,47 @@ export type ContainerSummary = Message<"arcbox.containers.v1.ContainerSummary"> 
   id: string;
 
   /**
+   * Without the leading slash.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * The image reference the container was created from, as given.
+   *
+   * @generated from field: string image = 3;
+   */
+  image: string;
+
+  /**
+   * "sha256:<hex>" of the image config.
+   *
+   * @generated from field: string image_id = 4;
+   */
+  imageId: string;
+
+  /**
+   * Docker state: created, running, paused, restarting, removing, exited, dead.
+   *
+   * @generated from field: string state = 5;
+   */
+  state: string;
+
+  /**
+   * @generated from field: int64 created_unix = 6;
+   */
+  createdUnix: bigint;
+
+  /**
+   * @generated from field: map<string, string> labels = 7;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: int32 exit_code = 8;
+   */
+  exitCode: number;
 };
 
 /**
@@ -38,6 +76,12 @@ export const ContainerSummarySchema: GenMessage<ContainerSummary> = /*@__PURE__*
  * @generated from message arcbox.containers.v1.ListRequest
  */
 export type ListRequest = Message<"arcbox.containers.v1.ListRequest"> & {
+  /**
+   * Only running (and paused, restarting) containers.
+   *
+   * @generated from field: bool running_only = 1;
+   */
+  runningOnly: boolean;
 };
 
 /**
@@ -65,18 +109,72 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_containers_v1_containers, 2);
 
 /**
- * ContainerService is the Connect API of the service that owns containers.
+ * @generated from message arcbox.containers.v1.InspectRequest
+ */
+export type InspectRequest = Message<"arcbox.containers.v1.InspectRequest"> & {
+  /**
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+};
+
+/**
+ * Describes the message arcbox.containers.v1.InspectRequest.
+ * Use `create(InspectRequestSchema)` to create a new message.
+ */
+export const InspectRequestSchema: GenMessage<InspectRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_containers_v1_containers, 3);
+
+/**
+ * @generated from message arcbox.containers.v1.InspectResponse
+ */
+export type InspectResponse = Message<"arcbox.containers.v1.InspectResponse"> & {
+  /**
+   * @generated from field: arcbox.containers.v1.ContainerSummary container = 1;
+   */
+  container?: ContainerSummary | undefined;
+
+  /**
+   * Docker's `GET /containers/{id}/json` document.
+   *
+   * @generated from field: string inspect_json = 2;
+   */
+  inspectJson: string;
+};
+
+/**
+ * Describes the message arcbox.containers.v1.InspectResponse.
+ * Use `create(InspectResponseSchema)` to create a new message.
+ */
+export const InspectResponseSchema: GenMessage<InspectResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_containers_v1_containers, 4);
+
+/**
+ * ContainerService is the Connect API of apid, which owns container records. Other
+ * services use it to learn which containers exist (e.g. imaged: images in use).
  *
  * @generated from service arcbox.containers.v1.ContainerService
  */
 export const ContainerService: GenService<{
   /**
+   * All containers (running or not), newest first.
+   *
    * @generated from rpc arcbox.containers.v1.ContainerService.List
    */
   list: {
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * One container by full ID, name or unambiguous ID prefix.
+   *
+   * @generated from rpc arcbox.containers.v1.ContainerService.Inspect
+   */
+  inspect: {
+    methodKind: "unary";
+    input: typeof InspectRequestSchema;
+    output: typeof InspectResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_arcbox_containers_v1_containers, 0);

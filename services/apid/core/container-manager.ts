@@ -1,0 +1,695 @@
+/**
+ * Container orchestration: create, start, stop, kill, remove, wait, rename, pause,
+ * over imaged (rootfs), netd (network), fsd (volumes) and vmm (runtime). Records are
+ * the source of truth for the Docker API; runtime exits arrive through RuntimeMonitor.
+ *
+ * Where the work happens: create = imaged.PrepareRootfs + record (so `docker cp`,
+ * `docker diff` work on created containers); start = netd.Attach and fsd.Mount in
+ * parallel, then vmm.CreateContainer (attach sessions waiting for the container join
+ * its stdio here, before the process runs) and vmm.StartContainer; exit = runtime
+ * and network released; remove = volumes and rootfs released, record deleted.
+ */
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../../../lib/log.ts";
+import { ArcboxError } from "../../../lib/errors.ts";
+import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { call, callIdempotent, type Backends } from "./backends.ts";
+import { ContainerError, noSuchContainer } from "./container-error.ts";
+import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
+import { normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
+import type { EventsBus } from "./events-bus.ts";
+import { KeyedLock } from "./keyed-lock.ts";
+import { generateName, isValidName } from "./names.ts";
+import { writeLocalNetworkFiles } from "./network-files.ts";
+import { restartDelayMs, shouldRestartOnDaemonStart, shouldRestartOnExit } from "./restart-policy.ts";
+import { createRequest, HOST_MACHINE, hostnameOf } from "./runtime-spec.ts";
+import { RuntimeMonitor } from "./runtime-monitor.ts";
+import { signalNumber } from "./signals.ts";
+import type { ContainerStore } from "./storage/container-store.ts";
+
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+export interface ExitResult {
+  code: number;
+  error: string;
+}
+
+/** Transient, per-container state that never outlives the process. */
+interface Live {
+  exitWaiters: ((r: ExitResult) => void)[];
+  removedWaiters: ((r: ExitResult) => void)[];
+  /** Attach sessions waiting for the runtime's stdio socket (attach before start). */
+  pendingAttach: ((stdioSocket: string) => Promise<void>)[];
+  /** Release of runtime and network after an exit; start and remove wait for it. */
+  cleanup?: Promise<void>;
+  restartTimer?: ReturnType<typeof setTimeout>;
+  consecutiveRestarts: number;
+  starting: boolean;
+  earlyExit?: RuntimeEvent;
+}
+
+const nanoToIso = (ns: bigint) => (ns > 0n ? new Date(Number(ns / 1_000_000n)).toISOString().replace(/\.(\d{3})Z$/, `.$1${String(ns % 1_000_000n).padStart(6, "0")}Z`) : new Date().toISOString());
+
+export class ContainerManager {
+  private readonly live = new Map<string, Live>();
+  private readonly lock = new KeyedLock();
+  private readonly reservedNames = new Set<string>();
+  readonly monitor: RuntimeMonitor;
+  /** Runtime exec events are forwarded here (ExecManager). */
+  onExecExit: (ev: RuntimeEvent) => void = () => {};
+  onRemoved: (id: string) => void = () => {};
+
+  constructor(
+    readonly store: ContainerStore,
+    readonly bus: EventsBus,
+    private readonly backends: Backends,
+    private readonly dataDir: string,
+    private readonly log: Logger,
+  ) {
+    this.monitor = new RuntimeMonitor(backends, log, {
+      onEvent: (ev) => this.onRuntimeEvent(ev),
+      reconcile: () => this.reconcile(),
+      wanted: () => this.store.all().some((r) => isActive(r.state.status) || r.state.status === "created"),
+    });
+  }
+
+  /** Runs `fn` while no start, remove or other exclusive operation runs on the container. */
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(id, fn);
+  }
+
+  containerDir(id: string): string {
+    return join(this.dataDir, "containers", id);
+  }
+
+  private liveOf(id: string): Live {
+    let l = this.live.get(id);
+    if (!l) this.live.set(id, (l = { exitWaiters: [], removedWaiters: [], pendingAttach: [], consecutiveRestarts: 0, starting: false }));
+    return l;
+  }
+
+  get(ref: string): ContainerRecord {
+    const r = this.store.find(ref);
+    if (!r) throw noSuchContainer(ref);
+    if ("ambiguous" in r) throw new ContainerError("invalid_argument", `multiple IDs found with provided prefix: ${ref}`);
+    return r;
+  }
+
+  private emit(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    this.bus.publish("container", action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1), ...extra });
+  }
+
+  private save(rec: ContainerRecord, previousName?: string): void {
+    this.store.save(rec, previousName);
+  }
+
+  // ---- create ----
+
+  async create(raw: unknown, requestedName: string | undefined): Promise<{ Id: string; Warnings: string[] }> {
+    const body = parseCreateBody(raw);
+    if (!body.Image) throw new ContainerError("invalid_argument", "Config.Image is required");
+    let name: string;
+    if (requestedName) {
+      if (!isValidName(requestedName)) throw new ContainerError("invalid_argument", `Invalid container name (${requestedName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      name = requestedName.startsWith("/") ? requestedName : `/${requestedName}`;
+      this.checkNameFree(name);
+    } else {
+      name = `/${generateName((n) => !!this.store.byExactName(n) || this.reservedNames.has(`/${n}`))}`;
+    }
+    const hc = body.HostConfig ?? {};
+    const networkMode = await this.resolveNetworkMode(hc.NetworkMode ?? "");
+    const id = randomId();
+    this.reservedNames.add(name);
+    try {
+      const prepared = await call(() => this.backends.images.prepareRootfs({ image: body.Image!, containerId: id })).catch((err: ArcboxError) => {
+        if (err.code === "not_found") throw new ContainerError("not_found", `No such image: ${withDefaultTag(body.Image!)}`);
+        throw err;
+      });
+      const dir = this.containerDir(id);
+      try {
+        const imageConfig = ((JSON.parse(prepared.configJson || "{}") as { config?: ImageConfig }).config ?? {}) as ImageConfig;
+        const norm = normalizeCreate(body, body.Image, imageConfig);
+        if (networkMode) norm.hostConfig.NetworkMode = networkMode;
+        ensureBindSources(norm.mounts);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const rec: ContainerRecord = {
+          id,
+          name,
+          created: new Date().toISOString(),
+          imageRef: body.Image,
+          imageId: prepared.imageId,
+          path: norm.path,
+          args: norm.args,
+          config: norm.config,
+          hostConfig: norm.hostConfig,
+          endpointsConfig: norm.endpointsConfig,
+          state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: ZERO_TIME, finishedAt: ZERO_TIME },
+          restartCount: 0,
+          manualStop: false,
+          rootfs: { lowerDirs: prepared.lowerDirs, upperDir: prepared.upperDir, workDir: prepared.workDir },
+          logPath: join(dir, `${id}-json.log`),
+          mounts: norm.mounts,
+          network: null,
+          stdioSocket: "",
+        };
+        this.checkNameFree(name);
+        this.save(rec);
+        this.emit(rec, "create");
+        return { Id: id, Warnings: [] };
+      } catch (err) {
+        rmSync(dir, { recursive: true, force: true });
+        await callIdempotent(() => this.backends.images.releaseRootfs({ containerId: id })).catch((e) => this.log.warn("release rootfs after failed create", { id, error: e }));
+        throw err;
+      }
+    } finally {
+      this.reservedNames.delete(name);
+    }
+  }
+
+  private checkNameFree(name: string): void {
+    const owner = this.store.byExactName(name);
+    if (owner || this.reservedNames.has(name)) throw new ContainerError("conflict", `Conflict. The container name "${name}" is already in use by container "${owner?.id ?? "(being created)"}". You have to remove (or rename) that container to be able to reuse that name.`);
+  }
+
+  private async resolveNetworkMode(mode: string): Promise<string> {
+    if (!mode.startsWith("container:")) return mode;
+    const target = this.get(mode.slice("container:".length));
+    return `container:${target.id}`;
+  }
+
+  // ---- start ----
+
+  /** Returns false when the container was already running (Docker's 304). */
+  async start(ref: string): Promise<boolean> {
+    const rec = this.get(ref);
+    return this.lock.run(rec.id, async () => {
+      await this.liveOf(rec.id).cleanup;
+      if (!this.store.get(rec.id)) throw noSuchContainer(ref);
+      const s = rec.state.status;
+      if (s === "running") return false;
+      if (s === "paused") throw new ContainerError("conflict", "cannot start a paused container, try unpause instead");
+      if (s === "removing" || s === "dead") throw new ContainerError("conflict", `container ${rec.id} is marked for removal and cannot be started`);
+      const l = this.liveOf(rec.id);
+      if (l.restartTimer) clearTimeout(l.restartTimer), (l.restartTimer = undefined);
+      l.consecutiveRestarts = 0;
+      await this.runStart(rec);
+      return true;
+    });
+  }
+
+  private async runStart(rec: ContainerRecord): Promise<void> {
+    const l = this.liveOf(rec.id);
+    let net: NetworkInfo | null = null;
+    let netFromNetd = false;
+    let runtimeCreated = false;
+    l.starting = true;
+    try {
+      const mode = String(rec.hostConfig.NetworkMode);
+      netFromNetd = mode !== "none" && mode !== "host" && !mode.startsWith("container:");
+      const [netInfo] = await Promise.all([this.attachNetwork(rec, mode), this.mountVolumes(rec), this.monitor.ensure()]);
+      net = netInfo;
+      rec.network = net;
+      const created = await call(() => this.backends.machines.createContainer(createRequest(rec, net!)));
+      runtimeCreated = true;
+      rec.stdioSocket = created.stdioSocket;
+      // Attach sessions join before the process runs, so no output is lost.
+      await Promise.allSettled(l.pendingAttach.splice(0).map((join) => join(created.stdioSocket)));
+      const started = await call(() => this.backends.machines.startContainer({ machine: HOST_MACHINE, id: rec.id }));
+      rec.state = { status: "running", pid: started.pid, exitCode: 0, error: "", oomKilled: false, startedAt: nanoToIso(started.startedAtUnixNano), finishedAt: ZERO_TIME };
+      rec.manualStop = false;
+      this.save(rec);
+      this.emit(rec, "start");
+    } catch (err) {
+      const e = err instanceof ArcboxError ? err : new ContainerError("internal", String(err));
+      if (runtimeCreated) await callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })).catch(() => {});
+      if (net && netFromNetd) await callIdempotent(() => this.backends.networks.detach({ containerId: rec.id })).catch(() => {});
+      rec.network = null;
+      rec.stdioSocket = "";
+      const failure = startFailure(e);
+      rec.state = { ...rec.state, status: rec.state.status === "restarting" ? "exited" : rec.state.status, pid: 0, error: failure.message, exitCode: failure.exitCode };
+      this.save(rec);
+      for (const join of l.pendingAttach.splice(0)) void join("").catch(() => {});
+      throw failure.error;
+    } finally {
+      l.starting = false;
+    }
+    const early = l.earlyExit;
+    l.earlyExit = undefined;
+    if (early) this.onExit(early);
+  }
+
+  private async attachNetwork(rec: ContainerRecord, mode: string): Promise<NetworkInfo> {
+    const dir = this.containerDir(rec.id);
+    if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
+    if (mode.startsWith("container:")) {
+      const other = this.get(mode.slice("container:".length));
+      if (other.state.status !== "running" || !other.network) throw new ContainerError("conflict", `cannot join network of a non running container: ${other.id}`);
+      return { ...other.network, netnsPath: other.network.netnsPath };
+    }
+    const h = rec.hostConfig;
+    const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "" }));
+    if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "" });
+    const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
+      const [port, proto = "tcp"] = key.split("/");
+      return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", hostPort: Number(b.HostPort || 0) }));
+    });
+    if (h.PublishAllPorts) {
+      for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {
+        const [port, proto = "tcp"] = key.split("/");
+        if (!ports.some((p) => p.containerPort === Number(port) && p.protocol === proto)) ports.push({ protocol: proto, containerPort: Number(port), hostIp: "", hostPort: 0 });
+      }
+    }
+    const res = await call(() =>
+      this.backends.networks.attach({
+        containerId: rec.id,
+        containerName: rec.name.slice(1),
+        hostname: hostnameOf(rec),
+        networkMode: mode,
+        endpoints,
+        ports,
+        extraHosts: h.ExtraHosts ?? [],
+        dns: h.Dns ?? [],
+        dnsSearch: h.DnsSearch ?? [],
+        dnsOptions: h.DnsOptions ?? [],
+        domainname: rec.config.Domainname ?? "",
+      }),
+    ).catch((err: ArcboxError) => {
+      throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
+    });
+    return {
+      netnsPath: res.netnsPath,
+      hostNetwork: res.hostNetwork,
+      hostsPath: res.hostsPath,
+      resolvConfPath: res.resolvConfPath,
+      hostnamePath: res.hostnamePath,
+      endpoints: res.endpoints.map((e) => ({ networkId: e.networkId, networkName: e.networkName, endpointId: e.endpointId, ipAddress: e.ipAddress, ipPrefixLen: e.ipPrefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases })),
+      ports: res.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort })),
+    };
+  }
+
+  private async mountVolumes(rec: ContainerRecord): Promise<void> {
+    const volumes = rec.mounts.filter((m) => m.Type === "volume");
+    if (!volumes.length) return;
+    await Promise.all(
+      volumes.map(async (m) => {
+        const res = await call(() =>
+          this.backends.volumes.mount({ containerId: rec.id, name: m.Name ?? "", target: m.Destination, imageLowerDirs: rec.rootfs.lowerDirs, noCopy: !!m.options?.includes("nocopy"), driver: m.Driver ?? "local" }),
+        );
+        // Keep the name so a restart reuses the same anonymous volume.
+        m.Name = res.name;
+        m.Source = res.source;
+      }),
+    );
+  }
+
+  // ---- runtime events ----
+
+  private onRuntimeEvent(ev: RuntimeEvent): void {
+    if (ev.type === "exec_exit") return this.onExecExit(ev);
+    const rec = this.store.get(ev.containerId);
+    if (!rec) return;
+    if (ev.type === "exit") return this.onExit(ev);
+    if (ev.type === "oom") return this.emit(rec, "oom");
+  }
+
+  private onExit(ev: RuntimeEvent): void {
+    const rec = this.store.get(ev.containerId);
+    if (!rec) return;
+    const l = this.liveOf(rec.id);
+    if (l.starting) {
+      l.earlyExit = ev;
+      return;
+    }
+    if (rec.state.status !== "running" && rec.state.status !== "paused") return;
+    const finishedAt = nanoToIso(ev.timeUnixNano);
+    rec.state = { ...rec.state, status: "exited", pid: 0, exitCode: ev.exitCode, oomKilled: ev.oomKilled, finishedAt };
+    const ranMs = Date.parse(finishedAt) - Date.parse(rec.state.startedAt);
+    if (ranMs >= 10_000) l.consecutiveRestarts = 0;
+    this.save(rec);
+    if (ev.oomKilled) this.emit(rec, "oom");
+    this.emit(rec, "die", { exitCode: String(ev.exitCode), execDuration: String(Math.max(0, Math.round(ranMs / 1000))) });
+    const result = { code: ev.exitCode, error: "" };
+    for (const w of l.exitWaiters.splice(0)) w(result);
+    const network = rec.network;
+    rec.network = null;
+    rec.stdioSocket = "";
+    const cleanup = this.releaseRuntime(rec, network);
+    l.cleanup = cleanup;
+    void cleanup.then(() => {
+      if (l.cleanup === cleanup) l.cleanup = undefined;
+      return this.afterExit(rec);
+    });
+  }
+
+  private async releaseRuntime(rec: ContainerRecord, network: NetworkInfo | null): Promise<void> {
+    const mode = String(rec.hostConfig.NetworkMode);
+    const netd = network && mode !== "none" && mode !== "host" && !mode.startsWith("container:");
+    await Promise.all([
+      callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })).catch((e) => this.log.warn("delete runtime container", { id: rec.id, error: e })),
+      netd ? callIdempotent(() => this.backends.networks.detach({ containerId: rec.id })).catch((e) => this.log.warn("detach network", { id: rec.id, error: e })) : undefined,
+    ]);
+    this.save(rec);
+  }
+
+  private async afterExit(rec: ContainerRecord): Promise<void> {
+    if (!this.store.get(rec.id) || rec.state.status !== "exited") return;
+    if (shouldRestartOnExit(rec)) return this.scheduleRestart(rec);
+    if (rec.hostConfig.AutoRemove) await this.remove(rec.id, { force: false, volumes: true }).catch((e) => this.log.warn("auto-remove failed", { id: rec.id, error: e }));
+  }
+
+  private scheduleRestart(rec: ContainerRecord): void {
+    const l = this.liveOf(rec.id);
+    rec.state = { ...rec.state, status: "restarting" };
+    this.save(rec);
+    const delay = restartDelayMs(l.consecutiveRestarts++);
+    l.restartTimer = setTimeout(() => {
+      l.restartTimer = undefined;
+      void this.lock
+        .run(rec.id, async () => {
+          if (rec.state.status !== "restarting" || !this.store.get(rec.id)) return;
+          rec.restartCount++;
+          await this.runStart(rec);
+          this.emit(rec, "restart");
+        })
+        .catch((err) => {
+          this.log.warn("restart failed", { id: rec.id, error: err });
+          if (this.store.get(rec.id) && shouldRestartOnExit(rec)) this.scheduleRestart(rec);
+        });
+    }, delay);
+  }
+
+  // ---- stop, kill, pause ----
+
+  /** Resolves at the container's next exit. */
+  waitExit(id: string): Promise<ExitResult> {
+    return new Promise((resolve) => this.liveOf(id).exitWaiters.push(resolve));
+  }
+
+  /** Resolves when the container is removed. */
+  waitRemoved(id: string): Promise<ExitResult> {
+    return new Promise((resolve) => this.liveOf(id).removedWaiters.push(resolve));
+  }
+
+  private cancelRestart(rec: ContainerRecord): boolean {
+    const l = this.liveOf(rec.id);
+    if (rec.state.status !== "restarting") return false;
+    if (l.restartTimer) clearTimeout(l.restartTimer), (l.restartTimer = undefined);
+    rec.state = { ...rec.state, status: "exited" };
+    rec.manualStop = true;
+    this.save(rec);
+    return true;
+  }
+
+  /** Returns false when the container was not running (Docker's 304). */
+  async stop(ref: string, signal: string | undefined, timeoutSec: number | undefined): Promise<boolean> {
+    const rec = this.get(ref);
+    if (this.cancelRestart(rec)) return true;
+    if (rec.state.status !== "running" && rec.state.status !== "paused") return false;
+    const sig = signal || rec.config.StopSignal || "SIGTERM";
+    if (!signalNumber(sig)) throw new ContainerError("invalid_argument", `Invalid signal: ${sig}`);
+    rec.manualStop = true;
+    this.save(rec);
+    const exited = this.waitExit(rec.id);
+    await this.signal(rec, sig);
+    const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
+    if (t < 0) await exited;
+    else if (!(await within(exited, t * 1000))) {
+      await this.signal(rec, "SIGKILL");
+      if (!(await within(exited, 30_000))) throw new ContainerError("internal", `container ${rec.id} did not exit after SIGKILL`);
+    }
+    this.emit(rec, "stop");
+    await this.liveOf(rec.id).cleanup;
+    return true;
+  }
+
+  private async signal(rec: ContainerRecord, sig: string): Promise<void> {
+    const wasPaused = rec.state.status === "paused";
+    await call(() => this.backends.machines.killContainer({ machine: HOST_MACHINE, id: rec.id, signal: sig, all: false })).catch((err: ArcboxError) => {
+      // The process may have exited between our check and the signal.
+      if (err.code !== "not_found" && err.code !== "failed_precondition") throw err;
+    });
+    this.emit(rec, "kill", { signal: String(signalNumber(sig) ?? sig) });
+    // A frozen process only sees the signal once thawed.
+    if (wasPaused) {
+      await callIdempotent(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id })).catch(() => {});
+      if (rec.state.status === "paused") rec.state = { ...rec.state, status: "running" };
+    }
+  }
+
+  async kill(ref: string, signal = "SIGKILL"): Promise<void> {
+    const rec = this.get(ref);
+    if (!signalNumber(signal)) throw new ContainerError("invalid_argument", `Invalid signal: ${signal}`);
+    if (this.cancelRestart(rec)) return;
+    if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    rec.manualStop = true;
+    this.save(rec);
+    await this.signal(rec, signal);
+  }
+
+  async restart(ref: string, signal: string | undefined, timeoutSec: number | undefined): Promise<void> {
+    const rec = this.get(ref);
+    await this.stop(rec.id, signal, timeoutSec);
+    await this.start(rec.id);
+    this.emit(rec, "restart");
+  }
+
+  async pause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is already paused`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
+    await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
+    rec.state = { ...rec.state, status: "paused" };
+    this.save(rec);
+    this.emit(rec, "pause");
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not paused`);
+    await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
+    rec.state = { ...rec.state, status: "running" };
+    this.save(rec);
+    this.emit(rec, "unpause");
+  }
+
+  // ---- remove ----
+
+  async remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.id, async () => {
+      if (!this.store.get(rec.id)) return;
+      if (rec.state.status === "removing") throw new ContainerError("conflict", `removal of container ${rec.id} is already in progress`);
+      this.cancelRestart(rec);
+      if (rec.state.status === "running" || rec.state.status === "paused") {
+        if (!opts.force) throw new ContainerError("conflict", `cannot remove container "${rec.name}": container is ${rec.state.status}: stop the container before removing or force remove`);
+        rec.manualStop = true;
+        const exited = this.waitExit(rec.id);
+        await this.signal(rec, "SIGKILL");
+        if (!(await within(exited, 30_000))) throw new ContainerError("internal", `container ${rec.id} did not exit after SIGKILL`);
+      }
+      await this.liveOf(rec.id).cleanup;
+      const before = rec.state.status;
+      rec.state = { ...rec.state, status: "removing" };
+      try {
+        await Promise.all([
+          rec.mounts.some((m) => m.Type === "volume") ? callIdempotent(() => this.backends.volumes.unmount({ containerId: rec.id, removeAnonymous: opts.volumes })) : undefined,
+          callIdempotent(() => this.backends.images.releaseRootfs({ containerId: rec.id })),
+        ]);
+      } catch (err) {
+        rec.state = { ...rec.state, status: before === "created" ? "created" : "dead", error: `removal failed: ${(err as Error).message}` };
+        this.save(rec);
+        throw err;
+      }
+      rmSync(this.containerDir(rec.id), { recursive: true, force: true });
+      this.store.delete(rec.id);
+      this.emit(rec, "destroy");
+      this.onRemoved(rec.id);
+      const l = this.liveOf(rec.id);
+      for (const w of l.removedWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
+      for (const w of l.exitWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
+      this.live.delete(rec.id);
+    });
+  }
+
+  // ---- rename, update ----
+
+  async rename(ref: string, newName: string): Promise<void> {
+    const rec = this.get(ref);
+    if (!newName) throw new ContainerError("invalid_argument", "Neither old nor new names may be empty");
+    if (!isValidName(newName)) throw new ContainerError("invalid_argument", `Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const name = newName.startsWith("/") ? newName : `/${newName}`;
+    if (name === rec.name) throw new ContainerError("conflict", `Renaming a container with the same name as its current name`);
+    this.checkNameFree(name);
+    const old = rec.name;
+    rec.name = name;
+    this.save(rec, old);
+    this.emit(rec, "rename", { oldName: old });
+  }
+
+  async update(ref: string, body: Record<string, any>): Promise<string[]> {
+    const rec = this.get(ref);
+    const resourceKeys = ["Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "CpusetCpus", "PidsLimit"];
+    for (const [k, v] of Object.entries(body)) {
+      if (k === "RestartPolicy" || resourceKeys.includes(k)) continue;
+      if (v === null || v === 0 || v === "" || v === false || (Array.isArray(v) && !v.length)) continue;
+      throw new ContainerError("invalid_argument", `${k} cannot be updated by ArcBox`);
+    }
+    const h = { ...rec.hostConfig };
+    for (const k of resourceKeys) if (body[k] !== undefined && body[k] !== null && body[k] !== 0 && body[k] !== "") h[k] = body[k];
+    if (body.RestartPolicy?.Name) {
+      if (h.AutoRemove && body.RestartPolicy.Name !== "no") throw new ContainerError("invalid_argument", "Restart policy cannot be updated because AutoRemove is enabled for the container");
+      h.RestartPolicy = { Name: body.RestartPolicy.Name, MaximumRetryCount: body.RestartPolicy.MaximumRetryCount ?? 0 };
+    }
+    if (rec.state.status === "running" || rec.state.status === "paused") {
+      await call(() =>
+        this.backends.machines.updateContainer({
+          machine: HOST_MACHINE,
+          id: rec.id,
+          resources: { memoryBytes: BigInt(h.Memory ?? 0), memorySwapBytes: BigInt(h.MemorySwap ?? 0), nanoCpus: BigInt(h.NanoCpus ?? 0), cpuShares: BigInt(h.CpuShares ?? 0), cpuQuota: BigInt(h.CpuQuota ?? 0), cpuPeriod: BigInt(h.CpuPeriod ?? 0), cpusetCpus: h.CpusetCpus ?? "", pidsLimit: BigInt(h.PidsLimit ?? 0) },
+        }),
+      );
+    }
+    rec.hostConfig = h;
+    this.save(rec);
+    this.emit(rec, "update");
+    return [];
+  }
+
+  // ---- runtime queries ----
+
+  async resize(id: string, height: number, width: number): Promise<void> {
+    await call(() => this.backends.machines.resizeTty({ machine: HOST_MACHINE, id, execId: "", height, width }));
+    this.emit(this.get(id), "resize", { height: String(height), width: String(width) });
+  }
+
+  async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const rec = this.get(ref);
+    if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
+    const res = await call(() => this.backends.machines.top({ machine: HOST_MACHINE, id: rec.id, psArgs }));
+    this.emit(rec, "top");
+    return { Titles: res.titles, Processes: res.processes.map((p) => p.columns) };
+  }
+
+  /** Docker's stats JSON for one sample (cgroup figures come from the runtime). */
+  async statsSample(rec: ContainerRecord): Promise<Record<string, any>> {
+    const res = await call(() => this.backends.machines.stats({ machine: HOST_MACHINE, id: rec.id }));
+    return JSON.parse(res.statsJson || "{}") as Record<string, any>;
+  }
+
+  // ---- attach plumbing ----
+
+  /** Runs `join` with the container's stdio socket now (running) or when it starts. */
+  whenStdio(rec: ContainerRecord, join: (stdioSocket: string) => Promise<void>): void {
+    if ((rec.state.status === "running" || rec.state.status === "paused") && rec.stdioSocket) void join(rec.stdioSocket).catch(() => {});
+    else this.liveOf(rec.id).pendingAttach.push(join);
+  }
+
+  // ---- daemon start ----
+
+  /** Reconciles records with the runtime and applies restart policies for a daemon start. */
+  async recover(): Promise<void> {
+    const recs = this.store.all();
+    for (const rec of recs) if (rec.state.status === "removing") rec.state = { ...rec.state, status: "dead" };
+    const active = recs.filter((r) => isActive(r.state.status) || r.state.status === "created");
+    if (active.length) {
+      await this.monitor.ensure();
+      await this.reconcile();
+    }
+    for (const rec of this.store.all()) {
+      if (rec.state.status === "exited" && shouldRestartOnDaemonStart(rec) && !this.liveOf(rec.id).restartTimer) {
+        await this.start(rec.id).catch((err) => this.log.warn("restart on daemon start failed", { id: rec.id, error: err }));
+      }
+    }
+  }
+
+  /** Brings records in line with what the runtime reports (after a restart or a lost event stream). */
+  async reconcile(): Promise<void> {
+    const res = await call(() => this.backends.machines.containerStates({ machine: HOST_MACHINE, ids: [] }));
+    const byId = new Map(res.containers.map((c) => [c.id, c]));
+    for (const rec of this.store.all()) {
+      const rt = byId.get(rec.id);
+      if (rec.state.status === "running" || rec.state.status === "paused") {
+        if (rt && (rt.status === "running" || rt.status === "paused")) {
+          rec.state = { ...rec.state, status: rt.status, pid: rt.pid };
+          rec.stdioSocket = rt.stdioSocket || rec.stdioSocket;
+          this.save(rec);
+        } else {
+          this.onExit({ type: "exit", containerId: rec.id, execId: "", exitCode: rt ? rt.exitCode : 255, timeUnixNano: rt?.finishedAtUnixNano ?? 0n, oomKilled: rt?.oomKilled ?? false } as RuntimeEvent);
+        }
+      } else if (rec.state.status === "restarting" && !this.liveOf(rec.id).restartTimer) {
+        rec.state = { ...rec.state, status: "exited" };
+        if (shouldRestartOnExit(rec)) this.scheduleRestart(rec);
+        else this.save(rec);
+      } else if (rt && !this.liveOf(rec.id).starting && rec.state.status !== "created") {
+        // A runtime container left behind by a crash between exit and cleanup.
+        await callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })).catch(() => {});
+      }
+    }
+  }
+
+  counts() {
+    let running = 0,
+      paused = 0,
+      stopped = 0;
+    const all = this.store.all();
+    for (const r of all) {
+      if (r.state.status === "running" || r.state.status === "restarting") running++;
+      else if (r.state.status === "paused") paused++;
+      else stopped++;
+    }
+    return { total: all.length, running, paused, stopped };
+  }
+
+  async shutdown(): Promise<void> {
+    this.monitor.stop();
+    for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
+  }
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  let id = Buffer.from(bytes).toString("hex");
+  // Docker never hands out an all-numeric short ID (it would read as a number).
+  if (/^\d{12}/.test(id)) id = "a" + id.slice(1);
+  return id;
+}
+
+function withDefaultTag(ref: string): string {
+  if (ref.includes("@") || /^[0-9a-f]{12,64}$/.test(ref) || ref.startsWith("sha256:")) return ref;
+  const lastSlash = ref.lastIndexOf("/");
+  return ref.slice(lastSlash + 1).includes(":") ? ref : `${ref}:latest`;
+}
+
+function ensureBindSources(mounts: ContainerRecord["mounts"]): void {
+  for (const m of mounts) {
+    if (m.Type !== "bind") continue;
+    if (existsSync(m.Source)) continue;
+    if (m.options?.includes("must-exist")) throw new ContainerError("invalid_argument", `invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+    // -v /host/path:/x creates the host directory, as Docker does.
+    mkdirSync(m.Source, { recursive: true, mode: 0o755 });
+  }
+  for (const m of mounts) if (m.Type === "bind") m.options = (m.options ?? []).filter((o) => o !== "must-exist" && o !== "create");
+}
+
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Docker's start-failure messages, which the CLI maps to exit codes 127 and 126. */
+function startFailure(err: ArcboxError): { error: ArcboxError; message: string; exitCode: number } {
+  const msg = err.message;
+  const notFound = /executable file not found|no such file or directory/i.test(msg);
+  const denied = /permission denied/i.test(msg);
+  if (notFound || denied) {
+    const message = msg.startsWith("failed to create task") ? msg : `failed to create task for container: ${msg}${msg.endsWith(": unknown") ? "" : ": unknown"}`;
+    return { error: new ContainerError("invalid_argument", message, { cause: err }), message, exitCode: notFound ? 127 : 126 };
+  }
+  return { error: err, message: msg, exitCode: 128 };
+}

@@ -1,0 +1,82 @@
+/**
+ * The container record apid persists: the Docker-shaped Config and HostConfig as
+ * created (after defaults and image config were merged), plus runtime state.
+ */
+export type ContainerStatus = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+
+export interface ContainerState {
+  status: ContainerStatus;
+  pid: number;
+  exitCode: number;
+  error: string;
+  oomKilled: boolean;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Rootfs snapshot from imaged (kept so the runtime can be re-created on restart). */
+export interface RootfsInfo {
+  lowerDirs: string[];
+  upperDir: string;
+  workDir: string;
+}
+
+export interface NetworkInfo {
+  netnsPath: string;
+  hostNetwork: boolean;
+  hostsPath: string;
+  resolvConfPath: string;
+  hostnamePath: string;
+  endpoints: {
+    networkId: string;
+    networkName: string;
+    endpointId: string;
+    ipAddress: string;
+    ipPrefixLen: number;
+    gateway: string;
+    macAddress: string;
+    aliases: string[];
+  }[];
+  ports: { protocol: string; containerPort: number; hostIp: string; hostPort: number }[];
+}
+
+/** A resolved mount as shown by inspect's `Mounts`. */
+export interface MountPoint {
+  Type: "bind" | "volume" | "tmpfs";
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+  /** tmpfs mount options (not shown by inspect). */
+  options?: string[];
+}
+
+export interface ContainerRecord {
+  id: string;
+  /** With the leading slash, as Docker stores it. */
+  name: string;
+  created: string;
+  /** The reference the user gave. */
+  imageRef: string;
+  imageId: string;
+  path: string;
+  args: string[];
+  config: Record<string, any>;
+  hostConfig: Record<string, any>;
+  /** NetworkingConfig.EndpointsConfig from create. */
+  endpointsConfig: Record<string, any>;
+  state: ContainerState;
+  restartCount: number;
+  /** Set by docker stop/kill so restart policies leave the container alone. */
+  manualStop: boolean;
+  rootfs: RootfsInfo;
+  logPath: string;
+  mounts: MountPoint[];
+  network: NetworkInfo | null;
+  stdioSocket: string;
+}
+
+export const isActive = (s: ContainerStatus) => s === "running" || s === "paused" || s === "restarting";

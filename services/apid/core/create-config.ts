@@ -1,0 +1,343 @@
+/**
+ * Validation of `POST /containers/create` bodies (zod) and the merge with the image
+ * config, producing the Config/HostConfig a record keeps. Options ArcBox does not
+ * implement are rejected with a 400 when set, never silently dropped.
+ */
+import { z } from "zod";
+import { ContainerError } from "./container-error.ts";
+import type { MountPoint } from "./container-record.ts";
+
+const strList = z.array(z.string()).nullish();
+const strMap = z.record(z.string(), z.string()).nullish();
+
+const configSchema = z.looseObject({
+  Hostname: z.string().nullish(),
+  Domainname: z.string().nullish(),
+  User: z.string().nullish(),
+  AttachStdin: z.boolean().nullish(),
+  AttachStdout: z.boolean().nullish(),
+  AttachStderr: z.boolean().nullish(),
+  ExposedPorts: z.record(z.string(), z.any()).nullish(),
+  Tty: z.boolean().nullish(),
+  OpenStdin: z.boolean().nullish(),
+  StdinOnce: z.boolean().nullish(),
+  Env: strList,
+  Cmd: z.union([z.array(z.string()), z.string()]).nullish(),
+  Entrypoint: z.union([z.array(z.string()), z.string()]).nullish(),
+  Image: z.string().nullish(),
+  Volumes: z.record(z.string(), z.any()).nullish(),
+  WorkingDir: z.string().nullish(),
+  Labels: strMap,
+  StopSignal: z.string().nullish(),
+  StopTimeout: z.number().int().nullish(),
+  NetworkDisabled: z.boolean().nullish(),
+  ArgsEscaped: z.boolean().nullish(),
+  Shell: strList,
+  OnBuild: strList,
+  MacAddress: z.string().nullish(),
+});
+
+const mountSchema = z.looseObject({
+  Target: z.string(),
+  Source: z.string().nullish(),
+  Type: z.enum(["bind", "volume", "tmpfs"], { message: "mount type must be bind, volume or tmpfs" }),
+  ReadOnly: z.boolean().nullish(),
+  Consistency: z.string().nullish(),
+  BindOptions: z.looseObject({ Propagation: z.string().nullish(), NonRecursive: z.boolean().nullish(), CreateMountpoint: z.boolean().nullish() }).nullish(),
+  VolumeOptions: z.looseObject({ NoCopy: z.boolean().nullish(), Labels: strMap, DriverConfig: z.looseObject({ Name: z.string().nullish(), Options: strMap }).nullish(), Subpath: z.string().nullish() }).nullish(),
+  TmpfsOptions: z.looseObject({ SizeBytes: z.number().int().nullish(), Mode: z.number().int().nullish() }).nullish(),
+});
+
+const int = z.number().int().nullish();
+const hostConfigSchema = z.looseObject({
+  Binds: strList,
+  Mounts: z.array(mountSchema).nullish(),
+  Tmpfs: strMap,
+  NetworkMode: z.string().nullish(),
+  PortBindings: z.record(z.string(), z.array(z.looseObject({ HostIp: z.string().nullish(), HostPort: z.string().nullish() })).nullish()).nullish(),
+  PublishAllPorts: z.boolean().nullish(),
+  RestartPolicy: z.looseObject({ Name: z.enum(["", "no", "always", "unless-stopped", "on-failure"], { message: "invalid restart policy: must be no, always, unless-stopped or on-failure" }).nullish(), MaximumRetryCount: int }).nullish(),
+  AutoRemove: z.boolean().nullish(),
+  CapAdd: strList,
+  CapDrop: strList,
+  Dns: strList,
+  DnsOptions: strList,
+  DnsSearch: strList,
+  ExtraHosts: strList,
+  Privileged: z.boolean().nullish(),
+  ReadonlyRootfs: z.boolean().nullish(),
+  Init: z.boolean().nullish(),
+  Memory: int,
+  MemorySwap: int,
+  NanoCpus: int,
+  CpuShares: int,
+  CpuQuota: int,
+  CpuPeriod: int,
+  CpusetCpus: z.string().nullish(),
+  PidsLimit: int,
+  ShmSize: int,
+  ConsoleSize: z.array(z.number().int()).nullish(),
+  LogConfig: z.looseObject({ Type: z.string().nullish(), Config: strMap }).nullish(),
+});
+
+export const createBodySchema = configSchema.extend({
+  HostConfig: hostConfigSchema.nullish(),
+  NetworkingConfig: z.looseObject({ EndpointsConfig: z.record(z.string(), z.any()).nullish() }).nullish(),
+});
+
+export type CreateBody = z.infer<typeof createBodySchema>;
+
+/** Fields accepted only at their zero value: anything else is a feature ArcBox lacks. */
+const HOST_CONFIG_HANDLED = new Set(Object.keys(hostConfigSchema.shape));
+const CONFIG_HANDLED = new Set([...Object.keys(configSchema.shape), "HostConfig", "NetworkingConfig", "Healthcheck"]);
+
+function isZero(v: unknown): boolean {
+  if (v === null || v === undefined || v === false || v === 0 || v === "") return true;
+  if (Array.isArray(v)) return v.length === 0;
+  if (typeof v === "object") return Object.values(v as object).every(isZero);
+  return false;
+}
+
+function rejectUnsupported(obj: Record<string, unknown>, handled: Set<string>, prefix: string, allowed: Record<string, unknown[]> = {}): void {
+  for (const [k, v] of Object.entries(obj)) {
+    if (handled.has(k) || isZero(v)) continue;
+    if (allowed[k]?.includes(v)) continue;
+    throw new ContainerError("invalid_argument", `${prefix}${k} is not supported by ArcBox`);
+  }
+}
+
+const asList = (v: string[] | string | null | undefined): string[] | undefined => (v == null ? undefined : typeof v === "string" ? [v] : v);
+
+export interface ImageConfig {
+  Env?: string[];
+  Cmd?: string[];
+  Entrypoint?: string[];
+  WorkingDir?: string;
+  User?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  Volumes?: Record<string, object>;
+  ExposedPorts?: Record<string, object>;
+}
+
+/** Image env first, then the user's; a later KEY replaces an earlier one in place. */
+function mergeEnv(image: string[] = [], user: string[] = []): string[] {
+  const out = new Map<string, string>();
+  for (const e of [...image, ...user]) {
+    const key = e.split("=", 1)[0]!;
+    out.delete(key);
+    out.set(key, e);
+  }
+  return [...out.values()];
+}
+
+export interface NormalizedCreate {
+  config: Record<string, any>;
+  hostConfig: Record<string, any>;
+  endpointsConfig: Record<string, any>;
+  path: string;
+  args: string[];
+  mounts: MountPoint[];
+}
+
+/** Parses and validates the request body (no image needed yet). */
+export function parseCreateBody(raw: unknown): CreateBody {
+  const parsed = createBodySchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ContainerError("invalid_argument", `invalid container config: ${issue.path.join(".") || "body"}: ${issue.message}`);
+  }
+  const body = parsed.data;
+  rejectUnsupported(body, CONFIG_HANDLED, "Config.");
+  if (body.Healthcheck && !isZero(body.Healthcheck) && !(body.Healthcheck as any).Test?.[0]?.startsWith?.("NONE")) throw new ContainerError("invalid_argument", "Config.Healthcheck is not supported by ArcBox");
+  const hc = body.HostConfig ?? {};
+  rejectUnsupported(hc, HOST_CONFIG_HANDLED, "HostConfig.", {
+    IpcMode: ["private", "shareable"],
+    PidMode: ["private"],
+    UTSMode: ["private"],
+    CgroupnsMode: ["private", "host"],
+    Isolation: ["default"],
+    Runtime: ["runc"],
+    OomScoreAdj: [],
+    MemorySwappiness: [-1],
+  });
+  const logType = hc.LogConfig?.Type;
+  if (logType && logType !== "json-file") throw new ContainerError("invalid_argument", `logging driver "${logType}" is not supported by ArcBox (only json-file)`);
+  if (hc.AutoRemove && hc.RestartPolicy?.Name && !["", "no"].includes(hc.RestartPolicy.Name)) throw new ContainerError("invalid_argument", "conflicting options: cannot specify both --restart and --rm");
+  if ((hc.RestartPolicy?.MaximumRetryCount ?? 0) > 0 && hc.RestartPolicy?.Name !== "on-failure") throw new ContainerError("invalid_argument", "invalid restart policy: maximum retry count can only be used with 'on-failure'");
+  if ((hc.RestartPolicy?.MaximumRetryCount ?? 0) < 0) throw new ContainerError("invalid_argument", "invalid restart policy: maximum retry count cannot be negative");
+  if ((hc.Memory ?? 0) < 0 || ((hc.Memory ?? 0) > 0 && hc.Memory! < 6 * 1024 * 1024)) throw new ContainerError("invalid_argument", "Minimum memory limit allowed is 6MB");
+  if ((hc.NanoCpus ?? 0) < 0) throw new ContainerError("invalid_argument", "Range of CPUs is from 0.01 to the number of CPUs available");
+  if (hc.NanoCpus && (hc.CpuQuota || hc.CpuPeriod)) throw new ContainerError("invalid_argument", "Conflicting options: Nano CPUs and CPU Period cannot both be set");
+  if (body.StopSignal && !isSignal(body.StopSignal)) throw new ContainerError("invalid_argument", `Invalid signal: ${body.StopSignal}`);
+  return body;
+}
+
+const SIGNALS = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS".split(" ");
+export function isSignal(s: string): boolean {
+  if (/^\d+$/.test(s)) return Number(s) > 0 && Number(s) <= 64;
+  const name = s.toUpperCase().replace(/^SIG/, "");
+  return SIGNALS.includes(name) || /^RTM(IN|AX)([+-]\d+)?$/.test(name);
+}
+
+/** Planned mounts from Binds, Mounts, Tmpfs and image/config volumes; later entries never shadow earlier ones. */
+export function planMounts(body: CreateBody, imageVolumes: Record<string, object> = {}): MountPoint[] {
+  const hc = body.HostConfig ?? {};
+  const out: MountPoint[] = [];
+  const seen = new Set<string>();
+  const add = (m: MountPoint) => {
+    if (!m.Destination.startsWith("/")) throw new ContainerError("invalid_argument", `invalid mount config: mount path must be absolute: ${m.Destination}`);
+    const dest = m.Destination.replace(/\/+$/, "") || "/";
+    if (dest === "/") throw new ContainerError("invalid_argument", "invalid mount config: destination can't be '/'");
+    if (seen.has(dest)) throw new ContainerError("invalid_argument", `Duplicate mount point: ${dest}`);
+    seen.add(dest);
+    out.push({ ...m, Destination: dest });
+  };
+  for (const bind of hc.Binds ?? []) {
+    const parts = bind.split(":");
+    if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new ContainerError("invalid_argument", `invalid volume specification: '${bind}'`);
+    const [src, dst, opts = ""] = parts as [string, string, string?];
+    const flags = opts ? opts.split(",") : [];
+    for (const f of flags) if (!["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"].includes(f)) throw new ContainerError("invalid_argument", `invalid mode: ${f}`);
+    const rw = !flags.includes("ro");
+    const propagation = flags.find((f) => f.includes("private") || f.includes("shared") || f.includes("slave")) ?? "rprivate";
+    if (src.startsWith("/")) add({ Type: "bind", Source: src, Destination: dst, Mode: opts, RW: rw, Propagation: propagation });
+    else {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(src)) throw new ContainerError("invalid_argument", `invalid volume name "${src}": only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed`);
+      add({ Type: "volume", Name: src, Source: "", Destination: dst, Driver: "local", Mode: opts || "z", RW: rw, Propagation: "", options: flags.includes("nocopy") ? ["nocopy"] : [] });
+    }
+  }
+  for (const m of hc.Mounts ?? []) {
+    const rw = !m.ReadOnly;
+    if (m.Type === "bind") {
+      if (!m.Source?.startsWith("/")) throw new ContainerError("invalid_argument", `invalid mount config for type "bind": invalid mount path: '${m.Source ?? ""}' mount path must be absolute`);
+      add({ Type: "bind", Source: m.Source, Destination: m.Target, Mode: "", RW: rw, Propagation: m.BindOptions?.Propagation || "rprivate", options: m.BindOptions?.CreateMountpoint ? ["create"] : ["must-exist"] });
+    } else if (m.Type === "volume") {
+      if (m.VolumeOptions?.Subpath) throw new ContainerError("invalid_argument", "VolumeOptions.Subpath is not supported by ArcBox");
+      add({ Type: "volume", Name: m.Source ?? "", Source: "", Destination: m.Target, Driver: m.VolumeOptions?.DriverConfig?.Name || "local", Mode: "z", RW: rw, Propagation: "", options: m.VolumeOptions?.NoCopy ? ["nocopy"] : [] });
+    } else {
+      if (m.Source) throw new ContainerError("invalid_argument", `invalid mount config for type "tmpfs": field Source must not be specified`);
+      const opts: string[] = [];
+      if (m.TmpfsOptions?.SizeBytes) opts.push(`size=${m.TmpfsOptions.SizeBytes}`);
+      if (m.TmpfsOptions?.Mode) opts.push(`mode=${m.TmpfsOptions.Mode.toString(8)}`);
+      add({ Type: "tmpfs", Source: "", Destination: m.Target, Mode: "", RW: rw, Propagation: "", options: opts });
+    }
+  }
+  for (const [dst, opts] of Object.entries(hc.Tmpfs ?? {})) {
+    const flags = opts ? opts.split(",") : [];
+    add({ Type: "tmpfs", Source: "", Destination: dst, Mode: opts, RW: !flags.includes("ro"), Propagation: "", options: flags.filter((f) => f !== "ro" && f !== "rw") });
+  }
+  for (const dst of Object.keys({ ...imageVolumes, ...(body.Volumes ?? {}) })) {
+    const d = dst.replace(/\/+$/, "") || "/";
+    if (seen.has(d)) continue;
+    add({ Type: "volume", Name: "", Source: "", Destination: d, Driver: "local", Mode: "", RW: true, Propagation: "", options: [] });
+  }
+  return out;
+}
+
+/** Merges the validated body with the image config into what the record stores. */
+export function normalizeCreate(body: CreateBody, imageRef: string, image: ImageConfig): NormalizedCreate {
+  const userEntrypoint = asList(body.Entrypoint);
+  let cmd = asList(body.Cmd);
+  // Docker: an explicit entrypoint drops the image's Cmd unless Cmd was given too.
+  if (!cmd?.length && !userEntrypoint) cmd = image.Cmd ?? [];
+  const entrypoint = userEntrypoint ?? image.Entrypoint ?? [];
+  const argv = [...(entrypoint.length === 1 && entrypoint[0] === "" ? [] : entrypoint), ...(cmd ?? [])];
+  if (argv.length === 0) throw new ContainerError("invalid_argument", "no command specified");
+  const hc = body.HostConfig ?? {};
+  const config: Record<string, any> = {
+    Hostname: body.Hostname ?? "",
+    Domainname: body.Domainname ?? "",
+    User: body.User || image.User || "",
+    AttachStdin: body.AttachStdin ?? false,
+    AttachStdout: body.AttachStdout ?? false,
+    AttachStderr: body.AttachStderr ?? false,
+    ExposedPorts: { ...(image.ExposedPorts ?? {}), ...(body.ExposedPorts ?? {}) },
+    Tty: body.Tty ?? false,
+    OpenStdin: body.OpenStdin ?? false,
+    StdinOnce: body.StdinOnce ?? false,
+    Env: mergeEnv(image.Env, body.Env ?? []),
+    Cmd: cmd ?? null,
+    Image: imageRef,
+    Volumes: Object.keys({ ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) }).length ? { ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) } : null,
+    WorkingDir: body.WorkingDir || image.WorkingDir || "",
+    Entrypoint: entrypoint.length ? entrypoint : null,
+    OnBuild: null,
+    Labels: { ...(image.Labels ?? {}), ...(body.Labels ?? {}) },
+  };
+  if (!Object.keys(config.ExposedPorts).length) delete config.ExposedPorts;
+  const stopSignal = body.StopSignal || image.StopSignal;
+  if (stopSignal) config.StopSignal = stopSignal;
+  if (body.StopTimeout != null) config.StopTimeout = body.StopTimeout;
+  if (config.WorkingDir && !config.WorkingDir.startsWith("/")) throw new ContainerError("invalid_argument", `the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
+  const hostConfig: Record<string, any> = {
+    Binds: hc.Binds ?? null,
+    ContainerIDFile: "",
+    LogConfig: { Type: "json-file", Config: hc.LogConfig?.Config ?? {} },
+    NetworkMode: !hc.NetworkMode || hc.NetworkMode === "default" ? "bridge" : hc.NetworkMode,
+    PortBindings: hc.PortBindings ?? {},
+    RestartPolicy: { Name: hc.RestartPolicy?.Name || "no", MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
+    AutoRemove: hc.AutoRemove ?? false,
+    VolumeDriver: "",
+    VolumesFrom: null,
+    ConsoleSize: hc.ConsoleSize ?? [0, 0],
+    CapAdd: hc.CapAdd ?? null,
+    CapDrop: hc.CapDrop ?? null,
+    CgroupnsMode: "private",
+    Dns: hc.Dns ?? [],
+    DnsOptions: hc.DnsOptions ?? [],
+    DnsSearch: hc.DnsSearch ?? [],
+    ExtraHosts: hc.ExtraHosts ?? null,
+    GroupAdd: null,
+    IpcMode: "private",
+    Cgroup: "",
+    Links: null,
+    OomScoreAdj: 0,
+    PidMode: "",
+    Privileged: hc.Privileged ?? false,
+    PublishAllPorts: hc.PublishAllPorts ?? false,
+    ReadonlyRootfs: hc.ReadonlyRootfs ?? false,
+    SecurityOpt: null,
+    UTSMode: "",
+    UsernsMode: "",
+    ShmSize: hc.ShmSize || 64 * 1024 * 1024,
+    Runtime: "runc",
+    Isolation: "",
+    CpuShares: hc.CpuShares ?? 0,
+    Memory: hc.Memory ?? 0,
+    NanoCpus: hc.NanoCpus ?? 0,
+    CgroupParent: "",
+    BlkioWeight: 0,
+    BlkioWeightDevice: [],
+    BlkioDeviceReadBps: [],
+    BlkioDeviceWriteBps: [],
+    BlkioDeviceReadIOps: [],
+    BlkioDeviceWriteIOps: [],
+    CpuPeriod: hc.CpuPeriod ?? 0,
+    CpuQuota: hc.CpuQuota ?? 0,
+    CpuRealtimePeriod: 0,
+    CpuRealtimeRuntime: 0,
+    CpusetCpus: hc.CpusetCpus ?? "",
+    CpusetMems: "",
+    Devices: [],
+    DeviceCgroupRules: null,
+    DeviceRequests: null,
+    MemoryReservation: 0,
+    MemorySwap: hc.MemorySwap ?? 0,
+    MemorySwappiness: null,
+    OomKillDisable: null,
+    PidsLimit: hc.PidsLimit ?? null,
+    Ulimits: [],
+    CpuCount: 0,
+    CpuPercent: 0,
+    IOMaximumIOps: 0,
+    IOMaximumBandwidth: 0,
+    Mounts: hc.Mounts ?? undefined,
+    Tmpfs: hc.Tmpfs ?? undefined,
+    Init: hc.Init ?? null,
+    MaskedPaths: ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
+    ReadonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+  };
+  const mounts = planMounts(body, image.Volumes);
+  return { config, hostConfig, endpointsConfig: body.NetworkingConfig?.EndpointsConfig ?? {}, path: argv[0]!, args: argv.slice(1), mounts };
+}

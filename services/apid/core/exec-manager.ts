@@ -1,0 +1,189 @@
+/**
+ * `docker exec` instances: created in memory (as Docker does, they do not survive a
+ * daemon restart), started through vmm.CreateExec + StartExec, finished by the runtime's
+ * exec_exit event.
+ */
+import { z } from "zod";
+import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { call, type Backends } from "./backends.ts";
+import { ContainerError, noSuchExec } from "./container-error.ts";
+import type { ContainerManager } from "./container-manager.ts";
+import { HOST_MACHINE } from "./runtime-spec.ts";
+
+export const execCreateSchema = z.looseObject({
+  AttachStdin: z.boolean().nullish(),
+  AttachStdout: z.boolean().nullish(),
+  AttachStderr: z.boolean().nullish(),
+  DetachKeys: z.string().nullish(),
+  ConsoleSize: z.array(z.number().int()).nullish(),
+  Tty: z.boolean().nullish(),
+  Env: z.array(z.string()).nullish(),
+  Cmd: z.array(z.string()).min(1, "No exec command specified"),
+  Privileged: z.boolean().nullish(),
+  User: z.string().nullish(),
+  WorkingDir: z.string().nullish(),
+});
+
+export interface ExecRecord {
+  id: string;
+  containerId: string;
+  cmd: string[];
+  tty: boolean;
+  attachStdin: boolean;
+  attachStdout: boolean;
+  attachStderr: boolean;
+  privileged: boolean;
+  user: string;
+  env: string[];
+  workingDir: string;
+  consoleSize: [number, number];
+  detachKeys: string;
+  started: boolean;
+  running: boolean;
+  exitCode: number | null;
+  pid: number;
+  exited: Promise<number>;
+  resolveExit: (code: number) => void;
+}
+
+export class ExecManager {
+  private readonly execs = new Map<string, ExecRecord>();
+
+  constructor(
+    private readonly containers: ContainerManager,
+    private readonly backends: Backends,
+  ) {
+    containers.onExecExit = (ev) => this.onExit(ev);
+    containers.onRemoved = (id) => {
+      for (const e of this.execs.values()) if (e.containerId === id) this.execs.delete(e.id);
+    };
+  }
+
+  create(containerRef: string, raw: unknown): string {
+    const parsed = execCreateSchema.safeParse(raw ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ContainerError("invalid_argument", issue.path[0] === "Cmd" ? "No exec command specified" : `invalid exec config: ${issue.path.join(".")}: ${issue.message}`);
+    }
+    const b = parsed.data;
+    const rec = this.containers.get(containerRef);
+    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+    let resolveExit!: (code: number) => void;
+    const exited = new Promise<number>((r) => (resolveExit = r));
+    const cs = b.ConsoleSize ?? [0, 0];
+    this.execs.set(id, {
+      id,
+      containerId: rec.id,
+      cmd: b.Cmd,
+      tty: !!b.Tty,
+      attachStdin: !!b.AttachStdin,
+      attachStdout: !!b.AttachStdout,
+      attachStderr: !!b.AttachStderr,
+      privileged: !!b.Privileged,
+      user: b.User ?? "",
+      env: b.Env ?? [],
+      workingDir: b.WorkingDir ?? "",
+      consoleSize: [cs[0] ?? 0, cs[1] ?? 0],
+      detachKeys: b.DetachKeys ?? "",
+      started: false,
+      running: false,
+      exitCode: null,
+      pid: 0,
+      exited,
+      resolveExit,
+    });
+    this.containers.bus.publish("container", `exec_create: ${b.Cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
+    return id;
+  }
+
+  get(id: string): ExecRecord {
+    const e = this.execs.get(id);
+    if (!e) throw noSuchExec(id);
+    return e;
+  }
+
+  idsOf(containerId: string): string[] {
+    return [...this.execs.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
+  }
+
+  /** Starts the process; returns its stdio socket ("" when detached). */
+  async start(id: string, opts: { detach: boolean; tty?: boolean; consoleSize?: [number, number] }): Promise<string> {
+    const e = this.get(id);
+    if (e.started) throw new ContainerError("conflict", `Error: Exec command ${id} has already run`);
+    const rec = this.containers.get(e.containerId);
+    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    e.started = true;
+    e.running = true;
+    if (opts.tty !== undefined) e.tty = opts.tty;
+    const [h, w] = opts.consoleSize ?? e.consoleSize;
+    const env = [...(rec.config.Env ?? []), ...e.env];
+    if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
+    try {
+      await call(() =>
+        this.backends.machines.createExec({
+          machine: HOST_MACHINE,
+          containerId: rec.id,
+          execId: id,
+          process: { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w },
+        }),
+      );
+      const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: id, detach: opts.detach }));
+      e.pid = res.pid;
+      this.containers.bus.publish("container", `exec_start: ${e.cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
+      return res.stdioSocket;
+    } catch (err) {
+      e.running = false;
+      e.exitCode = /executable file not found|no such file/i.test((err as Error).message) ? 127 : /permission denied/i.test((err as Error).message) ? 126 : 126;
+      e.resolveExit(e.exitCode);
+      throw err;
+    }
+  }
+
+  /** Exit code once known: from the event, or asked of the runtime if the event is late. */
+  async settle(e: ExecRecord): Promise<void> {
+    if (!e.running) return;
+    const state = await call(() => this.backends.machines.execState({ machine: HOST_MACHINE, execId: e.id })).catch(() => undefined);
+    if (state?.exited) this.finish(e, state.exitCode);
+  }
+
+  private onExit(ev: RuntimeEvent): void {
+    const e = this.execs.get(ev.execId);
+    if (e) this.finish(e, ev.exitCode);
+  }
+
+  private finish(e: ExecRecord, code: number): void {
+    if (!e.running) return;
+    e.running = false;
+    e.exitCode = code;
+    e.pid = 0;
+    e.resolveExit(code);
+    const rec = this.containers.store.get(e.containerId);
+    if (rec) this.containers.bus.publish("container", "exec_die", rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: e.id, exitCode: String(code) });
+  }
+
+  async resize(id: string, height: number, width: number): Promise<void> {
+    const e = this.get(id);
+    if (!e.running) throw new ContainerError("conflict", `Exec ${id} is not running`);
+    await call(() => this.backends.machines.resizeTty({ machine: HOST_MACHINE, id: e.containerId, execId: id, height, width }));
+  }
+
+  inspect(id: string) {
+    const e = this.get(id);
+    return {
+      CanRemove: !e.running && e.started,
+      ContainerID: e.containerId,
+      DetachKeys: e.detachKeys,
+      ExitCode: e.exitCode,
+      ID: e.id,
+      OpenStderr: e.attachStderr,
+      OpenStdin: e.attachStdin,
+      OpenStdout: e.attachStdout,
+      ProcessConfig: { arguments: e.cmd.slice(1), entrypoint: e.cmd[0], privileged: e.privileged, tty: e.tty, user: e.user },
+      Running: e.running,
+      Pid: e.pid,
+    };
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Subscription to vmm's runtime Events stream (machine "host"). Opened on the first
+ * container start (or at daemon start when records say containers are alive), kept
+ * while containers may be alive, and re-opened with backoff when it breaks, followed
+ * by a reconcile so exits that happened meanwhile are not lost. Idle: no stream.
+ */
+import type { Logger } from "../../../lib/log.ts";
+import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { fromConnectError } from "../../../lib/errors.ts";
+import type { Backends } from "./backends.ts";
+import { HOST_MACHINE } from "./runtime-spec.ts";
+
+export interface MonitorHooks {
+  onEvent(ev: RuntimeEvent): void;
+  reconcile(): Promise<void>;
+  /** Whether any container may still produce events (else the stream is let go). */
+  wanted(): boolean;
+}
+
+export class RuntimeMonitor {
+  private ready?: Promise<void>;
+  private abort?: AbortController;
+  private stopped = false;
+  private failures = 0;
+  private retryTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    private readonly backends: Backends,
+    private readonly log: Logger,
+    private readonly hooks: MonitorHooks,
+  ) {}
+
+  /** Resolves once the stream's response has begun, i.e. vmm has our subscription. */
+  ensure(): Promise<void> {
+    if (!this.ready) {
+      this.ready = this.open();
+      this.ready.catch(() => (this.ready = undefined));
+    }
+    return this.ready;
+  }
+
+  private open(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const abort = new AbortController();
+      this.abort = abort;
+      let opened = false;
+      const stream = this.backends.machines.events({ machine: HOST_MACHINE }, { signal: abort.signal, onHeader: () => ((opened = true), resolve()) });
+      void (async () => {
+        try {
+          for await (const res of stream) {
+            this.failures = 0;
+            if (res.event) this.hooks.onEvent(res.event);
+          }
+        } catch (err) {
+          if (!opened) return reject(fromConnectError(err));
+          if (!abort.signal.aborted) this.log.warn("runtime events stream broke", { error: err });
+        }
+        if (!opened) return reject(new Error("runtime events stream closed before it opened"));
+        if (this.abort === abort) {
+          this.ready = undefined;
+          this.abort = undefined;
+        }
+        if (!this.stopped && !abort.signal.aborted) this.scheduleReconnect();
+      })();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (!this.hooks.wanted() || this.retryTimer) return;
+    const delay = Math.min(50 * 2 ** this.failures++, 5_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.ensure()
+        .then(() => this.hooks.reconcile())
+        .catch((err) => {
+          this.log.warn("runtime events reconnect failed", { error: err });
+          this.scheduleReconnect();
+        });
+    }, delay);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.abort?.abort();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Translates a container record into vmm's CreateContainer request (the runtime
+ * contract): process, rootfs, mounts, resources and network namespace.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { CreateContainerRequestSchema, ProcessSpecSchema } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { ContainerRecord, MountPoint, NetworkInfo } from "./container-record.ts";
+
+export const HOST_MACHINE = "host";
+
+type CreateRequest = MessageInitShape<typeof CreateContainerRequestSchema>;
+type ProcessInit = MessageInitShape<typeof ProcessSpecSchema>;
+
+export function processSpec(rec: ContainerRecord): ProcessInit {
+  const c = rec.config;
+  const h = rec.hostConfig;
+  const [height, width] = (h.ConsoleSize as number[] | undefined) ?? [0, 0];
+  return {
+    args: [rec.path, ...rec.args],
+    env: withDefaults(c.Env ?? [], rec, c.Tty),
+    cwd: c.WorkingDir || "/",
+    user: c.User ?? "",
+    tty: !!c.Tty,
+    openStdin: !!c.OpenStdin,
+    stdinOnce: !!c.StdinOnce,
+    capAdd: h.CapAdd ?? [],
+    capDrop: h.CapDrop ?? [],
+    privileged: !!h.Privileged,
+    ttyHeight: height ?? 0,
+    ttyWidth: width ?? 0,
+  };
+}
+
+/** Docker always sets PATH and HOSTNAME (and TERM with a TTY) unless the image did. */
+function withDefaults(env: string[], rec: ContainerRecord, tty: boolean): string[] {
+  const has = (k: string) => env.some((e) => e.startsWith(`${k}=`));
+  const out = [...env];
+  if (!has("PATH")) out.unshift("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!has("HOSTNAME")) out.unshift(`HOSTNAME=${hostnameOf(rec)}`);
+  if (tty && !has("TERM")) out.push("TERM=xterm");
+  return out;
+}
+
+export function hostnameOf(rec: ContainerRecord): string {
+  return rec.config.Hostname || rec.id.slice(0, 12);
+}
+
+function runtimeMount(m: MountPoint) {
+  if (m.Type === "tmpfs") return { destination: m.Destination, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", ...(m.RW ? [] : ["ro"]), ...(m.options ?? [])] };
+  const propagation = m.Propagation || "rprivate";
+  return { destination: m.Destination, type: "bind", source: m.Source, options: ["rbind", m.RW ? "rw" : "ro", propagation] };
+}
+
+export function createRequest(rec: ContainerRecord, net: NetworkInfo): CreateRequest {
+  const h = rec.hostConfig;
+  const mounts = rec.mounts.map(runtimeMount);
+  if (!rec.mounts.some((m) => m.Destination === "/dev/shm")) mounts.push({ destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${h.ShmSize || 67108864}`] });
+  return {
+    machine: HOST_MACHINE,
+    id: rec.id,
+    rootfs: { lowerDirs: rec.rootfs.lowerDirs, upperDir: rec.rootfs.upperDir, workDir: rec.rootfs.workDir, readonly: !!h.ReadonlyRootfs },
+    process: processSpec(rec),
+    hostname: net.hostNetwork ? "" : hostnameOf(rec),
+    domainname: rec.config.Domainname ?? "",
+    mounts,
+    resources: {
+      memoryBytes: BigInt(h.Memory ?? 0),
+      memorySwapBytes: BigInt(h.MemorySwap ?? 0),
+      nanoCpus: BigInt(h.NanoCpus ?? 0),
+      cpuShares: BigInt(h.CpuShares ?? 0),
+      cpuQuota: BigInt(h.CpuQuota ?? 0),
+      cpuPeriod: BigInt(h.CpuPeriod ?? 0),
+      cpusetCpus: h.CpusetCpus ?? "",
+      pidsLimit: BigInt(h.PidsLimit ?? 0),
+    },
+    netnsPath: net.netnsPath,
+    hostNetwork: net.hostNetwork,
+    hostsPath: net.hostsPath,
+    resolvConfPath: net.resolvConfPath,
+    hostnamePath: net.hostnamePath,
+    init: !!h.Init,
+    stopSignal: rec.config.StopSignal ?? "SIGTERM",
+    logPath: rec.logPath,
+    annotations: { "org.arcbox.container.name": rec.name.slice(1) },
+    joinNetnsOf: String(h.NetworkMode ?? "").startsWith("container:") ? String(h.NetworkMode) : "",
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * `POST /containers/{id}/attach`: hijacked (Upgrade: tcp) or as a streamed response.
+ * Replays the log first with `logs=1`, then joins the container's stdio now if it runs,
+ * or when it starts (docker run attaches before it starts the container).
+ */
+import type { Duplex } from "node:stream";
+import type { ContainerManager } from "../../core/container-manager.ts";
+import type { ContainerRecord } from "../../core/container-record.ts";
+import type { HijackContext } from "../hijack.ts";
+import { LogReader } from "./log-reader.ts";
+import { responseDuplex } from "./response-duplex.ts";
+import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { readUpgradeBody } from "./upgrade-body.ts";
+
+const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
+
+interface AttachOptions {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  logs: boolean;
+  stream: boolean;
+  detachKeys?: Uint8Array;
+}
+
+function options(rec: ContainerRecord, q: URLSearchParams): AttachOptions {
+  return {
+    stdin: flag(q, "stdin") && !!rec.config.OpenStdin,
+    stdout: flag(q, "stdout"),
+    stderr: flag(q, "stderr"),
+    logs: flag(q, "logs"),
+    stream: flag(q, "stream"),
+    detachKeys: parseDetachKeys(q.get("detachKeys")),
+  };
+}
+
+async function writeAll(client: Duplex, stream: ReadableStream<Uint8Array>): Promise<void> {
+  for await (const chunk of stream) if (!client.write(chunk)) await new Promise((r) => client.once("drain", r));
+}
+
+/** Runs an attach session on `client`; ends the client when output ends. */
+async function runAttach(containers: ContainerManager, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
+  const tty = !!rec.config.Tty;
+  if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty }).stream(undefined));
+  if (!opts.stream) {
+    client.end();
+    return;
+  }
+  containers.whenStdio(rec, async (socketPath) => {
+    if (!socketPath) return void client.end();
+    const stdio = await connectStdio(socketPath);
+    void splice(client, stdio, { ...opts, tty, head }).then((why) => {
+      if (why === "eof" || why === "detached") client.end();
+      stdio.destroy();
+    });
+  });
+}
+
+export function hijackAttach(containers: ContainerManager) {
+  return async (ctx: HijackContext) => {
+    const rec = containers.get(ctx.params.id!);
+    const opts = options(rec, ctx.query);
+    const { rest } = await readUpgradeBody(ctx);
+    ctx.socket.write(upgradeHeaders(!!rec.config.Tty));
+    containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
+    ctx.socket.resume();
+    await runAttach(containers, rec, ctx.socket, opts, rest);
+  };
+}
+
+/** The non-upgraded variant: output only, as the response body. */
+export function streamedAttach(containers: ContainerManager, id: string, q: URLSearchParams): Response {
+  const rec = containers.get(id);
+  const opts = { ...options(rec, q), stdin: false };
+  const { duplex, body } = responseDuplex();
+  containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
+  void runAttach(containers, rec, duplex, opts).catch(() => duplex.destroy());
+  const type = rec.config.Tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+  return new Response(body, { headers: { "Content-Type": type } });
+}

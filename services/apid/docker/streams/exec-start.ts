@@ -1,0 +1,66 @@
+/**
+ * `POST /exec/{id}/start`: hijacked (docker exec) or plain (Detach, or clients that do
+ * not upgrade). The connection ends once the process has exited and its output is
+ * drained, and only after the exit code is known, so the client's follow-up inspect
+ * sees it.
+ */
+import type { Duplex } from "node:stream";
+import { ContainerError } from "../../core/container-error.ts";
+import type { ExecManager, ExecRecord } from "../../core/exec-manager.ts";
+import type { HijackContext } from "../hijack.ts";
+import { responseDuplex } from "./response-duplex.ts";
+import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { readUpgradeBody } from "./upgrade-body.ts";
+
+interface StartBody {
+  Detach?: boolean;
+  Tty?: boolean;
+  ConsoleSize?: [number, number] | null;
+}
+
+export function parseStartBody(text: string): StartBody {
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text) as StartBody;
+  } catch (err) {
+    throw new ContainerError("invalid_argument", `invalid exec start body: ${(err as Error).message}`);
+  }
+}
+
+async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPath: string, head?: Buffer): Promise<void> {
+  const stdio = await connectStdio(socketPath);
+  const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys || undefined) });
+  stdio.destroy();
+  if (why === "eof") {
+    await execs.settle(e);
+    await e.exited;
+  }
+  client.end();
+}
+
+export function hijackExecStart(execs: ExecManager) {
+  return async (ctx: HijackContext) => {
+    const e = execs.get(ctx.params.id!);
+    const { body, rest } = await readUpgradeBody(ctx);
+    const b = parseStartBody(body.toString("utf8"));
+    const socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
+    if (b.Detach) {
+      ctx.socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    ctx.socket.write(upgradeHeaders(e.tty));
+    ctx.socket.resume();
+    await pump(execs, e, ctx.socket, socketPath, rest);
+  };
+}
+
+export async function plainExecStart(execs: ExecManager, id: string, bodyText: string): Promise<Response> {
+  const e = execs.get(id);
+  const b = parseStartBody(bodyText);
+  const socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
+  if (b.Detach) return new Response(null, { status: 200 });
+  const { duplex, body } = responseDuplex();
+  e.attachStdin = false;
+  void pump(execs, e, duplex, socketPath).catch(() => duplex.destroy());
+  return new Response(body, { headers: { "Content-Type": e.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
+}

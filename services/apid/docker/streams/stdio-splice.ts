@@ -1,0 +1,110 @@
+/**
+ * Joins a client connection (hijacked HTTP socket or streamed response) with the
+ * runtime's stdio socket for a container or exec. The stdio socket already speaks
+ * Docker's framing (raw with a TTY, multiplexed without), so output is passed through
+ * as is; client bytes become stdin, and the client's half-close closes stdin.
+ */
+import { connect, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { FrameFilter } from "./stream-frames.ts";
+
+export function connectStdio(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+export interface SpliceOptions {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+  /** Bytes the client sent after its request headers. */
+  head?: Buffer;
+  /** Key sequence that detaches without closing stdin (Docker default ctrl-p,ctrl-q). */
+  detachKeys?: Uint8Array;
+}
+
+/** Parses Docker's detach key spec ("ctrl-p,ctrl-q", "a,b"). Empty string disables. */
+export function parseDetachKeys(spec: string | null | undefined): Uint8Array | undefined {
+  if (spec === "") return undefined;
+  const parts = (spec ?? "ctrl-p,ctrl-q").split(",");
+  const out: number[] = [];
+  for (const p of parts) {
+    const ctrl = /^ctrl-(.)$/i.exec(p);
+    if (ctrl) {
+      const c = ctrl[1]!.toLowerCase();
+      const code = c >= "a" && c <= "z" ? c.charCodeAt(0) - 96 : { "@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, _: 31 }[c];
+      if (code === undefined) return undefined;
+      out.push(code);
+    } else if (p.length === 1) out.push(p.charCodeAt(0));
+    else return undefined;
+  }
+  return Uint8Array.from(out);
+}
+
+/**
+ * Pipes client <-> stdio until the output ends (process exited) or the client goes.
+ * Resolves with why it ended.
+ */
+export function splice(client: Duplex, stdio: Socket, opts: SpliceOptions): Promise<"eof" | "client-closed" | "detached"> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (why: "eof" | "client-closed" | "detached") => {
+      if (settled) return;
+      settled = true;
+      client.off("data", onClientData);
+      resolve(why);
+    };
+    const filter = !opts.tty && (!opts.stdout || !opts.stderr) ? new FrameFilter((s) => (s === 1 ? opts.stdout : s === 2 ? opts.stderr : false)) : undefined;
+    stdio.on("data", (chunk: Buffer) => {
+      if (!opts.stdout && !opts.stderr) return;
+      const parts = filter ? filter.push(chunk) : [chunk];
+      for (const p of parts) if (!client.write(p)) stdio.pause(), client.once("drain", () => stdio.resume());
+    });
+    stdio.once("end", () => finish("eof"));
+    stdio.once("close", () => finish("eof"));
+    stdio.on("error", () => finish("eof"));
+
+    const keys = opts.detachKeys;
+    let matched = 0;
+    const onClientData = (chunk: Buffer) => {
+      if (!opts.stdin) return;
+      if (keys && opts.tty) {
+        for (let i = 0; i < chunk.length; i++) {
+          if (chunk[i] === keys[matched]) {
+            if (++matched === keys.length) {
+              const before = chunk.subarray(0, i + 1 - keys.length);
+              if (before.length > 0) stdio.write(before);
+              stdio.destroy();
+              return finish("detached");
+            }
+          } else matched = chunk[i] === keys[0] ? 1 : 0;
+        }
+      }
+      if (!stdio.write(chunk)) client.pause(), stdio.once("drain", () => client.resume());
+    };
+    if (opts.head?.length) onClientData(opts.head);
+    client.on("data", onClientData);
+    client.once("end", () => {
+      // Half-close: the client finished sending stdin; output continues.
+      if (opts.stdin) stdio.end();
+      else if (!opts.stdout && !opts.stderr) finish("client-closed");
+    });
+    client.once("close", () => {
+      if (!settled) stdio.destroy();
+      finish("client-closed");
+    });
+    client.on("error", () => finish("client-closed"));
+  });
+}
+
+export function upgradeHeaders(tty: boolean): string {
+  const type = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+  return `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
+}
