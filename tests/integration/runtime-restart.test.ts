@@ -1,0 +1,134 @@
+/**
+ * Containers outlive vmm and the supervisor: the guest agent runs detached, a new vmm
+ * reconnects to it, and runtime events of a container started before the restart
+ * still arrive afterwards.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { RuntimeEvent } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { arcboxHome } from "../../lib/home.ts";
+import { ServiceClients } from "../../lib/service/clients.ts";
+import { TestDaemon } from "../helpers/daemon.ts";
+import { buildBusyboxRootfs } from "../helpers/test-images.ts";
+
+const daemon = new TestDaemon("arcbox-runtime-restart-");
+const base = mkdtempSync("/tmp/arcbox-runtime-restart-fs-");
+let clients: ServiceClients;
+const ids: string[] = [];
+
+/** Pids of guest agents serving this test's home. */
+function agentPids(): number[] {
+  const out = Bun.spawnSync(["pgrep", "-f", "--", `--home ${daemon.home}$`]).stdout.toString();
+  return out.split("\n").filter(Boolean).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("guest");
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+/**
+ * Opens an Events stream and resolves the first event matching `pred`. `live` resolves
+ * once the stream provably delivers: probe execs run in `containerId` until one's
+ * exec_exit arrives on it (the stream may register after the first probe ends).
+ */
+function nextEvent(containerId: string, pred: (e: RuntimeEvent) => boolean) {
+  const ac = new AbortController();
+  const probes = new Set<string>();
+  let isLive = false;
+  const event = (async () => {
+    for await (const r of clients.machines.events({ machine: "host" }, { signal: ac.signal })) {
+      if (r.event!.type === "exec_exit" && probes.has(r.event!.execId)) isLive = true;
+      if (pred(r.event!)) return r.event!;
+    }
+    throw new Error("event stream ended");
+  })();
+  const live = (async () => {
+    for (let i = 0; !isLive; i++) {
+      if (i === 100) throw new Error("the event stream never delivered a probe");
+      const execId = `${containerId}-probe${i}`;
+      probes.add(execId);
+      await clients.machines.createExec({ machine: "host", containerId, execId, process: { args: ["true"] } });
+      await clients.machines.startExec({ machine: "host", containerId, execId, detach: true });
+      for (let j = 0; j < 10 && !isLive; j++) await Bun.sleep(20);
+    }
+  })();
+  return { event, live, cancel: () => ac.abort() };
+}
+
+async function startSleeper(id: string) {
+  const dir = join(base, id);
+  for (const d of ["upper", "work"]) mkdirSync(join(dir, d), { recursive: true });
+  ids.push(id);
+  await clients.machines.createContainer({
+    machine: "host", id, init: true,
+    rootfs: { lowerDirs: [join(base, "lower")], upperDir: join(dir, "upper"), workDir: join(dir, "work") },
+    process: { args: ["sleep", "1000"] },
+  });
+  return clients.machines.startContainer({ machine: "host", id });
+}
+
+beforeAll(async () => {
+  buildBusyboxRootfs(join(base, "lower"));
+  await daemon.start();
+  clients = new ServiceClients(arcboxHome(daemon.home));
+}, 60_000);
+
+afterAll(async () => {
+  for (const id of ids) await clients.machines.deleteContainer({ machine: "host", id, force: true }).catch(() => {});
+  await daemon.dispose();
+  rmSync(base, { recursive: true, force: true });
+}, 60_000);
+
+test("a container keeps running when vmm is killed with SIGKILL; events still arrive", async () => {
+  const started = await startSleeper("survivor1");
+  const vmmPid = (await clients.health("vmm").check({})).pid;
+  const agents = agentPids();
+  expect(agents).toHaveLength(1);
+
+  process.kill(vmmPid, "SIGKILL");
+  // The supervisor restarts vmm, which reconnects to the running agent.
+  const newPid = await until("vmm restart", async () => {
+    const pid = (await clients.health("vmm").check({})).pid;
+    return pid !== vmmPid ? pid : undefined;
+  });
+  expect(newPid).not.toBe(vmmPid);
+  expect(agentPids()).toEqual(agents);
+  const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor1"] })).containers[0]!;
+  expect(s).toMatchObject({ status: "running", pid: started.pid });
+  expect(() => process.kill(started.pid, 0)).not.toThrow();
+
+  const exit = nextEvent("survivor1", (e) => e.type === "exit" && e.containerId === "survivor1");
+  await exit.live;
+  await clients.machines.killContainer({ machine: "host", id: "survivor1", signal: "SIGTERM" });
+  expect((await exit.event).exitCode).toBe(143);
+  exit.cancel();
+}, 90_000);
+
+test("a container keeps running across a full daemon restart", async () => {
+  const started = await startSleeper("survivor2");
+  const agents = agentPids();
+  await daemon.stop();
+  expect(() => process.kill(started.pid, 0)).not.toThrow();
+  await daemon.start();
+  const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor2"] })).containers[0]!;
+  expect(s).toMatchObject({ status: "running", pid: started.pid });
+  expect(agentPids()).toEqual(agents);
+  const exit = nextEvent("survivor2", (e) => e.type === "exit" && e.containerId === "survivor2");
+  await exit.live;
+  await clients.machines.killContainer({ machine: "host", id: "survivor2", signal: "SIGKILL" });
+  expect((await exit.event).exitCode).toBe(137);
+  exit.cancel();
+}, 90_000);
