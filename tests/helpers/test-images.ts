@@ -2,7 +2,7 @@
  * Builds test images from Debian's busybox-static (no Docker Hub here) and pushes
  * them to a test registry over the OCI distribution API.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestRegistry } from "./registry.ts";
@@ -45,7 +45,11 @@ export interface ImageSpec {
   architecture?: string;
   /** "docker" (schema 2) or "oci" manifest and layer media types. */
   format?: "docker" | "oci";
-  compression?: "gzip" | "none";
+  compression?: "gzip" | "none" | "zstd";
+  /** RFC 3339 creation time of the image (default 2026-01-01). */
+  created?: string;
+  /** Extra history entries without layers (e.g. ENV steps), appended after the layers. */
+  emptyHistory?: string[];
 }
 
 export interface PushedImage {
@@ -82,20 +86,34 @@ export async function pushManifest(reg: TestRegistry, repo: string, tag: string,
 /** Pushes `repo:tag` built from `spec`; returns the manifest digest and reference. */
 export async function pushImage(reg: TestRegistry, repo: string, tag: string, spec: ImageSpec): Promise<PushedImage> {
   const oci = spec.format === "oci";
-  const gzip = (spec.compression ?? "gzip") === "gzip";
-  const layerType = oci ? (gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar") : gzip ? "application/vnd.docker.image.rootfs.diff.tar.gzip" : "application/vnd.docker.image.rootfs.diff.tar";
+  const compression = spec.compression ?? "gzip";
+  const gzip = compression === "gzip";
+  if (compression === "zstd" && !oci) throw new Error("zstd layers need the OCI format");
+  const layerType =
+    compression === "zstd"
+      ? "application/vnd.oci.image.layer.v1.tar+zstd"
+      : oci
+        ? gzip
+          ? "application/vnd.oci.image.layer.v1.tar+gzip"
+          : "application/vnd.oci.image.layer.v1.tar"
+        : gzip
+          ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
+          : "application/vnd.docker.image.rootfs.diff.tar";
   const layers = [];
   for (const tar of spec.layers) {
-    const blob = gzip ? Bun.gzipSync(tar as Uint8Array<ArrayBuffer>) : tar;
+    const blob = compression === "zstd" ? Bun.zstdCompressSync(tar as Uint8Array<ArrayBuffer>) : gzip ? Bun.gzipSync(tar as Uint8Array<ArrayBuffer>) : tar;
     layers.push({ mediaType: layerType, size: blob.length, digest: await pushBlob(reg, repo, blob) });
   }
   const config = {
     architecture: spec.architecture ?? "amd64",
     os: "linux",
-    created: "2026-01-01T00:00:00Z",
+    created: spec.created ?? "2026-01-01T00:00:00Z",
     config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"], ...spec.config },
     rootfs: { type: "layers", diff_ids: spec.layers.map((l) => sha256(l)) },
-    history: spec.layers.map((_, i) => ({ created: "2026-01-01T00:00:00Z", created_by: `arcbox-test layer ${i}` })),
+    history: [
+      ...spec.layers.map((_, i) => ({ created: spec.created ?? "2026-01-01T00:00:00Z", created_by: `arcbox-test layer ${i}` })),
+      ...(spec.emptyHistory ?? []).map((step) => ({ created: spec.created ?? "2026-01-01T00:00:00Z", created_by: step, empty_layer: true })),
+    ],
   };
   const configBytes = new TextEncoder().encode(JSON.stringify(config));
   const configDigest = await pushBlob(reg, repo, configBytes);
@@ -118,6 +136,34 @@ export async function pushBusybox(reg: TestRegistry, repo = "busybox", tag = "la
   try {
     buildBusyboxRootfs(dir);
     return await pushImage(reg, repo, tag, { layers: [tarDirectory(dir)], ...spec });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export type FileSpec = string | { symlink: string } | { dir: true; mode?: number } | { content: string; mode?: number; uid?: number; gid?: number };
+
+/** An uncompressed layer tar holding exactly `files` (path -> content or kind), built with GNU tar. */
+export function tarFiles(files: Record<string, FileSpec>): Uint8Array {
+  const dir = mkdtempSync(join(tmpdir(), "arcbox-layer-"));
+  try {
+    for (const [path, spec] of Object.entries(files)) {
+      const abs = join(dir, path);
+      mkdirSync(join(abs, ".."), { recursive: true });
+      if (typeof spec === "string") writeFileSync(abs, spec);
+      else if ("symlink" in spec) symlinkSync(spec.symlink, abs);
+      else if ("dir" in spec) {
+        mkdirSync(abs, { recursive: true });
+        if (spec.mode !== undefined) chmodSync(abs, spec.mode);
+      } else {
+        writeFileSync(abs, spec.content);
+        if (spec.mode !== undefined) chmodSync(abs, spec.mode);
+        if (spec.uid !== undefined) chownSync(abs, spec.uid, spec.gid ?? spec.uid);
+      }
+    }
+    const p = Bun.spawnSync(["tar", "--numeric-owner", "--sort=name", "--mtime=@1700000000", "--xattrs", "-C", dir, "-cf", "-", "."]);
+    if (p.exitCode !== 0) throw new Error(`tar failed: ${p.stderr}`);
+    return p.stdout;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
