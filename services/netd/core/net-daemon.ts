@@ -70,10 +70,15 @@ export class NetDaemon {
     return this.state.exclusive(() => this.attacher.detach(containerId));
   }
   connect(containerId: string, containerName: string, ep: PendingEndpoint): Promise<EndpointRecord | undefined> {
-    return this.state.exclusive(() => this.attacher.connect(containerId, containerName, ep));
+    return this.state.exclusive(() => this.attacher.connect(this.resolve(containerId), containerName, ep));
   }
   disconnect(containerId: string, network: string, force: boolean): Promise<void> {
-    return this.state.exclusive(() => this.attacher.disconnect(containerId, network, force));
+    return this.state.exclusive(() => this.attacher.disconnect(this.resolve(containerId), network, force));
+  }
+
+  /** An attached container may be named by name or ID prefix too. */
+  private resolve(ref: string): string {
+    return this.state.findAttachment(ref)?.containerId ?? ref;
   }
 
   debugState() {

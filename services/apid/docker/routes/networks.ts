@@ -1,9 +1,125 @@
-/** Docker API: /networks endpoints. */
+/** Docker API: /networks endpoints, served by netd. */
 import { Hono } from "hono";
+import { z } from "zod";
+import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import { boolFilter, labelMatches, parseFilters, untilUnix } from "../networks/docker-filters.ts";
+import { networkJson } from "../networks/network-json.ts";
+import { jsonBody as body } from "../networks/json-body.ts";
+
+const IpamConfigSchema = z.object({
+  Subnet: z.string().optional(),
+  IPRange: z.string().optional(),
+  Gateway: z.string().optional(),
+  AuxiliaryAddresses: z.record(z.string(), z.string()).nullish(),
+}).loose();
+
+const CreateSchema = z.object({
+  Name: z.string().min(1, "network name is required"),
+  Driver: z.string().optional(),
+  Internal: z.boolean().optional(),
+  Attachable: z.boolean().optional(),
+  Ingress: z.boolean().optional(),
+  EnableIPv6: z.boolean().nullish(),
+  IPAM: z.object({ Driver: z.string().optional(), Config: z.array(IpamConfigSchema).nullish(), Options: z.record(z.string(), z.string()).nullish() }).loose().nullish(),
+  Options: z.record(z.string(), z.string()).nullish(),
+  Labels: z.record(z.string(), z.string()).nullish(),
+}).loose();
+
+const ConnectSchema = z.object({
+  Container: z.string().min(1, "container is required"),
+  EndpointConfig: z.object({
+    IPAMConfig: z.object({ IPv4Address: z.string().optional() }).loose().nullish(),
+    Aliases: z.array(z.string()).nullish(),
+    MacAddress: z.string().optional(),
+  }).loose().nullish(),
+}).loose();
+
+const DisconnectSchema = z.object({ Container: z.string().min(1, "container is required"), Force: z.boolean().optional() }).loose();
 
 export function networksRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
+  const netd = () => deps.clients.networks;
+  /** Container name or ID prefix -> full ID, when apid knows the container. */
+  const containerId = (ref: string) => deps.findContainer?.(ref) ?? { id: ref, name: "" };
+
+  app.get("/networks", async (c) => {
+    const f = parseFilters(c.req.query("filters"), ["dangling", "driver", "id", "label", "name", "scope", "type"]);
+    const dangling = boolFilter(f, "dangling");
+    for (const t of f.get("type") ?? []) if (t !== "custom" && t !== "builtin") throw new ArcboxError("invalid_argument", `invalid filter: 'type'='${t}'`);
+    const any = (key: string, pred: (v: string) => boolean) => !f.get(key)?.length || f.get(key)!.some(pred);
+    const builtin = (name: string) => name === "bridge" || name === "host" || name === "none";
+    const { networks } = await netd().list({});
+    const out = networks
+      .filter((n) =>
+        any("driver", (v) => n.driver === v) &&
+        any("id", (v) => n.id.startsWith(v)) &&
+        any("name", (v) => n.name.includes(v)) &&
+        any("scope", (v) => v === "local") &&
+        any("type", (v) => (v === "builtin") === builtin(n.name)) &&
+        (f.get("label") ?? []).every((v) => labelMatches(n.labels, v)) &&
+        (dangling === undefined || dangling === (n.containers.length === 0 && !builtin(n.name))),
+      )
+      .map((n) => networkJson(n, false));
+    return c.json(out);
+  });
+
+  app.get("/networks/:id", async (c) => {
+    const { network } = await netd().inspect({ network: c.req.param("id") });
+    return c.json(networkJson(network!, true));
+  });
+
+  app.post("/networks/create", async (c) => {
+    const b = await body(c.req.raw, CreateSchema);
+    if (b.Ingress) throw new ArcboxError("permission_denied", "ingress networks require swarm mode");
+    const res = await netd().create({
+      name: b.Name,
+      driver: b.Driver ?? "",
+      internal: b.Internal ?? false,
+      attachable: b.Attachable ?? false,
+      enableIpv6: b.EnableIPv6 ?? false,
+      ipamDriver: b.IPAM?.Driver ?? "",
+      ipam: (b.IPAM?.Config ?? []).map((p) => ({ subnet: p.Subnet ?? "", gateway: p.Gateway ?? "", ipRange: p.IPRange ?? "", auxAddresses: p.AuxiliaryAddresses ?? {} })),
+      options: b.Options ?? {},
+      labels: b.Labels ?? {},
+      ipamOptions: b.IPAM?.Options ?? {},
+    });
+    return c.json({ Id: res.id, Warning: res.warning }, 201);
+  });
+
+  app.delete("/networks/:id", async (c) => {
+    await netd().remove({ network: c.req.param("id") });
+    return c.body(null, 204);
+  });
+
+  app.post("/networks/prune", async (c) => {
+    const f = parseFilters(c.req.query("filters"), ["until", "label", "label!"]);
+    const res = await netd().prune({ labels: f.get("label") ?? [], notLabels: f.get("label!") ?? [], untilUnix: BigInt(untilUnix(f)) });
+    return c.json({ NetworksDeleted: res.deleted });
+  });
+
+  app.post("/networks/:id/connect", async (c) => {
+    const b = await body(c.req.raw, ConnectSchema);
+    const ctr = containerId(b.Container);
+    await netd().connect({
+      containerId: ctr.id,
+      containerName: ctr.name,
+      endpoint: {
+        network: c.req.param("id"),
+        aliases: b.EndpointConfig?.Aliases ?? [],
+        ipv4Address: b.EndpointConfig?.IPAMConfig?.IPv4Address ?? "",
+        macAddress: b.EndpointConfig?.MacAddress ?? "",
+      },
+    });
+    return c.body(null, 200);
+  });
+
+  app.post("/networks/:id/disconnect", async (c) => {
+    const b = await body(c.req.raw, DisconnectSchema);
+    await netd().disconnect({ containerId: containerId(b.Container).id, network: c.req.param("id"), force: b.Force ?? false });
+    return c.body(null, 200);
+  });
+
   return app;
 }
