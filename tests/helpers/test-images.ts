@@ -168,3 +168,75 @@ export function tarFiles(files: Record<string, FileSpec>): Uint8Array {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+export interface RawTarEntry {
+  name: string;
+  /** "0" file, "1" hard link, "2" symlink, "3" char dev, "4" block dev, "5" dir, "6" fifo. */
+  type?: string;
+  data?: string | Uint8Array;
+  linkname?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  devmajor?: number;
+  devminor?: number;
+  /** PAX records written in an extended header before the entry (e.g. SCHILY.xattr.user.x). */
+  pax?: Record<string, string>;
+}
+
+function tarHeader(e: { name: string; type: string; size: number; linkname?: string; mode: number; uid: number; gid: number; mtime: number; devmajor?: number; devminor?: number }): Uint8Array {
+  const h = new Uint8Array(512);
+  const enc = new TextEncoder();
+  const put = (off: number, len: number, s: string) => h.set(enc.encode(s).subarray(0, len), off);
+  const oct = (off: number, len: number, n: number) => put(off, len, `${n.toString(8).padStart(len - 1, "0")}\0`);
+  put(0, 100, e.name);
+  oct(100, 8, e.mode);
+  oct(108, 8, e.uid);
+  oct(116, 8, e.gid);
+  oct(124, 12, e.size);
+  oct(136, 12, e.mtime);
+  put(148, 8, "        ");
+  put(156, 1, e.type);
+  put(157, 100, e.linkname ?? "");
+  put(257, 6, "ustar\0");
+  put(263, 2, "00");
+  oct(329, 8, e.devmajor ?? 0);
+  oct(337, 8, e.devminor ?? 0);
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
+  return h;
+}
+
+/** A hand-made tar (for entries GNU tar will not write: escapes, whiteouts of anything, devices). */
+export function rawTar(entries: RawTarEntry[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const enc = new TextEncoder();
+  const pad = (n: number) => new Uint8Array((512 - (n % 512)) % 512);
+  for (const e of entries) {
+    if (e.pax) {
+      let body = "";
+      for (const [k, v] of Object.entries(e.pax)) {
+        const rec = ` ${k}=${v}\n`;
+        let len = rec.length + 1;
+        while (`${len}${rec}`.length !== len) len++;
+        body += `${len}${rec}`;
+      }
+      const data = enc.encode(body);
+      parts.push(tarHeader({ name: "PaxHeader", type: "x", size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: 0 }), data, pad(data.length));
+    }
+    const data = typeof e.data === "string" ? enc.encode(e.data) : (e.data ?? new Uint8Array());
+    const type = e.type ?? "0";
+    parts.push(tarHeader({ name: e.name, type, size: type === "0" ? data.length : 0, linkname: e.linkname, mode: e.mode ?? (type === "5" ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime ?? 1_700_000_000, devmajor: e.devmajor, devminor: e.devminor }));
+    if (type === "0") parts.push(data, pad(data.length));
+  }
+  parts.push(new Uint8Array(1024));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}

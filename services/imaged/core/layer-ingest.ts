@@ -77,7 +77,7 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
       result = await extraction;
     } catch (err) {
       if (err instanceof ImageError) throw err;
-      throw new ImageError("invalid_argument", `layer ${o.digest}: failed to unpack (corrupt ${o.compression} stream?): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new ImageError("invalid_argument", `layer ${o.digest}: failed to unpack${o.compression === "none" ? "" : ` (corrupt ${o.compression} stream?)`}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     if (closeErr) throw new ImageError("invalid_argument", `layer ${o.digest}: corrupt ${o.compression} stream: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`);
     blob?.commit(o.digest);
