@@ -14,8 +14,6 @@ export interface DockerApiDeps {
   engineId: string;
   /** Counts of containers by state, from apid's container records. */
   containerCounts(): { total: number; running: number; paused: number; stopped: number };
-  /** Resolves a container name/ID prefix (network connect/disconnect); optional until wired. */
-  findContainer?(ref: string): { id: string; name: string } | undefined;
   /** Container records and orchestration. */
   containers: ContainerManager;
   execs: ExecManager;

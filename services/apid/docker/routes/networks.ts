@@ -41,8 +41,11 @@ const DisconnectSchema = z.object({ Container: z.string().min(1, "container is r
 export function networksRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
   const netd = () => deps.clients.networks;
-  /** Container name or ID prefix -> full ID, when apid knows the container. */
-  const containerId = (ref: string) => deps.findContainer?.(ref) ?? { id: ref, name: "" };
+  /** Container name or ID prefix -> full ID (404 for an unknown container). */
+  const containerId = (ref: string) => {
+    const rec = deps.containers.get(ref);
+    return { id: rec.id, name: rec.name.replace(/^\//, "") };
+  };
 
   app.get("/networks", async (c) => {
     const f = parseFilters(c.req.query("filters"), ["dangling", "driver", "id", "label", "name", "scope", "type"]);
