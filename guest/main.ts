@@ -31,6 +31,7 @@ if (!tryLockExclusive(lockFd)) {
 }
 
 const agent = new Agent(layout, log);
+await agent.containers.reconcile();
 let server: AgentServer;
 let stopping = false;
 async function stop(reason: string): Promise<void> {

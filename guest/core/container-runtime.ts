@@ -205,6 +205,24 @@ export class ContainerRuntime {
     }
   }
 
+  /**
+   * After an agent restart: drops creates that never finished and records an exit for a
+   * container whose process and shim are gone without one (a killed shim), so no
+   * container stays "running" forever.
+   */
+  async reconcile(): Promise<void> {
+    for (const r of [...this.records.containers.values()]) {
+      if (!r.pid) {
+        this.log.warn("removing a container whose create never finished", { id: r.id });
+        await this.destroy(r.id, true).catch((err) => this.log.error("cleanup", { id: r.id, error: err }));
+        continue;
+      }
+      if (this.records.containerExit(r.id) || isAlive(r.pid)) continue;
+      this.log.warn("container process is gone without an exit status (shim killed?)", { id: r.id });
+      writeFileSync(join(this.layout.containerDir(r.id), "exit"), JSON.stringify({ exitCode: 255, finishedAtUnixNano: Number(nowUnixNano()), oomKilled: false }));
+    }
+  }
+
   /** A shim reported that the container's init exited. */
   async onExit(id: string): Promise<void> {
     const r = this.records.containers.get(id);
@@ -220,6 +238,15 @@ export class ContainerRuntime {
   onExitNotification(id: string): Promise<void> {
     if (this.exitWaiters.has(id)) return this.onExit(id); // delete holds the lock and waits for us
     return this.lock.run(id, () => this.onExit(id));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -3,7 +3,7 @@
  * into its own session and reports "ok <pid>" or "err" on stdout; on "err" runc's JSON
  * log in the state dir holds the reason.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../lib/entry.ts";
 import { GuestError } from "../core/guest-error.ts";
@@ -61,6 +61,14 @@ export async function startShim(o: ShimOptions): Promise<number> {
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   const m = /^ok (\d+)/.exec(out);
   if (m) return Number(m[1]);
-  const reason = lastRuncLogError(join(o.stateDir, "runc.log")) ?? (err.trim() || "the shim failed to start runc");
+  const reason = lastRuncLogError(join(o.stateDir, "runc.log")) ?? lastLine(join(o.stateDir, "shim.log")) ?? (err.trim() || "the shim failed to start runc");
   throw runcError(reason);
+}
+
+function lastLine(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8").trim().split("\n").at(-1) || undefined;
+  } catch {
+    return undefined;
+  }
 }

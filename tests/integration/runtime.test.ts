@@ -4,7 +4,7 @@
  * on a busybox rootfs. (runtime-restart.test.ts covers vmm under the supervisor.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -288,6 +288,58 @@ describe("runtime", () => {
     await waitEvent((e) => e.type === "exit" && e.containerId === ro.id);
     const out = logLines(ro.log).map((l) => l.log).join("");
     expect(out).toBe("65534\n65534\n/nonexistent\nbox1\nreadonly\nlo ");
+  });
+
+  test("out of memory: oom_killed in the exit status and an oom event", async () => {
+    const mem = 16n << 20n;
+    const c = await createContainer(["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"], { resources: { memoryBytes: mem, memorySwapBytes: mem } });
+    await machines().startContainer({ machine: "host", id: c.id });
+    const exit = await waitEvent((e) => e.type === "exit" && e.containerId === c.id, 60_000);
+    expect(exit.oomKilled).toBe(true);
+    expect(exit.exitCode).toBe(137);
+    expect(events.some((e) => e.type === "oom" && e.containerId === c.id)).toBe(true);
+    expect((await state(c.id)).oomKilled).toBe(true);
+  });
+
+  test("TTY resize reaches the container's pty", async () => {
+    const c = await createContainer(["sh", "-c", "read line; stty size"], {}, { tty: true, openStdin: true, ttyHeight: 24, ttyWidth: 80 });
+    const a = attach(c.stdioSocket);
+    await a.connected;
+    await machines().startContainer({ machine: "host", id: c.id });
+    await machines().resizeTty({ machine: "host", id: c.id, height: 41, width: 123 });
+    a.socket.write("go\r");
+    expect((await a.closed).toString()).toContain("41 123");
+  });
+
+  test("binds, tmpfs, hosts/resolv.conf/hostname files, joining another container's network", async () => {
+    const shared = join(base, "shared");
+    mkdirSync(shared, { recursive: true });
+    await Bun.write(join(shared, "greeting"), "hi from the host\n");
+    const files = join(base, "netfiles");
+    mkdirSync(files, { recursive: true });
+    await Bun.write(join(files, "hosts"), "127.0.0.1 localhost\n10.9.9.9 magic-host\n");
+    await Bun.write(join(files, "resolv.conf"), "nameserver 10.9.9.53\n");
+    await Bun.write(join(files, "hostname"), "netbox\n");
+    const owner = await createContainer(["sleep", "1000"], { hostname: "netbox" });
+    await machines().startContainer({ machine: "host", id: owner.id });
+    const c = await createContainer(
+      ["sh", "-c", "cat /data/greeting; echo written > /data/out; grep magic /etc/hosts; cat /etc/resolv.conf /etc/hostname; grep ' /scratch ' /proc/mounts | cut -d' ' -f3; readlink /proc/1/ns/net"],
+      {
+        mounts: [
+          { destination: "/data", type: "bind", source: shared, options: ["rw"] },
+          { destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m"] },
+        ],
+        hostsPath: join(files, "hosts"), resolvConfPath: join(files, "resolv.conf"), hostnamePath: join(files, "hostname"),
+        joinNetnsOf: `container:${owner.id}`,
+      },
+    );
+    await machines().startContainer({ machine: "host", id: c.id });
+    expect((await waitEvent((e) => e.type === "exit" && e.containerId === c.id)).exitCode).toBe(0);
+    const lines = logLines(c.log).map((l) => l.log.trimEnd());
+    expect(lines.slice(0, 5)).toEqual(["hi from the host", "10.9.9.9 magic-host", "nameserver 10.9.9.53", "netbox", "tmpfs"]);
+    expect(lines[5]).toBe(readlinkSync(`/proc/${owner.pid}/ns/net`));
+    expect(readFileSync(join(shared, "out"), "utf8")).toBe("written\n");
+    await machines().deleteContainer({ machine: "host", id: owner.id, force: true });
   });
 
   test("a failed create leaves nothing behind and says why", async () => {

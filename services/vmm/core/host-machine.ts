@@ -33,6 +33,7 @@ export class HostMachine {
   readonly id = "host";
   private client: AgentClient | undefined;
   private connecting: Promise<AgentClient> | undefined;
+  private closing = false;
 
   constructor(
     private readonly home: ArcboxHome,
@@ -56,6 +57,7 @@ export class HostMachine {
   }
 
   close(): void {
+    this.closing = true;
     this.client?.close();
   }
 
@@ -77,7 +79,10 @@ export class HostMachine {
     }
     const client = new AgentClient(socket, this.onEvent, () => {
       if (this.client === client) this.client = undefined;
-      this.log.warn("guest agent connection closed");
+      if (this.closing) return;
+      // The agent died: bring it back now, so event streams resume without waiting for a call.
+      this.log.warn("guest agent connection lost; reconnecting");
+      this.agent().catch((err) => this.log.error("cannot reconnect to the guest agent", { error: err }));
     });
     this.client = client;
     this.log.info("connected to the guest agent", { socket: this.socketPath });
