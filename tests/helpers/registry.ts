@@ -74,3 +74,102 @@ ${authBlock}`,
     },
   };
 }
+
+export interface RegistryProxy {
+  host: string;
+  url: string;
+  /** Requests seen, as "METHOD /path". */
+  requests: string[];
+  stop(): Promise<void>;
+}
+
+export interface ProxyOptions {
+  /** Require Bearer tokens from this proxy's own /token endpoint (Basic-authenticated with these credentials). */
+  bearer?: { username: string; password: string };
+  /** Cut the connection after sending this many bytes of any blob GET body. */
+  cutBlobAfter?: number;
+  /** Replace blob GET bodies with garbage of the same length (digest mismatch). */
+  corruptBlobs?: boolean;
+}
+
+/**
+ * A loopback HTTP proxy in front of a test registry that can demand Bearer tokens
+ * (the Docker Hub auth flow) or misbehave on blob downloads (cut, corrupt), for
+ * auth and failure tests.
+ */
+export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOptions = {}): Promise<RegistryProxy> {
+  const requests: string[] = [];
+  const tokens = new Set<string>();
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const upstreamAuth = upstream.auth ? `Basic ${btoa(`${upstream.auth.username}:${upstream.auth.password}`)}` : undefined;
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port,
+    idleTimeout: 0,
+    async fetch(req) {
+      const u = new URL(req.url);
+      requests.push(`${req.method} ${u.pathname}`);
+      if (u.pathname === "/token") {
+        const b = opts.bearer!;
+        if (req.headers.get("authorization") !== `Basic ${btoa(`${b.username}:${b.password}`)}`) return new Response('{"details":"incorrect username or password"}', { status: 401 });
+        const token = crypto.randomUUID();
+        tokens.add(token);
+        return Response.json({ token, expires_in: 300 });
+      }
+      if (opts.bearer) {
+        const auth = req.headers.get("authorization") ?? "";
+        if (!auth.startsWith("Bearer ") || !tokens.has(auth.slice(7))) {
+          return Response.json(
+            { errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] },
+            { status: 401, headers: { "WWW-Authenticate": `Bearer realm="${url}/token",service="arcbox-test"` } },
+          );
+        }
+      }
+      const headers = new Headers(req.headers);
+      headers.delete("authorization");
+      headers.delete("host");
+      if (upstreamAuth) headers.set("authorization", upstreamAuth);
+      const res = await fetch(`${upstream.url}${u.pathname}${u.search}`, { method: req.method, headers, body: req.body, redirect: "manual", duplex: "half" } as RequestInit);
+      const outHeaders = new Headers(res.headers);
+      const loc = outHeaders.get("location");
+      if (loc) outHeaders.set("location", loc.replace(upstream.url, url));
+      const isBlobGet = req.method === "GET" && /\/blobs\/sha256:/.test(u.pathname) && res.ok && res.body;
+      if (isBlobGet && opts.corruptBlobs) {
+        const n = Number(res.headers.get("content-length") ?? 0);
+        await res.body!.cancel();
+        return new Response(new Uint8Array(n).fill(0x5a), { status: 200, headers: outHeaders });
+      }
+      if (isBlobGet && opts.cutBlobAfter !== undefined) {
+        const limit = opts.cutBlobAfter;
+        const reader = res.body!.getReader();
+        let sent = 0;
+        const cut = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { done, value } = await reader.read();
+            if (done) return controller.close();
+            if (sent + value.length >= limit) {
+              controller.enqueue(value.subarray(0, Math.max(0, limit - sent)));
+              await reader.cancel();
+              // Erroring the body makes Bun drop the connection mid-response.
+              controller.error(new Error("cut by test proxy"));
+              return;
+            }
+            sent += value.length;
+            controller.enqueue(value);
+          },
+        });
+        return new Response(cut, { status: res.status, headers: outHeaders });
+      }
+      return new Response(res.body, { status: res.status, headers: outHeaders });
+    },
+  });
+  return {
+    host: `127.0.0.1:${port}`,
+    url,
+    requests,
+    async stop() {
+      await server.stop(true);
+    },
+  };
+}

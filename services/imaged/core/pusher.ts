@@ -1,9 +1,19 @@
-/** docker push (implemented in a later step). */
+/**
+ * docker push: uploads the config and layer blobs the registry lacks (HEAD first,
+ * three at a time), then the manifest, with the progress messages the CLI renders.
+ * Layers go up as the compressed blobs imaged stored when pulling or loading, so
+ * a pushed image keeps its digests.
+ */
+import { openRepo, type Credentials, type RepoSession } from "../platform/registry-client.ts";
 import { ImageError } from "./errors.ts";
-import type { Emit } from "./progress.ts";
-import type { Credentials } from "../platform/registry-client.ts";
 import type { ImageStore } from "./image-store.ts";
+import { digestOf, MT } from "./manifest.ts";
+import { shortId, withConcurrency, type Emit } from "./progress.ts";
+import { formatReference, parseReference, repository, withDefaultTag, familiarRepository, type Reference } from "./reference.ts";
 import type { RegistryConfig } from "./registry-config.ts";
+import type { ImageRow, LayerRow } from "../storage/image-db.ts";
+
+const MAX_CONCURRENT_UPLOADS = 3;
 
 export class Pusher {
   constructor(
@@ -11,7 +21,86 @@ export class Pusher {
     private readonly registryConfig: () => RegistryConfig,
   ) {}
 
-  async push(_opts: { reference: string; creds?: Credentials }, _emit: Emit): Promise<void> {
-    throw new ImageError("not_implemented", "push is not implemented yet");
+  async push(opts: { reference: string; creds?: Credentials }, emit: Emit): Promise<void> {
+    const ref = parseReference(opts.reference);
+    if (ref.digest) throw new ImageError("invalid_argument", "cannot push a digest reference");
+    const repoName = repository(ref);
+    // Without a tag, every local tag of the repository goes (as Docker does).
+    const tags = ref.tag ? [ref.tag] : this.store.db.allImages().flatMap((img) => this.store.db.tagsOf(img.id).map((t) => parseReference(t.name)).filter((r) => repository(r) === repoName).map((r) => r.tag!));
+    if (tags.length === 0) throw new ImageError("not_found", `An image does not exist locally with the tag: ${familiarRepository(repoName)}`);
+    const targets = tags.map((tag) => {
+      const r = withDefaultTag({ ...ref, tag });
+      const id = this.store.db.tagTarget(formatReference(r));
+      if (!id) throw new ImageError("not_found", `An image does not exist locally with the tag: ${familiarRepository(repoName)}${ref.tag ? `:${ref.tag}` : ""}`);
+      return { ref: r, img: this.store.db.getImage(id)! };
+    });
+    const session = openRepo(this.registryConfig(), ref.domain, ref.path, opts.creds, "pull,push");
+    emit({ status: `The push refers to repository [${familiarRepository(repoName)}]` });
+    for (const t of targets) await this.pushOne(session, t.ref, t.img, emit);
   }
+
+  private layersOf(img: ImageRow): LayerRow[] {
+    return img.diffIds.map((d) => {
+      const l = this.store.db.getLayer(d);
+      if (!l || !this.store.content.has(l.blobDigest)) throw new ImageError("failed_precondition", `layer ${d} of ${img.id} has no stored blob to push`);
+      return l;
+    });
+  }
+
+  private async pushOne(session: RepoSession, ref: Reference, img: ImageRow, emit: Emit): Promise<void> {
+    const layers = this.layersOf(img);
+    const release = this.store.lease([img.id, ...layers.map((l) => l.blobDigest)]);
+    try {
+      // Topmost first, as Docker lists them.
+      const order = [...layers].reverse();
+      for (const l of order) emit({ id: shortId(l.blobDigest), status: "Preparing" });
+      order.slice(MAX_CONCURRENT_UPLOADS).forEach((l) => emit({ id: shortId(l.blobDigest), status: "Waiting" }));
+      const seen = new Set<string>();
+      await withConcurrency(order, MAX_CONCURRENT_UPLOADS, async (l) => {
+        const id = shortId(l.blobDigest);
+        if (seen.has(l.blobDigest)) return;
+        seen.add(l.blobDigest);
+        if (await session.hasBlob(l.blobDigest)) {
+          emit({ id, status: "Layer already exists" });
+          return;
+        }
+        emit({ id, status: "Pushing", current: 0, total: l.blobSize });
+        await session.uploadBlob(l.blobDigest, Bun.file(this.store.content.path(l.blobDigest)));
+        emit({ id, status: "Pushing", current: l.blobSize, total: l.blobSize });
+        emit({ id, status: "Pushed" });
+      });
+      const configBytes = new TextEncoder().encode(img.config);
+      if (digestOf(configBytes) !== img.id) throw new ImageError("internal", `stored config of ${img.id} does not match its digest`);
+      if (!(await session.hasBlob(img.id))) await session.uploadBlob(img.id, new Blob([configBytes]));
+      const oci = layers.some((l) => l.mediaType.startsWith("application/vnd.oci."));
+      const mediaType = oci ? MT.ociManifest : MT.dockerManifest;
+      const manifest = new TextEncoder().encode(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType,
+          config: { mediaType: oci ? MT.ociConfig : MT.dockerConfig, size: configBytes.length, digest: img.id },
+          layers: layers.map((l) => ({ mediaType: oci ? toOci(l.mediaType) : toDocker(l.mediaType), size: l.blobSize, digest: l.blobDigest })),
+        }),
+      );
+      await session.putManifest(ref.tag!, mediaType, manifest);
+      const digest = digestOf(manifest);
+      this.store.db.setDigest(`${repository(ref)}@${digest}`, img.id, digest);
+      emit({ status: `${ref.tag}: digest: ${digest} size: ${manifest.length}` });
+      emit({ id: "", status: "", aux: { Tag: ref.tag, Digest: digest, Size: manifest.length } });
+    } finally {
+      release();
+    }
+  }
+}
+
+function toOci(mt: string): string {
+  if (mt === MT.dockerLayerGzip) return MT.ociLayerGzip;
+  if (mt === MT.dockerLayer) return MT.ociLayer;
+  return mt;
+}
+
+function toDocker(mt: string): string {
+  if (mt === MT.ociLayerGzip) return MT.dockerLayerGzip;
+  if (mt === MT.ociLayer) return MT.dockerLayer;
+  return mt;
 }
