@@ -40,32 +40,21 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 }
 
 /**
- * Opens an Events stream and resolves the first event matching `pred`. `live` resolves
- * once the stream provably delivers: probe execs run in `containerId` until one's
- * exec_exit arrives on it (the stream may register after the first probe ends).
+ * Opens an Events stream and resolves the first event matching `pred`; `live` resolves
+ * when vmm confirms the subscription (its first message carries no event).
  */
-function nextEvent(containerId: string, pred: (e: RuntimeEvent) => boolean) {
+function nextEvent(pred: (e: RuntimeEvent) => boolean) {
   const ac = new AbortController();
-  const probes = new Set<string>();
-  let isLive = false;
+  let markLive!: () => void;
+  const live = new Promise<void>((r) => (markLive = r));
   const event = (async () => {
     for await (const r of clients.machines.events({ machine: "host" }, { signal: ac.signal })) {
-      if (r.event!.type === "exec_exit" && probes.has(r.event!.execId)) isLive = true;
-      if (pred(r.event!)) return r.event!;
+      if (!r.event) markLive();
+      else if (pred(r.event)) return r.event;
     }
     throw new Error("event stream ended");
   })();
-  const live = (async () => {
-    for (let i = 0; !isLive; i++) {
-      if (i === 100) throw new Error("the event stream never delivered a probe");
-      const execId = `${containerId}-probe${i}`;
-      probes.add(execId);
-      await clients.machines.createExec({ machine: "host", containerId, execId, process: { args: ["true"] } });
-      await clients.machines.startExec({ machine: "host", containerId, execId, detach: true });
-      for (let j = 0; j < 10 && !isLive; j++) await Bun.sleep(20);
-    }
-  })();
-  return { event, live, cancel: () => ac.abort() };
+  return { event, live: Promise.race([live, event.then(() => {})]), cancel: () => ac.abort() };
 }
 
 async function startSleeper(id: string) {
@@ -110,7 +99,7 @@ test("a container keeps running when vmm is killed with SIGKILL; events still ar
   expect(s).toMatchObject({ status: "running", pid: started.pid });
   expect(() => process.kill(started.pid, 0)).not.toThrow();
 
-  const exit = nextEvent("survivor1", (e) => e.type === "exit" && e.containerId === "survivor1");
+  const exit = nextEvent((e) => e.type === "exit" && e.containerId === "survivor1");
   await exit.live;
   await clients.machines.killContainer({ machine: "host", id: "survivor1", signal: "SIGTERM" });
   expect((await exit.event).exitCode).toBe(143);
@@ -126,7 +115,7 @@ test("a container keeps running across a full daemon restart", async () => {
   const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor2"] })).containers[0]!;
   expect(s).toMatchObject({ status: "running", pid: started.pid });
   expect(agentPids()).toEqual(agents);
-  const exit = nextEvent("survivor2", (e) => e.type === "exit" && e.containerId === "survivor2");
+  const exit = nextEvent((e) => e.type === "exit" && e.containerId === "survivor2");
   await exit.live;
   await clients.machines.killContainer({ machine: "host", id: "survivor2", signal: "SIGKILL" });
   expect((await exit.event).exitCode).toBe(137);

@@ -53,13 +53,20 @@ const eventWaiters = new Set<() => void>();
 const abort = new AbortController();
 const created = new Set<string>();
 
-function subscribe(signal: AbortSignal) {
-  (async () => {
-    for await (const r of machines().events({ machine: "host" }, { signal })) {
-      events.push(r.event!);
-      for (const w of eventWaiters) w();
-    }
-  })().catch(() => {});
+/** Subscribes to Events; resolves once vmm confirms the subscription (first, empty message). */
+function subscribe(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    (async () => {
+      for await (const r of machines().events({ machine: "host" }, { signal })) {
+        if (!r.event) {
+          resolve();
+          continue;
+        }
+        events.push(r.event);
+        for (const w of eventWaiters) w();
+      }
+    })().catch(reject);
+  });
 }
 
 /** Waits (bounded) for an event matching `pred`. */
@@ -139,9 +146,7 @@ beforeAll(async () => {
   buildBusyboxRootfs(lower);
   await daemon.start();
   clients = new ServiceClients(arcboxHome(daemon.home));
-  subscribe(abort.signal);
-  // The first call activates vmm; wait until the event stream is connected too.
-  expect((await machines().list({})).items.map((m) => m.id)).toEqual(["host"]);
+  await subscribe(abort.signal);
 }, 60_000);
 
 afterAll(async () => {

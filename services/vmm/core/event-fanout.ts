@@ -15,8 +15,11 @@ export class EventFanout {
     return this.subscribers.size;
   }
 
-  /** Yields events until `signal` aborts. */
-  async *stream(signal: AbortSignal): AsyncGenerator<RuntimeEvent> {
+  /**
+   * Yields events until `signal` aborts. The first value is `undefined`, yielded once the
+   * subscription is registered: a caller can tell the stream is live before any event.
+   */
+  async *stream(signal: AbortSignal): AsyncGenerator<RuntimeEvent | undefined> {
     const queue: RuntimeEvent[] = [];
     let wake: (() => void) | undefined;
     const push = (e: RuntimeEvent) => {
@@ -27,6 +30,7 @@ export class EventFanout {
     this.subscribers.add(push);
     signal.addEventListener("abort", onAbort);
     try {
+      yield undefined;
       while (!signal.aborted) {
         if (queue.length === 0) await new Promise<void>((r) => (wake = r));
         wake = undefined;

@@ -39,7 +39,9 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
       const host = machine(req.machine);
       // Connect to the agent first, so events of containers started earlier flow.
       await host.agent();
-      for await (const event of events.stream(ctx.signal)) yield { event };
+      // The first message carries no event: it confirms the subscription (Connect sends a
+      // stream's response headers only with its first message).
+      for await (const event of events.stream(ctx.signal)) yield event ? { event } : {};
     },
   });
 }

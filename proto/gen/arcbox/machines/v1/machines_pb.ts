@@ -1145,6 +1145,8 @@ export const RuntimeEventSchema: GenMessage<RuntimeEvent> = /*@__PURE__*/
  */
 export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
   /**
+   * Unset in the first response of a stream (the subscription confirmation).
+   *
    * @generated from field: arcbox.machines.v1.RuntimeEvent event = 1;
    */
   event?: RuntimeEvent | undefined;
@@ -1299,6 +1301,8 @@ export const MachineService: GenService<{
   },
   /**
    * Lifecycle events (started, exited, exec exited, oom, paused, resumed), as they happen.
+   * The first response has no `event`: it is sent as soon as the subscription is in place,
+   * so a client knows no later event can be missed.
    *
    * @generated from rpc arcbox.machines.v1.MachineService.Events
    */
