@@ -240,3 +240,24 @@ export function rawTar(entries: RawTarEntry[]): Uint8Array {
   }
   return out;
 }
+
+/** Pushes one image per platform and an OCI index (or Docker manifest list) over them as `repo:tag`. */
+export async function pushIndex(reg: TestRegistry, repo: string, tag: string, entries: { platform: { os: string; architecture: string; variant?: string }; spec: ImageSpec }[], format: "oci" | "docker" = "oci"): Promise<{ reference: string; indexDigest: string; images: PushedImage[] }> {
+  const images: PushedImage[] = [];
+  for (const e of entries) images.push(await pushImage(reg, repo, `${tag}-${e.platform.architecture}${e.platform.variant ?? ""}`, { ...e.spec, architecture: e.platform.architecture, format }));
+  const mediaType = format === "oci" ? "application/vnd.oci.image.index.v1+json" : "application/vnd.docker.distribution.manifest.list.v2+json";
+  const body = new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      manifests: images.map((img, i) => ({
+        mediaType: format === "oci" ? "application/vnd.oci.image.manifest.v1+json" : "application/vnd.docker.distribution.manifest.v2+json",
+        digest: img.manifestDigest,
+        size: img.manifest.length,
+        platform: entries[i]!.platform,
+      })),
+    }),
+  );
+  const indexDigest = await pushManifest(reg, repo, tag, mediaType, body);
+  return { reference: `${reg.host}/${repo}:${tag}`, indexDigest, images };
+}

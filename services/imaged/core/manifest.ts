@@ -112,7 +112,7 @@ export function selectManifest(index: ImageIndex, want: Platform): Descriptor {
 
 /** Checks that an image config matches the platform asked for (single-platform images). */
 export function configMatches(cfg: ImageConfig, want: Platform): boolean {
-  return (cfg.os ?? "linux") === want.os && (cfg.architecture ?? "") === want.architecture && (!want.variant || cfg.variant === want.variant);
+  return (cfg.os ?? "linux") === want.os && (cfg.architecture ?? "") === want.architecture && (!want.variant || !cfg.variant || cfg.variant === want.variant);
 }
 
 export function sha256Hex(data: Uint8Array | string): string {

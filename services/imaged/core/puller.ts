@@ -53,7 +53,8 @@ export class Puller {
     let top = await repo.manifest(ref.digest ?? ref.tag!, display);
     const manifestDigest = top.digest;
     let doc = parseJson<ImageManifest & ImageIndex>(top.body, "manifest");
-    if (isIndex(top.mediaType, doc)) {
+    const fromIndex = isIndex(top.mediaType, doc);
+    if (fromIndex) {
       const pick = selectManifest(doc as ImageIndex, want);
       top = await repo.manifest(pick.digest, display);
       doc = parseJson<ImageManifest & ImageIndex>(top.body, "manifest");
@@ -65,7 +66,7 @@ export class Puller {
 
     const configBytes = this.store.content.has(manifest.config.digest) ? this.store.content.read(manifest.config.digest) : await this.fetchSmallBlob(repo, manifest.config);
     const config = parseJson<ImageConfig>(configBytes, "image config");
-    if (opts.platform && !configMatches(config, want)) {
+    if (opts.platform && !fromIndex && !configMatches(config, want)) {
       throw new ImageError("not_found", `image with reference ${display} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ""}`);
     }
     const diffIds = config.rootfs?.diff_ids ?? [];
