@@ -4,8 +4,12 @@
  * and device rules. Never sets rlimits (raising them needs CAP_SYS_RESOURCE).
  */
 import type { CreateContainerRequest, Mount, ProcessSpec, Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { existsSync } from "node:fs";
 import { resolveCapabilities } from "./capabilities.ts";
 import { resolveUser } from "./user-resolver.ts";
+
+/** Whether the kernel accounts swap per cgroup (memory.memsw.*): runc rejects a swap limit otherwise. */
+const SWAP_ACCOUNTING = existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
 
 export const DOCKER_INIT_PATH = "/sbin/docker-init";
 const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -89,12 +93,14 @@ export function mergeEnv(base: string[], over: string[]): string[] {
 }
 
 /** runc's LinuxResources from ours (also the body of `runc update -r`). */
-export function ociResources(r: Resources | undefined, privileged = false) {
+export function ociResources(r: Resources | undefined, privileged = false, opts: { defaultSwap?: boolean } = {}) {
   const out: Record<string, unknown> = { devices: privileged ? [{ allow: true, access: "rwm" }] : DEFAULT_DEVICE_RULES };
   if (!r) return out;
   const memory: Record<string, number> = {};
   if (r.memoryBytes > 0n) memory.limit = Number(r.memoryBytes);
   if (r.memorySwapBytes !== 0n) memory.swap = Number(r.memorySwapBytes);
+  // Docker: a memory limit without MemorySwap allows as much swap again (swap = 2 x memory).
+  else if (opts.defaultSwap && r.memoryBytes > 0n && SWAP_ACCOUNTING) memory.swap = Number(r.memoryBytes) * 2;
   if (Object.keys(memory).length) out.memory = memory;
   const cpu: Record<string, unknown> = {};
   if (r.nanoCpus > 0n) {
@@ -155,7 +161,7 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
     linux: {
       namespaces,
       cgroupsPath: ctx.cgroupsPath,
-      resources: ociResources(req.resources, privileged),
+      resources: ociResources(req.resources, privileged, { defaultSwap: true }),
       ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
     },
   };

@@ -272,6 +272,8 @@ describe("runtime", () => {
     await machines().startContainer({ machine: "host", id: c.id });
     const cg = (ctl: string, file: string) => readFileSync(`/sys/fs/cgroup/${ctl}/arcbox/${c.id}/${file}`, "utf8").trim();
     expect(cg("memory", "memory.limit_in_bytes")).toBe(String(64 << 20));
+    // Docker's default: as much swap again as memory.
+    if (existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) expect(cg("memory", "memory.memsw.limit_in_bytes")).toBe(String(128 << 20));
     expect(cg("pids", "pids.max")).toBe("50");
     expect(cg("cpu", "cpu.shares")).toBe("512");
     await machines().updateContainer({ machine: "host", id: c.id, resources: { memoryBytes: 128n << 20n } });
