@@ -5,6 +5,7 @@
  */
 import type { CreateContainerRequest, Mount, ProcessSpec, Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { existsSync } from "node:fs";
+import { hostDevices } from "../platform/host-devices.ts";
 import { resolveCapabilities } from "./capabilities.ts";
 import { resolveUser } from "./user-resolver.ts";
 
@@ -162,6 +163,7 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
       namespaces,
       cgroupsPath: ctx.cgroupsPath,
       resources: ociResources(req.resources, privileged, { defaultSwap: true }),
+      ...(privileged ? { devices: hostDevices() } : {}),
       ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
     },
   };

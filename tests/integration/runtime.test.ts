@@ -297,6 +297,25 @@ describe("runtime", () => {
     expect(out).toBe("65534\n65534\n/nonexistent\nbox1\nreadonly\nlo ");
   });
 
+  test("privileged: every capability, host devices, writable sysfs; default: Docker's set", async () => {
+    const script = "grep CapEff /proc/self/status | cut -f2; ls /dev | grep -c . ; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1";
+    const priv = await createContainer(["sh", "-c", script], {}, { privileged: true });
+    const plain = await createContainer(["sh", "-c", script], {}, { capDrop: ["NET_RAW"], capAdd: ["SYS_ADMIN"] });
+    for (const c of [priv, plain]) await machines().startContainer({ machine: "host", id: c.id });
+    for (const c of [priv, plain]) await waitEvent((e) => e.type === "exit" && e.containerId === c.id);
+    const [privCaps, privDevs, privSys] = logLines(priv.log).map((l) => l.log.trim());
+    const [caps, devs, sys] = logLines(plain.log).map((l) => l.log.trim());
+    // Every capability the host lets us grant (its bounding set; this sandbox lacks some).
+    const bounding = /CapBnd:\s+([0-9a-f]+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]!;
+    expect(BigInt(`0x${privCaps}`)).toBe(BigInt(`0x${bounding}`) & ((1n << 41n) - 1n));
+    expect(privSys).toBe("rw");
+    expect(Number(privDevs)).toBeGreaterThan(Number(devs));
+    // Docker's 14 default capabilities, minus NET_RAW (13), plus SYS_ADMIN (21).
+    const expected = [0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 21, 27, 29, 31].reduce((m, b) => m | (1n << BigInt(b)), 0n);
+    expect(BigInt(`0x${caps}`)).toBe(expected);
+    expect(sys).toBe("ro");
+  });
+
   test("out of memory: oom_killed in the exit status and an oom event", async () => {
     const mem = 16n << 20n;
     const c = await createContainer(["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"], { resources: { memoryBytes: mem, memorySwapBytes: mem } });
