@@ -1,0 +1,134 @@
+/** Unit tests of the guest agent's pure parts: spec building, users, caps, framing, errors. */
+import { afterAll, describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateContainerRequestSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { DOCKER_DEFAULT_CAPS, resolveCapabilities } from "../../guest/core/capabilities.ts";
+import { normalizeSignal } from "../../guest/core/container-runtime.ts";
+import { buildOciSpec, mergeEnv, ociResources } from "../../guest/core/oci-spec.ts";
+import { parsePsOutput } from "../../guest/core/top.ts";
+import { resolveUser } from "../../guest/core/user-resolver.ts";
+import { FrameDecoder, encodeFrame } from "../../guest/protocol/frames.ts";
+import { classifyRuncError } from "../../guest/platform/runc.ts";
+import { overlayOptions } from "../../guest/platform/overlay.ts";
+
+function rootfs(): string {
+  const dir = mkdtempSync(join(tmpdir(), "guest-spec-"));
+  mkdirSync(join(dir, "etc"));
+  writeFileSync(join(dir, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n# comment\nnobody:x:65534:65534::/nonexistent:/bin/false\n");
+  writeFileSync(join(dir, "etc/group"), "root:x:0:\napp:x:1000:\nwheel:x:10:app,other\naudio:x:29:app\n");
+  return dir;
+}
+
+describe("resolveUser", () => {
+  const dir = rootfs();
+  test("names, numbers and groups", () => {
+    expect(resolveUser(dir, "")).toEqual({ uid: 0, gid: 0, additionalGids: [], home: "/root" });
+    expect(resolveUser(dir, "app")).toEqual({ uid: 1000, gid: 1000, additionalGids: [10, 29], home: "/home/app" });
+    expect(resolveUser(dir, "app:wheel")).toMatchObject({ uid: 1000, gid: 10, additionalGids: [] });
+    expect(resolveUser(dir, "1000:5")).toMatchObject({ uid: 1000, gid: 5 });
+    expect(resolveUser(dir, "4242")).toEqual({ uid: 4242, gid: 0, additionalGids: [], home: "/" });
+  });
+  test("unknown names are invalid arguments", () => {
+    expect(() => resolveUser(dir, "ghost")).toThrow(/unable to find user ghost/);
+    expect(() => resolveUser(dir, "app:ghosts")).toThrow(/unable to find group ghosts/);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe("capabilities", () => {
+  test("Docker's defaults, add and drop", () => {
+    expect(resolveCapabilities([], [], false).sort()).toEqual([...DOCKER_DEFAULT_CAPS].sort());
+    const caps = resolveCapabilities(["net_admin", "CAP_SYS_PTRACE"], ["chown", "CAP_KILL"], false);
+    expect(caps).toContain("CAP_NET_ADMIN");
+    expect(caps).toContain("CAP_SYS_PTRACE");
+    expect(caps).not.toContain("CAP_CHOWN");
+    expect(caps).not.toContain("CAP_KILL");
+    expect(resolveCapabilities(["NET_ADMIN"], ["ALL"], false)).toEqual(["CAP_NET_ADMIN"]);
+    expect(() => resolveCapabilities(["BOGUS"], [], false)).toThrow(/unknown capability/);
+  });
+});
+
+describe("OCI spec", () => {
+  const dir = rootfs();
+  const req = create(CreateContainerRequestSchema, {
+    id: "c1",
+    hostname: "h1",
+    init: true,
+    hostsPath: "/x/hosts",
+    process: { args: ["sh"], env: ["A=1"], user: "app", tty: true },
+    rootfs: { lowerDirs: ["/l"], readonly: true },
+    mounts: [{ destination: "/data/sub", type: "bind", source: "/src2" }, { destination: "/data", type: "bind", source: "/src", options: ["ro"] }, { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["size=1g"] }],
+    resources: { memoryBytes: 1n << 30n, nanoCpus: 1_500_000_000n, pidsLimit: 100n },
+    netnsPath: "/run/netns/n1",
+  });
+  const spec = buildOciSpec(req, { rootfs: dir, cgroupsPath: "/arcbox/c1", netnsPath: "/run/netns/n1", initBinary: "/usr/bin/tini-static" });
+  test("process: init, user, env, terminal", () => {
+    expect(spec.process.args).toEqual(["/sbin/docker-init", "--", "sh"]);
+    expect(spec.process.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [10, 29] });
+    expect(spec.process.env).toEqual(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=1", "HOSTNAME=h1", "HOME=/home/app", "TERM=xterm"]);
+    expect(spec.process.terminal).toBe(true);
+    expect(spec).not.toHaveProperty("process.rlimits");
+  });
+  test("mounts: defaults, user mounts by depth, replacements, init and hosts binds", () => {
+    const dests = spec.mounts.map((m) => m.destination);
+    expect(dests.filter((d) => d === "/dev/shm")).toHaveLength(1);
+    expect(spec.mounts.find((m) => m.destination === "/dev/shm")!.options).toEqual(["size=1g"]);
+    expect(dests.indexOf("/data")).toBeLessThan(dests.indexOf("/data/sub"));
+    expect(spec.mounts.find((m) => m.destination === "/data")!.options).toEqual(["ro", "rbind"]);
+    expect(spec.mounts.find((m) => m.destination === "/sbin/docker-init")).toMatchObject({ source: "/usr/bin/tini-static", options: ["rbind", "rprivate", "ro"] });
+    expect(spec.mounts.find((m) => m.destination === "/etc/hosts")).toMatchObject({ source: "/x/hosts" });
+  });
+  test("linux: namespaces, cgroups, resources, masks; readonly root", () => {
+    expect(spec.root).toEqual({ path: "rootfs", readonly: true });
+    expect(spec.linux.namespaces).toContainEqual({ type: "network", path: "/run/netns/n1" });
+    expect(spec.linux.cgroupsPath).toBe("/arcbox/c1");
+    expect(spec.linux.resources).toMatchObject({ memory: { limit: 1 << 30 }, cpu: { period: 100000, quota: 150000 }, pids: { limit: 100 } });
+    expect(spec.linux.maskedPaths).toContain("/proc/kcore");
+    expect(spec.linux.readonlyPaths).toContain("/proc/sys");
+  });
+  test("host network: no network or uts namespace, no hostname", () => {
+    const host = buildOciSpec(create(CreateContainerRequestSchema, { ...req, hostNetwork: true }), { rootfs: dir, cgroupsPath: "/arcbox/c1", initBinary: "/t" });
+    expect(host.linux.namespaces.map((n) => n.type)).toEqual(["pid", "ipc", "mount"]);
+    expect(host).not.toHaveProperty("hostname");
+  });
+  test("update resources carry no swap default", () => {
+    expect(ociResources(create(CreateContainerRequestSchema, { resources: { memoryBytes: 100n } }).resources)).toMatchObject({ memory: { limit: 100 } });
+    expect(mergeEnv(["A=1", "B=2"], ["B=3", "C=4"])).toEqual(["A=1", "B=3", "C=4"]);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe("small parsers", () => {
+  test("frames survive arbitrary chunking", () => {
+    const a = encodeFrame({ k: "req", id: 1, method: "x", body: new Uint8Array([1, 2, 3]) });
+    const b = encodeFrame({ k: "evt", body: new Uint8Array(70_000) });
+    const all = Buffer.concat([a, b]);
+    const d = new FrameDecoder();
+    const got: unknown[] = [];
+    for (let i = 0; i < all.length; i += 7) got.push(...d.push(all.subarray(i, i + 7)));
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatchObject({ k: "req", id: 1, method: "x" });
+    expect((got[1] as { body: Uint8Array }).body.length).toBe(70_000);
+  });
+  test("ps output filtered by pid, commands with spaces kept whole", () => {
+    const out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init splash\nroot 42 1 0 10:00 ? 00:00:00 sleep 1000\n";
+    const top = parsePsOutput(out, [42]);
+    expect(top.titles).toEqual(["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]);
+    expect(top.processes.map((p) => p.columns)).toEqual([["root", "42", "1", "0", "10:00", "?", "00:00:00", "sleep 1000"]]);
+  });
+  test("signals and runc errors", () => {
+    expect(normalizeSignal("term")).toBe("SIGTERM");
+    expect(normalizeSignal("9")).toBe("9");
+    expect(normalizeSignal("")).toBe("SIGKILL");
+    expect(classifyRuncError('runc create failed: unable to start container process: exec: "x": executable file not found in $PATH')).toBe("not_found");
+    expect(classifyRuncError("runc create failed: unable to start container process: exec: /etc/passwd: permission denied")).toBe("permission_denied");
+    expect(classifyRuncError("container not running")).toBe("failed_precondition");
+  });
+  test("overlay options reject separators in paths", () => {
+    expect(overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a", "/b"], upperDir: "/u", workDir: "/w" } }).rootfs!)).toBe("lowerdir=/a:/b,upperdir=/u,workdir=/w");
+    expect(() => overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a,b"] } }).rootfs!)).toThrow(/contains/);
+  });
+});
