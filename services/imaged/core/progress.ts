@@ -6,6 +6,20 @@ export interface ProgressEvent {
   total?: number;
   error?: string;
   aux?: unknown;
+  /** Free text (docker load's "Loaded image: ..."). */
+  stream?: string;
+}
+
+/** The Docker JSON-message form of an event. */
+export function dockerMessage(e: ProgressEvent): Record<string, unknown> {
+  if (e.error) return { errorDetail: { message: e.error }, error: e.error };
+  if (e.stream !== undefined) return { stream: e.stream };
+  const out: Record<string, unknown> = {};
+  if (e.status) out.status = e.status;
+  out.progressDetail = e.total || e.current ? { current: e.current ?? 0, total: e.total ?? 0 } : {};
+  if (e.id) out.id = e.id;
+  if (e.aux !== undefined) out.aux = e.aux;
+  return out;
 }
 
 export type Emit = (e: ProgressEvent) => void;

@@ -8,6 +8,8 @@ import type { ImageCore } from "../core/image-core.ts";
 import type { ProgressEvent } from "../core/progress.ts";
 import { streamEvents } from "./event-stream.ts";
 
+const SAVE_CHUNK = 1 << 20;
+
 export function toCreds(a: RegistryAuth | undefined): Credentials | undefined {
   if (!a) return undefined;
   if (!a.username && !a.password && !a.identityToken && !a.registryToken) return undefined;
@@ -41,7 +43,19 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string) {
       prune: (req) => core.prune(req.filters.map((f) => ({ key: f.key, values: f.values }))),
       save: async function* (req) {
         try {
-          for await (const data of core.save(req.references)) yield { data };
+          // Coalesce tar headers and small reads into fewer, larger messages.
+          let pending: Uint8Array[] = [];
+          let size = 0;
+          for await (const chunk of core.save(req.references)) {
+            pending.push(chunk);
+            size += chunk.length;
+            if (size >= SAVE_CHUNK) {
+              yield { data: Buffer.concat(pending) };
+              pending = [];
+              size = 0;
+            }
+          }
+          if (size > 0) yield { data: Buffer.concat(pending) };
         } catch (err) {
           throw toConnectError(err);
         }

@@ -6,7 +6,7 @@
 import { chmodSync, rmSync } from "node:fs";
 import type { Logger } from "../../../lib/log.ts";
 import type { ImageCore } from "../core/image-core.ts";
-import type { Emit, ProgressEvent } from "../core/progress.ts";
+import { dockerMessage, type Emit, type ProgressEvent } from "../core/progress.ts";
 
 export interface UploadServer {
   stop(): Promise<void>;
@@ -16,7 +16,7 @@ function ndjson(run: (emit: Emit) => Promise<unknown>): Response {
   const enc = new TextEncoder();
   const stream = new ReadableStream<Uint8Array>({
     async start(controller) {
-      const emit = (e: ProgressEvent) => controller.enqueue(enc.encode(`${JSON.stringify(e)}\n`));
+      const emit = (e: ProgressEvent) => controller.enqueue(enc.encode(`${JSON.stringify(dockerMessage(e))}\r\n`));
       try {
         await run(emit);
       } catch (err) {

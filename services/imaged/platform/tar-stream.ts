@@ -1,0 +1,124 @@
+/**
+ * Generic tar streaming for image archives (docker save / load): a reader that hands
+ * each entry's data to a sink as it arrives, and a writer that produces headers and
+ * padding around data the caller streams.
+ */
+import { ImageError } from "../core/errors.ts";
+import { applyPax, BLOCK, cString, parseHeader, parsePax, type Header } from "./tar-format.ts";
+
+export interface EntrySink {
+  write(chunk: Uint8Array): void | Promise<void>;
+  end(): void | Promise<void>;
+}
+
+/** Reads a tar stream; `onEntry` returns a sink for entries whose data it wants. */
+export async function readTar(stream: AsyncIterable<Uint8Array>, onEntry: (h: Header) => EntrySink | undefined | Promise<EntrySink | undefined>): Promise<void> {
+  const header = new Uint8Array(BLOCK);
+  let headerFill = 0;
+  let remaining = 0;
+  let padding = 0;
+  let sink: EntrySink | undefined;
+  let meta: Uint8Array | undefined;
+  let metaFill = 0;
+  let metaType = "";
+  let pax: Map<string, Uint8Array> | undefined;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let ended = false;
+  let inEntry = false;
+
+  const finish = async () => {
+    if (meta) {
+      const data = meta.subarray(0, metaFill);
+      if (metaType === "x") pax = parsePax(data);
+      else if (metaType === "L") longName = cString(data, 0, data.length);
+      else if (metaType === "K") longLink = cString(data, 0, data.length);
+      meta = undefined;
+    } else if (sink) {
+      await sink.end();
+      sink = undefined;
+    }
+    inEntry = false;
+  };
+
+  for await (const chunk of stream) {
+    let off = 0;
+    while (off < chunk.length && !ended) {
+      if (remaining > 0) {
+        const n = Math.min(remaining, chunk.length - off);
+        const part = chunk.subarray(off, off + n);
+        if (meta) {
+          meta.set(part, metaFill);
+          metaFill += n;
+        } else if (sink) await sink.write(part);
+        off += n;
+        remaining -= n;
+        if (remaining === 0) await finish();
+      } else if (padding > 0) {
+        const n = Math.min(padding, chunk.length - off);
+        off += n;
+        padding -= n;
+      } else {
+        const n = Math.min(BLOCK - headerFill, chunk.length - off);
+        header.set(chunk.subarray(off, off + n), headerFill);
+        headerFill += n;
+        off += n;
+        if (headerFill < BLOCK) continue;
+        headerFill = 0;
+        if (header.every((b) => b === 0)) {
+          ended = true;
+          break;
+        }
+        const h = parseHeader(header);
+        inEntry = true;
+        if (h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K") {
+          if (h.size > 16 << 20) throw new ImageError("invalid_argument", "invalid archive: oversized extended header");
+          meta = new Uint8Array(h.size);
+          metaFill = 0;
+          metaType = h.type;
+        } else {
+          if (pax) applyPax(h, pax);
+          if (longName !== undefined) h.name = longName;
+          if (longLink !== undefined) h.linkname = longLink;
+          pax = undefined;
+          longName = longLink = undefined;
+          sink = await onEntry(h);
+        }
+        remaining = h.type === "0" || h.type === "7" || meta ? h.size : 0;
+        padding = (BLOCK - (remaining % BLOCK)) % BLOCK;
+        if (remaining === 0) await finish();
+      }
+    }
+  }
+  if (!ended && (inEntry || remaining > 0 || headerFill > 0)) throw new ImageError("invalid_argument", "invalid archive: unexpected end of tar stream");
+}
+
+const enc = new TextEncoder();
+
+/** A ustar header block for a regular file (names up to 100 bytes) or directory. */
+export function tarHeader(name: string, size: number, type: "0" | "5" = "0", mtime = 0): Uint8Array {
+  if (enc.encode(name).length > 100) throw new ImageError("internal", `archive entry name too long: ${name}`);
+  const h = new Uint8Array(BLOCK);
+  const put = (off: number, s: string) => h.set(enc.encode(s), off);
+  const oct = (off: number, len: number, n: number) => put(off, `${n.toString(8).padStart(len - 1, "0")}\0`);
+  put(0, name);
+  oct(100, 8, type === "5" ? 0o755 : 0o644);
+  oct(108, 8, 0);
+  oct(116, 8, 0);
+  oct(124, 12, size);
+  oct(136, 12, mtime);
+  put(148, "        ");
+  put(156, type);
+  put(257, "ustar\0");
+  put(263, "00");
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(148, `${sum.toString(8).padStart(6, "0")}\0 `);
+  return h;
+}
+
+export function tarPadding(size: number): Uint8Array {
+  return new Uint8Array((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+export const TAR_END = new Uint8Array(BLOCK * 2);
