@@ -151,8 +151,8 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
             if (sent + value.length >= limit) {
               controller.enqueue(value.subarray(0, Math.max(0, limit - sent)));
               await reader.cancel();
-              // Erroring the body makes Bun drop the connection mid-response.
-              controller.error(new Error("cut by test proxy"));
+              // Ending the body short of its Content-Length makes the server drop the connection.
+              controller.close();
               return;
             }
             sent += value.length;

@@ -58,10 +58,11 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
         if (received > o.size) throw new ImageError("invalid_argument", `layer ${o.digest} is larger than its manifest says (${o.size} bytes)`);
         blob?.write(value);
         o.onDownloaded?.(received);
-        // Backpressure: wait while the unpacker is behind. A failed unpack errors the sink.
+        // Backpressure: wait while the unpacker is behind. After a failed unpack keep
+        // hashing the rest, so a wrong blob is reported as a digest mismatch.
+        if (extractErr) continue;
         await sink.ready.catch(() => {});
-        if (extractErr) throw extractErr;
-        void sink.write(value).catch(() => {});
+        if (!extractErr) void sink.write(value).catch(() => {});
       }
     } catch (err) {
       if (err instanceof ImageError) throw err;
@@ -70,6 +71,7 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
     if (received !== o.size) {
       throw new ImageError("unavailable", `error downloading layer ${o.digest}: unexpected EOF after ${received} of ${o.size} bytes`);
     }
+    if (extractErr && blob) blob.commit(o.digest); // throws on a digest mismatch
     let closeErr: unknown;
     await sink.close().catch((err) => (closeErr = err ?? new Error("stream closed")));
     let result;

@@ -1,0 +1,108 @@
+/**
+ * Pull failures: a registry that drops the connection mid-blob, one that sends the
+ * wrong bytes, a truncated layer; each is a clear error and leaves nothing
+ * half-written. Garbage collection keeps layers another image still uses.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { TestDaemon } from "../helpers/daemon.ts";
+import { startRegistry, startRegistryProxy, type RegistryProxy, type TestRegistry } from "../helpers/registry.ts";
+import { pushBlob, pushImage, pushManifest, rawTar, type PushedImage } from "../helpers/test-images.ts";
+
+let reg: TestRegistry;
+let cutting: RegistryProxy;
+let corrupting: RegistryProxy;
+let daemon: TestDaemon;
+let big: PushedImage;
+
+// ~3 MB of incompressible data, so the cut happens mid-download.
+const noise = new Uint8Array(3 << 20);
+for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536));
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  big = await pushImage(reg, "big", "v1", { layers: [rawTar([{ name: "noise.bin", data: noise }]), rawTar([{ name: "small.txt", data: "s" }])] });
+  cutting = await startRegistryProxy(reg, { cutBlobAfter: 1 << 20 });
+  corrupting = await startRegistryProxy(reg, { corruptBlobs: true });
+  daemon = new TestDaemon("arcbox-images-failures-");
+  await daemon.start();
+}, 120_000);
+
+afterAll(async () => {
+  await daemon?.dispose();
+  await Promise.all([cutting?.stop(), corrupting?.stop()]);
+  await reg?.stop();
+}, 60_000);
+
+const dataDir = () => join(daemon.home, "data", "imaged");
+function storeIsClean() {
+  expect(readdirSync(join(dataDir(), "ingest"))).toEqual([]);
+  expect(readdirSync(join(dataDir(), "snapshots-tmp"))).toEqual([]);
+  expect(readdirSync(join(dataDir(), "snapshots"))).toEqual([]);
+}
+
+test("a registry that drops the connection mid-blob: clear error, nothing half-written", async () => {
+  const r = await daemon.docker(["pull", `${cutting.host}/big:v1`]);
+  expect(r.code).toBe(1);
+  expect(r.stderr + r.stdout).toMatch(/error downloading layer sha256:[a-f0-9]{64}/);
+  expect(readdirSync(join(dataDir(), "ingest"))).toEqual([]);
+  expect(readdirSync(join(dataDir(), "snapshots-tmp"))).toEqual([]);
+  // The small layer may have completed: it stays, verified, for the next pull to reuse.
+  expect(readdirSync(join(dataDir(), "snapshots")).length).toBeLessThanOrEqual(1);
+  expect((await daemon.docker(["image", "inspect", `${cutting.host}/big:v1`])).code).toBe(1);
+  // Only complete, verified blobs may remain (the small layer and the config).
+  for (const hex of readdirSync(join(dataDir(), "blobs", "sha256"))) {
+    const bytes = await Bun.file(join(dataDir(), "blobs", "sha256", hex)).bytes();
+    expect(new Bun.CryptoHasher("sha256").update(bytes).digest("hex")).toBe(hex);
+  }
+});
+
+test("the same pull from a healthy registry then succeeds", async () => {
+  const r = await daemon.docker(["pull", big.reference]);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Pull complete");
+  expect(readdirSync(join(dataDir(), "snapshots"))).toHaveLength(2);
+  expect((await daemon.docker(["rmi", big.reference])).code).toBe(0);
+  storeIsClean();
+});
+
+test("a registry sending the wrong bytes: digest mismatch, nothing stored", async () => {
+  const r = await daemon.docker(["pull", `${corrupting.host}/big:v1`]);
+  expect(r.code).toBe(1);
+  expect(r.stderr + r.stdout).toContain("digest mismatch");
+  storeIsClean();
+});
+
+test("a corrupt gzip layer with a matching digest is refused and removed", async () => {
+  const gz = Bun.gzipSync(rawTar([{ name: "f", data: "x".repeat(10_000) }]) as Uint8Array<ArrayBuffer>);
+  const broken = gz.slice(0, gz.length - 40); // truncated deflate stream, valid blob
+  const layerDigest = await pushBlob(reg, "broken", broken);
+  const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${"1".repeat(64)}`] } }));
+  const configDigest = await pushBlob(reg, "broken", config);
+  const manifest = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.docker.distribution.manifest.v2+json", config: { mediaType: "application/vnd.docker.container.image.v1+json", size: config.length, digest: configDigest }, layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: broken.length, digest: layerDigest }] }));
+  await pushManifest(reg, "broken", "v1", "application/vnd.docker.distribution.manifest.v2+json", manifest);
+  const r = await daemon.docker(["pull", `${reg.host}/broken:v1`]);
+  expect(r.code).toBe(1);
+  expect(r.stderr + r.stdout).toMatch(/corrupt|unexpected end|truncated/);
+  storeIsClean();
+  expect(readdirSync(join(dataDir(), "blobs", "sha256"))).not.toContain(layerDigest.slice(7));
+});
+
+test("removing one image keeps the layers another image shares", async () => {
+  const shared = rawTar([{ name: "shared.txt", data: "shared" }]);
+  const a = await pushImage(reg, "share-a", "v1", { layers: [shared, rawTar([{ name: "a", data: "a" }])] });
+  const b = await pushImage(reg, "share-b", "v1", { layers: [shared, rawTar([{ name: "b", data: "b" }])] });
+  expect((await daemon.docker(["pull", "-q", a.reference])).code).toBe(0);
+  const pb = await daemon.docker(["pull", b.reference]);
+  expect(pb.stdout).toContain("Already exists");
+  expect(readdirSync(join(dataDir(), "snapshots"))).toHaveLength(3);
+  const rm = await daemon.docker(["rmi", a.reference]);
+  expect(rm.code).toBe(0);
+  expect(readdirSync(join(dataDir(), "snapshots"))).toHaveLength(2);
+  const prune = await daemon.docker(["image", "prune", "-a", "-f"]);
+  expect(prune.code).toBe(0);
+  storeIsClean();
+  expect(readdirSync(join(dataDir(), "blobs", "sha256"))).toEqual([]);
+});
