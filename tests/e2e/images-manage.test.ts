@@ -121,3 +121,13 @@ test("a re-pushed tag leaves a dangling image that image prune removes", async (
   const info = await daemon.api("/info");
   expect(((await info.json()) as { Images: number }).Images).toBe(2);
 });
+
+test("docker system df reports image usage", async () => {
+  const r = await daemon.docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Images 2 0");
+  const raw = (await (await daemon.api("/system/df")).json()) as { LayersSize: number; Images: { Id: string; Size: number; SharedSize: number }[] };
+  expect(raw.Images).toHaveLength(2);
+  expect(raw.LayersSize).toBeGreaterThan(0);
+  for (const i of raw.Images) expect(i.SharedSize).toBeGreaterThanOrEqual(0);
+});

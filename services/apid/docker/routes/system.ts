@@ -5,6 +5,7 @@ import { backingFilesystem, hostFacts } from "../../platform/host-facts.ts";
 import { API_VERSION, MIN_API_VERSION } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import { imageDiskUsage } from "../images/disk-usage.ts";
 
 /** The Docker Engine release whose API ArcBox implements; tools compare against it. */
 export const ENGINE_COMPAT_VERSION = "28.2.0";
@@ -120,6 +121,9 @@ export function systemRoutes(deps: DockerApiDeps) {
       Containerd: null,
     });
   });
+
+  // Image part from imaged; containers, volumes and build cache are filled by their owners.
+  app.get("/system/df", async (c) => c.json({ ...(await imageDiskUsage(deps)), Containers: [], Volumes: [], BuildCache: [] }));
 
   return app;
 }
