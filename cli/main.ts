@@ -2,10 +2,6 @@
 import { arcboxHome } from "../lib/home.ts";
 import { parseHomeFlag } from "../lib/service/argv.ts";
 import { ARCBOX_VERSION } from "../lib/version.ts";
-import { runDaemon } from "../services/supervisor/main.ts";
-import { dockerContext } from "./commands/docker-context.ts";
-import { logs } from "./commands/logs.ts";
-import { start, status, stop } from "./commands/lifecycle.ts";
 
 const usage = `arcbox ${ARCBOX_VERSION}: containers and Linux machines, Docker-compatible
 
@@ -38,18 +34,19 @@ async function main(argv: string[]): Promise<number> {
   const home = arcboxHome(homeDir);
   const [cmd, ...rest] = stripHome(argv);
   switch (cmd) {
+    // Commands load their modules on demand: `arcbox start` stays quick to launch.
     case "daemon":
-      return runDaemon(homeDir);
+      return (await import("../services/supervisor/main.ts")).runDaemon(homeDir);
     case "start":
-      return start(home);
+      return (await import("./commands/lifecycle.ts")).start(home);
     case "stop":
-      return stop(home);
+      return (await import("./commands/lifecycle.ts")).stop(home);
     case "status":
-      return status(home);
+      return (await import("./commands/lifecycle.ts")).status(home);
     case "logs":
-      return logs(home, rest);
+      return (await import("./commands/logs.ts")).logs(home, rest);
     case "docker":
-      return dockerContext(home, rest);
+      return (await import("./commands/docker-context.ts")).dockerContext(home, rest);
     case "version":
     case "--version":
       console.log(`arcbox ${ARCBOX_VERSION} (bun ${Bun.version})`);

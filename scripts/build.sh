@@ -8,6 +8,7 @@ for svc in apid imaged netd fsd vmm; do
   bun build "services/$svc/main.ts" --target=bun --minify-syntax --minify-whitespace --outfile "dist.tmp/$svc.js" >/dev/null
 done
 bun build cli/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/arcbox.js >/dev/null
+bun build services/supervisor/daemon.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/supervisor.js >/dev/null
 if [ -f guest/main.ts ]; then bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/guest-agent.js >/dev/null; fi
 rm -rf dist && mv dist.tmp dist
 echo "built $(ls dist | wc -l) bundles in dist/"

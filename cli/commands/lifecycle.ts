@@ -1,7 +1,8 @@
 /** `arcbox start | stop | status`. */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { REPO_ROOT } from "../../lib/entry.ts";
+import { REPO_ROOT, resolveEntry } from "../../lib/entry.ts";
+import type { Readable } from "node:stream";
 import { join } from "node:path";
 import { dockerSocket, ensureHome, serviceLog, supervisorLock, type ArcboxHome } from "../../lib/home.ts";
 import { supervisorClient } from "../../lib/service/clients.ts";
@@ -9,7 +10,6 @@ import { ServiceState } from "../../proto/gen/arcbox/supervisor/v1/supervisor_pb
 
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
-const arcboxBin = join(REPO_ROOT, "bin", "arcbox");
 
 export async function dockerPing(home: ArcboxHome): Promise<boolean> {
   try {
@@ -33,6 +33,10 @@ function daemonPid(home: ArcboxHome): number | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Spawns the supervisor detached, with a pipe on fd 3 that it writes "ready" to once
+ * the Docker socket is served: no polling, and an early exit is seen at once.
+ */
 export async function start(home: ArcboxHome): Promise<number> {
   ensureHome(home);
   if (await dockerPing(home)) {
@@ -40,27 +44,37 @@ export async function start(home: ArcboxHome): Promise<number> {
     return 0;
   }
   const logFd = openSync(serviceLog(home, "supervisor"), "a");
-  const child = spawn(arcboxBin, ["daemon", "--home", home.root], {
+  const daemon = resolveEntry("supervisor", join(REPO_ROOT, "services", "supervisor", "daemon.ts"));
+  const child = spawn(process.execPath, ["--smol", daemon, "--home", home.root], {
     detached: true,
-    stdio: ["ignore", logFd, logFd],
-    env: { ...process.env, ARCBOX_HOME: home.root },
+    stdio: ["ignore", logFd, logFd, "pipe"],
+    env: { ...process.env, ARCBOX_HOME: home.root, ARCBOX_READY_FD: "3" },
   });
   closeSync(logFd);
-  let exited: number | null = null;
-  child.on("exit", (code) => (exited = code ?? 1));
+  const readyPipe = child.stdio[3] as Readable;
+  const outcome = await new Promise<"ready" | "exited" | "timeout">((resolve) => {
+    let buf = "";
+    const timer = setTimeout(() => resolve("timeout"), START_TIMEOUT_MS);
+    readyPipe.on("data", (b: Buffer) => {
+      buf += b.toString();
+      if (buf.includes("ready")) {
+        clearTimeout(timer);
+        resolve("ready");
+      }
+    });
+    child.on("exit", () => {
+      clearTimeout(timer);
+      resolve("exited");
+    });
+  });
+  readyPipe.destroy();
   child.unref();
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  // The CLI waits here (the daemon itself never polls): a ping every 20 ms until it answers.
-  while (Date.now() < deadline) {
-    if (await dockerPing(home)) {
-      console.log(`ArcBox is running: unix://${dockerSocket(home)}`);
-      return 0;
-    }
-    if (exited !== null) break;
-    await sleep(20);
+  if (outcome === "ready") {
+    console.log(`ArcBox is running: unix://${dockerSocket(home)}`);
+    return 0;
   }
   const tail = readFileSync(serviceLog(home, "supervisor"), "utf8").trimEnd().split("\n").slice(-5).join("\n");
-  process.stderr.write(`arcbox: the daemon did not start${exited !== null ? ` (exit code ${exited})` : " in time"}; last log lines:\n${tail}\n`);
+  process.stderr.write(`arcbox: the daemon did not start${outcome === "exited" ? ` (exit code ${child.exitCode ?? "?"})` : " in time"}; last log lines:\n${tail}\n`);
   return 1;
 }
 

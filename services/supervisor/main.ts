@@ -1,20 +1,30 @@
 /**
- * `arcbox daemon`: holds the home lock, serves SupervisorService on run/supervisor.sock,
- * starts apid (and the lazy services on demand), restarts what dies, and stops
- * everything in order on SIGTERM/SIGINT.
+ * The supervisor (`arcbox daemon`): holds the home lock, starts apid (and the lazy
+ * services on demand), restarts what dies, serves SupervisorService on
+ * run/supervisor.sock, and stops everything in order on SIGTERM/SIGINT.
+ *
+ * Start-up order is tuned for cold start: apid is spawned before the supervisor loads
+ * its own Connect and debug servers, so both load in parallel.
  */
-import { rmSync } from "node:fs";
-import { MetricsRegistry } from "../../lib/debug/metrics.ts";
-import { serveDebug } from "../../lib/debug/server.ts";
+import { closeSync, rmSync, writeSync } from "node:fs";
 import { ArcboxError } from "../../lib/errors.ts";
 import { arcboxHome, debugSocket, ensureHome, supervisorLock, supervisorSocket } from "../../lib/home.ts";
 import { createLogger } from "../../lib/log.ts";
-import { serveConnect } from "../../lib/rpc/server.ts";
 import { ARCBOX_VERSION } from "../../lib/version.ts";
 import { DaemonLock } from "./core/daemon-lock.ts";
 import { SERVICE_TABLE } from "./core/service-table.ts";
 import { Supervisor } from "./core/supervisor.ts";
-import { supervisorRoutes } from "./server/supervisor-service.ts";
+
+/** Tells `arcbox start` (which passed us a pipe as ARCBOX_READY_FD) that we are up. */
+function notifyReady(): void {
+  const fd = Number(process.env.ARCBOX_READY_FD);
+  if (!Number.isInteger(fd) || fd < 3) return;
+  try {
+    writeSync(fd, "ready\n");
+    closeSync(fd);
+  } catch {}
+  delete process.env.ARCBOX_READY_FD; // not for the services we spawn later
+}
 
 export async function runDaemon(homeDir: string): Promise<number> {
   const home = arcboxHome(homeDir);
@@ -30,8 +40,17 @@ export async function runDaemon(homeDir: string): Promise<number> {
     }
     throw err;
   }
+  log.info("starting", { pid: process.pid, home: home.root, version: ARCBOX_VERSION });
 
   const sup = new Supervisor(SERVICE_TABLE, home, log);
+  const eager = sup.startEager();
+
+  const [{ serveConnect }, { serveDebug }, { MetricsRegistry }, { supervisorRoutes }] = await Promise.all([
+    import("../../lib/rpc/server.ts"),
+    import("../../lib/debug/server.ts"),
+    import("../../lib/debug/metrics.ts"),
+    import("./server/supervisor-service.ts"),
+  ]);
   let exiting = false;
   const shutdown = async (why: string) => {
     if (exiting) return;
@@ -44,7 +63,6 @@ export async function runDaemon(homeDir: string): Promise<number> {
     log.info("stopped");
     process.exit(0);
   };
-
   const control = serveConnect(supervisorSocket(home), supervisorRoutes(sup, home, () => void shutdown("shutdown request")));
   const metrics = new MetricsRegistry("arcbox_supervisor");
   metrics.gauge("services_running", "Services with a live process.", () => sup.services.filter((s) => s.snapshot().pid > 0).length);
@@ -52,19 +70,19 @@ export async function runDaemon(homeDir: string): Promise<number> {
     service: "supervisor",
     version: ARCBOX_VERSION,
     metrics,
-    state: () => ({ pid: process.pid, home: home.root, services: sup.services.map((s) => ({ ...s.snapshot(), startedAtUnixMs: Number(s.snapshot().startedAtUnixMs) })) }),
+    state: () => ({ pid: process.pid, home: home.root, services: sup.services.map((s) => s.snapshot()) }),
   });
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
-  log.info("starting", { pid: process.pid, home: home.root, version: ARCBOX_VERSION });
   try {
-    await sup.startEager();
+    await eager;
   } catch (err) {
     log.error("eager services failed to start", { error: err });
     await shutdown("start failure");
     return 1;
   }
   log.info("ready");
+  notifyReady();
   return new Promise<number>(() => {}); // runs until a signal or a Shutdown call
 }

@@ -4,7 +4,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import type { Subprocess } from "bun";
-import { ServiceState } from "../../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts";
+import type { ServiceStateName } from "./service-state.ts";
 import { debugSocket, serviceLog, serviceSocket, type ArcboxHome } from "../../../lib/home.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { Backoff } from "./backoff.ts";
@@ -15,10 +15,10 @@ const STOP_GRACE_MS = 10_000;
 
 export interface ServiceSnapshot {
   name: string;
-  state: ServiceState;
+  state: ServiceStateName;
   pid: number;
   restarts: number;
-  startedAtUnixMs: bigint;
+  startedAtUnixMs: number;
   lazy: boolean;
   socket: string;
   debugSocket: string;
@@ -26,7 +26,7 @@ export interface ServiceSnapshot {
 }
 
 export class ManagedService {
-  state: ServiceState;
+  state: ServiceStateName;
   private proc: Subprocess | undefined;
   private restarts = 0;
   private startedAt = 0;
@@ -41,12 +41,12 @@ export class ManagedService {
     private readonly home: ArcboxHome,
     private readonly log: Logger,
   ) {
-    this.state = spec.lazy ? ServiceState.IDLE : ServiceState.STOPPED;
+    this.state = spec.lazy ? "idle" : "stopped";
   }
 
   /** Starts the service if needed and resolves once it reports ready. */
   ensureRunning(): Promise<void> {
-    if (this.state === ServiceState.READY) return Promise.resolve();
+    if (this.state === "ready") return Promise.resolve();
     const ready = new Promise<void>((resolve, reject) => {
       const waiter = { resolve, reject };
       this.readyWaiters.push(waiter);
@@ -59,14 +59,14 @@ export class ManagedService {
       }, READY_TIMEOUT_MS).unref();
     });
     this.wanted = true;
-    if (this.state !== ServiceState.STARTING && this.state !== ServiceState.BACKOFF) this.spawn();
+    if (this.state !== "starting" && this.state !== "backoff") this.spawn();
     return ready;
   }
 
   private spawn(): void {
     clearTimeout(this.restartTimer);
     const logFd = openSync(serviceLog(this.home, this.spec.name), "a");
-    this.state = ServiceState.STARTING;
+    this.state = "starting";
     this.startedAt = Date.now();
     try {
       const proc = Bun.spawn([process.execPath, "--smol", this.spec.entry, "--home", this.home.root], {
@@ -84,7 +84,7 @@ export class ManagedService {
 
   private onMessage(proc: Subprocess, message: unknown): void {
     if (proc !== this.proc || (message as { type?: string })?.type !== "ready") return;
-    this.state = ServiceState.READY;
+    this.state = "ready";
     for (const w of this.readyWaiters.splice(0)) w.resolve();
   }
 
@@ -94,12 +94,12 @@ export class ManagedService {
     const how = signal ? `signal ${signal}` : `code ${code}`;
     this.lastExit = how;
     if (!this.wanted) {
-      this.state = ServiceState.STOPPED;
+      this.state = "stopped";
       return;
     }
     const delay = this.backoff.next(Date.now() - this.startedAt);
     this.restarts++;
-    this.state = ServiceState.BACKOFF;
+    this.state = "backoff";
     this.log.error(`service ${this.spec.name} exited unexpectedly (${how}); restarting in ${delay} ms`, { service: this.spec.name, restarts: this.restarts });
     this.restartTimer = setTimeout(() => this.spawn(), delay);
   }
@@ -110,19 +110,19 @@ export class ManagedService {
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.spec.name} is stopping`));
     const proc = this.proc;
     if (!proc) {
-      if (this.state !== ServiceState.IDLE) this.state = ServiceState.STOPPED;
+      if (this.state !== "idle") this.state = "stopped";
       return;
     }
-    this.state = ServiceState.STOPPING;
+    this.state = "stopping";
     proc.kill("SIGTERM");
     const killer = setTimeout(() => {
       this.log.warn(`service ${this.spec.name} ignored SIGTERM for ${STOP_GRACE_MS / 1000}s; killing it`);
       proc.kill("SIGKILL");
     }, STOP_GRACE_MS);
-    await proc.exited;
+    const code = await proc.exited;
     clearTimeout(killer);
-    this.state = ServiceState.STOPPED;
-    this.log.info("stopped service", { service: this.spec.name, exit: this.lastExit });
+    this.state = "stopped";
+    this.log.info("stopped service", { service: this.spec.name, exit: proc.signalCode ? `signal ${proc.signalCode}` : `code ${code}` });
   }
 
   snapshot(): ServiceSnapshot {
@@ -131,7 +131,7 @@ export class ManagedService {
       state: this.state,
       pid: this.proc?.pid ?? 0,
       restarts: this.restarts,
-      startedAtUnixMs: BigInt(this.proc ? this.startedAt : 0),
+      startedAtUnixMs: this.proc ? this.startedAt : 0,
       lazy: this.spec.lazy,
       socket: serviceSocket(this.home, this.spec.name),
       debugSocket: debugSocket(this.home, this.spec.name),

@@ -8,17 +8,25 @@ import { REPO_ROOT, resolveEntry } from "../../../lib/entry.ts";
 
 export interface ServiceSpec {
   name: string;
-  entry: string;
+  readonly entry: string;
   lazy: boolean;
 }
 
 const servicesDir = join(REPO_ROOT, "services");
-const entry = (name: string) => resolveEntry(name, join(servicesDir, name, "main.ts"));
+// The entry is resolved when the service is spawned, not at import: checking whether
+// the bundle is current walks the source tree.
+const spec = (name: string, lazy: boolean): ServiceSpec => ({
+  name,
+  lazy,
+  get entry() {
+    return resolveEntry(name, join(servicesDir, name, "main.ts"));
+  },
+});
 
 export const SERVICE_TABLE: ServiceSpec[] = [
-  { name: "imaged", entry: entry("imaged"), lazy: true },
-  { name: "fsd", entry: entry("fsd"), lazy: true },
-  { name: "netd", entry: entry("netd"), lazy: true },
-  { name: "vmm", entry: entry("vmm"), lazy: true },
-  { name: "apid", entry: entry("apid"), lazy: false },
+  spec("imaged", true),
+  spec("fsd", true),
+  spec("netd", true),
+  spec("vmm", true),
+  spec("apid", false),
 ];
