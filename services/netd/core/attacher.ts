@@ -126,7 +126,8 @@ export class Attacher {
   }
 
   private planEndpoint(rec: AttachmentRecord, r: PendingEndpoint, ifname: string, alsoUsed: string[]): EndpointRecord {
-    const net = this.state.getNetwork(r.network);
+    // Docker's CLI says "default" for the daemon's default network, which is "bridge".
+    const net = this.state.getNetwork(r.network === "default" ? "bridge" : r.network);
     if (net.driver !== "bridge") throw new NetworkError("invalid_argument", `container cannot be disconnected from host network or connected to host network`);
     if (net.isDefault && r.aliases.length) throw new NetworkError("invalid_argument", "network-scoped alias is supported only for containers in user defined networks");
     if (net.isDefault && r.ipv4Address) throw new NetworkError("invalid_argument", "user specified IP address is supported on user defined networks only");
