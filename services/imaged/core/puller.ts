@@ -137,6 +137,8 @@ export class Puller {
       body = res.body ?? new Response(new Uint8Array()).body!;
     }
     const progress = progressThrottle(emit, id, "Downloading", desc.size);
+    // On the main thread: measured faster than one worker per layer on this 2-core class
+    // of machine (worker start-up and module loading cost more than they parallelize).
     const result = await ingestLayer({
       body,
       digest: desc.digest,

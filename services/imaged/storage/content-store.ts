@@ -52,7 +52,7 @@ export class ContentStore {
   }
 
   writer(): BlobWriter {
-    return new BlobWriter(join(this.ingestDir, `${process.pid}-${Date.now()}-${++this.seq}`), (digest) => this.path(digest));
+    return new BlobWriter(join(this.ingestDir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}-${++this.seq}`), (digest) => this.path(digest));
   }
 
   delete(digest: string): void {

@@ -34,7 +34,7 @@ export class Snapshots {
 
   /** A fresh empty directory to unpack into. */
   tempLayer(): string {
-    const dir = join(this.tmpDir, `${process.pid}-${Date.now()}-${++this.seq}`);
+    const dir = join(this.tmpDir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}-${++this.seq}`);
     mkdirSync(dir, { mode: 0o755 });
     return dir;
   }

@@ -1,0 +1,89 @@
+/**
+ * Cold pull of a multi-layer image (random, incompressible layers; 4 x 28 MiB by
+ * default) from a local registry, ArcBox against Docker Engine in the same run, until
+ * the image is usable (the pull command returns once layers are unpacked).
+ * Each round starts both engines with empty stores and warms each with `docker images`
+ * (which starts ArcBox's lazily started imaged); that first-call cost is reported apart.
+ * Usage: bun bench/pull.ts [--runs N] [--layers N] [--layer-mib N]
+ */
+import { startDockerd } from "./lib/dockerd.ts";
+import { median, printReport } from "./lib/report.ts";
+import { TestDaemon } from "../tests/helpers/daemon.ts";
+import { startRegistry } from "../tests/helpers/registry.ts";
+import { pushImage, rawTar } from "../tests/helpers/test-images.ts";
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const RUNS = arg("--runs", 3);
+const LAYERS = arg("--layers", 4);
+const LAYER_MIB = arg("--layer-mib", 28);
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  return out;
+}
+
+async function timedPull(host: string, ref: string): Promise<number> {
+  const t0 = performance.now();
+  const p = Bun.spawn(["docker", "-H", host, "pull", "-q", ref], { stdout: "pipe", stderr: "pipe" });
+  const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+  const ms = performance.now() - t0;
+  if (code !== 0) throw new Error(`pull against ${host} failed: ${err}`);
+  return ms;
+}
+
+/** `docker images` on a fresh engine: for ArcBox this includes starting imaged. */
+async function timedImages(host: string): Promise<number> {
+  const t0 = performance.now();
+  const p = Bun.spawn(["docker", "-H", host, "images", "-q"], { stdout: "ignore", stderr: "ignore" });
+  await p.exited;
+  return performance.now() - t0;
+}
+
+async function usable(host: string, ref: string): Promise<void> {
+  const p = Bun.spawnSync(["docker", "-H", host, "image", "inspect", "--format", "{{len .RootFS.Layers}}", ref]);
+  if (p.stdout.toString().trim() !== String(LAYERS)) throw new Error(`image not usable on ${host}`);
+}
+
+const reg = await startRegistry();
+try {
+  console.log(`building ${LAYERS} x ${LAYER_MIB} MiB random layers...`);
+  const layers = Array.from({ length: LAYERS }, (_, i) => rawTar([{ name: `data/layer-${i}.bin`, data: randomBytes(LAYER_MIB << 20) }]));
+  const img = await pushImage(reg, "bench/big", "v1", { layers });
+  const totalMiB = layers.reduce((n, l) => n + l.length, 0) / (1 << 20);
+  console.log(`pushed ${img.reference} (${totalMiB.toFixed(0)} MiB in ${LAYERS} gzip layers)`);
+
+  const arcboxMs: number[] = [];
+  const lazyStartMs: number[] = [];
+  const dockerMs: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const daemon = new TestDaemon("bench-pull-arcbox-");
+    await daemon.start();
+    try {
+      lazyStartMs.push(await timedImages(daemon.dockerHost));
+      arcboxMs.push(await timedPull(daemon.dockerHost, img.reference));
+      await usable(daemon.dockerHost, img.reference);
+    } finally {
+      await daemon.dispose();
+    }
+    const engine = await startDockerd({ args: ["--insecure-registry", reg.host] });
+    try {
+      await timedImages(engine.host);
+      dockerMs.push(await timedPull(engine.host, img.reference));
+      await usable(engine.host, img.reference);
+    } finally {
+      await engine.stop();
+    }
+    console.log(`run ${run + 1}: arcbox ${arcboxMs[run]!.toFixed(0)} ms, docker ${dockerMs[run]!.toFixed(0)} ms`);
+  }
+  printReport(`cold pull of ${totalMiB.toFixed(0)} MiB in ${LAYERS} layers (median of ${RUNS})`, [
+    { metric: "cold pull until usable", unit: "ms", arcbox: median(arcboxMs), docker: median(dockerMs), lowerIsBetter: true },
+    { metric: "throughput", unit: "MiB/s", arcbox: totalMiB / (median(arcboxMs) / 1000), docker: totalMiB / (median(dockerMs) / 1000), lowerIsBetter: false },
+  ]);
+  console.log(`first image call on a fresh ArcBox daemon (lazy imaged start): ${median(lazyStartMs).toFixed(0)} ms median`);
+} finally {
+  await reg.stop();
+}
