@@ -72,3 +72,24 @@ test("inspecting an unknown image is a 404 with Docker's message", async () => {
   expect(cli.code).toBe(1);
   expect(cli.stderr).toContain("No such image: nosuchimage:9");
 });
+
+test("docker pull -a pulls every tag of the repository", async () => {
+  await pushBusybox(reg, "multi-tag", "one");
+  await pushBusybox(reg, "multi-tag", "two", { config: { Cmd: ["echo", "two"] } });
+  const r = await daemon.docker(["pull", "-a", `${reg.host}/multi-tag`]);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain(`one: Pulling from ${reg.host}/multi-tag`);
+  expect(r.stdout).toContain(`two: Pulling from ${reg.host}/multi-tag`);
+  expect(r.stdout).toContain(`Status: Downloaded newer image for ${reg.host}/multi-tag`);
+  const tags = await daemon.docker(["images", "--format", "{{.Tag}}", `${reg.host}/multi-tag`]);
+  expect(tags.stdout.trim().split("\n").sort()).toEqual(["one", "two"]);
+});
+
+test("concurrent pulls of the same image share the download and both succeed", async () => {
+  await pushBusybox(reg, "concurrent", "v1", { config: { Env: ["X=concurrent"] } });
+  const [a, b] = await Promise.all([daemon.docker(["pull", `${reg.host}/concurrent:v1`]), daemon.docker(["pull", `${reg.host}/concurrent:v1`])]);
+  expect([a.code, b.code]).toEqual([0, 0]);
+  const insp = await daemon.docker(["image", "inspect", "--format", "{{json .Config.Env}}", `${reg.host}/concurrent:v1`]);
+  expect(JSON.parse(insp.stdout)).toEqual(["X=concurrent"]);
+});

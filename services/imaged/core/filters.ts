@@ -2,7 +2,6 @@
 import type { ImageRow } from "../storage/image-db.ts";
 import { ImageError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
-import { familiar } from "./reference.ts";
 
 export interface FilterArg {
   key: string;
@@ -33,8 +32,9 @@ function parseUntil(v: string): number {
 
 export interface FilteredImage {
   row: ImageRow;
-  /** Tags that passed the reference filter (all tags when there is none). */
+  /** Tags and repo digests that passed the reference filter (all when there is none). */
   tags: string[];
+  digests: string[];
 }
 
 export function filterImages(store: ImageStore, filters: FilterArg[], allowed: Set<string> = KNOWN): FilteredImage[] {
@@ -55,6 +55,7 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
   const out: FilteredImage[] = [];
   for (const row of store.db.allImages()) {
     let tags = store.repoTags(row.id);
+    let digests = store.repoDigests(row.id);
     if (dangling) {
       const want = dangling.some((v) => v === "true" || v === "1");
       if (want !== (tags.length === 0)) continue;
@@ -71,15 +72,16 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
       if (!ok) continue;
     }
     if (refPatterns) {
+      // As Docker's FamiliarMatch: the whole familiar reference, or its name alone.
       const matches = (name: string) => {
-        const repo = name.replace(/:[^:/]+$/, "");
-        return refPatterns.some((re) => re.test(name) || re.test(repo) || re.test(familiar(name)));
+        const repo = name.replace(/@.*$/, "").replace(/:[^:/]+$/, "");
+        return refPatterns.some((re) => re.test(name) || re.test(repo));
       };
       tags = tags.filter(matches);
-      const digests = store.repoDigests(row.id).filter((d) => refPatterns.some((re) => re.test(d)));
+      digests = digests.filter(matches);
       if (tags.length === 0 && digests.length === 0) continue;
     }
-    out.push({ row, tags });
+    out.push({ row, tags, digests });
   }
   return out;
 }

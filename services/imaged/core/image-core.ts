@@ -37,7 +37,7 @@ export class ImageCore {
     const layerUse = new Map<string, number>();
     for (const img of this.store.db.allImages()) for (const d of new Set(img.diffIds)) layerUse.set(d, (layerUse.get(d) ?? 0) + 1);
     const items = rows
-      .map(({ row, tags }) => {
+      .map(({ row, tags, digests }) => {
         const cfg = this.store.config(row);
         let unique = 0;
         for (const d of new Set(row.diffIds)) if (layerUse.get(d) === 1) unique += this.store.db.getLayer(d)?.size ?? 0;
@@ -45,7 +45,7 @@ export class ImageCore {
           id: row.id,
           name: tags[0] ?? "<none>:<none>",
           repoTags: tags,
-          repoDigests: this.store.repoDigests(row.id),
+          repoDigests: digests,
           createdUnix: BigInt(row.created),
           size: BigInt(row.size),
           labels: (cfg.config?.Labels ?? {}) as Record<string, string>,

@@ -44,7 +44,24 @@ export class Puller {
     private readonly registryConfig: () => RegistryConfig,
   ) {}
 
-  async pull(opts: PullOptions, emit: Emit): Promise<string> {
+  /** docker pull -a: every tag of the repository, one after the other. */
+  async pullAllTags(opts: PullOptions, emit: Emit): Promise<void> {
+    const ref = parseReference(opts.reference);
+    if (ref.tag || ref.digest) throw new ImageError("invalid_argument", "tag can't be used with --all-tags/-a");
+    const repo = openRepo(this.registryConfig(), ref.domain, ref.path, opts.creds, "pull");
+    const tags = (await repo.tags()).sort();
+    if (tags.length === 0) throw new ImageError("not_found", `repository ${familiarRepository(repository(ref))} has no tags`);
+    let changed = false;
+    for (const tag of tags) {
+      const before = this.store.db.tagTarget(formatReference({ ...ref, tag }));
+      const id = await this.pull({ ...opts, reference: formatReference({ ...ref, tag }) }, emit, false);
+      changed ||= before !== id;
+    }
+    const name = familiarRepository(repository(ref));
+    emit({ status: changed ? `Status: Downloaded newer image for ${name}` : `Status: Image is up to date for ${name}` });
+  }
+
+  async pull(opts: PullOptions, emit: Emit, finalStatus = true): Promise<string> {
     const ref = withDefaultTag(parseReference(opts.reference));
     const display = familiar(formatReference(ref));
     const repo = openRepo(this.registryConfig(), ref.domain, ref.path, opts.creds, "pull");
@@ -96,7 +113,7 @@ export class Puller {
       if (ref.tag) this.store.db.setTag(formatReference(ref), img.id);
       this.store.db.setDigest(`${repository(ref)}@${manifestDigest}`, img.id, manifestDigest);
       emit({ status: `Digest: ${manifestDigest}` });
-      emit({ status: upToDate ? `Status: Image is up to date for ${display}` : `Status: Downloaded newer image for ${display}` });
+      if (finalStatus) emit({ status: upToDate ? `Status: Image is up to date for ${display}` : `Status: Downloaded newer image for ${display}` });
       return img.id;
     } finally {
       release();

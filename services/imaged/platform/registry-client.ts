@@ -166,6 +166,21 @@ export class RepoSession {
     return { mediaType, body, digest };
   }
 
+  /** Every tag of the repository (following Link pagination). */
+  async tags(): Promise<string[]> {
+    const out: string[] = [];
+    let next: string | undefined = this.repoUrl("tags/list");
+    while (next) {
+      const res = await this.request(next);
+      if (!res.ok) throw await this.failure(res, `tags of ${this.domain}/${this.path}`);
+      const body = (await res.json()) as { tags?: string[] | null };
+      out.push(...(body.tags ?? []));
+      const link = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get("link") ?? "")?.[1];
+      next = link ? new URL(link, "http://registry.invalid").pathname + new URL(link, "http://registry.invalid").search : undefined;
+    }
+    return out;
+  }
+
   /** Starts a blob download; the caller streams and verifies the body. */
   async blob(digest: string, signal?: AbortSignal): Promise<Response> {
     const res = await this.request(this.repoUrl(`blobs/${digest}`), { signal });

@@ -31,7 +31,14 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string) {
         return {};
       },
       pull: (req, ctx) =>
-        streamEvents(ctx.signal, (emit) => core.puller.pull({ reference: req.reference, platform: req.platform, creds: toCreds(req.auth) }, emit), (e) => ({ progress: toProgress(e) })),
+        streamEvents(
+          ctx.signal,
+          (emit) => {
+            const opts = { reference: req.reference, platform: req.platform, creds: toCreds(req.auth) };
+            return req.allTags ? core.puller.pullAllTags(opts, emit) : core.puller.pull(opts, emit);
+          },
+          (e) => ({ progress: toProgress(e) }),
+        ),
       push: (req, ctx) => streamEvents(ctx.signal, (emit) => core.pusher.push({ reference: req.reference, creds: toCreds(req.auth) }, emit), (e) => ({ progress: toProgress(e) })),
       login: async (req) => core.login(toCreds(req.auth), req.auth?.serverAddress ?? ""),
       tag: (req) => {

@@ -32,8 +32,10 @@ export function imagesRoutes(deps: DockerApiDeps) {
     if (!fromImage) return dockerError(400, "fromImage or fromSrc is required");
     let reference = fromImage;
     if (q.tag) reference = q.tag.startsWith("sha256:") ? `${fromImage}@${q.tag}` : `${fromImage}:${q.tag}`;
+    // No tag anywhere means every tag (docker pull -a); the CLI sends tag=latest otherwise.
+    const allTags = !q.tag && !/[:@][^/]*$/.test(fromImage);
     const auth = registryAuthFromHeader(c.req.header("X-Registry-Auth"));
-    const stream = images().pull({ reference, platform: q.platform ?? "", auth });
+    const stream = images().pull({ reference, platform: q.platform ?? "", auth, allTags });
     return progressResponse(stream);
   });
 
