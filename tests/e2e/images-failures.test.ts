@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { arcboxHome } from "../../lib/home.ts";
+import { ServiceClients } from "../../lib/service/clients.ts";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, startRegistryProxy, type RegistryProxy, type TestRegistry } from "../helpers/registry.ts";
 import { pushBlob, pushImage, pushManifest, rawTar, type PushedImage } from "../helpers/test-images.ts";
@@ -13,6 +15,7 @@ import { pushBlob, pushImage, pushManifest, rawTar, type PushedImage } from "../
 let reg: TestRegistry;
 let cutting: RegistryProxy;
 let corrupting: RegistryProxy;
+let slow: RegistryProxy;
 let daemon: TestDaemon;
 let big: PushedImage;
 
@@ -25,13 +28,14 @@ beforeAll(async () => {
   big = await pushImage(reg, "big", "v1", { layers: [rawTar([{ name: "noise.bin", data: noise }]), rawTar([{ name: "small.txt", data: "s" }])] });
   cutting = await startRegistryProxy(reg, { cutBlobAfter: 1 << 20 });
   corrupting = await startRegistryProxy(reg, { corruptBlobs: true });
+  slow = await startRegistryProxy(reg, { slowBlobsMs: 20 });
   daemon = new TestDaemon("arcbox-images-failures-");
   await daemon.start();
 }, 120_000);
 
 afterAll(async () => {
   await daemon?.dispose();
-  await Promise.all([cutting?.stop(), corrupting?.stop()]);
+  await Promise.all([cutting?.stop(), corrupting?.stop(), slow?.stop()]);
   await reg?.stop();
 }, 60_000);
 
@@ -106,3 +110,26 @@ test("removing one image keeps the layers another image shares", async () => {
   storeIsClean();
   expect(readdirSync(join(dataDir(), "blobs", "sha256"))).toEqual([]);
 });
+
+test("imaged killed mid-pull: the pull fails, and the restarted imaged removes the partial files", async () => {
+  const clients = new ServiceClients(arcboxHome(daemon.home));
+  const { pid } = await clients.health("imaged").check({});
+  const pulling = daemon.docker(["pull", `${slow.host}/big:v1`]);
+  // Wait (bounded) until the download is under way: partial files exist.
+  const deadline = Date.now() + 20_000;
+  while (readdirSync(join(dataDir(), "ingest")).length === 0) {
+    if (Date.now() > deadline) throw new Error("the pull never started writing");
+    await Bun.sleep(20);
+  }
+  process.kill(pid, "SIGKILL");
+  const r = await pulling;
+  expect(r.code).toBe(1);
+  // The next call starts a fresh imaged, which clears what the dead one left.
+  const after = await clients.health("imaged").check({});
+  expect(after.pid).not.toBe(pid);
+  expect(readdirSync(join(dataDir(), "ingest"))).toEqual([]);
+  expect(readdirSync(join(dataDir(), "snapshots-tmp"))).toEqual([]);
+  expect((await daemon.docker(["image", "inspect", `${slow.host}/big:v1`])).code).toBe(1);
+  const again = await daemon.docker(["pull", big.reference]);
+  expect(again.code).toBe(0);
+}, 60_000);

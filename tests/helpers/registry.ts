@@ -90,6 +90,8 @@ export interface ProxyOptions {
   cutBlobAfter?: number;
   /** Replace blob GET bodies with garbage of the same length (digest mismatch). */
   corruptBlobs?: boolean;
+  /** Send blob GET bodies in 64 KiB pieces with this pause between them (a slow registry). */
+  slowBlobsMs?: number;
 }
 
 /**
@@ -139,6 +141,25 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
         const n = Number(res.headers.get("content-length") ?? 0);
         await res.body!.cancel();
         return new Response(new Uint8Array(n).fill(0x5a), { status: 200, headers: outHeaders });
+      }
+      if (isBlobGet && opts.slowBlobsMs !== undefined) {
+        const pause = opts.slowBlobsMs;
+        const reader = res.body!.getReader();
+        let pending: Uint8Array | undefined;
+        const slow = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (!pending || pending.length === 0) {
+              const { done, value } = await reader.read();
+              if (done) return controller.close();
+              pending = value;
+            }
+            await Bun.sleep(pause);
+            controller.enqueue(pending.subarray(0, 65536));
+            pending = pending.subarray(65536);
+          },
+          cancel: () => reader.cancel(),
+        });
+        return new Response(slow, { status: res.status, headers: outHeaders });
       }
       if (isBlobGet && opts.cutBlobAfter !== undefined) {
         const limit = opts.cutBlobAfter;
