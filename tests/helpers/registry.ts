@@ -154,8 +154,9 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
               pending = value;
             }
             await Bun.sleep(pause);
-            controller.enqueue(pending.subarray(0, 65536));
-            pending = pending.subarray(65536);
+            const piece: Uint8Array = pending;
+            controller.enqueue(piece.subarray(0, 65536));
+            pending = piece.subarray(65536);
           },
           cancel: () => reader.cancel(),
         });
