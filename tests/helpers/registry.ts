@@ -148,13 +148,13 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
         let pending: Uint8Array | undefined;
         const slow = new ReadableStream<Uint8Array>({
           async pull(controller) {
-            if (!pending || pending.length === 0) {
+            let piece = pending;
+            if (!piece || piece.length === 0) {
               const { done, value } = await reader.read();
               if (done) return controller.close();
-              pending = value;
+              piece = value;
             }
             await Bun.sleep(pause);
-            const piece: Uint8Array = pending;
             controller.enqueue(piece.subarray(0, 65536));
             pending = piece.subarray(65536);
           },
