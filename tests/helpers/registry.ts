@@ -150,9 +150,9 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
           async pull(controller) {
             let piece = pending;
             if (!piece || piece.length === 0) {
-              const { done, value } = await reader.read();
-              if (done) return controller.close();
-              piece = value;
+              const r = await reader.read();
+              if (r.done) return controller.close();
+              piece = r.value;
             }
             await Bun.sleep(pause);
             controller.enqueue(piece.subarray(0, 65536));
