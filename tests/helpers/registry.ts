@@ -148,11 +148,11 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
         let pending: Uint8Array | undefined;
         const slow = new ReadableStream<Uint8Array>({
           async pull(controller) {
-            let piece = pending;
-            if (!piece || piece.length === 0) {
+            let piece: Uint8Array = pending ?? new Uint8Array(0);
+            if (piece.length === 0) {
               const r = await reader.read();
               if (r.done) return controller.close();
-              piece = r.value;
+              piece = r.value ?? new Uint8Array(0);
             }
             await Bun.sleep(pause);
             controller.enqueue(piece.subarray(0, 65536));
