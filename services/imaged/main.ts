@@ -29,7 +29,7 @@ await runService({
     const uploadSocket = join(ctx.home.run, "imaged-upload.sock");
     const uploads = serveUploads(uploadSocket, core, ctx.log);
     return {
-      routes: imageServiceRoutes(core, uploadSocket),
+      routes: imageServiceRoutes(core, uploadSocket, () => registryConfig),
       state: () => ({ images: db.allImages().length, layers: db.allLayers().length, registries: registryConfig }),
       stop: async () => {
         await uploads.stop();

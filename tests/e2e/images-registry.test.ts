@@ -76,6 +76,9 @@ test("Docker Hub names are pulled through the configured mirror", async () => {
   expect(mirrorProxy.requests).toContain("GET /v2/library/busybox/manifests/latest");
   const tags = (await daemon.docker(["image", "inspect", "--format", "{{json .RepoTags}} {{.Id}}", "busybox"])).stdout.trim();
   expect(tags).toBe(`["busybox:latest"] ${hub.configDigest}`);
-  const info = (await (await daemon.api("/info")).json()) as { RegistryConfig: { Mirrors: string[] } };
-  expect(info.RegistryConfig.Mirrors).toBeDefined();
+  const info = (await (await daemon.api("/info")).json()) as { RegistryConfig: { Mirrors: string[]; InsecureRegistryCIDRs: string[] } };
+  expect(info.RegistryConfig.Mirrors).toEqual([`${mirrorProxy.url}/`]);
+  expect(info.RegistryConfig.InsecureRegistryCIDRs).toContain("10.99.0.0/16");
+  const cli = await daemon.docker(["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+  expect(JSON.parse(cli.stdout)).toEqual([`${mirrorProxy.url}/`]);
 });

@@ -6,6 +6,7 @@ import { ImageService, ProgressSchema, type Progress, type RegistryAuth } from "
 import type { Credentials } from "../platform/registry-client.ts";
 import type { ImageCore } from "../core/image-core.ts";
 import type { ProgressEvent } from "../core/progress.ts";
+import type { RegistryConfig } from "../core/registry-config.ts";
 import { streamEvents } from "./event-stream.ts";
 
 const SAVE_CHUNK = 1 << 20;
@@ -20,7 +21,7 @@ export function toProgress(e: ProgressEvent): Progress {
   return create(ProgressSchema, { id: e.id ?? "", status: e.status ?? "", current: BigInt(e.current ?? 0), total: BigInt(e.total ?? 0), error: e.error ?? "", auxJson: e.aux === undefined ? "" : JSON.stringify(e.aux) });
 }
 
-export function imageServiceRoutes(core: ImageCore, streamSocket: string) {
+export function imageServiceRoutes(core: ImageCore, streamSocket: string, registryConfig: () => RegistryConfig) {
   return (router: ConnectRouter) =>
     router.service(ImageService, {
       list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values }))),
@@ -68,5 +69,6 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string) {
         }
       },
       streamEndpoint: () => ({ socketPath: streamSocket }),
+      registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure }),
     });
 }

@@ -6,6 +6,7 @@ import { API_VERSION, MIN_API_VERSION } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { imageDiskUsage } from "../images/disk-usage.ts";
+import { registryConfigJson } from "../images/registry-info.ts";
 
 /** The Docker Engine release whose API ArcBox implements; tools compare against it. */
 export const ENGINE_COMPAT_VERSION = "28.2.0";
@@ -50,7 +51,7 @@ export function systemRoutes(deps: DockerApiDeps) {
   app.get("/info", async (c) => {
     const h = hostFacts();
     const counts = deps.containerCounts();
-    const images = await deps.clients.images.list({});
+    const [images, registries] = await Promise.all([deps.clients.images.list({}), deps.clients.images.registryInfo({})]);
     return c.json({
       ID: deps.engineId,
       Containers: counts.total,
@@ -95,7 +96,7 @@ export function systemRoutes(deps: DockerApiDeps) {
       NCPU: h.ncpu,
       MemTotal: h.memTotal,
       IndexServerAddress: "https://index.docker.io/v1/",
-      RegistryConfig: { AllowNondistributableArtifactsCIDRs: null, AllowNondistributableArtifactsHostnames: null, InsecureRegistryCIDRs: ["127.0.0.0/8", "::1/128"], IndexConfigs: {}, Mirrors: [] },
+      RegistryConfig: registryConfigJson(registries),
       GenericResources: null,
       HttpProxy: process.env.HTTP_PROXY ?? "",
       HttpsProxy: process.env.HTTPS_PROXY ?? "",
