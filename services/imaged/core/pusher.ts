@@ -8,7 +8,7 @@ import { openRepo, type Credentials, type RepoSession } from "../platform/regist
 import { ImageError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
 import { digestOf, MT } from "./manifest.ts";
-import { shortId, withConcurrency, type Emit } from "./progress.ts";
+import { progressThrottle, shortId, withConcurrency, type Emit } from "./progress.ts";
 import { formatReference, parseReference, repository, withDefaultTag, familiarRepository, type Reference } from "./reference.ts";
 import type { RegistryConfig } from "./registry-config.ts";
 import type { ImageRow, LayerRow } from "../storage/image-db.ts";
@@ -64,9 +64,7 @@ export class Pusher {
           emit({ id, status: "Layer already exists" });
           return;
         }
-        emit({ id, status: "Pushing", current: 0, total: l.blobSize });
-        await session.uploadBlob(l.blobDigest, Bun.file(this.store.content.path(l.blobDigest)));
-        emit({ id, status: "Pushing", current: l.blobSize, total: l.blobSize });
+        await session.uploadBlob(l.blobDigest, Bun.file(this.store.content.path(l.blobDigest)), progressThrottle(emit, id, "Pushing", l.blobSize));
         emit({ id, status: "Pushed" });
       });
       const configBytes = new TextEncoder().encode(img.config);

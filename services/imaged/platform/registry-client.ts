@@ -216,13 +216,26 @@ export class RepoSession {
   }
 
   /** Uploads a blob (monolithic PUT after POST). */
-  async uploadBlob(digest: string, data: Blob): Promise<void> {
+  async uploadBlob(digest: string, data: Blob, onProgress?: (sent: number) => void): Promise<void> {
     const start = await this.request(this.repoUrl("blobs/uploads/"), { method: "POST" }, false);
     if (start.status !== 202) throw await this.failure(start, `upload of ${digest}`);
     await start.body?.cancel();
     const loc = new URL(start.headers.get("location") ?? "", "http://registry.invalid");
     loc.searchParams.set("digest", digest);
-    const put = await this.request(loc.pathname + loc.search, { method: "PUT", headers: { "Content-Type": "application/octet-stream", "Content-Length": String(data.size) }, body: data }, false);
+    // Stream from disk, counting bytes for the progress bar.
+    let sent = 0;
+    const counted = onProgress
+      ? data.stream().pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              sent += chunk.length;
+              onProgress(sent);
+              controller.enqueue(chunk);
+            },
+          }),
+        )
+      : data;
+    const put = await this.request(loc.pathname + loc.search, { method: "PUT", headers: { "Content-Type": "application/octet-stream", "Content-Length": String(data.size) }, body: counted, duplex: "half" } as RequestInit & { headers: Record<string, string> }, false);
     if (put.status !== 201) throw await this.failure(put, `upload of ${digest}`);
     await put.body?.cancel();
   }
