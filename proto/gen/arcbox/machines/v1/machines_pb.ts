@@ -1145,7 +1145,8 @@ export const RuntimeEventSchema: GenMessage<RuntimeEvent> = /*@__PURE__*/
  */
 export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
   /**
-   * Unset in the first response of a stream (the subscription confirmation).
+   * Unset in the first response of a stream (the subscription confirmation) and in
+   * keep-alive responses sent while the stream is quiet; clients skip those.
    *
    * @generated from field: arcbox.machines.v1.RuntimeEvent event = 1;
    */
