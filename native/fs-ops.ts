@@ -15,6 +15,7 @@ function open() {
     mknod: { args: [FFIType.ptr, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
     lsetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
     lgetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    llistxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -74,4 +75,14 @@ export function lgetxattr(path: string, name: string): Uint8Array | undefined {
   const len = Number(libc().lgetxattr(ptr(p), ptr(n), ptr(buf), buf.length));
   if (len < 0) return undefined;
   return buf.slice(0, len);
+}
+
+/** Names of the extended attributes set on the path itself (empty when none or unsupported). */
+export function llistxattr(path: string): string[] {
+  const p = cstr(path);
+  const buf = new Uint8Array(65536);
+  // SAFETY: the kernel writes at most buf.length bytes into `buf`, which outlives the call.
+  const len = Number(libc().llistxattr(ptr(p), ptr(buf), buf.length));
+  if (len <= 0) return [];
+  return new TextDecoder().decode(buf.subarray(0, len - 1)).split("\0").filter(Boolean);
 }

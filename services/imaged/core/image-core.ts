@@ -16,6 +16,7 @@ import { saveArchive } from "./archive-save.ts";
 import { loadArchive } from "./archive-load.ts";
 import { importTarball, type ImportOptions } from "./import-tarball.ts";
 import type { Emit } from "./progress.ts";
+import { commitContainer, type CommitOptions } from "./commit.ts";
 
 export interface RemovedItem {
   untagged: string;
@@ -176,6 +177,10 @@ export class ImageCore {
 
   async importTarball(body: ReadableStream<Uint8Array>, opts: ImportOptions, emit: Emit): Promise<void> {
     await importTarball(this.store, body, opts, emit);
+  }
+
+  commit(o: CommitOptions): Promise<string> {
+    return commitContainer(this.store, o);
   }
 
   async login(creds: Credentials | undefined, serverAddress: string) {

@@ -69,6 +69,9 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
         }
       },
       streamEndpoint: () => ({ socketPath: streamSocket }),
+      commit: async (req) => ({
+        id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy }),
+      }),
       registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure }),
     });
 }
