@@ -1,0 +1,132 @@
+/**
+ * Docker volumes with the real docker CLI: create/ls/inspect/rm/prune with filters,
+ * data that outlives its container, volumes in use, anonymous volumes from an image's
+ * VOLUME filled with the image content (ownership, modes, whiteouts across layers),
+ * tmpfs-backed local volumes, and bad input.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { TestDaemon } from "../helpers/daemon.ts";
+import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
+import { buildBusyboxRootfs, pushImage, rawTar, tarDirectory, tarFiles } from "../helpers/test-images.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+
+let d: TestDaemon;
+let reg: TestRegistry;
+let image: string;
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  const root = mkdtempSync(join(tmpdir(), "arcbox-volimg-"));
+  buildBusyboxRootfs(root);
+  const layers = [
+    tarDirectory(root),
+    tarFiles({ "data/seed.txt": { content: "seed\n", mode: 0o640, uid: 1000, gid: 1000 }, "data/gone.txt": "to be whited out\n", "data/sub": { dir: true, mode: 0o750 } }),
+    rawTar([{ name: "data/.wh.gone.txt", data: "" }, { name: "data/late.txt", data: "late\n" }]),
+  ];
+  rmSync(root, { recursive: true, force: true });
+  image = (await pushImage(reg, "voltest", "latest", { layers, config: { Cmd: ["sh"], Volumes: { "/data": {} } } })).reference;
+  d = new TestDaemon("arcbox-e2e-vol-");
+  await d.start();
+  expect((await d.docker(["pull", "-q", image])).code).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  await d.docker(["rm", "-f", "-v", "holder", "anon"]).catch(() => undefined);
+  await d.dispose();
+  await reg?.stop();
+}, 120_000);
+
+async function ok(args: string[]): Promise<string> {
+  const r = await d.docker(args, { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+test("volume create, ls with filters, inspect, rm and prune through the CLI", async () => {
+  expect((await ok(["volume", "create", "--label", "env=test", "alpha"])).trim()).toBe("alpha");
+  await ok(["volume", "create", "beta"]);
+  expect(await ok(["volume", "create", "alpha"])).toBe("alpha\n"); // idempotent, as Docker
+  const [v] = JSON.parse(await ok(["volume", "inspect", "alpha"]));
+  expect(v).toMatchObject({ Name: "alpha", Driver: "local", Scope: "local", Labels: { env: "test" } });
+  expect(existsSync(v.Mountpoint)).toBe(true);
+  expect(Date.parse(v.CreatedAt)).toBeGreaterThan(0);
+  expect(await ok(["volume", "ls", "-q", "--filter", "label=env=test"])).toBe("alpha\n");
+  expect(await ok(["volume", "ls", "-q", "--filter", "name=bet"])).toBe("beta\n");
+  expect(await ok(["volume", "ls", "--format", "{{.Driver}} {{.Name}}"])).toBe("local alpha\nlocal beta\n");
+  // Named volumes are kept by a plain prune (API >= 1.42) and removed with --all.
+  await ok(["volume", "prune", "-f"]);
+  expect(await ok(["volume", "ls", "-q"])).toBe("alpha\nbeta\n");
+  const pruned = await ok(["volume", "prune", "-f", "--all", "--filter", "label=env=test"]);
+  expect(pruned).toContain("alpha");
+  expect(existsSync(v.Mountpoint)).toBe(false);
+  await ok(["volume", "rm", "beta"]);
+  expect(await ok(["volume", "ls", "-q"])).toBe("");
+}, 60_000);
+
+test("bad volume input gets Docker's errors", async () => {
+  const bad = await d.docker(["volume", "create", "bad/name"]);
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toContain("includes invalid characters for a local volume name");
+  const drv = await d.docker(["volume", "create", "-d", "nfs-plugin", "x1"]);
+  expect(drv.stderr).toContain('plugin "nfs-plugin" not found');
+  const opt = await d.docker(["volume", "create", "--opt", "bogus=1", "x2"]);
+  expect(opt.stderr).toContain('invalid option key: "bogus"');
+  const missing = await d.docker(["volume", "inspect", "nope"]);
+  expect(missing.stderr).toContain("no such volume");
+  const res = await d.api("/volumes/nope", { method: "DELETE" });
+  expect(res.status).toBe(404);
+  expect((await d.api("/volumes/nope?force=1", { method: "DELETE" })).status).toBe(204);
+  expect(await ok(["volume", "ls", "-q"])).toBe("");
+}, 60_000);
+
+test("a volume's data outlives its container; a volume in use cannot be removed", async () => {
+  await ok(["run", "--rm", "-v", "keep:/store", image, "sh", "-c", "echo persisted > /store/f"]);
+  expect(await ok(["run", "--rm", "-v", "keep:/store", image, "cat", "/store/f"])).toBe("persisted\n");
+  const [v] = JSON.parse(await ok(["volume", "inspect", "keep"]));
+  expect(readFileSync(join(v.Mountpoint, "f"), "utf8")).toBe("persisted\n");
+  await ok(["run", "-d", "--name", "holder", "-v", "keep:/store", image, "sleep", "60"]);
+  const rm = await d.docker(["volume", "rm", "keep"]);
+  expect(rm.code).not.toBe(0);
+  expect(rm.stderr).toContain("volume is in use");
+  // holder also got an anonymous volume for the image's VOLUME /data.
+  const used = (await ok(["volume", "ls", "-q", "--filter", "dangling=false"])).trim().split("\n");
+  expect(used).toContain("keep");
+  expect(used).toHaveLength(2);
+  await ok(["rm", "-f", "-v", "holder"]);
+  expect(await ok(["volume", "ls", "-q", "--filter", "dangling=true"])).toBe("keep\n");
+  await ok(["volume", "rm", "keep"]);
+  expect(await ok(["volume", "ls", "-q"])).toBe("");
+}, 60_000);
+
+test("an image VOLUME gets an anonymous volume filled with the image content, removed by rm -v", async () => {
+  const out = await ok(["run", "--name", "anon", image, "sh", "-c", "ls -ln /data | awk '{print $1, $3, $4, $9}'; cat /data/seed.txt"]);
+  expect(out).toContain("-rw-r----- 1000 1000 seed.txt");
+  expect(out).toContain("drwxr-x--- 0 0 sub");
+  expect(out).toContain("late.txt");
+  expect(out).not.toContain("gone.txt");
+  expect(out).toContain("seed\n");
+  const vols = (await ok(["volume", "ls", "-q"])).trim().split("\n");
+  expect(vols).toHaveLength(1);
+  expect(vols[0]).toMatch(/^[0-9a-f]{64}$/);
+  const [anon] = JSON.parse(await ok(["volume", "inspect", vols[0]]));
+  expect(anon.Labels).toEqual({ "com.docker.volume.anonymous": "" });
+  await ok(["rm", "-v", "anon"]);
+  expect(await ok(["volume", "ls", "-q"])).toBe("");
+  // A named volume at an image path is filled the same way on first use only.
+  expect(await ok(["run", "--rm", "-v", "named:/data", image, "sh", "-c", "cat /data/seed.txt; rm /data/seed.txt"])).toBe("seed\n");
+  expect(await ok(["run", "--rm", "-v", "named:/data", image, "ls", "/data"])).not.toContain("seed.txt");
+  await ok(["volume", "rm", "named"]);
+}, 60_000);
+
+test("a local volume with tmpfs options is mounted while used and unmounted after", async () => {
+  await ok(["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=2m", "scratch"]);
+  const [v] = JSON.parse(await ok(["volume", "inspect", "scratch"]));
+  expect(v.Options).toEqual({ type: "tmpfs", device: "tmpfs", o: "size=2m" });
+  const out = await ok(["run", "--rm", "-v", "scratch:/t", image, "sh", "-c", "grep ' /t ' /proc/mounts"]);
+  expect(out).toContain("tmpfs");
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(v.Mountpoint);
+  await ok(["volume", "rm", "scratch"]);
+}, 60_000);
