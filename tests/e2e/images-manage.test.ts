@@ -131,3 +131,10 @@ test("docker system df reports image usage", async () => {
   expect(raw.LayersSize).toBeGreaterThan(0);
   for (const i of raw.Images) expect(i.SharedSize).toBeGreaterThanOrEqual(0);
 });
+
+test("older API versions get the fields they expect (VirtualSize)", async () => {
+  const old = (await (await daemon.api("/v1.41/images/json")).json()) as { VirtualSize?: number; Size: number }[];
+  expect(old[0]!.VirtualSize).toBe(old[0]!.Size);
+  const current = (await (await daemon.api("/v1.50/images/json")).json()) as { VirtualSize?: number }[];
+  expect(current[0]!.VirtualSize).toBeUndefined();
+});

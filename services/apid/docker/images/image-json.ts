@@ -1,5 +1,6 @@
 /** Docker Engine API JSON for images (ImageSummary, ImageInspect, HistoryResponseItem). */
 import type { HistoryEntry, ImageSummary, InspectResponse } from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
+import { compareVersions } from "../api-version.ts";
 
 interface ConfigDoc {
   architecture?: string;
@@ -14,8 +15,12 @@ interface ConfigDoc {
   rootfs?: { type?: string; diff_ids?: string[] };
 }
 
-export function imageSummaryJson(s: ImageSummary): Record<string, unknown> {
+/** Older API versions still carry fields that 1.44+ dropped (docker-py reads them). */
+const legacy = (apiVersion: string | undefined, below: string) => apiVersion !== undefined && compareVersions(apiVersion, below) < 0;
+
+export function imageSummaryJson(s: ImageSummary, apiVersion?: string): Record<string, unknown> {
   return {
+    ...(legacy(apiVersion, "1.44") ? { VirtualSize: Number(s.size) } : {}),
     Id: s.id,
     ParentId: "",
     RepoTags: s.repoTags,
@@ -56,7 +61,7 @@ function containerConfig(c: Record<string, unknown> | undefined): Record<string,
   };
 }
 
-export function imageInspectJson(r: InspectResponse): Record<string, unknown> {
+export function imageInspectJson(r: InspectResponse, apiVersion?: string): Record<string, unknown> {
   const cfg = JSON.parse(r.configJson) as ConfigDoc;
   const dirs = r.layerDirs;
   const graph: Record<string, string> = {};
@@ -81,6 +86,8 @@ export function imageInspectJson(r: InspectResponse): Record<string, unknown> {
     Os: cfg.os ?? "linux",
     ...(cfg["os.version"] ? { OsVersion: cfg["os.version"] } : {}),
     Size: Number(r.size),
+    ...(legacy(apiVersion, "1.44") ? { VirtualSize: Number(r.size) } : {}),
+    ...(legacy(apiVersion, "1.45") ? { Container: "", ContainerConfig: containerConfig(undefined) } : {}),
     GraphDriver: { Data: graph, Name: "overlay2" },
     RootFS: { Type: cfg.rootfs?.type ?? "layers", Layers: cfg.rootfs?.diff_ids ?? [] },
     Metadata: { LastTagTime: r.lastTagTimeUnixNano > 0n ? new Date(Number(r.lastTagTimeUnixNano / 1_000_000n)).toISOString() : "0001-01-01T00:00:00Z" },

@@ -41,7 +41,7 @@ export function imagesRoutes(deps: DockerApiDeps) {
 
   app.get("/images/json", async (c) => {
     const res = await images().list({ filters: parseFilters(c.req.query("filters")), all: queryBool(c.req.query("all")) });
-    return c.json(res.items.map(imageSummaryJson));
+    return c.json(res.items.map((i) => imageSummaryJson(i, c.env.apiVersion)));
   });
 
   app.post("/images/load", (c) => forwardUpload(deps, `/load?quiet=${queryBool(c.req.query("quiet")) ? 1 : 0}`, c.req.raw));
@@ -59,7 +59,7 @@ export function imagesRoutes(deps: DockerApiDeps) {
   app.get("/images/get", (c) => save(c.req.queries("names") ?? []));
   app.get(`/images/${NAME}/get`, (c) => save([c.req.param("name")]));
 
-  app.get(`/images/${NAME}/json`, async (c) => c.json(imageInspectJson(await images().inspect({ reference: c.req.param("name") }))));
+  app.get(`/images/${NAME}/json`, async (c) => c.json(imageInspectJson(await images().inspect({ reference: c.req.param("name") }), c.env.apiVersion)));
 
   app.get(`/images/${NAME}/history`, async (c) => {
     const res = await images().history({ reference: c.req.param("name") });
