@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { pushBusybox, type PushedImage } from "../helpers/test-images.ts";
+import { pushBusybox, pushImage, rawTar, type PushedImage } from "../helpers/test-images.ts";
 
 let reg: TestRegistry;
 let daemon: TestDaemon;
@@ -92,4 +92,21 @@ test("concurrent pulls of the same image share the download and both succeed", a
   expect([a.code, b.code]).toEqual([0, 0]);
   const insp = await daemon.docker(["image", "inspect", "--format", "{{json .Config.Env}}", `${reg.host}/concurrent:v1`]);
   expect(JSON.parse(insp.stdout)).toEqual(["X=concurrent"]);
+});
+
+test("the raw pull stream is Docker's JSON messages, with byte progress for downloads", async () => {
+  const noise = new Uint8Array(512 * 1024);
+  crypto.getRandomValues(noise.subarray(0, 65536));
+  await pushImage(reg, "raw-stream", "v1", { layers: [rawTar([{ name: "noise", data: noise }])] });
+  const res = await daemon.api(`/images/create?fromImage=${reg.host}/raw-stream&tag=v1`, { method: "POST" });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("application/json");
+  const messages = (await res.text()).trim().split(/\r?\n/).map((l) => JSON.parse(l));
+  expect(messages[0]).toEqual({ status: `Pulling from ${reg.host}/raw-stream`, progressDetail: {}, id: "v1" });
+  const downloading = messages.find((m) => m.status === "Downloading");
+  expect(downloading.progressDetail.total).toBeGreaterThan(0);
+  expect(downloading.progressDetail.current).toBeGreaterThan(0);
+  expect(downloading.id).toMatch(/^[a-f0-9]{12}$/);
+  expect(messages.some((m) => m.status === "Pull complete")).toBe(true);
+  expect(messages.at(-1)).toEqual({ status: `Status: Downloaded newer image for ${reg.host}/raw-stream:v1`, progressDetail: {} });
 });
