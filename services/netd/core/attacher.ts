@@ -94,8 +94,12 @@ export class Attacher {
 
   private async attachBridged(base: AttachmentRecord, mode: string, input: AttachInput): Promise<AttachmentRecord> {
     const wanted = input.endpoints.length ? input.endpoints : [{ network: mode === "default" ? "bridge" : mode, aliases: [], ipv4Address: "", macAddress: "" }];
-    const requests = [...wanted];
-    for (const p of this.state.store.pending(input.containerId)) if (!requests.some((r) => this.state.findNetwork(r.network)?.id === this.state.findNetwork(p.network)?.id)) requests.push(p);
+    // Connects made while the container was stopped win over the create-time config for
+    // the same network (docker-compose disconnects and reconnects with aliases).
+    const netId = (ref: string) => this.state.findNetwork(ref === "default" ? "bridge" : ref)?.id ?? ref;
+    const pending = this.state.store.pending(input.containerId);
+    const requests = wanted.map((w) => pending.find((p) => netId(p.network) === netId(w.network)) ?? w);
+    for (const p of pending) if (!requests.some((r) => netId(r.network) === netId(p.network))) requests.push(p);
     const ns = netnsName(this.names, input.containerId);
     const rec: AttachmentRecord = { ...base, netnsName: ns, netnsPath: netnsPath(ns) };
     const endpoints = requests.map((r, i) => this.planEndpoint(rec, r, `eth${i}`, []));
@@ -195,9 +199,12 @@ export class Attacher {
     const net = this.state.getNetwork(network);
     const rec = this.state.attachments.get(containerId);
     const ep = this.state.endpoints.get(`${containerId}/${net.id}`);
-    if (!rec || !ep) {
-      const pending = this.state.store.pending(containerId).some((p) => p.network === net.id);
-      if (pending) return void this.state.store.deletePending(containerId, net.id);
+    if (!rec) {
+      // Not running: apid checked the container's config; only a pending connect is ours to drop.
+      this.state.store.deletePending(containerId, net.id);
+      return;
+    }
+    if (!ep) {
       if (force) return;
       throw new NetworkError("permission_denied", `container ${containerId.slice(0, 12)} is not connected to network ${net.name}`);
     }

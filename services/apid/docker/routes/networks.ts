@@ -120,7 +120,18 @@ export function networksRoutes(deps: DockerApiDeps) {
 
   app.post("/networks/:id/disconnect", async (c) => {
     const b = await body(c.req.raw, DisconnectSchema);
-    await netd().disconnect({ containerId: containerId(b.Container).id, network: c.req.param("id"), force: b.Force ?? false });
+    const rec = deps.containers.get(b.Container);
+    const { network } = await netd().inspect({ network: c.req.param("id") });
+    const attached = (await netd().getAttachment({ containerId: rec.id })).attachment;
+    if (!attached && !b.Force) {
+      // A container that is not running is connected to what its config names.
+      const configured = [String(rec.hostConfig.NetworkMode), ...Object.keys(rec.endpointsConfig ?? {})].map((n) => (n === "default" ? "bridge" : n));
+      const pending = network!.containers.some((x) => x.containerId === rec.id);
+      if (!configured.some((n) => n === network!.name || n === network!.id) && !pending) {
+        throw new ArcboxError("permission_denied", `container ${rec.id} is not connected to network ${network!.name}`);
+      }
+    }
+    await netd().disconnect({ containerId: rec.id, network: network!.id, force: b.Force ?? false });
     return c.body(null, 200);
   });
 
