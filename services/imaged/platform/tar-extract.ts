@@ -29,7 +29,7 @@ import {
 } from "node:fs";
 import { lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../../native/fs-ops.ts";
 import { ImageError } from "../core/errors.ts";
-import { applyPax, BLOCK, cString, parseHeader, parsePax, type Header } from "./tar-format.ts";
+import { applyPax, BLOCK, cString, isZeroBlock, parseHeader, parsePax, type Header } from "./tar-format.ts";
 
 const WHITEOUT = ".wh.";
 const OPAQUE = ".wh..wh..opq";
@@ -54,9 +54,20 @@ export function safeEntryPath(name: string): string {
   return parts.join("/");
 }
 
+const isEexist = (err: unknown) => (err as { code?: string } | null)?.code === "EEXIST";
+
+/**
+ * Creates entries with as few syscalls as possible (this is the hot path of a pull):
+ * create-exclusive first and clear only on EEXIST, remember which directories exist,
+ * and skip chown/chmod when creation already gave the right owner and mode.
+ */
 class LayerWriter {
   private symlinks = new Set<string>();
+  /** Directories (relative) known to exist as real directories. */
+  private known = new Set<string>();
   private dirs: { path: string; mtime: number }[] = [];
+  private readonly umask = process.umask();
+  private readonly euid = process.geteuid?.() ?? 0;
   size = 0;
   entries = 0;
 
@@ -73,20 +84,38 @@ class LayerWriter {
 
   private ensureParent(rel: string): void {
     const slash = rel.lastIndexOf("/");
-    if (slash > 0) mkdirSync(`${this.root}/${rel.slice(0, slash)}`, { recursive: true, mode: 0o755 });
+    if (slash <= 0) return;
+    const parent = rel.slice(0, slash);
+    if (this.known.has(parent)) return;
+    mkdirSync(`${this.root}/${parent}`, { recursive: true, mode: 0o755 });
+    for (let i = parent.length; i > 0; i = parent.lastIndexOf("/", i - 1)) this.known.add(parent.slice(0, i));
   }
 
-  /** Removes whatever is at `abs` unless both it and the new entry are directories. */
-  private clear(abs: string, rel: string, keepDir: boolean): void {
-    let st;
-    try {
-      st = lstatSync(abs);
-    } catch {
-      return;
-    }
-    if (keepDir && st.isDirectory()) return;
+  /** Removes whatever is at `rel` (a later entry replaces an earlier one). */
+  private clear(abs: string, rel: string): void {
     rmSync(abs, { recursive: true, force: true });
     this.symlinks.delete(rel);
+    if (this.known.has(rel)) for (const k of this.known) if (k === rel || k.startsWith(`${rel}/`)) this.known.delete(k);
+  }
+
+  /** Runs `create`; if the path is taken, clears it and tries once more. */
+  private create(abs: string, rel: string, create: () => void): void {
+    try {
+      create();
+    } catch (err) {
+      if (!isEexist(err)) throw err;
+      this.clear(abs, rel);
+      create();
+    }
+  }
+
+  private owner(abs: string, h: Header): void {
+    if (h.uid !== this.euid || h.gid !== 0) lchownSync(abs, h.uid, h.gid);
+  }
+
+  /** chmod only when creation could not set the mode (umask, or setuid bits cleared by chown). */
+  private needsChmod(h: Header): boolean {
+    return (h.mode & this.umask) !== 0 || (h.mode & 0o7000) !== 0;
   }
 
   private xattrs(abs: string, h: Header): void {
@@ -112,49 +141,56 @@ class LayerWriter {
     const base = rel.slice(slash + 1);
     const parentRel = slash > 0 ? rel.slice(0, slash) : "";
     const abs = `${this.root}/${rel}`;
+    this.ensureParent(rel);
 
     if (base.startsWith(WHITEOUT)) {
-      this.ensureParent(rel);
       const parentAbs = parentRel ? `${this.root}/${parentRel}` : this.root;
       if (base === OPAQUE) {
         lsetxattr(parentAbs, "trusted.overlay.opaque", new TextEncoder().encode("y"));
       } else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`)) {
-        const target = `${parentAbs}/${base.slice(WHITEOUT.length)}`;
-        const targetRel = parentRel ? `${parentRel}/${base.slice(WHITEOUT.length)}` : base.slice(WHITEOUT.length);
-        this.clear(target, targetRel, false);
-        mknod(target, S_IFCHR | 0o000, 0, 0);
-        lchownSync(target, h.uid, h.gid);
+        const name = base.slice(WHITEOUT.length);
+        const target = `${parentAbs}/${name}`;
+        const targetRel = parentRel ? `${parentRel}/${name}` : name;
+        this.create(target, targetRel, () => mknod(target, S_IFCHR | 0o000, 0, 0));
+        this.owner(target, h);
       }
       return undefined;
     }
 
-    this.ensureParent(rel);
     switch (h.type) {
       case "0":
       case "7": {
-        this.clear(abs, rel, false);
-        const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        let fd = 0;
+        this.create(abs, rel, () => {
+          fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, h.mode & 0o777);
+        });
         this.size += h.size;
         return fd;
       }
       case "5": {
-        this.clear(abs, rel, true);
-        try {
-          mkdirSync(abs, { mode: h.mode });
-        } catch (err) {
-          if ((err as { code?: string }).code !== "EEXIST") throw err;
+        if (!this.known.has(rel)) {
+          try {
+            mkdirSync(abs, { mode: h.mode & 0o777 });
+          } catch (err) {
+            if (!isEexist(err)) throw err;
+            if (!lstatSync(abs).isDirectory()) {
+              this.clear(abs, rel);
+              mkdirSync(abs, { mode: h.mode & 0o777 });
+            }
+          }
+          this.known.add(rel);
         }
-        lchownSync(abs, h.uid, h.gid);
+        this.owner(abs, h);
+        // An existing directory keeps its old mode unless we set it.
         chmodSync(abs, h.mode);
         this.xattrs(abs, h);
         this.dirs.push({ path: abs, mtime: h.mtime });
         return undefined;
       }
       case "2": {
-        this.clear(abs, rel, false);
-        symlinkSync(h.linkname, abs);
+        this.create(abs, rel, () => symlinkSync(h.linkname, abs));
         this.symlinks.add(rel);
-        lchownSync(abs, h.uid, h.gid);
+        this.owner(abs, h);
         this.xattrs(abs, h);
         lutimesSync(abs, h.mtime, h.mtime);
         return undefined;
@@ -162,20 +198,18 @@ class LayerWriter {
       case "1": {
         const target = safeEntryPath(h.linkname);
         this.checkParents(target);
-        if (this.symlinks.has(target) && target === rel) return undefined;
-        this.clear(abs, rel, false);
-        linkSync(`${this.root}/${target}`, abs);
+        if (target === rel) return undefined;
+        this.create(abs, rel, () => linkSync(`${this.root}/${target}`, abs));
         if (this.symlinks.has(target)) this.symlinks.add(rel);
         return undefined;
       }
       case "3":
       case "4":
       case "6": {
-        this.clear(abs, rel, false);
         const kind = h.type === "3" ? S_IFCHR : h.type === "4" ? S_IFBLK : S_IFIFO;
-        mknod(abs, kind | h.mode, h.devmajor, h.devminor);
-        lchownSync(abs, h.uid, h.gid);
-        chmodSync(abs, h.mode);
+        this.create(abs, rel, () => mknod(abs, kind | (h.mode & 0o777), h.devmajor, h.devminor));
+        this.owner(abs, h);
+        if (this.needsChmod(h)) chmodSync(abs, h.mode);
         this.xattrs(abs, h);
         utimesSync(abs, h.mtime, h.mtime);
         return undefined;
@@ -188,10 +222,10 @@ class LayerWriter {
 
   /** Finishes a regular file: owner before mode (chown clears setuid), then times. */
   end(fd: number, h: Header): void {
-    const rel = safeEntryPath(h.name);
-    fchownSync(fd, h.uid, h.gid);
-    fchmodSync(fd, h.mode);
-    this.xattrs(`${this.root}/${rel}`, h);
+    const chowned = h.uid !== this.euid || h.gid !== 0;
+    if (chowned) fchownSync(fd, h.uid, h.gid);
+    if (this.needsChmod(h)) fchmodSync(fd, h.mode);
+    if (h.xattrs) this.xattrs(`${this.root}/${safeEntryPath(h.name)}`, h);
     futimesSync(fd, h.mtime, h.mtime);
     closeSync(fd);
   }
@@ -253,7 +287,7 @@ export async function extractTar(stream: AsyncIterable<Uint8Array>, root: string
   };
 
   const onHeader = () => {
-    if (header.every((b) => b === 0)) {
+    if (isZeroBlock(header)) {
       ended = true;
       return;
     }

@@ -36,8 +36,20 @@ export function numeric(b: Uint8Array, off: number, len: number): number {
     for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
     return v;
   }
-  const s = cString(b, off, len).trim();
-  return s ? parseInt(s, 8) : 0;
+  // Octal digits, possibly padded with spaces or NULs (parsed by hand: this runs per entry).
+  let v = 0;
+  for (let i = off, end = off + len; i < end; i++) {
+    const c = b[i]!;
+    if (c >= 0x30 && c <= 0x37) v = v * 8 + (c - 0x30);
+    else if (c === 0 || (c === 0x20 && v > 0)) break;
+  }
+  return v;
+}
+
+/** True for an all-zero block (the end-of-archive marker). */
+export function isZeroBlock(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 export function parseHeader(b: Uint8Array): Header {

@@ -4,7 +4,7 @@
  * padding around data the caller streams.
  */
 import { ImageError } from "../core/errors.ts";
-import { applyPax, BLOCK, cString, parseHeader, parsePax, type Header } from "./tar-format.ts";
+import { applyPax, BLOCK, cString, isZeroBlock, parseHeader, parsePax, type Header } from "./tar-format.ts";
 
 export interface EntrySink {
   write(chunk: Uint8Array): void | Promise<void>;
@@ -65,7 +65,7 @@ export async function readTar(stream: AsyncIterable<Uint8Array>, onEntry: (h: He
         off += n;
         if (headerFill < BLOCK) continue;
         headerFill = 0;
-        if (header.every((b) => b === 0)) {
+        if (isZeroBlock(header)) {
           ended = true;
           break;
         }
