@@ -4,7 +4,9 @@
  * the image is usable (the pull command returns once layers are unpacked).
  * Each round starts both engines with empty stores and warms each with `docker images`
  * (which starts ArcBox's lazily started imaged); that first-call cost is reported apart.
- * Usage: bun bench/pull.ts [--runs N] [--layers N] [--layer-mib N]
+ * With --files N, one more layer holds N small files (a distro-like tree), to measure
+ * per-file unpacking cost as well as bulk throughput.
+ * Usage: bun bench/pull.ts [--runs N] [--layers N] [--layer-mib N] [--files N]
  */
 import { startDockerd } from "./lib/dockerd.ts";
 import { median, printReport } from "./lib/report.ts";
@@ -19,6 +21,16 @@ const arg = (name: string, dflt: number) => {
 const RUNS = arg("--runs", 3);
 const LAYERS = arg("--layers", 4);
 const LAYER_MIB = arg("--layer-mib", 28);
+const FILES = arg("--files", 0);
+
+function manyFilesLayer(n: number): Uint8Array {
+  const entries: Parameters<typeof rawTar>[0] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 100 === 0) entries.push({ name: `usr/share/d${i / 100}/`, type: "5" });
+    entries.push({ name: `usr/share/d${Math.floor(i / 100)}/f${i}.txt`, data: `file ${i} `.repeat(30) });
+  }
+  return rawTar(entries);
+}
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -45,16 +57,17 @@ async function timedImages(host: string): Promise<number> {
 
 async function usable(host: string, ref: string): Promise<void> {
   const p = Bun.spawnSync(["docker", "-H", host, "image", "inspect", "--format", "{{len .RootFS.Layers}}", ref]);
-  if (p.stdout.toString().trim() !== String(LAYERS)) throw new Error(`image not usable on ${host}`);
+  if (p.stdout.toString().trim() !== String(LAYERS + (FILES > 0 ? 1 : 0))) throw new Error(`image not usable on ${host}`);
 }
 
 const reg = await startRegistry();
 try {
   console.log(`building ${LAYERS} x ${LAYER_MIB} MiB random layers...`);
   const layers = Array.from({ length: LAYERS }, (_, i) => rawTar([{ name: `data/layer-${i}.bin`, data: randomBytes(LAYER_MIB << 20) }]));
+  if (FILES > 0) layers.push(manyFilesLayer(FILES));
   const img = await pushImage(reg, "bench/big", "v1", { layers });
   const totalMiB = layers.reduce((n, l) => n + l.length, 0) / (1 << 20);
-  console.log(`pushed ${img.reference} (${totalMiB.toFixed(0)} MiB in ${LAYERS} gzip layers)`);
+  console.log(`pushed ${img.reference} (${totalMiB.toFixed(0)} MiB in ${layers.length} gzip layers${FILES ? `, one of ${FILES} files` : ""})`);
 
   const arcboxMs: number[] = [];
   const lazyStartMs: number[] = [];
@@ -79,7 +92,7 @@ try {
     }
     console.log(`run ${run + 1}: arcbox ${arcboxMs[run]!.toFixed(0)} ms, docker ${dockerMs[run]!.toFixed(0)} ms`);
   }
-  printReport(`cold pull of ${totalMiB.toFixed(0)} MiB in ${LAYERS} layers (median of ${RUNS})`, [
+  printReport(`cold pull of ${totalMiB.toFixed(0)} MiB in ${layers.length} layers${FILES ? ` (${FILES} small files in one)` : ""} (median of ${RUNS})`, [
     { metric: "cold pull until usable", unit: "ms", arcbox: median(arcboxMs), docker: median(dockerMs), lowerIsBetter: true },
     { metric: "throughput", unit: "MiB/s", arcbox: totalMiB / (median(arcboxMs) / 1000), docker: totalMiB / (median(dockerMs) / 1000), lowerIsBetter: false },
   ]);
