@@ -101,8 +101,9 @@ export class ContainerRuntime {
       const r = this.get(id);
       const status = this.records.status(r);
       if (status !== "created") throw new GuestError("failed_precondition", `container ${id} is ${status}, not created`);
-      await this.runc.start(id);
+      // Taken before runc start: a process that exits at once must not finish before it started.
       const startedAt = nowUnixNano();
+      await this.runc.start(id);
       r.startedAtUnixNano = String(startedAt);
       this.records.saveContainer(r);
       this.events.emit({ type: "start", containerId: id, timeUnixNano: startedAt });

@@ -41,6 +41,7 @@ export interface ExitStatus {
   oomKilled: boolean;
 }
 
+/** Wall-clock time in ns, floored to the ms (never ahead of the shim's CLOCK_REALTIME stamps). */
 export const nowUnixNano = (): bigint => BigInt(Date.now()) * 1_000_000n;
 
 function writeJsonAtomic(path: string, value: unknown): void {

@@ -57,12 +57,31 @@ export async function startShim(o: ShimOptions): Promise<number> {
   if (o.stdin) argv.push("--stdin");
   if (o.stdinOnce) argv.push("--stdin-once");
   if (o.hold) argv.push("--hold");
-  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  // The shim's own complaints (bad options) land in shim.log, next to the daemon's.
+  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: Bun.file(join(o.stateDir, "shim.log")) });
+  const out = await firstLine(proc.stdout);
+  await proc.exited;
   const m = /^ok (\d+)/.exec(out);
   if (m) return Number(m[1]);
-  const reason = lastRuncLogError(join(o.stateDir, "runc.log")) ?? lastLine(join(o.stateDir, "shim.log")) ?? (err.trim() || "the shim failed to start runc");
+  const reason = lastRuncLogError(join(o.stateDir, "runc.log")) ?? lastLine(join(o.stateDir, "shim.log")) ?? "the shim failed to start runc";
   throw runcError(reason);
+}
+
+/** Reads up to the first newline (the shim's verdict), without waiting for EOF. */
+async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    void reader.cancel().catch(() => {});
+  }
+  return text;
 }
 
 function lastLine(path: string): string | undefined {
