@@ -21,7 +21,8 @@ await runService({
   name: "imaged",
   async start(ctx) {
     const db = new ImageDb(ctx.dataDir);
-    const store = new ImageStore(db, new ContentStore(ctx.dataDir), new Snapshots(ctx.dataDir));
+    const snapshots = new Snapshots(ctx.dataDir);
+    const store = new ImageStore(db, new ContentStore(ctx.dataDir), snapshots);
     const registryConfig = loadRegistryConfig(ctx.home.root);
     const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store), () => registryConfig);
     // Whatever an interrupted run left unreferenced goes now, not on a timer.
@@ -33,6 +34,7 @@ await runService({
       state: () => ({ images: db.allImages().length, layers: db.allLayers().length, registries: registryConfig }),
       stop: async () => {
         await uploads.stop();
+        await snapshots.drain();
         db.close();
       },
     };

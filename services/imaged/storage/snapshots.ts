@@ -4,8 +4,11 @@
  * writable upper/work pair per container under `<dataDir>/containers/<id>/`, on the
  * same filesystem as required by overlayfs. Layers are unpacked into a temp directory
  * and renamed into place when complete; temp leftovers are removed at startup.
+ * Deletion renames a tree into `trash/` (instant, atomic) and removes it off the event
+ * loop, so rmi and container removal do not wait for the disk.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageError } from "../core/errors.ts";
 
@@ -13,14 +16,45 @@ export class Snapshots {
   readonly layerDir: string;
   readonly containerDir: string;
   private readonly tmpDir: string;
+  private readonly trashDir: string;
   private seq = 0;
+  /** Deletions still running, so shutdown can wait for them. */
+  private pending = new Set<Promise<void>>();
 
   constructor(dataDir: string) {
     this.layerDir = join(dataDir, "snapshots");
     this.containerDir = join(dataDir, "containers");
     this.tmpDir = join(dataDir, "snapshots-tmp");
-    rmSync(this.tmpDir, { recursive: true, force: true });
-    for (const d of [this.layerDir, this.containerDir, this.tmpDir]) mkdirSync(d, { recursive: true, mode: 0o711 });
+    this.trashDir = join(dataDir, "trash");
+    for (const d of [this.layerDir, this.containerDir, this.tmpDir, this.trashDir]) mkdirSync(d, { recursive: true, mode: 0o711 });
+    // Half-unpacked layers of an interrupted run.
+    for (const name of readdirSync(this.tmpDir)) renameSync(join(this.tmpDir, name), join(this.trashDir, `tmp-${name}`));
+    // Whatever a previous run had not finished deleting.
+    for (const name of readdirSync(this.trashDir)) this.deleteInBackground(join(this.trashDir, name));
+  }
+
+  private deleteInBackground(path: string): void {
+    const p: Promise<void> = rm(path, { recursive: true, force: true })
+      .catch(() => {})
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Moves `path` out of sight at once and deletes it in the background. */
+  private trash(path: string): void {
+    const dest = join(this.trashDir, `${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    try {
+      renameSync(path, dest);
+    } catch (err) {
+      if ((err as { code?: string }).code === "ENOENT") return;
+      throw err;
+    }
+    this.deleteInBackground(dest);
+  }
+
+  /** Resolves when background deletions are done. */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
   layerPath(diffId: string): string {
@@ -43,18 +77,18 @@ export class Snapshots {
   commitLayer(tmp: string, diffId: string): void {
     const dest = this.layerPath(diffId);
     if (existsSync(dest)) {
-      rmSync(tmp, { recursive: true, force: true });
+      this.trash(tmp);
       return;
     }
     renameSync(tmp, dest);
   }
 
   discard(tmp: string): void {
-    rmSync(tmp, { recursive: true, force: true });
+    this.trash(tmp);
   }
 
   removeLayer(diffId: string): void {
-    rmSync(this.layerPath(diffId), { recursive: true, force: true });
+    this.trash(this.layerPath(diffId));
   }
 
   listLayers(): string[] {
@@ -75,6 +109,6 @@ export class Snapshots {
   }
 
   removeContainer(containerId: string): void {
-    rmSync(this.containerPaths(containerId).root, { recursive: true, force: true });
+    this.trash(this.containerPaths(containerId).root);
   }
 }
