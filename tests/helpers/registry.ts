@@ -111,7 +111,8 @@ export async function startRegistryProxy(upstream: TestRegistry, opts: ProxyOpti
     idleTimeout: 0,
     async fetch(req) {
       const u = new URL(req.url);
-      requests.push(`${req.method} ${u.pathname}`);
+      const range = req.headers.get("range");
+      requests.push(`${req.method} ${u.pathname}${range ? ` range=${range}` : ""}`);
       if (u.pathname === "/token") {
         const b = opts.bearer!;
         if (req.headers.get("authorization") !== `Basic ${btoa(`${b.username}:${b.password}`)}`) return new Response('{"details":"incorrect username or password"}', { status: 401 });

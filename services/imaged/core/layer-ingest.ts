@@ -23,6 +23,11 @@ export interface IngestOptions {
   snapshots: Snapshots;
   /** False when the blob is already in the store (re-unpacking from it). */
   writeBlob: boolean;
+  /**
+   * A broken earlier download of this blob: its bytes are replayed from the file first
+   * (the body then carries only the rest), and a new network failure keeps the file.
+   */
+  resume?: { writer: BlobWriter; bytes: number; path: string };
   onDownloaded?: (bytes: number) => void;
 }
 
@@ -37,7 +42,8 @@ function decompressor(c: Compression): TransformStream<Uint8Array, Uint8Array> {
 }
 
 export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
-  const blob: BlobWriter | undefined = o.writeBlob ? o.store.writer() : undefined;
+  const blob: BlobWriter | undefined = o.resume?.writer ?? (o.writeBlob ? o.store.writer() : undefined);
+  let networkFailure = false;
   const tmp = o.snapshots.tempLayer();
   const ds = decompressor(o.compression);
   const sink = ds.writable.getWriter();
@@ -49,7 +55,19 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
   extraction.catch(() => {});
   const reader = o.body.getReader();
   let received = 0;
+  const feed = async (value: Uint8Array) => {
+    if (extractErr) return;
+    await sink.ready.catch(() => {});
+    if (!extractErr) void sink.write(value).catch(() => {});
+  };
   try {
+    if (o.resume) {
+      for await (const chunk of Bun.file(o.resume.path).slice(0, o.resume.bytes).stream()) {
+        received += chunk.length;
+        blob!.adopt(chunk);
+        await feed(chunk);
+      }
+    }
     try {
       for (;;) {
         const { done, value } = await reader.read();
@@ -60,15 +78,15 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
         o.onDownloaded?.(received);
         // Backpressure: wait while the unpacker is behind. After a failed unpack keep
         // hashing the rest, so a wrong blob is reported as a digest mismatch.
-        if (extractErr) continue;
-        await sink.ready.catch(() => {});
-        if (!extractErr) void sink.write(value).catch(() => {});
+        await feed(value);
       }
     } catch (err) {
       if (err instanceof ImageError) throw err;
+      networkFailure = true;
       throw new ImageError("unavailable", `error downloading layer ${o.digest}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     if (received !== o.size) {
+      networkFailure = true;
       throw new ImageError("unavailable", `error downloading layer ${o.digest}: unexpected EOF after ${received} of ${o.size} bytes`);
     }
     if (extractErr && blob) blob.commit(o.digest); // throws on a digest mismatch
@@ -89,7 +107,9 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
     o.snapshots.commitLayer(tmp, result.diffId);
     return { diffId: result.diffId, size: result.size };
   } catch (err) {
-    blob?.abort();
+    // A broken connection keeps a resumable download; anything else discards it.
+    if (networkFailure && o.resume) blob?.keep();
+    else blob?.abort();
     await reader.cancel().catch(() => {});
     await sink.abort().catch(() => {});
     await extraction.catch(() => {});

@@ -26,6 +26,7 @@ import { progressThrottle, shortId, withConcurrency, type Emit } from "./progres
 import { familiar, familiarRepository, formatReference, parseReference, repository, withDefaultTag } from "./reference.ts";
 import type { RegistryConfig } from "./registry-config.ts";
 import type { LayerRow } from "../storage/image-db.ts";
+import type { BlobWriter } from "../storage/content-store.ts";
 
 const MAX_CONCURRENT_DOWNLOADS = 3;
 
@@ -147,10 +148,25 @@ export class Puller {
     const compression = layerCompression(desc.mediaType);
     const haveBlob = this.store.content.has(desc.digest);
     let body: ReadableStream<Uint8Array>;
+    let resume: { writer: BlobWriter; bytes: number; path: string } | undefined;
     if (haveBlob) {
       body = Bun.file(this.store.content.path(desc.digest)).stream();
     } else {
-      const res = await repo.blob(desc.digest);
+      // Resume what an earlier broken download of this blob left, if the registry can.
+      let partial = this.store.content.resumableWriter(desc.digest);
+      const res = await repo.blob(desc.digest, partial.resumeBytes).catch((err) => {
+        // A refused range request must not poison the next attempt.
+        if (partial.resumeBytes > 0) partial.writer.abort();
+        else partial.writer.keep();
+        throw err;
+      });
+      if (partial.resumeBytes > 0 && res.status !== 206) {
+        // The registry sent the whole blob: start over.
+        partial.writer.abort();
+        partial = this.store.content.resumableWriter(desc.digest);
+      }
+      if (partial.resumeBytes > 0) emit({ id, status: `Resuming from ${partial.resumeBytes} bytes` });
+      resume = { writer: partial.writer, bytes: partial.resumeBytes, path: partial.partialPath };
       body = res.body ?? new Response(new Uint8Array()).body!;
     }
     const progress = progressThrottle(emit, id, "Downloading", desc.size);
@@ -165,6 +181,7 @@ export class Puller {
       store: this.store.content,
       snapshots: this.store.snapshots,
       writeBlob: !haveBlob,
+      resume,
       onDownloaded: haveBlob ? undefined : progress,
     });
     emit({ id, status: "Verifying Checksum" });

@@ -182,8 +182,8 @@ export class RepoSession {
   }
 
   /** Starts a blob download; the caller streams and verifies the body. */
-  async blob(digest: string, signal?: AbortSignal): Promise<Response> {
-    const res = await this.request(this.repoUrl(`blobs/${digest}`), { signal });
+  async blob(digest: string, rangeFrom = 0): Promise<Response> {
+    const res = await this.request(this.repoUrl(`blobs/${digest}`), rangeFrom > 0 ? { headers: { Range: `bytes=${rangeFrom}-` } } : {});
     if (!res.ok) throw await this.failure(res, `blob ${digest}`);
     return res;
   }

@@ -55,6 +55,25 @@ export class ContentStore {
     return new BlobWriter(join(this.ingestDir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}-${++this.seq}`), (digest) => this.path(digest));
   }
 
+  /**
+   * A writer for `digest` that keeps what it received when a download breaks, so the
+   * next attempt in this run can resume with an HTTP Range request. `resumeBytes` is
+   * how much is already there (the caller re-reads it through `adopt`).
+   */
+  resumableWriter(digest: string): { writer: BlobWriter; resumeBytes: number; partialPath: string } {
+    const partialPath = join(this.ingestDir, `partial-${this.path(digest).slice(this.blobDir.length + 1)}`);
+    let resumeBytes = 0;
+    try {
+      resumeBytes = statSync(partialPath).size;
+    } catch {}
+    return { writer: new BlobWriter(partialPath, (d) => this.path(d), resumeBytes > 0), resumeBytes, partialPath };
+  }
+
+  /** Drops a kept partial download (e.g. when the registry cannot resume it). */
+  dropPartial(digest: string): void {
+    rmSync(join(this.ingestDir, `partial-${digest.slice(7)}`), { force: true });
+  }
+
   delete(digest: string): void {
     rmSync(this.path(digest), { force: true });
   }
@@ -74,8 +93,24 @@ export class BlobWriter {
   constructor(
     private readonly tmp: string,
     private readonly finalPath: (digest: string) => string,
+    append = false,
   ) {
-    this.fd = openSync(tmp, "w", 0o644);
+    this.fd = openSync(tmp, append ? "a" : "w", 0o644);
+  }
+
+  /** Counts bytes already in the file (a resumed download): hash only, no write. */
+  adopt(chunk: Uint8Array): void {
+    this.hasher.update(chunk);
+    this.written += chunk.length;
+  }
+
+  /** Closes the file but keeps it, for a later resume. */
+  keep(): void {
+    if (this.done) return;
+    this.done = true;
+    try {
+      closeSync(this.fd);
+    } catch {}
   }
 
   write(chunk: Uint8Array): void {
