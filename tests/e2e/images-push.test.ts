@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, startRegistryProxy, type RegistryProxy, type TestRegistry } from "../helpers/registry.ts";
-import { pushBusybox, type PushedImage } from "../helpers/test-images.ts";
+import { pushBusybox, pushImage, pushManifest, tarFiles, type PushedImage } from "../helpers/test-images.ts";
 
 let open: TestRegistry;
 let basic: TestRegistry;
@@ -92,4 +92,17 @@ test("Bearer-token registries: pull and push fetch a token with the given creden
   const push = await daemon.docker(["push", `${bearer.host}/pushed:1`], { env });
   expect(push.stderr).toBe("");
   expect(push.code).toBe(0);
+});
+
+test("a pulled image is pushed with its original manifest, so the digest is preserved", async () => {
+  const base = await pushImage(open, "annotated", "base", { layers: [tarFiles({ "f.txt": "annotated" })], format: "oci" });
+  const doc = JSON.parse(new TextDecoder().decode(base.manifest));
+  doc.annotations = { "org.opencontainers.image.source": "https://example.invalid/arcbox" };
+  const body = new TextEncoder().encode(JSON.stringify(doc, null, 2));
+  const digest = await pushManifest(open, "annotated", "v1", "application/vnd.oci.image.manifest.v1+json", body);
+  expect((await daemon.docker(["pull", "-q", `${open.host}/annotated:v1`])).code).toBe(0);
+  expect((await daemon.docker(["tag", `${open.host}/annotated:v1`, `${open.host}/mirror/annotated:v1`])).code).toBe(0);
+  const push = await daemon.docker(["push", `${open.host}/mirror/annotated:v1`]);
+  expect(push.code).toBe(0);
+  expect(push.stdout).toContain(`v1: digest: ${digest}`);
 });

@@ -128,6 +128,7 @@ export class ImageStore {
       liveBlobs.add(img.id);
       for (const d of img.diffIds) liveLayers.add(d);
     }
+    for (const m of this.db.allManifestDigests()) liveBlobs.add(m);
     const deleted: string[] = [];
     let reclaimed = 0;
     for (const layer of this.db.allLayers()) {

@@ -111,6 +111,9 @@ export class Puller {
         layers[i] = await this.layer(repo, manifest.layers[i]!, diffIds[i]!, emit);
       });
       const img = this.store.record({ config: configBytes, configDigest: manifest.config.digest, layers });
+      // Keep the platform manifest verbatim, so a push can reproduce its digest.
+      this.store.content.put(top.body, top.digest);
+      this.store.db.putManifest(top.digest, img.id, top.mediaType);
       if (ref.tag) this.store.db.setTag(formatReference(ref), img.id);
       this.store.db.setDigest(`${repository(ref)}@${manifestDigest}`, img.id, manifestDigest);
       emit({ status: `Digest: ${manifestDigest}` });

@@ -7,7 +7,7 @@
 import { openRepo, type Credentials, type RepoSession } from "../platform/registry-client.ts";
 import { ImageError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
-import { digestOf, MT } from "./manifest.ts";
+import { digestOf, MT, parseJson, type ImageManifest } from "./manifest.ts";
 import { progressThrottle, shortId, withConcurrency, type Emit } from "./progress.ts";
 import { formatReference, parseReference, repository, withDefaultTag, familiarRepository, type Reference } from "./reference.ts";
 import type { RegistryConfig } from "./registry-config.ts";
@@ -39,56 +39,74 @@ export class Pusher {
     for (const t of targets) await this.pushOne(session, t.ref, t.img, emit);
   }
 
-  private layersOf(img: ImageRow): LayerRow[] {
-    return img.diffIds.map((d) => {
+  /** A manifest to push: blobs to upload first, then its bytes. */
+  private plan(img: ImageRow): PushPlan {
+    const configBytes = new TextEncoder().encode(img.config);
+    if (digestOf(configBytes) !== img.id) throw new ImageError("internal", `stored config of ${img.id} does not match its digest`);
+    // The manifest the image was pulled with, verbatim, when all its blobs are here:
+    // the pushed digest then matches the source registry's.
+    for (const m of this.store.db.manifestsOf(img.id)) {
+      if (!this.store.content.has(m.digest)) continue;
+      const bytes = this.store.content.read(m.digest);
+      const doc = parseJson<ImageManifest>(bytes, "manifest");
+      if (doc.config?.digest !== img.id || !doc.layers.every((l) => this.store.content.has(l.digest))) continue;
+      return { mediaType: m.mediaType || doc.mediaType || MT.dockerManifest, bytes, configBytes, layers: doc.layers.map((l) => ({ digest: l.digest, size: l.size })) };
+    }
+    const layers: LayerRow[] = img.diffIds.map((d) => {
       const l = this.store.db.getLayer(d);
       if (!l || !this.store.content.has(l.blobDigest)) throw new ImageError("failed_precondition", `layer ${d} of ${img.id} has no stored blob to push`);
       return l;
     });
+    const oci = layers.some((l) => l.mediaType.startsWith("application/vnd.oci."));
+    const mediaType = oci ? MT.ociManifest : MT.dockerManifest;
+    const bytes = new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType,
+        config: { mediaType: oci ? MT.ociConfig : MT.dockerConfig, size: configBytes.length, digest: img.id },
+        layers: layers.map((l) => ({ mediaType: oci ? toOci(l.mediaType) : toDocker(l.mediaType), size: l.blobSize, digest: l.blobDigest })),
+      }),
+    );
+    return { mediaType, bytes, configBytes, layers: layers.map((l) => ({ digest: l.blobDigest, size: l.blobSize })) };
   }
 
   private async pushOne(session: RepoSession, ref: Reference, img: ImageRow, emit: Emit): Promise<void> {
-    const layers = this.layersOf(img);
-    const release = this.store.lease([img.id, ...layers.map((l) => l.blobDigest)]);
+    const plan = this.plan(img);
+    const release = this.store.lease([img.id, ...plan.layers.map((l) => l.digest)]);
     try {
       // Topmost first, as Docker lists them.
-      const order = [...layers].reverse();
-      for (const l of order) emit({ id: shortId(l.blobDigest), status: "Preparing" });
-      order.slice(MAX_CONCURRENT_UPLOADS).forEach((l) => emit({ id: shortId(l.blobDigest), status: "Waiting" }));
+      const order = [...plan.layers].reverse();
+      for (const l of order) emit({ id: shortId(l.digest), status: "Preparing" });
+      order.slice(MAX_CONCURRENT_UPLOADS).forEach((l) => emit({ id: shortId(l.digest), status: "Waiting" }));
       const seen = new Set<string>();
       await withConcurrency(order, MAX_CONCURRENT_UPLOADS, async (l) => {
-        const id = shortId(l.blobDigest);
-        if (seen.has(l.blobDigest)) return;
-        seen.add(l.blobDigest);
-        if (await session.hasBlob(l.blobDigest)) {
+        const id = shortId(l.digest);
+        if (seen.has(l.digest)) return;
+        seen.add(l.digest);
+        if (await session.hasBlob(l.digest)) {
           emit({ id, status: "Layer already exists" });
           return;
         }
-        await session.uploadBlob(l.blobDigest, Bun.file(this.store.content.path(l.blobDigest)), progressThrottle(emit, id, "Pushing", l.blobSize));
+        await session.uploadBlob(l.digest, Bun.file(this.store.content.path(l.digest)), progressThrottle(emit, id, "Pushing", l.size));
         emit({ id, status: "Pushed" });
       });
-      const configBytes = new TextEncoder().encode(img.config);
-      if (digestOf(configBytes) !== img.id) throw new ImageError("internal", `stored config of ${img.id} does not match its digest`);
-      if (!(await session.hasBlob(img.id))) await session.uploadBlob(img.id, new Blob([configBytes]));
-      const oci = layers.some((l) => l.mediaType.startsWith("application/vnd.oci."));
-      const mediaType = oci ? MT.ociManifest : MT.dockerManifest;
-      const manifest = new TextEncoder().encode(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType,
-          config: { mediaType: oci ? MT.ociConfig : MT.dockerConfig, size: configBytes.length, digest: img.id },
-          layers: layers.map((l) => ({ mediaType: oci ? toOci(l.mediaType) : toDocker(l.mediaType), size: l.blobSize, digest: l.blobDigest })),
-        }),
-      );
-      await session.putManifest(ref.tag!, mediaType, manifest);
-      const digest = digestOf(manifest);
+      if (!(await session.hasBlob(img.id))) await session.uploadBlob(img.id, new Blob([plan.configBytes]));
+      await session.putManifest(ref.tag!, plan.mediaType, plan.bytes);
+      const digest = digestOf(plan.bytes);
       this.store.db.setDigest(`${repository(ref)}@${digest}`, img.id, digest);
-      emit({ status: `${ref.tag}: digest: ${digest} size: ${manifest.length}` });
-      emit({ id: "", status: "", aux: { Tag: ref.tag, Digest: digest, Size: manifest.length } });
+      emit({ status: `${ref.tag}: digest: ${digest} size: ${plan.bytes.length}` });
+      emit({ id: "", status: "", aux: { Tag: ref.tag, Digest: digest, Size: plan.bytes.length } });
     } finally {
       release();
     }
   }
+}
+
+interface PushPlan {
+  mediaType: string;
+  bytes: Uint8Array;
+  configBytes: Uint8Array;
+  layers: { digest: string; size: number }[];
 }
 
 function toOci(mt: string): string {

@@ -3,17 +3,19 @@
  * which container holds a rootfs on which image. Blobs and snapshot files live on
  * disk (content-store.ts, snapshots.ts); a row is written only once its files are complete.
  *
- * Schema version 1:
+ * Schema version 2 (v1 + manifests):
  *   images(id PK, config TEXT, created INT, size INT, diff_ids TEXT(JSON), added INT)
  *   tags(name PK = "domain/path:tag", image_id, updated INT)          -- repo tags
  *   digests(name PK = "domain/path@sha256:..", image_id, manifest_digest) -- repo digests
  *   layers(diff_id PK, size INT, blob_digest, media_type, blob_size INT)
  *   containers(container_id PK, image_id, created INT)                 -- prepared rootfs
+ *   manifests(digest PK, image_id, media_type)  -- v2: platform manifests kept verbatim
+ *                                                  (blobs in the content store) for push
  */
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface ImageRow {
   id: string;
@@ -50,12 +52,12 @@ export class ImageDb {
     this.db = new Database(join(dataDir, "images.db"), { create: true, strict: true });
     this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
     const version = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
-    if (version === 0) this.migrate();
+    if (version < SCHEMA_VERSION) this.migrate(version);
   }
 
-  private migrate(): void {
+  private migrate(from: number): void {
     this.db.transaction(() => {
-      this.db.exec(`
+      if (from < 1) this.db.exec(`
         CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, config TEXT NOT NULL, created INTEGER NOT NULL, size INTEGER NOT NULL, diff_ids TEXT NOT NULL, added INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id), updated INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
@@ -64,6 +66,12 @@ export class ImageDb {
         CREATE TABLE IF NOT EXISTS layers (diff_id TEXT PRIMARY KEY, size INTEGER NOT NULL, blob_digest TEXT NOT NULL, media_type TEXT NOT NULL, blob_size INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS containers (container_id TEXT PRIMARY KEY, image_id TEXT NOT NULL, created INTEGER NOT NULL);
       `);
+      if (from < 2) {
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS manifests (digest TEXT PRIMARY KEY, image_id TEXT NOT NULL, media_type TEXT NOT NULL);
+          CREATE INDEX IF NOT EXISTS manifests_image ON manifests(image_id);
+        `);
+      }
       this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     })();
   }
@@ -92,6 +100,7 @@ export class ImageDb {
     this.db.transaction(() => {
       this.db.query("DELETE FROM tags WHERE image_id = ?").run(id);
       this.db.query("DELETE FROM digests WHERE image_id = ?").run(id);
+      this.db.query("DELETE FROM manifests WHERE image_id = ?").run(id);
       this.db.query("DELETE FROM images WHERE id = ?").run(id);
     })();
   }
@@ -123,6 +132,17 @@ export class ImageDb {
   }
   digestsOf(imageId: string): string[] {
     return (this.db.query("SELECT name FROM digests WHERE image_id = ? ORDER BY name").all(imageId) as { name: string }[]).map((r) => r.name);
+  }
+
+  // --- manifests ---
+  putManifest(digest: string, imageId: string, mediaType: string): void {
+    this.db.query("INSERT INTO manifests (digest, image_id, media_type) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING").run(digest, imageId, mediaType);
+  }
+  manifestsOf(imageId: string): { digest: string; mediaType: string }[] {
+    return (this.db.query("SELECT digest, media_type FROM manifests WHERE image_id = ?").all(imageId) as { digest: string; media_type: string }[]).map((r) => ({ digest: r.digest, mediaType: r.media_type }));
+  }
+  allManifestDigests(): string[] {
+    return (this.db.query("SELECT digest FROM manifests").all() as { digest: string }[]).map((r) => r.digest);
   }
 
   // --- layers ---
