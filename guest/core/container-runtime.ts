@@ -228,7 +228,8 @@ export class ContainerRuntime {
   async onExit(id: string): Promise<void> {
     const r = this.records.containers.get(id);
     const exit = this.records.containerExit(id);
-    if (r && exit) {
+    // A container that never started (removed while "created") did not run: no events.
+    if (r?.startedAtUnixNano && exit) {
       if (exit.oomKilled) this.events.emit({ type: "oom", containerId: id, timeUnixNano: exit.finishedAtUnixNano });
       this.events.emit({ type: "exit", containerId: id, exitCode: exit.exitCode, oomKilled: exit.oomKilled, timeUnixNano: exit.finishedAtUnixNano });
     }

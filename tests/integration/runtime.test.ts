@@ -368,6 +368,23 @@ describe("runtime", () => {
     await machines().deleteContainer({ machine: "host", id: owner.id, force: true });
   });
 
+  test("deleting a created (never started) container: no events, nothing left", async () => {
+    const c = await createContainer(["echo", "never"]);
+    const dir = join(daemon.home, "data", "vmm", "host", "containers", c.id);
+    expect(existsSync(join(dir, "bundle", "config.json"))).toBe(true);
+    await machines().deleteContainer({ machine: "host", id: c.id });
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(c.stdioSocket)).toBe(false);
+    expect(runcList()).not.toContain(c.id);
+    expect(readFileSync("/proc/mounts", "utf8")).not.toContain(c.id);
+    // Another container's exit proves the stream has flowed past that point.
+    const probe = await createContainer(["true"]);
+    await machines().startContainer({ machine: "host", id: probe.id });
+    await waitEvent((e) => e.type === "exit" && e.containerId === probe.id);
+    expect(events.filter((e) => e.containerId === c.id)).toEqual([]);
+    expect(readFileSync(c.log, "utf8")).toBe("");
+  });
+
   test("a failed create leaves nothing behind and says why", async () => {
     const before = readFileSync("/proc/mounts", "utf8").split("\n").length;
     const missing = await createContainer(["/no/such/binary"]).catch((e) => e);
