@@ -121,3 +121,22 @@ test("a container keeps running across a full daemon restart", async () => {
   expect((await exit.event).exitCode).toBe(137);
   exit.cancel();
 }, 90_000);
+
+test("a container keeps running when the agent itself is killed; a new agent takes over", async () => {
+  const started = await startSleeper("survivor3");
+  const [agent] = agentPids();
+  process.kill(agent!, "SIGKILL");
+  // vmm sees the connection drop and starts a new agent, which reloads its state from disk.
+  const next = await until("a new agent", async () => {
+    const pids = agentPids().filter((p) => p !== agent);
+    return pids.length === 1 ? pids[0] : undefined;
+  });
+  expect(next).not.toBe(agent);
+  const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor3"] })).containers[0]!;
+  expect(s).toMatchObject({ status: "running", pid: started.pid });
+  const exit = nextEvent((e) => e.type === "exit" && e.containerId === "survivor3");
+  await exit.live;
+  await clients.machines.killContainer({ machine: "host", id: "survivor3", signal: "SIGTERM" });
+  expect((await exit.event).exitCode).toBe(143);
+  exit.cancel();
+}, 90_000);
