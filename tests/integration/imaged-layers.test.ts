@@ -86,3 +86,20 @@ for (const [name, spec] of [
     expect([motd2.mode & 0o777, motd2.uid, motd2.gid]).toEqual([0o600, 42, 43]);
   });
 }
+
+test("an image with 80 layers mounts, using the short relative lower dirs", async () => {
+  const many = Array.from({ length: 80 }, (_, i) => rawTar([{ name: `layer-${i}.txt`, data: String(i) }]));
+  const img = await pushImage(reg, "many-layers", "v1", { layers: many });
+  expect((await daemon.docker(["pull", "-q", img.reference])).code).toBe(0);
+  const res = await clients.images.prepareRootfs({ image: img.reference, containerId: "many-layers" });
+  expect(res.lowerDirs).toHaveLength(80);
+  expect(res.relativeLowerDirs).toHaveLength(80);
+  const options = `lowerdir=${res.relativeLowerDirs.join(":")},upperdir=${res.upperDir},workdir=${res.workDir}`;
+  expect(options.length).toBeLessThan(4000);
+  const merged = mkdtempSync(join(tmpdir(), "arcbox-merged-"));
+  const m = Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", options, merged], { cwd: res.layersBase, stderr: "pipe" });
+  expect(m.stderr.toString()).toBe("");
+  mounts.push(merged);
+  expect(readFileSync(join(merged, "layer-0.txt"), "utf8")).toBe("0");
+  expect(readFileSync(join(merged, "layer-79.txt"), "utf8")).toBe("79");
+});

@@ -15,6 +15,8 @@ export interface PreparedRootfs {
   upperDir: string;
   workDir: string;
   configJson: string;
+  layersBase: string;
+  relativeLowerDirs: string[];
 }
 
 export class RootfsManager {
@@ -29,13 +31,15 @@ export class RootfsManager {
     const dirs = this.store.snapshots.createContainer(containerId);
     if (!owner) this.store.db.putContainer(containerId, img.id);
     const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
+    const relativeLowerDirs = img.diffIds.map((d) => this.store.snapshots.shortLowerPath(d)).reverse();
     if (lowerDirs.length === 0) {
       // overlayfs needs at least one lower layer: an image without layers gets an empty one.
       const empty = join(this.store.snapshots.layerDir, "..", "empty-layer");
       mkdirSync(empty, { recursive: true, mode: 0o755 });
       lowerDirs.push(empty);
+      relativeLowerDirs.push(empty);
     }
-    return { imageId: img.id, lowerDirs, upperDir: dirs.upper, workDir: dirs.work, configJson: img.config };
+    return { imageId: img.id, lowerDirs, upperDir: dirs.upper, workDir: dirs.work, configJson: img.config, layersBase: this.store.snapshots.linkBase, relativeLowerDirs };
   }
 
   release(containerId: string): void {

@@ -7,7 +7,7 @@
  * Deletion renames a tree into `trash/` (instant, atomic) and removes it off the event
  * loop, so rmi and container removal do not wait for the disk.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageError } from "../core/errors.ts";
@@ -15,8 +15,11 @@ import { ImageError } from "../core/errors.ts";
 export class Snapshots {
   readonly layerDir: string;
   readonly containerDir: string;
+  /** Directory that short lower-layer links are relative to. */
+  readonly linkBase: string;
   private readonly tmpDir: string;
   private readonly trashDir: string;
+  private readonly linkDir: string;
   private seq = 0;
   /** Deletions still running, so shutdown can wait for them. */
   private pending = new Set<Promise<void>>();
@@ -26,7 +29,9 @@ export class Snapshots {
     this.containerDir = join(dataDir, "containers");
     this.tmpDir = join(dataDir, "snapshots-tmp");
     this.trashDir = join(dataDir, "trash");
-    for (const d of [this.layerDir, this.containerDir, this.tmpDir, this.trashDir]) mkdirSync(d, { recursive: true, mode: 0o711 });
+    this.linkBase = dataDir;
+    this.linkDir = join(dataDir, "l");
+    for (const d of [this.layerDir, this.containerDir, this.tmpDir, this.trashDir, this.linkDir]) mkdirSync(d, { recursive: true, mode: 0o711 });
     // Half-unpacked layers of an interrupted run.
     for (const name of readdirSync(this.tmpDir)) renameSync(join(this.tmpDir, name), join(this.trashDir, `tmp-${name}`));
     // Whatever a previous run had not finished deleting.
@@ -62,6 +67,24 @@ export class Snapshots {
     return join(this.layerDir, diffId.slice(7));
   }
 
+  /**
+   * A short name for a layer: a symlink `l/<8 hex>` under `linkBase`, for overlayfs,
+   * whose mount options are limited to one page (~35 full snapshot paths). Returns
+   * the path relative to `linkBase`, or the absolute snapshot path if the name is taken.
+   */
+  shortLowerPath(diffId: string): string {
+    const target = this.layerPath(diffId);
+    const name = `l/${diffId.slice(7, 15)}`;
+    try {
+      symlinkSync(target, join(this.linkBase, name));
+      return name;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EEXIST") throw err;
+      // Another layer with the same 8-hex prefix: rare; fall back to the full path.
+      return readlinkSync(join(this.linkBase, name)) === target ? name : target;
+    }
+  }
+
   hasLayer(diffId: string): boolean {
     return existsSync(this.layerPath(diffId));
   }
@@ -88,6 +111,10 @@ export class Snapshots {
   }
 
   removeLayer(diffId: string): void {
+    const link = join(this.linkDir, diffId.slice(7, 15));
+    try {
+      if (readlinkSync(link) === this.layerPath(diffId)) rmSync(link, { force: true });
+    } catch {}
     this.trash(this.layerPath(diffId));
   }
 
