@@ -70,6 +70,17 @@ export class Pusher {
     return { mediaType, bytes, configBytes, layers: layers.map((l) => ({ digest: l.blobDigest, size: l.blobSize })) };
   }
 
+  /** Repositories on the target registry that this image came from or went to. */
+  private mountSources(img: ImageRow, ref: Reference): string[] {
+    const names = [...this.store.db.digestsOf(img.id), ...this.store.db.tagsOf(img.id).map((t) => t.name)];
+    const out = new Set<string>();
+    for (const n of names) {
+      const r = parseReference(n);
+      if (r.domain === ref.domain && r.path !== ref.path) out.add(r.path);
+    }
+    return [...out].slice(0, 3);
+  }
+
   private async pushOne(session: RepoSession, ref: Reference, img: ImageRow, emit: Emit): Promise<void> {
     const plan = this.plan(img);
     const release = this.store.lease([img.id, ...plan.layers.map((l) => l.digest)]);
@@ -79,6 +90,7 @@ export class Pusher {
       for (const l of order) emit({ id: shortId(l.digest), status: "Preparing" });
       order.slice(MAX_CONCURRENT_UPLOADS).forEach((l) => emit({ id: shortId(l.digest), status: "Waiting" }));
       const seen = new Set<string>();
+      const mountSources = this.mountSources(img, ref);
       await withConcurrency(order, MAX_CONCURRENT_UPLOADS, async (l) => {
         const id = shortId(l.digest);
         if (seen.has(l.digest)) return;
@@ -86,6 +98,13 @@ export class Pusher {
         if (await session.hasBlob(l.digest)) {
           emit({ id, status: "Layer already exists" });
           return;
+        }
+        // Same registry, another repository we know has the image: link instead of upload.
+        for (const from of mountSources) {
+          if (await session.mountBlob(l.digest, from)) {
+            emit({ id, status: `Mounted from ${familiarRepository(`${ref.domain}/${from}`)}` });
+            return;
+          }
         }
         await session.uploadBlob(l.digest, Bun.file(this.store.content.path(l.digest)), progressThrottle(emit, id, "Pushing", l.size));
         emit({ id, status: "Pushed" });
