@@ -72,9 +72,9 @@ test("docker save to stdout by ID, then load from stdin: untagged image by ID", 
   const save = await run(["sh", "-c", `docker -H ${daemon.dockerHost} save ${two.configDigest.slice(7, 19)} > ${out}`]);
   expect(save.code).toBe(0);
   expect((await daemon.docker(["rmi", two.reference])).code).toBe(0);
-  const load = await run(["sh", "-c", `docker -H ${daemon.dockerHost} load < ${out}`]);
+  const load = await run(["sh", "-c", `docker -H ${daemon.dockerHost} load -q < ${out}`]);
   expect(load.stderr).toBe("");
-  expect(load.stdout).toContain(`Loaded image ID: ${two.configDigest}`);
+  expect(load.stdout.trim()).toBe(`Loaded image ID: ${two.configDigest}`);
 });
 
 test("docker load of garbage or of an archive with a tampered layer fails and stores nothing", async () => {

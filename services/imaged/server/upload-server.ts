@@ -37,7 +37,11 @@ export function serveUploads(socketPath: string, core: ImageCore, log: Logger): 
     async fetch(req: Request) {
       const url = new URL(req.url);
       const body = req.body ?? new Response(new Uint8Array()).body!;
-      if (req.method === "POST" && url.pathname === "/load") return ndjson((emit) => core.load(body, emit));
+      if (req.method === "POST" && url.pathname === "/load") {
+        // Quiet: only the result lines ("Loaded image: ..."), no per-layer progress.
+        const quiet = url.searchParams.get("quiet") === "1";
+        return ndjson((emit) => core.load(body, quiet ? (e) => (e.stream !== undefined || e.error ? emit(e) : undefined) : emit));
+      }
       if (req.method === "POST" && url.pathname === "/import") {
         const q = url.searchParams;
         return ndjson((emit) => core.importTarball(body, { repo: q.get("repo") ?? "", tag: q.get("tag") ?? "", message: q.get("message") ?? "", changes: q.getAll("changes"), platform: q.get("platform") ?? "" }, emit));
