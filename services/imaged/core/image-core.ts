@@ -110,7 +110,7 @@ export class ImageCore {
     if (!byId) {
       const ref = withDefaultTag(parseReference(reference));
       const name = ref.digest ? `${repository(ref)}@${ref.digest}` : formatReference(ref);
-      const otherRefs = tags.filter((t) => t !== name).length + (ref.digest ? 0 : 0);
+      const otherRefs = tags.filter((t) => t !== name).length;
       if (otherRefs > 0) {
         // Other tags keep the image: only this reference goes.
         if (ref.digest) this.store.db.deleteDigest(name);
@@ -122,7 +122,7 @@ export class ImageCore {
         throw new ImageError("conflict", `conflict: unable to remove repository reference "${reference}" (must force) - container ${users[0]!.slice(0, 12)} is using its referenced image ${img.id.slice(7, 19)}`);
       }
     } else {
-      if (users.length > 0 && !force) throw new ImageError("conflict", `conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is being used by stopped container ${users[0]!.slice(0, 12)}`);
+      if (users.length > 0 && !force) throw new ImageError("conflict", `conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is being used by container ${users[0]!.slice(0, 12)}`);
       if (tags.length > 1 && !force) throw new ImageError("conflict", `conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
     }
     for (const t of tags) {

@@ -61,8 +61,8 @@ export class ImageStore {
       if (ref) {
         const r = withDefaultTag(ref);
         const id = r.digest ? this.db.digestTarget(`${repository(r)}@${r.digest}`) : this.db.tagTarget(formatReference(r));
+        // name@digest is the manifest digest (as Docker resolves it), never the config ID.
         if (id) return this.db.getImage(id);
-        // A digest reference also matches by config ID? No: Docker resolves name@digest by manifest digest only.
       }
     }
     if (looksLikeId(s)) {
