@@ -12,7 +12,11 @@ export function listenUnix(
 ): UnixHttpServer {
   // Callers hold the supervisor lock (or are its children), so an existing file is stale.
   rmSync(socketPath, { force: true });
-  const server = Bun.serve({ unix: socketPath, fetch });
+  // idleTimeout 0: server streams (events, pull progress) may stay quiet for long; Bun's
+  // default would cut them after 10 s. Bun honours it on Unix sockets, though its types
+  // only declare it for TCP listeners.
+  const options = { unix: socketPath, fetch, idleTimeout: 0 };
+  const server = Bun.serve(options as Parameters<typeof Bun.serve>[0]);
   chmodSync(socketPath, mode);
   return {
     async stop() {
