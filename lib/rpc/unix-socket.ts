@@ -16,7 +16,7 @@ export function listenUnix(
   // default would cut them after 10 s. Bun honours it on Unix sockets, though its types
   // only declare it for TCP listeners.
   const options = { unix: socketPath, fetch, idleTimeout: 0 };
-  const server = Bun.serve(options as Parameters<typeof Bun.serve>[0]);
+  const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve>[0]);
   chmodSync(socketPath, mode);
   return {
     async stop() {
