@@ -187,6 +187,20 @@ describe("runtime", () => {
     expect((await machines().containerStates({ machine: "host", ids: [c.id] })).containers).toHaveLength(0);
   });
 
+  test("json-file log: Go-style escaping, long lines split, a last line without newline", async () => {
+    const c = await createContainer(["sh", "-c", "printf 'q\"b\\\\s\\tt<a>&\\001 \\303\\251\\n'; head -c 20000 /dev/zero | tr '\\0' x; printf '\\nlast'"]);
+    await machines().startContainer({ machine: "host", id: c.id });
+    await waitEvent((e) => e.type === "exit" && e.containerId === c.id);
+    const raw = readFileSync(c.log, "utf8").split("\n").filter(Boolean);
+    expect(raw[0]).toContain("\\u003ca\\u003e\\u0026\\u0001");
+    const lines = raw.map((l) => JSON.parse(l) as { log: string });
+    expect(lines[0]!.log).toBe('q"b\\s\tt<a>&\u0001 é\n');
+    // Docker splits lines longer than 16 KiB into several records.
+    expect(lines.slice(1, -1).map((l) => l.log).join("")).toBe(`${"x".repeat(20000)}\n`);
+    expect(lines.length).toBe(4);
+    expect(lines.at(-1)!.log).toBe("last");
+  });
+
   test("a TTY container: raw output on the stdio socket, stdout in the log", async () => {
     const c = await createContainer(["sh", "-c", "test -t 0 && echo is-a-tty; stty size"], {}, { tty: true, ttyHeight: 30, ttyWidth: 100 });
     const a = attach(c.stdioSocket);
