@@ -23,11 +23,17 @@ const stateRoot = join(home.data, "vmm", "host");
 mkdirSync(stateRoot, { recursive: true, mode: 0o700 });
 const layout = new AgentLayout(stateRoot, home.run);
 
-// One agent per home: a second one (a race between two vmm starts) leaves quietly.
+// One agent per home. An agent that is just exiting (idle) still holds the lock for a
+// moment, so wait briefly; if the lock stays taken, another agent is serving: leave.
+const LOCK_WAIT_MS = 3_000;
 const lockFd = openSync(layout.lockFile, "a");
-if (!tryLockExclusive(lockFd)) {
-  log.info("another agent is running for this home; exiting");
-  process.exit(0);
+const lockDeadline = Date.now() + LOCK_WAIT_MS;
+while (!tryLockExclusive(lockFd)) {
+  if (Date.now() > lockDeadline) {
+    log.info("another agent is running for this home; exiting");
+    process.exit(0);
+  }
+  await Bun.sleep(50);
 }
 
 const agent = new Agent(layout, log);

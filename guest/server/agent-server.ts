@@ -16,7 +16,7 @@ import type { RequestFrame, ResponseFrame } from "../protocol/messages.ts";
 export interface AgentServerOptions {
   socket: string;
   notifySocket: string;
-  /** Called when the last client disconnects. */
+  /** Called when no client is connected and no request is running. */
   onIdle: () => void;
 }
 
@@ -33,6 +33,8 @@ function listen(server: Server, path: string): Promise<void> {
 
 export class AgentServer {
   private clients = new Set<Socket>();
+  /** Requests being handled (the agent never exits in the middle of one). */
+  private inflight = 0;
   private main: Server;
   private notify: Server;
 
@@ -82,12 +84,23 @@ export class AgentServer {
     socket.on("error", () => {});
     socket.on("close", () => {
       this.clients.delete(socket);
-      if (this.clients.size === 0) this.opts.onIdle();
+      if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
     });
   }
 
   private async handle(socket: Socket, req: RequestFrame): Promise<void> {
     if (req?.k !== "req") return;
+    this.inflight++;
+    try {
+      await this.answer(socket, req);
+    } finally {
+      this.inflight--;
+      // A call that outlived its client's connection decides idleness once it is done.
+      if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
+    }
+  }
+
+  private async answer(socket: Socket, req: RequestFrame): Promise<void> {
     let res: ResponseFrame;
     try {
       const method = (MachineService.method as Record<string, { input: DescMessage; output: DescMessage }>)[req.method];

@@ -17,6 +17,7 @@ import { MachineError } from "./machine-error.ts";
 
 const AGENT_START_TIMEOUT_MS = 20_000;
 const CONNECT_RETRY_MS = 20;
+const MAX_SPAWNS = 3;
 
 function dial(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -64,15 +65,20 @@ export class HostMachine {
   private async connectOrStart(): Promise<AgentClient> {
     let socket = await dial(this.socketPath).catch(() => undefined);
     if (!socket) {
-      const agent = this.spawnAgent();
+      let agent = this.spawnAgent();
+      let spawns = 1;
       const deadline = Date.now() + AGENT_START_TIMEOUT_MS;
       while (!socket) {
         socket = await dial(this.socketPath).catch(() => undefined);
         if (socket) break;
-        // An agent that exited at once lost a lock race to another one: keep dialing that one.
         if (Date.now() > deadline) {
           agent.kill();
           throw new MachineError("unavailable", `the guest agent did not come up within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${join(this.home.log, "guest-agent.log")})`);
+        }
+        // It exited without serving (it deferred to an agent that was itself going away): again.
+        if (agent.exitCode !== null && spawns < MAX_SPAWNS) {
+          agent = this.spawnAgent();
+          spawns++;
         }
         await Bun.sleep(CONNECT_RETRY_MS);
       }
