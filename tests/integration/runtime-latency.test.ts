@@ -16,6 +16,8 @@ const home = mkdtempSync("/tmp/arcbox-runtime-latency-");
 const base = mkdtempSync("/tmp/arcbox-runtime-latency-fs-");
 let vmm: ReturnType<typeof Bun.spawn>;
 let clients: ServiceClients;
+// cgroup paths are /arcbox/<id> host-wide: ids unique to this run keep parallel homes apart.
+const run = Date.now().toString(36);
 
 beforeAll(async () => {
   buildBusyboxRootfs(join(base, "lower"));
@@ -46,7 +48,7 @@ test("create + start to first output", async () => {
   const m = clients.machines;
   const create: number[] = [], start: number[] = [], firstByte: number[] = [];
   for (let i = 0; i < 12; i++) {
-    const id = `lat${i}`;
+    const id = `lat${i}-${run}`;
     for (const d of ["upper", "work"]) mkdirSync(join(base, id, d), { recursive: true });
     const t0 = performance.now();
     const c = await m.createContainer({ id, rootfs: { lowerDirs: [join(base, "lower")], upperDir: join(base, id, "upper"), workDir: join(base, id, "work") }, process: { args: ["echo", "hello"] } });
@@ -73,13 +75,14 @@ test("create + start to first output", async () => {
 
 test("memory: the agent and one shim", async () => {
   const m = clients.machines;
+  const id = `mem-${run}`;
   for (const d of ["upper", "work"]) mkdirSync(join(base, "mem", d), { recursive: true });
-  await m.createContainer({ id: "mem", rootfs: { lowerDirs: [join(base, "lower")], upperDir: join(base, "mem", "upper"), workDir: join(base, "mem", "work") }, process: { args: ["sleep", "1000"] } });
-  const { pid } = await m.startContainer({ id: "mem" });
+  await m.createContainer({ id, rootfs: { lowerDirs: [join(base, "lower")], upperDir: join(base, "mem", "upper"), workDir: join(base, "mem", "work") }, process: { args: ["sleep", "1000"] } });
+  const { pid } = await m.startContainer({ id });
   const shimPid = Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/PPid:\s+(\d+)/)![1]);
   expect(readFileSync(`/proc/${shimPid}/comm`, "utf8").trim()).toBe("arcbox-shim");
   const agentPid = Number(Bun.spawnSync(["pgrep", "-f", "--", `guest.*--home ${home}$`]).stdout.toString().trim().split("\n")[0]);
   console.log(`memory: shim RSS ${rssKb(shimPid)} kB, agent RSS ${(rssKb(agentPid) / 1024).toFixed(1)} MB`);
   expect(rssKb(shimPid)).toBeLessThan(4096);
-  await m.deleteContainer({ id: "mem", force: true });
+  await m.deleteContainer({ id, force: true });
 }, 60_000);

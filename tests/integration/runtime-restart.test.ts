@@ -16,6 +16,9 @@ const daemon = new TestDaemon("arcbox-runtime-restart-");
 const base = mkdtempSync("/tmp/arcbox-runtime-restart-fs-");
 let clients: ServiceClients;
 const ids: string[] = [];
+// cgroup paths are /arcbox/<id> host-wide: ids unique to this run keep parallel homes apart.
+const run = Date.now().toString(36);
+const survivor = (n: number) => `survivor${n}-${run}`;
 
 /** Pids of guest agents serving this test's home. */
 function agentPids(): number[] {
@@ -82,7 +85,7 @@ afterAll(async () => {
 }, 60_000);
 
 test("a container keeps running when vmm is killed with SIGKILL; events still arrive", async () => {
-  const started = await startSleeper("survivor1");
+  const started = await startSleeper(survivor(1));
   const vmmPid = (await clients.health("vmm").check({})).pid;
   const agents = agentPids();
   expect(agents).toHaveLength(1);
@@ -95,35 +98,35 @@ test("a container keeps running when vmm is killed with SIGKILL; events still ar
   });
   expect(newPid).not.toBe(vmmPid);
   expect(agentPids()).toEqual(agents);
-  const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor1"] })).containers[0]!;
+  const s = (await clients.machines.containerStates({ machine: "host", ids: [survivor(1)] })).containers[0]!;
   expect(s).toMatchObject({ status: "running", pid: started.pid });
   expect(() => process.kill(started.pid, 0)).not.toThrow();
 
-  const exit = nextEvent((e) => e.type === "exit" && e.containerId === "survivor1");
+  const exit = nextEvent((e) => e.type === "exit" && e.containerId === survivor(1));
   await exit.live;
-  await clients.machines.killContainer({ machine: "host", id: "survivor1", signal: "SIGTERM" });
+  await clients.machines.killContainer({ machine: "host", id: survivor(1), signal: "SIGTERM" });
   expect((await exit.event).exitCode).toBe(143);
   exit.cancel();
 }, 90_000);
 
 test("a container keeps running across a full daemon restart", async () => {
-  const started = await startSleeper("survivor2");
+  const started = await startSleeper(survivor(2));
   const agents = agentPids();
   await daemon.stop();
   expect(() => process.kill(started.pid, 0)).not.toThrow();
   await daemon.start();
-  const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor2"] })).containers[0]!;
+  const s = (await clients.machines.containerStates({ machine: "host", ids: [survivor(2)] })).containers[0]!;
   expect(s).toMatchObject({ status: "running", pid: started.pid });
   expect(agentPids()).toEqual(agents);
-  const exit = nextEvent((e) => e.type === "exit" && e.containerId === "survivor2");
+  const exit = nextEvent((e) => e.type === "exit" && e.containerId === survivor(2));
   await exit.live;
-  await clients.machines.killContainer({ machine: "host", id: "survivor2", signal: "SIGKILL" });
+  await clients.machines.killContainer({ machine: "host", id: survivor(2), signal: "SIGKILL" });
   expect((await exit.event).exitCode).toBe(137);
   exit.cancel();
 }, 90_000);
 
 test("a container keeps running when the agent itself is killed; a new agent takes over", async () => {
-  const started = await startSleeper("survivor3");
+  const started = await startSleeper(survivor(3));
   const [agent] = agentPids();
   process.kill(agent!, "SIGKILL");
   // vmm sees the connection drop and starts a new agent, which reloads its state from disk.
@@ -132,11 +135,11 @@ test("a container keeps running when the agent itself is killed; a new agent tak
     return pids.length === 1 ? pids[0] : undefined;
   });
   expect(next).not.toBe(agent);
-  const s = (await clients.machines.containerStates({ machine: "host", ids: ["survivor3"] })).containers[0]!;
+  const s = (await clients.machines.containerStates({ machine: "host", ids: [survivor(3)] })).containers[0]!;
   expect(s).toMatchObject({ status: "running", pid: started.pid });
-  const exit = nextEvent((e) => e.type === "exit" && e.containerId === "survivor3");
+  const exit = nextEvent((e) => e.type === "exit" && e.containerId === survivor(3));
   await exit.live;
-  await clients.machines.killContainer({ machine: "host", id: "survivor3", signal: "SIGTERM" });
+  await clients.machines.killContainer({ machine: "host", id: survivor(3), signal: "SIGTERM" });
   expect((await exit.event).exitCode).toBe(143);
   exit.cancel();
 }, 90_000);
