@@ -4,7 +4,7 @@
  * create leaves no mount, bundle, cgroup or runc state behind.
  */
 import { create } from "@bufbuild/protobuf";
-import { mkdirSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
 import { join } from "node:path";
 import {
   ContainerStateSchema,
@@ -137,6 +137,13 @@ export class ContainerRuntime {
   /** Removes everything of a container: runc state, mount, cgroups, bundle, record. */
   private async destroy(id: string, killFirst: boolean): Promise<void> {
     if (killFirst) await this.runc.delete(id, true).catch(() => {});
+    // Exec shims may still wait for a first client that will never come now.
+    for (const e of this.records.execs.values()) {
+      if (e.containerId !== id) continue;
+      endShim(this.layout.execDir(id, e.id), e.id);
+      rmSync(this.layout.stdioSocket(e.id), { force: true });
+      rmSync(this.layout.consoleSocket(e.id), { force: true });
+    }
     await unmountIfMounted(this.layout.rootfsDir(id));
     removeCgroups(this.layout.cgroupPath(id));
     rmSync(this.layout.containerDir(id), { recursive: true, force: true });
@@ -241,6 +248,14 @@ export class ContainerRuntime {
     if (this.exitWaiters.has(id)) return this.onExit(id); // delete holds the lock and waits for us
     return this.lock.run(id, () => this.onExit(id));
   }
+}
+
+/** Ends a shim by the pid it recorded, after checking that pid still is that shim. */
+function endShim(stateDir: string, id: string): void {
+  try {
+    const pid = Number(readFileSync(join(stateDir, "shim.pid"), "utf8"));
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(id)) process.kill(pid, "SIGKILL");
+  } catch {}
 }
 
 function isAlive(pid: number): boolean {

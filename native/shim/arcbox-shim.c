@@ -39,6 +39,7 @@
 #define CHUNK 65536
 #define LINE_MAX_BYTES 16384
 #define CLIENT_BUF_MAX (8 << 20)
+#define HOLD_WAIT_MS 60000 /* how long --hold output waits for its first client */
 
 struct buf { char *data; size_t len, cap; };
 
@@ -439,6 +440,11 @@ int main(int argc, char **argv) {
   snprintf(shim_log, sizeof shim_log, "%s/shim.log", opt.state);
   int errfd = open(shim_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (errfd >= 0) { dup2(errfd, 2); close(errfd); }
+  /* Our pid, so the agent can end a shim whose container is being removed. */
+  char shim_pid[4096], pidtext[32];
+  snprintf(shim_pid, sizeof shim_pid, "%s/shim.pid", opt.state);
+  int pfd = open(shim_pid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (pfd >= 0) { write_all(pfd, pidtext, (size_t)snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid())); close(pfd); }
   chdir("/");
 
   sigset_t mask;
@@ -494,9 +500,19 @@ int main(int argc, char **argv) {
   close(ready[1]);
 
   int exited = find_reaped(pid, &status);
-  int drain_ms = exited ? (opt.hold ? 60000 : 2000) : -1;
+  int drain_ms = exited ? 2000 : -1;
+  int recorded = 0; /* exit status written and the agent told */
   for (;;) {
-    if (exited && outs[1] < 0 && outs[2] < 0 && (!opt.hold || had_client)) break;
+    if (exited && outs[1] < 0 && outs[2] < 0 && !recorded) {
+      /* The status is known as soon as the output is drained, even while a --hold shim
+       * still waits for its first client. */
+      log_flush();
+      write_exit_file(status);
+      notify_agent();
+      recorded = 1;
+      drain_ms = HOLD_WAIT_MS;
+    }
+    if (recorded && (!opt.hold || had_client)) break;
     struct pollfd p[8 + MAX_CLIENTS];
     int n = 0;
     p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
@@ -514,12 +530,17 @@ int main(int argc, char **argv) {
      * holding the pipe open must not keep the shim alive forever. */
     int r = poll(p, n, exited ? drain_ms : -1);
     if (r < 0) { if (errno == EINTR) continue; die("poll"); }
-    if (r == 0) break;
+    if (r == 0) {
+      if (recorded) break; /* nobody came for the held output */
+      /* Output still open after the drain grace: a leftover process holds it. Give up on it. */
+      for (int s = 1; s <= 2; s++) if (outs[s] >= 0) { if (outs[s] == stdin_fd) stdin_fd = -1; close(outs[s]); outs[s] = -1; }
+      continue;
+    }
     if (p[0].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {}
       reap_all();
-      if (!exited && find_reaped(pid, &status)) { exited = 1; drain_ms = opt.hold && !had_client ? 60000 : 2000; }
+      if (!exited && find_reaped(pid, &status)) { exited = 1; drain_ms = 2000; }
     }
     if (p[1].revents & POLLIN) {
       int fd;
@@ -579,8 +600,10 @@ int main(int argc, char **argv) {
     }
   }
 
-  log_flush();
-  write_exit_file(status);
+  if (!recorded) {
+    log_flush();
+    write_exit_file(status);
+  }
   close(listen_fd);
   unlink(opt.stdio_path);
   /* Flush what attached clients have not read yet (bounded), then close them. */
@@ -594,6 +617,6 @@ int main(int argc, char **argv) {
   }
   close(ctl_fd);
   unlink(ctl_path);
-  notify_agent();
+  if (!recorded) notify_agent();
   return 0;
 }

@@ -249,6 +249,22 @@ describe("runtime", () => {
     await waitEvent((e) => e.type === "exit" && e.containerId === c.id);
   });
 
+  test("removing a container ends its exec shims, even one waiting for its first client", async () => {
+    const c = await createContainer(["sleep", "1000"]);
+    await machines().startContainer({ machine: "host", id: c.id });
+    const execId = `${c.id}x2`;
+    await machines().createExec({ machine: "host", containerId: c.id, execId, process: { args: ["true"] } });
+    const started = await machines().startExec({ machine: "host", containerId: c.id, execId });
+    await waitEvent((e) => e.type === "exec_exit" && e.execId === execId);
+    const shimPid = Number(readFileSync(join(daemon.home, "data", "vmm", "host", "containers", c.id, "execs", execId, "shim.pid"), "utf8"));
+    expect(() => process.kill(shimPid, 0)).not.toThrow(); // holding the output for a client
+    await machines().deleteContainer({ machine: "host", id: c.id, force: true });
+    const deadline = Date.now() + 10_000;
+    while (existsSync(`/proc/${shimPid}/cmdline`) && readFileSync(`/proc/${shimPid}/cmdline`, "utf8").includes(execId) && Date.now() < deadline) await Bun.sleep(20);
+    expect(existsSync(`/proc/${shimPid}`) && readFileSync(`/proc/${shimPid}/cmdline`, "utf8").includes(execId)).toBe(false);
+    expect(existsSync(started.stdioSocket)).toBe(false);
+  });
+
   test("kill: SIGTERM through tini gives 143, SIGKILL gives 137", async () => {
     const withInit = await createContainer(["sleep", "1000"], { init: true });
     const plain = await createContainer(["sleep", "1000"]);
