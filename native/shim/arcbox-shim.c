@@ -59,7 +59,8 @@ static void buf_consume(struct buf *b, size_t n) {
   b->len -= n;
 }
 
-struct client { int fd; int reading; struct buf out; };
+/* `sent`: the client wrote stdin bytes, which makes it the stdin owner (see client_read). */
+struct client { int fd; int reading; int sent; struct buf out; };
 
 static struct {
   const char *mode, *id, *state, *runc, *root, *bundle, *container, *process;
@@ -233,18 +234,24 @@ static void close_stdin(void) {
   stdin_fd = -1;
 }
 
-static void client_read(int i) {
+/*
+ * End of a client's input closes the process's stdin (with --stdin-once) when that client
+ * owns stdin: it sent stdin bytes, or it half-closed (shutdown(SHUT_WR): POLLRDHUP without
+ * POLLHUP) while still reading. A client that only reads and then goes away entirely
+ * (POLLHUP) does not close stdin.
+ */
+static void client_read(int i, short revents) {
   char data[CHUNK];
   ssize_t r = read(clients[i].fd, data, sizeof data);
   if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (r <= 0) {
+    int half_close = r == 0 && !(revents & POLLHUP);
     clients[i].reading = 0;
-    if (r == 0) {
-      shutdown(clients[i].fd, SHUT_RD);
-      if (opt.stdin_once) close_stdin();
-    }
+    if (r == 0) shutdown(clients[i].fd, SHUT_RD);
+    if (opt.stdin_once && (half_close || clients[i].sent)) close_stdin();
     return;
   }
+  clients[i].sent = 1;
   if (stdin_fd >= 0) buf_append(&stdin_buf, data, (size_t)r);
 }
 
@@ -546,7 +553,7 @@ int main(int argc, char **argv) {
       int fd;
       while ((fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
         if (nclients == MAX_CLIENTS) { close(fd); continue; }
-        clients[nclients++] = (struct client){ fd, 1, { 0 } };
+        clients[nclients++] = (struct client){ fd, 1, 0, { 0 } };
         if (opt.hold && !had_client) {
           had_client = 1;
           buf_append(&clients[nclients - 1].out, replay.data, replay.len);
@@ -590,7 +597,7 @@ int main(int argc, char **argv) {
     if (stdin_fd < 0) stdin_buf.len = 0;
     for (int i = nclients - 1; i >= 0; i--) {
       short rev = p[base + i].revents;
-      if (rev & POLLIN) client_read(i);
+      if (rev & (POLLIN | POLLHUP)) { if (clients[i].reading) client_read(i, rev); }
       if ((rev & POLLOUT) && clients[i].out.len) {
         ssize_t w = write(clients[i].fd, clients[i].out.data, clients[i].out.len);
         if (w > 0) buf_consume(&clients[i].out, (size_t)w);

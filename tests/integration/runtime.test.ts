@@ -219,9 +219,14 @@ describe("runtime", () => {
     const c = await createContainer(["sh", "-c", "cat; echo done >&2"], {}, { openStdin: true, stdinOnce: true });
     const a1 = attach(c.stdioSocket);
     const a2 = attach(c.stdioSocket); // a second, output-only client sees the same output
-    await Promise.all([a1.connected, a2.connected]);
+    const a3 = attach(c.stdioSocket); // a reader that goes away entirely: not the stdin owner
+    await Promise.all([a1.connected, a2.connected, a3.connected]);
     await machines().startContainer({ machine: "host", id: c.id });
-    a1.socket.end("hello from stdin\n");
+    a3.socket.destroy();
+    await a3.closed;
+    a1.socket.write("hello ");
+    await Bun.sleep(50); // two separate writes, then the half-close
+    a1.socket.end("from stdin\n");
     const [o1, o2] = await Promise.all([a1.closed, a2.closed]);
     expect(demux(o1)).toEqual({ stdout: "hello from stdin\n", stderr: "done\n" });
     expect(demux(o2)).toEqual({ stdout: "hello from stdin\n", stderr: "done\n" });
