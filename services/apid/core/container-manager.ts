@@ -153,7 +153,7 @@ export class ContainerManager {
           network: null,
           stdioSocket: "",
         };
-        this.checkNameFree(name);
+        this.checkNameFree(name, true);
         this.save(rec);
         this.emit(rec, "create");
         return { Id: id, Warnings: [] };
@@ -167,9 +167,9 @@ export class ContainerManager {
     }
   }
 
-  private checkNameFree(name: string): void {
+  private checkNameFree(name: string, reservedByUs = false): void {
     const owner = this.store.byExactName(name);
-    if (owner || this.reservedNames.has(name)) throw new ContainerError("conflict", `Conflict. The container name "${name}" is already in use by container "${owner?.id ?? "(being created)"}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (owner || (!reservedByUs && this.reservedNames.has(name))) throw new ContainerError("conflict", `Conflict. The container name "${name}" is already in use by container "${owner?.id ?? "(being created)"}". You have to remove (or rename) that container to be able to reuse that name.`);
   }
 
   private async resolveNetworkMode(mode: string): Promise<string> {
@@ -183,6 +183,16 @@ export class ContainerManager {
   /** Returns false when the container was already running (Docker's 304). */
   async start(ref: string): Promise<boolean> {
     const rec = this.get(ref);
+    try {
+      return await this.startLocked(rec, ref);
+    } catch (err) {
+      // Docker removes an --rm container whose start failed (the CLI waits for that).
+      if (rec.hostConfig.AutoRemove && this.store.get(rec.id)) await this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.log.warn("auto-remove after failed start", { id: rec.id, error: e }));
+      throw err;
+    }
+  }
+
+  private startLocked(rec: ContainerRecord, ref: string): Promise<boolean> {
     return this.lock.run(rec.id, async () => {
       await this.liveOf(rec.id).cleanup;
       if (!this.store.get(rec.id)) throw noSuchContainer(ref);

@@ -48,6 +48,8 @@ export class RuntimeMonitor {
       void (async () => {
         try {
           for await (const res of stream) {
+            // vmm's first message carries no event: it confirms the subscription.
+            if (!opened) (opened = true), resolve();
             this.failures = 0;
             if (res.event) this.hooks.onEvent(res.event);
           }

@@ -8,6 +8,7 @@ import type { ContainerManager } from "../../core/container-manager.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import type { HijackContext } from "../hijack.ts";
 import { LogReader } from "./log-reader.ts";
+import { frame, STDERR } from "./stream-frames.ts";
 import { responseDuplex } from "./response-duplex.ts";
 import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
@@ -56,15 +57,22 @@ async function runAttach(containers: ContainerManager, rec: ContainerRecord, cli
   });
 }
 
+/** After the 101 no HTTP error can be sent: the error goes to stderr, then the stream ends. */
+export function failUpgraded(client: Duplex, tty: boolean, err: unknown): void {
+  const msg = new TextEncoder().encode(`Error: ${(err as Error)?.message ?? String(err)}\n`);
+  client.end(tty ? msg : frame(STDERR, msg));
+}
+
 export function hijackAttach(containers: ContainerManager) {
   return async (ctx: HijackContext) => {
+    // Paused until the stdio join: stdin sent early (docker run -i) is kept, not dropped.
+    ctx.socket.pause();
     const rec = containers.get(ctx.params.id!);
     const opts = options(rec, ctx.query);
     const { rest } = await readUpgradeBody(ctx);
     ctx.socket.write(upgradeHeaders(!!rec.config.Tty));
     containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
-    ctx.socket.resume();
-    await runAttach(containers, rec, ctx.socket, opts, rest);
+    await runAttach(containers, rec, ctx.socket, opts, rest).catch((err) => failUpgraded(ctx.socket, !!rec.config.Tty, err));
   };
 }
 

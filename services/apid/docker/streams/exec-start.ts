@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import { ContainerError } from "../../core/container-error.ts";
 import type { ExecManager, ExecRecord } from "../../core/exec-manager.ts";
 import type { HijackContext } from "../hijack.ts";
+import { failUpgraded } from "./attach.ts";
 import { responseDuplex } from "./response-duplex.ts";
 import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
@@ -40,6 +41,7 @@ async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPat
 
 export function hijackExecStart(execs: ExecManager) {
   return async (ctx: HijackContext) => {
+    ctx.socket.pause();
     const e = execs.get(ctx.params.id!);
     const { body, rest } = await readUpgradeBody(ctx);
     const b = parseStartBody(body.toString("utf8"));
@@ -49,8 +51,7 @@ export function hijackExecStart(execs: ExecManager) {
       return;
     }
     ctx.socket.write(upgradeHeaders(e.tty));
-    ctx.socket.resume();
-    await pump(execs, e, ctx.socket, socketPath, rest);
+    await pump(execs, e, ctx.socket, socketPath, rest).catch((err) => failUpgraded(ctx.socket, e.tty, err));
   };
 }
 

@@ -4,18 +4,76 @@
  * Docker's framing (raw with a TTY, multiplexed without), so output is passed through
  * as is; client bytes become stdin, and the client's half-close closes stdin.
  */
-import { connect, type Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Socket } from "bun";
+import { Duplex } from "node:stream";
 import { FrameFilter } from "./stream-frames.ts";
 
-export function connectStdio(path: string): Promise<Socket> {
+/**
+ * Connects to a stdio socket with Bun's native socket API, wrapped as a node Duplex.
+ * (Bun's node:net reports ECONNRESET when the peer writes and closes right at accept,
+ * which a finished exec's shim does, losing its output.)
+ */
+export function connectStdio(path: string): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.off("error", reject);
-      resolve(s);
+    let sock: Socket<undefined> | undefined;
+    let drainWaiter: (() => void) | undefined;
+    let pendingWrite: Uint8Array | undefined;
+    const duplex = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        if (!sock) return cb(new Error("stdio socket closed"));
+        const n = sock.write(chunk);
+        if (n >= chunk.length) return cb();
+        pendingWrite = chunk.subarray(Math.max(n, 0));
+        drainWaiter = () => cb();
+      },
+      final(cb) {
+        sock?.shutdown();
+        cb();
+      },
+      destroy(err, cb) {
+        sock?.end();
+        sock = undefined;
+        cb(err);
+      },
     });
-    s.once("error", reject);
+    void Bun.connect({
+      unix: path,
+      allowHalfOpen: true,
+      socket: {
+        open(s) {
+          sock = s;
+          resolve(duplex);
+        },
+        data(_s, d) {
+          duplex.push(Buffer.from(d));
+        },
+        drain(s) {
+          if (!pendingWrite) return;
+          const n = s.write(pendingWrite);
+          pendingWrite = n >= pendingWrite.length ? undefined : pendingWrite.subarray(Math.max(n, 0));
+          if (!pendingWrite && drainWaiter) {
+            const w = drainWaiter;
+            drainWaiter = undefined;
+            w();
+          }
+        },
+        end() {
+          duplex.push(null);
+        },
+        close() {
+          sock = undefined;
+          duplex.push(null);
+          if (drainWaiter) drainWaiter();
+        },
+        error(_s, err) {
+          duplex.destroy(err);
+        },
+        connectError(_s, err) {
+          reject(err);
+        },
+      },
+    }).catch(reject);
   });
 }
 
@@ -52,7 +110,7 @@ export function parseDetachKeys(spec: string | null | undefined): Uint8Array | u
  * Pipes client <-> stdio until the output ends (process exited) or the client goes.
  * Resolves with why it ended.
  */
-export function splice(client: Duplex, stdio: Socket, opts: SpliceOptions): Promise<"eof" | "client-closed" | "detached"> {
+export function splice(client: Duplex, stdio: Duplex, opts: SpliceOptions): Promise<"eof" | "client-closed" | "detached"> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (why: "eof" | "client-closed" | "detached") => {
@@ -101,6 +159,8 @@ export function splice(client: Duplex, stdio: Socket, opts: SpliceOptions): Prom
       finish("client-closed");
     });
     client.on("error", () => finish("client-closed"));
+    // The hijack handlers pause the client until here; an explicit pause needs an explicit resume.
+    client.resume();
   });
 }
 
