@@ -10,7 +10,7 @@ import { EventHub } from "./event-hub.ts";
 import { ExecRuntime } from "./exec-runtime.ts";
 import { GuestError } from "./guest-error.ts";
 import type { AgentLayout } from "./layout.ts";
-import { RecordStore } from "./records.ts";
+import { RecordStore } from "../storage/records.ts";
 import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
 

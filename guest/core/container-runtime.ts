@@ -22,7 +22,7 @@ import { GuestError, checkId } from "./guest-error.ts";
 import { KeyedLock } from "./keyed-lock.ts";
 import type { AgentLayout } from "./layout.ts";
 import { buildOciSpec, ociResources } from "./oci-spec.ts";
-import { nowUnixNano, type ContainerRecord, type RecordStore } from "./records.ts";
+import { nowUnixNano, type ContainerRecord, type RecordStore } from "../storage/records.ts";
 
 const INIT_BINARY = existsSync("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini";
 const DELETE_EXIT_WAIT_MS = 10_000;

@@ -1,7 +1,7 @@
 /** Fan-out of runtime events to every connected vmm (no buffering: vmm resyncs by state). */
 import { create } from "@bufbuild/protobuf";
 import { RuntimeEventSchema, type RuntimeEvent } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { nowUnixNano } from "./records.ts";
+import { nowUnixNano } from "../storage/records.ts";
 
 export type EventListener = (e: RuntimeEvent) => void;
 

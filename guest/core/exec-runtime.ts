@@ -11,7 +11,7 @@ import type { ContainerRuntime } from "./container-runtime.ts";
 import type { EventHub } from "./event-hub.ts";
 import { GuestError, checkId } from "./guest-error.ts";
 import { ociProcess } from "./oci-spec.ts";
-import { nowUnixNano, type ExecRecord } from "./records.ts";
+import { nowUnixNano, type ExecRecord } from "../storage/records.ts";
 
 export class ExecRuntime {
   constructor(

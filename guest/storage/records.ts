@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AgentLayout } from "./layout.ts";
+import type { AgentLayout } from "../core/layout.ts";
 
 export interface ContainerRecord {
   v: 1;

@@ -4,14 +4,13 @@
  * containers survive vmm and supervisor restarts; a new vmm reconnects to the running
  * agent instead of starting another.
  */
-import { closeSync, openSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { REPO_ROOT, resolveEntry } from "../../../lib/entry.ts";
 import type { ArcboxHome } from "../../../lib/home.ts";
 import type { Logger } from "../../../lib/log.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { AGENT_SOCKET_NAME } from "../../../guest/protocol/messages.ts";
+import { agentLogPath, spawnAgent } from "../platform/agent-process.ts";
 import { AgentClient } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 
@@ -73,7 +72,7 @@ export class HostMachine {
         if (socket) break;
         if (Date.now() > deadline) {
           agent.kill();
-          throw new MachineError("unavailable", `the guest agent did not come up within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${join(this.home.log, "guest-agent.log")})`);
+          throw new MachineError("unavailable", `the guest agent did not come up within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${agentLogPath(this.home)})`);
         }
         // It exited without serving (it deferred to an agent that was itself going away): again.
         if (agent.exitCode !== null && spawns < MAX_SPAWNS) {
@@ -96,20 +95,8 @@ export class HostMachine {
   }
 
   private spawnAgent() {
-    const entry = resolveEntry("guest-agent", join(REPO_ROOT, "guest", "main.ts"));
-    const logFd = openSync(join(this.home.log, "guest-agent.log"), "a");
-    try {
-      const proc = Bun.spawn([process.execPath, "--smol", entry, "--home", this.home.root], {
-        stdio: ["ignore", logFd, logFd],
-        env: { ...process.env, ARCBOX_HOME: this.home.root },
-        // Own session: signals to vmm's process group and vmm's death do not reach it.
-        detached: true,
-      });
-      proc.unref();
-      this.log.info("started the guest agent", { pid: proc.pid, entry });
-      return proc;
-    } finally {
-      closeSync(logFd);
-    }
+    const proc = spawnAgent(this.home);
+    this.log.info("started the guest agent", { pid: proc.pid });
+    return proc;
   }
 }
