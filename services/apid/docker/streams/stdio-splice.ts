@@ -4,77 +4,13 @@
  * Docker's framing (raw with a TTY, multiplexed without), so output is passed through
  * as is; client bytes become stdin, and the client's half-close closes stdin.
  */
-import type { Socket } from "bun";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
+import { connectUnix } from "./unix-connect.ts";
 import { FrameFilter } from "./stream-frames.ts";
 
-/**
- * Connects to a stdio socket with Bun's native socket API, wrapped as a node Duplex.
- * (Bun's node:net reports ECONNRESET when the peer writes and closes right at accept,
- * which a finished exec's shim does, losing its output.)
- */
-export function connectStdio(path: string): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    let sock: Socket<undefined> | undefined;
-    let drainWaiter: (() => void) | undefined;
-    let pendingWrite: Uint8Array | undefined;
-    const duplex = new Duplex({
-      read() {},
-      write(chunk: Buffer, _enc, cb) {
-        if (!sock) return cb(new Error("stdio socket closed"));
-        const n = sock.write(chunk);
-        if (n >= chunk.length) return cb();
-        pendingWrite = chunk.subarray(Math.max(n, 0));
-        drainWaiter = () => cb();
-      },
-      final(cb) {
-        sock?.shutdown();
-        cb();
-      },
-      destroy(err, cb) {
-        sock?.end();
-        sock = undefined;
-        cb(err);
-      },
-    });
-    void Bun.connect({
-      unix: path,
-      allowHalfOpen: true,
-      socket: {
-        open(s) {
-          sock = s;
-          resolve(duplex);
-        },
-        data(_s, d) {
-          duplex.push(Buffer.from(d));
-        },
-        drain(s) {
-          if (!pendingWrite) return;
-          const n = s.write(pendingWrite);
-          pendingWrite = n >= pendingWrite.length ? undefined : pendingWrite.subarray(Math.max(n, 0));
-          if (!pendingWrite && drainWaiter) {
-            const w = drainWaiter;
-            drainWaiter = undefined;
-            w();
-          }
-        },
-        end() {
-          duplex.push(null);
-        },
-        close() {
-          sock = undefined;
-          duplex.push(null);
-          if (drainWaiter) drainWaiter();
-        },
-        error(_s, err) {
-          duplex.destroy(err);
-        },
-        connectError(_s, err) {
-          reject(err);
-        },
-      },
-    }).catch(reject);
-  });
+/** Connects to a runtime stdio socket (see unix-connect.ts for why not node:net). */
+export async function connectStdio(path: string): Promise<Duplex> {
+  return connectUnix(path);
 }
 
 export interface SpliceOptions {
