@@ -293,7 +293,7 @@ int main(int argc, char **argv) {
     p[n++] = (struct pollfd){ outs[1], POLLIN, 0 };
     p[n++] = (struct pollfd){ outs[2], POLLIN, 0 };
     p[n++] = (struct pollfd){ stdin_buf.len ? stdin_fd : -1, POLLOUT, 0 };
-    int base = n;
+    int base = n, polled = nclients; /* clients accepted below were not polled this round */
     for (int i = 0; i < nclients; i++) {
       short ev = (clients[i].reading && !stdin_buf.len ? POLLIN : 0) | (clients[i].out.len ? POLLOUT : 0);
       p[n++] = (struct pollfd){ clients[i].fd, ev, 0 };
@@ -360,7 +360,7 @@ int main(int argc, char **argv) {
       if (!stdin_buf.len && stdin_close_pending) { stdin_close_pending = 0; close_stdin(); }
     }
     if (stdin_fd < 0) stdin_buf.len = 0;
-    for (int i = nclients - 1; i >= 0; i--) {
+    for (int i = polled - 1; i >= 0; i--) {
       short rev = p[base + i].revents;
       if (rev & (POLLIN | POLLHUP)) { if (clients[i].reading) client_read(i, rev); }
       if ((rev & POLLOUT) && clients[i].out.len) {
