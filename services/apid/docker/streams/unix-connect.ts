@@ -50,24 +50,33 @@ function connectFd(path: string): number {
 export function connectUnix(path: string): Duplex {
   const fd = connectFd(path);
   let closed = false;
+  // Writes run on Bun's thread pool; the half-close must wait for the last of them.
+  let lastWrite: Promise<void> = Promise.resolve();
+  const writeAll = (buf: Buffer): Promise<void> =>
+    new Promise((resolve, reject) =>
+      write(fd, buf, 0, buf.length, null, (err, n) => {
+        if (err) return reject(err);
+        if (n < buf.length) return writeAll(buf.subarray(n)).then(resolve, reject);
+        resolve();
+      }),
+    );
   const reader = Bun.file(fd).stream().getReader();
   const duplex = new Duplex({
     allowHalfOpen: true,
     read() {},
     write(chunk: Buffer, _enc, cb) {
       if (closed) return cb(new Error("stdio socket closed"));
-      const writeAll = (buf: Buffer) =>
-        write(fd, buf, 0, buf.length, null, (err, n) => {
-          if (err) return cb(err);
-          if (n < buf.length) return writeAll(buf.subarray(n));
-          cb();
-        });
-      writeAll(chunk);
+      lastWrite = lastWrite.then(() => writeAll(chunk));
+      lastWrite.then(() => cb(), cb);
     },
     final(cb) {
-      // SAFETY: shutdown(2) on our own open descriptor; no memory is passed.
-      if (!closed) libc().shutdown(fd, SHUT_WR);
-      cb();
+      void lastWrite
+        .catch(() => {})
+        .then(() => {
+          // SAFETY: shutdown(2) on our own open descriptor; no memory is passed.
+          if (!closed) libc().shutdown(fd, SHUT_WR);
+          cb();
+        });
     },
     destroy(err, cb) {
       if (!closed) {
