@@ -414,6 +414,11 @@ export class ContainerManager {
   /** Returns false when the container was not running (Docker's 304). */
   async stop(ref: string, signal: string | undefined, timeoutSec: number | undefined): Promise<boolean> {
     const rec = this.get(ref);
+    // Under the lock: a policy restart in progress finishes first, then is stopped for good.
+    return this.lock.run(rec.id, () => this.stopLocked(rec, signal, timeoutSec));
+  }
+
+  private async stopLocked(rec: ContainerRecord, signal: string | undefined, timeoutSec: number | undefined): Promise<boolean> {
     if (this.cancelRestart(rec)) return true;
     if (rec.state.status !== "running" && rec.state.status !== "paused") return false;
     const sig = signal || rec.config.StopSignal || "SIGTERM";

@@ -1,0 +1,308 @@
+/**
+ * The docker container workflow end to end, with the real docker CLI against a real
+ * ArcBox daemon: run/ps/logs/exec/stop/rm/inspect/wait/top/stats/events/cp, exit codes,
+ * stdin, TTY, restart policies and bad input.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestDaemon, run } from "../helpers/daemon.ts";
+import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
+import { pushBusybox } from "../helpers/test-images.ts";
+
+let reg: TestRegistry;
+let d: TestDaemon;
+let IMG: string;
+const work = mkdtempSync(join(tmpdir(), "arcbox-containers-e2e-"));
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  IMG = (await pushBusybox(reg)).reference;
+  d = new TestDaemon("arcbox-containers-");
+  await d.start();
+  const pull = await d.docker(["pull", "-q", IMG]);
+  if (pull.code !== 0) throw new Error(`pull failed: ${pull.stderr}`);
+}, 120_000);
+
+afterAll(async () => {
+  // Remove every container so no shim or mount outlives the test.
+  const ids = (await d.docker(["ps", "-aq"])).stdout.split("\n").filter(Boolean);
+  if (ids.length) await d.docker(["rm", "-f", ...ids]);
+  await d?.dispose();
+  await reg?.stop();
+  rmSync(work, { recursive: true, force: true });
+}, 60_000);
+
+const docker = (args: string[], opts?: Parameters<TestDaemon["docker"]>[1]) => d.docker(args, opts);
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+const inspect = async (ref: string) => JSON.parse((await docker(["inspect", ref])).stdout)[0];
+
+describe("docker run", () => {
+  test("prints stdout and stderr apart and returns the exit code", async () => {
+    const r = await docker(["run", "--rm", "--network", "none", IMG, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("out\n");
+    expect(r.stderr).toBe("err\n");
+  });
+
+  test("--rm removes the container", async () => {
+    const r = await docker(["run", "--rm", "--name", "rm-me", "--network", "none", IMG, "true"]);
+    expect(r.code).toBe(0);
+    const ps = await docker(["ps", "-a", "--filter", "name=rm-me", "-q"]);
+    expect(ps.stdout.trim()).toBe("");
+  });
+
+  test("piped stdin reaches the process and its end closes stdin", async () => {
+    const r = await docker(["run", "-i", "--rm", "--network", "none", IMG, "sh", "-c", "cat; echo done"], { stdin: "line1\nline2\n" });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("line1\nline2\ndone\n");
+  });
+
+  test("-it runs under a real terminal", async () => {
+    const r = await run(["script", "-qec", `docker -H ${d.dockerHost} run -it --rm --network none ${IMG} sh -c 'tty; exit 7'`, "/dev/null"]);
+    expect(r.code).toBe(7);
+    expect(r.stdout).toContain("/dev/pts/0");
+  });
+
+  test("unknown image: 404 No such image, CLI exits 125", async () => {
+    const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Image: "127.0.0.1:1/nope:1" }) });
+    expect(res.status).toBe(404);
+    expect((await res.json()).message).toBe("No such image: 127.0.0.1:1/nope:1");
+    const r = await docker(["run", "--rm", "--pull", "never", "127.0.0.1:1/nope:1"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("No such image");
+  });
+
+  test("command not found exits 127, not executable exits 126, and --rm still cleans up", async () => {
+    const notFound = await docker(["run", "--rm", "--name", "nf", "--network", "none", IMG, "nope"]);
+    expect(notFound.code).toBe(127);
+    expect(notFound.stderr).toContain('exec: "nope": executable file not found in $PATH');
+    const denied = await docker(["run", "--rm", "--network", "none", IMG, "/etc/passwd"]);
+    expect(denied.code).toBe(126);
+    expect(denied.stderr).toContain("permission denied");
+    expect((await docker(["ps", "-aq", "--filter", "name=nf"])).stdout.trim()).toBe("");
+  });
+
+  test("name conflict: 409 with Docker's message", async () => {
+    expect((await docker(["create", "--name", "dup", "--network", "none", IMG, "true"])).code).toBe(0);
+    const r = await docker(["run", "--name", "dup", "--network", "none", IMG, "true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('Conflict. The container name "/dup" is already in use by container');
+    const res = await d.api("/containers/create?name=dup", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Image: IMG }) });
+    expect(res.status).toBe(409);
+    await docker(["rm", "dup"]);
+  });
+
+  test("malformed config: 400, nothing created", async () => {
+    const before = (await docker(["ps", "-aq"])).stdout;
+    for (const body of ['{"Image": 5}', "{not json", JSON.stringify({ Image: IMG, HostConfig: { RestartPolicy: { Name: "sometimes" } } }), JSON.stringify({ Image: IMG, HostConfig: { Sysctls: { "net.ipv4.ip_forward": "1" } } }), JSON.stringify({ Image: IMG, HostConfig: { Memory: 1024 } })]) {
+      const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+      expect(res.status).toBe(400);
+      expect(typeof (await res.json()).message).toBe("string");
+    }
+    expect((await docker(["ps", "-aq"])).stdout).toBe(before);
+  });
+
+  test("create options: env, workdir, user, hostname, labels, entrypoint, binds and tmpfs", async () => {
+    const host = join(work, "bind");
+    const r = await docker([
+      "run", "--rm", "--network", "none", "-e", "FOO=bar", "-w", "/tmp", "-u", "65534", "-h", "myhost", "--label", "a=b", "--tmpfs", "/scratch",
+      "-v", `${host}:/data`, "--entrypoint", "sh", IMG, "-c", "echo $FOO $(pwd) $(id -u) $(hostname); mount | grep -c ' /scratch '; touch /data/x && echo wrote",
+    ]);
+    expect(r.stdout).toBe("bar /tmp 65534 myhost\n1\n");
+    expect(r.stderr).toContain("Permission denied");
+    expect(r.code).not.toBe(0); // nobody cannot write to the root-owned bind dir
+    const rootWrite = await docker(["run", "--rm", "--network", "none", "-v", `${host}:/data`, IMG, "sh", "-c", "echo hi > /data/x"]);
+    expect(rootWrite.code).toBe(0);
+    expect(readFileSync(join(host, "x"), "utf8")).toBe("hi\n");
+  });
+});
+
+describe("container lifecycle", () => {
+  test("detached run, ps, inspect, logs, exec, top, stats, stop, rm", async () => {
+    const id = (await docker(["run", "-d", "--name", "life", "--network", "none", IMG, "sh", "-c", "echo started; echo warn >&2; exec sleep 1000"])).stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    const ps = await docker(["ps", "--format", "{{.Names}} {{.Status}}"]);
+    expect(ps.stdout).toContain("life Up");
+    const info = await inspect("life");
+    expect(info.Id).toBe(id);
+    expect(info.Name).toBe("/life");
+    expect(info.State.Running).toBe(true);
+    expect(info.State.Pid).toBeGreaterThan(0);
+    expect(info.Config.Cmd).toEqual(["sh", "-c", "echo started; echo warn >&2; exec sleep 1000"]);
+    expect(info.HostConfig.NetworkMode).toBe("none");
+    await waitFor("log lines", async () => ((await docker(["logs", "life"])).stderr.includes("warn") ? true : undefined));
+    const logs = await docker(["logs", "-t", "life"]);
+    expect(logs.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z started\n$/);
+    expect(logs.stderr).toMatch(/Z warn\n$/);
+    const ex = await docker(["exec", "life", "sh", "-c", "echo in-exec; exit 5"]);
+    expect(ex.code).toBe(5);
+    expect(ex.stdout).toBe("in-exec\n");
+    const exIn = await docker(["exec", "-i", "life", "cat"], { stdin: "via exec\n" });
+    expect(exIn.stdout).toBe("via exec\n");
+    const top = await docker(["top", "life"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain("sleep 1000");
+    const stats = await docker(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "life"]);
+    expect(stats.stdout.trim()).toBe("life 1");
+    const stop = await docker(["stop", "-t", "1", "life"]);
+    expect(stop.code).toBe(0);
+    const stopped = await inspect("life");
+    expect(stopped.State.Status).toBe("exited");
+    expect(stopped.State.ExitCode).toBe(137); // sleep as PID 1 ignores SIGTERM
+    // Logs survive the exit.
+    expect((await docker(["logs", "life"])).stdout).toBe("started\n");
+    const execStopped = await d.api(`/containers/${id}/exec`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: ["true"] }) });
+    expect(execStopped.status).toBe(409);
+    expect((await docker(["rm", "life"])).code).toBe(0);
+    expect((await d.api(`/containers/${id}/json`)).status).toBe(404);
+  });
+
+  test("logs --follow streams until the container exits; --tail and --since", async () => {
+    await docker(["run", "-d", "--name", "follow", "--network", "none", IMG, "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done"]);
+    const f = await docker(["logs", "-f", "follow"]);
+    expect(f.stdout).toBe("line1\nline2\nline3\n");
+    expect((await docker(["logs", "--tail", "1", "follow"])).stdout).toBe("line3\n");
+    expect((await docker(["logs", "--since", String(Math.floor(Date.now() / 1000) + 60), "follow"])).stdout).toBe("");
+    await docker(["rm", "follow"]);
+  });
+
+  test("wait returns the exit code; kill sends signals; pause and unpause; rename", async () => {
+    await docker(["run", "-d", "--name", "w1", "--network", "none", IMG, "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]);
+    const waiting = docker(["wait", "w1"]);
+    expect((await docker(["pause", "w1"])).code).toBe(0);
+    expect((await inspect("w1")).State.Status).toBe("paused");
+    expect((await docker(["unpause", "w1"])).code).toBe(0);
+    expect((await docker(["rename", "w1", "w2"])).code).toBe(0);
+    expect((await docker(["kill", "-s", "TERM", "w2"])).code).toBe(0);
+    const w = await waiting;
+    expect(w.stdout.trim()).toBe("42");
+    const killStopped = await docker(["kill", "w2"]);
+    expect(killStopped.code).not.toBe(0);
+    expect(killStopped.stderr).toContain("is not running");
+    await docker(["rm", "w2"]);
+  });
+
+  test("restart policies: on-failure:N retries N times; always keeps restarting; stop ends it", async () => {
+    await docker(["run", "-d", "--name", "onfail", "--restart", "on-failure:2", "--network", "none", IMG, "sh", "-c", "exit 3"]);
+    const final = await waitFor("on-failure retries", async () => {
+      const i = await inspect("onfail");
+      return i.State.Status === "exited" && i.RestartCount === 2 ? i : undefined;
+    });
+    expect(final.State.ExitCode).toBe(3);
+    await docker(["run", "-d", "--name", "always", "--restart", "always", "--network", "none", IMG, "sh", "-c", "sleep 0.2; exit 1"]);
+    await waitFor("always restarts", async () => ((await inspect("always")).RestartCount >= 2 ? true : undefined));
+    expect((await docker(["stop", "always"])).code).toBe(0);
+    const count = (await inspect("always")).RestartCount;
+    expect((await inspect("always")).State.Running).toBe(false);
+    await Bun.sleep(600);
+    expect((await inspect("always")).RestartCount).toBe(count);
+    await docker(["rm", "-f", "onfail", "always"]);
+  });
+
+  test("rm of a running container needs -f; prune removes stopped ones", async () => {
+    await docker(["run", "-d", "--name", "busy", "--network", "none", IMG, "sleep", "1000"]);
+    const r = await docker(["rm", "busy"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("container is running");
+    expect((await docker(["rm", "-f", "busy"])).code).toBe(0);
+    await docker(["create", "--name", "prune-me", "--label", "p=1", "--network", "none", IMG, "true"]);
+    const p = await docker(["container", "prune", "-f", "--filter", "label=p=1"]);
+    expect(p.code).toBe(0);
+    expect((await docker(["ps", "-aq", "--filter", "name=prune-me"])).stdout.trim()).toBe("");
+  });
+
+  test("ps filters: status, name, label, ancestor, exited", async () => {
+    await docker(["run", "--name", "f-exit", "--label", "team=x", "--network", "none", IMG, "sh", "-c", "exit 4"]);
+    await docker(["run", "-d", "--name", "f-run", "--network", "none", IMG, "sleep", "1000"]);
+    const names = async (...args: string[]) => (await docker(["ps", "-a", "--format", "{{.Names}}", ...args])).stdout.trim().split("\n").filter(Boolean).sort();
+    expect(await names("--filter", "status=exited", "--filter", "name=f-")).toEqual(["f-exit"]);
+    expect(await names("--filter", "status=running", "--filter", "name=f-")).toEqual(["f-run"]);
+    expect(await names("--filter", "label=team=x")).toEqual(["f-exit"]);
+    expect(await names("--filter", "exited=4")).toEqual(["f-exit"]);
+    expect((await names("--filter", `ancestor=${IMG}`, "--filter", "name=f-"))).toEqual(["f-exit", "f-run"]);
+    await docker(["rm", "-f", "f-exit", "f-run"]);
+  });
+});
+
+describe("docker cp, diff, export", () => {
+  test("copies files both ways, into running and stopped containers", async () => {
+    await docker(["run", "-d", "--name", "cp1", "--network", "none", IMG, "sleep", "1000"]);
+    const src = join(work, "hello.txt");
+    writeFileSync(src, "hello from host\n");
+    expect((await docker(["cp", src, "cp1:/tmp/"])).code).toBe(0);
+    expect((await docker(["exec", "cp1", "cat", "/tmp/hello.txt"])).stdout).toBe("hello from host\n");
+    const out = join(work, "passwd.out");
+    expect((await docker(["cp", "cp1:/etc/passwd", out])).code).toBe(0);
+    expect(readFileSync(out, "utf8")).toStartWith("root:x:0:0");
+    const diff = await docker(["diff", "cp1"]);
+    expect(diff.stdout).toContain("A /tmp/hello.txt");
+    await docker(["stop", "-t", "0", "cp1"]);
+    expect((await docker(["cp", src, "cp1:/hello2.txt"])).code).toBe(0);
+    const back = join(work, "hello2.out");
+    expect((await docker(["cp", "cp1:/hello2.txt", back])).code).toBe(0);
+    expect(readFileSync(back, "utf8")).toBe("hello from host\n");
+    const tar = join(work, "export.tar");
+    expect((await docker(["export", "-o", tar, "cp1"])).code).toBe(0);
+    const list = Bun.spawnSync(["tar", "tf", tar]).stdout.toString();
+    expect(list).toContain("./bin/busybox");
+    expect(list).toContain("./hello2.txt");
+    await docker(["rm", "-f", "cp1"]);
+  });
+
+  test("symlinks cannot lead docker cp out of the container root", async () => {
+    await docker(["run", "-d", "--name", "cp2", "--network", "none", IMG, "sh", "-c", "ln -s / /escape; ln -s ../../../../ /tmp/up; exec sleep 1000"]);
+    await waitFor("symlinks", async () => ((await docker(["exec", "cp2", "ls", "/escape"])).code === 0 ? true : undefined));
+    const marker = join(work, "marker-should-not-exist");
+    const src = join(work, "evil");
+    writeFileSync(src, "evil\n");
+    // Writing through an absolute symlink lands inside the container.
+    const dest = `/escape${work}/`;
+    await docker(["exec", "cp2", "mkdir", "-p", work]);
+    expect((await docker(["cp", src, `cp2:${dest}`])).code).toBe(0);
+    expect((await docker(["exec", "cp2", "cat", `${work}/evil`])).stdout).toBe("evil\n");
+    expect(existsSync(join(work, "evil"))).toBe(true); // the host original, untouched
+    expect(readFileSync(join(work, "evil"), "utf8")).toBe("evil\n");
+    // Reading /tmp/up/etc/hostname resolves inside the container, never the host's file.
+    const out = join(work, "hostname.out");
+    expect((await docker(["cp", "cp2:/tmp/up/etc/hostname", out])).code).toBe(0);
+    expect(readFileSync(out, "utf8").trim()).toBe((await inspect("cp2")).Id.slice(0, 12));
+    const missing = await docker(["cp", "cp2:/tmp/up/../../nope", marker]);
+    expect(missing.code).not.toBe(0);
+    expect(existsSync(marker)).toBe(false);
+    await docker(["rm", "-f", "cp2"]);
+  });
+});
+
+describe("events", () => {
+  test("docker events reports the lifecycle with filters", async () => {
+    const since = String(Math.floor(Date.now() / 1000) - 1);
+    await docker(["run", "--rm", "--name", "ev1", "--network", "none", IMG, "true"]);
+    const r = await docker(["events", "--since", since, "--until", String(Math.floor(Date.now() / 1000) + 1), "--filter", "container=ev1", "--format", "{{.Action}}"]);
+    const actions = r.stdout.trim().split("\n");
+    expect(actions).toEqual(["create", "attach", "start", "die", "destroy"]);
+    const die = await docker(["events", "--since", since, "--until", String(Math.floor(Date.now() / 1000) + 1), "--filter", "event=die", "--filter", "container=ev1", "--format", "{{json .Actor.Attributes}}"]);
+    expect(JSON.parse(die.stdout.trim()).exitCode).toBe("0");
+  });
+});
+
+describe("info", () => {
+  test("docker info counts containers from the records", async () => {
+    await docker(["create", "--name", "counted", "--network", "none", IMG, "true"]);
+    const info = JSON.parse((await docker(["info", "--format", "{{json .}}"])).stdout);
+    expect(info.Containers).toBeGreaterThanOrEqual(1);
+    expect(info.ContainersStopped).toBeGreaterThanOrEqual(1);
+    await docker(["rm", "counted"]);
+  });
+});
