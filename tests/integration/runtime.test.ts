@@ -102,7 +102,11 @@ async function createContainer(args: string[], opts: Record<string, unknown> = {
   return { id, ...res, log: join(base, `${id}.log`) };
 }
 
-/** Connects to a stdio socket and collects what it sends until it closes. */
+/**
+ * Connects to a stdio socket and collects what it sends until it closes. (Bun's node:net
+ * can lose a connection that the peer accepts, writes to and closes at once, so tests
+ * connect while the process still runs.)
+ */
 function attach(path: string) {
   const socket: Socket = connect(path);
   const chunks: Buffer[] = [];
@@ -237,13 +241,16 @@ describe("runtime", () => {
     const c = await createContainer(["sleep", "1000"], { init: true });
     await machines().startContainer({ machine: "host", id: c.id });
     const execId = `${c.id}x1`;
-    await machines().createExec({ machine: "host", containerId: c.id, execId, process: { args: ["sh", "-c", "echo in-exec; echo e >&2; exit 7"] } });
+    const script = "echo in-exec; echo e >&2; read line; echo got $line; exit 7";
+    await machines().createExec({ machine: "host", containerId: c.id, execId, process: { args: ["sh", "-c", script], openStdin: true, stdinOnce: true } });
     expect(await machines().execState({ machine: "host", execId })).toMatchObject({ running: false, exited: false, containerId: c.id });
     const started = await machines().startExec({ machine: "host", containerId: c.id, execId });
     expect(started.pid).toBeGreaterThan(0);
-    // Output produced before the client connects is kept for it.
+    // Output produced before the client connects is kept for it (the exec waits for stdin).
     const a = attach(started.stdioSocket);
-    expect(demux(await a.closed)).toEqual({ stdout: "in-exec\n", stderr: "e\n" });
+    await a.connected;
+    a.socket.end("hi\n");
+    expect(demux(await a.closed)).toEqual({ stdout: "in-exec\ngot hi\n", stderr: "e\n" });
     expect((await waitEvent((e) => e.type === "exec_exit" && e.execId === execId)).exitCode).toBe(7);
     expect(await machines().execState({ machine: "host", execId })).toMatchObject({ running: false, exited: true, exitCode: 7 });
     // docker top: the container's processes (tini and sleep) from the host's ps.
