@@ -24,7 +24,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await d.docker(["rm", "-f", "srv", "web", "clash"]).catch(() => undefined);
+  await d.docker(["rm", "-f", "srv", "web", "clash", "multi", "persist"]).catch(() => undefined);
   const names = netNames(d.home);
   await d.dispose();
   await reg?.stop();
@@ -148,4 +148,38 @@ test("networks survive a daemon restart and are rebuilt", async () => {
   expect(out).toContain("10.96.5.2/24");
   expect(out).toContain("1 packets received");
   await ok(["network", "rm", "keeper"]);
+}, 90_000);
+
+test("docker network connect/disconnect on a running container adds and removes an interface", async () => {
+  await ok(["network", "create", "one"]);
+  await ok(["network", "create", "two"]);
+  const id = (await ok(["run", "-d", "--name", "multi", "--network", "one", image, "sleep", "120"])).trim();
+  const ns = `${netNames(d.home).netnsPrefix}${id.slice(0, 16)}`;
+  await ok(["network", "connect", "--alias", "extra", "two", "multi"]);
+  const addrs = await run(["ip", "netns", "exec", ns, "ip", "-o", "-4", "addr"]);
+  expect(addrs.stdout).toContain("eth1");
+  const [two] = JSON.parse(await ok(["network", "inspect", "two"]));
+  const ip = (Object.values(two.Containers)[0] as any).IPv4Address.split("/")[0];
+  expect(addrs.stdout).toContain(ip);
+  const look = await ok(["run", "--rm", "--network", "two", image, "nslookup", "extra", "127.0.0.11"]);
+  expect(look).toContain(`Address: ${ip}`);
+  await ok(["network", "disconnect", "two", "multi"]);
+  expect((await run(["ip", "netns", "exec", ns, "ip", "-o", "-4", "addr"])).stdout).not.toContain("eth1");
+  const again = await d.docker(["network", "disconnect", "two", "multi"]);
+  expect(again.stderr).toContain("is not connected to network two");
+  await ok(["rm", "-f", "multi"]);
+  await ok(["network", "rm", "one", "two"]);
+}, 90_000);
+
+test("a published port keeps answering across a daemon restart", async () => {
+  await ok(["run", "-d", "--name", "persist", "-p", "127.0.0.1:18461:8080", image, "sh", "-c", "echo still-here > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]);
+  const get = () => fetch("http://127.0.0.1:18461/index.html").then((r) => (r.ok ? r.text() : ""), () => "");
+  await waitFor("the published port", async () => (await get()) !== "");
+  await d.stop();
+  await d.start();
+  // netd starts lazily: any Docker call that needs it brings the rules back if they were lost.
+  expect(await ok(["port", "persist"])).toContain("127.0.0.1:18461");
+  await waitFor("the published port after restart", async () => (await get()) === "still-here\n");
+  await ok(["rm", "-f", "persist"]);
+  expect((await run(["iptables-save", "-t", "nat"])).stdout).not.toContain("18461");
 }, 90_000);

@@ -87,6 +87,10 @@ test("a volume's data outlives its container; a volume in use cannot be removed"
   expect(await ok(["run", "--rm", "-v", "keep:/store", image, "cat", "/store/f"])).toBe("persisted\n");
   const [v] = JSON.parse(await ok(["volume", "inspect", "keep"]));
   expect(readFileSync(join(v.Mountpoint, "f"), "utf8")).toBe("persisted\n");
+  const df = await (await d.api("/system/df")).json();
+  const usage = df.Volumes.find((x: any) => x.Name === "keep");
+  expect(usage.UsageData).toEqual({ Size: expect.any(Number), RefCount: 0 });
+  expect(usage.UsageData.Size).toBeGreaterThanOrEqual("persisted\n".length);
   await ok(["run", "-d", "--name", "holder", "-v", "keep:/store", image, "sleep", "60"]);
   const rm = await d.docker(["volume", "rm", "keep"]);
   expect(rm.code).not.toBe(0);

@@ -7,6 +7,7 @@ import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { imageDiskUsage } from "../images/disk-usage.ts";
 import { registryConfigJson } from "../images/registry-info.ts";
+import { volumeDiskUsage } from "../volumes/disk-usage.ts";
 
 /** The Docker Engine release whose API ArcBox implements; tools compare against it. */
 export const ENGINE_COMPAT_VERSION = "28.2.0";
@@ -124,7 +125,7 @@ export function systemRoutes(deps: DockerApiDeps) {
   });
 
   // Image part from imaged; containers, volumes and build cache are filled by their owners.
-  app.get("/system/df", async (c) => c.json({ ...(await imageDiskUsage(deps)), Containers: [], Volumes: [], BuildCache: [] }));
+  app.get("/system/df", async (c) => c.json({ ...(await imageDiskUsage(deps)), Containers: [], Volumes: await volumeDiskUsage(deps), BuildCache: [] }));
 
   return app;
 }
