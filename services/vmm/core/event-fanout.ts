@@ -4,13 +4,6 @@
  */
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 
-/**
- * Bun.serve closes a connection after 10 s without traffic (its default idleTimeout,
- * set in lib/rpc/unix-socket.ts), which would cut a quiet event stream: an open stream
- * sends an empty message after this long without events. Only while someone listens.
- */
-const HEARTBEAT_MS = 5_000;
-
 export class EventFanout {
   private subscribers = new Set<(e: RuntimeEvent) => void>();
 
@@ -25,7 +18,6 @@ export class EventFanout {
   /**
    * Yields events until `signal` aborts. The first value is `undefined`, yielded once the
    * subscription is registered: a caller can tell the stream is live before any event.
-   * `undefined` is also yielded after HEARTBEAT_MS without events (see below).
    */
   async *stream(signal: AbortSignal): AsyncGenerator<RuntimeEvent | undefined> {
     const queue: RuntimeEvent[] = [];
@@ -40,16 +32,8 @@ export class EventFanout {
     try {
       yield undefined;
       while (!signal.aborted) {
-        if (queue.length === 0) {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const timedOut = await new Promise<boolean>((r) => {
-            wake = () => r(false);
-            timer = setTimeout(() => r(true), HEARTBEAT_MS);
-          });
-          clearTimeout(timer);
-          wake = undefined;
-          if (timedOut) yield undefined;
-        }
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
         while (queue.length) yield queue.shift()!;
       }
     } finally {

@@ -1145,8 +1145,7 @@ export const RuntimeEventSchema: GenMessage<RuntimeEvent> = /*@__PURE__*/
  */
 export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
   /**
-   * Unset in the first response of a stream (the subscription confirmation) and in
-   * keep-alive responses sent while the stream is quiet; clients skip those.
+   * Unset in the first response of a stream (the subscription confirmation).
    *
    * @generated from field: arcbox.machines.v1.RuntimeEvent event = 1;
    */
