@@ -78,7 +78,7 @@ describe("docker run", () => {
   test("unknown image: 404 No such image, CLI exits 125", async () => {
     const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Image: "127.0.0.1:1/nope:1" }) });
     expect(res.status).toBe(404);
-    expect((await res.json()).message).toBe("No such image: 127.0.0.1:1/nope:1");
+    expect(((await res.json()) as any).message).toBe("No such image: 127.0.0.1:1/nope:1");
     const r = await docker(["run", "--rm", "--pull", "never", "127.0.0.1:1/nope:1"]);
     expect(r.code).toBe(125);
     expect(r.stderr).toContain("No such image");
@@ -109,7 +109,7 @@ describe("docker run", () => {
     for (const body of ['{"Image": 5}', "{not json", JSON.stringify({ Image: IMG, HostConfig: { RestartPolicy: { Name: "sometimes" } } }), JSON.stringify({ Image: IMG, HostConfig: { Sysctls: { "net.ipv4.ip_forward": "1" } } }), JSON.stringify({ Image: IMG, HostConfig: { Memory: 1024 } })]) {
       const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": "application/json" }, body });
       expect(res.status).toBe(400);
-      expect(typeof (await res.json()).message).toBe("string");
+      expect(typeof ((await res.json()) as any).message).toBe("string");
     }
     expect((await docker(["ps", "-aq"])).stdout).toBe(before);
   });
@@ -282,6 +282,20 @@ describe("docker cp, diff, export", () => {
     expect(missing.code).not.toBe(0);
     expect(existsSync(marker)).toBe(false);
     await docker(["rm", "-f", "cp2"]);
+  });
+});
+
+describe("docker commit", () => {
+  test("a container's changes become an image that runs", async () => {
+    await docker(["run", "-d", "--name", "cm", "--network", "none", IMG, "sh", "-c", "echo committed > /file; exec sleep 1000"]);
+    await waitFor("file", async () => ((await docker(["exec", "cm", "cat", "/file"])).stdout === "committed\n" ? true : undefined));
+    const c = await docker(["commit", "-c", 'CMD ["cat", "/file"]', "cm", "committed-image:1"]);
+    expect(c.code).toBe(0);
+    expect(c.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect((await inspect("cm")).State.Status).toBe("running"); // unpaused after the commit
+    const r = await docker(["run", "--rm", "--network", "none", "committed-image:1"]);
+    expect(r.stdout).toBe("committed\n");
+    await docker(["rm", "-f", "cm"]);
   });
 });
 

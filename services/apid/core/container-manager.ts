@@ -592,6 +592,22 @@ export class ContainerManager {
     return JSON.parse(res.statsJson || "{}") as Record<string, any>;
   }
 
+  /** docker commit through imaged; a running container is frozen meanwhile (pause=true). */
+  async commit(ref: string, o: { reference: string; comment: string; author: string; configJson: string; changes: string[]; pause: boolean }): Promise<string> {
+    const rec = this.get(ref);
+    const freeze = o.pause && rec.state.status === "running";
+    if (freeze) await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
+    try {
+      const res = await call(() =>
+        this.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),
+      );
+      this.emit(rec, "commit", { comment: o.comment });
+      return res.id;
+    } finally {
+      if (freeze) await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id })).catch((e) => this.log.warn("resume after commit", { id: rec.id, error: e }));
+    }
+  }
+
   // ---- attach plumbing ----
 
   /** Runs `join` with the container's stdio socket now (running) or when it starts. */

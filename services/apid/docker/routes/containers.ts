@@ -194,6 +194,25 @@ export function containersRoutes(deps: DockerApiDeps) {
     return statsResponse(containers, rec, stream && !flag(c.req.query("one-shot")));
   });
 
+  app.post("/commit", async (c) => {
+    const rec = containers.get(c.req.query("container") ?? "");
+    const repo = c.req.query("repo") ?? "";
+    const tag = c.req.query("tag") ?? "";
+    const body = (await jsonBody(c)) as Record<string, unknown>;
+    const config = { ...rec.config, ...(body && typeof body === "object" ? body : {}) };
+    const changes = c.req.queries("changes") ?? [];
+    const pause = c.req.query("pause") === undefined ? true : flag(c.req.query("pause"));
+    const id = await containers.commit(rec.id, {
+      reference: repo ? (tag ? `${repo}:${tag}` : repo) : "",
+      comment: c.req.query("comment") ?? "",
+      author: c.req.query("author") ?? "",
+      configJson: JSON.stringify(config),
+      changes: changes.flatMap((x) => x.split("\n")).filter(Boolean),
+      pause,
+    });
+    return c.json({ Id: id }, 201);
+  });
+
   app.route("/", archiveRoutes(deps));
   return app;
 }
