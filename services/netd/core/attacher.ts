@@ -113,19 +113,30 @@ export class Attacher {
         held.push({ protocol, containerPort: p.containerPort, hostIp: p.hostIp || "0.0.0.0", hostPort });
       }
       rec.ports = held;
-      await this.buildNetns(rec, endpoints, true);
     } catch (err) {
       for (const p of held) this.ports.release(p.protocol, p.hostIp, p.hostPort);
-      await deleteNetns(ns, endpoints.map((e) => e.veth));
       throw err;
     }
+    // Records first, so the firewall (which is computed from them) is programmed while
+    // the namespace is being built; both are undone together if either fails.
     this.state.transaction(() => {
       for (const e of endpoints) this.state.putEndpoint(e);
       this.state.putAttachment(rec);
-      this.state.store.deletePending(rec.containerId);
     });
+    try {
+      await Promise.all([this.buildNetns(rec, endpoints, true), held.length ? this.networks.syncFirewall() : undefined]);
+    } catch (err) {
+      this.state.transaction(() => {
+        for (const e of endpoints) this.state.deleteEndpoint(rec.containerId, e.networkId);
+        this.state.deleteAttachment(rec.containerId);
+      });
+      for (const p of held) this.ports.release(p.protocol, p.hostIp, p.hostPort);
+      await deleteNetns(ns, endpoints.map((e) => e.veth));
+      if (held.length) await this.networks.syncFirewall().catch(() => undefined);
+      throw err;
+    }
+    this.state.store.deletePending(rec.containerId);
     this.writeFiles(rec, endpoints, true);
-    if (held.length) await this.networks.syncFirewall();
     return rec;
   }
 
@@ -140,7 +151,7 @@ export class Attacher {
     const { ip, prefixLen, gateway } = allocateIp(net, used, r.ipv4Address || undefined);
     return {
       containerId: rec.containerId, networkId: net.id, endpointId: newId(), ip, prefixLen, gateway,
-      mac: r.macAddress || macForIp(ip), aliases: r.aliases, veth: vethName(this.names, rec.containerId, net.id), ifname,
+      mac: r.macAddress || macForIp(ip), aliases: r.aliases, veth: vethName(this.names), ifname,
     };
   }
 
@@ -152,17 +163,17 @@ export class Attacher {
     const all = fresh ? endpoints : [...this.state.endpointsOf(rec.containerId), ...endpoints];
     const hasRoute = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.internal);
     const routed = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal);
-    await configureNetns(rec.netnsName, plans, routed?.gateway, fresh);
     const dnsEp = all.find((e) => !this.state.networks.get(e.networkId)?.isDefault);
     const hadDns = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.isDefault);
-    if (dnsEp && !hadDns) await setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip);
+    // Addresses and the DNS redirect are independent once the namespace exists.
+    await Promise.all([configureNetns(rec.netnsName, plans, routed?.gateway, fresh), dnsEp && !hadDns ? setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip) : undefined]);
   }
 
   async detach(containerId: string): Promise<void> {
     this.state.store.deletePending(containerId);
     const rec = this.state.attachments.get(containerId);
     if (!rec) return;
-    if (rec.kind === "netns" || rec.kind === "none") await deleteNetns(rec.netnsName, this.state.endpointsOf(containerId).map((e) => e.veth));
+    if (rec.kind === "netns" || rec.kind === "none") await deleteNetns(rec.netnsName);
     for (const p of rec.ports) this.ports.release(p.protocol, p.hostIp, p.hostPort);
     this.state.transaction(() => {
       for (const e of this.state.endpointsOf(containerId)) this.state.deleteEndpoint(containerId, e.networkId);

@@ -3,7 +3,7 @@
  * from the ArcBox home, so two daemons on one host (tests, a dev daemon) never touch
  * each other's bridges, namespaces or iptables chains, and leftovers are recognisable.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 export interface NetNames {
   /** 6 hex chars identifying this daemon's home. */
@@ -35,10 +35,13 @@ export function netNames(homeRoot: string): NetNames {
 
 /** Bridge of a user-defined network: prefix + 5 hex of the network ID (<= 15 chars). */
 export const userBridgeName = (n: NetNames, networkId: string) => `${n.ifPrefix}n${networkId.slice(0, 6)}`;
-/** Host end of a container's veth: prefix + 6 hex from (container, network). */
-export function vethName(n: NetNames, containerId: string, networkId: string): string {
-  const h = createHash("sha256").update(`${containerId}/${networkId}`).digest("hex").slice(0, 6);
-  return `${n.ifPrefix}v${h}`;
+/**
+ * Host end of a container's veth: prefix + 6 random hex. Random, not derived from the
+ * container: the kernel destroys a deleted namespace (and its veths) asynchronously, and
+ * a quick re-attach must not trip over the old name.
+ */
+export function vethName(n: NetNames): string {
+  return `${n.ifPrefix}v${randomBytes(3).toString("hex")}`;
 }
 export const netnsName = (n: NetNames, containerId: string) => `${n.netnsPrefix}${containerId.slice(0, 16)}`;
 export const netnsPath = (name: string) => `/run/netns/${name}`;

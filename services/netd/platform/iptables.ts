@@ -19,8 +19,11 @@ function hasRule(saved: string, table: string, rule: string): boolean {
   return saved.slice(start, end).split("\n").some((l) => l.trim() === rule);
 }
 
+/** Jumps are checked (iptables-save) on the first apply only: after that one restore is enough. */
+const jumpsChecked = new Set<string>();
+
 export async function applyChains(n: NetNames, rules: ChainRules): Promise<void> {
-  const saved = await currentRules();
+  const saved = jumpsChecked.has(n.tag) ? undefined : await currentRules();
   const jumps = jumpRules(n);
   const out: string[] = [];
   for (const table of ["nat", "filter"] as const) {
@@ -29,15 +32,17 @@ export async function applyChains(n: NetNames, rules: ChainRules): Promise<void>
     for (const c of mine) out.push(`:${c} - [0:0]`);
     out.push(...rules[table]);
     for (const [t, chain, spec] of jumps) {
-      if (t === table && !hasRule(saved, table, `-A ${chain} ${spec}`)) out.push(`-I ${chain} 1 ${spec}`);
+      if (saved !== undefined && t === table && !hasRule(saved, table, `-A ${chain} ${spec}`)) out.push(`-I ${chain} 1 ${spec}`);
     }
     out.push("COMMIT");
   }
   await execOk(["iptables-restore", "-w", "--noflush"], out.join("\n") + "\n");
+  jumpsChecked.add(n.tag);
 }
 
 /** Removes our jumps and chains (nothing of ours left in the host firewall). */
 export async function removeChains(n: NetNames): Promise<void> {
+  jumpsChecked.delete(n.tag);
   const saved = await currentRules();
   const out: string[] = [];
   for (const table of ["nat", "filter"] as const) {

@@ -86,9 +86,9 @@ export async function createNetnsOnly(netns: string): Promise<void> {
 }
 
 /**
- * Deletes the namespace. Its veths are deleted first and synchronously: a namespace
- * is destroyed asynchronously by the kernel, and a quick re-attach would otherwise
- * find the old veth names still taken.
+ * Deletes the namespace; the kernel then destroys it and its veths asynchronously.
+ * `veths` are deleted first and synchronously when the caller needs them gone now
+ * (a failed attach).
  */
 export async function deleteNetns(netns: string, veths: string[] = []): Promise<void> {
   const lines = [...veths.map((v) => `link del ${v}`), `netns del ${netns}`];
