@@ -73,12 +73,11 @@ export function allocateIp(net: NetworkRecord, used: Set<string>, requested?: st
   if (requested) {
     const r = parseIp(requested);
     if (r === undefined) throw new NetworkError("invalid_argument", `invalid IPv4 address: ${requested}`);
-    const range = pool.ipRange ? parseCidr(pool.ipRange) : subnet;
+    // A static address may lie anywhere in the subnet (Docker allows it outside --ip-range).
     if (!cidrContains(subnet, r)) {
       throw new NetworkError("invalid_argument", `invalid endpoint settings: no configured subnet or ip-range contain the IP address ${requested}`);
     }
     if (r === subnet.base || r === cidrLast(subnet)) throw new NetworkError("invalid_argument", `invalid endpoint settings: ${requested} is not a usable host address`);
-    void range;
     if (reserved.has(requested)) throw new NetworkError("conflict", `Address already in use: ${requested} is already allocated in network ${net.name}`);
     return { ip: requested, prefixLen: subnet.prefix, gateway: pool.gateway };
   }
