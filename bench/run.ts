@@ -1,0 +1,75 @@
+/**
+ * Container latency, ArcBox against Docker Engine in the same run, with the real docker CLI:
+ *   - `docker run --rm <busybox> true` (create, attach, wait, start, exit, remove),
+ *   - `docker exec <running container> true`.
+ * Both engines use `--network none`: the Docker peer runs with `--bridge=none
+ * --iptables=false` (no docker0 here), so that is the only mode both can run. Runs
+ * alternate between the engines so background noise hits both alike.
+ * Usage: bun bench/run.ts [--runs N] [--warmup N]
+ * Goal: ArcBox at most a third of Docker Engine's time for both.
+ */
+import { startDockerd } from "./lib/dockerd.ts";
+import { median, printReport, type Row } from "./lib/report.ts";
+import { TestDaemon } from "../tests/helpers/daemon.ts";
+import { startRegistry } from "../tests/helpers/registry.ts";
+import { pushBusybox } from "../tests/helpers/test-images.ts";
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const RUNS = flag("runs", 20);
+const WARMUP = flag("warmup", 3);
+
+async function docker(host: string, args: string[]): Promise<{ ms: number; code: number; out: string; err: string }> {
+  const t = performance.now();
+  const p = Bun.spawn(["docker", "-H", host, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { ms: performance.now() - t, code, out, err };
+}
+
+async function must(host: string, args: string[]): Promise<string> {
+  const r = await docker(host, args);
+  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} failed (${r.code}): ${r.err}`);
+  return r.out;
+}
+
+const reg = await startRegistry();
+const image = (await pushBusybox(reg)).reference;
+const arcbox = new TestDaemon("bench-run-");
+let engine: Awaited<ReturnType<typeof startDockerd>> | undefined;
+try {
+  await arcbox.start();
+  engine = await startDockerd({ args: ["--insecure-registry", reg.host] });
+  const hosts = { arcbox: arcbox.dockerHost, docker: engine.host };
+  for (const host of Object.values(hosts)) {
+    await must(host, ["pull", "-q", image]);
+    await must(host, ["run", "-d", "--name", "bench-exec", "--network", "none", image, "sleep", "100000"]);
+  }
+  const samples = { run: { arcbox: [] as number[], docker: [] as number[] }, exec: { arcbox: [] as number[], docker: [] as number[] } };
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    for (const [name, host] of Object.entries(hosts) as [keyof typeof hosts, string][]) {
+      const run = await docker(host, ["run", "--rm", "--network", "none", image, "true"]);
+      if (run.code !== 0) throw new Error(`${name}: docker run failed: ${run.err}`);
+      const exec = await docker(host, ["exec", "bench-exec", "true"]);
+      if (exec.code !== 0) throw new Error(`${name}: docker exec failed: ${exec.err}`);
+      if (i < WARMUP) continue;
+      samples.run[name].push(run.ms);
+      samples.exec[name].push(exec.ms);
+    }
+  }
+  const rows: Row[] = [
+    { metric: "docker run --rm busybox true", unit: "ms", arcbox: median(samples.run.arcbox), docker: median(samples.run.docker), lowerIsBetter: true },
+    { metric: "docker exec <c> true", unit: "ms", arcbox: median(samples.exec.arcbox), docker: median(samples.exec.docker), lowerIsBetter: true },
+  ];
+  printReport(`container latency, --network none on both (median of ${RUNS} runs after ${WARMUP} warm-up)`, rows);
+  for (const r of rows) console.log(`${r.metric}: ratio ${(r.arcbox / r.docker).toFixed(3)} ${r.arcbox / r.docker <= 1 / 3 ? "meets" : "misses"} the goal (<= 0.333)`);
+  const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)]!;
+  console.log(`p90 run: arcbox ${p90(samples.run.arcbox).toFixed(1)} ms, docker ${p90(samples.run.docker).toFixed(1)} ms; p90 exec: arcbox ${p90(samples.exec.arcbox).toFixed(1)} ms, docker ${p90(samples.exec.docker).toFixed(1)} ms`);
+} finally {
+  await docker(arcbox.dockerHost, ["rm", "-f", "bench-exec"]).catch(() => {});
+  if (engine) await docker(engine.host, ["rm", "-f", "bench-exec"]).catch(() => {});
+  await arcbox.dispose();
+  await engine?.stop();
+  await reg.stop();
+}
