@@ -164,11 +164,11 @@ try {
   ];
   printReport("network data paths (median of runs)", rows);
 } finally {
+  rmSync(scripts, { recursive: true, force: true });
   await arcbox.dispose();
   if (engine) {
     await engine.stop();
     cleanDockerNetworking(forwardPolicy);
   }
   await reg.stop();
-  rmSync(scripts, { recursive: true, force: true });
 }
