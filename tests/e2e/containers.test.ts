@@ -285,6 +285,22 @@ describe("docker cp, diff, export", () => {
   });
 });
 
+describe("networking through netd", () => {
+  test("the default network gives the container an address that inspect reports", async () => {
+    await docker(["run", "-d", "--name", "net1", IMG, "sleep", "1000"]);
+    const info = await inspect("net1");
+    const ip = info.NetworkSettings.Networks.bridge?.IPAddress;
+    expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(info.NetworkSettings.IPAddress).toBe(ip);
+    const addr = await docker(["exec", "net1", "ip", "-4", "addr", "show", "eth0"]);
+    expect(addr.stdout).toContain(`inet ${ip}/`);
+    expect((await docker(["run", "--rm", "--network", "host", IMG, "hostname"])).stdout.trim()).toBe(readFileSync("/proc/sys/kernel/hostname", "utf8").trim());
+    await docker(["rm", "-f", "net1"]);
+    // Once removed, a new container can have the address again (netd detached it).
+    expect((await docker(["ps", "-aq", "--filter", "name=net1"])).stdout.trim()).toBe("");
+  });
+});
+
 describe("docker commit", () => {
   test("a container's changes become an image that runs", async () => {
     await docker(["run", "-d", "--name", "cm", "--network", "none", IMG, "sh", "-c", "echo committed > /file; exec sleep 1000"]);
@@ -316,6 +332,8 @@ describe("info", () => {
     await docker(["create", "--name", "counted", "--network", "none", IMG, "true"]);
     const info = JSON.parse((await docker(["info", "--format", "{{json .}}"])).stdout);
     expect(info.Containers).toBeGreaterThanOrEqual(1);
+    const sized = JSON.parse((await docker(["container", "inspect", "-s", "counted"])).stdout)[0];
+    expect(sized.SizeRootFs).toBeGreaterThan(500_000);
     expect(info.ContainersStopped).toBeGreaterThanOrEqual(1);
     await docker(["rm", "counted"]);
   });

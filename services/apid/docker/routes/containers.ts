@@ -1,7 +1,9 @@
 /** Docker API: /containers endpoints (translation to ContainerManager; no logic of its own). */
 import { Hono, type Context } from "hono";
 import { ContainerError } from "../../core/container-error.ts";
+import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
+import { dirSize } from "../../core/dir-size.ts";
 import { CONTAINER_FILTERS, containerFilter, parseFilters } from "../../core/list-filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
@@ -26,6 +28,12 @@ function optionalInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined || v === "") return undefined;
   if (!/^-?\d+$/.test(v)) throw new ContainerError("invalid_argument", `invalid value for ${name}: ${v}`);
   return Number(v);
+}
+
+/** SizeRw (the writable layer) and SizeRootFs (all layers), walked on request only. */
+function sizes(rec: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
+  const rw = rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
+  return { SizeRw: rw, SizeRootFs: rw + rec.rootfs.lowerDirs.reduce((n, d) => n + dirSize(d), 0) };
 }
 
 export function containersRoutes(deps: DockerApiDeps) {
@@ -55,12 +63,15 @@ export function containersRoutes(deps: DockerApiDeps) {
       .filter(match)
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
-    return c.json(list.map(summaryView));
+    const withSize = flag(c.req.query("size"));
+    return c.json(list.map((r) => (withSize ? { ...summaryView(r), ...sizes(r) } : summaryView(r))));
   });
 
   app.get("/containers/:id/json", (c) => {
     const rec = containers.get(c.req.param("id"));
-    return c.json(inspectView(rec, execs.idsOf(rec.id)));
+    const view: Record<string, unknown> = inspectView(rec, execs.idsOf(rec.id));
+    if (flag(c.req.query("size"))) Object.assign(view, sizes(rec));
+    return c.json(view);
   });
 
   app.post("/containers/:id/start", async (c) => {
