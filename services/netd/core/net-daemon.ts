@@ -10,7 +10,7 @@ import { PortReservations } from "../platform/port-reservations.ts";
 import type { NetStore } from "../storage/net-store.ts";
 import { Attacher, type AttachInput } from "./attacher.ts";
 import { EmbeddedDns } from "./dns-server.ts";
-import { isLoopbackResolver, parseResolvConf } from "./etc-files.ts";
+import { parseResolvConf } from "./etc-files.ts";
 import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
 import type { NetNames } from "./names.ts";
 import { Networks, type CreateNetwork } from "./networks.ts";
@@ -90,7 +90,10 @@ export class NetDaemon {
   }
 }
 
-/** The host's resolvers that a forwarded query can reach (loopback ones are the host's own stub). */
+/**
+ * Where the embedded DNS forwards names it does not know: the host's resolvers. netd
+ * forwards from the host namespace, so a loopback stub (systemd-resolved) works too.
+ */
 function upstreamResolvers(): string[] {
-  return parseResolvConf(hostResolvConf()).nameservers.filter((ns) => !isLoopbackResolver(ns) && !ns.includes(":"));
+  return parseResolvConf(hostResolvConf()).nameservers.filter((ns) => !ns.includes(":"));
 }

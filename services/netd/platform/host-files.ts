@@ -3,9 +3,10 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from "node
 import { hostname } from "node:os";
 import { join } from "node:path";
 
+/** The host's resolver config; ARCBOX_RESOLV_CONF names another file (tests, unusual hosts). */
 export function hostResolvConf(): string {
   try {
-    return readFileSync("/etc/resolv.conf", "utf8");
+    return readFileSync(process.env.ARCBOX_RESOLV_CONF || "/etc/resolv.conf", "utf8");
   } catch {
     return "";
   }
