@@ -13,7 +13,7 @@ import {
   type Resources,
 } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Logger } from "../../lib/log.ts";
-import { removeCgroups } from "../platform/cgroups.ts";
+import { oomCountersPath, removeCgroups } from "../platform/cgroups.ts";
 import { mountOverlay, unmountIfMounted } from "../platform/overlay.ts";
 import { Runc } from "../platform/runc.ts";
 import { startShim } from "../platform/shim.ts";
@@ -74,7 +74,7 @@ export class ContainerRuntime {
         record.pid = await startShim({
           mode: "create", id, stateDir: dir, runc: this.runc.binary, runcRoot: this.layout.runcRoot, bundle: this.layout.bundleDir(id),
           stdioSocket: record.stdioSocket, consoleSocket: this.layout.consoleSocket(id), notifySocket: this.layout.notifySocket,
-          logPath: req.logPath || undefined, oomControl: `/sys/fs/cgroup/memory${record.cgroupPath}/memory.oom_control`,
+          logPath: req.logPath || undefined, oomControl: oomCountersPath(record.cgroupPath),
           tty: p.tty, stdin: p.openStdin, stdinOnce: p.stdinOnce, hold: false,
         });
         this.records.saveContainer(record);

@@ -1,11 +1,19 @@
 /**
- * cgroup v1 files of a container (path /arcbox/<id> in each hierarchy): removal of
- * leftovers after a failed create, and raw reads for stats. No cgroup v2 support yet.
+ * cgroup files of a container (path /arcbox/<id>: in each v1 hierarchy, or once in the
+ * v2 unified hierarchy): removal of leftovers after a failed create, raw reads for stats,
+ * and where the kernel counts OOM kills. With v2, pass "" as the controller.
  */
-import { readFileSync, readdirSync, rmdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = "/sys/fs/cgroup";
+/** A pure cgroup v2 host (a VM's kernel, most current distributions). */
+export const CGROUP_V2 = existsSync(join(ROOT, "cgroup.controllers"));
+
+/** The file with an "oom_kill N" line for this cgroup (the shim reads it at exit). */
+export function oomCountersPath(cgroupPath: string): string {
+  return CGROUP_V2 ? join(ROOT, cgroupPath, "memory.events") : join(ROOT, "memory", cgroupPath, "memory.oom_control");
+}
 
 export function cgroupDir(controller: string, cgroupPath: string): string {
   return join(ROOT, controller, cgroupPath);
@@ -36,6 +44,12 @@ export function readCgroupKeyValues(controller: string, cgroupPath: string, file
 
 /** Removes the (empty) cgroup dirs of a container in every hierarchy. */
 export function removeCgroups(cgroupPath: string): void {
+  if (CGROUP_V2) {
+    try {
+      rmdirSync(join(ROOT, cgroupPath));
+    } catch {}
+    return;
+  }
   let controllers: string[];
   try {
     controllers = readdirSync(ROOT);

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { CreateContainerRequestSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { DOCKER_DEFAULT_CAPS, resolveCapabilities } from "../../guest/core/capabilities.ts";
 import { normalizeSignal } from "../../guest/core/container-runtime.ts";
@@ -13,6 +13,7 @@ import { resolveUser } from "../../guest/core/user-resolver.ts";
 import { FrameDecoder, encodeFrame } from "../../guest/protocol/frames.ts";
 import { classifyRuncError } from "../../guest/platform/runc.ts";
 import { overlayOptions } from "../../guest/platform/overlay.ts";
+import { statsV2 } from "../../guest/core/stats.ts";
 
 function rootfs(): string {
   const dir = mkdtempSync(join(tmpdir(), "guest-spec-"));
@@ -130,5 +131,34 @@ describe("small parsers", () => {
   test("overlay options reject separators in paths", () => {
     expect(overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a", "/b"], upperDir: "/u", workDir: "/w" } }).rootfs!)).toBe("lowerdir=/a:/b,upperdir=/u,workdir=/w");
     expect(() => overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a,b"] } }).rootfs!)).toThrow(/contains/);
+  });
+});
+
+describe("cgroup v2 stats", () => {
+  test("Docker's v2 shape from unified-hierarchy files", () => {
+    const root = mkdtempSync(join(tmpdir(), "guest-cg2-"));
+    const cg = "/arcbox/c1";
+    mkdirSync(join(root, cg), { recursive: true });
+    const files: Record<string, string> = {
+      "cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 20\n",
+      "memory.current": "4096\n",
+      "memory.max": "1048576\n",
+      "memory.stat": "anon 100\nfile 200\n",
+      "pids.current": "3\n",
+      "pids.max": "max\n",
+      "io.stat": "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n",
+    };
+    for (const [f, v] of Object.entries(files)) writeFileSync(join(root, cg, f), v);
+    // The controller argument is a path under /sys/fs/cgroup: point it at the fake root.
+    const s = statsV2(cg, relative("/sys/fs/cgroup", root));
+    expect(s.cpu_stats.cpu_usage).toEqual({ total_usage: 1_500_000, usage_in_kernelmode: 500_000, usage_in_usermode: 1_000_000 });
+    expect(s.cpu_stats.throttling_data).toEqual({ periods: 4, throttled_periods: 1, throttled_time: 20_000 });
+    expect(s.memory_stats).toEqual({ usage: 4096, stats: { anon: 100, file: 200 }, limit: 1048576 });
+    expect(s.pids_stats).toEqual({ current: 3 });
+    expect(s.blkio_stats.io_service_bytes_recursive).toEqual([
+      { major: 8, minor: 0, op: "read", value: 10 },
+      { major: 8, minor: 0, op: "write", value: 20 },
+    ]);
+    rmSync(root, { recursive: true, force: true });
   });
 });
