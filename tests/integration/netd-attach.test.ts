@@ -168,3 +168,29 @@ test("a network in use cannot be removed; detach frees it", async () => {
   expect((await run(["ip", "link", "show", before.bridgeName])).code).not.toBe(0);
   expect((await c.networks.prune({})).deleted).toEqual(["fixed"]);
 });
+
+test("a restart rebuilds a lost bridge and firewall, re-enslaves veths and removes leftover namespaces", async () => {
+  await c.networks.create({ name: "rebuilt" });
+  const a = await c.networks.attach({ containerId: A, containerName: "a", networkMode: "rebuilt", ports: [{ protocol: "tcp", containerPort: 80, hostPort: 0 }] });
+  const b = await c.networks.attach({ containerId: B, containerName: "b", networkMode: "rebuilt" });
+  const bridge = (await c.networks.inspect({ network: "rebuilt" })).network!.bridgeName;
+  const names = netNames(arcboxHome(d.home).root);
+  await d.stop();
+  // Attached containers keep their networking while the daemon is down...
+  expect((await run(["ip", "link", "show", bridge])).code).toBe(0);
+  // ...then something wipes the bridge and our chains, and a stray namespace appears.
+  await run(["ip", "link", "del", bridge]);
+  await run(["iptables", "-t", "nat", "-F", names.chains.dnat]);
+  const stray = `${names.netnsPrefix}deadbeefdeadbeef`;
+  await run(["ip", "netns", "add", stray]);
+  await d.start();
+  await c.networks.list({});
+  expect((await run(["ip", "-br", "addr", "show", bridge])).stdout).toContain(a.endpoints[0].gateway);
+  expect((await run(["ip", "netns"])).stdout).not.toContain(stray);
+  expect((await run(["iptables-save", "-t", "nat"])).stdout).toContain(`--to-destination ${a.endpoints[0].ipAddress}:80`);
+  const ping = await inNs(b.netnsPath, ["busybox", "ping", "-c", "1", "-W", "3", a.endpoints[0].ipAddress]);
+  expect(ping.code).toBe(0);
+  await c.networks.detach({ containerId: A });
+  await c.networks.detach({ containerId: B });
+  await c.networks.remove({ network: "rebuilt" });
+}, 60_000);
