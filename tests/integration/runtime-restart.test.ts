@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import type { RuntimeEvent } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { arcboxHome } from "../../lib/home.ts";
@@ -60,14 +61,15 @@ function nextEvent(pred: (e: RuntimeEvent) => boolean) {
   return { event, live: Promise.race([live, event.then(() => {})]), cancel: () => ac.abort() };
 }
 
-async function startSleeper(id: string) {
+async function startSleeper(id: string, args = ["sleep", "1000"]) {
   const dir = join(base, id);
   for (const d of ["upper", "work"]) mkdirSync(join(dir, d), { recursive: true });
   ids.push(id);
   await clients.machines.createContainer({
     machine: "host", id, init: true,
     rootfs: { lowerDirs: [join(base, "lower")], upperDir: join(dir, "upper"), workDir: join(dir, "work") },
-    process: { args: ["sleep", "1000"] },
+    process: { args, openStdin: true, stdinOnce: true },
+    logPath: join(dir, "log.json"),
   });
   return clients.machines.startContainer({ machine: "host", id });
 }
@@ -84,8 +86,8 @@ afterAll(async () => {
   rmSync(base, { recursive: true, force: true });
 }, 60_000);
 
-test("a container keeps running when vmm is killed with SIGKILL; events still arrive", async () => {
-  const started = await startSleeper(survivor(1));
+test("a container keeps running when vmm is killed with SIGKILL; its stdio and events still work", async () => {
+  const started = await startSleeper(survivor(1), ["sh", "-c", "read line; echo got $line; exit 4"]);
   const vmmPid = (await clients.health("vmm").check({})).pid;
   const agents = agentPids();
   expect(agents).toHaveLength(1);
@@ -102,10 +104,21 @@ test("a container keeps running when vmm is killed with SIGKILL; events still ar
   expect(s).toMatchObject({ status: "running", pid: started.pid });
   expect(() => process.kill(started.pid, 0)).not.toThrow();
 
+  // The shim still holds the container's stdio: attach, send a line, and it exits by itself.
   const exit = nextEvent((e) => e.type === "exit" && e.containerId === survivor(1));
   await exit.live;
-  await clients.machines.killContainer({ machine: "host", id: survivor(1), signal: "SIGTERM" });
-  expect((await exit.event).exitCode).toBe(143);
+  const sock = connect(s.stdioSocket);
+  const chunks: Buffer[] = [];
+  sock.on("data", (c: Buffer) => chunks.push(c));
+  const closed = new Promise((r) => sock.on("close", r));
+  await new Promise((r) => sock.once("connect", r));
+  sock.end("hello\n");
+  expect((await exit.event).exitCode).toBe(4);
+  await closed;
+  const out = Buffer.concat(chunks);
+  expect(out[0]).toBe(1); // a stdout frame
+  expect(out.subarray(8).toString()).toBe("got hello\n");
+  expect(readFileSync(join(base, survivor(1), "log.json"), "utf8")).toContain('"log":"got hello\\n","stream":"stdout"');
   exit.cancel();
 }, 90_000);
 
