@@ -263,6 +263,13 @@ export class Attacher {
     return ips.length ? ips : undefined;
   }
 
+  /** A container's own --dns servers (Docker forwards its embedded DNS to them), if any. */
+  dnsServersOf(askerIp: string): string[] | undefined {
+    const ep = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
+    const dns = ep ? this.state.attachments.get(ep.containerId)?.dns : undefined;
+    return dns?.length ? dns : undefined;
+  }
+
   private hostResolv(rec: AttachmentRecord, embedded: boolean): string {
     const host = parseResolvConf(hostResolvConf());
     const conf = {

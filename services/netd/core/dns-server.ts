@@ -22,7 +22,8 @@ export class EmbeddedDns {
 
   constructor(
     private readonly lookup: NameLookup,
-    private readonly upstreams: () => string[],
+    /** Resolvers to forward to for the container at askerIp. */
+    private readonly upstreams: (askerIp: string) => string[],
     private readonly log: Logger,
   ) {}
 
@@ -94,12 +95,12 @@ export class EmbeddedDns {
       // Known name: A records for A queries, an empty NOERROR answer for other types.
       return buildAnswer(msg, q, q.type === TYPE_A ? local : []);
     }
-    return this.forward(msg, q);
+    return this.forward(msg, q, asker);
   }
 
   /** Forwards to the first host resolver that answers in time; SERVFAIL otherwise. */
-  private async forward(msg: Uint8Array, q: DnsQuestion): Promise<Uint8Array> {
-    const upstreams = this.upstreams();
+  private async forward(msg: Uint8Array, q: DnsQuestion, asker: string): Promise<Uint8Array> {
+    const upstreams = this.upstreams(asker);
     if (upstreams.length === 0) return buildError(msg, q, q.name.includes(".") ? RCODE_SERVFAIL : RCODE_NXDOMAIN);
     for (const server of upstreams) {
       const reply = await queryUpstream(server, msg).catch((err) => {
