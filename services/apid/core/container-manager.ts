@@ -70,7 +70,7 @@ export class ContainerManager {
     this.monitor = new RuntimeMonitor(backends, log, {
       onEvent: (ev) => this.onRuntimeEvent(ev),
       reconcile: () => this.reconcile(),
-      wanted: () => this.store.all().some((r) => isActive(r.state.status) || r.state.status === "created"),
+      wanted: () => this.store.all().some((r) => isActive(r.state.status)) || [...this.live.values()].some((l) => l.starting),
     });
   }
 
@@ -363,9 +363,12 @@ export class ContainerManager {
   }
 
   private async afterExit(rec: ContainerRecord): Promise<void> {
-    if (!this.store.get(rec.id) || rec.state.status !== "exited") return;
-    if (shouldRestartOnExit(rec)) return this.scheduleRestart(rec);
-    if (rec.hostConfig.AutoRemove) await this.remove(rec.id, { force: false, volumes: true }).catch((e) => this.log.warn("auto-remove failed", { id: rec.id, error: e }));
+    if (this.store.get(rec.id) && rec.state.status === "exited") {
+      if (shouldRestartOnExit(rec)) return this.scheduleRestart(rec);
+      if (rec.hostConfig.AutoRemove) await this.remove(rec.id, { force: false, volumes: true }).catch((e) => this.log.warn("auto-remove failed", { id: rec.id, error: e }));
+    }
+    // Nothing left to watch: let the runtime stream go, so an idle daemon holds nothing open.
+    this.monitor.releaseIfUnwanted();
   }
 
   private scheduleRestart(rec: ContainerRecord): void {
@@ -622,7 +625,7 @@ export class ContainerManager {
   async recover(): Promise<void> {
     const recs = this.store.all();
     for (const rec of recs) if (rec.state.status === "removing") rec.state = { ...rec.state, status: "dead" };
-    const active = recs.filter((r) => isActive(r.state.status) || r.state.status === "created");
+    const active = recs.filter((r) => isActive(r.state.status));
     if (active.length) {
       await this.monitor.ensure();
       await this.reconcile();

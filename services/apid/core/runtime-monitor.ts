@@ -81,6 +81,16 @@ export class RuntimeMonitor {
     }, delay);
   }
 
+  /** Closes the stream when no container can produce events; the next ensure() reopens it. */
+  releaseIfUnwanted(): void {
+    if (!this.abort || this.hooks.wanted()) return;
+    const abort = this.abort;
+    // Cleared first, so a start racing with this opens a fresh stream rather than reuse this one.
+    this.ready = undefined;
+    this.abort = undefined;
+    abort.abort();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
