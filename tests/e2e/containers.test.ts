@@ -301,6 +301,22 @@ describe("networking through netd", () => {
   });
 });
 
+describe("volumes through fsd", () => {
+  test("a named volume outlives its containers; rm -v removes anonymous ones", async () => {
+    expect((await docker(["run", "--rm", "-v", "cvol:/data", "--network", "none", IMG, "sh", "-c", "echo persisted > /data/f"])).code).toBe(0);
+    expect((await docker(["run", "--rm", "-v", "cvol:/data", "--network", "none", IMG, "cat", "/data/f"])).stdout).toBe("persisted\n");
+    await docker(["run", "--name", "anon", "-v", "/anon", "--network", "none", IMG, "true"]);
+    const [m] = (await inspect("anon")).Mounts;
+    expect(m.Type).toBe("volume");
+    expect(m.Destination).toBe("/anon");
+    expect((await docker(["volume", "ls", "-q"])).stdout).toContain(m.Name);
+    expect((await docker(["rm", "-v", "anon"])).code).toBe(0);
+    expect((await docker(["volume", "ls", "-q"])).stdout).not.toContain(m.Name);
+    expect((await docker(["volume", "ls", "-q"])).stdout).toContain("cvol");
+    await docker(["volume", "rm", "cvol"]);
+  });
+});
+
 describe("docker commit", () => {
   test("a container's changes become an image that runs", async () => {
     await docker(["run", "-d", "--name", "cm", "--network", "none", IMG, "sh", "-c", "echo committed > /file; exec sleep 1000"]);
