@@ -98,6 +98,15 @@ test("docker-compose up -d brings the stack up; down -v leaves nothing behind", 
   });
   expect(body).toBe("web-ok\n");
 
+  // After a restart the service keeps its name, alias and published port.
+  const restart = await compose(["restart", "-t", "1"]);
+  expect(restart.code).toBe(0);
+  const again = await d.docker(["run", "--rm", "--network", "shop_backend", image, "sh", "-c", "nslookup db 127.0.0.11; nslookup frontend 127.0.0.11"], { timeoutMs: 30_000 });
+  expect(again.stdout).toContain("Name:\tdb");
+  expect(again.stdout).toContain("Name:\tfrontend");
+  const port2 = /127\.0\.0\.1:(\d+)/.exec((await compose(["port", "web", "8080"])).stdout)?.[1];
+  await waitFor("web's published port after restart", async () => (await fetch(`http://127.0.0.1:${port2}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "")) === "web-ok\n");
+
   // The named volume holds db's data.
   const [vol] = JSON.parse((await d.docker(["volume", "inspect", "shop_dbdata"])).stdout);
   expect(await Bun.file(join(vol.Mountpoint, "status")).text()).toBe("db-ready\n");
