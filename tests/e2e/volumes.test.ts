@@ -125,6 +125,20 @@ test("an image VOLUME gets an anonymous volume filled with the image content, re
   await ok(["volume", "rm", "named"]);
 }, 60_000);
 
+test("a local volume with o=bind shows a host directory", async () => {
+  const hostDir = mkdtempSync(join(tmpdir(), "arcbox-bindvol-"));
+  try {
+    await ok(["volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", `device=${hostDir}`, "hostdir"]);
+    await ok(["run", "--rm", "-v", "hostdir:/mnt", image, "sh", "-c", "echo through-the-volume > /mnt/out"]);
+    expect(readFileSync(join(hostDir, "out"), "utf8")).toBe("through-the-volume\n");
+    await ok(["volume", "rm", "hostdir"]);
+    // Removing the volume never deletes the user's directory.
+    expect(existsSync(join(hostDir, "out"))).toBe(true);
+  } finally {
+    rmSync(hostDir, { recursive: true, force: true });
+  }
+}, 60_000);
+
 test("a local volume with tmpfs options is mounted while used and unmounted after", async () => {
   await ok(["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=2m", "scratch"]);
   const [v] = JSON.parse(await ok(["volume", "inspect", "scratch"]));

@@ -27,6 +27,8 @@ export function makeVolumeDirs(root: string, name: string): void {
 export async function removeVolumeDirs(root: string, name: string): Promise<void> {
   const data = dataDir(root, name);
   if (isMountpoint(data)) await unmount(data);
+  // Never recurse into a still-mounted bind/device: that would delete the user's files.
+  if (isMountpoint(data)) throw new VolumeError("conflict", `remove ${name}: the volume is still mounted at ${data}`);
   rmSync(volumeDir(root, name), { recursive: true, force: true });
 }
 
