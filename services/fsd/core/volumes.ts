@@ -104,9 +104,10 @@ export class Volumes {
     });
   }
 
+  /** Files first: a volume that cannot be removed keeps its record. */
   private async destroy(name: string): Promise<void> {
-    this.store.delete(name);
     await removeVolumeDirs(this.root, name);
+    this.store.delete(name);
   }
 
   prune(labels: string[], notLabels: string[], all: boolean): Promise<{ deleted: string[]; reclaimed: number }> {
