@@ -129,6 +129,23 @@ describe("docker run", () => {
   });
 });
 
+describe("security and resource options", () => {
+  test("read-only rootfs, init, limits, capabilities, extra hosts, DNS, TTY size", async () => {
+    const ro = await docker(["run", "--rm", "--network", "none", "--read-only", IMG, "touch", "/x"]);
+    expect(ro.code).toBe(1);
+    expect(ro.stderr).toContain("Read-only file system");
+    expect((await docker(["run", "--rm", "--network", "none", "--init", IMG, "cat", "/proc/1/cmdline"])).stdout).toContain("init");
+    const limits = await docker(["run", "--rm", "--network", "none", "--memory", "32m", "--pids-limit", "50", IMG, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"]);
+    expect(limits.stdout).toBe("33554432\n50\n");
+    const caps = await docker(["run", "--rm", "--network", "none", "--cap-drop", "ALL", IMG, "chown", "1", "/tmp"]);
+    expect(caps.stderr).toContain("Operation not permitted");
+    const files = await docker(["run", "--rm", "--network", "none", "--add-host", "foo:1.2.3.4", "--dns", "9.9.9.9", IMG, "sh", "-c", "grep foo /etc/hosts; grep nameserver /etc/resolv.conf"]);
+    expect(files.stdout).toBe("1.2.3.4\tfoo\nnameserver 9.9.9.9\n");
+    const size = await run(["script", "-qec", `stty rows 30 cols 100; docker -H ${d.dockerHost} run -it --rm --network none ${IMG} stty size`, "/dev/null"]);
+    expect(size.stdout).toContain("30 100");
+  });
+});
+
 describe("container lifecycle", () => {
   test("detached run, ps, inspect, logs, exec, top, stats, stop, rm", async () => {
     const id = (await docker(["run", "-d", "--name", "life", "--network", "none", IMG, "sh", "-c", "echo started; echo warn >&2; exec sleep 1000"])).stdout.trim();
