@@ -7,6 +7,7 @@ import type { CreateContainerRequest, Mount, ProcessSpec, Resources } from "../.
 import { existsSync } from "node:fs";
 import { hostDevices } from "../platform/host-devices.ts";
 import { resolveCapabilities } from "./capabilities.ts";
+import { defaultSeccomp } from "./seccomp.ts";
 import { resolveUser } from "./user-resolver.ts";
 
 /** Whether the kernel accounts swap per cgroup (memory.memsw.*): runc rejects a swap limit otherwise. */
@@ -151,9 +152,10 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
     namespaces.push(ctx.netnsPath ? { type: "network", path: ctx.netnsPath } : { type: "network" });
   }
   const hostname = req.hostNetwork ? undefined : req.hostname || undefined;
+  const process = ociProcess(ctx.rootfs, p, { hostname, init: req.init });
   return {
     ociVersion: "1.0.2-dev",
-    process: ociProcess(ctx.rootfs, p, { hostname, init: req.init }),
+    process,
     root: { path: "rootfs", readonly: req.rootfs?.readonly ?? false },
     ...(hostname ? { hostname } : {}),
     ...(req.domainname && !req.hostNetwork ? { domainname: req.domainname } : {}),
@@ -164,7 +166,7 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
       cgroupsPath: ctx.cgroupsPath,
       resources: ociResources(req.resources, privileged, { defaultSwap: true }),
       ...(privileged ? { devices: hostDevices() } : {}),
-      ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+      ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS, seccomp: defaultSeccomp(process.capabilities.bounding) }),
     },
   };
 }

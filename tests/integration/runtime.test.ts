@@ -340,13 +340,14 @@ describe("runtime", () => {
   });
 
   test("privileged: every capability, host devices, writable sysfs; default: Docker's set", async () => {
-    const script = "grep CapEff /proc/self/status | cut -f2; ls /dev | grep -c . ; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1";
+    const script = "grep CapEff /proc/self/status | cut -f2; ls /dev | grep -c . ; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; grep Seccomp: /proc/self/status | cut -f2; unshare -U true 2>/dev/null && echo userns-ok || echo userns-denied";
     const priv = await createContainer(["sh", "-c", script], {}, { privileged: true });
     const plain = await createContainer(["sh", "-c", script], {}, { capDrop: ["NET_RAW"], capAdd: ["SYS_ADMIN"] });
-    for (const c of [priv, plain]) await machines().startContainer({ machine: "host", id: c.id });
-    for (const c of [priv, plain]) await waitEvent((e) => e.type === "exit" && e.containerId === c.id);
-    const [privCaps, privDevs, privSys] = logLines(priv.log).map((l) => l.log.trim());
-    const [caps, devs, sys] = logLines(plain.log).map((l) => l.log.trim());
+    const defaults = await createContainer(["sh", "-c", script]);
+    for (const c of [priv, plain, defaults]) await machines().startContainer({ machine: "host", id: c.id });
+    for (const c of [priv, plain, defaults]) await waitEvent((e) => e.type === "exit" && e.containerId === c.id);
+    const [privCaps, privDevs, privSys, privSeccomp, privUserns] = logLines(priv.log).map((l) => l.log.trim());
+    const [caps, devs, sys, seccomp, userns] = logLines(plain.log).map((l) => l.log.trim());
     // Every capability the host lets us grant (its bounding set; this sandbox lacks some).
     const bounding = /CapBnd:\s+([0-9a-f]+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]!;
     expect(BigInt(`0x${privCaps}`)).toBe(BigInt(`0x${bounding}`) & ((1n << 41n) - 1n));
@@ -356,6 +357,12 @@ describe("runtime", () => {
     const expected = [0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 21, 27, 29, 31].reduce((m, b) => m | (1n << BigInt(b)), 0n);
     expect(BigInt(`0x${caps}`)).toBe(expected);
     expect(sys).toBe("ro");
+    // Docker's default seccomp filter applies unless privileged; CAP_SYS_ADMIN unlocks
+    // namespace creation, which it denies by default.
+    expect([privSeccomp, privUserns]).toEqual(["0", "userns-ok"]);
+    expect([seccomp, userns]).toEqual(["2", "userns-ok"]);
+    const [, , , defSeccomp, defUserns] = logLines(defaults.log).map((l) => l.log.trim());
+    expect([defSeccomp, defUserns]).toEqual(["2", "userns-denied"]);
   });
 
   test("out of memory: oom_killed in the exit status and an oom event", async () => {

@@ -14,6 +14,7 @@ import { FrameDecoder, encodeFrame } from "../../guest/protocol/frames.ts";
 import { classifyRuncError } from "../../guest/platform/runc.ts";
 import { overlayOptions } from "../../guest/platform/overlay.ts";
 import { statsV2 } from "../../guest/core/stats.ts";
+import { defaultSeccomp } from "../../guest/core/seccomp.ts";
 
 function rootfs(): string {
   const dir = mkdtempSync(join(tmpdir(), "guest-spec-"));
@@ -160,5 +161,19 @@ describe("cgroup v2 stats", () => {
       { major: 8, minor: 0, op: "write", value: 20 },
     ]);
     rmSync(root, { recursive: true, force: true });
+  });
+});
+
+describe("seccomp", () => {
+  const denied = (caps: string[]) => new Set(defaultSeccomp(caps).syscalls.filter((r) => !("args" in r) && r.errnoRet === 1).flatMap((r) => r.names));
+  test("dangerous calls fail unless their capability is held", () => {
+    const base = denied(DOCKER_DEFAULT_CAPS);
+    for (const c of ["mount", "unshare", "setns", "keyctl", "init_module", "reboot", "bpf", "open_by_handle_at"]) expect(base.has(c)).toBe(true);
+    for (const c of ["read", "clone", "execve", "chown", "kill"]) expect(base.has(c)).toBe(false);
+    const admin = denied([...DOCKER_DEFAULT_CAPS, "CAP_SYS_ADMIN"]);
+    expect(admin.has("mount")).toBe(false);
+    expect(admin.has("keyctl")).toBe(true); // always denied
+    expect(defaultSeccomp(DOCKER_DEFAULT_CAPS).syscalls.filter((r) => "args" in r)).toHaveLength(7);
+    expect(defaultSeccomp([...DOCKER_DEFAULT_CAPS, "CAP_SYS_ADMIN"]).syscalls.filter((r) => "args" in r)).toHaveLength(0);
   });
 });
