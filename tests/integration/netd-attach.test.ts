@@ -107,7 +107,7 @@ test("attached namespaces reach each other by IP, and by name through the embedd
   expect(ping.code).toBe(0);
   expect(await Bun.file(b.resolvConfPath).text()).toContain("nameserver 127.0.0.11");
   expect(await Bun.file(a.hostsPath).text()).toContain(`${ipA}\t`);
-  for (const name of ["web", "www", A.slice(0, 12)]) {
+  for (const name of ["web", "www", A.slice(0, 12), "web.front"]) {
     const ns = await inNs(b.netnsPath, ["busybox", "nslookup", name, "127.0.0.11"]);
     expect(ns.stdout).toContain(`Address: ${ipA}`);
   }

@@ -254,11 +254,15 @@ export class Attacher {
       : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
     const ips: string[] = [];
     for (const e of this.state.endpoints.values()) {
-      if (!scope.has(e.networkId) || this.state.networks.get(e.networkId)?.isDefault) continue;
+      const net = this.state.networks.get(e.networkId);
+      if (!scope.has(e.networkId) || !net || net.isDefault) continue;
       const a = this.state.attachments.get(e.containerId);
       if (!a) continue;
+      // "name" or "name.network", as Docker's embedded DNS answers.
+      const suffix = `.${net.name.toLowerCase()}`;
+      const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
       const names = [a.containerName.toLowerCase(), ...e.aliases.map((x) => x.toLowerCase()), e.containerId.slice(0, 12)];
-      if (names.includes(name) && !ips.includes(e.ip)) ips.push(e.ip);
+      if ((names.includes(name) || names.includes(bare)) && !ips.includes(e.ip)) ips.push(e.ip);
     }
     return ips.length ? ips : undefined;
   }
