@@ -183,3 +183,18 @@ test("a published port keeps answering across a daemon restart", async () => {
   await ok(["rm", "-f", "persist"]);
   expect((await run(["iptables-save", "-t", "nat"])).stdout).not.toContain("18461");
 }, 90_000);
+
+test("an internal network has no way out; a normal one reaches the host's outside address", async () => {
+  const route = (await run(["ip", "-4", "-o", "route", "get", "1.1.1.1"])).stdout;
+  const hostIp = /src (\S+)/.exec(route)?.[1];
+  expect(hostIp).toBeDefined();
+  await ok(["network", "create", "--internal", "vault"]);
+  await ok(["network", "create", "open"]);
+  const inside = await d.docker(["run", "--rm", "--network", "vault", image, "sh", "-c", `ip route; ping -c 1 -W 1 ${hostIp}`], { timeoutMs: 30_000 });
+  expect(inside.stdout).not.toContain("default via");
+  expect(inside.code).not.toBe(0);
+  const outside = await ok(["run", "--rm", "--network", "open", image, "sh", "-c", `ip route; ping -c 1 -W 2 ${hostIp}`]);
+  expect(outside).toContain("default via");
+  expect(outside).toContain("1 packets received");
+  await ok(["network", "rm", "vault", "open"]);
+}, 90_000);
