@@ -16,8 +16,12 @@ export interface RuncState {
 
 /** Maps a runc error message to an ArcBox error code. */
 export function classifyRuncError(message: string): ErrorCode {
-  if (/executable file not found|no such file or directory/i.test(message) && /exec|starting container process/i.test(message)) return "not_found";
-  if (/permission denied/i.test(message) && /exec|starting container process/i.test(message)) return "permission_denied";
+  // Only the process's own executable: `exec: "<path>": <reason>` (a missing bind-mount
+  // source is a different error, not docker run's 127).
+  const execError = /exec: "[^"]*": (.*)$/s.exec(message)?.[1] ?? "";
+  if (/executable file not found|no such file or directory/i.test(execError)) return "not_found";
+  if (/permission denied|is a directory/i.test(execError)) return "permission_denied";
+  if (/error mounting .*no such file or directory/i.test(message)) return "invalid_argument";
   if (/does not exist|not found/i.test(message) && /container/i.test(message)) return "not_found";
   if (/not running|is paused|not paused|already|cannot (kill|pause|resume)|is running|still running/i.test(message)) return "failed_precondition";
   return "internal";

@@ -126,8 +126,10 @@ describe("small parsers", () => {
     expect(normalizeSignal("9")).toBe("9");
     expect(normalizeSignal("")).toBe("SIGKILL");
     expect(classifyRuncError('runc create failed: unable to start container process: exec: "x": executable file not found in $PATH')).toBe("not_found");
-    expect(classifyRuncError("runc create failed: unable to start container process: exec: /etc/passwd: permission denied")).toBe("permission_denied");
+    expect(classifyRuncError("runc create failed: unable to start container process: exec: \"/etc/passwd\": permission denied")).toBe("permission_denied");
     expect(classifyRuncError("container not running")).toBe("failed_precondition");
+    expect(classifyRuncError('runc create failed: unable to start container process: exec: "/no/such": stat /no/such: no such file or directory')).toBe("not_found");
+    expect(classifyRuncError('runc create failed: unable to start container process: error during container init: error mounting "/x" to rootfs at "/data": stat /x: no such file or directory')).toBe("invalid_argument");
   });
   test("overlay options reject separators in paths", () => {
     expect(overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a", "/b"], upperDir: "/u", workDir: "/w" } }).rootfs!)).toBe("lowerdir=/a:/b,upperdir=/u,workdir=/w");
