@@ -371,3 +371,16 @@ describe("info", () => {
     await docker(["rm", "counted"]);
   });
 });
+
+describe("no leftovers", () => {
+  test("failed creates and --rm runs leave no snapshot, container dir or record behind", async () => {
+    await docker(["run", "--rm", "--mount", "type=bind,source=/nonexistent-arcbox,target=/x", IMG, "true"]);
+    await docker(["run", "--rm", "--network", "none", IMG, "nope"]);
+    await docker(["run", "--rm", IMG, "true"]);
+    const ids = (await docker(["ps", "-aq", "--no-trunc"])).stdout.split("\n").filter(Boolean).sort();
+    const { readdirSync } = await import("node:fs");
+    const dirs = (sub: string) => (existsSync(join(d.home, "data", sub)) ? readdirSync(join(d.home, "data", sub)).sort() : []);
+    expect(dirs("apid/containers")).toEqual(ids);
+    expect(dirs("imaged/containers")).toEqual(ids);
+  });
+});
