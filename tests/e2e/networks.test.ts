@@ -184,17 +184,20 @@ test("a published port keeps answering across a daemon restart", async () => {
   expect((await run(["iptables-save", "-t", "nat"])).stdout).not.toContain("18461");
 }, 90_000);
 
-test("an internal network has no way out; a normal one reaches the host's outside address", async () => {
+test("an internal network has no way out; a normal one reaches the host's outside address, with its MTU", async () => {
   const route = (await run(["ip", "-4", "-o", "route", "get", "1.1.1.1"])).stdout;
   const hostIp = /src (\S+)/.exec(route)?.[1];
   expect(hostIp).toBeDefined();
   await ok(["network", "create", "--internal", "vault"]);
-  await ok(["network", "create", "open"]);
+  await ok(["network", "create", "--opt", "com.docker.network.driver.mtu=1400", "open"]);
   const inside = await d.docker(["run", "--rm", "--network", "vault", image, "sh", "-c", `ip route; ping -c 1 -W 1 ${hostIp}`], { timeoutMs: 30_000 });
   expect(inside.stdout).not.toContain("default via");
   expect(inside.code).not.toBe(0);
   const outside = await ok(["run", "--rm", "--network", "open", image, "sh", "-c", `ip route; ping -c 1 -W 2 ${hostIp}`]);
   expect(outside).toContain("default via");
   expect(outside).toContain("1 packets received");
+  expect(await ok(["run", "--rm", "--network", "open", image, "cat", "/sys/class/net/eth0/mtu"])).toBe("1400\n");
+  const bad = await d.docker(["network", "create", "--opt", "com.docker.network.driver.mtu=9", "tiny"]);
+  expect(bad.stderr).toContain("invalid MTU 9");
   await ok(["network", "rm", "vault", "open"]);
 }, 90_000);

@@ -16,7 +16,7 @@ import { allocateIp, macForIp } from "./ipam.ts";
 import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint, PortRecord } from "./model.ts";
 import { netnsName, netnsPath, vethName, type NetNames } from "./names.ts";
 import { NetworkError } from "./network-error.ts";
-import { newId, type Networks } from "./networks.ts";
+import { MTU_OPT, newId, type Networks } from "./networks.ts";
 import type { NetState } from "./state.ts";
 
 export interface AttachInput {
@@ -158,7 +158,7 @@ export class Attacher {
   /** Kernel side: namespace (when new), veths, addresses, default route, DNS redirect. */
   private async buildNetns(rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): Promise<void> {
     const nets = endpoints.map((e) => this.state.networks.get(e.networkId)!);
-    const plans: VethPlan[] = endpoints.map((e, i) => ({ veth: e.veth, ifname: e.ifname, bridge: nets[i].bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}` }));
+    const plans: VethPlan[] = endpoints.map((e, i) => ({ veth: e.veth, ifname: e.ifname, bridge: nets[i].bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}`, mtu: Number(nets[i].options[MTU_OPT] ?? 0) }));
     await addVeths(rec.netnsName, fresh, plans);
     const all = fresh ? endpoints : [...this.state.endpointsOf(rec.containerId), ...endpoints];
     const hasRoute = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.internal);

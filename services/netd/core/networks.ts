@@ -32,6 +32,7 @@ export interface CreateNetwork {
 }
 
 const BRIDGE_NAME_OPT = "com.docker.network.bridge.name";
+export const MTU_OPT = "com.docker.network.driver.mtu";
 const PREDEFINED = new Set(["bridge", "host", "none"]);
 
 export class Networks {
@@ -91,7 +92,7 @@ export class Networks {
           "com.docker.network.bridge.enable_ip_masquerade": "true",
           "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
           [BRIDGE_NAME_OPT]: this.names.defaultBridge,
-          "com.docker.network.driver.mtu": "1500",
+          [MTU_OPT]: "1500",
         },
       });
     }
@@ -115,6 +116,10 @@ export class Networks {
     if (pools.length === 0) {
       const taken = [...networkCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
       pools = [pickSubnet(taken)];
+    }
+    const mtu = req.options[MTU_OPT];
+    if (mtu !== undefined && (!/^\d+$/.test(mtu) || Number(mtu) < 68 || Number(mtu) > 65535)) {
+      throw new NetworkError("invalid_argument", `invalid MTU ${mtu}: it must be a number from 68 to 65535`);
     }
     const id = newId();
     const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);

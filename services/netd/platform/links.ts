@@ -51,6 +51,8 @@ export interface VethPlan {
   bridge: string;
   mac: string;
   cidr: string;
+  /** 0 = the kernel's default (1500). */
+  mtu: number;
 }
 
 /** Host side: the namespace itself (when new) and veth pairs whose peers land in it. */
@@ -58,7 +60,8 @@ export async function addVeths(netns: string, createNetns: boolean, plans: VethP
   const host: string[] = [];
   if (createNetns) host.push(`netns add ${netns}`);
   for (const p of plans) {
-    host.push(`link add ${p.veth} type veth peer name ${p.ifname} netns ${netns}`);
+    const mtu = p.mtu ? ` mtu ${p.mtu}` : "";
+    host.push(`link add ${p.veth}${mtu} type veth peer name ${p.ifname}${mtu} netns ${netns}`);
     host.push(`link set ${p.veth} master ${p.bridge}`);
     // Hairpin lets a container reach itself through its own published port.
     host.push(`link set ${p.veth} type bridge_slave hairpin on`);
