@@ -194,3 +194,12 @@ test("a restart rebuilds a lost bridge and firewall, re-enslaves veths and remov
   await c.networks.detach({ containerId: B });
   await c.networks.remove({ network: "rebuilt" });
 }, 60_000);
+
+test("a network's host_binding_ipv4 is the default address of its published ports", async () => {
+  await c.networks.create({ name: "local-only", options: { "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1" } });
+  const a = await c.networks.attach({ containerId: C, containerName: "lo", networkMode: "local-only", ports: [{ protocol: "tcp", containerPort: 80, hostPort: 0 }] });
+  expect(a.ports[0].hostIp).toBe("127.0.0.1");
+  expect((await run(["iptables-save", "-t", "nat"])).stdout).toContain(`-d 127.0.0.1/32 -p tcp -m tcp --dport ${a.ports[0].hostPort} -j DNAT`);
+  await c.networks.detach({ containerId: C });
+  await c.networks.remove({ network: "local-only" });
+}, 30_000);

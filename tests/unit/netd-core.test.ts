@@ -81,3 +81,11 @@ test("firewall rules: masquerade, isolation, internal networks, published ports"
   expect(rules.filter).toContain(`-A ${n.chains.forward} -i abB ! -o abB -j DROP`);
   expect(rules.filter.indexOf(`-A ${n.chains.forward} -i abA -j ACCEPT`)).toBeGreaterThan(rules.filter.indexOf(`-A ${n.chains.forward} -i abA -o abB -j DROP`));
 });
+
+test("firewall rules honour enable_icc=false and enable_ip_masquerade=false", () => {
+  const n = netNames("/tmp/unit-home");
+  const quiet = net({ bridge: "abQ", options: { "com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.enable_ip_masquerade": "false" } });
+  const rules = firewallRules(n, { networks: [quiet], endpoints: [], attachments: [] });
+  expect(rules.filter).toContain(`-A ${n.chains.forward} -i abQ -o abQ -j DROP`);
+  expect(rules.nat.some((r) => r.includes("-s 10.5.0.0/24"))).toBe(false);
+});

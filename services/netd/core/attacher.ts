@@ -103,14 +103,17 @@ export class Attacher {
     const ns = netnsName(this.names, input.containerId);
     const rec: AttachmentRecord = { ...base, netnsName: ns, netnsPath: netnsPath(ns) };
     const endpoints = requests.map((r, i) => this.planEndpoint(rec, r, `eth${i}`, []));
+    // A network may set the default host address for published ports (host_binding_ipv4).
+    const bindIp = this.state.networks.get(endpoints[0]?.networkId ?? "")?.options["com.docker.network.bridge.host_binding_ipv4"] ?? "";
     // Reserve host ports first: a taken port fails before any kernel object exists.
     const held: PortRecord[] = [];
     try {
       for (const p of input.ports) {
         const protocol = p.protocol === "udp" ? "udp" : "tcp";
         if (!p.containerPort || p.containerPort > 65535) throw new NetworkError("invalid_argument", `invalid container port ${p.containerPort}`);
-        const hostPort = await this.ports.reserve({ protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd }, rec.containerName || rec.containerId.slice(0, 12));
-        held.push({ protocol, containerPort: p.containerPort, hostIp: p.hostIp || "0.0.0.0", hostPort });
+        const hostIp = p.hostIp || bindIp;
+        const hostPort = await this.ports.reserve({ protocol, hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd }, rec.containerName || rec.containerId.slice(0, 12));
+        held.push({ protocol, containerPort: p.containerPort, hostIp: hostIp || "0.0.0.0", hostPort });
       }
       rec.ports = held;
     } catch (err) {

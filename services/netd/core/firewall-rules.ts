@@ -36,8 +36,9 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
   const fwd = n.chains.forward;
 
   for (const net of bridges) {
+    const masquerade = !net.internal && net.options["com.docker.network.bridge.enable_ip_masquerade"] !== "false";
     for (const pool of net.pools) {
-      if (!net.internal) nat.push(`-A ${post} -s ${pool.subnet} ! -o ${net.bridge} -j MASQUERADE`);
+      if (masquerade) nat.push(`-A ${post} -s ${pool.subnet} ! -o ${net.bridge} -j MASQUERADE`);
     }
     // Host loopback clients of published ports: rewrite 127.0.0.1 into a routable source.
     nat.push(`-A ${post} -o ${net.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
@@ -48,6 +49,10 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
   for (const net of bridges.filter((x) => x.internal)) {
     filter.push(`-A ${fwd} -i ${net.bridge} ! -o ${net.bridge} -j DROP`);
     filter.push(`-A ${fwd} -o ${net.bridge} ! -i ${net.bridge} -j DROP`);
+  }
+  // enable_icc=false: containers of the network cannot talk to each other.
+  for (const net of bridges.filter((x) => x.options["com.docker.network.bridge.enable_icc"] === "false")) {
+    filter.push(`-A ${fwd} -i ${net.bridge} -o ${net.bridge} -j DROP`);
   }
   for (const net of bridges) filter.push(`-A ${fwd} -o ${net.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
 
