@@ -111,6 +111,9 @@ test("attached namespaces reach each other by IP, and by name through the embedd
     const ns = await inNs(b.netnsPath, ["busybox", "nslookup", name, "127.0.0.11"]);
     expect(ns.stdout).toContain(`Address: ${ipA}`);
   }
+  // Reverse lookups name the container on its network.
+  const ptr = await inNs(b.netnsPath, ["busybox", "nslookup", ipA, "127.0.0.11"]);
+  expect(ptr.stdout).toContain("web.front");
   // Other names are forwarded to the host's resolver.
   const fwd = await inNs(b.netnsPath, ["busybox", "nslookup", "example.test", "127.0.0.11"]);
   expect(fwd.stdout).toContain("Address: 192.0.2.99");

@@ -270,6 +270,19 @@ export class Attacher {
     return ips.length ? ips : undefined;
   }
 
+  /** Reverse lookup: "name.network" of the container at `ip`, on a network the asker shares. */
+  reverseLookup(askerIp: string, ip: string): string | undefined {
+    const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
+    const scope = asker ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId)) : undefined;
+    for (const e of this.state.endpoints.values()) {
+      if (e.ip !== ip || (scope && !scope.has(e.networkId))) continue;
+      const net = this.state.networks.get(e.networkId);
+      const a = this.state.attachments.get(e.containerId);
+      if (net && !net.isDefault && a) return `${a.containerName}.${net.name}`;
+    }
+    return undefined;
+  }
+
   /** A container's own --dns servers (Docker forwards its embedded DNS to them), if any. */
   dnsServersOf(askerIp: string): string[] | undefined {
     const ep = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);

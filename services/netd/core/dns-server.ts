@@ -5,10 +5,12 @@
  * aliases, short ID) are answered here; everything else goes to the host's resolvers.
  */
 import type { Logger } from "../../../lib/log.ts";
-import { buildAnswer, buildError, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, type DnsQuestion } from "./dns-wire.ts";
+import { buildAnswer, buildError, buildPtrAnswer, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, reverseName, TYPE_A, TYPE_PTR, type DnsQuestion } from "./dns-wire.ts";
 
 /** Resolves a name for the container at `askerIp`; undefined = not ours, forward it. */
 export type NameLookup = (askerIp: string, name: string) => string[] | undefined;
+/** Name of the container owning `ip` as seen from the asker; undefined = not ours. */
+export type AddressLookup = (askerIp: string, ip: string) => string | undefined;
 
 interface Listener {
   udp: Bun.udp.Socket<"uint8array">;
@@ -25,6 +27,7 @@ export class EmbeddedDns {
     /** Resolvers to forward to for the container at askerIp. */
     private readonly upstreams: (askerIp: string) => string[],
     private readonly log: Logger,
+    private readonly reverse: AddressLookup = () => undefined,
   ) {}
 
   /** Starts serving on `ip` (a gateway address); idempotent. */
@@ -90,6 +93,11 @@ export class EmbeddedDns {
   private async answer(msg: Uint8Array, asker: string): Promise<Uint8Array | undefined> {
     const q = parseQuery(msg);
     if (!q) return undefined;
+    if (q.type === TYPE_PTR) {
+      const ip = reverseName(q.name);
+      const target = ip ? this.reverse(asker, ip) : undefined;
+      if (target) return buildPtrAnswer(msg, q, target);
+    }
     const local = this.lookup(asker, stripSearchDomain(q.name));
     if (local !== undefined) {
       // Known name: A records for A queries, an empty NOERROR answer for other types.

@@ -2,6 +2,7 @@
 
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;
+export const TYPE_PTR = 12;
 export const RCODE_SERVFAIL = 2;
 export const RCODE_NXDOMAIN = 3;
 
@@ -70,4 +71,38 @@ export function buildAnswer(query: Uint8Array, q: DnsQuestion, ipv4s: string[], 
 
 export function buildError(query: Uint8Array, q: DnsQuestion, rcode: number): Uint8Array {
   return buildAnswer(query, q, [], 0, rcode);
+}
+
+/** A PTR answer (reverse lookup) pointing at `target`. */
+export function buildPtrAnswer(query: Uint8Array, q: DnsQuestion, target: string, ttl = 600): Uint8Array {
+  const labels = target.split(".").filter(Boolean).map((l) => new TextEncoder().encode(l));
+  const rdata = new Uint8Array(labels.reduce((n, l) => n + 1 + l.length, 1));
+  let r = 0;
+  for (const l of labels) {
+    rdata[r++] = l.length;
+    rdata.set(l, r);
+    r += l.length;
+  }
+  const out = new Uint8Array(q.questionEnd + 12 + rdata.length);
+  out.set(query.subarray(0, q.questionEnd));
+  const view = new DataView(out.buffer);
+  view.setUint16(2, 0x8400 | (q.recursionDesired ? 0x0100 : 0) | 0x0080);
+  view.setUint16(4, 1);
+  view.setUint16(6, 1);
+  view.setUint16(8, 0);
+  view.setUint16(10, 0);
+  const off = q.questionEnd;
+  view.setUint16(off, 0xc00c);
+  view.setUint16(off + 2, TYPE_PTR);
+  view.setUint16(off + 4, 1);
+  view.setUint32(off + 6, ttl);
+  view.setUint16(off + 10, rdata.length);
+  out.set(rdata, off + 12);
+  return out;
+}
+
+/** "4.3.2.1.in-addr.arpa" -> "1.2.3.4"; undefined for anything else. */
+export function reverseName(name: string): string | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\.in-addr\.arpa$/.exec(name);
+  return m ? `${m[4]}.${m[3]}.${m[2]}.${m[1]}` : undefined;
 }

@@ -25,7 +25,7 @@ export class NetDaemon {
 
   constructor(store: NetStore, readonly names: NetNames, dataDir: string, private readonly log: Logger) {
     this.state = new NetState(store);
-    this.dns = new EmbeddedDns((ip, name) => this.attacher.lookup(ip, name), (ip) => this.attacher.dnsServersOf(ip) ?? upstreamResolvers(), log);
+    this.dns = new EmbeddedDns((ip, name) => this.attacher.lookup(ip, name), (ip) => this.attacher.dnsServersOf(ip) ?? upstreamResolvers(), log, (asker, ip) => this.attacher.reverseLookup(asker, ip));
     this.networks = new Networks(this.state, names, this.dns, log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
   }
