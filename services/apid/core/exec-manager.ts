@@ -8,6 +8,7 @@ import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machine
 import { call, type Backends } from "./backends.ts";
 import { ContainerError, noSuchExec } from "./container-error.ts";
 import type { ContainerManager } from "./container-manager.ts";
+import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
 
 export const execCreateSchema = z.looseObject({
@@ -26,6 +27,8 @@ export const execCreateSchema = z.looseObject({
 
 export interface ExecRecord {
   id: string;
+  /** The exec's ID at the runtime: the Docker ID, unless the spec had to be re-registered. */
+  runtimeId: string;
   containerId: string;
   cmd: string[];
   tty: boolean;
@@ -44,6 +47,8 @@ export interface ExecRecord {
   pid: number;
   exited: Promise<number>;
   resolveExit: (code: number) => void;
+  /** vmm.CreateExec, issued at create so it overlaps the client's next request. */
+  registered?: Promise<void>;
 }
 
 export class ExecManager {
@@ -75,6 +80,7 @@ export class ExecManager {
     const cs = b.ConsoleSize ?? [0, 0];
     this.execs.set(id, {
       id,
+      runtimeId: id,
       containerId: rec.id,
       cmd: b.Cmd,
       tty: !!b.Tty,
@@ -94,6 +100,10 @@ export class ExecManager {
       exited,
       resolveExit,
     });
+    const e = this.execs.get(id)!;
+    e.registered = this.register(e, rec);
+    // Failures surface at start; never as an unhandled rejection here.
+    e.registered.catch(() => {});
     this.containers.bus.publish("container", `exec_create: ${b.Cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
     return id;
   }
@@ -117,20 +127,18 @@ export class ExecManager {
     if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
     e.started = true;
     e.running = true;
-    if (opts.tty !== undefined) e.tty = opts.tty;
-    const [h, w] = opts.consoleSize ?? e.consoleSize;
-    const env = [...(rec.config.Env ?? []), ...e.env];
-    if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
+    const tty = opts.tty ?? e.tty;
+    const size = opts.consoleSize ?? e.consoleSize;
     try {
-      await call(() =>
-        this.backends.machines.createExec({
-          machine: HOST_MACHINE,
-          containerId: rec.id,
-          execId: id,
-          process: { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w },
-        }),
-      );
-      const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: id, detach: opts.detach }));
+      // The process spec was registered at create; a start that changes TTY or size re-registers.
+      if (tty !== e.tty || size[0] !== e.consoleSize[0] || size[1] !== e.consoleSize[1] || !e.registered) {
+        await e.registered?.catch(() => {});
+        e.tty = tty;
+        e.consoleSize = size;
+        e.registered = this.register(e, rec, true);
+      }
+      await e.registered;
+      const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: e.runtimeId, detach: opts.detach }));
       e.pid = res.pid;
       this.containers.bus.publish("container", `exec_start: ${e.cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
       return res.stdioSocket;
@@ -142,16 +150,32 @@ export class ExecManager {
     }
   }
 
+  private async register(e: ExecRecord, rec: ContainerRecord, replace = false): Promise<void> {
+    const env = [...(rec.config.Env ?? []), ...e.env];
+    if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
+    const [h, w] = e.consoleSize;
+    // A re-registration uses a fresh runtime id: the runtime refuses a second CreateExec.
+    if (replace) e.runtimeId = `${e.id.slice(0, 48)}${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex")}`;
+    await call(() =>
+      this.backends.machines.createExec({
+        machine: HOST_MACHINE,
+        containerId: rec.id,
+        execId: e.runtimeId,
+        process: { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w },
+      }),
+    );
+  }
+
   /** Exit code once known: from the event, or asked of the runtime if the event is late. */
   async settle(e: ExecRecord): Promise<void> {
     if (!e.running) return;
-    const state = await call(() => this.backends.machines.execState({ machine: HOST_MACHINE, execId: e.id })).catch(() => undefined);
+    const state = await call(() => this.backends.machines.execState({ machine: HOST_MACHINE, execId: e.runtimeId })).catch(() => undefined);
     if (state?.exited) this.finish(e, state.exitCode);
   }
 
   private onExit(ev: RuntimeEvent): void {
-    const e = this.execs.get(ev.execId);
-    if (e) this.finish(e, ev.exitCode);
+    const e = this.execs.get(ev.execId) ?? [...this.execs.values()].find((x) => x.runtimeId === ev.execId);
+    if (e && e.runtimeId === ev.execId) this.finish(e, ev.exitCode);
   }
 
   private finish(e: ExecRecord, code: number): void {
@@ -167,7 +191,7 @@ export class ExecManager {
   async resize(id: string, height: number, width: number): Promise<void> {
     const e = this.get(id);
     if (!e.running) throw new ContainerError("conflict", `Exec ${id} is not running`);
-    await call(() => this.backends.machines.resizeTty({ machine: HOST_MACHINE, id: e.containerId, execId: id, height, width }));
+    await call(() => this.backends.machines.resizeTty({ machine: HOST_MACHINE, id: e.containerId, execId: e.runtimeId, height, width }));
   }
 
   inspect(id: string) {

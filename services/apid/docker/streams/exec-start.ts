@@ -33,7 +33,8 @@ async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPat
   const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys || undefined) });
   stdio.destroy();
   if (why === "eof") {
-    await execs.settle(e);
+    // The exit event is usually already on its way; ask the runtime too, take the first.
+    void execs.settle(e);
     await e.exited;
   }
   client.end();
