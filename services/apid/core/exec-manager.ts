@@ -25,6 +25,8 @@ export const execCreateSchema = z.looseObject({
   WorkingDir: z.string().nullish(),
 });
 
+const MAX_FINISHED_PER_CONTAINER = 128;
+
 export interface ExecRecord {
   id: string;
   /** The exec's ID at the runtime: the Docker ID, unless the spec had to be re-registered. */
@@ -184,8 +186,15 @@ export class ExecManager {
     e.exitCode = code;
     e.pid = 0;
     e.resolveExit(code);
+    this.forgetOldFinished(e.containerId);
     const rec = this.containers.store.get(e.containerId);
     if (rec) this.containers.bus.publish("container", "exec_die", rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: e.id, exitCode: String(code) });
+  }
+
+  /** Finished execs stay inspectable, but a container running execs in a loop must not grow memory forever. */
+  private forgetOldFinished(containerId: string): void {
+    const finished = [...this.execs.values()].filter((x) => x.containerId === containerId && x.started && !x.running);
+    for (const old of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_PER_CONTAINER))) this.execs.delete(old.id);
   }
 
   async resize(id: string, height: number, width: number): Promise<void> {
