@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install.sh --no-start || exit 1
 export PATH="/usr/local/bin:$PATH"
 log=$(mktemp)
-bun test "$@" 2>&1 | tee "$log"
+bun test --timeout 120000 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -n 1 | tr -dc 0-9)
 fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -n 1 | tr -dc 0-9)

@@ -2,7 +2,7 @@
  * Starts a real ArcBox daemon (`arcbox start`) on a throwaway home for a test file,
  * and runs the real docker CLI against its socket.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -65,12 +65,26 @@ export class TestDaemon {
     await this.arcbox(["stop"]);
   }
 
-  /** Stops the daemon and deletes the home (best effort: never throws). */
+  /**
+   * Leaves nothing behind: removes every container (containers outlive `arcbox stop`
+   * by design), stops the daemon, ends any process still tied to this home (guest
+   * agent, shims), unmounts what is still mounted under it, and deletes it. Never throws.
+   */
   async dispose(): Promise<void> {
     try {
+      if ((await this.api("/_ping").catch(() => undefined))?.ok) {
+        const ids = (await this.docker(["ps", "-aq"])).stdout.split("\n").filter(Boolean);
+        if (ids.length) await this.docker(["rm", "-f", "-v", ...ids], { timeoutMs: 60_000 });
+      }
       await this.stop();
-    } finally {
-      rmSync(this.home, { recursive: true, force: true });
-    }
+    } catch {}
+    await run(["pkill", "-KILL", "-f", this.home]).catch(() => {});
+    const mounts = readFileSync("/proc/mounts", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
+      .filter((m): m is string => !!m && m.startsWith(this.home + "/"))
+      .reverse();
+    for (const m of mounts) await run(["umount", "-l", m]).catch(() => {});
+    rmSync(this.home, { recursive: true, force: true });
   }
 }

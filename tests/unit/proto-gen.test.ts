@@ -33,4 +33,4 @@ test("proto/gen is what buf generates from proto/ (run ./scripts/gen-proto.sh wh
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
-});
+}, 60_000);
