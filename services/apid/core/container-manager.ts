@@ -21,10 +21,10 @@ import { normalizeCreate, parseCreateBody, type ImageConfig } from "./create-con
 import type { EventsBus } from "./events-bus.ts";
 import { KeyedLock } from "./keyed-lock.ts";
 import { generateName, isValidName } from "./names.ts";
-import { writeLocalNetworkFiles } from "./network-files.ts";
 import { restartDelayMs, shouldRestartOnDaemonStart, shouldRestartOnExit } from "./restart-policy.ts";
 import { createRequest, HOST_MACHINE, hostnameOf } from "./runtime-spec.ts";
 import { RuntimeMonitor } from "./runtime-monitor.ts";
+import { attachNetwork, mountVolumes } from "./start-resources.ts";
 import { signalNumber } from "./signals.ts";
 import type { ContainerStore } from "./storage/container-store.ts";
 
@@ -63,9 +63,9 @@ export class ContainerManager {
   constructor(
     readonly store: ContainerStore,
     readonly bus: EventsBus,
-    private readonly backends: Backends,
+    readonly backends: Backends,
     private readonly dataDir: string,
-    private readonly log: Logger,
+    readonly log: Logger,
   ) {
     this.monitor = new RuntimeMonitor(backends, log, {
       onEvent: (ev) => this.onRuntimeEvent(ev),
@@ -96,7 +96,8 @@ export class ContainerManager {
     return r;
   }
 
-  private emit(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+  /** Publishes a container event with Docker's attributes (labels, image, name). */
+  emit(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
     this.bus.publish("container", action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1), ...extra });
   }
 
@@ -217,7 +218,7 @@ export class ContainerManager {
     try {
       const mode = String(rec.hostConfig.NetworkMode);
       netFromNetd = mode !== "none" && mode !== "host" && !mode.startsWith("container:");
-      const [netInfo] = await Promise.all([this.attachNetwork(rec, mode), this.mountVolumes(rec), this.monitor.ensure()]);
+      const [netInfo] = await Promise.all([this.attachNetwork(rec, mode), mountVolumes(this.backends, rec), this.monitor.ensure()]);
       net = netInfo;
       rec.network = net;
       const created = await call(() => this.backends.machines.createContainer(createRequest(rec, net!)));
@@ -249,68 +250,13 @@ export class ContainerManager {
     if (early) this.onExit(early);
   }
 
-  private async attachNetwork(rec: ContainerRecord, mode: string): Promise<NetworkInfo> {
-    const dir = this.containerDir(rec.id);
-    if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
+  private attachNetwork(rec: ContainerRecord, mode: string): Promise<NetworkInfo> {
     if (mode.startsWith("container:")) {
       const other = this.get(mode.slice("container:".length));
       if (other.state.status !== "running" || !other.network) throw new ContainerError("conflict", `cannot join network of a non running container: ${other.id}`);
-      return { ...other.network, netnsPath: other.network.netnsPath };
+      return Promise.resolve({ ...other.network });
     }
-    const h = rec.hostConfig;
-    const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "" }));
-    if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "" });
-    const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
-      const [port, proto = "tcp"] = key.split("/");
-      return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", hostPort: Number(b.HostPort || 0) }));
-    });
-    if (h.PublishAllPorts) {
-      for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {
-        const [port, proto = "tcp"] = key.split("/");
-        if (!ports.some((p) => p.containerPort === Number(port) && p.protocol === proto)) ports.push({ protocol: proto, containerPort: Number(port), hostIp: "", hostPort: 0 });
-      }
-    }
-    const res = await call(() =>
-      this.backends.networks.attach({
-        containerId: rec.id,
-        containerName: rec.name.slice(1),
-        hostname: hostnameOf(rec),
-        networkMode: mode,
-        endpoints,
-        ports,
-        extraHosts: h.ExtraHosts ?? [],
-        dns: h.Dns ?? [],
-        dnsSearch: h.DnsSearch ?? [],
-        dnsOptions: h.DnsOptions ?? [],
-        domainname: rec.config.Domainname ?? "",
-      }),
-    ).catch((err: ArcboxError) => {
-      throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
-    });
-    return {
-      netnsPath: res.netnsPath,
-      hostNetwork: res.hostNetwork,
-      hostsPath: res.hostsPath,
-      resolvConfPath: res.resolvConfPath,
-      hostnamePath: res.hostnamePath,
-      endpoints: res.endpoints.map((e) => ({ networkId: e.networkId, networkName: e.networkName, endpointId: e.endpointId, ipAddress: e.ipAddress, ipPrefixLen: e.ipPrefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases })),
-      ports: res.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort })),
-    };
-  }
-
-  private async mountVolumes(rec: ContainerRecord): Promise<void> {
-    const volumes = rec.mounts.filter((m) => m.Type === "volume");
-    if (!volumes.length) return;
-    await Promise.all(
-      volumes.map(async (m) => {
-        const res = await call(() =>
-          this.backends.volumes.mount({ containerId: rec.id, name: m.Name ?? "", target: m.Destination, imageLowerDirs: rec.rootfs.lowerDirs, noCopy: !!m.options?.includes("nocopy"), driver: m.Driver ?? "local" }),
-        );
-        // Keep the name so a restart reuses the same anonymous volume.
-        m.Name = res.name;
-        m.Source = res.source;
-      }),
-    );
+    return attachNetwork(this.backends, rec, mode, this.containerDir(rec.id));
   }
 
   // ---- runtime events ----
@@ -572,43 +518,6 @@ export class ContainerManager {
     this.save(rec);
     this.emit(rec, "update");
     return [];
-  }
-
-  // ---- runtime queries ----
-
-  async resize(id: string, height: number, width: number): Promise<void> {
-    await call(() => this.backends.machines.resizeTty({ machine: HOST_MACHINE, id, execId: "", height, width }));
-    this.emit(this.get(id), "resize", { height: String(height), width: String(width) });
-  }
-
-  async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
-    const rec = this.get(ref);
-    if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
-    const res = await call(() => this.backends.machines.top({ machine: HOST_MACHINE, id: rec.id, psArgs }));
-    this.emit(rec, "top");
-    return { Titles: res.titles, Processes: res.processes.map((p) => p.columns) };
-  }
-
-  /** Docker's stats JSON for one sample (cgroup figures come from the runtime). */
-  async statsSample(rec: ContainerRecord): Promise<Record<string, any>> {
-    const res = await call(() => this.backends.machines.stats({ machine: HOST_MACHINE, id: rec.id }));
-    return JSON.parse(res.statsJson || "{}") as Record<string, any>;
-  }
-
-  /** docker commit through imaged; a running container is frozen meanwhile (pause=true). */
-  async commit(ref: string, o: { reference: string; comment: string; author: string; configJson: string; changes: string[]; pause: boolean }): Promise<string> {
-    const rec = this.get(ref);
-    const freeze = o.pause && rec.state.status === "running";
-    if (freeze) await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
-    try {
-      const res = await call(() =>
-        this.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),
-      );
-      this.emit(rec, "commit", { comment: o.comment });
-      return res.id;
-    } finally {
-      if (freeze) await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id })).catch((e) => this.log.warn("resume after commit", { id: rec.id, error: e }));
-    }
   }
 
   // ---- attach plumbing ----

@@ -1,6 +1,7 @@
 /** Docker API: /containers endpoints (translation to ContainerManager; no logic of its own). */
 import { Hono, type Context } from "hono";
 import { ContainerError } from "../../core/container-error.ts";
+import { commit, resizeTty, top } from "../../core/container-queries.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
 import { dirSize } from "../../core/dir-size.ts";
@@ -119,7 +120,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const h = optionalInt(c.req.query("h"), "h") ?? 0;
     const w = optionalInt(c.req.query("w"), "w") ?? 0;
     if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
-    await containers.resize(rec.id, h, w);
+    await resizeTty(containers, rec.id, h, w);
     return c.body(null, 200);
   });
 
@@ -195,7 +196,7 @@ export function containersRoutes(deps: DockerApiDeps) {
   app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams));
 
   app.get("/containers/:id/top", async (c) => {
-    const res = await containers.top(c.req.param("id"), c.req.query("ps_args") || "-ef");
+    const res = await top(containers, c.req.param("id"), c.req.query("ps_args") || "-ef");
     return c.json(res);
   });
 
@@ -213,7 +214,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const config = { ...rec.config, ...(body && typeof body === "object" ? body : {}) };
     const changes = c.req.queries("changes") ?? [];
     const pause = c.req.query("pause") === undefined ? true : flag(c.req.query("pause"));
-    const id = await containers.commit(rec.id, {
+    const id = await commit(containers, rec.id, {
       reference: repo ? (tag ? `${repo}:${tag}` : repo) : "",
       comment: c.req.query("comment") ?? "",
       author: c.req.query("author") ?? "",

@@ -5,6 +5,7 @@
  */
 import type { ContainerManager } from "../../core/container-manager.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
+import { statsSample } from "../../core/container-queries.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
 const blankCpu = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
@@ -19,7 +20,7 @@ export function statsResponse(containers: ContainerManager, rec: ContainerRecord
   let timer: ReturnType<typeof setTimeout> | undefined;
   const sample = async () => {
     if (!running()) return blank(rec);
-    const cur = await containers.statsSample(rec);
+    const cur = await statsSample(containers, rec);
     const out = { ...blank(rec), ...cur, name: rec.name, id: rec.id, read: cur.read ?? new Date().toISOString(), preread: prev?.read ?? ZERO, precpu_stats: prev?.cpu_stats ?? blankCpu };
     prev = cur;
     return out;

@@ -1,0 +1,70 @@
+/**
+ * What a container needs from other services before the runtime creates it: its network
+ * (netd.Attach, or local /etc files for "none" and "host") and its volumes (fsd.Mount).
+ */
+import type { ArcboxError } from "../../../lib/errors.ts";
+import { call, type Backends } from "./backends.ts";
+import { ContainerError } from "./container-error.ts";
+import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
+import { writeLocalNetworkFiles } from "./network-files.ts";
+import { hostnameOf } from "./runtime-spec.ts";
+
+/** The container's network: local files for none/host, else netd.Attach. */
+export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string): Promise<NetworkInfo> {
+  if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
+  const h = rec.hostConfig;
+  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "" }));
+  if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "" });
+  const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
+    const [port, proto = "tcp"] = key.split("/");
+    return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", hostPort: Number(b.HostPort || 0) }));
+  });
+  if (h.PublishAllPorts) {
+    for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {
+      const [port, proto = "tcp"] = key.split("/");
+      if (!ports.some((p) => p.containerPort === Number(port) && p.protocol === proto)) ports.push({ protocol: proto, containerPort: Number(port), hostIp: "", hostPort: 0 });
+    }
+  }
+  const res = await call(() =>
+    backends.networks.attach({
+      containerId: rec.id,
+      containerName: rec.name.slice(1),
+      hostname: hostnameOf(rec),
+      networkMode: mode,
+      endpoints,
+      ports,
+      extraHosts: h.ExtraHosts ?? [],
+      dns: h.Dns ?? [],
+      dnsSearch: h.DnsSearch ?? [],
+      dnsOptions: h.DnsOptions ?? [],
+      domainname: rec.config.Domainname ?? "",
+    }),
+  ).catch((err: ArcboxError) => {
+    throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
+  });
+  return {
+    netnsPath: res.netnsPath,
+    hostNetwork: res.hostNetwork,
+    hostsPath: res.hostsPath,
+    resolvConfPath: res.resolvConfPath,
+    hostnamePath: res.hostnamePath,
+    endpoints: res.endpoints.map((e) => ({ networkId: e.networkId, networkName: e.networkName, endpointId: e.endpointId, ipAddress: e.ipAddress, ipPrefixLen: e.ipPrefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases })),
+    ports: res.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort })),
+  };
+}
+
+/** fsd.Mount for each volume mount, in parallel; fills in names and host paths. */
+export async function mountVolumes(backends: Backends, rec: ContainerRecord): Promise<void> {
+  const volumes = rec.mounts.filter((m) => m.Type === "volume");
+  if (!volumes.length) return;
+  await Promise.all(
+    volumes.map(async (m) => {
+      const res = await call(() =>
+        backends.volumes.mount({ containerId: rec.id, name: m.Name ?? "", target: m.Destination, imageLowerDirs: rec.rootfs.lowerDirs, noCopy: !!m.options?.includes("nocopy"), driver: m.Driver ?? "local" }),
+      );
+      // Keep the name so a restart reuses the same anonymous volume.
+      m.Name = res.name;
+      m.Source = res.source;
+    }),
+  );
+}
