@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../../../lib/log.ts";
 import { ensureBridge, deleteLink, hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
 import { applyChains } from "../platform/iptables.ts";
+import { withHostLock } from "../platform/host-lock.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
 import { firewallRules } from "./firewall-rules.ts";
 import { networkCidrs, pickSubnet, validatePools } from "./ipam.ts";
@@ -46,15 +47,17 @@ export class Networks {
   /** Makes kernel objects match the records: bridges, DNS listeners, firewall; removes our leftovers. */
   async reconcile(): Promise<void> {
     writeSysctl("net/ipv4/ip_forward", "1");
-    await this.ensurePredefined();
     const links = await listHostLinks();
     const byName = new Map(links.map((l) => [l.name, l]));
     const wanted = new Set<string>();
-    for (const net of this.state.networks.values()) {
-      if (net.driver !== "bridge") continue;
-      wanted.add(net.bridge);
-      await this.bringUp(net, byName.get(net.bridge));
-    }
+    await withHostLock(async () => {
+      await this.ensurePredefined();
+      for (const net of this.state.networks.values()) {
+        if (net.driver !== "bridge") continue;
+        wanted.add(net.bridge);
+        await this.bringUp(net, byName.get(net.bridge));
+      }
+    });
     for (const l of links) {
       if (l.name.startsWith(this.names.ifPrefix) && !wanted.has(l.name) && !isVeth(l.name, this.names)) {
         this.log.info("removing leftover bridge", { name: l.name });
@@ -112,11 +115,14 @@ export class Networks {
       if (n.name === req.name) throw new NetworkError("already_exists", `network with name ${req.name} already exists`);
     }
     const existing = [...this.state.networks.values()];
-    let pools = validatePools(req.pools, existing);
-    if (pools.length === 0) {
+    const given = validatePools(req.pools, existing);
+    return given.length ? this.createWith(req, driver, given) : withHostLock(async () => {
       const taken = [...networkCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
-      pools = [pickSubnet(taken)];
-    }
+      return this.createWith(req, driver, [pickSubnet(taken)]);
+    });
+  }
+
+  private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[]): Promise<{ id: string; warning: string }> {
     const mtu = req.options[MTU_OPT];
     if (mtu !== undefined && (!/^\d+$/.test(mtu) || Number(mtu) < 68 || Number(mtu) > 65535)) {
       throw new NetworkError("invalid_argument", `invalid MTU ${mtu}: it must be a number from 68 to 65535`);
