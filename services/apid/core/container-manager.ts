@@ -345,6 +345,17 @@ export class ContainerManager {
     return new Promise((resolve) => this.liveOf(id).exitWaiters.push(resolve));
   }
 
+  /** Resolves once the container has exited for good: not when a restart policy brings it back. */
+  async waitStopped(id: string): Promise<void> {
+    for (;;) {
+      await this.waitExit(id);
+      // afterExit (which may schedule a restart) runs as soon as the cleanup settles.
+      await this.live.get(id)?.cleanup;
+      const rec = this.store.get(id);
+      if (!rec || rec.state.status !== "restarting") return;
+    }
+  }
+
   /** Resolves when the container is removed. */
   waitRemoved(id: string): Promise<ExitResult> {
     return new Promise((resolve) => this.liveOf(id).removedWaiters.push(resolve));

@@ -189,7 +189,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const tty = !!rec.config.Tty;
     const reader = new LogReader(rec.logPath, { stdout, stderr, since: since || undefined, until: until || undefined, timestamps: flag(q("timestamps")), tail: tail !== undefined && tail < 0 ? undefined : tail, raw: tty });
     const alive = ["running", "paused", "restarting"].includes(rec.state.status);
-    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitExit(rec.id), containers.waitRemoved(rec.id)]) } : undefined;
+    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitStopped(rec.id), containers.waitRemoved(rec.id)]) } : undefined;
     return new Response(reader.stream(follow), { headers: { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
   });
 
