@@ -28,7 +28,13 @@ afterAll(async () => {
   const names = netNames(d.home);
   await d.dispose();
   await reg?.stop();
-  const leftovers = await run(["sh", "-c", `ip -br link | grep ${names.ifPrefix}; ip netns | grep ${names.netnsPrefix}; iptables-save | grep ${names.tag}; true`]);
+  // The kernel destroys deleted namespaces (and their veths) asynchronously: allow it a moment.
+  const check = () => run(["sh", "-c", `ip -br link | grep ${names.ifPrefix}; ip netns | grep ${names.netnsPrefix}; iptables-save | grep ${names.tag}; true`]);
+  let leftovers = await check();
+  for (let i = 0; i < 100 && leftovers.stdout !== ""; i++) {
+    await Bun.sleep(50);
+    leftovers = await check();
+  }
   expect(leftovers.stdout).toBe("");
 }, 120_000);
 

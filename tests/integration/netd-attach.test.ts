@@ -57,7 +57,13 @@ afterAll(async () => {
   const names = netNames(arcboxHome(d.home).root);
   await d.dispose();
   // The daemon stopped with nothing attached: no interface, namespace or chain of ours is left.
-  const leftovers = await run(["sh", "-c", `ip -br link | grep ${names.ifPrefix}; ip netns | grep ${names.netnsPrefix}; iptables-save | grep ${names.tag}; true`]);
+  // The kernel destroys deleted namespaces (and their veths) asynchronously: allow it a moment.
+  const check = () => run(["sh", "-c", `ip -br link | grep ${names.ifPrefix}; ip netns | grep ${names.netnsPrefix}; iptables-save | grep ${names.tag}; true`]);
+  let leftovers = await check();
+  for (let i = 0; i < 100 && leftovers.stdout !== ""; i++) {
+    await Bun.sleep(50);
+    leftovers = await check();
+  }
   expect(leftovers.stdout).toBe("");
 }, 60_000);
 
