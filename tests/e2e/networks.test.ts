@@ -98,7 +98,7 @@ test("bad network input: Docker's errors, nothing half-built", async () => {
   expect(missing.stderr).toContain("network nope not found");
   const res = await d.api("/networks/create", { method: "POST", body: JSON.stringify({ Name: "x", IPAM: { Config: [{ Subnet: "not-a-cidr" }] } }) });
   expect(res.status).toBe(400);
-  expect((await res.json()).message).toContain("invalid CIDR address");
+  expect(((await res.json()) as { message: string }).message).toContain("invalid CIDR address");
   expect(await ok(["network", "ls", "--format", "{{.Name}}"])).not.toContain("overlap");
   await ok(["network", "rm", "taken"]);
 }, 90_000);
