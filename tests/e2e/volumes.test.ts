@@ -87,7 +87,7 @@ test("a volume's data outlives its container; a volume in use cannot be removed"
   expect(await ok(["run", "--rm", "-v", "keep:/store", image, "cat", "/store/f"])).toBe("persisted\n");
   const [v] = JSON.parse(await ok(["volume", "inspect", "keep"]));
   expect(readFileSync(join(v.Mountpoint, "f"), "utf8")).toBe("persisted\n");
-  const df = await (await d.api("/system/df")).json();
+  const df = (await (await d.api("/system/df")).json()) as { Volumes: any[] };
   const usage = df.Volumes.find((x: any) => x.Name === "keep");
   expect(usage.UsageData).toEqual({ Size: expect.any(Number), RefCount: 0 });
   expect(usage.UsageData.Size).toBeGreaterThanOrEqual("persisted\n".length);
