@@ -132,6 +132,9 @@ test("published ports answer on 127.0.0.1, show in docker port, and a taken port
   });
   expect(body).toBe("published\n");
   expect(await fetch("http://127.0.0.1:18453/index.html").then((r) => r.text())).toBe("published\n");
+  // ...and on the host's own external address too.
+  const hostIp = /src (\S+)/.exec((await run(["ip", "-4", "-o", "route", "get", "1.1.1.1"])).stdout)?.[1];
+  expect(await fetch(`http://${hostIp}:18453/index.html`).then((r) => r.text())).toBe("published\n");
   expect(await ok(["ps", "--format", "{{.Ports}}", "--filter", "name=web"])).toContain(`127.0.0.1:${m![1]}->8080/tcp`);
   const clash = await d.docker(["run", "-d", "--name", "clash", "-p", "18453:80", image, "sleep", "60"]);
   expect(clash.code).not.toBe(0);

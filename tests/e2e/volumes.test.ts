@@ -9,13 +9,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { buildBusyboxRootfs, pushImage, rawTar, tarDirectory, tarFiles } from "../helpers/test-images.ts";
+import { buildBusyboxRootfs, pushBusybox, pushImage, rawTar, tarDirectory, tarFiles } from "../helpers/test-images.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 let d: TestDaemon;
 let reg: TestRegistry;
 let image: string;
+let busybox: string;
 
 beforeAll(async () => {
   reg = await startRegistry();
@@ -28,9 +29,11 @@ beforeAll(async () => {
   ];
   rmSync(root, { recursive: true, force: true });
   image = (await pushImage(reg, "voltest", "latest", { layers, config: { Cmd: ["sh"], Volumes: { "/data": {} } } })).reference;
+  busybox = (await pushBusybox(reg)).reference;
   d = new TestDaemon("arcbox-e2e-vol-");
   await d.start();
   expect((await d.docker(["pull", "-q", image])).code).toBe(0);
+  expect((await d.docker(["pull", "-q", busybox])).code).toBe(0);
 }, 120_000);
 
 afterAll(async () => {
@@ -123,6 +126,9 @@ test("an image VOLUME gets an anonymous volume filled with the image content, re
   expect(await ok(["run", "--rm", "-v", "named:/data", image, "sh", "-c", "cat /data/seed.txt; rm /data/seed.txt"])).toBe("seed\n");
   expect(await ok(["run", "--rm", "-v", "named:/data", image, "ls", "/data"])).not.toContain("seed.txt");
   await ok(["volume", "rm", "named"]);
+  // A single-layer image is copied from directly.
+  expect(await ok(["run", "--rm", "-v", "etcvol:/etc", busybox, "head", "-1", "/etc/passwd"])).toBe("root:x:0:0:root:/root:/bin/sh\n");
+  await ok(["volume", "rm", "etcvol"]);
 }, 60_000);
 
 test("a local volume with o=bind shows a host directory", async () => {
