@@ -4,7 +4,7 @@
  * TCP/UDP ports answer on 127.0.0.1, bad input fails cleanly, and nothing leaks.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { TestDaemon, run } from "../helpers/daemon.ts";
@@ -15,6 +15,12 @@ import { netNames } from "../../services/netd/core/names.ts";
 let d: TestDaemon;
 let c: ServiceClients;
 const procs: ReturnType<typeof Bun.spawn>[] = [];
+const scratchDirs: string[] = [];
+const scratch = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+};
 const A = "a1".repeat(32);
 const B = "b2".repeat(32);
 const C = "c3".repeat(32);
@@ -25,7 +31,7 @@ const UPSTREAM = "127.0.0.77";
 let upstream: { close(): void } | undefined;
 
 beforeAll(async () => {
-  const resolv = join(mkdtempSync(join(tmpdir(), "netd-resolv-")), "resolv.conf");
+  const resolv = join(scratch("netd-resolv-"), "resolv.conf");
   writeFileSync(resolv, `nameserver ${UPSTREAM}\n`);
   process.env.ARCBOX_RESOLV_CONF = resolv;
   upstream = await Bun.udpSocket({
@@ -53,6 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   upstream?.close();
   for (const p of procs) p.kill("SIGKILL");
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
   for (const id of [A, B, C]) await c.networks.detach({ containerId: id }).catch(() => undefined);
   const names = netNames(arcboxHome(d.home).root);
   await d.dispose();
@@ -138,7 +145,7 @@ test("published TCP and UDP ports answer on 127.0.0.1; a taken port fails cleanl
   const tcpPort = a.ports.find((p) => p.protocol === "tcp")!.hostPort;
   const udpPort = a.ports.find((p) => p.protocol === "udp")!.hostPort;
   expect(tcpPort).toBeGreaterThan(0);
-  const www = mkdtempSync(join(tmpdir(), "netd-www-"));
+  const www = scratch("netd-www-");
   writeFileSync(join(www, "index.html"), "hello from the netns\n");
   procs.push(Bun.spawn(["ip", "netns", "exec", nsName(a.netnsPath), "busybox", "httpd", "-f", "-p", "80", "-h", www]));
   const udpEcho = `const s = await Bun.udpSocket({ hostname: "0.0.0.0", port: 5353, socket: { data(s, b, p, a) { s.send("echo:" + b.toString(), p, a); } } });`;
