@@ -186,6 +186,32 @@ describe("container lifecycle", () => {
     expect((await d.api(`/containers/${id}/json`)).status).toBe(404);
   });
 
+  test("start -a, attach to a running container, restart, update, exec -it with a size", async () => {
+    await docker(["create", "--name", "sa", "--network", "none", IMG, "sh", "-c", "echo hi-start; exit 2"]);
+    const sa = await docker(["start", "-a", "sa"]);
+    expect(sa.stdout).toBe("hi-start\n");
+    expect(sa.code).toBe(2);
+    await docker(["run", "-d", "--name", "att", "--network", "none", IMG, "sh", "-c", "read x; echo got $x; sleep 0.2; echo bye"]);
+    // -i is on: attach carries stdin to the process, and output back.
+    const at = await docker(["attach", "att"], { stdin: "" });
+    expect(at.code).toBe(0);
+    await docker(["run", "-d", "-i", "--name", "att2", "--network", "none", IMG, "sh", "-c", "read x; echo got $x"]);
+    const at2 = await docker(["attach", "att2"], { stdin: "hello\n" });
+    expect(at2.stdout).toBe("got hello\n");
+    await docker(["run", "-d", "--name", "rs", "--network", "none", IMG, "sleep", "1000"]);
+    const pid1 = (await inspect("rs")).State.Pid;
+    expect((await docker(["restart", "-t", "0", "rs"])).code).toBe(0);
+    const after = await inspect("rs");
+    expect(after.State.Running).toBe(true);
+    expect(after.State.Pid).not.toBe(pid1);
+    expect((await docker(["update", "--memory", "64m", "--memory-swap", "128m", "rs"])).code).toBe(0);
+    expect((await inspect("rs")).HostConfig.Memory).toBe(64 * 1024 * 1024);
+    expect((await docker(["exec", "rs", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])).stdout.trim()).toBe(String(64 * 1024 * 1024));
+    const size = await run(["script", "-qec", `stty rows 31 cols 101; docker -H ${d.dockerHost} exec -it rs stty size`, "/dev/null"]);
+    expect(size.stdout).toContain("31 101");
+    await docker(["rm", "-f", "sa", "att", "att2", "rs"]);
+  });
+
   test("logs --follow streams until the container exits; --tail and --since", async () => {
     await docker(["run", "-d", "--name", "follow", "--network", "none", IMG, "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done"]);
     const f = await docker(["logs", "-f", "follow"]);
