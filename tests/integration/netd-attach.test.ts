@@ -173,6 +173,31 @@ test("published TCP and UDP ports answer on 127.0.0.1; a taken port fails cleanl
   expect((await c.networks.getAttachment({ containerId: C })).attachment).toBeUndefined();
 });
 
+test("a UDP flow that started before the port was published reaches the container", async () => {
+  // The client sends first (nothing listens: conntrack records an un-NATed flow)...
+  const probe = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+  const hostPort = probe.port;
+  probe.close();
+  let reply = "";
+  const client = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data(_s, b) { reply = b.toString(); }, error() {} } });
+  client.send("early", hostPort, "127.0.0.1");
+  await Bun.sleep(100);
+  // ...then the port is published, and the same flow must now be DNATed to the container.
+  const c2 = await c.networks.attach({ containerId: C, containerName: "udp-late", networkMode: "front", ports: [{ protocol: "udp", containerPort: 5454, hostPort }] });
+  const udpEcho = `await Bun.udpSocket({ hostname: "0.0.0.0", port: 5454, socket: { data(s, b, p, a) { s.send("echo:" + b.toString(), p, a); } } });`;
+  const echo = Bun.spawn(["ip", "netns", "exec", nsName(c2.netnsPath), process.execPath, "-e", udpEcho]);
+  procs.push(echo);
+  await waitFor("the late-published UDP port", async () => {
+    client.send("late", hostPort, "127.0.0.1");
+    await Bun.sleep(100);
+    return reply !== "";
+  });
+  client.close();
+  expect(reply).toBe("echo:late");
+  echo.kill("SIGKILL");
+  await c.networks.detach({ containerId: C });
+}, 30_000);
+
 test("a network in use cannot be removed; detach frees it", async () => {
   await expect(c.networks.remove({ network: "front" })).rejects.toThrow(/active endpoints/);
   await c.networks.detach({ containerId: A });

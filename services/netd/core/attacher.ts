@@ -11,6 +11,7 @@ import { addVeths, configureNetns, deleteLink, createNetnsOnly, deleteNetns, del
 import { containerFilesDir, hostHostname, hostHostsFile, hostResolvConf, removeContainerFiles, writeAtomic } from "../platform/host-files.ts";
 import type { PortReservations } from "../platform/port-reservations.ts";
 import { exec } from "../platform/exec.ts";
+import { flushUdpFlows } from "../platform/conntrack.ts";
 import { hostsFile, isLoopbackResolver, parseExtraHosts, parseResolvConf, resolvConfFile, type HostsEntry } from "./etc-files.ts";
 import { allocateIp, macForIp } from "./ipam.ts";
 import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint, PortRecord } from "./model.ts";
@@ -140,6 +141,7 @@ export class Attacher {
     }
     this.state.store.deletePending(rec.containerId);
     this.writeFiles(rec, endpoints, true);
+    await flushUdpFlows(held.filter((p) => p.protocol === "udp").map((p) => p.hostPort));
     return rec;
   }
 
@@ -184,6 +186,7 @@ export class Attacher {
     });
     if (rec.kind !== "container") removeContainerFiles(this.dataDir, containerId);
     if (rec.ports.length) await this.networks.syncFirewall();
+    await flushUdpFlows(rec.ports.filter((p) => p.protocol === "udp").map((p) => p.hostPort));
   }
 
   async connect(containerId: string, containerName: string, r: PendingEndpoint): Promise<EndpointRecord | undefined> {
