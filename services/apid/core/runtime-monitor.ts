@@ -10,6 +10,8 @@ import { fromConnectError } from "../../../lib/errors.ts";
 import type { Backends } from "./backends.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
 
+const IDLE_RELEASE_MS = 10_000;
+
 export interface MonitorHooks {
   onEvent(ev: RuntimeEvent): void;
   reconcile(): Promise<void>;
@@ -23,6 +25,7 @@ export class RuntimeMonitor {
   private stopped = false;
   private failures = 0;
   private retryTimer?: ReturnType<typeof setTimeout>;
+  private idleTimer?: ReturnType<typeof setTimeout>;
 
   constructor(
     private readonly backends: Backends,
@@ -32,6 +35,7 @@ export class RuntimeMonitor {
 
   /** Resolves once the stream's response has begun, i.e. vmm has our subscription. */
   ensure(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer), (this.idleTimer = undefined);
     if (!this.ready) {
       this.ready = this.open();
       this.ready.catch(() => (this.ready = undefined));
@@ -81,8 +85,19 @@ export class RuntimeMonitor {
     }, delay);
   }
 
-  /** Closes the stream when no container can produce events; the next ensure() reopens it. */
+  /**
+   * Closes the stream once no container can produce events for IDLE_RELEASE_MS (one
+   * timer, not a loop): back-to-back `docker run`s keep it, an idle daemon lets it go.
+   */
   releaseIfUnwanted(): void {
+    if (!this.abort || this.hooks.wanted() || this.idleTimer) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      this.releaseNow();
+    }, IDLE_RELEASE_MS);
+  }
+
+  private releaseNow(): void {
     if (!this.abort || this.hooks.wanted()) return;
     const abort = this.abort;
     // Cleared first, so a start racing with this opens a fresh stream rather than reuse this one.
@@ -94,6 +109,7 @@ export class RuntimeMonitor {
   stop(): void {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.abort?.abort();
   }
 }
