@@ -4,17 +4,17 @@
  * Detach removes all of it. Connect/Disconnect add or remove one endpoint, live or
  * for the container's next Attach. Every step is undone if a later one fails.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import { addVeths, configureNetns, deleteLink, createNetnsOnly, deleteNetns, deleteVethInNetns, listNetns, setNetnsDns, type VethPlan } from "../platform/links.ts";
-import { containerFilesDir, hostHostname, hostHostsFile, hostResolvConf, removeContainerFiles, writeAtomic } from "../platform/host-files.ts";
+import { containerFilesDir, hostHostname, hostHostsFile, removeContainerFiles, writeAtomic } from "../platform/host-files.ts";
 import type { PortReservations } from "../platform/port-reservations.ts";
 import { exec } from "../platform/exec.ts";
 import { flushUdpFlows } from "../platform/conntrack.ts";
-import { hostsFile, isLoopbackResolver, parseExtraHosts, parseResolvConf, resolvConfFile, type HostsEntry } from "./etc-files.ts";
+import { resolvConfFor, writeContainerFiles } from "./container-files.ts";
 import { allocateIp, macForIp } from "./ipam.ts";
-import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint, PortRecord } from "./model.ts";
+import type { AttachmentRecord, EndpointRecord, PendingEndpoint, PortRecord } from "./model.ts";
 import { netnsName, netnsPath, vethName, type NetNames } from "./names.ts";
 import { NetworkError } from "./network-error.ts";
 import { MTU_OPT, newId, type Networks } from "./networks.ts";
@@ -62,7 +62,7 @@ export class Attacher {
         const ns = netnsName(this.names, input.containerId);
         await createNetnsOnly(ns);
         const rec = { ...base, kind: "none" as const, netnsName: ns, netnsPath: netnsPath(ns) };
-        this.writeFiles(rec, [], true);
+        writeContainerFiles(this.state.networks, rec, [], true);
         this.state.putAttachment(rec);
         return rec;
       }
@@ -76,7 +76,7 @@ export class Attacher {
   private attachHost(base: AttachmentRecord): AttachmentRecord {
     const rec: AttachmentRecord = { ...base, kind: "host", hostname: base.hostname === base.containerId.slice(0, 12) ? hostHostname() : base.hostname };
     writeAtomic(rec.hostsPath, hostHostsFile());
-    writeAtomic(rec.resolvConfPath, this.hostResolv(rec, false));
+    writeAtomic(rec.resolvConfPath, resolvConfFor(rec, false));
     writeAtomic(rec.hostnamePath, `${rec.hostname}\n`);
     this.state.putAttachment(rec);
     return rec;
@@ -140,7 +140,7 @@ export class Attacher {
       throw err;
     }
     this.state.store.deletePending(rec.containerId);
-    this.writeFiles(rec, endpoints, true);
+    writeContainerFiles(this.state.networks, rec, endpoints, true);
     await flushUdpFlows(held.filter((p) => p.protocol === "udp").map((p) => p.hostPort));
     return rec;
   }
@@ -208,7 +208,7 @@ export class Attacher {
       throw err;
     }
     this.state.putEndpoint(ep);
-    this.writeFiles(rec, this.state.endpointsOf(containerId), false);
+    writeContainerFiles(this.state.networks, rec, this.state.endpointsOf(containerId), false);
     return ep;
   }
 
@@ -228,7 +228,7 @@ export class Attacher {
     await deleteVethInNetns(rec.netnsName, ep.ifname);
     await deleteLink(ep.veth);
     this.state.deleteEndpoint(containerId, net.id);
-    this.writeFiles(rec, this.state.endpointsOf(containerId), false);
+    writeContainerFiles(this.state.networks, rec, this.state.endpointsOf(containerId), false);
     if (rec.ports.length) await this.networks.syncFirewall();
   }
 
@@ -250,76 +250,6 @@ export class Attacher {
         await this.ports.reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, a.containerName).catch((err) => this.log.warn("could not re-hold published port", { err: String(err) }));
       }
     }
-  }
-
-  /** Answers embedded-DNS questions from the container at `askerIp`. */
-  lookup(askerIp: string, name: string): string[] | undefined {
-    const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
-    const scope = asker
-      ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId))
-      : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
-    const ips: string[] = [];
-    for (const e of this.state.endpoints.values()) {
-      const net = this.state.networks.get(e.networkId);
-      if (!scope.has(e.networkId) || !net || net.isDefault) continue;
-      const a = this.state.attachments.get(e.containerId);
-      if (!a) continue;
-      // "name" or "name.network", as Docker's embedded DNS answers.
-      const suffix = `.${net.name.toLowerCase()}`;
-      const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
-      const names = [a.containerName.toLowerCase(), ...e.aliases.map((x) => x.toLowerCase()), e.containerId.slice(0, 12)];
-      if ((names.includes(name) || names.includes(bare)) && !ips.includes(e.ip)) ips.push(e.ip);
-    }
-    return ips.length ? ips : undefined;
-  }
-
-  /** Reverse lookup: "name.network" of the container at `ip`, on a network the asker shares. */
-  reverseLookup(askerIp: string, ip: string): string | undefined {
-    const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
-    const scope = asker ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId)) : undefined;
-    for (const e of this.state.endpoints.values()) {
-      if (e.ip !== ip || (scope && !scope.has(e.networkId))) continue;
-      const net = this.state.networks.get(e.networkId);
-      const a = this.state.attachments.get(e.containerId);
-      if (net && !net.isDefault && a) return `${a.containerName}.${net.name}`;
-    }
-    return undefined;
-  }
-
-  /** A container's own --dns servers (Docker forwards its embedded DNS to them), if any. */
-  dnsServersOf(askerIp: string): string[] | undefined {
-    const ep = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
-    const dns = ep ? this.state.attachments.get(ep.containerId)?.dns : undefined;
-    return dns?.length ? dns : undefined;
-  }
-
-  private hostResolv(rec: AttachmentRecord, embedded: boolean): string {
-    const host = parseResolvConf(hostResolvConf());
-    const conf = {
-      nameservers: rec.dns.length ? rec.dns : host.nameservers.filter((ns) => !isLoopbackResolver(ns)),
-      search: rec.dnsSearch.length ? rec.dnsSearch : host.search,
-      options: rec.dnsOptions.length ? rec.dnsOptions : host.options,
-    };
-    if (embedded) return resolvConfFile({ ...conf, nameservers: ["127.0.0.11"] }, "Generated by ArcBox: embedded DNS server at 127.0.0.11");
-    if (conf.nameservers.length === 0) conf.nameservers = ["8.8.8.8", "8.8.4.4"];
-    return resolvConfFile(conf, "Generated by ArcBox from the host's resolv.conf");
-  }
-
-  /** hosts/resolv.conf/hostname; `fresh` replaces files, otherwise they are rewritten in place (bind-mounted inodes). */
-  private writeFiles(rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): void {
-    const nets = endpoints.map((e) => this.state.networks.get(e.networkId) as NetworkRecord);
-    const gateway = endpoints[0]?.gateway ?? "127.0.0.1";
-    const fqdn = rec.domainname ? `${rec.hostname}.${rec.domainname}` : "";
-    const own: HostsEntry[] = endpoints.map((e, i) => ({
-      ip: e.ip,
-      names: [...new Set([...(fqdn ? [fqdn] : []), rec.hostname, ...(nets[i].isDefault ? [] : [rec.containerName, ...e.aliases].filter(Boolean))])],
-    }));
-    const extra = parseExtraHosts(rec.extraHosts, gateway);
-    const embedded = nets.some((n) => !n.isDefault);
-    const write = fresh ? writeAtomic : (p: string, c: string) => writeFileSync(p, c);
-    write(rec.hostsPath, hostsFile(extra, own));
-    write(rec.resolvConfPath, this.hostResolv(rec, embedded));
-    write(rec.hostnamePath, `${rec.hostname}\n`);
   }
 
   /** Tears every namespace down (used only when the daemon stops with no attachments). */

@@ -14,6 +14,7 @@ import { parseResolvConf } from "./etc-files.ts";
 import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
 import type { NetNames } from "./names.ts";
 import { Networks, type CreateNetwork } from "./networks.ts";
+import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
 
 export class NetDaemon {
@@ -25,7 +26,8 @@ export class NetDaemon {
 
   constructor(store: NetStore, readonly names: NetNames, dataDir: string, private readonly log: Logger) {
     this.state = new NetState(store);
-    this.dns = new EmbeddedDns((ip, name) => this.attacher.lookup(ip, name), (ip) => this.attacher.dnsServersOf(ip) ?? upstreamResolvers(), log, (asker, ip) => this.attacher.reverseLookup(asker, ip));
+    const resolution = new NameResolution(this.state);
+    this.dns = new EmbeddedDns((ip, name) => resolution.lookup(ip, name), (ip) => resolution.dnsServersOf(ip) ?? upstreamResolvers(), log, (asker, ip) => resolution.reverseLookup(asker, ip));
     this.networks = new Networks(this.state, names, this.dns, log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
   }

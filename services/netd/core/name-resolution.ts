@@ -1,0 +1,51 @@
+/**
+ * Who is who for the embedded DNS: names (container name, aliases, short ID, also as
+ * "name.network") and reverse lookups, scoped to the networks the asking container is
+ * on; and a container's own --dns servers to forward to.
+ */
+import type { NetState } from "./state.ts";
+
+export class NameResolution {
+  constructor(private readonly state: NetState) {}
+
+  /** Answers embedded-DNS questions from the container at `askerIp`. */
+  lookup(askerIp: string, name: string): string[] | undefined {
+    const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
+    const scope = asker
+      ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId))
+      : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
+    const ips: string[] = [];
+    for (const e of this.state.endpoints.values()) {
+      const net = this.state.networks.get(e.networkId);
+      if (!scope.has(e.networkId) || !net || net.isDefault) continue;
+      const a = this.state.attachments.get(e.containerId);
+      if (!a) continue;
+      // "name" or "name.network", as Docker's embedded DNS answers.
+      const suffix = `.${net.name.toLowerCase()}`;
+      const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
+      const names = [a.containerName.toLowerCase(), ...e.aliases.map((x) => x.toLowerCase()), e.containerId.slice(0, 12)];
+      if ((names.includes(name) || names.includes(bare)) && !ips.includes(e.ip)) ips.push(e.ip);
+    }
+    return ips.length ? ips : undefined;
+  }
+
+  /** Reverse lookup: "name.network" of the container at `ip`, on a network the asker shares. */
+  reverseLookup(askerIp: string, ip: string): string | undefined {
+    const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
+    const scope = asker ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId)) : undefined;
+    for (const e of this.state.endpoints.values()) {
+      if (e.ip !== ip || (scope && !scope.has(e.networkId))) continue;
+      const net = this.state.networks.get(e.networkId);
+      const a = this.state.attachments.get(e.containerId);
+      if (net && !net.isDefault && a) return `${a.containerName}.${net.name}`;
+    }
+    return undefined;
+  }
+
+  /** A container's own --dns servers (Docker forwards its embedded DNS to them), if any. */
+  dnsServersOf(askerIp: string): string[] | undefined {
+    const ep = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
+    const dns = ep ? this.state.attachments.get(ep.containerId)?.dns : undefined;
+    return dns?.length ? dns : undefined;
+  }
+}
