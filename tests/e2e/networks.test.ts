@@ -94,6 +94,8 @@ test("bad network input: Docker's errors, nothing half-built", async () => {
   await d.docker(["rm", "-f", "outside"]);
   expect(outside.code).not.toBe(0);
   expect(outside.stderr).toContain("no configured subnet or ip-range contain the IP address 10.50.0.2");
+  const hostIf = await d.docker(["network", "create", "-o", "com.docker.network.bridge.name=lo", "steal"]);
+  expect(hostIf.stderr).toContain("bridge name lo is already in use");
   const missing = await d.docker(["network", "inspect", "nope"]);
   expect(missing.stderr).toContain("network nope not found");
   const res = await d.api("/networks/create", { method: "POST", body: JSON.stringify({ Name: "x", IPAM: { Config: [{ Subnet: "not-a-cidr" }] } }) });

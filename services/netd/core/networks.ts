@@ -130,7 +130,10 @@ export class Networks {
     const id = newId();
     const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);
     if (bridge.length > 15) throw new NetworkError("invalid_argument", `bridge name ${bridge} is longer than 15 characters`);
-    if ([...this.state.networks.values()].some((n) => n.bridge === bridge)) throw new NetworkError("conflict", `bridge name ${bridge} is already in use`);
+    if ([...this.state.networks.values()].some((n) => n.bridge === bridge) || (await listHostLinks()).some((l) => l.name === bridge)) {
+      // Never adopt an interface someone else owns (docker0, another daemon's bridge).
+      throw new NetworkError("conflict", `bridge name ${bridge} is already in use`);
+    }
     const now = new Date();
     const net: NetworkRecord = {
       id, name: req.name, driver, created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000),
