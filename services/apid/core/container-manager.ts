@@ -9,7 +9,7 @@
  * its stdio here, before the process runs) and vmm.StartContainer; exit = runtime
  * and network released; remove = volumes and rootfs released, record deleted.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
@@ -19,6 +19,8 @@ import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
 import { normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
 import type { EventsBus } from "./events-bus.ts";
+import { ensureBindSources } from "./bind-sources.ts";
+import { randomId, withDefaultTag } from "./container-ids.ts";
 import { KeyedLock } from "./keyed-lock.ts";
 import { generateName, isValidName } from "./names.ts";
 import { restartDelayMs, shouldRestartOnDaemonStart, shouldRestartOnExit } from "./restart-policy.ts";
@@ -26,6 +28,7 @@ import { createRequest, HOST_MACHINE, hostnameOf } from "./runtime-spec.ts";
 import { RuntimeMonitor } from "./runtime-monitor.ts";
 import { attachNetwork, mountVolumes } from "./start-resources.ts";
 import { signalNumber } from "./signals.ts";
+import { startFailure, within } from "./start-failure.ts";
 import type { ContainerStore } from "./storage/container-store.ts";
 
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -599,51 +602,4 @@ export class ContainerManager {
     this.monitor.stop();
     for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
   }
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  let id = Buffer.from(bytes).toString("hex");
-  // Docker never hands out an all-numeric short ID (it would read as a number).
-  if (/^\d{12}/.test(id)) id = "a" + id.slice(1);
-  return id;
-}
-
-function withDefaultTag(ref: string): string {
-  if (ref.includes("@") || /^[0-9a-f]{12,64}$/.test(ref) || ref.startsWith("sha256:")) return ref;
-  const lastSlash = ref.lastIndexOf("/");
-  return ref.slice(lastSlash + 1).includes(":") ? ref : `${ref}:latest`;
-}
-
-function ensureBindSources(mounts: ContainerRecord["mounts"]): void {
-  for (const m of mounts) {
-    if (m.Type !== "bind") continue;
-    if (existsSync(m.Source)) continue;
-    if (m.options?.includes("must-exist")) throw new ContainerError("invalid_argument", `invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
-    // -v /host/path:/x creates the host directory, as Docker does.
-    mkdirSync(m.Source, { recursive: true, mode: 0o755 });
-  }
-  for (const m of mounts) if (m.Type === "bind") m.options = (m.options ?? []).filter((o) => o !== "must-exist" && o !== "create");
-}
-
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Docker's start-failure messages, which the CLI maps to exit codes 127 and 126. */
-function startFailure(err: ArcboxError): { error: ArcboxError; message: string; exitCode: number } {
-  const msg = err.message;
-  const notFound = /executable file not found|no such file or directory/i.test(msg);
-  const denied = /permission denied/i.test(msg);
-  if (notFound || denied) {
-    const message = msg.startsWith("failed to create task") ? msg : `failed to create task for container: ${msg}${msg.endsWith(": unknown") ? "" : ": unknown"}`;
-    return { error: new ContainerError("invalid_argument", message, { cause: err }), message, exitCode: notFound ? 127 : 126 };
-  }
-  return { error: err, message: msg, exitCode: 128 };
 }
