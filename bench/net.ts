@@ -8,6 +8,7 @@
  * traffic source/sink (busybox nc is too slow to measure a network path).
  * Docker runs with its own roots, socket and bridge IP (172.31.250.1/24); its bridge and
  * iptables chains are removed afterwards.
+ * Rounds alternate between the engines; medians are reported.
  * Usage: bun bench/net.ts [--mib N] [--runs N] [--queries N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -96,32 +97,29 @@ async function waitConnectable(port: number): Promise<void> {
 
 interface Result { toHost: number[]; toPublished: number[]; dnsUs: number[] }
 
-async function measure(label: string, host: string, image: string): Promise<Result> {
-  const r: Result = { toHost: [], toPublished: [], dnsUs: [] };
+/** One engine with its sink container, published port and network gateway ready. */
+interface Setup { label: string; host: string; port: number; gateway: string; result: Result }
+
+async function setUp(label: string, host: string, image: string): Promise<Setup> {
   await docker(host, ["network", "create", "benchnet"]);
-  try {
-    await docker(host, ["run", "-d", "--name", "sink", "--network", "benchnet", "-p", `127.0.0.1::${SINK_PORT}`, ...mounts, image, "bun", "/bench/sink.ts"]);
-    const portLine = (await docker(host, ["port", "sink", String(SINK_PORT)])).split("\n")[0];
-    const port = Number(/:(\d+)\s*$/.exec(portLine)![1]);
-    await waitConnectable(port);
-    const gateway = JSON.parse(await docker(host, ["network", "inspect", "benchnet"]))[0].IPAM.Config[0].Gateway as string;
-    const sink = hostSink();
-    try {
-      for (let i = 0; i < RUNS; i++) {
-        r.toHost.push(Number(await docker(host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/source.ts", gateway, String(sink.port), String(MIB)])));
-        const p = Bun.spawn([process.execPath, join(scripts, "source.ts"), "127.0.0.1", String(port), String(MIB)], { stdout: "pipe" });
-        r.toPublished.push(Number((await new Response(p.stdout).text()).trim()));
-        r.dnsUs.push(Number(await docker(host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/dns.ts", "sink", String(QUERIES)])));
-      }
-    } finally {
-      sink.stop();
-    }
-    console.log(`${label}: container->host ${r.toHost.join(", ")} MB/s; host->published ${r.toPublished.join(", ")} MB/s; dns ${r.dnsUs.join(", ")} us`);
-  } finally {
-    await docker(host, ["rm", "-f", "sink"]).catch(() => "");
-    await docker(host, ["network", "rm", "benchnet"]).catch(() => "");
-  }
-  return r;
+  await docker(host, ["run", "-d", "--name", "sink", "--network", "benchnet", "-p", `127.0.0.1::${SINK_PORT}`, ...mounts, image, "bun", "/bench/sink.ts"]);
+  const portLine = (await docker(host, ["port", "sink", String(SINK_PORT)])).split("\n")[0];
+  const port = Number(/:(\d+)\s*$/.exec(portLine)![1]);
+  await waitConnectable(port);
+  const gateway = JSON.parse(await docker(host, ["network", "inspect", "benchnet"]))[0].IPAM.Config[0].Gateway as string;
+  return { label, host, port, gateway, result: { toHost: [], toPublished: [], dnsUs: [] } };
+}
+
+async function round(e: Setup, image: string, sinkPort: number): Promise<void> {
+  e.result.toHost.push(Number(await docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/source.ts", e.gateway, String(sinkPort), String(MIB)])));
+  const p = Bun.spawn([process.execPath, join(scripts, "source.ts"), "127.0.0.1", String(e.port), String(MIB)], { stdout: "pipe" });
+  e.result.toPublished.push(Number((await new Response(p.stdout).text()).trim()));
+  e.result.dnsUs.push(Number(await docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/dns.ts", "sink", String(QUERIES)])));
+}
+
+async function tearDown(host: string): Promise<void> {
+  await docker(host, ["rm", "-f", "sink"]).catch(() => "");
+  await docker(host, ["network", "rm", "benchnet"]).catch(() => "");
 }
 
 /** dockerd leaves docker0, its chains and a DROP policy on FORWARD behind: undo all of it. */
@@ -155,8 +153,17 @@ try {
   engine = await startDockerd({ networking: true, args: ["--bip", "172.31.250.1/24", "--default-address-pool", "base=172.30.0.0/16,size=24"] });
   await docker(engine.host, ["pull", "-q", image]);
   console.log(`${MIB} MiB per transfer, ${RUNS} runs, ${QUERIES} DNS queries per run`);
-  const a = await measure("arcbox", arcbox.dockerHost, image);
-  const d = await measure("docker", engine.host, image);
+  const sink = hostSink();
+  const engines = [await setUp("arcbox", arcbox.dockerHost, image), await setUp("docker", engine.host, image)];
+  try {
+    // Rounds alternate between the engines, so drifting load on the host hits both alike.
+    for (let i = 0; i < RUNS; i++) for (const e of engines) await round(e, image, sink.port);
+  } finally {
+    sink.stop();
+    for (const e of engines) await tearDown(e.host);
+  }
+  for (const e of engines) console.log(`${e.label}: container->host ${e.result.toHost.join(", ")} MB/s; host->published ${e.result.toPublished.join(", ")} MB/s; dns ${e.result.dnsUs.join(", ")} us`);
+  const [a, d] = [engines[0].result, engines[1].result];
   const rows: Row[] = [
     { metric: "TCP container -> host", unit: "MB/s", arcbox: median(a.toHost), docker: median(d.toHost), lowerIsBetter: false },
     { metric: "TCP host -> published 127.0.0.1", unit: "MB/s", arcbox: median(a.toPublished), docker: median(d.toPublished), lowerIsBetter: false },
