@@ -191,10 +191,7 @@ describe("container lifecycle", () => {
     const sa = await docker(["start", "-a", "sa"]);
     expect(sa.stdout).toBe("hi-start\n");
     expect(sa.code).toBe(2);
-    await docker(["run", "-d", "--name", "att", "--network", "none", IMG, "sh", "-c", "read x; echo got $x; sleep 0.2; echo bye"]);
-    // -i is on: attach carries stdin to the process, and output back.
-    const at = await docker(["attach", "att"], { stdin: "" });
-    expect(at.code).toBe(0);
+    // -i: the process waits on stdin, so attach joins it running; attach carries stdin in and output back.
     await docker(["run", "-d", "-i", "--name", "att2", "--network", "none", IMG, "sh", "-c", "read x; echo got $x"]);
     const at2 = await docker(["attach", "att2"], { stdin: "hello\n" });
     expect(at2.stdout).toBe("got hello\n");
@@ -209,7 +206,7 @@ describe("container lifecycle", () => {
     expect((await docker(["exec", "rs", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])).stdout.trim()).toBe(String(64 * 1024 * 1024));
     const size = await run(["script", "-qec", `stty rows 31 cols 101; docker -H ${d.dockerHost} exec -it rs stty size`, "/dev/null"]);
     expect(size.stdout).toContain("31 101");
-    await docker(["rm", "-f", "sa", "att", "att2", "rs"]);
+    await docker(["rm", "-f", "sa", "att2", "rs"]);
   });
 
   test("logs --follow streams until the container exits; --tail and --since", async () => {
@@ -383,6 +380,26 @@ describe("events", () => {
     expect(actions).toEqual(["create", "attach", "start", "die", "destroy"]);
     const die = await docker(["events", "--since", since, "--until", String(Math.floor(Date.now() / 1000) + 1), "--filter", "event=die", "--filter", "container=ev1", "--format", "{{json .Actor.Attributes}}"]);
     expect(JSON.parse(die.stdout.trim()).exitCode).toBe("0");
+  });
+});
+
+describe("events of images, networks and volumes", () => {
+  test("create/destroy, tag/untag and connect/disconnect show up with type filters", async () => {
+    const since = String(Math.floor(Date.now() / 1000) - 1);
+    expect((await docker(["volume", "create", "evvol"])).code).toBe(0);
+    expect((await docker(["volume", "rm", "evvol"])).code).toBe(0);
+    expect((await docker(["network", "create", "evnet"])).code).toBe(0);
+    expect((await docker(["run", "--rm", "--network", "evnet", "--name", "evc", IMG, "true"])).code).toBe(0);
+    expect((await docker(["network", "rm", "evnet"])).code).toBe(0);
+    expect((await docker(["tag", IMG, "evimg:1"])).code).toBe(0);
+    expect((await docker(["rmi", "evimg:1"])).code).toBe(0);
+    const until = String(Math.floor(Date.now() / 1000) + 1);
+    const ev = async (...filters: string[]) =>
+      (await docker(["events", "--since", since, "--until", until, ...filters.flatMap((f) => ["--filter", f]), "--format", "{{.Type}} {{.Action}}"])).stdout.trim().split("\n");
+    expect(await ev("type=volume", "volume=evvol")).toEqual(["volume create", "volume destroy"]);
+    expect(await ev("type=network", "network=evnet")).toEqual(["network create", "network connect", "network disconnect", "network destroy"]);
+    expect(await ev("type=image", "event=tag")).toContain("image tag");
+    expect(await ev("type=image", "event=untag")).toContain("image untag");
   });
 });
 

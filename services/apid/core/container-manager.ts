@@ -233,6 +233,7 @@ export class ContainerManager {
       rec.state = { status: "running", pid: started.pid, exitCode: 0, error: "", oomKilled: false, startedAt: nanoToIso(started.startedAtUnixNano), finishedAt: ZERO_TIME };
       rec.manualStop = false;
       this.save(rec);
+      for (const e of net.endpoints) this.bus.publish("network", "connect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
       this.emit(rec, "start");
     } catch (err) {
       const e = err instanceof ArcboxError ? err : new ContainerError("internal", String(err));
@@ -291,6 +292,7 @@ export class ContainerManager {
     const result = { code: ev.exitCode, error: "" };
     for (const w of l.exitWaiters.splice(0)) w(result);
     const network = rec.network;
+    for (const e of network?.endpoints ?? []) this.bus.publish("network", "disconnect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
     rec.network = null;
     rec.stdioSocket = "";
     const cleanup = this.releaseRuntime(rec, network);

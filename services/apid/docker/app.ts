@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
 import { containersRoutes } from "./routes/containers.ts";
-import { eventsRoutes } from "./routes/events.ts";
+import { eventsRoutes, resourceEvents } from "./routes/events.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { imagesRoutes } from "./routes/images.ts";
 import { networksRoutes } from "./routes/networks.ts";
@@ -27,6 +27,7 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
     await next();
     requests.inc({ method: c.req.method, status: String(c.res.status) });
   });
+  app.use("*", resourceEvents(deps.events));
   app.onError((err) => errorResponse(err));
   app.notFound((c) => dockerError(404, `page not found: ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.route("/", systemRoutes(deps));

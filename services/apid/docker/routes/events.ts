@@ -1,7 +1,10 @@
-/** Docker API: GET /events (history since `since`, then live until `until` or disconnect). */
-import { Hono } from "hono";
+/**
+ * Docker API: GET /events (history since `since`, then live until `until` or disconnect),
+ * and the middleware that turns image, network and volume requests into events.
+ */
+import { Hono, type MiddlewareHandler } from "hono";
 import { ContainerError } from "../../core/container-error.ts";
-import { matchesEventFilter } from "../../core/events-bus.ts";
+import { matchesEventFilter, type EventsBus } from "../../core/events-bus.ts";
 import { parseFilters } from "../../core/list-filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
@@ -52,4 +55,83 @@ export function eventsRoutes(deps: DockerApiDeps) {
   });
 
   return app;
+}
+
+const NETWORK_CONNECT = /^\/networks\/([^/]+)\/(connect|disconnect)$/;
+
+/**
+ * Image, network and volume events, derived at the API edge from successful requests
+ * (those services have no event stream of their own): pull, tag, untag, delete, import,
+ * load; network create/destroy/connect/disconnect; volume create/destroy; prunes.
+ */
+export function resourceEvents(bus: EventsBus): MiddlewareHandler<DockerEnv> {
+  return async (c, next) => {
+    const method = c.req.method;
+    if (method === "GET" || method === "HEAD") return next();
+    const path = new URL(c.req.url).pathname;
+    const wantsBody = method === "POST" && (path === "/networks/create" || NETWORK_CONNECT.test(path));
+    const reqBody = (wantsBody ? c.req.raw.clone().json().catch(() => ({})) : Promise.resolve({})) as Promise<Record<string, any>>;
+    await next();
+    if (c.res.status < 200 || c.res.status >= 300) return;
+    const json = () => c.res.clone().json().catch(() => ({})) as Promise<any>;
+    const q = new URL(c.req.url).searchParams;
+    let m: RegExpExecArray | null;
+    if (method === "POST" && path === "/images/create") {
+      const ref = q.get("fromImage") ? `${q.get("fromImage")}${q.get("tag") ? (q.get("tag")!.startsWith("sha256:") ? "@" : ":") + q.get("tag") : ""}` : q.get("repo") || "";
+      c.res = afterStream(c.res, (failed) => {
+        if (!failed) bus.publish("image", q.get("fromImage") ? "pull" : "import", ref, { name: ref });
+      });
+    } else if (method === "POST" && path === "/images/load") {
+      c.res = afterStream(c.res, (failed) => {
+        if (!failed) bus.publish("image", "load", "", {});
+      });
+    } else if (method === "POST" && (m = /^\/images\/(.+)\/tag$/.exec(path))) {
+      const name = `${q.get("repo")}${q.get("tag") ? `:${q.get("tag")}` : ":latest"}`;
+      bus.publish("image", "tag", decodeURIComponent(m[1]!), { name });
+    } else if (method === "DELETE" && (m = /^\/images\/(.+)$/.exec(path))) {
+      const items = ((await json()) as { Untagged?: string; Deleted?: string }[]) ?? [];
+      const deleted = items.find((i) => i.Deleted)?.Deleted ?? decodeURIComponent(m[1]!);
+      for (const i of items) {
+        if (i.Untagged) bus.publish("image", "untag", deleted, { name: i.Untagged });
+        if (i.Deleted) bus.publish("image", "delete", i.Deleted, { name: i.Deleted });
+      }
+    } else if (method === "POST" && path === "/networks/create") {
+      const [req, res] = await Promise.all([reqBody, json()]);
+      bus.publish("network", "create", res.Id ?? "", { name: req.Name ?? "", type: req.Driver || "bridge" });
+    } else if (method === "DELETE" && (m = /^\/networks\/([^/]+)$/.exec(path))) {
+      bus.publish("network", "destroy", decodeURIComponent(m[1]!), { name: decodeURIComponent(m[1]!), type: "bridge" });
+    } else if (method === "POST" && (m = NETWORK_CONNECT.exec(path))) {
+      const req = await reqBody;
+      bus.publish("network", m[2]!, decodeURIComponent(m[1]!), { container: req.Container ?? "", name: decodeURIComponent(m[1]!), type: "bridge" });
+    } else if (method === "POST" && path === "/volumes/create") {
+      const res = await json();
+      bus.publish("volume", "create", res.Name ?? "", { driver: res.Driver ?? "local" });
+    } else if (method === "DELETE" && (m = /^\/volumes\/([^/]+)$/.exec(path))) {
+      bus.publish("volume", "destroy", decodeURIComponent(m[1]!), { driver: "local" });
+    } else if (method === "POST" && (m = /^\/(images|networks|volumes)\/prune$/.exec(path))) {
+      const res = await json();
+      const type = m[1]!.slice(0, -1) as "image" | "network" | "volume";
+      bus.publish(type, "prune", "", { reclaimed: String(res.SpaceReclaimed ?? 0) });
+    }
+  };
+}
+
+/** Passes a streamed body through and reports at its end whether it carried an error line. */
+function afterStream(res: Response, done: (failed: boolean) => void): Response {
+  if (!res.body) {
+    done(false);
+    return res;
+  }
+  let failed = false;
+  const dec = new TextDecoder();
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctrl) {
+        if (!failed && /"error(Detail)?"\s*:/.test(dec.decode(chunk, { stream: true }))) failed = true;
+        ctrl.enqueue(chunk);
+      },
+      flush: () => done(failed),
+    }),
+  );
+  return new Response(body, { status: res.status, headers: res.headers });
 }
