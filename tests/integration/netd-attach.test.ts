@@ -105,6 +105,11 @@ test("bad network input fails with Docker's codes and builds nothing", async () 
   await expect(c.networks.create({ name: "overlap", ipam: [{ subnet: "10.77.0.128/25" }] })).rejects.toThrow(/overlaps/);
   await expect(c.networks.create({ name: "badgw", ipam: [{ subnet: "10.78.0.0/24", gateway: "10.79.0.1" }] })).rejects.toThrow(/no matching subnet for gateway/);
   await expect(c.networks.remove({ network: "bridge" })).rejects.toThrow(/pre-defined/);
+  // Values that reach ip/iptables command lines are validated, never passed through.
+  await expect(c.networks.create({ name: "inject", options: { "com.docker.network.bridge.name": "br0\nlink del lo" } })).rejects.toThrow(/invalid bridge name/);
+  await expect(c.networks.attach({ containerId: C, networkMode: "fixed", ports: [{ protocol: "tcp", containerPort: 80, hostIp: "1.2.3.4/32 -j ACCEPT\n" }] })).rejects.toThrow(/invalid host IP/);
+  await expect(c.networks.attach({ containerId: C, networkMode: "fixed", endpoints: [{ network: "fixed", macAddress: "02:42:00:00:00:01\nlink del lo" }] })).rejects.toThrow(/invalid MAC/);
+  expect((await c.networks.getAttachment({ containerId: C })).attachment).toBeUndefined();
   const names = (await c.networks.list({})).networks.map((n) => n.name);
   expect(names).not.toContain("overlap");
   expect(names).not.toContain("badgw");

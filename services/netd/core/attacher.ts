@@ -14,6 +14,7 @@ import { exec } from "../platform/exec.ts";
 import { flushUdpFlows } from "../platform/conntrack.ts";
 import { resolvConfFor, writeContainerFiles } from "./container-files.ts";
 import { allocateIp, macForIp } from "./ipam.ts";
+import { parseIp } from "./ipv4.ts";
 import type { AttachmentRecord, EndpointRecord, PendingEndpoint, PortRecord } from "./model.ts";
 import { netnsName, netnsPath, vethName, type NetNames } from "./names.ts";
 import { NetworkError } from "./network-error.ts";
@@ -112,6 +113,11 @@ export class Attacher {
       for (const p of input.ports) {
         const protocol = p.protocol === "udp" ? "udp" : "tcp";
         if (!p.containerPort || p.containerPort > 65535) throw new NetworkError("invalid_argument", `invalid container port ${p.containerPort}`);
+        // Host addresses end up in iptables rules: only a literal IPv4 address is accepted.
+        if (p.hostIp && parseIp(p.hostIp) === undefined) {
+          throw new NetworkError("invalid_argument", `invalid host IP ${JSON.stringify(p.hostIp)} for port ${p.containerPort}/${protocol}: only IPv4 addresses are supported`);
+        }
+        if (p.hostPort > 65535 || p.hostPortEnd > 65535 || (p.hostPortEnd && p.hostPortEnd < p.hostPort)) throw new NetworkError("invalid_argument", `invalid host port range ${p.hostPort}-${p.hostPortEnd}`);
         const hostIp = p.hostIp || bindIp;
         const hostPort = await this.ports.reserve({ protocol, hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd }, rec.containerName || rec.containerId.slice(0, 12));
         held.push({ protocol, containerPort: p.containerPort, hostIp: hostIp || "0.0.0.0", hostPort });
@@ -152,6 +158,8 @@ export class Attacher {
     if (net.isDefault && r.aliases.length) throw new NetworkError("invalid_argument", "network-scoped alias is supported only for containers in user defined networks");
     if (net.isDefault && r.ipv4Address) throw new NetworkError("invalid_argument", "user specified IP address is supported on user defined networks only");
     if (this.state.endpoints.has(`${rec.containerId}/${net.id}`)) throw new NetworkError("permission_denied", `endpoint with name ${rec.containerName} already exists in network ${net.name}`);
+    // A MAC address ends up in an `ip` command line: only the canonical form is accepted.
+    if (r.macAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(r.macAddress)) throw new NetworkError("invalid_argument", `invalid MAC address ${JSON.stringify(r.macAddress)}`);
     const used = new Set([...this.state.endpointsIn(net.id).map((e) => e.ip), ...alsoUsed]);
     const { ip, prefixLen, gateway } = allocateIp(net, used, r.ipv4Address || undefined);
     return {

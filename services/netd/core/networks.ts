@@ -129,7 +129,8 @@ export class Networks {
     }
     const id = newId();
     const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);
-    if (bridge.length > 15) throw new NetworkError("invalid_argument", `bridge name ${bridge} is longer than 15 characters`);
+    // The name ends up in `ip` and iptables command lines: a plain interface name only.
+    if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new NetworkError("invalid_argument", `invalid bridge name ${JSON.stringify(bridge)}: 1-15 characters from [a-zA-Z0-9_.-]`);
     if ([...this.state.networks.values()].some((n) => n.bridge === bridge) || (await listHostLinks()).some((l) => l.name === bridge)) {
       // Never adopt an interface someone else owns (docker0, another daemon's bridge).
       throw new NetworkError("conflict", `bridge name ${bridge} is already in use`);
