@@ -148,6 +148,35 @@ test("published ports answer on 127.0.0.1, show in docker port, and a taken port
   expect((await run(["iptables-save", "-t", "nat"])).stdout).not.toContain("18453");
 }, 90_000);
 
+test("a host port range publishes on a free port of the range; a bad range is a 400", async () => {
+  await ok(["run", "-d", "--name", "ranged", "-p", "18600-18602:8080", image, "sh", "-c", "echo ranged > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]);
+  const hostPort = Number(/:(\d+)$/m.exec(await ok(["port", "ranged", "8080"]))![1]);
+  expect(hostPort).toBeGreaterThanOrEqual(18600);
+  expect(hostPort).toBeLessThanOrEqual(18602);
+  let body = "";
+  await waitFor("the ranged port", async () => {
+    body = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "");
+    return body !== "";
+  });
+  expect(body).toBe("ranged\n");
+  await ok(["rm", "-f", "ranged"]);
+  const res = await d.api("/containers/create", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ Image: image, Cmd: ["true"], HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "9000-8000" }] } } }),
+  });
+  const created = (await res.json()) as { Id?: string; message?: string };
+  // Docker refuses a reversed range when the container is created or started: either way, a clear 4xx.
+  if (res.status === 201) {
+    const start = await d.api(`/containers/${created.Id}/start`, { method: "POST" });
+    expect(start.status).toBe(400);
+    expect(((await start.json()) as { message: string }).message).toContain("invalid host port");
+    await d.docker(["rm", "-f", created.Id!]);
+  } else {
+    expect(res.status).toBe(400);
+  }
+}, 90_000);
+
 test("networks survive a daemon restart and are rebuilt", async () => {
   await ok(["network", "create", "--subnet", "10.96.5.0/24", "keeper"]);
   const before = JSON.parse(await ok(["network", "inspect", "keeper"]))[0];

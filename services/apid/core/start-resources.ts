@@ -9,6 +9,15 @@ import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
 import { writeLocalNetworkFiles } from "./network-files.ts";
 import { hostnameOf } from "./runtime-spec.ts";
 
+/** A binding's HostPort: "" (any free port), "8080", or a range "8000-8010" netd picks from. */
+function hostPortRange(spec: string | undefined): { hostPort: number; hostPortEnd: number } {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(spec?.trim() || "0");
+  const start = Number(m?.[1]);
+  const end = m?.[2] ? Number(m[2]) : 0;
+  if (!m || start > 65535 || end > 65535 || (end && end < start)) throw new ContainerError("invalid_argument", `invalid host port: ${JSON.stringify(spec)}`);
+  return { hostPort: start, hostPortEnd: end };
+}
+
 /** The container's network: local files for none/host, else netd.Attach. */
 export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string): Promise<NetworkInfo> {
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
@@ -17,12 +26,12 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "" });
   const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
     const [port, proto = "tcp"] = key.split("/");
-    return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", hostPort: Number(b.HostPort || 0) }));
+    return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", ...hostPortRange(b.HostPort) }));
   });
   if (h.PublishAllPorts) {
     for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {
       const [port, proto = "tcp"] = key.split("/");
-      if (!ports.some((p) => p.containerPort === Number(port) && p.protocol === proto)) ports.push({ protocol: proto, containerPort: Number(port), hostIp: "", hostPort: 0 });
+      if (!ports.some((p) => p.containerPort === Number(port) && p.protocol === proto)) ports.push({ protocol: proto, containerPort: Number(port), hostIp: "", hostPort: 0, hostPortEnd: 0 });
     }
   }
   const res = await call(() =>
