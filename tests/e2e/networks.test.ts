@@ -177,6 +177,25 @@ test("a host port range publishes on a free port of the range; a bad range is a 
   }
 }, 90_000);
 
+test("containers that keep running across a daemon restart still resolve each other by name", async () => {
+  await ok(["network", "create", "dnsnet"]);
+  await ok(["run", "-d", "--name", "peer-a", "--network", "dnsnet", image, "sleep", "600"]);
+  await ok(["run", "-d", "--name", "peer-b", "--network", "dnsnet", image, "sleep", "600"]);
+  const ipA = (await ok(["inspect", "-f", "{{(index .NetworkSettings.Networks \"dnsnet\").IPAddress}}", "peer-a"])).trim();
+  await d.stop();
+  await d.start();
+  // Only container calls from here on: nothing but apid's recovery can bring netd's DNS back.
+  let out = "";
+  await waitFor("embedded DNS after the restart", async () => {
+    const r = await d.docker(["exec", "peer-b", "nslookup", "peer-a", "127.0.0.11"]);
+    out = r.stdout;
+    return r.code === 0 && out.includes(ipA);
+  });
+  expect(out).toContain(ipA);
+  await ok(["rm", "-f", "peer-a", "peer-b"]);
+  await ok(["network", "rm", "dnsnet"]);
+}, 120_000);
+
 test("networks survive a daemon restart and are rebuilt", async () => {
   await ok(["network", "create", "--subnet", "10.96.5.0/24", "keeper"]);
   const before = JSON.parse(await ok(["network", "inspect", "keeper"]))[0];

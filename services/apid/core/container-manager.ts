@@ -552,6 +552,11 @@ export class ContainerManager {
     for (const rec of recs) if (rec.state.status === "removing") rec.state = { ...rec.state, status: "dead" };
     const active = recs.filter((r) => isActive(r.state.status));
     if (active.length) {
+      // netd starts lazily: wake it when running containers use its networks, so their
+      // embedded DNS and port reservations come back with the daemon, not on the next call.
+      if (active.some((r) => (r.network?.endpoints.length ?? 0) > 0)) {
+        void call(() => this.backends.networks.list({})).catch((err) => this.log.warn("netd did not start for running containers", { error: err }));
+      }
       await this.monitor.ensure();
       await this.reconcile();
     }
