@@ -108,6 +108,26 @@ test("a volume's data outlives its container; a volume in use cannot be removed"
   expect(await ok(["volume", "ls", "-q"])).toBe("");
 }, 60_000);
 
+test("--volumes-from shares another container's volumes and binds; :ro makes them read-only", async () => {
+  const bindDir = mkdtempSync(join(tmpdir(), "arcbox-volfrom-"));
+  try {
+    await ok(["run", "-d", "--name", "vf-src", "-v", "vfshared:/shared", "-v", `${bindDir}:/bound`, image, "sh", "-c", "echo from-src > /shared/f; echo bound > /bound/b; exec sleep 600"]);
+    for (let i = 0; i < 200 && !existsSync(join(bindDir, "b")); i++) await Bun.sleep(25);
+    expect(await ok(["run", "--rm", "--volumes-from", "vf-src", image, "sh", "-c", "cat /shared/f /bound/b; echo more >> /shared/f"])).toBe("from-src\nbound\n");
+    const ro = await d.docker(["run", "--rm", "--volumes-from", "vf-src:ro", image, "sh", "-c", "cat /shared/f; echo x > /shared/g"]);
+    expect(ro.stdout).toBe("from-src\nmore\n");
+    expect(ro.code).not.toBe(0);
+    expect(ro.stderr).toContain("Read-only file system");
+    const missing = await d.docker(["run", "--rm", "--volumes-from", "no-such-ctr", image, "true"]);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain("No such container: no-such-ctr");
+    await ok(["rm", "-f", "vf-src"]);
+    await ok(["volume", "rm", "vfshared"]);
+  } finally {
+    rmSync(bindDir, { recursive: true, force: true });
+  }
+}, 90_000);
+
 test("an image VOLUME gets an anonymous volume filled with the image content, removed by rm -v", async () => {
   const out = await ok(["run", "--name", "anon", image, "sh", "-c", "ls -ln /data | awk '{print $1, $3, $4, $9}'; cat /data/seed.txt"]);
   expect(out).toContain("-rw-r----- 1000 1000 seed.txt");

@@ -17,7 +17,7 @@ import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machine
 import { call, callIdempotent, type Backends } from "./backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
-import { normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
+import { addVolumesFrom, normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
 import type { EventsBus } from "./events-bus.ts";
 import { ensureBindSources } from "./bind-sources.ts";
 import { randomId, withDefaultTag } from "./container-ids.ts";
@@ -135,6 +135,7 @@ export class ContainerManager {
         const imageConfig = ((JSON.parse(prepared.configJson || "{}") as { config?: ImageConfig }).config ?? {}) as ImageConfig;
         const norm = normalizeCreate(body, body.Image, imageConfig);
         if (networkMode) norm.hostConfig.NetworkMode = networkMode;
+        addVolumesFrom(norm.mounts, hc.VolumesFrom, (ref) => this.get(ref));
         ensureBindSources(norm.mounts);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const rec: ContainerRecord = {

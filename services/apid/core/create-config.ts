@@ -51,6 +51,7 @@ const mountSchema = z.looseObject({
 const int = z.number().int().nullish();
 const hostConfigSchema = z.looseObject({
   Binds: strList,
+  VolumesFrom: strList,
   Mounts: z.array(mountSchema).nullish(),
   Tmpfs: strMap,
   NetworkMode: z.string().nullish(),
@@ -235,6 +236,24 @@ export function planMounts(body: CreateBody, imageVolumes: Record<string, object
   return out;
 }
 
+/**
+ * `--volumes-from name[:ro|rw]`: the volumes and binds of another container, mounted at
+ * the same places (read-only with `:ro`, else as the source has them). Mounts the new
+ * container declares itself win.
+ */
+export function addVolumesFrom(mounts: MountPoint[], specs: string[] | null | undefined, lookup: (ref: string) => { mounts: MountPoint[] }): void {
+  const taken = new Set(mounts.map((m) => m.Destination));
+  for (const spec of specs ?? []) {
+    const [ref, mode = "", extra] = spec.split(":");
+    if (!ref || extra !== undefined || !["", "ro", "rw"].includes(mode)) throw new ContainerError("invalid_argument", `invalid volumes-from specification: '${spec}'`);
+    for (const m of lookup(ref).mounts) {
+      if (m.Type === "tmpfs" || taken.has(m.Destination)) continue;
+      taken.add(m.Destination);
+      mounts.push({ ...m, RW: mode === "ro" ? false : mode === "rw" ? true : m.RW, Mode: mode || m.Mode });
+    }
+  }
+}
+
 /** Merges the validated body with the image config into what the record stores. */
 export function normalizeCreate(body: CreateBody, imageRef: string, image: ImageConfig): NormalizedCreate {
   const userEntrypoint = asList(body.Entrypoint);
@@ -279,7 +298,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     RestartPolicy: { Name: hc.RestartPolicy?.Name || "no", MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
     AutoRemove: hc.AutoRemove ?? false,
     VolumeDriver: "",
-    VolumesFrom: null,
+    VolumesFrom: hc.VolumesFrom?.length ? hc.VolumesFrom : null,
     ConsoleSize: hc.ConsoleSize ?? [0, 0],
     CapAdd: hc.CapAdd ?? null,
     CapDrop: hc.CapDrop ?? null,
