@@ -3,6 +3,7 @@
  * the host machine's directory in vmm's data dir; sockets live under $ARCBOX_HOME/run,
  * with short names because a Unix socket path must fit in 108 bytes.
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AGENT_NOTIFY_SOCKET_NAME, AGENT_SOCKET_NAME } from "../protocol/messages.ts";
 
@@ -45,14 +46,22 @@ export class AgentLayout {
   execDir(containerId: string, execId: string) {
     return join(this.containerDir(containerId), "execs", execId);
   }
-  /** Attach socket of a container or exec (ids are unique across both). */
+  /**
+   * Attach socket of a container or exec (ids are unique across both). Named by a short
+   * hash of the id, not the id (up to 128 chars): the whole path must fit in 108 bytes.
+   */
   stdioSocket(id: string) {
-    return join(this.ioDir, id);
+    return join(this.ioDir, shortName(id));
   }
   consoleSocket(id: string) {
-    return join(this.ioDir, `${id}.c`);
+    return join(this.ioDir, `${shortName(id)}.c`);
   }
   cgroupPath(id: string) {
     return `/arcbox/${id}`;
   }
+}
+
+/** 16 hex chars (64 bits) of the id's SHA-256: unique per home in practice, and short. */
+function shortName(id: string): string {
+  return createHash("sha256").update(id).digest("hex").slice(0, 16);
 }

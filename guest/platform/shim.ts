@@ -33,6 +33,8 @@ export interface ShimOptions {
   bundle?: string;
   containerId?: string;
   processFile?: string;
+  /** An exec the shim starts by joining the container itself (exec-spec.ts), not runc. */
+  specFile?: string;
   stdioSocket: string;
   consoleSocket: string;
   notifySocket: string;
@@ -51,6 +53,7 @@ export async function startShim(o: ShimOptions): Promise<number> {
   if (o.bundle) argv.push("--bundle", o.bundle);
   if (o.containerId) argv.push("--container", o.containerId);
   if (o.processFile) argv.push("--process", o.processFile);
+  if (o.specFile) argv.push("--spec", o.specFile);
   if (o.logPath) argv.push("--log", o.logPath);
   if (o.oomControl) argv.push("--oom-control", o.oomControl);
   if (o.tty) argv.push("--tty");

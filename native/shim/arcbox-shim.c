@@ -1,6 +1,7 @@
 /*
  * arcbox-shim: one small process per container (and per exec). It starts runc
- * (`runc create` for a container's init, `runc exec -d` for an exec), then detaches
+ * (`runc create` for a container's init) or an exec (joining the container itself,
+ * exec-direct.c, or through `runc exec -d`), then detaches
  * into its own session as a child subreaper so the process outlives the guest agent,
  * vmm, apid and the supervisor. It holds the process's stdio: writes output to the
  * json-file log, serves a stdio Unix socket for attach (framing: guest/README.md),
@@ -10,6 +11,7 @@
  *   --runc PATH --root DIR      runc binary and its --root
  *   --bundle DIR                (create) OCI bundle
  *   --container ID --process F  (exec) container to exec in, process.json
+ *   --spec F                    (exec) join the container directly (exec-direct.c), no runc
  *   --stdio SOCK --console SOCK --notify SOCK --log FILE --oom-control FILE
  *   --tty --stdin --stdin-once
  *   --hold   keep output produced before the first client connects, and wait (bounded)
@@ -39,7 +41,7 @@ static int find_reaped(pid_t pid, int *status) {
   return 0;
 }
 
-static int recv_fd(int sock) {
+int recv_fd(int sock) {
   char data[256], cbuf[CMSG_SPACE(sizeof(int))];
   struct iovec iov = { data, sizeof data };
   struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
@@ -112,7 +114,7 @@ static void parse_args(int argc, char **argv) {
 #define OPT(name, field) if (strcmp(a, name) == 0 && v) { opt.field = v; i++; continue; }
     OPT("--runc", runc) OPT("--root", root) OPT("--bundle", bundle) OPT("--container", container)
     OPT("--process", process) OPT("--stdio", stdio_path) OPT("--console", console_path)
-    OPT("--notify", notify_path) OPT("--log", log_path) OPT("--oom-control", oom_path)
+    OPT("--notify", notify_path) OPT("--spec", spec) OPT("--log", log_path) OPT("--oom-control", oom_path)
 #undef OPT
     if (strcmp(a, "--tty") == 0) { opt.tty = 1; continue; }
     if (strcmp(a, "--stdin") == 0) { opt.stdin_open = 1; continue; }
@@ -122,7 +124,7 @@ static void parse_args(int argc, char **argv) {
     exit(2);
   }
   if (strcmp(opt.mode, "create") && strcmp(opt.mode, "exec")) { fprintf(stderr, "arcbox-shim: bad mode\n"); exit(2); }
-  if (!opt.root || !opt.stdio_path || (opt.tty && !opt.console_path)) { fprintf(stderr, "arcbox-shim: missing options\n"); exit(2); }
+  if ((!opt.root && !opt.spec) || !opt.stdio_path || (opt.tty && !opt.console_path)) { fprintf(stderr, "arcbox-shim: missing options\n"); exit(2); }
 }
 
 /* Runs runc; returns its wait status. `console` receives the pty master for TTY processes. */
@@ -244,11 +246,17 @@ int main(int argc, char **argv) {
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) die("pipe");
     if (opt.stdin_open && pipe2(in, O_CLOEXEC) < 0) die("pipe");
   }
-  int master = -1;
-  int status = run_runc(sfd, in[0], out[1], err[1], &master);
-  char pidfile[4096];
-  snprintf(pidfile, sizeof pidfile, "%s/pid", opt.state);
-  pid_t pid = read_pid_file(pidfile);
+  int master = -1, status = 0;
+  pid_t pid = -1;
+  if (opt.spec) {
+    /* An exec that joins the container itself (exec-direct.c), without runc. */
+    if (exec_direct(in[0], out[1], err[1], &master, &pid) < 0) status = 1 << 8;
+  } else {
+    status = run_runc(sfd, in[0], out[1], err[1], &master);
+    char pidfile[4096];
+    snprintf(pidfile, sizeof pidfile, "%s/pid", opt.state);
+    pid = read_pid_file(pidfile);
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || pid <= 0 || (opt.tty && master < 0)) {
     write_all(ready[1], "err\n", 4);
     unlink(opt.stdio_path);

@@ -36,7 +36,7 @@ struct buf { char *data; size_t len, cap; };
 struct client { int fd; int reading; int sent; struct buf out; };
 
 struct options {
-  const char *mode, *id, *state, *runc, *root, *bundle, *container, *process;
+  const char *mode, *id, *state, *runc, *root, *bundle, *container, *process, *spec;
   const char *stdio_path, *console_path, *notify_path, *log_path, *oom_path;
   int tty, stdin_open, stdin_once, hold;
 };
@@ -50,6 +50,12 @@ void set_nonblock(int fd);
 int write_all(int fd, const void *p, size_t n);
 int unix_listen(const char *path);
 void rfc3339_now(char *out, size_t n, long long *unix_nano);
+
+/* arcbox-shim.c */
+int recv_fd(int sock);
+
+/* exec-direct.c */
+int exec_direct(int in_r, int out_w, int err_w, int *master, pid_t *pid);
 
 /* json-log.c */
 extern int log_fd;

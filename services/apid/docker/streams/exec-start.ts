@@ -2,15 +2,19 @@
  * `POST /exec/{id}/start`: hijacked (docker exec) or plain (Detach, or clients that do
  * not upgrade). The connection ends once the process has exited and its output is
  * drained, and only after the exit code is known, so the client's follow-up inspect
- * sees it.
+ * sees it. A process that cannot start (missing or non-executable command) is reported
+ * as Docker does: upgrade, write the runtime's error on stdout, end; the CLI then
+ * inspects the exec and exits 127 or 126.
  */
 import type { Duplex } from "node:stream";
+import { ArcboxError } from "../../../../lib/errors.ts";
 import { ContainerError } from "../../core/container-error.ts";
 import type { ExecManager, ExecRecord } from "../../core/exec-manager.ts";
 import type { HijackContext } from "../hijack.ts";
 import { failUpgraded } from "./attach.ts";
 import { responseDuplex } from "./response-duplex.ts";
 import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { frame, STDOUT } from "./stream-frames.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
 
 interface StartBody {
@@ -40,13 +44,29 @@ async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPat
   client.end();
 }
 
+/** The command itself could not be run (exit 127/126), as opposed to a bad request. */
+function isCommandFailure(err: unknown): boolean {
+  if (!(err instanceof ArcboxError)) return false;
+  if ((err.code === "not_found" || err.code === "permission_denied") && /^exec: /.test(err.message)) return true;
+  return /^chdir to cwd /.test(err.message);
+}
+
 export function hijackExecStart(execs: ExecManager) {
   return async (ctx: HijackContext) => {
     ctx.socket.pause();
     const e = execs.get(ctx.params.id!);
     const { body, rest } = await readUpgradeBody(ctx);
     const b = parseStartBody(body.toString("utf8"));
-    const socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
+    let socketPath: string;
+    try {
+      socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
+    } catch (err) {
+      if (b.Detach || !isCommandFailure(err)) throw err;
+      const msg = new TextEncoder().encode(`OCI runtime exec failed: exec failed: unable to start container process: ${(err as Error).message}: unknown\r\n`);
+      ctx.socket.write(upgradeHeaders(e.tty));
+      ctx.socket.end(e.tty ? msg : frame(STDOUT, msg));
+      return;
+    }
     if (b.Detach) {
       ctx.socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
