@@ -12,6 +12,7 @@ import { TestDaemon, run } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox } from "../helpers/test-images.ts";
 import { netNames } from "../../services/netd/core/names.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 let d: TestDaemon;
 let reg: TestRegistry;
@@ -63,14 +64,6 @@ function compose(args: string[]) {
   return run(["docker-compose", "-p", "shop", "-f", file, ...args], { env: { DOCKER_HOST: d.dockerHost, COMPOSE_INTERACTIVE_NO_CLI: "1" }, timeoutMs: 90_000 });
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test("docker-compose up -d brings the stack up; down -v leaves nothing behind", async () => {
   const up = await compose(["up", "-d"]);

@@ -8,6 +8,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDaemon, run } from "../helpers/daemon.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const d = new TestDaemon();
 beforeAll(() => d.start());
@@ -24,15 +25,6 @@ async function status(): Promise<Map<string, { state: string; pid: string; resta
   return rows;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 function rawRequest(socket: string, payload: string): Promise<string> {
   return new Promise((resolve, reject) => {

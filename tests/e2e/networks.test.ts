@@ -9,6 +9,7 @@ import { TestDaemon, run } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox } from "../helpers/test-images.ts";
 import { netNames } from "../../services/netd/core/names.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 let d: TestDaemon;
 let reg: TestRegistry;
@@ -44,14 +45,6 @@ async function ok(args: string[], timeoutMs = 30_000): Promise<string> {
   return r.stdout;
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test("network create, ls, inspect, rm and prune through the CLI", async () => {
   const id = (await ok(["network", "create", "--label", "team=a", "--subnet", "10.98.0.0/24", "--gateway", "10.98.0.254", "--ip-range", "10.98.0.128/25", "ranged"])).trim();

@@ -11,6 +11,7 @@ import { TestDaemon, run } from "../helpers/daemon.ts";
 import { ServiceClients } from "../../lib/service/clients.ts";
 import { arcboxHome } from "../../lib/home.ts";
 import { netNames } from "../../services/netd/core/names.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 let d: TestDaemon;
 let c: ServiceClients;
@@ -77,14 +78,6 @@ afterAll(async () => {
 const nsName = (path: string) => path.split("/").pop()!;
 const inNs = (path: string, argv: string[]) => run(["ip", "netns", "exec", nsName(path), ...argv], { timeoutMs: 15_000 });
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test("predefined networks exist and a user network gets its own subnet", async () => {
   const list = await c.networks.list({});

@@ -1,0 +1,15 @@
+/** Waiting for a condition in tests: bounded, polling a probe every 25 ms. */
+
+/**
+ * Resolves with the probe's first result that is neither `undefined` nor `false`
+ * (so a boolean probe and a value-returning probe both work); throws after `timeoutMs`.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
