@@ -1,30 +1,11 @@
 /**
- * Docker's `filters` query parameter (`{"key":{"value":true}}` or `{"key":["value"]}`)
- * and the container list filters: id, name, label, status, exited, ancestor, before,
- * since, network, volume, is-task.
+ * The container list filters (id, name, label, status, exited, ancestor, before, since,
+ * network, volume, is-task) over parsed Docker `filters` (docker/filters.ts parses them).
  */
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
 
 export type Filters = Map<string, string[]>;
-
-export function parseFilters(raw: string | undefined | null, allowed: string[]): Filters {
-  const out: Filters = new Map();
-  if (!raw) return out;
-  let obj: unknown;
-  try {
-    obj = JSON.parse(raw);
-  } catch {
-    throw new ContainerError("invalid_argument", `invalid filter: ${raw}`);
-  }
-  if (typeof obj !== "object" || obj === null) throw new ContainerError("invalid_argument", "invalid filter: expected an object");
-  for (const [k, v] of Object.entries(obj)) {
-    if (!allowed.includes(k)) throw new ContainerError("invalid_argument", `invalid filter '${k}'`);
-    const values = Array.isArray(v) ? v.map(String) : typeof v === "object" && v ? Object.keys(v).filter((x) => (v as Record<string, unknown>)[x]) : [String(v)];
-    out.set(k, values);
-  }
-  return out;
-}
 
 export const CONTAINER_FILTERS = ["id", "name", "label", "status", "exited", "ancestor", "before", "since", "network", "volume", "is-task", "health", "publish", "expose"];
 const STATUSES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];

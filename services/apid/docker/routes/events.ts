@@ -5,7 +5,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { ContainerError } from "../../core/container-error.ts";
 import { matchesEventFilter, type EventsBus } from "../../core/events-bus.ts";
-import { parseFilters } from "../../core/list-filters.ts";
+import { parseFilters } from "../filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { parseLogTime } from "../streams/log-reader.ts";

@@ -9,7 +9,7 @@ import type { DockerApiDeps } from "../deps.ts";
 import { dockerError, errorResponse } from "../errors.ts";
 import { historyJson, imageInspectJson, imageSummaryJson } from "../images/image-json.ts";
 import { progressResponse } from "../images/progress-stream.ts";
-import { parseFilters, queryBool } from "../images/query.ts";
+import { imageFilters, queryBool } from "../images/query.ts";
 import { authConfigSchema, registryAuthFromHeader, toRegistryAuth } from "../images/registry-auth.ts";
 import { forwardUpload } from "../images/upload.ts";
 
@@ -40,14 +40,14 @@ export function imagesRoutes(deps: DockerApiDeps) {
   });
 
   app.get("/images/json", async (c) => {
-    const res = await images().list({ filters: parseFilters(c.req.query("filters")), all: queryBool(c.req.query("all")) });
+    const res = await images().list({ filters: imageFilters(c.req.query("filters")), all: queryBool(c.req.query("all")) });
     return c.json(res.items.map((i) => imageSummaryJson(i, c.env.apiVersion)));
   });
 
   app.post("/images/load", (c) => forwardUpload(deps, `/load?quiet=${queryBool(c.req.query("quiet")) ? 1 : 0}`, c.req.raw));
 
   app.post("/images/prune", async (c) => {
-    const res = await images().prune({ filters: parseFilters(c.req.query("filters")) });
+    const res = await images().prune({ filters: imageFilters(c.req.query("filters")) });
     const deleted = res.items.map((i) => (i.untagged ? { Untagged: i.untagged } : { Deleted: i.deleted }));
     return c.json({ ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: Number(res.spaceReclaimed) });
   });

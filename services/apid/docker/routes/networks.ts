@@ -4,7 +4,7 @@ import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { boolFilter, labelMatches, parseFilters, untilUnix } from "../networks/docker-filters.ts";
+import { boolFilter, labelMatches, parseFilters, untilUnix } from "../filters.ts";
 import { networkJson } from "../networks/network-json.ts";
 import { jsonBody as body } from "../networks/json-body.ts";
 

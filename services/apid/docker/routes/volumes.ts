@@ -4,7 +4,7 @@ import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { boolFilter, labelMatches, parseFilters } from "../networks/docker-filters.ts";
+import { boolFilter, labelMatches, parseFilters } from "../filters.ts";
 import { jsonBody } from "../networks/json-body.ts";
 import { volumeJson } from "../volumes/volume-json.ts";
 

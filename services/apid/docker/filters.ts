@@ -1,12 +1,13 @@
 /**
- * Docker's `filters` query parameter (`{"key":{"value":true}}` or `{"key":["value"]}`)
- * for the networks and volumes endpoints.
+ * Docker's `filters` query parameter (`{"key":{"value":true}}` or `{"key":["value"]}`),
+ * parsed once for every list, prune and events endpoint, and the shared value forms.
  */
-import { ArcboxError } from "../../../../lib/errors.ts";
+import { ArcboxError } from "../../../lib/errors.ts";
 
 export type Filters = Map<string, string[]>;
 
-export function parseFilters(raw: string | undefined | null, allowed: string[]): Filters {
+/** Parses `filters`; with `allowed`, an unknown key is a 400 here (else its owner checks). */
+export function parseFilters(raw: string | undefined | null, allowed?: string[]): Filters {
   const out: Filters = new Map();
   if (!raw) return out;
   let obj: unknown;
@@ -17,7 +18,7 @@ export function parseFilters(raw: string | undefined | null, allowed: string[]):
   }
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) throw new ArcboxError("invalid_argument", "invalid filter: expected an object");
   for (const [k, v] of Object.entries(obj)) {
-    if (!allowed.includes(k)) throw new ArcboxError("invalid_argument", `invalid filter '${k}'`);
+    if (allowed && !allowed.includes(k)) throw new ArcboxError("invalid_argument", `invalid filter '${k}'`);
     const values = Array.isArray(v) ? v.map(String) : typeof v === "object" && v ? Object.keys(v).filter((x) => (v as Record<string, unknown>)[x]) : [String(v)];
     out.set(k, values);
   }
