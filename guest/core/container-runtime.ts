@@ -13,7 +13,7 @@ import {
   type Resources,
 } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Logger } from "../../lib/log.ts";
-import { oomCountersPath, removeCgroups } from "../platform/cgroups.ts";
+import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
 import { mountOverlay, unmountIfMounted } from "../platform/overlay.ts";
 import { Runc } from "../platform/runc.ts";
 import { startShim } from "../platform/shim.ts";
@@ -60,6 +60,8 @@ export class ContainerRuntime {
       const rootfs = this.layout.rootfsDir(id);
       const p = req.process!;
       try {
+        // runc create's cgroup join then skips the kernel's ~15 ms grace-period wait.
+        warmCgroupMigrationForCreate();
         mkdirSync(rootfs, { recursive: true, mode: 0o700 });
         await mountOverlay(req.rootfs!, rootfs);
         const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY });
@@ -124,7 +126,14 @@ export class ContainerRuntime {
       const r = this.get(id);
       const status = this.records.status(r);
       if (status !== "stopped" && status !== "created" && !force) throw new GuestError("failed_precondition", `container ${id} is ${status}: stop it first or force`);
-      const exited = status === "stopped" ? Promise.resolve() : new Promise<void>((resolve) => this.exitWaiters.set(id, resolve));
+      if (status === "stopped") {
+        // The init is gone and, with it, its pid namespace: `runc delete` (~37 ms) would
+        // only remove its state dir and the cgroups, which we do without a process.
+        rmSync(join(this.layout.runcRoot, id), { recursive: true, force: true });
+        await removeCgroupsOfStopped(this.layout.cgroupPath(id));
+        return this.destroy(id, false);
+      }
+      const exited = new Promise<void>((resolve) => this.exitWaiters.set(id, resolve));
       if (status === "paused") await this.runc.resume(id).catch(() => {});
       await this.runc.delete(id, true).catch((e) => this.log.warn("runc delete", { id, error: e }));
       // Let the shim record the exit (and emit "exit") before its state dir goes away.

@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ExecStateResponseSchema, ProcessSpecSchema, type ExecStateResponse, type ProcessSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { startShim } from "../platform/shim.ts";
+import { warmCgroupMigration } from "../platform/cgroups.ts";
 import type { ContainerRuntime } from "./container-runtime.ts";
 import type { EventHub } from "./event-hub.ts";
 import { GuestError, checkId } from "./guest-error.ts";
@@ -45,6 +46,8 @@ export class ExecRuntime {
     if (!process || process.args.length === 0) throw new GuestError("invalid_argument", "no exec command specified");
     if (this.records.execs.has(execId) || this.records.containers.has(execId)) throw new GuestError("already_exists", `exec ${execId} already exists`);
     this.records.saveExec({ v: 1, id: execId, containerId, process: Buffer.from(toBinary(ProcessSpecSchema, process)).toString("base64") });
+    // docker exec starts right after it creates: let the cgroup join's grace period run now.
+    warmCgroupMigration(c.cgroupPath, c.pid);
   }
 
   async startExec(containerId: string, execId: string, detach: boolean): Promise<{ pid: number; stdioSocket: string }> {

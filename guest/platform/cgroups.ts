@@ -4,6 +4,7 @@
  * and where the kernel counts OOM kills. With v2, pass "" as the controller.
  */
 import { existsSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 const ROOT = "/sys/fs/cgroup";
@@ -42,6 +43,33 @@ export function readCgroupKeyValues(controller: string, cgroupPath: string, file
   return out;
 }
 
+/**
+ * Removes a stopped container's cgroup dirs (what `runc delete` does for it, without
+ * a runc process). A dir that is still busy (a task not yet gone) is retried briefly.
+ */
+export async function removeCgroupsOfStopped(cgroupPath: string): Promise<void> {
+  const dirs = CGROUP_V2 ? [join(ROOT, cgroupPath)] : readdirSafe(ROOT).map((c) => join(ROOT, c, cgroupPath));
+  for (const dir of dirs) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        rmdirSync(dir);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EBUSY" || attempt >= 20) break;
+        await Bun.sleep(5);
+      }
+    }
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** Removes the (empty) cgroup dirs of a container in every hierarchy. */
 export function removeCgroups(cgroupPath: string): void {
   if (CGROUP_V2) {
@@ -61,4 +89,40 @@ export function removeCgroups(cgroupPath: string): void {
       rmdirSync(join(ROOT, c, cgroupPath));
     } catch {}
   }
+}
+
+/**
+ * Starts the kernel's cgroup-migration slow path ahead of `runc create` or an exec's
+ * cgroup join. The first write to any cgroup.procs after a quiet spell waits for an RCU
+ * grace period (~15 ms here: cgroup_threadgroup_rwsem); writers arriving within the next
+ * grace period do not. Re-adding a process to the cgroup it is already in moves nothing
+ * but takes that path. Async (a threadpool write): never blocks the agent.
+ */
+export function warmCgroupMigration(cgroupPath: string, pidInCgroup: number): void {
+  const procs = CGROUP_V2 ? join(ROOT, cgroupPath, "cgroup.procs") : join(ROOT, "pids", cgroupPath, "cgroup.procs");
+  void writeFile(procs, String(pidInCgroup)).catch(() => {});
+}
+
+/** The same before a container exists: we re-add ourselves to our own cgroup. */
+export function warmCgroupMigrationForCreate(): void {
+  const own = ownCgroupPath();
+  if (own) warmCgroupMigration(own, process.pid);
+}
+
+let ownPath: string | null | undefined;
+/**
+ * Our cgroup (pids hierarchy, or v2), only when that dir really lists us: in a cgroup
+ * namespace /proc/self/cgroup is relative, and writing there would move us.
+ */
+function ownCgroupPath(): string | null {
+  if (ownPath !== undefined) return ownPath;
+  ownPath = null;
+  try {
+    const lines = readFileSync("/proc/self/cgroup", "utf8").split("\n");
+    const line = CGROUP_V2 ? lines.find((l) => l.startsWith("0::")) : lines.find((l) => l.split(":")[1] === "pids");
+    const path = line?.split(":").slice(2).join(":");
+    const procs = path === undefined ? "" : CGROUP_V2 ? join(ROOT, path, "cgroup.procs") : join(ROOT, "pids", path, "cgroup.procs");
+    if (path !== undefined && readFileSync(procs, "utf8").split("\n").includes(String(process.pid))) ownPath = path;
+  } catch {}
+  return ownPath;
 }

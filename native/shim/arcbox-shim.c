@@ -83,9 +83,10 @@ static void write_exit_file(int status) {
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return;
   write_all(fd, body, (size_t)n);
-  fsync(fd);
   close(fd);
-  rename(tmp, path); /* atomic: readers never see half a status */
+  /* Atomic: readers never see half a status. No fsync (2-4 ms on every exit): after a
+   * host crash the container is gone anyway, and an unreadable status reads as 255. */
+  rename(tmp, path);
 }
 
 static void notify_agent(void) {
