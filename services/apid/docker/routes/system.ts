@@ -115,7 +115,8 @@ export function systemRoutes(deps: DockerApiDeps) {
       ContainerdCommit: { ID: "" },
       RuncCommit: { ID: "" },
       InitCommit: { ID: "" },
-      SecurityOptions: [],
+      // The guest applies its own default seccomp filter (guest/core/seccomp.ts) unless --privileged.
+      SecurityOptions: ["name=seccomp,profile=arcbox-default"],
       DefaultAddressPools: [],
       FirewallBackend: { Driver: "iptables" },
       Warnings: [],
