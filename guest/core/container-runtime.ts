@@ -16,7 +16,7 @@ import type { Logger } from "../../lib/log.ts";
 import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
 import { mountOverlay, unmountIfMounted } from "../platform/overlay.ts";
 import { Runc } from "../platform/runc.ts";
-import { startShim } from "../platform/shim.ts";
+import { startCreated, startShim } from "../platform/shim.ts";
 import type { EventHub } from "./event-hub.ts";
 import { GuestError, checkId } from "./guest-error.ts";
 import { KeyedLock } from "./keyed-lock.ts";
@@ -105,7 +105,10 @@ export class ContainerRuntime {
       if (status !== "created") throw new GuestError("failed_precondition", `container ${id} is ${status}, not created`);
       // Taken before runc start: a process that exits at once must not finish before it started.
       const startedAt = nowUnixNano();
-      await this.runc.start(id);
+      // runc's own layout (1.1): the init waits on <root>/<id>/exec.fifo until started.
+      const execFifo = join(this.layout.runcRoot, id, "exec.fifo");
+      if (existsSync(execFifo)) await startCreated(execFifo, r.pid);
+      else await this.runc.start(id);
       r.startedAtUnixNano = String(startedAt);
       this.records.saveContainer(r);
       this.events.emit({ type: "start", containerId: id, timeUnixNano: startedAt });

@@ -70,6 +70,17 @@ export async function startShim(o: ShimOptions): Promise<number> {
   throw runcError(reason);
 }
 
+/**
+ * Starts a created container as `runc start` does (the shim's "start" mode, ~1 ms
+ * instead of ~10 ms): releases the init blocked on runc's exec.fifo.
+ */
+export async function startCreated(execFifo: string, initPid: number): Promise<void> {
+  await ensureShim();
+  const proc = Bun.spawn([SHIM, "start", execFifo, String(initPid)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw runcError(stderr.trim() || `starting the container failed with exit ${code}`);
+}
+
 /** Reads up to the first newline (the shim's verdict), without waiting for EOF. */
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   const reader = stream.getReader();

@@ -8,6 +8,7 @@
  * reaps the process, writes the exit status to <state>/exit and tells the agent.
  *
  * Usage: arcbox-shim create|exec ID STATE_DIR [options]
+ *        arcbox-shim start FIFO PID   (start a created container: start-fifo.c)
  *   --runc PATH --root DIR      runc binary and its --root
  *   --bundle DIR                (create) OCI bundle
  *   --container ID --process F  (exec) container to exec in, process.json
@@ -184,6 +185,7 @@ static int run_runc(int sfd, int in_r, int out_w, int err_w, int *master) {
 }
 
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "start") == 0) return start_container(argc, argv);
   parse_args(argc, argv);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

@@ -54,6 +54,9 @@ void rfc3339_now(char *out, size_t n, long long *unix_nano);
 /* arcbox-shim.c */
 int recv_fd(int sock);
 
+/* start-fifo.c */
+int start_container(int argc, char **argv);
+
 /* exec-direct.c */
 int exec_direct(int in_r, int out_w, int err_w, int *master, pid_t *pid);
 
