@@ -2,7 +2,7 @@
  * Connect clients over Unix sockets, using Bun's fetch with its `unix` option.
  *
  * Lazy services are activated on first use: when the socket is missing or refuses
- * the connection, the client asks the supervisor to start the service and retries once.
+ * the connection, the client asks the supervisor to start the service and retries.
  */
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
@@ -10,6 +10,8 @@ import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { createFetchClient } from "@connectrpc/connect/protocol";
 
 export type Activator = () => Promise<void>;
+
+const ACTIVATION_ATTEMPTS = 8;
 
 const connectionErrors = new Set(["ENOENT", "ECONNREFUSED", "FailedToOpenSocket", "ConnectionRefused"]);
 
@@ -24,12 +26,16 @@ export function unixTransport(socketPath: string, activate?: Activator): Transpo
     // Buffer the (unary or single-message) body so a retry after activation can resend it.
     const body = request.body ? await request.arrayBuffer() : undefined;
     const send = () => fetch(request.url, { method: request.method, headers: request.headers, body, signal: request.signal, unix: socketPath } as RequestInit);
-    try {
-      return await send();
-    } catch (err) {
-      if (!activate || !isConnectionError(err)) throw err;
-      await activate();
-      return send();
+    // A lazy service may be between an idle exit and the supervisor hearing of it: then
+    // activation returns at once and the socket is still gone, so try a few times.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await send();
+      } catch (err) {
+        if (!activate || !isConnectionError(err) || attempt >= ACTIVATION_ATTEMPTS) throw err;
+        if (attempt > 0) await Bun.sleep(10 * attempt);
+        await activate();
+      }
     }
   };
   return createTransport({

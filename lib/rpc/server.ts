@@ -19,13 +19,21 @@ export interface ConnectServer {
   stop(): Promise<void>;
 }
 
-export function serveConnect(socketPath: string, routes: (router: ConnectRouter) => void): ConnectServer {
+/** `track`, when given, wraps the handler (e.g. to count requests in flight). */
+export function serveConnect(
+  socketPath: string,
+  routes: (router: ConnectRouter) => void,
+  track: (h: (req: Request) => Promise<Response>) => (req: Request) => Promise<Response> = (h) => h,
+): ConnectServer {
   const router = createConnectRouter({ interceptors: [mapErrors] });
   routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
-  return listenUnix(socketPath, (req) => {
-    const handler = handlers.get(new URL(req.url).pathname);
-    if (!handler) return new Response("unknown procedure", { status: 404 });
-    return handler(req);
-  });
+  return listenUnix(
+    socketPath,
+    track(async (req) => {
+      const handler = handlers.get(new URL(req.url).pathname);
+      if (!handler) return new Response("unknown procedure", { status: 404 });
+      return handler(req);
+    }),
+  );
 }

@@ -12,6 +12,7 @@ import { serveConnect } from "../rpc/server.ts";
 import { ARCBOX_VERSION } from "../version.ts";
 import { ServiceClients } from "./clients.ts";
 import { parseHomeFlag } from "./argv.ts";
+import { ActivityTracker } from "./activity.ts";
 
 export interface ServiceContext {
   name: string;
@@ -26,6 +27,18 @@ export interface RunningService {
   routes: (router: ConnectRouter) => void;
   state: () => unknown | Promise<unknown>;
   stop?: () => Promise<void>;
+  /**
+   * For lazily started services: whether the process may exit now because nothing
+   * needs it (no work in progress, nothing held for containers). The supervisor starts
+   * it again on the next call. Absent: the service stays up.
+   */
+  idle?: () => boolean | Promise<boolean>;
+}
+
+/** How long a lazy service waits without requests before it asks `idle()` (ARCBOX_IDLE_EXIT_SECONDS, 0 = never). */
+function idleExitMs(): number {
+  const v = Number(process.env.ARCBOX_IDLE_EXIT_SECONDS ?? 300);
+  return Number.isFinite(v) && v > 0 ? v * 1000 : 0;
 }
 
 export interface ServiceDefinition {
@@ -47,23 +60,39 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   };
   const started = Date.now();
   const service = await def.start(ctx);
+  // Idle exit only under a supervisor, which restarts the service on its next call.
+  const idleMs = service.idle && process.send ? idleExitMs() : 0;
+  const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
   const connect = serveConnect(serviceSocket(home, def.name), (router) => {
     router.service(HealthService, {
       check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
     });
     service.routes(router);
-  });
+  }, activity ? (h) => activity.wrap(h) : undefined);
   const debug = serveDebug(debugSocket(home, def.name), { service: def.name, version: ARCBOX_VERSION, metrics: ctx.metrics, state: service.state });
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    activity?.stop();
     log.info("stopping", { signal });
     await Promise.allSettled([connect.stop(), debug.stop()]);
     await service.stop?.();
     process.exit(0);
   };
+  // Tell the supervisor first (it then holds new activations until we are gone), then
+  // stop listening; a request that raced in is finished by `stop` before exiting.
+  async function exitIfIdle() {
+    if (stopping || activity?.busy) return;
+    const idle = await service.idle?.();
+    // Not idle: no new timer (that would be polling). Whatever makes the service idle
+    // arrives as a call (Detach, Unmount, a stream ending), and its end re-arms the timer.
+    if (!idle || activity?.busy || stopping) return;
+    log.info("idle: exiting until the next call", { idleSeconds: idleMs / 1000 });
+    process.send?.({ type: "idle-exit" });
+    await stop("idle");
+  }
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   // Under a supervisor, its death closes the IPC channel: stop rather than linger unreachable.

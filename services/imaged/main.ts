@@ -1,7 +1,7 @@
 /**
  * imaged: owns images (content store, snapshots, metadata). Started lazily by the
- * supervisor on first use; idle, it holds an open SQLite handle and two sockets and
- * runs no timers.
+ * supervisor on first use; exits after a quiet spell (ARCBOX_IDLE_EXIT_SECONDS) and is
+ * started again on the next call.
  */
 import { join } from "node:path";
 import { runService } from "../../lib/service/run-service.ts";
@@ -32,6 +32,8 @@ await runService({
     return {
       routes: imageServiceRoutes(core, uploadSocket, () => registryConfig),
       state: () => ({ images: db.allImages().length, layers: db.allLayers().length, registries: registryConfig }),
+      // Nothing is kept in memory between calls: with no upload under way it can go.
+      idle: () => !uploads.busy,
       stop: async () => {
         await uploads.stop();
         await snapshots.drain();

@@ -17,6 +17,8 @@ await runService({
     return {
       routes: networkRoutes(daemon),
       state: () => daemon.debugState(),
+      // With no container attached, its state is all in SQLite and rebuilt at start.
+      idle: () => daemon.idle,
       stop: async () => {
         await daemon.stop();
         store.close();

@@ -1,5 +1,6 @@
 /**
- * vmm: owns machines. Started lazily by the supervisor on first use. Today the one
+ * vmm: owns machines. Started lazily by the supervisor on first use; exits when no
+ * machine runs a container and nobody follows its events. Today the one
  * machine is "host": the guest agent on this Linux host, which vmm starts (or finds
  * already running) and talks to over the agent protocol.
  */
@@ -18,6 +19,14 @@ await runService({
     return {
       routes: (router) => machineRoutes(router, host, events),
       state: () => ({ machines: [{ id: host.id, kind: "host", state: host.state, socket: host.socketPath }], eventSubscribers: events.subscriberCount }),
+      // Idle: nobody follows events and the agent runs no container (an agent that is not
+      // connected has none: it only exits when empty). The agent then exits by itself too.
+      idle: async () => {
+        if (events.subscriberCount > 0) return false;
+        if (host.state !== "running") return true;
+        const states = (await (await host.agent()).call("containerStates", { machine: "host", ids: [] } as never)) as { containers: unknown[] };
+        return states.containers.length === 0;
+      },
       // Leave the agent and its containers running: they outlive vmm by design.
       stop: async () => host.close(),
     };

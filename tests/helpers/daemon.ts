@@ -30,7 +30,11 @@ export async function run(argv: string[], opts: { env?: Record<string, string>; 
 
 export class TestDaemon {
   readonly home: string;
-  constructor(prefix = "arcbox-test-") {
+  /** `env` reaches the daemon and its services (e.g. ARCBOX_IDLE_EXIT_SECONDS). */
+  constructor(
+    prefix = "arcbox-test-",
+    private readonly env: Record<string, string> = {},
+  ) {
     this.home = mkdtempSync(join(tmpdir(), prefix));
   }
 
@@ -43,7 +47,7 @@ export class TestDaemon {
   }
 
   arcbox(args: string[], opts?: Parameters<typeof run>[1]): Promise<RunResult> {
-    return run([ARCBOX, "--home", this.home, ...args], opts);
+    return run([ARCBOX, "--home", this.home, ...args], { ...opts, env: { ...this.env, ...opts?.env } });
   }
 
   /** The real docker CLI (first on PATH, 28.x) pointed at this daemon. */

@@ -54,6 +54,10 @@ export class VolumeStore {
     }
     return m;
   }
+  /** Whether any container uses any volume. */
+  hasRefs(): boolean {
+    return this.db.query("SELECT 1 FROM refs LIMIT 1").get() !== null;
+  }
   volumesOf(containerId: string): string[] {
     return this.db.query("SELECT volume FROM refs WHERE container_id = ?").all(containerId).map((r) => (r as { volume: string }).volume);
   }

@@ -5,10 +5,13 @@
  */
 import { chmodSync, rmSync } from "node:fs";
 import type { Logger } from "../../../lib/log.ts";
+import { countRequests } from "../../../lib/service/activity.ts";
 import type { ImageCore } from "../core/image-core.ts";
 import { dockerMessage, type Emit, type ProgressEvent } from "../core/progress.ts";
 
 export interface UploadServer {
+  /** An upload (docker load / import) is being received. */
+  readonly busy: boolean;
   stop(): Promise<void>;
 }
 
@@ -30,11 +33,12 @@ function ndjson(run: (emit: Emit) => Promise<unknown>): Response {
 
 export function serveUploads(socketPath: string, core: ImageCore, log: Logger): UploadServer {
   rmSync(socketPath, { force: true });
+  let inFlight = 0;
   const options = {
     unix: socketPath,
     // Uploads of big archives can pause between chunks; never time them out here.
     idleTimeout: 0,
-    async fetch(req: Request) {
+    fetch: countRequests(async (req: Request) => {
       const url = new URL(req.url);
       const body = req.body ?? new Response(new Uint8Array()).body!;
       if (req.method === "POST" && url.pathname === "/load") {
@@ -48,12 +52,15 @@ export function serveUploads(socketPath: string, core: ImageCore, log: Logger): 
       }
       log.warn("unknown upload path", { path: url.pathname });
       return new Response("not found", { status: 404 });
-    },
+    }, () => inFlight++, () => inFlight--),
   };
   // Bun's types omit idleTimeout for Unix sockets, but the server honours it.
   const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve>[0]);
   chmodSync(socketPath, 0o600);
   return {
+    get busy() {
+      return inFlight > 0;
+    },
     async stop() {
       await server.stop(true);
       rmSync(socketPath, { force: true });

@@ -39,6 +39,11 @@ export class NetDaemon {
     });
   }
 
+  /** No container is attached: nothing (DNS, port reservations) needs this process. */
+  get idle(): boolean {
+    return this.state.attachments.size === 0;
+  }
+
   /** With containers attached everything stays (they keep running); otherwise all kernel state goes. */
   stop(): Promise<void> {
     return this.state.exclusive(async () => {

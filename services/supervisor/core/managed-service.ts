@@ -35,6 +35,8 @@ export class ManagedService {
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly backoff = new Backoff();
   private wanted = false;
+  /** The process announced an idle exit: it is going away on purpose, not crashing. */
+  private idleExiting = false;
 
   constructor(
     readonly spec: ServiceSpec,
@@ -59,7 +61,8 @@ export class ManagedService {
       }, READY_TIMEOUT_MS).unref();
     });
     this.wanted = true;
-    if (this.state !== "starting" && this.state !== "backoff") this.spawn();
+    // An idle-exiting process still holds its sockets: the next one starts when it is gone.
+    if (this.state !== "starting" && this.state !== "backoff" && !this.idleExiting) this.spawn();
     return ready;
   }
 
@@ -83,9 +86,15 @@ export class ManagedService {
   }
 
   private onMessage(proc: Subprocess, message: unknown): void {
-    if (proc !== this.proc || (message as { type?: string })?.type !== "ready") return;
-    this.state = "ready";
-    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    if (proc !== this.proc) return;
+    const type = (message as { type?: string })?.type;
+    if (type === "ready") {
+      this.state = "ready";
+      for (const w of this.readyWaiters.splice(0)) w.resolve();
+    } else if (type === "idle-exit" && this.spec.lazy) {
+      this.idleExiting = true;
+      this.state = "stopping";
+    }
   }
 
   private onExit(proc: Subprocess, code: number | null, signal: number | string | null): void {
@@ -93,6 +102,13 @@ export class ManagedService {
     this.proc = undefined;
     const how = signal ? `signal ${signal}` : `code ${code}`;
     this.lastExit = how;
+    if (this.idleExiting) {
+      this.idleExiting = false;
+      this.state = "idle";
+      this.log.info(`service ${this.spec.name} exited while idle; it starts again on its next call`);
+      if (this.readyWaiters.length) this.spawn(); // someone asked for it meanwhile
+      return;
+    }
     if (!this.wanted) {
       this.state = "stopped";
       return;
