@@ -16,11 +16,14 @@ import type { EventHub } from "./event-hub.ts";
 import { GuestError, checkId } from "./guest-error.ts";
 import { ociProcess } from "./oci-spec.ts";
 import { encodeExecSpec, seccompRules } from "./exec-spec.ts";
-import { nowUnixNano, type ExecRecord } from "../storage/records.ts";
+import { nowUnixNano, type ContainerRecord, type ExecRecord } from "../storage/records.ts";
 
 const VIA_RUNC = process.env.ARCBOX_EXEC_VIA_RUNC === "1";
 
 export class ExecRuntime {
+  /** Keyed by the record object: forgotten with the container. */
+  private seccompCache = new WeakMap<ContainerRecord, ReturnType<typeof seccompRules>>();
+
   constructor(
     private readonly containers: ContainerRuntime,
     private readonly events: EventHub,
@@ -67,7 +70,7 @@ export class ExecRuntime {
     const dir = this.layout.execDir(containerId, execId);
     const ociProc = ociProcess(this.layout.rootfsDir(containerId), spec, { baseEnv: c.env });
     // The same seccomp filter as the container (runc exec applies config.json's).
-    const seccomp = !VIA_RUNC ? seccompRules(this.containerSeccomp(containerId)) : undefined;
+    const seccomp = !VIA_RUNC ? this.seccompOf(c) : undefined;
     let processFile: string | undefined;
     let specFile: string | undefined;
     if (seccomp) {
@@ -95,9 +98,13 @@ export class ExecRuntime {
     return { pid: e.pid, stdioSocket };
   }
 
-  private containerSeccomp(containerId: string) {
-    const config = JSON.parse(readFileSync(join(this.layout.bundleDir(containerId), "config.json"), "utf8")) as { linux?: { seccomp?: Parameters<typeof seccompRules>[0] } };
-    return config.linux?.seccomp;
+  /** The container's seccomp rules for the shim, read once per container (they never change). */
+  private seccompOf(c: ContainerRecord): ReturnType<typeof seccompRules> {
+    if (this.seccompCache.has(c)) return this.seccompCache.get(c);
+    const config = JSON.parse(readFileSync(join(this.layout.bundleDir(c.id), "config.json"), "utf8")) as { linux?: { seccomp?: Parameters<typeof seccompRules>[0] } };
+    const rules = seccompRules(config.linux?.seccomp);
+    this.seccompCache.set(c, rules);
+    return rules;
   }
 
   state(execId: string): ExecStateResponse {
