@@ -46,9 +46,13 @@ async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPat
 
 /** The command itself could not be run (exit 127/126), as opposed to a bad request. */
 function isCommandFailure(err: unknown): boolean {
-  if (!(err instanceof ArcboxError)) return false;
-  if ((err.code === "not_found" || err.code === "permission_denied") && /^exec: /.test(err.message)) return true;
-  return /^chdir to cwd /.test(err.message);
+  return err instanceof ArcboxError && /exec: "[^"]*": |chdir to cwd /.test(err.message);
+}
+
+/** Docker's wording: "OCI runtime exec failed: exec failed: unable to start container process: <reason>: unknown". */
+function execFailureMessage(err: Error): string {
+  const reason = err.message.replace(/^.*?unable to start container process: /s, "");
+  return `OCI runtime exec failed: exec failed: unable to start container process: ${reason}${reason.endsWith(": unknown") ? "" : ": unknown"}\r\n`;
 }
 
 export function hijackExecStart(execs: ExecManager) {
@@ -62,7 +66,7 @@ export function hijackExecStart(execs: ExecManager) {
       socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
     } catch (err) {
       if (b.Detach || !isCommandFailure(err)) throw err;
-      const msg = new TextEncoder().encode(`OCI runtime exec failed: exec failed: unable to start container process: ${(err as Error).message}: unknown\r\n`);
+      const msg = new TextEncoder().encode(execFailureMessage(err as Error));
       ctx.socket.write(upgradeHeaders(e.tty));
       ctx.socket.end(e.tty ? msg : frame(STDOUT, msg));
       return;
