@@ -83,7 +83,7 @@ export class Agent {
       this.execs.createExec(req.containerId, req.execId, req.process);
       return {};
     },
-    startExec: (req) => this.execs.startExec(req.containerId, req.execId, req.detach),
+    startExec: (req) => this.execs.startExec(req.containerId, req.execId, req.detach, req.process),
     execState: (req) => this.execs.state(req.execId),
   };
 

@@ -53,7 +53,9 @@ export class ExecRuntime {
     warmCgroupMigration(c.cgroupPath, c.pid);
   }
 
-  async startExec(containerId: string, execId: string, detach: boolean): Promise<{ pid: number; stdioSocket: string }> {
+  /** `process`, when given, creates an exec this agent does not know yet (a CreateExec still in flight). */
+  async startExec(containerId: string, execId: string, detach: boolean, process?: ProcessSpec): Promise<{ pid: number; stdioSocket: string }> {
+    if (process && !this.records.execs.has(execId)) this.createExec(containerId, execId, process);
     const e = this.get(execId);
     if (e.containerId !== containerId) throw new GuestError("not_found", `exec ${execId} does not belong to container ${containerId}`);
     if (e.startedAtUnixNano) throw new GuestError("failed_precondition", `exec ${execId} has already been started`);

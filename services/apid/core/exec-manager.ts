@@ -51,7 +51,12 @@ export interface ExecRecord {
   resolveExit: (code: number) => void;
   /** vmm.CreateExec, issued at create so it overlaps the client's next request. */
   registered?: Promise<void>;
+  /** That CreateExec succeeded (until then, StartExec carries the spec itself). */
+  registeredOk?: boolean;
 }
+
+/** A runtime id for a spec registered anew: the runtime refuses a second CreateExec for an id. */
+const freshRuntimeId = (id: string) => `${id.slice(0, 48)}${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex")}`;
 
 export class ExecManager {
   private readonly execs = new Map<string, ExecRecord>();
@@ -104,8 +109,8 @@ export class ExecManager {
     });
     const e = this.execs.get(id)!;
     e.registered = this.register(e, rec);
-    // Failures surface at start; never as an unhandled rejection here.
-    e.registered.catch(() => {});
+    // Failures surface at start (which then carries the spec itself); never as an unhandled rejection here.
+    e.registered.then(() => (e.registeredOk = true)).catch(() => {});
     this.containers.bus.publish("container", `exec_create: ${b.Cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
     return id;
   }
@@ -132,15 +137,18 @@ export class ExecManager {
     const tty = opts.tty ?? e.tty;
     const size = opts.consoleSize ?? e.consoleSize;
     try {
-      // The process spec was registered at create; a start that changes TTY or size re-registers.
+      // The process spec was registered at create. A start that changes TTY or size uses a
+      // fresh runtime id (the runtime refuses a second CreateExec) and sends the spec with
+      // the start, as does a start that arrives before the CreateExec has completed: the
+      // runtime creates the exec then, without a round trip of ours waiting for the other.
       if (tty !== e.tty || size[0] !== e.consoleSize[0] || size[1] !== e.consoleSize[1] || !e.registered) {
-        await e.registered?.catch(() => {});
         e.tty = tty;
         e.consoleSize = size;
-        e.registered = this.register(e, rec, true);
+        e.runtimeId = freshRuntimeId(e.id);
+        e.registeredOk = false;
       }
-      await e.registered;
-      const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: e.runtimeId, detach: opts.detach }));
+      const process = e.registeredOk ? undefined : this.processSpec(e, rec);
+      const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: e.runtimeId, detach: opts.detach, process }));
       e.pid = res.pid;
       this.containers.bus.publish("container", `exec_start: ${e.cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
       return res.stdioSocket;
@@ -152,20 +160,15 @@ export class ExecManager {
     }
   }
 
-  private async register(e: ExecRecord, rec: ContainerRecord, replace = false): Promise<void> {
+  private async register(e: ExecRecord, rec: ContainerRecord): Promise<void> {
+    await call(() => this.backends.machines.createExec({ machine: HOST_MACHINE, containerId: rec.id, execId: e.runtimeId, process: this.processSpec(e, rec) }));
+  }
+
+  private processSpec(e: ExecRecord, rec: ContainerRecord) {
     const env = [...(rec.config.Env ?? []), ...e.env];
     if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
     const [h, w] = e.consoleSize;
-    // A re-registration uses a fresh runtime id: the runtime refuses a second CreateExec.
-    if (replace) e.runtimeId = `${e.id.slice(0, 48)}${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex")}`;
-    await call(() =>
-      this.backends.machines.createExec({
-        machine: HOST_MACHINE,
-        containerId: rec.id,
-        execId: e.runtimeId,
-        process: { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w },
-      }),
-    );
+    return { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w };
   }
 
   /** Exit code once known: from the event, or asked of the runtime if the event is late. */
