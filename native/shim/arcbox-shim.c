@@ -396,6 +396,14 @@ int main(int argc, char **argv) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     write_all(fd, clients[i].out.data, clients[i].out.len);
+    /* Half-close, then read (and drop) what the client still sends until it closes:
+     * closing with unread input resets the connection, and the client may then lose
+     * output it has not read yet (a terminal's ^D often arrives as the process exits). */
+    shutdown(fd, SHUT_WR);
+    struct timeval rtv = { 2, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv);
+    char sink[4096];
+    while (read(fd, sink, sizeof sink) > 0) {}
     close(fd);
   }
   close(ctl_fd);

@@ -10,7 +10,7 @@ import type { HijackContext } from "../hijack.ts";
 import { LogReader } from "./log-reader.ts";
 import { frame, STDERR } from "./stream-frames.ts";
 import { responseDuplex } from "./response-duplex.ts";
-import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { connectStdio, endAndDrain, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
 
 const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
@@ -51,7 +51,7 @@ async function runAttach(containers: ContainerManager, rec: ContainerRecord, cli
     if (!socketPath) return void client.end();
     const stdio = await connectStdio(socketPath);
     void splice(client, stdio, { ...opts, tty, head }).then((why) => {
-      if (why === "eof" || why === "detached") client.end();
+      if (why === "eof" || why === "detached") endAndDrain(client);
       stdio.destroy();
     });
   });

@@ -13,7 +13,7 @@ import type { ExecManager, ExecRecord } from "../../core/exec-manager.ts";
 import type { HijackContext } from "../hijack.ts";
 import { failUpgraded } from "./attach.ts";
 import { responseDuplex } from "./response-duplex.ts";
-import { connectStdio, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { connectStdio, endAndDrain, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { frame, STDOUT } from "./stream-frames.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
 
@@ -41,7 +41,7 @@ async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPat
     void execs.settle(e);
     await e.exited;
   }
-  client.end();
+  endAndDrain(client);
 }
 
 /** The command itself could not be run (exit 127/126), as opposed to a bad request. */

@@ -104,3 +104,18 @@ export function upgradeHeaders(tty: boolean): string {
   const type = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
   return `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
 }
+
+/**
+ * Ends a hijacked connection once its output is complete, but keeps reading (and
+ * dropping) whatever the client still sends until it closes. Closing a socket with
+ * unread input resets the connection, and the client then loses output it has not
+ * read yet (`docker exec -it` forwards the terminal's ^D just as the process exits).
+ */
+export function endAndDrain(client: Duplex, timeoutMs = 5_000): void {
+  client.on("data", () => {});
+  client.on("error", () => {});
+  client.resume();
+  client.end();
+  const timer = setTimeout(() => client.destroy(), timeoutMs);
+  client.once("close", () => clearTimeout(timer));
+}
