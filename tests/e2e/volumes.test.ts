@@ -121,8 +121,10 @@ test("--volumes-from shares another container's volumes and binds; :ro makes the
     const missing = await d.docker(["run", "--rm", "--volumes-from", "no-such-ctr", image, "true"]);
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain("No such container: no-such-ctr");
-    await ok(["rm", "-f", "vf-src"]);
+    // -v: the image's VOLUME /data gave vf-src an anonymous volume too.
+    await ok(["rm", "-f", "-v", "vf-src"]);
     await ok(["volume", "rm", "vfshared"]);
+    expect((await ok(["volume", "ls", "-q"])).trim()).toBe("");
   } finally {
     rmSync(bindDir, { recursive: true, force: true });
   }
