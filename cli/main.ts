@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
     case "daemon":
       return (await import("../services/supervisor/main.ts")).runDaemon(homeDir);
     case "start":
-      return (await import("./commands/lifecycle.ts")).start(home);
+      return (await import("./commands/start.ts")).start(home);
     case "stop":
       return (await import("./commands/lifecycle.ts")).stop(home);
     case "status":

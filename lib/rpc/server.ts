@@ -4,7 +4,7 @@
  */
 import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
-import { toConnectError } from "../errors.ts";
+import { toConnectError } from "./connect-errors.ts";
 import { listenUnix } from "./unix-socket.ts";
 
 const mapErrors: Interceptor = (next) => async (req) => {

@@ -2,7 +2,7 @@
  * apid's view of the other services (imaged, netd, fsd, vmm): typed calls whose
  * failures come back as ArcboxError, so core code never sees transport errors.
  */
-import { fromConnectError } from "../../../lib/errors.ts";
+import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import type { ServiceClients } from "../../../lib/service/clients.ts";
 
 export async function call<T>(fn: () => Promise<T>): Promise<T> {

@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../../../lib/log.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { fromConnectError } from "../../../lib/errors.ts";
+import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import type { Backends } from "./backends.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
 

@@ -2,7 +2,8 @@
  * Docker-style error bodies (`{"message": ...}`) with the status from the shared
  * code table: the one place where apid turns errors into HTTP.
  */
-import { ArcboxError, fromConnectError } from "../../../lib/errors.ts";
+import { ArcboxError } from "../../../lib/errors.ts";
+import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import { ConnectError } from "@connectrpc/connect";
 
 export function dockerError(status: number, message: string, headers?: Record<string, string>): Response {

@@ -4,7 +4,7 @@
  * event becomes a final event with `error`; a failure before any event is thrown, so
  * the caller can answer with a plain HTTP error as Docker does.
  */
-import { toConnectError } from "../../../lib/errors.ts";
+import { toConnectError } from "../../../lib/rpc/connect-errors.ts";
 import type { Emit, ProgressEvent } from "../core/progress.ts";
 
 const KEEPALIVE_MS = 4000;

@@ -1,6 +1,6 @@
 /** Connect handlers of ImageService: translation between protobuf and the core only. */
 import type { ConnectRouter } from "@connectrpc/connect";
-import { toConnectError } from "../../../lib/errors.ts";
+import { toConnectError } from "../../../lib/rpc/connect-errors.ts";
 import { create } from "@bufbuild/protobuf";
 import { ImageService, ProgressSchema, type Progress, type RegistryAuth } from "../../../proto/gen/arcbox/images/v1/images_pb.ts";
 import type { Credentials } from "../platform/registry-client.ts";
