@@ -5,41 +5,25 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TestDaemon } from "../helpers/daemon.ts";
-import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { pushBusybox } from "../helpers/test-images.ts";
+import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
+import { waitFor } from "../helpers/wait.ts";
 
-let reg: TestRegistry;
+let fx: BusyboxDaemon;
 let d: TestDaemon;
 let IMG: string;
 
 beforeAll(async () => {
-  reg = await startRegistry();
-  IMG = (await pushBusybox(reg)).reference;
-  d = new TestDaemon("arcbox-cr-");
-  await d.start();
-  const pull = await d.docker(["pull", "-q", IMG]);
-  if (pull.code !== 0) throw new Error(`pull failed: ${pull.stderr}`);
+  fx = await startBusyboxDaemon("arcbox-cr-");
+  d = fx.d;
+  IMG = fx.image;
 }, 120_000);
 
 afterAll(async () => {
-  const ids = (await d.docker(["ps", "-aq"])).stdout.split("\n").filter(Boolean);
-  if (ids.length) await d.docker(["rm", "-f", ...ids]);
-  await d?.dispose();
-  await reg?.stop();
+  await fx?.dispose();
 }, 60_000);
 
 const docker = (args: string[], opts?: Parameters<TestDaemon["docker"]>[1]) => d.docker(args, opts);
 const inspect = async (ref: string) => JSON.parse((await docker(["inspect", ref])).stdout)[0];
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 async function apidPid(): Promise<{ state: string; pid: number }> {
   const r = await d.arcbox(["status"]);

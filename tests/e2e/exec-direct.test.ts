@@ -6,28 +6,21 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestDaemon, run } from "../helpers/daemon.ts";
-import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { pushBusybox } from "../helpers/test-images.ts";
+import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
 
-let reg: TestRegistry;
+let fx: BusyboxDaemon;
 let d: TestDaemon;
 let IMG: string;
 
 beforeAll(async () => {
-  reg = await startRegistry();
-  IMG = (await pushBusybox(reg)).reference;
   // ~50 chars of home: run/io/<64-char id>.c would not fit in a Unix socket path.
-  d = new TestDaemon("arcbox-exec-direct-with-a-rather-long-home-");
-  await d.start();
-  const pull = await d.docker(["pull", "-q", IMG]);
-  if (pull.code !== 0) throw new Error(`pull failed: ${pull.stderr}`);
+  fx = await startBusyboxDaemon("arcbox-exec-direct-with-a-rather-long-home-");
+  d = fx.d;
+  IMG = fx.image;
 }, 120_000);
 
 afterAll(async () => {
-  const ids = (await d.docker(["ps", "-aq"])).stdout.split("\n").filter(Boolean);
-  if (ids.length) await d.docker(["rm", "-f", ...ids]);
-  await d?.dispose();
-  await reg?.stop();
+  await fx?.dispose();
 }, 60_000);
 
 const docker = (args: string[], opts?: Parameters<TestDaemon["docker"]>[1]) => d.docker(args, opts);
