@@ -8,15 +8,18 @@ import { Readable } from "node:stream";
 
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
 
-export function toFetchRequest(req: IncomingMessage): Request {
+/**
+ * `body`: "stream" passes the request body through as it arrives; bytes (already read,
+ * e.g. a bounded JSON body) or undefined are used as they are.
+ */
+export function toFetchRequest(req: IncomingMessage, body: "stream" | Uint8Array | undefined): Request {
   const headers = new Headers();
   for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   const method = req.method ?? "GET";
-  const hasBody = method !== "GET" && method !== "HEAD";
   return new Request(`http://docker${req.url ?? "/"}`, {
     method,
     headers,
-    body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined,
+    body: body === "stream" ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : body,
     // `duplex` is required by fetch for streamed request bodies.
     duplex: "half",
   });

@@ -3,7 +3,7 @@
  * version-checked, stripped of its `/v1.NN` prefix, then routed through hono, or
  * through the hijack router when the client asks for a connection upgrade.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { chmodSync, rmSync } from "node:fs";
 import type { Logger } from "../../../lib/log.ts";
@@ -12,6 +12,7 @@ import type { DockerApp } from "./app.ts";
 import { dockerError, errorResponse } from "./errors.ts";
 import { rejectHijack, type HijackRouter } from "./hijack.ts";
 import { toFetchRequest, writeFetchResponse } from "./node-adapter.ts";
+import { isStreamBody, readBoundedBody } from "./request-body.ts";
 
 export interface DockerServer {
   stop(): Promise<void>;
@@ -24,12 +25,29 @@ function rewrite(req: IncomingMessage) {
   return split;
 }
 
+/** The body as the route takes it: a pass-through stream, or bounded JSON read up front. */
+async function requestBody(req: IncomingMessage): Promise<{ ok: true; bytes: "stream" | Uint8Array | undefined } | { ok: false; status: number; message: string }> {
+  const method = req.method ?? "GET";
+  if (method === "GET" || method === "HEAD") return { ok: true, bytes: undefined };
+  const url = new URL(req.url ?? "/", "http://docker");
+  if (isStreamBody(method, url.pathname, url.searchParams)) return { ok: true, bytes: "stream" };
+  return readBoundedBody(req);
+}
+
+/** Answers a refused body and closes the connection: its unread rest is never read. */
+function refuseBody(res: ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { "Content-Type": "application/json", Connection: "close" });
+  res.end(JSON.stringify({ message }), () => res.socket?.destroy());
+}
+
 export async function serveDocker(socketPath: string, app: DockerApp, hijack: HijackRouter, log: Logger): Promise<DockerServer> {
   const server: Server = createServer(async (req, res) => {
     try {
       const split = rewrite(req);
-      const response = split.ok ? await app.fetch(toFetchRequest(req), { apiVersion: split.version }) : dockerError(400, split.message);
-      await writeFetchResponse(res, response, req.method ?? "GET");
+      if (!split.ok) return await writeFetchResponse(res, dockerError(400, split.message), req.method ?? "GET");
+      const body = await requestBody(req);
+      if (!body.ok) return refuseBody(res, body.status, body.message);
+      await writeFetchResponse(res, await app.fetch(toFetchRequest(req, body.bytes), { apiVersion: split.version }), req.method ?? "GET");
     } catch (err) {
       log.error("request failed", { url: req.url, error: err });
       if (!res.headersSent) await writeFetchResponse(res, errorResponse(err), req.method ?? "GET");

@@ -1,0 +1,86 @@
+/**
+ * The Docker socket's limits (issue 8, item 10): JSON bodies are bounded in size and
+ * depth without apid reading or parsing what it refuses, stream uploads stay
+ * unbounded, big headers (X-Registry-Auth) are accepted as dockerd accepts them, and a
+ * quiet stream (`GET /events`) answers its headers at once.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { arcboxHome } from "../../lib/home.ts";
+import { ServiceClients } from "../../lib/service/clients.ts";
+import { TestDaemon } from "../helpers/daemon.ts";
+import { rawTar } from "../helpers/test-images.ts";
+
+const d = new TestDaemon("arcbox-socket-limits-");
+beforeAll(() => d.start(), 60_000);
+afterAll(() => d.dispose(), 60_000);
+
+const MiB = 1 << 20;
+
+function pssKb(pid: number): number {
+  return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1]);
+}
+
+/** A body sent chunked (no Content-Length), 64 KiB at a time. */
+function chunked(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      for (let i = 0; i < bytes.length; i += 65536) c.enqueue(bytes.subarray(i, i + 65536));
+      c.close();
+    },
+  });
+}
+
+const post = (path: string, body: RequestInit["body"]) => d.api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+
+describe("JSON request bodies", () => {
+  test("a body over 4 MiB is a 413, with or without a Content-Length", async () => {
+    const big = new TextEncoder().encode(JSON.stringify({ Image: "x", Env: ["A=" + "a".repeat(5 * MiB)] }));
+    for (const body of [big, chunked(big)]) {
+      const r = await post("/containers/create", body);
+      expect(r.status).toBe(413);
+      expect(r.headers.get("content-type")).toBe("application/json");
+      expect(((await r.json()) as { message: string }).message).toBe("request body too large: JSON bodies are limited to 4 MiB");
+    }
+    // The refused connection is closed; the daemon keeps serving.
+    expect((await d.api("/_ping")).status).toBe(200);
+  });
+
+  test("nesting deeper than 10000 levels is a 400; 10000 levels still parse", async () => {
+    const r = await post("/networks/create", chunked(new TextEncoder().encode("[".repeat(20_000))));
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { message: string }).message).toBe("invalid JSON: nested deeper than 10000 levels");
+    // At the limit the body reaches the route, which validates it as usual.
+    const deep = `{"Name":"deep","Labels":{"a":${"[".repeat(9_998)}${"]".repeat(9_998)}}}`;
+    const ok = await post("/networks/create", deep);
+    expect(ok.status).toBe(400);
+    expect(((await ok.json()) as { message: string }).message).toContain("Labels");
+  });
+
+  test("four concurrent 5 MB bodies of '[' leave apid's memory where it was", async () => {
+    const { pid } = await new ServiceClients(arcboxHome(d.home)).health("apid").check({});
+    const before = pssKb(pid);
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, pssKb(pid))), 10);
+    const bytes = new TextEncoder().encode("[".repeat(5 * MiB));
+    const statuses = await Promise.all([bytes, bytes, chunked(bytes), chunked(bytes)].map(async (b) => (await post("/containers/create", b)).status));
+    clearInterval(sampler);
+    expect(statuses).toEqual([413, 413, 400, 400]);
+    // Before the limits: a peak of ~800 MB, and ~330 MB kept afterwards.
+    expect(peak - before).toBeLessThan(40 * 1024);
+  });
+
+  test("stream uploads are not bounded: a 6 MiB import goes through", async () => {
+    const noise = new Uint8Array(6 * MiB);
+    for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536));
+    const tar = rawTar([{ name: "noise.bin", data: noise }]);
+    const r = await d.api("/images/create?fromSrc=-&repo=limits-import&tag=v1", { method: "POST", headers: { "Content-Type": "application/x-tar" }, body: chunked(tar) });
+    expect(r.status).toBe(200);
+    const out = await r.text();
+    expect(out).not.toContain("error");
+    const inspect = await d.api("/images/limits-import:v1/json");
+    expect(inspect.status).toBe(200);
+    expect(((await inspect.json()) as { Size: number }).Size).toBeGreaterThanOrEqual(6 * MiB);
+  });
+});
