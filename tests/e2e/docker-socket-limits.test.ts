@@ -84,3 +84,11 @@ describe("JSON request bodies", () => {
     expect(((await inspect.json()) as { Size: number }).Size).toBeGreaterThanOrEqual(6 * MiB);
   });
 });
+
+test("a 64 KiB header (a big X-Registry-Auth) is accepted", async () => {
+  const auth = Buffer.from(JSON.stringify({ username: "u", password: "p".repeat(48 << 10) })).toString("base64url");
+  expect(auth.length).toBeGreaterThan(64 << 10);
+  const r = await d.api("/_ping", { headers: { "X-Registry-Auth": auth } });
+  expect(r.status).toBe(200);
+  expect(await r.text()).toBe("OK");
+});

@@ -25,6 +25,9 @@ function rewrite(req: IncomingMessage) {
   return split;
 }
 
+/** Go's http.DefaultMaxHeaderBytes, which dockerd keeps: big X-Registry-Auth headers fit. */
+const MAX_HEADER_BYTES = 1 << 20;
+
 /** The body as the route takes it: a pass-through stream, or bounded JSON read up front. */
 async function requestBody(req: IncomingMessage): Promise<{ ok: true; bytes: "stream" | Uint8Array | undefined } | { ok: false; status: number; message: string }> {
   const method = req.method ?? "GET";
@@ -41,7 +44,7 @@ function refuseBody(res: ServerResponse, status: number, message: string): void 
 }
 
 export async function serveDocker(socketPath: string, app: DockerApp, hijack: HijackRouter, log: Logger): Promise<DockerServer> {
-  const server: Server = createServer(async (req, res) => {
+  const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, async (req, res) => {
     try {
       const split = rewrite(req);
       if (!split.ok) return await writeFetchResponse(res, dockerError(400, split.message), req.method ?? "GET");
