@@ -92,3 +92,26 @@ test("a 64 KiB header (a big X-Registry-Auth) is accepted", async () => {
   expect(r.status).toBe(200);
   expect(await r.text()).toBe("OK");
 });
+
+test("GET /events answers 200 and its headers at once, before any event", async () => {
+  const head = await new Promise<string>((resolve, reject) => {
+    const c = createConnection(d.socket);
+    let out = "";
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`no headers within 1 s; got ${JSON.stringify(out)}`));
+    }, 1000);
+    c.on("data", (b) => {
+      out += b.toString();
+      if (out.includes("\r\n\r\n")) {
+        clearTimeout(timer);
+        c.destroy();
+        resolve(out);
+      }
+    });
+    c.on("error", reject);
+    c.write("GET /v1.50/events HTTP/1.1\r\nHost: docker\r\n\r\n");
+  });
+  expect(head).toStartWith("HTTP/1.1 200");
+  expect(head.toLowerCase()).toContain("content-type: application/json");
+});

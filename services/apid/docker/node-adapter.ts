@@ -41,8 +41,15 @@ export async function writeFetchResponse(res: ServerResponse, response: Response
   const onClose = () => void reader.cancel().catch(() => {});
   res.once("close", onClose);
   try {
+    // A stream with nothing to say yet (events, logs --follow, a slow pull) still sends
+    // its status and headers at once, as Docker does: clients wait for them. A body that
+    // is ready goes out with its headers in one write.
+    let next: ReturnType<typeof reader.read> | undefined = reader.read();
+    const notYet = Symbol();
+    if ((await Promise.race([next, new Promise<typeof notYet>((r) => setImmediate(r, notYet))])) === notYet) res.flushHeaders();
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await (next ?? reader.read());
+      next = undefined;
       if (done) break;
       if (!res.write(value)) await new Promise<void>((r) => res.once("drain", r));
     }
