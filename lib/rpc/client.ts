@@ -3,24 +3,44 @@
  *
  * Lazy services are activated on first use: when the socket is missing or refuses
  * the connection, the client asks the supervisor to start the service and retries.
+ * A connection that fails for good, or breaks mid-call, is a Connect `Unavailable`
+ * error naming the service (`transport-errors.ts`).
  */
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { createFetchClient } from "@connectrpc/connect/protocol";
+import { basename } from "node:path";
+import { isNotListening, transportError } from "./transport-errors.ts";
 
 export type Activator = () => Promise<void>;
 
 const ACTIVATION_ATTEMPTS = 8;
 
-const connectionErrors = new Set(["ENOENT", "ECONNREFUSED", "FailedToOpenSocket", "ConnectionRefused"]);
+/** The service behind a socket, for messages: `run/imaged.sock` is "imaged". */
+const serviceOfSocket = (socketPath: string) => basename(socketPath).replace(/\.sock$/, "");
 
-export function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  return typeof code === "string" && connectionErrors.has(code);
+/** Passes a response body through, turning a connection lost mid-stream into `Unavailable`. */
+function mapBodyErrors(res: Response, service: string): Response {
+  if (!res.body) return res;
+  const reader = res.body.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        const r = await reader.read();
+        if (r.done) ctrl.close();
+        else ctrl.enqueue(r.value);
+      } catch (err) {
+        ctrl.error(transportError(service, err) ?? err);
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 export function unixTransport(socketPath: string, activate?: Activator): Transport {
+  const service = serviceOfSocket(socketPath);
   const unixFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const request = input instanceof Request ? input : new Request(String(input), init);
     // Buffer the (unary or single-message) body so a retry after activation can resend it.
@@ -30,9 +50,9 @@ export function unixTransport(socketPath: string, activate?: Activator): Transpo
     // activation returns at once and the socket is still gone, so try a few times.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await send();
+        return mapBodyErrors(await send(), service);
       } catch (err) {
-        if (!activate || !isConnectionError(err) || attempt >= ACTIVATION_ATTEMPTS) throw err;
+        if (!activate || !isNotListening(err) || attempt >= ACTIVATION_ATTEMPTS) throw transportError(service, err, attempt > 0) ?? err;
         if (attempt > 0) await Bun.sleep(10 * attempt);
         await activate();
       }

@@ -122,7 +122,7 @@ test("removing one image keeps the layers another image shares", async () => {
   expect(readdirSync(join(dataDir(), "blobs", "sha256"))).toEqual([]);
 });
 
-test("imaged killed mid-pull: the pull fails, and the restarted imaged removes the partial files", async () => {
+test("imaged killed mid-pull: the pull fails naming imaged, and the restarted imaged removes the partial files", async () => {
   const clients = new ServiceClients(arcboxHome(daemon.home));
   const { pid } = await clients.health("imaged").check({});
   const pulling = daemon.docker(["pull", `${slow.host}/big:v1`]);
@@ -135,6 +135,9 @@ test("imaged killed mid-pull: the pull fails, and the restarted imaged removes t
   process.kill(pid, "SIGKILL");
   const r = await pulling;
   expect(r.code).toBe(1);
+  // Says which service failed, not the socket error's own text.
+  expect(r.stderr + r.stdout).toContain("the image service (imaged) stopped unexpectedly; try again");
+  expect(r.stderr + r.stdout).not.toMatch(/ECONNRESET|verbose|\[unknown\]/);
   // The next call starts a fresh imaged, which clears what the dead one left.
   const after = await clients.health("imaged").check({});
   expect(after.pid).not.toBe(pid);

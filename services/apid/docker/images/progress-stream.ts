@@ -4,6 +4,7 @@
  * progress (unknown image, bad credentials) is a plain HTTP error, as in Docker.
  */
 import type { Progress } from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
+import { fromConnectError } from "../../../../lib/rpc/connect-errors.ts";
 import { errorResponse } from "../errors.ts";
 
 export function progressJson(p: Progress): Record<string, unknown> {
@@ -45,7 +46,8 @@ export async function progressResponse(messages: AsyncIterable<{ progress?: Prog
           }
         }
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
+        // A Connect error's own message carries a "[code]" prefix; the client sees ours.
+        const { message } = fromConnectError(err);
         controller.enqueue(enc.encode(`${JSON.stringify({ errorDetail: { message }, error: message })}\r\n`));
         controller.close();
       }
