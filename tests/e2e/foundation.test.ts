@@ -92,7 +92,7 @@ describe("bad input gets a Docker-style JSON error", () => {
   });
 
   test("an unimplemented endpoint is a JSON 404", async () => {
-    const res = await d.api("/v1.50/swarm");
+    const res = await d.api("/v1.50/no/such/endpoint");
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toContain("application/json");
     expect(((await res.json()) as { message: string }).message).toContain("page not found");
