@@ -1,7 +1,7 @@
 /**
- * The swarm families answer as a single-node Docker Engine outside a swarm does
- * (issue 9): 503 "not a swarm manager" (or "not part of a swarm" for leave), after
- * the same input checks.
+ * The swarm families and /plugins answer as a single-node Docker Engine outside a swarm
+ * does (issue 9): 503 "not a swarm manager" (or "not part of a swarm" for leave), after
+ * the same input checks; an empty plugin list and "not found" for named plugins.
  * Checked through the raw API, the docker CLI and Debian's python3-docker.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -81,16 +81,53 @@ describe("swarm families on a node outside a swarm (statuses and messages as doc
   });
 });
 
-test("docker CLI: swarm leave and service ls", async () => {
+describe("plugins on an engine without managed plugins", () => {
+  test("the list is empty and its filters are checked", async () => {
+    const r = await d.api("/v1.50/plugins");
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual([]);
+    expect((await d.api(`/v1.50/plugins?filters=${encodeURIComponent('{"capability":["volumedriver"],"enabled":["true"]}')}`)).status).toBe(200);
+    expect(await call("GET", `/plugins?filters=${encodeURIComponent('{"bogus":["x"]}')}`)).toEqual([400, "invalid filter 'bogus'"]);
+    expect(await call("GET", `/plugins?filters=${encodeURIComponent('{"enabled":["maybe"]}')}`)).toEqual([400, "invalid filter 'enabled=maybe'"]);
+  });
+
+  test("a named plugin is not found, whatever is asked of it", async () => {
+    expect(await call("GET", "/plugins/vieux/sshfs:latest/json")).toEqual([404, 'plugin "vieux/sshfs:latest" not found']);
+    expect(await call("DELETE", "/plugins/x?force=1")).toEqual([404, 'plugin "x" not found']);
+    expect(await call("POST", "/plugins/x/enable?timeout=0")).toEqual([404, 'plugin "x" not found']);
+    expect(await call("POST", "/plugins/x/disable")).toEqual([404, 'plugin "x" not found']);
+    expect(await call("POST", "/plugins/x/push")).toEqual([404, 'plugin "x" not found']);
+    expect(await call("POST", "/plugins/x/set", '["DEBUG=1"]')).toEqual([404, 'plugin "x" not found']);
+    expect(await call("POST", "/plugins/x/upgrade?remote=x", "[]")).toEqual([404, 'plugin "x:latest" not found']);
+  });
+
+  test("installing one is refused with a reason; a missing reference is a 400", async () => {
+    for (const [method, path, body] of [
+      ["GET", "/plugins/privileges?remote=vieux/sshfs", undefined],
+      ["POST", "/plugins/pull?remote=vieux/sshfs", "[]"],
+      ["POST", "/plugins/create?name=p", "not a tar"],
+    ] as const) {
+      const [status, message] = await call(method, path, body);
+      expect(status).toBe(501);
+      expect(message).toContain("ArcBox does not support managed plugins");
+    }
+    expect(await call("GET", "/plugins/privileges")).toEqual([400, "invalid reference format"]);
+    expect(await call("POST", "/plugins/pull", "[]")).toEqual([400, "invalid reference format"]);
+  });
+});
+
+test("docker CLI: swarm leave, service ls and plugin ls", async () => {
   const leave = await d.docker(["swarm", "leave"]);
   expect(leave.code).toBe(1);
   expect(leave.stderr).toContain(`Error response from daemon: ${NOT_IN_SWARM}`);
   const services = await d.docker(["service", "ls"]);
   expect(services.code).toBe(1);
   expect(services.stderr).toContain(NOT_MANAGER);
+  const plugins = await d.docker(["plugin", "ls", "--format", "{{.Name}}"]);
+  expect(plugins).toEqual({ code: 0, stdout: "", stderr: "" });
 });
 
-test("python3-docker: teardown's swarm.leave() raises the 503 it expects", async () => {
+test("python3-docker: teardown's swarm.leave() raises the 503 it expects; plugins.list() is empty", async () => {
   const script = `
 import json, docker
 c = docker.from_env()
@@ -108,6 +145,12 @@ out["services"] = err(lambda: c.services.list())
 out["secrets"] = err(lambda: c.secrets.list())
 out["nodes"] = err(lambda: c.nodes.list())
 out["init"] = err(lambda: c.swarm.init())
+out["plugins"] = [p.name for p in c.plugins.list()]
+out["plugin_get"] = None
+try:
+    c.plugins.get("nope")
+except docker.errors.NotFound as e:
+    out["plugin_get"] = e.explanation
 out["info_swarm"] = c.info()["Swarm"]["LocalNodeState"]
 print(json.dumps(out))
 `;
@@ -120,6 +163,8 @@ print(json.dumps(out))
     secrets: [503, NOT_MANAGER],
     nodes: [503, NOT_MANAGER],
     init: [501, "cannot init a swarm: ArcBox does not support swarm mode (it runs containers on this node only)"],
+    plugins: [],
+    plugin_get: 'plugin "nope" not found',
     info_swarm: "inactive",
   });
 });

@@ -11,6 +11,7 @@ import { eventsRoutes, resourceEvents } from "./routes/events.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { imagesRoutes } from "./routes/images.ts";
 import { networksRoutes } from "./routes/networks.ts";
+import { pluginsRoutes } from "./routes/plugins.ts";
 import { swarmRoutes } from "./routes/swarm.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { volumesRoutes } from "./routes/volumes.ts";
@@ -39,5 +40,6 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", networksRoutes(deps));
   app.route("/", volumesRoutes(deps));
   app.route("/", swarmRoutes(deps));
+  app.route("/", pluginsRoutes(deps));
   return app;
 }
