@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
 import { containersRoutes } from "./routes/containers.ts";
+import { distributionRoutes } from "./routes/distribution.ts";
 import { eventsRoutes, resourceEvents } from "./routes/events.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { imagesRoutes } from "./routes/images.ts";
@@ -41,5 +42,6 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", volumesRoutes(deps));
   app.route("/", swarmRoutes(deps));
   app.route("/", pluginsRoutes(deps));
+  app.route("/", distributionRoutes(deps));
   return app;
 }

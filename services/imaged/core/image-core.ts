@@ -17,6 +17,7 @@ import { loadArchive } from "./archive-load.ts";
 import { importTarball, type ImportOptions } from "./import-tarball.ts";
 import type { Emit } from "./progress.ts";
 import { commitContainer, type CommitOptions } from "./commit.ts";
+import { distributionInspect } from "./distribution-inspect.ts";
 
 export interface RemovedItem {
   untagged: string;
@@ -181,6 +182,10 @@ export class ImageCore {
 
   commit(o: CommitOptions): Promise<string> {
     return commitContainer(this.store, o);
+  }
+
+  distributionInspect(reference: string, creds: Credentials | undefined) {
+    return distributionInspect(this.registryConfig(), reference, creds);
   }
 
   async login(creds: Credentials | undefined, serverAddress: string) {

@@ -73,5 +73,6 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
         id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy }),
       }),
       registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure }),
+      distributionInspect: (req) => core.distributionInspect(req.reference, toCreds(req.auth)),
     });
 }
