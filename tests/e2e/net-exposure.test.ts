@@ -55,16 +55,12 @@ async function hostService(hostname: string) {
   return { seen, tcpPort: tcp.port, udpPort: udp.port, stop: () => (tcp.stop(true), udp.close()) };
 }
 
-async function gatewayOf(network: string): Promise<{ gateway: string; bridge: string }> {
-  const [n] = JSON.parse(await ok(["network", "inspect", network]));
-  const id = n.Id as string;
-  const bridge = n.Options["com.docker.network.bridge.name"] ?? (await run(["sh", "-c", `ip -o addr show | awk '$4 ~ /^${n.IPAM.Config[0].Gateway.replace(/\./g, "\\.")}\\//{print $2}'`])).stdout.trim();
-  expect(bridge, `bridge of ${id}`).not.toBe("");
-  return { gateway: n.IPAM.Config[0].Gateway, bridge };
+async function gatewayOf(network: string): Promise<string> {
+  return JSON.parse(await ok(["network", "inspect", network]))[0].IPAM.Config[0].Gateway;
 }
 
 test("a container with default capabilities cannot reach host services bound to 127.0.0.1", async () => {
-  const { gateway } = await gatewayOf("bridge");
+  const gateway = await gatewayOf("bridge");
   const loop = await hostService("127.0.0.1");
   const control = await hostService(gateway);
   try {
@@ -151,7 +147,7 @@ test("the embedded DNS answers its own network's containers only, not the host o
   await ok(["network", "create", "othernet"]);
   try {
     await ok(["run", "-d", "--name", "named", "--network", "dnsnet", f.image, "sleep", "300"]);
-    const { gateway } = await gatewayOf("dnsnet");
+    const gateway = await gatewayOf("dnsnet");
     const [named] = Object.values(JSON.parse(await ok(["network", "inspect", "dnsnet"]))[0].Containers) as { IPv4Address: string }[];
     const ip = named.IPv4Address.split("/")[0];
     // Its own containers resolve names, through 127.0.0.11 and on the gateway itself.
