@@ -73,6 +73,16 @@ export function createPeerNetns(): PeerNetns {
   return { name, hostIf, hostAddr: host, peerAddr: peer, exec: ["nsenter", `--net=/run/netns/${name}`, "--"], remove };
 }
 
+/**
+ * What a Docker on the host owns there: docker0, br-… and veth… links and every DOCKER or
+ * docker0 iptables line (with policies). The peer must leave it exactly as it was.
+ */
+function hostDockerFootprint(): string {
+  const links = Bun.spawnSync(["ip", "-o", "link", "show"]).stdout.toString().split("\n").map((l) => l.split(":")[1]?.trim() ?? "").filter((n) => /^(docker0|br-|veth|bdk)/.test(n));
+  const rules = Bun.spawnSync(["iptables-save"]).stdout.toString().split("\n").filter((l) => /DOCKER|docker0|^:FORWARD /.test(l)).map((l) => l.replace(/\[\d+:\d+\]/, ""));
+  return [...links.sort(), ...rules.sort()].join("\n");
+}
+
 export interface DockerEngine {
   socket: string;
   host: string;
@@ -102,6 +112,7 @@ export async function pingDocker(socket: string): Promise<boolean> {
 
 export async function startDockerd(opts: DockerdOptions = {}): Promise<DockerEngine & { proc: Subprocess }> {
   const root = mkdtempSync(join(tmpdir(), "bench-dockerd-"));
+  const footprint = hostDockerFootprint();
   const netns = opts.netns ?? createPeerNetns();
   const ownNetns = !opts.netns;
   const socket = join(root, "docker.sock");
@@ -117,6 +128,8 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<DockerEng
     await proc.exited;
     if (ownNetns) netns.remove();
     rmSync(root, { recursive: true, force: true });
+    // A host Docker busy meanwhile changes this too; the peer itself never should.
+    if (hostDockerFootprint() !== footprint) console.warn("warning: the host's Docker links or iptables rules changed while the peer ran");
   };
   const deadline = Date.now() + 60_000;
   while (!(await pingDocker(socket))) {
