@@ -6,15 +6,21 @@
  *   - embedded DNS lookup latency for a container name, from a container.
  * Both engines run the same busybox image with the host's bun bind-mounted in as the
  * traffic source/sink (busybox nc is too slow to measure a network path).
- * Docker runs with its own roots, socket and bridge IP (172.31.250.1/24); its bridge and
- * iptables chains are removed afterwards.
+ * Docker runs in a network namespace of its own (bench/lib/dockerd.ts): its docker0,
+ * iptables rules and docker-proxy stay there, and the host's own Docker and firewall are
+ * never touched. That namespace is the Docker peer's "host": its host-side sink listens
+ * there on Docker's gateway and its published-port client connects to 127.0.0.1 there,
+ * so both engines are measured on their native path (bridge -> local stack; loopback ->
+ * published port). ArcBox's sink and client run on the real host. Both sinks and
+ * clients are separate bun processes, alike on both sides.
  * Rounds alternate between the engines; medians are reported.
  * Usage: bun bench/net.ts [--mib N] [--runs N] [--queries N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDockerd } from "./lib/dockerd.ts";
+import type { Subprocess } from "bun";
+import { createPeerNetns, startDockerd, type DockerEngine } from "./lib/dockerd.ts";
 import { median, printReport, type Row } from "./lib/report.ts";
 import { TestDaemon } from "../tests/helpers/daemon.ts";
 import { startRegistry } from "../tests/helpers/registry.ts";
@@ -30,7 +36,26 @@ const QUERIES = arg("--queries", 2000);
 const SINK_PORT = 5001;
 
 const scripts = mkdtempSync(join(tmpdir(), "bench-net-"));
-writeFileSync(join(scripts, "sink.ts"), `Bun.listen({ hostname: "0.0.0.0", port: ${SINK_PORT}, socket: { data() {}, end(s) { s.write("k"); s.end(); } } });\n`);
+writeFileSync(
+  join(scripts, "sink.ts"),
+  `// sink.ts [HOST] [PORT]: swallows what arrives; the sender learns that all of it did from the "k" sent back after its FIN.
+const [host, port] = [process.argv[2] ?? "0.0.0.0", Number(process.argv[3] ?? ${SINK_PORT})];
+Bun.listen({ hostname: host, port, socket: { data() {}, end(s) { s.write("k"); s.end(); } } });
+console.log("ready");
+`,
+);
+writeFileSync(
+  join(scripts, "wait-port.ts"),
+  `// wait-port.ts HOST PORT: exits 0 once HOST:PORT accepts a connection (20 s at most).
+const [host, port] = [process.argv[2], Number(process.argv[3])];
+const deadline = Date.now() + 20_000;
+while (Date.now() < deadline) {
+  if (await Bun.connect({ hostname: host, port, socket: { data() {}, open(s) { s.end(); } } }).then(() => true, () => false)) process.exit(0);
+  await Bun.sleep(50);
+}
+process.exit(1);
+`,
+);
 writeFileSync(
   join(scripts, "source.ts"),
   `// source.ts HOST PORT MIB: sends MIB MiB, waits for the sink's acknowledgement, prints MB/s.
@@ -78,92 +103,77 @@ async function docker(host: string, args: string[]): Promise<string> {
   return out.trim();
 }
 
-/** A host-side sink: counts bytes and closes when the sender is done. */
-function hostSink(): { port: number; stop(): void } {
-  // The sender learns that everything arrived from the "k" sent back after its FIN.
-  const l = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {}, end(s) { s.write("k"); s.end(); } } });
-  return { port: l.port, stop: () => l.stop(true) };
+/** A bun process (on the host, or inside the peer's namespace with `exec`), its stdout read to the end. */
+async function bunRun(exec: string[], script: string, args: string[]): Promise<string> {
+  const p = Bun.spawn([...exec, process.execPath, join(scripts, script), ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`${script} ${args.join(" ")} failed (${code}): ${err}`);
+  return out.trim();
 }
 
-async function waitConnectable(port: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {}, open(s) { s.end(); } } }).then(() => true, () => false);
-    if (ok) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`port ${port} never answered`);
+/** The host-side sink on `host`: listening once it printed "ready". */
+async function startSink(exec: string[], host: string, port: number): Promise<Subprocess> {
+  const p = Bun.spawn([...exec, process.execPath, join(scripts, "sink.ts"), host, String(port)], { stdout: "pipe", stderr: "inherit" });
+  const reader = p.stdout.getReader();
+  const first = await reader.read();
+  reader.releaseLock();
+  if (!first.value || !new TextDecoder().decode(first.value).includes("ready")) throw new Error(`sink on ${host}:${port} did not start`);
+  return p;
 }
 
 interface Result { toHost: number[]; toPublished: number[]; dnsUs: number[] }
 
-/** One engine with its sink container, published port and network gateway ready. */
-interface Setup { label: string; host: string; port: number; gateway: string; result: Result }
+/** One engine with its sink container, published port, network gateway and host-side sink ready. */
+interface Setup { label: string; host: string; exec: string[]; port: number; gateway: string; sink: Subprocess; result: Result }
 
-async function setUp(label: string, host: string, image: string): Promise<Setup> {
+async function setUp(label: string, host: string, exec: string[], image: string): Promise<Setup> {
   await docker(host, ["network", "create", "benchnet"]);
   await docker(host, ["run", "-d", "--name", "sink", "--network", "benchnet", "-p", `127.0.0.1::${SINK_PORT}`, ...mounts, image, "bun", "/bench/sink.ts"]);
   const portLine = (await docker(host, ["port", "sink", String(SINK_PORT)])).split("\n")[0];
   const port = Number(/:(\d+)\s*$/.exec(portLine)![1]);
-  await waitConnectable(port);
+  await bunRun(exec, "wait-port.ts", ["127.0.0.1", String(port)]);
   const gateway = JSON.parse(await docker(host, ["network", "inspect", "benchnet"]))[0].IPAM.Config[0].Gateway as string;
-  return { label, host, port, gateway, result: { toHost: [], toPublished: [], dnsUs: [] } };
+  const sink = await startSink(exec, gateway, SINK_PORT);
+  return { label, host, exec, port, gateway, sink, result: { toHost: [], toPublished: [], dnsUs: [] } };
 }
 
-async function round(e: Setup, image: string, sinkPort: number): Promise<void> {
-  e.result.toHost.push(Number(await docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/source.ts", e.gateway, String(sinkPort), String(MIB)])));
-  const p = Bun.spawn([process.execPath, join(scripts, "source.ts"), "127.0.0.1", String(e.port), String(MIB)], { stdout: "pipe" });
-  e.result.toPublished.push(Number((await new Response(p.stdout).text()).trim()));
+async function round(e: Setup, image: string): Promise<void> {
+  e.result.toHost.push(Number(await docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/source.ts", e.gateway, String(SINK_PORT), String(MIB)])));
+  e.result.toPublished.push(Number(await bunRun(e.exec, "source.ts", ["127.0.0.1", String(e.port), String(MIB)])));
   e.result.dnsUs.push(Number(await docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/dns.ts", "sink", String(QUERIES)])));
 }
 
-async function tearDown(host: string): Promise<void> {
-  await docker(host, ["rm", "-f", "sink"]).catch(() => "");
-  await docker(host, ["network", "rm", "benchnet"]).catch(() => "");
+async function tearDown(e: Setup): Promise<void> {
+  e.sink.kill();
+  await e.sink.exited;
+  await docker(e.host, ["rm", "-f", "sink"]).catch(() => "");
+  await docker(e.host, ["network", "rm", "benchnet"]).catch(() => "");
 }
 
-/** dockerd leaves docker0, its chains and a DROP policy on FORWARD behind: undo all of it. */
-function cleanDockerNetworking(forwardPolicy: string): void {
-  const nat = ["DOCKER"];
-  const filter = ["DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER"];
-  const saved = Bun.spawnSync(["iptables-save"]).stdout.toString();
-  const jumps = saved.split("\n").filter((l) => /^-A (PREROUTING|OUTPUT|POSTROUTING|FORWARD) .*(DOCKER|docker0)/.test(l));
-  for (const j of jumps) {
-    const table = /^-A (PREROUTING|OUTPUT|POSTROUTING)/.test(j) && !j.includes("-A FORWARD") ? "nat" : "filter";
-    Bun.spawnSync(["sh", "-c", `iptables -t ${table} ${j.replace(/^-A/, "-D")}`]);
-  }
-  for (const c of nat) Bun.spawnSync(["sh", "-c", `iptables -t nat -F ${c} && iptables -t nat -X ${c}`]);
-  for (const c of filter) Bun.spawnSync(["sh", "-c", `iptables -F ${c} && iptables -X ${c}`]);
-  Bun.spawnSync(["iptables", "-P", "FORWARD", forwardPolicy]);
-  Bun.spawnSync(["ip", "link", "del", "docker0"]);
-}
-
-if (process.argv.includes("--clean-docker")) {
-  cleanDockerNetworking("ACCEPT");
-  process.exit(0);
-}
-const forwardPolicy = /:FORWARD (\w+)/.exec(Bun.spawnSync(["iptables-save", "-t", "filter"]).stdout.toString())?.[1] ?? "ACCEPT";
-const reg = await startRegistry();
+// The registry listens on the peer namespace's host address: Docker reaches it over the
+// veth pair, ArcBox as a local address (declared insecure to both, as loopback would be).
+const peerNet = createPeerNetns();
+const reg = await startRegistry({ hostname: peerNet.hostAddr }).catch((err) => {
+  peerNet.remove();
+  throw err;
+});
 const arcbox = new TestDaemon("bench-net-arcbox-");
-let engine: Awaited<ReturnType<typeof startDockerd>> | undefined;
+writeFileSync(join(arcbox.home, "daemon.json"), JSON.stringify({ "insecure-registries": [reg.host] }));
+let engine: DockerEngine | undefined;
+const engines: Setup[] = [];
 try {
   const image = (await pushBusybox(reg)).reference;
   await arcbox.start();
   await docker(arcbox.dockerHost, ["pull", "-q", image]);
-  engine = await startDockerd({ networking: true, args: ["--bip", "172.31.250.1/24", "--default-address-pool", "base=172.30.0.0/16,size=24"] });
+  engine = await startDockerd({ networking: true, netns: peerNet, args: ["--insecure-registry", reg.host] });
   await docker(engine.host, ["pull", "-q", image]);
   console.log(`${MIB} MiB per transfer, ${RUNS} runs, ${QUERIES} DNS queries per run`);
-  const sink = hostSink();
-  const engines = [await setUp("arcbox", arcbox.dockerHost, image), await setUp("docker", engine.host, image)];
-  try {
-    // Rounds alternate between the engines, so drifting load on the host hits both alike.
-    for (let i = 0; i < RUNS; i++) for (const e of engines) await round(e, image, sink.port);
-  } finally {
-    sink.stop();
-    for (const e of engines) await tearDown(e.host);
-  }
+  engines.push(await setUp("arcbox", arcbox.dockerHost, [], image));
+  engines.push(await setUp("docker", engine.host, engine.netns.exec, image));
+  // Rounds alternate between the engines, so drifting load on the host hits both alike.
+  for (let i = 0; i < RUNS; i++) for (const e of engines) await round(e, image);
   for (const e of engines) console.log(`${e.label}: container->host ${e.result.toHost.join(", ")} MB/s; host->published ${e.result.toPublished.join(", ")} MB/s; dns ${e.result.dnsUs.join(", ")} us`);
-  const [a, d] = [engines[0].result, engines[1].result];
+  const [a, d] = [engines[0]!.result, engines[1]!.result];
   const rows: Row[] = [
     { metric: "TCP container -> host", unit: "MB/s", arcbox: median(a.toHost), docker: median(d.toHost), lowerIsBetter: false },
     { metric: "TCP host -> published 127.0.0.1", unit: "MB/s", arcbox: median(a.toPublished), docker: median(d.toPublished), lowerIsBetter: false },
@@ -171,11 +181,11 @@ try {
   ];
   printReport("network data paths (median of runs)", rows);
 } finally {
+  for (const e of engines) await tearDown(e);
   rmSync(scripts, { recursive: true, force: true });
   await arcbox.dispose();
-  if (engine) {
-    await engine.stop();
-    cleanDockerNetworking(forwardPolicy);
-  }
+  // Stopping the peer and deleting its namespace removes its docker0, veths and rules.
+  await engine?.stop();
+  peerNet.remove();
   await reg.stop();
 }

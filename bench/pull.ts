@@ -6,9 +6,14 @@
  * (which starts ArcBox's lazily started imaged); that first-call cost is reported apart.
  * With --files N, one more layer holds N small files (a distro-like tree), to measure
  * per-file unpacking cost as well as bulk throughput.
+ * Docker runs in a network namespace of its own (bench/lib/dockerd.ts); the registry
+ * listens on that namespace's host-side veth address, which Docker reaches over the veth
+ * pair and ArcBox as a local address (both told it is insecure, as loopback would be).
  * Usage: bun bench/pull.ts [--runs N] [--layers N] [--layer-mib N] [--files N]
  */
-import { startDockerd } from "./lib/dockerd.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createPeerNetns, startDockerd } from "./lib/dockerd.ts";
 import { median, printReport } from "./lib/report.ts";
 import { TestDaemon } from "../tests/helpers/daemon.ts";
 import { startRegistry } from "../tests/helpers/registry.ts";
@@ -60,7 +65,11 @@ async function usable(host: string, ref: string): Promise<void> {
   if (p.stdout.toString().trim() !== String(LAYERS + (FILES > 0 ? 1 : 0))) throw new Error(`image not usable on ${host}`);
 }
 
-const reg = await startRegistry();
+const peerNet = createPeerNetns();
+const reg = await startRegistry({ hostname: peerNet.hostAddr }).catch((err) => {
+  peerNet.remove();
+  throw err;
+});
 try {
   console.log(`building ${LAYERS} x ${LAYER_MIB} MiB random layers...`);
   const layers = Array.from({ length: LAYERS }, (_, i) => rawTar([{ name: `data/layer-${i}.bin`, data: randomBytes(LAYER_MIB << 20) }]));
@@ -74,6 +83,7 @@ try {
   const dockerMs: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     const daemon = new TestDaemon("bench-pull-arcbox-");
+    writeFileSync(join(daemon.home, "daemon.json"), JSON.stringify({ "insecure-registries": [reg.host] }));
     await daemon.start();
     try {
       lazyStartMs.push(await timedImages(daemon.dockerHost));
@@ -82,7 +92,7 @@ try {
     } finally {
       await daemon.dispose();
     }
-    const engine = await startDockerd({ args: ["--insecure-registry", reg.host] });
+    const engine = await startDockerd({ netns: peerNet, args: ["--insecure-registry", reg.host] });
     try {
       await timedImages(engine.host);
       dockerMs.push(await timedPull(engine.host, img.reference));
@@ -99,4 +109,5 @@ try {
   console.log(`first image call on a fresh ArcBox daemon (lazy imaged start): ${median(lazyStartMs).toFixed(0)} ms median`);
 } finally {
   await reg.stop();
+  peerNet.remove();
 }

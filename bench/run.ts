@@ -7,10 +7,14 @@
  * alternate between the engines so background noise hits both alike.
  * Also timed: `docker version` (the CLI's start-up plus two small requests), the floor
  * no engine can go below; "server share" subtracts it, to show each engine's own work.
+ * Docker runs in a network namespace of its own (bench/lib/dockerd.ts) and pulls the
+ * image from the registry on that namespace's host-side address.
  * Usage: bun bench/run.ts [--runs N] [--warmup N]
  * Goal: ArcBox at most a third of Docker Engine's time for both.
  */
-import { startDockerd } from "./lib/dockerd.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createPeerNetns, startDockerd } from "./lib/dockerd.ts";
 import { median, printReport, type Row } from "./lib/report.ts";
 import { TestDaemon } from "../tests/helpers/daemon.ts";
 import { startRegistry } from "../tests/helpers/registry.ts";
@@ -36,13 +40,18 @@ async function must(host: string, args: string[]): Promise<string> {
   return r.out;
 }
 
-const reg = await startRegistry();
+const peerNet = createPeerNetns();
+const reg = await startRegistry({ hostname: peerNet.hostAddr }).catch((err) => {
+  peerNet.remove();
+  throw err;
+});
 const image = (await pushBusybox(reg)).reference;
 const arcbox = new TestDaemon("bench-run-");
+writeFileSync(join(arcbox.home, "daemon.json"), JSON.stringify({ "insecure-registries": [reg.host] }));
 let engine: Awaited<ReturnType<typeof startDockerd>> | undefined;
 try {
   await arcbox.start();
-  engine = await startDockerd({ args: ["--insecure-registry", reg.host] });
+  engine = await startDockerd({ netns: peerNet, args: ["--insecure-registry", reg.host] });
   const hosts = { arcbox: arcbox.dockerHost, docker: engine.host };
   for (const host of Object.values(hosts)) {
     await must(host, ["pull", "-q", image]);
@@ -84,4 +93,5 @@ try {
   await arcbox.dispose();
   await engine?.stop();
   await reg.stop();
+  peerNet.remove();
 }

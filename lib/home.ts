@@ -3,7 +3,7 @@
  * for root and `~/.arcbox` for everyone else. Every path a service uses comes from here,
  * so two homes never share a socket or a file.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -25,7 +25,25 @@ export function arcboxHome(root: string = defaultHomeDir()): ArcboxHome {
 }
 
 export function ensureHome(home: ArcboxHome): void {
-  for (const dir of [home.root, home.run, home.log, home.data]) mkdirSync(dir, { recursive: true, mode: 0o711 });
+  for (const dir of [home.root, home.run, home.data]) mkdirSync(dir, { recursive: true, mode: 0o711 });
+  mkdirSync(home.log, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Owner-only access to what other local users must not read: the log directory and its
+ * files, and daemon.json (registry mirrors and settings). Run at daemon start, so a home
+ * written by an older version (0644 files) is fixed too. Only regular files are touched.
+ */
+export function restrictHomePermissions(home: ArcboxHome): void {
+  chmodSync(home.log, 0o700);
+  const files = readdirSync(home.log).filter((f) => f.endsWith(".log")).map((f) => join(home.log, f));
+  for (const path of [...files, join(home.root, "daemon.json")]) {
+    try {
+      if (lstatSync(path).isFile()) chmodSync(path, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
 }
 
 /** Connect socket of a service. */

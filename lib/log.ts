@@ -2,6 +2,8 @@
  * Line-oriented logging to stderr; the supervisor points each service's stderr at
  * `$ARCBOX_HOME/log/<service>.log`, so one line here is one line in that file.
  */
+import { fchmodSync, openSync } from "node:fs";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const threshold = order[(process.env.ARCBOX_LOG_LEVEL as LogLevel) ?? "info"] ?? order.info;
@@ -31,4 +33,16 @@ export function createLogger(component: string): Logger {
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
   };
+}
+
+/**
+ * Opens a log file for appending, for its owner only: logs carry container names,
+ * commands, image references and error details no other local user should read.
+ * The mode is set on the descriptor too, so a file created 0644 by an older version is
+ * tightened on its next open.
+ */
+export function openLogFile(path: string): number {
+  const fd = openSync(path, "a", 0o600);
+  fchmodSync(fd, 0o600);
+  return fd;
 }

@@ -3,11 +3,12 @@
  * code: the CLI's own start-up is part of ArcBox's cold start.
  */
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { REPO_ROOT, resolveEntry } from "../../lib/entry.ts";
 import { dockerSocket, ensureHome, serviceLog, type ArcboxHome } from "../../lib/home.ts";
+import { openLogFile } from "../../lib/log.ts";
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -30,7 +31,7 @@ export async function start(home: ArcboxHome): Promise<number> {
     console.log(`ArcBox is already running (home ${home.root})`);
     return 0;
   }
-  const logFd = openSync(serviceLog(home, "supervisor"), "a");
+  const logFd = openLogFile(serviceLog(home, "supervisor"));
   const daemon = resolveEntry("supervisor", join(REPO_ROOT, "services", "supervisor", "daemon.ts"));
   const child = spawn(process.execPath, ["--smol", daemon, "--home", home.root], {
     detached: true,

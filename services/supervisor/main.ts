@@ -8,7 +8,7 @@
  */
 import { closeSync, rmSync, writeSync } from "node:fs";
 import { ArcboxError } from "../../lib/errors.ts";
-import { arcboxHome, debugSocket, ensureHome, supervisorLock, supervisorSocket } from "../../lib/home.ts";
+import { arcboxHome, debugSocket, ensureHome, restrictHomePermissions, supervisorLock, supervisorSocket } from "../../lib/home.ts";
 import { createLogger } from "../../lib/log.ts";
 import { ARCBOX_VERSION } from "../../lib/version.ts";
 import { DaemonLock } from "./core/daemon-lock.ts";
@@ -40,6 +40,7 @@ export async function runDaemon(homeDir: string): Promise<number> {
     }
     throw err;
   }
+  restrictHomePermissions(home);
   log.info("starting", { pid: process.pid, home: home.root, version: ARCBOX_VERSION });
 
   const sup = new Supervisor(SERVICE_TABLE, home, log);

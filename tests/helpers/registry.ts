@@ -15,20 +15,27 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+async function freePort(hostname = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
+    srv.listen(0, hostname, () => {
       const port = (srv.address() as { port: number }).port;
       srv.close(() => resolve(port));
     });
   });
 }
 
-export async function startRegistry(opts: { auth?: { username: string; password: string } } = {}): Promise<TestRegistry> {
+export interface RegistryOptions {
+  auth?: { username: string; password: string };
+  /** Address to listen on (default 127.0.0.1), e.g. a bench peer namespace's host address. */
+  hostname?: string;
+}
+
+export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), "arcbox-registry-"));
-  const port = await freePort();
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const port = await freePort(hostname);
   let authBlock = "";
   if (opts.auth) {
     const hash = await Bun.password.hash(opts.auth.password, { algorithm: "bcrypt", cost: 5 });
@@ -46,11 +53,11 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:${port}
+  addr: ${hostname}:${port}
 ${authBlock}`,
   );
   const proc = Bun.spawn(["docker-registry", "serve", join(dir, "config.yml")], { stdout: "ignore", stderr: Bun.file(join(dir, "registry.log")) });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${hostname}:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
@@ -64,7 +71,7 @@ ${authBlock}`,
     await Bun.sleep(50);
   }
   return {
-    host: `127.0.0.1:${port}`,
+    host: `${hostname}:${port}`,
     url,
     auth: opts.auth,
     async stop() {

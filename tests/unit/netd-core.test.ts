@@ -80,6 +80,10 @@ test("firewall rules: masquerade, isolation, internal networks, published ports"
   expect(rules.filter).toContain(`-A ${n.chains.forward} -i abA -o abB -j DROP`);
   expect(rules.filter).toContain(`-A ${n.chains.forward} -i abB ! -o abB -j DROP`);
   expect(rules.filter.indexOf(`-A ${n.chains.forward} -i abA -j ACCEPT`)).toBeGreaterThan(rules.filter.indexOf(`-A ${n.chains.forward} -i abA -o abB -j DROP`));
+  // The host's loopback is closed to every bridge; each user network's DNS answers its own bridge only.
+  for (const br of ["abA", "abB"]) expect(rules.filter).toContain(`-A ${n.chains.input} -d 127.0.0.0/8 -i ${br} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`);
+  expect(rules.filter).toContain(`-A ${n.chains.input} -d 10.6.0.1/32 ! -i abB -p udp -m udp --dport 53 -j DROP`);
+  expect(rules.filter).toContain(`-A ${n.chains.input} -d 10.6.0.1/32 ! -i abB -p tcp -m tcp --dport 53 -j DROP`);
 });
 
 test("firewall rules honour enable_icc=false and enable_ip_masquerade=false", () => {

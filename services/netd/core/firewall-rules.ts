@@ -24,6 +24,7 @@ export function jumpRules(n: NetNames): [string, string, string][] {
     ["nat", "PREROUTING", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
     ["nat", "OUTPUT", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
     ["filter", "FORWARD", `-j ${n.chains.forward}`],
+    ["filter", "INPUT", `-j ${n.chains.input}`],
   ];
 }
 
@@ -74,7 +75,29 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
     filter.push(`-A ${fwd} -i ${net.bridge} -j ACCEPT`);
     filter.push(`-A ${fwd} -o ${net.bridge} -j DROP`);
   }
+  // The embedded DNS listens on user networks' gateways only (Docker: no DNS on the default bridge).
+  for (const net of bridges) filter.push(...hostGuardRules(n.chains.input, net.bridge, net.isDefault ? undefined : net.pools[0]?.gateway));
   return { nat, filter };
+}
+
+/**
+ * INPUT rules that keep the host's own services away from one bridge, for any bridge
+ * netd owns (container networks; machine bridges can reuse it):
+ *   - The bridge has route_localnet=1 (published ports on 127.0.0.1 are DNATed in the
+ *     kernel, and the rewritten packets keep their 127.0.0.1 source). That would also
+ *     let anything behind the bridge send to 127.0.0.0/8 through the gateway's MAC
+ *     (raw sockets need only NET_RAW, a default capability) and reach host services
+ *     bound to loopback (CVE-2020-8558). Only packets of connections the host opened or
+ *     DNATed may arrive from the bridge for 127.0.0.0/8, as kube-proxy does.
+ *   - `dnsAddress` (the embedded DNS on the gateway) answers only its own bridge: not
+ *     host users, not other networks.
+ */
+export function hostGuardRules(chain: string, bridge: string, dnsAddress?: string): string[] {
+  const rules = [`-A ${chain} -d 127.0.0.0/8 -i ${bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`];
+  if (dnsAddress) {
+    for (const p of ["udp", "tcp"]) rules.push(`-A ${chain} -d ${dnsAddress}/32 ! -i ${bridge} -p ${p} -m ${p} --dport 53 -j DROP`);
+  }
+  return rules;
 }
 
 /** Ports are published on the container's first non-internal network (Docker: the first one). */

@@ -13,7 +13,7 @@ export interface NetNames {
   ifPrefix: string;
   /** Prefix of every network namespace name (under /run/netns). */
   netnsPrefix: string;
-  chains: { nat: string; dnat: string; forward: string };
+  chains: { nat: string; dnat: string; forward: string; input: string };
 }
 
 export function netNames(homeRoot: string): NetNames {
@@ -29,6 +29,7 @@ export function netNames(homeRoot: string): NetNames {
       nat: `ARCBOX-POST-${tag}`,
       dnat: `ARCBOX-DNAT-${tag}`,
       forward: `ARCBOX-FWD-${tag}`,
+      input: `ARCBOX-IN-${tag}`,
     },
   };
 }

@@ -52,6 +52,8 @@ export class Networks {
     const wanted = new Set<string>();
     await withHostLock(async () => {
       await this.ensurePredefined();
+      // Guards first: a bridge (route_localnet=1, DNS on its gateway) never runs unguarded.
+      await this.syncFirewall();
       for (const net of this.state.networks.values()) {
         if (net.driver !== "bridge") continue;
         wanted.add(net.bridge);
@@ -64,7 +66,6 @@ export class Networks {
         await deleteLink(l.name);
       }
     }
-    await this.syncFirewall();
   }
 
   async syncFirewall(): Promise<void> {
@@ -142,9 +143,10 @@ export class Networks {
       ipamOptions: req.ipamOptions, pools, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
     };
     try {
-      await this.bringUp(net);
+      // Firewall (with the bridge's guards) before the bridge and its DNS listener exist.
       this.state.putNetwork(net);
       await this.syncFirewall();
+      await this.bringUp(net);
     } catch (err) {
       // Nothing half-built: drop the record, the listener and the bridge again.
       if (this.state.networks.has(id)) this.state.deleteNetwork(id);

@@ -118,6 +118,12 @@ export async function setNetnsDns(netns: string, dnsTarget: string | undefined, 
       rules.push(`-A POSTROUTING -s 127.0.0.0/8 -d ${dnsTarget}/32 -p ${proto} -m ${proto} --dport 53 -j SNAT --to-source ${sourceIp}`);
     }
   }
+  rules.push("COMMIT");
+  // route_localnet (below) would also let a neighbour on the network reach this container's
+  // loopback-only services with packets for 127.0.0.0/8 sent to its MAC: only replies
+  // (the DNS answers, de-SNATed back to 127.0.0.1) may arrive from outside for 127/8.
+  rules.push("*filter", ":INPUT ACCEPT [0:0]", "-F INPUT");
+  rules.push("-A INPUT -d 127.0.0.0/8 ! -i lo -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP");
   rules.push("COMMIT", "");
   // route_localnet: a packet from 127.0.0.1 may leave eth0 once DNAT has rewritten it.
   const script = `echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet && exec iptables-restore -w --noflush`;

@@ -2,11 +2,11 @@
  * One supervised service process: start, readiness (an IPC "ready" message), restart
  * with backoff when it dies unexpectedly, and an orderly stop (SIGTERM, then SIGKILL).
  */
-import { closeSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
 import type { Subprocess } from "bun";
 import type { ServiceStateName } from "./service-state.ts";
 import { debugSocket, serviceLog, serviceSocket, type ArcboxHome } from "../../../lib/home.ts";
-import type { Logger } from "../../../lib/log.ts";
+import { openLogFile, type Logger } from "../../../lib/log.ts";
 import { Backoff } from "./backoff.ts";
 import type { ServiceSpec } from "./service-table.ts";
 
@@ -68,7 +68,7 @@ export class ManagedService {
 
   private spawn(): void {
     clearTimeout(this.restartTimer);
-    const logFd = openSync(serviceLog(this.home, this.spec.name), "a");
+    const logFd = openLogFile(serviceLog(this.home, this.spec.name));
     this.state = "starting";
     this.startedAt = Date.now();
     try {

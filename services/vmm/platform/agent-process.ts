@@ -2,11 +2,12 @@
  * Starts the host's guest agent as a detached process (own session, stdio to its log
  * file), so it and its containers outlive vmm.
  */
-import { closeSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { REPO_ROOT, resolveEntry } from "../../../lib/entry.ts";
 import type { ArcboxHome } from "../../../lib/home.ts";
+import { openLogFile } from "../../../lib/log.ts";
 
 export function agentLogPath(home: ArcboxHome): string {
   return join(home.log, "guest-agent.log");
@@ -14,7 +15,7 @@ export function agentLogPath(home: ArcboxHome): string {
 
 export function spawnAgent(home: ArcboxHome): Subprocess {
   const entry = resolveEntry("guest-agent", join(REPO_ROOT, "guest", "main.ts"));
-  const logFd = openSync(agentLogPath(home), "a");
+  const logFd = openLogFile(agentLogPath(home));
   try {
     const proc = Bun.spawn([process.execPath, "--smol", entry, "--home", home.root], {
       stdio: ["ignore", logFd, logFd],
