@@ -159,8 +159,9 @@ export class MachineNetworks {
   /** Records what the DHCP server handed out (client hostname, lease end). */
   noteLease(machine: string, clientHostname: string, expiresUnix: number): void {
     const lease = this.state.machines.get(machine);
-    if (!lease || (lease.clientHostname === clientHostname && lease.expiresUnix === expiresUnix)) return;
-    this.state.putMachine({ ...lease, clientHostname, expiresUnix });
+    const hostname = clientHostname || lease?.clientHostname || "";
+    if (!lease || (lease.clientHostname === hostname && lease.expiresUnix === expiresUnix)) return;
+    this.state.putMachine({ ...lease, clientHostname: hostname, expiresUnix });
   }
 
   /** Whether `ip` is on the machine bridge (the DNS answers such askers as machines). */

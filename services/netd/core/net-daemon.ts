@@ -13,7 +13,8 @@ import { EmbeddedDns } from "./dns-server.ts";
 import { parseResolvConf } from "./etc-files.ts";
 import type { AttachmentRecord, EndpointRecord, MachinePortRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
 import type { NetNames } from "./names.ts";
-import { MachineNetworks, type MachineAttachment } from "./machines.ts";
+import { DhcpServer } from "./dhcp-server.ts";
+import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment } from "./machines.ts";
 import { Networks, type CreateNetwork } from "./networks.ts";
 import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
@@ -24,6 +25,7 @@ export class NetDaemon {
   private readonly networks: Networks;
   private readonly attacher: Attacher;
   readonly machines: MachineNetworks;
+  private readonly dhcp: DhcpServer;
   private readonly ports = new PortReservations();
 
   constructor(store: NetStore, readonly names: NetNames, dataDir: string, private readonly log: Logger) {
@@ -40,9 +42,15 @@ export class NetDaemon {
     );
     this.networks = new Networks(this.state, names, this.dns, log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
+    this.dhcp = new DhcpServer({ byMac: (mac) => this.machines.byMac(mac), noteLease: (m, h, e) => this.machines.noteLease(m, h, e) }, MACHINE_DOMAIN, log);
     this.machines = new MachineNetworks(this.state, names, this.networks, this.ports, {
-      start: (net) => this.dns.listen(net.gateway),
+      start: async (net) => {
+        await this.dns.listen(net.gateway);
+        // Without DHCP a machine still boots (it goes on without network): say why, do not fail.
+        await this.dhcp.start(net).catch((err) => log.error("cannot serve DHCP for machines", { err: String(err) }));
+      },
       stop: () => {
+        this.dhcp.stop();
         if (this.state.machineNet) this.dns.close(this.state.machineNet.gateway);
       },
     }, log);
@@ -120,6 +128,7 @@ export class NetDaemon {
       networks: this.listNetworks().map((n) => ({ id: n.id.slice(0, 12), name: n.name, bridge: n.bridge, subnet: n.pools[0]?.subnet })),
       attachments: [...this.state.attachments.values()].map((a) => ({ id: a.containerId.slice(0, 12), name: a.containerName, kind: a.kind, ports: a.ports })),
       dns: this.dns.addresses(),
+      dhcp: { listening: this.dhcp.listening ?? null, ...this.dhcp.stats },
       machineNet: this.state.machineNet,
       machines: [...this.state.machines.values()].map((m) => ({ machine: m.machine, ip: m.ip, mac: m.mac, tap: m.tap, ports: m.ports })),
     };
