@@ -75,7 +75,8 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
   }
 
   if (s.machineNet) {
-    const m = machineRules(n, s.machineNet, s.machines ?? [], bridges.map((b) => b.bridge));
+    const dnsGateways = bridges.filter((b) => !b.isDefault).flatMap((b) => b.pools.map((p) => p.gateway));
+    const m = machineRules(n, s.machineNet, s.machines ?? [], bridges.map((b) => b.bridge), dnsGateways);
     nat.push(...m.nat);
     filter.push(...m.filter);
   }
@@ -100,7 +101,7 @@ export function publishingEndpoint(containerId: string, endpoints: EndpointRecor
  * gateway answering the machine bridge only. Appended after the container rules:
  * a container's published port wins over the host alias catch-all.
  */
-function machineRules(n: NetNames, net: MachineNetRecord, machines: MachineLeaseRecord[], containerBridges: string[]): ChainRules {
+function machineRules(n: NetNames, net: MachineNetRecord, machines: MachineLeaseRecord[], containerBridges: string[], dnsGateways: string[]): ChainRules {
   const { nat: post, dnat, forward: fwd, machineInput: input } = n.chains;
   const br = net.bridge;
   const nat: string[] = [];
@@ -110,6 +111,12 @@ function machineRules(n: NetNames, net: MachineNetRecord, machines: MachineLease
   // a machine on the same bridge: the reply must come back through netd's conntrack.
   nat.push(`-A ${post} -o ${br} -m addrtype --src-type LOCAL -j MASQUERADE`);
   nat.push(`-A ${post} -o ${br} -s ${net.subnet} -m conntrack --ctstate DNAT -j MASQUERADE`);
+  // A machine forwarding port 53 must not take over netd's own DNS on the gateways.
+  const forwards = machines.flatMap((m) => m.ports);
+  for (const proto of ["udp", "tcp"] as const) {
+    if (!forwards.some((p) => p.protocol === proto && p.hostPort === 53)) continue;
+    for (const gw of [net.gateway, ...dnsGateways]) nat.push(`-A ${dnat} -d ${gw}/32 -p ${proto} -m ${proto} --dport 53 -j RETURN`);
+  }
   for (const m of machines) {
     for (const p of m.ports) {
       const dst = p.hostIp && p.hostIp !== "0.0.0.0" ? ` -d ${p.hostIp}/32` : "";
