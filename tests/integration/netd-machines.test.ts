@@ -412,8 +412,16 @@ test("DetachMachine removes the TAP, the lease and the rules; the last one takes
   await c.machineNetworks.detachMachine({ machine: "beta" }); // idempotent
   expect(await link(beta.tap)).toBeUndefined();
   expect((await c.machineNetworks.listMachineLeases({})).leases.map((l) => l.machine)).toEqual(["alpha"]);
+  // qemu opens the TAP by name as the contract says (paused: no guest needed), and a
+  // machine removed while qemu still holds it loses its TAP all the same.
+  const qemu = Bun.spawn(["qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-nodefaults", "-no-user-config", "-nographic", "-S", "-monitor", "none", "-serial", "none",
+    "-netdev", `tap,id=n0,ifname=${alpha.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n0,mac=${alpha.mac}`], { stderr: "pipe" });
+  procs.push(qemu);
+  await waitFor("qemu holding the TAP", async () => (await link(alpha.tap))?.flags.includes("LOWER_UP"));
+  expect(qemu.exitCode).toBeNull();
   await c.machineNetworks.detachMachine({ machine: "alpha" });
   expect(await link(alpha.tap)).toBeUndefined();
+  qemu.kill("SIGKILL");
   expect(await link(leases.bridge)).toBeUndefined();
   const after = await c.machineNetworks.listMachineLeases({});
   expect(after.leases).toEqual([]);

@@ -37,6 +37,7 @@ export async function ensureTap(name: string, bridge: string, exists: boolean): 
   await execOk(["ip", "-batch", "-"], lines.join("\n") + "\n");
 }
 
+/** `ip link del`, not `ip tuntap del`: the latter fails while qemu still holds the TAP. */
 export async function deleteTap(name: string): Promise<void> {
-  await exec(["ip", "tuntap", "del", "dev", name, "mode", "tap"]);
+  await exec(["ip", "link", "del", name]);
 }
