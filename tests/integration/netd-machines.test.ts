@@ -179,6 +179,7 @@ test("bad machine names are refused and build nothing", async () => {
 
 let alphaNs: FakeMachine;
 let betaNs: FakeMachine;
+let forwardedPort = 0;
 
 test("busybox udhcpc gets the machine's address, router, DNS, domain and hostname from netd's DHCP server", async () => {
   const a = await c.machineNetworks.attachMachine({ machine: "alpha" });
@@ -311,6 +312,7 @@ test("SetMachinePorts forwards host 127.0.0.1:P (and the host's addresses) to th
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, "index.html"), "hello from the machine\n");
   const port = 20000 + (randomBytes(2).readUInt16BE() % 20000);
+  forwardedPort = port;
   procs.push(Bun.spawn(["ip", "netns", "exec", alphaNs.ns, "busybox", "httpd", "-f", "-p", String(port), "-h", www]));
   const r = await c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port }] });
   expect(r.failed).toEqual([]);
@@ -320,6 +322,11 @@ test("SetMachinePorts forwards host 127.0.0.1:P (and the host's addresses) to th
     return res?.ok ? res.text() : undefined;
   });
   expect(body).toBe("hello from the machine\n");
+  // The host's other addresses forward too.
+  const global = JSON.parse((await run(["ip", "-j", "-4", "addr", "show", "scope", "global"])).stdout) as { ifname: string; addr_info: { local: string }[] }[];
+  const hostIp = global.find((l) => !l.ifname.startsWith("ab") && !l.ifname.startsWith("vmn") && l.addr_info.length)?.addr_info[0].local;
+  expect(hostIp).toBeDefined();
+  expect(await (await fetch(`http://${hostIp}:${port}/`)).text()).toBe("hello from the machine\n");
   // A taken host port is reported, the others still forwarded.
   const taken = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
   try {
@@ -397,6 +404,10 @@ test("after netd is killed and after a daemon restart, everything is re-adopted 
   const after = await c.machineNetworks.listMachineLeases({});
   expect(after).toEqual(bound);
   for (const l of after.leases) expect((await link(l.tap))?.master).toBe(after.bridge);
+  // alpha's forwarded port answers again (rules rebuilt, host port held again).
+  const res = await fetch(`http://127.0.0.1:${forwardedPort}/`);
+  expect(await res.text()).toBe("hello from the machine\n");
+  expect(() => Bun.listen({ hostname: "0.0.0.0", port: forwardedPort, exclusive: true, socket: { data() {} } })).toThrow();
   const again = await c.machineNetworks.attachMachine({ machine: "alpha" });
   expect(again.ip).toBe(before.leases[0].ip);
   const taps = (await run(["ip", "-br", "link"])).stdout.split("\n").filter((l) => l.startsWith(`${names.ifPrefix}t`));
@@ -428,5 +439,10 @@ test("DetachMachine removes the TAP, the lease and the rules; the last one takes
   expect(after.subnet).toBe("");
   // No DHCP socket and no DNS listener without machines.
   expect((await netdState()).dhcp.listening).toBeNull();
-  expect((await run(["iptables-save"])).stdout).not.toContain(leases.subnet);
+  const saved = (await run(["iptables-save"])).stdout;
+  expect(saved).not.toContain(leases.subnet);
+  // alpha's forwarded port went with it.
+  expect(alpha.ports.length).toBe(1);
+  expect(saved).not.toContain(`${alpha.ip}:`);
+  expect(saved).not.toContain(`${alpha.ip}/32`);
 });
