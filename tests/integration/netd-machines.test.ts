@@ -446,3 +446,19 @@ test("DetachMachine removes the TAP, the lease and the rules; the last one takes
   expect(saved).not.toContain(`${alpha.ip}:`);
   expect(saved).not.toContain(`${alpha.ip}/32`);
 });
+
+test("netd stays up while a machine is attached (its DHCP and DNS are needed) and idles out after the last detach", async () => {
+  const d3 = new TestDaemon("arcbox-netd-machines-idle-", { ARCBOX_IDLE_EXIT_SECONDS: "1" });
+  cleanups.push(() => d3.dispose());
+  await d3.start();
+  const c3 = new ServiceClients(arcboxHome(d3.home));
+  const netdStatus = async () => /^netd\s+(\w+)/m.exec((await d3.arcbox(["status"])).stdout)?.[1];
+  await c3.machineNetworks.attachMachine({ machine: "lonely" });
+  const pid = (await c3.health("netd").check({})).pid;
+  // Several idle periods pass without a request: it must not go.
+  await Bun.sleep(3500);
+  expect(await netdStatus()).toBe("ready");
+  expect((await c3.health("netd").check({})).pid).toBe(pid);
+  await c3.machineNetworks.detachMachine({ machine: "lonely" });
+  await waitFor("netd idle after the last machine", async () => (await netdStatus()) === "idle", 20_000);
+}, 60_000);
