@@ -133,7 +133,8 @@ export class MachineNetworks {
       }
     }
     if (this.state.machines.size === 0) {
-      await this.removeNet();
+      // The common start: no machine, nothing to look after (no extra `ip` run).
+      if (this.state.machineNet || links.has(this.names.machineBridge)) await this.removeNet();
       return;
     }
     const net = this.state.machineNet ?? (await this.createNet(links));
