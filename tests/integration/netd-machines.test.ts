@@ -175,6 +175,7 @@ test("bad machine names are refused and build nothing", async () => {
   await expect(c.machineNetworks.setMachinePorts({ machine: "nope", ports: [] })).rejects.toThrow(/not attached/);
   await expect(c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "sctp", port: 80 }] })).rejects.toThrow(/invalid protocol/);
   await expect(c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port: 80, hostIp: "1.2.3.4 -j ACCEPT" }] })).rejects.toThrow(/invalid host IP/);
+  await expect(c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port: 0 }] })).rejects.toThrow(/invalid machine port/);
 });
 
 let alphaNs: FakeMachine;

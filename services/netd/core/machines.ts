@@ -93,7 +93,7 @@ export class MachineNetworks {
    * (like a published port) so nothing else on the host takes it; ports that cannot be
    * held are reported and skipped.
    */
-  async setPorts(machine: string, wanted: MachinePortRecord[]): Promise<{ ports: MachinePortRecord[]; failed: string[] }> {
+  async setPorts(machine: string, wanted: MachinePortRequest[]): Promise<{ ports: MachinePortRecord[]; failed: string[] }> {
     const lease = this.state.machines.get(machine);
     if (!lease) throw new NetworkError("not_found", `machine ${machine} is not attached`);
     const key = (p: MachinePortRecord) => `${p.protocol}/${p.hostIp || "0.0.0.0"}/${p.hostPort}`;
@@ -253,13 +253,17 @@ function validateName(machine: string): void {
   }
 }
 
-function validatePort(p: MachinePortRecord): MachinePortRecord {
+/** A forwarded port as asked for (unchecked: protocol may be anything, "" = tcp). */
+export type MachinePortRequest = Omit<MachinePortRecord, "protocol"> & { protocol: string };
+
+function validatePort(p: MachinePortRequest): MachinePortRecord {
   const protocol = p.protocol || "tcp";
   if (protocol !== "tcp" && protocol !== "udp") throw new NetworkError("invalid_argument", `invalid protocol ${JSON.stringify(p.protocol)}: tcp or udp`);
   if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) throw new NetworkError("invalid_argument", `invalid machine port ${p.port}`);
   const hostPort = p.hostPort || p.port;
   if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535) throw new NetworkError("invalid_argument", `invalid host port ${p.hostPort}`);
-  // The address ends up in an iptables rule: a literal IPv4 address only.
-  if (p.hostIp && parseIp(p.hostIp) === undefined) throw new NetworkError("invalid_argument", `invalid host IP ${JSON.stringify(p.hostIp)}: only IPv4 addresses are supported`);
-  return { protocol, port: p.port, hostPort, hostIp: p.hostIp === "0.0.0.0" ? "" : p.hostIp };
+  // The address ends up in an iptables rule: a literal IPv4 address only, re-formatted.
+  const ip = p.hostIp ? parseIp(p.hostIp) : 0;
+  if (ip === undefined) throw new NetworkError("invalid_argument", `invalid host IP ${JSON.stringify(p.hostIp)}: only IPv4 addresses are supported`);
+  return { protocol, port: p.port, hostPort, hostIp: ip === 0 ? "" : formatIp(ip) };
 }
