@@ -9,6 +9,8 @@ export interface NetNames {
   /** 6 hex chars identifying this daemon's home. */
   tag: string;
   defaultBridge: string;
+  /** Bridge of this home's machines (VMs), separate from every container bridge. */
+  machineBridge: string;
   /** Prefix of every bridge/veth interface of this daemon. */
   ifPrefix: string;
   /** Prefix of every network namespace name (under /run/netns). */
@@ -23,6 +25,7 @@ export function netNames(homeRoot: string): NetNames {
   return {
     tag,
     defaultBridge: isDefault ? "arcbox0" : `ab${tag}b0`,
+    machineBridge: `ab${tag}m0`,
     ifPrefix: `ab${tag}`,
     netnsPrefix: `arcbox-${tag}-`,
     chains: {
@@ -46,3 +49,28 @@ export function vethName(n: NetNames): string {
 }
 export const netnsName = (n: NetNames, containerId: string) => `${n.netnsPrefix}${containerId.slice(0, 16)}`;
 export const netnsPath = (name: string) => `/run/netns/${name}`;
+
+/** A machine's TAP device: prefix + "t" + 6 hex of the machine name (stable across restarts). */
+export function tapName(n: NetNames, machine: string, salt = 0): string {
+  return `${n.ifPrefix}t${createHash("sha256").update(`${machine}/${salt}`).digest("hex").slice(0, 6)}`;
+}
+
+/**
+ * A machine's MAC: derived from the home's tag and the machine name, so the same machine
+ * always gets the same one (its DHCP lease is keyed by it); locally administered, unicast.
+ */
+export function machineMac(n: NetNames, machine: string): string {
+  return macFromSeed(`${n.tag}/machine/${machine}`);
+}
+
+/** The machine bridge's own MAC, fixed so it does not change as TAPs come and go. */
+export const machineBridgeMac = (n: NetNames) => macFromSeed(`${n.tag}/machine-bridge`);
+
+function macFromSeed(seed: string): string {
+  const b = createHash("sha256").update(seed).digest();
+  b[0] = (b[0] & 0xfc) | 0x02;
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
+/** Interfaces of the machine side (bridge, TAPs): netd's container reconcile leaves them to the machine side. */
+export const isMachineLink = (n: NetNames, name: string) => name === n.machineBridge || name.startsWith(`${n.ifPrefix}t`);
