@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
+import { buildRoutes } from "./routes/build.ts";
 import { containersRoutes } from "./routes/containers.ts";
 import { eventsRoutes, resourceEvents } from "./routes/events.ts";
 import { execRoutes } from "./routes/exec.ts";
@@ -37,5 +38,6 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", eventsRoutes(deps));
   app.route("/", networksRoutes(deps));
   app.route("/", volumesRoutes(deps));
+  app.route("/", buildRoutes());
   return app;
 }

@@ -1,4 +1,4 @@
-/** Docker image filters (reference, dangling, label, before, since, until) over image rows. */
+/** Docker image filters (reference, dangling, label, label!, before, since, until) over image rows. */
 import type { ImageRow } from "../storage/image-db.ts";
 import { ImageError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
@@ -51,6 +51,7 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
   const until = by.get("until")?.map(parseUntil);
   const refPatterns = by.get("reference")?.map(globToRegExp);
   const labels = by.get("label");
+  const notLabels = by.get("label!");
 
   const out: FilteredImage[] = [];
   for (const row of store.db.allImages()) {
@@ -63,13 +64,14 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
     if (before && !before.every((t) => row.created < t)) continue;
     if (since && !since.every((t) => row.created > t)) continue;
     if (until && !until.every((t) => row.created < t)) continue;
-    if (labels) {
+    if (labels || notLabels) {
       const have = (store.config(row).config?.Labels ?? {}) as Record<string, string>;
-      const ok = labels.every((l) => {
+      const matches = (l: string) => {
         const eq = l.indexOf("=");
-        return eq < 0 ? l in have : have[l.slice(0, eq)] === l.slice(eq + 1);
-      });
-      if (!ok) continue;
+        return eq < 0 ? Object.hasOwn(have, l) : Object.hasOwn(have, l.slice(0, eq)) && have[l.slice(0, eq)] === l.slice(eq + 1);
+      };
+      if (labels && !labels.every(matches)) continue;
+      if (notLabels?.some(matches)) continue;
     }
     if (refPatterns) {
       // As Docker's FamiliarMatch: the whole familiar reference, or its name alone.

@@ -5,8 +5,8 @@ import { commit, resizeTty, top } from "../../core/container-queries.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
 import { dirSize } from "../../core/dir-size.ts";
-import { CONTAINER_FILTERS, containerFilter } from "../../core/list-filters.ts";
-import { parseFilters } from "../filters.ts";
+import { containerFilter } from "../../core/list-filters.ts";
+import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { archiveRoutes } from "../streams/archive-routes.ts";
@@ -48,7 +48,7 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.get("/containers/json", (c) => {
-    const filters = parseFilters(c.req.query("filters"), CONTAINER_FILTERS);
+    const filters = parseFilters(c.req.query("filters"), FILTERS.containerList);
     const all = flag(c.req.query("all"));
     const limit = optionalInt(c.req.query("limit"), "limit");
     const match = containerFilter(
@@ -61,7 +61,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     );
     let list = containers.store
       .all()
-      .filter((r) => all || limit !== undefined || filters.has("status") || filters.has("exited") || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
+      .filter((r) => all || limit !== undefined || filters.status !== undefined || filters.exited !== undefined || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
       .filter(match)
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
@@ -155,20 +155,16 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/containers/prune", async (c) => {
-    const filters = parseFilters(c.req.query("filters"), ["until", "label", "label!"]);
-    const until = filters.get("until")?.[0] ? parseLogTime(filters.get("until")![0]) : undefined;
-    const labels = filters.get("label") ?? [];
-    const notLabels = filters.get("label!") ?? [];
-    const hasLabel = (l: Record<string, string>, v: string) => {
-      const i = v.indexOf("=");
-      return i < 0 ? v in l : l[v.slice(0, i)] === v.slice(i + 1);
-    };
+    // Parsed in full before anything is removed: a filter that does not parse is a 400.
+    const filters = parseFilters(c.req.query("filters"), FILTERS.containerPrune);
+    const labels = filters.label ?? [];
+    const notLabels = filters["label!"] ?? [];
     const deleted: string[] = [];
     for (const rec of containers.store.all()) {
       if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
-      if (until !== undefined && Date.parse(rec.created) / 1000 >= until) continue;
+      if (filters.until !== undefined && !(Date.parse(rec.created) / 1000 < filters.until)) continue;
       const l = rec.config.Labels ?? {};
-      if (!labels.every((v) => hasLabel(l, v)) || notLabels.some((v) => hasLabel(l, v))) continue;
+      if (!labels.every((v) => labelMatches(l, v)) || notLabels.some((v) => labelMatches(l, v))) continue;
       await containers.remove(rec.id, { force: false, volumes: false });
       deleted.push(rec.id);
     }
