@@ -1,6 +1,8 @@
 /**
  * Bad input never costs data: prune and list filters that do not parse are refused
- * before anything is touched. Raw API through TestDaemon.api, plus the real docker CLI.
+ * before anything is touched, and create/update refuse what Docker refuses (with
+ * Docker's words) before anything is stored, so the record stays inspectable and
+ * startable. Raw API through TestDaemon.api, plus the real docker CLI.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
@@ -33,6 +35,8 @@ async function ok(args: string[]): Promise<string> {
   if (r.code !== 0) throw new Error(`docker ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
 }
+
+const json = { "Content-Type": "application/json" };
 
 async function getJson(path: string): Promise<any> {
   const res = await d.api(path);
@@ -125,5 +129,132 @@ describe("prune and list filters that do not parse change nothing", () => {
     const gone = await d.api(`/containers/prune?${q(JSON.stringify({ until: [ahead], label: { "prune=young": true } }))}`, { method: "POST" });
     expect(((await gone.json()) as any).ContainersDeleted).toHaveLength(1);
     expect((await d.docker(["inspect", "young"])).code).toBe(1);
+  });
+});
+
+/** HostConfig fields an update may touch, as inspect shows them. */
+async function limits(ref: string) {
+  const h = (await getJson(`/containers/${ref}/json`)).HostConfig;
+  return { Memory: h.Memory, MemorySwap: h.MemorySwap, NanoCpus: h.NanoCpus, CpuShares: h.CpuShares, CpuQuota: h.CpuQuota, CpuPeriod: h.CpuPeriod, CpusetCpus: h.CpusetCpus, PidsLimit: h.PidsLimit, RestartPolicy: h.RestartPolicy };
+}
+
+describe("update validates everything before it stores anything", () => {
+  const bad: { body: string; contentType?: string; status?: number; message: string }[] = [
+    { body: '{"PidsLimit":"x","Memory":"lots"}', message: "invalid update: " },
+    { body: '{"Memory":-1}', message: "Minimum memory limit allowed is 6MB" },
+    { body: '{"Memory":1000}', message: "Minimum memory limit allowed is 6MB" },
+    { body: '{"Memory":7340032.5}', message: "invalid update: Memory" },
+    { body: '{"Memory":1e30}', message: "invalid update: Memory" },
+    { body: '{"NanoCpus":99e9}', message: "Range of CPUs is from 0.01 to" },
+    { body: '{"NanoCpus":-1}', message: "Range of CPUs is from 0.01 to" },
+    { body: '{"Memory":20000000,"MemorySwap":10000000}', message: "Minimum memoryswap limit should be larger than memory limit" },
+    { body: '{"MemorySwap":100000000}', message: "You should always set the Memory limit when using Memoryswap limit" },
+    { body: '{"MemorySwap":-5}', message: "Invalid value for MemorySwap" },
+    { body: '{"CpuPeriod":-1}', message: "CPU cfs period can not be less than 1ms" },
+    { body: '{"CpuQuota":-10}', message: "CPU cfs quota can not be less than 1ms" },
+    { body: '{"CpuShares":-2}', message: "CPU shares can not be negative" },
+    { body: '{"CpusetCpus":"abc"}', message: "Invalid value abc for cpuset cpus: invalid format: abc" },
+    { body: '{"CpusetCpus":"0-4096"}', message: "Requested CPUs are not available" },
+    { body: '{"RestartPolicy":{"Name":"bogus"}}', message: "invalid restart policy 'bogus'" },
+    { body: '{"RestartPolicy":{"Name":"always","MaximumRetryCount":3}}', message: "maximum retry count cannot be used with restart policy 'always'" },
+    { body: '{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-3}}', message: "maximum retry count cannot be negative" },
+    { body: '{"RestartPolicy":"always"}', message: "invalid update: RestartPolicy" },
+    { body: '{"BlkioWeight":500}', message: "BlkioWeight cannot be updated by ArcBox" },
+    { body: '{"Memory":20000000,"BlkioWeight":500}', message: "BlkioWeight cannot be updated by ArcBox" },
+    { body: "[1]", message: "invalid update: body" },
+    { body: '"x"', message: "invalid update: body" },
+    { body: "{nope", message: "invalid JSON" },
+    { body: "{}", contentType: "text/plain", message: "Content-Type specified (text/plain) must be 'application/json'" },
+  ];
+
+  test(`${bad.length} bad updates: 400 with Docker's reason; the record is unchanged and still starts`, async () => {
+    await ok(["create", "--name", "upd", "--network", "none", IMG, "sleep", "1000"]);
+    const before = await limits("upd");
+    for (const c of bad) {
+      const res = await d.api("/containers/upd/update", { method: "POST", headers: { "Content-Type": c.contentType ?? "application/json" }, body: c.body });
+      const body = (await res.json()) as { message?: string };
+      expect({ body: c.body, status: res.status }).toEqual({ body: c.body, status: c.status ?? 400 });
+      expect(body.message).toContain(c.message);
+      expect(await limits("upd")).toEqual(before);
+    }
+    expect((await d.docker(["start", "upd"])).code).toBe(0);
+    expect((await getJson("/containers/upd/json")).State.Running).toBe(true);
+    // A valid update still applies, to the record and to the running container.
+    const good = await d.api("/containers/upd/update", { method: "POST", headers: json, body: JSON.stringify({ Memory: 64 << 20, MemorySwap: 128 << 20, PidsLimit: 99 }) });
+    expect(good.status).toBe(200);
+    expect(await limits("upd")).toEqual({ ...before, Memory: 64 << 20, MemorySwap: 128 << 20, PidsLimit: 99 });
+    expect((await d.docker(["exec", "upd", "cat", "/sys/fs/cgroup/pids/pids.max"])).stdout.trim()).toBe("99");
+    // Raising memory above the swap already set must raise the swap too (Docker's 409).
+    const raise = await d.api("/containers/upd/update", { method: "POST", headers: json, body: JSON.stringify({ Memory: 256 << 20 }) });
+    expect(raise.status).toBe(409);
+    expect(((await raise.json()) as any).message).toContain("Memory limit should be smaller than already set memoryswap limit");
+    await ok(["rm", "-f", "upd"]);
+  });
+
+  test("CPU limits set one way cannot be changed the other way (409), and the CLI shows the reason", async () => {
+    await ok(["create", "--name", "upd-cpus", "--cpus", "1", "--network", "none", IMG, "true"]);
+    const before = await limits("upd-cpus");
+    const res = await d.api("/containers/upd-cpus/update", { method: "POST", headers: json, body: JSON.stringify({ CpuQuota: 50000 }) });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as any).message).toContain("CPU Quota cannot be updated as NanoCPUs has already been set");
+    const cli = await d.docker(["update", "--memory", "1000", "upd-cpus"]);
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toContain("Minimum memory limit allowed is 6MB");
+    expect(await limits("upd-cpus")).toEqual(before);
+    await ok(["rm", "upd-cpus"]);
+  });
+});
+
+describe("create refuses what Docker refuses, before anything is created", () => {
+  const hc = (HostConfig: object) => JSON.stringify({ Image: "IMAGE", Cmd: ["true"], HostConfig: { NetworkMode: "none", ...HostConfig } });
+  const bad: { body: string; contentType?: string; message: string }[] = [
+    { body: hc({ CpuPeriod: -1 }), message: "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)" },
+    { body: hc({ CpuQuota: -10 }), message: "CPU cfs quota can not be less than 1ms" },
+    { body: hc({ CpuQuota: 500 }), message: "CPU cfs quota can not be less than 1ms" },
+    { body: hc({ PortBindings: { "80/tcp": [{ HostPort: "70000" }] } }), message: 'invalid port specification: "70000"' },
+    { body: hc({ PortBindings: { "80/tcp": [{ HostPort: "9000-8000" }] } }), message: 'invalid port specification: "9000-8000"' },
+    { body: hc({ PortBindings: { "99999/tcp": [{ HostPort: "80" }] } }), message: 'invalid port specification: "99999"' },
+    { body: hc({ CapAdd: ["CAP_BOGUS"] }), message: 'invalid CapAdd: unknown capability: "CAP_BOGUS"' },
+    { body: hc({ CapDrop: ["bogus"] }), message: 'invalid CapDrop: unknown capability: "CAP_BOGUS"' },
+    { body: hc({ ShmSize: -1 }), message: "SHM size can not be less than 0" },
+    { body: hc({ CpusetCpus: "abc" }), message: "Invalid value abc for cpuset cpus: invalid format: abc" },
+    { body: hc({ Memory: 20_000_000, MemorySwap: 10_000_000 }), message: "Minimum memoryswap limit should be larger than memory limit, see usage" },
+    { body: hc({ MemorySwap: 10_000_000 }), message: "You should always set the Memory limit when using Memoryswap limit" },
+    { body: hc({ Memory: 1000 }), message: "Minimum memory limit allowed is 6MB" },
+    { body: hc({ Memory: -1 }), message: "Minimum memory limit allowed is 6MB" },
+    { body: hc({ Memory: "lots" }), message: "invalid container config: HostConfig.Memory" },
+    { body: hc({ NanoCpus: 99e9 }), message: "Range of CPUs is from 0.01 to" },
+    { body: hc({ NanoCpus: 1e9, CpuQuota: 50000 }), message: "Conflicting options: Nano CPUs and CPU Quota cannot both be set" },
+    { body: hc({ RestartPolicy: { Name: "sometimes" } }), message: "invalid restart policy 'sometimes'" },
+    { body: hc({ Sysctls: { "net.ipv4.ip_forward": "1" } }), message: "HostConfig.Sysctls is not supported by ArcBox" },
+    { body: JSON.stringify({ Image: "IMAGE", NetworkingConfig: { EndpointsConfig: { bridge: { Aliases: "one" } } } }), message: "invalid container config: NetworkingConfig.EndpointsConfig.bridge.Aliases" },
+    { body: JSON.stringify({ Image: "IMAGE" }), contentType: "text/plain", message: "Content-Type specified (text/plain) must be 'application/json'" },
+  ];
+
+  test(`${bad.length} bad creates: 400 with Docker's reason, nothing created`, async () => {
+    const before = await snapshot();
+    for (const c of bad) {
+      const body = c.body.replace("IMAGE", IMG);
+      const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": c.contentType ?? "application/json" }, body });
+      const answer = (await res.json()) as { message?: string };
+      expect({ body: c.body, status: res.status }).toEqual({ body: c.body, status: 400 });
+      expect(answer.message).toContain(c.message);
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("docker run shows the reason and exits 125", async () => {
+    const before = await snapshot();
+    for (const [args, message] of [
+      [["--cpu-quota", "-10"], "CPU cfs quota can not be less than 1ms"],
+      [["--cap-add", "BOGUS"], 'unknown capability: "CAP_BOGUS"'],
+      [["--cpuset-cpus", "abc"], "Invalid value abc for cpuset cpus"],
+      [["--memory", "20m", "--memory-swap", "10m"], "Minimum memoryswap limit should be larger than memory limit"],
+    ] as [string[], string][]) {
+      const r = await d.docker(["run", "--rm", "--network", "none", ...args, IMG, "true"]);
+      expect({ args, code: r.code }).toEqual({ args, code: 125 });
+      expect(r.stderr).toContain(message);
+    }
+    expect(await snapshot()).toEqual(before);
   });
 });

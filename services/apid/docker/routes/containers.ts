@@ -18,12 +18,21 @@ const flag = (v: string | undefined) => v === "1" || v === "true" || v === "True
 
 async function jsonBody(c: Context<DockerEnv>): Promise<unknown> {
   const text = await c.req.text();
+  requireJsonContentType(c.req.header("Content-Type"), text);
   if (!text.trim()) return {};
   try {
     return JSON.parse(text);
   } catch (err) {
     throw new ContainerError("invalid_argument", `invalid JSON: ${(err as Error).message}`);
   }
+}
+
+/** Docker's CheckForJSON: a body must be declared application/json (an empty one may omit the header). */
+function requireJsonContentType(contentType: string | undefined, body: string): void {
+  const ct = contentType ?? "";
+  if (ct === "" && body.length === 0) return;
+  if (ct.split(";")[0]!.trim().toLowerCase() === "application/json") return;
+  throw new ContainerError("invalid_argument", `Content-Type specified (${ct}) must be 'application/json'`);
 }
 
 function optionalInt(v: string | undefined, name: string): number | undefined {
@@ -112,7 +121,7 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/containers/:id/update", async (c) => {
-    const warnings = await containers.update(c.req.param("id"), (await jsonBody(c)) as Record<string, unknown>);
+    const warnings = await containers.update(c.req.param("id"), await jsonBody(c));
     return c.json({ Warnings: warnings });
   });
 
