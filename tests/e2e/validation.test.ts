@@ -180,7 +180,7 @@ describe("update validates everything before it stores anything", () => {
     expect((await d.docker(["start", "upd"])).code).toBe(0);
     expect((await getJson("/containers/upd/json")).State.Running).toBe(true);
     // A valid update still applies, to the record and to the running container.
-    const good = await d.api("/containers/upd/update", { method: "POST", headers: json, body: JSON.stringify({ Memory: 64 << 20, MemorySwap: 128 << 20, PidsLimit: 99 }) });
+    const good = await d.api("/containers/upd/update", { method: "POST", headers: json, body: JSON.stringify({ Memory: 64 << 20, MemorySwap: 128 << 20, PidsLimit: 99, Unknown: { ignored: true } }) });
     expect(good.status).toBe(200);
     expect(await limits("upd")).toEqual({ ...before, Memory: 64 << 20, MemorySwap: 128 << 20, PidsLimit: 99 });
     expect((await d.docker(["exec", "upd", "cat", "/sys/fs/cgroup/pids/pids.max"])).stdout.trim()).toBe("99");
@@ -241,6 +241,17 @@ describe("create refuses what Docker refuses, before anything is created", () =>
       expect(answer.message).toContain(c.message);
     }
     expect(await snapshot()).toEqual(before);
+  });
+
+  test("fields Docker does not know are ignored (dockerode sends `name` in the body); legal edge values are kept", async () => {
+    const body = { Image: IMG, Cmd: ["true"], name: "ignored", Bogus: { deep: [1, 2] }, ExposedPorts: { "80/tcp": { junk: [1] } }, HostConfig: { NetworkMode: "none", NotAField: 5, CpuQuota: -1, MemorySwap: -1, Memory: 7 << 20, CapAdd: ["net_admin", "ALL"], PortBindings: { "80/tcp": [{ HostPort: "" }] } } };
+    const res = await d.api("/containers/create?name=lenient", { method: "POST", headers: json, body: JSON.stringify(body) });
+    expect(res.status).toBe(201);
+    const view = await getJson("/containers/lenient/json");
+    expect(view.Config.ExposedPorts).toEqual({ "80/tcp": {} });
+    expect(view.HostConfig.CpuQuota).toBe(-1);
+    expect(view.HostConfig.NotAField).toBeUndefined();
+    await ok(["rm", "lenient"]);
   });
 
   test("docker run shows the reason and exits 125", async () => {

@@ -96,9 +96,19 @@ export const createBodySchema = configSchema.extend({
 
 export type CreateBody = z.infer<typeof createBodySchema>;
 
-/** Fields accepted only at their zero value: anything else is a feature ArcBox lacks. */
-const HOST_CONFIG_HANDLED = new Set(Object.keys(hostConfigSchema.shape));
-const CONFIG_HANDLED = new Set([...Object.keys(configSchema.shape), "HostConfig", "NetworkingConfig", "Healthcheck"]);
+/**
+ * Docker's HostConfig fields (Engine API 1.50) that ArcBox does not implement: accepted
+ * only at their zero value (or a listed default), else a 400 naming the field, never
+ * silently dropped. Fields Docker does not know are ignored, as Docker ignores them.
+ */
+const HOST_CONFIG_UNSUPPORTED = [
+  "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests",
+  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwappiness", "OomKillDisable", "Ulimits", "CpuCount", "CpuPercent",
+  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "VolumeDriver", "Annotations", "CgroupnsMode", "GroupAdd", "IpcMode",
+  "Cgroup", "Links", "OomScoreAdj", "PidMode", "SecurityOpt", "StorageOpt", "UTSMode", "UsernsMode", "Sysctls", "Runtime",
+  "Isolation", "MaskedPaths", "ReadonlyPaths",
+];
 
 function isZero(v: unknown): boolean {
   if (v === null || v === undefined || v === false || v === 0 || v === "") return true;
@@ -107,10 +117,10 @@ function isZero(v: unknown): boolean {
   return false;
 }
 
-function rejectUnsupported(obj: Record<string, unknown>, handled: Set<string>, prefix: string, allowed: Record<string, unknown[]> = {}): void {
-  for (const [k, v] of Object.entries(obj)) {
-    if (handled.has(k) || isZero(v)) continue;
-    if (allowed[k]?.includes(v)) continue;
+function rejectUnsupported(obj: Record<string, unknown>, fields: string[], prefix: string, allowed: Record<string, unknown[]> = {}): void {
+  for (const k of fields) {
+    const v = obj[k];
+    if (isZero(v) || allowed[k]?.includes(v)) continue;
     throw new ContainerError("invalid_argument", `${prefix}${k} is not supported by ArcBox`);
   }
 }
@@ -159,18 +169,16 @@ export function parseCreateBody(raw: unknown): CreateBody {
     throw new ContainerError("invalid_argument", `invalid container config: ${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   const body = parsed.data;
-  rejectUnsupported(body, CONFIG_HANDLED, "Config.");
   const healthcheck: unknown = body.Healthcheck;
   if (!isZero(healthcheck) && !isDisabledHealthcheck(healthcheck)) throw new ContainerError("invalid_argument", "Config.Healthcheck is not supported by ArcBox");
   const hc = body.HostConfig ?? {};
-  rejectUnsupported(hc, HOST_CONFIG_HANDLED, "HostConfig.", {
+  rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", {
     IpcMode: ["private", "shareable"],
     PidMode: ["private"],
     UTSMode: ["private"],
     CgroupnsMode: ["private", "host"],
     Isolation: ["default"],
     Runtime: ["runc"],
-    OomScoreAdj: [],
     MemorySwappiness: [-1],
   });
   const logType = hc.LogConfig?.Type;
