@@ -121,6 +121,20 @@ describe("prune and list filters that do not parse change nothing", () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  test("image reference globs match in linear time; a malformed one is a 400", async () => {
+    // A backtracking regular expression took imaged down on this pattern.
+    const t0 = Date.now();
+    const slow = await d.api(`/images/json?${q(JSON.stringify({ reference: ["*".repeat(64) + "x"] }))}`);
+    expect(slow.status).toBe(200);
+    expect(await slow.json()).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const both = await getJson(`/images/json?${q(JSON.stringify({ reference: ["*/b[t-v]sy?ox:*"] }))}`);
+    expect(both.map((i: any) => i.RepoTags).flat()).toEqual([IMG]);
+    const bad = await d.api(`/images/json?${q('{"reference":["busy[box"]}')}`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).message).toContain("syntax error in pattern");
+  });
+
   test("until still selects by age: 10m ago keeps a new container, a time ahead prunes it", async () => {
     await ok(["create", "--name", "young", "--label", "prune=young", "--network", "none", IMG, "true"]);
     const kept = await d.api(`/containers/prune?${q('{"until":["10m"],"label":["prune=young"]}')}`, { method: "POST" });

@@ -1,6 +1,7 @@
 /** Docker image filters (reference, dangling, label, label!, before, since, until) over image rows. */
 import type { ImageRow } from "../storage/image-db.ts";
 import { ImageError } from "./errors.ts";
+import { compileGlob } from "./glob.ts";
 import type { ImageStore } from "./image-store.ts";
 
 export interface FilterArg {
@@ -9,17 +10,6 @@ export interface FilterArg {
 }
 
 const KNOWN = new Set(["reference", "dangling", "label", "before", "since", "until"]);
-
-/** Glob as Go's path.Match: `*` and `?` do not cross `/`. */
-function globToRegExp(glob: string): RegExp {
-  let re = "";
-  for (const ch of glob) {
-    if (ch === "*") re += "[^/]*";
-    else if (ch === "?") re += "[^/]";
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
 
 function parseUntil(v: string): number {
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
@@ -49,7 +39,7 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
   const before = by.get("before")?.map(createdOf);
   const since = by.get("since")?.map(createdOf);
   const until = by.get("until")?.map(parseUntil);
-  const refPatterns = by.get("reference")?.map(globToRegExp);
+  const refPatterns = by.get("reference")?.map(compileGlob);
   const labels = by.get("label");
   const notLabels = by.get("label!");
 
@@ -77,7 +67,7 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
       // As Docker's FamiliarMatch: the whole familiar reference, or its name alone.
       const matches = (name: string) => {
         const repo = name.replace(/@.*$/, "").replace(/:[^:/]+$/, "");
-        return refPatterns.some((re) => re.test(name) || re.test(repo));
+        return refPatterns.some((match) => match(name) || match(repo));
       };
       tags = tags.filter(matches);
       digests = digests.filter(matches);
