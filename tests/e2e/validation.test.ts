@@ -135,6 +135,22 @@ describe("prune and list filters that do not parse change nothing", () => {
     expect(((await bad.json()) as any).message).toContain("syntax error in pattern");
   });
 
+  test("container name filters are regular expressions matched in linear time", async () => {
+    const long = "a".repeat(40);
+    await ok(["create", "--name", long, "--network", "none", IMG, "true"]);
+    // A backtracking RegExp needs minutes for this against 40 a's.
+    const t0 = Date.now();
+    expect(await getJson(`/containers/json?all=1&${q(JSON.stringify({ name: ["(a+)+b"] }))}`)).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const names = async (pattern: string) => (await getJson(`/containers/json?all=1&${q(JSON.stringify({ name: [pattern] }))}`)).map((c: any) => c.Names[0]).sort();
+    expect(await names("^a{40}$")).toEqual([`/${long}`]);
+    expect(await names("^stopped-[0-9]$")).toEqual(["/stopped-1", "/stopped-2"]);
+    expect(await names("stopped-(?:2|9)")).toEqual(["/stopped-2"]);
+    // Outside the supported syntax the value matches as text.
+    expect(await names("(?i)STOPPED")).toEqual([]);
+    await ok(["rm", long]);
+  });
+
   test("until still selects by age: 10m ago keeps a new container, a time ahead prunes it", async () => {
     await ok(["create", "--name", "young", "--label", "prune=young", "--network", "none", IMG, "true"]);
     const kept = await d.api(`/containers/prune?${q('{"until":["10m"],"label":["prune=young"]}')}`, { method: "POST" });

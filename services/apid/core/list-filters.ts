@@ -5,6 +5,7 @@
  */
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
+import { compileLinear } from "./linear-regex.ts";
 
 export interface ContainerListFilters {
   id?: string[];
@@ -34,18 +35,18 @@ export function containerFilter(filters: ContainerListFilters, find: (ref: strin
   const before = anchor(filters.before);
   const since = anchor(filters.since);
   const any = <T>(vs: T[] | undefined, pred: (v: T) => boolean) => !vs || vs.length === 0 || vs.some(pred);
+  // Docker matches names as Go regular expressions (linear time; a backtracking RegExp
+  // could be made to run for minutes); a pattern outside the subset matches as text.
+  const names = filters.name?.map((v) => {
+    const pattern = v.replace(/^\//, "");
+    return compileLinear(pattern) ?? ((name: string) => name.includes(v));
+  });
   return (rec) => {
     const labels: Record<string, string> = rec.config.Labels ?? {};
     const created = Date.parse(rec.created);
     return (
       any(filters.id, (v) => rec.id.startsWith(v)) &&
-      any(filters.name, (v) => {
-        try {
-          return new RegExp(v.replace(/^\//, "")).test(rec.name.slice(1));
-        } catch {
-          return rec.name.slice(1).includes(v);
-        }
-      }) &&
+      any(names, (matches) => matches(rec.name.slice(1))) &&
       (filters.label ?? []).every((v) => {
         const i = v.indexOf("=");
         return i < 0 ? Object.hasOwn(labels, v) : Object.hasOwn(labels, v.slice(0, i)) && labels[v.slice(0, i)] === v.slice(i + 1);
