@@ -1,6 +1,6 @@
 /**
- * A bounded fuzz of the Docker API's input schemas: container create bodies, update
- * bodies and the `filters` of every list and prune endpoint, generated from valid
+ * A bounded fuzz of the Docker API's input schemas: container, network, volume and exec
+ * create bodies, update bodies and the `filters` of every list and prune endpoint, generated from valid
  * requests by seeded mutations (wrong types, negatives, huge numbers, nested garbage,
  * unknown keys, deep nesting, broken JSON). Every answer must be a 4xx, or a 2xx for a
  * request that happens to be valid (then undone); never a 5xx. The daemon must stay
@@ -173,7 +173,7 @@ test(`fuzz: ${CASES} generated create/update/filter requests answer 4xx (or a cl
   const r = prng(SEED);
   const log: string[] = [];
   const started = Date.now();
-  const counts = { "2xx": 0, "4xx": 0 };
+  const counts: Record<string, number> = {};
   try {
     let expected = await snapshot();
     const baseCreate: Json = {
@@ -186,9 +186,17 @@ test(`fuzz: ${CASES} generated create/update/filter requests answer 4xx (or a cl
       HostConfig: { NetworkMode: "none", Memory: 64 << 20, MemorySwap: -1, CpuShares: 512, PidsLimit: 50, CapAdd: ["NET_ADMIN"], Tmpfs: { "/scratch": "size=1m" }, RestartPolicy: { Name: "no" }, PortBindings: { "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] } },
       NetworkingConfig: { EndpointsConfig: { none: { Aliases: ["a"] } } },
     };
-    const baseUpdate: Json = { Memory: 32 << 20, MemorySwap: 64 << 20, CpuShares: 256, PidsLimit: 40, CpusetCpus: "0", RestartPolicy: { Name: "on-failure", MaximumRetryCount: 2 } };
+    const BODIES: Record<"create" | "update" | "network" | "volume" | "exec", { path: string; base: Json }> = {
+      create: { path: "/containers/create", base: baseCreate },
+      update: { path: "/containers/fuzz-target/update", base: { Memory: 32 << 20, MemorySwap: 64 << 20, CpuShares: 256, PidsLimit: 40, CpusetCpus: "0", RestartPolicy: { Name: "on-failure", MaximumRetryCount: 2 } } },
+      network: { path: "/networks/create", base: { Name: "fuzz-made", Driver: "bridge", Internal: true, Attachable: false, EnableIPv6: false, Labels: { fuzz: "1" }, Options: {} } },
+      volume: { path: "/volumes/create", base: { Name: "fuzz-made", Driver: "local", Labels: { fuzz: "1" }, DriverOpts: {} } },
+      // The target is not running: a valid exec is a 409, after its body was checked.
+      exec: { path: "/containers/fuzz-target/exec", base: { Cmd: ["true"], AttachStdout: true, Env: ["A=1"], WorkingDir: "/", User: "", Tty: false, Privileged: false } },
+    };
     for (let i = 0; i < CASES; i++) {
-      const kind = i % 10 < 4 ? "create" : i % 10 < 7 ? "update" : "filters";
+      const slot = i % 20;
+      const kind = slot < 6 ? "create" : slot < 10 ? "update" : slot < 16 ? "filters" : slot < 18 ? "network" : slot < 19 ? "volume" : "exec";
       let res: Response;
       let what: string;
       if (kind === "filters") {
@@ -201,23 +209,28 @@ test(`fuzz: ${CASES} generated create/update/filter requests answer 4xx (or a cl
         what = `${ep.method} ${ep.path} filters=${raw.slice(0, 300)}`;
         res = await d.api(`${ep.path}${ep.path.includes("?") ? "&" : "?"}filters=${encodeURIComponent(raw)}`, { method: ep.method });
       } else {
-        const { body, contentType } = encode(r, mutate(r, kind === "create" ? baseCreate : baseUpdate));
+        const target = BODIES[kind];
+        const { body, contentType } = encode(r, mutate(r, target.base));
         what = `${kind} (${contentType}) ${body.slice(0, 300)}`;
-        const path = kind === "create" ? "/containers/create" : "/containers/fuzz-target/update";
-        res = await d.api(path, { method: "POST", headers: contentType ? { "Content-Type": contentType } : {}, body });
+        res = await d.api(target.path, { method: "POST", headers: contentType ? { "Content-Type": contentType } : {}, body });
       }
       const text = await res.text();
       log.push(`#${i} ${res.status} ${what} -> ${text.slice(0, 200)}`);
       if (res.status >= 500 || res.status < 200 || (res.status >= 300 && res.status < 400)) throw new Error(`case #${i}: ${res.status} ${text}\n  request: ${what}`);
-      counts[res.status < 300 ? "2xx" : "4xx"]++;
-      if (res.status < 300 && kind === "create") {
-        // A valid create: the record must inspect, then go away completely.
-        const id = (JSON.parse(text) as { Id: string }).Id;
-        const view = await d.api(`/containers/${id}/json`);
-        if (view.status !== 200) throw new Error(`case #${i}: created ${id} but inspect answered ${view.status} ${await view.text()}\n  request: ${what}`);
+      const bucket = `${kind} ${res.status < 300 ? "2xx" : "4xx"}`;
+      counts[bucket] = (counts[bucket] ?? 0) + 1;
+      if (res.status < 300 && kind !== "filters" && kind !== "update") {
+        // A valid create: the object must inspect, then go away completely.
+        const made = JSON.parse(text) as { Id?: string; Name?: string };
+        const ref = kind === "volume" ? made.Name! : made.Id!;
+        const base = { create: "/containers", network: "/networks", volume: "/volumes", exec: "/exec" }[kind];
+        const view = await d.api(`${base}/${ref}${kind === "create" || kind === "exec" ? "/json" : ""}`);
+        if (view.status !== 200) throw new Error(`case #${i}: created ${kind} ${ref} but inspect answered ${view.status} ${await view.text()}\n  request: ${what}`);
         await view.arrayBuffer();
-        const rm = await d.api(`/containers/${id}?force=1&v=1`, { method: "DELETE" });
-        if (rm.status !== 204) throw new Error(`case #${i}: created ${id} but rm answered ${rm.status} ${await rm.text()}`);
+        if (kind !== "exec") {
+          const rm = await d.api(`${base}/${ref}${kind === "create" ? "?force=1&v=1" : ""}`, { method: "DELETE" });
+          if (rm.status !== 204) throw new Error(`case #${i}: created ${kind} ${ref} but rm answered ${rm.status} ${await rm.text()}`);
+        }
       }
       if (res.status < 300 && kind === "update") expected = { ...expected, target: (await snapshot()).target };
       if (i % 30 === 29 || i === CASES - 1) {
@@ -227,7 +240,8 @@ test(`fuzz: ${CASES} generated create/update/filter requests answer 4xx (or a cl
       }
     }
     const elapsed = Date.now() - started;
-    console.log(`fuzz seed ${SEED}: ${CASES} cases in ${elapsed} ms (${counts["2xx"]} valid, ${counts["4xx"]} refused)`);
+    if (process.env.ARCBOX_FUZZ_LOG) console.log(log.filter((l) => l.includes(process.env.ARCBOX_FUZZ_LOG!)).join("\n"));
+    console.log(`fuzz seed ${SEED}: ${CASES} cases in ${elapsed} ms: ${JSON.stringify(counts)}`);
     expect(elapsed).toBeLessThan(BUDGET_MS);
     // Whatever update accepted, the target still starts.
     const start = await d.api("/containers/fuzz-target/start", { method: "POST" });
