@@ -299,3 +299,18 @@ describe("create refuses what Docker refuses, before anything is created", () =>
     expect(await snapshot()).toEqual(before);
   });
 });
+
+describe("filters that parse still select what they say (runs last: it prunes the fixtures)", () => {
+  test("image prune with label!, network prune with until ahead, volume prune with all", async () => {
+    const images = await d.api(`/images/prune?${q('{"label!":["nothing=here"],"dangling":["true"]}')}`, { method: "POST" });
+    expect(images.status).toBe(200);
+    expect(((await images.json()) as any).ImagesDeleted).toContainEqual({ Deleted: danglingImage });
+    const keptNet = await d.api(`/networks/prune?${q('{"until":["1h"],"label":["team=a"]}')}`, { method: "POST" });
+    expect(((await keptNet.json()) as any).NetworksDeleted).toEqual([]);
+    const ahead = Math.floor(Date.now() / 1000) + 3600;
+    const nets = await d.api(`/networks/prune?${q(JSON.stringify({ until: [String(ahead)], label: ["team=a"] }))}`, { method: "POST" });
+    expect(((await nets.json()) as any).NetworksDeleted).toEqual(["unused-net"]);
+    const vols = await d.api(`/volumes/prune?${q('{"all":["1"],"label":{"team=a":true}}')}`, { method: "POST" });
+    expect(((await vols.json()) as any).VolumesDeleted).toEqual(["unused-vol"]);
+  });
+});
