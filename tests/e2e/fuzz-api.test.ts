@@ -131,6 +131,17 @@ function encode(r: Rng, v: Json): { body: string; contentType: string } {
   if (roll < 0.04) return { body: JSON.stringify(v).slice(0, 1 + r.int(40)), contentType };
   if (roll < 0.07) return { body: JSON.stringify(r.pick([null, 5, "x", [1, 2], true])), contentType };
   if (roll < 0.08) return { body: "[".repeat(2000) + "]".repeat(2000), contentType };
+  if (roll < 0.1) {
+    // Nesting just under and well over Docker's 10,000-level bound, at a random place.
+    const levels = roll < 0.09 ? 5000 + r.int(4990) : 10_001 + r.int(200_000);
+    const nested = `{"${r.pick(KEYS)}":`.repeat(levels) + "0" + "}".repeat(levels);
+    const copy = structuredClone(v);
+    const objects = [copy, ...slots(copy).map(([c, k]) => (c as any)[k] as Json)].filter((x): x is Record<string, Json> => !!x && typeof x === "object" && !Array.isArray(x));
+    if (objects.length) {
+      r.pick(objects)[r.pick(["Bogus", "Sysctls", "Labels", "Healthcheck", "Junk", "Mounts"])] = "@DEEP@";
+      return { body: JSON.stringify(copy).replace('"@DEEP@"', nested), contentType };
+    }
+  }
   return { body: JSON.stringify(v), contentType };
 }
 

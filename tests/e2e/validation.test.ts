@@ -284,6 +284,30 @@ describe("create refuses what Docker refuses, before anything is created", () =>
     await ok(["rm", "lenient"]);
   });
 
+  test("bodies nested deeper than Docker's 10,000 levels are a 400, not a stack overflow; 9,000 levels still parse", async () => {
+    const before = await snapshot();
+    const deep = (levels: number, leaf = "0") => '{"a":'.repeat(levels) + leaf + "}".repeat(levels);
+    const places = [
+      (x: string) => `{"Image":"${IMG}","Cmd":["true"],"Healthcheck":${x}}`,
+      (x: string) => `{"Image":"${IMG}","Cmd":["true"],"HostConfig":{"NetworkMode":"none","Sysctls":${x}}}`,
+      (x: string) => `{"Image":"${IMG}","Cmd":["true"],"HostConfig":{"NetworkMode":"none","Mounts":[{"Type":"tmpfs","Target":"/x","Junk":${x}}]}}`,
+      (x: string) => `{"Image":"${IMG}","Cmd":["true"],"NetworkingConfig":{"EndpointsConfig":{"none":{"Junk":${x}}}}}`,
+    ];
+    for (const place of places) {
+      const res = await d.api("/containers/create", { method: "POST", headers: json, body: place(deep(150_000)) });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).message).toContain("exceeded max depth");
+    }
+    for (const path of ["/networks/create", "/volumes/create", "/containers/stopped-1/exec", "/containers/stopped-1/update"]) {
+      const res = await d.api(path, { method: "POST", headers: json, body: `{"Name":"deep","Junk":${deep(150_000)}}` });
+      expect({ path, status: res.status }).toEqual({ path, status: 400 });
+    }
+    const ok9000 = await d.api("/containers/create", { method: "POST", headers: json, body: places[1]!(deep(9000, "1")) });
+    expect(ok9000.status).toBe(400);
+    expect(((await ok9000.json()) as any).message).toContain("HostConfig.Sysctls is not supported");
+    expect(await snapshot()).toEqual(before);
+  });
+
   test("docker run shows the reason and exits 125", async () => {
     const before = await snapshot();
     for (const [args, message] of [

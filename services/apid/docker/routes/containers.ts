@@ -7,6 +7,7 @@ import { inspectView, summaryView } from "../../core/container-view.ts";
 import { dirSize } from "../../core/dir-size.ts";
 import { containerFilter } from "../../core/list-filters.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
+import { parseJsonText } from "../json-text.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { archiveRoutes } from "../streams/archive-routes.ts";
@@ -20,11 +21,7 @@ async function jsonBody(c: Context<DockerEnv>): Promise<unknown> {
   const text = await c.req.text();
   requireJsonContentType(c.req.header("Content-Type"), text);
   if (!text.trim()) return {};
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ContainerError("invalid_argument", `invalid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonText(text);
 }
 
 /** Docker's CheckForJSON: a body must be declared application/json (an empty one may omit the header). */
