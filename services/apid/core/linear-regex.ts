@@ -26,6 +26,9 @@ const CONTROL: Record<string, string> = { n: "\n", t: "\t", r: "\r", f: "\f", v:
 
 const MAX_REPEAT = 1000;
 const MAX_PROGRAM = 5_000;
+/** Bounds on the pattern itself, so parsing and compiling never recurse deeply. */
+const MAX_PATTERN = 1000;
+const MAX_GROUP_DEPTH = 100;
 
 const isDigit: Pred = (c) => c >= "0" && c <= "9";
 const isWord: Pred = (c) => isDigit(c) || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c === "_";
@@ -34,7 +37,9 @@ const not = (p: Pred): Pred => (c) => !p(c);
 
 function parse(pattern: string): Node {
   const s = [...pattern];
+  if (s.length > MAX_PATTERN) throw new Unsupported(pattern);
   let i = 0;
+  let groups = 0;
   const peek = () => s[i];
   const eat = (c: string) => (s[i] === c ? (i++, true) : false);
   const fail = (): never => {
@@ -101,6 +106,7 @@ function parse(pattern: string): Node {
   const atom = (): Node => {
     const c = s[i++]!;
     if (c === "(") {
+      if (++groups > MAX_GROUP_DEPTH) fail();
       if (eat("?")) {
         if (eat(":")) {
         } else if (eat("P") || peek() === "<") {
@@ -111,6 +117,7 @@ function parse(pattern: string): Node {
       }
       const inner = alt();
       if (!eat(")")) fail();
+      groups--;
       return inner;
     }
     if (c === "[") return { k: "char", pred: klass() };
@@ -208,11 +215,14 @@ function compile(tree: Node): Inst[] {
         return [entry, holes];
       }
       case "alt": {
-        const [e1, h1] = gen(n.xs[0]!);
-        if (n.xs.length === 1) return [e1, h1];
-        const [e2, h2] = gen({ k: "alt", xs: n.xs.slice(1) });
-        const at = emit({ op: "split", a: e1, b: e2 });
-        return [at, [...h1, ...h2]];
+        // Right to left: split(x1, split(x2, ... xn)), without recursing per branch.
+        let [entry, holes] = gen(n.xs[n.xs.length - 1]!);
+        for (let k = n.xs.length - 2; k >= 0; k--) {
+          const [e, h] = gen(n.xs[k]!);
+          entry = emit({ op: "split", a: e, b: entry });
+          holes = [...h, ...holes];
+        }
+        return [entry, holes];
       }
       case "rep": {
         // x{min} followed by (max-min) optional copies, or x* when unbounded.
