@@ -1,6 +1,9 @@
 /** Linux capability sets: Docker's default set, the full set (privileged), CapAdd/CapDrop. */
 import { readFileSync } from "node:fs";
+import { ALL_CAPS, normalizeCapability } from "../../lib/capabilities.ts";
 import { GuestError } from "./guest-error.ts";
+
+export { ALL_CAPS };
 
 /** Docker Engine's default capabilities (moby oci/caps/defaults.go). */
 export const DOCKER_DEFAULT_CAPS = [
@@ -8,23 +11,9 @@ export const DOCKER_DEFAULT_CAPS = [
   "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 ];
 
-/** Indexed by capability number (bit N of a capability mask). */
-export const ALL_CAPS = [
-  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-  "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-  "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-  "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-  "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-  "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-  "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-];
-const KNOWN = new Set(ALL_CAPS);
-
 function normalize(cap: string): string {
-  const upper = cap.trim().toUpperCase();
-  if (upper === "ALL") return "ALL";
-  const name = upper.startsWith("CAP_") ? upper : `CAP_${upper}`;
-  if (!KNOWN.has(name)) throw new GuestError("invalid_argument", `unknown capability: "${cap}"`);
+  const name = normalizeCapability(cap);
+  if (!name) throw new GuestError("invalid_argument", `unknown capability: "${cap}"`);
   return name;
 }
 

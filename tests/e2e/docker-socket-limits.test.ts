@@ -50,7 +50,7 @@ describe("JSON request bodies", () => {
   test("nesting deeper than 10000 levels is a 400; 10000 levels still parse", async () => {
     const r = await post("/networks/create", chunked(new TextEncoder().encode("[".repeat(20_000))));
     expect(r.status).toBe(400);
-    expect(((await r.json()) as { message: string }).message).toBe("invalid JSON: nested deeper than 10000 levels");
+    expect(((await r.json()) as { message: string }).message).toBe("invalid JSON: exceeded max depth (10000 levels)");
     // At the limit the body reaches the route, which validates it as usual.
     const deep = `{"Name":"deep","Labels":{"a":${"[".repeat(9_998)}${"]".repeat(9_998)}}}`;
     const ok = await post("/networks/create", deep);

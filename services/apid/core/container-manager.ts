@@ -18,6 +18,7 @@ import { call, callIdempotent, type Backends } from "./backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
 import { addVolumesFrom, normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
+import { planUpdate } from "./resource-limits.ts";
 import type { EventsBus } from "./events-bus.ts";
 import { ensureBindSources } from "./bind-sources.ts";
 import { randomId, withDefaultTag } from "./container-ids.ts";
@@ -508,20 +509,10 @@ export class ContainerManager {
     this.emit(rec, "rename", { oldName: old });
   }
 
-  async update(ref: string, body: Record<string, any>): Promise<string[]> {
+  async update(ref: string, body: unknown): Promise<string[]> {
     const rec = this.get(ref);
-    const resourceKeys = ["Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "CpusetCpus", "PidsLimit"];
-    for (const [k, v] of Object.entries(body)) {
-      if (k === "RestartPolicy" || resourceKeys.includes(k)) continue;
-      if (v === null || v === 0 || v === "" || v === false || (Array.isArray(v) && !v.length)) continue;
-      throw new ContainerError("invalid_argument", `${k} cannot be updated by ArcBox`);
-    }
-    const h = { ...rec.hostConfig };
-    for (const k of resourceKeys) if (body[k] !== undefined && body[k] !== null && body[k] !== 0 && body[k] !== "") h[k] = body[k];
-    if (body.RestartPolicy?.Name) {
-      if (h.AutoRemove && body.RestartPolicy.Name !== "no") throw new ContainerError("invalid_argument", "Restart policy cannot be updated because AutoRemove is enabled for the container");
-      h.RestartPolicy = { Name: body.RestartPolicy.Name, MaximumRetryCount: body.RestartPolicy.MaximumRetryCount ?? 0 };
-    }
+    // Validated in full against the record first: nothing is applied or stored otherwise.
+    const h = { ...rec.hostConfig, ...planUpdate(body, rec.hostConfig) };
     if (rec.state.status === "running" || rec.state.status === "paused") {
       await call(() =>
         this.backends.machines.updateContainer({

@@ -4,8 +4,10 @@
  * implement are rejected with a 400 when set, never silently dropped.
  */
 import { z } from "zod";
+import { normalizeCapability } from "../../../lib/capabilities.ts";
 import { ContainerError } from "./container-error.ts";
 import type { MountPoint } from "./container-record.ts";
+import { checkResources, checkRestartPolicy, resourceShape, restartPolicySchema } from "./resource-limits.ts";
 
 const strList = z.array(z.string()).nullish();
 const strMap = z.record(z.string(), z.string()).nullish();
@@ -57,7 +59,7 @@ const hostConfigSchema = z.looseObject({
   NetworkMode: z.string().nullish(),
   PortBindings: z.record(z.string(), z.array(z.looseObject({ HostIp: z.string().nullish(), HostPort: z.string().nullish() })).nullish()).nullish(),
   PublishAllPorts: z.boolean().nullish(),
-  RestartPolicy: z.looseObject({ Name: z.enum(["", "no", "always", "unless-stopped", "on-failure"], { message: "invalid restart policy: must be no, always, unless-stopped or on-failure" }).nullish(), MaximumRetryCount: int }).nullish(),
+  RestartPolicy: restartPolicySchema.nullish(),
   AutoRemove: z.boolean().nullish(),
   CapAdd: strList,
   CapDrop: strList,
@@ -68,29 +70,45 @@ const hostConfigSchema = z.looseObject({
   Privileged: z.boolean().nullish(),
   ReadonlyRootfs: z.boolean().nullish(),
   Init: z.boolean().nullish(),
-  Memory: int,
-  MemorySwap: int,
-  NanoCpus: int,
-  CpuShares: int,
-  CpuQuota: int,
-  CpuPeriod: int,
-  CpusetCpus: z.string().nullish(),
-  PidsLimit: int,
+  ...resourceShape,
   ShmSize: int,
   ConsoleSize: z.array(z.number().int()).nullish(),
   LogConfig: z.looseObject({ Type: z.string().nullish(), Config: strMap }).nullish(),
 });
 
+const endpointSettingsSchema = z.looseObject({
+  IPAMConfig: z.looseObject({ IPv4Address: z.string().nullish(), IPv6Address: z.string().nullish(), LinkLocalIPs: strList }).nullish(),
+  Links: strList,
+  Aliases: strList,
+  DriverOpts: strMap,
+  MacAddress: z.string().nullish(),
+  NetworkID: z.string().nullish(),
+  EndpointID: z.string().nullish(),
+  Gateway: z.string().nullish(),
+  IPAddress: z.string().nullish(),
+  DNSNames: strList,
+});
+
 export const createBodySchema = configSchema.extend({
   HostConfig: hostConfigSchema.nullish(),
-  NetworkingConfig: z.looseObject({ EndpointsConfig: z.record(z.string(), z.any()).nullish() }).nullish(),
+  NetworkingConfig: z.looseObject({ EndpointsConfig: z.record(z.string(), endpointSettingsSchema.nullish()).nullish() }).nullish(),
 });
 
 export type CreateBody = z.infer<typeof createBodySchema>;
 
-/** Fields accepted only at their zero value: anything else is a feature ArcBox lacks. */
-const HOST_CONFIG_HANDLED = new Set(Object.keys(hostConfigSchema.shape));
-const CONFIG_HANDLED = new Set([...Object.keys(configSchema.shape), "HostConfig", "NetworkingConfig", "Healthcheck"]);
+/**
+ * Docker's HostConfig fields (Engine API 1.50) that ArcBox does not implement: accepted
+ * only at their zero value (or a listed default), else a 400 naming the field, never
+ * silently dropped. Fields Docker does not know are ignored, as Docker ignores them.
+ */
+const HOST_CONFIG_UNSUPPORTED = [
+  "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests",
+  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwappiness", "OomKillDisable", "Ulimits", "CpuCount", "CpuPercent",
+  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "VolumeDriver", "Annotations", "CgroupnsMode", "GroupAdd", "IpcMode",
+  "Cgroup", "Links", "OomScoreAdj", "PidMode", "SecurityOpt", "StorageOpt", "UTSMode", "UsernsMode", "Sysctls", "Runtime",
+  "Isolation", "MaskedPaths", "ReadonlyPaths",
+];
 
 function isZero(v: unknown): boolean {
   if (v === null || v === undefined || v === false || v === 0 || v === "") return true;
@@ -99,13 +117,15 @@ function isZero(v: unknown): boolean {
   return false;
 }
 
-function rejectUnsupported(obj: Record<string, unknown>, handled: Set<string>, prefix: string, allowed: Record<string, unknown[]> = {}): void {
-  for (const [k, v] of Object.entries(obj)) {
-    if (handled.has(k) || isZero(v)) continue;
-    if (allowed[k]?.includes(v)) continue;
+function rejectUnsupported(obj: Record<string, unknown>, fields: string[], prefix: string, allowed: Record<string, unknown[]> = {}): void {
+  for (const k of fields) {
+    const v = obj[k];
+    if (isZero(v) || allowed[k]?.includes(v)) continue;
     throw new ContainerError("invalid_argument", `${prefix}${k} is not supported by ArcBox`);
   }
 }
+
+const keysOnly = (set: Record<string, unknown>): Record<string, object> => Object.fromEntries(Object.keys(set).map((k) => [k, {}]));
 
 const asList = (v: string[] | string | null | undefined): string[] | undefined => (v == null ? undefined : typeof v === "string" ? [v] : v);
 
@@ -149,29 +169,60 @@ export function parseCreateBody(raw: unknown): CreateBody {
     throw new ContainerError("invalid_argument", `invalid container config: ${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   const body = parsed.data;
-  rejectUnsupported(body, CONFIG_HANDLED, "Config.");
-  if (body.Healthcheck && !isZero(body.Healthcheck) && !(body.Healthcheck as any).Test?.[0]?.startsWith?.("NONE")) throw new ContainerError("invalid_argument", "Config.Healthcheck is not supported by ArcBox");
+  const healthcheck: unknown = body.Healthcheck;
+  if (!isZero(healthcheck) && !isDisabledHealthcheck(healthcheck)) throw new ContainerError("invalid_argument", "Config.Healthcheck is not supported by ArcBox");
   const hc = body.HostConfig ?? {};
-  rejectUnsupported(hc, HOST_CONFIG_HANDLED, "HostConfig.", {
+  rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", {
     IpcMode: ["private", "shareable"],
     PidMode: ["private"],
     UTSMode: ["private"],
     CgroupnsMode: ["private", "host"],
     Isolation: ["default"],
     Runtime: ["runc"],
-    OomScoreAdj: [],
     MemorySwappiness: [-1],
   });
   const logType = hc.LogConfig?.Type;
   if (logType && logType !== "json-file") throw new ContainerError("invalid_argument", `logging driver "${logType}" is not supported by ArcBox (only json-file)`);
-  if (hc.AutoRemove && hc.RestartPolicy?.Name && !["", "no"].includes(hc.RestartPolicy.Name)) throw new ContainerError("invalid_argument", "conflicting options: cannot specify both --restart and --rm");
-  if ((hc.RestartPolicy?.MaximumRetryCount ?? 0) > 0 && hc.RestartPolicy?.Name !== "on-failure") throw new ContainerError("invalid_argument", "invalid restart policy: maximum retry count can only be used with 'on-failure'");
-  if ((hc.RestartPolicy?.MaximumRetryCount ?? 0) < 0) throw new ContainerError("invalid_argument", "invalid restart policy: maximum retry count cannot be negative");
-  if ((hc.Memory ?? 0) < 0 || ((hc.Memory ?? 0) > 0 && hc.Memory! < 6 * 1024 * 1024)) throw new ContainerError("invalid_argument", "Minimum memory limit allowed is 6MB");
-  if ((hc.NanoCpus ?? 0) < 0) throw new ContainerError("invalid_argument", "Range of CPUs is from 0.01 to the number of CPUs available");
-  if (hc.NanoCpus && (hc.CpuQuota || hc.CpuPeriod)) throw new ContainerError("invalid_argument", "Conflicting options: Nano CPUs and CPU Period cannot both be set");
+  checkRestartPolicy(hc.RestartPolicy, hc.AutoRemove ?? false);
+  checkResources(hc);
+  if ((hc.ShmSize ?? 0) < 0) throw new ContainerError("invalid_argument", "SHM size can not be less than 0");
+  checkPortBindings(hc.PortBindings);
+  checkCapabilities("CapAdd", hc.CapAdd);
+  checkCapabilities("CapDrop", hc.CapDrop);
   if (body.StopSignal && !isSignal(body.StopSignal)) throw new ContainerError("invalid_argument", `Invalid signal: ${body.StopSignal}`);
   return body;
+}
+
+function isDisabledHealthcheck(v: unknown): boolean {
+  const test = typeof v === "object" && v !== null ? (v as { Test?: unknown }).Test : undefined;
+  return Array.isArray(test) && test[0] === "NONE";
+}
+
+/** Docker's nat.ParsePortRange: "N" or "N-M", each 0..65535 (the container side takes one port). */
+function isPortRange(s: string, allowRange: boolean): boolean {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(s);
+  if (!m || (m[2] !== undefined && !allowRange)) return false;
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  return lo <= 65535 && hi <= 65535 && lo <= hi;
+}
+
+/** As Docker's verifyContainerSettings: container ports are single ports, host ports a port or a range. */
+function checkPortBindings(bindings: Record<string, { HostPort?: string | null }[] | null | undefined> | null | undefined): void {
+  for (const [key, list] of Object.entries(bindings ?? {})) {
+    const port = key.split("/", 1)[0]!;
+    if (!isPortRange(port, false)) throw new ContainerError("invalid_argument", `invalid port specification: "${port}"`);
+    for (const b of list ?? []) {
+      const host = b.HostPort ?? "";
+      if (host !== "" && !isPortRange(host, true)) throw new ContainerError("invalid_argument", `invalid port specification: "${host}"`);
+    }
+  }
+}
+
+function checkCapabilities(field: "CapAdd" | "CapDrop", caps: string[] | null | undefined): void {
+  for (const cap of caps ?? []) {
+    if (!normalizeCapability(cap)) throw new ContainerError("invalid_argument", `invalid ${field}: unknown capability: "${cap.trim().toUpperCase().startsWith("CAP_") ? cap.trim().toUpperCase() : `CAP_${cap.trim().toUpperCase()}`}"`);
+  }
 }
 
 const SIGNALS = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS".split(" ");
@@ -271,14 +322,15 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     AttachStdin: body.AttachStdin ?? false,
     AttachStdout: body.AttachStdout ?? false,
     AttachStderr: body.AttachStderr ?? false,
-    ExposedPorts: { ...(image.ExposedPorts ?? {}), ...(body.ExposedPorts ?? {}) },
+    // Docker keeps only the keys of these sets (their values are empty structs).
+    ExposedPorts: keysOnly({ ...(image.ExposedPorts ?? {}), ...(body.ExposedPorts ?? {}) }),
     Tty: body.Tty ?? false,
     OpenStdin: body.OpenStdin ?? false,
     StdinOnce: body.StdinOnce ?? false,
     Env: mergeEnv(image.Env, body.Env ?? []),
     Cmd: cmd ?? null,
     Image: imageRef,
-    Volumes: Object.keys({ ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) }).length ? { ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) } : null,
+    Volumes: Object.keys({ ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) }).length ? keysOnly({ ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) }) : null,
     WorkingDir: body.WorkingDir || image.WorkingDir || "",
     Entrypoint: entrypoint.length ? entrypoint : null,
     OnBuild: null,

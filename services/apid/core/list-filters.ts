@@ -1,53 +1,64 @@
 /**
  * The container list filters (id, name, label, status, exited, ancestor, before, since,
- * network, volume, is-task) over parsed Docker `filters` (docker/filters.ts parses them).
+ * network, volume, is-task, health) over Docker `filters` already parsed and checked at
+ * the edge (docker/filters.ts, FILTERS.containerList).
  */
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
+import { compileLinear } from "./linear-regex.ts";
 
-export type Filters = Map<string, string[]>;
+export interface ContainerListFilters {
+  id?: string[];
+  name?: string[];
+  label?: string[];
+  status?: string[];
+  exited?: number[];
+  ancestor?: string[];
+  before?: string[];
+  since?: string[];
+  network?: string[];
+  volume?: string[];
+  "is-task"?: boolean;
+  health?: string[];
+  publish?: string[];
+  expose?: string[];
+}
 
-export const CONTAINER_FILTERS = ["id", "name", "label", "status", "exited", "ancestor", "before", "since", "network", "volume", "is-task", "health", "publish", "expose"];
-const STATUSES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
-
-export function containerFilter(filters: Filters, find: (ref: string) => ContainerRecord | undefined, imageMatches: (rec: ContainerRecord, ref: string) => boolean): (rec: ContainerRecord) => boolean {
-  for (const s of filters.get("status") ?? []) if (!STATUSES.includes(s)) throw new ContainerError("invalid_argument", `invalid filter 'status=${s}'`);
-  for (const e of filters.get("exited") ?? []) if (!/^-?\d+$/.test(e)) throw new ContainerError("invalid_argument", `invalid filter 'exited=${e}'`);
-  const anchor = (key: string) => {
-    const ref = filters.get(key)?.[0];
+export function containerFilter(filters: ContainerListFilters, find: (ref: string) => ContainerRecord | undefined, imageMatches: (rec: ContainerRecord, ref: string) => boolean): (rec: ContainerRecord) => boolean {
+  const anchor = (refs: string[] | undefined) => {
+    const ref = refs?.[0];
     if (!ref) return undefined;
     const rec = find(ref);
     if (!rec) throw new ContainerError("not_found", `No such container: ${ref}`);
     return Date.parse(rec.created);
   };
-  const before = anchor("before");
-  const since = anchor("since");
-  const any = (key: string, pred: (v: string) => boolean) => {
-    const vs = filters.get(key);
-    return !vs || vs.length === 0 || vs.some(pred);
-  };
+  const before = anchor(filters.before);
+  const since = anchor(filters.since);
+  const any = <T>(vs: T[] | undefined, pred: (v: T) => boolean) => !vs || vs.length === 0 || vs.some(pred);
+  // Docker matches names as Go regular expressions (linear time; a backtracking RegExp
+  // could be made to run for minutes); a pattern outside the subset matches as text.
+  const names = filters.name?.map((v) => {
+    const pattern = v.replace(/^\//, "");
+    return compileLinear(pattern) ?? ((name: string) => name.includes(v));
+  });
   return (rec) => {
     const labels: Record<string, string> = rec.config.Labels ?? {};
     const created = Date.parse(rec.created);
     return (
-      any("id", (v) => rec.id.startsWith(v)) &&
-      any("name", (v) => {
-        try {
-          return new RegExp(v.replace(/^\//, "")).test(rec.name.slice(1));
-        } catch {
-          return rec.name.slice(1).includes(v);
-        }
-      }) &&
-      (filters.get("label") ?? []).every((v) => {
+      any(filters.id, (v) => rec.id.startsWith(v)) &&
+      any(names, (matches) => matches(rec.name.slice(1))) &&
+      (filters.label ?? []).every((v) => {
         const i = v.indexOf("=");
-        return i < 0 ? v in labels : labels[v.slice(0, i)] === v.slice(i + 1);
+        return i < 0 ? Object.hasOwn(labels, v) : Object.hasOwn(labels, v.slice(0, i)) && labels[v.slice(0, i)] === v.slice(i + 1);
       }) &&
-      any("status", (v) => rec.state.status === v) &&
-      any("exited", (v) => rec.state.status === "exited" && rec.state.exitCode === Number(v)) &&
-      any("ancestor", (v) => imageMatches(rec, v)) &&
-      any("network", (v) => rec.hostConfig.NetworkMode === v || (rec.network?.endpoints ?? []).some((e) => e.networkName === v || e.networkId.startsWith(v))) &&
-      any("volume", (v) => rec.mounts.some((m) => m.Name === v || m.Destination === v || m.Source === v)) &&
-      any("is-task", (v) => v === "false") &&
+      any(filters.status, (v) => rec.state.status === v) &&
+      any(filters.exited, (v) => rec.state.status === "exited" && rec.state.exitCode === v) &&
+      any(filters.ancestor, (v) => imageMatches(rec, v)) &&
+      any(filters.network, (v) => rec.hostConfig.NetworkMode === v || (rec.network?.endpoints ?? []).some((e) => e.networkName === v || e.networkId.startsWith(v))) &&
+      any(filters.volume, (v) => rec.mounts.some((m) => m.Name === v || m.Destination === v || m.Source === v)) &&
+      // ArcBox runs no swarm tasks and no health checks.
+      filters["is-task"] !== true &&
+      any(filters.health, (v) => v === "none") &&
       (before === undefined || created < before) &&
       (since === undefined || created > since)
     );

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
+import { buildRoutes } from "./routes/build.ts";
 import { containersRoutes } from "./routes/containers.ts";
 import { distributionRoutes } from "./routes/distribution.ts";
 import { eventsRoutes, resourceEvents } from "./routes/events.ts";
@@ -43,5 +44,6 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", swarmRoutes(deps));
   app.route("/", pluginsRoutes(deps));
   app.route("/", distributionRoutes(deps));
+  app.route("/", buildRoutes());
   return app;
 }

@@ -54,7 +54,7 @@ export function readBoundedBody(req: IncomingMessage): Promise<BoundedBody> {
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_JSON_BODY_BYTES) return finish(tooLarge());
-      if (!depth.scan(chunk)) return finish({ ok: false, status: 400, message: `invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels` });
+      if (!depth.scan(chunk)) return finish({ ok: false, status: 400, message: `invalid JSON: exceeded max depth (${MAX_JSON_DEPTH} levels)` });
       chunks.push(chunk);
     };
     const onEnd = () => finish({ ok: true, bytes: size === 0 ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });

@@ -1,6 +1,7 @@
-/** Docker image filters (reference, dangling, label, before, since, until) over image rows. */
+/** Docker image filters (reference, dangling, label, label!, before, since, until) over image rows. */
 import type { ImageRow } from "../storage/image-db.ts";
 import { ImageError } from "./errors.ts";
+import { compileGlob } from "./glob.ts";
 import type { ImageStore } from "./image-store.ts";
 
 export interface FilterArg {
@@ -9,17 +10,6 @@ export interface FilterArg {
 }
 
 const KNOWN = new Set(["reference", "dangling", "label", "before", "since", "until"]);
-
-/** Glob as Go's path.Match: `*` and `?` do not cross `/`. */
-function globToRegExp(glob: string): RegExp {
-  let re = "";
-  for (const ch of glob) {
-    if (ch === "*") re += "[^/]*";
-    else if (ch === "?") re += "[^/]";
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
 
 function parseUntil(v: string): number {
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
@@ -49,8 +39,9 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
   const before = by.get("before")?.map(createdOf);
   const since = by.get("since")?.map(createdOf);
   const until = by.get("until")?.map(parseUntil);
-  const refPatterns = by.get("reference")?.map(globToRegExp);
+  const refPatterns = by.get("reference")?.map(compileGlob);
   const labels = by.get("label");
+  const notLabels = by.get("label!");
 
   const out: FilteredImage[] = [];
   for (const row of store.db.allImages()) {
@@ -63,19 +54,20 @@ export function filterImages(store: ImageStore, filters: FilterArg[], allowed: S
     if (before && !before.every((t) => row.created < t)) continue;
     if (since && !since.every((t) => row.created > t)) continue;
     if (until && !until.every((t) => row.created < t)) continue;
-    if (labels) {
+    if (labels || notLabels) {
       const have = (store.config(row).config?.Labels ?? {}) as Record<string, string>;
-      const ok = labels.every((l) => {
+      const matches = (l: string) => {
         const eq = l.indexOf("=");
-        return eq < 0 ? l in have : have[l.slice(0, eq)] === l.slice(eq + 1);
-      });
-      if (!ok) continue;
+        return eq < 0 ? Object.hasOwn(have, l) : Object.hasOwn(have, l.slice(0, eq)) && have[l.slice(0, eq)] === l.slice(eq + 1);
+      };
+      if (labels && !labels.every(matches)) continue;
+      if (notLabels?.some(matches)) continue;
     }
     if (refPatterns) {
       // As Docker's FamiliarMatch: the whole familiar reference, or its name alone.
       const matches = (name: string) => {
         const repo = name.replace(/@.*$/, "").replace(/:[^:/]+$/, "");
-        return refPatterns.some((re) => re.test(name) || re.test(repo));
+        return refPatterns.some((match) => match(name) || match(repo));
       };
       tags = tags.filter(matches);
       digests = digests.filter(matches);

@@ -146,7 +146,7 @@ export class ImageCore {
   prune(filters: FilterArg[]) {
     const danglingOnly = !filters.some((f) => f.key === "dangling" && f.values.some((v) => v === "false" || v === "0"));
     const rest = filters.filter((f) => f.key !== "dangling");
-    const candidates = filterImages(this.store, rest, new Set(["label", "until"]));
+    const candidates = filterImages(this.store, rest, new Set(["label", "label!", "until"]));
     const items: RemovedItem[] = [];
     for (const { row } of candidates) {
       if (this.store.db.containerCount(row.id) > 0) continue;

@@ -1,11 +1,19 @@
 /** Query-string parsing shared by the image routes (Docker's `filters` JSON, booleans). */
 import { create } from "@bufbuild/protobuf";
 import { FilterSchema, type Filter } from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
-import { parseFilters } from "../filters.ts";
+import { FILTERS, parseFilters } from "../filters.ts";
 
-/** Docker's `filters` as imaged's Filter list; imaged validates the keys. */
-export function imageFilters(raw: string | undefined): Filter[] {
-  return [...parseFilters(raw)].map(([key, values]) => create(FilterSchema, { key, values }));
+/**
+ * Docker's `filters` as imaged's Filter list, checked here first (keys and values, a
+ * 400 before imaged lists or prunes anything) and passed on in one canonical form:
+ * booleans as "true"/"false", until as Unix seconds.
+ */
+export function imageFilters(raw: string | undefined, spec: typeof FILTERS.imageList | typeof FILTERS.imagePrune): Filter[] {
+  const parsed: Record<string, string[] | boolean | number | undefined> = parseFilters(raw, spec);
+  return Object.entries(parsed).map(([key, v]) => {
+    const values = typeof v === "boolean" ? [String(v)] : typeof v === "number" ? [String(Math.max(0, v))] : (v ?? []);
+    return create(FilterSchema, { key, values });
+  });
 }
 
 export function queryBool(v: string | undefined): boolean {

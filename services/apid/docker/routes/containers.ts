@@ -5,8 +5,9 @@ import { commit, resizeTty, top } from "../../core/container-queries.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
 import { dirSize } from "../../core/dir-size.ts";
-import { CONTAINER_FILTERS, containerFilter } from "../../core/list-filters.ts";
-import { parseFilters } from "../filters.ts";
+import { containerFilter } from "../../core/list-filters.ts";
+import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
+import { parseJsonText } from "../json-text.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { archiveRoutes } from "../streams/archive-routes.ts";
@@ -18,12 +19,17 @@ const flag = (v: string | undefined) => v === "1" || v === "true" || v === "True
 
 async function jsonBody(c: Context<DockerEnv>): Promise<unknown> {
   const text = await c.req.text();
+  requireJsonContentType(c.req.header("Content-Type"), text);
   if (!text.trim()) return {};
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ContainerError("invalid_argument", `invalid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonText(text);
+}
+
+/** Docker's CheckForJSON: a body must be declared application/json (an empty one may omit the header). */
+function requireJsonContentType(contentType: string | undefined, body: string): void {
+  const ct = contentType ?? "";
+  if (ct === "" && body.length === 0) return;
+  if (ct.split(";")[0]!.trim().toLowerCase() === "application/json") return;
+  throw new ContainerError("invalid_argument", `Content-Type specified (${ct}) must be 'application/json'`);
 }
 
 function optionalInt(v: string | undefined, name: string): number | undefined {
@@ -48,7 +54,7 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.get("/containers/json", (c) => {
-    const filters = parseFilters(c.req.query("filters"), CONTAINER_FILTERS);
+    const filters = parseFilters(c.req.query("filters"), FILTERS.containerList);
     const all = flag(c.req.query("all"));
     const limit = optionalInt(c.req.query("limit"), "limit");
     const match = containerFilter(
@@ -61,7 +67,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     );
     let list = containers.store
       .all()
-      .filter((r) => all || limit !== undefined || filters.has("status") || filters.has("exited") || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
+      .filter((r) => all || limit !== undefined || filters.status !== undefined || filters.exited !== undefined || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
       .filter(match)
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
@@ -112,7 +118,7 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/containers/:id/update", async (c) => {
-    const warnings = await containers.update(c.req.param("id"), (await jsonBody(c)) as Record<string, unknown>);
+    const warnings = await containers.update(c.req.param("id"), await jsonBody(c));
     return c.json({ Warnings: warnings });
   });
 
@@ -155,20 +161,16 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/containers/prune", async (c) => {
-    const filters = parseFilters(c.req.query("filters"), ["until", "label", "label!"]);
-    const until = filters.get("until")?.[0] ? parseLogTime(filters.get("until")![0]) : undefined;
-    const labels = filters.get("label") ?? [];
-    const notLabels = filters.get("label!") ?? [];
-    const hasLabel = (l: Record<string, string>, v: string) => {
-      const i = v.indexOf("=");
-      return i < 0 ? v in l : l[v.slice(0, i)] === v.slice(i + 1);
-    };
+    // Parsed in full before anything is removed: a filter that does not parse is a 400.
+    const filters = parseFilters(c.req.query("filters"), FILTERS.containerPrune);
+    const labels = filters.label ?? [];
+    const notLabels = filters["label!"] ?? [];
     const deleted: string[] = [];
     for (const rec of containers.store.all()) {
       if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
-      if (until !== undefined && Date.parse(rec.created) / 1000 >= until) continue;
+      if (filters.until !== undefined && !(Date.parse(rec.created) / 1000 < filters.until)) continue;
       const l = rec.config.Labels ?? {};
-      if (!labels.every((v) => hasLabel(l, v)) || notLabels.some((v) => hasLabel(l, v))) continue;
+      if (!labels.every((v) => labelMatches(l, v)) || notLabels.some((v) => labelMatches(l, v))) continue;
       await containers.remove(rec.id, { force: false, volumes: false });
       deleted.push(rec.id);
     }

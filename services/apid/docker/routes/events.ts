@@ -5,7 +5,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { ContainerError } from "../../core/container-error.ts";
 import { matchesEventFilter, type EventsBus } from "../../core/events-bus.ts";
-import { parseFilters } from "../filters.ts";
+import { FILTERS, parseFilters } from "../filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { parseLogTime } from "../streams/log-reader.ts";
@@ -14,7 +14,7 @@ export function eventsRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
 
   app.get("/events", (c) => {
-    const filters = parseFilters(c.req.query("filters"), ["config", "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope", "secret", "service", "type", "volume"]);
+    const filters = new Map(Object.entries(parseFilters(c.req.query("filters"), FILTERS.events)));
     const since = parseLogTime(c.req.query("since"));
     const until = parseLogTime(c.req.query("until"));
     if (Number.isNaN(since) || Number.isNaN(until)) throw new ContainerError("invalid_argument", "invalid value for since/until");

@@ -4,6 +4,7 @@ import { ContainerError } from "../../core/container-error.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import type { HijackRouter } from "../hijack.ts";
+import { parseJsonText } from "../json-text.ts";
 import { hijackExecStart, plainExecStart } from "../streams/exec-start.ts";
 
 export function execRoutes(deps: DockerApiDeps) {
@@ -12,12 +13,7 @@ export function execRoutes(deps: DockerApiDeps) {
 
   app.post("/containers/:id/exec", async (c) => {
     const text = await c.req.text();
-    let body: unknown;
-    try {
-      body = text.trim() ? JSON.parse(text) : {};
-    } catch (err) {
-      throw new ContainerError("invalid_argument", `invalid JSON: ${(err as Error).message}`);
-    }
+    const body = text.trim() ? parseJsonText(text) : {};
     return c.json({ Id: execs.create(c.req.param("id"), body) }, 201);
   });
 

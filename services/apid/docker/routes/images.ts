@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { dockerError, errorResponse } from "../errors.ts";
+import { FILTERS } from "../filters.ts";
 import { historyJson, imageInspectJson, imageSummaryJson } from "../images/image-json.ts";
 import { progressResponse } from "../images/progress-stream.ts";
 import { imageFilters, queryBool } from "../images/query.ts";
@@ -40,14 +41,14 @@ export function imagesRoutes(deps: DockerApiDeps) {
   });
 
   app.get("/images/json", async (c) => {
-    const res = await images().list({ filters: imageFilters(c.req.query("filters")), all: queryBool(c.req.query("all")) });
+    const res = await images().list({ filters: imageFilters(c.req.query("filters"), FILTERS.imageList), all: queryBool(c.req.query("all")) });
     return c.json(res.items.map((i) => imageSummaryJson(i, c.env.apiVersion)));
   });
 
   app.post("/images/load", (c) => forwardUpload(deps, `/load?quiet=${queryBool(c.req.query("quiet")) ? 1 : 0}`, c.req.raw));
 
   app.post("/images/prune", async (c) => {
-    const res = await images().prune({ filters: imageFilters(c.req.query("filters")) });
+    const res = await images().prune({ filters: imageFilters(c.req.query("filters"), FILTERS.imagePrune) });
     const deleted = res.items.map((i) => (i.untagged ? { Untagged: i.untagged } : { Deleted: i.deleted }));
     return c.json({ ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: Number(res.spaceReclaimed) });
   });

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { boolFilter, labelMatches, parseFilters, untilUnix } from "../filters.ts";
+import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { networkJson } from "../networks/network-json.ts";
 import { jsonBody as body } from "../networks/json-body.ts";
 
@@ -48,20 +48,19 @@ export function networksRoutes(deps: DockerApiDeps) {
   };
 
   app.get("/networks", async (c) => {
-    const f = parseFilters(c.req.query("filters"), ["dangling", "driver", "id", "label", "name", "scope", "type"]);
-    const dangling = boolFilter(f, "dangling");
-    for (const t of f.get("type") ?? []) if (t !== "custom" && t !== "builtin") throw new ArcboxError("invalid_argument", `invalid filter: 'type'='${t}'`);
-    const any = (key: string, pred: (v: string) => boolean) => !f.get(key)?.length || f.get(key)!.some(pred);
+    const f = parseFilters(c.req.query("filters"), FILTERS.networkList);
+    const dangling = f.dangling;
+    const any = (vs: string[] | undefined, pred: (v: string) => boolean) => !vs?.length || vs.some(pred);
     const builtin = (name: string) => name === "bridge" || name === "host" || name === "none";
     const { networks } = await netd().list({});
     const out = networks
       .filter((n) =>
-        any("driver", (v) => n.driver === v) &&
-        any("id", (v) => n.id.startsWith(v)) &&
-        any("name", (v) => n.name.includes(v)) &&
-        any("scope", (v) => v === "local") &&
-        any("type", (v) => (v === "builtin") === builtin(n.name)) &&
-        (f.get("label") ?? []).every((v) => labelMatches(n.labels, v)) &&
+        any(f.driver, (v) => n.driver === v) &&
+        any(f.id, (v) => n.id.startsWith(v)) &&
+        any(f.name, (v) => n.name.includes(v)) &&
+        any(f.scope, (v) => v === "local") &&
+        any(f.type, (v) => (v === "builtin") === builtin(n.name)) &&
+        (f.label ?? []).every((v) => labelMatches(n.labels, v)) &&
         (dangling === undefined || dangling === (n.containers.length === 0 && !builtin(n.name))),
       )
       .map((n) => networkJson(n, false));
@@ -97,8 +96,11 @@ export function networksRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/networks/prune", async (c) => {
-    const f = parseFilters(c.req.query("filters"), ["until", "label", "label!"]);
-    const res = await netd().prune({ labels: f.get("label") ?? [], notLabels: f.get("label!") ?? [], untilUnix: BigInt(untilUnix(f)) });
+    // Parsed in full before netd removes anything: a filter that does not parse is a 400.
+    const f = parseFilters(c.req.query("filters"), FILTERS.networkPrune);
+    // netd reads 0 as "no until"; an until at or before the epoch keeps every network.
+    const untilUnix = f.until === undefined ? 0 : Math.max(1, Math.ceil(f.until));
+    const res = await netd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], untilUnix: BigInt(untilUnix) });
     return c.json({ NetworksDeleted: res.deleted });
   });
 

@@ -11,7 +11,7 @@ import { ArcboxError } from "../../../../lib/errors.ts";
 import { withDefaultTag } from "../../core/container-ids.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { boolFilter, parseFilters } from "../filters.ts";
+import { FILTERS, parseFilters } from "../filters.ts";
 import { jsonBody } from "../networks/json-body.ts";
 
 /** Plugin names carry a repository path and a tag (`vieux/sshfs:latest`). */
@@ -38,8 +38,7 @@ export function pluginsRoutes(_deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
 
   app.get("/plugins", (c) => {
-    const f = parseFilters(c.req.query("filters"), ["capability", "enabled"]);
-    boolFilter(f, "enabled");
+    parseFilters(c.req.query("filters"), FILTERS.pluginList);
     return c.json([]);
   });
 

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { parseFilters } from "../filters.ts";
+import { FILTERS, parseFilters } from "../filters.ts";
 import { queryBool } from "../images/query.ts";
 import { jsonBody } from "../networks/json-body.ts";
 
@@ -79,7 +79,7 @@ export function swarmRoutes(_deps: DockerApiDeps) {
   ] as const;
   for (const f of families) {
     app.get(`/${f.path}`, (c) => {
-      parseFilters(c.req.query("filters"));
+      parseFilters(c.req.query("filters"), FILTERS.swarmList);
       return notManager();
     });
     app.get(`/${f.path}/:id`, notManager);

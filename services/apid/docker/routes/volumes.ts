@@ -4,7 +4,7 @@ import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { boolFilter, labelMatches, parseFilters } from "../filters.ts";
+import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { jsonBody } from "../networks/json-body.ts";
 import { volumeJson } from "../volumes/volume-json.ts";
 
@@ -20,16 +20,16 @@ export function volumesRoutes(deps: DockerApiDeps) {
   const fsd = () => deps.clients.volumes;
 
   app.get("/volumes", async (c) => {
-    const f = parseFilters(c.req.query("filters"), ["dangling", "driver", "label", "label!", "name"]);
-    const dangling = boolFilter(f, "dangling");
-    const any = (key: string, pred: (v: string) => boolean) => !f.get(key)?.length || f.get(key)!.some(pred);
+    const f = parseFilters(c.req.query("filters"), FILTERS.volumeList);
+    const dangling = f.dangling;
+    const any = (vs: string[] | undefined, pred: (v: string) => boolean) => !vs?.length || vs.some(pred);
     const { volumes } = await fsd().list({});
     const out = volumes
       .filter((v) =>
-        any("driver", (x) => v.driver === x) &&
-        any("name", (x) => v.name.includes(x)) &&
-        (f.get("label") ?? []).every((x) => labelMatches(v.labels, x)) &&
-        !(f.get("label!") ?? []).some((x) => labelMatches(v.labels, x)) &&
+        any(f.driver, (x) => v.driver === x) &&
+        any(f.name, (x) => v.name.includes(x)) &&
+        (f.label ?? []).every((x) => labelMatches(v.labels, x)) &&
+        !(f["label!"] ?? []).some((x) => labelMatches(v.labels, x)) &&
         (dangling === undefined || dangling === (v.inUseBy.length === 0)),
       )
       .map((v) => volumeJson(v));
@@ -43,9 +43,9 @@ export function volumesRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/volumes/prune", async (c) => {
-    const f = parseFilters(c.req.query("filters"), ["label", "label!", "all"]);
-    const all = boolFilter(f, "all") ?? false;
-    const res = await fsd().prune({ labels: f.get("label") ?? [], notLabels: f.get("label!") ?? [], all });
+    // Parsed in full before fsd removes anything: a filter that does not parse is a 400.
+    const f = parseFilters(c.req.query("filters"), FILTERS.volumePrune);
+    const res = await fsd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], all: f.all ?? false });
     return c.json({ VolumesDeleted: res.deleted, SpaceReclaimed: Number(res.spaceReclaimed) });
   });
 
