@@ -123,8 +123,10 @@ function parseStat(t: CopyTarget, line: string, stderr: string): PathStat {
 /** HEAD /archive: the path's lstat (a final link is not followed unless the path ends in "/"). */
 export async function statPath(t: CopyTarget): Promise<PathStat> {
   const p = Bun.spawn(helperArgv(t, "stat", [], false), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return parseStat(t, out.split("\n")[0] ?? "", err);
+  // The answer is complete when stdout ends; the exit status adds nothing (Bun reaps).
+  const out = await new Response(p.stdout).text();
+  const line = out.split("\n")[0] ?? "";
+  return parseStat(t, line, line ? "" : await new Response(p.stderr).text());
 }
 
 /** GET /archive: the stat and a tar stream of the path; cancelling the stream kills the helper. */
