@@ -138,12 +138,14 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   /* If apid dies, so does the copy: nothing is left half-running. */
+  // SAFETY: unchecked; cannot fail for a valid signal number.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
   umask(022);
   /* Blocking stdio, whatever the spawner handed us: writes and sendfile then wait for the reader. */
   for (int fd = 0; fd < 2; fd++) {
     int fl = fcntl(fd, F_GETFL);
+    // SAFETY: unchecked; a pipe's flags can always be set, and a failure would only mean EAGAIN, reported as a write error.
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   }
   const char *pid = NULL, *cgroup = NULL, *lower = NULL, *upper = NULL, *work = NULL, *mnt = NULL;
