@@ -264,7 +264,10 @@ describe("paths resolve as the container sees them", () => {
     const missing = await docker(["cp", "lay1:/nope", join(out, "x")]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("Could not find the file /nope in container lay1");
-    // The raw API: extraction into a file, a member climbing out, a dir over a file.
+    // The raw API: no path, extraction into a file, a member climbing out, a dir over a file.
+    const noPath = await d.api("/containers/lay1/archive");
+    expect(noPath.status).toBe(400);
+    expect(((await noPath.json()) as { message: string }).message).toBe("bad parameter: 'path' cannot be empty");
     const notDir = await d.api("/containers/lay1/archive?path=/d/sub/f", { method: "PUT", body: makeTar(["y"]) });
     expect(notDir.status).toBe(400);
     expect(((await notDir.json()) as { message: string }).message).toBe("extraction point is not a directory");

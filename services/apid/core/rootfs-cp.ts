@@ -34,7 +34,7 @@ const KINDS: Record<string, ErrorCode> = { not_found: "not_found", invalid_argum
  * cleaned (`..` stops at `/`), and a trailing "/" or "/." is kept (it follows a final link).
  */
 export function containerPath(path: string, workingDir: string): string {
-  if (!path) throw new ContainerError("invalid_argument", "path is required");
+  if (!path) throw new ContainerError("invalid_argument", "bad parameter: 'path' cannot be empty");
   const abs = path.startsWith("/") ? path : `/${workingDir || ""}/${path}`;
   const parts: string[] = [];
   for (const p of abs.split("/")) {
