@@ -3,6 +3,8 @@
  *
  *   arcbox-rootfs-cp ROOT... stat PATH          answer: one JSON line (the path's lstat)
  *   arcbox-rootfs-cp ROOT... get PATH           answer line, then a tar of PATH
+ *   arcbox-rootfs-cp ROOT... export /           answer line, then a tar of the root
+ *                                               filesystem alone (docker export)
  *   arcbox-rootfs-cp ROOT... put PATH [--no-overwrite-dir-non-dir] [--copy-uidgid]
  *                                               unpacks a tar from stdin into dir PATH
  *   ROOT: --pid PID --cgroup CGROUP             a running container: /proc/PID/root, once
@@ -132,7 +134,7 @@ static void print_stat(int dirfd, const char *name, const char *path, struct sta
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: arcbox-rootfs-cp (--pid PID --cgroup CG | --lower DIRS [--upper DIR --work DIR] --mountpoint DIR [--bind SRC DST ro|rw]...) (stat|get|put) PATH [--no-overwrite-dir-non-dir] [--copy-uidgid]\n");
+  fprintf(stderr, "usage: arcbox-rootfs-cp (--pid PID --cgroup CG | --lower DIRS [--upper DIR --work DIR] --mountpoint DIR [--bind SRC DST ro|rw]...) (stat|get|export|put) PATH [--no-overwrite-dir-non-dir] [--copy-uidgid]\n");
   exit(2);
 }
 
@@ -186,8 +188,14 @@ int main(int argc, char **argv) {
       char b[NAME_MAX + 1];
       const char *rebase = go_base(path, b);
       /* Docker names the root's entries "/", "/etc/", ... (the CLI prefixes them). */
-      tar_create(dirfd, name, strcmp(rebase, "/") ? rebase : "");
+      tar_create(dirfd, name, strcmp(rebase, "/") ? rebase : "", 0);
     }
+    out_flush();
+    return 0;
+  }
+  if (!strcmp(op, "export")) {
+    out_write("{\"ok\":true}\n", 12);
+    tar_create(AT_FDCWD, "/", ".", 1);
     out_flush();
     return 0;
   }

@@ -28,9 +28,10 @@ void json_escape(char *dst, size_t cap, const char *s);
 /* Go's filepath.Clean of `path`, into `out` (capacity PATH_MAX). */
 void clean_path(const char *path, char *out);
 
-/* tar-create.c: the archive of `path` (already resolved; a dir's contents follow),
- * its entries named `rebase` (+ "/..." below a directory). */
-void tar_create(int dirfd, const char *name, const char *rebase);
+/* tar-create.c: the archive of `name` in `dirfd` ("." for dirfd itself; a dir's
+ * contents follow), its entries named `rebase` (+ "/..." below a directory); with
+ * `one_fs`, directories of other filesystems are archived empty. */
+void tar_create(int dirfd, const char *name, const char *rebase, int one_fs);
 
 /* tar-extract.c: unpacks stdin into the directory `dest` (an absolute, resolved path). */
 struct extract_opts { int no_overwrite_dir_non_dir; int copy_uidgid; };

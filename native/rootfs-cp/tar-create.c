@@ -3,7 +3,8 @@
  * numeric owners, hard links kept as links, directories walked in name order through
  * directory fds opened O_NOFOLLOW, so the walk never leaves the tree it started in.
  * Pseudo filesystems mounted in a running container (/proc, /sys, ...) are listed as
- * empty directories: Docker does not see them either, and /proc would never end.
+ * empty directories: Docker does not see them either, and /proc would never end; for
+ * docker export, so is every other filesystem mounted in the root (volumes, /dev).
  */
 #include "rootfs-cp.h"
 #include <dirent.h>
@@ -13,6 +14,8 @@
 #include <sys/sysmacros.h>
 
 struct seen { dev_t dev; ino_t ino; char *name; };
+/* Set for docker export: directories of other filesystems (volumes, /dev, ...) are archived empty. */
+static dev_t one_fs_dev;
 static struct seen *seen;
 static size_t nseen, capseen;
 
@@ -139,7 +142,7 @@ static void emit(int dirfd, const char *name, const char *tarname) {
     snprintf(dname, len, "%s/", tarname);
     header(dname, NULL, '5', &st, 0);
     free(dname);
-    if (pseudo_fs(fd)) close(fd);
+    if (pseudo_fs(fd) || (one_fs_dev && st.st_dev != one_fs_dev)) close(fd);
     else emit_dir(fd, tarname);
   } else if (S_ISREG(st.st_mode)) {
     int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -171,7 +174,9 @@ static void emit(int dirfd, const char *name, const char *tarname) {
   } /* sockets are not archived (Go's tar cannot either) */
 }
 
-void tar_create(int dirfd, const char *name, const char *rebase) {
+void tar_create(int dirfd, const char *name, const char *rebase, int one_fs) {
+  struct stat st;
+  if (one_fs && fstatat(dirfd, name, &st, 0) == 0) one_fs_dev = st.st_dev;
   emit(dirfd, name, rebase);
   static const char end[BLOCK * 2];
   out_write(end, sizeof end);

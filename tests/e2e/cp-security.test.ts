@@ -134,6 +134,12 @@ describe("docker cp against a symlink-swapping container", () => {
       if (existsSync(out) && readFileSync(out, "utf8").includes(secret)) leaks++;
       await docker(["cp", upFile, `racer:/w/d${hostDir}/`]);
     }
+    // docker export walks the same racing tree.
+    for (let i = 0; i < 3; i++) {
+      const res = await d.api("/containers/racer/export");
+      expect(res.status).toBe(200);
+      if (Buffer.from(await res.arrayBuffer()).includes(secret)) leaks++;
+    }
     console.log(`cp race: ${gets} GETs (${readOk} read the container's file), ${puts} PUTs (${wroteOk} wrote inside)`);
     expect(leaks).toBe(0);
     expect(readdirSync(hostDir).sort()).toEqual(["secret"]);
@@ -285,5 +291,20 @@ describe("paths resolve as the container sees them", () => {
     expect((await d.api("/containers/lay1/archive?path=/d", { method: "PUT", body: new Uint8Array(owned) })).status).toBe(200);
     expect((await docker(["exec", "lay1", "stat", "-c", "%u:%g", "/tmp/plain", "/d/plain"])).stdout).toBe("1234:5678\n0:0\n");
     await docker(["rm", "-f", "lay1"]);
+  });
+
+  test("docker export of a running container holds its root filesystem alone", async () => {
+    await docker(["run", "-d", "--name", "exp1", "--network", "none", "-v", "expvol:/data", IMG, "sh", "-c", "echo v > /data/in-volume && echo r > /in-root && exec sleep 1000"]);
+    await waitFor("the files", async () => (await docker(["exec", "exp1", "cat", "/data/in-volume"])).code === 0);
+    const tar = join(work, "exp1.tar");
+    expect((await docker(["export", "-o", tar, "exp1"])).code).toBe(0);
+    const list = Bun.spawnSync(["tar", "tf", tar]).stdout.toString().split("\n");
+    expect(list).toContain("./bin/busybox");
+    expect(list).toContain("./in-root");
+    expect(list).toContain("./proc/");
+    expect(list.filter((n) => n.startsWith("./proc/") && n !== "./proc/")).toEqual([]);
+    expect(list).not.toContain("./data/in-volume");
+    await docker(["rm", "-f", "-v", "exp1"]);
+    await docker(["volume", "rm", "expvol"]);
   });
 });

@@ -49,7 +49,7 @@ export function containerPath(path: string, workingDir: string): string {
 }
 
 /** Where the helper finds the container's root: the live one, or the stopped one's layers. */
-function rootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean): string[] {
+function rootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean, withVolumes = true): string[] {
   const { status, pid } = rec.state;
   if ((status === "running" || status === "paused" || status === "restarting") && pid > 0) return ["--pid", String(pid), "--cgroup", `/arcbox/${rec.id}`];
   if (!rec.rootfs.upperDir) throw new ContainerError("conflict", `container ${rec.id} has no root filesystem`);
@@ -57,7 +57,7 @@ function rootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean): str
   // Without upperdir the overlay is read-only, and safe next to other mounts of the same layers.
   const layers = writable ? ["--lower", rec.rootfs.lowerDirs.join(":"), "--upper", rec.rootfs.upperDir, "--work", rec.rootfs.workDir] : ["--lower", [rec.rootfs.upperDir, ...rec.rootfs.lowerDirs].join(":")];
   // Volumes and binds, parents before children, as the container would see them.
-  const binds = rec.mounts
+  const binds = (withVolumes ? rec.mounts : [])
     .filter((m) => (m.Type === "bind" || m.Type === "volume") && m.Source.startsWith("/") && existsSync(m.Source))
     .sort((a, b) => a.Destination.split("/").length - b.Destination.split("/").length)
     .flatMap((m) => ["--bind", m.Source, m.Destination, m.RW ? "rw" : "ro"]);
@@ -129,14 +129,17 @@ export async function statPath(t: CopyTarget): Promise<PathStat> {
   return parseStat(t, line, line ? "" : await new Response(p.stderr).text());
 }
 
-/** GET /archive: the stat and a tar stream of the path; cancelling the stream kills the helper. */
-export async function archivePath(t: CopyTarget): Promise<{ stat: PathStat; tar: ReadableStream<Uint8Array> }> {
-  const p = Bun.spawn(helperArgv(t, "get", [], false), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+/**
+ * Runs a helper that answers a line and then streams a tar: `parse` checks the line
+ * (throwing kills the helper); cancelling the stream kills it too.
+ */
+async function answeredTar<T>(argv: string[], parse: (line: string, stderr: () => Promise<string>) => T): Promise<{ answer: T; tar: ReadableStream<Uint8Array> }> {
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const reader = p.stdout.getReader();
   const { line, rest } = await answerLine(reader);
-  let stat: PathStat;
+  let answer: T;
   try {
-    stat = parseStat(t, line, rest ? "" : await new Response(p.stderr).text());
+    answer = parse(line, () => new Response(p.stderr).text());
   } catch (err) {
     p.kill("SIGKILL");
     await p.exited;
@@ -163,7 +166,24 @@ export async function archivePath(t: CopyTarget): Promise<{ stat: PathStat; tar:
       await p.exited;
     },
   });
-  return { stat, tar };
+  return { answer, tar };
+}
+
+/** GET /archive: the stat and a tar stream of the path. */
+export async function archivePath(t: CopyTarget): Promise<{ stat: PathStat; tar: ReadableStream<Uint8Array> }> {
+  let stat: PathStat | undefined;
+  const { tar } = await answeredTar(helperArgv(t, "get", [], false), (line) => (stat = parseStat(t, line, "")));
+  return { stat: stat!, tar };
+}
+
+/** docker export: the container's root filesystem alone (no volumes, nothing mounted in it). */
+export async function exportRoot(rec: ContainerRecord, tmpBase: string): Promise<ReadableStream<Uint8Array>> {
+  const t = { rec, path: "/", tmpBase };
+  const argv = [HELPER, ...rootArgs(rec, tmpBase, false, false), "export", "/"];
+  const { tar } = await answeredTar(argv, (line) => {
+    if (line !== '{"ok":true}') throw helperError(t, line, "");
+  });
+  return tar;
 }
 
 /**

@@ -1,16 +1,15 @@
 /**
  * docker cp (GET/HEAD/PUT /containers/{id}/archive), docker export and docker diff.
- * Every docker cp path is resolved and opened by a helper inside the container's root
- * (core/rootfs-cp.ts), never on the host; HEAD only stats.
+ * Every docker cp and export path is resolved and opened by a helper inside the
+ * container's root (core/rootfs-cp.ts), never on the host; HEAD only stats.
  */
 import { Hono } from "hono";
 import { join } from "node:path";
 import { goFileMode } from "../../core/go-file-mode.ts";
 import { ContainerError } from "../../core/container-error.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
-import { acquireRootfs, type RootfsHandle } from "../../core/rootfs-access.ts";
 import { upperChanges } from "../../core/rootfs-changes.ts";
-import { archivePath, containerPath, extractToDir, statPath, type PathStat } from "../../core/rootfs-cp.ts";
+import { archivePath, containerPath, exportRoot, extractToDir, statPath, type PathStat } from "../../core/rootfs-cp.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 
@@ -31,28 +30,6 @@ function rfc3339Nano(sec: number, nsec: number): string {
 function statHeader(st: PathStat, abs: string): string {
   const stat = { name: goBase(abs), size: st.size, mode: goFileMode(st.mode), mtime: rfc3339Nano(st.mtime, st.mtimeNsec), linkTarget: st.linkTarget };
   return Buffer.from(JSON.stringify(stat)).toString("base64");
-}
-
-/** Streams a child process's stdout, releasing the rootfs when it ends. */
-function processStream(argv: string[], handle: RootfsHandle): ReadableStream<Uint8Array> {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" });
-  const reader = p.stdout.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      const { done, value } = await reader.read();
-      if (value) ctrl.enqueue(value);
-      if (done) {
-        await p.exited;
-        await handle.release();
-        ctrl.close();
-      }
-    },
-    async cancel() {
-      p.kill();
-      await p.exited;
-      await handle.release();
-    },
-  });
 }
 
 const truthy = (v: string | undefined) => v === "1" || v === "true";
@@ -90,9 +67,9 @@ export function archiveRoutes(deps: DockerApiDeps) {
 
   app.get("/containers/:id/export", async (c) => {
     const rec = containers.get(c.req.param("id"));
-    const h = await acquireRootfs(rec, tmp(), false);
+    const tar = await exportRoot(rec, tmp());
     containers.bus.publish("container", "export", rec.id, { image: rec.imageRef, name: rec.name.slice(1) });
-    return new Response(processStream(["tar", "--numeric-owner", "--one-file-system", "-C", h.root, "-cf", "-", "."], h), { headers: { "Content-Type": "application/x-tar" } });
+    return new Response(tar, { headers: { "Content-Type": "application/x-tar" } });
   });
 
   app.get("/containers/:id/changes", (c) => {
