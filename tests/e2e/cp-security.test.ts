@@ -287,7 +287,7 @@ describe("paths resolve as the container sees them", () => {
     expect((await docker(["exec", "lay1", "cat", "/d/sub/f"])).stdout).toBe("f\n");
     // copyUIDGID keeps the archive's owners; without it they are root's.
     const owned = Bun.spawnSync(["tar", "--owner=1234", "--group=5678", "--numeric-owner", "-cf", "-", "-C", work, "plain"]).stdout;
-    expect((await d.api("/containers/lay1/archive?path=/tmp&copyUIDGID=1", { method: "PUT", body: new Uint8Array(owned) })).status).toBe(200);
+    expect((await d.api("/containers/lay1/archive?path=/tmp&copyUIDGID=True", { method: "PUT", body: new Uint8Array(owned) })).status).toBe(200);
     expect((await d.api("/containers/lay1/archive?path=/d", { method: "PUT", body: new Uint8Array(owned) })).status).toBe(200);
     expect((await docker(["exec", "lay1", "stat", "-c", "%u:%g", "/tmp/plain", "/d/plain"])).stdout).toBe("1234:5678\n0:0\n");
     await docker(["rm", "-f", "lay1"]);

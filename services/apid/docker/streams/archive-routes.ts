@@ -32,7 +32,8 @@ function statHeader(st: PathStat, abs: string): string {
   return Buffer.from(JSON.stringify(stat)).toString("base64");
 }
 
-const truthy = (v: string | undefined) => v === "1" || v === "true";
+/** Docker's boolValue: anything but "", "0", "no", "false" and "none" is true. */
+const truthy = (v: string | undefined) => !["", "0", "no", "false", "none"].includes((v ?? "").trim().toLowerCase());
 
 export function archiveRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
