@@ -1,6 +1,6 @@
 /*
  * Writes the archive docker cp sends: GNU tar headers (long names as ././@LongLink),
- * numeric owners, hard links kept as links, directories walked in name order through
+ * numeric owners, a file's capabilities as a PAX record (as Docker), hard links kept as links, directories walked in name order through
  * directory fds opened O_NOFOLLOW, so the walk never leaves the tree it started in.
  * Pseudo filesystems mounted in a running container (/proc, /sys, ...) are listed as
  * empty directories: Docker does not see them either, and /proc would never end; for
@@ -12,6 +12,7 @@
 #include <sys/sendfile.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 struct seen { dev_t dev; ino_t ino; char *name; };
 /* Set for docker export: directories of other filesystems (volumes, /dev, ...) are archived empty. */
@@ -70,6 +71,23 @@ static void header(const char *name, const char *link, char type, const struct s
   if (strlen(name) > 100) long_record('L', name);
   if (link && strlen(link) > 100) long_record('K', link);
   header_block(name, link, type, st->st_mode, st, size);
+}
+
+/* A PAX record carrying a file's capabilities, the one xattr Docker archives. */
+static void caps_record(int fd) {
+  char val[512];
+  ssize_t n = fgetxattr(fd, "security.capability", val, sizeof val);
+  if (n <= 0) return;
+  const char *key = " SCHILY.xattr.security.capability=";
+  size_t base = strlen(key) + (size_t)n + 1, len = base + 1;
+  while (len != base + (size_t)snprintf(NULL, 0, "%zu", len)) len = base + (size_t)snprintf(NULL, 0, "%zu", len);
+  char rec[1024];
+  int k = snprintf(rec, sizeof rec, "%zu%s", len, key);
+  memcpy(rec + k, val, (size_t)n);
+  rec[k + n] = '\n';
+  header_block("././@PaxHeader", NULL, 'x', 0644, NULL, len);
+  out_write(rec, len);
+  pad(len);
 }
 
 /* File data: exactly `size` bytes (zero-filled if the file shrank meanwhile). */
@@ -160,6 +178,7 @@ static void emit(int dirfd, const char *name, const char *tarname) {
       if (nseen == capseen) seen = realloc(seen, (capseen = capseen ? capseen * 2 : 16) * sizeof *seen);
       seen[nseen++] = (struct seen){st.st_dev, st.st_ino, strdup(tarname)};
     }
+    caps_record(fd);
     header(tarname, NULL, '0', &st, (unsigned long long)st.st_size);
     copy_data(fd, (unsigned long long)st.st_size);
     close(fd);

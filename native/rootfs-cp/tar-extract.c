@@ -4,13 +4,15 @@
  * followed (inside the root: we are chrooted); an existing entry is replaced unless it
  * and the new one are both directories; with --no-overwrite-dir-non-dir a directory
  * and a non-directory never replace each other; links may not point above the
- * destination; owners are root unless --copy-uidgid; directory times are set last.
+ * destination; owners are root unless --copy-uidgid; xattrs (SCHILY.xattr.*) applied
+ * after the owner; directory times are set last.
  * Reads ustar, GNU (long names, base-256 numbers) and PAX headers.
  */
 #include "rootfs-cp.h"
 #include <ftw.h>
 #include <limits.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 struct hdr {
   char name[PATH_MAX], link[PATH_MAX];
@@ -21,6 +23,17 @@ struct hdr {
 };
 
 struct dir_time { char *path; struct timespec t[2]; };
+
+/* SCHILY.xattr.* records of the pending PAX header (Docker applies them after lchown). */
+#define MAX_XATTRS 32
+struct xattr { char *name, *value; size_t len; };
+static struct xattr xattrs[MAX_XATTRS];
+static int nxattrs;
+
+static void clear_xattrs(void) {
+  for (int i = 0; i < nxattrs; i++) free(xattrs[i].name), free(xattrs[i].value);
+  nxattrs = 0;
+}
 static struct dir_time *dirs;
 static size_t ndirs, capdirs;
 static char buf[1 << 16];
@@ -103,6 +116,12 @@ static void apply_pax(char *d, long long size, struct hdr *over, int *set) {
     else if (!strcmp(kv, "gid")) over->gid = strtoll(v, NULL, 10), *set |= 16;
     else if (!strcmp(kv, "mtime")) over->mtime = pax_time(v), *set |= 32;
     else if (!strcmp(kv, "atime")) over->atime = pax_time(v), *set |= 64;
+    else if (!strncmp(kv, "SCHILY.xattr.", 13) && nxattrs < MAX_XATTRS) {
+      size_t vlen = (size_t)(p + len - 1 - v); /* binary: up to the record's newline */
+      char *copy = malloc(vlen + 1);
+      memcpy(copy, v, vlen);
+      xattrs[nxattrs++] = (struct xattr){strdup(kv + 13), copy, vlen};
+    }
     p += len;
   }
 }
@@ -222,6 +241,10 @@ static void entry(const char *dest, struct hdr *h, const struct extract_opts *o)
   uid_t uid = o->copy_uidgid ? (uid_t)h->uid : 0;
   gid_t gid = o->copy_uidgid ? (gid_t)h->gid : 0;
   if (lchown(rel, uid, gid) < 0) fail("internal", "lchown %s: %s", path, strerror(errno));
+  for (int i = 0; i < nxattrs; i++) {
+    // SAFETY: unchecked like Docker, which only warns when the filesystem refuses xattrs.
+    lsetxattr(rel, xattrs[i].name, xattrs[i].value, xattrs[i].len, 0);
+  }
   /* chmod after chown, which may clear set-id bits; links have no mode of their own. */
   if (h->type != '2') {
     struct stat lst;
@@ -279,6 +302,7 @@ void tar_extract(const char *dest, const struct extract_opts *o) {
       char *d = read_data(h.size);
       memset(&pax, 0, sizeof pax);
       pax_set = 0;
+      clear_xattrs();
       apply_pax(d, h.size, &pax, &pax_set);
       free(d);
       continue;
@@ -296,6 +320,7 @@ void tar_extract(const char *dest, const struct extract_opts *o) {
     long_name = long_link = NULL;
     pax_set = 0;
     entry(dest, &h, o);
+    clear_xattrs();
   }
   for (size_t i = 0; i < ndirs; i++) {
     // SAFETY: unchecked; a directory removed by a later entry has no time to set.

@@ -307,4 +307,16 @@ describe("paths resolve as the container sees them", () => {
     await docker(["rm", "-f", "-v", "exp1"]);
     await docker(["volume", "rm", "expvol"]);
   });
+
+  test("file capabilities survive docker cp both ways, as Docker's security.capability xattr", async () => {
+    await docker(["run", "-d", "--name", "caps1", "--network", "none", IMG, "sleep", "1000"]);
+    const src = join(work, "capfile");
+    writeFileSync(src, "#!/bin/sh\n", { mode: 0o755 });
+    expect(Bun.spawnSync(["setcap", "cap_net_raw+ep", src]).exitCode).toBe(0);
+    expect((await docker(["cp", src, "caps1:/tmp/"])).code).toBe(0);
+    const back = join(work, "capfile.back");
+    expect((await docker(["cp", "caps1:/tmp/capfile", back])).code).toBe(0);
+    expect(Bun.spawnSync(["getcap", back]).stdout.toString()).toContain("cap_net_raw=ep");
+    await docker(["rm", "-f", "caps1"]);
+  });
 });
