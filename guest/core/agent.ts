@@ -32,9 +32,20 @@ export class Agent {
     this.execs = new ExecRuntime(this.containers, this.events);
   }
 
-  /** Number of containers this agent looks after (it may exit when idle and alone). */
+  /** Number of containers this agent knows (running or not). */
   get containerCount(): number {
     return this.records.containers.size;
+  }
+
+  /**
+   * Containers with a process whose exit the agent must hear (created, running or
+   * paused). Stopped ones live on disk only: a later agent serves them just as well,
+   * so they do not keep an idle agent alive.
+   */
+  get liveContainerCount(): number {
+    let n = 0;
+    for (const r of this.records.containers.values()) if (this.records.status(r) !== "stopped") n++;
+    return n;
   }
 
   readonly handlers: AgentHandlers = {

@@ -4,7 +4,7 @@
  * create leaves no mount, bundle, cgroup or runc state behind.
  */
 import { create } from "@bufbuild/protobuf";
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
 import { join } from "node:path";
 import {
   ContainerStateSchema,
@@ -125,7 +125,10 @@ export class ContainerRuntime {
   }
 
   delete(id: string, force: boolean): Promise<void> {
+    checkId("container", id);
     return this.lock.run(id, async () => {
+      // A create cut short before its record was written: only its leftovers remain.
+      if (!this.records.containers.has(id) && existsSync(this.layout.containerDir(id))) return this.destroy(id, true);
       const r = this.get(id);
       const status = this.records.status(r);
       if (status !== "stopped" && status !== "created" && !force) throw new GuestError("failed_precondition", `container ${id} is ${status}: stop it first or force`);
@@ -231,6 +234,12 @@ export class ContainerRuntime {
    * container stays "running" forever.
    */
   async reconcile(): Promise<void> {
+    // Directories without a record: an agent killed in the middle of a create.
+    for (const id of readdirSync(this.layout.containersDir)) {
+      if (this.records.containers.has(id)) continue;
+      this.log.warn("removing the leftovers of a create that never finished", { id });
+      await this.destroy(id, true).catch((err) => this.log.error("cleanup", { id, error: err }));
+    }
     for (const r of [...this.records.containers.values()]) {
       if (!r.pid) {
         this.log.warn("removing a container whose create never finished", { id: r.id });

@@ -84,8 +84,12 @@ export class AgentServer {
     socket.on("error", () => {});
     socket.on("close", () => {
       this.clients.delete(socket);
-      if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
+      this.checkIdle();
     });
+  }
+
+  private checkIdle(): void {
+    if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
   }
 
   private async handle(socket: Socket, req: RequestFrame): Promise<void> {
@@ -96,7 +100,7 @@ export class AgentServer {
     } finally {
       this.inflight--;
       // A call that outlived its client's connection decides idleness once it is done.
-      if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
+      this.checkIdle();
     }
   }
 
@@ -125,7 +129,10 @@ export class AgentServer {
       for (const line of text.split("\n")) {
         const [word, kind, id] = line.split(" ");
         if (word !== "exit" || !kind || !id) continue;
-        Promise.resolve(this.agent.onShimExit(kind, id)).catch((err) => this.log.error("exit notification", { id, error: err }));
+        Promise.resolve(this.agent.onShimExit(kind, id))
+          .catch((err) => this.log.error("exit notification", { id, error: err }))
+          // The last container's exit may leave an agent nobody talks to with nothing to watch.
+          .finally(() => this.checkIdle());
       }
     });
   }
