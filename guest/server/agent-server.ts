@@ -10,6 +10,7 @@ import { ArcboxError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Agent } from "../core/agent.ts";
+import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
 import type { RequestFrame, ResponseFrame } from "../protocol/messages.ts";
 
@@ -127,9 +128,9 @@ export class AgentServer {
     socket.on("error", () => {});
     socket.on("end", () => {
       for (const line of text.split("\n")) {
-        const [word, kind, id] = line.split(" ");
+        const [word, kind, id, ...status] = line.split(" ");
         if (word !== "exit" || !kind || !id) continue;
-        Promise.resolve(this.agent.onShimExit(kind, id))
+        Promise.resolve(this.agent.onShimExit(kind, id, parseExitFields(status)))
           .catch((err) => this.log.error("exit notification", { id, error: err }))
           // The last container's exit may leave an agent nobody talks to with nothing to watch.
           .finally(() => this.checkIdle());
