@@ -171,9 +171,17 @@ export class ContainerRuntime {
     return this.lock.run(id, async () => {
       const r = this.get(id);
       if (this.records.status(r) !== "running") throw new GuestError("failed_precondition", `container ${id} is not running`);
-      await this.runc.pause(id);
-      r.paused = true;
-      this.records.saveContainer(r);
+      try {
+        await this.runc.pause(id);
+        r.paused = true;
+        this.records.saveContainer(r);
+      } catch (err) {
+        // runc freezes before it writes its state (which fails on a full disk): thaw, so a
+        // failed pause leaves the container running, as the error says.
+        r.paused = false;
+        await this.runc.resume(id).catch(() => {});
+        throw err;
+      }
       this.events.emit({ type: "pause", containerId: id });
     });
   }
@@ -183,8 +191,15 @@ export class ContainerRuntime {
       const r = this.get(id);
       if (this.records.status(r) !== "paused") throw new GuestError("failed_precondition", `container ${id} is not paused`);
       await this.runc.resume(id);
-      r.paused = false;
-      this.records.saveContainer(r);
+      try {
+        r.paused = false;
+        this.records.saveContainer(r);
+      } catch (err) {
+        // The record still says paused (a full disk): freeze again, so state and record agree.
+        r.paused = true;
+        await this.runc.pause(id).catch(() => {});
+        throw err;
+      }
       this.events.emit({ type: "resume", containerId: id });
     });
   }

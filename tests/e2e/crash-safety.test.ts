@@ -203,6 +203,12 @@ test("a full disk fails the one operation that hit it, with a clear error, and t
     expect((await docker(["run", "-d", "--name", "late", "--network", "none", IMG, "sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"])).code).toBe(0);
     const latePid = JSON.parse((await docker(["inspect", "late"])).stdout)[0].State.Pid as number;
     expect(latePid).toBeGreaterThan(1);
+    // An attached --rm run whose container exits (4) on the full disk: the CLI waits for "removed".
+    const rmLate = d.docker(["run", "--rm", "--name", "rmlate", "--network", "none", IMG, "sh", "-c", "trap 'exit 4' TERM; while :; do sleep 0.1; done"], { timeoutMs: 120_000 });
+    const rmLatePid = await waitFor("rmlate to run", async () => {
+      const r = await docker(["inspect", "rmlate"]);
+      return r.code === 0 ? (JSON.parse(r.stdout)[0].State.Pid as number) || undefined : undefined;
+    });
     const agentBefore = await agentPid(home);
 
     await disk.fill();
@@ -227,6 +233,11 @@ test("a full disk fails the one operation that hit it, with a clear error, and t
     expect(runRm.stderr).toContain("no space left on device");
     expect(runRm.ms).toBeLessThan(30_000);
 
+    // The runtime pauses, the record cannot say so: the pause is undone, the error stands.
+    const pause = await timed(["pause", "keeper"]);
+    expect(pause.code).not.toBe(0);
+    expect(pause.stderr).toContain("no space left on device");
+
     // rm may succeed (it frees space) or fail cleanly; either way the record stays usable.
     const rm = await timed(["rm", "idle"]);
     if (rm.code !== 0) expect(rm.stderr).toContain("no space left on device");
@@ -240,7 +251,16 @@ test("a full disk fails the one operation that hit it, with a clear error, and t
     });
     expect(late.ExitCode).toBe(3);
 
-    for (const [what, r] of Object.entries({ exec, create, runRm, rm })) console.log(`disk full: ${what} exit ${r.code} in ${r.ms} ms: ${(r.stdout + r.stderr).trim().split("\n")[0]}`);
+    // The --rm run ends in bounded time: removal failed, and the CLI is told so.
+    process.kill(rmLatePid, "SIGTERM");
+    const t0 = Date.now();
+    const rmLateRun = await rmLate;
+    const rmLateMs = Date.now() - t0;
+    expect(rmLateMs).toBeLessThan(30_000);
+    expect(rmLateRun.code).not.toBe(0);
+    console.log(`disk full: attached run --rm ended with ${rmLateRun.code} in ${rmLateMs} ms: ${rmLateRun.stderr.trim()}`);
+
+    for (const [what, r] of Object.entries({ exec, create, runRm, pause, rm })) console.log(`disk full: ${what} exit ${r.code} in ${r.ms} ms: ${(r.stdout + r.stderr).trim().split("\n")[0]}`);
     expect((await docker(["version", "--format", "{{.Server.Version}}"])).code).toBe(0);
     expect(JSON.parse((await docker(["inspect", "three"])).stdout)[0].State).toEqual(three);
 
@@ -248,6 +268,7 @@ test("a full disk fails the one operation that hit it, with a clear error, and t
     // Nothing crashed: the same agent serves, no service was restarted.
     expect(await agentPid(home)).toBe(agentBefore);
     expect(readFileSync(join(home, "log", "supervisor.log"), "utf8")).not.toContain("exited unexpectedly");
+    expect(JSON.parse((await docker(["inspect", "keeper"])).stdout)[0].State.Status).toBe("running");
     expect((await docker(["exec", "keeper", "echo", "hi"])).stdout).toBe("hi\n");
     expect((await docker(["run", "--rm", "--network", "none", IMG, "echo", "ok"])).stdout).toBe("ok\n");
     if (rm.code !== 0) {
@@ -271,6 +292,8 @@ test("a full disk fails the one operation that hit it, with a clear error, and t
     const lateAfter = JSON.parse((await docker(["inspect", "late"])).stdout)[0].State;
     expect(lateAfter.Status).toBe("exited");
     expect(lateAfter.ExitCode).toBe(3);
+    // ...and finishes the --rm whose removal the full disk refused.
+    await waitFor("rmlate removed", async () => (await docker(["inspect", "rmlate"])).code !== 0);
     expect(JSON.parse((await docker(["inspect", "three"])).stdout)[0].State).toEqual(three);
     const ids = (await docker(["ps", "-aq", "--no-trunc"])).stdout.split("\n").filter(Boolean);
     const rmAll = await docker(["rm", "-f", ...ids]);

@@ -532,7 +532,7 @@ export class ContainerManager {
     if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
     rec.state = { ...rec.state, status: "paused" };
-    this.save(rec);
+    await this.saveOrUndo(rec, () => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
     this.emit(rec, "pause");
   }
 
@@ -541,8 +541,18 @@ export class ContainerManager {
     if (rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not paused`);
     await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
     rec.state = { ...rec.state, status: "running" };
-    this.save(rec);
+    await this.saveOrUndo(rec, () => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
     this.emit(rec, "unpause");
+  }
+
+  /** Saves a change the runtime already made; if the save fails, the runtime change is undone (best effort) and the error stands. */
+  private async saveOrUndo(rec: ContainerRecord, undo: () => Promise<unknown>): Promise<void> {
+    try {
+      this.save(rec);
+    } catch (err) {
+      await callIdempotent(undo).catch((e) => this.log.warn("undo after a failed save", { id: rec.id, error: e }));
+      throw err;
+    }
   }
 
   // ---- remove ----
