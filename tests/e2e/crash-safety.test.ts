@@ -5,6 +5,7 @@
  * containers are removed, nothing on the host (tests/helpers/leaks.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,6 +116,42 @@ test("apid killed with SIGKILL during `docker run -d`: every container is runnin
     await d.dispose();
   }
 }, 300_000);
+
+test("a record that does not know its runtime container: start replaces it, rm -f removes it", async () => {
+  const d = new TestDaemon("arcbox-crash-adopt-");
+  try {
+    await d.start();
+    expect((await d.docker(["pull", "-q", IMG])).code).toBe(0);
+    const ids: Record<string, string> = {};
+    for (const name of ["restart-me", "remove-me"]) {
+      const r = await d.docker(["run", "-d", "--name", name, IMG, "sleep", "1000"]);
+      expect(r.stderr).toBe("");
+      ids[name] = r.stdout.trim();
+    }
+    // Containers outlive the daemon; their records are rewritten as a record of an
+    // older apid that died before saving its start would read: Created, no write-ahead mark.
+    await d.stop();
+    const db = new Database(join(d.home, "data", "apid", "containers.db"));
+    for (const id of Object.values(ids)) {
+      const row = db.query("SELECT record FROM containers WHERE id = ?").get(id) as { record: string };
+      const rec = JSON.parse(row.record);
+      rec.state = { ...rec.state, status: "created", pid: 0, startedAt: "0001-01-01T00:00:00Z" };
+      rec.network = null;
+      delete rec.runtimeHeld;
+      db.query("UPDATE containers SET record = ? WHERE id = ?").run(JSON.stringify(rec), id);
+    }
+    db.close();
+    await d.start();
+    const st = await d.docker(["start", "restart-me"]);
+    expect(st.stderr).toBe("");
+    expect((await d.docker(["exec", "restart-me", "true"])).code).toBe(0);
+    const rm = await d.docker(["rm", "-f", "restart-me", "remove-me"]);
+    expect(rm.stderr).toBe("");
+    await expectNoLeaks(d, Object.values(ids));
+  } finally {
+    await d.dispose();
+  }
+}, 120_000);
 
 test("the guest agent exits after `arcbox stop` once its last container has exited", async () => {
   const d = new TestDaemon("arcbox-crash-agent-");

@@ -362,6 +362,10 @@ export class ContainerManager {
       return;
     }
     if (rec.state.status !== "running" && rec.state.status !== "paused") return;
+    // The exit of a runtime container this run replaced (left by an interrupted start),
+    // not of this run's process: it ended before this run started.
+    const startedNs = BigInt(Date.parse(rec.state.startedAt) || 0) * 1_000_000n;
+    if (ev.timeUnixNano > 0n && ev.timeUnixNano < startedNs) return;
     const finishedAt = nanoToIso(ev.timeUnixNano);
     const exited = { ...rec.state, status: "exited" as const, pid: 0, exitCode: ev.exitCode, oomKilled: ev.oomKilled, finishedAt };
     rec.state = exited;
