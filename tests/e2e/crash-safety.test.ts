@@ -117,14 +117,63 @@ test("apid killed with SIGKILL during `docker run -d`: every container is runnin
   }
 }, 300_000);
 
-test("a record that does not know its runtime container: start replaces it, rm -f removes it", async () => {
+test("apid killed with SIGKILL during `docker rm -f`: the removal is finished or can be redone, and nothing is left", async () => {
+  const d = new TestDaemon("arcbox-crash-rm-");
+  try {
+    await d.start();
+    expect((await d.docker(["pull", "-q", IMG])).code).toBe(0);
+    const runOne = async (name: string) => {
+      const r = await d.docker(["run", "-d", "--name", name, "-v", "/data", IMG, "sleep", "1000"]);
+      expect(r.stderr).toBe("");
+      return r.stdout.trim();
+    };
+    const ids = [await runOne("warm")];
+    let t0 = Date.now();
+    expect((await d.docker(["rm", "-f", "-v", "warm"])).code).toBe(0);
+    const span = Date.now() - t0;
+    const outcomes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const name = `r${i}`;
+      ids.push(await runOne(name));
+      const apid = await servicePid(d, "apid");
+      expect(apid.pid).toBeGreaterThan(1);
+      const rmP = d.docker(["rm", "-f", "-v", name], { timeoutMs: 60_000 });
+      // From 30% to 100% of an rm: the later part is where the record is marked and released.
+      await Bun.sleep(Math.round(span * (0.3 + (0.7 * (i + 1)) / 8)));
+      process.kill(apid.pid, "SIGKILL");
+      await rmP;
+      await waitFor("apid restarted", async () => {
+        const st = await servicePid(d, "apid");
+        return st.state === "ready" && st.pid !== apid.pid ? st : undefined;
+      }, 30_000);
+      // Recovery finishes a removal that had begun; one that had not is left as it was.
+      const status = await waitFor("removal settled", async () => {
+        const r = await d.docker(["inspect", "--format", "{{.State.Status}}", name]);
+        const st = r.code === 0 ? r.stdout.trim() : "gone";
+        return st === "removing" ? undefined : st;
+      });
+      outcomes.push(status);
+      expect(["gone", "running", "exited"]).toContain(status);
+      if (status !== "gone") expect((await d.docker(["rm", "-f", "-v", name])).stderr).toBe("");
+    }
+    const finished = readFileSync(join(d.home, "log", "apid.log"), "utf8").split("finishing an interrupted removal").length - 1;
+    console.log(`rm outcomes over ${span} ms: ${outcomes.join(" ")}; removals finished by recovery: ${finished}`);
+    expect((await d.docker(["ps", "-aq"])).stdout).toBe("");
+    expect((await d.docker(["volume", "ls", "-q"])).stdout).toBe("");
+    await expectNoLeaks(d, ids);
+  } finally {
+    await d.dispose();
+  }
+}, 300_000);
+
+test("records a crash left behind: start replaces an unknown runtime container, rm -f removes it, a begun removal is finished", async () => {
   const d = new TestDaemon("arcbox-crash-adopt-");
   try {
     await d.start();
     expect((await d.docker(["pull", "-q", IMG])).code).toBe(0);
     const ids: Record<string, string> = {};
-    for (const name of ["restart-me", "remove-me"]) {
-      const r = await d.docker(["run", "-d", "--name", name, IMG, "sleep", "1000"]);
+    for (const name of ["restart-me", "remove-me", "half-removed"]) {
+      const r = await d.docker(["run", "-d", "--name", name, "-v", "/data", IMG, "sleep", "1000"]);
       expect(r.stderr).toBe("");
       ids[name] = r.stdout.trim();
     }
@@ -132,21 +181,28 @@ test("a record that does not know its runtime container: start replaces it, rm -
     // older apid that died before saving its start would read: Created, no write-ahead mark.
     await d.stop();
     const db = new Database(join(d.home, "data", "apid", "containers.db"));
-    for (const id of Object.values(ids)) {
-      const row = db.query("SELECT record FROM containers WHERE id = ?").get(id) as { record: string };
+    for (const id of [ids["restart-me"], ids["remove-me"]]) {
+      const row = db.query("SELECT record FROM containers WHERE id = ?").get(id!) as { record: string };
       const rec = JSON.parse(row.record);
       rec.state = { ...rec.state, status: "created", pid: 0, startedAt: "0001-01-01T00:00:00Z" };
       rec.network = null;
       delete rec.runtimeHeld;
-      db.query("UPDATE containers SET record = ? WHERE id = ?").run(JSON.stringify(rec), id);
+      db.query("UPDATE containers SET record = ? WHERE id = ?").run(JSON.stringify(rec), id!);
     }
+    // ...and one as apid leaves it when killed right after marking a removal (rm -f -v).
+    const half = JSON.parse((db.query("SELECT record FROM containers WHERE id = ?").get(ids["half-removed"]!) as { record: string }).record);
+    half.state = { ...half.state, status: "removing" };
+    half.removal = { volumes: true };
+    db.query("UPDATE containers SET record = ? WHERE id = ?").run(JSON.stringify(half), half.id);
     db.close();
     await d.start();
+    await waitFor("the begun removal to be finished", async () => (await d.docker(["inspect", "half-removed"])).code !== 0);
     const st = await d.docker(["start", "restart-me"]);
     expect(st.stderr).toBe("");
     expect((await d.docker(["exec", "restart-me", "true"])).code).toBe(0);
-    const rm = await d.docker(["rm", "-f", "restart-me", "remove-me"]);
+    const rm = await d.docker(["rm", "-f", "-v", "restart-me", "remove-me"]);
     expect(rm.stderr).toBe("");
+    expect((await d.docker(["volume", "ls", "-q"])).stdout).toBe("");
     await expectNoLeaks(d, Object.values(ids));
   } finally {
     await d.dispose();
