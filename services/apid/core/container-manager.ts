@@ -737,7 +737,8 @@ export class ContainerManager {
         if (!this.trySave(rec, "state before runtime release")) continue;
         if (rt?.status === "running" || rt?.status === "paused") this.log.warn("stopping a runtime container its record does not run", { id: rec.id, status: rec.state.status });
         await this.lock.run(rec.id, async () => {
-          if (l.starting || !this.store.get(rec.id)) return;
+          // Re-checked under the lock: a start or removal may have run while we waited.
+          if (l.starting || !this.store.get(rec.id) || isActive(rec.state.status) || rec.state.status === "removing") return;
           if (await this.releaseRuntimeObjects(rec, true, true)) rec.runtimeHeld = false;
           rec.network = null;
           rec.stdioSocket = "";
