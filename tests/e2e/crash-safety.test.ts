@@ -1,8 +1,9 @@
 /**
- * Crash safety: apid killed with SIGKILL in the middle of `docker run -d`, a full disk,
- * and a guest agent left alone after `arcbox stop`. Each case must leave consistent
- * records (every container running, or created and startable, or gone) and, once the
- * containers are removed, nothing on the host (tests/helpers/leaks.ts).
+ * Crash safety: apid killed with SIGKILL in the middle of `docker run -d` and of
+ * `docker rm -f`, records a crash left half-written, a full disk, and a guest agent
+ * left alone after `arcbox stop`. Each case must leave consistent records (every
+ * container running, or created and startable, or gone) and, once the containers are
+ * removed, nothing on the host (tests/helpers/leaks.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
