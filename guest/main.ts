@@ -52,9 +52,10 @@ async function stop(reason: string): Promise<void> {
 server = new AgentServer(agent, log, {
   socket: layout.agentSocket,
   notifySocket: layout.notifySocket,
-  // Nothing to look after and nobody to serve: an idle agent goes away (vmm starts a new one).
+  // No process to watch and nobody to serve: an idle agent goes away (vmm starts a new
+  // one). Checked when the last client leaves and again after each container exit.
   onIdle: () => {
-    if (agent.containerCount === 0) void stop("idle");
+    if (agent.liveContainerCount === 0) void stop("idle");
   },
 });
 await server.start();

@@ -1,9 +1,24 @@
 /**
  * Line-oriented logging to stderr; the supervisor points each service's stderr at
  * `$ARCBOX_HOME/log/<service>.log`, so one line here is one line in that file.
+ *
+ * Lines are written synchronously to fd 2 and a failed write is dropped: on a full
+ * disk, a log line must not take the process down (an async write error on
+ * process.stderr is an uncaught 'error' event, which kills a Bun process), and
+ * logging resumes by itself once space is freed.
  */
-import { fchmodSync, openSync } from "node:fs";
+import { fchmodSync, openSync, writeSync } from "node:fs";
 
+// Whatever else writes to stderr/stdout (console.*) must not crash the process either.
+for (const stream of [process.stderr, process.stdout]) stream?.on?.("error", () => {});
+
+function writeLine(line: string): void {
+  try {
+    writeSync(2, line);
+  } catch {
+    // ENOSPC, EAGAIN on a full pipe, EBADF: the line is lost, the process lives on.
+  }
+}
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const threshold = order[(process.env.ARCBOX_LOG_LEVEL as LogLevel) ?? "info"] ?? order.info;
@@ -25,7 +40,7 @@ export function createLogger(component: string): Logger {
         line += ` ${k}=${/\s/.test(text ?? "") ? JSON.stringify(text) : text}`;
       }
     }
-    process.stderr.write(line + "\n");
+    writeLine(line + "\n");
   };
   return {
     debug: (m, f) => write("debug", m, f),

@@ -10,7 +10,7 @@ import { EventHub } from "./event-hub.ts";
 import { ExecRuntime } from "./exec-runtime.ts";
 import { GuestError } from "./guest-error.ts";
 import type { AgentLayout } from "./layout.ts";
-import { RecordStore } from "../storage/records.ts";
+import { RecordStore, type ExitStatus } from "../storage/records.ts";
 import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
 
@@ -32,9 +32,21 @@ export class Agent {
     this.execs = new ExecRuntime(this.containers, this.events);
   }
 
-  /** Number of containers this agent looks after (it may exit when idle and alone). */
+  /** Number of containers this agent knows (running or not). */
   get containerCount(): number {
     return this.records.containers.size;
+  }
+
+  /**
+   * Containers with a process whose exit the agent must hear (created, running or
+   * paused). Stopped ones live on disk only: a later agent serves them just as well,
+   * so they do not keep an idle agent alive.
+   */
+  get liveContainerCount(): number {
+    let n = 0;
+    for (const r of this.records.containers.values()) if (this.records.status(r) !== "stopped") n++;
+    // An exit status only held in memory would be lost with the agent.
+    return n + (this.records.hasUnsavedExits ? 1 : 0);
   }
 
   readonly handlers: AgentHandlers = {
@@ -87,8 +99,10 @@ export class Agent {
     execState: (req) => this.execs.state(req.execId),
   };
 
-  /** A shim's "exit <create|exec> <id>" line. */
-  onShimExit(kind: string, id: string): Promise<void> | void {
+  /** A shim's "exit <create|exec> <id> [<code> <finishedAtUnixNano> <oom>]" line. */
+  onShimExit(kind: string, id: string, status?: ExitStatus): Promise<void> | void {
+    // The shim could not write its exit file (full disk): its message carries the status.
+    if (status && (kind === "create" || kind === "exec")) this.records.rememberExit(kind, id, status);
     if (kind === "create") return this.containers.onExitNotification(id);
     if (kind === "exec") return this.execs.onExitNotification(id);
   }

@@ -4,7 +4,7 @@
  * create leaves no mount, bundle, cgroup or runc state behind.
  */
 import { create } from "@bufbuild/protobuf";
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
 import { join } from "node:path";
 import {
   ContainerStateSchema,
@@ -125,7 +125,10 @@ export class ContainerRuntime {
   }
 
   delete(id: string, force: boolean): Promise<void> {
+    checkId("container", id);
     return this.lock.run(id, async () => {
+      // A create cut short before its record was written: only its leftovers remain.
+      if (!this.records.containers.has(id) && existsSync(this.layout.containerDir(id))) return this.destroy(id, true);
       const r = this.get(id);
       const status = this.records.status(r);
       if (status !== "stopped" && status !== "created" && !force) throw new GuestError("failed_precondition", `container ${id} is ${status}: stop it first or force`);
@@ -168,9 +171,17 @@ export class ContainerRuntime {
     return this.lock.run(id, async () => {
       const r = this.get(id);
       if (this.records.status(r) !== "running") throw new GuestError("failed_precondition", `container ${id} is not running`);
-      await this.runc.pause(id);
-      r.paused = true;
-      this.records.saveContainer(r);
+      try {
+        await this.runc.pause(id);
+        r.paused = true;
+        this.records.saveContainer(r);
+      } catch (err) {
+        // runc freezes before it writes its state (which fails on a full disk): thaw, so a
+        // failed pause leaves the container running, as the error says.
+        r.paused = false;
+        await this.runc.resume(id).catch(() => {});
+        throw err;
+      }
       this.events.emit({ type: "pause", containerId: id });
     });
   }
@@ -180,8 +191,15 @@ export class ContainerRuntime {
       const r = this.get(id);
       if (this.records.status(r) !== "paused") throw new GuestError("failed_precondition", `container ${id} is not paused`);
       await this.runc.resume(id);
-      r.paused = false;
-      this.records.saveContainer(r);
+      try {
+        r.paused = false;
+        this.records.saveContainer(r);
+      } catch (err) {
+        // The record still says paused (a full disk): freeze again, so state and record agree.
+        r.paused = true;
+        await this.runc.pause(id).catch(() => {});
+        throw err;
+      }
       this.events.emit({ type: "resume", containerId: id });
     });
   }
@@ -231,6 +249,12 @@ export class ContainerRuntime {
    * container stays "running" forever.
    */
   async reconcile(): Promise<void> {
+    // Directories without a record: an agent killed in the middle of a create.
+    for (const id of readdirSync(this.layout.containersDir)) {
+      if (this.records.containers.has(id)) continue;
+      this.log.warn("removing the leftovers of a create that never finished", { id });
+      await this.destroy(id, true).catch((err) => this.log.error("cleanup", { id, error: err }));
+    }
     for (const r of [...this.records.containers.values()]) {
       if (!r.pid) {
         this.log.warn("removing a container whose create never finished", { id: r.id });

@@ -10,6 +10,7 @@ import { ArcboxError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Agent } from "../core/agent.ts";
+import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
 import type { RequestFrame, ResponseFrame } from "../protocol/messages.ts";
 
@@ -84,8 +85,12 @@ export class AgentServer {
     socket.on("error", () => {});
     socket.on("close", () => {
       this.clients.delete(socket);
-      if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
+      this.checkIdle();
     });
+  }
+
+  private checkIdle(): void {
+    if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
   }
 
   private async handle(socket: Socket, req: RequestFrame): Promise<void> {
@@ -96,7 +101,7 @@ export class AgentServer {
     } finally {
       this.inflight--;
       // A call that outlived its client's connection decides idleness once it is done.
-      if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
+      this.checkIdle();
     }
   }
 
@@ -123,9 +128,12 @@ export class AgentServer {
     socket.on("error", () => {});
     socket.on("end", () => {
       for (const line of text.split("\n")) {
-        const [word, kind, id] = line.split(" ");
+        const [word, kind, id, ...status] = line.split(" ");
         if (word !== "exit" || !kind || !id) continue;
-        Promise.resolve(this.agent.onShimExit(kind, id)).catch((err) => this.log.error("exit notification", { id, error: err }));
+        Promise.resolve(this.agent.onShimExit(kind, id, parseExitFields(status)))
+          .catch((err) => this.log.error("exit notification", { id, error: err }))
+          // The last container's exit may leave an agent nobody talks to with nothing to watch.
+          .finally(() => this.checkIdle());
       }
     });
   }

@@ -62,9 +62,21 @@ export function readExit(dir: string): ExitStatus | undefined {
   return { exitCode: Number(code?.[1] ?? 255), finishedAtUnixNano: BigInt(at?.[1] ?? 0), oomKilled: text.includes('"oomKilled":true') };
 }
 
+/** An exit status as the shim's notification line carries it: "<code> <finishedAtUnixNano> <oom 0|1>". */
+export function parseExitFields(fields: string[]): ExitStatus | undefined {
+  const [code, at, oom] = fields;
+  if (!code || !/^-?\d+$/.test(code) || !at || !/^\d+$/.test(at)) return undefined;
+  return { exitCode: Number(code), finishedAtUnixNano: BigInt(at), oomKilled: oom === "1" };
+}
+
 export class RecordStore {
   readonly containers = new Map<string, ContainerRecord>();
   readonly execs = new Map<string, ExecRecord>();
+  /**
+   * Exit statuses a shim could not write (full disk), by state dir: kept here and
+   * written as soon as the disk takes them. While one is here, the agent stays.
+   */
+  private readonly unsavedExits = new Map<string, ExitStatus>();
 
   constructor(private readonly layout: AgentLayout) {
     mkdirSync(layout.containersDir, { recursive: true, mode: 0o700 });
@@ -102,15 +114,51 @@ export class RecordStore {
 
   forgetContainer(id: string): void {
     this.containers.delete(id);
+    const dir = this.layout.containerDir(id);
+    for (const d of this.unsavedExits.keys()) if (d === dir || d.startsWith(dir + "/")) this.unsavedExits.delete(d);
     for (const [execId, e] of this.execs) if (e.containerId === id) this.execs.delete(execId);
   }
 
   containerExit(id: string): ExitStatus | undefined {
-    return readExit(this.layout.containerDir(id));
+    return this.exitOf(this.layout.containerDir(id));
   }
 
   execExit(e: ExecRecord): ExitStatus | undefined {
-    return readExit(this.layout.execDir(e.containerId, e.id));
+    return this.exitOf(this.layout.execDir(e.containerId, e.id));
+  }
+
+  /** A status from a shim's notification, for a process whose exit file is missing. */
+  rememberExit(kind: "create" | "exec", id: string, status: ExitStatus): void {
+    const e = kind === "exec" ? this.execs.get(id) : undefined;
+    const dir = kind === "create" ? this.layout.containerDir(id) : e ? this.layout.execDir(e.containerId, e.id) : undefined;
+    if (!dir || readExit(dir)) return;
+    this.unsavedExits.set(dir, status);
+    this.persistExit(dir);
+  }
+
+  get hasUnsavedExits(): boolean {
+    return this.unsavedExits.size > 0;
+  }
+
+  private exitOf(dir: string): ExitStatus | undefined {
+    const mem = this.unsavedExits.get(dir);
+    if (!mem) return readExit(dir);
+    this.persistExit(dir);
+    return mem;
+  }
+
+  private persistExit(dir: string): void {
+    const s = this.unsavedExits.get(dir);
+    if (!s) return;
+    try {
+      // By hand, not JSON.stringify: the nanoseconds do not fit a double.
+      writeFileSync(join(dir, "exit.tmp"), `{"exitCode":${s.exitCode},"finishedAtUnixNano":${s.finishedAtUnixNano},"oomKilled":${s.oomKilled}}\n`);
+      renameSync(join(dir, "exit.tmp"), join(dir, "exit"));
+      this.unsavedExits.delete(dir);
+    } catch (err) {
+      // Still no space (or the directory is gone with its container): keep it in memory.
+      if ((err as { code?: string }).code === "ENOENT") this.unsavedExits.delete(dir);
+    }
   }
 
   status(r: ContainerRecord): "created" | "running" | "paused" | "stopped" {

@@ -73,18 +73,27 @@ static int read_oom_kill(void) {
   return oom;
 }
 
+/* The exit status as last recorded, also sent with the notification: when the disk is
+ * full the file cannot be written, and the agent keeps the status from the message. */
+static int exit_code = 255, exit_oom = 0;
+static long long exit_ns = 0;
+
 static void write_exit_file(int status) {
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
-  long long now;
+  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
   char ts[64], path[4096], tmp[4096], body[256];
-  rfc3339_now(ts, sizeof ts, &now);
+  rfc3339_now(ts, sizeof ts, &exit_ns);
+  exit_oom = read_oom_kill();
   snprintf(path, sizeof path, "%s/exit", opt.state);
   snprintf(tmp, sizeof tmp, "%s/exit.tmp", opt.state);
-  int n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"finishedAtUnixNano\":%lld,\"oomKilled\":%s}\n", code, now, read_oom_kill() ? "true" : "false");
+  int n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"finishedAtUnixNano\":%lld,\"oomKilled\":%s}\n", exit_code, exit_ns, exit_oom ? "true" : "false");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return;
-  write_all(fd, body, (size_t)n);
-  close(fd);
+  int ok = write_all(fd, body, (size_t)n) == 0;
+  /* SAFETY: close's result is checked: a deferred write error (ENOSPC) shows up here. */
+  if (close(fd) != 0) ok = 0;
+  /* Never publish an empty or partial status (it would read as 255): on a full disk the
+   * agent gets the status from the notification instead. */
+  if (!ok) { unlink(tmp); return; }
   /* Atomic: readers never see half a status. No fsync (2-4 ms on every exit): after a
    * host crash the container is gone anyway, and an unreadable status reads as 255. */
   rename(tmp, path);
@@ -100,7 +109,7 @@ static void notify_agent(void) {
   /* The agent may be down (restarting): it then reconciles from the exit file. */
   if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
     char msg[512];
-    int n = snprintf(msg, sizeof msg, "exit %s %s\n", opt.mode, opt.id);
+    int n = snprintf(msg, sizeof msg, "exit %s %s %d %lld %d\n", opt.mode, opt.id, exit_code, exit_ns, exit_oom);
     write_all(fd, msg, (size_t)n);
   }
   close(fd);

@@ -30,12 +30,16 @@ export async function run(argv: string[], opts: { env?: Record<string, string>; 
 
 export class TestDaemon {
   readonly home: string;
-  /** `env` reaches the daemon and its services (e.g. ARCBOX_IDLE_EXIT_SECONDS). */
+  /**
+   * `env` reaches the daemon and its services (e.g. ARCBOX_IDLE_EXIT_SECONDS); `home`,
+   * when given, is used instead of a fresh temp dir (e.g. one on a small filesystem).
+   */
   constructor(
     prefix = "arcbox-test-",
     private readonly env: Record<string, string> = {},
+    home?: string,
   ) {
-    this.home = mkdtempSync(join(tmpdir(), prefix));
+    this.home = home ?? mkdtempSync(join(tmpdir(), prefix));
   }
 
   get socket(): string {

@@ -8,6 +8,11 @@
  * parallel, then vmm.CreateContainer (attach sessions waiting for the container join
  * its stdio here, before the process runs) and vmm.StartContainer; exit = runtime
  * and network released; remove = volumes and rootfs released, record deleted.
+ *
+ * Each of them is ordered for crashes and full disks (docs/architecture.md, "Crashes
+ * and full disks"): a write-ahead mark is persisted before a step creates something
+ * (pending create, `runtimeHeld`, "removing"), and cleared only once it is released,
+ * so recovery and rm -f know what to finish whatever step failed.
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -30,7 +35,7 @@ import { RuntimeMonitor } from "./runtime-monitor.ts";
 import { attachNetwork, mountVolumes } from "./start-resources.ts";
 import { signalNumber } from "./signals.ts";
 import { startFailure, within } from "./start-failure.ts";
-import type { ContainerStore } from "./storage/container-store.ts";
+import { storageError, type ContainerStore } from "./storage/container-store.ts";
 
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
 
@@ -127,11 +132,22 @@ export class ContainerManager {
     const id = randomId();
     this.reservedNames.add(name);
     try {
-      const prepared = await call(() => this.backends.images.prepareRootfs({ image: body.Image!, containerId: id })).catch((err: ArcboxError) => {
-        if (err.code === "not_found") throw new ContainerError("not_found", `No such image: ${withDefaultTag(body.Image!)}`);
+      // Write-ahead: a crash from here until the record is saved leaves this mark, and
+      // recovery releases the rootfs it may have taken (recover).
+      this.store.beginCreate(id);
+      let prepared;
+      try {
+        prepared = await call(() => this.backends.images.prepareRootfs({ image: body.Image!, containerId: id })).catch((err: ArcboxError) => {
+          if (err.code === "not_found") throw new ContainerError("not_found", `No such image: ${withDefaultTag(body.Image!)}`);
+          throw err;
+        });
+      } catch (err) {
+        // imaged undoes its own half-made rootfs; released again in case the answer was lost.
+        await this.undoCreate(id);
         throw err;
-      });
+      }
       const dir = this.containerDir(id);
+      let rec: ContainerRecord;
       try {
         const imageConfig = ((JSON.parse(prepared.configJson || "{}") as { config?: ImageConfig }).config ?? {}) as ImageConfig;
         const norm = normalizeCreate(body, body.Image, imageConfig);
@@ -139,7 +155,7 @@ export class ContainerManager {
         addVolumesFrom(norm.mounts, hc.VolumesFrom, (ref) => this.get(ref));
         ensureBindSources(norm.mounts);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const rec: ContainerRecord = {
+        rec = {
           id,
           name,
           created: new Date().toISOString(),
@@ -158,18 +174,33 @@ export class ContainerManager {
           mounts: norm.mounts,
           network: null,
           stdioSocket: "",
+          runtimeHeld: false,
         };
         this.checkNameFree(name, true);
-        this.save(rec);
-        this.emit(rec, "create");
-        return { Id: id, Warnings: [] };
+        this.store.commitCreate(rec);
       } catch (err) {
-        rmSync(dir, { recursive: true, force: true });
-        await callIdempotent(() => this.backends.images.releaseRootfs({ containerId: id })).catch((e) => this.log.warn("release rootfs after failed create", { id, error: e }));
-        throw err;
+        await this.undoCreate(id);
+        throw storageError(err);
       }
+      this.emit(rec, "create");
+      return { Id: id, Warnings: [] };
     } finally {
       this.reservedNames.delete(name);
+    }
+  }
+
+  /**
+   * Compensates a create that has no record: its directory and rootfs go, then its
+   * write-ahead mark. If the rootfs cannot be released now, the mark stays for the next
+   * recovery.
+   */
+  private async undoCreate(id: string): Promise<void> {
+    try {
+      rmSync(this.containerDir(id), { recursive: true, force: true });
+      await callIdempotent(() => this.backends.images.releaseRootfs({ containerId: id }));
+      this.store.abandonCreate(id);
+    } catch (err) {
+      this.log.warn("undo of a failed create is incomplete; recovery finishes it", { id, error: err });
     }
   }
 
@@ -193,7 +224,7 @@ export class ContainerManager {
       return await this.startLocked(rec, ref);
     } catch (err) {
       // Docker removes an --rm container whose start failed (the CLI waits for that).
-      if (rec.hostConfig.AutoRemove && this.store.get(rec.id)) await this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.log.warn("auto-remove after failed start", { id: rec.id, error: e }));
+      if (rec.hostConfig.AutoRemove && this.store.get(rec.id)) await this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.autoRemoveFailed(rec, e));
       throw err;
     }
   }
@@ -216,18 +247,21 @@ export class ContainerManager {
 
   private async runStart(rec: ContainerRecord): Promise<void> {
     const l = this.liveOf(rec.id);
+    const mode = String(rec.hostConfig.NetworkMode);
+    // Write-ahead: persisted before anything is created, so a crash at any later step
+    // leaves a record that says what may need releasing (recovery, rm -f).
+    if (rec.runtimeHeld !== true) {
+      rec.runtimeHeld = true;
+      this.save(rec);
+    }
     let net: NetworkInfo | null = null;
-    let netFromNetd = false;
-    let runtimeCreated = false;
     l.starting = true;
     try {
-      const mode = String(rec.hostConfig.NetworkMode);
-      netFromNetd = mode !== "none" && mode !== "host" && !mode.startsWith("container:");
-      const [netInfo] = await Promise.all([this.attachNetwork(rec, mode), mountVolumes(this.backends, rec), this.monitor.ensure()]);
-      net = netInfo;
+      // Settled, not raced: a failure of one must not leave the other's work unseen.
+      const results = await Promise.allSettled([this.attachNetwork(rec, mode).then((n) => (net = n)), mountVolumes(this.backends, rec), this.monitor.ensure()]);
+      for (const r of results) if (r.status === "rejected") throw r.reason;
       rec.network = net;
-      const created = await call(() => this.backends.machines.createContainer(createRequest(rec, net!)));
-      runtimeCreated = true;
+      const created = await this.createRuntime(rec, net!);
       rec.stdioSocket = created.stdioSocket;
       // Attach sessions join before the process runs, so no output is lost.
       await Promise.allSettled(l.pendingAttach.splice(0).map((join) => join(created.stdioSocket)));
@@ -235,17 +269,21 @@ export class ContainerManager {
       rec.state = { status: "running", pid: started.pid, exitCode: 0, error: "", oomKilled: false, startedAt: nanoToIso(started.startedAtUnixNano), finishedAt: ZERO_TIME };
       rec.manualStop = false;
       this.save(rec);
-      for (const e of net.endpoints) this.bus.publish("network", "connect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
+      for (const e of net!.endpoints) this.bus.publish("network", "connect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
       this.emit(rec, "start");
     } catch (err) {
-      const e = err instanceof ArcboxError ? err : new ContainerError("internal", String(err));
-      if (runtimeCreated) await callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })).catch(() => {});
-      if (net && netFromNetd) await callIdempotent(() => this.backends.networks.detach({ containerId: rec.id })).catch(() => {});
+      const e = err instanceof ArcboxError ? err : storageError(err);
+      const error = e instanceof ArcboxError ? e : new ContainerError("internal", String(err));
+      // An exit seen while this start was failing belongs to it, not to the next start.
+      l.earlyExit = undefined;
+      // Everything, not only what this run made: an interrupted earlier start may have left some.
+      const released = await this.releaseRuntimeObjects(rec, true, true);
       rec.network = null;
       rec.stdioSocket = "";
-      const failure = startFailure(e);
-      rec.state = { ...rec.state, status: rec.state.status === "restarting" ? "exited" : rec.state.status, pid: 0, error: failure.message, exitCode: failure.exitCode };
-      this.save(rec);
+      const failure = startFailure(error);
+      rec.state = { ...rec.state, status: rec.state.status === "restarting" ? "exited" : rec.state.status === "running" ? "created" : rec.state.status, pid: 0, error: failure.message, exitCode: failure.exitCode };
+      if (released) rec.runtimeHeld = false;
+      this.trySave(rec, "start failure");
       for (const join of l.pendingAttach.splice(0)) void join("").catch(() => {});
       throw failure.error;
     } finally {
@@ -254,6 +292,47 @@ export class ContainerManager {
     const early = l.earlyExit;
     l.earlyExit = undefined;
     if (early) this.onExit(early);
+  }
+
+  /** vmm.CreateContainer; a runtime container left by an interrupted start is replaced (adopted by id). */
+  private async createRuntime(rec: ContainerRecord, net: NetworkInfo) {
+    try {
+      return await call(() => this.backends.machines.createContainer(createRequest(rec, net)));
+    } catch (err) {
+      if ((err as ArcboxError).code !== "already_exists") throw err;
+      this.log.warn("replacing a runtime container left by an interrupted start", { id: rec.id });
+      await callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true }));
+      return await call(() => this.backends.machines.createContainer(createRequest(rec, net)));
+    }
+  }
+
+  private isNetdMode(rec: ContainerRecord): boolean {
+    const mode = String(rec.hostConfig.NetworkMode);
+    return mode !== "none" && mode !== "host" && !mode.startsWith("container:");
+  }
+
+  /**
+   * Deletes the runtime container and detaches netd (each idempotent). Returns whether
+   * both are gone for sure; if not, the record keeps `runtimeHeld` for a later retry.
+   */
+  private async releaseRuntimeObjects(rec: ContainerRecord, runtime: boolean, network: boolean): Promise<boolean> {
+    const results = await Promise.allSettled([
+      runtime ? callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })) : undefined,
+      network && this.isNetdMode(rec) ? callIdempotent(() => this.backends.networks.detach({ containerId: rec.id })) : undefined,
+    ]);
+    for (const r of results) if (r.status === "rejected") this.log.warn("release of runtime objects failed", { id: rec.id, error: r.reason });
+    return results.every((r) => r.status === "fulfilled");
+  }
+
+  /** Saves when it can; a failure (full disk) is logged, the caller's outcome stands. */
+  private trySave(rec: ContainerRecord, what: string): boolean {
+    try {
+      this.save(rec);
+      return true;
+    } catch (err) {
+      this.log.warn(`could not persist ${what}`, { id: rec.id, error: err });
+      return false;
+    }
   }
 
   private attachNetwork(rec: ContainerRecord, mode: string): Promise<NetworkInfo> {
@@ -284,11 +363,20 @@ export class ContainerManager {
       return;
     }
     if (rec.state.status !== "running" && rec.state.status !== "paused") return;
+    // The exit of a runtime container this run replaced (left by an interrupted start),
+    // not of this run's process: it ended before this run started.
+    const startedNs = BigInt(Date.parse(rec.state.startedAt) || 0) * 1_000_000n;
+    if (ev.timeUnixNano > 0n && ev.timeUnixNano < startedNs) return;
     const finishedAt = nanoToIso(ev.timeUnixNano);
-    rec.state = { ...rec.state, status: "exited", pid: 0, exitCode: ev.exitCode, oomKilled: ev.oomKilled, finishedAt };
+    const exited = { ...rec.state, status: "exited" as const, pid: 0, exitCode: ev.exitCode, oomKilled: ev.oomKilled, finishedAt };
+    rec.state = exited;
     const ranMs = Date.parse(finishedAt) - Date.parse(rec.state.startedAt);
     if (ranMs >= 10_000) l.consecutiveRestarts = 0;
-    this.save(rec);
+    // The exit status must be on disk before the runtime container (its other copy) goes.
+    // If it cannot be saved (full disk), the runtime container keeps it: the record shows
+    // the exit now and persists it with its next save, or recovery reads it back.
+    const persisted = this.trySave(rec, "exit status");
+    if (!persisted) rec.state = exited;
     if (ev.oomKilled) this.emit(rec, "oom");
     this.emit(rec, "die", { exitCode: String(ev.exitCode), execDuration: String(Math.max(0, Math.round(ranMs / 1000))) });
     const result = { code: ev.exitCode, error: "" };
@@ -297,7 +385,7 @@ export class ContainerManager {
     for (const e of network?.endpoints ?? []) this.bus.publish("network", "disconnect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
     rec.network = null;
     rec.stdioSocket = "";
-    const cleanup = this.releaseRuntime(rec, network);
+    const cleanup = persisted ? this.releaseRuntime(rec) : Promise.resolve();
     l.cleanup = cleanup;
     void cleanup.then(() => {
       if (l.cleanup === cleanup) l.cleanup = undefined;
@@ -305,23 +393,30 @@ export class ContainerManager {
     });
   }
 
-  private async releaseRuntime(rec: ContainerRecord, network: NetworkInfo | null): Promise<void> {
-    const mode = String(rec.hostConfig.NetworkMode);
-    const netd = network && mode !== "none" && mode !== "host" && !mode.startsWith("container:");
-    await Promise.all([
-      callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })).catch((e) => this.log.warn("delete runtime container", { id: rec.id, error: e })),
-      netd ? callIdempotent(() => this.backends.networks.detach({ containerId: rec.id })).catch((e) => this.log.warn("detach network", { id: rec.id, error: e })) : undefined,
-    ]);
-    this.save(rec);
+  private async releaseRuntime(rec: ContainerRecord): Promise<void> {
+    if (await this.releaseRuntimeObjects(rec, true, true)) rec.runtimeHeld = false;
+    this.trySave(rec, "runtime release");
   }
 
   private async afterExit(rec: ContainerRecord): Promise<void> {
     if (this.store.get(rec.id) && rec.state.status === "exited") {
-      if (shouldRestartOnExit(rec)) return this.scheduleRestart(rec);
-      if (rec.hostConfig.AutoRemove) await this.remove(rec.id, { force: false, volumes: true }).catch((e) => this.log.warn("auto-remove failed", { id: rec.id, error: e }));
+      try {
+        if (shouldRestartOnExit(rec)) return this.scheduleRestart(rec);
+      } catch (err) {
+        this.log.warn("restart policy not applied", { id: rec.id, error: err });
+      }
+      if (rec.hostConfig.AutoRemove) await this.remove(rec.id, { force: false, volumes: true }).catch((e) => this.autoRemoveFailed(rec, e));
     }
     // Nothing left to watch: let the runtime stream go, so an idle daemon holds nothing open.
     this.monitor.releaseIfUnwanted();
+  }
+
+  /** An --rm container that could not be removed: `docker run --rm` waits for "removed", tell it why not. */
+  private autoRemoveFailed(rec: ContainerRecord, err: unknown): void {
+    this.log.warn("auto-remove failed", { id: rec.id, error: err });
+    const l = this.live.get(rec.id);
+    const result = { code: rec.state.exitCode, error: `removal of container ${rec.id} failed: ${(err as Error).message}` };
+    for (const w of l?.removedWaiters.splice(0) ?? []) w(result);
   }
 
   private scheduleRestart(rec: ContainerRecord): void {
@@ -442,7 +537,7 @@ export class ContainerManager {
     if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
     rec.state = { ...rec.state, status: "paused" };
-    this.save(rec);
+    await this.saveOrUndo(rec, () => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
     this.emit(rec, "pause");
   }
 
@@ -451,47 +546,73 @@ export class ContainerManager {
     if (rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not paused`);
     await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
     rec.state = { ...rec.state, status: "running" };
-    this.save(rec);
+    await this.saveOrUndo(rec, () => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
     this.emit(rec, "unpause");
+  }
+
+  /** Saves a change the runtime already made; if the save fails, the runtime change is undone (best effort) and the error stands. */
+  private async saveOrUndo(rec: ContainerRecord, undo: () => Promise<unknown>): Promise<void> {
+    try {
+      this.save(rec);
+    } catch (err) {
+      await callIdempotent(undo).catch((e) => this.log.warn("undo after a failed save", { id: rec.id, error: e }));
+      throw err;
+    }
   }
 
   // ---- remove ----
 
+  /**
+   * Removal is write-ahead: the record is marked "removing" (with what to remove) and
+   * persisted first, then the runtime container, network, volumes and rootfs are
+   * released, then the record is deleted. A failure leaves the record "dead" (or
+   * "removing" on disk), and the next rm or the next recovery finishes the job.
+   */
   async remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
     const rec = this.get(ref);
     await this.lock.run(rec.id, async () => {
       if (!this.store.get(rec.id)) return;
-      if (rec.state.status === "removing") throw new ContainerError("conflict", `removal of container ${rec.id} is already in progress`);
-      this.cancelRestart(rec);
-      if (rec.state.status === "running" || rec.state.status === "paused") {
-        if (!opts.force) throw new ContainerError("conflict", `cannot remove container "${rec.name}": container is ${rec.state.status}: stop the container before removing or force remove`);
-        rec.manualStop = true;
-        const exited = this.waitExit(rec.id);
-        await this.signal(rec, "SIGKILL");
-        if (!(await within(exited, 30_000))) throw new ContainerError("internal", `container ${rec.id} did not exit after SIGKILL`);
+      const unfinished = rec.state.status === "removing" || rec.state.status === "dead";
+      if (!unfinished) {
+        this.cancelRestart(rec);
+        if (rec.state.status === "running" || rec.state.status === "paused") {
+          if (!opts.force) throw new ContainerError("conflict", `cannot remove container "${rec.name}": container is ${rec.state.status}: stop the container before removing or force remove`);
+          rec.manualStop = true;
+          const exited = this.waitExit(rec.id);
+          await this.signal(rec, "SIGKILL");
+          if (!(await within(exited, 30_000))) throw new ContainerError("internal", `container ${rec.id} did not exit after SIGKILL`);
+        }
+        await this.liveOf(rec.id).cleanup;
       }
-      await this.liveOf(rec.id).cleanup;
-      const before = rec.state.status;
       rec.state = { ...rec.state, status: "removing" };
-      try {
-        await Promise.all([
-          rec.mounts.some((m) => m.Type === "volume") ? callIdempotent(() => this.backends.volumes.unmount({ containerId: rec.id, removeAnonymous: opts.volumes })) : undefined,
-          callIdempotent(() => this.backends.images.releaseRootfs({ containerId: rec.id })),
-        ]);
-      } catch (err) {
-        rec.state = { ...rec.state, status: before === "created" ? "created" : "dead", error: `removal failed: ${(err as Error).message}` };
-        this.save(rec);
-        throw err;
-      }
+      rec.removal = { volumes: opts.volumes || !!rec.removal?.volumes };
+      this.save(rec);
+      await this.finishRemoval(rec);
+    });
+  }
+
+  private async finishRemoval(rec: ContainerRecord): Promise<void> {
+    try {
+      // Whatever a start may have made, whether or not the record got to say so.
+      if (rec.runtimeHeld !== false && !(await this.releaseRuntimeObjects(rec, true, true))) throw new ContainerError("internal", `could not release the runtime of container ${rec.id}`);
+      await Promise.all([
+        rec.mounts.some((m) => m.Type === "volume") ? callIdempotent(() => this.backends.volumes.unmount({ containerId: rec.id, removeAnonymous: !!rec.removal?.volumes })) : undefined,
+        callIdempotent(() => this.backends.images.releaseRootfs({ containerId: rec.id })),
+      ]);
       rmSync(this.containerDir(rec.id), { recursive: true, force: true });
       this.store.delete(rec.id);
-      this.emit(rec, "destroy");
-      this.onRemoved(rec.id);
-      const l = this.liveOf(rec.id);
-      for (const w of l.removedWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
-      for (const w of l.exitWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
-      this.live.delete(rec.id);
-    });
+    } catch (err) {
+      const e = storageError(err);
+      rec.state = { ...rec.state, status: "dead", error: `removal failed: ${e.message}` };
+      this.trySave(rec, "failed removal");
+      throw e;
+    }
+    this.emit(rec, "destroy");
+    this.onRemoved(rec.id);
+    const l = this.liveOf(rec.id);
+    for (const w of l.removedWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
+    for (const w of l.exitWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
+    this.live.delete(rec.id);
   }
 
   // ---- rename, update ----
@@ -538,12 +659,23 @@ export class ContainerManager {
 
   // ---- daemon start ----
 
-  /** Reconciles records with the runtime and applies restart policies for a daemon start. */
+  /**
+   * Daemon start: finishes what a crash interrupted (creates without a record, removals),
+   * reconciles records with the runtime, and applies restart policies.
+   */
   async recover(): Promise<void> {
+    for (const id of this.store.pendingCreates()) {
+      this.log.warn("releasing the rootfs of a create that was interrupted", { id });
+      await this.undoCreate(id);
+    }
+    for (const rec of this.store.all()) {
+      if (rec.state.status !== "removing" && !(rec.state.status === "dead" && rec.removal)) continue;
+      this.log.warn("finishing an interrupted removal", { id: rec.id });
+      await this.remove(rec.id, { force: true, volumes: !!rec.removal?.volumes }).catch((err) => this.log.warn("interrupted removal failed again", { id: rec.id, error: err }));
+    }
     const recs = this.store.all();
-    for (const rec of recs) if (rec.state.status === "removing") rec.state = { ...rec.state, status: "dead" };
     const active = recs.filter((r) => isActive(r.state.status));
-    if (active.length) {
+    if (active.length || recs.some((r) => r.runtimeHeld === true)) {
       // netd starts lazily: wake it when running containers use its networks, so their
       // embedded DNS and port reservations come back with the daemon, not on the next call.
       if (active.some((r) => (r.network?.endpoints.length ?? 0) > 0)) {
@@ -559,28 +691,60 @@ export class ContainerManager {
     }
   }
 
-  /** Brings records in line with what the runtime reports (after a restart or a lost event stream). */
+  /**
+   * Brings records in line with what the runtime reports (after a restart or a lost event
+   * stream): exits that happened meanwhile are recorded, runtime containers and network
+   * attachments left by an interrupted start or exit are released (the record then is a
+   * plain created/exited one that starts normally), and runtime containers without a
+   * record are deleted.
+   */
   async reconcile(): Promise<void> {
     const res = await call(() => this.backends.machines.containerStates({ machine: HOST_MACHINE, ids: [] }));
     const byId = new Map(res.containers.map((c) => [c.id, c]));
     for (const rec of this.store.all()) {
       const rt = byId.get(rec.id);
+      byId.delete(rec.id);
+      const l = this.liveOf(rec.id);
       if (rec.state.status === "running" || rec.state.status === "paused") {
         if (rt && (rt.status === "running" || rt.status === "paused")) {
           rec.state = { ...rec.state, status: rt.status, pid: rt.pid };
           rec.stdioSocket = rt.stdioSocket || rec.stdioSocket;
-          this.save(rec);
+          this.trySave(rec, "reconciled state");
         } else {
+          // Without a runtime container the exit status is lost: 255, as Docker reports it.
           this.onExit({ type: "exit", containerId: rec.id, execId: "", exitCode: rt ? rt.exitCode : 255, timeUnixNano: rt?.finishedAtUnixNano ?? 0n, oomKilled: rt?.oomKilled ?? false } as RuntimeEvent);
         }
-      } else if (rec.state.status === "restarting" && !this.liveOf(rec.id).restartTimer) {
+      } else if (rec.state.status === "restarting" && !l.restartTimer) {
         rec.state = { ...rec.state, status: "exited" };
-        if (shouldRestartOnExit(rec)) this.scheduleRestart(rec);
-        else this.save(rec);
-      } else if (rt && !this.liveOf(rec.id).starting && rec.state.status !== "created") {
-        // A runtime container left behind by a crash between exit and cleanup.
-        await callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: rec.id, force: true })).catch(() => {});
+        try {
+          if (shouldRestartOnExit(rec)) this.scheduleRestart(rec);
+          else this.save(rec);
+        } catch (err) {
+          this.log.warn("reconcile of a restarting container", { id: rec.id, error: err });
+        }
+      } else if (!l.starting && !l.cleanup && rec.state.status !== "removing" && (rt || rec.runtimeHeld === true)) {
+        // Left by a crash mid-start (a created record) or between exit and cleanup. The
+        // record is persisted first: its exit status must not depend on the runtime's copy.
+        if (!this.trySave(rec, "state before runtime release")) continue;
+        if (rt?.status === "running" || rt?.status === "paused") this.log.warn("stopping a runtime container its record does not run", { id: rec.id, status: rec.state.status });
+        await this.lock.run(rec.id, async () => {
+          // Re-checked under the lock: a start or removal may have run while we waited.
+          if (l.starting || !this.store.get(rec.id) || isActive(rec.state.status) || rec.state.status === "removing") return;
+          if (await this.releaseRuntimeObjects(rec, true, true)) rec.runtimeHeld = false;
+          rec.network = null;
+          rec.stdioSocket = "";
+          this.trySave(rec, "runtime release");
+        });
       }
+    }
+    // Runtime containers with no record at all (a record removed while the runtime was out of reach).
+    for (const orphan of byId.keys()) {
+      if (this.store.get(orphan)) continue;
+      this.log.warn("deleting a runtime container that has no record", { id: orphan });
+      await Promise.allSettled([
+        callIdempotent(() => this.backends.machines.deleteContainer({ machine: HOST_MACHINE, id: orphan, force: true })),
+        callIdempotent(() => this.backends.networks.detach({ containerId: orphan })),
+      ]);
     }
   }
 

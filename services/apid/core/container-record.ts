@@ -77,6 +77,15 @@ export interface ContainerRecord {
   mounts: MountPoint[];
   network: NetworkInfo | null;
   stdioSocket: string;
+  /**
+   * Write-ahead mark: the runtime container and the netd attachment may exist. Persisted
+   * before start creates them and cleared once they are released, so removal and
+   * recovery know what to release even when a crash lost the rest of the start.
+   * Absent on records written before the mark existed (treated as "maybe").
+   */
+  runtimeHeld?: boolean;
+  /** Set (and persisted) when removal begins: what to finish if it is interrupted. */
+  removal?: { volumes: boolean };
 }
 
 export const isActive = (s: ContainerStatus) => s === "running" || s === "paused" || s === "restarting";

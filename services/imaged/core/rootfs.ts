@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { ImageError } from "./errors.ts";
+import { ImageError, diskError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
 
 export interface PreparedRootfs {
@@ -28,8 +28,17 @@ export class RootfsManager {
     if (!this.store.complete(img)) throw new ImageError("failed_precondition", `image ${imageRef} is incomplete (a layer is missing); pull it again`);
     const owner = this.store.db.containerImage(containerId);
     if (owner && owner !== img.id) throw new ImageError("conflict", `container ${containerId} already has a root filesystem on image ${owner}`);
-    const dirs = this.store.snapshots.createContainer(containerId);
-    if (!owner) this.store.db.putContainer(containerId, img.id);
+    let dirs: { upper: string; work: string };
+    try {
+      dirs = this.store.snapshots.createContainer(containerId);
+      if (!owner) this.store.db.putContainer(containerId, img.id);
+    } catch (err) {
+      // Nothing half-made stays behind (a full disk fails mkdir or the database write).
+      try {
+        if (!owner) this.store.snapshots.removeContainer(containerId);
+      } catch {}
+      throw diskError(err);
+    }
     const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
     const relativeLowerDirs = img.diffIds.map((d) => this.store.snapshots.shortLowerPath(d)).reverse();
     if (lowerDirs.length === 0) {

@@ -3,7 +3,8 @@
  * not upgrade). The connection ends once the process has exited and its output is
  * drained, and only after the exit code is known, so the client's follow-up inspect
  * sees it. A process that cannot start (missing or non-executable command) is reported
- * as Docker does: upgrade, write the runtime's error on stdout, end; the CLI then
+ * as Docker does (and so is a runtime failure, e.g. a full disk): upgrade, write the
+ * runtime's error on stdout, end; the CLI then
  * inspects the exec and exits 127 or 126.
  */
 import type { Duplex } from "node:stream";
@@ -44,13 +45,19 @@ async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPat
   endAndDrain(client);
 }
 
-/** The command itself could not be run (exit 127/126), as opposed to a bad request. */
+/**
+ * The process could not be started once the request was accepted: the command itself
+ * (exit 127/126) or the runtime failing (a full disk, an internal error). Docker upgrades
+ * first and reports those in the stream; a bad request or a container in the wrong state
+ * is still an HTTP error.
+ */
 function isCommandFailure(err: unknown): boolean {
-  return err instanceof ArcboxError && /exec: "[^"]*": |chdir to cwd /.test(err.message);
+  return err instanceof ArcboxError && (/exec: "[^"]*": |chdir to cwd /.test(err.message) || err.code === "internal");
 }
 
 /** Docker's wording: "OCI runtime exec failed: exec failed: unable to start container process: <reason>: unknown". */
 function execFailureMessage(err: Error): string {
+  if (err instanceof ArcboxError && err.code === "internal" && !/unable to start container process/.test(err.message)) return `${err.message}\r\n`;
   const reason = err.message.replace(/^.*?unable to start container process: /s, "");
   return `OCI runtime exec failed: exec failed: unable to start container process: ${reason}${reason.endsWith(": unknown") ? "" : ": unknown"}\r\n`;
 }
