@@ -6,6 +6,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --no-start || exit 1
 export PATH="/usr/local/bin:$PATH"
+# Types are part of the suite: a type error fails the run (after the tests, so their
+# result is still printed).
+typecheck=0
+bunx tsc -p . || typecheck=$?
+[ "$typecheck" = 0 ] && echo "typecheck: ok" || echo "typecheck: FAILED"
 log=$(mktemp)
 bun test --timeout 120000 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -13,4 +18,5 @@ pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -n 1 | tr -dc 0-9)
 fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -n 1 | tr -dc 0-9)
 rm -f "$log"
 echo "tests: ${pass:-0} passed, ${fail:-0} failed"
+[ "$status" = 0 ] && status=$typecheck
 exit "$status"
