@@ -1,7 +1,7 @@
 /* arcbox-virtiofsd: serves one host directory to one VM as a vhost-user-fs device.
  * usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only]
  *                         [--cache auto|always|never] [--stats FILE]
- * Listens on PATH (created, mode 0600), serves one front-end connection at a time; when
+ * Listens on PATH (mode 0600, appears once listening), serves one front-end connection at a time; when
  * qemu hangs up the device state is reset and the next connection is accepted. */
 #include "vfsd.h"
 #include <errno.h>
@@ -112,10 +112,15 @@ int main(int argc, char **argv) {
   int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if (strlen(cfg.socket_path) >= sizeof addr.sun_path) { vfsd_log("socket path too long"); return 1; }
-  strcpy(addr.sun_path, cfg.socket_path);
-  unlink(cfg.socket_path);
+  /* Bind under a temporary name and rename once listening, so the socket path appears
+   * only when a connect() can succeed (fsd waits for it to exist). */
+  char tmp[sizeof addr.sun_path + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", cfg.socket_path);
+  if (strlen(tmp) >= sizeof addr.sun_path) { vfsd_log("socket path too long"); return 1; }
+  strcpy(addr.sun_path, tmp);
+  unlink(tmp);
   mode_t old = umask(077);
-  if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(ls, 1) < 0) {
+  if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(ls, 1) < 0 || rename(tmp, cfg.socket_path) < 0) {
     vfsd_log("listen %s: %s", cfg.socket_path, strerror(errno)); return 1;
   }
   umask(old);
