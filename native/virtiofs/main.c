@@ -1,6 +1,6 @@
 /* arcbox-virtiofsd: serves one host directory to one VM as a vhost-user-fs device.
  * usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only]
- *                         [--cache auto|always|never] [--stats FILE]
+ *                         [--cache auto|always|never] [--stats FILE] [--watch-socket PATH]
  * Listens on PATH (mode 0600, appears once listening), serves one front-end connection at a time; when
  * qemu hangs up the device state is reset and the next connection is accepted. */
 #include "vfsd.h"
@@ -67,6 +67,36 @@ int iov_slice(const struct iovec *iov, int n, size_t skip, size_t len, struct io
   return k;
 }
 
+/* --watch-socket: a supervisor that did not spawn us (fsd after a restart) connects here
+ * and learns of our exit from the connection closing. We keep only the latest one. */
+static const char *watch_path;
+static void *watch_thread(void *arg) {
+  int ls = (int)(intptr_t)arg, held = -1;
+  for (;;) {
+    int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0) { if (errno == EINTR || errno == ECONNABORTED) continue; return NULL; }
+    if (held >= 0) close(held);
+    held = c;
+  }
+}
+static int listen_at(const char *path, int backlog) {
+  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  /* Bind under a temporary name and rename once listening, so the path appears only when
+   * a connect() can succeed (fsd waits for it to exist). */
+  char tmp[sizeof addr.sun_path + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (strlen(tmp) >= sizeof addr.sun_path) { vfsd_log("socket path too long: %s", path); return -1; }
+  strcpy(addr.sun_path, tmp);
+  unlink(tmp);
+  mode_t old = umask(077);
+  if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(ls, backlog) < 0 || rename(tmp, path) < 0) {
+    vfsd_log("listen %s: %s", path, strerror(errno)); umask(old); return -1;
+  }
+  umask(old);
+  return ls;
+}
+
 static void map_stats(void) {
   if (!cfg.stats_path) return;
   int fd = open(cfg.stats_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -83,7 +113,7 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {
     { "socket", required_argument, 0, 's' }, { "shared-dir", required_argument, 0, 'd' },
     { "read-only", no_argument, 0, 'r' }, { "cache", required_argument, 0, 'c' },
-    { "stats", required_argument, 0, 'm' }, { 0, 0, 0, 0 } };
+    { "stats", required_argument, 0, 'm' }, { "watch-socket", required_argument, 0, 'w' }, { 0, 0, 0, 0 } };
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -91,6 +121,7 @@ int main(int argc, char **argv) {
     case 'd': cfg.shared_dir = optarg; break;
     case 'r': cfg.read_only = true; break;
     case 'm': cfg.stats_path = optarg; break;
+    case 'w': watch_path = optarg; break;
     case 'c':
       if (!strcmp(optarg, "auto")) cfg.cache = CACHE_AUTO;
       else if (!strcmp(optarg, "always")) cfg.cache = CACHE_ALWAYS;
@@ -101,7 +132,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!cfg.socket_path || !cfg.shared_dir) {
-    fprintf(stderr, "usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only] [--cache auto|always|never] [--stats FILE]\n");
+    fprintf(stderr, "usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only] [--cache auto|always|never] [--stats FILE] [--watch-socket PATH]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -109,21 +140,14 @@ int main(int argc, char **argv) {
   map_stats();
   fuse_init_fs();
 
-  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  if (strlen(cfg.socket_path) >= sizeof addr.sun_path) { vfsd_log("socket path too long"); return 1; }
-  /* Bind under a temporary name and rename once listening, so the socket path appears
-   * only when a connect() can succeed (fsd waits for it to exist). */
-  char tmp[sizeof addr.sun_path + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", cfg.socket_path);
-  if (strlen(tmp) >= sizeof addr.sun_path) { vfsd_log("socket path too long"); return 1; }
-  strcpy(addr.sun_path, tmp);
-  unlink(tmp);
-  mode_t old = umask(077);
-  if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(ls, 1) < 0 || rename(tmp, cfg.socket_path) < 0) {
-    vfsd_log("listen %s: %s", cfg.socket_path, strerror(errno)); return 1;
+  if (watch_path) {
+    int ws = listen_at(watch_path, 4);
+    if (ws < 0) return 1;
+    pthread_t t;
+    pthread_create(&t, NULL, watch_thread, (void *)(intptr_t)ws);
   }
-  umask(old);
+  int ls = listen_at(cfg.socket_path, 1);
+  if (ls < 0) return 1;
   vfsd_log("serving %s%s on %s", cfg.shared_dir, cfg.read_only ? " (read-only)" : "", cfg.socket_path);
   for (;;) {
     int s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);

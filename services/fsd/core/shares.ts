@@ -15,7 +15,7 @@ import type { Subprocess } from "bun";
 import { z } from "zod";
 import type { ArcboxHome } from "../../../lib/home.ts";
 import type { Logger } from "../../../lib/log.ts";
-import { type CacheMode, isServer, readStats, type ServerStats, spawnServer, waitListening } from "../platform/virtiofsd.ts";
+import { type CacheMode, isServer, readStats, type ServerStats, spawnServer, waitListening, watchExit } from "../platform/virtiofsd.ts";
 import type { ShareRecord, ShareStore } from "../storage/share-store.ts";
 import { VolumeError } from "./volume-error.ts";
 
@@ -46,6 +46,8 @@ interface Share {
   rec: ShareRecord;
   state: ShareState;
   proc?: Subprocess;   // absent for a server adopted from an earlier fsd
+  exited?: Promise<void>; // the current server's exit (child exit, or its watch socket closing)
+  gen: number;          // which server incarnation exit events belong to
   restarts: number;
   exits: number[];      // recent unexpected exits (ms), for the give-up rule
   timer?: ReturnType<typeof setTimeout>;
@@ -73,10 +75,15 @@ export class Shares {
   /** Re-adopts servers that outlived the previous fsd; restarts the ones that did not. */
   async adopt(): Promise<void> {
     for (const rec of this.store.load()) {
-      const sh: Share = { rec, state: "starting", restarts: 0, exits: [] };
+      const sh: Share = { rec, state: "starting", restarts: 0, exits: [], gen: 0 };
       this.shares.set(key(rec.machine, rec.tag), sh);
-      if (isServer(rec.pid, rec.socketPath) && existsSync(rec.socketPath)) {
-        sh.state = "running";
+      const watched = isServer(rec.pid, rec.socketPath) && existsSync(rec.socketPath) ? await watchExit(rec.watchPath) : undefined;
+      if (watched) {
+        const { exited } = watched;
+        const gen = ++sh.gen;
+        sh.exited = exited;
+        void exited.then(() => this.onExit(sh, gen));
+        this.move(sh, "running");
         this.log.info("re-adopted share server", { machine: rec.machine, tag: rec.tag, pid: rec.pid });
       } else {
         await this.launch(sh).catch((err) => this.log.warn("share server did not come back", { machine: rec.machine, tag: rec.tag, err: String(err) }));
@@ -108,10 +115,11 @@ export class Shares {
     const rec: ShareRecord = {
       machine: o.machine, tag: o.tag, hostDir, readOnly: o.readOnly, cacheMode: o.cacheMode,
       socketPath: join(this.runDir, `${base}.sock`), statsPath: join(this.runDir, `${base}.stats`),
+      watchPath: join(this.runDir, `${base}.watch`),
       logPath: join(this.logDir, `${base}.log`), pid: 0,
     };
     if (Buffer.byteLength(rec.socketPath) > 100) throw new VolumeError("invalid_argument", `socket path ${rec.socketPath} is too long for a Unix socket (ARCBOX_HOME too deep?)`);
-    const sh: Share = { rec, state: "starting", restarts: 0, exits: [] };
+    const sh: Share = { rec, state: "starting", restarts: 0, exits: [], gen: 0 };
     this.shares.set(k, sh);
     try {
       await this.launch(sh);
@@ -153,9 +161,11 @@ export class Shares {
     if (sh.state === "failed") this.move(sh, "starting");
     rmSync(sh.rec.statsPath, { force: true });
     const proc = spawnServer(sh.rec);
+    const gen = ++sh.gen;
     sh.proc = proc;
     sh.rec.pid = proc.pid;
-    void proc.exited.then(() => this.onExit(sh, proc));
+    sh.exited = proc.exited.then(() => undefined);
+    void sh.exited.then(() => this.onExit(sh, gen));
     try {
       await waitListening(proc, sh.rec.socketPath);
     } catch (err) {
@@ -166,11 +176,11 @@ export class Shares {
     if (sh.state !== "stopped") this.move(sh, "running");
   }
 
-  private onExit(sh: Share, proc: Subprocess): void {
-    if (sh.proc !== proc || sh.state === "stopped" || sh.state === "failed" || sh.state === "starting") return;
+  private onExit(sh: Share, gen: number): void {
+    if (sh.gen !== gen || sh.state === "stopped" || sh.state === "failed" || sh.state === "starting") return;
     const now = Date.now();
     sh.exits = [...sh.exits.filter((t) => now - t < EXIT_WINDOW_MS), now];
-    this.log.warn("share server exited", { machine: sh.rec.machine, tag: sh.rec.tag, code: proc.exitCode, signal: proc.signalCode });
+    this.log.warn("share server exited", { machine: sh.rec.machine, tag: sh.rec.tag, pid: sh.rec.pid, code: sh.proc?.exitCode, signal: sh.proc?.signalCode });
     if (sh.exits.length >= MAX_EXITS) {
       this.move(sh, "restarting");
       this.move(sh, "failed");
@@ -202,17 +212,18 @@ export class Shares {
       } catch {
         // SAFETY: already gone between the check and the kill; nothing to stop.
       }
-      if (sh.proc) {
-        const killer = setTimeout(() => sh.proc?.kill("SIGKILL"), 3000);
-        await sh.proc.exited;
-        clearTimeout(killer);
-      } else {
-        // Adopted: not our child, so no exit event; bounded wait for it to go.
-        for (let i = 0; i < 60 && isServer(sh.rec.pid, sh.rec.socketPath); i++) await Bun.sleep(50);
-      }
+      const pid = sh.rec.pid;
+      const killer = setTimeout(() => {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // SAFETY: it exited just before the deadline.
+        }
+      }, 3000);
+      await sh.exited;
+      clearTimeout(killer);
     }
-    rmSync(sh.rec.socketPath, { force: true });
-    rmSync(sh.rec.statsPath, { force: true });
+    for (const f of [sh.rec.socketPath, sh.rec.statsPath, sh.rec.watchPath]) rmSync(f, { force: true });
     this.log.info("share stopped", { machine: sh.rec.machine, tag: sh.rec.tag });
   }
 

@@ -4,6 +4,7 @@
  * file, and telling whether a recorded pid is still that server.
  */
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { REPO_ROOT } from "../../../lib/entry.ts";
@@ -15,6 +16,8 @@ export type CacheMode = "auto" | "always" | "never";
 export interface ServerConfig {
   socketPath: string;
   statsPath: string;
+  /** The server's watch socket: an fsd that did not spawn it learns of its exit there. */
+  watchPath: string;
   logPath: string;
   hostDir: string;
   readOnly: boolean;
@@ -22,12 +25,13 @@ export interface ServerConfig {
 }
 
 export function serverArgv(c: ServerConfig): string[] {
-  return [VIRTIOFSD, "--socket", c.socketPath, "--shared-dir", c.hostDir, "--cache", c.cacheMode, "--stats", c.statsPath, ...(c.readOnly ? ["--read-only"] : [])];
+  return [VIRTIOFSD, "--socket", c.socketPath, "--shared-dir", c.hostDir, "--cache", c.cacheMode, "--stats", c.statsPath, "--watch-socket", c.watchPath, ...(c.readOnly ? ["--read-only"] : [])];
 }
 
 export function spawnServer(c: ServerConfig): Subprocess {
   if (!existsSync(VIRTIOFSD)) throw new VolumeError("failed_precondition", `${VIRTIOFSD} is missing: run scripts/build-native.sh`);
   rmSync(c.socketPath, { force: true });
+  rmSync(c.watchPath, { force: true });
   const logFd = openSync(c.logPath, "a");
   try {
     const proc = Bun.spawn(serverArgv(c), { stdio: ["ignore", logFd, logFd], detached: true });
@@ -50,6 +54,23 @@ export async function waitListening(proc: Subprocess, socketPath: string, timeou
     if (Date.now() > deadline) throw new VolumeError("unavailable", `arcbox-virtiofsd did not listen on ${socketPath} within ${timeoutMs} ms`);
     await Bun.sleep(delay);
   }
+}
+
+/**
+ * Resolves with a promise of the server's exit, for a server fsd did not spawn (adopted
+ * after an fsd restart): the server holds our connection to its watch socket open while
+ * it lives, so the connection closing is its exit. Undefined when it cannot be reached.
+ */
+export function watchExit(watchPath: string): Promise<{ exited: Promise<void> } | undefined> {
+  return new Promise((resolve) => {
+    const sock = connect(watchPath);
+    const exited = new Promise<void>((gone) => sock.once("close", () => gone()));
+    sock.once("connect", () => {
+      sock.unref();
+      resolve({ exited }); // wrapped: resolving with the promise itself would wait for the exit
+    });
+    sock.once("error", () => resolve(undefined));
+  });
 }
 
 /** Whether pid is alive and is the server of socketPath (not a recycled pid). */

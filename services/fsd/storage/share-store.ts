@@ -14,6 +14,7 @@ export const ShareRecordSchema = z.object({
   cacheMode: z.enum(["auto", "always", "never"]),
   socketPath: z.string(),
   statsPath: z.string(),
+  watchPath: z.string(),
   logPath: z.string(),
   pid: z.number().int(),
 });
