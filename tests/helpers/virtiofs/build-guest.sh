@@ -44,6 +44,7 @@ if [ ! -f "$img" ] || [ -n "$(find "$here" /bin/busybox -newer "$img" -print -qu
   for m in "${order[@]}"; do cp "$kmods/$m" "$stage/lib/modules/"; basename "$m"; done > "$stage/lib/modules/order"
   cc -O2 -static -o "$out/probe" "$here/probe.c"   # also run on the host side of the tests
   cp "$out/probe" "$stage/bin/probe"
+  cc -O2 -Wall -o "$out/frontend" "$here/frontend.c"  # host only: a vhost-user front-end for protocol tests
   install -m 0755 "$here/init" "$stage/init"
   (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) > "$img.tmp"
   mv "$img.tmp" "$img"
