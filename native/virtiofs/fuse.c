@@ -107,24 +107,32 @@ static struct inode *iadd(int fd, const struct stat *st) {
 }
 
 /* ---------------- open handles ---------------- */
-struct handle { int fd; DIR *dir; int64_t dir_off; bool used; };
+/* Each handle is its own allocation, so a pointer stays valid while the table grows
+ * (request queues may run on several threads). */
+struct handle { int fd; DIR *dir; int64_t dir_off; };
 static pthread_mutex_t hlock = PTHREAD_MUTEX_INITIALIZER;
-static struct handle *htab;
-static uint64_t hcap;
+static struct handle **htab;
+static uint64_t hcap, hhint = 1;
 static uint64_t nhandles;
 
 static uint64_t hnew(int fd, DIR *dir) {
+  struct handle *h = malloc(sizeof *h);
+  *h = (struct handle){ .fd = fd, .dir = dir, .dir_off = 0 };
   pthread_mutex_lock(&hlock);
   uint64_t i;
-  for (i = 1; i < hcap && htab[i].used; i++) {}
+  for (i = hhint; i < hcap && htab[i]; i++) {}
   if (i >= hcap) {
-    uint64_t cap = hcap ? hcap * 2 : 256;
-    htab = realloc(htab, cap * sizeof *htab);
-    memset(htab + hcap, 0, (cap - hcap) * sizeof *htab);
-    i = hcap ? hcap : 1;
-    hcap = cap;
+    for (i = 1; i < hcap && htab[i]; i++) {}
+    if (i >= hcap) {
+      uint64_t cap = hcap ? hcap * 2 : 256;
+      htab = realloc(htab, cap * sizeof *htab);
+      memset(htab + hcap, 0, (cap - hcap) * sizeof *htab);
+      i = hcap ? hcap : 1;
+      hcap = cap;
+    }
   }
-  htab[i] = (struct handle){ .fd = fd, .dir = dir, .dir_off = 0, .used = true };
+  htab[i] = h;
+  hhint = i + 1;
   stat_set(ST_OPEN_HANDLES, ++nhandles);
   pthread_mutex_unlock(&hlock);
   return i;
@@ -132,19 +140,22 @@ static uint64_t hnew(int fd, DIR *dir) {
 /* The guest's fh is an index we check, never a raw host fd. */
 static struct handle *hget(uint64_t fh) {
   pthread_mutex_lock(&hlock);
-  struct handle *h = fh > 0 && fh < hcap && htab[fh].used ? &htab[fh] : NULL;
+  struct handle *h = fh > 0 && fh < hcap ? htab[fh] : NULL;
   pthread_mutex_unlock(&hlock);
   return h;
 }
 static int hfd(uint64_t fh) { struct handle *h = hget(fh); return h ? h->fd : -1; }
+static void hdrop(struct handle *h) { if (h->dir) closedir(h->dir); else close(h->fd); free(h); }
 static void hclose(uint64_t fh) {
   pthread_mutex_lock(&hlock);
-  if (fh > 0 && fh < hcap && htab[fh].used) {
-    if (htab[fh].dir) closedir(htab[fh].dir); else close(htab[fh].fd);
-    htab[fh].used = false;
+  struct handle *h = fh > 0 && fh < hcap ? htab[fh] : NULL;
+  if (h) {
+    htab[fh] = NULL;
+    if (fh < hhint) hhint = fh;
     stat_set(ST_OPEN_HANDLES, --nhandles);
   }
   pthread_mutex_unlock(&hlock);
+  if (h) hdrop(h);
 }
 
 /* ---------------- helpers ---------------- */
@@ -258,7 +269,7 @@ static uint32_t op_init(struct ctx *c) {
   out.major = FUSE_KERNEL_VERSION;
   out.minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor : FUSE_KERNEL_MINOR_VERSION;
   if (in->major != FUSE_KERNEL_VERSION) return reply(c, -EPROTO, NULL, 0);
-  uint32_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+  uint32_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ATOMIC_O_TRUNC |
     FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS;
   if (cfg.cache == CACHE_AUTO) want |= FUSE_AUTO_INVAL_DATA;
   out.flags = in->flags & want;
@@ -647,8 +658,8 @@ static uint32_t op_forget(struct ctx *c) {
 void fuse_reset(void) {
   pthread_mutex_lock(&hlock);
   for (uint64_t i = 1; i < hcap; i++)
-    if (htab[i].used) { if (htab[i].dir) closedir(htab[i].dir); else close(htab[i].fd); htab[i].used = false; }
-  nhandles = 0; stat_set(ST_OPEN_HANDLES, 0);
+    if (htab[i]) { hdrop(htab[i]); htab[i] = NULL; }
+  nhandles = 0; hhint = 1; stat_set(ST_OPEN_HANDLES, 0);
   pthread_mutex_unlock(&hlock);
   pthread_mutex_lock(&ilock);
   for (uint64_t i = 2; i < icap; i++) if (itab[i]) { itab[i]->refs = 0; ifree_locked(itab[i]); }

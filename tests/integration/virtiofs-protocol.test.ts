@@ -113,6 +113,13 @@ test("a directory swapped for a symlink after lookup stays the directory it was"
   expect(readdirSync(outside)).toEqual(["marker"]);
 });
 
+test("an open with O_TRUNC truncates atomically (FUSE_ATOMIC_O_TRUNC)", async () => {
+  writeFileSync(join(share, "t"), "long content");
+  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:t", "open:$1:513", "getattr:$1", "write:$2:0:new"]);
+  expect(r.get("getattr:$1")).toBe("ok mode=0100644 size=0");
+  expect(readFileSync(join(share, "t"), "utf8")).toBe("new");
+});
+
 test("a read-only share answers EROFS to every change", async () => {
   const r = await session(join(root, "ro.sock"), ["init", "lookup:1:r", "open:$1:0", "read:$2:0:100", "open:$1:1", "open:$1:2", "open:$1:512",
     "mkdir:1:d", "create:1:c", "unlink:1:r", "rename:1:r:1:s", "link:$1:1:l", "symlink:1:s:x", "setattr-size:$1:0", "write:$2:0:x"]);
