@@ -6,6 +6,10 @@
  *   unlink:PARENT:NAME | rename:PARENT:OLD:NEWPARENT:NEW | link:NODE:NEWPARENT:NAME
  *   symlink:PARENT:NAME:TARGET | readlink:NODE | setattr-size:NODE:SIZE
  *   wait      prints "wait" and blocks until a line arrives on stdin (host-side changes)
+ *   bench-getattr:N              N GETATTRs of the root: round trips per second
+ *   bench-files:N                N x (LOOKUP miss, CREATE, WRITE 4 KiB, FLUSH, RELEASE,
+ *                                GETATTR, UNLINK, FORGET) in the root: files per second
+ *   bench-read:NODE:MIB          sequential 1 MiB READs of NODE: MiB per second
  * NODE/FH may be "$N" for the node id / handle the Nth op returned (0-based). One line
  * per op: "OP ok nodeid=N mode=0OOOOOO fh=N size=N data=..." or "OP err=ERRNO". */
 #define _GNU_SOURCE
@@ -20,11 +24,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <linux/fuse.h>
 #include <linux/virtio_ring.h>
 
 #define MEM (4u << 20)
-#define QSZ 16
+#define QSZ 64
 static int sock, kick, call;
 static char *mem;
 static struct vring_desc *desc;
@@ -51,7 +56,7 @@ static void msg(uint32_t req, const void *p, uint32_t size, int fd, void *reply,
   if (sendmsg(sock, &mh, 0) < 0) { perror("sendmsg"); exit(1); }
   if (reply) {
     char r[12 + 64];
-    if (read(sock, r, 12 + rsize) != (ssize_t)(12 + rsize)) { fprintf(stderr, "short reply\n"); exit(1); }
+    if (recv(sock, r, 12 + rsize, MSG_WAITALL) != (ssize_t)(12 + rsize)) { fprintf(stderr, "short reply\n"); exit(1); }
     memcpy(reply, r + 12, rsize);
   }
 }
@@ -74,6 +79,88 @@ static struct fuse_out_header *fuse(uint32_t opcode, uint64_t node, const void *
   used_seen++;
   *data = out + sizeof(struct fuse_out_header);
   return (struct fuse_out_header *)out;
+}
+
+static uint64_t num(const char *s);
+static double now_s(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+
+/* Server-side cost without a guest kernel: the same requests the guest would send. */
+static int bench(char **f) {
+  char *data, arg[8192];
+  long n = atol(f[1]);
+  double t0 = now_s();
+  if (!strcmp(f[0], "bench-getattr")) {
+    struct fuse_getattr_in in = {0};
+    for (long i = 0; i < n; i++) if (fuse(FUSE_GETATTR, 1, &in, sizeof in, &data)->error) return -1;
+    printf("%s ok rate=%.0f\n", f[0], n / (now_s() - t0));
+    return 0;
+  }
+  if (!strcmp(f[0], "bench-read")) {
+    uint64_t node = num(f[1]), mib = strtoull(f[2], NULL, 0);
+    struct fuse_open_in oi = { .flags = O_RDONLY };
+    struct fuse_out_header *oh = fuse(FUSE_OPEN, node, &oi, sizeof oi, &data);
+    if (oh->error) return -1;
+    uint64_t fh = ((struct fuse_open_out *)data)->fh;
+    t0 = now_s();
+    for (uint64_t i = 0; i < mib; i++) {
+      /* 1 MiB answers: 16 x 64 KiB writable descriptors, like a guest's page list */
+      char *in = mem + 0x10000;
+      struct fuse_read_in ri = { .fh = fh, .offset = i << 20, .size = 1 << 20 };
+      struct fuse_in_header ih = { .len = sizeof ih + sizeof ri, .opcode = FUSE_READ, .unique = unique++, .nodeid = node };
+      memcpy(in, &ih, sizeof ih); memcpy(in + sizeof ih, &ri, sizeof ri);
+      desc[0] = (struct vring_desc){ .addr = 0x10000, .len = sizeof ih + sizeof ri, .flags = VRING_DESC_F_NEXT, .next = 1 };
+      desc[1] = (struct vring_desc){ .addr = 0x100000, .len = sizeof(struct fuse_out_header), .flags = VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, .next = 2 };
+      for (int k = 0; k < 16; k++)
+        desc[2 + k] = (struct vring_desc){ .addr = 0x200000 + k * 0x10000, .len = 0x10000, .flags = VRING_DESC_F_WRITE | (k < 15 ? VRING_DESC_F_NEXT : 0), .next = 3 + k };
+      avail->ring[avail_idx % QSZ] = 0;
+      __atomic_store_n(&avail->idx, ++avail_idx, __ATOMIC_RELEASE);
+      uint64_t one = 1, v;
+      if (write(kick, &one, 8) != 8) exit(1);
+      while (__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) == used_seen) if (read(call, &v, 8) != 8) exit(1);
+      used_seen++;
+      struct fuse_out_header *r = (struct fuse_out_header *)(mem + 0x100000);
+      if (r->error || r->len != sizeof *r + (1u << 20)) { fprintf(stderr, "read: error %d len %u\n", r->error, r->len); return -1; }
+      r->len = 0;
+    }
+    printf("%s ok rate=%.1f\n", f[0], mib / (now_s() - t0));
+    return 0;
+  }
+  for (long i = 0; i < n; i++) { /* bench-files */
+    char name[32];
+    snprintf(name, sizeof name, "bench%ld", i);
+    strcpy(arg, name);
+    if (fuse(FUSE_LOOKUP, 1, arg, strlen(name) + 1, &data)->error != -ENOENT) return -1;
+    struct fuse_create_in ci = { .flags = O_WRONLY | O_CREAT | O_EXCL, .mode = 0100644 };
+    memcpy(arg, &ci, sizeof ci); strcpy(arg + sizeof ci, name);
+    if (fuse(FUSE_CREATE, 1, arg, sizeof ci + strlen(name) + 1, &data)->error) return -1;
+    struct fuse_entry_out *e = (void *)data;
+    uint64_t node = e->nodeid, fh = ((struct fuse_open_out *)(e + 1))->fh;
+    struct fuse_write_in wi = { .fh = fh, .size = 4096 };
+    memcpy(arg, &wi, sizeof wi); memset(arg + sizeof wi, 'x', 4096);
+    if (fuse(FUSE_WRITE, node, arg, sizeof wi + 4096, &data)->error) return -1;
+    struct fuse_flush_in fi = { .fh = fh };
+    if (fuse(FUSE_FLUSH, node, &fi, sizeof fi, &data)->error) return -1;
+    struct fuse_release_in ri = { .fh = fh };
+    if (fuse(FUSE_RELEASE, node, &ri, sizeof ri, &data)->error) return -1;
+    struct fuse_getattr_in gi = {0};
+    if (fuse(FUSE_GETATTR, node, &gi, sizeof gi, &data)->error) return -1;
+    strcpy(arg, name);
+    if (fuse(FUSE_UNLINK, 1, arg, strlen(name) + 1, &data)->error) return -1;
+    struct fuse_forget_in fo = { .nlookup = 1 };
+    /* FORGET has no answer: send it on the same queue and don't wait for a reply header */
+    char *in = mem + 0x10000;
+    struct fuse_in_header ih = { .len = sizeof ih + sizeof fo, .opcode = FUSE_FORGET, .unique = unique++, .nodeid = node };
+    memcpy(in, &ih, sizeof ih); memcpy(in + sizeof ih, &fo, sizeof fo);
+    desc[0] = (struct vring_desc){ .addr = 0x10000, .len = ih.len, .flags = 0 };
+    avail->ring[avail_idx % QSZ] = 0;
+    __atomic_store_n(&avail->idx, ++avail_idx, __ATOMIC_RELEASE);
+    uint64_t one = 1, v;
+    if (write(kick, &one, 8) != 8) exit(1);
+    while (__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) == used_seen) if (read(call, &v, 8) != 8) exit(1);
+    used_seen++;
+  }
+  printf("%s ok rate=%.0f\n", f[0], n / (now_s() - t0));
+  return 0;
 }
 
 static uint64_t num(const char *s) { return s[0] == '$' ? results[atoi(s + 1)] : strtoull(s, NULL, 0); }
@@ -115,6 +202,7 @@ int main(int argc, char **argv) {
     uint32_t opc;
     uint64_t node = 0;
     if (!strcmp(op, "wait")) { printf("wait\n"); fflush(stdout); char l[64]; if (!fgets(l, sizeof l, stdin)) return 1; continue; }
+    if (!strncmp(op, "bench-", 6)) { if (bench(f2) < 0) { printf("%s failed\n", argv[i]); return 1; } fflush(stdout); continue; }
     if (!strcmp(op, "init")) { struct fuse_init_in in = { .major = 7, .minor = 31, .max_readahead = 65536 }; memcpy(arg, &in, sizeof in); len = sizeof in; opc = FUSE_INIT; }
     else if (!strcmp(op, "lookup")) { node = num(f2[1]); strcpy(arg, f2[2] ? f2[2] : ""); len = strlen(arg) + 1; opc = FUSE_LOOKUP; }
     else if (!strcmp(op, "getattr")) { node = num(f2[1]); len = sizeof(struct fuse_getattr_in); opc = FUSE_GETATTR; }
