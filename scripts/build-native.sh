@@ -7,9 +7,10 @@ mkdir -p native/bin
 build() { # build <output> <sources...>
   local out="native/bin/$1"; shift
   if [ -x "$out" ] && [ -z "$(find "$@" -newer "$out" 2>/dev/null)" ]; then return 0; fi
-  cc -O2 -Wall -Wextra -Wno-unused-result -o "$out.tmp" $(printf '%s\n' "$@" | grep '\.c$')
+  cc -O2 -Wall -Wextra -Wno-unused-result -pthread -o "$out.tmp" $(printf '%s\n' "$@" | grep '\.c$')
   mv "$out.tmp" "$out"
   echo "built $out"
 }
 build arcbox-shim native/shim/*.c native/shim/*.h
 build arcbox-rootfs-cp native/rootfs-cp/*.c native/rootfs-cp/*.h
+build arcbox-virtiofsd native/virtiofs/*.c native/virtiofs/*.h

@@ -6,6 +6,7 @@ interface Series {
   type: "counter" | "gauge";
   values: Map<string, { labels: Labels; value: number }>;
   collect?: () => number;
+  collectMany?: () => { labels: Labels; value: number }[];
 }
 
 const key = (labels: Labels) => JSON.stringify(Object.entries(labels).sort());
@@ -37,6 +38,11 @@ export class MetricsRegistry {
     this.define(name, help, "gauge").collect = collect;
   }
 
+  /** A labelled gauge family computed when scraped (e.g. one series per share). */
+  gauges(name: string, help: string, collect: () => { labels: Labels; value: number }[]) {
+    this.define(name, help, "gauge").collectMany = collect;
+  }
+
   private define(name: string, help: string, type: Series["type"]): Series {
     const full = `${this.prefix}_${name}`;
     let s = this.series.get(full);
@@ -65,6 +71,7 @@ export class MetricsRegistry {
     for (const [name, s] of this.series) {
       lines.push(`# HELP ${name} ${s.help}`, `# TYPE ${name} ${s.type}`);
       if (s.collect) lines.push(`${name} ${s.collect()}`);
+      for (const { labels, value } of s.collectMany?.() ?? []) lines.push(`${name}${renderLabels(labels)} ${value}`);
       for (const { labels, value } of s.values.values()) lines.push(`${name}${renderLabels(labels)} ${value}`);
     }
     return lines.join("\n") + "\n";

@@ -9,6 +9,7 @@ import { ImageService } from "../../proto/gen/arcbox/images/v1/images_pb.ts";
 import { NetworkService } from "../../proto/gen/arcbox/networks/v1/networks_pb.ts";
 import { MachineNetworkService } from "../../proto/gen/arcbox/networks/v1/machine_net_pb.ts";
 import { VolumeService } from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
+import { ShareService } from "../../proto/gen/arcbox/volumes/v1/shares_pb.ts";
 import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
 import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
@@ -39,6 +40,10 @@ export class ServiceClients {
   }
   get volumes() {
     return this.client("fsd", VolumeService);
+  }
+  /** fsd's VirtioFS shares for machines (vmm starts one per machine share before qemu). */
+  get shares() {
+    return this.client("fsd", ShareService, "fsd:shares");
   }
   get machines() {
     return this.client("vmm", MachineService);
