@@ -16,6 +16,7 @@ import { pluginsRoutes } from "./routes/plugins.ts";
 import { swarmRoutes } from "./routes/swarm.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { volumesRoutes } from "./routes/volumes.ts";
+import { buildRoutes } from "../build/route.ts";
 
 export interface DockerEnv {
   Bindings: { apiVersion: string };
@@ -43,5 +44,6 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", swarmRoutes(deps));
   app.route("/", pluginsRoutes(deps));
   app.route("/", distributionRoutes(deps));
+  app.route("/", buildRoutes(deps.builds));
   return app;
 }
