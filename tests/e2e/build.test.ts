@@ -264,3 +264,28 @@ print(json.dumps({"id": img.id, "tags": img.tags, "stream": "".join(l.get("strea
   const again = await build([dir, "--build-arg", "V=7"]);
   expect(again.stdout).toContain("Running in");
 }, 180_000);
+
+test("docker-compose 1.29 build: sections, through docker-py and through the CLI", async () => {
+  const dir = context({
+    "docker-compose.yml": `version: "3.8"
+services:
+  app:
+    build:
+      context: ./app
+      dockerfile: Build.df
+      args:
+        MSG: composed
+    image: composed:v1
+`,
+    "app/Build.df": `FROM ${BASE}\nARG MSG\nRUN echo "$MSG" > /msg\nCMD ["cat", "/msg"]\n`,
+  });
+  for (const cliBuild of ["0", "1"]) {
+    const r = await run(["docker-compose", "-p", `buildtest${cliBuild}`, "-f", join(dir, "docker-compose.yml"), "build", "--no-cache"], {
+      env: { DOCKER_HOST: daemon.dockerHost, COMPOSE_DOCKER_CLI_BUILD: cliBuild, DOCKER_BUILDKIT: "0" },
+      timeoutMs: 120_000,
+    });
+    expect(r.code).toBe(0);
+    const out = await daemon.docker(["run", "--rm", "composed:v1"]);
+    expect(out.stdout).toBe("composed\n");
+  }
+}, 240_000);
