@@ -4,8 +4,9 @@
  * RUN a container, COPY/ADD a layer from a staging directory) and records the result.
  * Multi-stage builds run every stage up to the target, as the classic builder does.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join, posix } from "node:path";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { dirname, join, posix } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
@@ -100,7 +101,7 @@ export class Builder {
   private readonly metaValues = new Map<string, string | undefined>();
   private readonly usedArgs = new Set<string>();
   private readonly built = new Map<number, StageState>();
-  private readonly views: ImageView[] = [];
+  private readonly views: { close(): Promise<void> }[] = [];
   private readonly ac = new AbortController();
 
   constructor(
@@ -306,7 +307,12 @@ export class Builder {
     if (stageState) imageId = stageState.imageId;
     else if (/^\d+$/.test(name) || this.stages.some((st) => st.name === name.toLowerCase())) throw new BuildError(`invalid from flag value ${name}: refers to a stage that is not built yet`);
     else imageId = (await this.baseImage(name)).id;
-    if (!imageId) return { root: mkdtempSync(join(this.deps.tmpBase, "empty-")), fromContext: false, label: `from:${name}` };
+    if (!imageId) {
+      mkdirSync(this.deps.tmpBase, { recursive: true, mode: 0o700 });
+      const empty = mkdtempSync(join(this.deps.tmpBase, "empty-"));
+      this.views.push({ close: () => rm(empty, { recursive: true, force: true }) });
+      return { root: empty, fromContext: false, label: `from:${name}` };
+    }
     const view = await ImageView.open(this.deps.backends, imageId, this.deps.tmpBase);
     this.views.push(view);
     return { root: await view.root(), fromContext: false, label: imageId };
@@ -341,8 +347,10 @@ export class Builder {
     await this.cachedStep(s, [createdBy, src.label, ins.name === "add" && src.fromContext ? sources.map((x) => isArchive(x.abs)) : []], async () => {
       const needView = !!s.imageId && (!destIsDir || (chown !== undefined && !/^\d+(:\d+)?$/.test(chown)));
       const view = needView ? await ImageView.open(this.deps.backends, s.imageId!, this.deps.tmpBase) : undefined;
-      mkdirSync(this.deps.tmpBase, { recursive: true, mode: 0o700 });
-      const staging = mkdtempSync(join(this.deps.tmpBase, "layer-"));
+      // Next to the context (same filesystem) when its files are hard-linked.
+      const stagingBase = src.fromContext ? dirname(this.contextDir) : this.deps.tmpBase;
+      mkdirSync(stagingBase, { recursive: true, mode: 0o700 });
+      const staging = mkdtempSync(join(stagingBase, "layer-"));
       try {
         let owner: { uid: number; gid: number } | undefined;
         if (chown !== undefined) {
@@ -357,7 +365,7 @@ export class Builder {
         for (const source of sources) await this.place(stager, source, dest, intoDir, ins.name === "add" && src.fromContext);
         return await this.commitLayer(s.imageId, s.config, staging, createdBy);
       } finally {
-        rmSync(staging, { recursive: true, force: true });
+        await rm(staging, { recursive: true, force: true });
         await view?.close();
       }
     });

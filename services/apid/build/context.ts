@@ -5,6 +5,7 @@
  * already filters, raw API clients may not), and the Dockerfile is read.
  */
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { BuildError } from "./errors.ts";
 import { IgnoreMatcher } from "./dockerignore.ts";
@@ -25,39 +26,58 @@ function compressionFlag(head: Uint8Array): string[] {
   return [];
 }
 
-/** Unpacks the context stream into a new directory under `tmpBase`. */
-export async function receiveContext(body: ReadableStream<Uint8Array> | null, tmpBase: string): Promise<string> {
-  mkdirSync(tmpBase, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(tmpBase, "context-"));
-  if (!body) return dir;
-  const reader = body.getReader();
-  let first = await reader.read();
-  while (!first.done && first.value.length === 0) first = await reader.read();
-  if (first.done) return dir;
-  // Owned by root and modes kept: COPY hard-links unchanged files into its layer.
-  const tar = Bun.spawn(["tar", "-x", "--no-same-owner", "--delay-directory-restore", ...compressionFlag(first.value), "-C", dir, "-f", "-"], { stdin: "pipe", stdout: "ignore", stderr: "pipe" });
-  const errText = new Response(tar.stderr).text();
+/** Contexts up to this size are unpacked on tmpfs (file creation on disk is slow). */
+export const FAST_CONTEXT_LIMIT = 128 << 20;
+
+export interface ContextBases {
+  /** Private directory on disk. */
+  disk: string;
+  /** Private directory on tmpfs, if there is one. */
+  fast: string | undefined;
+}
+
+/**
+ * Receives the context stream into a spool file on disk (sequential writes, nothing held
+ * in memory), then unpacks it with GNU tar: on tmpfs when it is small, else on disk.
+ */
+export async function receiveContext(body: ReadableStream<Uint8Array> | null, bases: ContextBases): Promise<string> {
+  mkdirSync(bases.disk, { recursive: true, mode: 0o700 });
+  const spool = join(bases.disk, `spool-${crypto.randomUUID()}`);
+  const sink = Bun.file(spool).writer({ highWaterMark: 1 << 20 });
+  let size = 0;
+  let head: Uint8Array | undefined;
   try {
-    tar.stdin.write(first.value);
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) break;
-      tar.stdin.write(r.value);
-      await tar.stdin.flush();
+    if (body) {
+      for await (const chunk of body) {
+        if (!chunk.length) continue;
+        head ??= chunk.slice(0, 16);
+        size += chunk.length;
+        sink.write(chunk);
+        await sink.flush();
+      }
     }
-    await tar.stdin.end();
+    await sink.end();
   } catch (err) {
-    tar.kill();
-    await tar.exited;
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.resolve(sink.end()).catch(() => {});
+    rmSync(spool, { force: true });
     throw new BuildError(`failed to read the build context: ${(err as Error).message}`);
   }
-  const code = await tar.exited;
-  if (code !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new BuildError(`the build context is not a valid tar archive: ${(await errText).trim().split("\n")[0]}`);
+  const base = bases.fast && size <= FAST_CONTEXT_LIMIT ? bases.fast : bases.disk;
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  const dir = mkdtempSync(join(base, "context-"));
+  try {
+    if (!head) return dir;
+    // Owned by root and modes kept: COPY hard-links unchanged files into its layer.
+    const tar = Bun.spawn(["tar", "-x", "--no-same-owner", "--delay-directory-restore", ...compressionFlag(head), "-C", dir, "-f", spool], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const [errText, code] = await Promise.all([new Response(tar.stderr).text(), tar.exited]);
+    if (code !== 0) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new BuildError(`the build context is not a valid tar archive: ${errText.trim().split("\n")[0]}`);
+    }
+    return dir;
+  } finally {
+    rmSync(spool, { force: true });
   }
-  return dir;
 }
 
 /** Removes what .dockerignore excludes; a directory with no possible exception goes whole. */
@@ -80,9 +100,10 @@ function applyIgnore(dir: string, m: IgnoreMatcher, keep: Set<string>): void {
   walk("");
 }
 
-export async function openContext(body: ReadableStream<Uint8Array> | null, tmpBase: string, dockerfilePath: string): Promise<BuildContext> {
-  const dir = await receiveContext(body, tmpBase);
-  const dispose = () => rmSync(dir, { recursive: true, force: true });
+export async function openContext(body: ReadableStream<Uint8Array> | null, bases: ContextBases, dockerfilePath: string): Promise<BuildContext> {
+  const dir = await receiveContext(body, bases);
+  // Deleting thousands of files takes seconds on ext4: done off the event loop.
+  const dispose = () => void rm(dir, { recursive: true, force: true }).catch(() => {});
   try {
     const name = dockerfilePath || "Dockerfile";
     const path = resolveInContext(dir, name);
@@ -98,4 +119,15 @@ export async function openContext(body: ReadableStream<Uint8Array> | null, tmpBa
     dispose();
     throw err;
   }
+}
+
+/** Removes what a crashed daemon left in the build directory (contexts, staged layers). */
+export function cleanStale(tmpBase: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpBase);
+  } catch {
+    return;
+  }
+  for (const n of names) if (/^(context|layer|empty|spool)-/.test(n)) void rm(join(tmpBase, n), { recursive: true, force: true }).catch(() => {});
 }

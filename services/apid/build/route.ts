@@ -6,6 +6,7 @@
  * lines in the stream.
  */
 import { Hono } from "hono";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../../../lib/log.ts";
@@ -16,7 +17,7 @@ import type { ContainerManager } from "../core/container-manager.ts";
 import type { DockerEnv } from "../docker/app.ts";
 import { BuildCache } from "./cache.ts";
 import { Builder, type BuildOptions } from "./builder.ts";
-import { openContext } from "./context.ts";
+import { cleanStale, openContext } from "./context.ts";
 import { BuildError } from "./errors.ts";
 import { BuildOutput, shortId } from "./output.ts";
 
@@ -95,16 +96,21 @@ function parseOptions(url: URL): BuildOptions {
 export class BuildService {
   readonly cache: BuildCache;
   readonly tmpBase: string;
+  /** tmpfs directory for small contexts and their staged layers (per home). */
+  readonly fastBase: string | undefined;
 
   constructor(readonly deps: BuildServiceDeps) {
     this.cache = new BuildCache(deps.dataDir);
     this.tmpBase = join(deps.dataDir, "build");
+    this.fastBase = existsSync("/dev/shm") ? join("/dev/shm", `arcbox-build-${new Bun.CryptoHasher("sha256").update(deps.dataDir).digest("hex").slice(0, 12)}`) : undefined;
+    cleanStale(this.tmpBase);
+    if (this.fastBase) cleanStale(this.fastBase);
   }
 
   async build(req: Request): Promise<Response> {
     const opts = parseOptions(new URL(req.url));
     const q = new URL(req.url).searchParams;
-    const ctx = await openContext(req.body, this.tmpBase, opts.dockerfile);
+    const ctx = await openContext(req.body, { disk: this.tmpBase, fast: this.fastBase }, opts.dockerfile);
     let builder: Builder;
     let out!: BuildOutput;
     const pending: Uint8Array[] = [];
@@ -185,6 +191,7 @@ export class BuildService {
 
   close(): void {
     this.cache.close();
+    if (this.fastBase) rmSync(this.fastBase, { recursive: true, force: true });
   }
 }
 
