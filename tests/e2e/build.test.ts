@@ -167,6 +167,20 @@ test("the cache survives a daemon restart; --no-cache rebuilds", async () => {
   expect(fresh.stdout).not.toContain("Using cache");
 }, 240_000);
 
+test("step images are hidden from docker images (shown with -a) and survive image prune", async () => {
+  // Untagged heads stay visible (a builder stage's last image, a build without -t), as in Docker.
+  const none = (out: string) => out.split("\n").filter((l) => l === "<none>:<none>").length;
+  const shown = await daemon.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+  const all = await daemon.docker(["images", "-a", "--format", "{{.Repository}}:{{.Tag}}"]);
+  expect(none(shown.stdout)).toBeLessThanOrEqual(4);
+  expect(none(all.stdout)).toBeGreaterThan(none(shown.stdout) + 15);
+  const prune = await daemon.docker(["image", "prune", "-f"]);
+  expect(prune.code).toBe(0);
+  const again = await build(["-t", "multi:v2", multiDir]);
+  expect(again.code).toBe(0);
+  expect(again.stdout).not.toContain("Running in");
+}, 240_000);
+
 test("build args, target, labels, and the default (non-BUILDKIT) CLI path", async () => {
   const dir = context({
     Dockerfile: `ARG BASE

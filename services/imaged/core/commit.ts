@@ -152,6 +152,7 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
     const configBytes = new TextEncoder().encode(JSON.stringify(config));
     const configDigest = store.content.put(configBytes);
     const img = store.record({ config: configBytes, configDigest, layers });
+    if (parent) store.db.setParent(img.id, parent.id);
     if (target) store.db.setTag(formatReference(target), img.id);
     return img.id;
   } finally {

@@ -33,8 +33,9 @@ export class ImageCore {
     private readonly registryConfig: () => RegistryConfig,
   ) {}
 
-  list(filters: FilterArg[]) {
-    const rows = filterImages(this.store, filters);
+  /** docker images; without `all`, untagged images that others were built from are hidden, as in Docker. */
+  list(filters: FilterArg[], all = true) {
+    const rows = filterImages(this.store, filters).filter(({ row, tags }) => all || tags.length > 0 || !this.store.db.hasChildren(row.id));
     // Layers shared with another image are not unique to either.
     const layerUse = new Map<string, number>();
     for (const img of this.store.db.allImages()) for (const d of new Set(img.diffIds)) layerUse.set(d, (layerUse.get(d) ?? 0) + 1);
@@ -152,6 +153,8 @@ export class ImageCore {
       if (this.store.db.containerCount(row.id) > 0) continue;
       const tags = this.store.db.tagsOf(row.id);
       if (danglingOnly && tags.length > 0) continue;
+      // An intermediate image of a build is not dangling while something was built from it.
+      if (danglingOnly && this.store.db.hasChildren(row.id)) continue;
       for (const t of tags) {
         this.store.db.deleteTag(t.name);
         items.push({ untagged: familiar(t.name), deleted: "" });

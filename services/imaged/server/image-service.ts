@@ -24,7 +24,7 @@ export function toProgress(e: ProgressEvent): Progress {
 export function imageServiceRoutes(core: ImageCore, streamSocket: string, registryConfig: () => RegistryConfig) {
   return (router: ConnectRouter) =>
     router.service(ImageService, {
-      list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values }))),
+      list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values })), req.all),
       inspect: (req) => core.inspect(req.reference),
       prepareRootfs: (req) => core.rootfs.prepare(req.image, req.containerId),
       releaseRootfs: (req) => {

@@ -111,7 +111,7 @@ export type ListRequest = Message<"arcbox.images.v1.ListRequest"> & {
   filters: Filter[];
 
   /**
-   * Include intermediate images (no effect: ArcBox keeps none).
+   * Include intermediate images (untagged images that others were built from).
    *
    * @generated from field: bool all = 2;
    */
