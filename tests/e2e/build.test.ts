@@ -303,3 +303,22 @@ services:
     expect(out.stdout).toBe("composed\n");
   }
 }, 240_000);
+
+test("--cache-from: steps restored from a loaded image when the local cache is empty", async () => {
+  const dir = context({ Dockerfile: `FROM ${BASE}\nENV CF=1\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g.txt\nCMD ["cat", "/g.txt"]\n`, "f.txt": "cached-from\n" });
+  expect((await build(["-t", "cf:src", dir])).code).toBe(0);
+  const tar = join(dir, "..", `${dir.split("/").pop()}-cf.tar`);
+  dirs.push(tar);
+  expect((await daemon.docker(["save", "-o", tar, "cf:src"])).code).toBe(0);
+  expect((await daemon.docker(["rmi", "cf:src"])).code).toBe(0);
+  expect((await daemon.docker(["builder", "prune", "-f"])).code).toBe(0);
+  expect((await daemon.docker(["load", "-i", tar])).code).toBe(0);
+  const r = await build(["--cache-from", "cf:src", "-t", "cf:again", dir]);
+  expect(r.code).toBe(0);
+  expect(r.stdout.split("\n").filter((l) => l === " ---> Using cache").length).toBe(4);
+  expect(r.stdout).not.toContain("Running in");
+  const out = await daemon.docker(["run", "--rm", "cf:again"]);
+  expect(out.stdout).toBe("cached-from\n");
+  const layers = async (ref: string) => (await daemon.docker(["image", "inspect", "-f", "{{json .RootFS.Layers}}", ref])).stdout.trim();
+  expect(await layers("cf:again")).toBe(await layers("cf:src"));
+}, 240_000);

@@ -252,7 +252,7 @@ export class Builder {
     if (ins.name === "arg") return this.argStep(ins, s);
     if (METADATA.has(ins.name)) {
       const text = applyMetadata(ins, s, this.env(s), this.escape);
-      return this.cachedStep(s, [text], async () => this.commitConfig(s.imageId, s.config, `${NOP}${text}`));
+      return this.cachedStep(s, `${NOP}${text}`, [], async () => this.commitConfig(s.imageId, s.config, `${NOP}${text}`));
     }
     if (ins.name === "run") return this.runInstruction(ins, s);
     return this.copyInstruction(ins, s);
@@ -272,7 +272,7 @@ export class Builder {
       texts.push(def !== undefined ? `${name}=${def}` : name);
     }
     const text = `ARG ${texts.join(" ")}`;
-    await this.cachedStep(s, [text], async () => this.commitConfig(s.imageId, s.config, `${NOP}${text}`));
+    await this.cachedStep(s, `${NOP}${text}`, [], async () => this.commitConfig(s.imageId, s.config, `${NOP}${text}`));
   }
 
   /** Env entries for RUN: declared args with values that ENV does not override. */
@@ -291,7 +291,7 @@ export class Builder {
     const argsEnv = this.argsEnv(s);
     const createdBy = `${argsEnv.length ? `|${argsEnv.length} ${argsEnv.join(" ")} ` : ""}${command.join(" ")}`;
     const parentId = s.imageId;
-    await this.cachedStep(s, [createdBy], () =>
+    await this.cachedStep(s, createdBy, [], () =>
       runStep(this.deps.containers, this.out, { parentId, config: s.config, command, argsEnv, createdBy, limits: this.opts.limits, rm: this.opts.rm, forceRm: this.opts.forceRm, signal: this.ac.signal }),
     );
   }
@@ -344,7 +344,7 @@ export class Builder {
     const label = sourcesLabel(sums);
     const flagText = `${chown ? `--chown=${chown} ` : ""}${chmodFlag ? `--chmod=${chmodFlag} ` : ""}${ins.flags.has("from") ? `--from=${ins.flags.get("from")} ` : ""}`;
     const createdBy = `${NOP}${what} ${flagText}${label} in ${dest}${destIsDir && !dest.endsWith("/") ? "/" : ""} `;
-    await this.cachedStep(s, [createdBy, src.label, ins.name === "add" && src.fromContext ? sources.map((x) => isArchive(x.abs)) : []], async () => {
+    await this.cachedStep(s, createdBy, [src.label, ins.name === "add" && src.fromContext ? sources.map((x) => isArchive(x.abs)) : []], async () => {
       const needView = !!s.imageId && (!destIsDir || (chown !== undefined && !/^\d+(:\d+)?$/.test(chown)));
       const view = needView ? await ImageView.open(this.deps.backends, s.imageId!, this.deps.tmpBase) : undefined;
       // Next to the context (same filesystem) when its files are hard-linked.
@@ -387,9 +387,51 @@ export class Builder {
     return res.id;
   }
 
-  /** Looks the step up in the cache; runs it on a miss. Leaves the stage on the step's image. */
-  private async cachedStep(s: StageState, keyParts: unknown[], run: () => Promise<string>): Promise<void> {
-    const key = cacheKey([s.imageId ?? "scratch", JSON.stringify(s.config), ...keyParts]);
+  /** Full image configs of the `cachefrom` images that exist (looked up once). */
+  private cacheSources?: Promise<FullConfig[]>;
+
+  private async fullConfig(ref: string): Promise<FullConfig | undefined> {
+    try {
+      const res = await call(() => this.deps.backends.images.inspect({ reference: ref }));
+      return JSON.parse(res.configJson || "{}") as FullConfig;
+    } catch (err) {
+      if (err instanceof ArcboxError && err.code === "not_found") return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * A step restored from a `cachefrom` image, as the classic builder does: the image's
+   * history continues the parent's with this very step, so its layer (if any) is reused.
+   */
+  private async fromCacheSources(s: StageState, createdBy: string): Promise<string | undefined> {
+    if (this.opts.cacheFrom.length === 0) return undefined;
+    this.cacheSources ??= Promise.all(this.opts.cacheFrom.map((r) => this.fullConfig(r))).then((xs) => xs.filter((x): x is FullConfig => !!x));
+    const sources = await this.cacheSources;
+    if (sources.length === 0) return undefined;
+    const parent = s.imageId ? await this.fullConfig(s.imageId) : {};
+    if (!parent) return undefined;
+    const ph = parent.history ?? [];
+    const pd = parent.rootfs?.diff_ids ?? [];
+    for (const src of sources) {
+      const sh = src.history ?? [];
+      const sd = src.rootfs?.diff_ids ?? [];
+      if (sh.length <= ph.length || !ph.every((h, i) => h.created_by === sh[i]!.created_by && !!h.empty_layer === !!sh[i]!.empty_layer)) continue;
+      if (!pd.every((d, i) => sd[i] === d)) continue;
+      const next = sh[ph.length]!;
+      if (next.created_by !== createdBy) continue;
+      const diffId = next.empty_layer ? "" : sd[pd.length];
+      if (diffId === undefined) continue;
+      const res = await call(() => this.deps.backends.images.commit({ parentImage: s.imageId ?? "", layerDiffId: diffId, configJson: JSON.stringify(s.config), createdBy }));
+      return res.id;
+    }
+    return undefined;
+  }
+
+  /** Looks the step up in the cache (then the cachefrom images); runs it on a miss. Leaves the stage on the step's image. */
+  private async cachedStep(s: StageState, createdBy: string, extraKey: unknown[], run: () => Promise<string>): Promise<void> {
+    const key = cacheKey([s.imageId ?? "scratch", createdBy, ...extraKey]);
+    const parent = s.imageId ?? "";
     if (!this.opts.noCache) {
       const hit = this.deps.cache.get(key);
       const img = hit ? await this.inspect(hit) : undefined;
@@ -401,11 +443,24 @@ export class Builder {
         s.config = img.config;
         return;
       }
+      const restored = await this.fromCacheSources(s, createdBy);
+      if (restored) {
+        this.deps.cache.put(key, restored, parent);
+        this.out.stream(" ---> Using cache\n");
+        this.out.stream(` ---> ${shortId(restored)}\n`);
+        s.imageId = restored;
+        return;
+      }
     }
-    const parent = s.imageId ?? "";
     const id = await run();
     this.deps.cache.put(key, id, parent);
     s.imageId = id;
     this.out.stream(` ---> ${shortId(id)}\n`);
   }
+}
+
+interface FullConfig {
+  config?: RunConfig;
+  history?: { created_by?: string; empty_layer?: boolean }[];
+  rootfs?: { diff_ids?: string[] };
 }

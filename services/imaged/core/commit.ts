@@ -30,6 +30,8 @@ export interface CommitOptions {
   parentImage?: string;
   /** Without a container: the directory whose tree becomes the layer ("" = no layer). */
   layerDir?: string;
+  /** Without a container: a layer already in the store that becomes the new layer. */
+  layerDiffId?: string;
 }
 
 interface Source {
@@ -126,11 +128,14 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
   containerConfig = applyChanges(containerConfig, o.changes);
   const parentDiffIds = parent?.diffIds ?? [];
 
-  const layer = layerRoot ? await writeLayer(store, layerRoot) : undefined;
+  const reused = !o.containerId && o.layerDiffId ? store.db.getLayer(o.layerDiffId) : undefined;
+  if (!o.containerId && o.layerDiffId && (!reused || !store.snapshots.hasLayer(o.layerDiffId))) throw new ImageError("not_found", `layer ${o.layerDiffId} is not in the store`);
+  const layer = reused ? { blobDigest: reused.blobDigest, diffId: reused.diffId } : layerRoot ? await writeLayer(store, layerRoot) : undefined;
   const releases = layer ? [store.lease([layer.blobDigest, layer.diffId])] : [];
   try {
     const layers = parentDiffIds.map((d) => store.db.getLayer(d)!);
-    if (layer) {
+    if (reused) layers.push(reused);
+    else if (layer) {
       const path = store.content.path(layer.blobDigest);
       const size = Bun.file(path).size;
       const res = await ingestLayer({ body: Bun.file(path).stream(), digest: layer.blobDigest, size, compression: "gzip", expectedDiffId: layer.diffId, store: store.content, snapshots: store.snapshots, writeBlob: false });

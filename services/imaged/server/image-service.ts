@@ -70,7 +70,7 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
       },
       streamEndpoint: () => ({ socketPath: streamSocket }),
       commit: async (req) => ({
-        id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy, parentImage: req.parentImage, layerDir: req.layerDir }),
+        id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy, parentImage: req.parentImage, layerDir: req.layerDir, layerDiffId: req.layerDiffId }),
       }),
       registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure }),
       distributionInspect: (req) => core.distributionInspect(req.reference, toCreds(req.auth)),
