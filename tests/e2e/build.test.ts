@@ -5,7 +5,7 @@
  * locally and served by a test registry.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, TestDaemon } from "../helpers/daemon.ts";
@@ -245,6 +245,14 @@ test("errors: syntax line, unknown instruction, missing COPY source, failing RUN
   const mount = context({ Dockerfile: `FROM ${BASE}\nRUN --mount=type=cache,target=/x true\n` });
   const r4 = await build([mount]);
   expect(r4.stderr).toContain("the --mount option requires BuildKit");
+  // A context symlink to a host file resolves inside the context, where it does not exist.
+  const secret = context({ "secret.txt": "host-secret" });
+  const links = context({ Dockerfile: `FROM ${BASE}\nCOPY link* /x/\nRUN cat /x/*\n` });
+  symlinkSync(join(secret, "secret.txt"), join(links, "link.txt"));
+  const r5 = await build(["-t", "bad:v5", links]);
+  expect(r5.code).not.toBe(0);
+  expect(r5.stderr).toContain("COPY failed: no source files were specified");
+  expect(r5.stdout + r5.stderr).not.toContain("host-secret");
   // Nothing half-built is tagged.
   const tags = await daemon.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
   expect(tags.stdout).not.toContain("bad:");

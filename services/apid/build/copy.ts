@@ -71,8 +71,15 @@ export function resolveSources(root: string, args: string[], what: string): Copy
       const re = globToRe(clean);
       for (const p of all) {
         if (!re.test(p)) continue;
-        const abs = join(root, p);
-        out.push({ abs, name: basename(p), stat: statSync(abs) });
+        // Symlinks resolve inside the root, never to the host's files.
+        const abs = resolveInContext(root, p);
+        let stat: Stats;
+        try {
+          stat = statSync(abs);
+        } catch {
+          continue;
+        }
+        out.push({ abs, name: basename(p), stat });
       }
       continue;
     }

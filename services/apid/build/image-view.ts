@@ -5,7 +5,7 @@
  * (its lower layers are what we read); a read-only overlay is mounted by a spawned
  * `mount` only when a merged tree is needed, never in the Bun process.
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync } from "node:fs";
 import { join, posix } from "node:path";
 import { call, callIdempotent, type Backends } from "../core/backends.ts";
 import { BuildError } from "./errors.ts";
@@ -36,8 +36,9 @@ export class ImageView {
     const wh = posix.join(posix.dirname(rel), `.wh.${posix.basename(rel)}`);
     for (const dir of this.lowerDirs) {
       const p = join(dir, rel);
-      if (existsSync(p) || isLink(p)) return p;
-      if (existsSync(join(dir, wh))) return undefined;
+      // lstat only, no link on the way: a link in the image must never lead to the host's files.
+      if (lexists(p) && !linkOnTheWay(dir, rel)) return p;
+      if (lexists(join(dir, wh))) return undefined;
     }
     return undefined;
   }
@@ -73,7 +74,7 @@ export class ImageView {
     const [user, group] = spec.split(":", 2) as [string, string | undefined];
     const table = (file: string) => {
       const p = this.lookup(file);
-      if (!p) return [];
+      if (!p || !lstatSync(p).isFile()) return [];
       try {
         return readFileSync(p, "utf8").split("\n").map((l) => l.split(":"));
       } catch {
@@ -115,9 +116,22 @@ export class ImageView {
   }
 }
 
-function isLink(p: string): boolean {
+function linkOnTheWay(dir: string, rel: string): boolean {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    try {
+      if (lstatSync(join(dir, ...parts.slice(0, i))).isSymbolicLink()) return true;
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+function lexists(p: string): boolean {
   try {
-    return lstatSync(p).isSymbolicLink();
+    lstatSync(p);
+    return true;
   } catch {
     return false;
   }
