@@ -330,3 +330,12 @@ test("--cache-from: steps restored from a loaded image when the local cache is e
   const layers = async (ref: string) => (await daemon.docker(["image", "inspect", "-f", "{{json .RootFS.Layers}}", ref])).stdout.trim();
   expect(await layers("cf:again")).toBe(await layers("cf:src"));
 }, 240_000);
+
+test("RUN honours --network, --add-host and resource limits", async () => {
+  const dir = context({ Dockerfile: `FROM ${BASE}\nRUN ! ip link show eth0 && grep -q "10.1.2.3.*myhost" /etc/hosts && echo isolated-ok\n` });
+  const r = await build(["--no-cache", "--network", "none", "--add-host", "myhost:10.1.2.3", "--memory", "64m", "--cpu-shares", "512", "--shm-size", "32m", dir]);
+  expect(r.stderr + r.stdout).toContain("isolated-ok");
+  expect(r.code).toBe(0);
+  const withNet = await build(["--no-cache", dir]);
+  expect(withNet.code).not.toBe(0);
+}, 180_000);
