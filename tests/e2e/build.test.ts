@@ -339,3 +339,21 @@ test("RUN honours --network, --add-host and resource limits", async () => {
   const withNet = await build(["--no-cache", dir]);
   expect(withNet.code).not.toBe(0);
 }, 180_000);
+
+test("a built image pushes to a registry and pulls back runnable", async () => {
+  const ref = `${reg.host}/built:v1`;
+  expect((await daemon.docker(["tag", "multi:v1", ref])).code).toBe(0);
+  const push = await daemon.docker(["push", ref], { timeoutMs: 120_000 });
+  expect(push.stderr).toBe("");
+  expect(push.code).toBe(0);
+  expect((await daemon.docker(["rmi", ref])).code).toBe(0);
+  const fresh = new TestDaemon("arcbox-build-pull-");
+  try {
+    await fresh.start();
+    expect((await fresh.docker(["pull", "-q", ref], { timeoutMs: 120_000 })).code).toBe(0);
+    const out = await fresh.docker(["run", "--rm", ref]);
+    expect(out.stdout).toStartWith("hello from   the builder\nmain file\n");
+  } finally {
+    await fresh.dispose();
+  }
+}, 240_000);
