@@ -123,6 +123,11 @@ test("a multi-stage Dockerfile using most instructions builds a runnable image",
   expect(c.Shell).toEqual(["/bin/sh", "-c"]);
   expect(c.OnBuild).toEqual(["RUN echo triggered"]);
   expect(c.Entrypoint).toEqual(["/bin/sh", "-c"]);
+  // The step before the last is the image's Parent, as in Docker's classic builder.
+  expect(img.Parent).toMatch(/^sha256:[0-9a-f]{64}$/);
+  const parent = JSON.parse((await daemon.docker(["image", "inspect", img.Parent])).stdout)[0];
+  expect(parent.Config.Entrypoint).toEqual(["/bin/sh", "-c"]);
+  expect(parent.Config.Cmd).not.toEqual(c.Cmd);
   const hist = await daemon.docker(["history", "--no-trunc", "--format", "{{.CreatedBy}}", "multi:v1"]);
   expect(hist.stdout).toContain("/bin/sh -c #(nop) WORKDIR /app");
   expect(hist.stdout).toMatch(/\/bin\/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in \/app\/conf\//);

@@ -73,6 +73,7 @@ export class ImageCore {
       createdUnix: BigInt(img.created),
       layerDirs: img.diffIds.map((d) => this.store.snapshots.layerPath(d)),
       lastTagTimeUnixNano: BigInt(Math.max(0, ...tags.map((t) => t.updated))),
+      parent: this.store.db.parentOf(img.id) ?? "",
     };
   }
 

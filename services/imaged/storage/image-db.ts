@@ -117,6 +117,9 @@ export class ImageDb {
   setParent(id: string, parentId: string): void {
     this.db.query("INSERT INTO parents (image_id, parent_id) VALUES (?, ?) ON CONFLICT(image_id) DO NOTHING").run(id, parentId);
   }
+  parentOf(id: string): string | undefined {
+    return (this.db.query("SELECT p.parent_id FROM parents p JOIN images i ON i.id = p.parent_id WHERE p.image_id = ?").get(id) as { parent_id: string } | null)?.parent_id;
+  }
   /** Whether an existing image was made from this one (Docker hides such untagged images). */
   hasChildren(id: string): boolean {
     return !!this.db.query("SELECT 1 FROM parents p JOIN images i ON i.id = p.image_id WHERE p.parent_id = ? LIMIT 1").get(id);
