@@ -130,6 +130,12 @@ test("a multi-stage Dockerfile using most instructions builds a runnable image",
   expect(parent.Config.Cmd).not.toEqual(c.Cmd);
   const hist = await daemon.docker(["history", "--no-trunc", "--format", "{{.CreatedBy}}", "multi:v1"]);
   expect(hist.stdout).toContain("/bin/sh -c #(nop) WORKDIR /app");
+  // Each step names its image, as in Docker, down to the (one-entry) base image.
+  const ids = (await daemon.docker(["history", "-q", "--no-trunc", "multi:v1"])).stdout.trim().split("\n");
+  expect(ids[0]).toBe(img.Id);
+  expect(ids[1]).toBe(img.Parent);
+  expect(ids.at(-1)).toBe(busybox.configDigest);
+  expect(ids.filter((i) => i.startsWith("sha256:")).length).toBeGreaterThan(10);
   expect(hist.stdout).toMatch(/\/bin\/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in \/app\/conf\//);
   // Ignored files never reached the context.
   const ls = await daemon.docker(["run", "--rm", "--entrypoint", "ls", "multi:v1", "-a", "/app"]);

@@ -92,6 +92,19 @@ export class ImageCore {
         comment: h.comment ?? "",
       };
     });
+    // Each image of the parent chain (build steps, commits) names the entry that made it.
+    const seen = new Set<string>();
+    for (let cur: typeof img | undefined = img; cur && !seen.has(cur.id); ) {
+      seen.add(cur.id);
+      const n = this.store.config(cur).history?.length ?? cur.diffIds.length;
+      const entry = entries[n - 1];
+      if (n > 0 && entry && entry.id === "<missing>") {
+        entry.id = cur.id;
+        entry.tags = this.store.repoTags(cur.id);
+      }
+      const parentId = this.store.db.parentOf(cur.id);
+      cur = parentId ? this.store.db.getImage(parentId) : undefined;
+    }
     entries.reverse();
     if (entries[0]) {
       entries[0].id = img.id;
