@@ -14,6 +14,7 @@ import { containerServiceImpl } from "./core/container-service.ts";
 import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
+import { BuildService } from "./build/route.ts";
 import { ContainerStore } from "./core/storage/container-store.ts";
 import { createDockerApp } from "./docker/app.ts";
 import { HijackRouter } from "./docker/hijack.ts";
@@ -37,6 +38,7 @@ await runService({
       containers,
       execs,
       events,
+      builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
     };
     const app = createDockerApp(deps);
     const hijack = new HijackRouter();
@@ -51,6 +53,7 @@ await runService({
       stop: async () => {
         await docker.stop();
         await containers.shutdown();
+        deps.builds.close();
         store.close();
       },
     };

@@ -6,7 +6,6 @@
 import { Hono } from "hono";
 import { dockerError, errorResponse } from "./errors.ts";
 import type { DockerApiDeps } from "./deps.ts";
-import { buildRoutes } from "./routes/build.ts";
 import { containersRoutes } from "./routes/containers.ts";
 import { distributionRoutes } from "./routes/distribution.ts";
 import { eventsRoutes, resourceEvents } from "./routes/events.ts";
@@ -17,6 +16,7 @@ import { pluginsRoutes } from "./routes/plugins.ts";
 import { swarmRoutes } from "./routes/swarm.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { volumesRoutes } from "./routes/volumes.ts";
+import { buildRoutes } from "../build/route.ts";
 
 export interface DockerEnv {
   Bindings: { apiVersion: string };
@@ -44,6 +44,6 @@ export function createDockerApp(deps: DockerApiDeps): DockerApp {
   app.route("/", swarmRoutes(deps));
   app.route("/", pluginsRoutes(deps));
   app.route("/", distributionRoutes(deps));
-  app.route("/", buildRoutes());
+  app.route("/", buildRoutes(deps.builds));
   return app;
 }

@@ -5,6 +5,7 @@ import type { ServiceClients } from "../../../lib/service/clients.ts";
 import type { ContainerManager } from "../core/container-manager.ts";
 import type { EventsBus } from "../core/events-bus.ts";
 import type { ExecManager } from "../core/exec-manager.ts";
+import type { BuildService } from "../build/route.ts";
 
 export interface DockerApiDeps {
   home: ArcboxHome;
@@ -19,4 +20,6 @@ export interface DockerApiDeps {
   execs: ExecManager;
   /** The engine's event stream (`docker events`); any route may publish. */
   events: EventsBus;
+  /** docker build (classic builder) and its cache. */
+  builds: BuildService;
 }

@@ -2,7 +2,13 @@
  * docker commit: a container's upper directory becomes a new gzip layer (stored as a
  * blob, then unpacked into a snapshot like any pulled layer) on top of its image,
  * with a config derived from the parent's (or the one given) and the changes applied.
+ *
+ * The builder uses the same path without a container: a directory it filled (COPY,
+ * ADD) becomes a layer over a parent image (or none, for `FROM scratch`), and a
+ * metadata-only step makes a child image with a new config and no layer.
  */
+import { chmodSync, lchownSync, lstatSync, readdirSync, utimesSync } from "node:fs";
+import { join } from "node:path";
 import { diffTar } from "../platform/tar-diff.ts";
 import { applyChanges } from "./changes.ts";
 import { ImageError } from "./errors.ts";
@@ -10,6 +16,7 @@ import type { ImageStore } from "./image-store.ts";
 import { ingestLayer } from "./layer-ingest.ts";
 import { MT, type ImageConfig } from "./manifest.ts";
 import { formatReference, parseReference, withDefaultTag } from "./reference.ts";
+import type { ImageRow } from "../storage/image-db.ts";
 
 export interface CommitOptions {
   containerId: string;
@@ -19,35 +26,74 @@ export interface CommitOptions {
   configJson: string;
   changes: string[];
   createdBy: string;
+  /** Without a container: the parent image ("" = none, scratch). */
+  parentImage?: string;
+  /** Without a container: the directory whose tree becomes the layer ("" = no layer). */
+  layerDir?: string;
+  /** Without a container: a layer already in the store that becomes the new layer. */
+  layerDiffId?: string;
 }
 
-export async function commitContainer(store: ImageStore, o: CommitOptions): Promise<string> {
-  const parentId = store.db.containerImage(o.containerId);
-  if (!parentId) throw new ImageError("not_found", `container ${o.containerId} has no root filesystem prepared by imaged`);
-  const parent = store.db.getImage(parentId);
-  if (!parent) throw new ImageError("failed_precondition", `the image of container ${o.containerId} was removed`);
-  const target = o.reference ? withDefaultTag(parseReference(o.reference)) : undefined;
-  if (target?.digest) throw new ImageError("invalid_argument", "cannot commit to a digest reference");
-  const parentConfig = store.config(parent);
-  let containerConfig = parentConfig.config ?? {};
-  if (o.configJson) {
-    try {
-      containerConfig = JSON.parse(o.configJson) as Record<string, unknown>;
-    } catch {
-      throw new ImageError("invalid_argument", "config_json is not valid JSON");
-    }
-  }
-  containerConfig = applyChanges(containerConfig, o.changes);
+interface Source {
+  parent: ImageRow | undefined;
+  /** The directory tarred into the new layer; undefined = a config-only image. */
+  layerRoot: string | undefined;
+}
 
-  const { upper } = store.snapshots.containerPaths(o.containerId);
+function sourceOf(store: ImageStore, o: CommitOptions): Source {
+  if (o.containerId) {
+    const parentId = store.db.containerImage(o.containerId);
+    if (!parentId) throw new ImageError("not_found", `container ${o.containerId} has no root filesystem prepared by imaged`);
+    const parent = store.db.getImage(parentId);
+    if (!parent) throw new ImageError("failed_precondition", `the image of container ${o.containerId} was removed`);
+    return { parent, layerRoot: store.snapshots.containerPaths(o.containerId).upper };
+  }
+  const parent = o.parentImage ? store.resolve(o.parentImage) : undefined;
+  if (o.layerDir) {
+    if (!o.layerDir.startsWith("/")) throw new ImageError("invalid_argument", "layer_dir must be an absolute path");
+    if (parent) inheritDirAttributes(o.layerDir, parent.diffIds.map((d) => store.snapshots.layerPath(d)).reverse());
+  }
+  return { parent, layerRoot: o.layerDir || undefined };
+}
+
+/**
+ * A directory that the new layer only passes through (say /tmp of `COPY x /tmp/`)
+ * keeps the parent's owner and mode: the layer's entry would otherwise replace them.
+ */
+function inheritDirAttributes(root: string, lowersTopFirst: string[]): void {
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(root, rel))) {
+      const childRel = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(root, childRel));
+      if (!st.isDirectory()) continue;
+      for (const lower of lowersTopFirst) {
+        let l;
+        try {
+          l = lstatSync(join(lower, childRel));
+        } catch {
+          continue;
+        }
+        if (l.isDirectory()) {
+          lchownSync(join(root, childRel), l.uid, l.gid);
+          chmodSync(join(root, childRel), l.mode & 0o7777);
+          utimesSync(join(root, childRel), l.atime, l.mtime);
+        }
+        break;
+      }
+      walk(childRel);
+    }
+  };
+  walk("");
+}
+
+async function writeLayer(store: ImageStore, root: string): Promise<{ blobDigest: string; diffId: string }> {
   const diffHasher = new Bun.CryptoHasher("sha256");
   const blob = store.content.writer();
-  let blobDigest: string;
   try {
     const tar = new ReadableStream<Uint8Array>({
       async start(controller) {
         try {
-          for await (const chunk of diffTar(upper)) {
+          for await (const chunk of diffTar(root)) {
             diffHasher.update(chunk);
             controller.enqueue(chunk);
           }
@@ -59,17 +105,42 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
     });
     const gzip = new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
     for await (const gz of tar.pipeThrough(gzip)) blob.write(gz);
-    blobDigest = blob.commit();
+    return { blobDigest: blob.commit(), diffId: `sha256:${diffHasher.digest("hex")}` };
   } catch (err) {
     blob.abort();
     throw err;
   }
-  const diffId = `sha256:${diffHasher.digest("hex")}`;
-  const releases = [store.lease([blobDigest, diffId])];
+}
+
+export async function commitContainer(store: ImageStore, o: CommitOptions): Promise<string> {
+  const { parent, layerRoot } = sourceOf(store, o);
+  const target = o.reference ? withDefaultTag(parseReference(o.reference)) : undefined;
+  if (target?.digest) throw new ImageError("invalid_argument", "cannot commit to a digest reference");
+  const parentConfig: ImageConfig = parent ? store.config(parent) : { architecture: process.arch === "arm64" ? "arm64" : "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } };
+  let containerConfig = parentConfig.config ?? {};
+  if (o.configJson) {
+    try {
+      containerConfig = JSON.parse(o.configJson) as Record<string, unknown>;
+    } catch {
+      throw new ImageError("invalid_argument", "config_json is not valid JSON");
+    }
+  }
+  containerConfig = applyChanges(containerConfig, o.changes);
+  const parentDiffIds = parent?.diffIds ?? [];
+
+  const reused = !o.containerId && o.layerDiffId ? store.db.getLayer(o.layerDiffId) : undefined;
+  if (!o.containerId && o.layerDiffId && (!reused || !store.snapshots.hasLayer(o.layerDiffId))) throw new ImageError("not_found", `layer ${o.layerDiffId} is not in the store`);
+  const layer = reused ? { blobDigest: reused.blobDigest, diffId: reused.diffId } : layerRoot ? await writeLayer(store, layerRoot) : undefined;
+  const releases = layer ? [store.lease([layer.blobDigest, layer.diffId])] : [];
   try {
-    const path = store.content.path(blobDigest);
-    const size = Bun.file(path).size;
-    const res = await ingestLayer({ body: Bun.file(path).stream(), digest: blobDigest, size, compression: "gzip", expectedDiffId: diffId, store: store.content, snapshots: store.snapshots, writeBlob: false });
+    const layers = parentDiffIds.map((d) => store.db.getLayer(d)!);
+    if (reused) layers.push(reused);
+    else if (layer) {
+      const path = store.content.path(layer.blobDigest);
+      const size = Bun.file(path).size;
+      const res = await ingestLayer({ body: Bun.file(path).stream(), digest: layer.blobDigest, size, compression: "gzip", expectedDiffId: layer.diffId, store: store.content, snapshots: store.snapshots, writeBlob: false });
+      layers.push({ diffId: layer.diffId, size: res.size, blobDigest: layer.blobDigest, mediaType: MT.dockerLayerGzip, blobSize: size });
+    }
     const now = new Date().toISOString();
     const config: ImageConfig = {
       ...parentConfig,
@@ -77,14 +148,16 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
       ...(o.author ? { author: o.author } : {}),
       ...(o.comment ? { comment: o.comment } : {}),
       config: containerConfig,
-      rootfs: { type: "layers", diff_ids: [...parent.diffIds, diffId] },
-      history: [...(parentConfig.history ?? []), { created: now, created_by: o.createdBy, ...(o.author ? { author: o.author } : {}), ...(o.comment ? { comment: o.comment } : {}) }],
+      rootfs: { type: "layers", diff_ids: layer ? [...parentDiffIds, layer.diffId] : parentDiffIds },
+      history: [
+        ...(parentConfig.history ?? []),
+        { created: now, created_by: o.createdBy, ...(o.author ? { author: o.author } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(layer ? {} : { empty_layer: true }) },
+      ],
     };
     const configBytes = new TextEncoder().encode(JSON.stringify(config));
     const configDigest = store.content.put(configBytes);
-    const layers = parent.diffIds.map((d) => store.db.getLayer(d)!);
-    layers.push({ diffId, size: res.size, blobDigest, mediaType: MT.dockerLayerGzip, blobSize: size });
     const img = store.record({ config: configBytes, configDigest, layers });
+    if (parent) store.db.setParent(img.id, parent.id);
     if (target) store.db.setTag(formatReference(target), img.id);
     return img.id;
   } finally {

@@ -33,8 +33,9 @@ export class ImageCore {
     private readonly registryConfig: () => RegistryConfig,
   ) {}
 
-  list(filters: FilterArg[]) {
-    const rows = filterImages(this.store, filters);
+  /** docker images; without `all`, untagged images that others were built from are hidden, as in Docker. */
+  list(filters: FilterArg[], all = true) {
+    const rows = filterImages(this.store, filters).filter(({ row, tags }) => all || tags.length > 0 || !this.store.db.hasChildren(row.id));
     // Layers shared with another image are not unique to either.
     const layerUse = new Map<string, number>();
     for (const img of this.store.db.allImages()) for (const d of new Set(img.diffIds)) layerUse.set(d, (layerUse.get(d) ?? 0) + 1);
@@ -72,6 +73,7 @@ export class ImageCore {
       createdUnix: BigInt(img.created),
       layerDirs: img.diffIds.map((d) => this.store.snapshots.layerPath(d)),
       lastTagTimeUnixNano: BigInt(Math.max(0, ...tags.map((t) => t.updated))),
+      parent: this.store.db.parentOf(img.id) ?? "",
     };
   }
 
@@ -90,6 +92,19 @@ export class ImageCore {
         comment: h.comment ?? "",
       };
     });
+    // Each image of the parent chain (build steps, commits) names the entry that made it.
+    const seen = new Set<string>();
+    for (let cur: typeof img | undefined = img; cur && !seen.has(cur.id); ) {
+      seen.add(cur.id);
+      const n = this.store.config(cur).history?.length ?? cur.diffIds.length;
+      const entry = entries[n - 1];
+      if (n > 0 && entry && entry.id === "<missing>") {
+        entry.id = cur.id;
+        entry.tags = this.store.repoTags(cur.id);
+      }
+      const parentId = this.store.db.parentOf(cur.id);
+      cur = parentId ? this.store.db.getImage(parentId) : undefined;
+    }
     entries.reverse();
     if (entries[0]) {
       entries[0].id = img.id;
@@ -152,6 +167,8 @@ export class ImageCore {
       if (this.store.db.containerCount(row.id) > 0) continue;
       const tags = this.store.db.tagsOf(row.id);
       if (danglingOnly && tags.length > 0) continue;
+      // An intermediate image of a build is not dangling while something was built from it.
+      if (danglingOnly && this.store.db.hasChildren(row.id)) continue;
       for (const t of tags) {
         this.store.db.deleteTag(t.name);
         items.push({ untagged: familiar(t.name), deleted: "" });

@@ -24,7 +24,7 @@ export function toProgress(e: ProgressEvent): Progress {
 export function imageServiceRoutes(core: ImageCore, streamSocket: string, registryConfig: () => RegistryConfig) {
   return (router: ConnectRouter) =>
     router.service(ImageService, {
-      list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values }))),
+      list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values })), req.all),
       inspect: (req) => core.inspect(req.reference),
       prepareRootfs: (req) => core.rootfs.prepare(req.image, req.containerId),
       releaseRootfs: (req) => {
@@ -70,7 +70,7 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
       },
       streamEndpoint: () => ({ socketPath: streamSocket }),
       commit: async (req) => ({
-        id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy }),
+        id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy, parentImage: req.parentImage, layerDir: req.layerDir, layerDiffId: req.layerDiffId }),
       }),
       registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure }),
       distributionInspect: (req) => core.distributionInspect(req.reference, toCreds(req.auth)),

@@ -15,7 +15,7 @@
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface ImageRow {
   id: string;
@@ -72,6 +72,13 @@ export class ImageDb {
           CREATE INDEX IF NOT EXISTS manifests_image ON manifests(image_id);
         `);
       }
+      if (from < 3) {
+        // The image a built or committed image was made from (Docker's Parent).
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS parents (image_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL);
+          CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent_id);
+        `);
+      }
       this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     })();
   }
@@ -102,7 +109,20 @@ export class ImageDb {
       this.db.query("DELETE FROM digests WHERE image_id = ?").run(id);
       this.db.query("DELETE FROM manifests WHERE image_id = ?").run(id);
       this.db.query("DELETE FROM images WHERE id = ?").run(id);
+      this.db.query("DELETE FROM parents WHERE image_id = ?").run(id);
     })();
+  }
+
+  // --- parents (images made by commit or build) ---
+  setParent(id: string, parentId: string): void {
+    this.db.query("INSERT INTO parents (image_id, parent_id) VALUES (?, ?) ON CONFLICT(image_id) DO NOTHING").run(id, parentId);
+  }
+  parentOf(id: string): string | undefined {
+    return (this.db.query("SELECT p.parent_id FROM parents p JOIN images i ON i.id = p.parent_id WHERE p.image_id = ?").get(id) as { parent_id: string } | null)?.parent_id;
+  }
+  /** Whether an existing image was made from this one (Docker hides such untagged images). */
+  hasChildren(id: string): boolean {
+    return !!this.db.query("SELECT 1 FROM parents p JOIN images i ON i.id = p.image_id WHERE p.parent_id = ? LIMIT 1").get(id);
   }
 
   // --- tags and digests ---

@@ -75,7 +75,7 @@ export function imageInspectJson(r: InspectResponse, apiVersion?: string): Recor
     Id: r.id,
     RepoTags: r.repoTags,
     RepoDigests: r.repoDigests,
-    Parent: "",
+    Parent: r.parent,
     Comment: cfg.comment ?? "",
     Created: cfg.created ?? new Date(Number(r.createdUnix) * 1000).toISOString(),
     DockerVersion: cfg.docker_version ?? "",

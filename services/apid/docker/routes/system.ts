@@ -52,7 +52,7 @@ export function systemRoutes(deps: DockerApiDeps) {
   app.get("/info", async (c) => {
     const h = hostFacts();
     const counts = deps.containerCounts();
-    const [images, registries] = await Promise.all([deps.clients.images.list({}), deps.clients.images.registryInfo({})]);
+    const [images, registries] = await Promise.all([deps.clients.images.list({ all: true }), deps.clients.images.registryInfo({})]);
     return c.json({
       ID: deps.engineId,
       Containers: counts.total,
