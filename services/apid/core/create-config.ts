@@ -12,6 +12,12 @@ import { checkResources, checkRestartPolicy, resourceShape, restartPolicySchema 
 const strList = z.array(z.string()).nullish();
 const strMap = z.record(z.string(), z.string()).nullish();
 
+const int = z.number().int().nullish();
+
+/** Config.Healthcheck: durations in nanoseconds (0 = inherit / default). */
+const healthcheckSchema = z.looseObject({ Test: strList, Interval: int, Timeout: int, StartPeriod: int, StartInterval: int, Retries: int });
+export type HealthcheckConfig = z.infer<typeof healthcheckSchema>;
+
 const configSchema = z.looseObject({
   Hostname: z.string().nullish(),
   Domainname: z.string().nullish(),
@@ -37,6 +43,7 @@ const configSchema = z.looseObject({
   Shell: strList,
   OnBuild: strList,
   MacAddress: z.string().nullish(),
+  Healthcheck: healthcheckSchema.nullish(),
 });
 
 const mountSchema = z.looseObject({
@@ -50,7 +57,6 @@ const mountSchema = z.looseObject({
   TmpfsOptions: z.looseObject({ SizeBytes: z.number().int().nullish(), Mode: z.number().int().nullish() }).nullish(),
 });
 
-const int = z.number().int().nullish();
 const hostConfigSchema = z.looseObject({
   Binds: strList,
   VolumesFrom: strList,
@@ -139,6 +145,7 @@ export interface ImageConfig {
   StopSignal?: string;
   Volumes?: Record<string, object>;
   ExposedPorts?: Record<string, object>;
+  Healthcheck?: HealthcheckConfig;
 }
 
 /** Image env first, then the user's; a later KEY replaces an earlier one in place. */
@@ -169,8 +176,7 @@ export function parseCreateBody(raw: unknown): CreateBody {
     throw new ContainerError("invalid_argument", `invalid container config: ${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   const body = parsed.data;
-  const healthcheck: unknown = body.Healthcheck;
-  if (!isZero(healthcheck) && !isDisabledHealthcheck(healthcheck)) throw new ContainerError("invalid_argument", "Config.Healthcheck is not supported by ArcBox");
+  checkHealthcheck(body.Healthcheck);
   const hc = body.HostConfig ?? {};
   rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", {
     IpcMode: ["private", "shareable"],
@@ -193,9 +199,29 @@ export function parseCreateBody(raw: unknown): CreateBody {
   return body;
 }
 
-function isDisabledHealthcheck(v: unknown): boolean {
-  const test = typeof v === "object" && v !== null ? (v as { Test?: unknown }).Test : undefined;
-  return Array.isArray(test) && test[0] === "NONE";
+/** dockerd's validateHealthCheck (durations of at least 1ms, retries not negative). */
+function checkHealthcheck(hc: HealthcheckConfig | null | undefined): void {
+  if (!hc) return;
+  for (const k of ["Interval", "Timeout", "StartPeriod", "StartInterval"] as const) {
+    const v = hc[k] ?? 0;
+    if (v !== 0 && v < 1_000_000) throw new ContainerError("invalid_argument", `${k} in Healthcheck cannot be less than 1ms`);
+  }
+  if ((hc.Retries ?? 0) < 0) throw new ContainerError("invalid_argument", "Retries in Healthcheck cannot be negative");
+}
+
+/** dockerd's merge with the image's HEALTHCHECK: the user's fields win where set. */
+function mergeHealthcheck(user: HealthcheckConfig | null | undefined, image: HealthcheckConfig | undefined): HealthcheckConfig | undefined {
+  if (!user) return image ?? undefined;
+  if (!image) return user;
+  return {
+    ...user,
+    Test: user.Test?.length ? user.Test : image.Test,
+    Interval: user.Interval || image.Interval,
+    Timeout: user.Timeout || image.Timeout,
+    StartPeriod: user.StartPeriod || image.StartPeriod,
+    StartInterval: user.StartInterval || image.StartInterval,
+    Retries: user.Retries || image.Retries,
+  };
 }
 
 /** Docker's nat.ParsePortRange: "N" or "N-M", each 0..65535 (the container side takes one port). */
@@ -340,6 +366,8 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
   const stopSignal = body.StopSignal || image.StopSignal;
   if (stopSignal) config.StopSignal = stopSignal;
   if (body.StopTimeout != null) config.StopTimeout = body.StopTimeout;
+  const healthcheck = mergeHealthcheck(body.Healthcheck, image.Healthcheck);
+  if (healthcheck) config.Healthcheck = healthcheck;
   if (config.WorkingDir && !config.WorkingDir.startsWith("/")) throw new ContainerError("invalid_argument", `the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
   const hostConfig: Record<string, any> = {
     Binds: hc.Binds ?? null,

@@ -5,6 +5,7 @@ import type { ServiceClients } from "../../../lib/service/clients.ts";
 import type { ContainerManager } from "../core/container-manager.ts";
 import type { EventsBus } from "../core/events-bus.ts";
 import type { ExecManager } from "../core/exec-manager.ts";
+import type { HealthMonitor } from "../core/health-monitor.ts";
 
 export interface DockerApiDeps {
   home: ArcboxHome;
@@ -17,6 +18,8 @@ export interface DockerApiDeps {
   /** Container records and orchestration. */
   containers: ContainerManager;
   execs: ExecManager;
+  /** Health checks of running containers (State.Health, ps status and filter). */
+  health: HealthMonitor;
   /** The engine's event stream (`docker events`); any route may publish. */
   events: EventsBus;
 }

@@ -46,7 +46,7 @@ function sizes(rec: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
 
 export function containersRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
-  const { containers, execs } = deps;
+  const { containers, execs, health } = deps;
 
   app.post("/containers/create", async (c) => {
     const res = await containers.create(await jsonBody(c), c.req.query("name") || undefined);
@@ -64,6 +64,7 @@ export function containersRoutes(deps: DockerApiDeps) {
         return r && !("ambiguous" in r) ? r : undefined;
       },
       (rec, ref) => rec.imageRef === ref || rec.imageId === ref || rec.imageId.replace(/^sha256:/, "").startsWith(ref.replace(/^sha256:/, "")) || rec.imageRef === `${ref}:latest`,
+      (rec) => health.statusOf(rec.id),
     );
     let list = containers.store
       .all()
@@ -72,12 +73,12 @@ export function containersRoutes(deps: DockerApiDeps) {
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     const withSize = flag(c.req.query("size"));
-    return c.json(list.map((r) => (withSize ? { ...summaryView(r), ...sizes(r) } : summaryView(r))));
+    return c.json(list.map((r) => (withSize ? { ...summaryView(r, health.of(r.id)), ...sizes(r) } : summaryView(r, health.of(r.id)))));
   });
 
   app.get("/containers/:id/json", (c) => {
     const rec = containers.get(c.req.param("id"));
-    const view: Record<string, unknown> = inspectView(rec, execs.idsOf(rec.id));
+    const view: Record<string, unknown> = inspectView(rec, execs.idsOf(rec.id), health.of(rec.id));
     if (flag(c.req.query("size"))) Object.assign(view, sizes(rec));
     return c.json(view);
   });
