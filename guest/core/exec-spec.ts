@@ -10,6 +10,7 @@ import type { ociProcess } from "./oci-spec.ts";
 type OciProcess = ReturnType<typeof ociProcess>;
 
 interface OciSeccomp {
+  defaultAction?: string;
   architectures?: string[];
   syscalls?: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[];
 }
@@ -34,6 +35,8 @@ export function capabilityMask(caps: string[]): bigint {
  */
 export function seccompRules(seccomp: OciSeccomp | undefined): { arches: string[]; rules: string[] } | undefined {
   if (!seccomp) return { arches: [], rules: [] };
+  // The shim's filter allows by default (a user's profile may deny by default).
+  if (seccomp.defaultAction !== undefined && seccomp.defaultAction !== "SCMP_ACT_ALLOW") return undefined;
   const arches = (seccomp.architectures ?? []).map((a) => ARCH_NAMES[a]);
   if (arches.some((a) => !a)) return undefined;
   const rules: string[] = [];

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { normalizeCapability } from "../../../lib/capabilities.ts";
 import { ContainerError } from "./container-error.ts";
 import type { MountPoint } from "./container-record.ts";
+import { checkHostOptions, hostOptionsShape } from "./host-options.ts";
 import { checkResources, checkRestartPolicy, resourceShape, restartPolicySchema } from "./resource-limits.ts";
 
 const strList = z.array(z.string()).nullish();
@@ -77,6 +78,7 @@ const hostConfigSchema = z.looseObject({
   ReadonlyRootfs: z.boolean().nullish(),
   Init: z.boolean().nullish(),
   ...resourceShape,
+  ...hostOptionsShape,
   ShmSize: int,
   ConsoleSize: z.array(z.number().int()).nullish(),
   LogConfig: z.looseObject({ Type: z.string().nullish(), Config: strMap }).nullish(),
@@ -110,10 +112,9 @@ export type CreateBody = z.infer<typeof createBodySchema>;
 const HOST_CONFIG_UNSUPPORTED = [
   "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
   "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests",
-  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwappiness", "OomKillDisable", "Ulimits", "CpuCount", "CpuPercent",
-  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "VolumeDriver", "Annotations", "CgroupnsMode", "GroupAdd", "IpcMode",
-  "Cgroup", "Links", "OomScoreAdj", "PidMode", "SecurityOpt", "StorageOpt", "UTSMode", "UsernsMode", "Sysctls", "Runtime",
-  "Isolation", "MaskedPaths", "ReadonlyPaths",
+  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "OomKillDisable", "CpuCount", "CpuPercent",
+  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "Annotations", "CgroupnsMode",
+  "Cgroup", "Links", "OomScoreAdj", "StorageOpt", "UsernsMode", "MaskedPaths", "ReadonlyPaths",
 ];
 
 function isZero(v: unknown): boolean {
@@ -130,6 +131,9 @@ function rejectUnsupported(obj: Record<string, unknown>, fields: string[], prefi
     throw new ContainerError("invalid_argument", `${prefix}${k} is not supported by ArcBox`);
   }
 }
+
+/** `local` keeps the same json-file log here (Docker's is a compressed binary format); `none` keeps none. */
+export const LOG_DRIVERS = ["json-file", "local", "none"];
 
 const keysOnly = (set: Record<string, unknown>): Record<string, object> => Object.fromEntries(Object.keys(set).map((k) => [k, {}]));
 
@@ -178,17 +182,10 @@ export function parseCreateBody(raw: unknown): CreateBody {
   const body = parsed.data;
   checkHealthcheck(body.Healthcheck);
   const hc = body.HostConfig ?? {};
-  rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", {
-    IpcMode: ["private", "shareable"],
-    PidMode: ["private"],
-    UTSMode: ["private"],
-    CgroupnsMode: ["private", "host"],
-    Isolation: ["default"],
-    Runtime: ["runc"],
-    MemorySwappiness: [-1],
-  });
+  rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", { CgroupnsMode: ["private", "host"] });
+  checkHostOptions(hc);
   const logType = hc.LogConfig?.Type;
-  if (logType && logType !== "json-file") throw new ContainerError("invalid_argument", `logging driver "${logType}" is not supported by ArcBox (only json-file)`);
+  if (logType && !LOG_DRIVERS.includes(logType)) throw new ContainerError("invalid_argument", `logging driver "${logType}" is not supported by ArcBox (only json-file, local and none)`);
   checkRestartPolicy(hc.RestartPolicy, hc.AutoRemove ?? false);
   checkResources(hc);
   if ((hc.ShmSize ?? 0) < 0) throw new ContainerError("invalid_argument", "SHM size can not be less than 0");
@@ -372,12 +369,12 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
   const hostConfig: Record<string, any> = {
     Binds: hc.Binds ?? null,
     ContainerIDFile: "",
-    LogConfig: { Type: "json-file", Config: hc.LogConfig?.Config ?? {} },
+    LogConfig: { Type: hc.LogConfig?.Type || "json-file", Config: hc.LogConfig?.Config ?? {} },
     NetworkMode: !hc.NetworkMode || hc.NetworkMode === "default" ? "bridge" : hc.NetworkMode,
     PortBindings: hc.PortBindings ?? {},
     RestartPolicy: { Name: hc.RestartPolicy?.Name || "no", MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
     AutoRemove: hc.AutoRemove ?? false,
-    VolumeDriver: "",
+    VolumeDriver: hc.VolumeDriver ?? "",
     VolumesFrom: hc.VolumesFrom?.length ? hc.VolumesFrom : null,
     ConsoleSize: hc.ConsoleSize ?? [0, 0],
     CapAdd: hc.CapAdd ?? null,
@@ -387,21 +384,21 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     DnsOptions: hc.DnsOptions ?? [],
     DnsSearch: hc.DnsSearch ?? [],
     ExtraHosts: hc.ExtraHosts ?? null,
-    GroupAdd: null,
-    IpcMode: "private",
+    GroupAdd: hc.GroupAdd?.length ? hc.GroupAdd : null,
+    IpcMode: hc.IpcMode || "private",
     Cgroup: "",
     Links: null,
     OomScoreAdj: 0,
-    PidMode: "",
+    PidMode: hc.PidMode ?? "",
     Privileged: hc.Privileged ?? false,
     PublishAllPorts: hc.PublishAllPorts ?? false,
     ReadonlyRootfs: hc.ReadonlyRootfs ?? false,
-    SecurityOpt: null,
-    UTSMode: "",
+    SecurityOpt: hc.SecurityOpt?.length ? hc.SecurityOpt : null,
+    UTSMode: hc.UTSMode ?? "",
     UsernsMode: "",
     ShmSize: hc.ShmSize || 64 * 1024 * 1024,
     Runtime: "runc",
-    Isolation: "",
+    Isolation: hc.Isolation ?? "",
     CpuShares: hc.CpuShares ?? 0,
     Memory: hc.Memory ?? 0,
     NanoCpus: hc.NanoCpus ?? 0,
@@ -423,10 +420,10 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     DeviceRequests: null,
     MemoryReservation: 0,
     MemorySwap: hc.MemorySwap ?? 0,
-    MemorySwappiness: null,
+    MemorySwappiness: hc.MemorySwappiness ?? null,
     OomKillDisable: null,
     PidsLimit: hc.PidsLimit ?? null,
-    Ulimits: [],
+    Ulimits: hc.Ulimits ?? [],
     CpuCount: 0,
     CpuPercent: 0,
     IOMaximumIOps: 0,
@@ -437,6 +434,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     MaskedPaths: ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
     ReadonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
   };
+  if (hc.Sysctls && Object.keys(hc.Sysctls).length) hostConfig.Sysctls = hc.Sysctls;
   const mounts = planMounts(body, image.Volumes);
   return { config, hostConfig, endpointsConfig: body.NetworkingConfig?.EndpointsConfig ?? {}, path: argv[0]!, args: argv.slice(1), mounts };
 }

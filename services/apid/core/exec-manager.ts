@@ -9,7 +9,7 @@ import { call, type Backends } from "./backends.ts";
 import { ContainerError, noSuchExec } from "./container-error.ts";
 import type { ContainerManager } from "./container-manager.ts";
 import type { ContainerRecord } from "./container-record.ts";
-import { HOST_MACHINE } from "./runtime-spec.ts";
+import { HOST_MACHINE, processOptions } from "./runtime-spec.ts";
 
 export const execCreateSchema = z.looseObject({
   AttachStdin: z.boolean().nullish(),
@@ -176,7 +176,7 @@ export class ExecManager {
     const env = [...(rec.config.Env ?? []), ...e.env];
     if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
     const [h, w] = e.consoleSize;
-    return { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w };
+    return { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w, ...processOptions(rec) };
   }
 
   /** Exit code once known: from the event, or asked of the runtime if the event is late. */

@@ -185,6 +185,8 @@ export function containersRoutes(deps: DockerApiDeps) {
     const stdout = flag(q("stdout"));
     const stderr = flag(q("stderr"));
     if (!stdout && !stderr) throw new ContainerError("invalid_argument", "Bad parameters: you must choose at least one stream");
+    // dockerd's ErrReadLogsNotSupported (a NotImplemented error: 501).
+    if (rec.hostConfig.LogConfig?.Type === "none") throw new ContainerError("not_implemented", "configured logging driver does not support reading");
     const since = parseLogTime(q("since"));
     const until = parseLogTime(q("until"));
     if (Number.isNaN(since) || Number.isNaN(until)) throw new ContainerError("invalid_argument", "invalid value for since/until");
