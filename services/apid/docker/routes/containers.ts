@@ -8,6 +8,7 @@ import { dirSize } from "../../core/dir-size.ts";
 import { containerFilter } from "../../core/list-filters.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { parseJsonText } from "../json-text.ts";
+import { compareVersions } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { archiveRoutes } from "../streams/archive-routes.ts";
@@ -42,6 +43,23 @@ function optionalInt(v: string | undefined, name: string): number | undefined {
 function sizes(rec: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
   const rw = rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
   return { SizeRw: rw, SizeRootFs: rw + rec.rootfs.lowerDirs.reduce((n, d) => n + dirSize(d), 0) };
+}
+
+/**
+ * Engines before API 1.44 (Docker 20.10 to 24) worded the refusal to remove an active
+ * container as "You cannot remove a running container <id>. ..." and clients of those
+ * versions match on it; newer ones get today's wording.
+ */
+function removeConflictForVersion(err: unknown, version: string, id: string): unknown {
+  if (!(err instanceof ContainerError) || compareVersions(version, "1.44") >= 0) return err;
+  const m = /^cannot remove container "[^"]*": container is (running|paused)/.exec(err.message);
+  if (!m) return err;
+  return new ContainerError(
+    "conflict",
+    m[1] === "paused"
+      ? `You cannot remove a paused container ${id}. Unpause and then stop the container before attempting removal or force remove`
+      : `You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`,
+  );
 }
 
 export function containersRoutes(deps: DockerApiDeps) {
@@ -157,7 +175,10 @@ export function containersRoutes(deps: DockerApiDeps) {
 
   app.delete("/containers/:id", async (c) => {
     if (flag(c.req.query("link"))) throw new ContainerError("invalid_argument", "legacy links are not supported by ArcBox");
-    await containers.remove(c.req.param("id"), { force: flag(c.req.query("force")), volumes: flag(c.req.query("v")) });
+    const rec = containers.get(c.req.param("id"));
+    await containers.remove(rec.id, { force: flag(c.req.query("force")), volumes: flag(c.req.query("v")) }).catch((err: unknown) => {
+      throw removeConflictForVersion(err, c.env.apiVersion, rec.id);
+    });
     return c.body(null, 204);
   });
 
@@ -167,16 +188,20 @@ export function containersRoutes(deps: DockerApiDeps) {
     const labels = filters.label ?? [];
     const notLabels = filters["label!"] ?? [];
     const deleted: string[] = [];
+    let reclaimed = 0;
     for (const rec of containers.store.all()) {
       if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
       if (filters.until !== undefined && !(Date.parse(rec.created) / 1000 < filters.until)) continue;
       const l = rec.config.Labels ?? {};
       if (!labels.every((v) => labelMatches(l, v)) || notLabels.some((v) => labelMatches(l, v))) continue;
+      // dockerd reports the writable layers' size (measured before they go).
+      const size = rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
       await containers.remove(rec.id, { force: false, volumes: false });
       deleted.push(rec.id);
+      reclaimed += size;
     }
-    containers.bus.publish("container", "prune", "", { reclaimed: "0" });
-    return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 });
+    containers.bus.publish("container", "prune", "", { reclaimed: String(reclaimed) });
+    return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
   app.get("/containers/:id/logs", (c) => {
