@@ -5,8 +5,9 @@
  */
 import type { CreateContainerRequest, Mount, ProcessSpec, Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { existsSync } from "node:fs";
-import { hostDevices } from "../platform/host-devices.ts";
+import { hostDevices, mappedDevices } from "../platform/host-devices.ts";
 import { resolveCapabilities } from "./capabilities.ts";
+import { GuestError } from "./guest-error.ts";
 import { ociRlimits } from "./rlimits.ts";
 import { defaultSeccomp, seccompFromProfile } from "./seccomp.ts";
 import { resolveGroupAdd, resolveUser } from "./user-resolver.ts";
@@ -122,6 +123,13 @@ export function ociResources(r: Resources | undefined, privileged = false, opts:
   return out;
 }
 
+/** A DeviceCgroupRules entry ("c 1:3 rwm", "a *:* m"; checked by apid) as an OCI device rule. */
+function deviceRule(rule: string) {
+  const [, type, maj, min, access] = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})$/.exec(rule) ?? [];
+  if (!type) throw new GuestError("invalid_argument", `invalid device cgroup format '${rule}'`);
+  return { allow: true, type, ...(maj !== "*" ? { major: Number(maj) } : {}), ...(min !== "*" ? { minor: Number(min) } : {}), access };
+}
+
 /** Sorts mounts so a parent directory is mounted before anything beneath it. */
 function byDepth(a: OciMount, b: OciMount) {
   return a.destination.split("/").length - b.destination.split("/").length;
@@ -176,6 +184,15 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
   const hostname = utsMode ? undefined : req.hostname || undefined;
   const process = ociProcess(ctx.rootfs, p, { hostname, init: req.init });
   const resources = ociResources(req.resources, privileged, { defaultSwap: true });
+  const devices = privileged ? hostDevices() : req.devices.flatMap((m) => mappedDevices(m.pathOnHost, m.pathInContainer || m.pathOnHost));
+  if (!privileged && (devices.length || req.deviceCgroupRules.length)) {
+    const perms = (d: { path: string }) => req.devices.find((m) => d.path.startsWith(m.pathInContainer || m.pathOnHost))?.cgroupPermissions || "rwm";
+    resources.devices = [
+      ...(resources.devices as object[]),
+      ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: perms(d) })),
+      ...req.deviceCgroupRules.map(deviceRule),
+    ];
+  }
   if (req.memorySwappiness !== undefined) resources.memory = { ...(resources.memory as object | undefined), swappiness: Number(req.memorySwappiness) };
   const seccomp = privileged || req.seccompProfile === "unconfined" ? undefined : req.seccompProfile ? seccompFromProfile(req.seccompProfile, process.capabilities.bounding) : defaultSeccomp(process.capabilities.bounding);
   return {
@@ -191,7 +208,7 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
       cgroupsPath: ctx.cgroupsPath,
       resources,
       ...(Object.keys(req.sysctls).length ? { sysctl: { ...req.sysctls } } : {}),
-      ...(privileged ? { devices: hostDevices() } : {}),
+      ...(devices.length ? { devices } : {}),
       ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
       ...(seccomp ? { seccomp } : {}),
     },

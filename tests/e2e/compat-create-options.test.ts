@@ -3,8 +3,8 @@
  * IPC namespaces (host and container:<id>), the host's UTS namespace, GroupAdd, MemorySwappiness, namespaced
  * Sysctls, SecurityOpt (no-new-privileges, seccomp unconfined or a profile,
  * label=disable), Ulimits (lowering only: this host grants no CAP_SYS_RESOURCE), the
- * runc runtime, default isolation, the local volume driver, and the none and local
- * log drivers.
+ * runc runtime, default isolation, the local volume driver, the none and local log
+ * drivers, Devices and DeviceCgroupRules.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readlinkSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
@@ -124,6 +124,19 @@ describe("kernel and runtime options", () => {
     expect(await sh(["--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=123456789"], "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax")).toBe("1\n123456789");
     expect(await create({ Sysctls: { "vm.swappiness": "1" } })).toEqual({ status: 400, message: "sysctl 'vm.swappiness' is not allowed" });
     expect(await create({ NetworkMode: "host", Sysctls: { "net.ipv4.ip_forward": "1" } })).toEqual({ status: 400, message: 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace' });
+  });
+
+  test("--device maps a host node with its permissions; --device-cgroup-rule reaches the devices cgroup", async () => {
+    expect(await sh(["--device", "/dev/null:/dev/mynull"], "test -c /dev/mynull && echo x > /dev/mynull && echo ok")).toBe("ok");
+    // 10:237 is outside Docker's default allow list: "r" allows opening it for reading only.
+    expect(await sh(["--device", "/dev/loop-control:/dev/lc:r"], "exec 3</dev/lc && echo read-ok; (exec 4>/dev/lc) 2>/dev/null || echo write-denied")).toBe("read-ok\nwrite-denied");
+    expect(await sh(["--device", "/dev/loop-control:/dev/lc"], "(exec 4>/dev/lc) && echo write-ok")).toBe("write-ok");
+    expect(await sh(["--device-cgroup-rule", "c 42:* rmw"], "grep -c '^c 42:\\* rwm' /sys/fs/cgroup/devices/devices.list")).toBe("1");
+    expect(await sh([], "grep -c '^c 42:' /sys/fs/cgroup/devices/devices.list || true")).toBe("0");
+    expect((await create({ DeviceCgroupRules: ["x 1:2 rwm"] })).message).toBe("invalid device cgroup format 'x 1:2 rwm'");
+    const r = await d.docker(["run", "--rm", "--network", "none", "--device", "/etc/passwd:/dev/p", IMG, "true"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('error gathering device information while adding custom device "/etc/passwd": not a device node');
   });
 
   test("--memory-swappiness reaches the cgroup; out of range is a 400", async () => {

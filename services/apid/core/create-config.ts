@@ -111,7 +111,7 @@ export type CreateBody = z.infer<typeof createBodySchema>;
  */
 const HOST_CONFIG_UNSUPPORTED = [
   "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests",
+  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "DeviceRequests",
   "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "OomKillDisable", "CpuCount", "CpuPercent",
   "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "Annotations", "CgroupnsMode",
   "Cgroup", "Links", "OomScoreAdj", "StorageOpt", "UsernsMode", "MaskedPaths", "ReadonlyPaths",
@@ -415,8 +415,8 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     CpuRealtimeRuntime: 0,
     CpusetCpus: hc.CpusetCpus ?? "",
     CpusetMems: "",
-    Devices: [],
-    DeviceCgroupRules: null,
+    Devices: hc.Devices ?? [],
+    DeviceCgroupRules: hc.DeviceCgroupRules?.length ? hc.DeviceCgroupRules : null,
     DeviceRequests: null,
     MemoryReservation: 0,
     MemorySwap: hc.MemorySwap ?? 0,

@@ -12,7 +12,11 @@ const bad = (message: string) => new ContainerError("invalid_argument", message)
 
 export const ulimitSchema = z.looseObject({ Name: z.string(), Soft: z.number().int(), Hard: z.number().int() });
 
+export const deviceMappingSchema = z.looseObject({ PathOnHost: z.string(), PathInContainer: z.string().nullish(), CgroupPermissions: z.string().nullish() });
+
 export const hostOptionsShape = {
+  Devices: z.array(deviceMappingSchema).nullish(),
+  DeviceCgroupRules: z.array(z.string()).nullish(),
   PidMode: z.string().nullish(),
   IpcMode: z.string().nullish(),
   UTSMode: z.string().nullish(),
@@ -109,8 +113,20 @@ function parseProfile(json: string): void {
   if (typeof p !== "object" || p === null || typeof (p as { defaultAction?: unknown }).defaultAction !== "string") throw bad("Decoding seccomp profile failed: defaultAction is required");
 }
 
+const DEVICE_RULE = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})$/;
+
+function checkDevices(o: HostOptions): void {
+  for (const d of o.Devices ?? []) {
+    if (!d.PathOnHost.startsWith("/")) throw bad(`invalid device mapping: ${d.PathOnHost}: the host path must be absolute`);
+    if (d.PathInContainer && !d.PathInContainer.startsWith("/")) throw bad(`${d.PathInContainer} is not an absolute path`);
+    if (d.CgroupPermissions && !/^[rwm]{1,3}$/.test(d.CgroupPermissions)) throw bad(`invalid device mode: ${d.CgroupPermissions}`);
+  }
+  for (const rule of o.DeviceCgroupRules ?? []) if (!DEVICE_RULE.test(rule)) throw bad(`invalid device cgroup format '${rule}'`);
+}
+
 /** All checks; throws a 400 with Docker's wording on the first problem. */
 export function checkHostOptions(o: HostOptions): void {
+  checkDevices(o);
   checkNamespaceMode("PID", o.PidMode);
   checkNamespaceMode("IPC", o.IpcMode, ["private", "shareable"]);
   // dockerd's UTSMode knows only "" and "host".

@@ -103,5 +103,7 @@ export function createRequest(rec: ContainerRecord, net: NetworkInfo): CreateReq
     sysctls: h.Sysctls ?? {},
     seccompProfile: parseSecurityOpt(h.SecurityOpt).seccomp,
     ...(h.MemorySwappiness != null && h.MemorySwappiness >= 0 ? { memorySwappiness: BigInt(h.MemorySwappiness) } : {}),
+    devices: ((h.Devices ?? []) as { PathOnHost: string; PathInContainer?: string | null; CgroupPermissions?: string | null }[]).map((d) => ({ pathOnHost: d.PathOnHost, pathInContainer: d.PathInContainer ?? "", cgroupPermissions: d.CgroupPermissions ?? "" })),
+    deviceCgroupRules: (h.DeviceCgroupRules ?? []) as string[],
   };
 }
