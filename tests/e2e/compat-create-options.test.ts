@@ -162,6 +162,25 @@ describe("kernel and runtime options", () => {
     expect((await create({ LogConfig: { Type: "syslog" } })).status).toBe(400);
   });
 
+  test("--mac-address on the default and a user-defined network; python3-docker's Config.MacAddress", async () => {
+    const id = await must(["run", "-d", "--mac-address", "02:42:ac:11:00:99", IMG, "sleep", "100000"]);
+    expect(await must(["exec", id, "cat", "/sys/class/net/eth0/address"])).toBe("02:42:ac:11:00:99");
+    expect(await must(["inspect", "--format", "{{.NetworkSettings.MacAddress}}", id])).toBe("02:42:ac:11:00:99");
+    await must(["network", "create", "macnet"]);
+    expect(await must(["run", "--rm", "--network", "macnet", "--mac-address", "02-42-AC-11-00-98", IMG, "cat", "/sys/class/net/eth0/address"])).toBe("02:42:ac:11:00:98");
+    const py = await run(["python3", "-c", `
+import docker
+c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)}, version="1.41")
+print(c.containers.run(${JSON.stringify(IMG)}, ["cat", "/sys/class/net/eth0/address"], remove=True, mac_address="02:42:ac:11:00:97").decode().strip())
+`]);
+    expect(py.stderr).toBe("");
+    expect(py.stdout).toBe("02:42:ac:11:00:97\n");
+    const bad = await d.api("/containers/create", { method: "POST", headers: json, body: JSON.stringify({ Image: IMG, MacAddress: "nope" }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toBe("nope is not a valid mac address");
+    await must(["rm", "-f", id]);
+  });
+
   test("python3-docker sends them the same way", async () => {
     const py = `
 import docker

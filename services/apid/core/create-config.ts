@@ -181,6 +181,9 @@ export function parseCreateBody(raw: unknown): CreateBody {
   }
   const body = parsed.data;
   checkHealthcheck(body.Healthcheck);
+  // dockerd's check (net.ParseMAC, for the Ethernet addresses a bridge endpoint takes).
+  const macs = [body.MacAddress, ...Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).map((e) => e?.MacAddress)];
+  for (const mac of macs) if (mac && !/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(mac)) throw new ContainerError("invalid_argument", `${mac} is not a valid mac address`);
   const hc = body.HostConfig ?? {};
   rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", { CgroupnsMode: ["private", "host"] });
   checkHostOptions(hc);
@@ -363,6 +366,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
   const stopSignal = body.StopSignal || image.StopSignal;
   if (stopSignal) config.StopSignal = stopSignal;
   if (body.StopTimeout != null) config.StopTimeout = body.StopTimeout;
+  if (body.MacAddress) config.MacAddress = body.MacAddress;
   const healthcheck = mergeHealthcheck(body.Healthcheck, image.Healthcheck);
   if (healthcheck) config.Healthcheck = healthcheck;
   if (config.WorkingDir && !config.WorkingDir.startsWith("/")) throw new ContainerError("invalid_argument", `the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
