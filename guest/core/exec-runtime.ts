@@ -71,9 +71,8 @@ export class ExecRuntime {
     }
     const dir = this.layout.execDir(containerId, execId);
     const ociProc = ociProcess(this.layout.rootfsDir(containerId), spec, { baseEnv: c.env });
-    // The same seccomp filter as the container (runc exec applies config.json's). The shim
-    // sets no rlimits: an exec with Ulimits goes through runc exec, which applies them.
-    const seccomp = !VIA_RUNC && !ociProc.rlimits ? this.seccompOf(c) : undefined;
+    // The same seccomp filter as the container (runc exec applies config.json's).
+    const seccomp = !VIA_RUNC ? this.seccompOf(c) : undefined;
     let processFile: string | undefined;
     let specFile: string | undefined;
     if (seccomp) {
