@@ -113,6 +113,18 @@ describe("health checks", () => {
     await waitStatus("hc2", "healthy");
   });
 
+  test("after a daemon restart, running containers' checks run again (from starting)", async () => {
+    await must(["run", "-d", "--name", "hc7", "--network", "none", "--health-cmd", "true", "--health-interval", "300ms", IMG, "sleep", "100000"]);
+    await waitStatus("hc7", "healthy");
+    const restartedAt = Date.now();
+    await d.stop();
+    await d.start();
+    // Health lives in apid's memory: only checks run since the restart can report healthy.
+    await waitStatus("hc7", "healthy");
+    const log = (await healthOf("hc7"))!.Log;
+    expect(Date.parse(log[0]!.Start)).toBeGreaterThan(restartedAt);
+  });
+
   test("a check that outlives its timeout fails with dockerd's message", async () => {
     await must(["run", "-d", "--name", "hc3", "--network", "none", "--health-cmd", "sleep 10", "--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "1", IMG, "sleep", "100000"]);
     await waitStatus("hc3", "unhealthy");
