@@ -163,6 +163,7 @@ describe("kernel and runtime options", () => {
     expect(await must(["logs", "locallog"])).toBe("kept");
     expect(await must(["inspect", "--format", "{{.HostConfig.LogConfig.Type}}", "locallog"])).toBe("local");
     expect((await create({ LogConfig: { Type: "syslog" } })).status).toBe(400);
+    expect(await must(["info", "--format", "{{json .Plugins.Log}}"])).toBe('["json-file","local"]');
   });
 
   test("--mac-address on the default and a user-defined network; python3-docker's Config.MacAddress", async () => {
