@@ -64,7 +64,8 @@ export class ContainerRuntime {
         warmCgroupMigrationForCreate();
         mkdirSync(rootfs, { recursive: true, mode: 0o700 });
         await mountOverlay(req.rootfs!, rootfs);
-        const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY });
+        const shared = { pid: this.sharedNs(req.pidMode, "pid", "PID"), ipc: this.sharedNs(req.ipcMode, "ipc", "IPC"), uts: this.sharedNs(req.utsMode, "uts", "UTS") };
+        const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared });
         writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
         const record: ContainerRecord = {
           v: 1, id, createdAtUnixNano: String(nowUnixNano()), pid: 0, paused: false, tty: p.tty,
@@ -86,6 +87,21 @@ export class ContainerRuntime {
         throw err;
       }
     });
+  }
+
+  /** The running container a "container:<id>" mode names (dockerd's wording when it is not running). */
+  private peerOf(mode: string, what: string): ContainerRecord | undefined {
+    if (!mode.startsWith("container:")) return undefined;
+    const other = this.records.containers.get(mode.slice("container:".length));
+    if (!other || !other.pid || this.records.status(other) !== "running") throw new GuestError("failed_precondition", `cannot join ${what} of a non running container: ${mode.slice("container:".length)}`);
+    return other;
+  }
+
+  /** PidMode/IpcMode/UTSMode for the spec: undefined (own), "host", or the namespace path to join. */
+  private sharedNs(mode: string, ns: string, what: string): string | undefined {
+    if (mode === "host") return "host";
+    const other = this.peerOf(mode, what);
+    return other ? `/proc/${other.pid}/ns/${ns}` : undefined;
   }
 
   /** The network namespace to join: netd's path, or another container's ("container:<id>"). */

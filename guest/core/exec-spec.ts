@@ -10,6 +10,7 @@ import type { ociProcess } from "./oci-spec.ts";
 type OciProcess = ReturnType<typeof ociProcess>;
 
 interface OciSeccomp {
+  defaultAction?: string;
   architectures?: string[];
   syscalls?: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[];
 }
@@ -18,6 +19,14 @@ interface OciSeccomp {
 const ARCH_NAMES: Record<string, string> = {
   SCMP_ARCH_X86_64: "x86_64", SCMP_ARCH_X86: "x86", SCMP_ARCH_X32: "x32", SCMP_ARCH_AARCH64: "aarch64", SCMP_ARCH_ARM: "arm",
 };
+
+/** Linux's RLIMIT_* numbers by Docker's names. */
+const RLIMIT_NUMBERS: Record<string, number> = {
+  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7, memlock: 8, as: 9, locks: 10, sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+};
+
+/** config.json's "no limit" (2^53-1, see rlimits.ts) is RLIM_INFINITY for the shim. */
+const rlimitText = (v: number) => (v >= Number.MAX_SAFE_INTEGER ? "inf" : String(v));
 
 export function capabilityMask(caps: string[]): bigint {
   let mask = 0n;
@@ -34,6 +43,8 @@ export function capabilityMask(caps: string[]): bigint {
  */
 export function seccompRules(seccomp: OciSeccomp | undefined): { arches: string[]; rules: string[] } | undefined {
   if (!seccomp) return { arches: [], rules: [] };
+  // The shim's filter allows by default (a user's profile may deny by default).
+  if (seccomp.defaultAction !== undefined && seccomp.defaultAction !== "SCMP_ACT_ALLOW") return undefined;
   const arches = (seccomp.architectures ?? []).map((a) => ARCH_NAMES[a]);
   if (arches.some((a) => !a)) return undefined;
   const rules: string[] = [];
@@ -56,6 +67,7 @@ export function encodeExecSpec(initPid: number, p: OciProcess, seccomp: { arches
     ["cwd", p.cwd],
     ["caps", capabilityMask(p.capabilities.bounding).toString(16)],
     ["nnp", p.noNewPrivileges ? "1" : "0"],
+    ...(p.rlimits ?? []).map((r): [string, string] => ["rlimit", `${RLIMIT_NUMBERS[r.type.replace(/^RLIMIT_/, "").toLowerCase()] ?? -1} ${rlimitText(r.soft)} ${rlimitText(r.hard)}`]),
     ...(p.consoleSize ? ([["rows", String(p.consoleSize.height)], ["cols", String(p.consoleSize.width)]] as [string, string][]) : []),
     ...p.env.map((e): [string, string] => ["env", e]),
     ...p.args.map((a): [string, string] => ["arg", a]),

@@ -5,10 +5,12 @@
  */
 import type { CreateContainerRequest, Mount, ProcessSpec, Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { existsSync } from "node:fs";
-import { hostDevices } from "../platform/host-devices.ts";
+import { hostDevices, mappedDevices } from "../platform/host-devices.ts";
 import { resolveCapabilities } from "./capabilities.ts";
-import { defaultSeccomp } from "./seccomp.ts";
-import { resolveUser } from "./user-resolver.ts";
+import { GuestError } from "./guest-error.ts";
+import { ociRlimits } from "./rlimits.ts";
+import { defaultSeccomp, seccompFromProfile } from "./seccomp.ts";
+import { resolveGroupAdd, resolveUser } from "./user-resolver.ts";
 
 /** Whether the kernel accounts swap per cgroup (memory.memsw.*): runc rejects a swap limit otherwise. */
 const SWAP_ACCOUNTING = existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
@@ -72,18 +74,21 @@ export function processEnv(env: string[], extra: { hostname?: string; home: stri
 /** The `process` object of a spec (also the process.json of `runc exec`). */
 export function ociProcess(rootfs: string, p: ProcessSpec, opts: { hostname?: string; init?: boolean; baseEnv?: string[] }) {
   const user = resolveUser(rootfs, p.user);
+  const additionalGids = [...new Set([...user.additionalGids, ...resolveGroupAdd(rootfs, p.groupAdd)])];
+  const rlimits = ociRlimits(p.rlimits);
   const caps = resolveCapabilities(p.capAdd, p.capDrop, p.privileged);
   const env = mergeEnv(opts.baseEnv ?? [], p.env);
   const args = opts.init ? [DOCKER_INIT_PATH, "--", ...p.args] : [...p.args];
   return {
     terminal: p.tty,
     ...(p.tty && p.ttyHeight && p.ttyWidth ? { consoleSize: { height: p.ttyHeight, width: p.ttyWidth } } : {}),
-    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
+    user: { uid: user.uid, gid: user.gid, ...(additionalGids.length ? { additionalGids } : {}) },
     args,
     env: processEnv(env, { hostname: opts.hostname, home: user.home, tty: p.tty }),
     cwd: p.cwd || "/",
     capabilities: { bounding: caps, effective: caps, permitted: caps },
-    noNewPrivileges: false,
+    noNewPrivileges: p.noNewPrivileges,
+    ...(rlimits.length ? { rlimits } : {}),
   };
 }
 
@@ -118,6 +123,13 @@ export function ociResources(r: Resources | undefined, privileged = false, opts:
   return out;
 }
 
+/** A DeviceCgroupRules entry ("c 1:3 rwm", "a *:* m"; checked by apid) as an OCI device rule. */
+function deviceRule(rule: string) {
+  const [, type, maj, min, access] = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})$/.exec(rule) ?? [];
+  if (!type) throw new GuestError("invalid_argument", `invalid device cgroup format '${rule}'`);
+  return { allow: true, type, ...(maj !== "*" ? { major: Number(maj) } : {}), ...(min !== "*" ? { minor: Number(min) } : {}), access };
+}
+
 /** Sorts mounts so a parent directory is mounted before anything beneath it. */
 function byDepth(a: OciMount, b: OciMount) {
   return a.destination.split("/").length - b.destination.split("/").length;
@@ -131,6 +143,14 @@ export interface SpecContext {
   netnsPath?: string;
   /** Host path of the init binary (tini-static). */
   initBinary: string;
+  /** PidMode/IpcMode/UTSMode resolved: "host", or the path of a namespace to join. */
+  shared?: { pid?: string; ipc?: string; uts?: string };
+}
+
+/** A namespace of its own, the host's (left out), or another container's (joined by path). */
+function namespace(type: string, mode: string | undefined): { type: string; path?: string }[] {
+  if (mode === "host") return [];
+  return [mode ? { type, path: mode } : { type }];
 }
 
 export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
@@ -142,31 +162,55 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
   if (req.resolvConfPath) extra.push(fileBind("/etc/resolv.conf", req.resolvConfPath));
   if (req.hostnamePath) extra.push(fileBind("/etc/hostname", req.hostnamePath));
   if (req.init) extra.push(fileBind(DOCKER_INIT_PATH, ctx.initBinary, true));
+  // dockerd: the host's IPC namespace comes with the host's /dev/shm. (Another container's
+  // /dev/shm lives in that container's mount namespace and cannot be bound: not shared.)
+  if (ctx.shared?.ipc === "host") extra.push({ destination: "/dev/shm", type: "bind", source: "/dev/shm", options: ["rbind", "rprivate"] });
+  const later = new Set<string>();
+  for (let i = extra.length - 1; i >= 0; i--) {
+    // The last /dev/shm wins (the shared one over apid's default tmpfs).
+    if (extra[i]!.destination === "/dev/shm" && later.has("/dev/shm")) extra.splice(i, 1);
+    else later.add(extra[i]!.destination);
+  }
   // A user mount replaces a default one at the same place (e.g. a bigger /dev/shm).
   const userDests = new Set(extra.map((m) => m.destination));
   const allMounts = [...mounts.filter((m) => !userDests.has(m.destination)), ...extra.sort(byDepth)];
 
-  const namespaces: { type: string; path?: string }[] = [{ type: "pid" }, { type: "ipc" }, { type: "mount" }];
-  if (!req.hostNetwork) {
-    namespaces.push({ type: "uts" });
-    namespaces.push(ctx.netnsPath ? { type: "network", path: ctx.netnsPath } : { type: "network" });
-  }
-  const hostname = req.hostNetwork ? undefined : req.hostname || undefined;
+  const namespaces: { type: string; path?: string }[] = [...namespace("pid", ctx.shared?.pid), ...namespace("ipc", ctx.shared?.ipc), { type: "mount" }];
+  // Docker: host networking implies the host's UTS namespace.
+  const utsMode = req.hostNetwork ? "host" : ctx.shared?.uts;
+  namespaces.push(...namespace("uts", utsMode));
+  if (!req.hostNetwork) namespaces.push(ctx.netnsPath ? { type: "network", path: ctx.netnsPath } : { type: "network" });
+  // A hostname is set only in a UTS namespace of the container's own.
+  const hostname = utsMode ? undefined : req.hostname || undefined;
   const process = ociProcess(ctx.rootfs, p, { hostname, init: req.init });
+  const resources = ociResources(req.resources, privileged, { defaultSwap: true });
+  const devices = privileged ? hostDevices() : req.devices.flatMap((m) => mappedDevices(m.pathOnHost, m.pathInContainer || m.pathOnHost));
+  if (!privileged && (devices.length || req.deviceCgroupRules.length)) {
+    const perms = (d: { path: string }) => req.devices.find((m) => d.path.startsWith(m.pathInContainer || m.pathOnHost))?.cgroupPermissions || "rwm";
+    resources.devices = [
+      ...(resources.devices as object[]),
+      ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: perms(d) })),
+      ...req.deviceCgroupRules.map(deviceRule),
+    ];
+  }
+  if (req.memorySwappiness !== undefined) resources.memory = { ...(resources.memory as object | undefined), swappiness: Number(req.memorySwappiness) };
+  const seccomp = privileged || req.seccompProfile === "unconfined" ? undefined : req.seccompProfile ? seccompFromProfile(req.seccompProfile, process.capabilities.bounding) : defaultSeccomp(process.capabilities.bounding);
   return {
     ociVersion: "1.0.2-dev",
     process,
     root: { path: "rootfs", readonly: req.rootfs?.readonly ?? false },
     ...(hostname ? { hostname } : {}),
-    ...(req.domainname && !req.hostNetwork ? { domainname: req.domainname } : {}),
+    ...(req.domainname && !utsMode ? { domainname: req.domainname } : {}),
     mounts: allMounts,
     annotations: { ...req.annotations },
     linux: {
       namespaces,
       cgroupsPath: ctx.cgroupsPath,
-      resources: ociResources(req.resources, privileged, { defaultSwap: true }),
-      ...(privileged ? { devices: hostDevices() } : {}),
-      ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS, seccomp: defaultSeccomp(process.capabilities.bounding) }),
+      resources,
+      ...(Object.keys(req.sysctls).length ? { sysctl: { ...req.sysctls } } : {}),
+      ...(devices.length ? { devices } : {}),
+      ...(privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+      ...(seccomp ? { seccomp } : {}),
     },
   };
 }

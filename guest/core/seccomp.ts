@@ -54,3 +54,53 @@ export function defaultSeccomp(caps: string[]) {
     ],
   };
 }
+
+interface ProfileRule {
+  name?: string;
+  names?: string[];
+  action: string;
+  errnoRet?: number;
+  args?: unknown[] | null;
+  includes?: { caps?: string[]; arches?: string[] };
+  excludes?: { caps?: string[]; arches?: string[] };
+}
+
+interface DockerProfile {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  archMap?: { architecture: string; subArchitectures?: string[] }[];
+  syscalls?: ProfileRule[];
+}
+
+const NATIVE_ARCH = process.arch === "arm64" ? "SCMP_ARCH_AARCH64" : "SCMP_ARCH_X86_64";
+/** Go's name for this architecture, as profiles' includes/excludes use it. */
+const GO_ARCH = process.arch === "arm64" ? "arm64" : "amd64";
+
+/**
+ * A Docker seccomp profile (`--security-opt seccomp=<file>`, whose content the CLI
+ * sends) as runc's LinuxSeccomp, as dockerd's setupSeccomp: the native architecture's
+ * archMap entry, rules kept or dropped by their includes/excludes of capabilities.
+ */
+export function seccompFromProfile(json: string, caps: string[]) {
+  const p = JSON.parse(json) as DockerProfile;
+  const held = new Set(caps);
+  const entry = p.archMap?.find((a) => a.architecture === NATIVE_ARCH);
+  const architectures = p.architectures?.length ? p.architectures : entry ? [entry.architecture, ...(entry.subArchitectures ?? [])] : [];
+  const applies = (r: ProfileRule) =>
+    (r.includes?.caps ?? []).every((c) => held.has(c)) &&
+    !(r.excludes?.caps ?? []).some((c) => held.has(c)) &&
+    (!r.includes?.arches?.length || r.includes.arches.includes(GO_ARCH)) &&
+    !(r.excludes?.arches ?? []).includes(GO_ARCH);
+  return {
+    defaultAction: p.defaultAction,
+    ...(p.defaultErrnoRet !== undefined ? { defaultErrnoRet: p.defaultErrnoRet } : {}),
+    architectures,
+    syscalls: (p.syscalls ?? []).filter(applies).map((r) => ({
+      names: r.names ?? (r.name ? [r.name] : []),
+      action: r.action,
+      ...(r.errnoRet !== undefined ? { errnoRet: r.errnoRet } : {}),
+      ...(r.args?.length ? { args: r.args } : {}),
+    })),
+  };
+}

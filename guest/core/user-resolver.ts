@@ -64,3 +64,18 @@ export function resolveUser(rootfs: string, spec: string): ResolvedUser {
   const additionalGids = entry && groupPart === undefined ? allGroups.filter((g) => g.members.includes(entry.name) && g.gid !== gid).map((g) => g.gid) : [];
   return { uid, gid, additionalGids, home: entry?.home ?? "/" };
 }
+
+/**
+ * Docker's GroupAdd: each entry a gid or a group name from the container's /etc/group
+ * (dockerd resolves them the same way); added to the user's supplementary groups.
+ */
+export function resolveGroupAdd(rootfs: string, names: string[]): number[] {
+  if (names.length === 0) return [];
+  const all = groups(rootfs);
+  return names.map((n) => {
+    if (isNumeric(n)) return Number(n);
+    const g = all.find((x) => x.name === n);
+    if (!g) throw new GuestError("invalid_argument", `Unable to find group ${n}: no matching entries in group file`);
+    return g.gid;
+  });
+}

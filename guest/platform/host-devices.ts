@@ -4,6 +4,7 @@
  */
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { GuestError } from "../core/guest-error.ts";
 
 export interface OciDevice {
   path: string;
@@ -40,4 +41,20 @@ export function hostDevices(dir = "/dev"): OciDevice[] {
     }
   }
   return out;
+}
+
+/**
+ * Docker's `--device host[:container[:perms]]`: the node (or every node under a
+ * directory) at its container path, with a cgroup rule allowing it.
+ */
+export function mappedDevices(hostPath: string, containerPath: string): OciDevice[] {
+  let st;
+  try {
+    st = statSync(hostPath);
+  } catch (err) {
+    throw new GuestError("invalid_argument", `error gathering device information while adding custom device "${hostPath}": ${(err as Error).message}`);
+  }
+  if (st.isDirectory()) return hostDevices(hostPath).map((dev) => ({ ...dev, path: join(containerPath, dev.path.slice(hostPath.replace(/\/+$/, "").length)) }));
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new GuestError("invalid_argument", `error gathering device information while adding custom device "${hostPath}": not a device node`);
+  return [{ path: containerPath, type: st.isCharacterDevice() ? "c" : "b", major: major(st.rdev), minor: minor(st.rdev), fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid }];
 }

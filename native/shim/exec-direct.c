@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #define MAX_LIST 1024
@@ -30,7 +31,11 @@ struct exec_spec {
   char *args[MAX_LIST + 1]; int nargs;
   const char *arches[16]; int narches;
   const char *rules[MAX_LIST]; int nrules; /* "name errno [index mask value]" */
+  struct { int resource; struct rlimit lim; } rlimits[16]; int nrlimits; /* the container's Ulimits */
 };
+
+/* "soft" or "hard" of an rlimit entry: a number, or "inf" (RLIM_INFINITY). */
+static rlim_t rlim_value(const char *v) { return strcmp(v, "inf") ? (rlim_t)strtoull(v, NULL, 10) : RLIM_INFINITY; }
 
 static void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int log_fd_runc = -1;
@@ -82,6 +87,17 @@ static int parse_spec(const char *path, struct exec_spec *s) {
     else if (!strcmp(key, "arg") && s->nargs < MAX_LIST) s->args[s->nargs++] = val;
     else if (!strcmp(key, "arch") && s->narches < 16) s->arches[s->narches++] = val;
     else if (!strcmp(key, "deny") && s->nrules < MAX_LIST) s->rules[s->nrules++] = val;
+    else if (!strcmp(key, "rlimit") && s->nrlimits < 16) {
+      /* "resource soft hard" */
+      char soft[32] = "", hard[32] = "";
+      int res = -1;
+      if (sscanf(val, "%d %31s %31s", &res, soft, hard) == 3) {
+        s->rlimits[s->nrlimits].resource = res;
+        s->rlimits[s->nrlimits].lim.rlim_cur = rlim_value(soft);
+        s->rlimits[s->nrlimits].lim.rlim_max = rlim_value(hard);
+        s->nrlimits++;
+      }
+    }
   }
   if (s->init_pid <= 0 || s->nargs == 0) { log_error("exec spec %s is incomplete", path); return -1; }
   return 0;
@@ -279,6 +295,9 @@ static void enter_container(const struct exec_spec *s, int ns_fds[], int root_fd
   signal(SIGPIPE, SIG_DFL);
   signal(SIGHUP, SIG_DFL);
   if (setsid() < 0) { log_error("setsid: %s", strerror(errno)); return; }
+  /* As runc exec: the container's rlimits (lowering needs no capability). */
+  for (int i = 0; i < s->nrlimits; i++)
+    if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0) { log_error("error setting rlimit type %d: %s", s->rlimits[i].resource, strerror(errno)); return; }
   if (prepare_seccomp(s) < 0) return;
   if (join_cgroups(s->init_pid) < 0) return;
   for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++)

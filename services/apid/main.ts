@@ -15,6 +15,7 @@ import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
 import { BuildService } from "./build/route.ts";
+import { HealthMonitor } from "./core/health-monitor.ts";
 import { ContainerStore } from "./core/storage/container-store.ts";
 import { createDockerApp } from "./docker/app.ts";
 import { HijackRouter } from "./docker/hijack.ts";
@@ -29,6 +30,7 @@ await runService({
     const events = new EventsBus();
     const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
     const execs = new ExecManager(containers, ctx.clients);
+    const health = new HealthMonitor(containers, execs);
     const deps = {
       home: ctx.home,
       clients: ctx.clients,
@@ -37,6 +39,7 @@ await runService({
       containerCounts: () => containers.counts(),
       containers,
       execs,
+      health,
       events,
       builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
     };
@@ -46,7 +49,10 @@ await runService({
     registerExecHijack(hijack, deps);
     const docker = await serveDocker(dockerSocket(ctx.home), app, hijack, ctx.log);
     ctx.metrics.gauge("containers", "Container records.", () => store.all().length);
-    void containers.recover().catch((err) => ctx.log.error("container recovery failed", { error: err }));
+    void containers
+      .recover()
+      .then(() => health.armRunning())
+      .catch((err) => ctx.log.error("container recovery failed", { error: err }));
     return {
       routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
       state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount }),

@@ -89,7 +89,7 @@ describe("docker run", () => {
 
   test("malformed config: 400, nothing created", async () => {
     const before = (await docker(["ps", "-aq"])).stdout;
-    for (const body of ['{"Image": 5}', "{not json", JSON.stringify({ Image: IMG, HostConfig: { RestartPolicy: { Name: "sometimes" } } }), JSON.stringify({ Image: IMG, HostConfig: { Sysctls: { "net.ipv4.ip_forward": "1" } } }), JSON.stringify({ Image: IMG, HostConfig: { Memory: 1024 } })]) {
+    for (const body of ['{"Image": 5}', "{not json", JSON.stringify({ Image: IMG, HostConfig: { RestartPolicy: { Name: "sometimes" } } }), JSON.stringify({ Image: IMG, HostConfig: { Sysctls: { "vm.swappiness": "1" } } }), JSON.stringify({ Image: IMG, HostConfig: { Memory: 1024 } })]) {
       const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": "application/json" }, body });
       expect(res.status).toBe(400);
       expect(typeof ((await res.json()) as any).message).toBe("string");

@@ -90,10 +90,10 @@ describe("docker exec joins the container like runc", () => {
     expect((await docker(["exec", "sc-admin", "unshare", "-n", "true"])).code).toBe(0);
   });
 
-  test("not found exits 127, not executable 126, with runc's messages", async () => {
+  test("not found and not executable both exit 126 (as dockerd's exec), with runc's messages", async () => {
     await started("errs", []);
     const nf = await docker(["exec", "errs", "nope"]);
-    expect(nf.code).toBe(127);
+    expect(nf.code).toBe(126);
     // As Docker: the runtime's error on the (upgraded) stream's stdout.
     expect(nf.stdout + nf.stderr).toContain('exec: "nope": executable file not found in $PATH');
     const denied = await docker(["exec", "errs", "/etc/passwd"]);

@@ -256,7 +256,8 @@ describe("create refuses what Docker refuses, before anything is created", () =>
     { body: hc({ NanoCpus: 99e9 }), message: "Range of CPUs is from 0.01 to" },
     { body: hc({ NanoCpus: 1e9, CpuQuota: 50000 }), message: "Conflicting options: Nano CPUs and CPU Quota cannot both be set" },
     { body: hc({ RestartPolicy: { Name: "sometimes" } }), message: "invalid restart policy 'sometimes'" },
-    { body: hc({ Sysctls: { "net.ipv4.ip_forward": "1" } }), message: "HostConfig.Sysctls is not supported by ArcBox" },
+    { body: hc({ Sysctls: { "vm.swappiness": "1" } }), message: "sysctl 'vm.swappiness' is not allowed" },
+    { body: hc({ OomScoreAdj: 500 }), message: "HostConfig.OomScoreAdj is not supported by ArcBox" },
     { body: JSON.stringify({ Image: "IMAGE", NetworkingConfig: { EndpointsConfig: { bridge: { Aliases: "one" } } } }), message: "invalid container config: NetworkingConfig.EndpointsConfig.bridge.Aliases" },
     { body: JSON.stringify({ Image: "IMAGE" }), contentType: "text/plain", message: "Content-Type specified (text/plain) must be 'application/json'" },
   ];
@@ -304,7 +305,7 @@ describe("create refuses what Docker refuses, before anything is created", () =>
     }
     const ok9000 = await d.api("/containers/create", { method: "POST", headers: json, body: places[1]!(deep(9000, "1")) });
     expect(ok9000.status).toBe(400);
-    expect(((await ok9000.json()) as any).message).toContain("HostConfig.Sysctls is not supported");
+    expect(((await ok9000.json()) as any).message).toContain("invalid container config: HostConfig.Sysctls.a");
     expect(await snapshot()).toEqual(before);
   });
 

@@ -41,7 +41,7 @@ export function sha256(data: Uint8Array | string): string {
 export interface ImageSpec {
   /** Uncompressed layer tars, lowest first. */
   layers: Uint8Array[];
-  config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; WorkingDir?: string; Labels?: Record<string, string>; ExposedPorts?: Record<string, object>; Volumes?: Record<string, object>; User?: string };
+  config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; WorkingDir?: string; Labels?: Record<string, string>; ExposedPorts?: Record<string, object>; Volumes?: Record<string, object>; User?: string; Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number } };
   architecture?: string;
   /** "docker" (schema 2) or "oci" manifest and layer media types. */
   format?: "docker" | "oci";

@@ -23,6 +23,7 @@ import { call, callIdempotent, type Backends } from "./backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
 import { addVolumesFrom, normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
+import { resolveSharedModes } from "./host-options.ts";
 import { planUpdate } from "./resource-limits.ts";
 import type { EventsBus } from "./events-bus.ts";
 import { ensureBindSources } from "./bind-sources.ts";
@@ -153,6 +154,7 @@ export class ContainerManager {
         const norm = normalizeCreate(body, body.Image, imageConfig);
         if (networkMode) norm.hostConfig.NetworkMode = networkMode;
         addVolumesFrom(norm.mounts, hc.VolumesFrom, (ref) => this.get(ref));
+        resolveSharedModes(norm.hostConfig, (ref) => this.get(ref));
         ensureBindSources(norm.mounts);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         rec = {

@@ -1,7 +1,8 @@
 /** Docker-shaped views of a record: `GET /containers/{id}/json` and `GET /containers/json` items. */
 import type { ContainerRecord } from "./container-record.ts";
+import type { Health } from "./health-monitor.ts";
 
-function stateView(rec: ContainerRecord) {
+function stateView(rec: ContainerRecord, health: Health | undefined) {
   const s = rec.state;
   return {
     Status: s.status,
@@ -15,6 +16,7 @@ function stateView(rec: ContainerRecord) {
     Error: s.error,
     StartedAt: s.startedAt,
     FinishedAt: s.finishedAt,
+    ...(health ? { Health: health } : {}),
   };
 }
 
@@ -47,14 +49,14 @@ function networksView(rec: ContainerRecord) {
   return networks;
 }
 
-export function inspectView(rec: ContainerRecord, execIds: string[]) {
+export function inspectView(rec: ContainerRecord, execIds: string[], health?: Health) {
   const primary = rec.state.status === "running" || rec.state.status === "paused" ? rec.network?.endpoints[0] : undefined;
   return {
     Id: rec.id,
     Created: rec.created,
     Path: rec.path,
     Args: rec.args,
-    State: stateView(rec),
+    State: stateView(rec, health),
     Image: rec.imageId,
     ResolvConfPath: rec.network?.resolvConfPath ?? "",
     HostnamePath: rec.network?.hostnamePath ?? "",
@@ -120,11 +122,13 @@ function humanDuration(ms: number): string {
   return `${Math.floor(h / 24 / 7)} weeks`;
 }
 
-export function statusText(rec: ContainerRecord): string {
+/** As Docker's State.String(): a running container with a check shows its health. */
+export function statusText(rec: ContainerRecord, health?: Health): string {
   const s = rec.state;
   const now = Date.now();
   switch (s.status) {
     case "running":
+      if (health) return `Up ${humanDuration(now - Date.parse(s.startedAt))} (${health.Status === "starting" ? "health: starting" : health.Status})`;
       return `Up ${humanDuration(now - Date.parse(s.startedAt))}`;
     case "paused":
       return `Up ${humanDuration(now - Date.parse(s.startedAt))} (Paused)`;
@@ -141,7 +145,7 @@ export function statusText(rec: ContainerRecord): string {
   }
 }
 
-export function summaryView(rec: ContainerRecord) {
+export function summaryView(rec: ContainerRecord, health?: Health) {
   const ports = (rec.state.status === "running" ? (rec.network?.ports ?? []) : []).map((p) => ({ IP: p.hostIp || "0.0.0.0", PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.protocol }));
   return {
     Id: rec.id,
@@ -153,7 +157,7 @@ export function summaryView(rec: ContainerRecord) {
     Ports: ports,
     Labels: rec.config.Labels ?? {},
     State: rec.state.status,
-    Status: statusText(rec),
+    Status: statusText(rec, health),
     HostConfig: { NetworkMode: rec.hostConfig.NetworkMode },
     NetworkSettings: { Networks: networksView(rec) },
     Mounts: mountsView(rec),

@@ -7,10 +7,17 @@ import { z } from "zod";
 import { normalizeCapability } from "../../../lib/capabilities.ts";
 import { ContainerError } from "./container-error.ts";
 import type { MountPoint } from "./container-record.ts";
+import { checkHostOptions, hostOptionsShape } from "./host-options.ts";
 import { checkResources, checkRestartPolicy, resourceShape, restartPolicySchema } from "./resource-limits.ts";
 
 const strList = z.array(z.string()).nullish();
 const strMap = z.record(z.string(), z.string()).nullish();
+
+const int = z.number().int().nullish();
+
+/** Config.Healthcheck: durations in nanoseconds (0 = inherit / default). */
+const healthcheckSchema = z.looseObject({ Test: strList, Interval: int, Timeout: int, StartPeriod: int, StartInterval: int, Retries: int });
+export type HealthcheckConfig = z.infer<typeof healthcheckSchema>;
 
 const configSchema = z.looseObject({
   Hostname: z.string().nullish(),
@@ -37,6 +44,7 @@ const configSchema = z.looseObject({
   Shell: strList,
   OnBuild: strList,
   MacAddress: z.string().nullish(),
+  Healthcheck: healthcheckSchema.nullish(),
 });
 
 const mountSchema = z.looseObject({
@@ -50,7 +58,6 @@ const mountSchema = z.looseObject({
   TmpfsOptions: z.looseObject({ SizeBytes: z.number().int().nullish(), Mode: z.number().int().nullish() }).nullish(),
 });
 
-const int = z.number().int().nullish();
 const hostConfigSchema = z.looseObject({
   Binds: strList,
   VolumesFrom: strList,
@@ -71,6 +78,7 @@ const hostConfigSchema = z.looseObject({
   ReadonlyRootfs: z.boolean().nullish(),
   Init: z.boolean().nullish(),
   ...resourceShape,
+  ...hostOptionsShape,
   ShmSize: int,
   ConsoleSize: z.array(z.number().int()).nullish(),
   LogConfig: z.looseObject({ Type: z.string().nullish(), Config: strMap }).nullish(),
@@ -103,11 +111,10 @@ export type CreateBody = z.infer<typeof createBodySchema>;
  */
 const HOST_CONFIG_UNSUPPORTED = [
   "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests",
-  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwappiness", "OomKillDisable", "Ulimits", "CpuCount", "CpuPercent",
-  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "VolumeDriver", "Annotations", "CgroupnsMode", "GroupAdd", "IpcMode",
-  "Cgroup", "Links", "OomScoreAdj", "PidMode", "SecurityOpt", "StorageOpt", "UTSMode", "UsernsMode", "Sysctls", "Runtime",
-  "Isolation", "MaskedPaths", "ReadonlyPaths",
+  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "DeviceRequests",
+  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "OomKillDisable", "CpuCount", "CpuPercent",
+  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "Annotations", "CgroupnsMode",
+  "Cgroup", "Links", "OomScoreAdj", "StorageOpt", "UsernsMode", "MaskedPaths", "ReadonlyPaths",
 ];
 
 function isZero(v: unknown): boolean {
@@ -125,6 +132,9 @@ function rejectUnsupported(obj: Record<string, unknown>, fields: string[], prefi
   }
 }
 
+/** `local` keeps the same json-file log here (Docker's is a compressed binary format); `none` keeps none. */
+export const LOG_DRIVERS = ["json-file", "local", "none"];
+
 const keysOnly = (set: Record<string, unknown>): Record<string, object> => Object.fromEntries(Object.keys(set).map((k) => [k, {}]));
 
 const asList = (v: string[] | string | null | undefined): string[] | undefined => (v == null ? undefined : typeof v === "string" ? [v] : v);
@@ -139,6 +149,7 @@ export interface ImageConfig {
   StopSignal?: string;
   Volumes?: Record<string, object>;
   ExposedPorts?: Record<string, object>;
+  Healthcheck?: HealthcheckConfig;
 }
 
 /** Image env first, then the user's; a later KEY replaces an earlier one in place. */
@@ -169,20 +180,15 @@ export function parseCreateBody(raw: unknown): CreateBody {
     throw new ContainerError("invalid_argument", `invalid container config: ${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   const body = parsed.data;
-  const healthcheck: unknown = body.Healthcheck;
-  if (!isZero(healthcheck) && !isDisabledHealthcheck(healthcheck)) throw new ContainerError("invalid_argument", "Config.Healthcheck is not supported by ArcBox");
+  checkHealthcheck(body.Healthcheck);
+  // dockerd's check (net.ParseMAC, for the Ethernet addresses a bridge endpoint takes).
+  const macs = [body.MacAddress, ...Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).map((e) => e?.MacAddress)];
+  for (const mac of macs) if (mac && !/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(mac)) throw new ContainerError("invalid_argument", `${mac} is not a valid mac address`);
   const hc = body.HostConfig ?? {};
-  rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", {
-    IpcMode: ["private", "shareable"],
-    PidMode: ["private"],
-    UTSMode: ["private"],
-    CgroupnsMode: ["private", "host"],
-    Isolation: ["default"],
-    Runtime: ["runc"],
-    MemorySwappiness: [-1],
-  });
+  rejectUnsupported(hc, HOST_CONFIG_UNSUPPORTED, "HostConfig.", { CgroupnsMode: ["private", "host"] });
+  checkHostOptions(hc);
   const logType = hc.LogConfig?.Type;
-  if (logType && logType !== "json-file") throw new ContainerError("invalid_argument", `logging driver "${logType}" is not supported by ArcBox (only json-file)`);
+  if (logType && !LOG_DRIVERS.includes(logType)) throw new ContainerError("invalid_argument", `logging driver "${logType}" is not supported by ArcBox (only json-file, local and none)`);
   checkRestartPolicy(hc.RestartPolicy, hc.AutoRemove ?? false);
   checkResources(hc);
   if ((hc.ShmSize ?? 0) < 0) throw new ContainerError("invalid_argument", "SHM size can not be less than 0");
@@ -193,9 +199,29 @@ export function parseCreateBody(raw: unknown): CreateBody {
   return body;
 }
 
-function isDisabledHealthcheck(v: unknown): boolean {
-  const test = typeof v === "object" && v !== null ? (v as { Test?: unknown }).Test : undefined;
-  return Array.isArray(test) && test[0] === "NONE";
+/** dockerd's validateHealthCheck (durations of at least 1ms, retries not negative). */
+function checkHealthcheck(hc: HealthcheckConfig | null | undefined): void {
+  if (!hc) return;
+  for (const k of ["Interval", "Timeout", "StartPeriod", "StartInterval"] as const) {
+    const v = hc[k] ?? 0;
+    if (v !== 0 && v < 1_000_000) throw new ContainerError("invalid_argument", `${k} in Healthcheck cannot be less than 1ms`);
+  }
+  if ((hc.Retries ?? 0) < 0) throw new ContainerError("invalid_argument", "Retries in Healthcheck cannot be negative");
+}
+
+/** dockerd's merge with the image's HEALTHCHECK: the user's fields win where set. */
+function mergeHealthcheck(user: HealthcheckConfig | null | undefined, image: HealthcheckConfig | undefined): HealthcheckConfig | undefined {
+  if (!user) return image ?? undefined;
+  if (!image) return user;
+  return {
+    ...user,
+    Test: user.Test?.length ? user.Test : image.Test,
+    Interval: user.Interval || image.Interval,
+    Timeout: user.Timeout || image.Timeout,
+    StartPeriod: user.StartPeriod || image.StartPeriod,
+    StartInterval: user.StartInterval || image.StartInterval,
+    Retries: user.Retries || image.Retries,
+  };
 }
 
 /** Docker's nat.ParsePortRange: "N" or "N-M", each 0..65535 (the container side takes one port). */
@@ -340,16 +366,19 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
   const stopSignal = body.StopSignal || image.StopSignal;
   if (stopSignal) config.StopSignal = stopSignal;
   if (body.StopTimeout != null) config.StopTimeout = body.StopTimeout;
+  if (body.MacAddress) config.MacAddress = body.MacAddress;
+  const healthcheck = mergeHealthcheck(body.Healthcheck, image.Healthcheck);
+  if (healthcheck) config.Healthcheck = healthcheck;
   if (config.WorkingDir && !config.WorkingDir.startsWith("/")) throw new ContainerError("invalid_argument", `the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
   const hostConfig: Record<string, any> = {
     Binds: hc.Binds ?? null,
     ContainerIDFile: "",
-    LogConfig: { Type: "json-file", Config: hc.LogConfig?.Config ?? {} },
+    LogConfig: { Type: hc.LogConfig?.Type || "json-file", Config: hc.LogConfig?.Config ?? {} },
     NetworkMode: !hc.NetworkMode || hc.NetworkMode === "default" ? "bridge" : hc.NetworkMode,
     PortBindings: hc.PortBindings ?? {},
     RestartPolicy: { Name: hc.RestartPolicy?.Name || "no", MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
     AutoRemove: hc.AutoRemove ?? false,
-    VolumeDriver: "",
+    VolumeDriver: hc.VolumeDriver ?? "",
     VolumesFrom: hc.VolumesFrom?.length ? hc.VolumesFrom : null,
     ConsoleSize: hc.ConsoleSize ?? [0, 0],
     CapAdd: hc.CapAdd ?? null,
@@ -359,21 +388,21 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     DnsOptions: hc.DnsOptions ?? [],
     DnsSearch: hc.DnsSearch ?? [],
     ExtraHosts: hc.ExtraHosts ?? null,
-    GroupAdd: null,
-    IpcMode: "private",
+    GroupAdd: hc.GroupAdd?.length ? hc.GroupAdd : null,
+    IpcMode: hc.IpcMode || "private",
     Cgroup: "",
     Links: null,
     OomScoreAdj: 0,
-    PidMode: "",
+    PidMode: hc.PidMode ?? "",
     Privileged: hc.Privileged ?? false,
     PublishAllPorts: hc.PublishAllPorts ?? false,
     ReadonlyRootfs: hc.ReadonlyRootfs ?? false,
-    SecurityOpt: null,
-    UTSMode: "",
+    SecurityOpt: hc.SecurityOpt?.length ? hc.SecurityOpt : null,
+    UTSMode: hc.UTSMode ?? "",
     UsernsMode: "",
     ShmSize: hc.ShmSize || 64 * 1024 * 1024,
     Runtime: "runc",
-    Isolation: "",
+    Isolation: hc.Isolation ?? "",
     CpuShares: hc.CpuShares ?? 0,
     Memory: hc.Memory ?? 0,
     NanoCpus: hc.NanoCpus ?? 0,
@@ -390,15 +419,15 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     CpuRealtimeRuntime: 0,
     CpusetCpus: hc.CpusetCpus ?? "",
     CpusetMems: "",
-    Devices: [],
-    DeviceCgroupRules: null,
+    Devices: hc.Devices ?? [],
+    DeviceCgroupRules: hc.DeviceCgroupRules?.length ? hc.DeviceCgroupRules : null,
     DeviceRequests: null,
     MemoryReservation: 0,
     MemorySwap: hc.MemorySwap ?? 0,
-    MemorySwappiness: null,
+    MemorySwappiness: hc.MemorySwappiness ?? null,
     OomKillDisable: null,
     PidsLimit: hc.PidsLimit ?? null,
-    Ulimits: [],
+    Ulimits: hc.Ulimits ?? [],
     CpuCount: 0,
     CpuPercent: 0,
     IOMaximumIOps: 0,
@@ -409,6 +438,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     MaskedPaths: ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
     ReadonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
   };
+  if (hc.Sysctls && Object.keys(hc.Sysctls).length) hostConfig.Sysctls = hc.Sysctls;
   const mounts = planMounts(body, image.Volumes);
   return { config, hostConfig, endpointsConfig: body.NetworkingConfig?.EndpointsConfig ?? {}, path: argv[0]!, args: argv.slice(1), mounts };
 }

@@ -9,7 +9,7 @@ import { call, type Backends } from "./backends.ts";
 import { ContainerError, noSuchExec } from "./container-error.ts";
 import type { ContainerManager } from "./container-manager.ts";
 import type { ContainerRecord } from "./container-record.ts";
-import { HOST_MACHINE } from "./runtime-spec.ts";
+import { HOST_MACHINE, processOptions } from "./runtime-spec.ts";
 
 export const execCreateSchema = z.looseObject({
   AttachStdin: z.boolean().nullish(),
@@ -127,11 +127,7 @@ export class ExecManager {
 
   /** Starts the process; returns its stdio socket ("" when detached). */
   async start(id: string, opts: { detach: boolean; tty?: boolean; consoleSize?: [number, number] }): Promise<string> {
-    const e = this.get(id);
-    if (e.started) throw new ContainerError("conflict", `Error: Exec command ${id} has already run`);
-    const rec = this.containers.get(e.containerId);
-    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
-    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    const { e, rec } = this.startable(id);
     e.started = true;
     e.running = true;
     const tty = opts.tty ?? e.tty;
@@ -154,10 +150,22 @@ export class ExecManager {
       return res.stdioSocket;
     } catch (err) {
       e.running = false;
-      e.exitCode = /executable file not found|no such file/i.test((err as Error).message) ? 127 : /permission denied/i.test((err as Error).message) ? 126 : 126;
+      // As moby's ContainerExecStart: any start failure leaves ExitCode 126 (its deferred
+      // cleanup overrides the 127 that translateContainerdStartErr sets for a missing binary).
+      e.exitCode = 126;
       e.resolveExit(e.exitCode);
       throw err;
     }
+  }
+
+  /** The checks a start makes before anything runs (a hijacking route makes them before it upgrades). */
+  startable(id: string): { e: ExecRecord; rec: ContainerRecord } {
+    const e = this.get(id);
+    if (e.started) throw new ContainerError("conflict", `Error: Exec command ${id} has already run`);
+    const rec = this.containers.get(e.containerId);
+    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    return { e, rec };
   }
 
   private async register(e: ExecRecord, rec: ContainerRecord): Promise<void> {
@@ -168,7 +176,7 @@ export class ExecManager {
     const env = [...(rec.config.Env ?? []), ...e.env];
     if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
     const [h, w] = e.consoleSize;
-    return { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w };
+    return { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w, ...processOptions(rec) };
   }
 
   /** Exit code once known: from the event, or asked of the runtime if the event is late. */

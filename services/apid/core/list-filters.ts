@@ -24,7 +24,12 @@ export interface ContainerListFilters {
   expose?: string[];
 }
 
-export function containerFilter(filters: ContainerListFilters, find: (ref: string) => ContainerRecord | undefined, imageMatches: (rec: ContainerRecord, ref: string) => boolean): (rec: ContainerRecord) => boolean {
+export function containerFilter(
+  filters: ContainerListFilters,
+  find: (ref: string) => ContainerRecord | undefined,
+  imageMatches: (rec: ContainerRecord, ref: string) => boolean,
+  healthOf: (rec: ContainerRecord) => string = () => "none",
+): (rec: ContainerRecord) => boolean {
   const anchor = (refs: string[] | undefined) => {
     const ref = refs?.[0];
     if (!ref) return undefined;
@@ -56,9 +61,9 @@ export function containerFilter(filters: ContainerListFilters, find: (ref: strin
       any(filters.ancestor, (v) => imageMatches(rec, v)) &&
       any(filters.network, (v) => rec.hostConfig.NetworkMode === v || (rec.network?.endpoints ?? []).some((e) => e.networkName === v || e.networkId.startsWith(v))) &&
       any(filters.volume, (v) => rec.mounts.some((m) => m.Name === v || m.Destination === v || m.Source === v)) &&
-      // ArcBox runs no swarm tasks and no health checks.
+      // ArcBox runs no swarm tasks.
       filters["is-task"] !== true &&
-      any(filters.health, (v) => v === "none") &&
+      any(filters.health, (v) => healthOf(rec) === v) &&
       (before === undefined || created < before) &&
       (since === undefined || created > since)
     );

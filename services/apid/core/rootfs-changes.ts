@@ -34,5 +34,20 @@ export function upperChanges(upper: string, lowers: string[]): Change[] {
     }
   };
   walk("");
-  return out;
+  return withoutMountpoints(out);
+}
+
+/** The files the runtime binds over the image's (the contents live outside the container). */
+const RUNTIME_FILES = new Set(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]);
+
+/**
+ * Docker keeps /etc/hostname, /etc/hosts and /etc/resolv.conf (and the /etc that holds
+ * them) in an init layer below the container's, so `docker diff` never lists them. Here
+ * runc creates their mountpoints in the writable layer: leave them out, and /etc too
+ * when nothing else in it changed.
+ */
+function withoutMountpoints(changes: Change[]): Change[] {
+  const kept = changes.filter((c) => !(RUNTIME_FILES.has(c.Path) && c.Kind !== 2));
+  const etcTouched = kept.some((c) => c.Path.startsWith("/etc/"));
+  return etcTouched ? kept : kept.filter((c) => c.Path !== "/etc" || c.Kind === 2);
 }

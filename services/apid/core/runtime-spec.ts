@@ -5,6 +5,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateContainerRequestSchema, ProcessSpecSchema } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { ContainerRecord, MountPoint, NetworkInfo } from "./container-record.ts";
+import { parseSecurityOpt } from "./host-options.ts";
 
 export const HOST_MACHINE = "host";
 
@@ -28,6 +29,18 @@ export function processSpec(rec: ContainerRecord): ProcessInit {
     privileged: !!h.Privileged,
     ttyHeight: height ?? 0,
     ttyWidth: width ?? 0,
+    ...processOptions(rec),
+  };
+}
+
+/** What an exec shares with its container's process (as dockerd's execSetPlatformOpt). */
+export function processOptions(rec: ContainerRecord) {
+  const h = rec.hostConfig;
+  const ulimits = (h.Ulimits ?? []) as { Name: string; Soft: number; Hard: number }[];
+  return {
+    groupAdd: (h.GroupAdd ?? []) as string[],
+    noNewPrivileges: parseSecurityOpt(h.SecurityOpt).noNewPrivileges,
+    rlimits: ulimits.map((u) => ({ name: u.Name, soft: BigInt(u.Soft), hard: BigInt(u.Hard) })),
   };
 }
 
@@ -80,8 +93,17 @@ export function createRequest(rec: ContainerRecord, net: NetworkInfo): CreateReq
     hostnamePath: net.hostnamePath,
     init: !!h.Init,
     stopSignal: rec.config.StopSignal ?? "SIGTERM",
-    logPath: rec.logPath,
+    // The `none` log driver keeps no log (`local` keeps the json-file one).
+    logPath: rec.hostConfig.LogConfig?.Type === "none" ? "" : rec.logPath,
     annotations: { "org.arcbox.container.name": rec.name.slice(1) },
     joinNetnsOf: String(h.NetworkMode ?? "").startsWith("container:") ? String(h.NetworkMode) : "",
+    pidMode: h.PidMode ?? "",
+    ipcMode: h.IpcMode === "private" || h.IpcMode === "shareable" ? "" : (h.IpcMode ?? ""),
+    utsMode: h.UTSMode ?? "",
+    sysctls: h.Sysctls ?? {},
+    seccompProfile: parseSecurityOpt(h.SecurityOpt).seccomp,
+    ...(h.MemorySwappiness != null && h.MemorySwappiness >= 0 ? { memorySwappiness: BigInt(h.MemorySwappiness) } : {}),
+    devices: ((h.Devices ?? []) as { PathOnHost: string; PathInContainer?: string | null; CgroupPermissions?: string | null }[]).map((d) => ({ pathOnHost: d.PathOnHost, pathInContainer: d.PathInContainer ?? "", cgroupPermissions: d.CgroupPermissions ?? "" })),
+    deviceCgroupRules: (h.DeviceCgroupRules ?? []) as string[],
   };
 }

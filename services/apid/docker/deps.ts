@@ -6,6 +6,7 @@ import type { ContainerManager } from "../core/container-manager.ts";
 import type { EventsBus } from "../core/events-bus.ts";
 import type { ExecManager } from "../core/exec-manager.ts";
 import type { BuildService } from "../build/route.ts";
+import type { HealthMonitor } from "../core/health-monitor.ts";
 
 export interface DockerApiDeps {
   home: ArcboxHome;
@@ -18,6 +19,8 @@ export interface DockerApiDeps {
   /** Container records and orchestration. */
   containers: ContainerManager;
   execs: ExecManager;
+  /** Health checks of running containers (State.Health, ps status and filter). */
+  health: HealthMonitor;
   /** The engine's event stream (`docker events`); any route may publish. */
   events: EventsBus;
   /** docker build (classic builder) and its cache. */

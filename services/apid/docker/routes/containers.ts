@@ -8,6 +8,7 @@ import { dirSize } from "../../core/dir-size.ts";
 import { containerFilter } from "../../core/list-filters.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { parseJsonText } from "../json-text.ts";
+import { compareVersions } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { archiveRoutes } from "../streams/archive-routes.ts";
@@ -44,9 +45,26 @@ function sizes(rec: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
   return { SizeRw: rw, SizeRootFs: rw + rec.rootfs.lowerDirs.reduce((n, d) => n + dirSize(d), 0) };
 }
 
+/**
+ * Engines before API 1.44 (Docker 20.10 to 24) worded the refusal to remove an active
+ * container as "You cannot remove a running container <id>. ..." and clients of those
+ * versions match on it; newer ones get today's wording.
+ */
+function removeConflictForVersion(err: unknown, version: string, id: string): unknown {
+  if (!(err instanceof ContainerError) || compareVersions(version, "1.44") >= 0) return err;
+  const m = /^cannot remove container "[^"]*": container is (running|paused)/.exec(err.message);
+  if (!m) return err;
+  return new ContainerError(
+    "conflict",
+    m[1] === "paused"
+      ? `You cannot remove a paused container ${id}. Unpause and then stop the container before attempting removal or force remove`
+      : `You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`,
+  );
+}
+
 export function containersRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
-  const { containers, execs } = deps;
+  const { containers, execs, health } = deps;
 
   app.post("/containers/create", async (c) => {
     const res = await containers.create(await jsonBody(c), c.req.query("name") || undefined);
@@ -64,6 +82,7 @@ export function containersRoutes(deps: DockerApiDeps) {
         return r && !("ambiguous" in r) ? r : undefined;
       },
       (rec, ref) => rec.imageRef === ref || rec.imageId === ref || rec.imageId.replace(/^sha256:/, "").startsWith(ref.replace(/^sha256:/, "")) || rec.imageRef === `${ref}:latest`,
+      (rec) => health.statusOf(rec.id),
     );
     let list = containers.store
       .all()
@@ -72,12 +91,12 @@ export function containersRoutes(deps: DockerApiDeps) {
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     const withSize = flag(c.req.query("size"));
-    return c.json(list.map((r) => (withSize ? { ...summaryView(r), ...sizes(r) } : summaryView(r))));
+    return c.json(list.map((r) => (withSize ? { ...summaryView(r, health.of(r.id)), ...sizes(r) } : summaryView(r, health.of(r.id)))));
   });
 
   app.get("/containers/:id/json", (c) => {
     const rec = containers.get(c.req.param("id"));
-    const view: Record<string, unknown> = inspectView(rec, execs.idsOf(rec.id));
+    const view: Record<string, unknown> = inspectView(rec, execs.idsOf(rec.id), health.of(rec.id));
     if (flag(c.req.query("size"))) Object.assign(view, sizes(rec));
     return c.json(view);
   });
@@ -156,7 +175,10 @@ export function containersRoutes(deps: DockerApiDeps) {
 
   app.delete("/containers/:id", async (c) => {
     if (flag(c.req.query("link"))) throw new ContainerError("invalid_argument", "legacy links are not supported by ArcBox");
-    await containers.remove(c.req.param("id"), { force: flag(c.req.query("force")), volumes: flag(c.req.query("v")) });
+    const rec = containers.get(c.req.param("id"));
+    await containers.remove(rec.id, { force: flag(c.req.query("force")), volumes: flag(c.req.query("v")) }).catch((err: unknown) => {
+      throw removeConflictForVersion(err, c.env.apiVersion, rec.id);
+    });
     return c.body(null, 204);
   });
 
@@ -166,16 +188,20 @@ export function containersRoutes(deps: DockerApiDeps) {
     const labels = filters.label ?? [];
     const notLabels = filters["label!"] ?? [];
     const deleted: string[] = [];
+    let reclaimed = 0;
     for (const rec of containers.store.all()) {
       if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
       if (filters.until !== undefined && !(Date.parse(rec.created) / 1000 < filters.until)) continue;
       const l = rec.config.Labels ?? {};
       if (!labels.every((v) => labelMatches(l, v)) || notLabels.some((v) => labelMatches(l, v))) continue;
+      // dockerd reports the writable layers' size (measured before they go).
+      const size = rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
       await containers.remove(rec.id, { force: false, volumes: false });
       deleted.push(rec.id);
+      reclaimed += size;
     }
-    containers.bus.publish("container", "prune", "", { reclaimed: "0" });
-    return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 });
+    containers.bus.publish("container", "prune", "", { reclaimed: String(reclaimed) });
+    return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
   app.get("/containers/:id/logs", (c) => {
@@ -184,6 +210,8 @@ export function containersRoutes(deps: DockerApiDeps) {
     const stdout = flag(q("stdout"));
     const stderr = flag(q("stderr"));
     if (!stdout && !stderr) throw new ContainerError("invalid_argument", "Bad parameters: you must choose at least one stream");
+    // dockerd's ErrReadLogsNotSupported (a NotImplemented error: 501).
+    if (rec.hostConfig.LogConfig?.Type === "none") throw new ContainerError("not_implemented", "configured logging driver does not support reading");
     const since = parseLogTime(q("since"));
     const until = parseLogTime(q("until"));
     if (Number.isNaN(since) || Number.isNaN(until)) throw new ContainerError("invalid_argument", "invalid value for since/until");

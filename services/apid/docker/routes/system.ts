@@ -68,7 +68,7 @@ export function systemRoutes(deps: DockerApiDeps) {
         ["Native Overlay Diff", "true"],
       ],
       DockerRootDir: deps.home.data,
-      Plugins: { Volume: ["local"], Network: ["bridge", "host", "null"], Authorization: null, Log: ["json-file"] },
+      Plugins: { Volume: ["local"], Network: ["bridge", "host", "null"], Authorization: null, Log: ["json-file", "local"] },
       MemoryLimit: true,
       SwapLimit: false,
       KernelMemoryTCP: false,

@@ -3,9 +3,8 @@
  * not upgrade). The connection ends once the process has exited and its output is
  * drained, and only after the exit code is known, so the client's follow-up inspect
  * sees it. A process that cannot start (missing or non-executable command) is reported
- * as Docker does (and so is a runtime failure, e.g. a full disk): upgrade, write the
- * runtime's error on stdout, end; the CLI then
- * inspects the exec and exits 127 or 126.
+ * as dockerd does (and so is a runtime failure, e.g. a full disk): 200 (or the upgrade), the runtime's error on stdout, end; exec
+ * inspect then says ExitCode 126, which the CLI exits with. A detached start: a 400.
  */
 import type { Duplex } from "node:stream";
 import { ArcboxError } from "../../../../lib/errors.ts";
@@ -68,21 +67,30 @@ export function hijackExecStart(execs: ExecManager) {
     const e = execs.get(ctx.params.id!);
     const { body, rest } = await readUpgradeBody(ctx);
     const b = parseStartBody(body.toString("utf8"));
-    let socketPath: string;
-    try {
-      socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
-    } catch (err) {
-      if (b.Detach || !isCommandFailure(err)) throw err;
-      const msg = new TextEncoder().encode(execFailureMessage(err as Error));
-      ctx.socket.write(upgradeHeaders(e.tty));
-      ctx.socket.end(e.tty ? msg : frame(STDOUT, msg));
-      return;
-    }
+    const opts = { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined };
     if (b.Detach) {
+      try {
+        await execs.start(e.id, opts);
+      } catch (err) {
+        throw isCommandFailure(err) ? new ContainerError("invalid_argument", execFailureMessage(err as Error).trimEnd()) : err;
+      }
       ctx.socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
-    ctx.socket.write(upgradeHeaders(e.tty));
+    // As dockerd: check, upgrade, then start; what fails from here on is written to the
+    // stream. The client has the upgrade's headers before any output, so a client that
+    // takes the raw socket after reading them (docker-py) cannot lose the first bytes.
+    execs.startable(e.id);
+    ctx.socket.write(upgradeHeaders(opts.tty));
+    let socketPath: string;
+    try {
+      socketPath = await execs.start(e.id, opts);
+    } catch (err) {
+      if (!isCommandFailure(err)) return failUpgraded(ctx.socket, opts.tty, err);
+      const msg = new TextEncoder().encode(execFailureMessage(err as Error));
+      ctx.socket.end(opts.tty ? msg : frame(STDOUT, msg));
+      return;
+    }
     await pump(execs, e, ctx.socket, socketPath, rest).catch((err) => failUpgraded(ctx.socket, e.tty, err));
   };
 }
@@ -90,7 +98,17 @@ export function hijackExecStart(execs: ExecManager) {
 export async function plainExecStart(execs: ExecManager, id: string, bodyText: string): Promise<Response> {
   const e = execs.get(id);
   const b = parseStartBody(bodyText);
-  const socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
+  let socketPath: string;
+  try {
+    socketPath = await execs.start(e.id, { detach: !!b.Detach, tty: b.Tty ?? e.tty, consoleSize: b.ConsoleSize ?? undefined });
+  } catch (err) {
+    if (!isCommandFailure(err)) throw err;
+    // dockerd: a detached start returns the error (400, an invalid config); an attached one
+    // has already switched to the stream and writes the error there, after a 200.
+    if (b.Detach) throw new ContainerError("invalid_argument", execFailureMessage(err as Error).trimEnd());
+    const msg = new TextEncoder().encode(execFailureMessage(err as Error));
+    return new Response(e.tty ? msg : frame(STDOUT, msg), { headers: { "Content-Type": e.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
+  }
   if (b.Detach) return new Response(null, { status: 200 });
   const { duplex, body } = responseDuplex();
   e.attachStdin = false;

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/machines/v1/machines.proto.
  */
 export const file_arcbox_machines_v1_machines: GenFile = /*@__PURE__*/
-  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5ItYBCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0SEgoKc3RkaW5fb25jZRgMIAEoCCJLCgVNb3VudBITCgtkZXN0aW5hdGlvbhgBIAEoCRIMCgR0eXBlGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIPCgdvcHRpb25zGAQgAygJIlcKClJvb3Rmc1NwZWMSEgoKbG93ZXJfZGlycxgBIAMoCRIRCgl1cHBlcl9kaXIYAiABKAkSEAoId29ya19kaXIYAyABKAkSEAoIcmVhZG9ubHkYBCABKAgiswEKCVJlc291cmNlcxIUCgxtZW1vcnlfYnl0ZXMYASABKAMSGQoRbWVtb3J5X3N3YXBfYnl0ZXMYAiABKAMSEQoJbmFub19jcHVzGAMgASgDEhIKCmNwdV9zaGFyZXMYBCABKAMSEQoJY3B1X3F1b3RhGAUgASgDEhIKCmNwdV9wZXJpb2QYBiABKAMSEwoLY3B1c2V0X2NwdXMYByABKAkSEgoKcGlkc19saW1pdBgIIAEoAyLbBAoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEi4KBnJvb3RmcxgDIAEoCzIeLmFyY2JveC5tYWNoaW5lcy52MS5Sb290ZnNTcGVjEjAKB3Byb2Nlc3MYBCABKAsyHy5hcmNib3gubWFjaGluZXMudjEuUHJvY2Vzc1NwZWMSEAoIaG9zdG5hbWUYBSABKAkSEgoKZG9tYWlubmFtZRgGIAEoCRIpCgZtb3VudHMYByADKAsyGS5hcmNib3gubWFjaGluZXMudjEuTW91bnQSMAoJcmVzb3VyY2VzGAggASgLMh0uYXJjYm94Lm1hY2hpbmVzLnYxLlJlc291cmNlcxISCgpuZXRuc19wYXRoGAkgASgJEhQKDGhvc3RfbmV0d29yaxgKIAEoCBISCgpob3N0c19wYXRoGAsgASgJEhgKEHJlc29sdl9jb25mX3BhdGgYDCABKAkSFQoNaG9zdG5hbWVfcGF0aBgNIAEoCRIMCgRpbml0GA4gASgIEhMKC3N0b3Bfc2lnbmFsGA8gASgJEhAKCGxvZ19wYXRoGBAgASgJElAKC2Fubm90YXRpb25zGBEgAygLMjsuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRIVCg1qb2luX25ldG5zX29mGBIgASgJGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChdDcmVhdGVDb250YWluZXJSZXNwb25zZRILCgNwaWQYASABKAUSFAoMc3RkaW9fc29ja2V0GAIgASgJIjQKFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIkMKFlN0YXJ0Q29udGFpbmVyUmVzcG9uc2USCwoDcGlkGAEgASgFEhwKFHN0YXJ0ZWRfYXRfdW5peF9uYW5vGAIgASgDIlAKFEtpbGxDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDgoGc2lnbmFsGAMgASgJEgsKA2FsbBgEIAEoCCIXChVLaWxsQ29udGFpbmVyUmVzcG9uc2UiRAoWRGVsZXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg0KBWZvcmNlGAMgASgIIhkKF0RlbGV0ZUNvbnRhaW5lclJlc3BvbnNlIjQKFVBhdXNlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhgKFlBhdXNlQ29udGFpbmVyUmVzcG9uc2UiNQoWUmVzdW1lQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhkKF1Jlc3VtZUNvbnRhaW5lclJlc3BvbnNlImcKFlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIwCglyZXNvdXJjZXMYAyABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzIhkKF1VwZGF0ZUNvbnRhaW5lclJlc3BvbnNlIrMBCg5Db250YWluZXJTdGF0ZRIKCgJpZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSCwoDcGlkGAMgASgFEhEKCWV4aXRfY29kZRgEIAEoBRIcChRzdGFydGVkX2F0X3VuaXhfbmFubxgFIAEoAxIdChVmaW5pc2hlZF9hdF91bml4X25hbm8YBiABKAMSEgoKb29tX2tpbGxlZBgHIAEoCBIUCgxzdGRpb19zb2NrZXQYCCABKAkiNgoWQ29udGFpbmVyU3RhdGVzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgsKA2lkcxgCIAMoCSJRChdDb250YWluZXJTdGF0ZXNSZXNwb25zZRI2Cgpjb250YWluZXJzGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlIl8KEFJlc2l6ZVR0eVJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmhlaWdodBgEIAEoDRINCgV3aWR0aBgFIAEoDSITChFSZXNpemVUdHlSZXNwb25zZSI6CgpUb3BSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDwoHcHNfYXJncxgDIAEoCSJMCgtUb3BSZXNwb25zZRIOCgZ0aXRsZXMYASADKAkSLQoJcHJvY2Vzc2VzGAIgAygLMhouYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJvdyIZCgZUb3BSb3cSDwoHY29sdW1ucxgBIAMoCSIrCgxTdGF0c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIjCg1TdGF0c1Jlc3BvbnNlEhIKCnN0YXRzX2pzb24YASABKAkifQoRQ3JlYXRlRXhlY1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIhQKEkNyZWF0ZUV4ZWNSZXNwb25zZSKMAQoQU3RhcnRFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmRldGFjaBgEIAEoCBIwCgdwcm9jZXNzGAUgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIjYKEVN0YXJ0RXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoQRXhlY1N0YXRlUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiagoRRXhlY1N0YXRlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoCBILCgNwaWQYAiABKAUSEQoJZXhpdF9jb2RlGAMgASgFEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZleGl0ZWQYBSABKAgiIAoNRXZlbnRzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJIoIBCgxSdW50aW1lRXZlbnQSDAoEdHlwZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIRCglleGl0X2NvZGUYBCABKAUSFgoOdGltZV91bml4X25hbm8YBSABKAMSEgoKb29tX2tpbGxlZBgGIAEoCCJBCg5FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLmFyY2JveC5tYWNoaW5lcy52MS5SdW50aW1lRXZlbnQygwwKDk1hY2hpbmVTZXJ2aWNlEkkKBExpc3QSHy5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlcXVlc3QaIC5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlc3BvbnNlEmoKD0NyZWF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlN0YXJ0Q29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydENvbnRhaW5lclJlc3BvbnNlEmQKDUtpbGxDb250YWluZXISKC5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlcXVlc3QaKS5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlc3BvbnNlEmoKD0RlbGV0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5EZWxldGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkRlbGV0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlBhdXNlQ29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlBhdXNlQ29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5QYXVzZUNvbnRhaW5lclJlc3BvbnNlEmoKD1Jlc3VtZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5SZXN1bWVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc3VtZUNvbnRhaW5lclJlc3BvbnNlEmoKD1VwZGF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlVwZGF0ZUNvbnRhaW5lclJlc3BvbnNlEmoKD0NvbnRhaW5lclN0YXRlcxIqLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZXNSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlc1Jlc3BvbnNlElgKCVJlc2l6ZVR0eRIkLmFyY2JveC5tYWNoaW5lcy52MS5SZXNpemVUdHlSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc2l6ZVR0eVJlc3BvbnNlEkYKA1RvcBIeLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSZXF1ZXN0Gh8uYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJlc3BvbnNlEkwKBVN0YXRzEiAuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXRzUmVxdWVzdBohLmFyY2JveC5tYWNoaW5lcy52MS5TdGF0c1Jlc3BvbnNlElsKCkNyZWF0ZUV4ZWMSJS5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1JlcXVlc3QaJi5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1Jlc3BvbnNlElgKCVN0YXJ0RXhlYxIkLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydEV4ZWNSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0RXhlY1Jlc3BvbnNlElgKCUV4ZWNTdGF0ZRIkLmFyY2JveC5tYWNoaW5lcy52MS5FeGVjU3RhdGVSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLkV4ZWNTdGF0ZVJlc3BvbnNlElEKBkV2ZW50cxIhLmFyY2JveC5tYWNoaW5lcy52MS5FdmVudHNSZXF1ZXN0GiIuYXJjYm94Lm1hY2hpbmVzLnYxLkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5IrECCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0SEgoKc3RkaW5fb25jZRgMIAEoCBIRCglncm91cF9hZGQYDSADKAkSGQoRbm9fbmV3X3ByaXZpbGVnZXMYDiABKAgSKwoHcmxpbWl0cxgPIAMoCzIaLmFyY2JveC5tYWNoaW5lcy52MS5SbGltaXQiMgoGUmxpbWl0EgwKBG5hbWUYASABKAkSDAoEc29mdBgCIAEoAxIMCgRoYXJkGAMgASgDIksKBU1vdW50EhMKC2Rlc3RpbmF0aW9uGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGc291cmNlGAMgASgJEg8KB29wdGlvbnMYBCADKAkiVwoKUm9vdGZzU3BlYxISCgpsb3dlcl9kaXJzGAEgAygJEhEKCXVwcGVyX2RpchgCIAEoCRIQCgh3b3JrX2RpchgDIAEoCRIQCghyZWFkb25seRgEIAEoCCKzAQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoAxIZChFtZW1vcnlfc3dhcF9ieXRlcxgCIAEoAxIRCgluYW5vX2NwdXMYAyABKAMSEgoKY3B1X3NoYXJlcxgEIAEoAxIRCgljcHVfcXVvdGEYBSABKAMSEgoKY3B1X3BlcmlvZBgGIAEoAxITCgtjcHVzZXRfY3B1cxgHIAEoCRISCgpwaWRzX2xpbWl0GAggASgDIqsHChZDcmVhdGVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSLgoGcm9vdGZzGAMgASgLMh4uYXJjYm94Lm1hY2hpbmVzLnYxLlJvb3Rmc1NwZWMSMAoHcHJvY2VzcxgEIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5Qcm9jZXNzU3BlYxIQCghob3N0bmFtZRgFIAEoCRISCgpkb21haW5uYW1lGAYgASgJEikKBm1vdW50cxgHIAMoCzIZLmFyY2JveC5tYWNoaW5lcy52MS5Nb3VudBIwCglyZXNvdXJjZXMYCCABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzEhIKCm5ldG5zX3BhdGgYCSABKAkSFAoMaG9zdF9uZXR3b3JrGAogASgIEhIKCmhvc3RzX3BhdGgYCyABKAkSGAoQcmVzb2x2X2NvbmZfcGF0aBgMIAEoCRIVCg1ob3N0bmFtZV9wYXRoGA0gASgJEgwKBGluaXQYDiABKAgSEwoLc3RvcF9zaWduYWwYDyABKAkSEAoIbG9nX3BhdGgYECABKAkSUAoLYW5ub3RhdGlvbnMYESADKAsyOy5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5EhUKDWpvaW5fbmV0bnNfb2YYEiABKAkSEAoIcGlkX21vZGUYEyABKAkSEAoIaXBjX21vZGUYFCABKAkSEAoIdXRzX21vZGUYFSABKAkSSAoHc3lzY3RscxgWIAMoCzI3LmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0LlN5c2N0bHNFbnRyeRIXCg9zZWNjb21wX3Byb2ZpbGUYFyABKAkSHgoRbWVtb3J5X3N3YXBwaW5lc3MYGCABKANIAIgBARIyCgdkZXZpY2VzGBkgAygLMiEuYXJjYm94Lm1hY2hpbmVzLnYxLkRldmljZU1hcHBpbmcSGwoTZGV2aWNlX2Nncm91cF9ydWxlcxgaIAMoCRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU3lzY3Rsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCFAoSX21lbW9yeV9zd2FwcGluZXNzIlwKDURldmljZU1hcHBpbmcSFAoMcGF0aF9vbl9ob3N0GAEgASgJEhkKEXBhdGhfaW5fY29udGFpbmVyGAIgASgJEhoKEmNncm91cF9wZXJtaXNzaW9ucxgDIAEoCSI8ChdDcmVhdGVDb250YWluZXJSZXNwb25zZRILCgNwaWQYASABKAUSFAoMc3RkaW9fc29ja2V0GAIgASgJIjQKFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIkMKFlN0YXJ0Q29udGFpbmVyUmVzcG9uc2USCwoDcGlkGAEgASgFEhwKFHN0YXJ0ZWRfYXRfdW5peF9uYW5vGAIgASgDIlAKFEtpbGxDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDgoGc2lnbmFsGAMgASgJEgsKA2FsbBgEIAEoCCIXChVLaWxsQ29udGFpbmVyUmVzcG9uc2UiRAoWRGVsZXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg0KBWZvcmNlGAMgASgIIhkKF0RlbGV0ZUNvbnRhaW5lclJlc3BvbnNlIjQKFVBhdXNlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhgKFlBhdXNlQ29udGFpbmVyUmVzcG9uc2UiNQoWUmVzdW1lQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhkKF1Jlc3VtZUNvbnRhaW5lclJlc3BvbnNlImcKFlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIwCglyZXNvdXJjZXMYAyABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzIhkKF1VwZGF0ZUNvbnRhaW5lclJlc3BvbnNlIrMBCg5Db250YWluZXJTdGF0ZRIKCgJpZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSCwoDcGlkGAMgASgFEhEKCWV4aXRfY29kZRgEIAEoBRIcChRzdGFydGVkX2F0X3VuaXhfbmFubxgFIAEoAxIdChVmaW5pc2hlZF9hdF91bml4X25hbm8YBiABKAMSEgoKb29tX2tpbGxlZBgHIAEoCBIUCgxzdGRpb19zb2NrZXQYCCABKAkiNgoWQ29udGFpbmVyU3RhdGVzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgsKA2lkcxgCIAMoCSJRChdDb250YWluZXJTdGF0ZXNSZXNwb25zZRI2Cgpjb250YWluZXJzGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlIl8KEFJlc2l6ZVR0eVJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmhlaWdodBgEIAEoDRINCgV3aWR0aBgFIAEoDSITChFSZXNpemVUdHlSZXNwb25zZSI6CgpUb3BSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDwoHcHNfYXJncxgDIAEoCSJMCgtUb3BSZXNwb25zZRIOCgZ0aXRsZXMYASADKAkSLQoJcHJvY2Vzc2VzGAIgAygLMhouYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJvdyIZCgZUb3BSb3cSDwoHY29sdW1ucxgBIAMoCSIrCgxTdGF0c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIjCg1TdGF0c1Jlc3BvbnNlEhIKCnN0YXRzX2pzb24YASABKAkifQoRQ3JlYXRlRXhlY1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIhQKEkNyZWF0ZUV4ZWNSZXNwb25zZSKMAQoQU3RhcnRFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmRldGFjaBgEIAEoCBIwCgdwcm9jZXNzGAUgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIjYKEVN0YXJ0RXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoQRXhlY1N0YXRlUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiagoRRXhlY1N0YXRlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoCBILCgNwaWQYAiABKAUSEQoJZXhpdF9jb2RlGAMgASgFEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZleGl0ZWQYBSABKAgiIAoNRXZlbnRzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJIoIBCgxSdW50aW1lRXZlbnQSDAoEdHlwZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIRCglleGl0X2NvZGUYBCABKAUSFgoOdGltZV91bml4X25hbm8YBSABKAMSEgoKb29tX2tpbGxlZBgGIAEoCCJBCg5FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLmFyY2JveC5tYWNoaW5lcy52MS5SdW50aW1lRXZlbnQygwwKDk1hY2hpbmVTZXJ2aWNlEkkKBExpc3QSHy5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlcXVlc3QaIC5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlc3BvbnNlEmoKD0NyZWF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlN0YXJ0Q29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydENvbnRhaW5lclJlc3BvbnNlEmQKDUtpbGxDb250YWluZXISKC5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlcXVlc3QaKS5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlc3BvbnNlEmoKD0RlbGV0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5EZWxldGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkRlbGV0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlBhdXNlQ29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlBhdXNlQ29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5QYXVzZUNvbnRhaW5lclJlc3BvbnNlEmoKD1Jlc3VtZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5SZXN1bWVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc3VtZUNvbnRhaW5lclJlc3BvbnNlEmoKD1VwZGF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlVwZGF0ZUNvbnRhaW5lclJlc3BvbnNlEmoKD0NvbnRhaW5lclN0YXRlcxIqLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZXNSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlc1Jlc3BvbnNlElgKCVJlc2l6ZVR0eRIkLmFyY2JveC5tYWNoaW5lcy52MS5SZXNpemVUdHlSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc2l6ZVR0eVJlc3BvbnNlEkYKA1RvcBIeLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSZXF1ZXN0Gh8uYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJlc3BvbnNlEkwKBVN0YXRzEiAuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXRzUmVxdWVzdBohLmFyY2JveC5tYWNoaW5lcy52MS5TdGF0c1Jlc3BvbnNlElsKCkNyZWF0ZUV4ZWMSJS5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1JlcXVlc3QaJi5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1Jlc3BvbnNlElgKCVN0YXJ0RXhlYxIkLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydEV4ZWNSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0RXhlY1Jlc3BvbnNlElgKCUV4ZWNTdGF0ZRIkLmFyY2JveC5tYWNoaW5lcy52MS5FeGVjU3RhdGVSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLkV4ZWNTdGF0ZVJlc3BvbnNlElEKBkV2ZW50cxIhLmFyY2JveC5tYWNoaW5lcy52MS5FdmVudHNSZXF1ZXN0GiIuYXJjYm94Lm1hY2hpbmVzLnYxLkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw");
 
 /**
  * @generated from message arcbox.machines.v1.MachineSummary
@@ -146,6 +146,27 @@ export type ProcessSpec = Message<"arcbox.machines.v1.ProcessSpec"> & {
    * @generated from field: bool stdin_once = 12;
    */
   stdinOnce: boolean;
+
+  /**
+   * Docker's GroupAdd: extra groups (names resolved in the container's /etc/group, or gids).
+   *
+   * @generated from field: repeated string group_add = 13;
+   */
+  groupAdd: string[];
+
+  /**
+   * SecurityOpt no-new-privileges.
+   *
+   * @generated from field: bool no_new_privileges = 14;
+   */
+  noNewPrivileges: boolean;
+
+  /**
+   * Docker's Ulimits; applied by runc (never above the runtime's own hard limits).
+   *
+   * @generated from field: repeated arcbox.machines.v1.Rlimit rlimits = 15;
+   */
+  rlimits: Rlimit[];
 };
 
 /**
@@ -154,6 +175,35 @@ export type ProcessSpec = Message<"arcbox.machines.v1.ProcessSpec"> & {
  */
 export const ProcessSpecSchema: GenMessage<ProcessSpec> = /*@__PURE__*/
   messageDesc(file_arcbox_machines_v1_machines, 3);
+
+/**
+ * @generated from message arcbox.machines.v1.Rlimit
+ */
+export type Rlimit = Message<"arcbox.machines.v1.Rlimit"> & {
+  /**
+   * Docker's name: "nofile", "nproc", ...
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 soft = 2;
+   */
+  soft: bigint;
+
+  /**
+   * @generated from field: int64 hard = 3;
+   */
+  hard: bigint;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.Rlimit.
+ * Use `create(RlimitSchema)` to create a new message.
+ */
+export const RlimitSchema: GenMessage<Rlimit> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 4);
 
 /**
  * @generated from message arcbox.machines.v1.Mount
@@ -187,7 +237,7 @@ export type Mount = Message<"arcbox.machines.v1.Mount"> & {
  * Use `create(MountSchema)` to create a new message.
  */
 export const MountSchema: GenMessage<Mount> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 4);
+  messageDesc(file_arcbox_machines_v1_machines, 5);
 
 /**
  * @generated from message arcbox.machines.v1.RootfsSpec
@@ -221,7 +271,7 @@ export type RootfsSpec = Message<"arcbox.machines.v1.RootfsSpec"> & {
  * Use `create(RootfsSpecSchema)` to create a new message.
  */
 export const RootfsSpecSchema: GenMessage<RootfsSpec> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 5);
+  messageDesc(file_arcbox_machines_v1_machines, 6);
 
 /**
  * @generated from message arcbox.machines.v1.Resources
@@ -273,7 +323,7 @@ export type Resources = Message<"arcbox.machines.v1.Resources"> & {
  * Use `create(ResourcesSchema)` to create a new message.
  */
 export const ResourcesSchema: GenMessage<Resources> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 6);
+  messageDesc(file_arcbox_machines_v1_machines, 7);
 
 /**
  * @generated from message arcbox.machines.v1.CreateContainerRequest
@@ -382,6 +432,58 @@ export type CreateContainerRequest = Message<"arcbox.machines.v1.CreateContainer
    * @generated from field: string join_netns_of = 18;
    */
   joinNetnsOf: string;
+
+  /**
+   * PidMode, IpcMode, UTSMode: "" (a namespace of its own), "host", or "container:<id>".
+   *
+   * @generated from field: string pid_mode = 19;
+   */
+  pidMode: string;
+
+  /**
+   * @generated from field: string ipc_mode = 20;
+   */
+  ipcMode: string;
+
+  /**
+   * @generated from field: string uts_mode = 21;
+   */
+  utsMode: string;
+
+  /**
+   * Namespaced sysctls (validated by apid).
+   *
+   * @generated from field: map<string, string> sysctls = 22;
+   */
+  sysctls: { [key: string]: string };
+
+  /**
+   * "" for the default filter, "unconfined" for none, else a Docker seccomp profile (JSON).
+   *
+   * @generated from field: string seccomp_profile = 23;
+   */
+  seccompProfile: string;
+
+  /**
+   * HostConfig.MemorySwappiness when set (0..100).
+   *
+   * @generated from field: optional int64 memory_swappiness = 24;
+   */
+  memorySwappiness?: bigint | undefined;
+
+  /**
+   * HostConfig.Devices: host device nodes (or directories of them) made in the container.
+   *
+   * @generated from field: repeated arcbox.machines.v1.DeviceMapping devices = 25;
+   */
+  devices: DeviceMapping[];
+
+  /**
+   * HostConfig.DeviceCgroupRules, in Docker's form: "c 1:3 rwm", "b *:* m".
+   *
+   * @generated from field: repeated string device_cgroup_rules = 26;
+   */
+  deviceCgroupRules: string[];
 };
 
 /**
@@ -389,7 +491,36 @@ export type CreateContainerRequest = Message<"arcbox.machines.v1.CreateContainer
  * Use `create(CreateContainerRequestSchema)` to create a new message.
  */
 export const CreateContainerRequestSchema: GenMessage<CreateContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 7);
+  messageDesc(file_arcbox_machines_v1_machines, 8);
+
+/**
+ * @generated from message arcbox.machines.v1.DeviceMapping
+ */
+export type DeviceMapping = Message<"arcbox.machines.v1.DeviceMapping"> & {
+  /**
+   * @generated from field: string path_on_host = 1;
+   */
+  pathOnHost: string;
+
+  /**
+   * @generated from field: string path_in_container = 2;
+   */
+  pathInContainer: string;
+
+  /**
+   * Some of "rwm".
+   *
+   * @generated from field: string cgroup_permissions = 3;
+   */
+  cgroupPermissions: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.DeviceMapping.
+ * Use `create(DeviceMappingSchema)` to create a new message.
+ */
+export const DeviceMappingSchema: GenMessage<DeviceMapping> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 9);
 
 /**
  * @generated from message arcbox.machines.v1.CreateContainerResponse
@@ -414,7 +545,7 @@ export type CreateContainerResponse = Message<"arcbox.machines.v1.CreateContaine
  * Use `create(CreateContainerResponseSchema)` to create a new message.
  */
 export const CreateContainerResponseSchema: GenMessage<CreateContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 8);
+  messageDesc(file_arcbox_machines_v1_machines, 10);
 
 /**
  * @generated from message arcbox.machines.v1.StartContainerRequest
@@ -436,7 +567,7 @@ export type StartContainerRequest = Message<"arcbox.machines.v1.StartContainerRe
  * Use `create(StartContainerRequestSchema)` to create a new message.
  */
 export const StartContainerRequestSchema: GenMessage<StartContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 9);
+  messageDesc(file_arcbox_machines_v1_machines, 11);
 
 /**
  * @generated from message arcbox.machines.v1.StartContainerResponse
@@ -458,7 +589,7 @@ export type StartContainerResponse = Message<"arcbox.machines.v1.StartContainerR
  * Use `create(StartContainerResponseSchema)` to create a new message.
  */
 export const StartContainerResponseSchema: GenMessage<StartContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 10);
+  messageDesc(file_arcbox_machines_v1_machines, 12);
 
 /**
  * @generated from message arcbox.machines.v1.KillContainerRequest
@@ -494,7 +625,7 @@ export type KillContainerRequest = Message<"arcbox.machines.v1.KillContainerRequ
  * Use `create(KillContainerRequestSchema)` to create a new message.
  */
 export const KillContainerRequestSchema: GenMessage<KillContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 11);
+  messageDesc(file_arcbox_machines_v1_machines, 13);
 
 /**
  * @generated from message arcbox.machines.v1.KillContainerResponse
@@ -507,7 +638,7 @@ export type KillContainerResponse = Message<"arcbox.machines.v1.KillContainerRes
  * Use `create(KillContainerResponseSchema)` to create a new message.
  */
 export const KillContainerResponseSchema: GenMessage<KillContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 12);
+  messageDesc(file_arcbox_machines_v1_machines, 14);
 
 /**
  * @generated from message arcbox.machines.v1.DeleteContainerRequest
@@ -534,7 +665,7 @@ export type DeleteContainerRequest = Message<"arcbox.machines.v1.DeleteContainer
  * Use `create(DeleteContainerRequestSchema)` to create a new message.
  */
 export const DeleteContainerRequestSchema: GenMessage<DeleteContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 13);
+  messageDesc(file_arcbox_machines_v1_machines, 15);
 
 /**
  * @generated from message arcbox.machines.v1.DeleteContainerResponse
@@ -547,7 +678,7 @@ export type DeleteContainerResponse = Message<"arcbox.machines.v1.DeleteContaine
  * Use `create(DeleteContainerResponseSchema)` to create a new message.
  */
 export const DeleteContainerResponseSchema: GenMessage<DeleteContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 14);
+  messageDesc(file_arcbox_machines_v1_machines, 16);
 
 /**
  * @generated from message arcbox.machines.v1.PauseContainerRequest
@@ -569,7 +700,7 @@ export type PauseContainerRequest = Message<"arcbox.machines.v1.PauseContainerRe
  * Use `create(PauseContainerRequestSchema)` to create a new message.
  */
 export const PauseContainerRequestSchema: GenMessage<PauseContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 15);
+  messageDesc(file_arcbox_machines_v1_machines, 17);
 
 /**
  * @generated from message arcbox.machines.v1.PauseContainerResponse
@@ -582,7 +713,7 @@ export type PauseContainerResponse = Message<"arcbox.machines.v1.PauseContainerR
  * Use `create(PauseContainerResponseSchema)` to create a new message.
  */
 export const PauseContainerResponseSchema: GenMessage<PauseContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 16);
+  messageDesc(file_arcbox_machines_v1_machines, 18);
 
 /**
  * @generated from message arcbox.machines.v1.ResumeContainerRequest
@@ -604,7 +735,7 @@ export type ResumeContainerRequest = Message<"arcbox.machines.v1.ResumeContainer
  * Use `create(ResumeContainerRequestSchema)` to create a new message.
  */
 export const ResumeContainerRequestSchema: GenMessage<ResumeContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 17);
+  messageDesc(file_arcbox_machines_v1_machines, 19);
 
 /**
  * @generated from message arcbox.machines.v1.ResumeContainerResponse
@@ -617,7 +748,7 @@ export type ResumeContainerResponse = Message<"arcbox.machines.v1.ResumeContaine
  * Use `create(ResumeContainerResponseSchema)` to create a new message.
  */
 export const ResumeContainerResponseSchema: GenMessage<ResumeContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 18);
+  messageDesc(file_arcbox_machines_v1_machines, 20);
 
 /**
  * @generated from message arcbox.machines.v1.UpdateContainerRequest
@@ -644,7 +775,7 @@ export type UpdateContainerRequest = Message<"arcbox.machines.v1.UpdateContainer
  * Use `create(UpdateContainerRequestSchema)` to create a new message.
  */
 export const UpdateContainerRequestSchema: GenMessage<UpdateContainerRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 19);
+  messageDesc(file_arcbox_machines_v1_machines, 21);
 
 /**
  * @generated from message arcbox.machines.v1.UpdateContainerResponse
@@ -657,7 +788,7 @@ export type UpdateContainerResponse = Message<"arcbox.machines.v1.UpdateContaine
  * Use `create(UpdateContainerResponseSchema)` to create a new message.
  */
 export const UpdateContainerResponseSchema: GenMessage<UpdateContainerResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 20);
+  messageDesc(file_arcbox_machines_v1_machines, 22);
 
 /**
  * @generated from message arcbox.machines.v1.ContainerState
@@ -711,7 +842,7 @@ export type ContainerState = Message<"arcbox.machines.v1.ContainerState"> & {
  * Use `create(ContainerStateSchema)` to create a new message.
  */
 export const ContainerStateSchema: GenMessage<ContainerState> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 21);
+  messageDesc(file_arcbox_machines_v1_machines, 23);
 
 /**
  * @generated from message arcbox.machines.v1.ContainerStatesRequest
@@ -733,7 +864,7 @@ export type ContainerStatesRequest = Message<"arcbox.machines.v1.ContainerStates
  * Use `create(ContainerStatesRequestSchema)` to create a new message.
  */
 export const ContainerStatesRequestSchema: GenMessage<ContainerStatesRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 22);
+  messageDesc(file_arcbox_machines_v1_machines, 24);
 
 /**
  * @generated from message arcbox.machines.v1.ContainerStatesResponse
@@ -750,7 +881,7 @@ export type ContainerStatesResponse = Message<"arcbox.machines.v1.ContainerState
  * Use `create(ContainerStatesResponseSchema)` to create a new message.
  */
 export const ContainerStatesResponseSchema: GenMessage<ContainerStatesResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 23);
+  messageDesc(file_arcbox_machines_v1_machines, 25);
 
 /**
  * @generated from message arcbox.machines.v1.ResizeTtyRequest
@@ -789,7 +920,7 @@ export type ResizeTtyRequest = Message<"arcbox.machines.v1.ResizeTtyRequest"> & 
  * Use `create(ResizeTtyRequestSchema)` to create a new message.
  */
 export const ResizeTtyRequestSchema: GenMessage<ResizeTtyRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 24);
+  messageDesc(file_arcbox_machines_v1_machines, 26);
 
 /**
  * @generated from message arcbox.machines.v1.ResizeTtyResponse
@@ -802,7 +933,7 @@ export type ResizeTtyResponse = Message<"arcbox.machines.v1.ResizeTtyResponse"> 
  * Use `create(ResizeTtyResponseSchema)` to create a new message.
  */
 export const ResizeTtyResponseSchema: GenMessage<ResizeTtyResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 25);
+  messageDesc(file_arcbox_machines_v1_machines, 27);
 
 /**
  * @generated from message arcbox.machines.v1.TopRequest
@@ -831,7 +962,7 @@ export type TopRequest = Message<"arcbox.machines.v1.TopRequest"> & {
  * Use `create(TopRequestSchema)` to create a new message.
  */
 export const TopRequestSchema: GenMessage<TopRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 26);
+  messageDesc(file_arcbox_machines_v1_machines, 28);
 
 /**
  * @generated from message arcbox.machines.v1.TopResponse
@@ -853,7 +984,7 @@ export type TopResponse = Message<"arcbox.machines.v1.TopResponse"> & {
  * Use `create(TopResponseSchema)` to create a new message.
  */
 export const TopResponseSchema: GenMessage<TopResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 27);
+  messageDesc(file_arcbox_machines_v1_machines, 29);
 
 /**
  * @generated from message arcbox.machines.v1.TopRow
@@ -870,7 +1001,7 @@ export type TopRow = Message<"arcbox.machines.v1.TopRow"> & {
  * Use `create(TopRowSchema)` to create a new message.
  */
 export const TopRowSchema: GenMessage<TopRow> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 28);
+  messageDesc(file_arcbox_machines_v1_machines, 30);
 
 /**
  * @generated from message arcbox.machines.v1.StatsRequest
@@ -892,7 +1023,7 @@ export type StatsRequest = Message<"arcbox.machines.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 29);
+  messageDesc(file_arcbox_machines_v1_machines, 31);
 
 /**
  * @generated from message arcbox.machines.v1.StatsResponse
@@ -911,7 +1042,7 @@ export type StatsResponse = Message<"arcbox.machines.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 30);
+  messageDesc(file_arcbox_machines_v1_machines, 32);
 
 /**
  * @generated from message arcbox.machines.v1.CreateExecRequest
@@ -943,7 +1074,7 @@ export type CreateExecRequest = Message<"arcbox.machines.v1.CreateExecRequest"> 
  * Use `create(CreateExecRequestSchema)` to create a new message.
  */
 export const CreateExecRequestSchema: GenMessage<CreateExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 31);
+  messageDesc(file_arcbox_machines_v1_machines, 33);
 
 /**
  * @generated from message arcbox.machines.v1.CreateExecResponse
@@ -956,7 +1087,7 @@ export type CreateExecResponse = Message<"arcbox.machines.v1.CreateExecResponse"
  * Use `create(CreateExecResponseSchema)` to create a new message.
  */
 export const CreateExecResponseSchema: GenMessage<CreateExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 32);
+  messageDesc(file_arcbox_machines_v1_machines, 34);
 
 /**
  * @generated from message arcbox.machines.v1.StartExecRequest
@@ -1002,7 +1133,7 @@ export type StartExecRequest = Message<"arcbox.machines.v1.StartExecRequest"> & 
  * Use `create(StartExecRequestSchema)` to create a new message.
  */
 export const StartExecRequestSchema: GenMessage<StartExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 33);
+  messageDesc(file_arcbox_machines_v1_machines, 35);
 
 /**
  * @generated from message arcbox.machines.v1.StartExecResponse
@@ -1026,7 +1157,7 @@ export type StartExecResponse = Message<"arcbox.machines.v1.StartExecResponse"> 
  * Use `create(StartExecResponseSchema)` to create a new message.
  */
 export const StartExecResponseSchema: GenMessage<StartExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 34);
+  messageDesc(file_arcbox_machines_v1_machines, 36);
 
 /**
  * @generated from message arcbox.machines.v1.ExecStateRequest
@@ -1048,7 +1179,7 @@ export type ExecStateRequest = Message<"arcbox.machines.v1.ExecStateRequest"> & 
  * Use `create(ExecStateRequestSchema)` to create a new message.
  */
 export const ExecStateRequestSchema: GenMessage<ExecStateRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 35);
+  messageDesc(file_arcbox_machines_v1_machines, 37);
 
 /**
  * @generated from message arcbox.machines.v1.ExecStateResponse
@@ -1087,7 +1218,7 @@ export type ExecStateResponse = Message<"arcbox.machines.v1.ExecStateResponse"> 
  * Use `create(ExecStateResponseSchema)` to create a new message.
  */
 export const ExecStateResponseSchema: GenMessage<ExecStateResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 36);
+  messageDesc(file_arcbox_machines_v1_machines, 38);
 
 /**
  * @generated from message arcbox.machines.v1.EventsRequest
@@ -1104,7 +1235,7 @@ export type EventsRequest = Message<"arcbox.machines.v1.EventsRequest"> & {
  * Use `create(EventsRequestSchema)` to create a new message.
  */
 export const EventsRequestSchema: GenMessage<EventsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 37);
+  messageDesc(file_arcbox_machines_v1_machines, 39);
 
 /**
  * @generated from message arcbox.machines.v1.RuntimeEvent
@@ -1148,7 +1279,7 @@ export type RuntimeEvent = Message<"arcbox.machines.v1.RuntimeEvent"> & {
  * Use `create(RuntimeEventSchema)` to create a new message.
  */
 export const RuntimeEventSchema: GenMessage<RuntimeEvent> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 38);
+  messageDesc(file_arcbox_machines_v1_machines, 40);
 
 /**
  * @generated from message arcbox.machines.v1.EventsResponse
@@ -1167,7 +1298,7 @@ export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
  * Use `create(EventsResponseSchema)` to create a new message.
  */
 export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 39);
+  messageDesc(file_arcbox_machines_v1_machines, 41);
 
 /**
  * MachineService is the Connect API of vmm. vmm owns machines: the "host" machine
