@@ -2,12 +2,14 @@
  * Container root filesystems: PrepareRootfs hands out the image's snapshot dirs as
  * overlayfs lower layers plus a fresh upper/work pair for the container, and records
  * that the container uses the image (which blocks its removal and collection);
- * ReleaseRootfs deletes the pair and the record.
+ * ReleaseRootfs deletes the pair and the record. Layer images are mounted for the
+ * first container that needs them and unmounted after the last (layer-mounts.ts).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ImageError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
+import type { LayerMounts } from "./layer-mounts.ts";
 
 export interface PreparedRootfs {
   imageId: string;
@@ -20,16 +22,27 @@ export interface PreparedRootfs {
 }
 
 export class RootfsManager {
-  constructor(private readonly store: ImageStore) {}
+  constructor(
+    private readonly store: ImageStore,
+    private readonly mounts: LayerMounts,
+  ) {}
 
-  prepare(imageRef: string, containerId: string): PreparedRootfs {
+  async prepare(imageRef: string, containerId: string): Promise<PreparedRootfs> {
     if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
     const img = this.store.resolve(imageRef);
     if (!this.store.complete(img)) throw new ImageError("failed_precondition", `image ${imageRef} is incomplete (a layer is missing); pull it again`);
     const owner = this.store.db.containerImage(containerId);
     if (owner && owner !== img.id) throw new ImageError("conflict", `container ${containerId} already has a root filesystem on image ${owner}`);
-    const dirs = this.store.snapshots.createContainer(containerId);
-    if (!owner) this.store.db.putContainer(containerId, img.id);
+    // A repeated prepare of the same container counts its layers once.
+    if (!owner) await this.mounts.acquire(img.diffIds);
+    let dirs: { upper: string; work: string };
+    try {
+      dirs = this.store.snapshots.createContainer(containerId);
+      if (!owner) this.store.db.putContainer(containerId, img.id);
+    } catch (err) {
+      if (!owner) await this.mounts.release(img.diffIds);
+      throw err;
+    }
     const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
     const relativeLowerDirs = img.diffIds.map((d) => this.store.snapshots.shortLowerPath(d)).reverse();
     if (lowerDirs.length === 0) {
@@ -42,9 +55,12 @@ export class RootfsManager {
     return { imageId: img.id, lowerDirs, upperDir: dirs.upper, workDir: dirs.work, configJson: img.config, layersBase: this.store.snapshots.linkBase, relativeLowerDirs };
   }
 
-  release(containerId: string): void {
+  async release(containerId: string): Promise<void> {
     if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
+    const imageId = this.store.db.containerImage(containerId);
     this.store.snapshots.removeContainer(containerId);
     this.store.db.deleteContainer(containerId);
+    const img = imageId ? this.store.db.getImage(imageId) : undefined;
+    if (img) await this.mounts.release(img.diffIds);
   }
 }
