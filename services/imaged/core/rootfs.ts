@@ -33,17 +33,20 @@ export class RootfsManager {
     if (!this.store.complete(img)) throw new ImageError("failed_precondition", `image ${imageRef} is incomplete (a layer is missing); pull it again`);
     const owner = this.store.db.containerImage(containerId);
     if (owner && owner !== img.id) throw new ImageError("conflict", `container ${containerId} already has a root filesystem on image ${owner}`);
-    // A repeated prepare of the same container counts its layers once.
-    if (!owner) await this.mounts.acquire(img.diffIds);
-    let dirs: { upper: string; work: string };
-    try {
-      dirs = this.store.snapshots.createContainer(containerId);
-      if (!owner) this.store.db.putContainer(containerId, img.id);
-    } catch (err) {
-      if (!owner) await this.mounts.release(img.diffIds);
-      throw err;
-    }
+    const dirs = this.store.snapshots.createContainer(containerId);
+    if (!owner) this.store.db.putContainer(containerId, img.id);
     const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
+    // Mounted after the row is written, so a restarted imaged counts them; a repeated
+    // prepare of the same container counts its layers once.
+    if (!owner) {
+      try {
+        await this.mounts.acquire(img.diffIds);
+      } catch (err) {
+        this.store.snapshots.removeContainer(containerId);
+        this.store.db.deleteContainer(containerId);
+        throw err;
+      }
+    }
     const relativeLowerDirs = img.diffIds.map((d) => this.store.snapshots.shortLowerPath(d)).reverse();
     if (lowerDirs.length === 0) {
       // overlayfs needs at least one lower layer: an image without layers gets an empty one.
