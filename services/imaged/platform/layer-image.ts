@@ -49,21 +49,36 @@ export function layerImageSupport(): LayerImageSupport {
 export async function buildSquashfs(tar: AsyncIterable<Uint8Array>, out: string): Promise<void> {
   const proc = Bun.spawn(["sqfstar", ...SQFSTAR_ARGS, out], { stdin: "pipe", stdout: "ignore", stderr: "pipe" });
   const stderr = new Response(proc.stderr).text();
-  let feedErr: unknown;
+  // An error of the input (bad or unsafe tar) wins; a broken pipe means sqfstar
+  // stopped, and its own message says why.
+  // Flags, not the errors themselves: an aborted stream may throw `undefined`.
+  let inputFailed = false;
+  let inputErr: unknown;
+  let pipeErr: unknown;
   try {
     for await (const chunk of tar) {
-      proc.stdin.write(chunk);
-      // Backpressure: do not run ahead of sqfstar by more than the pipe buffer.
-      await proc.stdin.flush();
+      try {
+        proc.stdin.write(chunk);
+        // Backpressure: do not run ahead of sqfstar by more than the pipe buffer.
+        await proc.stdin.flush();
+      } catch (err) {
+        pipeErr = err ?? new Error("broken pipe");
+        break;
+      }
     }
-    await proc.stdin.end();
+    if (!pipeErr) await proc.stdin.end();
   } catch (err) {
-    feedErr = err;
-    proc.kill();
+    inputFailed = true;
+    inputErr = err ?? new ImageError("unavailable", "layer stream aborted");
   }
+  if (inputFailed || pipeErr !== undefined) proc.kill();
   const code = await proc.exited;
-  if (feedErr) throw feedErr;
-  if (code !== 0) throw new ImageError("invalid_argument", `invalid layer: sqfstar failed: ${(await stderr).trim().split("\n").slice(-2).join("; ")}`);
+  if (inputFailed) throw inputErr;
+  if (code === 0 && !pipeErr) return;
+  const why = (await stderr).trim().split("\n").slice(-2).join("; ");
+  // A full disk is not the layer's fault: no "invalid layer" (which would drop the blob).
+  if (/no space left/i.test(why)) throw new ImageError("internal", `no space left on device while writing a layer image: ${why}`);
+  throw new ImageError("invalid_argument", `invalid layer: sqfstar failed: ${why}`);
 }
 
 async function run(argv: string[]): Promise<{ code: number; stderr: string }> {
