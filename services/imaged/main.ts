@@ -29,7 +29,7 @@ await runService({
     const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts), () => registryConfig);
     // Layer images still mounted by an earlier run are adopted, not mounted again;
     // those of existing containers are mounted (after a reboot), the rest unmounted.
-    await mounts.adopt(db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []));
+    for (const error of await mounts.adopt(db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []))) ctx.log.warn("layer image mount at start failed", { error });
     // Whatever an interrupted run left unreferenced goes now, not on a timer.
     store.collectGarbage();
     const uploadSocket = join(ctx.home.run, "imaged-upload.sock");

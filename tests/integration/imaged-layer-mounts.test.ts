@@ -100,6 +100,31 @@ test("a restarted imaged adopts mounted layers, never mounts twice, and still co
   expect(mountsOf(c1.lowerDirs).map((m) => m.count)).toEqual([0, 0]);
 }, 60_000);
 
+/** SIGKILLs imaged and waits (bounded) until a fresh one answers. */
+async function restartImaged(): Promise<void> {
+  const { pid } = await clients.health("imaged").check({});
+  process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 100; i++) {
+    const now = await clients.health("imaged").check({}).catch(() => undefined);
+    if (now && now.pid !== pid) return;
+    await Bun.sleep(50);
+  }
+  throw new Error("imaged did not come back");
+}
+
+test("a layer image that no longer mounts does not keep imaged from starting", async () => {
+  const c = await clients.images.prepareRootfs({ image: img.reference, containerId: "broken" });
+  const top = c.lowerDirs[0]!;
+  expect((await run(["umount", top])).code).toBe(0);
+  writeFileSync(join(dataDir(daemon), "layer-images", top.split("/").pop()!), "not a squashfs image");
+  await restartImaged();
+  const images = await daemon.docker(["images", "-q"]);
+  expect(images.code).toBe(0);
+  expect(images.stdout.trim()).not.toBe("");
+  await clients.images.releaseRootfs({ containerId: "broken" });
+  expect(mountsOf(c.lowerDirs).map((m) => m.count)).toEqual([0, 0]);
+}, 60_000);
+
 test("rmi and prune leave no layer file, mount or loop device", async () => {
   const images = readdirSync(join(dataDir(daemon), "layer-images")).map((n) => join(dataDir(daemon), "layer-images", n));
   expect((await daemon.docker(["rmi", img.reference, other.reference])).code).toBe(0);

@@ -23,16 +23,18 @@ export class LayerMounts {
   /**
    * At start: `inUse` lists, per container root, the layers of its image. Mounts
    * whatever is in use and not mounted (after a reboot), unmounts what nothing uses
-   * (a crash between the last release and its unmount).
+   * (a crash between the last release and its unmount). A layer that cannot be
+   * mounted or unmounted is reported, not fatal: imaged must still serve the rest.
    */
-  async adopt(inUse: Iterable<string[]>): Promise<void> {
+  async adopt(inUse: Iterable<string[]>): Promise<string[]> {
     this.mounted = mountedUnder(this.snapshots.mountDir);
     for (const layers of inUse) for (const d of new Set(layers)) if (this.snapshots.hasImage(d)) this.counts.set(d, (this.counts.get(d) ?? 0) + 1);
     const work: Promise<void>[] = [];
     for (const d of this.counts.keys()) work.push(this.run(d, () => this.ensureMounted(d)));
     const wanted = new Set([...this.counts.keys()].map((d) => this.snapshots.mountPath(d)));
     for (const path of this.mounted) if (!wanted.has(path)) work.push(unmount(path).then(() => void this.mounted.delete(path)));
-    await Promise.all(work);
+    const results = await Promise.allSettled(work);
+    return results.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
   }
 
   private run(diffId: string, op: () => Promise<void>): Promise<void> {
