@@ -10,6 +10,7 @@ import { ImageStore } from "./core/image-store.ts";
 import { Puller } from "./core/puller.ts";
 import { Pusher } from "./core/pusher.ts";
 import { loadRegistryConfig } from "./core/registry-config.ts";
+import { LayerMounts } from "./core/layer-mounts.ts";
 import { RootfsManager } from "./core/rootfs.ts";
 import { imageServiceRoutes } from "./server/image-service.ts";
 import { serveUploads } from "./server/upload-server.ts";
@@ -24,14 +25,18 @@ await runService({
     const snapshots = new Snapshots(ctx.dataDir);
     const store = new ImageStore(db, new ContentStore(ctx.dataDir), snapshots);
     const registryConfig = loadRegistryConfig(ctx.home.root);
-    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store), () => registryConfig);
+    const mounts = new LayerMounts(snapshots);
+    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts), () => registryConfig);
+    // Layer images still mounted by an earlier run are adopted, not mounted again;
+    // those of existing containers are mounted (after a reboot), the rest unmounted.
+    for (const error of await mounts.adopt(db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []))) ctx.log.warn("layer image mount at start failed", { error });
     // Whatever an interrupted run left unreferenced goes now, not on a timer.
     store.collectGarbage();
     const uploadSocket = join(ctx.home.run, "imaged-upload.sock");
     const uploads = serveUploads(uploadSocket, core, ctx.log);
     return {
       routes: imageServiceRoutes(core, uploadSocket, () => registryConfig),
-      state: () => ({ images: db.allImages().length, layers: db.allLayers().length, registries: registryConfig }),
+      state: () => ({ images: db.allImages().length, layers: db.allLayers().length, layerMounts: mounts.stats(), registries: registryConfig }),
       // Nothing is kept in memory between calls: with no upload under way it can go.
       idle: () => !uploads.busy,
       stop: async () => {

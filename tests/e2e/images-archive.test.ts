@@ -52,7 +52,7 @@ test("docker save writes a docker-archive with manifest.json, repositories and a
 test("docker load restores removed images with the same IDs and tags", async () => {
   const out = join(work, "both.tar");
   expect((await daemon.docker(["rmi", busybox.reference, two.reference])).code).toBe(0);
-  expect(readdirSync(join(imageDir(), "snapshots"))).toEqual([]);
+  expect(readdirSync(join(imageDir(), "layer-images"))).toEqual([]);
   const r = await daemon.docker(["load", "-i", out]);
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
@@ -60,7 +60,7 @@ test("docker load restores removed images with the same IDs and tags", async () 
   expect(r.stdout).toContain(`Loaded image: ${two.reference}`);
   const ids = await daemon.docker(["image", "inspect", "--format", "{{.Id}} {{len .RootFS.Layers}}", busybox.reference, two.reference]);
   expect(ids.stdout.trim().split("\n")).toEqual([`${busybox.configDigest} 1`, `${two.configDigest} 2`]);
-  expect(readdirSync(join(imageDir(), "snapshots"))).toHaveLength(3);
+  expect(readdirSync(join(imageDir(), "layer-images"))).toHaveLength(3);
   // A loaded image can be pushed again with its original digest.
   const push = await daemon.docker(["push", two.reference]);
   expect(push.code).toBe(0);

@@ -42,10 +42,12 @@ afterAll(async () => {
 }, 60_000);
 
 const dataDir = () => join(daemon.home, "data", "imaged");
+/** Layers in either form: squashfs images (temp ones included) and unpacked dirs. */
+const storedLayers = () => [...readdirSync(join(dataDir(), "layer-images")), ...readdirSync(join(dataDir(), "snapshots"))];
 function storeIsClean() {
   expect(readdirSync(join(dataDir(), "ingest"))).toEqual([]);
   expect(readdirSync(join(dataDir(), "snapshots-tmp"))).toEqual([]);
-  expect(readdirSync(join(dataDir(), "snapshots"))).toEqual([]);
+  expect(storedLayers()).toEqual([]);
 }
 
 test("a registry that drops the connection mid-blob: clear error, nothing half-written", async () => {
@@ -78,7 +80,7 @@ test("the same pull from a healthy registry then resumes the broken blob with a 
   // And a pull from scratch works as well.
   const again = await daemon.docker(["pull", big.reference]);
   expect(again.code).toBe(0);
-  expect(readdirSync(join(dataDir(), "snapshots"))).toHaveLength(2);
+  expect(storedLayers()).toHaveLength(2);
   expect((await daemon.docker(["rmi", big.reference])).code).toBe(0);
   storeIsClean();
 });
@@ -112,10 +114,10 @@ test("removing one image keeps the layers another image shares", async () => {
   expect((await daemon.docker(["pull", "-q", a.reference])).code).toBe(0);
   const pb = await daemon.docker(["pull", b.reference]);
   expect(pb.stdout).toContain("Already exists");
-  expect(readdirSync(join(dataDir(), "snapshots"))).toHaveLength(3);
+  expect(storedLayers()).toHaveLength(3);
   const rm = await daemon.docker(["rmi", a.reference]);
   expect(rm.code).toBe(0);
-  expect(readdirSync(join(dataDir(), "snapshots"))).toHaveLength(2);
+  expect(storedLayers()).toHaveLength(2);
   const prune = await daemon.docker(["image", "prune", "-a", "-f"]);
   expect(prune.code).toBe(0);
   storeIsClean();
@@ -143,6 +145,7 @@ test("imaged killed mid-pull: the pull fails naming imaged, and the restarted im
   expect(after.pid).not.toBe(pid);
   expect(readdirSync(join(dataDir(), "ingest"))).toEqual([]);
   expect(readdirSync(join(dataDir(), "snapshots-tmp"))).toEqual([]);
+  expect(readdirSync(join(dataDir(), "layer-images")).filter((n) => n.startsWith("tmp-"))).toEqual([]);
   expect((await daemon.docker(["image", "inspect", `${slow.host}/big:v1`])).code).toBe(1);
   const again = await daemon.docker(["pull", big.reference]);
   expect(again.code).toBe(0);

@@ -1,10 +1,15 @@
 /**
- * Downloads one layer blob and unpacks it at the same time: every chunk is hashed
+ * Downloads one layer blob and converts it at the same time: every chunk is hashed
  * and appended to the blob's ingest file, and fed through the decompressor into the
- * tar extractor writing a temp snapshot directory. Only when the blob digest and the
- * diff ID both verify are the blob and the snapshot moved into place; on any failure
- * both temp copies are removed, so the store never holds half a layer.
+ * layer's converter: the overlay tar filter and sqfstar writing a temp squashfs image
+ * (layer-image.ts), or, where the kernel cannot mount those, the tar extractor writing
+ * a temp snapshot directory. Only when the blob digest and the diff ID both verify are
+ * the blob and the layer moved into place; on any failure both temp copies are removed,
+ * so the store never holds half a layer. A layer sqfstar cannot express (NeedsUnpack)
+ * is unpacked from the verified blob afterwards.
  */
+import { buildSquashfs, layerImageSupport } from "../platform/layer-image.ts";
+import { NeedsUnpack, overlayTarFilter } from "../platform/overlay-tar-filter.ts";
 import { extractTar } from "../platform/tar-extract.ts";
 import type { BlobWriter, ContentStore } from "../storage/content-store.ts";
 import type { Snapshots } from "../storage/snapshots.ts";
@@ -41,14 +46,47 @@ function decompressor(c: Compression): TransformStream<Uint8Array, Uint8Array> {
   return new DecompressionStream(c as "gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
 }
 
+/** A layer being written in one form: temp output, then committed or discarded. */
+interface Conversion {
+  done: Promise<{ diffId: string; size: number }>;
+  commit(diffId: string): void;
+  discard(): void;
+}
+
+function toImage(tar: ReadableStream<Uint8Array>, snapshots: Snapshots): Conversion {
+  const tmp = snapshots.tempImage();
+  const filter = overlayTarFilter(tar);
+  return {
+    done: buildSquashfs(filter.output, tmp).then(() => filter.result),
+    commit: (diffId) => snapshots.commitImage(tmp, diffId),
+    discard: () => snapshots.discardImage(tmp),
+  };
+}
+
+function toDirectory(tar: ReadableStream<Uint8Array>, snapshots: Snapshots): Conversion {
+  const tmp = snapshots.tempLayer();
+  return {
+    done: extractTar(tar, tmp),
+    commit: (diffId) => snapshots.commitLayer(tmp, diffId),
+    discard: () => snapshots.discard(tmp),
+  };
+}
+
 export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
   const blob: BlobWriter | undefined = o.resume?.writer ?? (o.writeBlob ? o.store.writer() : undefined);
   let networkFailure = false;
-  const tmp = o.snapshots.tempLayer();
+  let blobCommitted = false;
+  /** Moves the blob into place once (throws on a digest mismatch). */
+  const commitBlob = () => {
+    if (blobCommitted) return;
+    blobCommitted = true;
+    blob?.commit(o.digest);
+  };
   const ds = decompressor(o.compression);
   const sink = ds.writable.getWriter();
+  let conversion = layerImageSupport().ok ? toImage(ds.readable, o.snapshots) : toDirectory(ds.readable, o.snapshots);
   let extractErr: unknown;
-  const extraction = extractTar(ds.readable, tmp).catch((err) => {
+  const extraction = conversion.done.catch((err) => {
     extractErr = err;
     throw err;
   });
@@ -89,22 +127,30 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
       networkFailure = true;
       throw new ImageError("unavailable", `error downloading layer ${o.digest}: unexpected EOF after ${received} of ${o.size} bytes`);
     }
-    if (extractErr && blob) blob.commit(o.digest); // throws on a digest mismatch
+    if (extractErr && !(extractErr instanceof NeedsUnpack)) commitBlob(); // throws on a digest mismatch
     let closeErr: unknown;
     await sink.close().catch((err) => (closeErr = err ?? new Error("stream closed")));
     let result;
     try {
-      result = await extraction;
+      result = await extraction.catch(async (err) => {
+        if (!(err instanceof NeedsUnpack)) throw err;
+        // Unpack from the verified blob, which is in the store by now.
+        commitBlob();
+        conversion.discard();
+        conversion = toDirectory(Bun.file(o.store.path(o.digest)).stream().pipeThrough(decompressor(o.compression)), o.snapshots);
+        closeErr = undefined;
+        return await conversion.done;
+      });
     } catch (err) {
       if (err instanceof ImageError) throw err;
       throw new ImageError("invalid_argument", `layer ${o.digest}: failed to unpack${o.compression === "none" ? "" : ` (corrupt ${o.compression} stream?)`}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     if (closeErr) throw new ImageError("invalid_argument", `layer ${o.digest}: corrupt ${o.compression} stream: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`);
-    blob?.commit(o.digest);
+    commitBlob();
     if (o.expectedDiffId && result.diffId !== o.expectedDiffId) {
       throw new ImageError("invalid_argument", `layer ${o.digest}: unpacked content ${result.diffId} does not match the config's diff ID ${o.expectedDiffId}`);
     }
-    o.snapshots.commitLayer(tmp, result.diffId);
+    conversion.commit(result.diffId);
     return { diffId: result.diffId, size: result.size };
   } catch (err) {
     // A broken connection keeps a resumable download; anything else discards it.
@@ -113,7 +159,8 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
     await reader.cancel().catch(() => {});
     await sink.abort().catch(() => {});
     await extraction.catch(() => {});
-    o.snapshots.discard(tmp);
+    await conversion.done.catch(() => {});
+    conversion.discard();
     // A blob that verified but whose content was bad must not stay in the store.
     if (o.writeBlob && err instanceof ImageError && /diff ID|unpack|corrupt|invalid layer/.test(err.message)) o.store.delete(o.digest);
     throw err;

@@ -2,12 +2,14 @@
  * Container root filesystems: PrepareRootfs hands out the image's snapshot dirs as
  * overlayfs lower layers plus a fresh upper/work pair for the container, and records
  * that the container uses the image (which blocks its removal and collection);
- * ReleaseRootfs deletes the pair and the record.
+ * ReleaseRootfs deletes the pair and the record. Layer images are mounted for the
+ * first container that needs them and unmounted after the last (layer-mounts.ts).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ImageError, diskError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
+import type { LayerMounts } from "./layer-mounts.ts";
 
 export interface PreparedRootfs {
   imageId: string;
@@ -20,9 +22,12 @@ export interface PreparedRootfs {
 }
 
 export class RootfsManager {
-  constructor(private readonly store: ImageStore) {}
+  constructor(
+    private readonly store: ImageStore,
+    private readonly mounts: LayerMounts,
+  ) {}
 
-  prepare(imageRef: string, containerId: string): PreparedRootfs {
+  async prepare(imageRef: string, containerId: string): Promise<PreparedRootfs> {
     if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
     const img = this.store.resolve(imageRef);
     if (!this.store.complete(img)) throw new ImageError("failed_precondition", `image ${imageRef} is incomplete (a layer is missing); pull it again`);
@@ -40,6 +45,17 @@ export class RootfsManager {
       throw diskError(err);
     }
     const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
+    // Mounted after the row is written, so a restarted imaged counts them; a repeated
+    // prepare of the same container counts its layers once.
+    if (!owner) {
+      try {
+        await this.mounts.acquire(img.diffIds);
+      } catch (err) {
+        this.store.snapshots.removeContainer(containerId);
+        this.store.db.deleteContainer(containerId);
+        throw err;
+      }
+    }
     const relativeLowerDirs = img.diffIds.map((d) => this.store.snapshots.shortLowerPath(d)).reverse();
     if (lowerDirs.length === 0) {
       // overlayfs needs at least one lower layer: an image without layers gets an empty one.
@@ -51,9 +67,12 @@ export class RootfsManager {
     return { imageId: img.id, lowerDirs, upperDir: dirs.upper, workDir: dirs.work, configJson: img.config, layersBase: this.store.snapshots.linkBase, relativeLowerDirs };
   }
 
-  release(containerId: string): void {
+  async release(containerId: string): Promise<void> {
     if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
+    const imageId = this.store.db.containerImage(containerId);
     this.store.snapshots.removeContainer(containerId);
     this.store.db.deleteContainer(containerId);
+    const img = imageId ? this.store.db.getImage(imageId) : undefined;
+    if (img) await this.mounts.release(img.diffIds);
   }
 }

@@ -159,6 +159,7 @@ export function tarEntryHeader(e: TarEntry): Uint8Array {
   if (e.linkname && enc.encode(e.linkname).length > 100) records.push(paxRecord("linkpath", enc.encode(e.linkname)));
   if (e.uid > 0o7777777) records.push(paxRecord("uid", enc.encode(String(e.uid))));
   if (e.gid > 0o7777777) records.push(paxRecord("gid", enc.encode(String(e.gid))));
+  if (e.size > 0o77777777777) records.push(paxRecord("size", enc.encode(String(e.size))));
   for (const [k, v] of e.xattrs ?? []) records.push(paxRecord(`SCHILY.xattr.${k}`, v));
   const h = new Uint8Array(BLOCK);
   const put = (off: number, len: number, s: string) => h.set(enc.encode(s).subarray(0, len), off);

@@ -8,6 +8,13 @@ import type { ImageCore } from "../core/image-core.ts";
 import type { ProgressEvent } from "../core/progress.ts";
 import type { RegistryConfig } from "../core/registry-config.ts";
 import { streamEvents } from "./event-stream.ts";
+import { layerImageSupport } from "../platform/layer-image.ts";
+
+/** For `docker info` DriverStatus: how layers are stored here. */
+function layerFormat(): string {
+  const s = layerImageSupport();
+  return s.ok ? "squashfs images (loop-mounted)" : `unpacked directories (${s.reason})`;
+}
 
 const SAVE_CHUNK = 1 << 20;
 
@@ -27,8 +34,8 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
       list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values })), req.all),
       inspect: (req) => core.inspect(req.reference),
       prepareRootfs: (req) => core.rootfs.prepare(req.image, req.containerId),
-      releaseRootfs: (req) => {
-        core.rootfs.release(req.containerId);
+      releaseRootfs: async (req) => {
+        await core.rootfs.release(req.containerId);
         return {};
       },
       pull: (req, ctx) =>
@@ -72,7 +79,7 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
       commit: async (req) => ({
         id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy, parentImage: req.parentImage, layerDir: req.layerDir, layerDiffId: req.layerDiffId }),
       }),
-      registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure }),
+      registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure, layerFormat: layerFormat() }),
       distributionInspect: (req) => core.distributionInspect(req.reference, toCreds(req.auth)),
     });
 }

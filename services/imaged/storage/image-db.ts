@@ -198,6 +198,10 @@ export class ImageDb {
   containersUsing(imageId: string): string[] {
     return (this.db.query("SELECT container_id FROM containers WHERE image_id = ?").all(imageId) as { container_id: string }[]).map((r) => r.container_id);
   }
+  /** Image ID of every container root, one entry per container. */
+  allContainerRoots(): string[] {
+    return (this.db.query("SELECT image_id FROM containers").all() as { image_id: string }[]).map((r) => r.image_id);
+  }
   allContainerImages(): Set<string> {
     return new Set((this.db.query("SELECT DISTINCT image_id FROM containers").all() as { image_id: string }[]).map((r) => r.image_id));
   }

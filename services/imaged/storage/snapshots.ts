@@ -1,19 +1,28 @@
 /**
- * Snapshot directories: one unpacked layer per diff ID under
- * `<dataDir>/snapshots/<hex>` (usable directly as an overlayfs lowerdir), and one
+ * Layers, in one of two forms per diff ID:
+ * - a squashfs image `<dataDir>/layer-images/<hex>` (built while the layer streams in,
+ *   written as a temp file and renamed into place when complete), loop-mounted at
+ *   `<dataDir>/mnt/<hex>` while a container uses it (layer-mounts.ts);
+ * - an unpacked directory `<dataDir>/snapshots/<hex>`: stores from before layer
+ *   images, kernels without squashfs or loop devices, and the rare layer sqfstar cannot
+ *   express (a path listed twice).
+ * Either way `layerPath` is the directory to use as an overlayfs lowerdir. And one
  * writable upper/work pair per container under `<dataDir>/containers/<id>/`, on the
  * same filesystem as required by overlayfs. Layers are unpacked into a temp directory
  * and renamed into place when complete; temp leftovers are removed at startup.
  * Deletion renames a tree into `trash/` (instant, atomic) and removes it off the event
  * loop, so rmi and container removal do not wait for the disk.
  */
-import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, symlinkSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageError } from "../core/errors.ts";
 
 export class Snapshots {
   readonly layerDir: string;
+  /** Squashfs layer images, and where they are mounted. */
+  readonly imageDir: string;
+  readonly mountDir: string;
   readonly containerDir: string;
   /** Directory that short lower-layer links are relative to. */
   readonly linkBase: string;
@@ -26,14 +35,18 @@ export class Snapshots {
 
   constructor(dataDir: string) {
     this.layerDir = join(dataDir, "snapshots");
+    this.imageDir = join(dataDir, "layer-images");
+    this.mountDir = join(dataDir, "mnt");
     this.containerDir = join(dataDir, "containers");
     this.tmpDir = join(dataDir, "snapshots-tmp");
     this.trashDir = join(dataDir, "trash");
     this.linkBase = dataDir;
     this.linkDir = join(dataDir, "l");
-    for (const d of [this.layerDir, this.containerDir, this.tmpDir, this.trashDir, this.linkDir]) mkdirSync(d, { recursive: true, mode: 0o711 });
+    for (const d of [this.layerDir, this.imageDir, this.mountDir, this.containerDir, this.tmpDir, this.trashDir, this.linkDir]) mkdirSync(d, { recursive: true, mode: 0o711 });
     // Half-unpacked layers of an interrupted run.
     for (const name of readdirSync(this.tmpDir)) renameSync(join(this.tmpDir, name), join(this.trashDir, `tmp-${name}`));
+    // Layer images an interrupted run was still writing.
+    for (const name of readdirSync(this.imageDir)) if (name.startsWith("tmp-")) rmSync(join(this.imageDir, name), { force: true });
     // Whatever a previous run had not finished deleting.
     for (const name of readdirSync(this.trashDir)) this.deleteInBackground(join(this.trashDir, name));
   }
@@ -62,9 +75,48 @@ export class Snapshots {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
-  layerPath(diffId: string): string {
+  private hex(diffId: string): string {
     if (!/^sha256:[a-f0-9]{64}$/.test(diffId)) throw new ImageError("invalid_argument", `bad diff ID ${diffId}`);
-    return join(this.layerDir, diffId.slice(7));
+    return diffId.slice(7);
+  }
+
+  /** The layer's lowerdir: the image's mount point, or the unpacked directory. */
+  layerPath(diffId: string): string {
+    return this.hasImage(diffId) ? this.mountPath(diffId) : this.dirPath(diffId);
+  }
+
+  dirPath(diffId: string): string {
+    return join(this.layerDir, this.hex(diffId));
+  }
+
+  imagePath(diffId: string): string {
+    return join(this.imageDir, this.hex(diffId));
+  }
+
+  mountPath(diffId: string): string {
+    return join(this.mountDir, this.hex(diffId));
+  }
+
+  hasImage(diffId: string): boolean {
+    return existsSync(this.imagePath(diffId));
+  }
+
+  /** A path for a layer image being written (removed at startup if left behind). */
+  tempImage(): string {
+    return join(this.imageDir, `tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}-${++this.seq}`);
+  }
+
+  /** Renames a complete image into place (first writer wins). */
+  commitImage(tmp: string, diffId: string): void {
+    if (this.hasLayer(diffId)) {
+      rmSync(tmp, { force: true });
+      return;
+    }
+    renameSync(tmp, this.imagePath(diffId));
+  }
+
+  discardImage(tmp: string): void {
+    rmSync(tmp, { force: true });
   }
 
   /**
@@ -80,13 +132,20 @@ export class Snapshots {
       return name;
     } catch (err) {
       if ((err as { code?: string }).code !== "EEXIST") throw err;
+      const old = readlinkSync(join(this.linkBase, name));
+      if (old === target) return name;
+      // The same layer in its other form (converted since): point the link at this one.
+      if (old === this.dirPath(diffId) || old === this.mountPath(diffId)) {
+        rmSync(join(this.linkBase, name), { force: true });
+        return this.shortLowerPath(diffId);
+      }
       // Another layer with the same 8-hex prefix: rare; fall back to the full path.
-      return readlinkSync(join(this.linkBase, name)) === target ? name : target;
+      return target;
     }
   }
 
   hasLayer(diffId: string): boolean {
-    return existsSync(this.layerPath(diffId));
+    return this.hasImage(diffId) || existsSync(this.dirPath(diffId));
   }
 
   /** A fresh empty directory to unpack into. */
@@ -98,8 +157,8 @@ export class Snapshots {
 
   /** Moves a completely unpacked temp dir into place (first writer wins). */
   commitLayer(tmp: string, diffId: string): void {
-    const dest = this.layerPath(diffId);
-    if (existsSync(dest)) {
+    const dest = this.dirPath(diffId);
+    if (this.hasLayer(diffId)) {
       this.trash(tmp);
       return;
     }
@@ -110,16 +169,31 @@ export class Snapshots {
     this.trash(tmp);
   }
 
+  /** Deletes the layer in either form; the caller has unmounted its image (layer-mounts.ts). */
   removeLayer(diffId: string): void {
     const link = join(this.linkDir, diffId.slice(7, 15));
     try {
-      if (readlinkSync(link) === this.layerPath(diffId)) rmSync(link, { force: true });
+      const target = readlinkSync(link);
+      if (target === this.dirPath(diffId) || target === this.mountPath(diffId)) rmSync(link, { force: true });
     } catch {}
-    this.trash(this.layerPath(diffId));
+    rmSync(this.imagePath(diffId), { force: true });
+    try {
+      rmdirSync(this.mountPath(diffId));
+    } catch (err) {
+      // Still mounted (nothing counts it, or collection ran first): detach it now.
+      if ((err as { code?: string }).code === "EBUSY") {
+        Bun.spawnSync(["umount", "-l", this.mountPath(diffId)], { stdout: "ignore", stderr: "ignore" });
+        try {
+          rmdirSync(this.mountPath(diffId));
+        } catch {}
+      }
+    }
+    this.trash(this.dirPath(diffId));
   }
 
   listLayers(): string[] {
-    return readdirSync(this.layerDir).map((hex) => `sha256:${hex}`);
+    const all = new Set([...readdirSync(this.layerDir), ...readdirSync(this.imageDir).filter((n) => !n.startsWith("tmp-"))]);
+    return [...all].map((hex) => `sha256:${hex}`);
   }
 
   containerPaths(containerId: string): { upper: string; work: string; root: string } {

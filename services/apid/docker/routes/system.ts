@@ -66,6 +66,7 @@ export function systemRoutes(deps: DockerApiDeps) {
         ["Supports d_type", "true"],
         ["Using metacopy", "false"],
         ["Native Overlay Diff", "true"],
+        ["Layer Format", registries.layerFormat],
       ],
       DockerRootDir: deps.home.data,
       Plugins: { Volume: ["local"], Network: ["bridge", "host", "null"], Authorization: null, Log: ["json-file", "local"] },
