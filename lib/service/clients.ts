@@ -9,6 +9,7 @@ import { ImageService } from "../../proto/gen/arcbox/images/v1/images_pb.ts";
 import { NetworkService } from "../../proto/gen/arcbox/networks/v1/networks_pb.ts";
 import { VolumeService } from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
 import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { MachineManagerService } from "../../proto/gen/arcbox/machines/v1/manager_pb.ts";
 import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
 import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
 import { serviceSocket, supervisorSocket, type ArcboxHome } from "../home.ts";
@@ -37,6 +38,9 @@ export class ServiceClients {
   }
   get machines() {
     return this.client("vmm", MachineService);
+  }
+  get machineManager() {
+    return this.client("vmm", MachineManagerService, "vmm:manager");
   }
   get containers() {
     return this.client("apid", ContainerService);

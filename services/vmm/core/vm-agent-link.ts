@@ -1,0 +1,57 @@
+/**
+ * vmm's link to the guest agent inside a VM: the agent protocol over the Unix socket
+ * qemu serves for the agent's virtio-serial port. qemu accepts the connection at once,
+ * but the bytes wait until the guest opens its port, so "the agent is up" is simply
+ * the first call answered: no polling while the guest boots.
+ */
+import { connect, type Socket } from "node:net";
+import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { AgentClient } from "./agent-client.ts";
+import { MachineError } from "./machine-error.ts";
+
+function dial(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      resolve(s);
+    });
+    s.once("error", (err) => reject(new MachineError("unavailable", `cannot connect to the agent port at ${path}: ${err.message}`)));
+  });
+}
+
+/**
+ * Connects to the agent's port and waits until the agent answers (or `timeoutMs`).
+ * `onClose` runs when the link drops later.
+ */
+export async function connectVmAgent(opts: {
+  socket: string;
+  timeoutMs: number;
+  onEvent: (e: RuntimeEvent) => void;
+  onClose: () => void;
+  /** Resolves when waiting is pointless (the VM exited). */
+  abandon?: Promise<unknown>;
+}): Promise<AgentClient> {
+  const socket = await dial(opts.socket);
+  let ready = false;
+  const client = new AgentClient(socket, opts.onEvent, () => {
+    if (ready) opts.onClose();
+  });
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new MachineError("unavailable", `the guest agent did not answer within ${Math.round(opts.timeoutMs / 1000)}s`)), opts.timeoutMs);
+  });
+  const abandoned = opts.abandon?.then(() => {
+    throw new MachineError("unavailable", "the VM exited before its guest agent answered");
+  });
+  try {
+    await Promise.race([client.call("containerStates", { machine: "", ids: [] }), timeout, ...(abandoned ? [abandoned] : [])]);
+    ready = true;
+    return client;
+  } catch (err) {
+    client.close();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
