@@ -7,6 +7,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { SupervisorService } from "../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts";
 import { ImageService } from "../../proto/gen/arcbox/images/v1/images_pb.ts";
 import { NetworkService } from "../../proto/gen/arcbox/networks/v1/networks_pb.ts";
+import { MachineNetworkService } from "../../proto/gen/arcbox/networks/v1/machine_net_pb.ts";
 import { VolumeService } from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
 import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { MachineManagerService } from "../../proto/gen/arcbox/machines/v1/manager_pb.ts";
@@ -32,6 +33,10 @@ export class ServiceClients {
   }
   get networks() {
     return this.client("netd", NetworkService);
+  }
+  /** netd's machine networking (TAP, lease, DHCP, DNS) for vmm. */
+  get machineNetworks() {
+    return this.client("netd", MachineNetworkService, "netd:machines");
   }
   get volumes() {
     return this.client("fsd", VolumeService);

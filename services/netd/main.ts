@@ -1,10 +1,11 @@
 /**
- * netd: owns networks (bridges, IPAM, NAT, published ports, embedded DNS) and each
- * container's network namespace. Started lazily by the supervisor on first use.
+ * netd: owns networks (bridges, IPAM, NAT, published ports, embedded DNS), each
+ * container's network namespace, and machine networking (TAPs, DHCP, DNS, NAT). Started lazily by the supervisor on first use.
  */
 import { runService } from "../../lib/service/run-service.ts";
 import { NetDaemon } from "./core/net-daemon.ts";
 import { netNames } from "./core/names.ts";
+import { machineNetworkRoutes } from "./server/machine-network-service.ts";
 import { networkRoutes } from "./server/network-service.ts";
 import { NetStore } from "./storage/net-store.ts";
 
@@ -15,9 +16,12 @@ await runService({
     const daemon = new NetDaemon(store, netNames(ctx.home.root), ctx.dataDir, ctx.log);
     await daemon.start();
     return {
-      routes: networkRoutes(daemon),
+      routes: (router) => {
+        networkRoutes(daemon)(router);
+        machineNetworkRoutes(daemon)(router);
+      },
       state: () => daemon.debugState(),
-      // With no container attached, its state is all in SQLite and rebuilt at start.
+      // With no container or machine attached, its state is all in SQLite and rebuilt at start.
       idle: () => daemon.idle,
       stop: async () => {
         await daemon.stop();

@@ -89,3 +89,45 @@ test("firewall rules honour enable_icc=false and enable_ip_masquerade=false", ()
   expect(rules.filter).toContain(`-A ${n.chains.forward} -i abQ -o abQ -j DROP`);
   expect(rules.nat.some((r) => r.includes("-s 10.5.0.0/24"))).toBe(false);
 });
+
+test("firewall rules for machines: NAT, isolation, forwards before the host alias, DNS guard, machine-only DNS", () => {
+  const n = netNames("/tmp/unit-home");
+  const a = net({ id: "a".repeat(64), bridge: "abA" });
+  const mnet = { bridge: n.machineBridge, subnet: "10.213.9.0/24", gateway: "10.213.9.1", hostAlias: "10.213.9.254" };
+  const m = { machine: "alpha", mac: "02:00:00:00:00:01", ip: "10.213.9.2", tap: "t", createdUnix: 0, clientHostname: "", expiresUnix: 0, ports: [{ protocol: "tcp" as const, port: 8080, hostPort: 8080, hostIp: "" }, { protocol: "udp" as const, port: 53, hostPort: 53, hostIp: "" }] };
+  const rules = firewallRules(n, {
+    networks: [a],
+    endpoints: [{ containerId: "c1", networkId: a.id, endpointId: "e", ip: "10.5.0.2", prefixLen: 24, gateway: "10.5.0.1", mac: "", aliases: [], veth: "v", ifname: "eth0" }],
+    attachments: [{
+      containerId: "c1", containerName: "c1", hostname: "c1", domainname: "", kind: "netns", sharedWith: "", netnsName: "", netnsPath: "", hostsPath: "", resolvConfPath: "", hostnamePath: "",
+      ports: [{ protocol: "tcp", containerPort: 80, hostIp: "", hostPort: 8081 }], extraHosts: [], dns: [], dnsSearch: [], dnsOptions: [],
+    }],
+    machineNet: mnet,
+    machines: [m],
+  });
+  const br = n.machineBridge;
+  const { nat: post, dnat, forward: fwd, machineInput: input } = n.chains;
+  expect(rules.nat).toContain(`-A ${post} -s 10.213.9.0/24 ! -o ${br} -j MASQUERADE`);
+  const fwd8080 = rules.nat.indexOf(`-A ${dnat} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.213.9.2:8080`);
+  const alias = rules.nat.indexOf(`-A ${dnat} -i ${br} -d 10.213.9.254/32 -j DNAT --to-destination 127.0.0.1`);
+  const ctr = rules.nat.findIndex((r) => r.includes("--to-destination 10.5.0.2:80"));
+  expect(ctr).toBeGreaterThanOrEqual(0);
+  expect(fwd8080).toBeGreaterThan(ctr);
+  expect(alias).toBeGreaterThan(fwd8080);
+  // Forwarding udp/53 must leave netd's DNS on every gateway alone.
+  const guard = rules.nat.indexOf(`-A ${dnat} -d 10.5.0.1/32 -p udp -m udp --dport 53 -j RETURN`);
+  expect(guard).toBeGreaterThanOrEqual(0);
+  expect(guard).toBeLessThan(rules.nat.findIndex((r) => r.includes("--to-destination 10.213.9.2:53")));
+  expect(rules.nat).toContain(`-A ${dnat} -d 10.213.9.1/32 -p udp -m udp --dport 53 -j RETURN`);
+  expect(rules.nat.some((r) => r.includes("tcp --dport 53 -j RETURN"))).toBe(false);
+  // Machines and containers are isolated; the machine bridge's drop-all comes after its accepts.
+  expect(rules.filter).toContain(`-A ${fwd} -i ${br} -o abA -j DROP`);
+  expect(rules.filter).toContain(`-A ${fwd} -i abA -o ${br} -j DROP`);
+  expect(rules.filter.indexOf(`-A ${fwd} -i abA -o ${br} -j DROP`)).toBeLessThan(rules.filter.indexOf(`-A ${fwd} -i abA -j ACCEPT`));
+  expect(rules.filter.indexOf(`-A ${fwd} -d 10.213.9.2/32 -o ${br} -p tcp -m tcp --dport 8080 -j ACCEPT`)).toBeLessThan(rules.filter.indexOf(`-A ${fwd} -i abA -o ${br} -j DROP`));
+  expect(rules.filter.indexOf(`-A ${fwd} -o ${br} -j DROP`)).toBeGreaterThan(rules.filter.indexOf(`-A ${fwd} -i ${br} -j ACCEPT`));
+  expect(rules.filter).toContain(`-A ${input} -d 10.213.9.1/32 -p udp -m udp --dport 53 ! -i ${br} -j DROP`);
+  // No machine bridge, no machine rules.
+  const none = firewallRules(n, { networks: [a], endpoints: [], attachments: [] });
+  expect([...none.nat, ...none.filter].some((r) => r.includes(br))).toBe(false);
+});

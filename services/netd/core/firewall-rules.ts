@@ -3,13 +3,16 @@
  * chains of our own (see names.ts) that are rewritten whole on every change, so a
  * restart or a crash can never leave a stale rule behind.
  */
-import type { AttachmentRecord, EndpointRecord, NetworkRecord } from "./model.ts";
+import type { AttachmentRecord, EndpointRecord, MachineLeaseRecord, MachineNetRecord, NetworkRecord } from "./model.ts";
 import type { NetNames } from "./names.ts";
 
 export interface FirewallState {
   networks: NetworkRecord[];
   endpoints: EndpointRecord[];
   attachments: AttachmentRecord[];
+  /** The machine bridge and its machines, when any machine is attached. */
+  machineNet?: MachineNetRecord;
+  machines?: MachineLeaseRecord[];
 }
 
 export interface ChainRules {
@@ -24,6 +27,7 @@ export function jumpRules(n: NetNames): [string, string, string][] {
     ["nat", "PREROUTING", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
     ["nat", "OUTPUT", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
     ["filter", "FORWARD", `-j ${n.chains.forward}`],
+    ["filter", "INPUT", `-j ${n.chains.machineInput}`],
   ];
 }
 
@@ -70,6 +74,13 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
     }
   }
 
+  if (s.machineNet) {
+    const dnsGateways = bridges.filter((b) => !b.isDefault).flatMap((b) => b.pools.map((p) => p.gateway));
+    const m = machineRules(n, s.machineNet, s.machines ?? [], bridges.map((b) => b.bridge), dnsGateways);
+    nat.push(...m.nat);
+    filter.push(...m.filter);
+  }
+
   for (const net of bridges) {
     filter.push(`-A ${fwd} -i ${net.bridge} -j ACCEPT`);
     filter.push(`-A ${fwd} -o ${net.bridge} -j DROP`);
@@ -81,4 +92,44 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
 export function publishingEndpoint(containerId: string, endpoints: EndpointRecord[], nets: Map<string, NetworkRecord>): EndpointRecord | undefined {
   const mine = endpoints.filter((e) => e.containerId === containerId).sort((a, b) => a.ifname.localeCompare(b.ifname, "en", { numeric: true }));
   return mine.find((e) => !nets.get(e.networkId)?.internal) ?? mine[0];
+}
+
+/**
+ * The machine bridge: outbound NAT, machines isolated from container bridges, host
+ * ports forwarded to machines, host.arcbox.internal (the bridge's second address)
+ * DNATed to the host's 127.0.0.1 for machines only, and netd's DNS on the machine
+ * gateway answering the machine bridge only. Appended after the container rules:
+ * a container's published port wins over the host alias catch-all.
+ */
+function machineRules(n: NetNames, net: MachineNetRecord, machines: MachineLeaseRecord[], containerBridges: string[], dnsGateways: string[]): ChainRules {
+  const { nat: post, dnat, forward: fwd, machineInput: input } = n.chains;
+  const br = net.bridge;
+  const nat: string[] = [];
+  const filter: string[] = [];
+  nat.push(`-A ${post} -s ${net.subnet} ! -o ${br} -j MASQUERADE`);
+  // Host loopback clients of forwarded ports, and machines reaching a forwarded port of
+  // a machine on the same bridge: the reply must come back through netd's conntrack.
+  nat.push(`-A ${post} -o ${br} -m addrtype --src-type LOCAL -j MASQUERADE`);
+  nat.push(`-A ${post} -o ${br} -s ${net.subnet} -m conntrack --ctstate DNAT -j MASQUERADE`);
+  // A machine forwarding port 53 must not take over netd's own DNS on the gateways.
+  const forwards = machines.flatMap((m) => m.ports);
+  for (const proto of ["udp", "tcp"] as const) {
+    if (!forwards.some((p) => p.protocol === proto && p.hostPort === 53)) continue;
+    for (const gw of [net.gateway, ...dnsGateways]) nat.push(`-A ${dnat} -d ${gw}/32 -p ${proto} -m ${proto} --dport 53 -j RETURN`);
+  }
+  for (const m of machines) {
+    for (const p of m.ports) {
+      const dst = p.hostIp && p.hostIp !== "0.0.0.0" ? ` -d ${p.hostIp}/32` : "";
+      nat.push(`-A ${dnat}${dst} -p ${p.protocol} -m ${p.protocol} --dport ${p.hostPort} -j DNAT --to-destination ${m.ip}:${p.port}`);
+      filter.push(`-A ${fwd} -d ${m.ip}/32 -o ${br} -p ${p.protocol} -m ${p.protocol} --dport ${p.port} -j ACCEPT`);
+    }
+  }
+  // Machines are the user's own: the host's loopback services are theirs to reach.
+  nat.push(`-A ${dnat} -i ${br} -d ${net.hostAlias}/32 -j DNAT --to-destination 127.0.0.1`);
+  filter.push(`-A ${fwd} -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
+  for (const c of containerBridges) filter.push(`-A ${fwd} -i ${br} -o ${c} -j DROP`, `-A ${fwd} -i ${c} -o ${br} -j DROP`);
+  filter.push(`-A ${fwd} -i ${br} -j ACCEPT`);
+  filter.push(`-A ${fwd} -o ${br} -j DROP`);
+  for (const proto of ["udp", "tcp"]) filter.push(`-A ${input} -d ${net.gateway}/32 -p ${proto} -m ${proto} --dport 53 ! -i ${br} -j DROP`);
+  return { nat, filter };
 }

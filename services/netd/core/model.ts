@@ -80,3 +80,37 @@ export interface AttachmentRecord {
   dnsSearch: string[];
   dnsOptions: string[];
 }
+
+/** A host port forwarded to a machine (kernel DNAT, like a published port). */
+export interface MachinePortRecord {
+  protocol: "tcp" | "udp";
+  /** Port inside the machine. */
+  port: number;
+  hostPort: number;
+  /** "" = every host address. */
+  hostIp: string;
+}
+
+/** A machine's place on the machine bridge: its TAP, stable MAC and reserved address. */
+export interface MachineLeaseRecord {
+  machine: string;
+  mac: string;
+  ip: string;
+  tap: string;
+  createdUnix: number;
+  /** Hostname the DHCP client last sent (option 12), "" if none. */
+  clientHostname: string;
+  /** When the DHCP lease handed out last ends (Unix seconds); 0 = not bound. */
+  expiresUnix: number;
+  ports: MachinePortRecord[];
+}
+
+/** The home's machine bridge; exists while at least one machine is attached. */
+export interface MachineNetRecord {
+  bridge: string;
+  /** CIDR, picked from netd's pool like a network's. */
+  subnet: string;
+  gateway: string;
+  /** Second address on the bridge: host.arcbox.internal, DNATed to the host's 127.0.0.1. */
+  hostAlias: string;
+}

@@ -13,7 +13,9 @@ export interface NetNames {
   ifPrefix: string;
   /** Prefix of every network namespace name (under /run/netns). */
   netnsPrefix: string;
-  chains: { nat: string; dnat: string; forward: string };
+  chains: { nat: string; dnat: string; forward: string; machineInput: string };
+  /** Bridge of this home's machines (VMs), separate from every container bridge. */
+  machineBridge: string;
 }
 
 export function netNames(homeRoot: string): NetNames {
@@ -29,7 +31,9 @@ export function netNames(homeRoot: string): NetNames {
       nat: `ARCBOX-POST-${tag}`,
       dnat: `ARCBOX-DNAT-${tag}`,
       forward: `ARCBOX-FWD-${tag}`,
+      machineInput: `ARCBOX-MIN-${tag}`,
     },
+    machineBridge: `ab${tag}m0`,
   };
 }
 
@@ -45,3 +49,28 @@ export function vethName(n: NetNames): string {
 }
 export const netnsName = (n: NetNames, containerId: string) => `${n.netnsPrefix}${containerId.slice(0, 16)}`;
 export const netnsPath = (name: string) => `/run/netns/${name}`;
+
+/** A machine's TAP device: prefix + "t" + 6 hex of the machine name (stable across restarts). */
+export function tapName(n: NetNames, machine: string, salt = 0): string {
+  return `${n.ifPrefix}t${createHash("sha256").update(`${machine}/${salt}`).digest("hex").slice(0, 6)}`;
+}
+
+/**
+ * A machine's MAC: derived from the home's tag and the machine name, so the same machine
+ * always gets the same one (its DHCP lease is keyed by it); locally administered, unicast.
+ */
+export function machineMac(n: NetNames, machine: string): string {
+  return macFromSeed(`${n.tag}/machine/${machine}`);
+}
+
+/** The machine bridge's own MAC, fixed so it does not change as TAPs come and go. */
+export const machineBridgeMac = (n: NetNames) => macFromSeed(`${n.tag}/machine-bridge`);
+
+function macFromSeed(seed: string): string {
+  const b = createHash("sha256").update(seed).digest();
+  b[0] = (b[0] & 0xfc) | 0x02;
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
+/** Interfaces of the machine side (bridge, TAPs): netd's container reconcile leaves them to the machine side. */
+export const isMachineLink = (n: NetNames, name: string) => name === n.machineBridge || name.startsWith(`${n.ifPrefix}t`);

@@ -11,8 +11,10 @@ import type { NetStore } from "../storage/net-store.ts";
 import { Attacher, type AttachInput } from "./attacher.ts";
 import { EmbeddedDns } from "./dns-server.ts";
 import { parseResolvConf } from "./etc-files.ts";
-import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
+import type { AttachmentRecord, EndpointRecord, MachinePortRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
 import type { NetNames } from "./names.ts";
+import { DhcpServer } from "./dhcp-server.ts";
+import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment } from "./machines.ts";
 import { Networks, type CreateNetwork } from "./networks.ts";
 import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
@@ -22,34 +24,57 @@ export class NetDaemon {
   private readonly dns: EmbeddedDns;
   private readonly networks: Networks;
   private readonly attacher: Attacher;
+  readonly machines: MachineNetworks;
+  private readonly dhcp: DhcpServer;
   private readonly ports = new PortReservations();
 
   constructor(store: NetStore, readonly names: NetNames, dataDir: string, private readonly log: Logger) {
     this.state = new NetState(store);
     const resolution = new NameResolution(this.state);
-    this.dns = new EmbeddedDns((ip, name) => resolution.lookup(ip, name), (ip) => resolution.dnsServersOf(ip) ?? upstreamResolvers(), log, (asker, ip) => resolution.reverseLookup(asker, ip));
+    // One resolver serves every bridge; the asker's address says whether it is a machine
+    // (machine names, the host alias) or a container (its networks' names).
+    const isMachine = (ip: string) => this.machines.isMachineAddress(ip);
+    this.dns = new EmbeddedDns(
+      (ip, name) => (isMachine(ip) ? this.machines.lookup(name) : resolution.lookup(ip, name)),
+      (ip) => (isMachine(ip) ? undefined : resolution.dnsServersOf(ip)) ?? upstreamResolvers(),
+      log,
+      (asker, ip) => (isMachine(asker) ? this.machines.reverseLookup(ip) : resolution.reverseLookup(asker, ip)),
+    );
     this.networks = new Networks(this.state, names, this.dns, log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
+    this.dhcp = new DhcpServer({ byMac: (mac) => this.machines.byMac(mac), noteLease: (m, h, e) => this.machines.noteLease(m, h, e) }, MACHINE_DOMAIN, log);
+    this.machines = new MachineNetworks(this.state, names, this.networks, this.ports, {
+      start: async (net) => {
+        await this.dns.listen(net.gateway);
+        // Without DHCP a machine still boots (it goes on without network): say why, do not fail.
+        await this.dhcp.start(net).catch((err) => log.error("cannot serve DHCP for machines", { err: String(err) }));
+      },
+      stop: () => {
+        this.dhcp.stop();
+        if (this.state.machineNet) this.dns.close(this.state.machineNet.gateway);
+      },
+    }, log);
   }
 
   start(): Promise<void> {
     return this.state.exclusive(async () => {
       await this.networks.reconcile();
       await this.attacher.reconcile();
+      await this.machines.reconcile();
     });
   }
 
-  /** No container is attached: nothing (DNS, port reservations) needs this process. */
+  /** No container or machine is attached: nothing (DNS, DHCP, port reservations) needs this process. */
   get idle(): boolean {
-    return this.state.attachments.size === 0;
+    return this.state.attachments.size === 0 && this.state.machines.size === 0;
   }
 
-  /** With containers attached everything stays (they keep running); otherwise all kernel state goes. */
+  /** With containers or machines attached everything stays (they keep running); otherwise all kernel state goes. */
   stop(): Promise<void> {
     return this.state.exclusive(async () => {
       this.ports.releaseAll();
-      if (this.state.attachments.size > 0) {
-        this.log.info("stopping with attached containers: keeping their networking");
+      if (this.state.attachments.size > 0 || this.state.machines.size > 0) {
+        this.log.info("stopping with attached containers or machines: keeping their networking");
         return;
       }
       await this.networks.teardownKernel();
@@ -83,6 +108,16 @@ export class NetDaemon {
     return this.state.exclusive(() => this.attacher.disconnect(this.resolve(containerId), network, force));
   }
 
+  attachMachine(machine: string): Promise<MachineAttachment> {
+    return this.state.exclusive(() => this.machines.attach(machine));
+  }
+  detachMachine(machine: string): Promise<void> {
+    return this.state.exclusive(() => this.machines.detach(machine));
+  }
+  setMachinePorts(machine: string, ports: MachinePortRecord[]) {
+    return this.state.exclusive(() => this.machines.setPorts(machine, ports));
+  }
+
   /** An attached container may be named by name or ID prefix too. */
   private resolve(ref: string): string {
     return this.state.findAttachment(ref)?.containerId ?? ref;
@@ -93,6 +128,9 @@ export class NetDaemon {
       networks: this.listNetworks().map((n) => ({ id: n.id.slice(0, 12), name: n.name, bridge: n.bridge, subnet: n.pools[0]?.subnet })),
       attachments: [...this.state.attachments.values()].map((a) => ({ id: a.containerId.slice(0, 12), name: a.containerName, kind: a.kind, ports: a.ports })),
       dns: this.dns.addresses(),
+      dhcp: { listening: this.dhcp.listening ?? null, ...this.dhcp.stats },
+      machineNet: this.state.machineNet,
+      machines: [...this.state.machines.values()].map((m) => ({ machine: m.machine, ip: m.ip, mac: m.mac, tap: m.tap, ports: m.ports })),
     };
   }
 }

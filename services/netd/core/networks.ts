@@ -13,7 +13,7 @@ import { firewallRules } from "./firewall-rules.ts";
 import { networkCidrs, pickSubnet, validatePools } from "./ipam.ts";
 import { parseCidr } from "./ipv4.ts";
 import type { IpamPool, NetworkRecord } from "./model.ts";
-import { userBridgeName, type NetNames } from "./names.ts";
+import { isMachineLink, userBridgeName, type NetNames } from "./names.ts";
 import { NetworkError } from "./network-error.ts";
 import type { NetState } from "./state.ts";
 
@@ -59,7 +59,7 @@ export class Networks {
       }
     });
     for (const l of links) {
-      if (l.name.startsWith(this.names.ifPrefix) && !wanted.has(l.name) && !isVeth(l.name, this.names)) {
+      if (l.name.startsWith(this.names.ifPrefix) && !wanted.has(l.name) && !isVeth(l.name, this.names) && !isMachineLink(this.names, l.name)) {
         this.log.info("removing leftover bridge", { name: l.name });
         await deleteLink(l.name);
       }
@@ -72,7 +72,15 @@ export class Networks {
       networks: [...this.state.networks.values()],
       endpoints: [...this.state.endpoints.values()],
       attachments: [...this.state.attachments.values()],
+      machineNet: this.state.machineNet,
+      machines: [...this.state.machines.values()],
     }));
+  }
+
+  /** Subnets of our networks and of the machine bridge: never picked again. */
+  takenCidrs(nets: NetworkRecord[] = [...this.state.networks.values()]) {
+    const m = this.state.machineNet;
+    return [...networkCidrs(nets), ...(m ? [parseCidr(m.subnet)] : [])];
   }
 
   private async bringUp(net: NetworkRecord, existing?: HostLink): Promise<void> {
@@ -85,7 +93,7 @@ export class Networks {
     const now = new Date();
     const base = { created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000), internal: false, attachable: false, enableIpv6: false, ipamDriver: "default", ipamOptions: {}, labels: {}, builtin: true };
     if (!this.state.findNetwork("bridge")) {
-      const taken = [...networkCidrs([...this.state.networks.values()]), ...(await hostRoutes()).map((r) => parseCidr(r))];
+      const taken = [...this.takenCidrs([...this.state.networks.values()]), ...(await hostRoutes()).map((r) => parseCidr(r))];
       const pool = pickSubnet(taken);
       this.state.putNetwork({
         ...base, id: newId(), name: "bridge", driver: "bridge", pools: [pool], bridge: this.names.defaultBridge, isDefault: true,
@@ -117,7 +125,7 @@ export class Networks {
     const existing = [...this.state.networks.values()];
     const given = validatePools(req.pools, existing);
     return given.length ? this.createWith(req, driver, given) : withHostLock(async () => {
-      const taken = [...networkCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
+      const taken = [...this.takenCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
       return this.createWith(req, driver, [pickSubnet(taken)]);
     });
   }

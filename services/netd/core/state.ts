@@ -3,7 +3,7 @@
  * lock that serialises every change (kernel objects and records stay in step).
  */
 import type { NetStore } from "../storage/net-store.ts";
-import type { AttachmentRecord, EndpointRecord, NetworkRecord } from "./model.ts";
+import type { AttachmentRecord, EndpointRecord, MachineLeaseRecord, MachineNetRecord, NetworkRecord } from "./model.ts";
 import { NetworkError } from "./network-error.ts";
 
 export class NetState {
@@ -11,12 +11,17 @@ export class NetState {
   /** key: `${containerId}/${networkId}` */
   readonly endpoints = new Map<string, EndpointRecord>();
   readonly attachments = new Map<string, AttachmentRecord>();
+  /** key: machine name */
+  readonly machines = new Map<string, MachineLeaseRecord>();
+  machineNet: MachineNetRecord | undefined;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(readonly store: NetStore) {
     for (const n of store.networks()) this.networks.set(n.id, n);
     for (const e of store.endpoints()) this.endpoints.set(`${e.containerId}/${e.networkId}`, e);
     for (const a of store.attachments()) this.attachments.set(a.containerId, a);
+    for (const m of store.machines()) this.machines.set(m.machine, m);
+    this.machineNet = store.machineNet();
   }
 
   /** Runs `fn` after every earlier change has finished. */
@@ -53,6 +58,19 @@ export class NetState {
   deleteAttachment(id: string): void {
     this.store.deleteAttachment(id);
     this.attachments.delete(id);
+  }
+
+  putMachine(m: MachineLeaseRecord): void {
+    this.store.putMachine(m);
+    this.machines.set(m.machine, m);
+  }
+  deleteMachine(name: string): void {
+    this.store.deleteMachine(name);
+    this.machines.delete(name);
+  }
+  setMachineNet(n: MachineNetRecord | undefined): void {
+    this.store.setMachineNet(n);
+    this.machineNet = n;
   }
 
   endpointsOf(containerId: string): EndpointRecord[] {

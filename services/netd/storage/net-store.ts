@@ -8,12 +8,15 @@
  *   endpoints(container_id, network_id, doc JSON, PK(container_id, network_id))
  *   attachments(container_id PK, doc JSON)
  *   pending(container_id, network, doc JSON, PK(container_id, network))
+ * Schema v2 adds:
+ *   machines(name PK, doc JSON)            one lease per attached machine
+ *   machine_net(id PK = 1, doc JSON)       the machine bridge, while machines exist
  */
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint } from "../core/model.ts";
+import type { AttachmentRecord, EndpointRecord, MachineLeaseRecord, MachineNetRecord, NetworkRecord, PendingEndpoint } from "../core/model.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export class NetStore {
   private readonly db: Database;
@@ -28,9 +31,15 @@ export class NetStore {
         CREATE TABLE endpoints (container_id TEXT NOT NULL, network_id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (container_id, network_id));
         CREATE TABLE attachments (container_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
         CREATE TABLE pending (container_id TEXT NOT NULL, network TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (container_id, network));
-        PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     }
+    if (version < 2) {
+      this.db.exec(`
+        CREATE TABLE machines (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+        CREATE TABLE machine_net (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
+      `);
+    }
+    if (version < SCHEMA_VERSION) this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }
 
   transaction<T>(fn: () => T): T {
@@ -76,6 +85,23 @@ export class NetStore {
   deletePending(containerId: string, network?: string): void {
     if (network === undefined) this.db.query("DELETE FROM pending WHERE container_id = ?").run(containerId);
     else this.db.query("DELETE FROM pending WHERE container_id = ? AND network = ?").run(containerId, network);
+  }
+
+  machines(): MachineLeaseRecord[] {
+    return this.all("SELECT doc FROM machines");
+  }
+  putMachine(m: MachineLeaseRecord): void {
+    this.db.query("INSERT OR REPLACE INTO machines (name, doc) VALUES (?, ?)").run(m.machine, JSON.stringify(m));
+  }
+  deleteMachine(name: string): void {
+    this.db.query("DELETE FROM machines WHERE name = ?").run(name);
+  }
+  machineNet(): MachineNetRecord | undefined {
+    return this.all<MachineNetRecord>("SELECT doc FROM machine_net")[0];
+  }
+  setMachineNet(n: MachineNetRecord | undefined): void {
+    if (n) this.db.query("INSERT OR REPLACE INTO machine_net (id, doc) VALUES (1, ?)").run(JSON.stringify(n));
+    else this.db.query("DELETE FROM machine_net").run();
   }
 
   close(): void {
