@@ -182,7 +182,7 @@ export async function machine(home: ArcboxHome, argv: string[]): Promise<number>
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`arcbox machine: ${err.message}\n\n${usage}`);
+      process.stderr.write(`arcbox machine: ${err.message}\nSee 'arcbox machine --help'.\n`);
       return 2;
     }
     return report(err);

@@ -6,6 +6,7 @@
  * its events; VMs outlive vmm and are adopted again by the next one.
  */
 import { join } from "node:path";
+import { fromConnectError } from "../../lib/rpc/connect-errors.ts";
 import { runService } from "../../lib/service/run-service.ts";
 import { chooseAccelerator } from "./backend/qemu/accel-probe.ts";
 import { QemuBackend } from "./backend/qemu/qemu-backend.ts";
@@ -15,6 +16,7 @@ import { HostMachine } from "./core/host-machine.ts";
 import { noNetwork } from "./core/machine-network.ts";
 import { VmMachines } from "./core/vm-machines.ts";
 import { guestBoot } from "./platform/guest-boot.ts";
+import { netdNetwork } from "./platform/netd-network.ts";
 import { managerRoutes } from "./server/manager-service.ts";
 import { machineRoutes } from "./server/machine-service.ts";
 import { MachineStore } from "./storage/machine-store.ts";
@@ -39,8 +41,12 @@ await runService({
       store,
       backend,
       boot: () => guestBoot(),
-      images: ctx.clients.images,
-      network: noNetwork,
+      images: {
+        prepareRootfs: (req) => ctx.clients.images.prepareRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
+        releaseRootfs: (req) => ctx.clients.images.releaseRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
+      },
+      // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).
+      network: process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks),
       log: ctx.log,
     });
     // Reconnect at once: a restarted vmm resumes event delivery for running containers

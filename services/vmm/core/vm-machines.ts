@@ -131,7 +131,7 @@ export class VmMachines {
     });
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      throw new MachineError("invalid_argument", `invalid ${issue.path.join(".") || "request"}: ${issue.message}`);
+      throw new MachineError("invalid_argument", issue.message);
     }
     const spec = parsed.data;
     if (this.creating.has(spec.name) || this.d.store.get(spec.name)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
