@@ -4,7 +4,9 @@
  * its containers outlive restarts of vmm and the supervisor; inside a VM the same code
  * runs unchanged behind virtio-serial/vsock.
  *
- * Usage: guest-agent --home <ARCBOX_HOME>
+ * Usage: guest-agent --home <ARCBOX_HOME> [--serial <virtio-serial port device>]
+ *   --serial: inside a VM, serve the host through that port (one peer at a time, via the
+ *   serial relay, guest/platform/serial-relay.ts) and never exit when idle.
  */
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
@@ -14,10 +16,14 @@ import { parseHomeFlag } from "../lib/service/argv.ts";
 import { tryLockExclusive } from "../native/libc.ts";
 import { Agent } from "./core/agent.ts";
 import { AgentLayout } from "./core/layout.ts";
+import { SerialRelay } from "./platform/serial-relay.ts";
 import { AgentServer } from "./server/agent-server.ts";
 
 const log = createLogger("guest-agent");
-const home = arcboxHome(parseHomeFlag(process.argv.slice(2)));
+const argv = process.argv.slice(2);
+const home = arcboxHome(parseHomeFlag(argv));
+const serialFlag = argv.indexOf("--serial");
+const serialPort = serialFlag >= 0 ? argv[serialFlag + 1] : undefined;
 ensureHome(home);
 const stateRoot = join(home.data, "vmm", "host");
 mkdirSync(stateRoot, { recursive: true, mode: 0o700 });
@@ -39,11 +45,13 @@ while (!tryLockExclusive(lockFd)) {
 const agent = new Agent(layout, log);
 await agent.containers.reconcile();
 let server: AgentServer;
+let relay: SerialRelay | undefined;
 let stopping = false;
 async function stop(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info("stopping", { reason, containers: agent.containerCount });
+  relay?.stop();
   await server.stop();
   closeSync(lockFd);
   process.exit(0);
@@ -52,13 +60,18 @@ async function stop(reason: string): Promise<void> {
 server = new AgentServer(agent, log, {
   socket: layout.agentSocket,
   notifySocket: layout.notifySocket,
-  // Nothing to look after and nobody to serve: an idle agent goes away (vmm starts a new one).
+  // Nothing to look after and nobody to serve: an idle agent goes away (vmm starts a new
+  // one). Not in a VM: there it is the machine's agent, and the host comes back to it.
   onIdle: () => {
-    if (agent.containerCount === 0) void stop("idle");
+    if (!serialPort && agent.containerCount === 0) void stop("idle");
   },
 });
 await server.start();
+if (serialPort) {
+  relay = new SerialRelay(serialPort, layout.agentSocket, log);
+  relay.start();
+}
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGHUP", () => {});
-log.info("ready", { pid: process.pid, socket: layout.agentSocket, containers: agent.containerCount });
+log.info("ready", { pid: process.pid, socket: layout.agentSocket, serial: serialPort, containers: agent.containerCount });

@@ -12,3 +12,4 @@ build() { # build <output> <sources...>
   echo "built $out"
 }
 build arcbox-shim native/shim/*.c native/shim/*.h
+build arcbox-serial-relay native/serial/*.c
