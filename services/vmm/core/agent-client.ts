@@ -11,6 +11,15 @@ import type { AgentFrame } from "../../../guest/protocol/messages.ts";
 import { MachineError } from "./machine-error.ts";
 
 type Methods = typeof MachineService.method;
+
+/** Exec stdio in either direction (fd 0 host->guest; 1, 2 guest->host). */
+export interface IoFrame {
+  k: "io";
+  sid: string;
+  fd: number;
+  data?: Uint8Array;
+  eof?: boolean;
+}
 export type AgentMethod = Exclude<keyof Methods, "list" | "events">;
 
 interface Pending {
@@ -23,13 +32,20 @@ export class AgentClient {
   private pending = new Map<number, Pending>();
   private closed = false;
 
+  /** Exec stdio frames from a VM's agent (`{k:"io", sid, fd, data | eof}`). */
+  onIo: ((f: IoFrame) => void) | undefined;
+
   constructor(
     private readonly socket: Socket,
     private readonly onEvent: (e: RuntimeEvent) => void,
     onClose: () => void,
+    /** Sees each chunk before the frame decoder; returns what to decode (undefined: nothing yet). */
+    filter?: (chunk: Buffer) => Buffer | undefined,
   ) {
     const decoder = new FrameDecoder();
-    socket.on("data", (chunk: Buffer) => {
+    socket.on("data", (raw: Buffer) => {
+      const chunk = filter ? filter(raw) : raw;
+      if (!chunk?.length) return;
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
@@ -62,11 +78,21 @@ export class AgentClient {
     return fromBinary(desc.output, await answer) as MessageShape<Methods[K]["output"]>;
   }
 
+  /** Sends exec stdin bytes (fd 0) or its end to the agent. */
+  sendIo(sid: string, data: Uint8Array | "eof"): void {
+    if (this.closed) return;
+    this.socket.write(encodeFrame(data === "eof" ? { k: "io", sid, fd: 0, eof: true } : { k: "io", sid, fd: 0, data }));
+  }
+
   close(): void {
     this.socket.destroy();
   }
 
-  private onFrame(f: AgentFrame): void {
+  private onFrame(f: AgentFrame | IoFrame): void {
+    if (f.k === "io") {
+      this.onIo?.(f);
+      return;
+    }
     if (f.k === "evt") {
       this.onEvent(fromBinary(RuntimeEventSchema, f.body));
       return;

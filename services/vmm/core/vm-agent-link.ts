@@ -1,11 +1,13 @@
 /**
  * vmm's link to the guest agent inside a VM: the agent protocol over the Unix socket
- * qemu serves for the agent's virtio-serial port. qemu accepts the connection at once,
- * but the bytes wait until the guest opens its port, so "the agent is up" is simply
- * the first call answered: no polling while the guest boots.
+ * qemu serves for the agent's virtio-serial port. A session starts with SYNC both ways
+ * (guest/README.md, "Sessions over virtio-serial"): vmm writes it on connect and drops
+ * what it reads before the guest's SYNC, so bytes of an older session never reach the
+ * frame decoder. The guest's SYNC means the agent is up: no polling while it boots.
  */
 import { connect, type Socket } from "node:net";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { SYNC, SyncScanner } from "../../../guest/protocol/sync.ts";
 import { AgentClient } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 
@@ -34,9 +36,28 @@ export async function connectVmAgent(opts: {
 }): Promise<AgentClient> {
   const socket = await dial(opts.socket);
   let ready = false;
-  const client = new AgentClient(socket, opts.onEvent, () => {
-    if (ready) opts.onClose();
+  const scanner = new SyncScanner();
+  let synced!: () => void;
+  let lost!: (err: Error) => void;
+  const sync = new Promise<void>((resolve, reject) => {
+    synced = resolve;
+    lost = reject;
   });
+  const client = new AgentClient(
+    socket,
+    opts.onEvent,
+    () => {
+      if (ready) opts.onClose();
+      else lost(new MachineError("unavailable", "the agent port closed before the guest agent answered"));
+    },
+    (chunk) => {
+      if (scanner.synced) return chunk;
+      const rest = scanner.push(chunk);
+      if (rest !== undefined) synced();
+      return rest;
+    },
+  );
+  socket.write(SYNC);
   let timer: Timer | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new MachineError("unavailable", `the guest agent did not answer within ${Math.round(opts.timeoutMs / 1000)}s`)), opts.timeoutMs);
@@ -45,7 +66,7 @@ export async function connectVmAgent(opts: {
     throw new MachineError("unavailable", "the VM exited before its guest agent answered");
   });
   try {
-    await Promise.race([client.call("containerStates", { machine: "", ids: [] }), timeout, ...(abandoned ? [abandoned] : [])]);
+    await Promise.race([sync, timeout, ...(abandoned ? [abandoned] : [])]);
     ready = true;
     return client;
   } catch (err) {
