@@ -191,8 +191,8 @@ export async function machine(home: ArcboxHome, argv: string[]): Promise<number>
 
 export function report(err: unknown): number {
   const msg = err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err);
-  const code = (err as { code?: string } | null)?.code;
-  if (code === "ENOENT" || code === "ECONNREFUSED" || code === "FailedToOpenSocket") {
+  const cause = (err as { cause?: { code?: unknown } } | null)?.cause?.code ?? (err as { code?: unknown } | null)?.code;
+  if (cause === "ENOENT" || cause === "ECONNREFUSED" || cause === "FailedToOpenSocket" || cause === "ConnectionRefused") {
     process.stderr.write("arcbox: ArcBox is not running (start it with `arcbox start`)\n");
     return 1;
   }

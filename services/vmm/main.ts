@@ -15,6 +15,7 @@ import { EventFanout } from "./core/event-fanout.ts";
 import { HostMachine } from "./core/host-machine.ts";
 import { noNetwork } from "./core/machine-network.ts";
 import { VmMachines } from "./core/vm-machines.ts";
+import { MachineExecs } from "./core/machine-execs.ts";
 import { guestBoot } from "./platform/guest-boot.ts";
 import { netdNetwork } from "./platform/netd-network.ts";
 import { managerRoutes } from "./server/manager-service.ts";
@@ -46,16 +47,20 @@ await runService({
         releaseRootfs: (req) => ctx.clients.images.releaseRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
       },
       // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).
+      onEvent: (_machine, e) => execs.onEvent(e),
+      onIo: (_machine, f) => execs.onIo(f),
+      onStopped: (machine) => execs.machineGone(machine),
       network: process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks),
       log: ctx.log,
     });
+    const execs = new MachineExecs(ctx.home.run, (name) => vms.agent(name), ctx.log);
     // Reconnect at once: a restarted vmm resumes event delivery for running containers
     // and watches the VMs an earlier vmm started.
     await Promise.all([host.agent(), vms.recover()]);
     return {
       routes: (router) => {
         machineRoutes(router, host, events);
-        managerRoutes(router, vms);
+        managerRoutes(router, vms, execs);
       },
       state: () => ({
         machines: [

@@ -12,7 +12,7 @@ import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machine
 import type { VmBackend, VmExit, VmHandle } from "../backend/backend.ts";
 import type { GuestBoot } from "../platform/guest-boot.ts";
 import { buildRootDisk, type RootfsLayers } from "../platform/root-disk.ts";
-import type { AgentClient } from "./agent-client.ts";
+import type { AgentClient, IoFrame } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 import { DEFAULTS, createSpecSchema, type CreateSpec, type MachineRecord } from "./machine-model.ts";
 import type { MachineNetwork } from "./machine-network.ts";
@@ -38,6 +38,10 @@ export interface VmMachinesDeps {
   network: MachineNetwork;
   log: Logger;
   onEvent?: (machine: string, e: RuntimeEvent) => void;
+  /** Exec stdio frames from a machine's agent. */
+  onIo?: (machine: string, f: IoFrame) => void;
+  /** The machine's VM is gone (whatever the reason). */
+  onStopped?: (machine: string) => void;
 }
 
 interface Live {
@@ -319,6 +323,7 @@ export class VmMachines {
       },
       abandon: vm.exited,
     });
+    agent.onIo = (f) => this.d.onIo?.(name, f);
     const l = this.live.get(name);
     if (l?.vm === vm) l.agent = agent;
     else agent.close();
@@ -337,6 +342,7 @@ export class VmMachines {
       const level = exit.kind === "crashed" && !l.stopRequested ? "warn" : "info";
       this.d.log[level]("machine stopped", { machine: name, reason });
     }
+    this.d.onStopped?.(name);
     const waiters = this.exitWaiters.get(name);
     this.exitWaiters.delete(name);
     for (const w of waiters ?? []) w();

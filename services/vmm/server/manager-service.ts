@@ -7,7 +7,7 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { MachineInfoSchema, MachineManagerService, type MachineInfo } from "../../../proto/gen/arcbox/machines/v1/manager_pb.ts";
 import type { MachineRecord } from "../core/machine-model.ts";
 import type { VmMachines } from "../core/vm-machines.ts";
-import { MachineError } from "../core/machine-error.ts";
+import type { MachineExecs } from "../core/machine-execs.ts";
 import { followFile } from "../platform/follow-file.ts";
 import { qemuPaths } from "../backend/qemu/qemu-argv.ts";
 
@@ -34,7 +34,7 @@ export function toInfo(m: MachineRecord, dir: string): MachineInfo {
   });
 }
 
-export function managerRoutes(router: ConnectRouter, machines: VmMachines): void {
+export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs: MachineExecs): void {
   const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name));
   router.service(MachineManagerService, {
     create: async (req) => ({
@@ -54,14 +54,14 @@ export function managerRoutes(router: ConnectRouter, machines: VmMachines): void
       const path = qemuPaths(machines.dir(req.name)).console;
       for await (const data of followFile(path, { follow: req.follow, signal: ctx.signal, stop: machines.waitExit(req.name) })) yield { data };
     },
-    createExec: () => {
-      throw new MachineError("not_implemented", "machine exec needs the guest agent's MachineExec");
+    createExec: async (req) => {
+      const e = await execs.create({ machine: req.name, args: req.args, env: req.env, cwd: req.cwd, tty: req.tty, stdin: req.stdin, rows: req.rows, cols: req.cols });
+      return { execId: e.id, socket: e.socket };
     },
-    resizeExec: () => {
-      throw new MachineError("not_implemented", "machine exec needs the guest agent's MachineExec");
+    resizeExec: async (req) => {
+      await execs.resize(req.execId, req.rows, req.cols);
+      return {};
     },
-    waitExec: () => {
-      throw new MachineError("not_implemented", "machine exec needs the guest agent's MachineExec");
-    },
+    waitExec: async (req, ctx: HandlerContext) => ({ exitCode: await execs.wait(req.execId, ctx.signal) }),
   });
 }
