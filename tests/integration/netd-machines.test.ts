@@ -175,10 +175,12 @@ test("bad machine names are refused and build nothing", async () => {
   await expect(c.machineNetworks.setMachinePorts({ machine: "nope", ports: [] })).rejects.toThrow(/not attached/);
   await expect(c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "sctp", port: 80 }] })).rejects.toThrow(/invalid protocol/);
   await expect(c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port: 80, hostIp: "1.2.3.4 -j ACCEPT" }] })).rejects.toThrow(/invalid host IP/);
+  await expect(c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port: 0 }] })).rejects.toThrow(/invalid machine port/);
 });
 
 let alphaNs: FakeMachine;
 let betaNs: FakeMachine;
+let forwardedPort = 0;
 
 test("busybox udhcpc gets the machine's address, router, DNS, domain and hostname from netd's DHCP server", async () => {
   const a = await c.machineNetworks.attachMachine({ machine: "alpha" });
@@ -311,6 +313,7 @@ test("SetMachinePorts forwards host 127.0.0.1:P (and the host's addresses) to th
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, "index.html"), "hello from the machine\n");
   const port = 20000 + (randomBytes(2).readUInt16BE() % 20000);
+  forwardedPort = port;
   procs.push(Bun.spawn(["ip", "netns", "exec", alphaNs.ns, "busybox", "httpd", "-f", "-p", String(port), "-h", www]));
   const r = await c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port }] });
   expect(r.failed).toEqual([]);
@@ -320,6 +323,11 @@ test("SetMachinePorts forwards host 127.0.0.1:P (and the host's addresses) to th
     return res?.ok ? res.text() : undefined;
   });
   expect(body).toBe("hello from the machine\n");
+  // The host's other addresses forward too.
+  const global = JSON.parse((await run(["ip", "-j", "-4", "addr", "show", "scope", "global"])).stdout) as { ifname: string; addr_info: { local: string }[] }[];
+  const hostIp = global.find((l) => !l.ifname.startsWith("ab") && !l.ifname.startsWith("vmn") && l.addr_info.length)?.addr_info[0].local;
+  expect(hostIp).toBeDefined();
+  expect(await (await fetch(`http://${hostIp}:${port}/`)).text()).toBe("hello from the machine\n");
   // A taken host port is reported, the others still forwarded.
   const taken = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
   try {
@@ -397,6 +405,10 @@ test("after netd is killed and after a daemon restart, everything is re-adopted 
   const after = await c.machineNetworks.listMachineLeases({});
   expect(after).toEqual(bound);
   for (const l of after.leases) expect((await link(l.tap))?.master).toBe(after.bridge);
+  // alpha's forwarded port answers again (rules rebuilt, host port held again).
+  const res = await fetch(`http://127.0.0.1:${forwardedPort}/`);
+  expect(await res.text()).toBe("hello from the machine\n");
+  expect(() => Bun.listen({ hostname: "0.0.0.0", port: forwardedPort, exclusive: true, socket: { data() {} } })).toThrow();
   const again = await c.machineNetworks.attachMachine({ machine: "alpha" });
   expect(again.ip).toBe(before.leases[0].ip);
   const taps = (await run(["ip", "-br", "link"])).stdout.split("\n").filter((l) => l.startsWith(`${names.ifPrefix}t`));
@@ -412,13 +424,42 @@ test("DetachMachine removes the TAP, the lease and the rules; the last one takes
   await c.machineNetworks.detachMachine({ machine: "beta" }); // idempotent
   expect(await link(beta.tap)).toBeUndefined();
   expect((await c.machineNetworks.listMachineLeases({})).leases.map((l) => l.machine)).toEqual(["alpha"]);
+  // qemu opens the TAP by name as the contract says (paused: no guest needed), and a
+  // machine removed while qemu still holds it loses its TAP all the same.
+  const qemu = Bun.spawn(["qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-nodefaults", "-no-user-config", "-nographic", "-S", "-monitor", "none", "-serial", "none",
+    "-netdev", `tap,id=n0,ifname=${alpha.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n0,mac=${alpha.mac}`], { stderr: "pipe" });
+  procs.push(qemu);
+  await waitFor("qemu holding the TAP", async () => (await link(alpha.tap))?.flags.includes("LOWER_UP"));
+  expect(qemu.exitCode).toBeNull();
   await c.machineNetworks.detachMachine({ machine: "alpha" });
   expect(await link(alpha.tap)).toBeUndefined();
+  qemu.kill("SIGKILL");
   expect(await link(leases.bridge)).toBeUndefined();
   const after = await c.machineNetworks.listMachineLeases({});
   expect(after.leases).toEqual([]);
   expect(after.subnet).toBe("");
   // No DHCP socket and no DNS listener without machines.
   expect((await netdState()).dhcp.listening).toBeNull();
-  expect((await run(["iptables-save"])).stdout).not.toContain(leases.subnet);
+  const saved = (await run(["iptables-save"])).stdout;
+  expect(saved).not.toContain(leases.subnet);
+  // alpha's forwarded port went with it.
+  expect(alpha.ports.length).toBe(1);
+  expect(saved).not.toContain(`${alpha.ip}:`);
+  expect(saved).not.toContain(`${alpha.ip}/32`);
 });
+
+test("netd stays up while a machine is attached (its DHCP and DNS are needed) and idles out after the last detach", async () => {
+  const d3 = new TestDaemon("arcbox-netd-machines-idle-", { ARCBOX_IDLE_EXIT_SECONDS: "1" });
+  cleanups.push(() => d3.dispose());
+  await d3.start();
+  const c3 = new ServiceClients(arcboxHome(d3.home));
+  const netdStatus = async () => /^netd\s+(\w+)/m.exec((await d3.arcbox(["status"])).stdout)?.[1];
+  await c3.machineNetworks.attachMachine({ machine: "lonely" });
+  const pid = (await c3.health("netd").check({})).pid;
+  // Several idle periods pass without a request: it must not go.
+  await Bun.sleep(3500);
+  expect(await netdStatus()).toBe("ready");
+  expect((await c3.health("netd").check({})).pid).toBe(pid);
+  await c3.machineNetworks.detachMachine({ machine: "lonely" });
+  await waitFor("netd idle after the last machine", async () => (await netdStatus()) === "idle", 20_000);
+}, 60_000);

@@ -6,8 +6,8 @@
  */
 import type { Logger } from "../../../lib/log.ts";
 import { withHostLock } from "../platform/host-lock.ts";
-import { hostRoutes, listHostLinks, deleteLink, type HostLink } from "../platform/links.ts";
-import { deleteTap, ensureMachineBridge, ensureTap } from "../platform/machine-links.ts";
+import { deleteLink, hostRoutes } from "../platform/links.ts";
+import { deleteTap, ensureMachineLinks, linkStates, type LinkState } from "../platform/machine-links.ts";
 import type { PortReservations } from "../platform/port-reservations.ts";
 import { pickSubnet } from "./ipam.ts";
 import { cidrContains, cidrLast, formatIp, parseCidr, parseIp } from "./ipv4.ts";
@@ -49,10 +49,9 @@ export class MachineNetworks {
   /** Idempotent: the same machine always gets the same TAP, MAC and address. */
   async attach(machine: string): Promise<MachineAttachment> {
     validateName(machine);
-    const links = await listHostLinks();
-    const byName = new Map(links.map((l) => [l.name, l]));
+    const links = await linkStates();
     const fresh = !this.state.machineNet;
-    const net = await this.ensureNet(byName);
+    const net = fresh ? await this.createNet(links) : this.state.machineNet!;
     let lease = this.state.machines.get(machine);
     const isNew = !lease;
     try {
@@ -63,7 +62,7 @@ export class MachineNetworks {
         };
         this.state.putMachine(lease);
       }
-      await ensureTap(lease.tap, net.bridge, byName.has(lease.tap));
+      await ensureMachineLinks(this.bridgePlan(net), [lease.tap], links);
       if (isNew || fresh) await this.networks.syncFirewall();
       await this.listeners.start(net);
     } catch (err) {
@@ -94,7 +93,7 @@ export class MachineNetworks {
    * (like a published port) so nothing else on the host takes it; ports that cannot be
    * held are reported and skipped.
    */
-  async setPorts(machine: string, wanted: MachinePortRecord[]): Promise<{ ports: MachinePortRecord[]; failed: string[] }> {
+  async setPorts(machine: string, wanted: MachinePortRequest[]): Promise<{ ports: MachinePortRecord[]; failed: string[] }> {
     const lease = this.state.machines.get(machine);
     if (!lease) throw new NetworkError("not_found", `machine ${machine} is not attached`);
     const key = (p: MachinePortRecord) => `${p.protocol}/${p.hostIp || "0.0.0.0"}/${p.hostPort}`;
@@ -125,22 +124,22 @@ export class MachineNetworks {
 
   /** After a restart: bridge, TAPs and listeners back as recorded; leftovers of ours removed. */
   async reconcile(): Promise<void> {
-    const links = await listHostLinks();
-    const byName = new Map(links.map((l) => [l.name, l]));
+    const links = await linkStates();
     const taps = new Set([...this.state.machines.values()].map((m) => m.tap));
-    for (const l of links) {
-      if (l.name.startsWith(`${this.names.ifPrefix}t`) && !taps.has(l.name)) {
-        this.log.info("removing leftover machine TAP", { name: l.name });
-        await deleteTap(l.name);
+    for (const name of links.keys()) {
+      if (name.startsWith(`${this.names.ifPrefix}t`) && !taps.has(name)) {
+        this.log.info("removing leftover machine TAP", { name });
+        await deleteTap(name);
       }
     }
     if (this.state.machines.size === 0) {
-      await this.removeNet();
+      // The common start: no machine, nothing to look after (no extra `ip` run).
+      if (this.state.machineNet || links.has(this.names.machineBridge)) await this.removeNet();
       return;
     }
-    const net = await this.ensureNet(byName);
+    const net = this.state.machineNet ?? (await this.createNet(links));
+    await ensureMachineLinks(this.bridgePlan(net), [...taps], links);
     for (const m of this.state.machines.values()) {
-      await ensureTap(m.tap, net.bridge, byName.has(m.tap));
       for (const p of m.ports) {
         await this.ports.reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, m.machine).catch((err) => this.log.warn("could not re-hold a machine's forwarded port", { machine: m.machine, err: String(err) }));
       }
@@ -190,30 +189,31 @@ export class MachineNetworks {
     return undefined;
   }
 
-  private async ensureNet(byName: Map<string, HostLink>): Promise<MachineNetRecord> {
+  /**
+   * Picks the machine subnet under the host-wide lock and brings the bridge up before
+   * releasing it, so a parallel daemon sees the route and never picks the same one.
+   */
+  private createNet(links: Map<string, LinkState>): Promise<MachineNetRecord> {
     return withHostLock(async () => {
-      let net = this.state.machineNet;
-      if (!net) {
-        // Picked under the host-wide lock and brought up before it is released, so a
-        // parallel daemon sees the route and never picks the same subnet.
-        const taken = [...this.networks.takenCidrs(), ...(await hostRoutes()).map((r) => parseCidr(r))];
-        const pool = pickSubnet(taken);
-        const cidr = parseCidr(pool.subnet);
-        net = { bridge: this.names.machineBridge, subnet: pool.subnet, gateway: pool.gateway, hostAlias: formatIp(cidrLast(cidr) - 1) };
-        this.state.setMachineNet(net);
-      }
-      const prefix = parseCidr(net.subnet).prefix;
+      const taken = [...this.networks.takenCidrs(), ...(await hostRoutes()).map((r) => parseCidr(r))];
+      const pool = pickSubnet(taken);
+      const net: MachineNetRecord = { bridge: this.names.machineBridge, subnet: pool.subnet, gateway: pool.gateway, hostAlias: formatIp(cidrLast(parseCidr(pool.subnet)) - 1) };
+      this.state.setMachineNet(net);
+      const plan = this.bridgePlan(net);
       try {
-        await ensureMachineBridge(
-          { name: net.bridge, mac: machineBridgeMac(this.names), gatewayCidr: `${net.gateway}/${prefix}`, aliasCidr: `${net.hostAlias}/32` },
-          byName.get(net.bridge),
-        );
+        await ensureMachineLinks(plan, [], links);
+        // What the next ensure of this attach will see.
+        links.set(plan.name, { name: plan.name, addrs: [plan.gatewayCidr, plan.aliasCidr], up: true });
       } catch (err) {
-        if (this.state.machines.size === 0) await this.removeNet();
+        await this.removeNet();
         throw err;
       }
       return net;
     });
+  }
+
+  private bridgePlan(net: MachineNetRecord) {
+    return { name: net.bridge, mac: machineBridgeMac(this.names), gatewayCidr: `${net.gateway}/${parseCidr(net.subnet).prefix}`, aliasCidr: `${net.hostAlias}/32` };
   }
 
   private async removeNet(): Promise<void> {
@@ -253,13 +253,17 @@ function validateName(machine: string): void {
   }
 }
 
-function validatePort(p: MachinePortRecord): MachinePortRecord {
+/** A forwarded port as asked for (unchecked: protocol may be anything, "" = tcp). */
+export type MachinePortRequest = Omit<MachinePortRecord, "protocol"> & { protocol: string };
+
+function validatePort(p: MachinePortRequest): MachinePortRecord {
   const protocol = p.protocol || "tcp";
   if (protocol !== "tcp" && protocol !== "udp") throw new NetworkError("invalid_argument", `invalid protocol ${JSON.stringify(p.protocol)}: tcp or udp`);
   if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) throw new NetworkError("invalid_argument", `invalid machine port ${p.port}`);
   const hostPort = p.hostPort || p.port;
   if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535) throw new NetworkError("invalid_argument", `invalid host port ${p.hostPort}`);
-  // The address ends up in an iptables rule: a literal IPv4 address only.
-  if (p.hostIp && parseIp(p.hostIp) === undefined) throw new NetworkError("invalid_argument", `invalid host IP ${JSON.stringify(p.hostIp)}: only IPv4 addresses are supported`);
-  return { protocol, port: p.port, hostPort, hostIp: p.hostIp === "0.0.0.0" ? "" : p.hostIp };
+  // The address ends up in an iptables rule: a literal IPv4 address only, re-formatted.
+  const ip = p.hostIp ? parseIp(p.hostIp) : 0;
+  if (ip === undefined) throw new NetworkError("invalid_argument", `invalid host IP ${JSON.stringify(p.hostIp)}: only IPv4 addresses are supported`);
+  return { protocol, port: p.port, hostPort, hostIp: ip === 0 ? "" : formatIp(ip) };
 }

@@ -11,10 +11,10 @@ import type { NetStore } from "../storage/net-store.ts";
 import { Attacher, type AttachInput } from "./attacher.ts";
 import { EmbeddedDns } from "./dns-server.ts";
 import { parseResolvConf } from "./etc-files.ts";
-import type { AttachmentRecord, EndpointRecord, MachinePortRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, PendingEndpoint } from "./model.ts";
 import type { NetNames } from "./names.ts";
 import { DhcpServer } from "./dhcp-server.ts";
-import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment } from "./machines.ts";
+import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment, type MachinePortRequest } from "./machines.ts";
 import { Networks, type CreateNetwork } from "./networks.ts";
 import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
@@ -114,7 +114,7 @@ export class NetDaemon {
   detachMachine(machine: string): Promise<void> {
     return this.state.exclusive(() => this.machines.detach(machine));
   }
-  setMachinePorts(machine: string, ports: MachinePortRecord[]) {
+  setMachinePorts(machine: string, ports: MachinePortRequest[]) {
     return this.state.exclusive(() => this.machines.setPorts(machine, ports));
   }
 

@@ -25,7 +25,7 @@ export function machineNetworkRoutes(d: NetDaemon) {
         return { leases, bridge: net?.bridge ?? "", subnet: net?.subnet ?? "", gateway: net?.gateway ?? "", hostAliasIp: net?.hostAlias ?? "" };
       },
       setMachinePorts: async (req) => {
-        const wanted = req.ports.map((p) => ({ protocol: p.protocol as MachinePortRecord["protocol"], port: p.port, hostPort: p.hostPort, hostIp: p.hostIp }));
+        const wanted = req.ports.map((p) => ({ protocol: p.protocol, port: p.port, hostPort: p.hostPort, hostIp: p.hostIp }));
         const r = await d.setMachinePorts(req.machine, wanted);
         return { ports: r.ports.map(portMsg), failed: r.failed };
       },
