@@ -3,8 +3,9 @@
  * A serial port is one byte stream that outlives host connections: bytes of an older
  * session may still be in flight when a new host connects. So each side starts a session
  * with SYNC and the reader discards everything before the peer's SYNC; frames follow.
- * The host writes SYNC on connect; the guest's relay (native/serial/) answers with SYNC
- * once it has opened a fresh agent connection for the session.
+ * The host writes SYNC on connect and sends frames only after the guest's SYNC (the
+ * relay, native/serial/, answers once it has a fresh agent connection for the session);
+ * no SYNC within a few seconds of a running agent: reconnect after a short pause.
  * SYNC's first byte (0xff) occurs nowhere else in it, and no frame starts with it (a
  * length >= 0xff000000 exceeds the frame limit).
  */

@@ -84,9 +84,76 @@ static int host_connected(int port) {
 
 enum state { DISCONNECTED, SYNCING, LINKED };
 
+static enum state st = DISCONNECTED;
+static int agent = -1;
+static const char *agent_path;
+static struct buf to_agent, to_host;
+static size_t matched;             /* bytes of SYNC matched so far while SYNCING */
+static unsigned char hdr[4];       /* LINKED: the host's frame header being read */
+static size_t hdr_have, frame_left; /* ... and what is left of the frame's body */
+
+/* Ends the agent side of a session; what was in flight belongs to it and is dropped. */
+static void drop_session(enum state next) {
+  if (agent >= 0) { close(agent); agent = -1; }
+  to_agent.len = to_host.len = 0;
+  st = next;
+  matched = 0;
+}
+
+/*
+ * Bytes from the host. SYNCING: skip to the end of SYNC (a plain match is enough: SYNC's
+ * first byte occurs nowhere else in it), then link a fresh agent connection. LINKED:
+ * pass them on, following the frames; a 0xff where a frame would start cannot be a
+ * frame (its length would exceed the agent's limit), so it is a new session's SYNC: the
+ * host reconnected before we saw the old connection close (qemu accepts the next client
+ * as soon as it notices the last one gone, so the guest may see both at once).
+ */
+static void feed(const char *data, size_t n) {
+  while (n) {
+    if (st == SYNCING) {
+      size_t i = 0;
+      int found = 0;
+      while (i < n && !found) {
+        unsigned char b = (unsigned char)data[i++];
+        matched = b == (unsigned char)SYNC[matched] ? matched + 1 : b == (unsigned char)SYNC[0] ? 1 : 0;
+        found = matched == sizeof SYNC;
+      }
+      if (!found) return;
+      agent = connect_agent(agent_path);
+      if (agent < 0) { fprintf(stderr, "arcbox-serial-relay: connect %s: %s\n", agent_path, strerror(errno)); exit(1); }
+      buf_append(&to_host, SYNC, sizeof SYNC);
+      hdr_have = frame_left = 0;
+      st = LINKED;
+      fprintf(stderr, "arcbox-serial-relay: host connected\n");
+      data += i; n -= i;
+      continue;
+    }
+    size_t i = 0;
+    while (i < n) {
+      if (frame_left) {
+        size_t k = frame_left < n - i ? frame_left : n - i;
+        i += k; frame_left -= k;
+        continue;
+      }
+      if (hdr_have == 0 && (unsigned char)data[i] == 0xff) break;
+      hdr[hdr_have++] = (unsigned char)data[i++];
+      if (hdr_have == 4) {
+        frame_left = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+        hdr_have = 0;
+      }
+    }
+    buf_append(&to_agent, data, i);
+    data += i; n -= i;
+    if (n) {
+      fprintf(stderr, "arcbox-serial-relay: host reconnected\n");
+      drop_session(SYNCING);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) { fprintf(stderr, "usage: arcbox-serial-relay PORT_DEVICE AGENT_SOCKET\n"); return 2; }
-  const char *agent_path = argv[2];
+  agent_path = argv[2];
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
   int port = open(argv[1], O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -102,10 +169,6 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  enum state st = DISCONNECTED;
-  int agent = -1;
-  struct buf to_agent = { 0 }, to_host = { 0 };
-  size_t matched = 0; /* bytes of SYNC matched so far while SYNCING */
   char data[65536];
   for (;;) {
     if (st == DISCONNECTED && host_connected(port)) { st = SYNCING; matched = 0; }
@@ -123,23 +186,8 @@ int main(int argc, char **argv) {
     int host_gone = st != DISCONNECTED && (p[1].revents & (POLLHUP | POLLERR));
     if (st != DISCONNECTED && (p[1].revents & POLLIN)) {
       ssize_t r = read(port, data, sizeof data);
-      if (r > 0 && st == LINKED) buf_append(&to_agent, data, (size_t)r);
-      else if (r > 0) {
-        /* SYNCING: skip to the end of SYNC (a KMP-free match is enough: SYNC's first byte
-         * occurs nowhere else in it). */
-        for (ssize_t i = 0; i < r; i++) {
-          matched = data[i] == SYNC[matched] ? matched + 1 : data[i] == SYNC[0] ? 1 : 0;
-          if (matched == sizeof SYNC) {
-            agent = connect_agent(agent_path);
-            if (agent < 0) { fprintf(stderr, "arcbox-serial-relay: connect %s: %s\n", agent_path, strerror(errno)); return 1; }
-            buf_append(&to_host, SYNC, sizeof SYNC);
-            buf_append(&to_agent, data + i + 1, (size_t)(r - i - 1));
-            st = LINKED;
-            fprintf(stderr, "arcbox-serial-relay: host connected\n");
-            break;
-          }
-        }
-      } else if (r == 0) host_gone = 1; /* EOF: the host side closed */
+      if (r > 0) feed(data, (size_t)r);
+      else if (r == 0) host_gone = 1; /* EOF: the host side closed */
     }
     if (st == LINKED && !host_gone) {
       if ((p[1].revents & POLLOUT) && flush(port, &to_host) < 0) host_gone = 1;
@@ -149,33 +197,19 @@ int main(int argc, char **argv) {
         else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
           /* The agent dropped the session (a bad frame): the host must start a new one. */
           fprintf(stderr, "arcbox-serial-relay: agent closed the session; waiting for SYNC\n");
-          close(agent); agent = -1;
-          to_agent.len = to_host.len = 0;
-          st = SYNCING; matched = 0;
+          drop_session(SYNCING);
           continue;
         }
       }
-      if ((p[2].revents & POLLOUT) && flush(agent, &to_agent) < 0) {
-        close(agent); agent = -1;
-        to_agent.len = to_host.len = 0;
-        st = SYNCING; matched = 0;
-        continue;
-      }
+      if ((p[2].revents & POLLOUT) && flush(agent, &to_agent) < 0) { drop_session(SYNCING); continue; }
       /* Try right away: both sides are usually writable. */
       if (to_host.len && flush(port, &to_host) < 0) host_gone = 1;
-      if (to_agent.len && flush(agent, &to_agent) < 0) {
-        close(agent); agent = -1;
-        to_agent.len = to_host.len = 0;
-        st = SYNCING; matched = 0;
-        continue;
-      }
+      if (to_agent.len && flush(agent, &to_agent) < 0) { drop_session(SYNCING); continue; }
     }
     if (host_gone) {
       if (st == LINKED) fprintf(stderr, "arcbox-serial-relay: host disconnected\n");
-      if (agent >= 0) { close(agent); agent = -1; }
-      to_agent.len = to_host.len = 0;
       /* Stale bytes still queued in the port belong to the old session; SYNCING skips them. */
-      st = DISCONNECTED;
+      drop_session(DISCONNECTED);
     }
   }
 }
