@@ -22,18 +22,47 @@ function dial(path: string): Promise<Socket> {
   });
 }
 
-/**
- * Connects to the agent's port and waits until the agent answers (or `timeoutMs`).
- * `onClose` runs when the link drops later.
- */
-export async function connectVmAgent(opts: {
+export interface AgentLinkOptions {
   socket: string;
+  /** How long to wait for the guest's SYNC in all. */
   timeoutMs: number;
+  /**
+   * With the agent known to be up (adopting a running VM): reconnect when no SYNC came
+   * within this long. The guest misses a host's close when the next host connects at
+   * once; a fresh connection after a pause lets it see the close (guest/README.md).
+   */
+  resyncAfterMs?: number;
   onEvent: (e: RuntimeEvent) => void;
   onClose: () => void;
   /** Resolves when waiting is pointless (the VM exited). */
   abandon?: Promise<unknown>;
-}): Promise<AgentClient> {
+}
+
+const RESYNC_PAUSE_MS = 500;
+
+/**
+ * Connects to the agent's port and waits until the guest's SYNC (or `timeoutMs`).
+ * `onClose` runs when the link drops later.
+ */
+export async function connectVmAgent(opts: AgentLinkOptions): Promise<AgentClient> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let gone = false;
+  void opts.abandon?.then(() => (gone = true));
+  for (;;) {
+    const left = deadline - Date.now();
+    const attemptMs = Math.min(left, opts.resyncAfterMs ?? left);
+    try {
+      return await attempt(opts, attemptMs, left <= attemptMs);
+    } catch (err) {
+      if (gone || Date.now() + RESYNC_PAUSE_MS >= deadline) throw err;
+    }
+    await Bun.sleep(RESYNC_PAUSE_MS);
+  }
+}
+
+class SyncTimeout extends MachineError {}
+
+async function attempt(opts: AgentLinkOptions, timeoutMs: number, last: boolean): Promise<AgentClient> {
   const socket = await dial(opts.socket);
   let ready = false;
   const scanner = new SyncScanner();
@@ -57,10 +86,14 @@ export async function connectVmAgent(opts: {
       return rest;
     },
   );
+  // Nothing but SYNC until the guest's SYNC is read (guest/README.md, rule 1).
   socket.write(SYNC);
   let timer: Timer | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MachineError("unavailable", `the guest agent did not answer within ${Math.round(opts.timeoutMs / 1000)}s`)), opts.timeoutMs);
+    timer = setTimeout(
+      () => reject(last ? new MachineError("unavailable", `the guest agent did not answer within ${Math.round(opts.timeoutMs / 1000)}s`) : new SyncTimeout("unavailable", "no SYNC yet")),
+      timeoutMs,
+    );
   });
   const abandoned = opts.abandon?.then(() => {
     throw new MachineError("unavailable", "the VM exited before its guest agent answered");

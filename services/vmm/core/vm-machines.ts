@@ -22,6 +22,9 @@ import type { MachineStore } from "../storage/machine-store.ts";
 
 const AGENT_BOOT_TIMEOUT_MS = Number(process.env.ARCBOX_MACHINE_BOOT_TIMEOUT_MS ?? 120_000);
 const DEFAULT_STOP_TIMEOUT_S = 20;
+/** Adopting a running VM: its agent is up, so a session gets a few seconds to answer. */
+const ADOPT_AGENT_TIMEOUT_MS = 30_000;
+const RESYNC_AFTER_MS = 4_000;
 
 /** What vmm asks imaged for (a subset of ImageService). */
 export interface RootfsSource {
@@ -119,7 +122,7 @@ export class VmMachines {
           }
           // netd is lazy: after a daemon restart this brings the machine's DHCP and DNS back.
           await this.d.network.attach(m.name).catch((err) => this.d.log.warn("adopted VM: network attach failed", { machine: m.name, error: err }));
-          await this.attachAgent(m.name, vm).catch((err) => this.d.log.warn("adopted VM: agent not reachable", { machine: m.name, error: err }));
+          await this.attachAgent(m.name, vm, true).catch((err) => this.d.log.warn("adopted VM: agent not reachable", { machine: m.name, error: err }));
           if (this.get(m.name).state === "starting") this.update(m.name, { state: "running" });
           this.d.log.info("re-adopted machine", { machine: m.name, pid: vm.pid });
         }),
@@ -314,10 +317,12 @@ export class VmMachines {
     void vm.exited.then((exit) => this.onExit(name, vm, exit));
   }
 
-  private async attachAgent(name: string, vm: VmHandle): Promise<void> {
+  /** `adopted`: the agent is up already, so a session that does not answer is retried. */
+  private async attachAgent(name: string, vm: VmHandle, adopted = false): Promise<void> {
     const agent = await connectVmAgent({
       socket: vm.agentSocket,
-      timeoutMs: AGENT_BOOT_TIMEOUT_MS,
+      timeoutMs: adopted ? ADOPT_AGENT_TIMEOUT_MS : AGENT_BOOT_TIMEOUT_MS,
+      resyncAfterMs: adopted ? RESYNC_AFTER_MS : undefined,
       onEvent: (e) => this.d.onEvent?.(name, e),
       onClose: () => {
         const l = this.live.get(name);
