@@ -42,7 +42,7 @@ while (!tryLockExclusive(lockFd)) {
   await Bun.sleep(50);
 }
 
-const agent = new Agent(layout, log);
+const agent = new Agent(layout, log, { inVm: !!serialPort });
 await agent.containers.reconcile();
 let server: AgentServer;
 let relay: SerialRelay | undefined;

@@ -2,26 +2,37 @@
  * The guest side of machines, booted with qemu directly (no vmm): the kernel, initramfs
  * and tools image from scripts/build-guest.sh, a busybox root disk, and the agent
  * protocol over the virtio-serial chardev. KVM where it works, TCG (-cpu max) otherwise.
+ * Also measures the time from qemu's spawn to the first successful exec, against a bare
+ * boot of the same kernel to a trivial init.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AgentSession, Machine, busyboxRootDisk, ensureGuestArtifacts, openSession, probeAccel } from "../helpers/qemu.ts";
+import { encodeFrame } from "../../guest/protocol/frames.ts";
+import { AgentSession, machineExec } from "../helpers/agent-session.ts";
+import { Machine, busyboxRootDisk, ensureGuestArtifacts, openSession, probeAccel } from "../helpers/qemu.ts";
 
 const BOOT_TIMEOUT = 240_000;
 let dir: string;
 let machine: Machine;
 let session: AgentSession;
 let accel: "kvm" | "tcg";
+let firstExecSeconds = 0;
+let firstExecUname = "";
 
 beforeAll(async () => {
   const g = ensureGuestArtifacts();
   dir = mkdtempSync(join(tmpdir(), "arcbox-vmguest-"));
   accel = await probeAccel(g.kernel);
-  machine = new Machine({ dir, name: "guest-test", rootDisk: busyboxRootDisk(dir), accel });
-  session = await openSession(machine, BOOT_TIMEOUT);
-  console.log(`[vm-guest] ${accel}: agent session ${((performance.now() - machine.spawnedAt) / 1000).toFixed(2)} s after qemu spawn`);
+  const disk = busyboxRootDisk(dir);
+  machine = new Machine({ dir, name: "guest-test", rootDisk: disk, accel });
+  // During boot the handshake waits for the agent to start: no reconnects.
+  session = await openSession(machine, BOOT_TIMEOUT, BOOT_TIMEOUT);
+  const r = await machineExec(session, ["uname", "-r"]);
+  firstExecSeconds = (performance.now() - machine.spawnedAt) / 1000;
+  firstExecUname = r.stdout.trim();
+  console.log(`[vm-guest] ${accel}: first successful exec ${firstExecSeconds.toFixed(2)} s after qemu spawn`);
 }, BOOT_TIMEOUT + 60_000);
 
 afterAll(async () => {
@@ -30,9 +41,82 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test("the agent answers over virtio-serial inside the VM", async () => {
-  const r = await session.call("containerStates", {});
-  expect(r.containers).toEqual([]);
-  // Booted through our initramfs and stage 2: the hostname is the machine's name.
-  expect(machine.console()).not.toContain("arcbox init:");
+test("exec runs in the VM: its kernel is not the host's", async () => {
+  const host = Bun.spawnSync(["uname", "-r"]).stdout.toString().trim();
+  expect(firstExecUname).toMatch(/cloud-amd64$/);
+  expect(firstExecUname).not.toBe(host);
+  const r = await machineExec(session, ["hostname"]);
+  expect(r.stdout.trim()).toBe("guest-test");
 });
+
+test("exit codes and stderr", async () => {
+  expect(await machineExec(session, ["sh", "-c", "echo oops >&2; exit 3"])).toEqual({ stdout: "", stderr: "oops\n", exitCode: 3 });
+  expect((await machineExec(session, ["false"])).exitCode).toBe(1);
+  await expect(session.call("machineExec", { execId: "vm-missing", args: ["/no/such/tool"] })).rejects.toMatchObject({ code: "not_found" });
+});
+
+test("stdin reaches the process and its EOF ends it", async () => {
+  const r = await machineExec(session, ["sh", "-c", "wc -l; cat /proc/1/comm"], { stdin: "a\nb\nc\n" });
+  expect(r.stdout.split("\n").map((l) => l.trim())).toEqual(["3", "tini", ""]);
+});
+
+test("a TTY with resize", async () => {
+  const r = await machineExec(session, ["sh", "-c", "tty; stty size; read x; stty size"], {
+    tty: true,
+    rows: 25,
+    cols: 90,
+    stdin: "",
+    onStart: async (id) => {
+      await session.call("machineExecResize", { execId: id, rows: 50, cols: 132 });
+      session.sendIo({ sid: id, fd: 0, data: Buffer.from("go\n") });
+    },
+  });
+  const lines = r.stdout.split(/\r?\n/).filter(Boolean);
+  expect(lines[0]).toMatch(/^\/dev\/pts\/\d+$/);
+  expect(lines).toContain("25 90");
+  expect(lines.at(-1)).toBe("50 132");
+});
+
+test("the host disconnecting mid-session (even mid-frame) and reconnecting keeps the agent usable", async () => {
+  // Between frames, reconnecting at once.
+  session.close();
+  session = await openSession(machine, 60_000);
+  expect((await session.call("containerStates", {})).containers).toEqual([]);
+  // A process that outlives the session, then half a frame, then the host goes away.
+  await session.call("machineExec", { execId: "vm-survivor", args: ["sleep", "600"] });
+  const partial = encodeFrame({ k: "req", id: 99, method: "containerStates", body: new Uint8Array(64) });
+  session.socket.write(partial.subarray(0, partial.length - 20));
+  await Bun.sleep(200);
+  session.close();
+  session = await openSession(machine, 60_000);
+  expect((await session.call("containerStates", {})).containers).toEqual([]);
+  expect((await machineExec(session, ["echo", "again"])).stdout).toBe("again\n");
+  // The exec from the first session is still there, and its exit reaches the new one.
+  await session.call("machineExecSignal", { execId: "vm-survivor", signal: "TERM" });
+  expect((await session.waitEvent((e) => e.type === "machine_exec_exit" && e.execId === "vm-survivor")).exitCode).toBe(143);
+}, 180_000);
+
+test("Poweroff shuts the machine down: qemu exits", async () => {
+  await session.call("poweroff", {});
+  const code = await Promise.race([machine.proc.exited, Bun.sleep(60_000).then(() => "timeout")]);
+  expect(code).not.toBe("timeout");
+  expect(machine.console()).not.toContain("Kernel panic");
+}, 90_000);
+
+test("measure: bare boot of the same kernel to a trivial init", async () => {
+  // An initramfs with only busybox and an /init that reboots at once (reboot=t: qemu exits).
+  const stage = join(dir, "bare");
+  mkdirSync(join(stage, "bin"), { recursive: true });
+  copyFileSync("/bin/busybox", join(stage, "bin", "busybox"));
+  writeFileSync(join(stage, "init"), "#!/bin/busybox sh\n/bin/busybox echo BARE-BOOT-OK\n/bin/busybox reboot -f\n");
+  chmodSync(join(stage, "init"), 0o755);
+  const initrd = join(dir, "bare.cpio");
+  const cpio = Bun.spawnSync(["sh", "-c", `cd '${stage}' && find . | cpio -o -H newc --owner 0:0 --quiet > '${initrd}'`]);
+  expect(cpio.exitCode).toBe(0);
+  const bareDir = join(dir, "bare-vm");
+  const bare = new Machine({ dir: bareDir, name: "bare", rootDisk: busyboxRootDisk(bareDir, 16), accel, initrd });
+  await bare.proc.exited;
+  const seconds = (performance.now() - bare.spawnedAt) / 1000;
+  expect(bare.console()).toContain("BARE-BOOT-OK");
+  console.log(`[vm-guest] ${accel}: bare boot to a trivial init and out ${seconds.toFixed(2)} s; first exec ${firstExecSeconds.toFixed(2)} s (${(firstExecSeconds / seconds).toFixed(2)}x)`);
+}, 180_000);
