@@ -7,19 +7,12 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import type { Socket } from "node:net";
 import { MachineService, RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { FrameDecoder, encodeFrame } from "../../../guest/protocol/frames.ts";
-import type { AgentFrame } from "../../../guest/protocol/messages.ts";
+import type { AgentFrame, IoFrame } from "../../../guest/protocol/messages.ts";
 import { MachineError } from "./machine-error.ts";
 
 type Methods = typeof MachineService.method;
 
-/** Exec stdio in either direction (fd 0 host->guest; 1, 2 guest->host). */
-export interface IoFrame {
-  k: "io";
-  sid: string;
-  fd: number;
-  data?: Uint8Array;
-  eof?: boolean;
-}
+export type { IoFrame };
 export type AgentMethod = Exclude<keyof Methods, "list" | "events">;
 
 interface Pending {
@@ -88,7 +81,7 @@ export class AgentClient {
     this.socket.destroy();
   }
 
-  private onFrame(f: AgentFrame | IoFrame): void {
+  private onFrame(f: AgentFrame): void {
     if (f.k === "io") {
       this.onIo?.(f);
       return;

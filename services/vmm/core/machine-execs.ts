@@ -90,7 +90,7 @@ export class MachineExecs {
   async resize(id: string, rows: number, cols: number): Promise<void> {
     const e = this.get(id);
     if (!e.agent || e.exitCode !== undefined) return;
-    await e.agent.call("machineExecResize" as never, { execId: id, rows, cols } as never);
+    await e.agent.call("machineExecResize", { machine: e.req.machine, execId: id, rows, cols });
   }
 
   async wait(id: string, signal?: AbortSignal): Promise<number> {
@@ -142,7 +142,7 @@ export class MachineExecs {
       const agent = this.agentOf(exec.req.machine);
       exec.agent = agent;
       const r = exec.req;
-      await agent.call("machineExec" as never, { execId: exec.id, args: r.args, env: r.env, cwd: r.cwd, tty: r.tty, rows: r.rows, cols: r.cols, stdin: r.stdin } as never);
+      await agent.call("machineExec", { machine: r.machine, execId: exec.id, args: r.args, env: r.env, cwd: r.cwd, tty: r.tty, rows: r.rows, cols: r.cols, stdin: r.stdin });
       s.on("data", (d: Buffer) => agent.sendIo(exec.id, d));
       s.on("end", () => agent.sendIo(exec.id, "eof"));
       if (!r.stdin) agent.sendIo(exec.id, "eof");

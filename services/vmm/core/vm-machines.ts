@@ -296,7 +296,7 @@ export class VmMachines {
     const exited = this.exitRecorded(name);
     // A clean shutdown by the agent when it answers; ACPI power button otherwise.
     const asked = live.agent?.isOpen
-      ? live.agent.call("poweroff" as never, {} as never).catch(() => live.vm.powerdown())
+      ? live.agent.call("poweroff", { machine: name }).catch(() => live.vm.powerdown())
       : live.vm.powerdown();
     await asked.catch((err) => this.d.log.warn("poweroff request failed", { machine: name, error: err }));
     const inTime = await Promise.race([exited.then(() => true), Bun.sleep(timeoutS * 1000).then(() => false)]);
@@ -344,7 +344,8 @@ export class VmMachines {
     const m = this.d.store.get(name);
     if (m && m.state !== "removing") {
       // A requested stop that ended in a kill is "killed"; the guest powering off is "poweroff".
-      const reason = exit.kind === "crashed" ? `crashed: ${exit.detail}` : exit.kind;
+      // The agent's poweroff may end in a reset (its `reboot -f` fallback): still a poweroff.
+      const reason = l.stopRequested && exit.kind === "crashed" && /reset/.test(exit.detail) ? "poweroff" : exit.kind === "crashed" ? `crashed: ${exit.detail}` : exit.kind;
       this.update(name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: reason });
       const level = exit.kind === "crashed" && !l.stopRequested ? "warn" : "info";
       this.d.log[level]("machine stopped", { machine: name, reason });
