@@ -57,11 +57,23 @@ if stale "$OUT/vmlinuz" "$kroot/boot/vmlinuz-$krel"; then
   cp "$kroot/boot/vmlinuz-$krel" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 fi
 
-# --- initramfs -----------------------------------------------------------------------------
-# Modules a machine needs (ext4 and af_packet are built in), with their dependencies from
-# modules.dep, listed in load order for /init's insmod loop (no modprobe/depmod at boot).
-if stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep"; then
-  WANTED="virtio_mmio virtio_blk virtio_net virtio_console virtio_balloon squashfs overlay fuse virtiofs vmw_vsock_virtio_transport"
+# --- modules --------------------------------------------------------------------------------
+# A machine's modules (ext4 and af_packet are built in) with their dependencies from
+# modules.dep, in load order (insmod, no modprobe/depmod at boot). Only what mounting the
+# disks and reaching the host needs is in the initramfs; the rest is in the tools image,
+# loaded by stage 2 at low priority while the agent starts (on one TCG vCPU, every module
+# loaded before the agent delays it).
+BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
+LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs vmw_vsock_virtio_transport"
+BUN_BIN=$(readlink -f "$(command -v bun)")
+RUNC_BIN=$(readlink -f "$(command -v runc)")
+TINI_BIN=/usr/bin/tini-static
+GUEST_LIB=/opt/arcbox/lib
+sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
+need_initramfs=0 need_tools=0
+stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial "$kmods/modules.dep"; } && need_tools=1
+if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
   order=()
@@ -72,23 +84,40 @@ if stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modul
     for d in ${dep_of[$m]}; do add_module "$d"; done
     order+=("$m")
   }
-  for name in $WANTED; do
-    path=$(grep -m1 -E "(^|/)$name\.ko:" "$kmods/modules.dep" | cut -d: -f1 || true)
-    [ -n "$path" ] || { echo "build-guest: module $name not in $krel" >&2; exit 1; }
-    add_module "$path"
-  done
+  closure() { # closure <names...>: sets `order` to what they add to `loaded`
+    local name path
+    order=()
+    for name in "$@"; do
+      path=$(grep -m1 -E "(^|/)$name\.ko:" "$kmods/modules.dep" | cut -d: -f1 || true)
+      [ -n "$path" ] || { echo "build-guest: module $name not in $krel" >&2; exit 1; }
+      add_module "$path"
+    done
+  }
+  closure $BOOT_MODULES
+  boot_order=("${order[@]}")
+  closure $LATE_MODULES
+  late_order=("${order[@]}")
+fi
+copy_modules() { # copy_modules <dir> <paths...>: the files and their load-order list
+  local dir=$1 m; shift
+  mkdir -p "$dir"
+  for m in "$@"; do cp "$kmods/$m" "$dir/"; echo "$(basename "$m")"; done > "$dir/load-order"
+}
+
+# --- initramfs -----------------------------------------------------------------------------
+if [ "$need_initramfs" = 1 ]; then
   stage=$OUT/initramfs.stage
   rm -rf "$stage" && mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
   cp /bin/busybox "$stage/bin/busybox"
   for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done
-  for m in "${order[@]}"; do cp "$kmods/$m" "$stage/lib/modules/"; echo "$(basename "$m")"; done > "$stage/lib/modules/load-order"
+  copy_modules "$stage/lib/modules" "${boot_order[@]}"
   install -m 0755 guest/boot/init "$stage/init"
   echo "$krel" > "$stage/kernel-release"
   # Uncompressed: the kernel unpacks it faster than it would inflate it (TCG is slow).
   (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) > "$OUT/initramfs.img.tmp"
   mv "$OUT/initramfs.img.tmp" "$OUT/initramfs.img"
   rm -rf "$stage"
-  echo "build-guest: built $OUT/initramfs.img (${#order[@]} modules)"
+  echo "build-guest: built $OUT/initramfs.img (${#boot_order[@]} modules)"
 fi
 
 # --- tools image -------------------------------------------------------------------------
@@ -96,12 +125,7 @@ fi
 # (busybox) or another one: each ELF gets our loader as its interpreter and our lib dir
 # as its RPATH (patchelf), so it runs the same on any root and /proc/self/exe (runc's
 # re-exec) stays the binary itself.
-BUN_BIN=$(readlink -f "$(command -v bun)")
-RUNC_BIN=$(readlink -f "$(command -v runc)")
-TINI_BIN=/usr/bin/tini-static
-GUEST_LIB=/opt/arcbox/lib
-sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
-if [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial; then
+if [ "$need_tools" = 1 ]; then
   stage=$OUT/tools.stage
   rm -rf "$stage" && mkdir -p "$stage"/{bin,lib,dist,native/bin,boot}
   bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile "$stage/dist/guest-agent.js" >/dev/null
@@ -122,6 +146,7 @@ if [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$R
   done | sort -u | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
   cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 / {print $NF; exit}')" "$stage/lib/"
+  copy_modules "$stage/modules" "${late_order[@]}"
   cp guest/boot/*.sh "$stage/boot/"
   chmod 0755 "$stage"/boot/*.sh
   for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done

@@ -23,15 +23,16 @@ done
 name=$(arg name)
 [ -n "$name" ] && $bb hostname "$name"
 $bb ip link set lo up
-# Network: DHCP from netd, in the background so the agent does not wait for it. With no
-# answer after a few tries udhcpc gives up (-n) and the machine runs without network;
-# with a lease it stays to renew it.
-if [ -e /sys/class/net/eth0 ]; then
-  $bb udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh ${name:+-x hostname:$name} >/dev/null 2>&1 &
-fi
+# The modules not needed to reach the host (network, balloon, overlay, fuse/virtiofs,
+# vsock), then DHCP from netd, at low priority in the background: on one vCPU the agent
+# starts first. Without an answer after a few tries udhcpc gives up (-n) and the machine
+# runs without network; with a lease it stays to renew it.
+$bb sh -c '
+  '"$bb"' renice -n 19 -p $$ >/dev/null # (busybox has no nice applet)
+  while read -r ko; do '"$bb"' insmod "/opt/arcbox/modules/$ko" 2>/dev/null; done < /opt/arcbox/modules/load-order
+  [ -e /sys/class/net/eth0 ] && exec '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"'
+' >/dev/null 2>&1 &
 
-# arcbox.debug=shell: a shell on the console first (exit it to start the agent).
-[ "$(arg debug)" = shell ] && $bb sh -i </dev/console >/dev/console 2>&1
 agent_port=/dev/virtio-ports/org.arcbox.agent.0
 while :; do
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).

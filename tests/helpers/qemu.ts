@@ -60,6 +60,8 @@ export interface QemuOptions {
   /** Replaces the contract's initrd (bare-boot comparison). */
   initrd?: string;
   extraCmdline?: string[];
+  /** More qemu arguments (e.g. a user-mode network for DHCP). */
+  extraArgs?: string[];
 }
 
 /** The qemu argv vmm builds (VM-CONTRACT.md "qemu devices"), minus network. */
@@ -77,6 +79,7 @@ export function qemuArgv(o: QemuOptions): string[] {
     "-chardev", `file,id=con,path=${join(o.dir, "console.log")}`, "-serial", "chardev:con",
     "-device", "virtio-balloon-device,free-page-reporting=on",
     "-qmp", `unix:${join(o.dir, "qmp.sock")},server=on,wait=off`, "-pidfile", join(o.dir, "qemu.pid"),
+    ...(o.extraArgs ?? []),
   ];
 }
 

@@ -26,7 +26,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "arcbox-vmguest-"));
   accel = await probeAccel(g.kernel);
   const disk = busyboxRootDisk(dir);
-  machine = new Machine({ dir, name: "guest-test", rootDisk: disk, accel });
+  // qemu's user-mode network has a DHCP server of its own (slirp, inside qemu: no traffic
+  // leaves it here): it exercises stage 2's udhcpc and its lease script.
+  const net = ["-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-device,netdev=n0"];
+  machine = new Machine({ dir, name: "guest-test", rootDisk: disk, accel, extraArgs: net });
   // During boot the handshake waits for the agent to start: no reconnects.
   session = await openSession(machine, BOOT_TIMEOUT, BOOT_TIMEOUT);
   const r = await machineExec(session, ["uname", "-r"]);
@@ -48,6 +51,16 @@ test("exec runs in the VM: its kernel is not the host's", async () => {
   const r = await machineExec(session, ["hostname"]);
   expect(r.stdout.trim()).toBe("guest-test");
 });
+
+test("stage 2 loads the remaining modules in the background and configures eth0 by DHCP", async () => {
+  const wait = (cond: string) => `i=0; until ${cond}; do i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done`;
+  const r = await machineExec(session, ["sh", "-c", `${wait("grep -q '^overlay ' /proc/modules")}; ${wait("ip -4 addr show eth0 | grep -q 'inet '")}; cut -d' ' -f1 /proc/modules; ip -4 addr show eth0; ip route`]);
+  expect(r).toMatchObject({ exitCode: 0, stderr: "" });
+  for (const m of ["virtio_net", "virtio_balloon", "overlay", "fuse", "virtiofs", "vmw_vsock_virtio_transport"]) expect(r.stdout.split("\n")).toContain(m);
+  // slirp with restrict=on offers no router or DNS: the address and its subnet route.
+  expect(r.stdout).toContain("inet 10.0.2.15/24");
+  expect(r.stdout).toMatch(/10\.0\.2\.0\/24 dev eth0/);
+}, 120_000);
 
 test("exit codes and stderr", async () => {
   expect(await machineExec(session, ["sh", "-c", "echo oops >&2; exit 3"])).toEqual({ stdout: "", stderr: "oops\n", exitCode: 3 });
