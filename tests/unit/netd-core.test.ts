@@ -106,7 +106,7 @@ test("firewall rules for machines: NAT, isolation, forwards before the host alia
     machines: [m],
   });
   const br = n.machineBridge;
-  const { nat: post, dnat, forward: fwd, machineInput: input } = n.chains;
+  const { nat: post, dnat, forward: fwd, input } = n.chains;
   expect(rules.nat).toContain(`-A ${post} -s 10.213.9.0/24 ! -o ${br} -j MASQUERADE`);
   const fwd8080 = rules.nat.indexOf(`-A ${dnat} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.213.9.2:8080`);
   const alias = rules.nat.indexOf(`-A ${dnat} -i ${br} -d 10.213.9.254/32 -j DNAT --to-destination 127.0.0.1`);
@@ -126,7 +126,8 @@ test("firewall rules for machines: NAT, isolation, forwards before the host alia
   expect(rules.filter.indexOf(`-A ${fwd} -i abA -o ${br} -j DROP`)).toBeLessThan(rules.filter.indexOf(`-A ${fwd} -i abA -j ACCEPT`));
   expect(rules.filter.indexOf(`-A ${fwd} -d 10.213.9.2/32 -o ${br} -p tcp -m tcp --dport 8080 -j ACCEPT`)).toBeLessThan(rules.filter.indexOf(`-A ${fwd} -i abA -o ${br} -j DROP`));
   expect(rules.filter.indexOf(`-A ${fwd} -o ${br} -j DROP`)).toBeGreaterThan(rules.filter.indexOf(`-A ${fwd} -i ${br} -j ACCEPT`));
-  expect(rules.filter).toContain(`-A ${input} -d 10.213.9.1/32 -p udp -m udp --dport 53 ! -i ${br} -j DROP`);
+  expect(rules.filter).toContain(`-A ${input} -d 10.213.9.1/32 ! -i ${br} -p udp -m udp --dport 53 -j DROP`);
+  expect(rules.filter).toContain(`-A ${input} -d 127.0.0.0/8 -i ${br} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`);
   // No machine bridge, no machine rules.
   const none = firewallRules(n, { networks: [a], endpoints: [], attachments: [] });
   expect([...none.nat, ...none.filter].some((r) => r.includes(br))).toBe(false);

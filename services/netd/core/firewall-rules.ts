@@ -27,7 +27,7 @@ export function jumpRules(n: NetNames): [string, string, string][] {
     ["nat", "PREROUTING", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
     ["nat", "OUTPUT", `-m addrtype --dst-type LOCAL -j ${n.chains.dnat}`],
     ["filter", "FORWARD", `-j ${n.chains.forward}`],
-    ["filter", "INPUT", `-j ${n.chains.machineInput}`],
+    ["filter", "INPUT", `-j ${n.chains.input}`],
   ];
 }
 
@@ -102,7 +102,7 @@ export function publishingEndpoint(containerId: string, endpoints: EndpointRecor
  * a container's published port wins over the host alias catch-all.
  */
 function machineRules(n: NetNames, net: MachineNetRecord, machines: MachineLeaseRecord[], containerBridges: string[], dnsGateways: string[]): ChainRules {
-  const { nat: post, dnat, forward: fwd, machineInput: input } = n.chains;
+  const { nat: post, dnat, forward: fwd, input } = n.chains;
   const br = net.bridge;
   const nat: string[] = [];
   const filter: string[] = [];
@@ -130,6 +130,9 @@ function machineRules(n: NetNames, net: MachineNetRecord, machines: MachineLease
   for (const c of containerBridges) filter.push(`-A ${fwd} -i ${br} -o ${c} -j DROP`, `-A ${fwd} -i ${c} -o ${br} -j DROP`);
   filter.push(`-A ${fwd} -i ${br} -j ACCEPT`);
   filter.push(`-A ${fwd} -o ${br} -j DROP`);
-  for (const proto of ["udp", "tcp"]) filter.push(`-A ${input} -d ${net.gateway}/32 -p ${proto} -m ${proto} --dport 53 ! -i ${br} -j DROP`);
+  // The host's loopback is reachable only through the alias DNAT (not by raw packets for
+  // 127.0.0.0/8 sent to the gateway's MAC), and the DNS on the gateway answers this bridge only.
+  filter.push(`-A ${input} -d 127.0.0.0/8 -i ${br} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`);
+  for (const proto of ["udp", "tcp"]) filter.push(`-A ${input} -d ${net.gateway}/32 ! -i ${br} -p ${proto} -m ${proto} --dport 53 -j DROP`);
   return { nat, filter };
 }

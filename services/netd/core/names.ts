@@ -9,13 +9,13 @@ export interface NetNames {
   /** 6 hex chars identifying this daemon's home. */
   tag: string;
   defaultBridge: string;
+  /** Bridge of this home's machines (VMs), separate from every container bridge. */
+  machineBridge: string;
   /** Prefix of every bridge/veth interface of this daemon. */
   ifPrefix: string;
   /** Prefix of every network namespace name (under /run/netns). */
   netnsPrefix: string;
-  chains: { nat: string; dnat: string; forward: string; machineInput: string };
-  /** Bridge of this home's machines (VMs), separate from every container bridge. */
-  machineBridge: string;
+  chains: { nat: string; dnat: string; forward: string; input: string };
 }
 
 export function netNames(homeRoot: string): NetNames {
@@ -25,15 +25,15 @@ export function netNames(homeRoot: string): NetNames {
   return {
     tag,
     defaultBridge: isDefault ? "arcbox0" : `ab${tag}b0`,
+    machineBridge: `ab${tag}m0`,
     ifPrefix: `ab${tag}`,
     netnsPrefix: `arcbox-${tag}-`,
     chains: {
       nat: `ARCBOX-POST-${tag}`,
       dnat: `ARCBOX-DNAT-${tag}`,
       forward: `ARCBOX-FWD-${tag}`,
-      machineInput: `ARCBOX-MIN-${tag}`,
+      input: `ARCBOX-IN-${tag}`,
     },
-    machineBridge: `ab${tag}m0`,
   };
 }
 

@@ -7,6 +7,11 @@ import type { NetNames } from "../core/names.ts";
 import { jumpRules } from "../core/firewall-rules.ts";
 import { exec, execOk } from "./exec.ts";
 
+/** netd's own chains in one table. */
+function ownChains(n: NetNames, table: "nat" | "filter"): string[] {
+  return table === "nat" ? [n.chains.nat, n.chains.dnat] : [n.chains.forward, n.chains.input];
+}
+
 async function currentRules(): Promise<string> {
   const r = await exec(["iptables-save"]);
   return r.stdout;
@@ -28,7 +33,7 @@ export async function applyChains(n: NetNames, rules: ChainRules): Promise<void>
   const out: string[] = [];
   for (const table of ["nat", "filter"] as const) {
     out.push(`*${table}`);
-    const mine = table === "nat" ? [n.chains.nat, n.chains.dnat] : [n.chains.forward, n.chains.machineInput];
+    const mine = ownChains(n, table);
     for (const c of mine) out.push(`:${c} - [0:0]`);
     out.push(...rules[table]);
     for (const [t, chain, spec] of jumps) {
@@ -48,7 +53,7 @@ export async function removeChains(n: NetNames): Promise<void> {
   for (const table of ["nat", "filter"] as const) {
     out.push(`*${table}`);
     for (const [t, chain, spec] of jumpRules(n)) if (t === table && hasRule(saved, table, `-A ${chain} ${spec}`)) out.push(`-D ${chain} ${spec}`);
-    const mine = table === "nat" ? [n.chains.nat, n.chains.dnat] : [n.chains.forward, n.chains.machineInput];
+    const mine = ownChains(n, table);
     for (const c of mine) {
       if (saved.includes(`:${c} `)) out.push(`-F ${c}`, `-X ${c}`);
     }
