@@ -13,6 +13,7 @@ Commands:
   stop              stop the daemon and every service, in order
   status            show the daemon and its services
   logs [SERVICE]    show logs (supervisor, apid, imaged, netd, fsd, vmm); -f to follow
+  machine ...       Linux machines (VMs): create, start, stop, rm, ls, exec, shell, logs
   docker enable     create the docker context "arcbox" pointing at ArcBox's socket
   docker disable    remove the docker context "arcbox"
   version           print the version
@@ -45,6 +46,9 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/lifecycle.ts")).status(home);
     case "logs":
       return (await import("./commands/logs.ts")).logs(home, rest);
+    case "machine":
+    case "machines":
+      return (await import("./commands/machine.ts")).machine(home, rest);
     case "docker":
       return (await import("./commands/docker-context.ts")).dockerContext(home, rest);
     case "version":

@@ -4,7 +4,9 @@
  * its containers outlive restarts of vmm and the supervisor; inside a VM the same code
  * runs unchanged behind virtio-serial/vsock.
  *
- * Usage: guest-agent --home <ARCBOX_HOME>
+ * Usage: guest-agent --home <ARCBOX_HOME> [--serial <virtio-serial port device>]
+ *   --serial: inside a VM, serve the host through that port (one peer at a time, via the
+ *   serial relay, guest/platform/serial-relay.ts) and never exit when idle.
  */
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
@@ -14,10 +16,14 @@ import { parseHomeFlag } from "../lib/service/argv.ts";
 import { tryLockExclusive } from "../native/libc.ts";
 import { Agent } from "./core/agent.ts";
 import { AgentLayout } from "./core/layout.ts";
+import { SerialRelay } from "./platform/serial-relay.ts";
 import { AgentServer } from "./server/agent-server.ts";
 
 const log = createLogger("guest-agent");
-const home = arcboxHome(parseHomeFlag(process.argv.slice(2)));
+const argv = process.argv.slice(2);
+const home = arcboxHome(parseHomeFlag(argv));
+const serialFlag = argv.indexOf("--serial");
+const serialPort = serialFlag >= 0 ? argv[serialFlag + 1] : undefined;
 ensureHome(home);
 const stateRoot = join(home.data, "vmm", "host");
 mkdirSync(stateRoot, { recursive: true, mode: 0o700 });
@@ -25,10 +31,11 @@ const layout = new AgentLayout(stateRoot, home.run);
 
 // One agent per home. An agent that is just exiting (idle) still holds the lock for a
 // moment, so wait briefly; if the lock stays taken, another agent is serving: leave.
+// In a VM, stage 2 runs the only agent, and bun:ffi's set-up costs ~0.7 s under TCG.
 const LOCK_WAIT_MS = 3_000;
 const lockFd = openSync(layout.lockFile, "a");
 const lockDeadline = Date.now() + LOCK_WAIT_MS;
-while (!tryLockExclusive(lockFd)) {
+while (!serialPort && !tryLockExclusive(lockFd)) {
   if (Date.now() > lockDeadline) {
     log.info("another agent is running for this home; exiting");
     process.exit(0);
@@ -36,14 +43,16 @@ while (!tryLockExclusive(lockFd)) {
   await Bun.sleep(50);
 }
 
-const agent = new Agent(layout, log);
+const agent = new Agent(layout, log, { inVm: !!serialPort });
 await agent.containers.reconcile();
 let server: AgentServer;
+let relay: SerialRelay | undefined;
 let stopping = false;
 async function stop(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info("stopping", { reason, containers: agent.containerCount });
+  relay?.stop();
   await server.stop();
   closeSync(lockFd);
   process.exit(0);
@@ -54,12 +63,17 @@ server = new AgentServer(agent, log, {
   notifySocket: layout.notifySocket,
   // No process to watch and nobody to serve: an idle agent goes away (vmm starts a new
   // one). Checked when the last client leaves and again after each container exit.
+  // Not in a VM: there it is the machine's agent, and the host comes back to it.
   onIdle: () => {
-    if (agent.liveContainerCount === 0) void stop("idle");
+    if (!serialPort && agent.liveContainerCount === 0) void stop("idle");
   },
 });
 await server.start();
+if (serialPort) {
+  relay = new SerialRelay(serialPort, layout.agentSocket, log);
+  relay.start();
+}
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGHUP", () => {});
-log.info("ready", { pid: process.pid, socket: layout.agentSocket, containers: agent.containerCount });
+log.info("ready", { pid: process.pid, socket: layout.agentSocket, serial: serialPort, containers: agent.containerCount });

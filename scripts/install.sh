@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing on a Debian 12 machine (system packages, Bun, node modules,
-# native helpers, bundles), puts `arcbox` on PATH and starts ArcBox.
+# native helpers, bundles, the machines' guest pieces), puts `arcbox` on PATH and starts ArcBox.
 #   scripts/install.sh              install and start
 #   scripts/install.sh --no-start   install only (used by scripts/test.sh)
 set -euo pipefail
@@ -35,6 +35,8 @@ fi
 bun install --frozen-lockfile --silent
 [ -x scripts/build-native.sh ] && scripts/build-native.sh
 scripts/build.sh
+# Machines' kernel, initramfs and tools image (quick when up to date).
+scripts/build-guest.sh
 ln -sf "$PWD/bin/arcbox" /usr/local/bin/arcbox
 
 if [ "$start" = 1 ]; then

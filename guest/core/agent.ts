@@ -8,6 +8,8 @@ import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.t
 import { ContainerRuntime } from "./container-runtime.ts";
 import { EventHub } from "./event-hub.ts";
 import { ExecRuntime } from "./exec-runtime.ts";
+import { MachineExecRuntime } from "./machine-exec.ts";
+import { powerOffMachine } from "../platform/power.ts";
 import { GuestError } from "./guest-error.ts";
 import type { AgentLayout } from "./layout.ts";
 import { RecordStore, type ExitStatus } from "../storage/records.ts";
@@ -19,17 +21,28 @@ type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
 type Output<K extends keyof Methods> = MessageInitShape<Methods[K]["output"]>;
 export type AgentHandlers = { [K in Exclude<keyof Methods, "list" | "events">]: (req: Input<K>) => Promise<Output<K>> | Output<K> };
 
+export interface AgentOptions {
+  /** The agent runs inside a VM of its own: Poweroff powers it off (never the host). */
+  inVm: boolean;
+}
+
 export class Agent {
   readonly events = new EventHub();
   readonly records: RecordStore;
   readonly containers: ContainerRuntime;
   readonly execs: ExecRuntime;
+  readonly machineExecs: MachineExecRuntime;
 
-  constructor(layout: AgentLayout, log: Logger) {
+  constructor(
+    layout: AgentLayout,
+    private readonly log: Logger,
+    private readonly opts: AgentOptions = { inVm: false },
+  ) {
     this.records = new RecordStore(layout);
     this.records.load();
     this.containers = new ContainerRuntime(layout, this.records, this.events, log);
     this.execs = new ExecRuntime(this.containers, this.events);
+    this.machineExecs = new MachineExecRuntime(layout, this.events, (dir, rows, cols) => this.containers.resizeTty(dir, rows, cols), log);
   }
 
   /** Number of containers this agent knows (running or not). */
@@ -97,6 +110,21 @@ export class Agent {
     },
     startExec: (req) => this.execs.startExec(req.containerId, req.execId, req.detach, req.process),
     execState: (req) => this.execs.state(req.execId),
+    machineExec: (req) => this.machineExecs.start(req),
+    machineExecResize: (req) => {
+      this.machineExecs.resizeTty(req.execId, req.rows, req.cols);
+      return {};
+    },
+    machineExecSignal: (req) => {
+      this.machineExecs.signal(req.execId, req.signal);
+      return {};
+    },
+    poweroff: () => {
+      if (!this.opts.inVm) throw new GuestError("failed_precondition", "this agent runs on the host: it does not power it off");
+      // After the answer has gone out.
+      setImmediate(() => void powerOffMachine(this.log).catch((err) => this.log.error("power-off failed", { error: err })));
+      return {};
+    },
   };
 
   /** A shim's "exit <create|exec> <id> [<code> <finishedAtUnixNano> <oom>]" line. */
@@ -105,5 +133,6 @@ export class Agent {
     if (status && (kind === "create" || kind === "exec")) this.records.rememberExit(kind, id, status);
     if (kind === "create") return this.containers.onExitNotification(id);
     if (kind === "exec") return this.execs.onExitNotification(id);
+    if (kind === "run") return this.machineExecs.onExitNotification(id);
   }
 }

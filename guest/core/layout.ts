@@ -43,6 +43,10 @@ export class AgentLayout {
   rootfsDir(id: string) {
     return join(this.bundleDir(id), "rootfs");
   }
+  /** State of a machine exec (a process in the machine itself, guest/core/machine-exec.ts). */
+  machineExecDir(execId: string) {
+    return join(this.stateRoot, "mexec", execId);
+  }
   execDir(containerId: string, execId: string) {
     return join(this.containerDir(containerId), "execs", execId);
   }

@@ -24,12 +24,13 @@ function ensureShim(): Promise<void> {
 }
 
 export interface ShimOptions {
-  mode: "create" | "exec";
-  /** Container id (create) or exec id (exec). */
+  /** run: a machine exec, a process in the machine itself (needs specFile). */
+  mode: "create" | "exec" | "run";
+  /** Container id (create) or exec id (exec, run). */
   id: string;
   stateDir: string;
-  runc: string;
-  runcRoot: string;
+  runc?: string;
+  runcRoot?: string;
   bundle?: string;
   containerId?: string;
   processFile?: string;
@@ -49,7 +50,9 @@ export interface ShimOptions {
 /** Runs runc through a new shim; resolves with the process's pid once it exists. */
 export async function startShim(o: ShimOptions): Promise<number> {
   await ensureShim();
-  const argv = [SHIM, o.mode, o.id, o.stateDir, "--runc", o.runc, "--root", o.runcRoot, "--stdio", o.stdioSocket, "--console", o.consoleSocket, "--notify", o.notifySocket];
+  const argv = [SHIM, o.mode, o.id, o.stateDir, "--stdio", o.stdioSocket, "--console", o.consoleSocket, "--notify", o.notifySocket];
+  if (o.runc) argv.push("--runc", o.runc);
+  if (o.runcRoot) argv.push("--root", o.runcRoot);
   if (o.bundle) argv.push("--bundle", o.bundle);
   if (o.containerId) argv.push("--container", o.containerId);
   if (o.processFile) argv.push("--process", o.processFile);

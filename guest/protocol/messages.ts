@@ -27,7 +27,20 @@ export interface EventFrame {
   body: Uint8Array;
 }
 
-export type AgentFrame = RequestFrame | ResponseFrame | EventFrame;
+/**
+ * Stdio of a machine exec, both ways: fd 0 host -> agent, fd 1/2 agent -> host (a TTY
+ * has only fd 1). `eof` ends that fd (fd 0: closes the process's stdin).
+ */
+export interface IoFrame {
+  k: "io";
+  /** The machine exec's id. */
+  sid: string;
+  fd: number;
+  data?: Uint8Array;
+  eof?: boolean;
+}
+
+export type AgentFrame = RequestFrame | ResponseFrame | EventFrame | IoFrame;
 
 /** Name of the agent's socket (under $ARCBOX_HOME/run) and of its shim notification socket. */
 export const AGENT_SOCKET_NAME = "guest-agent.sock";

@@ -12,7 +12,7 @@ import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machi
 import type { Agent } from "../core/agent.ts";
 import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
-import type { RequestFrame, ResponseFrame } from "../protocol/messages.ts";
+import type { IoFrame, RequestFrame, ResponseFrame } from "../protocol/messages.ts";
 
 export interface AgentServerOptions {
   socket: string;
@@ -46,15 +46,18 @@ export class AgentServer {
   ) {
     this.main = createServer((s) => this.onClient(s));
     this.notify = createServer((s) => this.onShim(s));
-    agent.events.subscribe((e) => {
-      const frame = encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) });
-      for (const c of this.clients) c.write(frame);
-    });
+    agent.events.subscribe((e) => this.broadcast(encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) })));
+    // Machine exec output: to every client, like events (in a VM there is one, vmm).
+    agent.machineExecs.onOutput((f) => this.broadcast(encodeFrame(f)));
   }
 
   async start(): Promise<void> {
     await listen(this.notify, this.opts.notifySocket);
     await listen(this.main, this.opts.socket);
+  }
+
+  private broadcast(frame: Buffer): void {
+    for (const c of this.clients) c.write(frame);
   }
 
   get clientCount(): number {
@@ -80,7 +83,10 @@ export class AgentServer {
         socket.destroy();
         return;
       }
-      for (const f of frames) void this.handle(socket, f as RequestFrame);
+      for (const f of frames) {
+        if ((f as IoFrame)?.k === "io") this.agent.machineExecs.input(f as IoFrame);
+        else void this.handle(socket, f as RequestFrame);
+      }
     });
     socket.on("error", () => {});
     socket.on("close", () => {

@@ -11,6 +11,7 @@ import { MachineNetworkService } from "../../proto/gen/arcbox/networks/v1/machin
 import { VolumeService } from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
 import { ShareService } from "../../proto/gen/arcbox/volumes/v1/shares_pb.ts";
 import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { MachineManagerService } from "../../proto/gen/arcbox/machines/v1/manager_pb.ts";
 import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
 import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
 import { serviceSocket, supervisorSocket, type ArcboxHome } from "../home.ts";
@@ -47,6 +48,9 @@ export class ServiceClients {
   }
   get machines() {
     return this.client("vmm", MachineService);
+  }
+  get machineManager() {
+    return this.client("vmm", MachineManagerService, "vmm:manager");
   }
   get containers() {
     return this.client("apid", ContainerService);

@@ -7,7 +7,9 @@
  * json-file log, serves a stdio Unix socket for attach (framing: guest/README.md),
  * reaps the process, writes the exit status to <state>/exit and tells the agent.
  *
- * Usage: arcbox-shim create|exec ID STATE_DIR [options]
+ * Usage: arcbox-shim create|exec|run ID STATE_DIR [options]
+ *   run: a machine exec (a process in the machine itself, not in a container): needs
+ *        --spec with pid 0; same stdio socket, TTY, exit file and notification.
  *        arcbox-shim start FIFO PID   (start a created container: start-fifo.c)
  *   --runc PATH --root DIR      runc binary and its --root
  *   --bundle DIR                (create) OCI bundle
@@ -116,7 +118,7 @@ static void notify_agent(void) {
 }
 
 static void parse_args(int argc, char **argv) {
-  if (argc < 4) { fprintf(stderr, "usage: arcbox-shim create|exec ID STATE_DIR [options]\n"); exit(2); }
+  if (argc < 4) { fprintf(stderr, "usage: arcbox-shim create|exec|run ID STATE_DIR [options]\n"); exit(2); }
   opt.mode = argv[1]; opt.id = argv[2]; opt.state = argv[3];
   opt.runc = "runc";
   for (int i = 4; i < argc; i++) {
@@ -134,7 +136,8 @@ static void parse_args(int argc, char **argv) {
     fprintf(stderr, "arcbox-shim: unknown option %s\n", a);
     exit(2);
   }
-  if (strcmp(opt.mode, "create") && strcmp(opt.mode, "exec")) { fprintf(stderr, "arcbox-shim: bad mode\n"); exit(2); }
+  if (strcmp(opt.mode, "create") && strcmp(opt.mode, "exec") && strcmp(opt.mode, "run")) { fprintf(stderr, "arcbox-shim: bad mode\n"); exit(2); }
+  if (strcmp(opt.mode, "run") == 0 && !opt.spec) { fprintf(stderr, "arcbox-shim: run needs --spec\n"); exit(2); }
   if ((!opt.root && !opt.spec) || !opt.stdio_path || (opt.tty && !opt.console_path)) { fprintf(stderr, "arcbox-shim: missing options\n"); exit(2); }
 }
 

@@ -99,7 +99,8 @@ static int parse_spec(const char *path, struct exec_spec *s) {
       }
     }
   }
-  if (s->init_pid <= 0 || s->nargs == 0) { log_error("exec spec %s is incomplete", path); return -1; }
+  /* pid 0: a machine exec ("run" mode), in the shim's own namespaces and root. */
+  if (s->init_pid < 0 || (s->init_pid == 0 && strcmp(opt.mode, "run") != 0) || s->nargs == 0) { log_error("exec spec %s is incomplete", path); return -1; }
   return 0;
 }
 
@@ -299,11 +300,13 @@ static void enter_container(const struct exec_spec *s, int ns_fds[], int root_fd
   for (int i = 0; i < s->nrlimits; i++)
     if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0) { log_error("error setting rlimit type %d: %s", s->rlimits[i].resource, strerror(errno)); return; }
   if (prepare_seccomp(s) < 0) return;
-  if (join_cgroups(s->init_pid) < 0) return;
-  for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++)
-    if (ns_fds[i] >= 0 && setns(ns_fds[i], 0) < 0) { log_error("setns %s: %s", NS_ORDER[i], strerror(errno)); return; }
-  /* The init's root, whatever the mount namespace's own root is. */
-  if (fchdir(root_fd) < 0 || chroot(".") < 0) { log_error("enter the container's root: %s", strerror(errno)); return; }
+  if (s->init_pid > 0) {
+    if (join_cgroups(s->init_pid) < 0) return;
+    for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++)
+      if (ns_fds[i] >= 0 && setns(ns_fds[i], 0) < 0) { log_error("setns %s: %s", NS_ORDER[i], strerror(errno)); return; }
+    /* The init's root, whatever the mount namespace's own root is. */
+    if (fchdir(root_fd) < 0 || chroot(".") < 0) { log_error("enter the container's root: %s", strerror(errno)); return; }
+  }
   if (console_sock >= 0) { if (setup_tty(s, console_sock) < 0) return; }
   else {
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -338,13 +341,16 @@ int exec_direct(int in_r, int out_w, int err_w, int *master, pid_t *pid_out) {
   log_fd_runc = open(runclog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   static struct exec_spec s;
   if (parse_spec(opt.spec, &s) < 0) return -1;
-  int ns_fds[sizeof NS_ORDER / sizeof NS_ORDER[0]], pid_ns = -1;
-  for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++) if (open_namespaces(s.init_pid, NS_ORDER[i], &ns_fds[i]) < 0) return -1;
-  if (open_namespaces(s.init_pid, "pid", &pid_ns) < 0) return -1;
-  char root[64];
-  snprintf(root, sizeof root, "/proc/%d/root", (int)s.init_pid);
-  int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) { log_error("open %s: %s", root, strerror(errno)); return -1; }
+  int ns_fds[sizeof NS_ORDER / sizeof NS_ORDER[0]], pid_ns = -1, root_fd = -1;
+  for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++) ns_fds[i] = -1;
+  if (s.init_pid > 0) { /* a container exec: join its init; a machine exec stays here */
+    for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++) if (open_namespaces(s.init_pid, NS_ORDER[i], &ns_fds[i]) < 0) return -1;
+    if (open_namespaces(s.init_pid, "pid", &pid_ns) < 0) return -1;
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", (int)s.init_pid);
+    root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) { log_error("open %s: %s", root, strerror(errno)); return -1; }
+  }
   if (pid_ns >= 0 && setns(pid_ns, CLONE_NEWPID) < 0) { log_error("setns pid: %s", strerror(errno)); return -1; }
   int status_pipe[2], console[2] = { -1, -1 };
   if (pipe2(status_pipe, O_CLOEXEC) < 0) die("pipe");
@@ -364,7 +370,7 @@ int exec_direct(int in_r, int out_w, int err_w, int *master, pid_t *pid_out) {
   if (err_w >= 0) close(err_w);
   for (size_t i = 0; i < sizeof NS_ORDER / sizeof NS_ORDER[0]; i++) if (ns_fds[i] >= 0) close(ns_fds[i]);
   if (pid_ns >= 0) close(pid_ns);
-  close(root_fd);
+  if (root_fd >= 0) close(root_fd);
   if (console[1] >= 0) {
     close(console[1]);
     *master = recv_fd(console[0]); /* -1 when the child failed before opening the pty */

@@ -6,9 +6,10 @@
  * Start-up order is tuned for cold start: apid is spawned before the supervisor loads
  * its own Connect and debug servers, so both load in parallel.
  */
-import { closeSync, rmSync, writeSync } from "node:fs";
+import { closeSync, readdirSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { ArcboxError } from "../../lib/errors.ts";
-import { arcboxHome, debugSocket, ensureHome, restrictHomePermissions, supervisorLock, supervisorSocket } from "../../lib/home.ts";
+import { arcboxHome, debugSocket, ensureHome, restrictHomePermissions, supervisorLock, supervisorSocket, type ArcboxHome } from "../../lib/home.ts";
 import { createLogger } from "../../lib/log.ts";
 import { ARCBOX_VERSION } from "../../lib/version.ts";
 import { DaemonLock } from "./core/daemon-lock.ts";
@@ -85,5 +86,17 @@ export async function runDaemon(homeDir: string): Promise<number> {
   }
   log.info("ready");
   notifyReady();
+  // VMs outlive the daemon: with machines on record, vmm comes back at once to adopt and
+  // watch them (crash reasons, their network) instead of on the next call. It idle-exits
+  // again if none runs.
+  if (hasMachines(home)) void sup.activate("vmm").catch((err) => log.warn("cannot start vmm for existing machines", { error: err }));
   return new Promise<number>(() => {}); // runs until a signal or a Shutdown call
+}
+
+function hasMachines(home: ArcboxHome): boolean {
+  try {
+    return readdirSync(join(home.data, "vmm", "machines")).length > 0;
+  } catch {
+    return false;
+  }
 }

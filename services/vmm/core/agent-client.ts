@@ -7,10 +7,12 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import type { Socket } from "node:net";
 import { MachineService, RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { FrameDecoder, encodeFrame } from "../../../guest/protocol/frames.ts";
-import type { AgentFrame } from "../../../guest/protocol/messages.ts";
+import type { AgentFrame, IoFrame } from "../../../guest/protocol/messages.ts";
 import { MachineError } from "./machine-error.ts";
 
 type Methods = typeof MachineService.method;
+
+export type { IoFrame };
 export type AgentMethod = Exclude<keyof Methods, "list" | "events">;
 
 interface Pending {
@@ -23,13 +25,20 @@ export class AgentClient {
   private pending = new Map<number, Pending>();
   private closed = false;
 
+  /** Exec stdio frames from a VM's agent (`{k:"io", sid, fd, data | eof}`). */
+  onIo: ((f: IoFrame) => void) | undefined;
+
   constructor(
     private readonly socket: Socket,
     private readonly onEvent: (e: RuntimeEvent) => void,
     onClose: () => void,
+    /** Sees each chunk before the frame decoder; returns what to decode (undefined: nothing yet). */
+    filter?: (chunk: Buffer) => Buffer | undefined,
   ) {
     const decoder = new FrameDecoder();
-    socket.on("data", (chunk: Buffer) => {
+    socket.on("data", (raw: Buffer) => {
+      const chunk = filter ? filter(raw) : raw;
+      if (!chunk?.length) return;
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
@@ -62,11 +71,21 @@ export class AgentClient {
     return fromBinary(desc.output, await answer) as MessageShape<Methods[K]["output"]>;
   }
 
+  /** Sends exec stdin bytes (fd 0) or its end to the agent. */
+  sendIo(sid: string, data: Uint8Array | "eof"): void {
+    if (this.closed) return;
+    this.socket.write(encodeFrame(data === "eof" ? { k: "io", sid, fd: 0, eof: true } : { k: "io", sid, fd: 0, data }));
+  }
+
   close(): void {
     this.socket.destroy();
   }
 
   private onFrame(f: AgentFrame): void {
+    if (f.k === "io") {
+      this.onIo?.(f);
+      return;
+    }
     if (f.k === "evt") {
       this.onEvent(fromBinary(RuntimeEventSchema, f.body));
       return;

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/machines/v1/machines.proto.
  */
 export const file_arcbox_machines_v1_machines: GenFile = /*@__PURE__*/
-  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5IrECCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0SEgoKc3RkaW5fb25jZRgMIAEoCBIRCglncm91cF9hZGQYDSADKAkSGQoRbm9fbmV3X3ByaXZpbGVnZXMYDiABKAgSKwoHcmxpbWl0cxgPIAMoCzIaLmFyY2JveC5tYWNoaW5lcy52MS5SbGltaXQiMgoGUmxpbWl0EgwKBG5hbWUYASABKAkSDAoEc29mdBgCIAEoAxIMCgRoYXJkGAMgASgDIksKBU1vdW50EhMKC2Rlc3RpbmF0aW9uGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGc291cmNlGAMgASgJEg8KB29wdGlvbnMYBCADKAkiVwoKUm9vdGZzU3BlYxISCgpsb3dlcl9kaXJzGAEgAygJEhEKCXVwcGVyX2RpchgCIAEoCRIQCgh3b3JrX2RpchgDIAEoCRIQCghyZWFkb25seRgEIAEoCCKzAQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoAxIZChFtZW1vcnlfc3dhcF9ieXRlcxgCIAEoAxIRCgluYW5vX2NwdXMYAyABKAMSEgoKY3B1X3NoYXJlcxgEIAEoAxIRCgljcHVfcXVvdGEYBSABKAMSEgoKY3B1X3BlcmlvZBgGIAEoAxITCgtjcHVzZXRfY3B1cxgHIAEoCRISCgpwaWRzX2xpbWl0GAggASgDIqsHChZDcmVhdGVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSLgoGcm9vdGZzGAMgASgLMh4uYXJjYm94Lm1hY2hpbmVzLnYxLlJvb3Rmc1NwZWMSMAoHcHJvY2VzcxgEIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5Qcm9jZXNzU3BlYxIQCghob3N0bmFtZRgFIAEoCRISCgpkb21haW5uYW1lGAYgASgJEikKBm1vdW50cxgHIAMoCzIZLmFyY2JveC5tYWNoaW5lcy52MS5Nb3VudBIwCglyZXNvdXJjZXMYCCABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzEhIKCm5ldG5zX3BhdGgYCSABKAkSFAoMaG9zdF9uZXR3b3JrGAogASgIEhIKCmhvc3RzX3BhdGgYCyABKAkSGAoQcmVzb2x2X2NvbmZfcGF0aBgMIAEoCRIVCg1ob3N0bmFtZV9wYXRoGA0gASgJEgwKBGluaXQYDiABKAgSEwoLc3RvcF9zaWduYWwYDyABKAkSEAoIbG9nX3BhdGgYECABKAkSUAoLYW5ub3RhdGlvbnMYESADKAsyOy5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5EhUKDWpvaW5fbmV0bnNfb2YYEiABKAkSEAoIcGlkX21vZGUYEyABKAkSEAoIaXBjX21vZGUYFCABKAkSEAoIdXRzX21vZGUYFSABKAkSSAoHc3lzY3RscxgWIAMoCzI3LmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0LlN5c2N0bHNFbnRyeRIXCg9zZWNjb21wX3Byb2ZpbGUYFyABKAkSHgoRbWVtb3J5X3N3YXBwaW5lc3MYGCABKANIAIgBARIyCgdkZXZpY2VzGBkgAygLMiEuYXJjYm94Lm1hY2hpbmVzLnYxLkRldmljZU1hcHBpbmcSGwoTZGV2aWNlX2Nncm91cF9ydWxlcxgaIAMoCRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU3lzY3Rsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCFAoSX21lbW9yeV9zd2FwcGluZXNzIlwKDURldmljZU1hcHBpbmcSFAoMcGF0aF9vbl9ob3N0GAEgASgJEhkKEXBhdGhfaW5fY29udGFpbmVyGAIgASgJEhoKEmNncm91cF9wZXJtaXNzaW9ucxgDIAEoCSI8ChdDcmVhdGVDb250YWluZXJSZXNwb25zZRILCgNwaWQYASABKAUSFAoMc3RkaW9fc29ja2V0GAIgASgJIjQKFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIkMKFlN0YXJ0Q29udGFpbmVyUmVzcG9uc2USCwoDcGlkGAEgASgFEhwKFHN0YXJ0ZWRfYXRfdW5peF9uYW5vGAIgASgDIlAKFEtpbGxDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDgoGc2lnbmFsGAMgASgJEgsKA2FsbBgEIAEoCCIXChVLaWxsQ29udGFpbmVyUmVzcG9uc2UiRAoWRGVsZXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg0KBWZvcmNlGAMgASgIIhkKF0RlbGV0ZUNvbnRhaW5lclJlc3BvbnNlIjQKFVBhdXNlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhgKFlBhdXNlQ29udGFpbmVyUmVzcG9uc2UiNQoWUmVzdW1lQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhkKF1Jlc3VtZUNvbnRhaW5lclJlc3BvbnNlImcKFlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIwCglyZXNvdXJjZXMYAyABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzIhkKF1VwZGF0ZUNvbnRhaW5lclJlc3BvbnNlIrMBCg5Db250YWluZXJTdGF0ZRIKCgJpZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSCwoDcGlkGAMgASgFEhEKCWV4aXRfY29kZRgEIAEoBRIcChRzdGFydGVkX2F0X3VuaXhfbmFubxgFIAEoAxIdChVmaW5pc2hlZF9hdF91bml4X25hbm8YBiABKAMSEgoKb29tX2tpbGxlZBgHIAEoCBIUCgxzdGRpb19zb2NrZXQYCCABKAkiNgoWQ29udGFpbmVyU3RhdGVzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgsKA2lkcxgCIAMoCSJRChdDb250YWluZXJTdGF0ZXNSZXNwb25zZRI2Cgpjb250YWluZXJzGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlIl8KEFJlc2l6ZVR0eVJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmhlaWdodBgEIAEoDRINCgV3aWR0aBgFIAEoDSITChFSZXNpemVUdHlSZXNwb25zZSI6CgpUb3BSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDwoHcHNfYXJncxgDIAEoCSJMCgtUb3BSZXNwb25zZRIOCgZ0aXRsZXMYASADKAkSLQoJcHJvY2Vzc2VzGAIgAygLMhouYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJvdyIZCgZUb3BSb3cSDwoHY29sdW1ucxgBIAMoCSIrCgxTdGF0c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIjCg1TdGF0c1Jlc3BvbnNlEhIKCnN0YXRzX2pzb24YASABKAkifQoRQ3JlYXRlRXhlY1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIhQKEkNyZWF0ZUV4ZWNSZXNwb25zZSKMAQoQU3RhcnRFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmRldGFjaBgEIAEoCBIwCgdwcm9jZXNzGAUgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIjYKEVN0YXJ0RXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoQRXhlY1N0YXRlUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiagoRRXhlY1N0YXRlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoCBILCgNwaWQYAiABKAUSEQoJZXhpdF9jb2RlGAMgASgFEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZleGl0ZWQYBSABKAgiIAoNRXZlbnRzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJIoIBCgxSdW50aW1lRXZlbnQSDAoEdHlwZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIRCglleGl0X2NvZGUYBCABKAUSFgoOdGltZV91bml4X25hbm8YBSABKAMSEgoKb29tX2tpbGxlZBgGIAEoCCJBCg5FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLmFyY2JveC5tYWNoaW5lcy52MS5SdW50aW1lRXZlbnQygwwKDk1hY2hpbmVTZXJ2aWNlEkkKBExpc3QSHy5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlcXVlc3QaIC5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlc3BvbnNlEmoKD0NyZWF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlN0YXJ0Q29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydENvbnRhaW5lclJlc3BvbnNlEmQKDUtpbGxDb250YWluZXISKC5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlcXVlc3QaKS5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlc3BvbnNlEmoKD0RlbGV0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5EZWxldGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkRlbGV0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlBhdXNlQ29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlBhdXNlQ29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5QYXVzZUNvbnRhaW5lclJlc3BvbnNlEmoKD1Jlc3VtZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5SZXN1bWVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc3VtZUNvbnRhaW5lclJlc3BvbnNlEmoKD1VwZGF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlVwZGF0ZUNvbnRhaW5lclJlc3BvbnNlEmoKD0NvbnRhaW5lclN0YXRlcxIqLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZXNSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlc1Jlc3BvbnNlElgKCVJlc2l6ZVR0eRIkLmFyY2JveC5tYWNoaW5lcy52MS5SZXNpemVUdHlSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc2l6ZVR0eVJlc3BvbnNlEkYKA1RvcBIeLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSZXF1ZXN0Gh8uYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJlc3BvbnNlEkwKBVN0YXRzEiAuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXRzUmVxdWVzdBohLmFyY2JveC5tYWNoaW5lcy52MS5TdGF0c1Jlc3BvbnNlElsKCkNyZWF0ZUV4ZWMSJS5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1JlcXVlc3QaJi5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1Jlc3BvbnNlElgKCVN0YXJ0RXhlYxIkLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydEV4ZWNSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0RXhlY1Jlc3BvbnNlElgKCUV4ZWNTdGF0ZRIkLmFyY2JveC5tYWNoaW5lcy52MS5FeGVjU3RhdGVSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLkV4ZWNTdGF0ZVJlc3BvbnNlElEKBkV2ZW50cxIhLmFyY2JveC5tYWNoaW5lcy52MS5FdmVudHNSZXF1ZXN0GiIuYXJjYm94Lm1hY2hpbmVzLnYxLkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5IrECCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0SEgoKc3RkaW5fb25jZRgMIAEoCBIRCglncm91cF9hZGQYDSADKAkSGQoRbm9fbmV3X3ByaXZpbGVnZXMYDiABKAgSKwoHcmxpbWl0cxgPIAMoCzIaLmFyY2JveC5tYWNoaW5lcy52MS5SbGltaXQiMgoGUmxpbWl0EgwKBG5hbWUYASABKAkSDAoEc29mdBgCIAEoAxIMCgRoYXJkGAMgASgDIksKBU1vdW50EhMKC2Rlc3RpbmF0aW9uGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGc291cmNlGAMgASgJEg8KB29wdGlvbnMYBCADKAkiVwoKUm9vdGZzU3BlYxISCgpsb3dlcl9kaXJzGAEgAygJEhEKCXVwcGVyX2RpchgCIAEoCRIQCgh3b3JrX2RpchgDIAEoCRIQCghyZWFkb25seRgEIAEoCCKzAQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoAxIZChFtZW1vcnlfc3dhcF9ieXRlcxgCIAEoAxIRCgluYW5vX2NwdXMYAyABKAMSEgoKY3B1X3NoYXJlcxgEIAEoAxIRCgljcHVfcXVvdGEYBSABKAMSEgoKY3B1X3BlcmlvZBgGIAEoAxITCgtjcHVzZXRfY3B1cxgHIAEoCRISCgpwaWRzX2xpbWl0GAggASgDIqsHChZDcmVhdGVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSLgoGcm9vdGZzGAMgASgLMh4uYXJjYm94Lm1hY2hpbmVzLnYxLlJvb3Rmc1NwZWMSMAoHcHJvY2VzcxgEIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5Qcm9jZXNzU3BlYxIQCghob3N0bmFtZRgFIAEoCRISCgpkb21haW5uYW1lGAYgASgJEikKBm1vdW50cxgHIAMoCzIZLmFyY2JveC5tYWNoaW5lcy52MS5Nb3VudBIwCglyZXNvdXJjZXMYCCABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzEhIKCm5ldG5zX3BhdGgYCSABKAkSFAoMaG9zdF9uZXR3b3JrGAogASgIEhIKCmhvc3RzX3BhdGgYCyABKAkSGAoQcmVzb2x2X2NvbmZfcGF0aBgMIAEoCRIVCg1ob3N0bmFtZV9wYXRoGA0gASgJEgwKBGluaXQYDiABKAgSEwoLc3RvcF9zaWduYWwYDyABKAkSEAoIbG9nX3BhdGgYECABKAkSUAoLYW5ub3RhdGlvbnMYESADKAsyOy5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5EhUKDWpvaW5fbmV0bnNfb2YYEiABKAkSEAoIcGlkX21vZGUYEyABKAkSEAoIaXBjX21vZGUYFCABKAkSEAoIdXRzX21vZGUYFSABKAkSSAoHc3lzY3RscxgWIAMoCzI3LmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0LlN5c2N0bHNFbnRyeRIXCg9zZWNjb21wX3Byb2ZpbGUYFyABKAkSHgoRbWVtb3J5X3N3YXBwaW5lc3MYGCABKANIAIgBARIyCgdkZXZpY2VzGBkgAygLMiEuYXJjYm94Lm1hY2hpbmVzLnYxLkRldmljZU1hcHBpbmcSGwoTZGV2aWNlX2Nncm91cF9ydWxlcxgaIAMoCRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU3lzY3Rsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCFAoSX21lbW9yeV9zd2FwcGluZXNzIlwKDURldmljZU1hcHBpbmcSFAoMcGF0aF9vbl9ob3N0GAEgASgJEhkKEXBhdGhfaW5fY29udGFpbmVyGAIgASgJEhoKEmNncm91cF9wZXJtaXNzaW9ucxgDIAEoCSI8ChdDcmVhdGVDb250YWluZXJSZXNwb25zZRILCgNwaWQYASABKAUSFAoMc3RkaW9fc29ja2V0GAIgASgJIjQKFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIkMKFlN0YXJ0Q29udGFpbmVyUmVzcG9uc2USCwoDcGlkGAEgASgFEhwKFHN0YXJ0ZWRfYXRfdW5peF9uYW5vGAIgASgDIlAKFEtpbGxDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDgoGc2lnbmFsGAMgASgJEgsKA2FsbBgEIAEoCCIXChVLaWxsQ29udGFpbmVyUmVzcG9uc2UiRAoWRGVsZXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg0KBWZvcmNlGAMgASgIIhkKF0RlbGV0ZUNvbnRhaW5lclJlc3BvbnNlIjQKFVBhdXNlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhgKFlBhdXNlQ29udGFpbmVyUmVzcG9uc2UiNQoWUmVzdW1lQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIhkKF1Jlc3VtZUNvbnRhaW5lclJlc3BvbnNlImcKFlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIwCglyZXNvdXJjZXMYAyABKAsyHS5hcmNib3gubWFjaGluZXMudjEuUmVzb3VyY2VzIhkKF1VwZGF0ZUNvbnRhaW5lclJlc3BvbnNlIrMBCg5Db250YWluZXJTdGF0ZRIKCgJpZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSCwoDcGlkGAMgASgFEhEKCWV4aXRfY29kZRgEIAEoBRIcChRzdGFydGVkX2F0X3VuaXhfbmFubxgFIAEoAxIdChVmaW5pc2hlZF9hdF91bml4X25hbm8YBiABKAMSEgoKb29tX2tpbGxlZBgHIAEoCBIUCgxzdGRpb19zb2NrZXQYCCABKAkiNgoWQ29udGFpbmVyU3RhdGVzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgsKA2lkcxgCIAMoCSJRChdDb250YWluZXJTdGF0ZXNSZXNwb25zZRI2Cgpjb250YWluZXJzGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlIl8KEFJlc2l6ZVR0eVJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmhlaWdodBgEIAEoDRINCgV3aWR0aBgFIAEoDSITChFSZXNpemVUdHlSZXNwb25zZSI6CgpUb3BSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDwoHcHNfYXJncxgDIAEoCSJMCgtUb3BSZXNwb25zZRIOCgZ0aXRsZXMYASADKAkSLQoJcHJvY2Vzc2VzGAIgAygLMhouYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJvdyIZCgZUb3BSb3cSDwoHY29sdW1ucxgBIAMoCSIrCgxTdGF0c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIjCg1TdGF0c1Jlc3BvbnNlEhIKCnN0YXRzX2pzb24YASABKAkifQoRQ3JlYXRlRXhlY1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIhQKEkNyZWF0ZUV4ZWNSZXNwb25zZSKMAQoQU3RhcnRFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmRldGFjaBgEIAEoCBIwCgdwcm9jZXNzGAUgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIjYKEVN0YXJ0RXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoQRXhlY1N0YXRlUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiagoRRXhlY1N0YXRlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoCBILCgNwaWQYAiABKAUSEQoJZXhpdF9jb2RlGAMgASgFEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZleGl0ZWQYBSABKAgiIAoNRXZlbnRzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJIoIBCgxSdW50aW1lRXZlbnQSDAoEdHlwZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIRCglleGl0X2NvZGUYBCABKAUSFgoOdGltZV91bml4X25hbm8YBSABKAMSEgoKb29tX2tpbGxlZBgGIAEoCCJBCg5FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLmFyY2JveC5tYWNoaW5lcy52MS5SdW50aW1lRXZlbnQilgEKEk1hY2hpbmVFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEYXJncxgDIAMoCRILCgNlbnYYBCADKAkSCwoDY3dkGAUgASgJEgsKA3R0eRgGIAEoCBIMCgRyb3dzGAcgASgNEgwKBGNvbHMYCCABKA0SDQoFc3RkaW4YCSABKAgiIgoTTWFjaGluZUV4ZWNSZXNwb25zZRILCgNwaWQYASABKAUiWAoYTWFjaGluZUV4ZWNSZXNpemVSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRyb3dzGAMgASgNEgwKBGNvbHMYBCABKA0iGwoZTWFjaGluZUV4ZWNSZXNpemVSZXNwb25zZSJMChhNYWNoaW5lRXhlY1NpZ25hbFJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIPCgdleGVjX2lkGAIgASgJEg4KBnNpZ25hbBgDIAEoCSIbChlNYWNoaW5lRXhlY1NpZ25hbFJlc3BvbnNlIiIKD1Bvd2Vyb2ZmUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJIhIKEFBvd2Vyb2ZmUmVzcG9uc2Uyng8KDk1hY2hpbmVTZXJ2aWNlEkkKBExpc3QSHy5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlcXVlc3QaIC5hcmNib3gubWFjaGluZXMudjEuTGlzdFJlc3BvbnNlEmoKD0NyZWF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlN0YXJ0Q29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydENvbnRhaW5lclJlc3BvbnNlEmQKDUtpbGxDb250YWluZXISKC5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlcXVlc3QaKS5hcmNib3gubWFjaGluZXMudjEuS2lsbENvbnRhaW5lclJlc3BvbnNlEmoKD0RlbGV0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5EZWxldGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkRlbGV0ZUNvbnRhaW5lclJlc3BvbnNlEmcKDlBhdXNlQ29udGFpbmVyEikuYXJjYm94Lm1hY2hpbmVzLnYxLlBhdXNlQ29udGFpbmVyUmVxdWVzdBoqLmFyY2JveC5tYWNoaW5lcy52MS5QYXVzZUNvbnRhaW5lclJlc3BvbnNlEmoKD1Jlc3VtZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5SZXN1bWVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc3VtZUNvbnRhaW5lclJlc3BvbnNlEmoKD1VwZGF0ZUNvbnRhaW5lchIqLmFyY2JveC5tYWNoaW5lcy52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLlVwZGF0ZUNvbnRhaW5lclJlc3BvbnNlEmoKD0NvbnRhaW5lclN0YXRlcxIqLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZXNSZXF1ZXN0GisuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlc1Jlc3BvbnNlElgKCVJlc2l6ZVR0eRIkLmFyY2JveC5tYWNoaW5lcy52MS5SZXNpemVUdHlSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc2l6ZVR0eVJlc3BvbnNlEkYKA1RvcBIeLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSZXF1ZXN0Gh8uYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJlc3BvbnNlEkwKBVN0YXRzEiAuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXRzUmVxdWVzdBohLmFyY2JveC5tYWNoaW5lcy52MS5TdGF0c1Jlc3BvbnNlElsKCkNyZWF0ZUV4ZWMSJS5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1JlcXVlc3QaJi5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlRXhlY1Jlc3BvbnNlElgKCVN0YXJ0RXhlYxIkLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydEV4ZWNSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0RXhlY1Jlc3BvbnNlElgKCUV4ZWNTdGF0ZRIkLmFyY2JveC5tYWNoaW5lcy52MS5FeGVjU3RhdGVSZXF1ZXN0GiUuYXJjYm94Lm1hY2hpbmVzLnYxLkV4ZWNTdGF0ZVJlc3BvbnNlEl4KC01hY2hpbmVFeGVjEiYuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVFeGVjUmVxdWVzdBonLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lRXhlY1Jlc3BvbnNlEnAKEU1hY2hpbmVFeGVjUmVzaXplEiwuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVFeGVjUmVzaXplUmVxdWVzdBotLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lRXhlY1Jlc2l6ZVJlc3BvbnNlEnAKEU1hY2hpbmVFeGVjU2lnbmFsEiwuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVFeGVjU2lnbmFsUmVxdWVzdBotLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lRXhlY1NpZ25hbFJlc3BvbnNlElUKCFBvd2Vyb2ZmEiMuYXJjYm94Lm1hY2hpbmVzLnYxLlBvd2Vyb2ZmUmVxdWVzdBokLmFyY2JveC5tYWNoaW5lcy52MS5Qb3dlcm9mZlJlc3BvbnNlElEKBkV2ZW50cxIhLmFyY2JveC5tYWNoaW5lcy52MS5FdmVudHNSZXF1ZXN0GiIuYXJjYm94Lm1hY2hpbmVzLnYxLkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw");
 
 /**
  * @generated from message arcbox.machines.v1.MachineSummary
@@ -1242,7 +1242,8 @@ export const EventsRequestSchema: GenMessage<EventsRequest> = /*@__PURE__*/
  */
 export type RuntimeEvent = Message<"arcbox.machines.v1.RuntimeEvent"> & {
   /**
-   * "start", "exit", "exec_exit", "oom", "pause", "resume".
+   * "start", "exit", "exec_exit", "oom", "pause", "resume", "machine_exec_exit" (exec_id
+   * is the machine exec's id, container_id is empty).
    *
    * @generated from field: string type = 1;
    */
@@ -1299,6 +1300,208 @@ export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
  */
 export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
   messageDesc(file_arcbox_machines_v1_machines, 41);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineExecRequest
+ */
+export type MachineExecRequest = Message<"arcbox.machines.v1.MachineExecRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * Names the exec in io frames ("sid") and events; unique among running machine execs.
+   *
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+
+  /**
+   * @generated from field: repeated string args = 3;
+   */
+  args: string[];
+
+  /**
+   * "KEY=value"; PATH (and TERM with a TTY) get defaults when missing.
+   *
+   * @generated from field: repeated string env = 4;
+   */
+  env: string[];
+
+  /**
+   * Default "/".
+   *
+   * @generated from field: string cwd = 5;
+   */
+  cwd: string;
+
+  /**
+   * @generated from field: bool tty = 6;
+   */
+  tty: boolean;
+
+  /**
+   * @generated from field: uint32 rows = 7;
+   */
+  rows: number;
+
+  /**
+   * @generated from field: uint32 cols = 8;
+   */
+  cols: number;
+
+  /**
+   * Open stdin: io frames with fd 0 feed it, an eof frame closes it. Without it the
+   * process reads /dev/null (or, with a TTY, nothing the host sends).
+   *
+   * @generated from field: bool stdin = 9;
+   */
+  stdin: boolean;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineExecRequest.
+ * Use `create(MachineExecRequestSchema)` to create a new message.
+ */
+export const MachineExecRequestSchema: GenMessage<MachineExecRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 42);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineExecResponse
+ */
+export type MachineExecResponse = Message<"arcbox.machines.v1.MachineExecResponse"> & {
+  /**
+   * The process's pid in the machine.
+   *
+   * @generated from field: int32 pid = 1;
+   */
+  pid: number;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineExecResponse.
+ * Use `create(MachineExecResponseSchema)` to create a new message.
+ */
+export const MachineExecResponseSchema: GenMessage<MachineExecResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 43);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineExecResizeRequest
+ */
+export type MachineExecResizeRequest = Message<"arcbox.machines.v1.MachineExecResizeRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+
+  /**
+   * @generated from field: uint32 rows = 3;
+   */
+  rows: number;
+
+  /**
+   * @generated from field: uint32 cols = 4;
+   */
+  cols: number;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineExecResizeRequest.
+ * Use `create(MachineExecResizeRequestSchema)` to create a new message.
+ */
+export const MachineExecResizeRequestSchema: GenMessage<MachineExecResizeRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 44);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineExecResizeResponse
+ */
+export type MachineExecResizeResponse = Message<"arcbox.machines.v1.MachineExecResizeResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineExecResizeResponse.
+ * Use `create(MachineExecResizeResponseSchema)` to create a new message.
+ */
+export const MachineExecResizeResponseSchema: GenMessage<MachineExecResizeResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 45);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineExecSignalRequest
+ */
+export type MachineExecSignalRequest = Message<"arcbox.machines.v1.MachineExecSignalRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+
+  /**
+   * Signal name or number ("SIGTERM", "TERM", "15").
+   *
+   * @generated from field: string signal = 3;
+   */
+  signal: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineExecSignalRequest.
+ * Use `create(MachineExecSignalRequestSchema)` to create a new message.
+ */
+export const MachineExecSignalRequestSchema: GenMessage<MachineExecSignalRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 46);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineExecSignalResponse
+ */
+export type MachineExecSignalResponse = Message<"arcbox.machines.v1.MachineExecSignalResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineExecSignalResponse.
+ * Use `create(MachineExecSignalResponseSchema)` to create a new message.
+ */
+export const MachineExecSignalResponseSchema: GenMessage<MachineExecSignalResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 47);
+
+/**
+ * @generated from message arcbox.machines.v1.PoweroffRequest
+ */
+export type PoweroffRequest = Message<"arcbox.machines.v1.PoweroffRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.PoweroffRequest.
+ * Use `create(PoweroffRequestSchema)` to create a new message.
+ */
+export const PoweroffRequestSchema: GenMessage<PoweroffRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 48);
+
+/**
+ * @generated from message arcbox.machines.v1.PoweroffResponse
+ */
+export type PoweroffResponse = Message<"arcbox.machines.v1.PoweroffResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.PoweroffResponse.
+ * Use `create(PoweroffResponseSchema)` to create a new message.
+ */
+export const PoweroffResponseSchema: GenMessage<PoweroffResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 49);
 
 /**
  * MachineService is the Connect API of vmm. vmm owns machines: the "host" machine
@@ -1439,6 +1642,46 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof ExecStateRequestSchema;
     output: typeof ExecStateResponseSchema;
+  },
+  /**
+   * A process in the machine itself, not in a container ("machine exec"). Its stdio
+   * travels as "io" frames on the agent stream (guest/README.md), its exit as a
+   * machine_exec_exit event. Agent protocol only: vmm's API for it is
+   * MachineManagerService.
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.MachineExec
+   */
+  machineExec: {
+    methodKind: "unary";
+    input: typeof MachineExecRequestSchema;
+    output: typeof MachineExecResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.MachineExecResize
+   */
+  machineExecResize: {
+    methodKind: "unary";
+    input: typeof MachineExecResizeRequestSchema;
+    output: typeof MachineExecResizeResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineService.MachineExecSignal
+   */
+  machineExecSignal: {
+    methodKind: "unary";
+    input: typeof MachineExecSignalRequestSchema;
+    output: typeof MachineExecSignalResponseSchema;
+  },
+  /**
+   * Clean shutdown of the machine: answers, then syncs, remounts the root read-only and
+   * powers off (qemu exits).
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.Poweroff
+   */
+  poweroff: {
+    methodKind: "unary";
+    input: typeof PoweroffRequestSchema;
+    output: typeof PoweroffResponseSchema;
   },
   /**
    * Lifecycle events (started, exited, exec exited, oom, paused, resumed), as they happen.

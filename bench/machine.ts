@@ -1,0 +1,152 @@
+/**
+ * Machines (VMs) against a bare qemu boot of the same kernel, in the same run:
+ *   - start to first exec: `arcbox machine start` until `machine exec -- true` succeeds,
+ *     vs a bare qemu (same machine type, accelerator, CPUs, memory, kernel) booting a
+ *     trivial busybox init until it prints on the console;
+ *   - idle host CPU of a running machine (qemu + vmm) over a window vs the bare qemu idle;
+ *   - qemu's PSS after the guest allocates 512 MB and frees it again (free page reporting).
+ * Usage: bun bench/machine.ts [--runs N] [--idle-seconds S]
+ */
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { guestArtifacts, kernelCmdline } from "../guest/boot/contract.ts";
+import { REPO_ROOT } from "../lib/entry.ts";
+import { buildBusyboxRootfs } from "../tests/helpers/test-images.ts";
+import { cpuTicks } from "./lib/proc-stats.ts";
+import { median } from "./lib/report.ts";
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const RUNS = arg("--runs", 3);
+const IDLE_SECONDS = arg("--idle-seconds", 60);
+const SETTLE_SECONDS = arg("--settle-seconds", 15);
+const MEMORY_MIB = 1024;
+const ARCBOX = join(REPO_ROOT, "bin", "arcbox");
+const guest = guestArtifacts(REPO_ROOT);
+const work = mkdtempSync(join(tmpdir(), "bench-machine-"));
+const home = join(work, "home");
+
+function sh(argv: string[], stdin?: Uint8Array): string {
+  const p = Bun.spawnSync(argv, { stdin: stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${p.stderr}`);
+  return p.stdout.toString();
+}
+const arcbox = (...args: string[]) => sh([ARCBOX, "--home", home, ...args]);
+const inspect = (name: string) => JSON.parse(arcbox("machine", "inspect", name)) as { Pid: number; Accel: string; AccelNote: string };
+
+/** PSS of one process in bytes (smaps_rollup). */
+function pssBytes(pid: number): number {
+  const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** A trivial initramfs: static busybox and an /init that says so, then idles or powers off. */
+function bareInitramfs(): string {
+  const root = join(work, "bare");
+  mkdirSync(join(root, "bin"), { recursive: true });
+  copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
+  writeFileSync(
+    join(root, "init"),
+    "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox echo BARE-INIT-UP\n/bin/busybox grep -q bare.idle /proc/cmdline && exec /bin/busybox sleep 1000000\n/bin/busybox poweroff -f\n",
+  );
+  chmodSync(join(root, "init"), 0o755);
+  const img = join(work, "bare.cpio");
+  sh(["sh", "-c", `cd ${root} && mkdir -p proc && find . | cpio -o -H newc > ${img} 2>/dev/null`]);
+  return img;
+}
+
+/** Boots the bare VM; resolves with ms to the init's line and the running process. */
+async function bareBoot(initrd: string, accel: string, idle: boolean) {
+  const t0 = performance.now();
+  const proc = Bun.spawn(
+    ["qemu-system-x86_64", "-M", "microvm", "-accel", accel, "-cpu", accel === "tcg" ? "max" : "host", "-smp", "1", "-m", String(MEMORY_MIB),
+      "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-kernel", guest.kernel, "-initrd", initrd,
+      "-append", kernelCmdline({ machineName: "bare", extra: idle ? ["bare.idle"] : [] }), "-serial", "stdio"],
+    { stdin: "ignore", stdout: "pipe", stderr: "ignore" },
+  );
+  let seen = "";
+  const dec = new TextDecoder();
+  const reader = proc.stdout.getReader();
+  while (!seen.includes("BARE-INIT-UP")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += dec.decode(value, { stream: true });
+  }
+  const ms = performance.now() - t0;
+  // Keep draining the console: a full pipe makes the guest spin on its UART.
+  void (async () => {
+    while (!(await reader.read()).done);
+  })().catch(() => {});
+  return { ms, proc };
+}
+
+async function idleCpuMsPerMin(pids: () => number[]): Promise<number> {
+  await Bun.sleep(SETTLE_SECONDS * 1000);
+  const t0 = cpuTicks(pids());
+  await Bun.sleep(IDLE_SECONDS * 1000);
+  return ((cpuTicks(pids()) - t0) * 10 * 60) / IDLE_SECONDS;
+}
+
+try {
+  arcbox("start");
+  const rootfs = join(work, "rootfs");
+  buildBusyboxRootfs(rootfs);
+  sh(["docker", "-H", `unix://${join(home, "run", "docker.sock")}`, "import", "-", "bench-busybox:1"], sh2tar(rootfs));
+  arcbox("machine", "create", "bench", "--image", "bench-busybox:1", "--cpus", "1", "--memory", String(MEMORY_MIB), "--disk", "2", "--no-start");
+  const initrd = bareInitramfs();
+
+  const machineMs: number[] = [];
+  const bareMs: number[] = [];
+  let accel = "";
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    arcbox("machine", "start", "bench");
+    sh([ARCBOX, "--home", home, "machine", "exec", "bench", "--", "true"]);
+    machineMs.push(performance.now() - t0);
+    accel = inspect("bench").Accel;
+    if (i < RUNS - 1) arcbox("machine", "stop", "bench");
+    const bare = await bareBoot(initrd, accel, false);
+    bareMs.push(bare.ms);
+    bare.proc.kill("SIGKILL");
+    await bare.proc.exited;
+    console.log(`run ${i + 1}/${RUNS}: machine start->exec ${machineMs.at(-1)!.toFixed(0)} ms, bare boot ${bare.ms.toFixed(0)} ms`);
+  }
+  const m = inspect("bench");
+  const vmmPid = Number(/^vmm\s+\w+\s+(\d+)/m.exec(arcbox("status"))?.[1]);
+
+  // Idle: the running machine (its qemu, and vmm) vs a bare qemu idling in `sleep`.
+  const machineIdle = await idleCpuMsPerMin(() => [m.Pid]);
+  const vmmIdle = await idleCpuMsPerMin(() => [vmmPid]);
+  const bareIdleVm = await bareBoot(initrd, accel, true);
+  if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited");
+  const bareIdle = await idleCpuMsPerMin(() => [bareIdleVm.proc.pid]);
+  if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited during the measurement");
+  bareIdleVm.proc.kill("SIGKILL");
+
+  // Memory: allocate 512 MB in the guest (tmpfs), free it, let free page reporting return it.
+  const pss0 = pssBytes(m.Pid);
+  arcbox("machine", "exec", "bench", "--", "sh", "-c", "mkdir -p /mnt/t && mount -t tmpfs -o size=600m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/fill bs=1M count=512 2>/dev/null && sync");
+  const pssFull = pssBytes(m.Pid);
+  arcbox("machine", "exec", "bench", "--", "sh", "-c", "rm /mnt/t/fill && umount /mnt/t");
+  await Bun.sleep(10_000);
+  const pssFreed = pssBytes(m.Pid);
+
+  const ratio = median(machineMs) / median(bareMs);
+  console.log(`\nMachines vs bare qemu (accel ${accel}${m.AccelNote ? `: ${m.AccelNote}` : ""}), ${RUNS} runs, medians`);
+  console.log(`start -> first exec          ${median(machineMs).toFixed(0)} ms   bare boot to init ${median(bareMs).toFixed(0)} ms   ratio ${ratio.toFixed(2)} (goal <= 1.3)`);
+  console.log(`idle CPU over ${IDLE_SECONDS}s            machine qemu ${machineIdle.toFixed(1)} ms/min, vmm ${vmmIdle.toFixed(1)} ms/min, bare qemu ${bareIdle.toFixed(1)} ms/min`);
+  console.log(`  beyond bare qemu: ${(((machineIdle + vmmIdle - bareIdle) / 60_000) * 100).toFixed(3)} % of a core (goal < 0.05 %)`);
+  console.log(`qemu PSS                     idle ${(pss0 / 1e6).toFixed(0)} MB, with 512 MB allocated ${(pssFull / 1e6).toFixed(0)} MB, after freeing ${(pssFreed / 1e6).toFixed(0)} MB`);
+} finally {
+  Bun.spawnSync([ARCBOX, "--home", home, "machine", "rm", "-f", "bench"]);
+  Bun.spawnSync([ARCBOX, "--home", home, "stop"]);
+  Bun.spawnSync(["pkill", "-KILL", "-f", home]);
+  rmSync(work, { recursive: true, force: true });
+}
+
+function sh2tar(dir: string): Uint8Array {
+  return Bun.spawnSync(["tar", "--numeric-owner", "-C", dir, "-cf", "-", "."]).stdout;
+}

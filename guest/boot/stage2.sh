@@ -1,0 +1,42 @@
+# ArcBox machine boot, stage 2 (busybox sh, in the machine's root, under tini as PID 1):
+# the rest of the system set-up, then the guest agent, restarted if it ever exits.
+# The machine powers off through the agent (Poweroff: sync, remount read-only, reboot(2)).
+export PATH=/opt/arcbox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TMPDIR=/tmp
+bb=/opt/arcbox/bin/busybox
+arg() { # value of arcbox.<name>= on the kernel command line
+  for w in $(cat /proc/cmdline); do case $w in "arcbox.$1="*) echo "${w#*=}"; return ;; esac; done
+}
+
+$bb mkdir -p /dev/pts /dev/shm /run /tmp /sys/fs/cgroup /dev/virtio-ports
+$bb mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
+[ -e /dev/ptmx ] || $bb ln -sf pts/ptmx /dev/ptmx
+$bb mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
+$bb mount -t tmpfs -o mode=0755,nosuid,nodev run /run
+$bb mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp
+$bb mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+# No udev: name the virtio-serial ports as udev would (/dev/virtio-ports/<name>).
+for p in /sys/class/virtio-ports/*; do
+  [ -r "$p/name" ] && $bb ln -sf "../${p##*/}" "/dev/virtio-ports/$($bb cat "$p/name")"
+done
+
+name=$(arg name)
+[ -n "$name" ] && $bb hostname "$name"
+$bb ip link set lo up
+# The modules not needed to reach the host (network, balloon, overlay, fuse/virtiofs,
+# vsock), then DHCP from netd, at low priority in the background: on one vCPU the agent
+# starts first. Without an answer after a few tries udhcpc gives up (-n) and the machine
+# runs without network; with a lease it stays to renew it.
+$bb sh -c '
+  '"$bb"' renice -n 19 -p $$ >/dev/null # (busybox has no nice applet)
+  while read -r ko; do '"$bb"' insmod "/opt/arcbox/modules/$ko" 2>/dev/null; done < /opt/arcbox/modules/load-order
+  [ -e /sys/class/net/eth0 ] && exec '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"'
+' >/dev/null 2>&1 &
+
+agent_port=/dev/virtio-ports/org.arcbox.agent.0
+while :; do
+  # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).
+  /opt/arcbox/bin/bun --smol --no-install /opt/arcbox/dist/guest-agent.js --home /var/lib/arcbox --serial "$agent_port"
+  echo "arcbox: guest agent exited ($?); restarting in 1 s" >&2
+  $bb sleep 1
+done

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Builds a machine's guest pieces into build/guest/ (see docs/architecture.md, "Machines"):
+#   vmlinuz         Debian's linux-image-cloud-amd64 kernel (apt-get download + dpkg-deb -x;
+#                   never installed on the host)
+#   initramfs.img   busybox-static, the kernel modules a machine needs, and /init
+#   tools.img       read-only squashfs mounted at /opt/arcbox in the guest: Bun and its
+#                   shared libs, the agent bundle, runc, arcbox-shim, the serial relay,
+#                   tini and busybox
+#   manifest.json   {"kernelRelease": ..., "builtAt": ...}
+# Idempotent and quick when up to date: each artifact is rebuilt only when an input is
+# newer than it. Needs root only for apt-get download's cache when run by install.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=build/guest
+CACHE=$OUT/cache
+mkdir -p "$CACHE"
+SELF=scripts/build-guest.sh
+
+# --- kernel: resolve the versioned package behind the metapackage -----------------------
+# apt-cache takes seconds (no pkgcache.bin on Debian's container images): the answer is
+# kept until the package lists change.
+resolve_kernel() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+kpkg=
+if [ -s "$CACHE/kernel-package" ] && [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newer "$CACHE/kernel-package" -print -quit 2>/dev/null)" ]; then
+  kpkg=$(cat "$CACHE/kernel-package")
+fi
+[ -n "$kpkg" ] || kpkg=$(resolve_kernel)
+if [ -z "$kpkg" ]; then
+  apt-get update -qq
+  kpkg=$(resolve_kernel)
+fi
+[ -n "$kpkg" ] || { echo "build-guest: cannot resolve linux-image-cloud-amd64's kernel package" >&2; exit 1; }
+echo "$kpkg" > "$CACHE/kernel-package.tmp" && mv "$CACHE/kernel-package.tmp" "$CACHE/kernel-package"
+krel=${kpkg#linux-image-}
+kroot=$CACHE/$kpkg
+if [ ! -f "$kroot/boot/vmlinuz-$krel" ]; then
+  echo "build-guest: fetching $kpkg"
+  rm -rf "$kroot" "$CACHE"/dl && mkdir -p "$CACHE/dl"
+  # apt's sandbox user cannot write here; the download then runs as root, which is fine.
+  (cd "$CACHE/dl" && apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  deb=$(ls "$CACHE"/dl/"$kpkg"_*.deb 2>/dev/null | head -1)
+  [ -n "$deb" ] || { echo "build-guest: apt-get download $kpkg failed" >&2; exit 1; }
+  mkdir -p "$kroot.tmp" && dpkg-deb -x "$deb" "$kroot.tmp"
+  # The package ships no modules.dep (depmod runs at install time): make one.
+  busybox depmod -b "$PWD/$kroot.tmp" "$krel"
+  rm -rf "$CACHE/dl" && mv "$kroot.tmp" "$kroot"
+fi
+kmods=$kroot/lib/modules/$krel
+
+# stale <out> <inputs...>: true when <out> is missing or an input is newer than it.
+stale() {
+  local out=$1; shift
+  [ ! -e "$out" ] || [ -n "$(find "$@" -newer "$out" -print -quit 2>/dev/null)" ]
+}
+
+if stale "$OUT/vmlinuz" "$kroot/boot/vmlinuz-$krel"; then
+  cp "$kroot/boot/vmlinuz-$krel" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+fi
+
+# --- modules --------------------------------------------------------------------------------
+# A machine's modules (ext4 and af_packet are built in) with their dependencies from
+# modules.dep, in load order (insmod, no modprobe/depmod at boot). Only what mounting the
+# disks and reaching the host needs is in the initramfs; the rest is in the tools image,
+# loaded by stage 2 at low priority while the agent starts (on one TCG vCPU, every module
+# loaded before the agent delays it).
+BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
+LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs vmw_vsock_virtio_transport"
+BUN_BIN=$(readlink -f "$(command -v bun)")
+RUNC_BIN=$(readlink -f "$(command -v runc)")
+TINI_BIN=/usr/bin/tini-static
+GUEST_LIB=/opt/arcbox/lib
+sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
+need_initramfs=0 need_tools=0
+stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial "$kmods/modules.dep"; } && need_tools=1
+if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
+  declare -A dep_of=() loaded=()
+  while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
+  order=()
+  add_module() { # add_module <path relative to the modules dir>
+    local m=$1 d
+    [ -n "${loaded[$m]:-}" ] && return 0
+    loaded[$m]=1
+    for d in ${dep_of[$m]}; do add_module "$d"; done
+    order+=("$m")
+  }
+  closure() { # closure <names...>: sets `order` to what they add to `loaded`
+    local name path
+    order=()
+    for name in "$@"; do
+      path=$(grep -m1 -E "(^|/)$name\.ko:" "$kmods/modules.dep" | cut -d: -f1 || true)
+      [ -n "$path" ] || { echo "build-guest: module $name not in $krel" >&2; exit 1; }
+      add_module "$path"
+    done
+  }
+  closure $BOOT_MODULES
+  boot_order=("${order[@]}")
+  closure $LATE_MODULES
+  late_order=("${order[@]}")
+fi
+copy_modules() { # copy_modules <dir> <paths...>: the files and their load-order list
+  local dir=$1 m; shift
+  mkdir -p "$dir"
+  for m in "$@"; do cp "$kmods/$m" "$dir/"; echo "$(basename "$m")"; done > "$dir/load-order"
+}
+
+# --- initramfs -----------------------------------------------------------------------------
+if [ "$need_initramfs" = 1 ]; then
+  stage=$OUT/initramfs.stage
+  rm -rf "$stage" && mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
+  cp /bin/busybox "$stage/bin/busybox"
+  for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done
+  copy_modules "$stage/lib/modules" "${boot_order[@]}"
+  install -m 0755 guest/boot/init "$stage/init"
+  echo "$krel" > "$stage/kernel-release"
+  # Uncompressed: the kernel unpacks it faster than it would inflate it (TCG is slow).
+  (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) > "$OUT/initramfs.img.tmp"
+  mv "$OUT/initramfs.img.tmp" "$OUT/initramfs.img"
+  rm -rf "$stage"
+  echo "build-guest: built $OUT/initramfs.img (${#boot_order[@]} modules)"
+fi
+
+# --- tools image -------------------------------------------------------------------------
+# Binaries from the host are glibc-linked and the machine's root image may have no glibc
+# (busybox) or another one: each ELF gets our loader as its interpreter and our lib dir
+# as its RPATH (patchelf), so it runs the same on any root and /proc/self/exe (runc's
+# re-exec) stays the binary itself.
+if [ "$need_tools" = 1 ]; then
+  stage=$OUT/tools.stage
+  rm -rf "$stage" && mkdir -p "$stage"/{bin,lib,dist,native/bin,boot}
+  bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile "$stage/dist/guest-agent.js" >/dev/null
+  cp /bin/busybox "$stage/bin/busybox"
+  cp "$TINI_BIN" "$stage/bin/tini"
+  cp "$BUN_BIN" "$stage/bin/bun"
+  cp "$RUNC_BIN" "$stage/bin/runc"
+  # Our C helpers, linked against the guest's loader and lib dir directly.
+  gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
+  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
+  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
+  for exe in "$stage/bin/bun" "$stage/bin/runc"; do
+    patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
+  done
+  # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay"; do
+    ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
+  done | sort -u | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+  cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
+  cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 / {print $NF; exit}')" "$stage/lib/"
+  copy_modules "$stage/modules" "${late_order[@]}"
+  cp guest/boot/*.sh "$stage/boot/"
+  chmod 0755 "$stage"/boot/*.sh
+  for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done
+  echo "$krel" > "$stage/kernel-release"
+  # Uncompressed: under TCG, inflating Bun's pages on every start costs more than reading them.
+  rm -f "$OUT/tools.img.tmp"
+  mksquashfs "$stage" "$OUT/tools.img.tmp" -noI -noD -noF -noX -all-root -no-progress -quiet >/dev/null
+  mv "$OUT/tools.img.tmp" "$OUT/tools.img"
+  rm -rf "$stage"
+  echo "build-guest: built $OUT/tools.img"
+fi
+
+if stale "$OUT/manifest.json" "$OUT/vmlinuz" "$OUT/initramfs.img" "$OUT/tools.img"; then
+  printf '{ "kernelRelease": "%s", "builtAt": "%s" }\n' "$krel" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$OUT/manifest.json"
+fi

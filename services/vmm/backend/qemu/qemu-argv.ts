@@ -1,0 +1,66 @@
+/**
+ * The qemu command line of a machine (docs/architecture.md, "Machines"): a microvm with
+ * the root disk as /dev/vda, the tools image as /dev/vdb, the agent's virtio-serial port,
+ * the console in a file, free page reporting, QMP and a pidfile in the machine's dir.
+ */
+import { join } from "node:path";
+import type { Accelerator, VmSpec } from "../backend.ts";
+
+export const AGENT_PORT_NAME = "org.arcbox.agent.0";
+
+/** Files qemu creates in the machine's directory. */
+export function qemuPaths(dir: string) {
+  return {
+    qmp: join(dir, "qmp.sock"),
+    agent: join(dir, "agent.sock"),
+    pidfile: join(dir, "qemu.pid"),
+    console: join(dir, "console.log"),
+    log: join(dir, "qemu.log"),
+  };
+}
+
+/** qemu's option values separate with ','; a literal comma is written twice. */
+const esc = (v: string) => v.replaceAll(",", ",,");
+
+export function qemuBinary(arch = process.arch): string {
+  return arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64";
+}
+
+export function qemuArgv(spec: VmSpec, accel: Accelerator, binary = qemuBinary()): string[] {
+  const p = qemuPaths(spec.dir);
+  const argv = [
+    binary,
+    "-name", `${esc(spec.name)},process=arcbox-vm-${esc(spec.name)}`,
+    "-M", "microvm",
+    "-accel", accel,
+    // TCG needs -cpu max for Bun (AVX2 and friends); with KVM/HVF the host's CPU.
+    "-cpu", accel === "tcg" ? "max" : "host",
+    "-smp", String(spec.cpus),
+    "-m", String(spec.memoryMib),
+    "-nodefaults", "-no-user-config", "-nographic",
+    // A guest reset (reboot, or a panic with panic=-1) ends the process: vmm decides.
+    "-no-reboot",
+    "-kernel", spec.kernel,
+    "-initrd", spec.initrd,
+    "-append", spec.cmdline,
+    // virtio-mmio devices enumerate in the order given: root first, so it is /dev/vda.
+    "-drive", `id=root,file=${esc(spec.rootDisk)},format=raw,if=none,discard=unmap,detect-zeroes=unmap`,
+    "-device", "virtio-blk-device,drive=root",
+    "-drive", `id=tools,file=${esc(spec.toolsDisk)},format=raw,if=none,readonly=on`,
+    "-device", "virtio-blk-device,drive=tools",
+    "-device", "virtio-serial-device",
+    "-chardev", `socket,id=agent,path=${esc(p.agent)},server=on,wait=off`,
+    "-device", `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    "-chardev", `file,id=console,path=${esc(p.console)}`,
+    "-serial", "chardev:console",
+    // Pages the guest frees go back to the host.
+    "-device", "virtio-balloon-device,free-page-reporting=on",
+    "-qmp", `unix:${esc(p.qmp)},server=on,wait=off`,
+    "-pidfile", p.pidfile,
+  ];
+  if (spec.net) {
+    argv.push("-netdev", `tap,id=n0,ifname=${esc(spec.net.tap)},script=no,downscript=no`);
+    argv.push("-device", `virtio-net-device,netdev=n0,mac=${spec.net.mac}`);
+  }
+  return argv;
+}

@@ -1,0 +1,376 @@
+/**
+ * VM machines: records (MachineStore), their state machine (machine-state.ts), root
+ * disks from images, and the VMs themselves through a VmBackend. One lock per machine
+ * serialises its lifecycle operations; a VM's exit, whenever it comes, is recorded
+ * with its reason. On start, VMs left running by an earlier vmm are adopted.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { KeyedLock } from "../../../guest/core/keyed-lock.ts";
+import type { Logger } from "../../../lib/log.ts";
+import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { VmBackend, VmExit, VmHandle } from "../backend/backend.ts";
+import type { GuestBoot } from "../platform/guest-boot.ts";
+import { buildRootDisk, type RootfsLayers } from "../platform/root-disk.ts";
+import type { AgentClient, IoFrame } from "./agent-client.ts";
+import { MachineError } from "./machine-error.ts";
+import { DEFAULTS, createSpecSchema, type CreateSpec, type MachineRecord } from "./machine-model.ts";
+import type { MachineNetwork } from "./machine-network.ts";
+import { assertTransition, hasProcess, type MachineState } from "./machine-state.ts";
+import { connectVmAgent } from "./vm-agent-link.ts";
+import type { MachineStore } from "../storage/machine-store.ts";
+
+const AGENT_BOOT_TIMEOUT_MS = Number(process.env.ARCBOX_MACHINE_BOOT_TIMEOUT_MS ?? 120_000);
+const DEFAULT_STOP_TIMEOUT_S = 20;
+/** Adopting a running VM: its agent is up, so a session gets a few seconds to answer. */
+const ADOPT_AGENT_TIMEOUT_MS = 30_000;
+const RESYNC_AFTER_MS = 4_000;
+
+/** What vmm asks imaged for (a subset of ImageService). */
+export interface RootfsSource {
+  prepareRootfs(req: { image: string; containerId: string }): Promise<RootfsLayers & { imageId: string }>;
+  releaseRootfs(req: { containerId: string }): Promise<unknown>;
+}
+
+export interface VmMachinesDeps {
+  machinesDir: string;
+  store: MachineStore;
+  backend: VmBackend;
+  boot: () => GuestBoot;
+  images: RootfsSource;
+  network: MachineNetwork;
+  log: Logger;
+  onEvent?: (machine: string, e: RuntimeEvent) => void;
+  /** Exec stdio frames from a machine's agent. */
+  onIo?: (machine: string, f: IoFrame) => void;
+  /** The machine's VM is gone (whatever the reason). */
+  onStopped?: (machine: string) => void;
+}
+
+interface Live {
+  vm: VmHandle;
+  agent?: AgentClient;
+  /** Set while a stop is under way: the exit then counts as requested. */
+  stopRequested?: boolean;
+}
+
+export type CreateInput = Partial<CreateSpec> & { name: string; noStart?: boolean };
+
+export class VmMachines {
+  private readonly lock = new KeyedLock();
+  private readonly live = new Map<string, Live>();
+  private readonly creating = new Set<string>();
+  private readonly exitWaiters = new Map<string, Set<() => void>>();
+
+  constructor(private readonly d: VmMachinesDeps) {
+    mkdirSync(d.machinesDir, { recursive: true, mode: 0o700 });
+  }
+
+  dir(name: string): string {
+    return join(this.d.machinesDir, name);
+  }
+
+  list(): MachineRecord[] {
+    return this.d.store.all();
+  }
+
+  get(name: string): MachineRecord {
+    const m = this.d.store.get(name);
+    if (!m) throw new MachineError("not_found", `no such machine: ${name}`);
+    return m;
+  }
+
+  /** Whether any VM process runs (or may): vmm must stay up to watch it. */
+  get anyRunning(): boolean {
+    return this.live.size > 0 || this.creating.size > 0 || this.d.store.all().some((m) => hasProcess(m.state));
+  }
+
+  /** The connected agent of a running machine. */
+  agent(name: string): AgentClient {
+    const m = this.get(name);
+    const a = this.live.get(name)?.agent;
+    if (m.state !== "running" || !a?.isOpen) throw new MachineError("conflict", `machine ${name} is not running (it is ${m.state})`);
+    return a;
+  }
+
+  /**
+   * Adopts VMs an earlier vmm left running and settles records whose VM is gone.
+   * Leftover directories without a record (an interrupted create) are removed.
+   */
+  async recover(): Promise<void> {
+    const names = new Set(this.d.store.all().map((m) => m.name));
+    for (const entry of readdirSync(this.d.machinesDir)) {
+      if (!names.has(entry)) rmSync(join(this.d.machinesDir, entry), { recursive: true, force: true });
+    }
+    await Promise.all(
+      this.d.store.all().map((m) =>
+        this.lock.run(m.name, async () => {
+          if (m.state === "removing") return this.finishRemove(m);
+          if (!hasProcess(m.state)) return;
+          const vm = await this.d.backend.adopt(m.name, this.dir(m.name)).catch(() => undefined);
+          if (!vm) {
+            this.update(m.name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: "crashed: the VM exited while vmm was not running" });
+            return;
+          }
+          this.watch(m.name, vm);
+          if (m.state === "stopping") {
+            // The earlier vmm was stopping it: finish the job.
+            this.live.get(m.name)!.stopRequested = true;
+            await vm.kill();
+            await this.exitRecorded(m.name);
+            return;
+          }
+          // netd is lazy: after a daemon restart this brings the machine's DHCP and DNS back.
+          await this.d.network.attach(m.name).catch((err) => this.d.log.warn("adopted VM: network attach failed", { machine: m.name, error: err }));
+          await this.attachAgent(m.name, vm, true).catch((err) => this.d.log.warn("adopted VM: agent not reachable", { machine: m.name, error: err }));
+          if (this.get(m.name).state === "starting") this.update(m.name, { state: "running" });
+          this.d.log.info("re-adopted machine", { machine: m.name, pid: vm.pid });
+        }),
+      ),
+    );
+  }
+
+  async create(input: CreateInput): Promise<MachineRecord> {
+    const parsed = createSpecSchema.safeParse({
+      name: input.name,
+      image: input.image || DEFAULTS.image,
+      cpus: input.cpus || DEFAULTS.cpus,
+      memoryMib: input.memoryMib || DEFAULTS.memoryMib,
+      diskGib: input.diskGib || DEFAULTS.diskGib,
+    });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new MachineError("invalid_argument", issue.message);
+    }
+    const spec = parsed.data;
+    if (this.creating.has(spec.name) || this.d.store.get(spec.name)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
+    // Fail before any work when the guest files are missing.
+    this.d.boot();
+    this.creating.add(spec.name);
+    const dir = this.dir(spec.name);
+    const owner = `machine-build.${spec.name}`;
+    let prepared = false;
+    try {
+      const layers = await this.d.images.prepareRootfs({ image: spec.image, containerId: owner }).catch((err: MachineError) => {
+        if (err.code === "not_found") throw new MachineError("not_found", `image ${spec.image} is not present locally (pull or load it first): ${err.message}`);
+        throw err;
+      });
+      prepared = true;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const started = performance.now();
+      await buildRootDisk(layers, join(dir, "disk.img"), spec.diskGib, join(dir, "rootfs.mnt"));
+      this.d.log.info("made the machine's disk", { machine: spec.name, image: spec.image, gib: spec.diskGib, ms: Math.round(performance.now() - started) });
+      const record: MachineRecord = {
+        ...spec,
+        imageId: layers.imageId,
+        state: "created",
+        backend: this.d.backend.name,
+        accel: "",
+        accelNote: "",
+        pid: 0,
+        mac: "",
+        ip: "",
+        createdMs: Date.now(),
+        startedMs: 0,
+        stoppedMs: 0,
+        stopReason: "",
+      };
+      if (!this.d.store.insert(record)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
+      this.creating.delete(spec.name);
+    } catch (err) {
+      this.creating.delete(spec.name);
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      if (prepared) await this.d.images.releaseRootfs({ containerId: owner }).catch((e) => this.d.log.warn("release of the build snapshot failed", { owner, error: e }));
+    }
+    if (input.noStart) return this.get(spec.name);
+    return this.start(spec.name);
+  }
+
+  start(name: string): Promise<MachineRecord> {
+    return this.lock.run(name, () => this.startLocked(name));
+  }
+
+  stop(name: string, timeoutS = DEFAULT_STOP_TIMEOUT_S): Promise<MachineRecord> {
+    return this.lock.run(name, () => this.stopLocked(name, timeoutS));
+  }
+
+  restart(name: string, timeoutS = DEFAULT_STOP_TIMEOUT_S): Promise<MachineRecord> {
+    return this.lock.run(name, async () => {
+      if (this.get(name).state === "running") await this.stopLocked(name, timeoutS);
+      return this.startLocked(name);
+    });
+  }
+
+  remove(name: string, force: boolean): Promise<void> {
+    return this.lock.run(name, async () => {
+      let m = this.get(name);
+      if (hasProcess(m.state)) {
+        if (!force) throw new MachineError("conflict", `machine ${name} is ${m.state}: stop it first or remove it with -f`);
+        const live = this.live.get(name);
+        if (live) {
+          live.stopRequested = true;
+          await live.vm.kill();
+          await this.exitRecorded(name);
+        }
+        m = this.get(name);
+      }
+      assertTransition(name, m.state, "removing");
+      this.update(name, { state: "removing" });
+      await this.finishRemove(this.get(name));
+    });
+  }
+
+  /** Resolves once the VM of `name` has exited and its record says so. */
+  waitExit(name: string): Promise<void> {
+    if (!this.live.has(name)) return Promise.resolve();
+    return new Promise((resolve) => {
+      let set = this.exitWaiters.get(name);
+      if (!set) this.exitWaiters.set(name, (set = new Set()));
+      set.add(resolve);
+    });
+  }
+
+  /** Lets go of every VM without stopping it (vmm exits; the next vmm adopts them). */
+  release(): void {
+    for (const l of this.live.values()) {
+      l.agent?.close();
+      l.vm.release();
+    }
+    this.live.clear();
+  }
+
+  private async startLocked(name: string): Promise<MachineRecord> {
+    const m = this.get(name);
+    if (m.state === "running" || m.state === "starting") return m;
+    assertTransition(name, m.state, "starting");
+    const boot = this.d.boot();
+    this.update(name, { state: "starting", stopReason: "" });
+    let vm: VmHandle | undefined;
+    try {
+      const nic = await this.d.network.attach(name);
+      vm = await this.d.backend.start({
+        name,
+        dir: this.dir(name),
+        cpus: m.cpus,
+        memoryMib: m.memoryMib,
+        rootDisk: join(this.dir(name), "disk.img"),
+        toolsDisk: boot.tools,
+        kernel: boot.kernel,
+        initrd: boot.initrd,
+        cmdline: boot.cmdline(name),
+        net: nic ? { tap: nic.tap, mac: nic.mac } : undefined,
+      });
+      this.update(name, { pid: vm.pid, accel: vm.accel.accel, accelNote: vm.accel.note, startedMs: Date.now(), mac: nic?.mac ?? "", ip: nic?.ip ?? "" });
+      this.watch(name, vm);
+      await this.attachAgent(name, vm);
+    } catch (err) {
+      if (vm) {
+        const live = this.live.get(name);
+        if (live) live.stopRequested = true;
+        await vm.kill();
+        await this.exitRecorded(name);
+        this.update(name, { stopReason: `crashed: ${(err as Error).message} (see machine logs)` });
+      } else {
+        this.update(name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: `crashed: ${(err as Error).message}` });
+      }
+      throw err;
+    }
+    this.update(name, { state: "running" });
+    this.d.log.info("machine running", { machine: name, pid: vm.pid, accel: vm.accel.accel });
+    return this.get(name);
+  }
+
+  private async stopLocked(name: string, timeoutS: number): Promise<MachineRecord> {
+    const m = this.get(name);
+    if (m.state === "stopped" || m.state === "created") return m;
+    assertTransition(name, m.state, "stopping");
+    const live = this.live.get(name);
+    if (!live) {
+      this.update(name, { state: "stopped", pid: 0, stoppedMs: Date.now() });
+      return this.get(name);
+    }
+    this.update(name, { state: "stopping" });
+    live.stopRequested = true;
+    const exited = this.exitRecorded(name);
+    // A clean shutdown by the agent when it answers; ACPI power button otherwise.
+    const asked = live.agent?.isOpen
+      ? live.agent.call("poweroff", { machine: name }).catch(() => live.vm.powerdown())
+      : live.vm.powerdown();
+    await asked.catch((err) => this.d.log.warn("poweroff request failed", { machine: name, error: err }));
+    const inTime = await Promise.race([exited.then(() => true), Bun.sleep(timeoutS * 1000).then(() => false)]);
+    if (!inTime) {
+      this.d.log.warn("machine did not power off in time; killing it", { machine: name, timeoutS });
+      await live.vm.kill();
+      await exited;
+    }
+    return this.get(name);
+  }
+
+  private exitRecorded(name: string): Promise<void> {
+    return this.waitExit(name);
+  }
+
+  private watch(name: string, vm: VmHandle): void {
+    this.live.set(name, { vm });
+    void vm.exited.then((exit) => this.onExit(name, vm, exit));
+  }
+
+  /** `adopted`: the agent is up already, so a session that does not answer is retried. */
+  private async attachAgent(name: string, vm: VmHandle, adopted = false): Promise<void> {
+    const agent = await connectVmAgent({
+      socket: vm.agentSocket,
+      timeoutMs: adopted ? ADOPT_AGENT_TIMEOUT_MS : AGENT_BOOT_TIMEOUT_MS,
+      resyncAfterMs: adopted ? RESYNC_AFTER_MS : undefined,
+      onEvent: (e) => this.d.onEvent?.(name, e),
+      onClose: () => {
+        const l = this.live.get(name);
+        if (l?.agent === agent) l.agent = undefined;
+      },
+      abandon: vm.exited,
+    });
+    agent.onIo = (f) => this.d.onIo?.(name, f);
+    const l = this.live.get(name);
+    if (l?.vm === vm) l.agent = agent;
+    else agent.close();
+  }
+
+  private onExit(name: string, vm: VmHandle, exit: VmExit): void {
+    const l = this.live.get(name);
+    if (l?.vm !== vm) return;
+    this.live.delete(name);
+    l.agent?.close();
+    const m = this.d.store.get(name);
+    if (m && m.state !== "removing") {
+      // A requested stop that ended in a kill is "killed"; the guest powering off is "poweroff".
+      // The agent's poweroff may end in a reset (its `reboot -f` fallback): still a poweroff.
+      const reason = l.stopRequested && exit.kind === "crashed" && /reset/.test(exit.detail) ? "poweroff" : exit.kind === "crashed" ? `crashed: ${exit.detail}` : exit.kind;
+      this.update(name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: reason });
+      const level = exit.kind === "crashed" && !l.stopRequested ? "warn" : "info";
+      this.d.log[level]("machine stopped", { machine: name, reason });
+    }
+    this.d.onStopped?.(name);
+    const waiters = this.exitWaiters.get(name);
+    this.exitWaiters.delete(name);
+    for (const w of waiters ?? []) w();
+  }
+
+  private async finishRemove(m: MachineRecord): Promise<void> {
+    await this.d.network.detach(m.name).catch((err) => this.d.log.warn("network detach failed", { machine: m.name, error: err }));
+    rmSync(this.dir(m.name), { recursive: true, force: true });
+    this.d.store.delete(m.name);
+    this.d.log.info("removed machine", { machine: m.name });
+  }
+
+  private update(name: string, patch: Partial<MachineRecord> & { state?: MachineState }): void {
+    const m = this.get(name);
+    if (patch.state && patch.state !== m.state) assertTransition(name, m.state, patch.state);
+    this.d.store.put({ ...m, ...patch });
+  }
+
+  /** Whether the disk of a machine exists (for inspect). */
+  hasDisk(name: string): boolean {
+    return existsSync(join(this.dir(name), "disk.img"));
+  }
+}
