@@ -13,6 +13,7 @@
 import { arcboxHome, dockerSocket, ensureHome } from "../../lib/home.ts";
 import { createLogger } from "../../lib/log.ts";
 import { parseHomeFlag } from "../../lib/service/argv.ts";
+import { onSupervisorExit, sendToSupervisor } from "../../lib/service/supervisor-channel.ts";
 import type { DockerApp } from "./docker/app.ts";
 import type { HijackRouter } from "./docker/hijack.ts";
 import { serveDocker } from "./docker/server.ts";
@@ -89,5 +90,5 @@ const stopEarly = () => {
 };
 process.on("SIGTERM", stopEarly);
 process.on("SIGINT", stopEarly);
-if (process.send) process.on("disconnect", stopEarly);
-process.send?.({ type: "ready" });
+onSupervisorExit(stopEarly);
+sendToSupervisor({ type: "ready" });
