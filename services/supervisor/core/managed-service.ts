@@ -78,7 +78,9 @@ export class ManagedService {
     try {
       const proc = Bun.spawn([process.execPath, "--smol", this.spec.entry, "--home", this.home.root], {
         stdio: ["ignore", logFd, logFd, theirs],
-        env: { ...process.env, ARCBOX_HOME: this.home.root, ARCBOX_SERVICE: this.spec.name, ARCBOX_SUPERVISOR_FD: "3" },
+        // BUN_GC_TIMER_DISABLE: Bun's idle GC timer would wake each service every 1-30 s
+        // at rest; JSC still collects as allocation demands.
+        env: { ...process.env, ARCBOX_HOME: this.home.root, ARCBOX_SERVICE: this.spec.name, ARCBOX_SUPERVISOR_FD: "3", BUN_GC_TIMER_DISABLE: "1" },
         onExit: (p, code, signal) => this.onExit(p, code, signal),
       });
       this.proc = proc;
