@@ -31,10 +31,15 @@ function newestSourceMtime(): number {
   return newest;
 }
 
-/** The script to run for `bundleName` (dist/<bundleName>.js) whose source is `sourcePath`. */
+/**
+ * The script to run for `bundleName` (dist/<bundleName>.js) whose source is `sourcePath`.
+ * ARCBOX_BUNDLES (set by bin/arcbox, which has already compared the mtimes) skips the
+ * walk over the source tree: "1" bundles are current, "0" they are not.
+ */
 export function resolveEntry(bundleName: string, sourcePath: string): string {
-  if (process.env.ARCBOX_FROM_SOURCE === "1") return sourcePath;
+  if (process.env.ARCBOX_FROM_SOURCE === "1" || process.env.ARCBOX_BUNDLES === "0") return sourcePath;
   const bundle = join(REPO_ROOT, "dist", `${bundleName}.js`);
+  if (process.env.ARCBOX_BUNDLES === "1") return existsSync(bundle) ? bundle : sourcePath;
   if (existsSync(bundle) && statSync(bundle).mtimeMs >= newestSourceMtime()) return bundle;
   return sourcePath;
 }

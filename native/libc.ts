@@ -1,8 +1,8 @@
 /**
  * Direct libc calls through bun:ffi for the few syscalls Bun does not expose.
- * Only scalar arguments cross the boundary here; no pointers are passed.
+ * Only scalars cross the boundary here, and one Int32Array that libc fills (socketpair).
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -12,6 +12,7 @@ function open() {
   return dlopen("libc.so.6", {
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     getpid: { args: [], returns: FFIType.i32 },
+    socketpair: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   });
 }
 function libc() {
@@ -28,4 +29,20 @@ export function tryLockExclusive(fd: number): boolean {
   // SAFETY: flock(2) takes two ints and touches no memory of ours; `fd` is an open
   // descriptor owned by the caller for the lifetime of the lock.
   return libc().flock(fd, LOCK_EX | LOCK_NB) === 0;
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+
+/**
+ * A connected pair of Unix stream sockets, both close-on-exec (a child gets one only
+ * through an explicit stdio slot, where dup2 clears the flag).
+ */
+export function socketPair(): [number, number] {
+  const sv = new Int32Array(2);
+  // SAFETY: socketpair(2) writes exactly two ints into `sv`, which is 8 bytes, owned by
+  // us and alive (referenced below) for the whole call; the return value is checked.
+  if (libc().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptr(sv)) !== 0) throw new Error("socketpair failed");
+  return [sv[0]!, sv[1]!];
 }

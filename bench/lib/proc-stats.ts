@@ -1,15 +1,18 @@
-/** Resident memory and CPU time of a process tree, read from /proc. */
+/** Memory (RSS, PSS) and CPU time of sets of processes, read from /proc. */
 import { readdirSync, readFileSync } from "node:fs";
+
+function allPids(): number[] {
+  return readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number);
+}
 
 function children(): Map<number, number[]> {
   const tree = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
+  for (const pid of allPids()) {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       const list = tree.get(ppid) ?? [];
-      list.push(Number(name));
+      list.push(pid);
       tree.set(ppid, list);
     } catch {}
   }
@@ -27,15 +30,45 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-export function rssBytes(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * An engine's own processes: the tree under `root`, plus every process whose command
+ * line names `marker` (a home or data root: detached agents and shims), without
+ * container workloads (whose command is in `exclude`, e.g. "sleep").
+ */
+export function engineProcesses(root: number, marker: string, exclude: string[] = []): number[] {
+  const pids = new Set(processTree(root));
+  for (const pid of allPids()) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (m) total += Number(m[1]) * 1024;
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker)) pids.add(pid);
     } catch {}
   }
-  return total;
+  return [...pids].filter((p) => !exclude.includes(comm(p)));
+}
+
+function statusField(pid: number, re: RegExp, file = "status"): number {
+  try {
+    const m = re.exec(readFileSync(`/proc/${pid}/${file}`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function rssBytes(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + statusField(pid, /VmRSS:\s+(\d+) kB/), 0);
+}
+
+/** Proportional set size: shared pages (the bun binary, libc) split among their users. */
+export function pssBytes(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + statusField(pid, /^Pss:\s+(\d+) kB/m, "smaps_rollup"), 0);
 }
 
 /** utime + stime in clock ticks (100 per second on Linux). */
@@ -48,5 +81,34 @@ export function cpuTicks(pids: number[]): number {
       total += Number(fields[11]) + Number(fields[12]);
     } catch {}
   }
+  return total;
+}
+
+/**
+ * CPU time in ns of every thread of the processes (/proc/PID/task/TID/schedstat), for
+ * idle measurements: clock ticks (10 ms) are too coarse for a few ms per minute.
+ */
+export function threadCpuNanos(pids: number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        out.set(`${pid}/${tid}`, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]));
+      } catch {}
+    }
+  }
+  return out;
+}
+
+/** CPU ns used between two snapshots; a thread that exited meanwhile counts as nothing. */
+export function cpuNanosBetween(before: Map<string, number>, after: Map<string, number>): number {
+  let total = 0;
+  for (const [k, v] of after) total += v - (before.get(k) ?? 0);
   return total;
 }

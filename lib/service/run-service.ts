@@ -13,6 +13,7 @@ import { ARCBOX_VERSION } from "../version.ts";
 import { ServiceClients } from "./clients.ts";
 import { parseHomeFlag } from "./argv.ts";
 import { ActivityTracker } from "./activity.ts";
+import { onSupervisorExit, sendToSupervisor, underSupervisor } from "./supervisor-channel.ts";
 
 export interface ServiceContext {
   name: string;
@@ -61,7 +62,7 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   const started = Date.now();
   const service = await def.start(ctx);
   // Idle exit only under a supervisor, which restarts the service on its next call.
-  const idleMs = service.idle && process.send ? idleExitMs() : 0;
+  const idleMs = service.idle && underSupervisor ? idleExitMs() : 0;
   const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
   const connect = serveConnect(serviceSocket(home, def.name), (router) => {
     router.service(HealthService, {
@@ -90,14 +91,14 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
     // arrives as a call (Detach, Unmount, a stream ending), and its end re-arms the timer.
     if (!idle || activity?.busy || stopping) return;
     log.info("idle: exiting until the next call", { idleSeconds: idleMs / 1000 });
-    process.send?.({ type: "idle-exit" });
+    sendToSupervisor({ type: "idle-exit" });
     await stop("idle");
   }
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  // Under a supervisor, its death closes the IPC channel: stop rather than linger unreachable.
-  if (process.send) process.on("disconnect", () => void stop("supervisor exited"));
+  // Under a supervisor, its death closes the channel: stop rather than linger unreachable.
+  onSupervisorExit(() => void stop("supervisor exited"));
 
   log.info("ready", { pid: process.pid, socket: serviceSocket(home, def.name) });
-  process.send?.({ type: "ready" });
+  sendToSupervisor({ type: "ready" });
 }

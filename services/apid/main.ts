@@ -2,66 +2,93 @@
  * apid: the public face of ArcBox. Serves the Docker Engine API on run/docker.sock and
  * ArcBox's ContainerService on run/apid.sock; owns container records.
  *
- * Start order: records are loaded, the Docker socket opens, then containers are
- * recovered (reconciled with the runtime, restart policies applied) in the background
- * so a slow runtime never delays the API.
+ * It starts in two stages, for cold start. This first stage loads only node:http and a
+ * few small modules, opens the Docker socket, answers /_ping and /version by itself and
+ * tells the supervisor it is ready: that is all `docker version` needs. The second stage
+ * (service.ts: hono routes, zod, Connect, protobuf, the records) is loaded on the first
+ * request that needs it, right after the first /version answer, or STAGE2_DELAY_MS after
+ * start, whichever comes first. Loading it blocks the event loop for a while, so it is
+ * kept off the path of the first `docker version` rather than started at once.
  */
-import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
-import { dockerSocket } from "../../lib/home.ts";
-import { runService } from "../../lib/service/run-service.ts";
-import { ContainerManager } from "./core/container-manager.ts";
-import { containerServiceImpl } from "./core/container-service.ts";
-import { loadEngineId } from "./core/engine-id.ts";
-import { EventsBus } from "./core/events-bus.ts";
-import { ExecManager } from "./core/exec-manager.ts";
-import { BuildService } from "./build/route.ts";
-import { HealthMonitor } from "./core/health-monitor.ts";
-import { ContainerStore } from "./core/storage/container-store.ts";
-import { createDockerApp } from "./docker/app.ts";
-import { HijackRouter } from "./docker/hijack.ts";
-import { registerExecHijack } from "./docker/routes/exec.ts";
+import { arcboxHome, dockerSocket, ensureHome } from "../../lib/home.ts";
+import { createLogger } from "../../lib/log.ts";
+import { parseHomeFlag } from "../../lib/service/argv.ts";
+import { onSupervisorExit, sendToSupervisor } from "../../lib/service/supervisor-channel.ts";
+import type { DockerApp } from "./docker/app.ts";
+import type { HijackRouter } from "./docker/hijack.ts";
 import { serveDocker } from "./docker/server.ts";
-import { hijackAttach } from "./docker/streams/attach.ts";
+import { systemFastPath } from "./docker/system-info.ts";
 
-await runService({
-  name: "apid",
-  async start(ctx) {
-    const store = new ContainerStore(ctx.dataDir);
-    const events = new EventsBus();
-    const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
-    const execs = new ExecManager(containers, ctx.clients);
-    const health = new HealthMonitor(containers, execs);
-    const deps = {
-      home: ctx.home,
-      clients: ctx.clients,
-      metrics: ctx.metrics,
-      engineId: loadEngineId(ctx.dataDir),
-      containerCounts: () => containers.counts(),
-      containers,
-      execs,
-      health,
-      events,
-      builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
-    };
-    const app = createDockerApp(deps);
-    const hijack = new HijackRouter();
-    hijack.on("POST", "/containers/:id/attach", hijackAttach(containers));
-    registerExecHijack(hijack, deps);
-    const docker = await serveDocker(dockerSocket(ctx.home), app, hijack, ctx.log);
-    ctx.metrics.gauge("containers", "Container records.", () => store.all().length);
-    void containers
-      .recover()
-      .then(() => health.armRunning())
-      .catch((err) => ctx.log.error("container recovery failed", { error: err }));
-    return {
-      routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
-      state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount }),
-      stop: async () => {
-        await docker.stop();
-        await containers.shutdown();
-        deps.builds.close();
-        store.close();
-      },
-    };
+/** Without a request, the second stage (and container recovery) starts this soon. */
+const STAGE2_DELAY_MS = 300;
+
+interface FullApp {
+  app: DockerApp;
+  hijack: HijackRouter;
+}
+
+const home = arcboxHome(parseHomeFlag(process.argv.slice(2)));
+ensureHome(home);
+const log = createLogger("apid");
+
+let full: FullApp | undefined;
+let attachFull!: (f: FullApp) => void;
+const fullReady = new Promise<FullApp>((resolve) => (attachFull = resolve));
+let stage2Started = false;
+let handedOver = false; // the second stage's runService owns signals and stop from then on
+let stage2Timer: ReturnType<typeof setTimeout> | undefined;
+
+function startStage2(): void {
+  if (stage2Started) return;
+  stage2Started = true;
+  clearTimeout(stage2Timer);
+  import("./service.ts")
+    .then(({ runApid }) =>
+      runApid({
+        home,
+        server,
+        attach: (app, hijack) => attachFull((full = { app, hijack })),
+      }),
+    )
+    .then(() => (handedOver = true))
+    .catch((err) => {
+      log.error("apid failed to start", { error: err });
+      process.exit(1);
+    });
+}
+
+const server = await serveDocker(
+  dockerSocket(home),
+  {
+    async fetch(req, env) {
+      if (!full) {
+        const path = new URL(req.url).pathname;
+        const fast = systemFastPath(req.method, path);
+        if (fast) {
+          // `docker version` is done after /version: load the rest once it is answered.
+          if (path === "/version") setTimeout(startStage2, 1);
+          return fast;
+        }
+        startStage2();
+        await fullReady;
+      }
+      return full!.app.fetch(req, env);
+    },
   },
-});
+  async () => {
+    startStage2();
+    return (await fullReady).hijack;
+  },
+  log,
+);
+if (!stage2Started) stage2Timer = setTimeout(startStage2, STAGE2_DELAY_MS);
+
+// Until the second stage has installed its own handlers, stopping is closing the socket.
+const stopEarly = () => {
+  if (handedOver) return;
+  void server.stop().finally(() => process.exit(0));
+};
+process.on("SIGTERM", stopEarly);
+process.on("SIGINT", stopEarly);
+onSupervisorExit(stopEarly);
+sendToSupervisor({ type: "ready" });

@@ -16,15 +16,19 @@ import { DaemonLock } from "./core/daemon-lock.ts";
 import { SERVICE_TABLE } from "./core/service-table.ts";
 import { Supervisor } from "./core/supervisor.ts";
 
-/** Tells `arcbox start` (which passed us a pipe as ARCBOX_READY_FD) that we are up. */
-function notifyReady(): void {
+/**
+ * Tells `arcbox start` (which passed us a pipe as ARCBOX_READY_FD) that we are up
+ * ("ready"), or that another daemon already holds this home ("already-running").
+ */
+function notifyReady(word: "ready" | "already-running" = "ready"): boolean {
   const fd = Number(process.env.ARCBOX_READY_FD);
-  if (!Number.isInteger(fd) || fd < 3) return;
+  if (!Number.isInteger(fd) || fd < 3) return false;
   try {
-    writeSync(fd, "ready\n");
+    writeSync(fd, `${word}\n`);
     closeSync(fd);
   } catch {}
   delete process.env.ARCBOX_READY_FD; // not for the services we spawn later
+  return true;
 }
 
 export async function runDaemon(homeDir: string): Promise<number> {
@@ -36,6 +40,8 @@ export async function runDaemon(homeDir: string): Promise<number> {
     lock = DaemonLock.acquire(supervisorLock(home), home.root);
   } catch (err) {
     if (err instanceof ArcboxError) {
+      // `arcbox start` on a home whose daemon runs: not a failure for the caller.
+      if (notifyReady("already-running")) return 0;
       process.stderr.write(`arcbox: ${err.message}\n`);
       return 1;
     }

@@ -5,11 +5,9 @@
 import { ArcboxError } from "../../../lib/errors.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import { ConnectError } from "@connectrpc/connect";
+import { dockerError } from "./error-body.ts";
 
-export function dockerError(status: number, message: string, headers?: Record<string, string>): Response {
-  // The docker CLI parses error bodies only when Content-Type is exactly "application/json".
-  return new Response(JSON.stringify({ message }), { status, headers: { "Content-Type": "application/json", ...headers } });
-}
+export { dockerError };
 
 export function errorResponse(err: unknown): Response {
   const e = err instanceof ConnectError ? fromConnectError(err) : err;

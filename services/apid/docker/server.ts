@@ -2,20 +2,33 @@
  * The Docker socket: node:http on `run/docker.sock` (mode 0660). Each request is
  * version-checked, stripped of its `/v1.NN` prefix, then routed through hono, or
  * through the hijack router when the client asks for a connection upgrade.
+ *
+ * Nothing here loads Connect, hono or zod: apid opens this socket first and answers
+ * /_ping and /version while the rest of it has not loaded (see ../main.ts). The app and
+ * the hijack router are therefore given as a fetch function and a (lazy) getter.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { chmodSync, rmSync } from "node:fs";
 import type { Logger } from "../../../lib/log.ts";
 import { splitVersionedPath } from "./api-version.ts";
-import type { DockerApp } from "./app.ts";
-import { dockerError, errorResponse } from "./errors.ts";
+import { dockerError } from "./error-body.ts";
 import { rejectHijack, type HijackRouter } from "./hijack.ts";
 import { toFetchRequest, writeFetchResponse } from "./node-adapter.ts";
 import { isStreamBody, readBoundedBody } from "./request-body.ts";
 
 export interface DockerServer {
   stop(): Promise<void>;
+}
+
+/** What the socket routes plain requests to: the hono app's fetch, or a stage in front of it. */
+export interface DockerFetch {
+  fetch(req: Request, env: { apiVersion: string }): Response | Promise<Response>;
+}
+
+/** Errors become Docker JSON through errors.ts, loaded when the first error happens. */
+async function errorResponse(err: unknown): Promise<Response> {
+  return (await import("./errors.ts")).errorResponse(err);
 }
 
 function rewrite(req: IncomingMessage) {
@@ -43,7 +56,12 @@ function refuseBody(res: ServerResponse, status: number, message: string): void 
   res.end(JSON.stringify({ message }), () => res.socket?.destroy());
 }
 
-export async function serveDocker(socketPath: string, app: DockerApp, hijack: HijackRouter, log: Logger): Promise<DockerServer> {
+export async function serveDocker(
+  socketPath: string,
+  app: DockerFetch,
+  hijackRouter: () => HijackRouter | Promise<HijackRouter>,
+  log: Logger,
+): Promise<DockerServer> {
   const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, async (req, res) => {
     try {
       const split = rewrite(req);
@@ -53,7 +71,7 @@ export async function serveDocker(socketPath: string, app: DockerApp, hijack: Hi
       await writeFetchResponse(res, await app.fetch(toFetchRequest(req, body.bytes), { apiVersion: split.version }), req.method ?? "GET");
     } catch (err) {
       log.error("request failed", { url: req.url, error: err });
-      if (!res.headersSent) await writeFetchResponse(res, errorResponse(err), req.method ?? "GET");
+      if (!res.headersSent) await writeFetchResponse(res, await errorResponse(err), req.method ?? "GET");
       else res.destroy();
     }
   });
@@ -63,12 +81,12 @@ export async function serveDocker(socketPath: string, app: DockerApp, hijack: Hi
     const split = rewrite(req);
     if (!split.ok) return rejectHijack(socket, 400, split.message);
     const url = new URL(req.url ?? "/", "http://docker");
-    const match = hijack.match(req.method ?? "GET", url.pathname);
+    const match = (await hijackRouter()).match(req.method ?? "GET", url.pathname);
     if (!match) return rejectHijack(socket, 404, `page not found: ${req.method} ${url.pathname}`);
     try {
       await match.handler({ req, socket, head, params: match.params, query: url.searchParams, apiVersion: split.version });
     } catch (err) {
-      const res = errorResponse(err);
+      const res = await errorResponse(err);
       rejectHijack(socket, res.status, ((await res.json()) as { message: string }).message);
     }
   });

@@ -1,8 +1,11 @@
 /**
- * One supervised service process: start, readiness (an IPC "ready" message), restart
- * with backoff when it dies unexpectedly, and an orderly stop (SIGTERM, then SIGKILL).
+ * One supervised service process: start, readiness (a "ready" message on its channel),
+ * restart with backoff when it dies unexpectedly, and an orderly stop (SIGTERM, then
+ * SIGKILL). The channel is a socketpair on the service's fd 3, not Bun's IPC, which
+ * wakes both processes every second (lib/service/supervisor-channel.ts).
  */
 import { closeSync } from "node:fs";
+import { socketPair } from "../../../native/libc.ts";
 import type { Subprocess } from "bun";
 import type { ServiceStateName } from "./service-state.ts";
 import { debugSocket, serviceLog, serviceSocket, type ArcboxHome } from "../../../lib/home.ts";
@@ -71,17 +74,45 @@ export class ManagedService {
     const logFd = openLogFile(serviceLog(this.home, this.spec.name));
     this.state = "starting";
     this.startedAt = Date.now();
+    const [ours, theirs] = socketPair();
     try {
       const proc = Bun.spawn([process.execPath, "--smol", this.spec.entry, "--home", this.home.root], {
-        stdio: ["ignore", logFd, logFd],
-        env: { ...process.env, ARCBOX_HOME: this.home.root, ARCBOX_SERVICE: this.spec.name },
-        ipc: (message) => this.onMessage(proc, message),
+        stdio: ["ignore", logFd, logFd, theirs],
+        // BUN_GC_TIMER_DISABLE: Bun's idle GC timer would wake each service every 1-30 s
+        // at rest; JSC still collects as allocation demands.
+        env: { ...process.env, ARCBOX_HOME: this.home.root, ARCBOX_SERVICE: this.spec.name, ARCBOX_SUPERVISOR_FD: "3", BUN_GC_TIMER_DISABLE: "1" },
         onExit: (p, code, signal) => this.onExit(p, code, signal),
       });
       this.proc = proc;
+      void this.readChannel(proc, ours);
       this.log.info("started service", { service: this.spec.name, pid: proc.pid });
+    } catch (err) {
+      closeSync(ours);
+      throw err;
     } finally {
       closeSync(logFd);
+      closeSync(theirs);
+    }
+  }
+
+  /** Newline-delimited JSON messages from the service, until it closes its end (exits). */
+  private async readChannel(proc: Subprocess, fd: number): Promise<void> {
+    const decoder = new TextDecoder();
+    let buf = "";
+    try {
+      for await (const chunk of Bun.file(fd).stream()) {
+        buf += decoder.decode(chunk, { stream: true });
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          try {
+            this.onMessage(proc, JSON.parse(line));
+          } catch {} // not a message: ignore the line
+        }
+      }
+    } catch {
+    } finally {
+      closeSync(fd);
     }
   }
 

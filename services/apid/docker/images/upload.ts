@@ -9,7 +9,8 @@ export async function forwardUpload(deps: DockerApiDeps, pathAndQuery: string, r
   try {
     // StreamEndpoint also starts imaged when it is not running yet.
     const { socketPath } = await deps.clients.images.streamEndpoint({});
-    const res = await fetch(`http://imaged${pathAndQuery}`, { method: "POST", body: req.body, duplex: "half", unix: socketPath } as RequestInit);
+    // No keep-alive: a pooled idle connection would wake apid and imaged every second or so.
+    const res = await fetch(`http://imaged${pathAndQuery}`, { method: "POST", body: req.body, duplex: "half", unix: socketPath, keepalive: false, headers: { Connection: "close" } } as RequestInit);
     return new Response(res.body, { status: res.status, headers: { "Content-Type": "application/json" } });
   } catch (err) {
     return errorResponse(err);

@@ -1,53 +1,19 @@
 /** System endpoints: /_ping, /version, /info. */
 import { Hono } from "hono";
-import { ARCBOX_VERSION } from "../../../../lib/version.ts";
 import { backingFilesystem, hostFacts } from "../../platform/host-facts.ts";
-import { API_VERSION, MIN_API_VERSION } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { imageDiskUsage } from "../images/disk-usage.ts";
 import { registryConfigJson } from "../images/registry-info.ts";
 import { volumeDiskUsage } from "../volumes/disk-usage.ts";
-
-/** The Docker Engine release whose API ArcBox implements; tools compare against it. */
-export const ENGINE_COMPAT_VERSION = "28.2.0";
-
-const pingHeaders = {
-  "Api-Version": API_VERSION,
-  "Builder-Version": "1",
-  "Docker-Experimental": "false",
-  Swarm: "inactive",
-  Ostype: "linux",
-  "Cache-Control": "no-cache, no-store, must-revalidate",
-  Pragma: "no-cache",
-};
+import { ENGINE_COMPAT_VERSION, pingResponse, versionBody } from "../system-info.ts";
 
 export function systemRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
 
-  app.get("/_ping", () => new Response("OK", { headers: { ...pingHeaders, "Content-Type": "text/plain; charset=utf-8" } }));
-  app.on("HEAD", "/_ping", () => new Response(null, { headers: { ...pingHeaders, "Content-Type": "text/plain; charset=utf-8", "Content-Length": "0" } }));
-
-  app.get("/version", (c) => {
-    const h = hostFacts();
-    const details = { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: h.osType, Arch: h.goArch, KernelVersion: h.kernelVersion, GitCommit: "", GoVersion: `bun${Bun.version}`, BuildTime: "" };
-    return c.json({
-      Platform: { Name: `ArcBox ${ARCBOX_VERSION}` },
-      Components: [
-        { Name: "Engine", Version: ENGINE_COMPAT_VERSION, Details: details },
-        { Name: "arcbox", Version: ARCBOX_VERSION, Details: { Runtime: `bun ${Bun.version}` } },
-      ],
-      Version: ENGINE_COMPAT_VERSION,
-      ApiVersion: API_VERSION,
-      MinAPIVersion: MIN_API_VERSION,
-      GitCommit: "",
-      GoVersion: `bun${Bun.version}`,
-      Os: h.osType,
-      Arch: h.goArch,
-      KernelVersion: h.kernelVersion,
-      BuildTime: "",
-    });
-  });
+  app.get("/_ping", () => pingResponse("GET"));
+  app.on("HEAD", "/_ping", () => pingResponse("HEAD"));
+  app.get("/version", (c) => c.json(versionBody()));
 
   app.get("/info", async (c) => {
     const h = hostFacts();

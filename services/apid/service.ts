@@ -1,0 +1,77 @@
+/**
+ * apid's second stage (main.ts is the first): the Docker API app behind the already open
+ * Docker socket, ArcBox's ContainerService on run/apid.sock, container records.
+ *
+ * Start order: records are loaded, the Docker app is handed to the socket, then
+ * containers are recovered (reconciled with the runtime, restart policies applied) in
+ * the background so a slow runtime never delays the API.
+ */
+import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
+import { dockerSocket, type ArcboxHome } from "../../lib/home.ts";
+import { runService } from "../../lib/service/run-service.ts";
+import { ContainerManager } from "./core/container-manager.ts";
+import { containerServiceImpl } from "./core/container-service.ts";
+import { loadEngineId } from "./core/engine-id.ts";
+import { EventsBus } from "./core/events-bus.ts";
+import { ExecManager } from "./core/exec-manager.ts";
+import { BuildService } from "./build/route.ts";
+import { HealthMonitor } from "./core/health-monitor.ts";
+import { ContainerStore } from "./core/storage/container-store.ts";
+import { createDockerApp, type DockerApp } from "./docker/app.ts";
+import { HijackRouter } from "./docker/hijack.ts";
+import { registerExecHijack } from "./docker/routes/exec.ts";
+import type { DockerServer } from "./docker/server.ts";
+import { hijackAttach } from "./docker/streams/attach.ts";
+
+/** What the first stage hands over: its open Docker socket, waiting for the full app. */
+export interface EarlyDocker {
+  home: ArcboxHome;
+  server: DockerServer;
+  attach(app: DockerApp, hijack: HijackRouter): void;
+}
+
+export async function runApid(early: EarlyDocker): Promise<void> {
+  await runService({
+    name: "apid",
+    async start(ctx) {
+      const store = new ContainerStore(ctx.dataDir);
+      const events = new EventsBus();
+      const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
+      const execs = new ExecManager(containers, ctx.clients);
+      const health = new HealthMonitor(containers, execs);
+      const deps = {
+        home: ctx.home,
+        clients: ctx.clients,
+        metrics: ctx.metrics,
+        engineId: loadEngineId(ctx.dataDir),
+        containerCounts: () => containers.counts(),
+        containers,
+        execs,
+        health,
+        events,
+        builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
+      };
+      const app = createDockerApp(deps);
+      const hijack = new HijackRouter();
+      hijack.on("POST", "/containers/:id/attach", hijackAttach(containers));
+      registerExecHijack(hijack, deps);
+      early.attach(app, hijack);
+      const docker = early.server;
+      ctx.metrics.gauge("containers", "Container records.", () => store.all().length);
+      void containers
+        .recover()
+        .then(() => health.armRunning())
+        .catch((err) => ctx.log.error("container recovery failed", { error: err }));
+      return {
+        routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
+        state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount }),
+        stop: async () => {
+          await docker.stop();
+          await containers.shutdown();
+          deps.builds.close();
+          store.close();
+        },
+      };
+    },
+  }, early.home.root);
+}
