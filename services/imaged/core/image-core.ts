@@ -198,6 +198,10 @@ export class ImageCore {
   }
 
   commit(o: CommitOptions): Promise<string> {
+    // A layer from a directory inherits its parent's directory attributes: read them
+    // through the parent's mounted layers.
+    const parent = o.layerDir && o.parentImage ? this.store.resolve(o.parentImage) : undefined;
+    if (parent) return this.rootfs.withLayersMounted(parent.diffIds, () => commitContainer(this.store, o));
     return commitContainer(this.store, o);
   }
 

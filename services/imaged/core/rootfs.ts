@@ -27,6 +27,20 @@ export class RootfsManager {
     private readonly mounts: LayerMounts,
   ) {}
 
+  /**
+   * Runs `fn` while these layers are mounted (layer images are mounted only while
+   * something uses them): for reads of an image's content outside a container, such as
+   * the directory attributes a build step's layer inherits from its parent.
+   */
+  async withLayersMounted<T>(diffIds: string[], fn: () => Promise<T>): Promise<T> {
+    await this.mounts.acquire(diffIds);
+    try {
+      return await fn();
+    } finally {
+      await this.mounts.release(diffIds);
+    }
+  }
+
   async prepare(imageRef: string, containerId: string): Promise<PreparedRootfs> {
     if (!containerId) throw new ImageError("invalid_argument", "container_id is required");
     const img = this.store.resolve(imageRef);
