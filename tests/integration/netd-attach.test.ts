@@ -12,6 +12,7 @@ import { ServiceClients } from "../../lib/service/clients.ts";
 import { arcboxHome } from "../../lib/home.ts";
 import { netNames } from "../../services/netd/core/names.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { startFakeUpstreamDns } from "../helpers/fake-dns.ts";
 
 let d: TestDaemon;
 let c: ServiceClients;
@@ -35,23 +36,7 @@ beforeAll(async () => {
   const resolv = join(scratch("netd-resolv-"), "resolv.conf");
   writeFileSync(resolv, `nameserver ${UPSTREAM}\n`);
   process.env.ARCBOX_RESOLV_CONF = resolv;
-  upstream = await Bun.udpSocket({
-    hostname: UPSTREAM,
-    port: 53,
-    socket: {
-      data(sock, buf, port, addr) {
-        // Answer every query with one A record 192.0.2.99 (question echoed, pointer to it).
-        const q = new Uint8Array(buf);
-        const end = q.indexOf(0, 12) + 5;
-        const out = new Uint8Array(end + 16);
-        out.set(q.subarray(0, end));
-        out.set([0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0], 2);
-        out.set([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 99], end);
-        sock.send(out, port, addr);
-      },
-      error() {},
-    },
-  });
+  upstream = await startFakeUpstreamDns(UPSTREAM, [192, 0, 2, 99]);
   d = new TestDaemon("arcbox-netd-");
   await d.start();
   c = new ServiceClients(arcboxHome(d.home));

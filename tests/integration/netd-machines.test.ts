@@ -17,6 +17,7 @@ import { ServiceClients } from "../../lib/service/clients.ts";
 import { arcboxHome, debugSocket } from "../../lib/home.ts";
 import { netNames, type NetNames } from "../../services/netd/core/names.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { startFakeUpstreamDns } from "../helpers/fake-dns.ts";
 
 let d: TestDaemon;
 let c: ServiceClients;
@@ -34,22 +35,7 @@ beforeAll(async () => {
   const resolv = join(scratch, "resolv.conf");
   writeFileSync(resolv, `nameserver ${UPSTREAM}\n`);
   process.env.ARCBOX_RESOLV_CONF = resolv;
-  upstream = await Bun.udpSocket({
-    hostname: UPSTREAM,
-    port: 53,
-    socket: {
-      data(sock, buf, port, addr) {
-        const q = new Uint8Array(buf);
-        const end = q.indexOf(0, 12) + 5;
-        const out = new Uint8Array(end + 16);
-        out.set(q.subarray(0, end));
-        out.set([0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0], 2);
-        out.set([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 98], end);
-        sock.send(out, port, addr);
-      },
-      error() {},
-    },
-  });
+  upstream = await startFakeUpstreamDns(UPSTREAM, [192, 0, 2, 98]);
   d = new TestDaemon("arcbox-netd-machines-");
   await d.start();
   c = new ServiceClients(arcboxHome(d.home));
