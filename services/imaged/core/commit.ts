@@ -7,7 +7,7 @@
  * ADD) becomes a layer over a parent image (or none, for `FROM scratch`), and a
  * metadata-only step makes a child image with a new config and no layer.
  */
-import { chmodSync, lchownSync, lstatSync, readdirSync, utimesSync } from "node:fs";
+import { chmodSync, lchownSync, lstatSync, readdirSync, utimesSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { diffTar } from "../platform/tar-diff.ts";
 import { applyChanges } from "./changes.ts";
@@ -67,13 +67,9 @@ function inheritDirAttributes(root: string, lowersTopFirst: string[]): void {
       const st = lstatSync(join(root, childRel));
       if (!st.isDirectory()) continue;
       for (const lower of lowersTopFirst) {
-        let l;
-        try {
-          l = lstatSync(join(lower, childRel));
-        } catch {
-          continue;
-        }
-        if (l.isDirectory()) {
+        const l = lstatInLayer(lower, childRel);
+        if (l === "absent") continue;
+        if (l !== "shadowed") {
           lchownSync(join(root, childRel), l.uid, l.gid);
           chmodSync(join(root, childRel), l.mode & 0o7777);
           utimesSync(join(root, childRel), l.atime, l.mtime);
@@ -84,6 +80,30 @@ function inheritDirAttributes(root: string, lowersTopFirst: string[]): void {
     }
   };
   walk("");
+}
+
+/**
+ * lstat of `rel` inside one (read-only, mounted) layer without following the layer's
+ * own symlinks: a pulled layer may hold `tmp -> /etc`, and a plain lstat of
+ * `<layer>/tmp/x` would then read the host's /etc/x. A non-directory on the way
+ * shadows the path in the merged view ("shadowed"); a missing one leaves it to the
+ * layers below ("absent").
+ */
+function lstatInLayer(layer: string, rel: string): Stats | "absent" | "shadowed" {
+  let path = layer;
+  const parts = rel.split("/");
+  for (let i = 0; i < parts.length; i++) {
+    path = join(path, parts[i]!);
+    let st: Stats;
+    try {
+      st = lstatSync(path);
+    } catch {
+      return "absent";
+    }
+    if (!st.isDirectory()) return "shadowed";
+    if (i === parts.length - 1) return st;
+  }
+  return "absent";
 }
 
 async function writeLayer(store: ImageStore, root: string): Promise<{ blobDigest: string; diffId: string }> {
