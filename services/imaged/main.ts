@@ -10,6 +10,7 @@ import { ImageStore } from "./core/image-store.ts";
 import { Puller } from "./core/puller.ts";
 import { Pusher } from "./core/pusher.ts";
 import { loadRegistryConfig } from "./core/registry-config.ts";
+import { LayerConverter } from "./core/layer-convert.ts";
 import { LayerMounts } from "./core/layer-mounts.ts";
 import { RootfsManager } from "./core/rootfs.ts";
 import { imageServiceRoutes } from "./server/image-service.ts";
@@ -26,21 +27,25 @@ await runService({
     const store = new ImageStore(db, new ContentStore(ctx.dataDir), snapshots);
     const registryConfig = loadRegistryConfig(ctx.home.root);
     const mounts = new LayerMounts(snapshots);
-    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts), () => registryConfig);
+    const converter = new LayerConverter(store, ctx.log);
+    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts, converter), () => registryConfig);
     // Layer images still mounted by an earlier run are adopted, not mounted again;
     // those of existing containers are mounted (after a reboot), the rest unmounted.
     for (const error of await mounts.adopt(db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []))) ctx.log.warn("layer image mount at start failed", { error });
     // Whatever an interrupted run left unreferenced goes now, not on a timer.
     store.collectGarbage();
+    // A store from before layer images: its unpacked layers become images, in the background.
+    converter.start();
     const uploadSocket = join(ctx.home.run, "imaged-upload.sock");
     const uploads = serveUploads(uploadSocket, core, ctx.log);
     return {
       routes: imageServiceRoutes(core, uploadSocket, () => registryConfig),
-      state: () => ({ images: db.allImages().length, layers: db.allLayers().length, layerMounts: mounts.stats(), registries: registryConfig }),
+      state: () => ({ images: db.allImages().length, layers: db.allLayers().length, layerMounts: mounts.stats(), layerConversion: { pending: converter.busy, converted: converter.converted, failed: converter.failed }, registries: registryConfig }),
       // Nothing is kept in memory between calls: with no upload under way it can go.
-      idle: () => !uploads.busy,
+      idle: () => !uploads.busy && !converter.busy,
       stop: async () => {
         await uploads.stop();
+        await converter.drain();
         await snapshots.drain();
         db.close();
       },

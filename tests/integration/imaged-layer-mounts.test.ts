@@ -4,7 +4,8 @@
  * device freed) after the last release; a restarted imaged adopts the mounts instead
  * of mounting twice; rmi + prune leaves nothing in /proc/mounts or `losetup`. A kernel
  * without squashfs falls back to unpacking and says so in `docker info`; such a store
- * (as one from before layer images) keeps working when squashfs is back.
+ * (as one from before layer images) is converted to layer images when squashfs is
+ * back, and keeps working through it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +15,7 @@ import { ServiceClients } from "../../lib/service/clients.ts";
 import { TestDaemon, run } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox, pushImage, rawTar, type PushedImage } from "../helpers/test-images.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 let reg: TestRegistry;
 let daemon: TestDaemon;
@@ -148,19 +150,29 @@ test("without squashfs layers are unpacked and docker info says so; that store k
     expect(info).toContainEqual(["Layer Format", "unpacked directories (kernel has no squashfs)"]);
     const r1 = await old.docker(["run", "--rm", bb.reference, "echo", "unpacked"]);
     expect(r1.stdout.trim()).toBe("unpacked");
+    // A container made before the change keeps its root on the unpacked directory.
+    expect((await old.docker(["create", "--name", "keep", bb.reference, "echo", "kept"])).code).toBe(0);
     await old.stop();
 
-    // The same home with squashfs: the unpacked layer is read as it is, new pulls are images.
+    // The same home with squashfs: the unpacked layer becomes an image at start; its
+    // directory stays while the old container's root uses it, and goes with that root.
     const again = new TestDaemon("unused-", {});
     Object.assign(again, { home: old.home });
     await again.start();
     const info2 = JSON.parse((await again.docker(["info", "--format", "{{json .DriverStatus}}"])).stdout) as string[][];
     expect(info2).toContainEqual(["Layer Format", "squashfs images (loop-mounted)"]);
+    const images = () => readdirSync(join(dataDir(old), "layer-images")).filter((n) => !n.startsWith("tmp-"));
+    await waitFor("the old layer converted", async () => images().length === 1, 60_000);
+    expect(readdirSync(join(dataDir(old), "snapshots"))).toHaveLength(1);
     const r3 = await again.docker(["run", "--rm", bb.reference, "echo", "still runs"]);
     expect(r3.stdout.trim()).toBe("still runs");
+    expect((await again.docker(["start", "-a", "keep"])).stdout.trim()).toBe("kept");
+    expect((await again.docker(["rm", "keep"])).code).toBe(0);
+    expect(readdirSync(join(dataDir(old), "snapshots"))).toEqual([]);
+    expect((await again.docker(["run", "--rm", bb.reference, "echo", "from the image"])).stdout.trim()).toBe("from the image");
     const extra = await pushImage(reg, "mounts-extra", "v1", { layers: [rawTar([{ name: "x.txt", data: "x" }])] });
     expect((await again.docker(["pull", "-q", extra.reference])).code).toBe(0);
-    expect(readdirSync(join(dataDir(old), "layer-images"))).toHaveLength(1);
+    expect(images()).toHaveLength(2);
     await again.stop();
   } finally {
     await old.dispose();

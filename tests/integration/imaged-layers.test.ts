@@ -3,7 +3,7 @@
  * and uncompressed layers, checked through a real overlayfs mount of PrepareRootfs.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { arcboxHome } from "../../lib/home.ts";
@@ -11,6 +11,7 @@ import { ServiceClients } from "../../lib/service/clients.ts";
 import { TestDaemon, run } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushImage, rawTar, type ImageSpec } from "../helpers/test-images.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 let reg: TestRegistry;
 let daemon: TestDaemon;
@@ -55,8 +56,8 @@ afterAll(async () => {
   await reg?.stop();
 }, 60_000);
 
-async function mountImage(ref: string, containerId: string): Promise<string> {
-  const res = await clients.images.prepareRootfs({ image: ref, containerId });
+async function mountImage(ref: string, containerId: string, via: ServiceClients = clients): Promise<string> {
+  const res = await via.images.prepareRootfs({ image: ref, containerId });
   expect(res.lowerDirs).toHaveLength(3);
   const merged = mkdtempSync(join(tmpdir(), "arcbox-merged-"));
   const m = await run(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${res.lowerDirs.join(":")},upperdir=${res.upperDir},workdir=${res.workDir}`, merged]);
@@ -75,17 +76,53 @@ for (const [name, spec] of [
     const pull = await daemon.docker(["pull", img.reference]);
     expect(pull.stderr).toBe("");
     expect(pull.code).toBe(0);
-    const root = await mountImage(img.reference, `layers-${name}`);
-    expect(existsSync(join(root, "etc/motd"))).toBe(false);
-    expect(readFileSync(join(root, "etc/keep"), "utf8")).toBe("kept");
-    expect(readdirSync(join(root, "var/cache"))).toEqual(["c"]);
-    expect(readFileSync(join(root, "opt/data"), "utf8")).toHaveLength(100_000);
-    expect(statSync(join(root, "opt/data-link")).ino).toBe(statSync(join(root, "opt/data-copy")).ino);
-    expect(statSync(join(root, "dev/zero")).rdev).toBe(0x105);
-    const motd2 = statSync(join(root, "etc/motd2"));
-    expect([motd2.mode & 0o777, motd2.uid, motd2.gid]).toEqual([0o600, 42, 43]);
+    expectLayersContent(await mountImage(img.reference, `layers-${name}`));
   });
 }
+
+function expectLayersContent(root: string): void {
+  expect(existsSync(join(root, "etc/motd"))).toBe(false);
+  expect(readFileSync(join(root, "etc/keep"), "utf8")).toBe("kept");
+  expect(readdirSync(join(root, "var/cache"))).toEqual(["c"]);
+  expect(readFileSync(join(root, "opt/data"), "utf8")).toHaveLength(100_000);
+  expect(statSync(join(root, "opt/data-link")).ino).toBe(statSync(join(root, "opt/data-copy")).ino);
+  expect(statSync(join(root, "dev/zero")).rdev).toBe(0x105);
+  const motd2 = statSync(join(root, "etc/motd2"));
+  expect([motd2.mode & 0o777, motd2.uid, motd2.gid]).toEqual([0o600, 42, 43]);
+}
+
+test("a store from before layer images is converted at start: same content, directories gone", async () => {
+  const img = await pushImage(reg, "layers-convert", "v1", { layers });
+  // The same home first without squashfs (as before layer images), then with it.
+  const fakeFs = join(daemon.home, "filesystems-without-squashfs-convert");
+  writeFileSync(fakeFs, "nodev\tproc\nnodev\toverlay\n\text4\n");
+  const old = new TestDaemon("arcbox-layers-convert-", { ARCBOX_PROC_FILESYSTEMS: fakeFs });
+  const data = join(old.home, "data", "imaged");
+  try {
+    await old.start();
+    expect((await old.docker(["pull", "-q", img.reference])).code).toBe(0);
+    expect(readdirSync(join(data, "snapshots"))).toHaveLength(3);
+    expect(readdirSync(join(data, "layer-images"))).toEqual([]);
+    await old.stop();
+
+    const again = new TestDaemon("unused-", {});
+    Object.assign(again, { home: old.home });
+    await again.start();
+    const via = new ServiceClients(arcboxHome(again.home));
+    // Any call starts imaged, which converts in the background.
+    expect((await again.docker(["image", "inspect", img.reference])).code).toBe(0);
+    await waitFor("the three layers converted", async () => readdirSync(join(data, "layer-images")).filter((n) => !n.startsWith("tmp-")).length === 3 && readdirSync(join(data, "snapshots")).length === 0, 60_000);
+    const merged = await mountImage(img.reference, "layers-converted", via);
+    expectLayersContent(merged);
+    // The lower dirs are the images' mounts now, not the old directories.
+    expect(readFileSync("/proc/self/mounts", "utf8")).toContain(join(data, "mnt"));
+    expect((await run(["umount", mounts.pop()!])).code).toBe(0);
+    await via.images.releaseRootfs({ containerId: "layers-converted" });
+    await again.stop();
+  } finally {
+    await old.dispose();
+  }
+}, 180_000);
 
 test("an image with 80 layers mounts, using the short relative lower dirs", async () => {
   const many = Array.from({ length: 80 }, (_, i) => rawTar([{ name: `layer-${i}.txt`, data: String(i) }]));

@@ -9,6 +9,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ImageError, diskError } from "./errors.ts";
 import type { ImageStore } from "./image-store.ts";
+import type { ImageRow } from "../storage/image-db.ts";
+import type { LayerConverter } from "./layer-convert.ts";
 import type { LayerMounts } from "./layer-mounts.ts";
 
 export interface PreparedRootfs {
@@ -25,6 +27,7 @@ export class RootfsManager {
   constructor(
     private readonly store: ImageStore,
     private readonly mounts: LayerMounts,
+    private readonly converter?: LayerConverter,
   ) {}
 
   /**
@@ -33,11 +36,16 @@ export class RootfsManager {
    * the directory attributes a build step's layer inherits from its parent.
    */
   async withLayersMounted<T>(diffIds: string[], fn: () => Promise<T>): Promise<T> {
-    await this.mounts.acquire(diffIds);
+    const unhold = (await this.converter?.hold(diffIds)) ?? (() => {});
     try {
-      return await fn();
+      await this.mounts.acquire(diffIds);
+      try {
+        return await fn();
+      } finally {
+        await this.mounts.release(diffIds);
+      }
     } finally {
-      await this.mounts.release(diffIds);
+      unhold();
     }
   }
 
@@ -47,6 +55,17 @@ export class RootfsManager {
     if (!this.store.complete(img)) throw new ImageError("failed_precondition", `image ${imageRef} is incomplete (a layer is missing); pull it again`);
     const owner = this.store.db.containerImage(containerId);
     if (owner && owner !== img.id) throw new ImageError("conflict", `container ${containerId} already has a root filesystem on image ${owner}`);
+    // A layer being converted from an old store gets its image first; none of this
+    // root's layer directories is deleted under it once the row below is written.
+    const unhold = (await this.converter?.hold(img.diffIds)) ?? (() => {});
+    try {
+      return await this.prepareHeld(img, containerId, owner);
+    } finally {
+      unhold();
+    }
+  }
+
+  private async prepareHeld(img: ImageRow, containerId: string, owner: string | undefined): Promise<PreparedRootfs> {
     let dirs: { upper: string; work: string };
     try {
       dirs = this.store.snapshots.createContainer(containerId);
@@ -87,6 +106,9 @@ export class RootfsManager {
     this.store.snapshots.removeContainer(containerId);
     this.store.db.deleteContainer(containerId);
     const img = imageId ? this.store.db.getImage(imageId) : undefined;
-    if (img) await this.mounts.release(img.diffIds);
+    if (img) {
+      await this.mounts.release(img.diffIds);
+      this.converter?.afterRelease(img.diffIds);
+    }
   }
 }

@@ -81,6 +81,19 @@ export async function buildSquashfs(tar: AsyncIterable<Uint8Array>, out: string)
   throw new ImageError("invalid_argument", `invalid layer: sqfstar failed: ${why}`);
 }
 
+/**
+ * Runs mksquashfs writing `out` (which must not exist) from an unpacked layer
+ * directory: for stores from before layer images. The directory already holds overlay
+ * whiteouts (char 0:0) and opaque xattrs; mksquashfs keeps devices, hard links, owners,
+ * modes, times and trusted.* xattrs (imaged runs as root) as they are.
+ */
+export async function buildSquashfsFromDir(dir: string, out: string): Promise<void> {
+  const r = await run(["mksquashfs", dir, out, "-quiet", "-no-progress", "-noappend", "-exit-on-error", "-noI", "-noD", "-noF", "-noX", "-mem", "256M"]);
+  if (r.code === 0) return;
+  if (/no space left/i.test(r.stderr)) throw new ImageError("internal", `no space left on device while converting a layer: ${r.stderr}`);
+  throw new ImageError("internal", `cannot convert layer directory ${dir}: ${r.stderr.split("\n").slice(-2).join("; ")}`);
+}
+
 async function run(argv: string[]): Promise<{ code: number; stderr: string }> {
   const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()]);

@@ -169,6 +169,40 @@ export class Snapshots {
     this.trash(tmp);
   }
 
+  /** Layers stored only as unpacked directories (to be converted to images). */
+  unpackedLayers(): string[] {
+    return readdirSync(this.layerDir)
+      .filter((hex) => /^[a-f0-9]{64}$/.test(hex) && !existsSync(join(this.imageDir, hex)))
+      .map((hex) => `sha256:${hex}`);
+  }
+
+  /** Layers stored in both forms: the directory is redundant once nothing uses it. */
+  convertedDirs(): string[] {
+    return readdirSync(this.layerDir)
+      .filter((hex) => /^[a-f0-9]{64}$/.test(hex) && existsSync(join(this.imageDir, hex)))
+      .map((hex) => `sha256:${hex}`);
+  }
+
+  /**
+   * Puts the image converted from a layer's directory into place beside it. The
+   * directory stays until `dropDir`: a container root made before may still use it.
+   * Returns false (and discards `tmp`) if the layer went meanwhile or already has one.
+   */
+  commitConverted(tmp: string, diffId: string): boolean {
+    if (this.hasImage(diffId) || !existsSync(this.dirPath(diffId))) {
+      rmSync(tmp, { force: true });
+      return false;
+    }
+    renameSync(tmp, this.imagePath(diffId));
+    return true;
+  }
+
+  /** Deletes a converted layer's directory (its image stays). */
+  dropDir(diffId: string): void {
+    if (!this.hasImage(diffId)) throw new ImageError("internal", `layer ${diffId} has no image; its directory is its only copy`);
+    this.trash(this.dirPath(diffId));
+  }
+
   /** Deletes the layer in either form; the caller has unmounted its image (layer-mounts.ts). */
   removeLayer(diffId: string): void {
     const link = join(this.linkDir, diffId.slice(7, 15));
