@@ -8,7 +8,7 @@
  * back, and keeps working through it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { arcboxHome } from "../../lib/home.ts";
 import { ServiceClients } from "../../lib/service/clients.ts";
@@ -176,5 +176,27 @@ test("without squashfs layers are unpacked and docker info says so; that store k
     await again.stop();
   } finally {
     await old.dispose();
+  }
+}, 120_000);
+
+test("no free loop device: the run fails with that message and leaves no container, root or mount", async () => {
+  // A `mount` that fails loop mounts as util-linux does when every loop device is
+  // taken (exhausting the real ones would hit every other user of this host).
+  const bin = join(daemon.home, "fake-bin");
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, "mount"), '#!/bin/sh\ncase "$*" in *squashfs*) echo "mount: $6: failed to setup loop device for $5." >&2; exit 32;; esac\nexec /bin/mount "$@"\n', { mode: 0o755 });
+  const full = new TestDaemon("arcbox-layer-noloop-", { PATH: `${bin}:${process.env.PATH}` });
+  try {
+    await full.start();
+    const bb = await pushBusybox(reg, "noloop-busybox");
+    expect((await full.docker(["pull", "-q", bb.reference])).code).toBe(0);
+    const r = await full.docker(["run", "--rm", bb.reference, "true"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("no free loop device");
+    expect((await full.docker(["ps", "-aq"])).stdout.trim()).toBe("");
+    expect(readdirSync(join(dataDir(full), "containers"))).toEqual([]);
+    expect(readFileSync("/proc/self/mounts", "utf8")).not.toContain(dataDir(full));
+  } finally {
+    await full.dispose();
   }
 }, 120_000);
