@@ -1,6 +1,6 @@
 /**
  * docker commit: a container's upper directory becomes a new gzip layer (stored as a
- * blob, then unpacked into a snapshot like any pulled layer) on top of its image,
+ * blob, then turned into a layer image like any pulled layer) on top of its image,
  * with a config derived from the parent's (or the one given) and the changes applied.
  *
  * The builder uses the same path without a container: a directory it filled (COPY,
