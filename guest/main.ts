@@ -69,6 +69,8 @@ server = new AgentServer(agent, log, {
   },
 });
 await server.start();
+// vmm's session on the host: over FIFOs, so an idle link wakes neither side.
+if (!serialPort) server.serveFifoSessions(layout.fifoIn, layout.fifoOut);
 if (serialPort) {
   relay = new SerialRelay(serialPort, layout.agentSocket, log);
   relay.start();

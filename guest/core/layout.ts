@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { AGENT_NOTIFY_SOCKET_NAME, AGENT_SOCKET_NAME } from "../protocol/messages.ts";
+import { AGENT_FIFO_IN_NAME, AGENT_FIFO_OUT_NAME, AGENT_NOTIFY_SOCKET_NAME, AGENT_SOCKET_NAME } from "../protocol/messages.ts";
 
 export class AgentLayout {
   constructor(
@@ -29,6 +29,12 @@ export class AgentLayout {
   }
   get notifySocket() {
     return join(this.runDir, AGENT_NOTIFY_SOCKET_NAME);
+  }
+  get fifoIn() {
+    return join(this.runDir, AGENT_FIFO_IN_NAME);
+  }
+  get fifoOut() {
+    return join(this.runDir, AGENT_FIFO_OUT_NAME);
   }
   get ioDir() {
     return join(this.runDir, "io");

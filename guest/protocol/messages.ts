@@ -45,3 +45,6 @@ export type AgentFrame = RequestFrame | ResponseFrame | EventFrame | IoFrame;
 /** Name of the agent's socket (under $ARCBOX_HOME/run) and of its shim notification socket. */
 export const AGENT_SOCKET_NAME = "guest-agent.sock";
 export const AGENT_NOTIFY_SOCKET_NAME = "guest-agent.notify.sock";
+/** vmm's session with the host agent: a FIFO pair under $ARCBOX_HOME/run (vmm → agent, agent → vmm). */
+export const AGENT_FIFO_IN_NAME = "guest-agent.in.fifo";
+export const AGENT_FIFO_OUT_NAME = "guest-agent.out.fifo";

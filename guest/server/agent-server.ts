@@ -2,10 +2,15 @@
  * Serves the agent protocol on a stream socket: framed msgpack requests answered in any
  * order (by id), plus runtime events pushed to every connection. Also listens for the
  * shims' one-line exit notifications on a second socket.
+ *
+ * On the host, vmm's long-lived session comes over a FIFO pair instead
+ * (lib/ipc/fifo-stream.ts: an open socket connection wakes a Bun process every second),
+ * one session at a time, each begun with SYNC both ways as on a serial port.
  */
 import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { rmSync, chmodSync } from "node:fs";
+import { rmSync, chmodSync, closeSync, constants, openSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
+import { ensureFifo, FdStream, openWaiting, openWriterIfRead, type ByteStream } from "../../lib/ipc/fifo-stream.ts";
 import { ArcboxError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
@@ -13,12 +18,17 @@ import type { Agent } from "../core/agent.ts";
 import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
 import type { IoFrame, RequestFrame, ResponseFrame } from "../protocol/messages.ts";
+import { SYNC, SyncScanner } from "../protocol/sync.ts";
 
 export interface AgentServerOptions {
   socket: string;
   notifySocket: string;
   /** Called when no client is connected and no request is running. */
   onIdle: () => void;
+}
+
+function openSyncNonBlocking(path: string): number {
+  return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
 }
 
 function listen(server: Server, path: string): Promise<void> {
@@ -33,7 +43,7 @@ function listen(server: Server, path: string): Promise<void> {
 }
 
 export class AgentServer {
-  private clients = new Set<Socket>();
+  private clients = new Set<ByteStream>();
   /** Requests being handled (the agent never exits in the middle of one). */
   private inflight = 0;
   private main: Server;
@@ -71,13 +81,59 @@ export class AgentServer {
     rmSync(this.opts.notifySocket, { force: true });
   }
 
-  private onClient(socket: Socket): void {
+  /**
+   * Host sessions over the FIFO pair `inPath` (vmm → agent) and `outPath` (agent →
+   * vmm), one after another: wait (in the thread pool, not polling) for vmm to open
+   * `inPath`, open `outPath` (vmm opened its reader first), read vmm's SYNC, answer
+   * SYNC, then serve frames until vmm goes (end of file or a broken pipe).
+   */
+  serveFifoSessions(inPath: string, outPath: string): void {
+    ensureFifo(inPath);
+    ensureFifo(outPath);
+    void (async () => {
+      for (;;) {
+        try {
+          const waited = await openWaiting(inPath, constants.O_RDONLY);
+          // vmm's writer is there now: read through a non-blocking descriptor.
+          let inFd: number;
+          try {
+            inFd = openSyncNonBlocking(inPath);
+          } finally {
+            closeSync(waited);
+          }
+          const outFd = openWriterIfRead(outPath);
+          if (outFd === undefined) {
+            closeSync(inFd);
+            continue;
+          }
+          const stream = new FdStream(inFd, outFd);
+          const closed = new Promise<void>((r) => stream.on("close", r));
+          const scanner = new SyncScanner();
+          this.onClient(stream, (chunk) => {
+            if (scanner.synced) return chunk;
+            const rest = scanner.push(chunk);
+            // vmm's SYNC: answer it; frames may follow in the same chunk.
+            if (rest !== undefined) stream.write(SYNC);
+            return rest;
+          });
+          await closed;
+        } catch (err) {
+          this.log.error("host session over FIFOs failed", { error: err });
+          await Bun.sleep(1000);
+        }
+      }
+    })();
+  }
+
+  private onClient(socket: ByteStream, filter?: (chunk: Buffer) => Buffer | undefined): void {
     this.clients.add(socket);
     const decoder = new FrameDecoder();
-    socket.on("data", (chunk) => {
+    socket.on("data", (raw) => {
+      const chunk = filter ? filter(raw) : raw;
+      if (!chunk?.length) return;
       let frames: unknown[];
       try {
-        frames = decoder.push(chunk as Buffer);
+        frames = decoder.push(chunk);
       } catch (err) {
         this.log.error("bad frame from client; closing", { error: err });
         socket.destroy();
@@ -99,7 +155,7 @@ export class AgentServer {
     if (this.clients.size === 0 && this.inflight === 0) this.opts.onIdle();
   }
 
-  private async handle(socket: Socket, req: RequestFrame): Promise<void> {
+  private async handle(socket: ByteStream, req: RequestFrame): Promise<void> {
     if (req?.k !== "req") return;
     this.inflight++;
     try {
@@ -111,7 +167,7 @@ export class AgentServer {
     }
   }
 
-  private async answer(socket: Socket, req: RequestFrame): Promise<void> {
+  private async answer(socket: ByteStream, req: RequestFrame): Promise<void> {
     let res: ResponseFrame;
     try {
       const method = (MachineService.method as Record<string, { input: DescMessage; output: DescMessage }>)[req.method];

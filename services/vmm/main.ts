@@ -59,19 +59,21 @@ await runService({
     await Promise.all([host.agent(), vms.recover()]);
     return {
       routes: (router) => {
-        machineRoutes(router, host, events);
+        machineRoutes(router, host, events, ctx.home.root);
         managerRoutes(router, vms, execs);
       },
       state: () => ({
         machines: [
-          { id: host.id, kind: "host", state: host.state, socket: host.socketPath },
+          { id: host.id, kind: "host", state: host.state, socket: host.socketPath, link: host.link },
           ...vms.list().map((m) => ({ id: m.name, kind: "vm", state: m.state, pid: m.pid, accel: m.accel })),
         ],
         eventSubscribers: events.subscriberCount,
+        eventSubscriptions: events.subscriptions,
       }),
       // Idle: no VM runs, nobody follows events and the host agent runs no container (an
       // agent that is not connected has none: it only exits when empty).
       idle: async () => {
+        events.pruneFifos();
         if (vms.anyRunning || events.subscriberCount > 0) return false;
         if (host.state !== "running") return true;
         const states = (await (await host.agent()).call("containerStates", { machine: "host", ids: [] } as never)) as { containers: unknown[] };

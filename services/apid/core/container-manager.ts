@@ -81,7 +81,7 @@ export class ContainerManager {
       onEvent: (ev) => this.onRuntimeEvent(ev),
       reconcile: () => this.reconcile(),
       wanted: () => this.store.all().some((r) => isActive(r.state.status)) || [...this.live.values()].some((l) => l.starting),
-    });
+    }, join(dataDir, "events.fifo"));
   }
 
   /** Runs `fn` while no start, remove or other exclusive operation runs on the container. */

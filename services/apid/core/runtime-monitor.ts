@@ -3,8 +3,19 @@
  * container start (or at daemon start when records say containers are alive), kept
  * while containers may be alive, and re-opened with backoff when it breaks, followed
  * by a reconcile so exits that happened meanwhile are not lost. Idle: no stream.
+ *
+ * With `eventsFifo`, the events come through that FIFO instead of the stream (an open
+ * stream connection would wake apid and vmm every second while containers idle):
+ * apid opens its reader, asks vmm to write there, and reads until end of file (vmm
+ * gone). Releasing closes the reader; vmm drops the subscription at its next write.
  */
+import { closeSync, constants, openSync } from "node:fs";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FrameDecoder } from "../../../guest/protocol/frames.ts";
+import type { AgentFrame } from "../../../guest/protocol/messages.ts";
+import { ensureFifo, FdStream } from "../../../lib/ipc/fifo-stream.ts";
 import type { Logger } from "../../../lib/log.ts";
+import { RuntimeEventSchema } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import type { Backends } from "./backends.ts";
@@ -31,6 +42,7 @@ export class RuntimeMonitor {
     private readonly backends: Backends,
     private readonly log: Logger,
     private readonly hooks: MonitorHooks,
+    private readonly eventsFifo?: string,
   ) {}
 
   /** Resolves once the stream's response has begun, i.e. vmm has our subscription. */
@@ -44,6 +56,63 @@ export class RuntimeMonitor {
   }
 
   private open(): Promise<void> {
+    return this.eventsFifo ? this.openFifo(this.eventsFifo) : this.openStream();
+  }
+
+  private async openFifo(path: string): Promise<void> {
+    ensureFifo(path);
+    // Our reader before vmm's writer (vmm refuses a FIFO nobody reads). Read through
+    // the same descriptor pair type as the agent link; nothing is written back.
+    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const abort = new AbortController();
+    this.abort = abort;
+    try {
+      for await (const _ of this.backends.machines.events({ machine: HOST_MACHINE, fifo: path }, { signal: abort.signal }));
+    } catch (err) {
+      closeSync(readFd);
+      if (this.abort === abort) this.abort = undefined;
+      throw fromConnectError(err);
+    }
+    this.failures = 0;
+    // Nothing is written back, and a writer of ours on the FIFO would hide vmm's death
+    // (no end of file): the stream's write side is /dev/null.
+    const stream = new FdStream(readFd, openSync("/dev/null", "w"));
+    const decoder = new FrameDecoder();
+    stream.on("data", (chunk) => {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        this.log.warn("bad frame on the runtime events FIFO", { error: err });
+        stream.destroy();
+        return;
+      }
+      for (const f of frames as AgentFrame[]) if (f.k === "evt") this.hooks.onEvent(fromBinary(RuntimeEventSchema, f.body));
+    });
+    stream.on("close", () => {
+      if (this.abort === abort) {
+        this.ready = undefined;
+        this.abort = undefined;
+      }
+      if (!abort.signal.aborted) this.log.warn("runtime events FIFO closed (vmm gone?)");
+      if (!this.stopped && !abort.signal.aborted) this.scheduleReconnect();
+    });
+    abort.signal.addEventListener(
+      "abort",
+      () => {
+        // Released (or stopping): vmm stops writing first, so it can idle out at once.
+        void (async () => {
+          try {
+            for await (const _ of this.backends.machines.events({ machine: HOST_MACHINE, fifo: path, unsubscribe: true }));
+          } catch {}
+          stream.destroy();
+        })();
+      },
+      { once: true },
+    );
+  }
+
+  private openStream(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const abort = new AbortController();
       this.abort = abort;

@@ -4,7 +4,7 @@
  * callback for the runtime events the agent pushes.
  */
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import type { Socket } from "node:net";
+import type { ByteStream } from "../../../lib/ipc/fifo-stream.ts";
 import { MachineService, RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { FrameDecoder, encodeFrame } from "../../../guest/protocol/frames.ts";
 import type { AgentFrame, IoFrame } from "../../../guest/protocol/messages.ts";
@@ -29,7 +29,7 @@ export class AgentClient {
   onIo: ((f: IoFrame) => void) | undefined;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ByteStream,
     private readonly onEvent: (e: RuntimeEvent) => void,
     onClose: () => void,
     /** Sees each chunk before the frame decoder; returns what to decode (undefined: nothing yet). */

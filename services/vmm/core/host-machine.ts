@@ -3,19 +3,28 @@
  * it detached (its own session, not our child in any way that matters) so it and its
  * containers survive vmm and supervisor restarts; a new vmm reconnects to the running
  * agent instead of starting another.
+ *
+ * The session runs over the agent's FIFO pair (lib/ipc/fifo-stream.ts), not its
+ * socket: a socket connection held open wakes both processes every second. Our reader
+ * end is opened first; opening the agent's input for writing then fails (ENXIO) when
+ * no agent reads it, which is when one is started. Each session begins with SYNC both
+ * ways, so bytes a dead vmm left in a FIFO never reach the frame decoder. An agent from
+ * before FIFO sessions is still reached through its socket.
  */
+import { closeSync, constants, openSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
+import { ensureFifo, FdStream, openWaiting, openWriterIfRead, unblockWriterOpen, type ByteStream } from "../../../lib/ipc/fifo-stream.ts";
 import type { ArcboxHome } from "../../../lib/home.ts";
 import type { Logger } from "../../../lib/log.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { AGENT_SOCKET_NAME } from "../../../guest/protocol/messages.ts";
+import { AGENT_FIFO_IN_NAME, AGENT_FIFO_OUT_NAME, AGENT_SOCKET_NAME } from "../../../guest/protocol/messages.ts";
+import { SYNC, SyncScanner } from "../../../guest/protocol/sync.ts";
 import { agentLogPath, spawnAgent } from "../platform/agent-process.ts";
 import { AgentClient } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 
 const AGENT_START_TIMEOUT_MS = 20_000;
-const CONNECT_RETRY_MS = 20;
 const MAX_SPAWNS = 3;
 
 function dial(path: string): Promise<Socket> {
@@ -49,6 +58,12 @@ export class HostMachine {
     return this.client?.isOpen ? "running" : "stopped";
   }
 
+  /** How vmm's session with the agent runs now: "fifo", "socket" (an older agent) or "none". */
+  get link(): string {
+    return this.client?.isOpen ? this.via : "none";
+  }
+  private via = "none";
+
   /** The connection to the agent, starting the agent when none is running. */
   agent(): Promise<AgentClient> {
     if (this.client?.isOpen) return Promise.resolve(this.client);
@@ -62,36 +77,115 @@ export class HostMachine {
   }
 
   private async connectOrStart(): Promise<AgentClient> {
-    let socket = await dial(this.socketPath).catch(() => undefined);
-    if (!socket) {
-      let agent = this.spawnAgent();
-      let spawns = 1;
-      const deadline = Date.now() + AGENT_START_TIMEOUT_MS;
-      while (!socket) {
-        socket = await dial(this.socketPath).catch(() => undefined);
-        if (socket) break;
-        if (Date.now() > deadline) {
-          agent.kill();
-          throw new MachineError("unavailable", `the guest agent did not come up within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${agentLogPath(this.home)})`);
-        }
-        // It exited without serving (it deferred to an agent that was itself going away): again.
-        if (agent.exitCode !== null && spawns < MAX_SPAWNS) {
-          agent = this.spawnAgent();
-          spawns++;
-        }
-        await Bun.sleep(CONNECT_RETRY_MS);
+    const inPath = join(this.home.run, AGENT_FIFO_IN_NAME);
+    const outPath = join(this.home.run, AGENT_FIFO_OUT_NAME);
+    ensureFifo(inPath);
+    ensureFifo(outPath);
+    // Our reader first: the agent opens its writer only while someone reads.
+    const outFd = openSync(outPath, constants.O_RDONLY | constants.O_NONBLOCK);
+    let stream: ByteStream;
+    let synced = true;
+    try {
+      const inFd = openWriterIfRead(inPath);
+      const legacy = inFd === undefined ? await dial(this.socketPath).catch(() => undefined) : undefined;
+      if (legacy) {
+        closeSync(outFd);
+        stream = legacy;
+      } else {
+        stream = new FdStream(outFd, inFd ?? (await this.startAgent(inPath)));
+        synced = false;
       }
+    } catch (err) {
+      try {
+        closeSync(outFd);
+      } catch {}
+      throw err;
     }
-    const client = new AgentClient(socket, this.onEvent, () => {
-      if (this.client === client) this.client = undefined;
-      if (this.closing) return;
-      // The agent died: bring it back now, so event streams resume without waiting for a call.
-      this.log.warn("guest agent connection lost; reconnecting");
-      this.agent().catch((err) => this.log.error("cannot reconnect to the guest agent", { error: err }));
-    });
+    const scanner = new SyncScanner();
+    let ready!: () => void;
+    let lost!: (err: Error) => void;
+    const answered = new Promise<void>((resolve, reject) => ((ready = resolve), (lost = reject)));
+    const client: AgentClient = new AgentClient(
+      stream,
+      this.onEvent,
+      () => {
+        if (!synced) return lost(new MachineError("unavailable", "the guest agent closed the session before it answered"));
+        if (this.client === client) this.client = undefined;
+        if (this.closing) return;
+        // The agent died: bring it back now, so event streams resume without waiting for a call.
+        this.log.warn("guest agent connection lost; reconnecting");
+        this.agent().catch((err) => this.log.error("cannot reconnect to the guest agent", { error: err }));
+      },
+      (chunk) => {
+        if (scanner.synced) return chunk;
+        const rest = scanner.push(chunk);
+        if (rest !== undefined) (synced = true), ready();
+        return rest;
+      },
+    );
+    if (!synced) {
+      // Nothing but SYNC until the agent's SYNC is read (guest/README.md).
+      stream.write(SYNC);
+      let timer: Timer | undefined;
+      try {
+        await Promise.race([
+          answered,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new MachineError("unavailable", `the guest agent did not answer within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${agentLogPath(this.home)})`)), AGENT_START_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (err) {
+        synced = true; // its close is ours now, not a lost link
+        client.close();
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    } else ready();
     this.client = client;
-    this.log.info("connected to the guest agent", { socket: this.socketPath });
+    this.via = stream instanceof FdStream ? "fifo" : "socket";
+    this.log.info("connected to the guest agent", { via: this.via });
     return client;
+  }
+
+  /**
+   * Starts an agent and resolves with our writer on its input FIFO once it reads it
+   * (the open waits in the thread pool). An agent that exits without serving (it
+   * deferred to one that was going away) is started again, up to MAX_SPAWNS times.
+   */
+  private async startAgent(inPath: string): Promise<number> {
+    let agent = this.spawnAgent();
+    let spawns = 1;
+    let settled = false;
+    const watch = (proc: typeof agent) =>
+      void proc.exited.then(() => {
+        if (settled || proc !== agent || spawns >= MAX_SPAWNS) return;
+        agent = this.spawnAgent();
+        spawns++;
+        watch(agent);
+      });
+    watch(agent);
+    const opened = openWaiting(inPath, constants.O_WRONLY);
+    let timer: Timer | undefined;
+    const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), AGENT_START_TIMEOUT_MS)));
+    const fd = await Promise.race([opened, timedOut]);
+    settled = true;
+    clearTimeout(timer);
+    if (fd === undefined) {
+      agent.kill();
+      // Release our own open, which nobody will answer now, and drop what it returns.
+      unblockWriterOpen(inPath);
+      void opened.then((late) => closeSync(late)).catch(() => {});
+      throw new MachineError("unavailable", `the guest agent did not come up within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${agentLogPath(this.home)})`);
+    }
+    // A non-blocking writer (FileSink applies backpressure with it); the agent reads now.
+    try {
+      const nonBlocking = openWriterIfRead(inPath);
+      if (nonBlocking === undefined) throw new MachineError("unavailable", "the guest agent went away as it started");
+      return nonBlocking;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private spawnAgent() {

@@ -9,7 +9,7 @@ import type { EventFanout } from "../core/event-fanout.ts";
 import type { HostMachine } from "../core/host-machine.ts";
 import { MachineError } from "../core/machine-error.ts";
 
-export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout): void {
+export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout, homeRoot: string): void {
   const machine = (name: string) => {
     if (name && name !== host.id) throw new MachineError("not_found", `no such machine: ${name}`);
     return host;
@@ -37,8 +37,19 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     execState: forward("execState"),
     async *events(req, ctx: HandlerContext) {
       const host = machine(req.machine);
+      if (req.fifo && req.unsubscribe) {
+        events.unsubscribeFifo(req.fifo);
+        yield {};
+        return;
+      }
       // Connect to the agent first, so events of containers started earlier flow.
       await host.agent();
+      if (req.fifo) {
+        // Events go to the caller's FIFO from now on; this stream only confirms it.
+        events.subscribeFifo(req.fifo, homeRoot);
+        yield {};
+        return;
+      }
       // The first message carries no event: it confirms the subscription (Connect sends a
       // stream's response headers only with its first message).
       for await (const event of events.stream(ctx.signal)) yield event ? { event } : {};

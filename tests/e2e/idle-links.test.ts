@@ -1,0 +1,119 @@
+/**
+ * The links that stay open while containers idle (vmm ⇄ host agent, vmm → apid's
+ * runtime events) run over FIFOs, not socket connections: Bun wakes a process every
+ * second while any socket connection is open in it (lib/ipc/fifo-stream.ts). The test
+ * checks the transport, not time: vmm's state names the links, no socket connection
+ * joins vmm and the agent, and events still arrive through the FIFO, also after vmm is
+ * killed and a new one takes over.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestDaemon, run } from "../helpers/daemon.ts";
+import { buildBusyboxRootfs } from "../helpers/test-images.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const IMAGE = "idle-links-busybox:1";
+let d: TestDaemon;
+
+beforeAll(async () => {
+  d = new TestDaemon("arcbox-idle-links-");
+  await d.start();
+  const root = mkdtempSync(join(tmpdir(), "arcbox-idle-links-rootfs-"));
+  try {
+    buildBusyboxRootfs(root);
+    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
+    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
+    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await d?.docker(["rm", "-f", "idler", "exiter"]).catch(() => {});
+  await d?.dispose();
+}, 60_000);
+
+interface VmmState {
+  machines: { id: string; link?: string }[];
+  eventSubscriptions: { streams: number; fifos: number };
+}
+async function vmmState(): Promise<VmmState> {
+  const res = await fetch("http://x/state", { unix: join(d.home, "run", "vmm.debug.sock") } as RequestInit);
+  return (await res.json()) as VmmState;
+}
+
+const pidOf = async (pattern: string) => Number((await run(["pgrep", "-f", "--", pattern])).stdout.trim().split("\n")[0]);
+
+/** Inodes of the Unix sockets a process has open. */
+function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]!);
+    } catch {}
+  }
+  return out;
+}
+
+/** Inode pairs of connected Unix sockets (ss lists each end with its peer's inode). */
+function connectedPeers(): [string, string][] {
+  const out = Bun.spawnSync(["ss", "-xpnH", "state", "connected"]).stdout.toString();
+  const pairs: [string, string][] = [];
+  for (const line of out.split("\n")) {
+    // Netid State Recv-Q Send-Q Local-Address Port Peer-Address Port ...
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8) pairs.push([f[5]!, f[7]!]);
+  }
+  return pairs;
+}
+
+test("with a container idling, vmm reaches the agent and apid over FIFOs, not socket connections", async () => {
+  expect((await d.docker(["run", "-d", "--name", "idler", "--network", "none", IMAGE, "sleep", "600"])).code).toBe(0);
+  const state = await vmmState();
+  expect(state.machines.find((m) => m.id === "host")?.link).toBe("fifo");
+  expect(state.eventSubscriptions).toEqual({ streams: 0, fifos: 1 });
+
+  const vmm = await pidOf(`services/vmm/.*--home ${d.home}$`);
+  const agent = await pidOf(`guest.*--home ${d.home}$`);
+  expect(vmm).toBeGreaterThan(0);
+  expect(agent).toBeGreaterThan(0);
+  const vmmSockets = socketInodes(vmm);
+  const agentSockets = socketInodes(agent);
+  const joined = connectedPeers().filter(([a, b]) => (vmmSockets.has(a) && agentSockets.has(b)) || (vmmSockets.has(b) && agentSockets.has(a)));
+  expect(joined).toEqual([]);
+  // The FIFO pair is what they hold instead.
+  const fifoIn = join(d.home, "run", "guest-agent.in.fifo");
+  const holds = (pid: number) => readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === fifoIn;
+    } catch {
+      return false;
+    }
+  });
+  expect(holds(vmm)).toBe(true);
+  expect(holds(agent)).toBe(true);
+}, 60_000);
+
+test("events reach apid through the FIFO, also from a new vmm after kill -9", async () => {
+  const vmm = await pidOf(`services/vmm/.*--home ${d.home}$`);
+  process.kill(vmm, "SIGKILL");
+  // apid sees the FIFO end (vmm's writer is gone), subscribes again, and vmm comes back.
+  await waitFor("a new vmm with the FIFO subscription", async () => {
+    try {
+      const s = await vmmState();
+      return s.eventSubscriptions.fifos === 1 && s.machines.find((m) => m.id === "host")?.link === "fifo";
+    } catch {
+      return false;
+    }
+  }, 60_000);
+  expect(await pidOf(`services/vmm/.*--home ${d.home}$`)).not.toBe(vmm);
+  expect((await d.docker(["run", "-d", "--name", "exiter", "--network", "none", IMAGE, "sh", "-c", "sleep 1; exit 7"])).code).toBe(0);
+  const wait = await d.docker(["wait", "exiter"]);
+  expect(wait.stdout.trim()).toBe("7");
+  const log = readFileSync(join(d.home, "log", "vmm.log"), "utf8");
+  expect(log).toContain("via=fifo");
+}, 90_000);
