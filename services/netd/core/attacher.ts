@@ -18,7 +18,8 @@ import { parseIp } from "./ipv4.ts";
 import type { AttachmentRecord, EndpointRecord, PendingEndpoint, PortRecord } from "./model.ts";
 import { netnsName, netnsPath, vethName, type NetNames } from "./names.ts";
 import { NetworkError } from "./network-error.ts";
-import { MTU_OPT, newId, type Networks } from "./networks.ts";
+import { MTU_OPT } from "./bridge-options.ts";
+import { newId, type Networks } from "./networks.ts";
 import type { NetState } from "./state.ts";
 
 export interface AttachInput {

@@ -30,10 +30,8 @@ export function validatePools(pools: IpamPool[], existing: NetworkRecord[]): Ipa
   const taken = networkCidrs(existing);
   const out: IpamPool[] = [];
   for (const p of pools) {
-    if (!p.subnet) {
-      if (p.gateway || p.ipRange) throw new NetworkError("invalid_argument", "invalid pool request: a subnet is required with a gateway or an ip-range");
-      continue;
-    }
+    // dockerd refuses a pool without a subnet ({"Subnet": null}) with its CIDR error.
+    if (!p.subnet) throw new NetworkError("invalid_argument", `invalid subnet ${p.subnet} : invalid CIDR address: ${p.subnet}`);
     const subnet = parseCidr(p.subnet);
     if (subnet.prefix > 30) throw new NetworkError("invalid_argument", `invalid subnet ${p.subnet}: too small for a network`);
     if (taken.some((t) => cidrsOverlap(t, subnet))) {

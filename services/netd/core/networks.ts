@@ -8,6 +8,7 @@ import type { Logger } from "../../../lib/log.ts";
 import { ensureBridge, deleteLink, hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
 import { applyChains } from "../platform/iptables.ts";
 import { withHostLock } from "../platform/host-lock.ts";
+import { BRIDGE_NAME_OPT, MTU_OPT, validateBridgeOptions } from "./bridge-options.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
 import { firewallRules } from "./firewall-rules.ts";
 import { networkCidrs, pickSubnet, validatePools } from "./ipam.ts";
@@ -32,8 +33,6 @@ export interface CreateNetwork {
   ipamOptions: Record<string, string>;
 }
 
-const BRIDGE_NAME_OPT = "com.docker.network.bridge.name";
-export const MTU_OPT = "com.docker.network.driver.mtu";
 const PREDEFINED = new Set(["bridge", "host", "none"]);
 
 export class Networks {
@@ -113,8 +112,8 @@ export class Networks {
   }
 
   async create(req: CreateNetwork): Promise<{ id: string; warning: string }> {
+    // Any non-empty name, as dockerd takes it ("test 01", "a/b"): it is only a key here.
     if (!req.name) throw new NetworkError("invalid_argument", "network name is required");
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(req.name)) throw new NetworkError("invalid_argument", `invalid network name "${req.name}": must match [a-zA-Z0-9][a-zA-Z0-9_.-]`);
     if (PREDEFINED.has(req.name)) throw new NetworkError("permission_denied", `${req.name} is a pre-defined network and cannot be created`);
     const driver = req.driver || "bridge";
     if (driver === "host" || driver === "null") throw new NetworkError("permission_denied", `only one instance of "${driver}" network is allowed`);
@@ -123,6 +122,7 @@ export class Networks {
     for (const n of this.state.networks.values()) {
       if (n.name === req.name) throw new NetworkError("already_exists", `network with name ${req.name} already exists`);
     }
+    validateBridgeOptions(req.options);
     const existing = [...this.state.networks.values()];
     const given = validatePools(req.pools, existing);
     return given.length ? this.createWith(req, driver, given) : withHostLock(async () => {
@@ -132,15 +132,15 @@ export class Networks {
   }
 
   private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[]): Promise<{ id: string; warning: string }> {
-    const mtu = req.options[MTU_OPT];
-    if (mtu !== undefined && (!/^\d+$/.test(mtu) || Number(mtu) < 68 || Number(mtu) > 65535)) {
-      throw new NetworkError("invalid_argument", `invalid MTU ${mtu}: it must be a number from 68 to 65535`);
-    }
     const id = newId();
     const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);
     // The name ends up in `ip` and iptables command lines: a plain interface name only.
     if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new NetworkError("invalid_argument", `invalid bridge name ${JSON.stringify(bridge)}: 1-15 characters from [a-zA-Z0-9_.-]`);
-    if ([...this.state.networks.values()].some((n) => n.bridge === bridge) || (await listHostLinks()).some((l) => l.name === bridge)) {
+    const sameBridge = [...this.state.networks.values()].find((n) => n.bridge === bridge);
+    if (sameBridge) {
+      throw new NetworkError("permission_denied", `cannot create network ${id} (${bridge}): conflicts with network ${sameBridge.id} (${bridge}): networks have same bridge name`);
+    }
+    if ((await listHostLinks()).some((l) => l.name === bridge)) {
       // Never adopt an interface someone else owns (docker0, another daemon's bridge).
       throw new NetworkError("conflict", `bridge name ${bridge} is already in use`);
     }

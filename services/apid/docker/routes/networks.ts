@@ -7,25 +7,7 @@ import type { DockerApiDeps } from "../deps.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { networkJson } from "../networks/network-json.ts";
 import { jsonBody as body } from "../networks/json-body.ts";
-
-const IpamConfigSchema = z.object({
-  Subnet: z.string().optional(),
-  IPRange: z.string().optional(),
-  Gateway: z.string().optional(),
-  AuxiliaryAddresses: z.record(z.string(), z.string()).nullish(),
-}).loose();
-
-const CreateSchema = z.object({
-  Name: z.string().min(1, "network name is required"),
-  Driver: z.string().optional(),
-  Internal: z.boolean().optional(),
-  Attachable: z.boolean().optional(),
-  Ingress: z.boolean().optional(),
-  EnableIPv6: z.boolean().nullish(),
-  IPAM: z.object({ Driver: z.string().optional(), Config: z.array(IpamConfigSchema).nullish(), Options: z.record(z.string(), z.string()).nullish() }).loose().nullish(),
-  Options: z.record(z.string(), z.string()).nullish(),
-  Labels: z.record(z.string(), z.string()).nullish(),
-}).loose();
+import { checkSwarmFields, createRequest, NetworkCreateSchema } from "../networks/create-request.ts";
 
 const ConnectSchema = z.object({
   Container: z.string().min(1, "container is required"),
@@ -73,20 +55,9 @@ export function networksRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/networks/create", async (c) => {
-    const b = await body(c.req.raw, CreateSchema);
-    if (b.Ingress) throw new ArcboxError("permission_denied", "ingress networks require swarm mode");
-    const res = await netd().create({
-      name: b.Name,
-      driver: b.Driver ?? "",
-      internal: b.Internal ?? false,
-      attachable: b.Attachable ?? false,
-      enableIpv6: b.EnableIPv6 ?? false,
-      ipamDriver: b.IPAM?.Driver ?? "",
-      ipam: (b.IPAM?.Config ?? []).map((p) => ({ subnet: p.Subnet ?? "", gateway: p.Gateway ?? "", ipRange: p.IPRange ?? "", auxAddresses: p.AuxiliaryAddresses ?? {} })),
-      options: b.Options ?? {},
-      labels: b.Labels ?? {},
-      ipamOptions: b.IPAM?.Options ?? {},
-    });
+    const b = await body(c.req.raw, NetworkCreateSchema);
+    checkSwarmFields(b);
+    const res = await netd().create(createRequest(b));
     return c.json({ Id: res.id, Warning: res.warning }, 201);
   });
 
