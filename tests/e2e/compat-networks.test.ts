@@ -117,3 +117,33 @@ describe("network create", () => {
     await must(["network", "rm", "pa"]);
   });
 });
+
+describe("network connect and disconnect", () => {
+  test("on a running container: inspect, aliases and DNS follow at once, and a restart keeps them", async () => {
+    await must(["network", "create", "cn-one"]);
+    await must(["network", "create", "cn-two"]);
+    await must(["run", "-d", "--name", "mover", "--network", "cn-one", IMG, "sleep", "100000"]);
+    await must(["network", "connect", "--alias", "foo", "--alias", "bar", "cn-two", "mover"]);
+    const nets = JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks}}", "mover"]));
+    expect(Object.keys(nets).sort()).toEqual(["cn-one", "cn-two"]);
+    expect(nets["cn-two"].Aliases).toEqual(["foo", "bar"]);
+    expect(nets["cn-two"].IPAddress).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const inNet = JSON.parse(await must(["network", "inspect", "-f", "{{json .Containers}}", "cn-two"]));
+    expect(Object.values(inNet).map((c: any) => c.IPv4Address)).toEqual([`${nets["cn-two"].IPAddress}/${nets["cn-two"].IPPrefixLen}`]);
+    // The new network's embedded DNS answers for the aliases.
+    const look = await must(["run", "--rm", "--network", "cn-two", IMG, "nslookup", "foo", "127.0.0.11"]);
+    expect(look).toContain(`Address: ${nets["cn-two"].IPAddress}`);
+
+    await must(["network", "disconnect", "cn-one", "mover"]);
+    expect(Object.keys(JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks}}", "mover"])))).toEqual(["cn-two"]);
+    expect(await must(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "mover"])).toBe(nets["cn-two"].IPAddress);
+    // Docker keeps the change in the container's config: a restart comes back on cn-two only.
+    await must(["restart", "-t", "0", "mover"]);
+    const after = JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks}}", "mover"]));
+    expect(Object.keys(after)).toEqual(["cn-two"]);
+    expect(after["cn-two"].Aliases).toEqual(["foo", "bar"]);
+    expect(await must(["exec", "mover", "sh", "-c", "ls /sys/class/net | grep eth | wc -l"])).toBe("1");
+    await must(["rm", "-f", "mover"]);
+    await must(["network", "rm", "cn-one", "cn-two"]);
+  }, 90_000);
+});

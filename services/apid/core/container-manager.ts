@@ -651,6 +651,13 @@ export class ContainerManager {
     return [];
   }
 
+  /** Network connect/disconnect: the new EndpointsConfig and, while running, netd's endpoints (inspect). */
+  saveNetworkChange(rec: ContainerRecord, endpointsConfig: Record<string, any>, live: NetworkInfo | undefined): void {
+    rec.endpointsConfig = endpointsConfig;
+    if (live && (rec.state.status === "running" || rec.state.status === "paused")) rec.network = live;
+    this.save(rec);
+  }
+
   // ---- attach plumbing ----
 
   /** Runs `join` with the container's stdio socket now (running) or when it starts. */

@@ -6,6 +6,7 @@ import type { ArcboxError } from "../../../lib/errors.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
+import { networkInfoOf } from "./network-endpoints.ts";
 import { writeLocalNetworkFiles } from "./network-files.ts";
 import { hostnameOf } from "./runtime-spec.ts";
 
@@ -54,15 +55,7 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   ).catch((err: ArcboxError) => {
     throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
   });
-  return {
-    netnsPath: res.netnsPath,
-    hostNetwork: res.hostNetwork,
-    hostsPath: res.hostsPath,
-    resolvConfPath: res.resolvConfPath,
-    hostnamePath: res.hostnamePath,
-    endpoints: res.endpoints.map((e) => ({ networkId: e.networkId, networkName: e.networkName, endpointId: e.endpointId, ipAddress: e.ipAddress, ipPrefixLen: e.ipPrefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases })),
-    ports: res.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort })),
-  };
+  return networkInfoOf(res);
 }
 
 /** fsd.Mount for each volume mount, in parallel; fills in names and host paths. */

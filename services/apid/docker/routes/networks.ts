@@ -7,6 +7,7 @@ import type { DockerApiDeps } from "../deps.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { networkJson } from "../networks/network-json.ts";
 import { jsonBody as body } from "../networks/json-body.ts";
+import { networkInfoOf, withEndpoint, withoutEndpoint } from "../../core/network-endpoints.ts";
 import { checkSwarmFields, createRequest, NetworkCreateSchema } from "../networks/create-request.ts";
 
 const ConnectSchema = z.object({
@@ -75,9 +76,17 @@ export function networksRoutes(deps: DockerApiDeps) {
     return c.json({ NetworksDeleted: res.deleted });
   });
 
+  /** After netd changed a container's endpoints: its record follows (EndpointsConfig, inspect). */
+  const recordChange = async (id: string, endpointsConfig: (rec: ReturnType<typeof deps.containers.get>) => Record<string, unknown>) => {
+    const rec = deps.containers.get(id);
+    const live = (await netd().getAttachment({ containerId: rec.id })).attachment;
+    deps.containers.saveNetworkChange(rec, endpointsConfig(rec), live ? networkInfoOf(live) : undefined);
+  };
+
   app.post("/networks/:id/connect", async (c) => {
     const b = await body(c.req.raw, ConnectSchema);
     const ctr = containerId(b.Container);
+    const { network } = await netd().inspect({ network: c.req.param("id") });
     await netd().connect({
       containerId: ctr.id,
       containerName: ctr.name,
@@ -88,6 +97,7 @@ export function networksRoutes(deps: DockerApiDeps) {
         macAddress: b.EndpointConfig?.MacAddress ?? "",
       },
     });
+    await recordChange(ctr.id, (rec) => withEndpoint(rec.endpointsConfig ?? {}, String(rec.hostConfig.NetworkMode ?? ""), network!, b.EndpointConfig ?? {}));
     return c.body(null, 200);
   });
 
@@ -105,6 +115,7 @@ export function networksRoutes(deps: DockerApiDeps) {
       }
     }
     await netd().disconnect({ containerId: rec.id, network: network!.id, force: b.Force ?? false });
+    await recordChange(rec.id, (r) => withoutEndpoint(r.endpointsConfig ?? {}, String(r.hostConfig.NetworkMode ?? ""), network!));
     return c.body(null, 200);
   });
 
