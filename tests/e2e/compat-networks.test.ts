@@ -147,3 +147,71 @@ describe("network connect and disconnect", () => {
     await must(["network", "rm", "cn-one", "cn-two"]);
   }, 90_000);
 });
+
+describe("IPv6", () => {
+  test("EnableIPv6 with a v6 subnet: addresses, --ip6, link-local IPs, inspect, AAAA and ping6", async () => {
+    // The kernel must allow IPv6 in a fresh namespace, as containers get one.
+    const probe = await run(["sh", "-c", "ip netns add cn-v6probe && ip netns exec cn-v6probe cat /proc/sys/net/ipv6/conf/default/disable_ipv6; ip netns del cn-v6probe"]);
+    expect(probe.stdout.trim()).toBe("0");
+
+    await must(["network", "create", "--ipv6", "--subnet", "fd00:71::/64", "v6net"]);
+    const net = await inspectNet("v6net");
+    expect(net.EnableIPv6).toBe(true);
+    expect(net.IPAM.Config).toHaveLength(2);
+    expect(net.IPAM.Config[1]).toEqual({ Subnet: "fd00:71::/64", Gateway: "fd00:71::1" });
+    await must(["run", "-d", "--name", "six-a", "--network", "v6net", IMG, "sleep", "100000"]);
+    await must(["run", "-d", "--name", "six-b", "--network", "v6net", "--ip6", "fd00:71::99", "--link-local-ip", "169.254.9.9", "--link-local-ip", "fe80::99", IMG, "sleep", "100000"]);
+    const ns = JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings}}", "six-b"]));
+    const ep = ns.Networks.v6net;
+    expect([ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway]).toEqual(["fd00:71::99", 64, "fd00:71::1"]);
+    expect(ep.IPAMConfig).toEqual({ IPv6Address: "fd00:71::99", LinkLocalIPs: ["169.254.9.9", "fe80::99"] });
+    expect([ns.GlobalIPv6Address, ns.IPv6Gateway]).toEqual(["fd00:71::99", "fd00:71::1"]);
+    const a = JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks.v6net}}", "six-a"]));
+    expect(a.GlobalIPv6Address).toBe("fd00:71::2");
+    const addrs = await must(["exec", "six-b", "ip", "addr", "show", "eth0"]);
+    for (const want of ["inet6 fd00:71::99/64", "inet 169.254.9.9/16", "inet6 fe80::99/64"]) expect(addrs).toContain(want);
+    expect(await must(["exec", "six-b", "ip", "-6", "route"])).toContain("default via fd00:71::1");
+    const ping = await must(["exec", "six-a", "ping", "-6", "-c", "1", "-W", "3", "six-b"]);
+    expect(ping).toContain("PING six-b (fd00:71::99)");
+    expect(ping).toContain("1 packets received");
+    expect(await must(["exec", "six-a", "ping", "-6", "-c", "1", "-W", "3", "fd00:71::1"])).toContain("1 packets received");
+    const look = await must(["exec", "six-a", "nslookup", "-type=AAAA", "six-b", "127.0.0.11"]);
+    expect(look).toContain("fd00:71::99");
+    expect(await must(["exec", "six-a", "cat", "/etc/hosts"])).toContain("fd00:71::2\t");
+    const members = JSON.parse(await must(["network", "inspect", "-f", "{{json .Containers}}", "v6net"]));
+    expect(Object.values(members).map((m: any) => m.IPv6Address).sort()).toEqual(["fd00:71::2/64", "fd00:71::99/64"]);
+
+    // A live connect with --ip6.
+    await must(["run", "-d", "--name", "six-c", IMG, "sleep", "100000"]);
+    await must(["network", "connect", "--ip6", "fd00:71::77", "v6net", "six-c"]);
+    const c = JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks.v6net}}", "six-c"]));
+    expect([c.GlobalIPv6Address, c.IPAMConfig.IPv6Address]).toEqual(["fd00:71::77", "fd00:71::77"]);
+    expect(await must(["exec", "six-c", "ping", "-6", "-c", "1", "-W", "3", "fd00:71::2"])).toContain("1 packets received");
+    await must(["rm", "-f", "six-a", "six-b", "six-c"]);
+  }, 120_000);
+
+  test("IPv6 errors and pools as dockerd answers them", async () => {
+    const bad = async (args: string[], want: string) => {
+      const r = await d.docker(args);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(want);
+    };
+    await bad(["run", "--rm", "--network", "v6net", "--ip6", "fd00:72::5", IMG, "true"], "Invalid address fd00:72::5: It does not belong to any of this network's subnets");
+    await bad(["run", "--rm", "--ip6", "fd00:71::5", IMG, "true"], "user specified IP address is supported on user defined networks only");
+    await bad(["run", "--rm", "--network", "v6net", "--link-local-ip", "10.1.2.3", IMG, "true"], "Invalid link-local IP address: [10.1.2.3]");
+    expect((await create({ Name: "v6-overlap", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:71::/48" }] } })).body.message).toContain("Pool overlaps with other one on this address space");
+    expect(await create({ Name: "v6-two", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:73::/64" }, { Subnet: "fd00:74::/64" }] } })).toEqual({ status: 403, body: { message: "bridge driver doesn't support multiple subnets" } });
+    expect(await create({ Name: "v6-gw", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:75::/64", Gateway: "fd00:76::1" }] } })).toEqual({ status: 400, body: { message: "failed to allocate gateway (fd00:76::1): Requested address is out of range" } });
+    // No v6 subnet given: a unique local /64 is picked (Docker 27+; dockerd 20.10 had no default v6 pool).
+    expect((await create({ Name: "v6-auto", EnableIPv6: true })).status).toBe(201);
+    const auto = (await inspectNet("v6-auto")).IPAM.Config[1];
+    expect(auto.Subnet).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]+::\/64$/);
+    expect(await must(["run", "--rm", "--network", "v6-auto", IMG, "sh", "-c", "ip -6 addr show eth0 scope global"])).toContain(auto.Subnet.replace("::/64", "::2/64"));
+    // A v6 subnet without EnableIPv6 is kept, and hands out no v6 address.
+    expect((await create({ Name: "v6-off", IPAM: { Config: [{ Subnet: "fd00:77::/64" }] } })).status).toBe(201);
+    const off = await inspectNet("v6-off");
+    expect([off.EnableIPv6, off.IPAM.Config.map((p: any) => p.Subnet)]).toEqual([false, [expect.stringMatching(/\/24$/), "fd00:77::/64"]]);
+    expect(await must(["run", "--rm", "--network", "v6-off", IMG, "sh", "-c", "ip -6 addr show eth0 scope global | wc -l"])).toBe("0");
+    await must(["network", "rm", "v6net", "v6-auto", "v6-off"]);
+  }, 90_000);
+});

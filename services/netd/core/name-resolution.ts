@@ -24,7 +24,9 @@ export class NameResolution {
       const suffix = `.${net.name.toLowerCase()}`;
       const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
       const names = [a.containerName.toLowerCase(), ...e.aliases.map((x) => x.toLowerCase()), e.containerId.slice(0, 12)];
-      if ((names.includes(name) || names.includes(bare)) && !ips.includes(e.ip)) ips.push(e.ip);
+      if (!names.includes(name) && !names.includes(bare)) continue;
+      // IPv4 and (on an IPv6 network) IPv6 addresses: the server answers A or AAAA.
+      for (const ip of [e.ip, e.ip6]) if (ip && !ips.includes(ip)) ips.push(ip);
     }
     return ips.length ? ips : undefined;
   }

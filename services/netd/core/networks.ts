@@ -11,7 +11,8 @@ import { withHostLock } from "../platform/host-lock.ts";
 import { BRIDGE_NAME_OPT, MTU_OPT, validateBridgeOptions } from "./bridge-options.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
 import { firewallRules } from "./firewall-rules.ts";
-import { networkCidrs, pickSubnet, validatePools } from "./ipam.ts";
+import { networkCidrs, pickSubnet, pickSubnet6, splitPools, validatePools, validatePools6 } from "./ipam.ts";
+import { parseCidr6 } from "./ipv6.ts";
 import { parseCidr } from "./ipv4.ts";
 import type { IpamPool, NetworkRecord } from "./model.ts";
 import { isMachineLink, userBridgeName, type NetNames } from "./names.ts";
@@ -85,7 +86,8 @@ export class Networks {
 
   private async bringUp(net: NetworkRecord, existing?: HostLink): Promise<void> {
     const pool = net.pools[0];
-    await ensureBridge(net.bridge, `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, existing);
+    const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
+    await ensureBridge(net.bridge, `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, existing, v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined);
     if (!net.isDefault) await this.dns.listen(pool.gateway);
   }
 
@@ -124,14 +126,18 @@ export class Networks {
     }
     validateBridgeOptions(req.options);
     const existing = [...this.state.networks.values()];
-    const given = validatePools(req.pools, existing);
-    return given.length ? this.createWith(req, driver, given) : withHostLock(async () => {
+    const split = splitPools(req.pools);
+    const given = validatePools(split.v4, existing);
+    // A v6 pool is kept even without EnableIPv6 (as dockerd does); addresses need both.
+    const given6 = validatePools6(split.v6, existing);
+    const pools6 = given6.length ? given6 : req.enableIpv6 ? [pickSubnet6(existing)] : [];
+    return given.length ? this.createWith(req, driver, given, pools6) : withHostLock(async () => {
       const taken = [...this.takenCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
-      return this.createWith(req, driver, [pickSubnet(taken)]);
+      return this.createWith(req, driver, [pickSubnet(taken)], pools6);
     });
   }
 
-  private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[]): Promise<{ id: string; warning: string }> {
+  private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[], pools6: IpamPool[]): Promise<{ id: string; warning: string }> {
     const id = newId();
     const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);
     // The name ends up in `ip` and iptables command lines: a plain interface name only.
@@ -148,7 +154,7 @@ export class Networks {
     const net: NetworkRecord = {
       id, name: req.name, driver, created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000),
       internal: req.internal, attachable: req.attachable, enableIpv6: req.enableIpv6, ipamDriver: "default",
-      ipamOptions: req.ipamOptions, pools, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
+      ipamOptions: req.ipamOptions, pools, pools6, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
     };
     try {
       // Firewall (with the bridge's guards) before the bridge and its DNS listener exist.
@@ -163,8 +169,7 @@ export class Networks {
       await this.syncFirewall().catch(() => undefined);
       throw err;
     }
-    const warning = req.enableIpv6 ? "IPv6 is not supported by ArcBox networks yet; the network is IPv4-only" : "";
-    return { id, warning };
+    return { id, warning: "" };
   }
 
   async remove(ref: string): Promise<void> {

@@ -13,9 +13,9 @@ import { checkSwarmFields, createRequest, NetworkCreateSchema } from "../network
 const ConnectSchema = z.object({
   Container: z.string().min(1, "container is required"),
   EndpointConfig: z.object({
-    IPAMConfig: z.object({ IPv4Address: z.string().optional() }).loose().nullish(),
+    IPAMConfig: z.object({ IPv4Address: z.string().nullish(), IPv6Address: z.string().nullish(), LinkLocalIPs: z.array(z.string()).nullish() }).loose().nullish(),
     Aliases: z.array(z.string()).nullish(),
-    MacAddress: z.string().optional(),
+    MacAddress: z.string().nullish(),
   }).loose().nullish(),
 }).loose();
 
@@ -94,6 +94,8 @@ export function networksRoutes(deps: DockerApiDeps) {
         network: c.req.param("id"),
         aliases: b.EndpointConfig?.Aliases ?? [],
         ipv4Address: b.EndpointConfig?.IPAMConfig?.IPv4Address ?? "",
+        ipv6Address: b.EndpointConfig?.IPAMConfig?.IPv6Address ?? "",
+        linkLocalIps: b.EndpointConfig?.IPAMConfig?.LinkLocalIPs ?? [],
         macAddress: b.EndpointConfig?.MacAddress ?? "",
       },
     });
