@@ -215,3 +215,48 @@ describe("IPv6", () => {
     await must(["network", "rm", "v6net", "v6-auto", "v6-off"]);
   }, 90_000);
 });
+
+describe("legacy links", () => {
+  test("--link on the default bridge: env vars, /etc/hosts and HostConfig.Links as dockerd 20.10 writes them", async () => {
+    await must(["run", "-d", "--name", "web", "-e", "FOO=bar", "-e", "HELLO=world x", "--expose", "80", "--expose", "53/udp", "--hostname", "webhost", IMG, "sleep", "100000"]);
+    const ip = await must(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
+    const out = await must(["run", "--name", "cl", "--link", "web:db", "--link", "web", IMG, "sh", "-c", "env | grep -E '^(DB|WEB)_' | sort; cat /etc/hosts; ping -c 1 -W 2 db >/dev/null && echo reached"]);
+    const lines = out.split("\n");
+    const env = lines.filter((l) => /^(DB|WEB)_/.test(l));
+    const forAlias = (A: string) => [
+      `${A}_ENV_FOO=bar`, `${A}_ENV_HELLO=world x`, `${A}_NAME=/cl/${A.toLowerCase()}`, `${A}_PORT=udp://${ip}:53`,
+      `${A}_PORT_53_UDP=udp://${ip}:53`, `${A}_PORT_53_UDP_ADDR=${ip}`, `${A}_PORT_53_UDP_PORT=53`, `${A}_PORT_53_UDP_PROTO=udp`,
+      `${A}_PORT_80_TCP=tcp://${ip}:80`, `${A}_PORT_80_TCP_ADDR=${ip}`, `${A}_PORT_80_TCP_PORT=80`, `${A}_PORT_80_TCP_PROTO=tcp`,
+    ];
+    // (what dockerd 20.10 printed for the same run, with its address)
+    expect(env).toEqual([...forAlias("DB"), ...forAlias("WEB")]);
+    expect(lines).toContain(`${ip}\tdb webhost web`);
+    expect(lines).toContain(`${ip}\tweb webhost`);
+    expect(lines.indexOf(`${ip}\tdb webhost web`)).toBeLessThan(lines.length - 2);
+    expect(lines).toContain("reached");
+    expect(JSON.parse(await must(["inspect", "-f", "{{json .HostConfig.Links}}", "cl"]))).toEqual(["/web:/cl/db", "/web:/cl/web"]);
+
+    // dockerd's refusals.
+    const missing = await d.docker(["run", "--rm", "--link", "nosuch:x", IMG, "true"]);
+    expect(missing.stderr).toContain("could not get container for nosuch: No such container: nosuch");
+    await must(["network", "create", "linknet"]);
+    await must(["run", "-d", "--name", "elsewhere", "--network", "linknet", IMG, "sleep", "100000"]);
+    const other = await d.docker(["run", "--rm", "--link", "elsewhere:x", IMG, "true"]);
+    expect(other.stderr).toContain("Cannot link to /elsewhere, as it does not belong to the default network");
+    await must(["stop", "-t", "0", "web"]);
+    const stopped = await d.docker(["start", "cl"]);
+    expect(stopped.code).not.toBe(0);
+    expect(stopped.stderr).toContain("Cannot link to a non running container: /web AS /cl/db");
+    await must(["rm", "-f", "web", "cl"]);
+  }, 90_000);
+
+  test("--link on a user network is only a name: EndpointSettings.Links, no env, no check", async () => {
+    await must(["run", "-d", "--name", "ul", "--network", "linknet", "--link", "elsewhere:aa", IMG, "sleep", "100000"]);
+    expect(await must(["inspect", "-f", "{{json .HostConfig.Links}}", "ul"])).toBe("null");
+    expect(JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks.linknet.Links}}", "ul"]))).toEqual(["elsewhere:aa"]);
+    expect(await must(["exec", "ul", "sh", "-c", "env | grep -c '^AA_' || true"])).toBe("0");
+    expect((await d.docker(["run", "--rm", "--network", "linknet", "--link", "nosuch:x", IMG, "true"])).code).toBe(0);
+    await must(["rm", "-f", "ul", "elsewhere"]);
+    await must(["network", "rm", "linknet"]);
+  }, 60_000);
+});

@@ -22,6 +22,7 @@ import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machine
 import { call, callIdempotent, type Backends } from "./backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
+import { linkedView, resolveLinks } from "./legacy-links.ts";
 import { addVolumesFrom, normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
 import { resolveSharedModes } from "./host-options.ts";
 import { planUpdate } from "./resource-limits.ts";
@@ -155,6 +156,7 @@ export class ContainerManager {
         if (networkMode) norm.hostConfig.NetworkMode = networkMode;
         addVolumesFrom(norm.mounts, hc.VolumesFrom, (ref) => this.get(ref));
         resolveSharedModes(norm.hostConfig, (ref) => this.get(ref));
+        resolveLinks(norm.hostConfig, norm.endpointsConfig, name, (ref) => this.get(ref));
         ensureBindSources(norm.mounts);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         rec = {
@@ -343,7 +345,7 @@ export class ContainerManager {
       if (other.state.status !== "running" || !other.network) throw new ContainerError("conflict", `cannot join network of a non running container: ${other.id}`);
       return Promise.resolve({ ...other.network });
     }
-    return attachNetwork(this.backends, rec, mode, this.containerDir(rec.id));
+    return attachNetwork(this.backends, rec, mode, this.containerDir(rec.id), linkedView(rec, (ref) => this.get(ref)));
   }
 
   // ---- runtime events ----

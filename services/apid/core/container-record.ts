@@ -42,6 +42,8 @@ export interface NetworkInfo {
     ipv6Gateway?: string;
   }[];
   ports: { protocol: string; containerPort: number; hostIp: string; hostPort: number }[];
+  /** Legacy links' ALIAS_* variables, computed at start (default bridge only). */
+  linkEnv?: string[];
 }
 
 /** A resolved mount as shown by inspect's `Mounts`. */

@@ -40,13 +40,13 @@ function networksView(rec: ContainerRecord) {
   if (eps.length) {
     for (const e of eps) {
       networks[e.networkName] = {
-        ...blank(e.networkName), IPAMConfig: ipamConfigOf(rec, e), Aliases: e.aliases.length ? e.aliases : null, MacAddress: e.macAddress, NetworkID: e.networkId, EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.ipPrefixLen,
+        ...blank(e.networkName), IPAMConfig: ipamConfigOf(rec, e), Links: endpointCfg(rec, e)?.Links ?? null, Aliases: e.aliases.length ? e.aliases : null, MacAddress: e.macAddress, NetworkID: e.networkId, EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.ipPrefixLen,
         IPv6Gateway: e.ipv6Gateway ?? "", GlobalIPv6Address: e.globalIpv6Address ?? "", GlobalIPv6PrefixLen: e.globalIpv6PrefixLen ?? 0, DNSNames: [rec.name.slice(1), rec.id.slice(0, 12), ...e.aliases],
       };
     }
   } else if (!mode.startsWith("container:")) {
     const names = Object.keys(rec.endpointsConfig ?? {});
-    for (const n of names.length ? names : [mode]) networks[n] = { ...blank(n), IPAMConfig: ipamConfigOf(rec, { networkName: n, networkId: "" }) };
+    for (const n of names.length ? names : [mode]) networks[n] = { ...blank(n), IPAMConfig: ipamConfigOf(rec, { networkName: n, networkId: "" }), Links: endpointCfg(rec, { networkName: n, networkId: "" })?.Links ?? null };
   }
   for (const v of Object.values(networks)) delete (v as Record<string, unknown>)._name;
   return networks;
@@ -54,8 +54,12 @@ function networksView(rec: ContainerRecord) {
 
 /** The endpoint's IPAMConfig as the user gave it (create or connect), null when none. */
 function ipamConfigOf(rec: ContainerRecord, e: { networkName: string; networkId: string }) {
-  const cfg = rec.endpointsConfig?.[e.networkName] ?? rec.endpointsConfig?.[e.networkId];
-  return cfg?.IPAMConfig ?? null;
+  return endpointCfg(rec, e)?.IPAMConfig ?? null;
+}
+
+/** The endpoint settings given at create or connect for this network, if any. */
+function endpointCfg(rec: ContainerRecord, e: { networkName: string; networkId: string }) {
+  return rec.endpointsConfig?.[e.networkName] ?? rec.endpointsConfig?.[e.networkId];
 }
 
 export function inspectView(rec: ContainerRecord, execIds: string[], health?: Health) {

@@ -6,6 +6,7 @@ import type { ArcboxError } from "../../../lib/errors.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
+import type { LinkedView } from "./legacy-links.ts";
 import { networkInfoOf } from "./network-endpoints.ts";
 import { writeLocalNetworkFiles } from "./network-files.ts";
 import { hostnameOf } from "./runtime-spec.ts";
@@ -20,7 +21,7 @@ function hostPortRange(spec: string | undefined): { hostPort: number; hostPortEn
 }
 
 /** The container's network: local files for none/host, else netd.Attach. */
-export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string): Promise<NetworkInfo> {
+export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
@@ -46,7 +47,8 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
       networkMode: mode,
       endpoints,
       ports,
-      extraHosts: h.ExtraHosts ?? [],
+      // Links' lines come after the user's ExtraHosts, as in Docker's /etc/hosts.
+      extraHosts: [...(h.ExtraHosts ?? []), ...linked.hosts],
       dns: h.Dns ?? [],
       dnsSearch: h.DnsSearch ?? [],
       dnsOptions: h.DnsOptions ?? [],
@@ -55,7 +57,7 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   ).catch((err: ArcboxError) => {
     throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
   });
-  return networkInfoOf(res);
+  return { ...networkInfoOf(res), ...(linked.env.length ? { linkEnv: linked.env } : {}) };
 }
 
 /** fsd.Mount for each volume mount, in parallel; fills in names and host paths. */
