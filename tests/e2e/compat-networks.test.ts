@@ -255,6 +255,16 @@ describe("legacy links", () => {
     expect(await must(["inspect", "-f", "{{json .HostConfig.Links}}", "ul"])).toBe("null");
     expect(JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks.linknet.Links}}", "ul"]))).toEqual(["elsewhere:aa"]);
     expect(await must(["exec", "ul", "sh", "-c", "env | grep -c '^AA_' || true"])).toBe("0");
+    // The alias resolves for the linking container only (Docker's embedded DNS does the same).
+    const target = await must(["inspect", "-f", "{{.NetworkSettings.Networks.linknet.IPAddress}}", "elsewhere"]);
+    expect(await must(["exec", "ul", "nslookup", "aa", "127.0.0.11"])).toContain(`Address: ${target}`);
+    expect((await d.docker(["run", "--rm", "--network", "linknet", IMG, "nslookup", "aa", "127.0.0.11"])).stdout).not.toContain(`Address: ${target}`);
+    // network connect --link does the same on the connected network.
+    await must(["run", "-d", "--name", "late", IMG, "sleep", "100000"]);
+    await must(["network", "connect", "--link", "elsewhere:bb", "linknet", "late"]);
+    expect(JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks.linknet.Links}}", "late"]))).toEqual(["elsewhere:bb"]);
+    expect(await must(["exec", "late", "nslookup", "bb", "127.0.0.11"])).toContain(`Address: ${target}`);
+    await must(["rm", "-f", "late"]);
     expect((await d.docker(["run", "--rm", "--network", "linknet", "--link", "nosuch:x", IMG, "true"])).code).toBe(0);
     await must(["rm", "-f", "ul", "elsewhere"]);
     await must(["network", "rm", "linknet"]);

@@ -4,7 +4,9 @@
  *     child must be running, and the parent gets the child's ports, name and env as
  *     ALIAS_* variables and an /etc/hosts line "ip alias hostname name";
  *   - on a user network a link is only a name: it goes to the endpoint's Links
- *     (EndpointSettings.Links, "child:alias") and nothing is checked or added.
+ *     (EndpointSettings.Links, "child:alias"), nothing is checked, no variables or
+ *     hosts lines are added, and netd's embedded DNS answers the alias for this
+ *     container only.
  */
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";

@@ -27,8 +27,8 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");
   const colons = (mac: string) => mac.replaceAll("-", ":").toLowerCase();
-  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "", linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [], macAddress: colons(cfg?.MacAddress || configMac(network)) }));
-  if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "", ipv6Address: "", linkLocalIps: [], macAddress: colons(configMac(mode)) });
+  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "", linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [], links: cfg?.Links ?? [], macAddress: colons(cfg?.MacAddress || configMac(network)) }));
+  if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "", ipv6Address: "", linkLocalIps: [], links: [], macAddress: colons(configMac(mode)) });
   const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
     const [port, proto = "tcp"] = key.split("/");
     return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", ...hostPortRange(b.HostPort) }));

@@ -176,6 +176,7 @@ export class Attacher {
       mac: r.macAddress || macForIp(ip), aliases: r.aliases, veth: vethName(this.names), ifname,
       ...(v6 ? { ip6: v6.ip, prefixLen6: v6.prefixLen, gateway6: v6.gateway } : {}),
       ...(linkLocalIps.length ? { linkLocalIps } : {}),
+      ...(r.links?.length && !net.isDefault ? { links: r.links } : {}),
     };
   }
 

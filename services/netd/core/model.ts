@@ -49,6 +49,8 @@ export interface EndpointRecord {
   gateway6?: string;
   /** Extra link-local addresses (EndpointSettings.IPAMConfig.LinkLocalIPs). */
   linkLocalIps?: string[];
+  /** Legacy links on a user network ("container:alias"), resolved by the embedded DNS for this endpoint only. */
+  links?: string[];
   /** Host end of the veth pair. */
   veth: string;
   /** Interface name inside the container (eth0, eth1...). */
@@ -69,6 +71,7 @@ export interface PendingEndpoint {
   macAddress: string;
   ipv6Address?: string;
   linkLocalIps?: string[];
+  links?: string[];
 }
 
 export interface AttachmentRecord {

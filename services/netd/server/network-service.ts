@@ -39,7 +39,7 @@ export function networkRoutes(d: NetDaemon) {
           hostname: req.hostname,
           domainname: req.domainname,
           networkMode: req.networkMode,
-          endpoints: req.endpoints.map((e) => ({ network: e.network, aliases: e.aliases, ipv4Address: e.ipv4Address, macAddress: e.macAddress, ipv6Address: e.ipv6Address, linkLocalIps: e.linkLocalIps })),
+          endpoints: req.endpoints.map((e) => ({ network: e.network, aliases: e.aliases, ipv4Address: e.ipv4Address, macAddress: e.macAddress, ipv6Address: e.ipv6Address, linkLocalIps: e.linkLocalIps, links: e.links })),
           ports: req.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd })),
           extraHosts: req.extraHosts,
           dns: req.dns,
@@ -54,7 +54,7 @@ export function networkRoutes(d: NetDaemon) {
       },
       connect: async (req) => {
         const e = req.endpoint;
-        const ep = await d.connect(req.containerId, req.containerName, { network: e?.network ?? "", aliases: e?.aliases ?? [], ipv4Address: e?.ipv4Address ?? "", macAddress: e?.macAddress ?? "", ipv6Address: e?.ipv6Address ?? "", linkLocalIps: e?.linkLocalIps ?? [] });
+        const ep = await d.connect(req.containerId, req.containerName, { network: e?.network ?? "", aliases: e?.aliases ?? [], ipv4Address: e?.ipv4Address ?? "", macAddress: e?.macAddress ?? "", ipv6Address: e?.ipv6Address ?? "", linkLocalIps: e?.linkLocalIps ?? [], links: e?.links ?? [] });
         return ep ? { endpoint: endpointMsg(d, ep) } : {};
       },
       disconnect: async (req) => {

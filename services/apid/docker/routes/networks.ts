@@ -15,6 +15,7 @@ const ConnectSchema = z.object({
   EndpointConfig: z.object({
     IPAMConfig: z.object({ IPv4Address: z.string().nullish(), IPv6Address: z.string().nullish(), LinkLocalIPs: z.array(z.string()).nullish() }).loose().nullish(),
     Aliases: z.array(z.string()).nullish(),
+    Links: z.array(z.string()).nullish(),
     MacAddress: z.string().nullish(),
   }).loose().nullish(),
 }).loose();
@@ -96,6 +97,7 @@ export function networksRoutes(deps: DockerApiDeps) {
         ipv4Address: b.EndpointConfig?.IPAMConfig?.IPv4Address ?? "",
         ipv6Address: b.EndpointConfig?.IPAMConfig?.IPv6Address ?? "",
         linkLocalIps: b.EndpointConfig?.IPAMConfig?.LinkLocalIPs ?? [],
+        links: b.EndpointConfig?.Links ?? [],
         macAddress: b.EndpointConfig?.MacAddress ?? "",
       },
     });
