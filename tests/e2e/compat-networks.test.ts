@@ -67,6 +67,21 @@ describe("network create", () => {
     await must(["network", "rm", "nulls", "pool-nulls"]);
   });
 
+  test("docker-py: IPAMPool's nulls, an IPv6 pool and labels", async () => {
+    const py = await run(["python3", "-c", `
+import docker
+from docker.types import IPAMConfig, IPAMPool
+c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
+ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="10.73.0.0/24"), IPAMPool(subnet="fd00:78::/64", gateway="fd00:78::1")])
+n = c.networks.create("py net", driver="bridge", ipam=ipam, enable_ipv6=True, check_duplicate=True, labels={"k": "v"})
+n.reload()
+print(n.name, n.attrs["EnableIPv6"], [p["Subnet"] for p in n.attrs["IPAM"]["Config"]], n.attrs["Labels"])
+n.remove()
+`]);
+    expect(py.stderr).toBe("");
+    expect(py.stdout.trim()).toBe("py net True ['10.73.0.0/24', 'fd00:78::/64'] {'k': 'v'}");
+  });
+
   test("Scope, Ingress and Attachable as a dockerd outside a swarm answers them", async () => {
     const att = await create({ Name: "att", Attachable: true, Scope: "local" });
     expect(att.status).toBe(201);
