@@ -214,6 +214,12 @@ describe("IPv6", () => {
     await bad(["run", "--rm", "--network", "v6net", "--ip6", "fd00:72::5", IMG, "true"], "Invalid address fd00:72::5: It does not belong to any of this network's subnets");
     await bad(["run", "--rm", "--ip6", "fd00:71::5", IMG, "true"], "user specified IP address is supported on user defined networks only");
     await bad(["run", "--rm", "--network", "v6net", "--link-local-ip", "10.1.2.3", IMG, "true"], "Invalid link-local IP address: [10.1.2.3]");
+    // An address that does not parse is refused at create, as dockerd does: no container is left.
+    const before = await must(["ps", "-aq"]);
+    await bad(["create", "--network", "v6net", "--ip6", "zzz", IMG, "true"], "invalid IPv6 address: zzz");
+    const raw = await d.api("/containers/create", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ Image: IMG, Cmd: ["true"], HostConfig: { NetworkMode: "v6net" }, NetworkingConfig: { EndpointsConfig: { v6net: { IPAMConfig: { IPv4Address: "10.0.0.300" } } } } }) });
+    expect([raw.status, ((await raw.json()) as { message: string }).message]).toEqual([400, "invalid IPv4 address: 10.0.0.300"]);
+    expect(await must(["ps", "-aq"])).toBe(before);
     expect((await create({ Name: "v6-overlap", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:71::/48" }] } })).body.message).toContain("Pool overlaps with other one on this address space");
     expect(await create({ Name: "v6-two", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:73::/64" }, { Subnet: "fd00:74::/64" }] } })).toEqual({ status: 403, body: { message: "bridge driver doesn't support multiple subnets" } });
     expect(await create({ Name: "v6-gw", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:75::/64", Gateway: "fd00:76::1" }] } })).toEqual({ status: 400, body: { message: "failed to allocate gateway (fd00:76::1): Requested address is out of range" } });

@@ -23,6 +23,7 @@ import { call, callIdempotent, type Backends } from "./backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
 import { linkedView, resolveLinks } from "./legacy-links.ts";
+import { checkEndpointAddresses } from "./network-endpoints.ts";
 import { addVolumesFrom, normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
 import { resolveSharedModes } from "./host-options.ts";
 import { planUpdate } from "./resource-limits.ts";
@@ -157,6 +158,7 @@ export class ContainerManager {
         addVolumesFrom(norm.mounts, hc.VolumesFrom, (ref) => this.get(ref));
         resolveSharedModes(norm.hostConfig, (ref) => this.get(ref));
         resolveLinks(norm.hostConfig, norm.endpointsConfig, name, (ref) => this.get(ref));
+        checkEndpointAddresses(norm.endpointsConfig);
         ensureBindSources(norm.mounts);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         rec = {

@@ -4,7 +4,9 @@
  * connect/disconnect keep up to date, so the container comes back on the same networks
  * when it starts again (Docker keeps them in the container's config too).
  */
+import { isIPv4, isIPv6 } from "node:net";
 import type { AttachResponse } from "../../../proto/gen/arcbox/networks/v1/networks_pb.ts";
+import { ContainerError } from "./container-error.ts";
 import type { NetworkInfo } from "./container-record.ts";
 
 export function networkInfoOf(res: AttachResponse): NetworkInfo {
@@ -42,4 +44,19 @@ export function withoutEndpoint(current: EndpointsConfig, networkMode: string, n
   const out: EndpointsConfig = Object.keys(current).length ? { ...current } : { [mode]: {} };
   for (const key of Object.keys(out)) if (isNetwork(key, net)) delete out[key];
   return out;
+}
+
+/**
+ * dockerd's create-time check of EndpointsConfig addresses (verifyNetworkingConfig):
+ * a static address that does not parse, or is of the wrong family, is a 400 at create.
+ * Whether it fits the network is known only when the container starts.
+ */
+export function checkEndpointAddresses(endpointsConfig: Record<string, unknown>): void {
+  for (const cfg of Object.values(endpointsConfig)) {
+    const ipam = (cfg as { IPAMConfig?: { IPv4Address?: string | null; IPv6Address?: string | null } } | null)?.IPAMConfig;
+    const v4 = ipam?.IPv4Address;
+    if (v4 && !isIPv4(v4)) throw new ContainerError("invalid_argument", `invalid IPv4 address: ${v4}`);
+    const v6 = ipam?.IPv6Address;
+    if (v6 && (isIPv4(v6) || !isIPv6(v6))) throw new ContainerError("invalid_argument", `invalid IPv6 address: ${v6}`);
+  }
 }
