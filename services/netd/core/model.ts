@@ -5,6 +5,8 @@ export interface IpamPool {
   gateway: string;
   ipRange?: string;
   auxAddresses?: Record<string, string>;
+  /** A user subnet without a gateway: netd chose it (Docker's inspect does not show it). */
+  implicitGateway?: boolean;
 }
 
 export interface NetworkRecord {

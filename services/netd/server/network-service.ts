@@ -79,7 +79,7 @@ function networkMsg(d: NetDaemon, n: NetworkRecord): MessageInitShape<typeof Net
     attachable: n.attachable,
     enableIpv6: n.enableIpv6,
     ipamDriver: n.ipamDriver,
-    ipam: [...n.pools, ...(n.pools6 ?? [])].map((p) => ({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange ?? "", auxAddresses: p.auxAddresses ?? {} })),
+    ipam: [...n.pools, ...(n.pools6 ?? [])].map((p) => ({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange ?? "", auxAddresses: p.auxAddresses ?? {}, implicitGateway: p.implicitGateway ?? false })),
     options: n.options,
     labels: n.labels,
     ipamOptions: n.ipamOptions,
