@@ -49,7 +49,17 @@ describe("network create", () => {
       expect((await inspectNet(name)).Name).toBe(name);
     }
     expect(await must(["network", "ls", "--filter", "name=test 01", "--format", "{{.Name}}"])).toBe("test 01");
-    await must(["network", "rm", "--", "test 01", "-dash", ".dot", "x:y", "héllo"]);
+    // Containers use such networks by name; the embedded DNS serves them.
+    expect(await must(["run", "--rm", "--network", "test 01", "--name", "spaced", IMG, "nslookup", "spaced", "127.0.0.11"])).toMatch(/Name:\tspaced\nAddress: \d+\.\d+\.\d+\.\d+/);
+    // A "/" in a name: the CLI sends it unescaped (GET /networks/a/b), as dockerd's routes take it.
+    await must(["network", "create", "a/b"]);
+    expect(await must(["network", "inspect", "-f", "{{.Name}}", "a/b"])).toBe("a/b");
+    await must(["run", "-d", "--name", "slashed", IMG, "sleep", "100000"]);
+    await must(["network", "connect", "a/b", "slashed"]);
+    expect(Object.keys(JSON.parse(await must(["inspect", "-f", "{{json .NetworkSettings.Networks}}", "slashed"]))).sort()).toEqual(["a/b", "bridge"]);
+    await must(["network", "disconnect", "a/b", "slashed"]);
+    await must(["rm", "-f", "slashed"]);
+    await must(["network", "rm", "--", "test 01", "-dash", ".dot", "x:y", "héllo", "a/b"]);
     expect((await create({ Name: "" })).status).toBe(400);
 
     // compose and docker-py send nulls for what they leave out.

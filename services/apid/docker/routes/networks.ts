@@ -51,7 +51,9 @@ export function networksRoutes(deps: DockerApiDeps) {
     return c.json(out);
   });
 
-  app.get("/networks/:id", async (c) => {
+  // Network names may hold "/" ("a/b"), which clients send unescaped: dockerd's routes
+  // take the rest of the path ({id:.*}), so do these.
+  app.get("/networks/:id{.+}", async (c) => {
     const { network } = await netd().inspect({ network: c.req.param("id") });
     return c.json(networkJson(network!, true));
   });
@@ -63,7 +65,7 @@ export function networksRoutes(deps: DockerApiDeps) {
     return c.json({ Id: res.id, Warning: res.warning }, 201);
   });
 
-  app.delete("/networks/:id", async (c) => {
+  app.delete("/networks/:id{.+}", async (c) => {
     await netd().remove({ network: c.req.param("id") });
     return c.body(null, 204);
   });
@@ -84,7 +86,7 @@ export function networksRoutes(deps: DockerApiDeps) {
     deps.containers.saveNetworkChange(rec, endpointsConfig(rec), live ? networkInfoOf(live) : undefined);
   };
 
-  app.post("/networks/:id/connect", async (c) => {
+  app.post("/networks/:id{.+}/connect", async (c) => {
     const b = await body(c.req.raw, ConnectSchema);
     const ctr = containerId(b.Container);
     const { network } = await netd().inspect({ network: c.req.param("id") });
@@ -105,7 +107,7 @@ export function networksRoutes(deps: DockerApiDeps) {
     return c.body(null, 200);
   });
 
-  app.post("/networks/:id/disconnect", async (c) => {
+  app.post("/networks/:id{.+}/disconnect", async (c) => {
     const b = await body(c.req.raw, DisconnectSchema);
     const rec = deps.containers.get(b.Container);
     const { network } = await netd().inspect({ network: c.req.param("id") });
