@@ -280,7 +280,19 @@ describe("legacy links", () => {
     const stopped = await d.docker(["start", "cl"]);
     expect(stopped.code).not.toBe(0);
     expect(stopped.stderr).toContain("Cannot link to a non running container: /web AS /cl/db");
-    await must(["rm", "-f", "web", "cl"]);
+    // A removed child: the same answer (dockerd keeps the link).
+    await must(["rm", "-f", "web"]);
+    expect((await d.docker(["start", "cl"])).stderr).toContain("Cannot link to a non running container: /web AS /cl/db");
+    expect(JSON.parse(await must(["inspect", "-f", "{{json .HostConfig.Links}}", "cl"]))).toEqual(["/web:/cl/db", "/web:/cl/web"]);
+    // docker rm --link drops one link of the parent, as dockerd does; the parent stays.
+    await must(["rm", "--link", "/cl/db"]);
+    expect(JSON.parse(await must(["inspect", "-f", "{{json .HostConfig.Links}}", "cl"]))).toEqual(["/web:/cl/web"]);
+    expect((await d.docker(["rm", "--link", "cl"])).stderr).toContain("Conflict, cannot remove the default link name of the container");
+    expect((await d.docker(["rm", "--link", "/nosuch/db"])).stderr).toContain("No such container: nosuch/db");
+    await must(["rm", "--link", "/cl/web"]);
+    expect(await must(["inspect", "-f", "{{json .HostConfig.Links}}", "cl"])).toBe("null");
+    await must(["start", "cl"]);
+    await must(["rm", "-f", "cl"]);
   }, 90_000);
 
   test("--link on a user network is only a name: EndpointSettings.Links, no env, no check", async () => {

@@ -662,6 +662,12 @@ export class ContainerManager {
     this.save(rec);
   }
 
+  /** docker rm --link: the parent's HostConfig.Links without the link (used at its next start). */
+  saveLinks(rec: ContainerRecord, links: string[] | null): void {
+    rec.hostConfig.Links = links;
+    this.save(rec);
+  }
+
   // ---- attach plumbing ----
 
   /** Runs `join` with the container's stdio socket now (running) or when it starts. */

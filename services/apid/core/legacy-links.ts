@@ -74,14 +74,15 @@ export function linkedView(rec: ContainerRecord, lookup: Lookup): LinkedView {
   for (const link of (rec.hostConfig.Links ?? []) as string[]) {
     const [childName = "", linkName = ""] = link.split(":");
     const alias = linkName.slice(linkName.lastIndexOf("/") + 1);
-    let child: ContainerRecord;
+    let child: ContainerRecord | undefined;
     try {
       child = lookup(childName);
-    } catch (err) {
-      throw new ContainerError("not_found", `could not get container for ${childName.replace(/^\//, "")}: ${(err as Error).message}`);
+    } catch {
+      // A child removed since: dockerd answers as for a stopped one.
     }
-    const ip = child.state.status === "running" || child.state.status === "paused" ? child.network?.endpoints.find((e) => e.networkName === "bridge")?.ipAddress : undefined;
-    if (!ip) throw new ContainerError("conflict", `Cannot link to a non running container: ${child.name} AS ${linkName}`);
+    const alive = child && (child.state.status === "running" || child.state.status === "paused");
+    const ip = alive ? child?.network?.endpoints.find((e) => e.networkName === "bridge")?.ipAddress : undefined;
+    if (!child || !ip) throw new ContainerError("conflict", `Cannot link to a non running container: ${childName} AS ${linkName}`);
     out.env.push(...linkEnv(alias, linkName, ip, Object.keys(child.config.ExposedPorts ?? {}), (child.config.Env ?? []) as string[]));
     const names = [alias, String(child.config.Hostname || child.id.slice(0, 12))];
     if (alias !== child.name.slice(1)) names.push(child.name.slice(1));
@@ -126,4 +127,28 @@ export function linkEnv(alias: string, linkName: string, ip: string, exposed: st
     env.push(`${prefix}_ENV_${k}=${v.slice(eq + 1)}`);
   }
   return env;
+}
+
+/**
+ * `DELETE /containers/{/parent/alias}?link=1` (docker rm --link): the parent and its
+ * HostConfig.Links without that link, with dockerd's answers for a name that is no link.
+ */
+export function linkRemoval(ref: string, lookup: Lookup): { parent: ContainerRecord; links: string[] | null } {
+  const name = ref.startsWith("/") ? ref : `/${ref}`;
+  const cut = name.lastIndexOf("/");
+  const missing = () => new ContainerError("not_found", `No such container: ${name.slice(1)}`);
+  if (cut === 0) {
+    lookup(name.slice(1));
+    throw new ContainerError("conflict", "Conflict, cannot remove the default link name of the container");
+  }
+  let parent: ContainerRecord;
+  try {
+    parent = lookup(name.slice(1, cut));
+  } catch {
+    throw missing();
+  }
+  const links = ((parent.hostConfig.Links ?? []) as string[]);
+  const kept = links.filter((l) => l.slice(l.indexOf(":") + 1) !== name);
+  if (kept.length === links.length) throw missing();
+  return { parent, links: kept.length ? kept : null };
 }
