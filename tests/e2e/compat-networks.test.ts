@@ -249,6 +249,32 @@ describe("IPv6", () => {
   }, 90_000);
 });
 
+describe("docker-py", () => {
+  test("links, an IPv6 connect with aliases, and NetworkSettings right after", async () => {
+    const py = await run(["python3", "-c", `
+import docker
+c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
+web = c.containers.run(${JSON.stringify(IMG)}, ["sleep", "100000"], name="pyweb", detach=True, environment={"ROLE": "db"}, ports={"5432/tcp": None})
+app = c.containers.run(${JSON.stringify(IMG)}, ["sleep", "100000"], name="pyapp", detach=True, links={"pyweb": "db"})
+app.reload()
+print(app.attrs["HostConfig"]["Links"])
+print(app.exec_run(["sh", "-c", "echo $DB_ENV_ROLE $DB_PORT_5432_TCP_PORT; grep -c pyweb /etc/hosts"]).output.decode().split())
+net = c.networks.create("pynet6", enable_ipv6=True, ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="fd00:79::/64")]))
+net.connect(app, aliases=["api"], ipv6_address="fd00:79::42")
+app.reload()
+ep = app.attrs["NetworkSettings"]["Networks"]["pynet6"]
+print(ep["GlobalIPv6Address"], ep["Aliases"], ep["IPAMConfig"]["IPv6Address"])
+net.disconnect(app)
+app.reload()
+print(sorted(app.attrs["NetworkSettings"]["Networks"]))
+for x in (app, web): x.remove(force=True)
+net.remove()
+`], { timeoutMs: 90_000 });
+    expect(py.stderr).toBe("");
+    expect(py.stdout.trim().split("\n")).toEqual(["['/pyweb:/pyapp/db']", "['db', '5432', '1']", "fd00:79::42 ['api'] fd00:79::42", "['bridge']"]);
+  }, 120_000);
+});
+
 describe("legacy links", () => {
   test("--link on the default bridge: env vars, /etc/hosts and HostConfig.Links as dockerd 20.10 writes them", async () => {
     await must(["run", "-d", "--name", "web", "-e", "FOO=bar", "-e", "HELLO=world x", "--expose", "80", "--expose", "53/udp", "--hostname", "webhost", IMG, "sleep", "100000"]);
