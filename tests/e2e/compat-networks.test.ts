@@ -240,6 +240,10 @@ describe("IPv6", () => {
     const auto = (await inspectNet("v6-auto")).IPAM.Config[1];
     expect(auto.Subnet).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]+::\/64$/);
     expect(await must(["run", "--rm", "--network", "v6-auto", IMG, "sh", "-c", "ip -6 addr show eth0 scope global"])).toContain(auto.Subnet.replace("::/64", "::2/64"));
+    // IPv6-only (API 1.47+'s EnableIPv4: false) cannot be built: refused, not silently dual-stack.
+    const v6only = await create({ Name: "v6-only", EnableIPv4: false, EnableIPv6: true });
+    expect(v6only.status).toBe(400);
+    expect(v6only.body.message).toContain("IPv6-only networks (EnableIPv4: false) are not supported");
     // A v6 subnet without EnableIPv6 is kept, and hands out no v6 address.
     expect((await create({ Name: "v6-off", IPAM: { Config: [{ Subnet: "fd00:77::/64" }] } })).status).toBe(201);
     const off = await inspectNet("v6-off");

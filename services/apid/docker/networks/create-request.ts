@@ -25,6 +25,7 @@ export const NetworkCreateSchema = z.object({
   Attachable: z.boolean().nullish(),
   Ingress: z.boolean().nullish(),
   ConfigOnly: z.boolean().nullish(),
+  EnableIPv4: z.boolean().nullish(),
   EnableIPv6: z.boolean().nullish(),
   IPAM: z.object({ Driver: z.string().nullish(), Config: z.array(IpamPoolSchema).nullish(), Options: strMap }).loose().nullish(),
   Options: strMap,
@@ -44,6 +45,11 @@ export function checkSwarmFields(b: NetworkCreateBody): void {
   if (scope === "" || scope === "local") return;
   if (scope === "swarm") throw new ArcboxError("permission_denied", "cannot create a swarm scoped network when swarm is not active");
   throw new ArcboxError("unavailable", NOT_A_MANAGER);
+}
+
+/** API 1.47+'s EnableIPv4: false asks for an IPv6-only network, which netd cannot build. */
+export function checkAddressFamilies(b: NetworkCreateBody): void {
+  if (b.EnableIPv4 === false) throw new ArcboxError("invalid_argument", "IPv6-only networks (EnableIPv4: false) are not supported by ArcBox: every network has an IPv4 subnet");
 }
 
 /** netd's CreateRequest from the body (nulls read as "not given"). */

@@ -8,7 +8,7 @@ import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { networkJson } from "../networks/network-json.ts";
 import { jsonBody as body } from "../networks/json-body.ts";
 import { networkInfoOf, withEndpoint, withoutEndpoint } from "../../core/network-endpoints.ts";
-import { checkSwarmFields, createRequest, NetworkCreateSchema } from "../networks/create-request.ts";
+import { checkAddressFamilies, checkSwarmFields, createRequest, NetworkCreateSchema } from "../networks/create-request.ts";
 
 const ConnectSchema = z.object({
   Container: z.string().min(1, "container is required"),
@@ -61,6 +61,7 @@ export function networksRoutes(deps: DockerApiDeps) {
   app.post("/networks/create", async (c) => {
     const b = await body(c.req.raw, NetworkCreateSchema);
     checkSwarmFields(b);
+    checkAddressFamilies(b);
     const res = await netd().create(createRequest(b));
     return c.json({ Id: res.id, Warning: res.warning }, 201);
   });
