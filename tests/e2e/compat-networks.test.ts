@@ -249,6 +249,11 @@ describe("IPv6", () => {
     const off = await inspectNet("v6-off");
     expect([off.EnableIPv6, off.IPAM.Config.map((p: any) => p.Subnet)]).toEqual([false, [expect.stringMatching(/\/24$/), "fd00:77::/64"]]);
     expect(await must(["run", "--rm", "--network", "v6-off", IMG, "sh", "-c", "ip -6 addr show eth0 scope global | wc -l"])).toBe("0");
+    // A daemon restart with no container running takes the bridges down; they come back with their v6 gateway.
+    await d.stop();
+    await d.start();
+    const gw6 = auto.Subnet.replace("::/64", "::1");
+    expect(await must(["run", "--rm", "--network", "v6-auto", IMG, "ping", "-6", "-c", "1", "-W", "3", gw6])).toContain("1 packets received");
     await must(["network", "rm", "v6net", "v6-auto", "v6-off"]);
   }, 90_000);
 });
