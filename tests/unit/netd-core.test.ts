@@ -24,7 +24,7 @@ test("validatePools: overlap, gateway outside the subnet, ranges", () => {
   expect(() => validatePools([{ subnet: "10.6.0.0/24", gateway: "10.7.0.1" }], [])).toThrow(/no matching subnet for gateway/);
   expect(() => validatePools([{ subnet: "10.6.0.0/24", gateway: "", ipRange: "10.6.1.0/25" }], [])).toThrow(/no matching subnet for range/);
   expect(() => validatePools([{ subnet: "banana", gateway: "" }], [])).toThrow(/invalid CIDR/);
-  expect(validatePools([{ subnet: "10.6.0.7/24", gateway: "" }], [])).toEqual([{ subnet: "10.6.0.0/24", gateway: "10.6.0.1" }]);
+  expect(validatePools([{ subnet: "10.6.0.7/24", gateway: "" }], [])).toEqual([{ subnet: "10.6.0.0/24", gateway: "10.6.0.1", implicitGateway: true }]);
 });
 
 test("allocateIp: lowest free address, range, static, conflicts", () => {

@@ -22,6 +22,8 @@ import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machine
 import { call, callIdempotent, type Backends } from "./backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
+import { linkedView, resolveLinks } from "./legacy-links.ts";
+import { checkEndpointAddresses } from "./network-endpoints.ts";
 import { addVolumesFrom, normalizeCreate, parseCreateBody, type ImageConfig } from "./create-config.ts";
 import { resolveSharedModes } from "./host-options.ts";
 import { planUpdate } from "./resource-limits.ts";
@@ -155,6 +157,8 @@ export class ContainerManager {
         if (networkMode) norm.hostConfig.NetworkMode = networkMode;
         addVolumesFrom(norm.mounts, hc.VolumesFrom, (ref) => this.get(ref));
         resolveSharedModes(norm.hostConfig, (ref) => this.get(ref));
+        resolveLinks(norm.hostConfig, norm.endpointsConfig, name, (ref) => this.get(ref));
+        checkEndpointAddresses(norm.endpointsConfig);
         ensureBindSources(norm.mounts);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         rec = {
@@ -343,7 +347,7 @@ export class ContainerManager {
       if (other.state.status !== "running" || !other.network) throw new ContainerError("conflict", `cannot join network of a non running container: ${other.id}`);
       return Promise.resolve({ ...other.network });
     }
-    return attachNetwork(this.backends, rec, mode, this.containerDir(rec.id));
+    return attachNetwork(this.backends, rec, mode, this.containerDir(rec.id), linkedView(rec, (ref) => this.get(ref)));
   }
 
   // ---- runtime events ----
@@ -649,6 +653,19 @@ export class ContainerManager {
     this.save(rec);
     this.emit(rec, "update");
     return [];
+  }
+
+  /** Network connect/disconnect: the new EndpointsConfig and, while running, netd's endpoints (inspect). */
+  saveNetworkChange(rec: ContainerRecord, endpointsConfig: Record<string, any>, live: NetworkInfo | undefined): void {
+    rec.endpointsConfig = endpointsConfig;
+    if (live && (rec.state.status === "running" || rec.state.status === "paused")) rec.network = live;
+    this.save(rec);
+  }
+
+  /** docker rm --link: the parent's HostConfig.Links without the link (used at its next start). */
+  saveLinks(rec: ContainerRecord, links: string[] | null): void {
+    rec.hostConfig.Links = links;
+    this.save(rec);
   }
 
   // ---- attach plumbing ----

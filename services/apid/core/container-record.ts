@@ -36,8 +36,14 @@ export interface NetworkInfo {
     gateway: string;
     macAddress: string;
     aliases: string[];
+    /** On an IPv6 network; absent in records from before IPv6. */
+    globalIpv6Address?: string;
+    globalIpv6PrefixLen?: number;
+    ipv6Gateway?: string;
   }[];
   ports: { protocol: string; containerPort: number; hostIp: string; hostPort: number }[];
+  /** Legacy links' ALIAS_* variables, computed at start (default bridge only). */
+  linkEnv?: string[];
 }
 
 /** A resolved mount as shown by inspect's `Mounts`. */

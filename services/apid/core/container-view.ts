@@ -39,14 +39,27 @@ function networksView(rec: ContainerRecord) {
   const blank = (name: string) => ({ IPAMConfig: null, Links: null, Aliases: null, MacAddress: "", DriverOpts: null, GwPriority: 0, NetworkID: "", EndpointID: "", Gateway: "", IPAddress: "", IPPrefixLen: 0, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, DNSNames: null, _name: name });
   if (eps.length) {
     for (const e of eps) {
-      networks[e.networkName] = { ...blank(e.networkName), Aliases: e.aliases.length ? e.aliases : null, MacAddress: e.macAddress, NetworkID: e.networkId, EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.ipPrefixLen, DNSNames: [rec.name.slice(1), rec.id.slice(0, 12), ...e.aliases] };
+      networks[e.networkName] = {
+        ...blank(e.networkName), IPAMConfig: ipamConfigOf(rec, e), Links: endpointCfg(rec, e)?.Links ?? null, Aliases: e.aliases.length ? e.aliases : null, MacAddress: e.macAddress, NetworkID: e.networkId, EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.ipPrefixLen,
+        IPv6Gateway: e.ipv6Gateway ?? "", GlobalIPv6Address: e.globalIpv6Address ?? "", GlobalIPv6PrefixLen: e.globalIpv6PrefixLen ?? 0, DNSNames: [rec.name.slice(1), rec.id.slice(0, 12), ...e.aliases],
+      };
     }
   } else if (!mode.startsWith("container:")) {
     const names = Object.keys(rec.endpointsConfig ?? {});
-    for (const n of names.length ? names : [mode]) networks[n] = blank(n);
+    for (const n of names.length ? names : [mode]) networks[n] = { ...blank(n), IPAMConfig: ipamConfigOf(rec, { networkName: n, networkId: "" }), Links: endpointCfg(rec, { networkName: n, networkId: "" })?.Links ?? null };
   }
   for (const v of Object.values(networks)) delete (v as Record<string, unknown>)._name;
   return networks;
+}
+
+/** The endpoint's IPAMConfig as the user gave it (create or connect), null when none. */
+function ipamConfigOf(rec: ContainerRecord, e: { networkName: string; networkId: string }) {
+  return endpointCfg(rec, e)?.IPAMConfig ?? null;
+}
+
+/** The endpoint settings given at create or connect for this network, if any. */
+function endpointCfg(rec: ContainerRecord, e: { networkName: string; networkId: string }) {
+  return rec.endpointsConfig?.[e.networkName] ?? rec.endpointsConfig?.[e.networkId];
 }
 
 export function inspectView(rec: ContainerRecord, execIds: string[], health?: Health) {
@@ -89,11 +102,11 @@ export function inspectView(rec: ContainerRecord, execIds: string[], health?: He
       SecondaryIPv6Addresses: null,
       EndpointID: primary?.endpointId ?? "",
       Gateway: primary?.gateway ?? "",
-      GlobalIPv6Address: "",
-      GlobalIPv6PrefixLen: 0,
+      GlobalIPv6Address: primary?.globalIpv6Address ?? "",
+      GlobalIPv6PrefixLen: primary?.globalIpv6PrefixLen ?? 0,
       IPAddress: primary?.ipAddress ?? "",
       IPPrefixLen: primary?.ipPrefixLen ?? 0,
-      IPv6Gateway: "",
+      IPv6Gateway: primary?.ipv6Gateway ?? "",
       MacAddress: primary?.macAddress ?? "",
       Networks: networksView(rec),
     },

@@ -64,6 +64,7 @@ const hostConfigSchema = z.looseObject({
   Mounts: z.array(mountSchema).nullish(),
   Tmpfs: strMap,
   NetworkMode: z.string().nullish(),
+  Links: strList,
   PortBindings: z.record(z.string(), z.array(z.looseObject({ HostIp: z.string().nullish(), HostPort: z.string().nullish() })).nullish()).nullish(),
   PublishAllPorts: z.boolean().nullish(),
   RestartPolicy: restartPolicySchema.nullish(),
@@ -114,7 +115,7 @@ const HOST_CONFIG_UNSUPPORTED = [
   "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "DeviceRequests",
   "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "OomKillDisable", "CpuCount", "CpuPercent",
   "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "Annotations", "CgroupnsMode",
-  "Cgroup", "Links", "OomScoreAdj", "StorageOpt", "UsernsMode", "MaskedPaths", "ReadonlyPaths",
+  "Cgroup", "OomScoreAdj", "StorageOpt", "UsernsMode", "MaskedPaths", "ReadonlyPaths",
 ];
 
 function isZero(v: unknown): boolean {
@@ -391,7 +392,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     GroupAdd: hc.GroupAdd?.length ? hc.GroupAdd : null,
     IpcMode: hc.IpcMode || "private",
     Cgroup: "",
-    Links: null,
+    Links: hc.Links?.length ? hc.Links : null,
     OomScoreAdj: 0,
     PidMode: hc.PidMode ?? "",
     Privileged: hc.Privileged ?? false,

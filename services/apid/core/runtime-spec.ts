@@ -18,7 +18,7 @@ export function processSpec(rec: ContainerRecord): ProcessInit {
   const [height, width] = (h.ConsoleSize as number[] | undefined) ?? [0, 0];
   return {
     args: [rec.path, ...rec.args],
-    env: withDefaults(c.Env ?? [], rec, c.Tty),
+    env: withDefaults(withLinkEnv(rec.network?.linkEnv ?? [], c.Env ?? []), rec, c.Tty),
     cwd: c.WorkingDir || "/",
     user: c.User ?? "",
     tty: !!c.Tty,
@@ -42,6 +42,12 @@ export function processOptions(rec: ContainerRecord) {
     noNewPrivileges: parseSecurityOpt(h.SecurityOpt).noNewPrivileges,
     rlimits: ulimits.map((u) => ({ name: u.Name, soft: BigInt(u.Soft), hard: BigInt(u.Hard) })),
   };
+}
+
+/** Links' variables first; the container's own Env wins over one of the same name. */
+function withLinkEnv(linkEnv: string[], env: string[]): string[] {
+  const own = new Set(env.map((e) => e.split("=", 1)[0]));
+  return [...linkEnv.filter((e) => !own.has(e.split("=", 1)[0])), ...env];
 }
 
 /** Docker always sets PATH and HOSTNAME (and TERM with a TTY) unless the image did. */

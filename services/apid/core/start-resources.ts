@@ -6,6 +6,8 @@ import type { ArcboxError } from "../../../lib/errors.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
+import type { LinkedView } from "./legacy-links.ts";
+import { networkInfoOf } from "./network-endpoints.ts";
 import { writeLocalNetworkFiles } from "./network-files.ts";
 import { hostnameOf } from "./runtime-spec.ts";
 
@@ -19,14 +21,14 @@ function hostPortRange(spec: string | undefined): { hostPort: number; hostPortEn
 }
 
 /** The container's network: local files for none/host, else netd.Attach. */
-export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string): Promise<NetworkInfo> {
+export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");
   const colons = (mac: string) => mac.replaceAll("-", ":").toLowerCase();
-  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", macAddress: colons(cfg?.MacAddress || configMac(network)) }));
-  if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "", macAddress: colons(configMac(mode)) });
+  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "", linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [], links: cfg?.Links ?? [], macAddress: colons(cfg?.MacAddress || configMac(network)) }));
+  if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "", ipv6Address: "", linkLocalIps: [], links: [], macAddress: colons(configMac(mode)) });
   const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
     const [port, proto = "tcp"] = key.split("/");
     return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", ...hostPortRange(b.HostPort) }));
@@ -45,7 +47,8 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
       networkMode: mode,
       endpoints,
       ports,
-      extraHosts: h.ExtraHosts ?? [],
+      // Links' lines come after the user's ExtraHosts, as in Docker's /etc/hosts.
+      extraHosts: [...(h.ExtraHosts ?? []), ...linked.hosts],
       dns: h.Dns ?? [],
       dnsSearch: h.DnsSearch ?? [],
       dnsOptions: h.DnsOptions ?? [],
@@ -54,15 +57,7 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   ).catch((err: ArcboxError) => {
     throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
   });
-  return {
-    netnsPath: res.netnsPath,
-    hostNetwork: res.hostNetwork,
-    hostsPath: res.hostsPath,
-    resolvConfPath: res.resolvConfPath,
-    hostnamePath: res.hostnamePath,
-    endpoints: res.endpoints.map((e) => ({ networkId: e.networkId, networkName: e.networkName, endpointId: e.endpointId, ipAddress: e.ipAddress, ipPrefixLen: e.ipPrefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases })),
-    ports: res.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort })),
-  };
+  return { ...networkInfoOf(res), ...(linked.env.length ? { linkEnv: linked.env } : {}) };
 }
 
 /** fsd.Mount for each volume mount, in parallel; fills in names and host paths. */

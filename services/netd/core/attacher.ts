@@ -13,12 +13,14 @@ import type { PortReservations } from "../platform/port-reservations.ts";
 import { exec } from "../platform/exec.ts";
 import { flushUdpFlows } from "../platform/conntrack.ts";
 import { resolvConfFor, writeContainerFiles } from "./container-files.ts";
-import { allocateIp, macForIp } from "./ipam.ts";
+import { allocateIp, allocateIp6, macForIp } from "./ipam.ts";
 import { parseIp } from "./ipv4.ts";
+import { isLinkLocal6, parseIp6 } from "./ipv6.ts";
 import type { AttachmentRecord, EndpointRecord, PendingEndpoint, PortRecord } from "./model.ts";
 import { netnsName, netnsPath, vethName, type NetNames } from "./names.ts";
 import { NetworkError } from "./network-error.ts";
-import { MTU_OPT, newId, type Networks } from "./networks.ts";
+import { MTU_OPT } from "./bridge-options.ts";
+import { newId, type Networks } from "./networks.ts";
 import type { NetState } from "./state.ts";
 
 export interface AttachInput {
@@ -160,18 +162,31 @@ export class Attacher {
     if (this.state.endpoints.has(`${rec.containerId}/${net.id}`)) throw new NetworkError("permission_denied", `endpoint with name ${rec.containerName} already exists in network ${net.name}`);
     // A MAC address ends up in an `ip` command line: only the canonical form is accepted.
     if (r.macAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(r.macAddress)) throw new NetworkError("invalid_argument", `invalid MAC address ${JSON.stringify(r.macAddress)}`);
+    if (net.isDefault && r.ipv6Address) throw new NetworkError("invalid_argument", "user specified IP address is supported on user defined networks only");
+    const linkLocalIps = checkLinkLocalIps(r.linkLocalIps ?? []);
     const used = new Set([...this.state.endpointsIn(net.id).map((e) => e.ip), ...alsoUsed]);
     const { ip, prefixLen, gateway } = allocateIp(net, used, r.ipv4Address || undefined);
+    const v6 = net.enableIpv6 && net.pools6?.length ? allocateIp6(net, new Set(this.state.endpointsIn(net.id).map((e) => e.ip6 ?? "")), r.ipv6Address || undefined) : undefined;
+    if (!v6 && r.ipv6Address) {
+      if (parseIp6(r.ipv6Address) === undefined) throw new NetworkError("invalid_argument", `invalid IPv6 address: ${r.ipv6Address}`);
+      throw new NetworkError("invalid_argument", `Invalid address ${r.ipv6Address}: It does not belong to any of this network's subnets`);
+    }
     return {
       containerId: rec.containerId, networkId: net.id, endpointId: newId(), ip, prefixLen, gateway,
       mac: r.macAddress || macForIp(ip), aliases: r.aliases, veth: vethName(this.names), ifname,
+      ...(v6 ? { ip6: v6.ip, prefixLen6: v6.prefixLen, gateway6: v6.gateway } : {}),
+      ...(linkLocalIps.length ? { linkLocalIps } : {}),
+      ...(r.links?.length && !net.isDefault ? { links: r.links } : {}),
     };
   }
 
   /** Kernel side: namespace (when new), veths, addresses, default route, DNS redirect. */
   private async buildNetns(rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): Promise<void> {
     const nets = endpoints.map((e) => this.state.networks.get(e.networkId)!);
-    const plans: VethPlan[] = endpoints.map((e, i) => ({ veth: e.veth, ifname: e.ifname, bridge: nets[i].bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}`, mtu: Number(nets[i].options[MTU_OPT] ?? 0) }));
+    const plans: VethPlan[] = endpoints.map((e, i) => ({
+      veth: e.veth, ifname: e.ifname, bridge: nets[i].bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}`, mtu: Number(nets[i].options[MTU_OPT] ?? 0),
+      extraCidrs: [...(e.ip6 ? [`${e.ip6}/${e.prefixLen6}`] : []), ...(e.linkLocalIps ?? []).map((a) => (a.includes(":") ? `${a}/64` : `${a}/16`))],
+    }));
     await addVeths(rec.netnsName, fresh, plans);
     const all = fresh ? endpoints : [...this.state.endpointsOf(rec.containerId), ...endpoints];
     const hasRoute = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.internal);
@@ -179,7 +194,9 @@ export class Attacher {
     const dnsEp = all.find((e) => !this.state.networks.get(e.networkId)?.isDefault);
     const hadDns = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.isDefault);
     // Addresses and the DNS redirect are independent once the namespace exists.
-    await Promise.all([configureNetns(rec.netnsName, plans, routed?.gateway, fresh), dnsEp && !hadDns ? setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip) : undefined]);
+    // The IPv6 default route follows the IPv4 one's choice (Docker: the same endpoint's gateway).
+    const routed6 = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal && e.ip6);
+    await Promise.all([configureNetns(rec.netnsName, plans, routed?.gateway, fresh, routed6?.gateway6), dnsEp && !hadDns ? setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip) : undefined]);
   }
 
   async detach(containerId: string): Promise<void> {
@@ -264,6 +281,18 @@ export class Attacher {
   async removeAllNetns(): Promise<void> {
     for (const ns of await listNetns()) if (ns.startsWith(this.names.netnsPrefix)) await deleteNetns(ns);
   }
+}
+
+/** EndpointSettings.IPAMConfig.LinkLocalIPs: 169.254.0.0/16 or fe80::/10 addresses only (dockerd's check). */
+function checkLinkLocalIps(ips: string[]): string[] {
+  const ok = (a: string) => {
+    const v4 = parseIp(a);
+    if (v4 !== undefined) return v4 >>> 16 === 0xa9fe;
+    const v6 = parseIp6(a);
+    return v6 !== undefined && isLinkLocal6(v6);
+  };
+  if (ips.some((a) => !ok(a))) throw new NetworkError("invalid_argument", `Invalid link-local IP address: [${ips.join(" ")}]`);
+  return ips;
 }
 
 function nextIfIndex(eps: EndpointRecord[]): number {

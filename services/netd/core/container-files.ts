@@ -26,10 +26,11 @@ export function writeContainerFiles(networks: Map<string, NetworkRecord>, rec: A
   const nets = endpoints.map((e) => networks.get(e.networkId) as NetworkRecord);
   const gateway = endpoints[0]?.gateway ?? "127.0.0.1";
   const fqdn = rec.domainname ? `${rec.hostname}.${rec.domainname}` : "";
-  const own: HostsEntry[] = endpoints.map((e, i) => ({
-    ip: e.ip,
-    names: [...new Set([...(fqdn ? [fqdn] : []), rec.hostname, ...(nets[i].isDefault ? [] : [rec.containerName, ...e.aliases].filter(Boolean))])],
-  }));
+  // One line per address (IPv4, then IPv6 on an IPv6 network), as Docker writes them.
+  const own: HostsEntry[] = endpoints.flatMap((e, i) => {
+    const names = [...new Set([...(fqdn ? [fqdn] : []), rec.hostname, ...(nets[i].isDefault ? [] : [rec.containerName, ...e.aliases].filter(Boolean))])];
+    return [{ ip: e.ip, names }, ...(e.ip6 ? [{ ip: e.ip6, names }] : [])];
+  });
   const extra = parseExtraHosts(rec.extraHosts, gateway);
   const embedded = nets.some((n) => !n.isDefault);
   const write = fresh ? writeAtomic : (p: string, c: string) => writeFileSync(p, c);

@@ -5,7 +5,7 @@
  * aliases, short ID) are answered here; everything else goes to the host's resolvers.
  */
 import type { Logger } from "../../../lib/log.ts";
-import { buildAnswer, buildError, buildPtrAnswer, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, reverseName, TYPE_A, TYPE_PTR, type DnsQuestion } from "./dns-wire.ts";
+import { buildAnswer, buildError, buildPtrAnswer, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, reverseName, TYPE_A, TYPE_AAAA, TYPE_PTR, type DnsQuestion } from "./dns-wire.ts";
 
 /** Resolves a name for the container at `askerIp`; undefined = not ours, forward it. */
 export type NameLookup = (askerIp: string, name: string) => string[] | undefined;
@@ -100,8 +100,9 @@ export class EmbeddedDns {
     }
     const local = this.lookup(asker, stripSearchDomain(q.name));
     if (local !== undefined) {
-      // Known name: A records for A queries, an empty NOERROR answer for other types.
-      return buildAnswer(msg, q, q.type === TYPE_A ? local : []);
+      // Known name: A or AAAA records, an empty NOERROR answer for other types.
+      const wanted = q.type === TYPE_A ? local.filter((ip) => !ip.includes(":")) : q.type === TYPE_AAAA ? local.filter((ip) => ip.includes(":")) : [];
+      return buildAnswer(msg, q, wanted);
     }
     return this.forward(msg, q, asker);
   }

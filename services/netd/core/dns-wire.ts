@@ -1,4 +1,5 @@
 /** The few bits of the DNS wire format (RFC 1035) the embedded resolver needs. */
+import { parseIp6 } from "./ipv6.ts";
 
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;
@@ -44,28 +45,36 @@ export function parseQuery(msg: Uint8Array): DnsQuestion | undefined {
 }
 
 /** An authoritative answer echoing the question, with A records (empty: NODATA). */
-export function buildAnswer(query: Uint8Array, q: DnsQuestion, ipv4s: string[], ttl = 600, rcode = 0): Uint8Array {
-  const answerLen = ipv4s.length * 16;
+/** An answer with A records for IPv4 addresses and AAAA records for IPv6 ones. */
+export function buildAnswer(query: Uint8Array, q: DnsQuestion, ips: string[], ttl = 600, rcode = 0): Uint8Array {
+  const rdata = ips.map((ip) => (ip.includes(":") ? ip6Bytes(ip) : new Uint8Array(ip.split(".").map(Number))));
+  const answerLen = rdata.reduce((n, r) => n + 12 + r.length, 0);
   const out = new Uint8Array(q.questionEnd + answerLen);
   out.set(query.subarray(0, q.questionEnd));
   const view = new DataView(out.buffer);
   // QR, AA, RD copied, RA.
   view.setUint16(2, 0x8400 | (q.recursionDesired ? 0x0100 : 0) | 0x0080 | rcode);
   view.setUint16(4, 1);
-  view.setUint16(6, ipv4s.length);
+  view.setUint16(6, ips.length);
   view.setUint16(8, 0);
   view.setUint16(10, 0);
   let off = q.questionEnd;
-  for (const ip of ipv4s) {
+  for (const r of rdata) {
     view.setUint16(off, 0xc00c); // pointer to the question name
-    view.setUint16(off + 2, TYPE_A);
+    view.setUint16(off + 2, r.length === 16 ? TYPE_AAAA : TYPE_A);
     view.setUint16(off + 4, 1);
     view.setUint32(off + 6, ttl);
-    view.setUint16(off + 10, 4);
-    const parts = ip.split(".").map(Number);
-    for (let i = 0; i < 4; i++) out[off + 12 + i] = parts[i];
-    off += 16;
+    view.setUint16(off + 10, r.length);
+    out.set(r, off + 12);
+    off += 12 + r.length;
   }
+  return out;
+}
+
+function ip6Bytes(ip: string): Uint8Array {
+  const n = parseIp6(ip) ?? 0n;
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = Number((n >> BigInt(120 - 8 * i)) & 0xffn);
   return out;
 }
 

@@ -5,6 +5,7 @@
  */
 import type { AttachmentRecord, EndpointRecord, MachineLeaseRecord, MachineNetRecord, NetworkRecord } from "./model.ts";
 import type { NetNames } from "./names.ts";
+import { boolOption, ICC_OPT, MASQUERADE_OPT } from "./bridge-options.ts";
 
 export interface FirewallState {
   networks: NetworkRecord[];
@@ -40,7 +41,7 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
   const fwd = n.chains.forward;
 
   for (const net of bridges) {
-    const masquerade = !net.internal && net.options["com.docker.network.bridge.enable_ip_masquerade"] !== "false";
+    const masquerade = !net.internal && boolOption(net.options, MASQUERADE_OPT, true);
     for (const pool of net.pools) {
       if (masquerade) nat.push(`-A ${post} -s ${pool.subnet} ! -o ${net.bridge} -j MASQUERADE`);
     }
@@ -55,7 +56,7 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
     filter.push(`-A ${fwd} -o ${net.bridge} ! -i ${net.bridge} -j DROP`);
   }
   // enable_icc=false: containers of the network cannot talk to each other.
-  for (const net of bridges.filter((x) => x.options["com.docker.network.bridge.enable_icc"] === "false")) {
+  for (const net of bridges.filter((x) => !boolOption(x.options, ICC_OPT, true))) {
     filter.push(`-A ${fwd} -i ${net.bridge} -o ${net.bridge} -j DROP`);
   }
   for (const net of bridges) filter.push(`-A ${fwd} -o ${net.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);

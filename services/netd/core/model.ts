@@ -5,6 +5,8 @@ export interface IpamPool {
   gateway: string;
   ipRange?: string;
   auxAddresses?: Record<string, string>;
+  /** A user subnet without a gateway: netd chose it (Docker's inspect does not show it). */
+  implicitGateway?: boolean;
 }
 
 export interface NetworkRecord {
@@ -20,7 +22,10 @@ export interface NetworkRecord {
   enableIpv6: boolean;
   ipamDriver: string;
   ipamOptions: Record<string, string>;
+  /** IPv4 pools (the first one is used). */
   pools: IpamPool[];
+  /** The IPv6 pool (at most one); addresses come from it only when enableIpv6. Absent in old records. */
+  pools6?: IpamPool[];
   options: Record<string, string>;
   labels: Record<string, string>;
   /** Linux bridge (bridge driver only). */
@@ -40,6 +45,14 @@ export interface EndpointRecord {
   gateway: string;
   mac: string;
   aliases: string[];
+  /** IPv6 address on an IPv6 network ("" or absent otherwise). */
+  ip6?: string;
+  prefixLen6?: number;
+  gateway6?: string;
+  /** Extra link-local addresses (EndpointSettings.IPAMConfig.LinkLocalIPs). */
+  linkLocalIps?: string[];
+  /** Legacy links on a user network ("container:alias"), resolved by the embedded DNS for this endpoint only. */
+  links?: string[];
   /** Host end of the veth pair. */
   veth: string;
   /** Interface name inside the container (eth0, eth1...). */
@@ -58,6 +71,9 @@ export interface PendingEndpoint {
   aliases: string[];
   ipv4Address: string;
   macAddress: string;
+  ipv6Address?: string;
+  linkLocalIps?: string[];
+  links?: string[];
 }
 
 export interface AttachmentRecord {

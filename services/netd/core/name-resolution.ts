@@ -15,6 +15,14 @@ export class NameResolution {
       ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId))
       : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
     const ips: string[] = [];
+    // A legacy link's alias names its container for the linking endpoint only.
+    const linked = new Map<string, Set<string>>();
+    for (const e of asker ? this.state.endpointsOf(asker.containerId) : []) {
+      for (const l of e.links ?? []) {
+        const [target = "", alias = target] = l.split(":");
+        if (alias.toLowerCase() === name) linked.set(e.networkId, new Set([...(linked.get(e.networkId) ?? []), target.replace(/^\//, "").toLowerCase()]));
+      }
+    }
     for (const e of this.state.endpoints.values()) {
       const net = this.state.networks.get(e.networkId);
       if (!scope.has(e.networkId) || !net || net.isDefault) continue;
@@ -24,7 +32,11 @@ export class NameResolution {
       const suffix = `.${net.name.toLowerCase()}`;
       const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
       const names = [a.containerName.toLowerCase(), ...e.aliases.map((x) => x.toLowerCase()), e.containerId.slice(0, 12)];
-      if ((names.includes(name) || names.includes(bare)) && !ips.includes(e.ip)) ips.push(e.ip);
+      const byLink = linked.get(e.networkId);
+      const linkHit = !!byLink && (byLink.has(a.containerName.toLowerCase()) || byLink.has(e.containerId.slice(0, 12)) || [...byLink].some((t) => t.length >= 12 && e.containerId.startsWith(t)));
+      if (!names.includes(name) && !names.includes(bare) && !linkHit) continue;
+      // IPv4 and (on an IPv6 network) IPv6 addresses: the server answers A or AAAA.
+      for (const ip of [e.ip, e.ip6]) if (ip && !ips.includes(ip)) ips.push(ip);
     }
     return ips.length ? ips : undefined;
   }

@@ -8,9 +8,11 @@ import type { Logger } from "../../../lib/log.ts";
 import { ensureBridge, deleteLink, hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
 import { applyChains } from "../platform/iptables.ts";
 import { withHostLock } from "../platform/host-lock.ts";
+import { BRIDGE_NAME_OPT, MTU_OPT, validateBridgeOptions } from "./bridge-options.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
 import { firewallRules } from "./firewall-rules.ts";
-import { networkCidrs, pickSubnet, validatePools } from "./ipam.ts";
+import { networkCidrs, pickSubnet, pickSubnet6, splitPools, validatePools, validatePools6 } from "./ipam.ts";
+import { parseCidr6 } from "./ipv6.ts";
 import { parseCidr } from "./ipv4.ts";
 import type { IpamPool, NetworkRecord } from "./model.ts";
 import { isMachineLink, userBridgeName, type NetNames } from "./names.ts";
@@ -32,8 +34,6 @@ export interface CreateNetwork {
   ipamOptions: Record<string, string>;
 }
 
-const BRIDGE_NAME_OPT = "com.docker.network.bridge.name";
-export const MTU_OPT = "com.docker.network.driver.mtu";
 const PREDEFINED = new Set(["bridge", "host", "none"]);
 
 export class Networks {
@@ -86,7 +86,8 @@ export class Networks {
 
   private async bringUp(net: NetworkRecord, existing?: HostLink): Promise<void> {
     const pool = net.pools[0];
-    await ensureBridge(net.bridge, `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, existing);
+    const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
+    await ensureBridge(net.bridge, `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, existing, v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined);
     if (!net.isDefault) await this.dns.listen(pool.gateway);
   }
 
@@ -113,8 +114,8 @@ export class Networks {
   }
 
   async create(req: CreateNetwork): Promise<{ id: string; warning: string }> {
+    // Any non-empty name, as dockerd takes it ("test 01", "a/b"): it is only a key here.
     if (!req.name) throw new NetworkError("invalid_argument", "network name is required");
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(req.name)) throw new NetworkError("invalid_argument", `invalid network name "${req.name}": must match [a-zA-Z0-9][a-zA-Z0-9_.-]`);
     if (PREDEFINED.has(req.name)) throw new NetworkError("permission_denied", `${req.name} is a pre-defined network and cannot be created`);
     const driver = req.driver || "bridge";
     if (driver === "host" || driver === "null") throw new NetworkError("permission_denied", `only one instance of "${driver}" network is allowed`);
@@ -123,24 +124,29 @@ export class Networks {
     for (const n of this.state.networks.values()) {
       if (n.name === req.name) throw new NetworkError("already_exists", `network with name ${req.name} already exists`);
     }
+    validateBridgeOptions(req.options);
     const existing = [...this.state.networks.values()];
-    const given = validatePools(req.pools, existing);
-    return given.length ? this.createWith(req, driver, given) : withHostLock(async () => {
+    const split = splitPools(req.pools);
+    const given = validatePools(split.v4, existing);
+    // A v6 pool is kept even without EnableIPv6 (as dockerd does); addresses need both.
+    const given6 = validatePools6(split.v6, existing);
+    const pools6 = given6.length ? given6 : req.enableIpv6 ? [pickSubnet6(existing)] : [];
+    return given.length ? this.createWith(req, driver, given, pools6) : withHostLock(async () => {
       const taken = [...this.takenCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
-      return this.createWith(req, driver, [pickSubnet(taken)]);
+      return this.createWith(req, driver, [pickSubnet(taken)], pools6);
     });
   }
 
-  private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[]): Promise<{ id: string; warning: string }> {
-    const mtu = req.options[MTU_OPT];
-    if (mtu !== undefined && (!/^\d+$/.test(mtu) || Number(mtu) < 68 || Number(mtu) > 65535)) {
-      throw new NetworkError("invalid_argument", `invalid MTU ${mtu}: it must be a number from 68 to 65535`);
-    }
+  private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[], pools6: IpamPool[]): Promise<{ id: string; warning: string }> {
     const id = newId();
     const bridge = req.options[BRIDGE_NAME_OPT] || userBridgeName(this.names, id);
     // The name ends up in `ip` and iptables command lines: a plain interface name only.
     if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new NetworkError("invalid_argument", `invalid bridge name ${JSON.stringify(bridge)}: 1-15 characters from [a-zA-Z0-9_.-]`);
-    if ([...this.state.networks.values()].some((n) => n.bridge === bridge) || (await listHostLinks()).some((l) => l.name === bridge)) {
+    const sameBridge = [...this.state.networks.values()].find((n) => n.bridge === bridge);
+    if (sameBridge) {
+      throw new NetworkError("permission_denied", `cannot create network ${id} (${bridge}): conflicts with network ${sameBridge.id} (${bridge}): networks have same bridge name`);
+    }
+    if ((await listHostLinks()).some((l) => l.name === bridge)) {
       // Never adopt an interface someone else owns (docker0, another daemon's bridge).
       throw new NetworkError("conflict", `bridge name ${bridge} is already in use`);
     }
@@ -148,7 +154,7 @@ export class Networks {
     const net: NetworkRecord = {
       id, name: req.name, driver, created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000),
       internal: req.internal, attachable: req.attachable, enableIpv6: req.enableIpv6, ipamDriver: "default",
-      ipamOptions: req.ipamOptions, pools, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
+      ipamOptions: req.ipamOptions, pools, pools6, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
     };
     try {
       // Firewall (with the bridge's guards) before the bridge and its DNS listener exist.
@@ -163,8 +169,7 @@ export class Networks {
       await this.syncFirewall().catch(() => undefined);
       throw err;
     }
-    const warning = req.enableIpv6 ? "IPv6 is not supported by ArcBox networks yet; the network is IPv4-only" : "";
-    return { id, warning };
+    return { id, warning: "" };
   }
 
   async remove(ref: string): Promise<void> {

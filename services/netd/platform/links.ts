@@ -26,13 +26,18 @@ export async function hostRoutes(): Promise<string[]> {
   return routes.filter((r) => r.dst && r.dst !== "default" && (r.type ?? "unicast") === "unicast").map((r) => (r.dst.includes("/") ? r.dst : `${r.dst}/32`));
 }
 
-/** Creates (or completes) a bridge with its gateway address, up. */
-export async function ensureBridge(name: string, gatewayCidr: string, existing?: HostLink): Promise<void> {
+/** Creates (or completes) a bridge with its gateway address (and IPv6 gateway), up. */
+export async function ensureBridge(name: string, gatewayCidr: string, existing?: HostLink, gateway6Cidr?: string): Promise<void> {
   const lines: string[] = [];
   if (!existing) lines.push(`link add ${name} type bridge`);
   if (!existing?.addrs.includes(gatewayCidr)) lines.push(`addr add ${gatewayCidr} dev ${name}`);
   lines.push(`link set ${name} up`);
   await execOk(["ip", "-batch", "-"], lines.join("\n") + "\n");
+  if (gateway6Cidr) {
+    // Our own bridge only (the host's defaults stay as they are); nodad: the gateway answers at once.
+    writeSysctl(`net/ipv6/conf/${name}/disable_ipv6`, "0");
+    await execOk(["ip", "-6", "addr", "replace", gateway6Cidr, "dev", name, "nodad"]);
+  }
   // Published ports on 127.0.0.1 are DNATed to containers: loopback sources must be routable here.
   writeSysctl(`net/ipv4/conf/${name}/route_localnet`, "1");
 }
@@ -53,6 +58,8 @@ export interface VethPlan {
   cidr: string;
   /** 0 = the kernel's default (1500). */
   mtu: number;
+  /** More addresses on the interface: IPv6, link-local ones. */
+  extraCidrs?: string[];
 }
 
 /** Host side: the namespace itself (when new) and veth pairs whose peers land in it. */
@@ -71,15 +78,19 @@ export async function addVeths(netns: string, createNetns: boolean, plans: VethP
 }
 
 /** Inside the namespace: loopback, addresses, MACs, default route. */
-export async function configureNetns(netns: string, plans: VethPlan[], defaultGateway: string | undefined, withLoopback: boolean): Promise<void> {
+export async function configureNetns(netns: string, plans: VethPlan[], defaultGateway: string | undefined, withLoopback: boolean, defaultGateway6?: string): Promise<void> {
   const lines: string[] = [];
   if (withLoopback) lines.push("link set lo up");
   for (const p of plans) {
     lines.push(`link set ${p.ifname} address ${p.mac}`);
     lines.push(`addr add ${p.cidr} dev ${p.ifname}`);
+    // nodad: an address IPAM handed out is unique on the bridge, and usable at once.
+    for (const c of p.extraCidrs ?? []) lines.push(`addr add ${c} dev ${p.ifname}${c.includes(":") ? " nodad" : ""}`);
     lines.push(`link set ${p.ifname} up`);
   }
   if (defaultGateway) lines.push(`route replace default via ${defaultGateway}`);
+  // (the family comes from the gateway address: "-6" is no batch command)
+  if (defaultGateway6) lines.push(`route replace default via ${defaultGateway6}`);
   if (lines.length) await execOk(["ip", "-n", netns, "-batch", "-"], lines.join("\n") + "\n");
 }
 

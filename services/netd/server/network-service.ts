@@ -39,7 +39,7 @@ export function networkRoutes(d: NetDaemon) {
           hostname: req.hostname,
           domainname: req.domainname,
           networkMode: req.networkMode,
-          endpoints: req.endpoints.map((e) => ({ network: e.network, aliases: e.aliases, ipv4Address: e.ipv4Address, macAddress: e.macAddress })),
+          endpoints: req.endpoints.map((e) => ({ network: e.network, aliases: e.aliases, ipv4Address: e.ipv4Address, macAddress: e.macAddress, ipv6Address: e.ipv6Address, linkLocalIps: e.linkLocalIps, links: e.links })),
           ports: req.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd })),
           extraHosts: req.extraHosts,
           dns: req.dns,
@@ -54,7 +54,7 @@ export function networkRoutes(d: NetDaemon) {
       },
       connect: async (req) => {
         const e = req.endpoint;
-        const ep = await d.connect(req.containerId, req.containerName, { network: e?.network ?? "", aliases: e?.aliases ?? [], ipv4Address: e?.ipv4Address ?? "", macAddress: e?.macAddress ?? "" });
+        const ep = await d.connect(req.containerId, req.containerName, { network: e?.network ?? "", aliases: e?.aliases ?? [], ipv4Address: e?.ipv4Address ?? "", macAddress: e?.macAddress ?? "", ipv6Address: e?.ipv6Address ?? "", linkLocalIps: e?.linkLocalIps ?? [], links: e?.links ?? [] });
         return ep ? { endpoint: endpointMsg(d, ep) } : {};
       },
       disconnect: async (req) => {
@@ -79,7 +79,7 @@ function networkMsg(d: NetDaemon, n: NetworkRecord): MessageInitShape<typeof Net
     attachable: n.attachable,
     enableIpv6: n.enableIpv6,
     ipamDriver: n.ipamDriver,
-    ipam: n.pools.map((p) => ({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange ?? "", auxAddresses: p.auxAddresses ?? {} })),
+    ipam: [...n.pools, ...(n.pools6 ?? [])].map((p) => ({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange ?? "", auxAddresses: p.auxAddresses ?? {}, implicitGateway: p.implicitGateway ?? false })),
     options: n.options,
     labels: n.labels,
     ipamOptions: n.ipamOptions,
@@ -95,7 +95,7 @@ function endpointsOfNetwork(d: NetDaemon, n: NetworkRecord) {
     endpointId: e.endpointId,
     macAddress: e.mac,
     ipv4Address: `${e.ip}/${e.prefixLen}`,
-    ipv6Address: "",
+    ipv6Address: e.ip6 ? `${e.ip6}/${e.prefixLen6}` : "",
   }));
   // host/none list their containers too (Docker shows them in network inspect).
   if (n.driver === "host" || n.driver === "null") {
@@ -121,6 +121,10 @@ function endpointMsg(d: NetDaemon, e: EndpointRecord): MessageInitShape<typeof E
     macAddress: e.mac,
     aliases: e.aliases,
     dnsNames,
+    globalIpv6Address: e.ip6 ?? "",
+    globalIpv6PrefixLen: e.ip6 ? (e.prefixLen6 ?? 0) : 0,
+    ipv6Gateway: e.gateway6 ?? "",
+    linkLocalIps: e.linkLocalIps ?? [],
   };
 }
 

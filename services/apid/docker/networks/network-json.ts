@@ -22,7 +22,8 @@ export function networkJson(n: Network, withContainers: boolean) {
       Config: n.ipam.map((p) => ({
         Subnet: p.subnet,
         ...(p.ipRange ? { IPRange: p.ipRange } : {}),
-        Gateway: p.gateway,
+        // A gateway netd chose for a user's subnet is not shown, as in Docker.
+        ...(p.implicitGateway ? {} : { Gateway: p.gateway }),
         ...(Object.keys(p.auxAddresses).length ? { AuxiliaryAddresses: p.auxAddresses } : {}),
       })),
     },

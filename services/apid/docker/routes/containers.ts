@@ -1,5 +1,6 @@
 /** Docker API: /containers endpoints (translation to ContainerManager; no logic of its own). */
 import { Hono, type Context } from "hono";
+import { linkRemoval } from "../../core/legacy-links.ts";
 import { ContainerError } from "../../core/container-error.ts";
 import { commit, resizeTty, top } from "../../core/container-queries.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
@@ -173,8 +174,15 @@ export function containersRoutes(deps: DockerApiDeps) {
     return new Response(body, { headers: { "Content-Type": "application/json" } });
   });
 
+  // docker rm --link /parent/alias: the name holds slashes, sent as they are.
+  app.delete("/containers/:id{.+}", async (c, next) => {
+    if (!flag(c.req.query("link"))) return next();
+    const { parent, links } = linkRemoval(c.req.param("id"), (ref) => containers.get(ref));
+    containers.saveLinks(parent, links);
+    return c.body(null, 204);
+  });
+
   app.delete("/containers/:id", async (c) => {
-    if (flag(c.req.query("link"))) throw new ContainerError("invalid_argument", "legacy links are not supported by ArcBox");
     const rec = containers.get(c.req.param("id"));
     await containers.remove(rec.id, { force: flag(c.req.query("force")), volumes: flag(c.req.query("v")) }).catch((err: unknown) => {
       throw removeConflictForVersion(err, c.env.apiVersion, rec.id);

@@ -57,7 +57,7 @@ export function eventsRoutes(deps: DockerApiDeps) {
   return app;
 }
 
-const NETWORK_CONNECT = /^\/networks\/([^/]+)\/(connect|disconnect)$/;
+const NETWORK_CONNECT = /^\/networks\/(.+)\/(connect|disconnect)$/;
 
 /**
  * Image, network and volume events, derived at the API edge from successful requests
@@ -98,7 +98,7 @@ export function resourceEvents(bus: EventsBus): MiddlewareHandler<DockerEnv> {
     } else if (method === "POST" && path === "/networks/create") {
       const [req, res] = await Promise.all([reqBody, json()]);
       bus.publish("network", "create", res.Id ?? "", { name: req.Name ?? "", type: req.Driver || "bridge" });
-    } else if (method === "DELETE" && (m = /^\/networks\/([^/]+)$/.exec(path))) {
+    } else if (method === "DELETE" && (m = /^\/networks\/(.+)$/.exec(path))) {
       bus.publish("network", "destroy", decodeURIComponent(m[1]!), { name: decodeURIComponent(m[1]!), type: "bridge" });
     } else if (method === "POST" && (m = NETWORK_CONNECT.exec(path))) {
       const req = await reqBody;

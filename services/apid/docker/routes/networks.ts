@@ -7,32 +7,16 @@ import type { DockerApiDeps } from "../deps.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { networkJson } from "../networks/network-json.ts";
 import { jsonBody as body } from "../networks/json-body.ts";
-
-const IpamConfigSchema = z.object({
-  Subnet: z.string().optional(),
-  IPRange: z.string().optional(),
-  Gateway: z.string().optional(),
-  AuxiliaryAddresses: z.record(z.string(), z.string()).nullish(),
-}).loose();
-
-const CreateSchema = z.object({
-  Name: z.string().min(1, "network name is required"),
-  Driver: z.string().optional(),
-  Internal: z.boolean().optional(),
-  Attachable: z.boolean().optional(),
-  Ingress: z.boolean().optional(),
-  EnableIPv6: z.boolean().nullish(),
-  IPAM: z.object({ Driver: z.string().optional(), Config: z.array(IpamConfigSchema).nullish(), Options: z.record(z.string(), z.string()).nullish() }).loose().nullish(),
-  Options: z.record(z.string(), z.string()).nullish(),
-  Labels: z.record(z.string(), z.string()).nullish(),
-}).loose();
+import { networkInfoOf, withEndpoint, withoutEndpoint } from "../../core/network-endpoints.ts";
+import { checkAddressFamilies, checkSwarmFields, createRequest, NetworkCreateSchema } from "../networks/create-request.ts";
 
 const ConnectSchema = z.object({
   Container: z.string().min(1, "container is required"),
   EndpointConfig: z.object({
-    IPAMConfig: z.object({ IPv4Address: z.string().optional() }).loose().nullish(),
+    IPAMConfig: z.object({ IPv4Address: z.string().nullish(), IPv6Address: z.string().nullish(), LinkLocalIPs: z.array(z.string()).nullish() }).loose().nullish(),
     Aliases: z.array(z.string()).nullish(),
-    MacAddress: z.string().optional(),
+    Links: z.array(z.string()).nullish(),
+    MacAddress: z.string().nullish(),
   }).loose().nullish(),
 }).loose();
 
@@ -67,30 +51,22 @@ export function networksRoutes(deps: DockerApiDeps) {
     return c.json(out);
   });
 
-  app.get("/networks/:id", async (c) => {
+  // Network names may hold "/" ("a/b"), which clients send unescaped: dockerd's routes
+  // take the rest of the path ({id:.*}), so do these.
+  app.get("/networks/:id{.+}", async (c) => {
     const { network } = await netd().inspect({ network: c.req.param("id") });
     return c.json(networkJson(network!, true));
   });
 
   app.post("/networks/create", async (c) => {
-    const b = await body(c.req.raw, CreateSchema);
-    if (b.Ingress) throw new ArcboxError("permission_denied", "ingress networks require swarm mode");
-    const res = await netd().create({
-      name: b.Name,
-      driver: b.Driver ?? "",
-      internal: b.Internal ?? false,
-      attachable: b.Attachable ?? false,
-      enableIpv6: b.EnableIPv6 ?? false,
-      ipamDriver: b.IPAM?.Driver ?? "",
-      ipam: (b.IPAM?.Config ?? []).map((p) => ({ subnet: p.Subnet ?? "", gateway: p.Gateway ?? "", ipRange: p.IPRange ?? "", auxAddresses: p.AuxiliaryAddresses ?? {} })),
-      options: b.Options ?? {},
-      labels: b.Labels ?? {},
-      ipamOptions: b.IPAM?.Options ?? {},
-    });
+    const b = await body(c.req.raw, NetworkCreateSchema);
+    checkSwarmFields(b);
+    checkAddressFamilies(b);
+    const res = await netd().create(createRequest(b));
     return c.json({ Id: res.id, Warning: res.warning }, 201);
   });
 
-  app.delete("/networks/:id", async (c) => {
+  app.delete("/networks/:id{.+}", async (c) => {
     await netd().remove({ network: c.req.param("id") });
     return c.body(null, 204);
   });
@@ -104,9 +80,17 @@ export function networksRoutes(deps: DockerApiDeps) {
     return c.json({ NetworksDeleted: res.deleted });
   });
 
-  app.post("/networks/:id/connect", async (c) => {
+  /** After netd changed a container's endpoints: its record follows (EndpointsConfig, inspect). */
+  const recordChange = async (id: string, endpointsConfig: (rec: ReturnType<typeof deps.containers.get>) => Record<string, unknown>) => {
+    const rec = deps.containers.get(id);
+    const live = (await netd().getAttachment({ containerId: rec.id })).attachment;
+    deps.containers.saveNetworkChange(rec, endpointsConfig(rec), live ? networkInfoOf(live) : undefined);
+  };
+
+  app.post("/networks/:id{.+}/connect", async (c) => {
     const b = await body(c.req.raw, ConnectSchema);
     const ctr = containerId(b.Container);
+    const { network } = await netd().inspect({ network: c.req.param("id") });
     await netd().connect({
       containerId: ctr.id,
       containerName: ctr.name,
@@ -114,13 +98,17 @@ export function networksRoutes(deps: DockerApiDeps) {
         network: c.req.param("id"),
         aliases: b.EndpointConfig?.Aliases ?? [],
         ipv4Address: b.EndpointConfig?.IPAMConfig?.IPv4Address ?? "",
+        ipv6Address: b.EndpointConfig?.IPAMConfig?.IPv6Address ?? "",
+        linkLocalIps: b.EndpointConfig?.IPAMConfig?.LinkLocalIPs ?? [],
+        links: b.EndpointConfig?.Links ?? [],
         macAddress: b.EndpointConfig?.MacAddress ?? "",
       },
     });
+    await recordChange(ctr.id, (rec) => withEndpoint(rec.endpointsConfig ?? {}, String(rec.hostConfig.NetworkMode ?? ""), network!, b.EndpointConfig ?? {}));
     return c.body(null, 200);
   });
 
-  app.post("/networks/:id/disconnect", async (c) => {
+  app.post("/networks/:id{.+}/disconnect", async (c) => {
     const b = await body(c.req.raw, DisconnectSchema);
     const rec = deps.containers.get(b.Container);
     const { network } = await netd().inspect({ network: c.req.param("id") });
@@ -134,6 +122,7 @@ export function networksRoutes(deps: DockerApiDeps) {
       }
     }
     await netd().disconnect({ containerId: rec.id, network: network!.id, force: b.Force ?? false });
+    await recordChange(rec.id, (r) => withoutEndpoint(r.endpointsConfig ?? {}, String(r.hostConfig.NetworkMode ?? ""), network!));
     return c.body(null, 200);
   });
 
