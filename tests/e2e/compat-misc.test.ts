@@ -85,3 +85,21 @@ for _ in range(5):
     expect(py.stdout).toBe("b'a\\r\\nb\\r\\n'\n".repeat(5));
   });
 });
+
+test("a followed log stream the client cancelled leaves apid up when the container stops", async () => {
+  await must(["run", "-d", "--name", "follow", "--network", "none", IMG, "sh", "-c", "echo hi; exec sleep 100000"]);
+  const ac = new AbortController();
+  const res = await d.api("/containers/follow/logs?follow=1&stdout=1&stderr=1", { signal: ac.signal });
+  expect(res.status).toBe(200);
+  const reader = res.body!.getReader();
+  expect((await reader.read()).done).toBe(false);
+  ac.abort();
+  await reader.cancel().catch(() => {});
+  await Bun.sleep(200);
+  await must(["stop", "-t", "0", "follow"]);
+  await Bun.sleep(500);
+  expect((await d.api("/_ping")).status).toBe(200);
+  const supervisorLog = await Bun.file(`${d.home}/log/supervisor.log`).text();
+  expect(supervisorLog).not.toContain("service apid exited unexpectedly");
+  await must(["rm", "follow"]);
+});
