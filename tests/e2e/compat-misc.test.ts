@@ -103,3 +103,24 @@ test("a followed log stream the client cancelled leaves apid up when the contain
   expect(supervisorLog).not.toContain("service apid exited unexpectedly");
   await must(["rm", "follow"]);
 });
+
+test("attach: the client closing its stdin ends the session, the container keeps running (python3-docker)", async () => {
+  await must(["run", "-d", "-i", "--name", "attach-eof", "--network", "none", IMG, "cat"]);
+  const py = await run(["/usr/bin/python3", "-c", `
+import docker, socket, threading, time
+from docker.utils.socket import frames_iter
+c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)}, version="1.41")
+s = c.containers.get("attach-eof").attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+s._sock.sendall(b"echoed\\n")
+time.sleep(0.3)
+s._sock.shutdown(socket.SHUT_WR)
+t = time.time()
+threading.Timer(10, lambda: s._sock.shutdown(socket.SHUT_RDWR)).start()
+print(repr(b"".join(d for _, d in frames_iter(s, False))), time.time() - t < 5)
+print(c.containers.get("attach-eof").status)
+import os; os._exit(0)
+`], { timeoutMs: 30_000 });
+  expect(py.stderr).toBe("");
+  expect(py.stdout).toBe("b'echoed\\n' True\nrunning\n");
+  await must(["rm", "-f", "attach-eof"]);
+});
