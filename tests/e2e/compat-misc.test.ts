@@ -124,3 +124,11 @@ import os; os._exit(0)
   expect(py.stdout).toBe("b'echoed\\n' True\nrunning\n");
   await must(["rm", "-f", "attach-eof"]);
 });
+
+test("inspect: --tmpfs stays in HostConfig.Tmpfs and is not listed in Mounts (a --mount tmpfs is)", async () => {
+  await must(["create", "--name", "tmpfs-view", "--network", "none", "--tmpfs", "/scratch:size=1m", "--mount", "type=tmpfs,target=/m", IMG, "true"]);
+  const [info] = JSON.parse(await must(["inspect", "tmpfs-view"])) as { Mounts: { Type: string; Destination: string }[]; HostConfig: { Tmpfs: Record<string, string> } }[];
+  expect(info!.HostConfig.Tmpfs).toEqual({ "/scratch": "size=1m" });
+  expect(info!.Mounts.map((m) => [m.Type, m.Destination])).toEqual([["tmpfs", "/m"]]);
+  await must(["rm", "tmpfs-view"]);
+});
