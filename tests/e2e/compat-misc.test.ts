@@ -85,3 +85,50 @@ for _ in range(5):
     expect(py.stdout).toBe("b'a\\r\\nb\\r\\n'\n".repeat(5));
   });
 });
+
+test("a followed log stream the client cancelled leaves apid up when the container stops", async () => {
+  await must(["run", "-d", "--name", "follow", "--network", "none", IMG, "sh", "-c", "echo hi; exec sleep 100000"]);
+  const ac = new AbortController();
+  const res = await d.api("/containers/follow/logs?follow=1&stdout=1&stderr=1", { signal: ac.signal });
+  expect(res.status).toBe(200);
+  const reader = res.body!.getReader();
+  expect((await reader.read()).done).toBe(false);
+  ac.abort();
+  await reader.cancel().catch(() => {});
+  await Bun.sleep(200);
+  await must(["stop", "-t", "0", "follow"]);
+  await Bun.sleep(500);
+  expect((await d.api("/_ping")).status).toBe(200);
+  const supervisorLog = await Bun.file(`${d.home}/log/supervisor.log`).text();
+  expect(supervisorLog).not.toContain("service apid exited unexpectedly");
+  await must(["rm", "follow"]);
+});
+
+test("attach: the client closing its stdin ends the session, the container keeps running (python3-docker)", async () => {
+  await must(["run", "-d", "-i", "--name", "attach-eof", "--network", "none", IMG, "cat"]);
+  const py = await run(["/usr/bin/python3", "-c", `
+import docker, socket, threading, time
+from docker.utils.socket import frames_iter
+c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)}, version="1.41")
+s = c.containers.get("attach-eof").attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+s._sock.sendall(b"echoed\\n")
+time.sleep(0.3)
+s._sock.shutdown(socket.SHUT_WR)
+t = time.time()
+threading.Timer(10, lambda: s._sock.shutdown(socket.SHUT_RDWR)).start()
+print(repr(b"".join(d for _, d in frames_iter(s, False))), time.time() - t < 5)
+print(c.containers.get("attach-eof").status)
+import os; os._exit(0)
+`], { timeoutMs: 30_000 });
+  expect(py.stderr).toBe("");
+  expect(py.stdout).toBe("b'echoed\\n' True\nrunning\n");
+  await must(["rm", "-f", "attach-eof"]);
+});
+
+test("inspect: --tmpfs stays in HostConfig.Tmpfs and is not listed in Mounts (a --mount tmpfs is)", async () => {
+  await must(["create", "--name", "tmpfs-view", "--network", "none", "--tmpfs", "/scratch:size=1m", "--mount", "type=tmpfs,target=/m", IMG, "true"]);
+  const [info] = JSON.parse(await must(["inspect", "tmpfs-view"])) as { Mounts: { Type: string; Destination: string }[]; HostConfig: { Tmpfs: Record<string, string> } }[];
+  expect(info!.HostConfig.Tmpfs).toEqual({ "/scratch": "size=1m" });
+  expect(info!.Mounts.map((m) => [m.Type, m.Destination])).toEqual([["tmpfs", "/m"]]);
+  await must(["rm", "tmpfs-view"]);
+});

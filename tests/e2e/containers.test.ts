@@ -175,9 +175,17 @@ describe("container lifecycle", () => {
     expect(sa.stdout).toBe("hi-start\n");
     expect(sa.code).toBe(2);
     // -i: the process waits on stdin, so attach joins it running; attach carries stdin in and output back.
+    // Stdin stays open until the container is done: as dockerd does, an attach ends when the
+    // client's stdin ends (the container has no StdinOnce), and its output with it.
     await docker(["run", "-d", "-i", "--name", "att2", "--network", "none", IMG, "sh", "-c", "read x; echo got $x"]);
-    const at2 = await docker(["attach", "att2"], { stdin: "hello\n" });
-    expect(at2.stdout).toBe("got hello\n");
+    const at2 = Bun.spawn(["docker", "-H", d.dockerHost, "attach", "att2"], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+    const killer = setTimeout(() => at2.kill("SIGKILL"), 30_000);
+    at2.stdin.write("hello\n");
+    await at2.stdin.flush();
+    expect(await new Response(at2.stdout).text()).toBe("got hello\n");
+    clearTimeout(killer);
+    await at2.stdin.end();
+    expect(await at2.exited).toBe(0);
     await docker(["run", "-d", "--name", "rs", "--network", "none", IMG, "sleep", "1000"]);
     const pid1 = (await inspect("rs")).State.Pid;
     expect((await docker(["restart", "-t", "0", "rs"])).code).toBe(0);

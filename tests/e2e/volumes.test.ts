@@ -69,6 +69,20 @@ test("volume create, ls with filters, inspect, rm and prune through the CLI", as
   expect(await ok(["volume", "ls", "-q"])).toBe("");
 }, 60_000);
 
+test("volume prune below API 1.42 removes named volumes too, as dockerd does for old clients", async () => {
+  await ok(["volume", "create", "--label", "old=api", "named-old"]);
+  await ok(["volume", "create", "--label", "old=api", "named-new"]);
+  const filters = encodeURIComponent(JSON.stringify({ label: ["old=api"] }));
+  const now = (await (await d.api(`/v1.42/volumes/prune?filters=${filters}`, { method: "POST" })).json()) as { VolumesDeleted: string[] };
+  expect(now.VolumesDeleted).toEqual([]);
+  const old = await d.api(`/v1.41/volumes/prune?filters=${filters}`, { method: "POST" });
+  expect(old.status).toBe(200);
+  expect(((await old.json()) as { VolumesDeleted: string[] }).VolumesDeleted.sort()).toEqual(["named-new", "named-old"]);
+  const explicit = await d.api(`/v1.41/volumes/prune?filters=${encodeURIComponent(JSON.stringify({ all: ["false"] }))}`, { method: "POST" });
+  expect(explicit.status).toBe(200);
+  expect(await ok(["volume", "ls", "-q", "--filter", "label=old=api"])).toBe("");
+});
+
 test("bad volume input gets Docker's errors", async () => {
   const bad = await d.docker(["volume", "create", "bad/name"]);
   expect(bad.code).not.toBe(0);

@@ -114,7 +114,9 @@ export function inspectView(rec: ContainerRecord, execIds: string[], health?: He
 }
 
 function mountsView(rec: ContainerRecord) {
-  return rec.mounts.map((m) => {
+  // dockerd lists HostConfig.Tmpfs (`--tmpfs`) in HostConfig only, not as mount points.
+  const tmpfs = rec.hostConfig.Tmpfs ?? {};
+  return rec.mounts.filter((m) => !(m.Type === "tmpfs" && Object.hasOwn(tmpfs, m.Destination))).map((m) => {
     const { options: _options, ...rest } = m;
     return { ...rest, Name: m.Type === "volume" ? m.Name : undefined, Driver: m.Type === "volume" ? m.Driver : undefined };
   });

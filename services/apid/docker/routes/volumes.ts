@@ -4,6 +4,7 @@ import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import { compareVersions } from "../api-version.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { jsonBody } from "../networks/json-body.ts";
 import { volumeJson } from "../volumes/volume-json.ts";
@@ -45,7 +46,10 @@ export function volumesRoutes(deps: DockerApiDeps) {
   app.post("/volumes/prune", async (c) => {
     // Parsed in full before fsd removes anything: a filter that does not parse is a 400.
     const f = parseFilters(c.req.query("filters"), FILTERS.volumePrune);
-    const res = await fsd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], all: f.all ?? false });
+    // Before API 1.42 prune removed named volumes too; dockerd keeps that for older
+    // clients (docker-py 5 asks for 1.41) by adding all=true.
+    const all = f.all ?? compareVersions(c.env.apiVersion, "1.42") < 0;
+    const res = await fsd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], all });
     return c.json({ VolumesDeleted: res.deleted, SpaceReclaimed: Number(res.spaceReclaimed) });
   });
 

@@ -50,6 +50,9 @@ async function runAttach(containers: ContainerManager, rec: ContainerRecord, cli
   containers.whenStdio(rec, async (socketPath) => {
     if (!socketPath) return void client.end();
     const stdio = await connectStdio(socketPath);
+    // dockerd ends an attach session once the client closes its stdin (the container keeps
+    // running, its stdin open for others); only StdinOnce closes the container's stdin.
+    if (opts.stdin && !rec.config.StdinOnce) client.once("end", () => stdio.destroy());
     void splice(client, stdio, { ...opts, tty, head }).then((why) => {
       if (why === "eof" || why === "detached") endAndDrain(client);
       stdio.destroy();

@@ -140,6 +140,9 @@ export class LogReader {
       watcher = undefined;
       if (fd >= 0) closeSync(fd), (fd = -1);
     };
+    // Set once the stream is closed or cancelled: a cancelled stream's controller must
+    // not be closed again when the container stops later (that throws, and would end apid).
+    let ended = false;
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
         const flush = () => {
@@ -151,7 +154,6 @@ export class LogReader {
           controller.close();
           return;
         }
-        let ended = false;
         const end = () => {
           if (ended) return;
           ended = true;
@@ -172,7 +174,10 @@ export class LogReader {
         });
         void follow.stopped.then(end, end);
       },
-      cancel: () => close(),
+      cancel: () => {
+        ended = true;
+        close();
+      },
     });
   }
 }
