@@ -162,7 +162,6 @@ const EXPECTED: Record<string, Record<string, unknown>> = {
  * out of the comparison and listed as todo, so they are neither hidden nor failing.
  */
 const PENDING: Record<string, Record<string, string>> = {
-  networks: { late_aliases: "network connect on a running container does not update its NetworkSettings (network work in progress)" },
   detach_keys: { exec_output: "exec detach keys (exec_create detach_keys=) are not honoured (detach keys work in progress)" },
 };
 

@@ -258,7 +258,9 @@ def _():
     fact = {}
     # Output starts after the attach (replaying the log and joining the live output at
     # once is racy on ArcBox, see docs/compat.md).
-    ct = run(["sh", "-c", "sleep 0.5; echo a; echo b >&2; sleep 0.5; echo c"], name=f"{PREFIX}-att")
+    # stdout and stderr are separate pipes: a pause keeps their order defined (dockerd
+    # itself swaps them under load without one).
+    ct = run(["sh", "-c", "sleep 0.5; echo a; sleep 0.3; echo b >&2; sleep 0.5; echo c"], name=f"{PREFIX}-att")
     fact["attach_logs_stream"] = b"".join(ct.attach(stream=True, logs=True, stdout=True, stderr=True)).decode()
     ct.wait()
     ct.remove()
