@@ -1,0 +1,31 @@
+/**
+ * A machine's VirtioFS shares, as vmm needs them from fsd: one running vhost-user-fs
+ * server per mount before qemu starts (its socket goes on qemu's command line), all of
+ * them stopped once qemu has exited. `noShares` stands in where fsd is not reachable
+ * (unit tests); a machine with mounts then fails to start with a clear error.
+ */
+import type { MachineMount } from "./machine-mounts.ts";
+import { MachineError } from "./machine-error.ts";
+
+export interface RunningShare {
+  tag: string;
+  socket: string;
+}
+
+export interface MachineShares {
+  /**
+   * Starts (or keeps, when already running with the same configuration) a server for
+   * each mount and stops the machine's servers that are not among them.
+   */
+  start(machine: string, mounts: readonly MachineMount[]): Promise<RunningShare[]>;
+  /** Stops every server of the machine (idempotent). */
+  stop(machine: string): Promise<void>;
+}
+
+export const noShares: MachineShares = {
+  start: async (machine, mounts) => {
+    if (mounts.length) throw new MachineError("failed_precondition", `machine ${machine} has mounts but no share service is available`);
+    return [];
+  },
+  stop: async () => {},
+};
