@@ -1,11 +1,9 @@
 /**
  * A machine's VirtioFS shares, as vmm needs them from fsd: one running vhost-user-fs
  * server per mount before qemu starts (its socket goes on qemu's command line), all of
- * them stopped once qemu has exited. `noShares` stands in where fsd is not reachable
- * (unit tests); a machine with mounts then fails to start with a clear error.
+ * them stopped once qemu has exited.
  */
 import type { MachineMount } from "./machine-mounts.ts";
-import { MachineError } from "./machine-error.ts";
 
 export interface RunningShare {
   tag: string;
@@ -21,11 +19,3 @@ export interface MachineShares {
   /** Stops every server of the machine (idempotent). */
   stop(machine: string): Promise<void>;
 }
-
-export const noShares: MachineShares = {
-  start: async (machine, mounts) => {
-    if (mounts.length) throw new MachineError("failed_precondition", `machine ${machine} has mounts but no share service is available`);
-    return [];
-  },
-  stop: async () => {},
-};
