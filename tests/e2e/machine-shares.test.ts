@@ -284,7 +284,7 @@ echo ESCAPES-DONE`);
   test("the read-only share refuses writes with EROFS", async () => {
     const cmds = ["echo x > /mnt/ro/ro.txt", "echo x > /mnt/ro/new.txt", "mkdir /mnt/ro/d", "rm /mnt/ro/ro.txt", "mv /mnt/ro/ro.txt /mnt/ro/moved", "ln -s x /mnt/ro/s", "touch /mnt/ro/ro.txt"];
     // Each must fail, and with EROFS.
-    const r = await guest("m1", cmds.map((c) => `if out=$(${c} 2>&1); then echo "CHECK ${c} FAIL succeeded"; else case "$out" in *"Read-only file system"*) echo "CHECK ${c} ok";; *) echo "CHECK ${c} FAIL $out";; esac; fi`).join("\n"));
+    const r = await guest("m1", cmds.map((c) => `if out=$( (${c}) 2>&1); then echo "CHECK ${c} FAIL succeeded"; else case "$out" in *"Read-only file system"*) echo "CHECK ${c} ok";; *) echo "CHECK ${c} FAIL $out";; esac; fi`).join("\n"));
     expect(r.stdout.split("\n").filter((l) => l.endsWith(" ok")).length).toBe(cmds.length);
     expect(checks(r.stdout)).toEqual([]);
     expect((await ok(["exec", "m1", "--", "cat", "/mnt/ro/ro.txt"]))).toBe("read only");
