@@ -20,7 +20,7 @@ Commands:
   restart NAME...
   rm [-f] NAME...          remove machines and their disks (-f: even when running)
   ls [--format json]       list machines
-  inspect NAME...          JSON: state, accel, pid, ip, image, sizes, times, stop reason
+  inspect NAME...          JSON: state, accel, pid, ip, image, sizes, times, stop reason, mounts
   exec [-i] [-t] NAME -- CMD [ARGS...]   run a command in a machine; exits with its code
   shell NAME               an interactive login shell in a machine
   logs [-f] NAME           the machine's console log
