@@ -14,6 +14,7 @@ import { kernelCmdline } from "../../guest/boot/contract.ts";
 import { qemuArgv } from "../../services/vmm/backend/qemu/qemu-argv.ts";
 import { addMounts, formatMount, parseMountSpec } from "../../services/vmm/core/machine-mounts.ts";
 import { MachineStore } from "../../services/vmm/storage/machine-store.ts";
+import { homeMount, mountFromSpec } from "../../cli/commands/machine-mounts.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "arcbox-mounts-unit-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -61,6 +62,23 @@ describe("mount checks", () => {
     const many = Array.from({ length: 17 }, (_, i) => ({ hostDir: src, guestDir: `/m${i}` }));
     expect(() => addMounts([], many)).toThrow("at most 16 mounts");
     expect(() => addMounts([], [{ hostDir: src, guestDir: `/${"d".repeat(1600)}` }])).toThrow("too long");
+  });
+});
+
+describe("CLI: home share and relative host dirs", () => {
+  test("$HOME at the same path unless it cannot be; an explicit mount there wins", () => {
+    expect(homeMount(src, [])).toEqual({ mount: { hostDir: src, guestDir: src, readOnly: false, cacheMode: "" } });
+    expect(homeMount(`${src}/`, [])).toEqual({ mount: { hostDir: src, guestDir: src, readOnly: false, cacheMode: "" } });
+    expect(homeMount(undefined, []).note).toBe("not sharing a home directory: $HOME is not set");
+    expect(homeMount("/", []).note).toBe("not sharing the home directory: $HOME is /");
+    expect(homeMount("rel", []).note).toContain("is not absolute");
+    expect(homeMount(join(tmp, "gone"), []).note).toContain("does not exist");
+    expect(homeMount("/proc", []).note).toContain("inside /proc");
+    expect(homeMount(src, [`${src}/`])).toEqual({});
+  });
+  test("a relative HOSTDIR is taken from the working directory", () => {
+    expect(mountFromSpec("src:/w:ro", tmp)).toEqual({ hostDir: src, guestDir: "/w", readOnly: true, cacheMode: "" });
+    expect(mountFromSpec("../x/./y:/w", "/a/b")).toEqual({ hostDir: "/a/x/y", guestDir: "/w", readOnly: false, cacheMode: "" });
   });
 });
 
