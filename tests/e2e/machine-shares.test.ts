@@ -36,7 +36,7 @@ async function ok(args: string[], opts?: Parameters<TestDaemon["arcbox"]>[1]): P
 }
 /** A shell script in the machine; its output and exit code. */
 const guest = (name: string, script: string) => machine(["exec", name, "--", "sh", "-c", script]);
-const inspect = async (name: string) => JSON.parse(await ok(["inspect", name])) as { State: string; Pid: number; Mounts: { Tag: string; Source: string; Destination: string; RW: boolean; Cache: string }[] };
+const inspect = async (name: string) => JSON.parse(await ok(["inspect", name])) as { State: string; StopReason: string; Pid: number; Mounts: { Tag: string; Source: string; Destination: string; RW: boolean; Cache: string }[] };
 function expectFail(r: RunResult, message: RegExp): void {
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(message);
@@ -123,7 +123,8 @@ beforeAll(async () => {
   const x = Bun.spawnSync(["python3", "-c", `import os; os.setxattr(${JSON.stringify(join(dirs.share, "xattr.txt"))}, "user.host", b"from-the-host")`]);
   if (x.exitCode !== 0) throw new Error(`host setxattr: ${x.stderr}`);
 
-  d = new TestDaemon("arcbox-mshare-d-");
+  // Boots under TCG on a loaded host can pass vmm's default 120 s wait for the agent.
+  d = new TestDaemon("arcbox-mshare-d-", { ARCBOX_MACHINE_BOOT_TIMEOUT_MS: String(BOOT_MS - 20_000) });
   await d.start();
   clients = new ServiceClients(arcboxHome(d.home));
   const rootfs = mkdtempSync(join(tmpdir(), "arcbox-mshare-rootfs-"));
@@ -260,8 +261,10 @@ echo "SEEN $(cat $M/edit.txt) $(cat $M/appeared.txt) $t0 $t1"`], { stdout: "pipe
     expect(m?.slice(1, 3)).toEqual(["v2", "new"]);
     const seconds = Number(m![4]) - Number(m![3]);
     console.log(`host edit seen in the guest after ${seconds.toFixed(2)} s (cache=auto)`);
-    // auto: 1 s entry/attr timeouts; polling and TCG add a little.
-    expect(seconds).toBeLessThan(1.6);
+    // auto: 1 s entry/attr timeouts. The measure also holds READY's trip to the host
+    // (guest agent -> vmm -> CLI -> test) and the polling: ~0.2-0.4 s on an idle TCG
+    // host, up to ~1 s more on a loaded one. cache=always (1 day) would not get here.
+    expect(seconds).toBeLessThan(2.5);
   });
 
   test("host-side symlinks and .. never reach the marker outside the share", async () => {
@@ -351,8 +354,11 @@ echo ESCAPES-DONE`);
     // Running: nothing changed in the guest yet.
     expect((await ok(["exec", "m1", "--", "sh", "-c", "grep -o ' /mnt/[a-z]* ' /proc/mounts | sort"])).replaceAll(" ", "")).toBe("/mnt/ro\n/mnt/share\n");
 
+    const before = servers("m1");
     await ok(["restart", "m1"]);
     pid = (await inspect("m1")).Pid;
+    // The stop ended every server (a fresh one per share for the new qemu).
+    expect([...servers("m1").keys()].filter((p) => before.has(p))).toEqual([]);
     expect((await ok(["exec", "m1", "--", "sh", "-c", "grep -o ' /mnt/[a-z]* ' /proc/mounts | sort"])).replaceAll(" ", "")).toBe("/mnt/later\n/mnt/share\n");
     expect(await ok(["exec", "m1", "--", "cat", "/mnt/later/later.txt"])).toBe("added later");
     // The removed share's server is gone; the others serve the new qemu.
@@ -360,7 +366,22 @@ echo ESCAPES-DONE`);
     expect([...servers("m1").values()].sort()).toEqual(["s0", "s2", "s3"]);
   }, BOOT_MS * 2);
 
-  test("rm leaves no share server behind", async () => {
+  test("a crash of the machine stops its share servers; the next start brings them back", async () => {
+    process.kill(pid, "SIGKILL");
+    const m = await waitFor("m1 stopped", async () => {
+      const now = await inspect("m1");
+      return now.State === "stopped" && now;
+    }, 60_000);
+    expect(m.StopReason).toMatch(/^crashed: /);
+    await waitFor("m1's share servers to end", async () => servers("m1").size === 0);
+    expect(await listShares("m1")).toEqual([]);
+    await ok(["start", "m1"]);
+    pid = (await inspect("m1")).Pid;
+    expect(await ok(["exec", "m1", "--", "cat", `${G}/hello.txt`])).toBe("hello from the host");
+    expect([...servers("m1").values()].sort()).toEqual(["s0", "s2", "s3"]);
+  }, BOOT_MS);
+
+  test("rm -f of the running machine leaves no share server behind", async () => {
     expect((await ok(["rm", "-f", "m1"])).trim()).toBe("m1");
     expect(alive(pid)).toBe(false);
     expect(await listShares("m1")).toEqual([]);
