@@ -95,7 +95,7 @@ try {
   const rootfs = join(work, "rootfs");
   buildBusyboxRootfs(rootfs);
   sh(["docker", "-H", `unix://${join(home, "run", "docker.sock")}`, "import", "-", "bench-busybox:1"], sh2tar(rootfs));
-  arcbox("machine", "create", "bench", "--image", "bench-busybox:1", "--cpus", "1", "--memory", String(MEMORY_MIB), "--disk", "2", "--no-start");
+  arcbox("machine", "create", "bench", "--image", "bench-busybox:1", "--cpus", "1", "--memory", String(MEMORY_MIB), "--disk", "2", "--no-start", "--no-home");
   const initrd = bareInitramfs();
 
   const machineMs: number[] = [];

@@ -13,7 +13,7 @@ Commands:
   stop              stop the daemon and every service, in order
   status            show the daemon and its services
   logs [SERVICE]    show logs (supervisor, apid, imaged, netd, fsd, vmm); -f to follow
-  machine ...       Linux machines (VMs): create, start, stop, rm, ls, exec, shell, logs
+  machine ...       Linux machines (VMs): create, start, stop, rm, ls, exec, shell, logs, mount
   docker enable     create the docker context "arcbox" pointing at ArcBox's socket
   docker disable    remove the docker context "arcbox"
   version           print the version

@@ -8,20 +8,33 @@ import { parseArgs } from "node:util";
 import type { ArcboxHome } from "../../lib/home.ts";
 import { ServiceClients } from "../../lib/service/clients.ts";
 import type { MachineInfo } from "../../proto/gen/arcbox/machines/v1/manager_pb.ts";
+import { homeMount, mountCommand, mountFromSpec, mountJson } from "./machine-mounts.ts";
 
 const usage = `Usage: arcbox machine COMMAND
 
 Commands:
   create NAME [--image REF] [--cpus N] [--memory MIB] [--disk GIB] [--no-start]
+         [--mount HOSTDIR:GUESTDIR[:ro][,cache=MODE]]... [--no-home]
   start NAME...            start stopped machines
   stop NAME...             power machines off (killed after --time seconds, default 20)
   restart NAME...
   rm [-f] NAME...          remove machines and their disks (-f: even when running)
   ls [--format json]       list machines
-  inspect NAME...          JSON: state, accel, pid, ip, image, sizes, times, stop reason
+  inspect NAME...          JSON: state, accel, pid, ip, image, sizes, times, stop reason, mounts
   exec [-i] [-t] NAME -- CMD [ARGS...]   run a command in a machine; exits with its code
   shell NAME               an interactive login shell in a machine
   logs [-f] NAME           the machine's console log
+  mount add NAME HOSTDIR:GUESTDIR[:OPTS]...   share a host directory (from the next start)
+  mount rm NAME GUESTDIR...                  stop sharing it (from the next start)
+  mount ls NAME [--format json]              the machine's shared directories
+
+Shared directories (VirtioFS, served by fsd): HOSTDIR must exist (a relative path is
+taken from the current directory), GUESTDIR is absolute and made in the machine if
+missing. OPTS: ro (the machine's writes fail with "Read-only file system") and
+cache=auto|always|never (auto, the default: host-side edits show within ~1 s; always:
+fastest, for directories only the machine changes; never: no caching), comma-separated,
+e.g. --mount ./src:/src:ro,cache=never. By default your home directory ($HOME) is
+shared at the same path; --no-home leaves it out.
 `;
 
 class UsageError extends Error {}
@@ -37,12 +50,14 @@ function wholeNumber(flag: string, v: string | undefined): number {
   return Number(v);
 }
 
-type Options = Record<string, { type: "string" | "boolean"; short?: string }>;
+type Options = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 
-function parse(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function parse(args: string[], options: Options): { values: Values; positionals: string[] } {
   try {
     const r = parseArgs({ args, options, allowPositionals: true, strict: true });
-    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+    return { values: r.values as Values, positionals: r.positionals };
   } catch (err) {
     fail((err as Error).message);
   }
@@ -70,6 +85,7 @@ export function inspectJson(m: MachineInfo) {
     Started: iso(m.startedUnixMs),
     Stopped: iso(m.stoppedUnixMs),
     Dir: m.dir,
+    Mounts: m.mounts.map(mountJson),
   };
 }
 
@@ -85,8 +101,22 @@ export async function machine(home: ArcboxHome, argv: string[]): Promise<number>
           memory: { type: "string" },
           disk: { type: "string" },
           "no-start": { type: "boolean" },
+          mount: { type: "string", multiple: true },
+          "no-home": { type: "boolean" },
         });
         if (positionals.length !== 1) fail("machine create takes exactly one NAME");
+        const mounts = ((values.mount as string[] | undefined) ?? []).map((spec) => {
+          try {
+            return mountFromSpec(spec);
+          } catch (err) {
+            return fail((err as Error).message);
+          }
+        });
+        if (!values["no-home"]) {
+          const home = homeMount(process.env.HOME, mounts.map((m) => m.guestDir));
+          if (home.note) process.stderr.write(`arcbox: ${home.note}\n`);
+          if (home.mount) mounts.push(home.mount);
+        }
         const res = await api.create({
           name: positionals[0]!,
           image: values.image as string | undefined,
@@ -94,6 +124,7 @@ export async function machine(home: ArcboxHome, argv: string[]): Promise<number>
           memoryMib: wholeNumber("--memory", values.memory as string | undefined),
           diskGib: wholeNumber("--disk", values.disk as string | undefined),
           noStart: Boolean(values["no-start"]),
+          mounts,
         });
         console.log(res.machine!.name);
         return 0;
@@ -166,6 +197,9 @@ export async function machine(home: ArcboxHome, argv: string[]): Promise<number>
         }
         return 0;
       }
+      case "mount":
+      case "mounts":
+        return await mountCommand(api, args, fail);
       case "exec":
       case "shell": {
         const { runExec } = await import("./machine-exec.ts");

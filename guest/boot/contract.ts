@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ArcboxError } from "../../lib/errors.ts";
+import { mountsArg, type GuestMount } from "./mounts-arg.ts";
 
 /** qemu: `-device virtserialport,chardev=agent,name=<this>`; guest: /dev/virtio-ports/<this>. */
 export const AGENT_SERIAL_PORT = "org.arcbox.agent.0";
@@ -43,7 +44,7 @@ function hostTscKhz(): number | undefined {
  * under -no-reboot (the ACPI/keyboard-controller paths hang on microvm). tsc_early_khz:
  * under TCG the kernel's TSC calibration may hang without it. arcbox.name: the hostname.
  */
-export function kernelCmdline(o: { machineName: string; extra?: string[] }): string {
+export function kernelCmdline(o: { machineName: string; extra?: string[]; mounts?: GuestMount[] }): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(o.machineName)) throw new ArcboxError("invalid_argument", `invalid machine name: ${o.machineName}`);
   const khz = hostTscKhz();
   return [
@@ -55,6 +56,7 @@ export function kernelCmdline(o: { machineName: string; extra?: string[] }): str
     "rw",
     "quiet",
     `arcbox.name=${o.machineName}`,
+    ...[mountsArg(o.mounts ?? [])].filter((a) => a !== undefined),
     ...(o.extra ?? []),
   ].join(" ");
 }

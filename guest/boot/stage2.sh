@@ -33,6 +33,8 @@ $bb sh -c '
   [ -e /sys/class/net/eth0 ] && exec '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"'
 ' >/dev/null 2>&1 &
 
+$bb sh /opt/arcbox/boot/mounts.sh # the machine's VirtioFS shares, before the agent answers
+
 agent_port=/dev/virtio-ports/org.arcbox.agent.0
 while :; do
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).

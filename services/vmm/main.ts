@@ -18,6 +18,7 @@ import { VmMachines } from "./core/vm-machines.ts";
 import { MachineExecs } from "./core/machine-execs.ts";
 import { guestBoot } from "./platform/guest-boot.ts";
 import { netdNetwork } from "./platform/netd-network.ts";
+import { fsdShares } from "./platform/fsd-shares.ts";
 import { managerRoutes } from "./server/manager-service.ts";
 import { machineRoutes } from "./server/machine-service.ts";
 import { MachineStore } from "./storage/machine-store.ts";
@@ -51,6 +52,7 @@ await runService({
       onIo: (_machine, f) => execs.onIo(f),
       onStopped: (machine) => execs.machineGone(machine),
       network: process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks),
+      shares: fsdShares(() => ctx.clients.shares),
       log: ctx.log,
     });
     const execs = new MachineExecs(ctx.home.run, (name) => vms.agent(name), ctx.log);

@@ -78,7 +78,8 @@ describe("one machine", () => {
 
   test("create boots it; ls and inspect show it", async () => {
     const started = performance.now();
-    expect((await ok(["create", "m1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1"])).trim()).toBe("m1");
+    // --no-home: the checks below write /root (the test's $HOME) on the machine's own disk.
+    expect((await ok(["create", "m1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1", "--no-home"])).trim()).toBe("m1");
     console.log(`machine create (disk + boot to agent): ${Math.round(performance.now() - started)} ms`);
     const m = await inspect("m1");
     expect(m.State).toBe("running");
@@ -180,7 +181,7 @@ describe("one machine", () => {
 
 describe("two machines", () => {
   test("a second machine runs beside the first; a crash is recorded; rm cleans up", async () => {
-    await ok(["create", "m2", "--image", IMAGE, "--cpus", "1", "--memory", "256", "--disk", "1"]);
+    await ok(["create", "m2", "--image", IMAGE, "--cpus", "1", "--memory", "256", "--disk", "1", "--no-home"]);
     const [a, b] = await Promise.all([ok(["exec", "m1", "--", "hostname"]), ok(["exec", "m2", "--", "hostname"])]);
     expect(a.trim()).toBe("m1");
     expect(b.trim()).toBe("m2");

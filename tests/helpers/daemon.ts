@@ -15,8 +15,9 @@ export interface RunResult {
   stderr: string;
 }
 
-export async function run(argv: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export async function run(argv: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
   const proc = Bun.spawn(argv, {
+    cwd: opts.cwd,
     stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -70,7 +70,7 @@ describe("qemu argv", () => {
 describe("machine store", () => {
   const rec = (name: string): MachineRecord => ({
     name, image: "busybox", imageId: "sha256:x", cpus: 1, memoryMib: 256, diskGib: 1, state: "created", backend: "qemu",
-    accel: "", accelNote: "", pid: 0, mac: "", ip: "", createdMs: 1, startedMs: 0, stoppedMs: 0, stopReason: "",
+    accel: "", accelNote: "", pid: 0, mac: "", ip: "", createdMs: 1, startedMs: 0, stoppedMs: 0, stopReason: "", mounts: [],
   });
   test("insert refuses a taken name; records survive reopening", () => {
     const dir = join(tmp, "store");

@@ -20,6 +20,11 @@ export interface VmSpec {
   cmdline: string;
   /** A TAP device and the MAC the guest's NIC gets; absent: no NIC. */
   net?: { tap: string; mac: string };
+  /**
+   * vhost-user-fs shares, each a running backend's socket and the tag the guest mounts
+   * (guest RAM is then shared memory the backends map).
+   */
+  shares?: { tag: string; socket: string }[];
 }
 
 export type Accelerator = "kvm" | "hvf" | "tcg";

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { MACHINE_STATES } from "./machine-state.ts";
+import { mountSchema } from "./machine-mounts.ts";
 
 export const MACHINE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
@@ -16,6 +17,8 @@ export const createSpecSchema = z.object({
   cpus: z.number().int().min(LIMITS.cpus[0]).max(LIMITS.cpus[1], `--cpus must be between ${LIMITS.cpus[0]} and ${LIMITS.cpus[1]}`),
   memoryMib: z.number().int().min(LIMITS.memoryMib[0], `--memory must be at least ${LIMITS.memoryMib[0]} MiB`).max(LIMITS.memoryMib[1], `--memory must be at most ${LIMITS.memoryMib[1]} MiB`),
   diskGib: z.number().int().min(LIMITS.diskGib[0]).max(LIMITS.diskGib[1], `--disk must be at most ${LIMITS.diskGib[1]} GiB`),
+  /** Host directories shared into the machine (VirtioFS), applied on each start. */
+  mounts: z.array(mountSchema).default([]),
 });
 export type CreateSpec = z.infer<typeof createSpecSchema>;
 

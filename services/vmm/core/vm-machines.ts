@@ -2,7 +2,8 @@
  * VM machines: records (MachineStore), their state machine (machine-state.ts), root
  * disks from images, and the VMs themselves through a VmBackend. One lock per machine
  * serialises its lifecycle operations; a VM's exit, whenever it comes, is recorded
- * with its reason. On start, VMs left running by an earlier vmm are adopted.
+ * with its reason. On start, VMs left running by an earlier vmm are adopted. A machine's
+ * mounts are served by fsd (MachineShares) from before qemu starts until after it exits.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,8 @@ import { buildRootDisk, type RootfsLayers } from "../platform/root-disk.ts";
 import type { AgentClient, IoFrame } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 import { DEFAULTS, createSpecSchema, type CreateSpec, type MachineRecord } from "./machine-model.ts";
+import { addMounts, checkGuestDir, type MachineMount, type MountRequest } from "./machine-mounts.ts";
+import type { MachineShares } from "./machine-shares.ts";
 import type { MachineNetwork } from "./machine-network.ts";
 import { assertTransition, hasProcess, type MachineState } from "./machine-state.ts";
 import { connectVmAgent } from "./vm-agent-link.ts";
@@ -39,6 +42,7 @@ export interface VmMachinesDeps {
   boot: () => GuestBoot;
   images: RootfsSource;
   network: MachineNetwork;
+  shares: MachineShares;
   log: Logger;
   onEvent?: (machine: string, e: RuntimeEvent) => void;
   /** Exec stdio frames from a machine's agent. */
@@ -52,15 +56,19 @@ interface Live {
   agent?: AgentClient;
   /** Set while a stop is under way: the exit then counts as requested. */
   stopRequested?: boolean;
+  /** fsd serves shares for this VM: stop them once it has exited. */
+  shared?: boolean;
 }
 
-export type CreateInput = Partial<CreateSpec> & { name: string; noStart?: boolean };
+export type CreateInput = Partial<Omit<CreateSpec, "mounts">> & { name: string; noStart?: boolean; mounts?: MountRequest[] };
 
 export class VmMachines {
   private readonly lock = new KeyedLock();
   private readonly live = new Map<string, Live>();
   private readonly creating = new Set<string>();
   private readonly exitWaiters = new Map<string, Set<() => void>>();
+  /** Share stops under way per machine: a start waits for them (never races a stop). */
+  private readonly shareStops = new Map<string, Promise<void>>();
 
   constructor(private readonly d: VmMachinesDeps) {
     mkdirSync(d.machinesDir, { recursive: true, mode: 0o700 });
@@ -110,9 +118,11 @@ export class VmMachines {
           const vm = await this.d.backend.adopt(m.name, this.dir(m.name)).catch(() => undefined);
           if (!vm) {
             this.update(m.name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: "crashed: the VM exited while vmm was not running" });
+            if (m.mounts.length) await this.stopShares(m.name);
             return;
           }
-          this.watch(m.name, vm);
+          // Its shares are still served (fsd's servers outlive fsd and vmm): leave them be.
+          this.watch(m.name, vm, m.mounts.length > 0);
           if (m.state === "stopping") {
             // The earlier vmm was stopping it: finish the job.
             this.live.get(m.name)!.stopRequested = true;
@@ -137,6 +147,8 @@ export class VmMachines {
       cpus: input.cpus || DEFAULTS.cpus,
       memoryMib: input.memoryMib || DEFAULTS.memoryMib,
       diskGib: input.diskGib || DEFAULTS.diskGib,
+      // Checked here (paths exist, no duplicates), before any work is done.
+      mounts: addMounts([], input.mounts ?? []),
     });
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -222,6 +234,34 @@ export class VmMachines {
     });
   }
 
+  /**
+   * Adds a mount to the machine's definition (from its next start). Not under the
+   * machine's lock: a boot in progress need not finish first; the record is read and
+   * written without a pause in between, and the start path re-reads it.
+   */
+  addMount(name: string, req: MountRequest): MachineRecord {
+    const m = this.get(name);
+    if (m.state === "removing") throw new MachineError("conflict", `machine ${name} is being removed`);
+    this.update(name, { mounts: addMounts(m.mounts, [req]) });
+    this.d.log.info("mount added", { machine: name, hostDir: req.hostDir, guestDir: req.guestDir });
+    return this.get(name);
+  }
+
+  /** Removes the mount at `guestDir` from the machine's definition (from its next start). */
+  removeMount(name: string, guestDir: string): MachineRecord {
+    const m = this.get(name);
+    if (m.state === "removing") throw new MachineError("conflict", `machine ${name} is being removed`);
+    const dir = checkGuestDir(guestDir);
+    if (!m.mounts.some((x) => x.guestDir === dir)) throw new MachineError("not_found", `machine ${name} has no mount at ${dir}`);
+    this.update(name, { mounts: m.mounts.filter((x) => x.guestDir !== dir) });
+    this.d.log.info("mount removed", { machine: name, guestDir: dir });
+    return this.get(name);
+  }
+
+  mounts(name: string): MachineMount[] {
+    return this.get(name).mounts;
+  }
+
   /** Resolves once the VM of `name` has exited and its record says so. */
   waitExit(name: string): Promise<void> {
     if (!this.live.has(name)) return Promise.resolve();
@@ -248,8 +288,12 @@ export class VmMachines {
     const boot = this.d.boot();
     this.update(name, { state: "starting", stopReason: "" });
     let vm: VmHandle | undefined;
+    // Parents before children: a share inside another share's guest dir mounts on top.
+    const mounts = [...m.mounts].sort((a, b) => a.guestDir.split("/").length - b.guestDir.split("/").length);
     try {
       const nic = await this.d.network.attach(name);
+      await this.shareStops.get(name);
+      const shares = await this.d.shares.start(name, mounts);
       vm = await this.d.backend.start({
         name,
         dir: this.dir(name),
@@ -259,11 +303,12 @@ export class VmMachines {
         toolsDisk: boot.tools,
         kernel: boot.kernel,
         initrd: boot.initrd,
-        cmdline: boot.cmdline(name),
+        cmdline: boot.cmdline(name, mounts),
         net: nic ? { tap: nic.tap, mac: nic.mac } : undefined,
+        shares,
       });
       this.update(name, { pid: vm.pid, accel: vm.accel.accel, accelNote: vm.accel.note, startedMs: Date.now(), mac: nic?.mac ?? "", ip: nic?.ip ?? "" });
-      this.watch(name, vm);
+      this.watch(name, vm, shares.length > 0);
       await this.attachAgent(name, vm);
     } catch (err) {
       if (vm) {
@@ -274,6 +319,7 @@ export class VmMachines {
         this.update(name, { stopReason: `crashed: ${(err as Error).message} (see machine logs)` });
       } else {
         this.update(name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: `crashed: ${(err as Error).message}` });
+        if (mounts.length) await this.stopShares(name);
       }
       throw err;
     }
@@ -312,8 +358,8 @@ export class VmMachines {
     return this.waitExit(name);
   }
 
-  private watch(name: string, vm: VmHandle): void {
-    this.live.set(name, { vm });
+  private watch(name: string, vm: VmHandle, shared: boolean): void {
+    this.live.set(name, { vm, shared });
     void vm.exited.then((exit) => this.onExit(name, vm, exit));
   }
 
@@ -351,12 +397,29 @@ export class VmMachines {
       this.d.log[level]("machine stopped", { machine: name, reason });
     }
     this.d.onStopped?.(name);
-    const waiters = this.exitWaiters.get(name);
-    this.exitWaiters.delete(name);
-    for (const w of waiters ?? []) w();
+    // Waiters (stop, restart, rm) resume once the machine's share servers are gone too.
+    const sharesGone = l.shared || m?.mounts.length ? this.stopShares(name) : Promise.resolve();
+    void sharesGone.then(() => {
+      const waiters = this.exitWaiters.get(name);
+      this.exitWaiters.delete(name);
+      for (const w of waiters ?? []) w();
+    });
+  }
+
+  /** Stops the machine's share servers (after its VM exited); never rejects. */
+  private stopShares(name: string): Promise<void> {
+    const p = (this.shareStops.get(name) ?? Promise.resolve())
+      .then(() => this.d.shares.stop(name))
+      .catch((err) => this.d.log.warn("stopping the machine's shares failed", { machine: name, error: err }));
+    this.shareStops.set(name, p);
+    void p.then(() => {
+      if (this.shareStops.get(name) === p) this.shareStops.delete(name);
+    });
+    return p;
   }
 
   private async finishRemove(m: MachineRecord): Promise<void> {
+    if (m.mounts.length) await this.stopShares(m.name);
     await this.d.network.detach(m.name).catch((err) => this.d.log.warn("network detach failed", { machine: m.name, error: err }));
     rmSync(this.dir(m.name), { recursive: true, force: true });
     this.d.store.delete(m.name);

@@ -4,12 +4,16 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { MachineInfoSchema, MachineManagerService, type MachineInfo } from "../../../proto/gen/arcbox/machines/v1/manager_pb.ts";
+import { MachineInfoSchema, MachineManagerService, MachineMountSchema, type MachineInfo, type MachineMount as MachineMountMsg } from "../../../proto/gen/arcbox/machines/v1/manager_pb.ts";
+import type { MachineMount, MountRequest } from "../core/machine-mounts.ts";
 import type { MachineRecord } from "../core/machine-model.ts";
 import type { VmMachines } from "../core/vm-machines.ts";
 import type { MachineExecs } from "../core/machine-execs.ts";
 import { followFile } from "../platform/follow-file.ts";
 import { qemuPaths } from "../backend/qemu/qemu-argv.ts";
+
+const toMountMsg = (m: MachineMount) => create(MachineMountSchema, m);
+const fromMountMsg = (m: MachineMountMsg | undefined): MountRequest => ({ hostDir: m?.hostDir ?? "", guestDir: m?.guestDir ?? "", readOnly: m?.readOnly ?? false, cacheMode: m?.cacheMode ?? "" });
 
 export function toInfo(m: MachineRecord, dir: string): MachineInfo {
   return create(MachineInfoSchema, {
@@ -31,6 +35,7 @@ export function toInfo(m: MachineRecord, dir: string): MachineInfo {
     stopReason: m.stopReason,
     backend: m.backend,
     dir,
+    mounts: m.mounts.map(toMountMsg),
   });
 }
 
@@ -38,8 +43,11 @@ export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs
   const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name));
   router.service(MachineManagerService, {
     create: async (req) => ({
-      machine: info(await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart })),
+      machine: info(await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart, mounts: req.mounts.map(fromMountMsg) })),
     }),
+    addMount: (req) => ({ machine: info(machines.addMount(req.name, fromMountMsg(req.mount))) }),
+    removeMount: (req) => ({ machine: info(machines.removeMount(req.name, req.guestDir)) }),
+    listMounts: (req) => ({ mounts: machines.mounts(req.name).map(toMountMsg) }),
     start: async (req) => ({ machine: info(await machines.start(req.name)) }),
     stop: async (req) => ({ machine: info(await machines.stop(req.name, req.timeoutSeconds || undefined)) }),
     restart: async (req) => ({ machine: info(await machines.restart(req.name, req.timeoutSeconds || undefined)) }),

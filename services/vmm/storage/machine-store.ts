@@ -2,6 +2,7 @@
  * vmm's machine records (SQLite under data/vmm/), written through on every change.
  *
  * Schema v1: machines(name PK, doc JSON)
+ * v2: every doc has `mounts` (VirtioFS shares; older records get none).
  */
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
@@ -20,6 +21,18 @@ export class MachineStore {
         PRAGMA user_version = 1;
       `);
     }
+    if (version < 2) this.migrateV2();
+  }
+
+  /** v1 -> v2: records made before shares existed get an empty mount list. */
+  private migrateV2(): void {
+    this.db.transaction(() => {
+      for (const r of this.db.query("SELECT name, doc FROM machines").all() as { name: string; doc: string }[]) {
+        const doc = JSON.parse(r.doc) as Record<string, unknown>;
+        if (!Array.isArray(doc.mounts)) this.db.query("UPDATE machines SET doc = ? WHERE name = ?").run(JSON.stringify({ ...doc, mounts: [] }), r.name);
+      }
+      this.db.exec("PRAGMA user_version = 2");
+    })();
   }
 
   get(name: string): MachineRecord | undefined {

@@ -1,7 +1,8 @@
 /**
  * The qemu command line of a machine (docs/architecture.md, "Machines"): a microvm with
  * the root disk as /dev/vda, the tools image as /dev/vdb, the agent's virtio-serial port,
- * the console in a file, free page reporting, QMP and a pidfile in the machine's dir.
+ * the console in a file, free page reporting, QMP and a pidfile in the machine's dir,
+ * and VirtioFS shares as vhost-user-fs devices.
  */
 import { join } from "node:path";
 import type { Accelerator, VmSpec } from "../backend.ts";
@@ -58,6 +59,18 @@ export function qemuArgv(spec: VmSpec, accel: Accelerator, binary = qemuBinary()
     "-qmp", `unix:${esc(p.qmp)},server=on,wait=off`,
     "-pidfile", p.pidfile,
   ];
+  const shares = spec.shares ?? [];
+  if (shares.length) {
+    // vhost-user backends map guest RAM: it must be a shareable memfd. Free page
+    // reporting still works on it (qemu punches the reported pages out of the memfd).
+    argv.push("-object", `memory-backend-memfd,id=mem,size=${spec.memoryMib}M,share=on`, "-numa", "node,memdev=mem");
+    // vhost-user needs virtio 1.0 (modern) virtio-mmio devices.
+    argv.push("-global", "virtio-mmio.force-legacy=false");
+    shares.forEach((s, i) => {
+      argv.push("-chardev", `socket,id=fs${i},path=${esc(s.socket)}`);
+      argv.push("-device", `vhost-user-fs-device,chardev=fs${i},tag=${esc(s.tag)}`);
+    });
+  }
   if (spec.net) {
     argv.push("-netdev", `tap,id=n0,ifname=${esc(spec.net.tap)},script=no,downscript=no`);
     argv.push("-device", `virtio-net-device,netdev=n0,mac=${spec.net.mac}`);

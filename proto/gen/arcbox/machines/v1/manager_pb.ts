@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/machines/v1/manager.proto.
  */
 export const file_arcbox_machines_v1_manager: GenFile = /*@__PURE__*/
-  fileDesc("CiBhcmNib3gvbWFjaGluZXMvdjEvbWFuYWdlci5wcm90bxISYXJjYm94Lm1hY2hpbmVzLnYxIsYCCgtNYWNoaW5lSW5mbxIMCgRuYW1lGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWltYWdlGAMgASgJEhAKCGltYWdlX2lkGAQgASgJEgwKBGNwdXMYBSABKA0SEgoKbWVtb3J5X21pYhgGIAEoDRIQCghkaXNrX2dpYhgHIAEoDRINCgVhY2NlbBgIIAEoCRISCgphY2NlbF9ub3RlGAkgASgJEgsKA3BpZBgKIAEoBRIKCgJpcBgLIAEoCRILCgNtYWMYDCABKAkSFwoPY3JlYXRlZF91bml4X21zGA0gASgDEhcKD3N0YXJ0ZWRfdW5peF9tcxgOIAEoAxIXCg9zdG9wcGVkX3VuaXhfbXMYDyABKAMSEwoLc3RvcF9yZWFzb24YECABKAkSDwoHYmFja2VuZBgRIAEoCRILCgNkaXIYEiABKAkihwEKIk1hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVpbWFnZRgCIAEoCRIMCgRjcHVzGAMgASgNEhIKCm1lbW9yeV9taWIYBCABKA0SEAoIZGlza19naWIYBSABKA0SEAoIbm9fc3RhcnQYBiABKAgiVwojTWFjaGluZU1hbmFnZXJTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USMAoHbWFjaGluZRgBIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lSW5mbyIxCiFNYWNoaW5lTWFuYWdlclNlcnZpY2VTdGFydFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJWCiJNYWNoaW5lTWFuYWdlclNlcnZpY2VTdGFydFJlc3BvbnNlEjAKB21hY2hpbmUYASABKAsyHy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUluZm8iSQogTWFjaGluZU1hbmFnZXJTZXJ2aWNlU3RvcFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYAiABKA0iVQohTWFjaGluZU1hbmFnZXJTZXJ2aWNlU3RvcFJlc3BvbnNlEjAKB21hY2hpbmUYASABKAsyHy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUluZm8iTAojTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVzdGFydFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYAiABKA0iWAokTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVzdGFydFJlc3BvbnNlEjAKB21hY2hpbmUYASABKAsyHy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUluZm8iQQoiTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVtb3ZlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWZvcmNlGAIgASgIIiUKI01hY2hpbmVNYW5hZ2VyU2VydmljZVJlbW92ZVJlc3BvbnNlIiIKIE1hY2hpbmVNYW5hZ2VyU2VydmljZUxpc3RSZXF1ZXN0IlYKIU1hY2hpbmVNYW5hZ2VyU2VydmljZUxpc3RSZXNwb25zZRIxCghtYWNoaW5lcxgBIAMoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lSW5mbyIzCiNNYWNoaW5lTWFuYWdlclNlcnZpY2VJbnNwZWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIlgKJE1hY2hpbmVNYW5hZ2VyU2VydmljZUluc3BlY3RSZXNwb25zZRIwCgdtYWNoaW5lGAEgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVJbmZvIkAKIE1hY2hpbmVNYW5hZ2VyU2VydmljZUxvZ3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGZm9sbG93GAIgASgIIjEKIU1hY2hpbmVNYW5hZ2VyU2VydmljZUxvZ3NSZXNwb25zZRIMCgRkYXRhGAEgASgMIpYBCiZNYWNoaW5lTWFuYWdlclNlcnZpY2VDcmVhdGVFeGVjUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGFyZ3MYAiADKAkSCwoDZW52GAMgAygJEgsKA2N3ZBgEIAEoCRILCgN0dHkYBSABKAgSDQoFc3RkaW4YBiABKAgSDAoEcm93cxgHIAEoDRIMCgRjb2xzGAggASgNIkoKJ01hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZUV4ZWNSZXNwb25zZRIPCgdleGVjX2lkGAEgASgJEg4KBnNvY2tldBgCIAEoCSJVCiZNYWNoaW5lTWFuYWdlclNlcnZpY2VSZXNpemVFeGVjUmVxdWVzdBIPCgdleGVjX2lkGAEgASgJEgwKBHJvd3MYAiABKA0SDAoEY29scxgDIAEoDSIpCidNYWNoaW5lTWFuYWdlclNlcnZpY2VSZXNpemVFeGVjUmVzcG9uc2UiNwokTWFjaGluZU1hbmFnZXJTZXJ2aWNlV2FpdEV4ZWNSZXF1ZXN0Eg8KB2V4ZWNfaWQYASABKAkiOgolTWFjaGluZU1hbmFnZXJTZXJ2aWNlV2FpdEV4ZWNSZXNwb25zZRIRCglleGl0X2NvZGUYASABKAUy8woKFU1hY2hpbmVNYW5hZ2VyU2VydmljZRJ5CgZDcmVhdGUSNi5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBo3LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VDcmVhdGVSZXNwb25zZRJ2CgVTdGFydBI1LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VTdGFydFJlcXVlc3QaNi5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlU3RhcnRSZXNwb25zZRJzCgRTdG9wEjQuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVN0b3BSZXF1ZXN0GjUuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVN0b3BSZXNwb25zZRJ8CgdSZXN0YXJ0EjcuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVJlc3RhcnRSZXF1ZXN0GjguYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVJlc3RhcnRSZXNwb25zZRJ5CgZSZW1vdmUSNi5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVtb3ZlUmVxdWVzdBo3LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZW1vdmVSZXNwb25zZRJzCgRMaXN0EjQuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUxpc3RSZXF1ZXN0GjUuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUxpc3RSZXNwb25zZRJ8CgdJbnNwZWN0EjcuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUluc3BlY3RSZXF1ZXN0GjguYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUluc3BlY3RSZXNwb25zZRJ1CgRMb2dzEjQuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUxvZ3NSZXF1ZXN0GjUuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUxvZ3NSZXNwb25zZTABEoUBCgpDcmVhdGVFeGVjEjouYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZUV4ZWNSZXF1ZXN0GjsuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZUV4ZWNSZXNwb25zZRKFAQoKUmVzaXplRXhlYxI6LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZXNpemVFeGVjUmVxdWVzdBo7LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZXNpemVFeGVjUmVzcG9uc2USfwoIV2FpdEV4ZWMSOC5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlV2FpdEV4ZWNSZXF1ZXN0GjkuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVdhaXRFeGVjUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CiBhcmNib3gvbWFjaGluZXMvdjEvbWFuYWdlci5wcm90bxISYXJjYm94Lm1hY2hpbmVzLnYxIvgCCgtNYWNoaW5lSW5mbxIMCgRuYW1lGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWltYWdlGAMgASgJEhAKCGltYWdlX2lkGAQgASgJEgwKBGNwdXMYBSABKA0SEgoKbWVtb3J5X21pYhgGIAEoDRIQCghkaXNrX2dpYhgHIAEoDRINCgVhY2NlbBgIIAEoCRISCgphY2NlbF9ub3RlGAkgASgJEgsKA3BpZBgKIAEoBRIKCgJpcBgLIAEoCRILCgNtYWMYDCABKAkSFwoPY3JlYXRlZF91bml4X21zGA0gASgDEhcKD3N0YXJ0ZWRfdW5peF9tcxgOIAEoAxIXCg9zdG9wcGVkX3VuaXhfbXMYDyABKAMSEwoLc3RvcF9yZWFzb24YECABKAkSDwoHYmFja2VuZBgRIAEoCRILCgNkaXIYEiABKAkSMAoGbW91bnRzGBMgAygLMiAuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNb3VudCJnCgxNYWNoaW5lTW91bnQSCwoDdGFnGAEgASgJEhAKCGhvc3RfZGlyGAIgASgJEhEKCWd1ZXN0X2RpchgDIAEoCRIRCglyZWFkX29ubHkYBCABKAgSEgoKY2FjaGVfbW9kZRgFIAEoCSK5AQoiTWFjaGluZU1hbmFnZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWltYWdlGAIgASgJEgwKBGNwdXMYAyABKA0SEgoKbWVtb3J5X21pYhgEIAEoDRIQCghkaXNrX2dpYhgFIAEoDRIQCghub19zdGFydBgGIAEoCBIwCgZtb3VudHMYByADKAsyIC5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1vdW50IlcKI01hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZVJlc3BvbnNlEjAKB21hY2hpbmUYASABKAsyHy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUluZm8iMQohTWFjaGluZU1hbmFnZXJTZXJ2aWNlU3RhcnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiVgoiTWFjaGluZU1hbmFnZXJTZXJ2aWNlU3RhcnRSZXNwb25zZRIwCgdtYWNoaW5lGAEgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVJbmZvIkkKIE1hY2hpbmVNYW5hZ2VyU2VydmljZVN0b3BSZXF1ZXN0EgwKBG5hbWUYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNIlUKIU1hY2hpbmVNYW5hZ2VyU2VydmljZVN0b3BSZXNwb25zZRIwCgdtYWNoaW5lGAEgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVJbmZvIkwKI01hY2hpbmVNYW5hZ2VyU2VydmljZVJlc3RhcnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNIlgKJE1hY2hpbmVNYW5hZ2VyU2VydmljZVJlc3RhcnRSZXNwb25zZRIwCgdtYWNoaW5lGAEgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVJbmZvIkEKIk1hY2hpbmVNYW5hZ2VyU2VydmljZVJlbW92ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVmb3JjZRgCIAEoCCIlCiNNYWNoaW5lTWFuYWdlclNlcnZpY2VSZW1vdmVSZXNwb25zZSIiCiBNYWNoaW5lTWFuYWdlclNlcnZpY2VMaXN0UmVxdWVzdCJWCiFNYWNoaW5lTWFuYWdlclNlcnZpY2VMaXN0UmVzcG9uc2USMQoIbWFjaGluZXMYASADKAsyHy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUluZm8iMwojTWFjaGluZU1hbmFnZXJTZXJ2aWNlSW5zcGVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJYCiRNYWNoaW5lTWFuYWdlclNlcnZpY2VJbnNwZWN0UmVzcG9uc2USMAoHbWFjaGluZRgBIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lSW5mbyJACiBNYWNoaW5lTWFuYWdlclNlcnZpY2VMb2dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBmZvbGxvdxgCIAEoCCIxCiFNYWNoaW5lTWFuYWdlclNlcnZpY2VMb2dzUmVzcG9uc2USDAoEZGF0YRgBIAEoDCKWAQomTWFjaGluZU1hbmFnZXJTZXJ2aWNlQ3JlYXRlRXhlY1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRhcmdzGAIgAygJEgsKA2VudhgDIAMoCRILCgNjd2QYBCABKAkSCwoDdHR5GAUgASgIEg0KBXN0ZGluGAYgASgIEgwKBHJvd3MYByABKA0SDAoEY29scxgIIAEoDSJKCidNYWNoaW5lTWFuYWdlclNlcnZpY2VDcmVhdGVFeGVjUmVzcG9uc2USDwoHZXhlY19pZBgBIAEoCRIOCgZzb2NrZXQYAiABKAkiVQomTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVzaXplRXhlY1JlcXVlc3QSDwoHZXhlY19pZBgBIAEoCRIMCgRyb3dzGAIgASgNEgwKBGNvbHMYAyABKA0iKQonTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVzaXplRXhlY1Jlc3BvbnNlIjcKJE1hY2hpbmVNYW5hZ2VyU2VydmljZVdhaXRFeGVjUmVxdWVzdBIPCgdleGVjX2lkGAEgASgJIjoKJU1hY2hpbmVNYW5hZ2VyU2VydmljZVdhaXRFeGVjUmVzcG9uc2USEQoJZXhpdF9jb2RlGAEgASgFImUKJE1hY2hpbmVNYW5hZ2VyU2VydmljZUFkZE1vdW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEi8KBW1vdW50GAIgASgLMiAuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNb3VudCJZCiVNYWNoaW5lTWFuYWdlclNlcnZpY2VBZGRNb3VudFJlc3BvbnNlEjAKB21hY2hpbmUYASABKAsyHy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUluZm8iSgonTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVtb3ZlTW91bnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJZ3Vlc3RfZGlyGAIgASgJIlwKKE1hY2hpbmVNYW5hZ2VyU2VydmljZVJlbW92ZU1vdW50UmVzcG9uc2USMAoHbWFjaGluZRgBIAEoCzIfLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lSW5mbyI2CiZNYWNoaW5lTWFuYWdlclNlcnZpY2VMaXN0TW91bnRzUmVxdWVzdBIMCgRuYW1lGAEgASgJIlsKJ01hY2hpbmVNYW5hZ2VyU2VydmljZUxpc3RNb3VudHNSZXNwb25zZRIwCgZtb3VudHMYASADKAsyIC5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1vdW50MocOChVNYWNoaW5lTWFuYWdlclNlcnZpY2USeQoGQ3JlYXRlEjYuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZVJlcXVlc3QaNy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USdgoFU3RhcnQSNS5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlU3RhcnRSZXF1ZXN0GjYuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVN0YXJ0UmVzcG9uc2UScwoEU3RvcBI0LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VTdG9wUmVxdWVzdBo1LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VTdG9wUmVzcG9uc2USfAoHUmVzdGFydBI3LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZXN0YXJ0UmVxdWVzdBo4LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZXN0YXJ0UmVzcG9uc2USeQoGUmVtb3ZlEjYuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVJlbW92ZVJlcXVlc3QaNy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVtb3ZlUmVzcG9uc2UScwoETGlzdBI0LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VMaXN0UmVxdWVzdBo1LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VMaXN0UmVzcG9uc2USfAoHSW5zcGVjdBI3LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VJbnNwZWN0UmVxdWVzdBo4LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VJbnNwZWN0UmVzcG9uc2USdQoETG9ncxI0LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VMb2dzUmVxdWVzdBo1LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VMb2dzUmVzcG9uc2UwARJ/CghBZGRNb3VudBI4LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VBZGRNb3VudFJlcXVlc3QaOS5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlQWRkTW91bnRSZXNwb25zZRKIAQoLUmVtb3ZlTW91bnQSOy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlUmVtb3ZlTW91bnRSZXF1ZXN0GjwuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVJlbW92ZU1vdW50UmVzcG9uc2UShQEKCkxpc3RNb3VudHMSOi5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlTGlzdE1vdW50c1JlcXVlc3QaOy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlTGlzdE1vdW50c1Jlc3BvbnNlEoUBCgpDcmVhdGVFeGVjEjouYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZUV4ZWNSZXF1ZXN0GjsuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZUNyZWF0ZUV4ZWNSZXNwb25zZRKFAQoKUmVzaXplRXhlYxI6LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZXNpemVFeGVjUmVxdWVzdBo7LmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lTWFuYWdlclNlcnZpY2VSZXNpemVFeGVjUmVzcG9uc2USfwoIV2FpdEV4ZWMSOC5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZU1hbmFnZXJTZXJ2aWNlV2FpdEV4ZWNSZXF1ZXN0GjkuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVNYW5hZ2VyU2VydmljZVdhaXRFeGVjUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message arcbox.machines.v1.MachineInfo
@@ -119,6 +119,13 @@ export type MachineInfo = Message<"arcbox.machines.v1.MachineInfo"> & {
    * @generated from field: string dir = 18;
    */
   dir: string;
+
+  /**
+   * Host directories shared into the machine (as defined; applied on each start).
+   *
+   * @generated from field: repeated arcbox.machines.v1.MachineMount mounts = 19;
+   */
+  mounts: MachineMount[];
 };
 
 /**
@@ -127,6 +134,56 @@ export type MachineInfo = Message<"arcbox.machines.v1.MachineInfo"> & {
  */
 export const MachineInfoSchema: GenMessage<MachineInfo> = /*@__PURE__*/
   messageDesc(file_arcbox_machines_v1_manager, 0);
+
+/**
+ * One host directory shared into a machine.
+ *
+ * @generated from message arcbox.machines.v1.MachineMount
+ */
+export type MachineMount = Message<"arcbox.machines.v1.MachineMount"> & {
+  /**
+   * The virtio-fs tag (assigned by vmm: s0, s1, ...; ignored in requests).
+   *
+   * @generated from field: string tag = 1;
+   */
+  tag: string;
+
+  /**
+   * Absolute path of an existing host directory.
+   *
+   * @generated from field: string host_dir = 2;
+   */
+  hostDir: string;
+
+  /**
+   * Absolute path where the guest mounts it (made if missing). Not /, nor inside /proc,
+   * /sys, /dev, /opt/arcbox or /var/lib/arcbox.
+   *
+   * @generated from field: string guest_dir = 3;
+   */
+  guestDir: string;
+
+  /**
+   * The guest's writes fail with EROFS.
+   *
+   * @generated from field: bool read_only = 4;
+   */
+  readOnly: boolean;
+
+  /**
+   * "auto" (default: host edits seen within ~1 s), "always" (cache longest) or "never".
+   *
+   * @generated from field: string cache_mode = 5;
+   */
+  cacheMode: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineMount.
+ * Use `create(MachineMountSchema)` to create a new message.
+ */
+export const MachineMountSchema: GenMessage<MachineMount> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 1);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceCreateRequest
@@ -165,6 +222,13 @@ export type MachineManagerServiceCreateRequest = Message<"arcbox.machines.v1.Mac
    * @generated from field: bool no_start = 6;
    */
   noStart: boolean;
+
+  /**
+   * Host directories to share (the CLI adds the user's home directory unless --no-home).
+   *
+   * @generated from field: repeated arcbox.machines.v1.MachineMount mounts = 7;
+   */
+  mounts: MachineMount[];
 };
 
 /**
@@ -172,7 +236,7 @@ export type MachineManagerServiceCreateRequest = Message<"arcbox.machines.v1.Mac
  * Use `create(MachineManagerServiceCreateRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceCreateRequestSchema: GenMessage<MachineManagerServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 1);
+  messageDesc(file_arcbox_machines_v1_manager, 2);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceCreateResponse
@@ -189,7 +253,7 @@ export type MachineManagerServiceCreateResponse = Message<"arcbox.machines.v1.Ma
  * Use `create(MachineManagerServiceCreateResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceCreateResponseSchema: GenMessage<MachineManagerServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 2);
+  messageDesc(file_arcbox_machines_v1_manager, 3);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceStartRequest
@@ -206,7 +270,7 @@ export type MachineManagerServiceStartRequest = Message<"arcbox.machines.v1.Mach
  * Use `create(MachineManagerServiceStartRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceStartRequestSchema: GenMessage<MachineManagerServiceStartRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 3);
+  messageDesc(file_arcbox_machines_v1_manager, 4);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceStartResponse
@@ -223,7 +287,7 @@ export type MachineManagerServiceStartResponse = Message<"arcbox.machines.v1.Mac
  * Use `create(MachineManagerServiceStartResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceStartResponseSchema: GenMessage<MachineManagerServiceStartResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 4);
+  messageDesc(file_arcbox_machines_v1_manager, 5);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceStopRequest
@@ -247,7 +311,7 @@ export type MachineManagerServiceStopRequest = Message<"arcbox.machines.v1.Machi
  * Use `create(MachineManagerServiceStopRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceStopRequestSchema: GenMessage<MachineManagerServiceStopRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 5);
+  messageDesc(file_arcbox_machines_v1_manager, 6);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceStopResponse
@@ -264,7 +328,7 @@ export type MachineManagerServiceStopResponse = Message<"arcbox.machines.v1.Mach
  * Use `create(MachineManagerServiceStopResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceStopResponseSchema: GenMessage<MachineManagerServiceStopResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 6);
+  messageDesc(file_arcbox_machines_v1_manager, 7);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceRestartRequest
@@ -286,7 +350,7 @@ export type MachineManagerServiceRestartRequest = Message<"arcbox.machines.v1.Ma
  * Use `create(MachineManagerServiceRestartRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceRestartRequestSchema: GenMessage<MachineManagerServiceRestartRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 7);
+  messageDesc(file_arcbox_machines_v1_manager, 8);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceRestartResponse
@@ -303,7 +367,7 @@ export type MachineManagerServiceRestartResponse = Message<"arcbox.machines.v1.M
  * Use `create(MachineManagerServiceRestartResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceRestartResponseSchema: GenMessage<MachineManagerServiceRestartResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 8);
+  messageDesc(file_arcbox_machines_v1_manager, 9);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceRemoveRequest
@@ -327,7 +391,7 @@ export type MachineManagerServiceRemoveRequest = Message<"arcbox.machines.v1.Mac
  * Use `create(MachineManagerServiceRemoveRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceRemoveRequestSchema: GenMessage<MachineManagerServiceRemoveRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 9);
+  messageDesc(file_arcbox_machines_v1_manager, 10);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceRemoveResponse
@@ -340,7 +404,7 @@ export type MachineManagerServiceRemoveResponse = Message<"arcbox.machines.v1.Ma
  * Use `create(MachineManagerServiceRemoveResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceRemoveResponseSchema: GenMessage<MachineManagerServiceRemoveResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 10);
+  messageDesc(file_arcbox_machines_v1_manager, 11);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceListRequest
@@ -353,7 +417,7 @@ export type MachineManagerServiceListRequest = Message<"arcbox.machines.v1.Machi
  * Use `create(MachineManagerServiceListRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceListRequestSchema: GenMessage<MachineManagerServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 11);
+  messageDesc(file_arcbox_machines_v1_manager, 12);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceListResponse
@@ -370,7 +434,7 @@ export type MachineManagerServiceListResponse = Message<"arcbox.machines.v1.Mach
  * Use `create(MachineManagerServiceListResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceListResponseSchema: GenMessage<MachineManagerServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 12);
+  messageDesc(file_arcbox_machines_v1_manager, 13);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceInspectRequest
@@ -387,7 +451,7 @@ export type MachineManagerServiceInspectRequest = Message<"arcbox.machines.v1.Ma
  * Use `create(MachineManagerServiceInspectRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceInspectRequestSchema: GenMessage<MachineManagerServiceInspectRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 13);
+  messageDesc(file_arcbox_machines_v1_manager, 14);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceInspectResponse
@@ -404,7 +468,7 @@ export type MachineManagerServiceInspectResponse = Message<"arcbox.machines.v1.M
  * Use `create(MachineManagerServiceInspectResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceInspectResponseSchema: GenMessage<MachineManagerServiceInspectResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 14);
+  messageDesc(file_arcbox_machines_v1_manager, 15);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceLogsRequest
@@ -426,7 +490,7 @@ export type MachineManagerServiceLogsRequest = Message<"arcbox.machines.v1.Machi
  * Use `create(MachineManagerServiceLogsRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceLogsRequestSchema: GenMessage<MachineManagerServiceLogsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 15);
+  messageDesc(file_arcbox_machines_v1_manager, 16);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceLogsResponse
@@ -443,7 +507,7 @@ export type MachineManagerServiceLogsResponse = Message<"arcbox.machines.v1.Mach
  * Use `create(MachineManagerServiceLogsResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceLogsResponseSchema: GenMessage<MachineManagerServiceLogsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 16);
+  messageDesc(file_arcbox_machines_v1_manager, 17);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceCreateExecRequest
@@ -497,7 +561,7 @@ export type MachineManagerServiceCreateExecRequest = Message<"arcbox.machines.v1
  * Use `create(MachineManagerServiceCreateExecRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceCreateExecRequestSchema: GenMessage<MachineManagerServiceCreateExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 17);
+  messageDesc(file_arcbox_machines_v1_manager, 18);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceCreateExecResponse
@@ -521,7 +585,7 @@ export type MachineManagerServiceCreateExecResponse = Message<"arcbox.machines.v
  * Use `create(MachineManagerServiceCreateExecResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceCreateExecResponseSchema: GenMessage<MachineManagerServiceCreateExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 18);
+  messageDesc(file_arcbox_machines_v1_manager, 19);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceResizeExecRequest
@@ -548,7 +612,7 @@ export type MachineManagerServiceResizeExecRequest = Message<"arcbox.machines.v1
  * Use `create(MachineManagerServiceResizeExecRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceResizeExecRequestSchema: GenMessage<MachineManagerServiceResizeExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 19);
+  messageDesc(file_arcbox_machines_v1_manager, 20);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceResizeExecResponse
@@ -561,7 +625,7 @@ export type MachineManagerServiceResizeExecResponse = Message<"arcbox.machines.v
  * Use `create(MachineManagerServiceResizeExecResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceResizeExecResponseSchema: GenMessage<MachineManagerServiceResizeExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 20);
+  messageDesc(file_arcbox_machines_v1_manager, 21);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceWaitExecRequest
@@ -578,7 +642,7 @@ export type MachineManagerServiceWaitExecRequest = Message<"arcbox.machines.v1.M
  * Use `create(MachineManagerServiceWaitExecRequestSchema)` to create a new message.
  */
 export const MachineManagerServiceWaitExecRequestSchema: GenMessage<MachineManagerServiceWaitExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 21);
+  messageDesc(file_arcbox_machines_v1_manager, 22);
 
 /**
  * @generated from message arcbox.machines.v1.MachineManagerServiceWaitExecResponse
@@ -595,7 +659,121 @@ export type MachineManagerServiceWaitExecResponse = Message<"arcbox.machines.v1.
  * Use `create(MachineManagerServiceWaitExecResponseSchema)` to create a new message.
  */
 export const MachineManagerServiceWaitExecResponseSchema: GenMessage<MachineManagerServiceWaitExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_manager, 22);
+  messageDesc(file_arcbox_machines_v1_manager, 23);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineManagerServiceAddMountRequest
+ */
+export type MachineManagerServiceAddMountRequest = Message<"arcbox.machines.v1.MachineManagerServiceAddMountRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: arcbox.machines.v1.MachineMount mount = 2;
+   */
+  mount?: MachineMount | undefined;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineManagerServiceAddMountRequest.
+ * Use `create(MachineManagerServiceAddMountRequestSchema)` to create a new message.
+ */
+export const MachineManagerServiceAddMountRequestSchema: GenMessage<MachineManagerServiceAddMountRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 24);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineManagerServiceAddMountResponse
+ */
+export type MachineManagerServiceAddMountResponse = Message<"arcbox.machines.v1.MachineManagerServiceAddMountResponse"> & {
+  /**
+   * @generated from field: arcbox.machines.v1.MachineInfo machine = 1;
+   */
+  machine?: MachineInfo | undefined;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineManagerServiceAddMountResponse.
+ * Use `create(MachineManagerServiceAddMountResponseSchema)` to create a new message.
+ */
+export const MachineManagerServiceAddMountResponseSchema: GenMessage<MachineManagerServiceAddMountResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 25);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineManagerServiceRemoveMountRequest
+ */
+export type MachineManagerServiceRemoveMountRequest = Message<"arcbox.machines.v1.MachineManagerServiceRemoveMountRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The guest directory of the mount to remove.
+   *
+   * @generated from field: string guest_dir = 2;
+   */
+  guestDir: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineManagerServiceRemoveMountRequest.
+ * Use `create(MachineManagerServiceRemoveMountRequestSchema)` to create a new message.
+ */
+export const MachineManagerServiceRemoveMountRequestSchema: GenMessage<MachineManagerServiceRemoveMountRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 26);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineManagerServiceRemoveMountResponse
+ */
+export type MachineManagerServiceRemoveMountResponse = Message<"arcbox.machines.v1.MachineManagerServiceRemoveMountResponse"> & {
+  /**
+   * @generated from field: arcbox.machines.v1.MachineInfo machine = 1;
+   */
+  machine?: MachineInfo | undefined;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineManagerServiceRemoveMountResponse.
+ * Use `create(MachineManagerServiceRemoveMountResponseSchema)` to create a new message.
+ */
+export const MachineManagerServiceRemoveMountResponseSchema: GenMessage<MachineManagerServiceRemoveMountResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 27);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineManagerServiceListMountsRequest
+ */
+export type MachineManagerServiceListMountsRequest = Message<"arcbox.machines.v1.MachineManagerServiceListMountsRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineManagerServiceListMountsRequest.
+ * Use `create(MachineManagerServiceListMountsRequestSchema)` to create a new message.
+ */
+export const MachineManagerServiceListMountsRequestSchema: GenMessage<MachineManagerServiceListMountsRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 28);
+
+/**
+ * @generated from message arcbox.machines.v1.MachineManagerServiceListMountsResponse
+ */
+export type MachineManagerServiceListMountsResponse = Message<"arcbox.machines.v1.MachineManagerServiceListMountsResponse"> & {
+  /**
+   * @generated from field: repeated arcbox.machines.v1.MachineMount mounts = 1;
+   */
+  mounts: MachineMount[];
+};
+
+/**
+ * Describes the message arcbox.machines.v1.MachineManagerServiceListMountsResponse.
+ * Use `create(MachineManagerServiceListMountsResponseSchema)` to create a new message.
+ */
+export const MachineManagerServiceListMountsResponseSchema: GenMessage<MachineManagerServiceListMountsResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_manager, 29);
 
 /**
  * MachineManagerService is vmm's Connect API for Linux machines (VMs): their records,
@@ -676,6 +854,33 @@ export const MachineManagerService: GenService<{
     methodKind: "server_streaming";
     input: typeof MachineManagerServiceLogsRequestSchema;
     output: typeof MachineManagerServiceLogsResponseSchema;
+  },
+  /**
+   * A machine's shared host directories (VirtioFS, served by fsd). Changes are made to
+   * the machine's definition and take effect on its next start.
+   *
+   * @generated from rpc arcbox.machines.v1.MachineManagerService.AddMount
+   */
+  addMount: {
+    methodKind: "unary";
+    input: typeof MachineManagerServiceAddMountRequestSchema;
+    output: typeof MachineManagerServiceAddMountResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineManagerService.RemoveMount
+   */
+  removeMount: {
+    methodKind: "unary";
+    input: typeof MachineManagerServiceRemoveMountRequestSchema;
+    output: typeof MachineManagerServiceRemoveMountResponseSchema;
+  },
+  /**
+   * @generated from rpc arcbox.machines.v1.MachineManagerService.ListMounts
+   */
+  listMounts: {
+    methodKind: "unary";
+    input: typeof MachineManagerServiceListMountsRequestSchema;
+    output: typeof MachineManagerServiceListMountsResponseSchema;
   },
   /**
    * Starts a process in the machine. Its stdio is the returned Unix socket, served by
