@@ -110,9 +110,11 @@ def wait_for(pred, timeout=15.0, step=0.1):
 @case("create_options")
 def _():
     vol = c.volumes.create(f"{PREFIX}-vol", labels=LABELS)
+    # One pipe for both streams: the logs keep the order things happened in (stdout and
+    # stderr are separate pipes, which dockerd itself reorders under load).
     ct = c.containers.create(
         IMG,
-        ["sh", "-c", "id -u; hostname; hostname -d 2>/dev/null || true; pwd; echo $FOO; grep CapEff /proc/self/status | tr -d '\\t'; "
+        ["sh", "-c", "exec 2>&1; id -u; hostname; hostname -d 2>/dev/null || true; pwd; echo $FOO; grep CapEff /proc/self/status | tr -d '\\t'; "
          "touch /ro-test 2>/dev/null && echo rw || echo ro; touch /scratch/x && echo tmpfs-rw; "
          "grep -c example.test /etc/hosts; grep ^search /etc/resolv.conf; echo data > /vol/f && cat /vol/f; sleep 1000"],
         name=f"{PREFIX}-opts", labels={**LABELS, "x.y": "z"}, environment={"FOO": "bar"}, working_dir="/tmp", user="65534",
