@@ -70,6 +70,8 @@ export function inspectJson(m: MachineInfo) {
     Started: iso(m.startedUnixMs),
     Stopped: iso(m.stoppedUnixMs),
     Dir: m.dir,
+    Ports: m.forwardedPorts,
+    PortErrors: m.portErrors,
   };
 }
 

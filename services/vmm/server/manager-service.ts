@@ -10,8 +10,9 @@ import type { VmMachines } from "../core/vm-machines.ts";
 import type { MachineExecs } from "../core/machine-execs.ts";
 import { followFile } from "../platform/follow-file.ts";
 import { qemuPaths } from "../backend/qemu/qemu-argv.ts";
+import type { PortForwarding } from "../core/machine-ports.ts";
 
-export function toInfo(m: MachineRecord, dir: string): MachineInfo {
+export function toInfo(m: MachineRecord, dir: string, fwd?: PortForwarding): MachineInfo {
   return create(MachineInfoSchema, {
     name: m.name,
     state: m.state,
@@ -31,11 +32,13 @@ export function toInfo(m: MachineRecord, dir: string): MachineInfo {
     stopReason: m.stopReason,
     backend: m.backend,
     dir,
+    forwardedPorts: fwd?.ports ?? [],
+    portErrors: fwd?.errors ?? [],
   });
 }
 
-export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs: MachineExecs): void {
-  const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name));
+export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs: MachineExecs, forwarding?: (name: string) => PortForwarding): void {
+  const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name), forwarding?.(m.name));
   router.service(MachineManagerService, {
     create: async (req) => ({
       machine: info(await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart })),
