@@ -93,3 +93,17 @@ test("no agent session: nothing is asked", async () => {
   expect(f.asks()).toBe(0);
   expect(f.sets).toEqual([]);
 });
+
+test("ports a stopped machine held are retried for machines that could not get them", async () => {
+  const f = fakes();
+  const sync = new MachinePortSync(f.network, () => f.agent, log);
+  f.listen([22]);
+  sync.sync("m2");
+  await Bun.sleep(10);
+  expect(sync.forwarding("m2").errors.length).toBe(1);
+  const asked = f.asks();
+  await sync.clear("m1");
+  await Bun.sleep(10);
+  expect(f.asks()).toBe(asked + 1);
+  expect(f.sets.at(-1)!.machine).toBe("m2");
+});

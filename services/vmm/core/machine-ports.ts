@@ -65,6 +65,8 @@ export class MachinePortSync {
     this.machines.delete(machine);
     await had?.task;
     await this.network.setPorts(machine, []).catch((err) => this.log.warn("clearing forwarded ports failed", { machine, error: err }));
+    // Host ports it held may be what other machines could not get: they try again.
+    for (const [other, o] of this.machines) if (o.state.errors.length) this.sync(other);
   }
 
   private async run(machine: string, s: MachineSync): Promise<void> {
