@@ -11,6 +11,7 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import type { Logger } from "../../lib/log.ts";
+import { toolPath } from "../platform/run-tool.ts";
 import { listenPorts, parseListeners, type Listener, type ListenPort } from "./listen-table.ts";
 
 const TRACEFS = "/sys/kernel/tracing";
@@ -30,6 +31,7 @@ export class PortWatch {
   private timer: Timer | undefined;
   private stopped = false;
   private backoffMs = 200;
+  private cat = "cat";
   private current: ListenPort[] = [];
   /** Whether the kernel lets us watch; false means no ports are ever reported. */
   active = false;
@@ -49,7 +51,9 @@ export class PortWatch {
   /** Sets the probes up and starts the reader; false (logged) if the kernel cannot. */
   start(): boolean {
     try {
-      setUpProbes();
+      // The tools image's busybox comes first on stage 2's PATH: any root image works.
+      this.cat = toolPath("cat");
+      setUpProbes(toolPath("mount"));
     } catch (err) {
       this.log.warn("cannot watch listening ports: no automatic port forwarding", { error: (err as Error).message });
       return false;
@@ -90,7 +94,7 @@ export class PortWatch {
 
   private spawnReader(): void {
     const startedAt = Date.now();
-    const proc = Bun.spawn(["cat", TRACE_PIPE], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+    const proc = Bun.spawn([this.cat, TRACE_PIPE], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
     this.reader = proc;
     void (async () => {
       // Each chunk is one or more trace lines; their content does not matter.
@@ -108,9 +112,9 @@ export class PortWatch {
   }
 }
 
-function setUpProbes(): void {
+function setUpProbes(mount: string): void {
   if (!existsSync(`${TRACEFS}/kprobe_events`)) {
-    const r = Bun.spawnSync(["mount", "-t", "tracefs", "nodev", TRACEFS], { stderr: "pipe" });
+    const r = Bun.spawnSync([mount, "-t", "tracefs", "nodev", TRACEFS], { stderr: "pipe" });
     if (r.exitCode !== 0 || !existsSync(`${TRACEFS}/kprobe_events`)) throw new Error(`cannot mount tracefs with kprobe events: ${r.stderr.toString().trim()}`);
   }
   const defined = readFileSync(`${TRACEFS}/kprobe_events`, "utf8");
