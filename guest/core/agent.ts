@@ -131,7 +131,7 @@ export class Agent {
     listeningPorts: async () => {
       if (!this.opts.inVm) return { ports: [] };
       this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));
-      return { ports: (await this.ports.list()).map((p) => ({ protocol: "tcp", port: p.port, loopbackOnly: p.loopbackOnly })) };
+      return { ports: (await this.ports.list()).map((p) => ({ protocol: p.protocol, port: p.port, loopbackOnly: p.loopbackOnly })) };
     },
   };
 

@@ -1,9 +1,10 @@
 /**
- * Watches which TCP ports the machine listens on, without polling: kprobe events in
- * the kernel's tracefs fire when a socket starts or stops listening (and when an IPv4
- * address is added, for the loopback proxy's bind address); a blocked reader of the
- * tracing instance's trace_pipe wakes the agent only then, and the agent re-reads
- * /proc/net/tcp{,6} once per burst. Idle, the reader sleeps in read(2): no CPU.
+ * Watches which ports the machine listens on, without polling: kprobe events in the
+ * kernel's tracefs fire when a TCP socket starts or stops listening, when a UDP socket
+ * is bound or closed (and when an IPv4 address is added, for the loopback proxy's bind
+ * address); a blocked reader of the tracing instance's trace_pipe wakes the agent only
+ * then, and the agent re-reads /proc/net/{tcp,udp}{,6} once per burst. Idle, the
+ * reader sleeps in read(2): no CPU.
  *
  * The probes live in a tracing instance of their own ("arcbox"), so the machine's
  * global trace buffer stays the user's. A reader left by an earlier agent (which died)
@@ -12,7 +13,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import type { Logger } from "../../lib/log.ts";
 import { toolPath } from "../platform/run-tool.ts";
-import { listenPorts, parseListeners, type Listener, type ListenPort } from "./listen-table.ts";
+import { listenPorts, parseListeners, parsePortRange, type Listener, type ListenPort } from "./listen-table.ts";
 
 const TRACEFS = "/sys/kernel/tracing";
 const INSTANCE = `${TRACEFS}/instances/arcbox`;
@@ -22,6 +23,9 @@ const PROBES: Array<{ name: string; def: string; optional?: boolean }> = [
   { name: "arcbox_listen", def: "r:arcbox_listen inet_csk_listen_start" },
   { name: "arcbox_unlisten", def: "p:arcbox_unlisten inet_csk_listen_stop" },
   { name: "arcbox_ifaddr", def: "r:arcbox_ifaddr __inet_insert_ifa", optional: true },
+  // UDP: a bind (or autobind) and a close. Every DNS lookup fires them too: one scan each.
+  { name: "arcbox_udp_bind", def: "r:arcbox_udp_bind udp_lib_get_port", optional: true },
+  { name: "arcbox_udp_unhash", def: "p:arcbox_udp_unhash udp_lib_unhash", optional: true },
 ];
 /** Coalesces a burst of events (a server opening several sockets) into one scan. */
 const DEBOUNCE_MS = 20;
@@ -89,7 +93,16 @@ export class PortWatch {
         return "";
       }
     };
-    return listenPorts([...parseListeners(read("/proc/net/tcp"), false), ...parseListeners(read("/proc/net/tcp6"), true)], this.ignore);
+    const ephemeral = parsePortRange(read("/proc/sys/net/ipv4/ip_local_port_range"));
+    return listenPorts(
+      [
+        ...parseListeners(read("/proc/net/tcp"), false),
+        ...parseListeners(read("/proc/net/tcp6"), true),
+        ...parseListeners(read("/proc/net/udp"), false, "udp", ephemeral),
+        ...parseListeners(read("/proc/net/udp6"), true, "udp", ephemeral),
+      ],
+      this.ignore,
+    );
   }
 
   private spawnReader(): void {

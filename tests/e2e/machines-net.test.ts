@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createSocket } from "node:dgram";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +41,20 @@ async function freePort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise((resolve) => s.close(resolve));
   return port;
+}
+
+/** A UDP port free on the host's 127.0.0.1, below the ephemeral range (where the guest looks for servers). */
+async function freeUdpPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const s = createSocket("udp4");
+    const free = await new Promise<boolean>((resolve) => {
+      s.once("error", () => resolve(false));
+      s.bind(port, "127.0.0.1", () => resolve(true));
+    });
+    s.close();
+    if (free) return port;
+  }
 }
 
 /** GET over the host's 127.0.0.1 (or `host`); undefined when nothing answers. */
@@ -158,6 +173,26 @@ describe("machine network", () => {
     expect(await waitFor(`host 127.0.0.1:${port} forwarded to n1's loopback`, () => get(port, "/index.html"), FORWARD_MS)).toBe("n1-loopback\n");
     await sh("n1", "killall httpd");
     await waitFor(`host 127.0.0.1:${port} no longer forwarded`, async () => (await get(port)) === undefined, FORWARD_MS);
+  }, BOOT_MS);
+
+  test("a UDP port a machine is bound to is forwarded too", async () => {
+    const port = await freeUdpPort();
+    // busybox has no UDP server applet: a small Bun one from the tools image, bound and
+    // unconnected on every address, writing what it receives to a file.
+    const server = `const fs = require("fs"); await Bun.udpSocket({ hostname: "0.0.0.0", port: ${port}, socket: { data(s, buf) { fs.appendFileSync("/tmp/udp.out", buf); } } }); setInterval(() => {}, 1e9);`;
+    await sh("n1", `(/opt/arcbox/bin/bun -e '${server}' udp-test-server >/dev/null 2>&1 &) ; true`);
+    await waitFor(`udp ${port} forwarded`, async () => ((await inspect("n1")).Ports as string[]).includes(`${port}/udp`), FORWARD_MS);
+    const sock = createSocket("udp4");
+    try {
+      sock.send("hello-udp\n", port, "127.0.0.1");
+      const got = await waitFor("the datagram in n1", async () => (await sh("n1", "cat /tmp/udp.out 2>/dev/null; true")).includes("hello-udp") || (sock.send("hello-udp\n", port, "127.0.0.1"), false), FORWARD_MS);
+      expect(got).toBe(true);
+    } finally {
+      sock.close();
+    }
+    // (busybox has no pkill; the agent is a bun too: pick the server by its argument)
+    await sh("n1", "for p in $(pidof bun); do grep -q udp-test-server /proc/$p/cmdline && kill $p; done; true");
+    await waitFor(`udp ${port} withdrawn`, async () => !((await inspect("n1")).Ports as string[]).includes(`${port}/udp`), FORWARD_MS);
   }, BOOT_MS);
 
   test("a host port already taken is reported, not fatal", async () => {

@@ -1526,7 +1526,7 @@ export const ListeningPortsRequestSchema: GenMessage<ListeningPortsRequest> = /*
  */
 export type ListeningPort = Message<"arcbox.machines.v1.ListeningPort"> & {
   /**
-   * "tcp" (UDP is not watched).
+   * "tcp" (listening) or "udp" (bound, unconnected, outside the ephemeral range).
    *
    * @generated from field: string protocol = 1;
    */
@@ -1538,8 +1538,8 @@ export type ListeningPort = Message<"arcbox.machines.v1.ListeningPort"> & {
   port: number;
 
   /**
-   * Only bound to the machine's loopback: reachable from the host through the agent's
-   * proxy on the machine's own address.
+   * TCP only bound to the machine's loopback: reachable from the host through the
+   * agent's proxy on the machine's own address.
    *
    * @generated from field: bool loopback_only = 3;
    */
@@ -1753,7 +1753,7 @@ export const MachineService: GenService<{
     output: typeof PoweroffResponseSchema;
   },
   /**
-   * The TCP ports the machine listens on that the host should reach at 127.0.0.1 on
+   * The ports the machine listens on that the host should reach at 127.0.0.1 on
    * the same port (inside a VM; the host's agent has none). The first call starts the
    * agent's watcher; from then on a "machine_ports" event says the set changed
    * (guest/README.md, "Listening ports").
