@@ -86,6 +86,8 @@ export function inspectJson(m: MachineInfo) {
     Stopped: iso(m.stoppedUnixMs),
     Dir: m.dir,
     Mounts: m.mounts.map(mountJson),
+    Ports: m.forwardedPorts,
+    PortErrors: m.portErrors,
   };
 }
 

@@ -15,6 +15,7 @@ import type { AgentLayout } from "./layout.ts";
 import { RecordStore, type ExitStatus } from "../storage/records.ts";
 import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
+import { MachinePorts } from "../vm/machine-ports.ts";
 
 type Methods = typeof MachineService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
@@ -32,6 +33,8 @@ export class Agent {
   readonly containers: ContainerRuntime;
   readonly execs: ExecRuntime;
   readonly machineExecs: MachineExecRuntime;
+  /** In a VM: its listening ports for the host, watched from the first ListeningPorts. */
+  private ports: MachinePorts | undefined;
 
   constructor(
     layout: AgentLayout,
@@ -124,6 +127,11 @@ export class Agent {
       // After the answer has gone out.
       setImmediate(() => void powerOffMachine(this.log).catch((err) => this.log.error("power-off failed", { error: err })));
       return {};
+    },
+    listeningPorts: async () => {
+      if (!this.opts.inVm) return { ports: [] };
+      this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));
+      return { ports: (await this.ports.list()).map((p) => ({ protocol: p.protocol, port: p.port, loopbackOnly: p.loopbackOnly })) };
     },
   };
 

@@ -16,6 +16,7 @@ import { HostMachine } from "./core/host-machine.ts";
 import { noNetwork } from "./core/machine-network.ts";
 import { VmMachines } from "./core/vm-machines.ts";
 import { MachineExecs } from "./core/machine-execs.ts";
+import { MachinePortSync } from "./core/machine-ports.ts";
 import { guestBoot } from "./platform/guest-boot.ts";
 import { netdNetwork } from "./platform/netd-network.ts";
 import { fsdShares } from "./platform/fsd-shares.ts";
@@ -38,6 +39,8 @@ await runService({
       })),
     });
     const store = new MachineStore(ctx.dataDir);
+    // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).
+    const network = process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks);
     const vms = new VmMachines({
       machinesDir: join(ctx.dataDir, "machines"),
       store,
@@ -47,14 +50,21 @@ await runService({
         prepareRootfs: (req) => ctx.clients.images.prepareRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
         releaseRootfs: (req) => ctx.clients.images.releaseRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
       },
-      // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).
-      onEvent: (_machine, e) => execs.onEvent(e),
+      onEvent: (machine, e) => {
+        execs.onEvent(e);
+        ports.onEvent(machine, e);
+      },
       onIo: (_machine, f) => execs.onIo(f),
-      onStopped: (machine) => execs.machineGone(machine),
-      network: process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks),
+      onStopped: (machine) => {
+        execs.machineGone(machine);
+        void ports.clear(machine);
+      },
+      onAgentUp: (machine) => ports.sync(machine),
+      network,
       shares: fsdShares(() => ctx.clients.shares),
       log: ctx.log,
     });
+    const ports = new MachinePortSync(network, (name) => vms.connectedAgent(name), ctx.log);
     const execs = new MachineExecs(ctx.home.run, (name) => vms.agent(name), ctx.log);
     // Reconnect at once: a restarted vmm resumes event delivery for running containers
     // and watches the VMs an earlier vmm started.
@@ -62,7 +72,7 @@ await runService({
     return {
       routes: (router) => {
         machineRoutes(router, host, events, ctx.home.root);
-        managerRoutes(router, vms, execs);
+        managerRoutes(router, vms, execs, (name) => ports.forwarding(name));
       },
       state: () => ({
         machines: [

@@ -9,12 +9,23 @@ export interface MachineNic {
   ip: string;
 }
 
+/** A host port forwarded to the same port of the machine. */
+export interface ForwardedPort {
+  protocol: string;
+  port: number;
+  /** The host address it is forwarded on; "" = every host address. */
+  hostIp: string;
+}
+
 export interface MachineNetwork {
   attach(machine: string): Promise<MachineNic | undefined>;
   detach(machine: string): Promise<void>;
+  /** Replaces the machine's forwarded ports; `failed` says which could not be (e.g. taken). */
+  setPorts(machine: string, ports: ForwardedPort[]): Promise<{ ports: ForwardedPort[]; failed: string[] }>;
 }
 
 export const noNetwork: MachineNetwork = {
   attach: async () => undefined,
   detach: async () => {},
+  setPorts: async () => ({ ports: [], failed: [] }),
 };

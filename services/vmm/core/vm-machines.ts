@@ -49,6 +49,8 @@ export interface VmMachinesDeps {
   onIo?: (machine: string, f: IoFrame) => void;
   /** The machine's VM is gone (whatever the reason). */
   onStopped?: (machine: string) => void;
+  /** A session with the machine's agent is up (start, adoption). */
+  onAgentUp?: (machine: string) => void;
 }
 
 interface Live {
@@ -99,6 +101,12 @@ export class VmMachines {
     const a = this.live.get(name)?.agent;
     if (m.state !== "running" || !a?.isOpen) throw new MachineError("conflict", `machine ${name} is not running (it is ${m.state})`);
     return a;
+  }
+
+  /** The machine's agent if a session is up, whatever the machine's state. */
+  connectedAgent(name: string): AgentClient | undefined {
+    const a = this.live.get(name)?.agent;
+    return a?.isOpen ? a : undefined;
   }
 
   /**
@@ -378,8 +386,9 @@ export class VmMachines {
     });
     agent.onIo = (f) => this.d.onIo?.(name, f);
     const l = this.live.get(name);
-    if (l?.vm === vm) l.agent = agent;
-    else agent.close();
+    if (l?.vm !== vm) return agent.close();
+    l.agent = agent;
+    this.d.onAgentUp?.(name);
   }
 
   private onExit(name: string, vm: VmHandle, exit: VmExit): void {

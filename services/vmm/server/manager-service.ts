@@ -11,11 +11,12 @@ import type { VmMachines } from "../core/vm-machines.ts";
 import type { MachineExecs } from "../core/machine-execs.ts";
 import { followFile } from "../platform/follow-file.ts";
 import { qemuPaths } from "../backend/qemu/qemu-argv.ts";
+import type { PortForwarding } from "../core/machine-ports.ts";
 
 const toMountMsg = (m: MachineMount) => create(MachineMountSchema, m);
 const fromMountMsg = (m: MachineMountMsg | undefined): MountRequest => ({ hostDir: m?.hostDir ?? "", guestDir: m?.guestDir ?? "", readOnly: m?.readOnly ?? false, cacheMode: m?.cacheMode ?? "" });
 
-export function toInfo(m: MachineRecord, dir: string): MachineInfo {
+export function toInfo(m: MachineRecord, dir: string, fwd?: PortForwarding): MachineInfo {
   return create(MachineInfoSchema, {
     name: m.name,
     state: m.state,
@@ -39,8 +40,8 @@ export function toInfo(m: MachineRecord, dir: string): MachineInfo {
   });
 }
 
-export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs: MachineExecs): void {
-  const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name));
+export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs: MachineExecs, forwarding?: (name: string) => PortForwarding): void {
+  const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name), forwarding?.(m.name));
   router.service(MachineManagerService, {
     create: async (req) => ({
       machine: info(await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart, mounts: req.mounts.map(fromMountMsg) })),
