@@ -156,7 +156,6 @@ describe("container lifecycle state machine", () => {
     lc.apply(rec, { kind: "restart-scheduled" });
     lc.apply(rec, { kind: "restart-cancelled" });
     expect(rec.state.status).toBe("exited");
-    expect(rec.manualStop).toBe(true);
     // No events for these: Docker emits "restart" only once the container runs again.
     expect(steps.filter((s) => s.startsWith("event:"))).toEqual([]);
   });

@@ -158,8 +158,6 @@ export class ContainerLifecycle {
     if (t.kind !== "create" && !canTransition(from, to)) throw new ContainerError("internal", `container ${rec.id}: invalid state transition ${from} -> ${to} (${t.kind})`);
     const next = this.nextState(rec.state, to, t);
     rec.state = next;
-    if (t.kind === "start") rec.manualStop = false;
-    if (t.kind === "restart-cancelled") rec.manualStop = true;
     if (t.kind === "remove") rec.removal = { volumes: t.volumes || !!rec.removal?.volumes };
 
     // 1. persist
