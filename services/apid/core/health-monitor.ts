@@ -10,6 +10,7 @@
  * Health lives in memory: after a daemon restart a running container's health starts
  * over at "starting" (Docker keeps the last log across daemon restarts).
  */
+import type { HealthcheckConfig } from "./create-config.ts";
 import type { ContainerManager } from "./container-manager.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import type { DockerEvent } from "./events-bus.ts";
@@ -25,14 +26,7 @@ export interface Health {
 }
 
 /** Config.Healthcheck as the API carries it: durations in nanoseconds, 0 = default. */
-export interface HealthConfig {
-  Test?: string[] | null;
-  Interval?: number | null;
-  Timeout?: number | null;
-  StartPeriod?: number | null;
-  StartInterval?: number | null;
-  Retries?: number | null;
-}
+export type HealthConfig = HealthcheckConfig;
 
 const MS = 1_000_000;
 const DEFAULT_INTERVAL_MS = 30_000;
@@ -45,7 +39,7 @@ const msOr = (ns: number | null | undefined, fallback: number) => (ns && ns > 0 
 
 /** A check is configured (Docker keeps State.Health for it), unless its test is NONE. */
 export function healthConfigOf(rec: ContainerRecord): HealthConfig | undefined {
-  const hc = rec.config.Healthcheck as HealthConfig | undefined;
+  const hc = rec.config.Healthcheck;
   if (!hc?.Test?.length || hc.Test[0] === "NONE") return undefined;
   return hc;
 }
