@@ -14,6 +14,7 @@ import { containerServiceImpl } from "./core/container-service.ts";
 import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
+import { ContainerQueries } from "./core/container-queries.ts";
 import { BuildService } from "./build/route.ts";
 import { HealthMonitor } from "./core/health-monitor.ts";
 import { ContainerStore } from "./core/storage/container-store.ts";
@@ -38,7 +39,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
       const events = new EventsBus();
       const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
       const execs = new ExecManager(containers, ctx.clients);
-      const health = new HealthMonitor(containers, execs);
+      const health = new HealthMonitor(containers, events, execs);
       const deps = {
         home: ctx.home,
         clients: ctx.clients,
@@ -46,6 +47,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         engineId: loadEngineId(ctx.dataDir),
         containerCounts: () => containers.counts(),
         containers,
+        queries: new ContainerQueries(containers, ctx.clients, ctx.log),
         execs,
         health,
         events,

@@ -20,6 +20,7 @@ import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { call, callIdempotent, type Backends } from "./backends.ts";
+import type { ContainerBackend, ExecContainers } from "./container-backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
 import { ContainerLifecycle, type ExitResult, type Transition } from "./container-lifecycle.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
@@ -54,7 +55,7 @@ interface Live {
 
 const nanoToIso = (ns: bigint) => (ns > 0n ? new Date(Number(ns / 1_000_000n)).toISOString().replace(/\.(\d{3})Z$/, `.$1${String(ns % 1_000_000n).padStart(6, "0")}Z`) : new Date().toISOString());
 
-export class ContainerManager {
+export class ContainerManager implements ContainerBackend, ExecContainers {
   private readonly live = new Map<string, Live>();
   private readonly lock = new KeyedLock();
   private readonly reservedNames = new Set<string>();
@@ -100,6 +101,15 @@ export class ContainerManager {
     if (!r) throw noSuchContainer(ref);
     if ("ambiguous" in r) throw new ContainerError("invalid_argument", `multiple IDs found with provided prefix: ${ref}`);
     return r;
+  }
+
+  find(ref: string): ContainerRecord | undefined {
+    const r = this.store.find(ref);
+    return r && !("ambiguous" in r) ? r : undefined;
+  }
+
+  list(): ContainerRecord[] {
+    return this.store.all();
   }
 
   /** Publishes a container event with Docker's attributes (labels, image, name). */

@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError, noSuchExec } from "./container-error.ts";
-import type { ContainerManager } from "./container-manager.ts";
+import type { ExecBackend, ExecContainers } from "./container-backends.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE, processOptions } from "./runtime-spec.ts";
 
@@ -58,11 +58,11 @@ export interface ExecRecord {
 /** A runtime id for a spec registered anew: the runtime refuses a second CreateExec for an id. */
 const freshRuntimeId = (id: string) => `${id.slice(0, 48)}${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex")}`;
 
-export class ExecManager {
+export class ExecManager implements ExecBackend {
   private readonly execs = new Map<string, ExecRecord>();
 
   constructor(
-    private readonly containers: ContainerManager,
+    private readonly containers: ExecContainers,
     private readonly backends: Backends,
   ) {
     containers.onExecExit = (ev) => this.onExit(ev);
@@ -111,7 +111,7 @@ export class ExecManager {
     e.registered = this.register(e, rec);
     // Failures surface at start (which then carries the spec itself); never as an unhandled rejection here.
     e.registered.then(() => (e.registeredOk = true)).catch(() => {});
-    this.containers.bus.publish("container", `exec_create: ${b.Cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
+    this.containers.emit(rec, `exec_create: ${b.Cmd.join(" ")}`, { execID: id });
     return id;
   }
 
@@ -146,7 +146,7 @@ export class ExecManager {
       const process = e.registeredOk ? undefined : this.processSpec(e, rec);
       const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: e.runtimeId, detach: opts.detach, process }));
       e.pid = res.pid;
-      this.containers.bus.publish("container", `exec_start: ${e.cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
+      this.containers.emit(rec, `exec_start: ${e.cmd.join(" ")}`, { execID: id });
       return res.stdioSocket;
     } catch (err) {
       e.running = false;
@@ -198,8 +198,8 @@ export class ExecManager {
     e.pid = 0;
     e.resolveExit(code);
     this.forgetOldFinished(e.containerId);
-    const rec = this.containers.store.get(e.containerId);
-    if (rec) this.containers.bus.publish("container", "exec_die", rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: e.id, exitCode: String(code) });
+    const rec = this.containers.find(e.containerId);
+    if (rec) this.containers.emit(rec, "exec_die", { execID: e.id, exitCode: String(code) });
   }
 
   /** Finished execs stay inspectable, but a container running execs in a loop must not grow memory forever. */

@@ -11,10 +11,10 @@
  * over at "starting" (Docker keeps the last log across daemon restarts).
  */
 import type { HealthcheckConfig } from "./create-config.ts";
-import type { ContainerManager } from "./container-manager.ts";
+import type { ContainerEvents, ContainerLookup, ExecBackend } from "./container-backends.ts";
+import type { EventsBus } from "./events-bus.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import type { DockerEvent } from "./events-bus.ts";
-import type { ExecManager } from "./exec-manager.ts";
 import { runProbe, type ProbeResult } from "./health-probe.ts";
 
 export type HealthStatus = "starting" | "healthy" | "unhealthy";
@@ -62,10 +62,11 @@ export class HealthMonitor {
   private readonly watches = new Map<string, Watch>();
 
   constructor(
-    private readonly containers: ContainerManager,
-    private readonly execs: ExecManager,
+    private readonly containers: ContainerLookup & ContainerEvents,
+    events: Pick<EventsBus, "subscribe">,
+    private readonly execs: ExecBackend,
   ) {
-    containers.bus.subscribe(undefined, (e) => this.onEvent(e));
+    events.subscribe(undefined, (e) => this.onEvent(e));
   }
 
   /** State.Health of a container with a check, as inspect shows it. */
@@ -80,12 +81,12 @@ export class HealthMonitor {
 
   /** Arms the checks of containers already running when apid starts (after recovery). */
   armRunning(): void {
-    for (const rec of this.containers.store.all()) if (rec.state.status === "running") this.begin(rec);
+    for (const rec of this.containers.list()) if (rec.state.status === "running") this.begin(rec);
   }
 
   private onEvent(e: DockerEvent): void {
     if (e.Type !== "container") return;
-    const rec = this.containers.store.get(e.Actor.ID);
+    const rec = this.containers.find(e.Actor.ID);
     switch (e.Action) {
       case "start":
         if (rec) this.begin(rec);

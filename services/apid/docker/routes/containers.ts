@@ -1,7 +1,6 @@
-/** Docker API: /containers endpoints (translation to ContainerManager; no logic of its own). */
+/** Docker API: /containers endpoints (translation to the ContainerBackend; no logic of its own). */
 import { Hono, type Context } from "hono";
 import { ContainerError } from "../../core/container-error.ts";
-import { commit, resizeTty, top } from "../../core/container-queries.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
 import { dirSize } from "../../core/dir-size.ts";
@@ -64,7 +63,7 @@ function removeConflictForVersion(err: unknown, version: string, id: string): un
 
 export function containersRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
-  const { containers, execs, health } = deps;
+  const { containers, queries, execs, health } = deps;
 
   app.post("/containers/create", async (c) => {
     const res = await containers.create(await jsonBody(c), c.req.query("name") || undefined);
@@ -77,15 +76,12 @@ export function containersRoutes(deps: DockerApiDeps) {
     const limit = optionalInt(c.req.query("limit"), "limit");
     const match = containerFilter(
       filters,
-      (ref) => {
-        const r = containers.store.find(ref);
-        return r && !("ambiguous" in r) ? r : undefined;
-      },
+      (ref) => containers.find(ref),
       (rec, ref) => rec.imageRef === ref || rec.imageId === ref || rec.imageId.replace(/^sha256:/, "").startsWith(ref.replace(/^sha256:/, "")) || rec.imageRef === `${ref}:latest`,
       (rec) => health.statusOf(rec.id),
     );
-    let list = containers.store
-      .all()
+    let list = containers
+      .list()
       .filter((r) => all || limit !== undefined || filters.status !== undefined || filters.exited !== undefined || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
       .filter(match)
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
@@ -146,7 +142,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const h = optionalInt(c.req.query("h"), "h") ?? 0;
     const w = optionalInt(c.req.query("w"), "w") ?? 0;
     if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
-    await resizeTty(containers, rec.id, h, w);
+    await queries.resizeTty(rec.id, h, w);
     return c.body(null, 200);
   });
 
@@ -189,7 +185,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const notLabels = filters["label!"] ?? [];
     const deleted: string[] = [];
     let reclaimed = 0;
-    for (const rec of containers.store.all()) {
+    for (const rec of containers.list()) {
       if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
       if (filters.until !== undefined && !(Date.parse(rec.created) / 1000 < filters.until)) continue;
       const l = rec.config.Labels ?? {};
@@ -200,7 +196,7 @@ export function containersRoutes(deps: DockerApiDeps) {
       deleted.push(rec.id);
       reclaimed += size;
     }
-    containers.bus.publish("container", "prune", "", { reclaimed: String(reclaimed) });
+    deps.events.publish("container", "prune", "", { reclaimed: String(reclaimed) });
     return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
@@ -227,14 +223,14 @@ export function containersRoutes(deps: DockerApiDeps) {
   app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams));
 
   app.get("/containers/:id/top", async (c) => {
-    const res = await top(containers, c.req.param("id"), c.req.query("ps_args") || "-ef");
+    const res = await queries.top(c.req.param("id"), c.req.query("ps_args") || "-ef");
     return c.json(res);
   });
 
   app.get("/containers/:id/stats", (c) => {
     const rec = containers.get(c.req.param("id"));
     const stream = c.req.query("stream") === undefined ? true : flag(c.req.query("stream"));
-    return statsResponse(containers, rec, stream && !flag(c.req.query("one-shot")));
+    return statsResponse(queries, rec, stream && !flag(c.req.query("one-shot")));
   });
 
   app.post("/commit", async (c) => {
@@ -245,7 +241,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const config = { ...rec.config, ...(body && typeof body === "object" ? body : {}) };
     const changes = c.req.queries("changes") ?? [];
     const pause = c.req.query("pause") === undefined ? true : flag(c.req.query("pause"));
-    const id = await commit(containers, rec.id, {
+    const id = await queries.commit(rec.id, {
       reference: repo ? (tag ? `${repo}:${tag}` : repo) : "",
       comment: c.req.query("comment") ?? "",
       author: c.req.query("author") ?? "",

@@ -4,7 +4,7 @@
  * or when it starts (docker run attaches before it starts the container).
  */
 import type { Duplex } from "node:stream";
-import type { ContainerManager } from "../../core/container-manager.ts";
+import type { ContainerAttachBackend } from "../../core/container-backends.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import type { HijackContext } from "../hijack.ts";
 import { LogReader } from "./log-reader.ts";
@@ -40,7 +40,7 @@ async function writeAll(client: Duplex, stream: ReadableStream<Uint8Array>): Pro
 }
 
 /** Runs an attach session on `client`; ends the client when output ends. */
-async function runAttach(containers: ContainerManager, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
+async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
   const tty = !!rec.config.Tty;
   if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty }).stream(undefined));
   if (!opts.stream) {
@@ -63,7 +63,7 @@ export function failUpgraded(client: Duplex, tty: boolean, err: unknown): void {
   client.end(tty ? msg : frame(STDERR, msg));
 }
 
-export function hijackAttach(containers: ContainerManager) {
+export function hijackAttach(containers: ContainerAttachBackend) {
   return async (ctx: HijackContext) => {
     // Paused until the stdio join: stdin sent early (docker run -i) is kept, not dropped.
     ctx.socket.pause();
@@ -71,17 +71,17 @@ export function hijackAttach(containers: ContainerManager) {
     const opts = options(rec, ctx.query);
     const { rest } = await readUpgradeBody(ctx);
     ctx.socket.write(upgradeHeaders(!!rec.config.Tty));
-    containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
+    containers.emit(rec, "attach");
     await runAttach(containers, rec, ctx.socket, opts, rest).catch((err) => failUpgraded(ctx.socket, !!rec.config.Tty, err));
   };
 }
 
 /** The non-upgraded variant: output only, as the response body. */
-export function streamedAttach(containers: ContainerManager, id: string, q: URLSearchParams): Response {
+export function streamedAttach(containers: ContainerAttachBackend, id: string, q: URLSearchParams): Response {
   const rec = containers.get(id);
   const opts = { ...options(rec, q), stdin: false };
   const { duplex, body } = responseDuplex();
-  containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
+  containers.emit(rec, "attach");
   void runAttach(containers, rec, duplex, opts).catch(() => duplex.destroy());
   const type = rec.config.Tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
   return new Response(body, { headers: { "Content-Type": type } });

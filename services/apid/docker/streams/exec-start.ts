@@ -9,7 +9,8 @@
 import type { Duplex } from "node:stream";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import { ContainerError } from "../../core/container-error.ts";
-import type { ExecManager, ExecRecord } from "../../core/exec-manager.ts";
+import type { ExecBackend } from "../../core/container-backends.ts";
+import type { ExecRecord } from "../../core/exec-manager.ts";
 import type { HijackContext } from "../hijack.ts";
 import { failUpgraded } from "./attach.ts";
 import { responseDuplex } from "./response-duplex.ts";
@@ -32,7 +33,7 @@ export function parseStartBody(text: string): StartBody {
   }
 }
 
-async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPath: string, head?: Buffer): Promise<void> {
+async function pump(execs: ExecBackend, e: ExecRecord, client: Duplex, socketPath: string, head?: Buffer): Promise<void> {
   const stdio = await connectStdio(socketPath);
   const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys || undefined) });
   stdio.destroy();
@@ -61,7 +62,7 @@ function execFailureMessage(err: Error): string {
   return `OCI runtime exec failed: exec failed: unable to start container process: ${reason}${reason.endsWith(": unknown") ? "" : ": unknown"}\r\n`;
 }
 
-export function hijackExecStart(execs: ExecManager) {
+export function hijackExecStart(execs: ExecBackend) {
   return async (ctx: HijackContext) => {
     ctx.socket.pause();
     const e = execs.get(ctx.params.id!);
@@ -95,7 +96,7 @@ export function hijackExecStart(execs: ExecManager) {
   };
 }
 
-export async function plainExecStart(execs: ExecManager, id: string, bodyText: string): Promise<Response> {
+export async function plainExecStart(execs: ExecBackend, id: string, bodyText: string): Promise<Response> {
   const e = execs.get(id);
   const b = parseStartBody(bodyText);
   let socketPath: string;
