@@ -102,6 +102,8 @@ export interface ExecBackend {
   start(id: string, opts: { detach: boolean; tty?: boolean; consoleSize?: [number, number] }): Promise<string>;
   settle(e: ExecRecord): Promise<void>;
   resize(id: string, height: number, width: number): Promise<void>;
+  /** The client detached with its detach keys. */
+  detached(id: string): void;
   inspect(id: string): Record<string, unknown>;
   idsOf(containerId: string): string[];
 }

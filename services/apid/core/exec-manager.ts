@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError, noSuchExec } from "./container-error.ts";
+import { parseDetachKeys } from "./detach-keys.ts";
 import type { ExecBackend, ExecContainers } from "./container-backends.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE, processOptions } from "./runtime-spec.ts";
@@ -78,6 +79,7 @@ export class ExecManager implements ExecBackend {
       throw new ContainerError("invalid_argument", issue.path[0] === "Cmd" ? "No exec command specified" : `invalid exec config: ${issue.path.join(".")}: ${issue.message}`);
     }
     const b = parsed.data;
+    if (!parseDetachKeys(b.DetachKeys)) throw new ContainerError("invalid_argument", `Invalid escape keys (${b.DetachKeys}) provided`);
     const rec = this.containers.get(containerRef);
     if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
@@ -206,6 +208,13 @@ export class ExecManager implements ExecBackend {
   private forgetOldFinished(containerId: string): void {
     const finished = [...this.execs.values()].filter((x) => x.containerId === containerId && x.started && !x.running);
     for (const old of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_PER_CONTAINER))) this.execs.delete(old.id);
+  }
+
+  /** The client detached with its detach keys: the process runs on (Docker's exec_detach event). */
+  detached(id: string): void {
+    const e = this.execs.get(id);
+    const rec = e && this.containers.find(e.containerId);
+    if (rec) this.containers.emit(rec, "exec_detach");
   }
 
   async resize(id: string, height: number, width: number): Promise<void> {

@@ -10,7 +10,9 @@ import type { HijackContext } from "../hijack.ts";
 import { LogReader } from "./log-reader.ts";
 import { frame, STDERR } from "./stream-frames.ts";
 import { responseDuplex } from "./response-duplex.ts";
-import { connectStdio, endAndDrain, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { ContainerError } from "../../core/container-error.ts";
+import { parseDetachKeys } from "../../core/detach-keys.ts";
+import { connectStdio, endAndDrain, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
 
 const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
@@ -25,13 +27,15 @@ interface AttachOptions {
 }
 
 function options(rec: ContainerRecord, q: URLSearchParams): AttachOptions {
+  const detachKeys = parseDetachKeys(q.get("detachKeys"));
+  if (!detachKeys) throw new ContainerError("invalid_argument", `Invalid detach keys (${q.get("detachKeys")}) provided`);
   return {
     stdin: flag(q, "stdin") && !!rec.config.OpenStdin,
     stdout: flag(q, "stdout"),
     stderr: flag(q, "stderr"),
     logs: flag(q, "logs"),
     stream: flag(q, "stream"),
-    detachKeys: parseDetachKeys(q.get("detachKeys")),
+    detachKeys,
   };
 }
 
@@ -51,6 +55,7 @@ async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecor
     if (!socketPath) return void client.end();
     const stdio = await connectStdio(socketPath);
     void splice(client, stdio, { ...opts, tty, head }).then((why) => {
+      if (why === "detached") containers.emit(rec, "detach");
       if (why === "eof" || why === "detached") endAndDrain(client);
       stdio.destroy();
     });

@@ -14,7 +14,8 @@ import type { ExecRecord } from "../../core/exec-manager.ts";
 import type { HijackContext } from "../hijack.ts";
 import { failUpgraded } from "./attach.ts";
 import { responseDuplex } from "./response-duplex.ts";
-import { connectStdio, endAndDrain, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { parseDetachKeys } from "../../core/detach-keys.ts";
+import { connectStdio, endAndDrain, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { frame, STDOUT } from "./stream-frames.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
 
@@ -35,8 +36,9 @@ export function parseStartBody(text: string): StartBody {
 
 async function pump(execs: ExecBackend, e: ExecRecord, client: Duplex, socketPath: string, head?: Buffer): Promise<void> {
   const stdio = await connectStdio(socketPath);
-  const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys || undefined) });
+  const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys) });
   stdio.destroy();
+  if (why === "detached") execs.detached(e.id);
   if (why === "eof") {
     // The exit event is usually already on its way; ask the runtime too, take the first.
     void execs.settle(e);

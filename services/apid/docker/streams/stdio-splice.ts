@@ -20,26 +20,8 @@ export interface SpliceOptions {
   tty: boolean;
   /** Bytes the client sent after its request headers. */
   head?: Buffer;
-  /** Key sequence that detaches without closing stdin (Docker default ctrl-p,ctrl-q). */
+  /** Key sequence that detaches (with a TTY, as Docker): the session ends, the process runs on. */
   detachKeys?: Uint8Array;
-}
-
-/** Parses Docker's detach key spec ("ctrl-p,ctrl-q", "a,b"). Empty string disables. */
-export function parseDetachKeys(spec: string | null | undefined): Uint8Array | undefined {
-  if (spec === "") return undefined;
-  const parts = (spec ?? "ctrl-p,ctrl-q").split(",");
-  const out: number[] = [];
-  for (const p of parts) {
-    const ctrl = /^ctrl-(.)$/i.exec(p);
-    if (ctrl) {
-      const c = ctrl[1]!.toLowerCase();
-      const code = c >= "a" && c <= "z" ? c.charCodeAt(0) - 96 : { "@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, _: 31 }[c];
-      if (code === undefined) return undefined;
-      out.push(code);
-    } else if (p.length === 1) out.push(p.charCodeAt(0));
-    else return undefined;
-  }
-  return Uint8Array.from(out);
 }
 
 /**
@@ -86,8 +68,9 @@ export function splice(client: Duplex, stdio: Duplex, opts: SpliceOptions): Prom
     if (opts.head?.length) onClientData(opts.head);
     client.on("data", onClientData);
     client.once("end", () => {
-      // Half-close: the client finished sending stdin; output continues.
-      if (opts.stdin) stdio.end();
+      // Half-close: the client finished sending stdin; output continues. As in Docker, a
+      // TTY's input is not closed by it (a client going away must not end the shell).
+      if (opts.stdin && !opts.tty) stdio.end();
       else if (!opts.stdout && !opts.stderr) finish("client-closed");
     });
     client.once("close", () => {

