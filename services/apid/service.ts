@@ -15,6 +15,7 @@ import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
 import { ContainerQueries } from "./core/container-queries.ts";
+import { LogReader } from "./docker/streams/log-reader.ts";
 import { BuildService } from "./build/route.ts";
 import { HealthMonitor } from "./core/health-monitor.ts";
 import { ContainerStore } from "./core/storage/container-store.ts";
@@ -66,7 +67,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         .catch((err) => ctx.log.error("container recovery failed", { error: err }));
       return {
         routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
-        state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount }),
+        state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount, containerWaiters: containers.lifecycle.waiterCount(), logFollowers: LogReader.followers }),
         stop: async () => {
           await docker.stop();
           await containers.shutdown();

@@ -178,3 +178,34 @@ describe("exec -d", () => {
     expect(await must(["exec", "xd", "ps", "-o", "args"])).toContain("sleep 5");
   }, 60_000);
 });
+
+describe("cancelled streams", () => {
+  test("killing docker events, logs -f and wait releases the server's subscriptions within a second", async () => {
+    await must(["run", "-d", "--name", "cs", "--network", "none", IMG, "sh", "-c", "while true; do echo tick; sleep 1; done"]);
+    const base = await apidState();
+    const clients = [
+      Bun.spawn(["docker", "-H", d.dockerHost, "events"], { stdout: "ignore", stderr: "ignore" }),
+      Bun.spawn(["docker", "-H", d.dockerHost, "logs", "-f", "cs"], { stdout: "ignore", stderr: "ignore" }),
+      Bun.spawn(["docker", "-H", d.dockerHost, "wait", "cs"], { stdout: "ignore", stderr: "ignore" }),
+    ];
+    await within(10_000, (s) => s.eventListeners === base.eventListeners + 1 && s.logFollowers === base.logFollowers + 1 && s.containerWaiters > base.containerWaiters + 1);
+    for (const c of clients) c.kill("SIGKILL");
+    const took = await within(1000, (s) => s.eventListeners === base.eventListeners && s.logFollowers === base.logFollowers && s.containerWaiters === base.containerWaiters);
+    expect(took).toBeLessThan(1000);
+  }, 60_000);
+
+  test("a cancelled events call returns within a second (python3-docker)", async () => {
+    const py = await run(["python3", "-c", `
+import docker, threading, time
+c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
+ev = c.events(decode=True)
+t0 = time.time()
+threading.Timer(0.3, ev.close).start()
+for _ in ev:
+    pass
+print(round(time.time() - t0, 2))
+`], { timeoutMs: 30_000 });
+    expect(py.stderr).toBe("");
+    expect(Number(py.stdout.trim())).toBeLessThan(1.3);
+  }, 60_000);
+});

@@ -194,4 +194,23 @@ describe("container lifecycle state machine", () => {
     expect(await removed).toEqual({ code: 1, error: "removal failed" });
     expect(lc.waiterCount()).toBe(1);
   });
+
+  test("an aborted wait leaves no waiter behind (a client that went away)", async () => {
+    const { lc } = harness();
+    const rec = record("running");
+    const gone = new AbortController();
+    void lc.waitExit(rec.id, gone.signal);
+    void lc.waitRemoved(rec.id, gone.signal);
+    const kept = lc.waitExit(rec.id);
+    expect(lc.waiterCount()).toBe(3);
+    gone.abort();
+    expect(lc.waiterCount()).toBe(1);
+    lc.apply(rec, { kind: "exit", exitCode: 0, oomKilled: false, finishedAt: new Date().toISOString(), network: null });
+    expect(await kept).toEqual({ code: 0, error: "" });
+    expect(lc.waiterCount()).toBe(0);
+    const already = new AbortController();
+    already.abort();
+    void lc.waitExit(rec.id, already.signal);
+    expect(lc.waiterCount()).toBe(0);
+  });
 });

@@ -44,12 +44,12 @@ export interface ContainerStateBackend {
   remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void>;
 }
 
-/** `wait` conditions and followers (logs -f). */
+/** `wait` conditions and followers (logs -f); an aborted signal drops the waiter. */
 export interface ContainerWaitBackend {
-  waitExit(id: string): Promise<ExitResult>;
-  waitRemoved(id: string): Promise<ExitResult>;
+  waitExit(id: string, signal?: AbortSignal): Promise<ExitResult>;
+  waitRemoved(id: string, signal?: AbortSignal): Promise<ExitResult>;
   /** The exit after which no restart policy brings it back. */
-  waitStopped(id: string): Promise<void>;
+  waitStopped(id: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** Attach: a running container's stdio, or its stdio once it starts. */

@@ -248,14 +248,34 @@ export class ContainerLifecycle {
     return w;
   }
 
-  /** Resolves at the container's next exit (or its removal). */
-  waitExit(id: string): Promise<ExitResult> {
-    return new Promise((resolve) => this.waitersOf(id).exit.push(resolve));
+  /**
+   * Resolves at the container's next exit (or its removal). An aborted `signal` drops
+   * the waiter (a client that went away holds nothing); the promise then never settles.
+   */
+  waitExit(id: string, signal?: AbortSignal): Promise<ExitResult> {
+    return this.wait(id, "exit", signal);
   }
 
   /** Resolves when the container is removed (or its removal has failed for good). */
-  waitRemoved(id: string): Promise<ExitResult> {
-    return new Promise((resolve) => this.waitersOf(id).removed.push(resolve));
+  waitRemoved(id: string, signal?: AbortSignal): Promise<ExitResult> {
+    return this.wait(id, "removed", signal);
+  }
+
+  private wait(id: string, kind: keyof Waiters, signal: AbortSignal | undefined): Promise<ExitResult> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return;
+      const w = this.waitersOf(id);
+      w[kind].push(resolve);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          const i = w[kind].indexOf(resolve);
+          if (i >= 0) w[kind].splice(i, 1);
+          if (!w.exit.length && !w.removed.length && this.waiters.get(id) === w) this.waiters.delete(id);
+        },
+        { once: true },
+      );
+    });
   }
 
   /** An --rm container that could not be removed: `docker run --rm` waits for "removed", tell it why not. */

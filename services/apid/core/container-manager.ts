@@ -434,14 +434,14 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
   // ---- stop, kill, pause ----
 
   /** Resolves at the container's next exit. */
-  waitExit(id: string): Promise<ExitResult> {
-    return this.lifecycle.waitExit(id);
+  waitExit(id: string, signal?: AbortSignal): Promise<ExitResult> {
+    return this.lifecycle.waitExit(id, signal);
   }
 
   /** Resolves once the container has exited for good: not when a restart policy brings it back. */
-  async waitStopped(id: string): Promise<void> {
+  async waitStopped(id: string, signal?: AbortSignal): Promise<void> {
     for (;;) {
-      await this.waitExit(id);
+      await this.waitExit(id, signal);
       // afterExit (which may schedule a restart) runs as soon as the cleanup settles.
       await this.live.get(id)?.cleanup;
       const rec = this.store.get(id);
@@ -450,8 +450,8 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
   }
 
   /** Resolves when the container is removed. */
-  waitRemoved(id: string): Promise<ExitResult> {
-    return this.lifecycle.waitRemoved(id);
+  waitRemoved(id: string, signal?: AbortSignal): Promise<ExitResult> {
+    return this.lifecycle.waitRemoved(id, signal);
   }
 
   private cancelRestart(rec: ContainerRecord): boolean {

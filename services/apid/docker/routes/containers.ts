@@ -150,11 +150,13 @@ export function containersRoutes(deps: DockerApiDeps) {
     const rec = containers.get(c.req.param("id"));
     const condition = c.req.query("condition") || "not-running";
     let result: Promise<{ code: number; error: string }>;
+    // A client that goes away before the condition is met leaves no waiter behind.
+    const gone = new AbortController();
     if (condition === "not-running") {
       const active = ["running", "paused", "restarting"].includes(rec.state.status);
-      result = active ? containers.waitExit(rec.id) : Promise.resolve({ code: rec.state.exitCode, error: "" });
-    } else if (condition === "next-exit") result = containers.waitExit(rec.id);
-    else if (condition === "removed") result = containers.waitRemoved(rec.id);
+      result = active ? containers.waitExit(rec.id, gone.signal) : Promise.resolve({ code: rec.state.exitCode, error: "" });
+    } else if (condition === "next-exit") result = containers.waitExit(rec.id, gone.signal);
+    else if (condition === "removed") result = containers.waitRemoved(rec.id, gone.signal);
     else throw new ContainerError("invalid_argument", `invalid condition: "${condition}"`);
     // The leading newline makes the headers go out now: clients (docker run) wait for
     // them before starting the container, so the wait is registered first.
@@ -165,6 +167,7 @@ export function containersRoutes(deps: DockerApiDeps) {
         ctrl.enqueue(new TextEncoder().encode(JSON.stringify({ StatusCode: r.code, Error: r.error ? { Message: r.error } : null }) + "\n"));
         ctrl.close();
       },
+      cancel: () => gone.abort(),
     });
     return new Response(body, { headers: { "Content-Type": "application/json" } });
   });
@@ -216,7 +219,9 @@ export function containersRoutes(deps: DockerApiDeps) {
     const tty = !!rec.config.Tty;
     const reader = new LogReader(rec.logPath, { stdout, stderr, since: since || undefined, until: until || undefined, timestamps: flag(q("timestamps")), tail: tail !== undefined && tail < 0 ? undefined : tail, raw: tty });
     const alive = ["running", "paused", "restarting"].includes(rec.state.status);
-    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitStopped(rec.id), containers.waitRemoved(rec.id)]) } : undefined;
+    // The waits are dropped as soon as the stream is over, ended or cancelled by the client.
+    const release = new AbortController();
+    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitStopped(rec.id, release.signal), containers.waitRemoved(rec.id, release.signal)]), release: () => release.abort() } : undefined;
     return new Response(reader.stream(follow), { headers: { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
   });
 
