@@ -209,3 +209,17 @@ print(round(time.time() - t0, 2))
     expect(Number(py.stdout.trim())).toBeLessThan(1.3);
   }, 60_000);
 });
+
+describe("kill", () => {
+  test("docker kill returns once SIGKILL has stopped the container: inspect right after says exited 137", async () => {
+    for (let i = 0; i < 5; i++) {
+      await must(["run", "-d", "--name", `k${i}`, "--network", "none", IMG, "sleep", "100000"]);
+      await must(["kill", `k${i}`]);
+      expect(await must(["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}", `k${i}`])).toBe("exited false 137");
+    }
+    // Other signals return once delivered; the process decides what to do with them.
+    await must(["run", "-d", "--name", "kusr", "--network", "none", IMG, "sh", "-c", "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done"]);
+    await must(["kill", "-s", "USR1", "kusr"]);
+    expect(await status("kusr")).toBe("running");
+  }, 120_000);
+});

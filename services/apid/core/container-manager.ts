@@ -53,6 +53,9 @@ interface Live {
   earlyExit?: RuntimeEvent;
 }
 
+/** How long a SIGKILL is given to end the container (dockerd's Kill waits 10 s). */
+const KILL_WAIT_MS = 10_000;
+
 const nanoToIso = (ns: bigint) => (ns > 0n ? new Date(Number(ns / 1_000_000n)).toISOString().replace(/\.(\d{3})Z$/, `.$1${String(ns % 1_000_000n).padStart(6, "0")}Z`) : new Date().toISOString());
 
 export class ContainerManager implements ContainerBackend, ExecContainers {
@@ -511,7 +514,11 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
     if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Cannot kill container: ${ref}: Container ${rec.id} is not running`);
     rec.manualStop = true;
     this.save(rec);
+    // As dockerd: SIGKILL returns once the container has stopped (its exit recorded, so
+    // an inspect that follows says so); other signals once delivered.
+    const exited = signalNumber(signal) === 9 ? this.waitExit(rec.id) : undefined;
     await this.signal(rec, signal);
+    if (exited && !(await within(exited, KILL_WAIT_MS))) throw new ContainerError("internal", `tried to kill container, but did not receive an exit event`);
   }
 
   async restart(ref: string, signal: string | undefined, timeoutSec: number | undefined): Promise<void> {
