@@ -48,7 +48,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         engineId: loadEngineId(ctx.dataDir),
         containerCounts: () => containers.counts(),
         containers,
-        queries: new ContainerQueries(containers, ctx.clients, ctx.log),
+        queries: new ContainerQueries(containers, ctx.clients),
         execs,
         health,
         events,

@@ -223,3 +223,20 @@ describe("kill", () => {
     expect(await status("kusr")).toBe("running");
   }, 120_000);
 });
+
+describe("commit of a running container", () => {
+  test("pauses it meanwhile (pause, commit, unpause events), and pause=false does not; the image has the change", async () => {
+    await must(["run", "-d", "--name", "cr", "--network", "none", IMG, "sleep", "100000"]);
+    await must(["exec", "cr", "sh", "-c", "echo kept > /committed"]);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    await must(["commit", "cr", "cr-img:1"]);
+    expect(await status("cr")).toBe("running");
+    const noPause = await d.api("/commit?container=cr&repo=cr-img&tag=2&pause=false", { method: "POST" });
+    expect(noPause.status).toBe(201);
+    const events = await d.api(`/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}&filters=${encodeURIComponent(JSON.stringify({ container: ["cr"] }))}`);
+    const actions = (await events.text()).trim().split("\n").map((l) => (JSON.parse(l) as { Action: string }).Action);
+    expect(actions.filter((a) => ["pause", "unpause", "commit"].includes(a))).toEqual(["pause", "commit", "unpause", "commit"]);
+    expect(await must(["run", "--rm", "--network", "none", "cr-img:1", "cat", "/committed"])).toBe("kept");
+    expect(await must(["run", "--rm", "--network", "none", "cr-img:2", "cat", "/committed"])).toBe("kept");
+  }, 60_000);
+});

@@ -64,6 +64,11 @@ export interface ContainerFilesBackend extends ContainerLookup, ContainerEvents 
   withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
+/** Pausing for the duration of an operation (commit), through the lifecycle. */
+export interface ContainerPauser {
+  whilePaused<T>(ref: string, fn: () => Promise<T>): Promise<T>;
+}
+
 /** What the runtime answers about a container: TTY size, top, stats, commit. */
 export interface ContainerRuntimeQueries {
   resizeTty(id: string, height: number, width: number): Promise<void>;

@@ -543,6 +543,28 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
     await this.applyOrUndo(rec, { kind: "unpause" }, () => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
   }
 
+  /**
+   * Runs `fn` with a running container paused, as dockerd's commit does: through the
+   * lifecycle (state "paused", pause and unpause events), and unpaused again afterwards
+   * whatever `fn` did. A container that is not running (or cannot be paused) runs `fn`
+   * as it is, as dockerd ignores that failure.
+   */
+  async whilePaused<T>(ref: string, fn: () => Promise<T>): Promise<T> {
+    const rec = this.get(ref);
+    let paused = false;
+    if (rec.state.status === "running") {
+      paused = await this.pause(rec.id).then(
+        () => true,
+        (err) => (this.log.warn("pause before commit failed", { id: rec.id, error: err }), false),
+      );
+    }
+    try {
+      return await fn();
+    } finally {
+      if (paused) await this.unpause(rec.id).catch((err) => this.log.warn("unpause after commit failed", { id: rec.id, error: err }));
+    }
+  }
+
   /** Records a change the runtime already made; if the save fails, the runtime change is undone (best effort) and the error stands. */
   private async applyOrUndo(rec: ContainerRecord, t: Transition, undo: () => Promise<unknown>): Promise<void> {
     try {

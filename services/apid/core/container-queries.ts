@@ -2,18 +2,16 @@
  * Read-mostly runtime operations on a container: TTY resize, top, stats samples, and
  * docker commit (imaged turns the writable layer into an image while it is frozen).
  */
-import type { Logger } from "../../../lib/log.ts";
 import { call, type Backends } from "./backends.ts";
-import type { CommitOptions, ContainerEvents, ContainerLookup, ContainerRuntimeQueries } from "./container-backends.ts";
+import type { CommitOptions, ContainerEvents, ContainerLookup, ContainerPauser, ContainerRuntimeQueries } from "./container-backends.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
 
 export class ContainerQueries implements ContainerRuntimeQueries {
   constructor(
-    private readonly containers: ContainerLookup & ContainerEvents,
+    private readonly containers: ContainerLookup & ContainerEvents & ContainerPauser,
     private readonly backends: Backends,
-    private readonly log: Logger,
   ) {}
 
   /** The container's TTY size. */
@@ -37,19 +35,20 @@ export class ContainerQueries implements ContainerRuntimeQueries {
     return JSON.parse(res.statsJson || "{}") as Record<string, unknown>;
   }
 
-  /** docker commit through imaged; a running container is frozen meanwhile (pause=true). */
+  /**
+   * docker commit through imaged. With pause (the default) a running container is paused
+   * meanwhile, as dockerd does (pause and unpause events, inspect says "paused"); with
+   * pause=false it keeps running while its writable layer is read.
+   */
   async commit(ref: string, o: CommitOptions): Promise<string> {
     const rec = this.containers.get(ref);
-    const freeze = o.pause && rec.state.status === "running";
-    if (freeze) await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
-    try {
+    const run = async () => {
       const res = await call(() =>
         this.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),
       );
       this.containers.emit(rec, "commit", { comment: o.comment });
       return res.id;
-    } finally {
-      if (freeze) await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id })).catch((e) => this.log.warn("resume after commit", { id: rec.id, error: e }));
-    }
+    };
+    return o.pause ? this.containers.whilePaused(rec.id, run) : run();
   }
 }
