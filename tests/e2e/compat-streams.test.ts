@@ -240,3 +240,15 @@ describe("commit of a running container", () => {
     expect(await must(["run", "--rm", "--network", "none", "cr-img:2", "cat", "/committed"])).toBe("kept");
   }, 60_000);
 });
+
+describe("answers by API version", () => {
+  test("volume prune removes named volumes below API 1.42 (all by default), only anonymous ones from 1.42", async () => {
+    await must(["volume", "create", "keep-me"]);
+    const now = (await (await d.api("/v1.50/volumes/prune", { method: "POST" })).json()) as { VolumesDeleted: string[] };
+    expect(now.VolumesDeleted ?? []).not.toContain("keep-me");
+    expect(await must(["volume", "ls", "-q"])).toContain("keep-me");
+    const old = (await (await d.api("/v1.41/volumes/prune", { method: "POST" })).json()) as { VolumesDeleted: string[] };
+    expect(old.VolumesDeleted).toContain("keep-me");
+    expect(await must(["volume", "ls", "-q"])).not.toContain("keep-me");
+  }, 60_000);
+});

@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
+import { compareVersions } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
@@ -45,7 +46,10 @@ export function volumesRoutes(deps: DockerApiDeps) {
   app.post("/volumes/prune", async (c) => {
     // Parsed in full before fsd removes anything: a filter that does not parse is a 400.
     const f = parseFilters(c.req.query("filters"), FILTERS.volumePrune);
-    const res = await fsd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], all: f.all ?? false });
+    // API 1.42 made prune keep named volumes unless `all` is set; older clients expect
+    // every unused volume to go, as their engines did.
+    const all = f.all ?? compareVersions(c.env.apiVersion, "1.42") < 0;
+    const res = await fsd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], all });
     return c.json({ VolumesDeleted: res.deleted, SpaceReclaimed: Number(res.spaceReclaimed) });
   });
 
