@@ -211,12 +211,17 @@ print(round(time.time() - t0, 2))
 });
 
 describe("kill", () => {
-  test("docker kill returns once SIGKILL has stopped the container: inspect right after says exited 137", async () => {
+  test("POST /kill returns once SIGKILL has stopped the container: inspect right after says exited 137", async () => {
     for (let i = 0; i < 5; i++) {
       await must(["run", "-d", "--name", `k${i}`, "--network", "none", IMG, "sleep", "100000"]);
-      await must(["kill", `k${i}`]);
-      expect(await must(["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}", `k${i}`])).toBe("exited false 137");
+      // Raw API calls back to back: nothing between the 204 and the inspect but the next request.
+      expect((await d.api(`/containers/k${i}/kill`, { method: "POST" })).status).toBe(204);
+      const state = ((await (await d.api(`/containers/k${i}/json`)).json()) as { State: { Status: string; Running: boolean; ExitCode: number } }).State;
+      expect([state.Status, state.Running, state.ExitCode]).toEqual(["exited", false, 137]);
     }
+    await must(["run", "-d", "--name", "kcli", "--network", "none", IMG, "sleep", "100000"]);
+    await must(["kill", "kcli"]);
+    expect(await must(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "kcli"])).toBe("exited 137");
     // Other signals return once delivered; the process decides what to do with them.
     await must(["run", "-d", "--name", "kusr", "--network", "none", IMG, "sh", "-c", "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done"]);
     await must(["kill", "-s", "USR1", "kusr"]);
@@ -250,5 +255,36 @@ describe("answers by API version", () => {
     const old = (await (await d.api("/v1.41/volumes/prune", { method: "POST" })).json()) as { VolumesDeleted: string[] };
     expect(old.VolumesDeleted).toContain("keep-me");
     expect(await must(["volume", "ls", "-q"])).not.toContain("keep-me");
+  }, 60_000);
+});
+
+describe("Docker's wording and media types", () => {
+  test("exec, attach and rename refusals as dockerd words them", async () => {
+    await must(["run", "--name", "wst", "--network", "none", IMG, "true"]);
+    const id = await must(["inspect", "-f", "{{.Id}}", "wst"]);
+    const exec = await d.api("/containers/wst/exec", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: ["true"] }) });
+    expect(exec.status).toBe(409);
+    expect(((await exec.json()) as { message: string }).message).toBe(`Container ${id} is not running`);
+    await must(["run", "-d", "--name", "wpa", "--network", "none", IMG, "sleep", "100000"]);
+    await must(["pause", "wpa"]);
+    const pausedExec = await d.api("/containers/wpa/exec", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: ["true"] }) });
+    expect(((await pausedExec.json()) as { message: string }).message).toBe("Container wpa is paused, unpause the container before exec");
+    const pausedAttach = await d.api("/containers/wpa/attach?stream=1&stdout=1", { method: "POST" });
+    expect(pausedAttach.status).toBe(409);
+    expect(((await pausedAttach.json()) as { message: string }).message).toBe("container wpa is paused, unpause the container before attach");
+    await must(["unpause", "wpa"]);
+    const same = await d.api("/containers/wpa/rename?name=wpa", { method: "POST" });
+    expect(same.status).toBe(400);
+    expect(((await same.json()) as { message: string }).message).toBe("Renaming a container with the same name as its current name");
+    const taken = await d.api("/containers/wpa/rename?name=wst", { method: "POST" });
+    expect(taken.status).toBe(409);
+    expect(((await taken.json()) as { message: string }).message).toStartWith('Error when allocating new name: Conflict. The container name "/wst" is already in use');
+  }, 60_000);
+
+  test("attach and exec streams without a TTY are multiplexed-stream from API 1.42, raw-stream before", async () => {
+    await must(["run", "-d", "--name", "wmt", "--network", "none", IMG, "sh", "-c", "echo out; sleep 100000"]);
+    const head = async (path: string) => (await rawAttach(path, async () => {}, 1500)).head.split("\r\n").find((l) => l.startsWith("Content-Type:"));
+    expect(await head("/v1.50/containers/wmt/attach?stream=1&stdout=1")).toBe("Content-Type: application/vnd.docker.multiplexed-stream");
+    expect(await head("/v1.41/containers/wmt/attach?stream=1&stdout=1")).toBe("Content-Type: application/vnd.docker.raw-stream");
   }, 60_000);
 });

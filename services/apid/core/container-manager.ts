@@ -630,8 +630,12 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
     if (!newName) throw new ContainerError("invalid_argument", "Neither old nor new names may be empty");
     if (!isValidName(newName)) throw new ContainerError("invalid_argument", `Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const name = newName.startsWith("/") ? newName : `/${newName}`;
-    if (name === rec.name) throw new ContainerError("conflict", `Renaming a container with the same name as its current name`);
-    this.checkNameFree(name);
+    if (name === rec.name) throw new ContainerError("invalid_argument", `Renaming a container with the same name as its current name`);
+    try {
+      this.checkNameFree(name);
+    } catch (err) {
+      throw err instanceof ContainerError ? new ContainerError(err.code, `Error when allocating new name: ${err.message}`) : err;
+    }
     const old = rec.name;
     rec.name = name;
     this.save(rec, old);

@@ -81,8 +81,9 @@ export class ExecManager implements ExecBackend {
     const b = parsed.data;
     if (!parseDetachKeys(b.DetachKeys)) throw new ContainerError("invalid_argument", `Invalid escape keys (${b.DetachKeys}) provided`);
     const rec = this.containers.get(containerRef);
-    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
-    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    // dockerd's getActiveContainer, with its wording (the paused one names the container as asked).
+    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${containerRef} is paused, unpause the container before exec`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     const id = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
     let resolveExit!: (code: number) => void;
     const exited = new Promise<number>((r) => (resolveExit = r));
@@ -166,7 +167,7 @@ export class ExecManager implements ExecBackend {
     if (e.started) throw new ContainerError("conflict", `Error: Exec command ${id} has already run`);
     const rec = this.containers.get(e.containerId);
     if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
-    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     return { e, rec };
   }
 

@@ -225,7 +225,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     return new Response(reader.stream(follow), { headers: { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
   });
 
-  app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams));
+  app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams, c.env.apiVersion));
 
   app.get("/containers/:id/top", async (c) => {
     const res = await queries.top(c.req.param("id"), c.req.query("ps_args") || "-ef");

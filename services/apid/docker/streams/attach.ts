@@ -12,7 +12,7 @@ import { frame, STDERR } from "./stream-frames.ts";
 import { responseDuplex } from "./response-duplex.ts";
 import { ContainerError } from "../../core/container-error.ts";
 import { parseDetachKeys } from "../../core/detach-keys.ts";
-import { connectStdio, endAndDrain, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { connectStdio, endAndDrain, splice, streamType, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
 
 const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
@@ -24,6 +24,12 @@ interface AttachOptions {
   logs: boolean;
   stream: boolean;
   detachKeys?: Uint8Array;
+}
+
+/** dockerd's ContainerAttach refuses a paused or restarting container (naming it as asked). */
+function checkAttachable(rec: ContainerRecord, ref: string): void {
+  if (rec.state.status === "paused") throw new ContainerError("conflict", `container ${ref} is paused, unpause the container before attach`);
+  if (rec.state.status === "restarting") throw new ContainerError("conflict", `container ${ref} is restarting, wait until the container is running`);
 }
 
 function options(rec: ContainerRecord, q: URLSearchParams): AttachOptions {
@@ -73,21 +79,22 @@ export function hijackAttach(containers: ContainerAttachBackend) {
     // Paused until the stdio join: stdin sent early (docker run -i) is kept, not dropped.
     ctx.socket.pause();
     const rec = containers.get(ctx.params.id!);
+    checkAttachable(rec, ctx.params.id!);
     const opts = options(rec, ctx.query);
     const { rest } = await readUpgradeBody(ctx);
-    ctx.socket.write(upgradeHeaders(!!rec.config.Tty));
+    ctx.socket.write(upgradeHeaders(!!rec.config.Tty, ctx.apiVersion));
     containers.emit(rec, "attach");
     await runAttach(containers, rec, ctx.socket, opts, rest).catch((err) => failUpgraded(ctx.socket, !!rec.config.Tty, err));
   };
 }
 
 /** The non-upgraded variant: output only, as the response body. */
-export function streamedAttach(containers: ContainerAttachBackend, id: string, q: URLSearchParams): Response {
+export function streamedAttach(containers: ContainerAttachBackend, id: string, q: URLSearchParams, apiVersion: string): Response {
   const rec = containers.get(id);
+  checkAttachable(rec, id);
   const opts = { ...options(rec, q), stdin: false };
   const { duplex, body } = responseDuplex();
   containers.emit(rec, "attach");
   void runAttach(containers, rec, duplex, opts).catch(() => duplex.destroy());
-  const type = rec.config.Tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-  return new Response(body, { headers: { "Content-Type": type } });
+  return new Response(body, { headers: { "Content-Type": streamType(!!rec.config.Tty, apiVersion) } });
 }

@@ -84,7 +84,7 @@ export function hijackExecStart(execs: ExecBackend) {
     // stream. The client has the upgrade's headers before any output, so a client that
     // takes the raw socket after reading them (docker-py) cannot lose the first bytes.
     execs.startable(e.id);
-    ctx.socket.write(upgradeHeaders(opts.tty));
+    ctx.socket.write(upgradeHeaders(opts.tty, ctx.apiVersion));
     let socketPath: string;
     try {
       socketPath = await execs.start(e.id, opts);

@@ -6,6 +6,7 @@
  */
 import type { Duplex } from "node:stream";
 import { connectUnix } from "./unix-connect.ts";
+import { compareVersions } from "../api-version.ts";
 import { FrameFilter } from "./stream-frames.ts";
 
 /** Connects to a runtime stdio socket (see unix-connect.ts for why not node:net). */
@@ -83,9 +84,16 @@ export function splice(client: Duplex, stdio: Duplex, opts: SpliceOptions): Prom
   });
 }
 
-export function upgradeHeaders(tty: boolean): string {
-  const type = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-  return `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
+/**
+ * The stream's media type: raw with a TTY; without one multiplexed from API 1.42, raw
+ * before (dockerd labelled the same framed bytes raw-stream for those clients).
+ */
+export function streamType(tty: boolean, apiVersion: string): string {
+  return tty || compareVersions(apiVersion, "1.42") < 0 ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+}
+
+export function upgradeHeaders(tty: boolean, apiVersion: string): string {
+  return `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${streamType(tty, apiVersion)}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
 }
 
 /**
