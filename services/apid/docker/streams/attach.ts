@@ -14,6 +14,7 @@ import { ContainerError } from "../../core/container-error.ts";
 import { parseDetachKeys } from "../../core/detach-keys.ts";
 import { connectStdio, endAndDrain, splice, streamType, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
+import { headersRead } from "./upgrade-read.ts";
 
 const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
 
@@ -52,6 +53,7 @@ async function writeAll(client: Duplex, stream: ReadableStream<Uint8Array>): Pro
 /** Runs an attach session on `client`; ends the client when output ends. */
 async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
   const tty = !!rec.config.Tty;
+  if (opts.logs) await headersRead(client);
   if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty }).stream(undefined));
   if (!opts.stream) {
     client.end();
@@ -60,6 +62,9 @@ async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecor
   containers.whenStdio(rec, async (socketPath) => {
     if (!socketPath) return void client.end();
     const stdio = await connectStdio(socketPath);
+    // Output only once the client has read the upgrade's headers (upgrade-read.ts); a
+    // container starting with this attach waits for that, so its first bytes are kept.
+    await headersRead(client);
     void splice(client, stdio, { ...opts, tty, head }).then((why) => {
       if (why === "detached") containers.emit(rec, "detach");
       if (why === "eof" || why === "detached") endAndDrain(client);

@@ -18,6 +18,7 @@ import { parseDetachKeys } from "../../core/detach-keys.ts";
 import { connectStdio, endAndDrain, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { frame, STDOUT } from "./stream-frames.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
+import { headersRead } from "./upgrade-read.ts";
 
 interface StartBody {
   Detach?: boolean;
@@ -85,6 +86,8 @@ export function hijackExecStart(execs: ExecBackend) {
     // takes the raw socket after reading them (docker-py) cannot lose the first bytes.
     execs.startable(e.id);
     ctx.socket.write(upgradeHeaders(opts.tty, ctx.apiVersion));
+    // Nothing may arrive with the headers: some clients would drop it (upgrade-read.ts).
+    await headersRead(ctx.socket);
     let socketPath: string;
     try {
       socketPath = await execs.start(e.id, opts);
