@@ -1,6 +1,6 @@
 /**
  * Direct libc calls through bun:ffi for the few syscalls Bun does not expose.
- * Only scalars cross the boundary here, and one Int32Array that libc fills (socketpair).
+ * Only scalars cross the boundary here, and Int32Arrays that libc fills (socketpair, ioctl).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
@@ -13,6 +13,7 @@ function open() {
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     getpid: { args: [], returns: FFIType.i32 },
     socketpair: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
   });
 }
 function libc() {
@@ -46,3 +47,20 @@ export function socketPair(): [number, number] {
   if (libc().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptr(sv)) !== 0) throw new Error("socketpair failed");
   return [sv[0]!, sv[1]!];
 }
+
+/** SIOCOUTQ (= TIOCOUTQ): for a Unix stream socket, what is sent but not yet read by the peer. */
+const SIOCOUTQ = 0x5411;
+
+/**
+ * How much of what was written on socket `fd` its peer has not read yet (in the
+ * kernel's accounting, 0 once the peer has read everything), or -1 if the kernel does
+ * not say (not a socket, closed).
+ */
+export function unreadByPeer(fd: number): number {
+  const out = new Int32Array(1);
+  // SAFETY: ioctl(SIOCOUTQ) writes one int into `out`, a live 4-byte buffer that stays
+  // referenced for the call; `fd` is the caller's open socket (a closed one gives -1).
+  const rc = libc().ioctl(fd, SIOCOUTQ, ptr(out));
+  return rc === 0 ? out[0]! : -1;
+}
+

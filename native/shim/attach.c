@@ -54,7 +54,9 @@ void close_stdin(void) {
  * End of a client's input closes the process's stdin (with --stdin-once) when that client
  * owns stdin: it sent stdin bytes, or it half-closed (shutdown(SHUT_WR): POLLRDHUP without
  * POLLHUP) while still reading. A client that only reads and then goes away entirely
- * (POLLHUP) does not close stdin.
+ * (POLLHUP) does not close stdin. With a TTY only an explicit half-close does (a ^D to
+ * the line discipline): a client that sent keys and then went away (a detach with
+ * ctrl-p,ctrl-q) leaves the shell running for the next attach, as in Docker.
  */
 void client_read(int i, short revents) {
   char data[CHUNK];
@@ -64,7 +66,7 @@ void client_read(int i, short revents) {
     int half_close = r == 0 && !(revents & POLLHUP);
     clients[i].reading = 0;
     if (r == 0) shutdown(clients[i].fd, SHUT_RD);
-    if (opt.stdin_once && (half_close || clients[i].sent)) close_stdin();
+    if (opt.stdin_once && (half_close || (clients[i].sent && !opt.tty))) close_stdin();
     return;
   }
   clients[i].sent = 1;

@@ -14,6 +14,8 @@ import { containerServiceImpl } from "./core/container-service.ts";
 import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
+import { ContainerQueries } from "./core/container-queries.ts";
+import { LogReader } from "./docker/streams/log-reader.ts";
 import { BuildService } from "./build/route.ts";
 import { HealthMonitor } from "./core/health-monitor.ts";
 import { ContainerStore } from "./core/storage/container-store.ts";
@@ -38,7 +40,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
       const events = new EventsBus();
       const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
       const execs = new ExecManager(containers, ctx.clients);
-      const health = new HealthMonitor(containers, execs);
+      const health = new HealthMonitor(containers, events, execs);
       const deps = {
         home: ctx.home,
         clients: ctx.clients,
@@ -46,6 +48,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         engineId: loadEngineId(ctx.dataDir),
         containerCounts: () => containers.counts(),
         containers,
+        queries: new ContainerQueries(containers, ctx.clients),
         execs,
         health,
         events,
@@ -64,7 +67,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         .catch((err) => ctx.log.error("container recovery failed", { error: err }));
       return {
         routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
-        state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount }),
+        state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount, containerWaiters: containers.lifecycle.waiterCount(), logFollowers: LogReader.followers }),
         stop: async () => {
           await docker.stop();
           await containers.shutdown();

@@ -11,7 +11,7 @@ import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import { call, type Backends } from "../core/backends.ts";
-import type { ContainerManager } from "../core/container-manager.ts";
+import type { StepContainers } from "./run-step.ts";
 import { cacheKey, type BuildCache } from "./cache.ts";
 import { checksumSources, isArchive, resolveSources, sourcesLabel, Stager, type CopySource } from "./copy.ts";
 import { parseDockerfile, type Instruction } from "./dockerfile.ts";
@@ -39,7 +39,7 @@ export interface BuildOptions {
 
 export interface BuilderDeps {
   backends: Backends;
-  containers: ContainerManager;
+  containers: StepContainers;
   cache: BuildCache;
   tmpBase: string;
   log: Logger;
@@ -292,7 +292,7 @@ export class Builder {
     const createdBy = `${argsEnv.length ? `|${argsEnv.length} ${argsEnv.join(" ")} ` : ""}${command.join(" ")}`;
     const parentId = s.imageId;
     await this.cachedStep(s, createdBy, [], () =>
-      runStep(this.deps.containers, this.out, { parentId, config: s.config, command, argsEnv, createdBy, limits: this.opts.limits, rm: this.opts.rm, forceRm: this.opts.forceRm, signal: this.ac.signal }),
+      runStep(this.deps.containers, this.deps.backends.images, this.out, { parentId, config: s.config, command, argsEnv, createdBy, limits: this.opts.limits, rm: this.opts.rm, forceRm: this.opts.forceRm, signal: this.ac.signal }),
     );
   }
 

@@ -13,7 +13,7 @@ import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import { call, type Backends } from "../core/backends.ts";
-import type { ContainerManager } from "../core/container-manager.ts";
+import type { StepContainers } from "./run-step.ts";
 import type { DockerEnv } from "../docker/app.ts";
 import { checkBuildPruneQuery } from "../docker/build-prune-query.ts";
 import { BuildCache } from "./cache.ts";
@@ -24,7 +24,7 @@ import { BuildOutput, shortId } from "./output.ts";
 
 export interface BuildServiceDeps {
   backends: Backends;
-  containers: ContainerManager;
+  containers: StepContainers;
   dataDir: string;
   log: Logger;
 }

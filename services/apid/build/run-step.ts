@@ -5,7 +5,8 @@
  * imaged commits its writable layer as the step's image.
  */
 import { call } from "../core/backends.ts";
-import type { ContainerManager } from "../core/container-manager.ts";
+import type { Backends } from "../core/backends.ts";
+import type { ContainerBackend } from "../core/container-backends.ts";
 import { LogReader } from "../docker/streams/log-reader.ts";
 import { BuildError } from "./errors.ts";
 import type { RunConfig } from "./instructions.ts";
@@ -53,7 +54,10 @@ function hostConfig(l: RunLimits): Record<string, unknown> {
   return hc;
 }
 
-export async function runStep(containers: ContainerManager, out: BuildOutput, s: RunStep): Promise<string> {
+/** What a RUN step needs of containers. */
+export type StepContainers = Pick<ContainerBackend, "create" | "get" | "start" | "kill" | "remove" | "waitExit">;
+
+export async function runStep(containers: StepContainers, images: Backends["images"], out: BuildOutput, s: RunStep): Promise<string> {
   const body = {
     Image: s.parentId,
     Cmd: s.command,
@@ -83,7 +87,7 @@ export async function runStep(containers: ContainerManager, out: BuildOutput, s:
     } finally {
       s.signal.removeEventListener("abort", onAbort);
     }
-    const res = await call(() => containers.backends.images.commit({ containerId: id, configJson: JSON.stringify(s.config), createdBy: s.createdBy }));
+    const res = await call(() => images.commit({ containerId: id, configJson: JSON.stringify(s.config), createdBy: s.createdBy }));
     ok = true;
     return res.id;
   } finally {

@@ -20,7 +20,9 @@ import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { call, callIdempotent, type Backends } from "./backends.ts";
+import type { ContainerBackend, ExecContainers } from "./container-backends.ts";
 import { ContainerError, noSuchContainer } from "./container-error.ts";
+import { ContainerLifecycle, type ExitResult, type Transition } from "./container-lifecycle.ts";
 import { isActive, type ContainerRecord, type NetworkInfo } from "./container-record.ts";
 import { linkedView, resolveLinks } from "./legacy-links.ts";
 import { checkEndpointAddresses } from "./network-endpoints.ts";
@@ -40,17 +42,9 @@ import { signalNumber } from "./signals.ts";
 import { startFailure, within } from "./start-failure.ts";
 import { storageError, type ContainerStore } from "./storage/container-store.ts";
 
-export const ZERO_TIME = "0001-01-01T00:00:00Z";
-
-export interface ExitResult {
-  code: number;
-  error: string;
-}
 
 /** Transient, per-container state that never outlives the process. */
 interface Live {
-  exitWaiters: ((r: ExitResult) => void)[];
-  removedWaiters: ((r: ExitResult) => void)[];
   /** Attach sessions waiting for the runtime's stdio socket (attach before start). */
   pendingAttach: ((stdioSocket: string) => Promise<void>)[];
   /** Release of runtime and network after an exit; start and remove wait for it. */
@@ -61,13 +55,18 @@ interface Live {
   earlyExit?: RuntimeEvent;
 }
 
+/** How long a SIGKILL is given to end the container (dockerd's Kill waits 10 s). */
+const KILL_WAIT_MS = 10_000;
+
 const nanoToIso = (ns: bigint) => (ns > 0n ? new Date(Number(ns / 1_000_000n)).toISOString().replace(/\.(\d{3})Z$/, `.$1${String(ns % 1_000_000n).padStart(6, "0")}Z`) : new Date().toISOString());
 
-export class ContainerManager {
+export class ContainerManager implements ContainerBackend, ExecContainers {
   private readonly live = new Map<string, Live>();
   private readonly lock = new KeyedLock();
   private readonly reservedNames = new Set<string>();
   readonly monitor: RuntimeMonitor;
+  /** Every status change goes through here: persist, emit, wake (container-lifecycle.ts). */
+  readonly lifecycle: ContainerLifecycle;
   /** Runtime exec events are forwarded here (ExecManager). */
   onExecExit: (ev: RuntimeEvent) => void = () => {};
   onRemoved: (id: string) => void = () => {};
@@ -79,6 +78,7 @@ export class ContainerManager {
     private readonly dataDir: string,
     readonly log: Logger,
   ) {
+    this.lifecycle = new ContainerLifecycle(store, bus, log);
     this.monitor = new RuntimeMonitor(backends, log, {
       onEvent: (ev) => this.onRuntimeEvent(ev),
       reconcile: () => this.reconcile(),
@@ -97,7 +97,7 @@ export class ContainerManager {
 
   private liveOf(id: string): Live {
     let l = this.live.get(id);
-    if (!l) this.live.set(id, (l = { exitWaiters: [], removedWaiters: [], pendingAttach: [], consecutiveRestarts: 0, starting: false }));
+    if (!l) this.live.set(id, (l = { pendingAttach: [], consecutiveRestarts: 0, starting: false }));
     return l;
   }
 
@@ -108,9 +108,18 @@ export class ContainerManager {
     return r;
   }
 
+  find(ref: string): ContainerRecord | undefined {
+    const r = this.store.find(ref);
+    return r && !("ambiguous" in r) ? r : undefined;
+  }
+
+  list(): ContainerRecord[] {
+    return this.store.all();
+  }
+
   /** Publishes a container event with Docker's attributes (labels, image, name). */
   emit(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
-    this.bus.publish("container", action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1), ...extra });
+    this.lifecycle.emit(rec, action, extra);
   }
 
   private save(rec: ContainerRecord, previousName?: string): void {
@@ -172,7 +181,8 @@ export class ContainerManager {
           config: norm.config,
           hostConfig: norm.hostConfig,
           endpointsConfig: norm.endpointsConfig,
-          state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: ZERO_TIME, finishedAt: ZERO_TIME },
+          // Set by the lifecycle's "create" transition.
+          state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: "", finishedAt: "" },
           restartCount: 0,
           manualStop: false,
           rootfs: { lowerDirs: prepared.lowerDirs, upperDir: prepared.upperDir, workDir: prepared.workDir },
@@ -183,12 +193,11 @@ export class ContainerManager {
           runtimeHeld: false,
         };
         this.checkNameFree(name, true);
-        this.store.commitCreate(rec);
+        this.lifecycle.apply(rec, { kind: "create" });
       } catch (err) {
         await this.undoCreate(id);
         throw storageError(err);
       }
-      this.emit(rec, "create");
       return { Id: id, Warnings: [] };
     } finally {
       this.reservedNames.delete(name);
@@ -272,11 +281,8 @@ export class ContainerManager {
       // Attach sessions join before the process runs, so no output is lost.
       await Promise.allSettled(l.pendingAttach.splice(0).map((join) => join(created.stdioSocket)));
       const started = await call(() => this.backends.machines.startContainer({ machine: HOST_MACHINE, id: rec.id }));
-      rec.state = { status: "running", pid: started.pid, exitCode: 0, error: "", oomKilled: false, startedAt: nanoToIso(started.startedAtUnixNano), finishedAt: ZERO_TIME };
       rec.manualStop = false;
-      this.save(rec);
-      for (const e of net!.endpoints) this.bus.publish("network", "connect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
-      this.emit(rec, "start");
+      this.lifecycle.apply(rec, { kind: "start", pid: started.pid, startedAt: nanoToIso(started.startedAtUnixNano), network: rec.network });
     } catch (err) {
       const e = err instanceof ArcboxError ? err : storageError(err);
       const error = e instanceof ArcboxError ? e : new ContainerError("internal", String(err));
@@ -287,9 +293,8 @@ export class ContainerManager {
       rec.network = null;
       rec.stdioSocket = "";
       const failure = startFailure(error);
-      rec.state = { ...rec.state, status: rec.state.status === "restarting" ? "exited" : rec.state.status === "running" ? "created" : rec.state.status, pid: 0, error: failure.message, exitCode: failure.exitCode };
       if (released) rec.runtimeHeld = false;
-      this.trySave(rec, "start failure");
+      this.lifecycle.apply(rec, { kind: "start-failed", error: failure.message, exitCode: failure.exitCode });
       for (const join of l.pendingAttach.splice(0)) void join("").catch(() => {});
       throw failure.error;
     } finally {
@@ -374,21 +379,11 @@ export class ContainerManager {
     const startedNs = BigInt(Date.parse(rec.state.startedAt) || 0) * 1_000_000n;
     if (ev.timeUnixNano > 0n && ev.timeUnixNano < startedNs) return;
     const finishedAt = nanoToIso(ev.timeUnixNano);
-    const exited = { ...rec.state, status: "exited" as const, pid: 0, exitCode: ev.exitCode, oomKilled: ev.oomKilled, finishedAt };
-    rec.state = exited;
-    const ranMs = Date.parse(finishedAt) - Date.parse(rec.state.startedAt);
-    if (ranMs >= 10_000) l.consecutiveRestarts = 0;
+    if (Date.parse(finishedAt) - Date.parse(rec.state.startedAt) >= 10_000) l.consecutiveRestarts = 0;
     // The exit status must be on disk before the runtime container (its other copy) goes.
     // If it cannot be saved (full disk), the runtime container keeps it: the record shows
     // the exit now and persists it with its next save, or recovery reads it back.
-    const persisted = this.trySave(rec, "exit status");
-    if (!persisted) rec.state = exited;
-    if (ev.oomKilled) this.emit(rec, "oom");
-    this.emit(rec, "die", { exitCode: String(ev.exitCode), execDuration: String(Math.max(0, Math.round(ranMs / 1000))) });
-    const result = { code: ev.exitCode, error: "" };
-    for (const w of l.exitWaiters.splice(0)) w(result);
-    const network = rec.network;
-    for (const e of network?.endpoints ?? []) this.bus.publish("network", "disconnect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
+    const persisted = this.lifecycle.apply(rec, { kind: "exit", exitCode: ev.exitCode, oomKilled: ev.oomKilled, finishedAt, network: rec.network });
     rec.network = null;
     rec.stdioSocket = "";
     const cleanup = persisted ? this.releaseRuntime(rec) : Promise.resolve();
@@ -420,15 +415,12 @@ export class ContainerManager {
   /** An --rm container that could not be removed: `docker run --rm` waits for "removed", tell it why not. */
   private autoRemoveFailed(rec: ContainerRecord, err: unknown): void {
     this.log.warn("auto-remove failed", { id: rec.id, error: err });
-    const l = this.live.get(rec.id);
-    const result = { code: rec.state.exitCode, error: `removal of container ${rec.id} failed: ${(err as Error).message}` };
-    for (const w of l?.removedWaiters.splice(0) ?? []) w(result);
+    this.lifecycle.failRemoval(rec.id, { code: rec.state.exitCode, error: `removal of container ${rec.id} failed: ${(err as Error).message}` });
   }
 
   private scheduleRestart(rec: ContainerRecord): void {
     const l = this.liveOf(rec.id);
-    rec.state = { ...rec.state, status: "restarting" };
-    this.save(rec);
+    this.lifecycle.apply(rec, { kind: "restart-scheduled" });
     const delay = restartDelayMs(l.consecutiveRestarts++);
     l.restartTimer = setTimeout(() => {
       l.restartTimer = undefined;
@@ -449,14 +441,14 @@ export class ContainerManager {
   // ---- stop, kill, pause ----
 
   /** Resolves at the container's next exit. */
-  waitExit(id: string): Promise<ExitResult> {
-    return new Promise((resolve) => this.liveOf(id).exitWaiters.push(resolve));
+  waitExit(id: string, signal?: AbortSignal): Promise<ExitResult> {
+    return this.lifecycle.waitExit(id, signal);
   }
 
   /** Resolves once the container has exited for good: not when a restart policy brings it back. */
-  async waitStopped(id: string): Promise<void> {
+  async waitStopped(id: string, signal?: AbortSignal): Promise<void> {
     for (;;) {
-      await this.waitExit(id);
+      await this.waitExit(id, signal);
       // afterExit (which may schedule a restart) runs as soon as the cleanup settles.
       await this.live.get(id)?.cleanup;
       const rec = this.store.get(id);
@@ -465,17 +457,16 @@ export class ContainerManager {
   }
 
   /** Resolves when the container is removed. */
-  waitRemoved(id: string): Promise<ExitResult> {
-    return new Promise((resolve) => this.liveOf(id).removedWaiters.push(resolve));
+  waitRemoved(id: string, signal?: AbortSignal): Promise<ExitResult> {
+    return this.lifecycle.waitRemoved(id, signal);
   }
 
   private cancelRestart(rec: ContainerRecord): boolean {
     const l = this.liveOf(rec.id);
     if (rec.state.status !== "restarting") return false;
     if (l.restartTimer) clearTimeout(l.restartTimer), (l.restartTimer = undefined);
-    rec.state = { ...rec.state, status: "exited" };
     rec.manualStop = true;
-    this.save(rec);
+    this.lifecycle.apply(rec, { kind: "restart-cancelled" });
     return true;
   }
 
@@ -516,7 +507,7 @@ export class ContainerManager {
     // A frozen process only sees the signal once thawed.
     if (wasPaused) {
       await callIdempotent(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id })).catch(() => {});
-      if (rec.state.status === "paused") rec.state = { ...rec.state, status: "running" };
+      if (rec.state.status === "paused") this.lifecycle.apply(rec, { kind: "thaw" });
     }
   }
 
@@ -527,7 +518,11 @@ export class ContainerManager {
     if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Cannot kill container: ${ref}: Container ${rec.id} is not running`);
     rec.manualStop = true;
     this.save(rec);
+    // As dockerd: SIGKILL returns once the container has stopped (its exit recorded, so
+    // an inspect that follows says so); other signals once delivered.
+    const exited = signalNumber(signal) === 9 ? this.waitExit(rec.id) : undefined;
     await this.signal(rec, signal);
+    if (exited && !(await within(exited, KILL_WAIT_MS))) throw new ContainerError("internal", `tried to kill container, but did not receive an exit event`);
   }
 
   async restart(ref: string, signal: string | undefined, timeoutSec: number | undefined): Promise<void> {
@@ -542,24 +537,42 @@ export class ContainerManager {
     if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is already paused`);
     if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     await call(() => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
-    rec.state = { ...rec.state, status: "paused" };
-    await this.saveOrUndo(rec, () => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
-    this.emit(rec, "pause");
+    await this.applyOrUndo(rec, { kind: "pause" }, () => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
   }
 
   async unpause(ref: string): Promise<void> {
     const rec = this.get(ref);
     if (rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not paused`);
     await call(() => this.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id }));
-    rec.state = { ...rec.state, status: "running" };
-    await this.saveOrUndo(rec, () => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
-    this.emit(rec, "unpause");
+    await this.applyOrUndo(rec, { kind: "unpause" }, () => this.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
   }
 
-  /** Saves a change the runtime already made; if the save fails, the runtime change is undone (best effort) and the error stands. */
-  private async saveOrUndo(rec: ContainerRecord, undo: () => Promise<unknown>): Promise<void> {
+  /**
+   * Runs `fn` with a running container paused, as dockerd's commit does: through the
+   * lifecycle (state "paused", pause and unpause events), and unpaused again afterwards
+   * whatever `fn` did. A container that is not running (or cannot be paused) runs `fn`
+   * as it is, as dockerd ignores that failure.
+   */
+  async whilePaused<T>(ref: string, fn: () => Promise<T>): Promise<T> {
+    const rec = this.get(ref);
+    let paused = false;
+    if (rec.state.status === "running") {
+      paused = await this.pause(rec.id).then(
+        () => true,
+        (err) => (this.log.warn("pause before commit failed", { id: rec.id, error: err }), false),
+      );
+    }
     try {
-      this.save(rec);
+      return await fn();
+    } finally {
+      if (paused) await this.unpause(rec.id).catch((err) => this.log.warn("unpause after commit failed", { id: rec.id, error: err }));
+    }
+  }
+
+  /** Records a change the runtime already made; if the save fails, the runtime change is undone (best effort) and the error stands. */
+  private async applyOrUndo(rec: ContainerRecord, t: Transition, undo: () => Promise<unknown>): Promise<void> {
+    try {
+      this.lifecycle.apply(rec, t);
     } catch (err) {
       await callIdempotent(undo).catch((e) => this.log.warn("undo after a failed save", { id: rec.id, error: e }));
       throw err;
@@ -590,9 +603,7 @@ export class ContainerManager {
         }
         await this.liveOf(rec.id).cleanup;
       }
-      rec.state = { ...rec.state, status: "removing" };
-      rec.removal = { volumes: opts.volumes || !!rec.removal?.volumes };
-      this.save(rec);
+      this.lifecycle.apply(rec, { kind: "remove", volumes: opts.volumes });
       await this.finishRemoval(rec);
     });
   }
@@ -606,18 +617,13 @@ export class ContainerManager {
         callIdempotent(() => this.backends.images.releaseRootfs({ containerId: rec.id })),
       ]);
       rmSync(this.containerDir(rec.id), { recursive: true, force: true });
-      this.store.delete(rec.id);
+      this.lifecycle.apply(rec, { kind: "removed" });
     } catch (err) {
       const e = storageError(err);
-      rec.state = { ...rec.state, status: "dead", error: `removal failed: ${e.message}` };
-      this.trySave(rec, "failed removal");
+      this.lifecycle.apply(rec, { kind: "remove-failed", error: `removal failed: ${e.message}` });
       throw e;
     }
-    this.emit(rec, "destroy");
     this.onRemoved(rec.id);
-    const l = this.liveOf(rec.id);
-    for (const w of l.removedWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
-    for (const w of l.exitWaiters.splice(0)) w({ code: rec.state.exitCode, error: "" });
     this.live.delete(rec.id);
   }
 
@@ -628,8 +634,12 @@ export class ContainerManager {
     if (!newName) throw new ContainerError("invalid_argument", "Neither old nor new names may be empty");
     if (!isValidName(newName)) throw new ContainerError("invalid_argument", `Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const name = newName.startsWith("/") ? newName : `/${newName}`;
-    if (name === rec.name) throw new ContainerError("conflict", `Renaming a container with the same name as its current name`);
-    this.checkNameFree(name);
+    if (name === rec.name) throw new ContainerError("invalid_argument", `Renaming a container with the same name as its current name`);
+    try {
+      this.checkNameFree(name);
+    } catch (err) {
+      throw err instanceof ContainerError ? new ContainerError(err.code, `Error when allocating new name: ${err.message}`) : err;
+    }
     const old = rec.name;
     rec.name = name;
     this.save(rec, old);
@@ -656,7 +666,7 @@ export class ContainerManager {
   }
 
   /** Network connect/disconnect: the new EndpointsConfig and, while running, netd's endpoints (inspect). */
-  saveNetworkChange(rec: ContainerRecord, endpointsConfig: Record<string, any>, live: NetworkInfo | undefined): void {
+  saveNetworkChange(rec: ContainerRecord, endpointsConfig: ContainerRecord["endpointsConfig"], live: NetworkInfo | undefined): void {
     rec.endpointsConfig = endpointsConfig;
     if (live && (rec.state.status === "running" || rec.state.status === "paused")) rec.network = live;
     this.save(rec);
@@ -726,18 +736,17 @@ export class ContainerManager {
       const l = this.liveOf(rec.id);
       if (rec.state.status === "running" || rec.state.status === "paused") {
         if (rt && (rt.status === "running" || rt.status === "paused")) {
-          rec.state = { ...rec.state, status: rt.status, pid: rt.pid };
           rec.stdioSocket = rt.stdioSocket || rec.stdioSocket;
-          this.trySave(rec, "reconciled state");
+          this.lifecycle.apply(rec, { kind: "reconcile", status: rt.status, pid: rt.pid });
         } else {
           // Without a runtime container the exit status is lost: 255, as Docker reports it.
           this.onExit({ type: "exit", containerId: rec.id, execId: "", exitCode: rt ? rt.exitCode : 255, timeUnixNano: rt?.finishedAtUnixNano ?? 0n, oomKilled: rt?.oomKilled ?? false } as RuntimeEvent);
         }
       } else if (rec.state.status === "restarting" && !l.restartTimer) {
-        rec.state = { ...rec.state, status: "exited" };
         try {
+          // The restart a daemon restart lost: scheduled again, or the container stays exited.
           if (shouldRestartOnExit(rec)) this.scheduleRestart(rec);
-          else this.save(rec);
+          else this.lifecycle.apply(rec, { kind: "restart-cancelled" }, "required");
         } catch (err) {
           this.log.warn("reconcile of a restarting container", { id: rec.id, error: err });
         }

@@ -2,45 +2,53 @@
  * Read-mostly runtime operations on a container: TTY resize, top, stats samples, and
  * docker commit (imaged turns the writable layer into an image while it is frozen).
  */
-import { call } from "./backends.ts";
+import { call, type Backends } from "./backends.ts";
+import type { CommitOptions, ContainerEvents, ContainerLookup, ContainerPauser, ContainerRuntimeQueries } from "./container-backends.ts";
 import { ContainerError } from "./container-error.ts";
-import type { ContainerManager } from "./container-manager.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
 
-/** The container's TTY size. */
-export async function resizeTty(m: ContainerManager, id: string, height: number, width: number): Promise<void> {
-  await call(() => m.backends.machines.resizeTty({ machine: HOST_MACHINE, id, execId: "", height, width }));
-  m.emit(m.get(id), "resize", { height: String(height), width: String(width) });
-}
+export class ContainerQueries implements ContainerRuntimeQueries {
+  constructor(
+    private readonly containers: ContainerLookup & ContainerEvents & ContainerPauser,
+    private readonly backends: Backends,
+  ) {}
 
-/** docker top, from the runtime's ps of the container's processes. */
-export async function top(m: ContainerManager, ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
-  const rec = m.get(ref);
-  if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
-  const res = await call(() => m.backends.machines.top({ machine: HOST_MACHINE, id: rec.id, psArgs }));
-  m.emit(rec, "top");
-  return { Titles: res.titles, Processes: res.processes.map((p) => p.columns) };
-}
+  /** The container's TTY size. */
+  async resizeTty(id: string, height: number, width: number): Promise<void> {
+    await call(() => this.backends.machines.resizeTty({ machine: HOST_MACHINE, id, execId: "", height, width }));
+    this.containers.emit(this.containers.get(id), "resize", { height: String(height), width: String(width) });
+  }
 
-/** Docker's stats JSON for one sample (cgroup figures come from the runtime). */
-export async function statsSample(m: ContainerManager, rec: ContainerRecord): Promise<Record<string, any>> {
-  const res = await call(() => m.backends.machines.stats({ machine: HOST_MACHINE, id: rec.id }));
-  return JSON.parse(res.statsJson || "{}") as Record<string, any>;
-}
+  /** docker top, from the runtime's ps of the container's processes. */
+  async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const rec = this.containers.get(ref);
+    if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
+    const res = await call(() => this.backends.machines.top({ machine: HOST_MACHINE, id: rec.id, psArgs }));
+    this.containers.emit(rec, "top");
+    return { Titles: res.titles, Processes: res.processes.map((p) => p.columns) };
+  }
 
-/** docker commit through imaged; a running container is frozen meanwhile (pause=true). */
-export async function commit(m: ContainerManager, ref: string, o: { reference: string; comment: string; author: string; configJson: string; changes: string[]; pause: boolean }): Promise<string> {
-  const rec = m.get(ref);
-  const freeze = o.pause && rec.state.status === "running";
-  if (freeze) await call(() => m.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
-  try {
-    const res = await call(() =>
-      m.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),
-    );
-    m.emit(rec, "commit", { comment: o.comment });
-    return res.id;
-  } finally {
-    if (freeze) await call(() => m.backends.machines.resumeContainer({ machine: HOST_MACHINE, id: rec.id })).catch((e) => m.log.warn("resume after commit", { id: rec.id, error: e }));
+  /** Docker's stats JSON for one sample (cgroup figures come from the runtime). */
+  async statsSample(rec: ContainerRecord): Promise<Record<string, unknown>> {
+    const res = await call(() => this.backends.machines.stats({ machine: HOST_MACHINE, id: rec.id }));
+    return JSON.parse(res.statsJson || "{}") as Record<string, unknown>;
+  }
+
+  /**
+   * docker commit through imaged. With pause (the default) a running container is paused
+   * meanwhile, as dockerd does (pause and unpause events, inspect says "paused"); with
+   * pause=false it keeps running while its writable layer is read.
+   */
+  async commit(ref: string, o: CommitOptions): Promise<string> {
+    const rec = this.containers.get(ref);
+    const run = async () => {
+      const res = await call(() =>
+        this.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),
+      );
+      this.containers.emit(rec, "commit", { comment: o.comment });
+      return res.id;
+    };
+    return o.pause ? this.containers.whilePaused(rec.id, run) : run();
   }
 }

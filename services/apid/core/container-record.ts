@@ -2,6 +2,8 @@
  * The container record apid persists: the Docker-shaped Config and HostConfig as
  * created (after defaults and image config were merged), plus runtime state.
  */
+import type { ContainerConfig, EndpointSettings, HostConfig } from "./create-config.ts";
+
 export type ContainerStatus = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
 
 export interface ContainerState {
@@ -70,10 +72,10 @@ export interface ContainerRecord {
   imageId: string;
   path: string;
   args: string[];
-  config: Record<string, any>;
-  hostConfig: Record<string, any>;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
   /** NetworkingConfig.EndpointsConfig from create. */
-  endpointsConfig: Record<string, any>;
+  endpointsConfig: Record<string, EndpointSettings | null | undefined>;
   state: ContainerState;
   restartCount: number;
   /** Set by docker stop/kill so restart policies leave the container alone. */

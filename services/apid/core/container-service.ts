@@ -1,7 +1,6 @@
 /** ArcBox's own ContainerService (Connect, run/apid.sock): records for other services. */
 import type { ContainerRecord } from "./container-record.ts";
-import type { ContainerManager } from "./container-manager.ts";
-import type { ExecManager } from "./exec-manager.ts";
+import type { ContainerLookup, ExecBackend } from "./container-backends.ts";
 import { inspectView } from "./container-view.ts";
 
 function summary(rec: ContainerRecord) {
@@ -17,11 +16,11 @@ function summary(rec: ContainerRecord) {
   };
 }
 
-export function containerServiceImpl(containers: ContainerManager, execs: ExecManager) {
+export function containerServiceImpl(containers: ContainerLookup, execs: Pick<ExecBackend, "idsOf">) {
   return {
     list: (req: { runningOnly: boolean }) => ({
-      items: containers.store
-        .all()
+      items: containers
+        .list()
         .filter((r) => !req.runningOnly || ["running", "paused", "restarting"].includes(r.state.status))
         .sort((a, b) => (a.created < b.created ? 1 : -1))
         .map(summary),

@@ -26,7 +26,7 @@ const configSchema = z.looseObject({
   AttachStdin: z.boolean().nullish(),
   AttachStdout: z.boolean().nullish(),
   AttachStderr: z.boolean().nullish(),
-  ExposedPorts: z.record(z.string(), z.any()).nullish(),
+  ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
   Tty: z.boolean().nullish(),
   OpenStdin: z.boolean().nullish(),
   StdinOnce: z.boolean().nullish(),
@@ -34,7 +34,7 @@ const configSchema = z.looseObject({
   Cmd: z.union([z.array(z.string()), z.string()]).nullish(),
   Entrypoint: z.union([z.array(z.string()), z.string()]).nullish(),
   Image: z.string().nullish(),
-  Volumes: z.record(z.string(), z.any()).nullish(),
+  Volumes: z.record(z.string(), z.unknown()).nullish(),
   WorkingDir: z.string().nullish(),
   Labels: strMap,
   StopSignal: z.string().nullish(),
@@ -106,6 +106,17 @@ export const createBodySchema = configSchema.extend({
 export type CreateBody = z.infer<typeof createBodySchema>;
 
 /**
+ * The Config a record keeps (inspect's `Config`): the create schema's fields, filled in
+ * by normalizeCreate from the body and the image. Fields Docker knows and ArcBox keeps
+ * without a schema entry ride on the schema's loose index signature.
+ */
+export type ContainerConfig = z.infer<typeof configSchema>;
+/** The HostConfig a record keeps (inspect's `HostConfig`), as normalizeCreate fills it in. */
+export type HostConfig = z.infer<typeof hostConfigSchema>;
+/** NetworkingConfig.EndpointsConfig entries as given at create (or network connect). */
+export type EndpointSettings = z.infer<typeof endpointSettingsSchema>;
+
+/**
  * Docker's HostConfig fields (Engine API 1.50) that ArcBox does not implement: accepted
  * only at their zero value (or a listed default), else a 400 naming the field, never
  * silently dropped. Fields Docker does not know are ignored, as Docker ignores them.
@@ -165,9 +176,9 @@ function mergeEnv(image: string[] = [], user: string[] = []): string[] {
 }
 
 export interface NormalizedCreate {
-  config: Record<string, any>;
-  hostConfig: Record<string, any>;
-  endpointsConfig: Record<string, any>;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  endpointsConfig: Record<string, EndpointSettings | null | undefined>;
   path: string;
   args: string[];
   mounts: MountPoint[];
@@ -342,7 +353,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
   const argv = [...(entrypoint.length === 1 && entrypoint[0] === "" ? [] : entrypoint), ...(cmd ?? [])];
   if (argv.length === 0) throw new ContainerError("invalid_argument", "no command specified");
   const hc = body.HostConfig ?? {};
-  const config: Record<string, any> = {
+  const config: ContainerConfig = {
     Hostname: body.Hostname ?? "",
     Domainname: body.Domainname ?? "",
     User: body.User || image.User || "",
@@ -363,7 +374,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     OnBuild: null,
     Labels: { ...(image.Labels ?? {}), ...(body.Labels ?? {}) },
   };
-  if (!Object.keys(config.ExposedPorts).length) delete config.ExposedPorts;
+  if (!Object.keys(config.ExposedPorts ?? {}).length) delete config.ExposedPorts;
   const stopSignal = body.StopSignal || image.StopSignal;
   if (stopSignal) config.StopSignal = stopSignal;
   if (body.StopTimeout != null) config.StopTimeout = body.StopTimeout;
@@ -371,7 +382,7 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
   const healthcheck = mergeHealthcheck(body.Healthcheck, image.Healthcheck);
   if (healthcheck) config.Healthcheck = healthcheck;
   if (config.WorkingDir && !config.WorkingDir.startsWith("/")) throw new ContainerError("invalid_argument", `the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
-  const hostConfig: Record<string, any> = {
+  const hostConfig: HostConfig = {
     Binds: hc.Binds ?? null,
     ContainerIDFile: "",
     LogConfig: { Type: hc.LogConfig?.Type || "json-file", Config: hc.LogConfig?.Config ?? {} },

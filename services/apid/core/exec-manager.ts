@@ -7,7 +7,8 @@ import { z } from "zod";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError, noSuchExec } from "./container-error.ts";
-import type { ContainerManager } from "./container-manager.ts";
+import { parseDetachKeys } from "./detach-keys.ts";
+import type { ExecBackend, ExecContainers } from "./container-backends.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE, processOptions } from "./runtime-spec.ts";
 
@@ -58,11 +59,11 @@ export interface ExecRecord {
 /** A runtime id for a spec registered anew: the runtime refuses a second CreateExec for an id. */
 const freshRuntimeId = (id: string) => `${id.slice(0, 48)}${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex")}`;
 
-export class ExecManager {
+export class ExecManager implements ExecBackend {
   private readonly execs = new Map<string, ExecRecord>();
 
   constructor(
-    private readonly containers: ContainerManager,
+    private readonly containers: ExecContainers,
     private readonly backends: Backends,
   ) {
     containers.onExecExit = (ev) => this.onExit(ev);
@@ -78,9 +79,11 @@ export class ExecManager {
       throw new ContainerError("invalid_argument", issue.path[0] === "Cmd" ? "No exec command specified" : `invalid exec config: ${issue.path.join(".")}: ${issue.message}`);
     }
     const b = parsed.data;
+    if (!parseDetachKeys(b.DetachKeys)) throw new ContainerError("invalid_argument", `Invalid escape keys (${b.DetachKeys}) provided`);
     const rec = this.containers.get(containerRef);
-    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
-    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    // dockerd's getActiveContainer, with its wording (the paused one names the container as asked).
+    if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${containerRef} is paused, unpause the container before exec`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     const id = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
     let resolveExit!: (code: number) => void;
     const exited = new Promise<number>((r) => (resolveExit = r));
@@ -111,7 +114,7 @@ export class ExecManager {
     e.registered = this.register(e, rec);
     // Failures surface at start (which then carries the spec itself); never as an unhandled rejection here.
     e.registered.then(() => (e.registeredOk = true)).catch(() => {});
-    this.containers.bus.publish("container", `exec_create: ${b.Cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
+    this.containers.emit(rec, `exec_create: ${b.Cmd.join(" ")}`, { execID: id });
     return id;
   }
 
@@ -146,7 +149,7 @@ export class ExecManager {
       const process = e.registeredOk ? undefined : this.processSpec(e, rec);
       const res = await call(() => this.backends.machines.startExec({ machine: HOST_MACHINE, containerId: rec.id, execId: e.runtimeId, detach: opts.detach, process }));
       e.pid = res.pid;
-      this.containers.bus.publish("container", `exec_start: ${e.cmd.join(" ")}`, rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: id });
+      this.containers.emit(rec, `exec_start: ${e.cmd.join(" ")}`, { execID: id });
       return res.stdioSocket;
     } catch (err) {
       e.running = false;
@@ -164,7 +167,7 @@ export class ExecManager {
     if (e.started) throw new ContainerError("conflict", `Error: Exec command ${id} has already run`);
     const rec = this.containers.get(e.containerId);
     if (rec.state.status === "paused") throw new ContainerError("conflict", `Container ${rec.id} is paused, unpause the container before exec`);
-    if (rec.state.status !== "running") throw new ContainerError("conflict", `container ${rec.id} is not running`);
+    if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
     return { e, rec };
   }
 
@@ -198,14 +201,21 @@ export class ExecManager {
     e.pid = 0;
     e.resolveExit(code);
     this.forgetOldFinished(e.containerId);
-    const rec = this.containers.store.get(e.containerId);
-    if (rec) this.containers.bus.publish("container", "exec_die", rec.id, { image: rec.imageRef, name: rec.name.slice(1), execID: e.id, exitCode: String(code) });
+    const rec = this.containers.find(e.containerId);
+    if (rec) this.containers.emit(rec, "exec_die", { execID: e.id, exitCode: String(code) });
   }
 
   /** Finished execs stay inspectable, but a container running execs in a loop must not grow memory forever. */
   private forgetOldFinished(containerId: string): void {
     const finished = [...this.execs.values()].filter((x) => x.containerId === containerId && x.started && !x.running);
     for (const old of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_PER_CONTAINER))) this.execs.delete(old.id);
+  }
+
+  /** The client detached with its detach keys: the process runs on (Docker's exec_detach event). */
+  detached(id: string): void {
+    const e = this.execs.get(id);
+    const rec = e && this.containers.find(e.containerId);
+    if (rec) this.containers.emit(rec, "exec_detach");
   }
 
   async resize(id: string, height: number, width: number): Promise<void> {

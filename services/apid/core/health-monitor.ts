@@ -10,10 +10,11 @@
  * Health lives in memory: after a daemon restart a running container's health starts
  * over at "starting" (Docker keeps the last log across daemon restarts).
  */
-import type { ContainerManager } from "./container-manager.ts";
+import type { HealthcheckConfig } from "./create-config.ts";
+import type { ContainerEvents, ContainerLookup, ExecBackend } from "./container-backends.ts";
+import type { EventsBus } from "./events-bus.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import type { DockerEvent } from "./events-bus.ts";
-import type { ExecManager } from "./exec-manager.ts";
 import { runProbe, type ProbeResult } from "./health-probe.ts";
 
 export type HealthStatus = "starting" | "healthy" | "unhealthy";
@@ -25,14 +26,7 @@ export interface Health {
 }
 
 /** Config.Healthcheck as the API carries it: durations in nanoseconds, 0 = default. */
-export interface HealthConfig {
-  Test?: string[] | null;
-  Interval?: number | null;
-  Timeout?: number | null;
-  StartPeriod?: number | null;
-  StartInterval?: number | null;
-  Retries?: number | null;
-}
+export type HealthConfig = HealthcheckConfig;
 
 const MS = 1_000_000;
 const DEFAULT_INTERVAL_MS = 30_000;
@@ -45,7 +39,7 @@ const msOr = (ns: number | null | undefined, fallback: number) => (ns && ns > 0 
 
 /** A check is configured (Docker keeps State.Health for it), unless its test is NONE. */
 export function healthConfigOf(rec: ContainerRecord): HealthConfig | undefined {
-  const hc = rec.config.Healthcheck as HealthConfig | undefined;
+  const hc = rec.config.Healthcheck;
   if (!hc?.Test?.length || hc.Test[0] === "NONE") return undefined;
   return hc;
 }
@@ -68,10 +62,11 @@ export class HealthMonitor {
   private readonly watches = new Map<string, Watch>();
 
   constructor(
-    private readonly containers: ContainerManager,
-    private readonly execs: ExecManager,
+    private readonly containers: ContainerLookup & ContainerEvents,
+    events: Pick<EventsBus, "subscribe">,
+    private readonly execs: ExecBackend,
   ) {
-    containers.bus.subscribe(undefined, (e) => this.onEvent(e));
+    events.subscribe(undefined, (e) => this.onEvent(e));
   }
 
   /** State.Health of a container with a check, as inspect shows it. */
@@ -86,12 +81,12 @@ export class HealthMonitor {
 
   /** Arms the checks of containers already running when apid starts (after recovery). */
   armRunning(): void {
-    for (const rec of this.containers.store.all()) if (rec.state.status === "running") this.begin(rec);
+    for (const rec of this.containers.list()) if (rec.state.status === "running") this.begin(rec);
   }
 
   private onEvent(e: DockerEvent): void {
     if (e.Type !== "container") return;
-    const rec = this.containers.store.get(e.Actor.ID);
+    const rec = this.containers.find(e.Actor.ID);
     switch (e.Action) {
       case "start":
         if (rec) this.begin(rec);

@@ -6,7 +6,7 @@
  */
 import { connectUnix } from "../docker/streams/unix-connect.ts";
 import { FrameFilter } from "../docker/streams/stream-frames.ts";
-import type { ExecManager } from "./exec-manager.ts";
+import type { ExecBackend } from "./container-backends.ts";
 
 /** dockerd's maxOutputLen. */
 const MAX_OUTPUT = 4096;
@@ -29,7 +29,7 @@ export function goDuration(ms: number): string {
   return `${Math.floor(m / 60)}h${m % 60}m${rest}s`;
 }
 
-async function collectOutput(execs: ExecManager, execId: string, socketPath: string): Promise<string> {
+async function collectOutput(execs: ExecBackend, execId: string, socketPath: string): Promise<string> {
   const stdio = connectUnix(socketPath);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -55,7 +55,7 @@ async function collectOutput(execs: ExecManager, execId: string, socketPath: str
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function runProbe(execs: ExecManager, containerId: string, cmd: string[], timeoutMs: number): Promise<ProbeResult> {
+export async function runProbe(execs: ExecBackend, containerId: string, cmd: string[], timeoutMs: number): Promise<ProbeResult> {
   const start = new Date();
   const done = (ExitCode: number, Output: string): ProbeResult => ({ Start: start.toISOString(), End: new Date().toISOString(), ExitCode, Output });
   let timer: ReturnType<typeof setTimeout> | undefined;

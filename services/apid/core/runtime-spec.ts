@@ -15,10 +15,10 @@ type ProcessInit = MessageInitShape<typeof ProcessSpecSchema>;
 export function processSpec(rec: ContainerRecord): ProcessInit {
   const c = rec.config;
   const h = rec.hostConfig;
-  const [height, width] = (h.ConsoleSize as number[] | undefined) ?? [0, 0];
+  const [height, width] = h.ConsoleSize ?? [0, 0];
   return {
     args: [rec.path, ...rec.args],
-    env: withDefaults(withLinkEnv(rec.network?.linkEnv ?? [], c.Env ?? []), rec, c.Tty),
+    env: withDefaults(withLinkEnv(rec.network?.linkEnv ?? [], c.Env ?? []), rec, !!c.Tty),
     cwd: c.WorkingDir || "/",
     user: c.User ?? "",
     tty: !!c.Tty,

@@ -12,7 +12,7 @@ import { writeLocalNetworkFiles } from "./network-files.ts";
 import { hostnameOf } from "./runtime-spec.ts";
 
 /** A binding's HostPort: "" (any free port), "8080", or a range "8000-8010" netd picks from. */
-function hostPortRange(spec: string | undefined): { hostPort: number; hostPortEnd: number } {
+function hostPortRange(spec: string | null | undefined): { hostPort: number; hostPortEnd: number } {
   const m = /^(\d+)(?:-(\d+))?$/.exec(spec?.trim() || "0");
   const start = Number(m?.[1]);
   const end = m?.[2] ? Number(m[2]) : 0;
@@ -27,9 +27,9 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");
   const colons = (mac: string) => mac.replaceAll("-", ":").toLowerCase();
-  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]: [string, any]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "", linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [], links: cfg?.Links ?? [], macAddress: colons(cfg?.MacAddress || configMac(network)) }));
+  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "", linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [], links: cfg?.Links ?? [], macAddress: colons(cfg?.MacAddress || configMac(network)) }));
   if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "", ipv6Address: "", linkLocalIps: [], links: [], macAddress: colons(configMac(mode)) });
-  const ports = Object.entries((h.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>).flatMap(([key, bindings]) => {
+  const ports = Object.entries(h.PortBindings ?? {}).flatMap(([key, bindings]) => {
     const [port, proto = "tcp"] = key.split("/");
     return (bindings?.length ? bindings : [{}]).map((b) => ({ protocol: proto, containerPort: Number(port), hostIp: b.HostIp ?? "", ...hostPortRange(b.HostPort) }));
   });

@@ -2,9 +2,8 @@
 import type { ArcboxHome } from "../../../lib/home.ts";
 import type { MetricsRegistry } from "../../../lib/debug/metrics.ts";
 import type { ServiceClients } from "../../../lib/service/clients.ts";
-import type { ContainerManager } from "../core/container-manager.ts";
+import type { ContainerBackend, ContainerRuntimeQueries, ExecBackend } from "../core/container-backends.ts";
 import type { EventsBus } from "../core/events-bus.ts";
-import type { ExecManager } from "../core/exec-manager.ts";
 import type { BuildService } from "../build/route.ts";
 import type { HealthMonitor } from "../core/health-monitor.ts";
 
@@ -16,9 +15,11 @@ export interface DockerApiDeps {
   engineId: string;
   /** Counts of containers by state, from apid's container records. */
   containerCounts(): { total: number; running: number; paused: number; stopped: number };
-  /** Container records and orchestration. */
-  containers: ContainerManager;
-  execs: ExecManager;
+  /** Container records and their lifecycle (the /containers router's backend). */
+  containers: ContainerBackend;
+  /** Resize, top, stats and commit: what the runtime answers about a container. */
+  queries: ContainerRuntimeQueries;
+  execs: ExecBackend;
   /** Health checks of running containers (State.Health, ps status and filter). */
   health: HealthMonitor;
   /** The engine's event stream (`docker events`); any route may publish. */

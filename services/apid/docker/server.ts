@@ -1,5 +1,6 @@
 /**
- * The Docker socket: node:http on `run/docker.sock` (mode 0660). Each request is
+ * The Docker socket: node:http on `run/docker.sock` (mode 0660), its connections
+ * accepted through node:net (a hijacked one keeps its descriptor). Each request is
  * version-checked, stripped of its `/v1.NN` prefix, then routed through hono, or
  * through the hijack router when the client asks for a connection upgrade.
  *
@@ -8,6 +9,7 @@
  * the hijack router are therefore given as a fetch function and a (lazy) getter.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createNetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { chmodSync, rmSync } from "node:fs";
 import type { Logger } from "../../../lib/log.ts";
@@ -97,16 +99,28 @@ export async function serveDocker(
     rejectHijack(socket, 400, `malformed HTTP request: ${err.message}`);
   });
 
+  // Connections are accepted by node:net and handed to the HTTP server, so that a
+  // hijacked one still has its descriptor: attach and exec ask the kernel whether the
+  // client has read the upgrade's headers (streams/upgrade-read.ts).
+  const connections = new Set<Socket>();
+  // Half-open, as node:http's own listener: a client that half-closes (docker exec
+  // without stdin) still reads the output.
+  const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
+    connections.add(socket);
+    socket.once("close", () => connections.delete(socket));
+    server.emit("connection", socket);
+  });
   rmSync(socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => resolve());
+    listener.once("error", reject);
+    listener.listen(socketPath, () => resolve());
   });
   chmodSync(socketPath, 0o660);
   return {
     stop: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        listener.close(() => resolve());
+        for (const socket of connections) socket.destroy();
         server.closeAllConnections?.();
         rmSync(socketPath, { force: true });
       }),

@@ -1,8 +1,7 @@
-/** Docker API: /containers endpoints (translation to ContainerManager; no logic of its own). */
+/** Docker API: /containers endpoints (translation to the ContainerBackend; no logic of its own). */
 import { Hono, type Context } from "hono";
 import { linkRemoval } from "../../core/legacy-links.ts";
 import { ContainerError } from "../../core/container-error.ts";
-import { commit, resizeTty, top } from "../../core/container-queries.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
 import { dirSize } from "../../core/dir-size.ts";
@@ -65,7 +64,7 @@ function removeConflictForVersion(err: unknown, version: string, id: string): un
 
 export function containersRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
-  const { containers, execs, health } = deps;
+  const { containers, queries, execs, health } = deps;
 
   app.post("/containers/create", async (c) => {
     const res = await containers.create(await jsonBody(c), c.req.query("name") || undefined);
@@ -78,15 +77,12 @@ export function containersRoutes(deps: DockerApiDeps) {
     const limit = optionalInt(c.req.query("limit"), "limit");
     const match = containerFilter(
       filters,
-      (ref) => {
-        const r = containers.store.find(ref);
-        return r && !("ambiguous" in r) ? r : undefined;
-      },
+      (ref) => containers.find(ref),
       (rec, ref) => rec.imageRef === ref || rec.imageId === ref || rec.imageId.replace(/^sha256:/, "").startsWith(ref.replace(/^sha256:/, "")) || rec.imageRef === `${ref}:latest`,
       (rec) => health.statusOf(rec.id),
     );
-    let list = containers.store
-      .all()
+    let list = containers
+      .list()
       .filter((r) => all || limit !== undefined || filters.status !== undefined || filters.exited !== undefined || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
       .filter(match)
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
@@ -147,7 +143,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const h = optionalInt(c.req.query("h"), "h") ?? 0;
     const w = optionalInt(c.req.query("w"), "w") ?? 0;
     if (rec.state.status !== "running") throw new ContainerError("conflict", `Container ${rec.id} is not running`);
-    await resizeTty(containers, rec.id, h, w);
+    await queries.resizeTty(rec.id, h, w);
     return c.body(null, 200);
   });
 
@@ -155,11 +151,13 @@ export function containersRoutes(deps: DockerApiDeps) {
     const rec = containers.get(c.req.param("id"));
     const condition = c.req.query("condition") || "not-running";
     let result: Promise<{ code: number; error: string }>;
+    // A client that goes away before the condition is met leaves no waiter behind.
+    const gone = new AbortController();
     if (condition === "not-running") {
       const active = ["running", "paused", "restarting"].includes(rec.state.status);
-      result = active ? containers.waitExit(rec.id) : Promise.resolve({ code: rec.state.exitCode, error: "" });
-    } else if (condition === "next-exit") result = containers.waitExit(rec.id);
-    else if (condition === "removed") result = containers.waitRemoved(rec.id);
+      result = active ? containers.waitExit(rec.id, gone.signal) : Promise.resolve({ code: rec.state.exitCode, error: "" });
+    } else if (condition === "next-exit") result = containers.waitExit(rec.id, gone.signal);
+    else if (condition === "removed") result = containers.waitRemoved(rec.id, gone.signal);
     else throw new ContainerError("invalid_argument", `invalid condition: "${condition}"`);
     // The leading newline makes the headers go out now: clients (docker run) wait for
     // them before starting the container, so the wait is registered first.
@@ -170,6 +168,7 @@ export function containersRoutes(deps: DockerApiDeps) {
         ctrl.enqueue(new TextEncoder().encode(JSON.stringify({ StatusCode: r.code, Error: r.error ? { Message: r.error } : null }) + "\n"));
         ctrl.close();
       },
+      cancel: () => gone.abort(),
     });
     return new Response(body, { headers: { "Content-Type": "application/json" } });
   });
@@ -197,7 +196,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const notLabels = filters["label!"] ?? [];
     const deleted: string[] = [];
     let reclaimed = 0;
-    for (const rec of containers.store.all()) {
+    for (const rec of containers.list()) {
       if (!["created", "exited", "dead"].includes(rec.state.status)) continue;
       if (filters.until !== undefined && !(Date.parse(rec.created) / 1000 < filters.until)) continue;
       const l = rec.config.Labels ?? {};
@@ -208,7 +207,7 @@ export function containersRoutes(deps: DockerApiDeps) {
       deleted.push(rec.id);
       reclaimed += size;
     }
-    containers.bus.publish("container", "prune", "", { reclaimed: String(reclaimed) });
+    deps.events.publish("container", "prune", "", { reclaimed: String(reclaimed) });
     return c.json({ ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
@@ -228,21 +227,23 @@ export function containersRoutes(deps: DockerApiDeps) {
     const tty = !!rec.config.Tty;
     const reader = new LogReader(rec.logPath, { stdout, stderr, since: since || undefined, until: until || undefined, timestamps: flag(q("timestamps")), tail: tail !== undefined && tail < 0 ? undefined : tail, raw: tty });
     const alive = ["running", "paused", "restarting"].includes(rec.state.status);
-    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitStopped(rec.id), containers.waitRemoved(rec.id)]) } : undefined;
+    // The waits are dropped as soon as the stream is over, ended or cancelled by the client.
+    const release = new AbortController();
+    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitStopped(rec.id, release.signal), containers.waitRemoved(rec.id, release.signal)]), release: () => release.abort() } : undefined;
     return new Response(reader.stream(follow), { headers: { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
   });
 
-  app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams));
+  app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams, c.env.apiVersion));
 
   app.get("/containers/:id/top", async (c) => {
-    const res = await top(containers, c.req.param("id"), c.req.query("ps_args") || "-ef");
+    const res = await queries.top(c.req.param("id"), c.req.query("ps_args") || "-ef");
     return c.json(res);
   });
 
   app.get("/containers/:id/stats", (c) => {
     const rec = containers.get(c.req.param("id"));
     const stream = c.req.query("stream") === undefined ? true : flag(c.req.query("stream"));
-    return statsResponse(containers, rec, stream && !flag(c.req.query("one-shot")));
+    return statsResponse(queries, rec, stream && !flag(c.req.query("one-shot")));
   });
 
   app.post("/commit", async (c) => {
@@ -253,7 +254,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     const config = { ...rec.config, ...(body && typeof body === "object" ? body : {}) };
     const changes = c.req.queries("changes") ?? [];
     const pause = c.req.query("pause") === undefined ? true : flag(c.req.query("pause"));
-    const id = await commit(containers, rec.id, {
+    const id = await queries.commit(rec.id, {
       reference: repo ? (tag ? `${repo}:${tag}` : repo) : "",
       comment: c.req.query("comment") ?? "",
       author: c.req.query("author") ?? "",

@@ -84,7 +84,8 @@ export function networksRoutes(deps: DockerApiDeps) {
   const recordChange = async (id: string, endpointsConfig: (rec: ReturnType<typeof deps.containers.get>) => Record<string, unknown>) => {
     const rec = deps.containers.get(id);
     const live = (await netd().getAttachment({ containerId: rec.id })).attachment;
-    deps.containers.saveNetworkChange(rec, endpointsConfig(rec), live ? networkInfoOf(live) : undefined);
+    // The entries are EndpointConfig bodies that ConnectSchema validated (or the record's own).
+    deps.containers.saveNetworkChange(rec, endpointsConfig(rec) as typeof rec.endpointsConfig, live ? networkInfoOf(live) : undefined);
   };
 
   app.post("/networks/:id{.+}/connect", async (c) => {

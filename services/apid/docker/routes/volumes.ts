@@ -2,9 +2,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
+import { compareVersions } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
-import { compareVersions } from "../api-version.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { jsonBody } from "../networks/json-body.ts";
 import { volumeJson } from "../volumes/volume-json.ts";

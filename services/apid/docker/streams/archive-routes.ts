@@ -62,14 +62,14 @@ export function archiveRoutes(deps: DockerApiDeps) {
     const opts = { noOverwriteDirNonDir: truthy(c.req.query("noOverwriteDirNonDir")), copyUIDGID: truthy(c.req.query("copyUIDGID")) };
     // Locked, so a stopped container is not started while its layers are mounted for writing.
     await containers.withLock(rec.id, () => extractToDir(target(containers.get(rec.id), path), c.req.raw.body, opts));
-    containers.bus.publish("container", "extract-to-dir", rec.id, { image: rec.imageRef, name: rec.name.slice(1) });
+    deps.events.publish("container", "extract-to-dir", rec.id, { image: rec.imageRef, name: rec.name.slice(1) });
     return c.body(null, 200);
   });
 
   app.get("/containers/:id/export", async (c) => {
     const rec = containers.get(c.req.param("id"));
     const tar = await exportRoot(rec, tmp());
-    containers.bus.publish("container", "export", rec.id, { image: rec.imageRef, name: rec.name.slice(1) });
+    deps.events.publish("container", "export", rec.id, { image: rec.imageRef, name: rec.name.slice(1) });
     return new Response(tar, { headers: { "Content-Type": "application/x-tar" } });
   });
 

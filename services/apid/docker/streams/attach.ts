@@ -4,14 +4,17 @@
  * or when it starts (docker run attaches before it starts the container).
  */
 import type { Duplex } from "node:stream";
-import type { ContainerManager } from "../../core/container-manager.ts";
+import type { ContainerAttachBackend } from "../../core/container-backends.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import type { HijackContext } from "../hijack.ts";
 import { LogReader } from "./log-reader.ts";
 import { frame, STDERR } from "./stream-frames.ts";
 import { responseDuplex } from "./response-duplex.ts";
-import { connectStdio, endAndDrain, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { ContainerError } from "../../core/container-error.ts";
+import { parseDetachKeys } from "../../core/detach-keys.ts";
+import { connectStdio, endAndDrain, splice, streamType, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
+import { headersRead } from "./upgrade-read.ts";
 
 const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
 
@@ -24,14 +27,22 @@ interface AttachOptions {
   detachKeys?: Uint8Array;
 }
 
+/** dockerd's ContainerAttach refuses a paused or restarting container (naming it as asked). */
+function checkAttachable(rec: ContainerRecord, ref: string): void {
+  if (rec.state.status === "paused") throw new ContainerError("conflict", `container ${ref} is paused, unpause the container before attach`);
+  if (rec.state.status === "restarting") throw new ContainerError("conflict", `container ${ref} is restarting, wait until the container is running`);
+}
+
 function options(rec: ContainerRecord, q: URLSearchParams): AttachOptions {
+  const detachKeys = parseDetachKeys(q.get("detachKeys"));
+  if (!detachKeys) throw new ContainerError("invalid_argument", `Invalid detach keys (${q.get("detachKeys")}) provided`);
   return {
     stdin: flag(q, "stdin") && !!rec.config.OpenStdin,
     stdout: flag(q, "stdout"),
     stderr: flag(q, "stderr"),
     logs: flag(q, "logs"),
     stream: flag(q, "stream"),
-    detachKeys: parseDetachKeys(q.get("detachKeys")),
+    detachKeys,
   };
 }
 
@@ -40,8 +51,9 @@ async function writeAll(client: Duplex, stream: ReadableStream<Uint8Array>): Pro
 }
 
 /** Runs an attach session on `client`; ends the client when output ends. */
-async function runAttach(containers: ContainerManager, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
+async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
   const tty = !!rec.config.Tty;
+  if (opts.logs) await headersRead(client);
   if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty }).stream(undefined));
   if (!opts.stream) {
     client.end();
@@ -50,10 +62,14 @@ async function runAttach(containers: ContainerManager, rec: ContainerRecord, cli
   containers.whenStdio(rec, async (socketPath) => {
     if (!socketPath) return void client.end();
     const stdio = await connectStdio(socketPath);
+    // Output only once the client has read the upgrade's headers (upgrade-read.ts); a
+    // container starting with this attach waits for that, so its first bytes are kept.
+    await headersRead(client);
     // dockerd ends an attach session once the client closes its stdin (the container keeps
     // running, its stdin open for others); only StdinOnce closes the container's stdin.
     if (opts.stdin && !rec.config.StdinOnce) client.once("end", () => stdio.destroy());
     void splice(client, stdio, { ...opts, tty, head }).then((why) => {
+      if (why === "detached") containers.emit(rec, "detach");
       if (why === "eof" || why === "detached") endAndDrain(client);
       stdio.destroy();
     });
@@ -66,26 +82,27 @@ export function failUpgraded(client: Duplex, tty: boolean, err: unknown): void {
   client.end(tty ? msg : frame(STDERR, msg));
 }
 
-export function hijackAttach(containers: ContainerManager) {
+export function hijackAttach(containers: ContainerAttachBackend) {
   return async (ctx: HijackContext) => {
     // Paused until the stdio join: stdin sent early (docker run -i) is kept, not dropped.
     ctx.socket.pause();
     const rec = containers.get(ctx.params.id!);
+    checkAttachable(rec, ctx.params.id!);
     const opts = options(rec, ctx.query);
     const { rest } = await readUpgradeBody(ctx);
-    ctx.socket.write(upgradeHeaders(!!rec.config.Tty));
-    containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
+    ctx.socket.write(upgradeHeaders(!!rec.config.Tty, ctx.apiVersion));
+    containers.emit(rec, "attach");
     await runAttach(containers, rec, ctx.socket, opts, rest).catch((err) => failUpgraded(ctx.socket, !!rec.config.Tty, err));
   };
 }
 
 /** The non-upgraded variant: output only, as the response body. */
-export function streamedAttach(containers: ContainerManager, id: string, q: URLSearchParams): Response {
+export function streamedAttach(containers: ContainerAttachBackend, id: string, q: URLSearchParams, apiVersion: string): Response {
   const rec = containers.get(id);
+  checkAttachable(rec, id);
   const opts = { ...options(rec, q), stdin: false };
   const { duplex, body } = responseDuplex();
-  containers.bus.publish("container", "attach", rec.id, { ...(rec.config.Labels ?? {}), image: rec.imageRef, name: rec.name.slice(1) });
+  containers.emit(rec, "attach");
   void runAttach(containers, rec, duplex, opts).catch(() => duplex.destroy());
-  const type = rec.config.Tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-  return new Response(body, { headers: { "Content-Type": type } });
+  return new Response(body, { headers: { "Content-Type": streamType(!!rec.config.Tty, apiVersion) } });
 }

@@ -9,13 +9,16 @@
 import type { Duplex } from "node:stream";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import { ContainerError } from "../../core/container-error.ts";
-import type { ExecManager, ExecRecord } from "../../core/exec-manager.ts";
+import type { ExecBackend } from "../../core/container-backends.ts";
+import type { ExecRecord } from "../../core/exec-manager.ts";
 import type { HijackContext } from "../hijack.ts";
 import { failUpgraded } from "./attach.ts";
 import { responseDuplex } from "./response-duplex.ts";
-import { connectStdio, endAndDrain, parseDetachKeys, splice, upgradeHeaders } from "./stdio-splice.ts";
+import { parseDetachKeys } from "../../core/detach-keys.ts";
+import { connectStdio, endAndDrain, splice, upgradeHeaders } from "./stdio-splice.ts";
 import { frame, STDOUT } from "./stream-frames.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
+import { headersRead } from "./upgrade-read.ts";
 
 interface StartBody {
   Detach?: boolean;
@@ -32,10 +35,11 @@ export function parseStartBody(text: string): StartBody {
   }
 }
 
-async function pump(execs: ExecManager, e: ExecRecord, client: Duplex, socketPath: string, head?: Buffer): Promise<void> {
+async function pump(execs: ExecBackend, e: ExecRecord, client: Duplex, socketPath: string, head?: Buffer): Promise<void> {
   const stdio = await connectStdio(socketPath);
-  const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys || undefined) });
+  const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys) });
   stdio.destroy();
+  if (why === "detached") execs.detached(e.id);
   if (why === "eof") {
     // The exit event is usually already on its way; ask the runtime too, take the first.
     void execs.settle(e);
@@ -61,7 +65,7 @@ function execFailureMessage(err: Error): string {
   return `OCI runtime exec failed: exec failed: unable to start container process: ${reason}${reason.endsWith(": unknown") ? "" : ": unknown"}\r\n`;
 }
 
-export function hijackExecStart(execs: ExecManager) {
+export function hijackExecStart(execs: ExecBackend) {
   return async (ctx: HijackContext) => {
     ctx.socket.pause();
     const e = execs.get(ctx.params.id!);
@@ -81,7 +85,9 @@ export function hijackExecStart(execs: ExecManager) {
     // stream. The client has the upgrade's headers before any output, so a client that
     // takes the raw socket after reading them (docker-py) cannot lose the first bytes.
     execs.startable(e.id);
-    ctx.socket.write(upgradeHeaders(opts.tty));
+    ctx.socket.write(upgradeHeaders(opts.tty, ctx.apiVersion));
+    // Nothing may arrive with the headers: some clients would drop it (upgrade-read.ts).
+    await headersRead(ctx.socket);
     let socketPath: string;
     try {
       socketPath = await execs.start(e.id, opts);
@@ -95,7 +101,7 @@ export function hijackExecStart(execs: ExecManager) {
   };
 }
 
-export async function plainExecStart(execs: ExecManager, id: string, bodyText: string): Promise<Response> {
+export async function plainExecStart(execs: ExecBackend, id: string, bodyText: string): Promise<Response> {
   const e = execs.get(id);
   const b = parseStartBody(bodyText);
   let socketPath: string;

@@ -66,6 +66,9 @@ function tailOffset(fd: number, size: number, n: number): number {
 }
 
 export class LogReader {
+  /** Follow streams (`logs -f`, attach replays do not follow) open now: for the debug state. */
+  static followers = 0;
+
   private partial = "";
   private done = false;
 
@@ -111,9 +114,10 @@ export class LogReader {
 
   /**
    * Streams the log. With `follow`, keeps reading appended lines until `stopped`
-   * resolves (the container exited), then drains what is left.
+   * resolves (the container exited), then drains what is left. `release` runs once the
+   * stream is over, ended or cancelled by the client (which drops its waiters at once).
    */
-  stream(follow: { stopped: Promise<unknown> } | undefined): ReadableStream<Uint8Array> {
+  stream(follow: { stopped: Promise<unknown>; release?: () => void } | undefined): ReadableStream<Uint8Array> {
     let fd = -1;
     let offset = 0;
     let watcher: ReturnType<typeof watch> | undefined;
@@ -135,10 +139,13 @@ export class LogReader {
       }
       return out;
     };
+    let following = false;
     const close = () => {
       watcher?.close();
       watcher = undefined;
       if (fd >= 0) closeSync(fd), (fd = -1);
+      if (following) (following = false), LogReader.followers--;
+      follow?.release?.();
     };
     // Set once the stream is closed or cancelled: a cancelled stream's controller must
     // not be closed again when the container stops later (that throws, and would end apid).
@@ -163,6 +170,8 @@ export class LogReader {
           close();
           controller.close();
         };
+        following = true;
+        LogReader.followers++;
         const dir = this.path.slice(0, this.path.lastIndexOf("/"));
         // Watch the directory: the file may not exist yet, and is created by the shim.
         watcher = watch(dir, () => {

@@ -3,9 +3,8 @@
  * (a timer exists only while a stats stream is open). Each sample carries the previous
  * one as `precpu_stats`, as Docker's does, so clients can compute CPU percentages.
  */
-import type { ContainerManager } from "../../core/container-manager.ts";
+import type { ContainerRuntimeQueries } from "../../core/container-backends.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
-import { statsSample } from "../../core/container-queries.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
 const blankCpu = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
@@ -14,13 +13,13 @@ function blank(rec: ContainerRecord) {
   return { name: rec.name, id: rec.id, read: ZERO, preread: ZERO, pids_stats: {}, blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null }, num_procs: 0, storage_stats: {}, cpu_stats: blankCpu, precpu_stats: blankCpu, memory_stats: {} };
 }
 
-export function statsResponse(containers: ContainerManager, rec: ContainerRecord, stream: boolean): Response {
+export function statsResponse(queries: Pick<ContainerRuntimeQueries, "statsSample">, rec: ContainerRecord, stream: boolean): Response {
   const running = () => rec.state.status === "running" || rec.state.status === "paused";
   let prev: Record<string, any> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const sample = async () => {
     if (!running()) return blank(rec);
-    const cur = await statsSample(containers, rec);
+    const cur = await queries.statsSample(rec);
     const out = { ...blank(rec), ...cur, name: rec.name, id: rec.id, read: cur.read ?? new Date().toISOString(), preread: prev?.read ?? ZERO, precpu_stats: prev?.cpu_stats ?? blankCpu };
     prev = cur;
     return out;

@@ -6,6 +6,7 @@
  */
 import type { Duplex } from "node:stream";
 import { connectUnix } from "./unix-connect.ts";
+import { compareVersions } from "../api-version.ts";
 import { FrameFilter } from "./stream-frames.ts";
 
 /** Connects to a runtime stdio socket (see unix-connect.ts for why not node:net). */
@@ -20,26 +21,8 @@ export interface SpliceOptions {
   tty: boolean;
   /** Bytes the client sent after its request headers. */
   head?: Buffer;
-  /** Key sequence that detaches without closing stdin (Docker default ctrl-p,ctrl-q). */
+  /** Key sequence that detaches (with a TTY, as Docker): the session ends, the process runs on. */
   detachKeys?: Uint8Array;
-}
-
-/** Parses Docker's detach key spec ("ctrl-p,ctrl-q", "a,b"). Empty string disables. */
-export function parseDetachKeys(spec: string | null | undefined): Uint8Array | undefined {
-  if (spec === "") return undefined;
-  const parts = (spec ?? "ctrl-p,ctrl-q").split(",");
-  const out: number[] = [];
-  for (const p of parts) {
-    const ctrl = /^ctrl-(.)$/i.exec(p);
-    if (ctrl) {
-      const c = ctrl[1]!.toLowerCase();
-      const code = c >= "a" && c <= "z" ? c.charCodeAt(0) - 96 : { "@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, _: 31 }[c];
-      if (code === undefined) return undefined;
-      out.push(code);
-    } else if (p.length === 1) out.push(p.charCodeAt(0));
-    else return undefined;
-  }
-  return Uint8Array.from(out);
 }
 
 /**
@@ -86,8 +69,9 @@ export function splice(client: Duplex, stdio: Duplex, opts: SpliceOptions): Prom
     if (opts.head?.length) onClientData(opts.head);
     client.on("data", onClientData);
     client.once("end", () => {
-      // Half-close: the client finished sending stdin; output continues.
-      if (opts.stdin) stdio.end();
+      // Half-close: the client finished sending stdin; output continues. As in Docker, a
+      // TTY's input is not closed by it (a client going away must not end the shell).
+      if (opts.stdin && !opts.tty) stdio.end();
       else if (!opts.stdout && !opts.stderr) finish("client-closed");
     });
     client.once("close", () => {
@@ -100,9 +84,16 @@ export function splice(client: Duplex, stdio: Duplex, opts: SpliceOptions): Prom
   });
 }
 
-export function upgradeHeaders(tty: boolean): string {
-  const type = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-  return `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
+/**
+ * The stream's media type: raw with a TTY; without one multiplexed from API 1.42, raw
+ * before (dockerd labelled the same framed bytes raw-stream for those clients).
+ */
+export function streamType(tty: boolean, apiVersion: string): string {
+  return tty || compareVersions(apiVersion, "1.42") < 0 ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+}
+
+export function upgradeHeaders(tty: boolean, apiVersion: string): string {
+  return `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${streamType(tty, apiVersion)}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
 }
 
 /**
