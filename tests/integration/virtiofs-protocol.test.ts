@@ -120,6 +120,19 @@ test("an open with O_TRUNC truncates atomically (FUSE_ATOMIC_O_TRUNC)", async ()
   expect(readFileSync(join(share, "t"), "utf8")).toBe("new");
 });
 
+test("close sends no FLUSH except for O_RDWR opens (FOPEN_NOFLUSH)", async () => {
+  // FLUSH would only push a shared writable mmap's dirty pages, and only an O_RDWR
+  // descriptor can have one; every other open skips the round trip.
+  writeFileSync(join(share, "nf"), "x");
+  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:nf", "open:$1:0", "open:$1:1", "open:$1:2", "create:1:nf-new"]);
+  const flags = (op: string) => Number(/open_flags=(0x[0-9a-f]+)/.exec(r.get(op) ?? "")?.[1]);
+  const FOPEN_NOFLUSH = 1 << 5;
+  expect(flags("open:$1:0") & FOPEN_NOFLUSH).toBe(FOPEN_NOFLUSH);
+  expect(flags("open:$1:1") & FOPEN_NOFLUSH).toBe(FOPEN_NOFLUSH);
+  expect(flags("open:$1:2") & FOPEN_NOFLUSH).toBe(0);
+  expect(flags("create:1:nf-new") & FOPEN_NOFLUSH).toBe(0); // the front-end creates O_RDWR
+});
+
 test("a read-only share answers EROFS to every change", async () => {
   const r = await session(join(root, "ro.sock"), ["init", "lookup:1:r", "open:$1:0", "read:$2:0:100", "open:$1:1", "open:$1:2", "open:$1:512",
     "mkdir:1:d", "create:1:c", "unlink:1:r", "rename:1:r:1:s", "link:$1:1:l", "symlink:1:s:x", "setattr-size:$1:0", "write:$2:0:x"]);

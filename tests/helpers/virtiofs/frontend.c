@@ -11,7 +11,7 @@
  *                                GETATTR, UNLINK, FORGET) in the root: files per second
  *   bench-read:NODE:MIB          sequential 1 MiB READs of NODE: MiB per second
  * NODE/FH may be "$N" for the node id / handle the Nth op returned (0-based). One line
- * per op: "OP ok nodeid=N mode=0OOOOOO fh=N size=N data=..." or "OP err=ERRNO". */
+ * per op: "OP ok nodeid=N mode=0OOOOOO fh=N open_flags=0xN size=N data=..." or "OP err=ERRNO". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -226,9 +226,9 @@ int main(int argc, char **argv) {
       struct fuse_entry_out *e = (void *)data;
       results[i - 2] = e->nodeid;
       printf(" nodeid=%llu mode=0%o", (unsigned long long)e->nodeid, e->attr.mode);
-      if (opc == FUSE_CREATE) { struct fuse_open_out *o = (void *)(e + 1); printf(" fh=%llu", (unsigned long long)o->fh); results[i - 2] = o->fh; }
+      if (opc == FUSE_CREATE) { struct fuse_open_out *o = (void *)(e + 1); printf(" fh=%llu open_flags=0x%x", (unsigned long long)o->fh, o->open_flags); results[i - 2] = o->fh; }
     } else if (opc == FUSE_OPEN || opc == FUSE_OPENDIR) {
-      struct fuse_open_out *o = (void *)data; results[i - 2] = o->fh; printf(" fh=%llu", (unsigned long long)o->fh);
+      struct fuse_open_out *o = (void *)data; results[i - 2] = o->fh; printf(" fh=%llu open_flags=0x%x", (unsigned long long)o->fh, o->open_flags);
     } else if (opc == FUSE_READ || opc == FUSE_READLINK) {
       printf(" data=%.*s", (int)dlen, data);
     } else if (opc == FUSE_WRITE) {
