@@ -9,7 +9,8 @@
  *   - tar -x of a generated source-like tree, and find over it (guest caches dropped).
  * Cache modes: ours runs with its default (`auto`), Debian's with its default
  * (`cache=auto`): the same contract (1 s entry/attr timeouts, page cache kept while
- * size/mtime do not change), and neither enables the writeback cache.
+ * size/mtime do not change), and neither enables the writeback cache. xattrs: both serve
+ * them (the peer gets `-o xattr`; --peer-defaults leaves it at its no_xattr default).
  * Fairness on a loaded 2-core host: a small warm-up round comes first and is not counted
  * (TCG translates guest code the first time it runs, which would tax whichever server
  * went first); then, inside every round, each row runs on both servers back to back,
@@ -25,7 +26,7 @@
  * is the issue's sizes (1 GiB, 10,000 files, a 20,000-file tree: meant for KVM hosts;
  * under TCG it takes hours). Any size can be overridden.
  * Usage: bun bench/fs.ts [--quick|--full] [--mib N] [--rand N] [--small N] [--tree N]
- *                        [--runs N] [--rows seqwrite,seqread,...]
+ *                        [--runs N] [--rows seqwrite,seqread,...] [--peer-defaults] [--no-server-only]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -56,10 +57,16 @@ for (const r of SELECTED) if (!ROWS.includes(r)) throw new Error(`unknown row ${
 
 const SERVERS = ["arcbox", "debian"] as const;
 type Server = (typeof SERVERS)[number];
+/** Like for like by default: the peer also serves xattrs (`-o xattr`), as ours always does.
+ * With xattrs on, the guest kernel asks GETXATTR security.capability before every write()
+ * and chown() (its kill-privileges check); a server without xattrs answers ENOSYS once
+ * and is never asked again. --peer-defaults runs the peer with no_xattr, its default. */
+const PEER_DEFAULTS = has("--peer-defaults");
 /** How each server is started: both on the same directory, each with its default cache mode (auto). */
 const serverArgv = (s: Server, sock: string, dir: string): string[] | undefined =>
   s === "arcbox" ? undefined /* tests/helpers default: arcbox-virtiofsd --socket --shared-dir, cache auto */
-    : ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err"];
+    : ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err",
+      ...(PEER_DEFAULTS ? [] : ["-o", "xattr"])];
 
 const root = mkdtempSync("/tmp/arcbox-bench-fs-");
 const shared = join(root, "shared");
@@ -200,7 +207,7 @@ try {
   const vmSecs = (Date.now() - t0) / 1000, load1 = loadavg();
   const host = native(g.probe);
 
-  console.log(`\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both; warm-up + ${RUNS} rounds (A/B, B/A), medians.`);
+  console.log(`\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both, xattrs ${PEER_DEFAULTS ? "ours on, peer off (its default)" : "on both"}; warm-up + ${RUNS} rounds (A/B, B/A), medians.`);
   console.log(`VM phase ${vmSecs.toFixed(0)} s; load average ${load0} at start, ${load1} at end (2 cores). Higher is better; ratio = arcbox/virtiofsd.`);
   console.log(`${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}  samples arcbox | virtiofsd`);
   for (const k of SELECTED) {
