@@ -48,6 +48,7 @@ beforeAll(async () => {
   symlinkSync(outside, join(share, "escdir"));
   servers.push(await startVirtiofsd({ socket: join(root, "rw.sock"), dir: share }));
   servers.push(await startVirtiofsd({ socket: join(root, "ro.sock"), dir: ro, readOnly: true }));
+  servers.push(await startVirtiofsd({ socket: join(root, "never.sock"), dir: share, cache: "never" }));
 });
 
 afterAll(() => {
@@ -105,7 +106,7 @@ test("a directory swapped for a symlink after lookup stays the directory it was"
     renameSync(join(share, "sub"), join(share, "sub-moved"));
     symlinkSync(outside, join(share, "sub"));
   });
-  expect(r.get("lookup:$1:marker")).toBe(err(ENOENT));
+  expect(r.get("lookup:$1:marker")).toStartWith("ok nodeid=0 "); // a negative entry: no such name
   expect(r.get("lookup:$1:inner")).toStartWith("ok");
   expect(r.get("create:$1:new")).toStartWith("ok");
   expect(r.get("lookup:1:sub")).toMatch(/mode=0120777$/);
@@ -131,6 +132,13 @@ test("close sends no FLUSH except for O_RDWR opens (FOPEN_NOFLUSH)", async () =>
   expect(flags("open:$1:1") & FOPEN_NOFLUSH).toBe(FOPEN_NOFLUSH);
   expect(flags("open:$1:2") & FOPEN_NOFLUSH).toBe(0);
   expect(flags("create:1:nf-new") & FOPEN_NOFLUSH).toBe(0); // the front-end creates O_RDWR
+});
+
+test("a miss is a negative entry cached at most 1 s; cache=never caches none", async () => {
+  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:no-such-name"]);
+  expect(r.get("lookup:1:no-such-name")).toBe("ok nodeid=0 mode=00 entry_valid=1.000000000");
+  const never = await session(join(root, "never.sock"), ["init", "lookup:1:no-such-name"]);
+  expect(never.get("lookup:1:no-such-name")).toBe(err(ENOENT));
 });
 
 test("a read-only share answers EROFS to every change", async () => {
