@@ -37,7 +37,7 @@ import { bootGuest, startVirtiofsd, virtiofsGuest } from "../tests/helpers/virti
 const has = (name: string) => process.argv.includes(name);
 const preset = has("--full") ? { mib: 1024, rand: 20000, small: 10000, tree: 20000, runs: 3 }
   : has("--quick") ? { mib: 16, rand: 500, small: 200, tree: 300, runs: 3 }
-  : { mib: 64, rand: 2000, small: 600, tree: 800, runs: 3 };
+  : { mib: 64, rand: 2000, small: 400, tree: 500, runs: 4 };
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
