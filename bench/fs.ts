@@ -1,103 +1,146 @@
 /**
  * VirtioFS data path: ArcBox's arcbox-virtiofsd against Debian's virtiofsd
- * (/usr/lib/qemu/virtiofsd), in one VM (same kernel, same qemu, each mounted as its own
- * virtio-fs device over sibling directories of the same host filesystem), in one run:
- *   - sequential write (dd conv=fsync) and read (guest page cache dropped first),
- *   - random 4 KiB reads,
- *   - create + stat + unlink of many small files,
- *   - tar -x of a generated source-like tree, and find over it.
- * Both servers run with cache=auto. A warm-up round comes first and is not counted (TCG
- * translates guest code the first time it runs, which would tax whichever server went
- * first); then rounds alternate the order and medians are reported.
- * The same work on the host's own filesystem (no VM) is printed for reference: under
- * TCG the guest's CPU, not the file server, bounds most rows, so sizes default small.
+ * (/usr/lib/qemu/virtiofsd), in one VM (same kernel, same qemu, same
+ * `vhost-user-fs-device` options: one request queue + hiprio, queue size 128), both
+ * serving the SAME host directory, each mounted as its own virtio-fs device. Rows:
+ *   - sequential write (dd bs=1M conv=fsync) and read (guest page cache dropped first),
+ *   - random 4 KiB reads (pread at random aligned offsets of the sequential file),
+ *   - create + stat + unlink of small files (100 bytes each),
+ *   - tar -x of a generated source-like tree, and find over it (guest caches dropped).
+ * Cache modes: ours runs with its default (`auto`), Debian's with its default
+ * (`cache=auto`): the same contract (1 s entry/attr timeouts, page cache kept while
+ * size/mtime do not change), and neither enables the writeback cache. xattrs: both serve
+ * them (the peer gets `-o xattr`; --peer-defaults leaves it at its no_xattr default).
+ * Fairness on a loaded 2-core host: a small warm-up round comes first and is not counted
+ * (TCG translates guest code the first time it runs, which would tax whichever server
+ * went first); then, inside every round, each row runs on both servers back to back,
+ * in A/B order on even rounds and B/A on odd ones, so load swings hit both alike.
+ * Medians over the rounds are reported; ratio = ours / peer throughput (> 1: ours is
+ * faster; the same as peer time / our time). "% native" is ours against the same work
+ * on the host's filesystem without a VM (host page cache warm: the host's caches are
+ * shared with everyone and are not dropped).
  * A second table takes the guest out: a minimal vhost-user front-end
- * (tests/helpers/virtiofs/frontend.c) sends each server the requests a guest would —
- * GETATTR round trips, a small file's life (LOOKUP miss, CREATE, WRITE 4 KiB, FLUSH,
- * RELEASE, GETATTR, UNLINK, FORGET) and 1 MiB READs — so the servers' own cost shows.
- * Usage: bun bench/fs.ts [--mib N] [--rand N] [--small N] [--tree N] [--runs N]
+ * (tests/helpers/virtiofs/frontend.c) sends each server the requests a guest would, so
+ * the servers' own cost shows.
+ * Sizes: default fits in ~10 min on a loaded 2-core TCG host; --quick is smaller; --full
+ * is the issue's sizes (1 GiB, 10,000 files, a 20,000-file tree: meant for KVM hosts;
+ * under TCG it takes hours). Any size can be overridden.
+ * Usage: bun bench/fs.ts [--quick|--full] [--mib N] [--rand N] [--small N] [--tree N]
+ *                        [--runs N] [--rows seqwrite,seqread,...] [--peer-defaults] [--no-server-only]
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import { median } from "./lib/report.ts";
 import { bootGuest, startVirtiofsd, virtiofsGuest } from "../tests/helpers/virtiofs-vm.ts";
 
+const has = (name: string) => process.argv.includes(name);
+const preset = has("--full") ? { mib: 1024, rand: 20000, small: 10000, tree: 20000, runs: 3 }
+  : has("--quick") ? { mib: 16, rand: 500, small: 200, tree: 300, runs: 3 }
+  : { mib: 64, rand: 2000, small: 400, tree: 500, runs: 4 };
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const MIB = arg("--mib", 64);
-const RAND = arg("--rand", 2000);
-const SMALL = arg("--small", 500);
-const TREE = arg("--tree", 2000);
-const RUNS = arg("--runs", 2);
+const MIB = arg("--mib", preset.mib);
+const RAND = arg("--rand", preset.rand);
+const SMALL = arg("--small", preset.small);
+const TREE = arg("--tree", preset.tree);
+const RUNS = arg("--runs", preset.runs);
+const WARM = { mib: 4, rand: 100, small: 50, tree: 100 };
+
+const ROWS = ["seqwrite", "seqread", "randread", "smallfiles", "tar", "find"] as const;
+type RowKey = (typeof ROWS)[number];
+const rowsArg = process.argv.indexOf("--rows");
+const SELECTED: RowKey[] = rowsArg > 0 ? (process.argv[rowsArg + 1]!.split(",") as RowKey[]) : [...ROWS];
+for (const r of SELECTED) if (!ROWS.includes(r)) throw new Error(`unknown row ${r}; rows: ${ROWS.join(",")}`);
+
 const SERVERS = ["arcbox", "debian"] as const;
 type Server = (typeof SERVERS)[number];
+/** Like for like by default: the peer also serves xattrs (`-o xattr`), as ours always does.
+ * With xattrs on, the guest kernel asks GETXATTR security.capability before every write()
+ * and chown() (its kill-privileges check); a server without xattrs answers ENOSYS once
+ * and is never asked again. --peer-defaults runs the peer with no_xattr, its default. */
+const PEER_DEFAULTS = has("--peer-defaults");
+/** How each server is started: both on the same directory, each with its default cache mode (auto). */
+const serverArgv = (s: Server, sock: string, dir: string): string[] | undefined =>
+  s === "arcbox" ? undefined /* tests/helpers default: arcbox-virtiofsd --socket --shared-dir, cache auto */
+    : ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err",
+      ...(PEER_DEFAULTS ? [] : ["-o", "xattr"])];
 
 const root = mkdtempSync("/tmp/arcbox-bench-fs-");
+const shared = join(root, "shared");
 const procs: Subprocess[] = [];
+const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
-/** A tree like a source checkout: TREE small files over nested directories, as a tarball. */
-function makeTree(dir: string): void {
+/** A tree like a source checkout: n small files over nested directories, as a tarball. */
+function makeTree(tarball: string, n: number): void {
   const src = join(root, "tree-src");
-  for (let i = 0; i < TREE; i++) {
+  for (let i = 0; i < n; i++) {
     const d = join(src, "pkg", `m${i % 40}`, `sub${i % 7}`);
     mkdirSync(d, { recursive: true });
     writeFileSync(join(d, `file${i}.ts`), `export const v${i} = ${i};\n`.repeat(1 + (i % 20)));
   }
-  const r = Bun.spawnSync(["tar", "-cf", join(dir, "tree.tar"), "-C", src, "pkg"]);
+  const r = Bun.spawnSync(["tar", "-cf", tarball, "-C", src, "pkg"]);
   if (r.exitCode !== 0) throw new Error("tar -c failed");
   rmSync(src, { recursive: true, force: true });
 }
 
-const guestScript = (order: Server[][]) => `
-mkdir -p /mnt/arcbox /mnt/debian
-mount -t virtiofs arcbox /mnt/arcbox && mount -t virtiofs debian /mnt/debian || { echo MOUNT-FAILED; exit 1; }
+/** One row on one server, in the guest; prints "T <server> <row> <ns>" or "V <server> <row> <ops/s>". */
+const guestScript = () => `
+for s in ${SERVERS.join(" ")}; do mkdir -p /mnt/$s; mount -t virtiofs $s /mnt/$s || { echo MOUNT-FAILED; exit 1; }; done
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 timed() { m=$1 s=$2; shift 2; drop; t0=$(probe now); "$@" >/dev/null 2>&1 || echo "ERR $s $m"; t1=$(probe now); echo "T $s $m $((t1 - t0))"; }
-round() {
-  for s in "$@"; do D=/mnt/$s/work; rm -rf $D; mkdir -p $D/x $D/small
-    timed seqwrite $s dd if=/dev/zero of=$D/seq bs=1M count=${MIB} conv=fsync
-    timed seqread $s dd if=$D/seq of=/dev/null bs=1M
-    drop; echo "V $s randread $(probe randread $D/seq ${RAND})"
-    echo "V $s smallfiles $(probe smallfiles $D/small ${SMALL})"
-    timed tar $s tar -xf /mnt/$s/tree.tar -C $D/x
-    timed find $s find $D/x
-    rm -rf $D
-  done
+row() { # row SERVER ROUND ROW MIB RAND SMALL TARBALL
+  s=$1 D=/mnt/$1/w-$1-$2; mkdir -p $D/x $D/small
+  case $3 in
+  seqwrite) timed seqwrite $s dd if=/dev/zero of=$D/seq bs=1M count=$4 conv=fsync ;;
+  seqread) timed seqread $s dd if=$D/seq of=/dev/null bs=1M ;;
+  randread) drop; echo "V $s randread $(probe randread $D/seq $5)" ;;
+  smallfiles) drop; echo "V $s smallfiles $(probe smallfiles $D/small $6)" ;;
+  tar) timed tar $s tar -xf /mnt/$s/$7 -C $D/x ;;
+  find) timed find $s find $D/x ;;
+  esac
 }
-${order.map((o, i) => `echo ROUND ${i}; round ${o.join(" ")}`).join("\n")}
+round() { # round N MIB RAND SMALL TARBALL
+  echo "ROUND $1"
+  for r in ${SELECTED.join(" ")}; do
+    if [ $(($1 % 2)) = 0 ]; then order="${SERVERS.join(" ")}"; else order="${[...SERVERS].reverse().join(" ")}"; fi
+    for s in $order; do row $s $1 $r $2 $3 $4 $5; done
+  done
+  for s in ${SERVERS.join(" ")}; do rm -f /mnt/$s/w-$s-$1/seq; done
+}
+echo "LOAD-START $(cat /proc/loadavg)"
+round 0 ${WARM.mib} ${WARM.rand} ${WARM.small} tree-warm.tar
+${Array.from({ length: RUNS }, (_, i) => `round ${i + 1} ${MIB} ${RAND} ${SMALL} tree.tar`).join("\n")}
 echo BENCH-DONE
 `;
 
-interface Result { seqwrite: number[]; seqread: number[]; randread: number[]; smallfiles: number[]; tar: number[]; find: number[] }
+type Result = Record<RowKey, number[]>;
 const empty = (): Result => ({ seqwrite: [], seqread: [], randread: [], smallfiles: [], tar: [], find: [] });
+/** Work units per row, so every sample becomes a rate (higher is better). */
+const units = (k: RowKey) => (k === "seqwrite" || k === "seqread" ? MIB : TREE);
 
-/** Round 0 is a warm-up (TCG translates the guest's code paths the first time they run): skipped. */
+/** Round 0 is the warm-up: skipped. */
 function parse(lines: string[], into: Record<Server, Result>): void {
   let round = -1;
   for (const l of lines) {
     const r0 = /^ROUND (\d+)$/.exec(l);
     if (r0) round = Number(r0[1]);
+    if (l.startsWith("ERR") || l.startsWith("probe:")) throw new Error(`guest: ${l}`);
     if (round < 1) continue;
     const t = /^T (\w+) (\w+) (\d+)$/.exec(l);
     const v = /^V (\w+) (\w+) ([\d.]+)$/.exec(l);
-    if (l.startsWith("ERR") || l.startsWith("probe:")) throw new Error(`guest: ${l}`);
     const m = t ?? v;
     if (!m) continue;
-    const r = into[m[1] as Server][m[2] as keyof Result];
-    const secs = Number(m[3]) / 1e9;
-    if (v) r.push(Number(m[3]));
-    else if (m[2] === "seqwrite" || m[2] === "seqread") r.push(MIB / secs);
-    else r.push(TREE / secs);
+    const k = m[2] as RowKey;
+    into[m[1] as Server][k].push(v ? Number(m[3]) : units(k) / (Number(m[3]) / 1e9));
   }
 }
 
-/** The same work on the host's filesystem, no VM (the host's page cache stays warm). */
-async function native(probe: string): Promise<Result> {
+/** The same work on the host's filesystem, no VM (page cache warm: the host's is shared). */
+function native(probe: string): Result {
   const out = empty();
-  const D = join(root, "native");
   const sh = (cmd: string[]) => {
     const t0 = performance.now();
     const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
@@ -105,21 +148,23 @@ async function native(probe: string): Promise<Result> {
     return { secs: (performance.now() - t0) / 1000, out: r.stdout.toString().trim() };
   };
   for (let i = 0; i < RUNS; i++) {
-    rmSync(D, { recursive: true, force: true });
+    const D = join(shared, `native-${i}`);
     mkdirSync(join(D, "x"), { recursive: true });
     mkdirSync(join(D, "small"));
-    out.seqwrite.push(MIB / sh(["dd", "if=/dev/zero", `of=${D}/seq`, "bs=1M", `count=${MIB}`, "conv=fsync"]).secs);
-    out.seqread.push(MIB / sh(["dd", `if=${D}/seq`, "of=/dev/null", "bs=1M"]).secs);
-    out.randread.push(Number(sh([probe, "randread", `${D}/seq`, String(RAND)]).out));
-    out.smallfiles.push(Number(sh([probe, "smallfiles", `${D}/small`, String(SMALL)]).out));
-    out.tar.push(TREE / sh(["tar", "-xf", join(root, "arcbox", "tree.tar"), "-C", `${D}/x`]).secs);
-    out.find.push(TREE / sh(["find", `${D}/x`]).secs);
+    for (const k of SELECTED) {
+      if (k === "seqwrite") out.seqwrite.push(MIB / sh(["dd", "if=/dev/zero", `of=${D}/seq`, "bs=1M", `count=${MIB}`, "conv=fsync"]).secs);
+      if (k === "seqread") out.seqread.push(MIB / sh(["dd", `if=${D}/seq`, "of=/dev/null", "bs=1M"]).secs);
+      if (k === "randread") out.randread.push(Number(sh([probe, "randread", `${D}/seq`, String(RAND)]).out));
+      if (k === "smallfiles") out.smallfiles.push(Number(sh([probe, "smallfiles", `${D}/small`, String(SMALL)]).out));
+      if (k === "tar") out.tar.push(TREE / sh(["tar", "-xf", join(shared, "tree.tar"), "-C", `${D}/x`]).secs);
+      if (k === "find") out.find.push(TREE / sh(["find", `${D}/x`]).secs);
+    }
+    rmSync(D, { recursive: true, force: true });
   }
-  rmSync(D, { recursive: true, force: true });
   return out;
 }
 
-/** Server-only rows: each round starts a fresh server (Debian's serves one connection). */
+/** Server-only rows: each round starts fresh servers (Debian's serves one connection). */
 async function serverOnly(frontend: string): Promise<Record<Server, Record<string, number[]>>> {
   const out: Record<Server, Record<string, number[]>> = { arcbox: {}, debian: {} };
   const dir = join(root, "server-only");
@@ -128,8 +173,7 @@ async function serverOnly(frontend: string): Promise<Record<Server, Record<strin
   for (let i = 0; i < RUNS + 1; i++) {
     for (const s of i % 2 ? [...SERVERS].reverse() : SERVERS) {
       const sock = join(root, `so-${s}-${i}.sock`);
-      const p = await startVirtiofsd(s === "arcbox" ? { socket: sock, dir } : { socket: sock, dir,
-        binary: ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err"] });
+      const p = await startVirtiofsd({ socket: sock, dir, binary: serverArgv(s, sock, dir) });
       const r = Bun.spawnSync([frontend, sock, "init", "bench-getattr:20000", "bench-files:500", "lookup:1:big", "bench-read:$3:64"], { stdout: "pipe", stderr: "pipe" });
       p.kill();
       await p.exited;
@@ -140,44 +184,47 @@ async function serverOnly(frontend: string): Promise<Record<Server, Record<strin
   return out;
 }
 
+const LABELS: Record<RowKey, [string, string]> = {
+  seqwrite: [`sequential write ${MIB} MiB`, "MiB/s"], seqread: [`sequential read ${MIB} MiB`, "MiB/s"],
+  randread: [`random 4 KiB reads (${RAND})`, "ops/s"], smallfiles: [`create+stat+unlink ${SMALL} files`, "ops/s"],
+  tar: [`tar -x ${TREE} files`, "files/s"], find: [`find over ${TREE} files`, "files/s"],
+};
+
 try {
   const g = await virtiofsGuest();
+  mkdirSync(shared);
+  makeTree(join(shared, "tree.tar"), TREE);
+  makeTree(join(shared, "tree-warm.tar"), WARM.tree);
   for (const s of SERVERS) {
-    mkdirSync(join(root, s));
-    makeTree(join(root, s));
+    const socket = join(root, `${s}.sock`);
+    procs.push(await startVirtiofsd({ socket, dir: shared, binary: serverArgv(s, socket, shared) }));
   }
-  procs.push(await startVirtiofsd({ socket: join(root, "arcbox.sock"), dir: join(root, "arcbox"), cache: "auto" }));
-  procs.push(await startVirtiofsd({
-    socket: join(root, "debian.sock"), dir: join(root, "debian"),
-    binary: ["/usr/lib/qemu/virtiofsd", `--socket-path=${join(root, "debian.sock")}`, "-o", `source=${join(root, "debian")}`, "-o", "cache=auto", "-o", "log_level=err"],
-  }));
-  const order = Array.from({ length: RUNS + 1 }, (_, i) => (i % 2 ? [...SERVERS].reverse() : [...SERVERS]));
   const results: Record<Server, Result> = { arcbox: empty(), debian: empty() };
-  const t0 = Date.now();
-  const run = await bootGuest({ shares: SERVERS.map((s) => ({ tag: s, socket: join(root, `${s}.sock`) })), script: guestScript(order), memMiB: 512, timeoutMs: 1_800_000 });
+  const load0 = loadavg(), t0 = Date.now();
+  const run = await bootGuest({ shares: SERVERS.map((s) => ({ tag: s, socket: join(root, `${s}.sock`) })), script: guestScript(), memMiB: 512, timeoutMs: 3_600_000 });
   if (!run.output.includes("BENCH-DONE")) throw new Error(`the guest did not finish:\n${run.output}`);
   parse(run.lines, results);
-  const vmSecs = (Date.now() - t0) / 1000;
-  const host = await native(g.probe);
+  const vmSecs = (Date.now() - t0) / 1000, load1 = loadavg();
+  const host = native(g.probe);
 
-  const rows: [keyof Result, string, string][] = [
-    ["seqwrite", `sequential write ${MIB} MiB`, "MiB/s"], ["seqread", `sequential read ${MIB} MiB`, "MiB/s"],
-    ["randread", "random 4 KiB reads", "ops/s"], ["smallfiles", `create+stat+unlink ${SMALL} files`, "ops/s"],
-    ["tar", `tar -x ${TREE} files`, "files/s"], ["find", `find over ${TREE} files`, "files/s"],
-  ];
-  console.log(`\nVirtioFS (TCG guest, cache=auto; warm-up + ${RUNS} rounds, medians; VM phase ${vmSecs.toFixed(0)} s). Higher is better.`);
-  console.log(`${"metric".padEnd(34)}${"arcbox".padStart(14)}${"virtiofsd".padStart(14)}${"ratio".padStart(8)}${"host native".padStart(16)}${"arcbox/native".padStart(15)}`);
-  for (const [k, label, unit] of rows) {
+  console.log(`\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both, xattrs ${PEER_DEFAULTS ? "ours on, peer off (its default)" : "on both"}; warm-up + ${RUNS} rounds (A/B, B/A), medians.`);
+  console.log(`VM phase ${vmSecs.toFixed(0)} s; load average ${load0} at start, ${load1} at end (2 cores). Higher is better; ratio = arcbox/virtiofsd.`);
+  console.log(`${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}  samples arcbox | virtiofsd`);
+  for (const k of SELECTED) {
+    const [label, unit] = LABELS[k];
     const a = median(results.arcbox[k]), d = median(results.debian[k]), n = median(host[k]);
     const f = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`;
-    console.log(`${label.padEnd(34)}${f(a).padStart(14)}${f(d).padStart(14)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(16)}${((100 * a) / n).toFixed(1).padStart(14)}%`);
+    const samples = (xs: number[]) => xs.map((x) => x.toFixed(x < 10 ? 1 : 0)).join(" ");
+    console.log(`${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%  ${samples(results.arcbox[k])} | ${samples(results.debian[k])}`);
   }
-  const so = await serverOnly(join(dirname(g.probe), "frontend"));
-  console.log(`\nServers alone (no guest: a C vhost-user front-end sends the requests; ${RUNS + 1} rounds, medians). Higher is better.`);
-  console.log(`${"metric".padEnd(34)}${"arcbox".padStart(14)}${"virtiofsd".padStart(14)}${"ratio".padStart(8)}`);
-  for (const [k, label, unit] of [["bench-getattr", "GETATTR round trips", "ops/s"], ["bench-files", "small file life (8 requests)", "files/s"], ["bench-read", "1 MiB READs (page cache)", "MiB/s"]] as const) {
-    const a = median(so.arcbox[k] ?? [NaN]), d = median(so.debian[k] ?? [NaN]);
-    console.log(`${label.padEnd(34)}${`${a.toFixed(0)} ${unit}`.padStart(14)}${`${d.toFixed(0)} ${unit}`.padStart(14)}${(a / d).toFixed(2).padStart(7)}x`);
+  if (!has("--no-server-only")) {
+    const so = await serverOnly(join(dirname(g.probe), "frontend"));
+    console.log(`\nServers alone (no guest: a C vhost-user front-end sends the requests; ${RUNS + 1} rounds, medians). Higher is better.`);
+    console.log(`${"metric".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}`);
+    for (const [k, label, unit] of [["bench-getattr", "GETATTR round trips", "ops/s"], ["bench-files", "small file life (8 requests)", "files/s"], ["bench-read", "1 MiB READs (page cache)", "MiB/s"]] as const) {
+      const a = median(so.arcbox[k] ?? [NaN]), d = median(so.debian[k] ?? [NaN]);
+      console.log(`${label.padEnd(34)}${`${a.toFixed(0)} ${unit}`.padStart(15)}${`${d.toFixed(0)} ${unit}`.padStart(15)}${(a / d).toFixed(2).padStart(7)}x`);
+    }
   }
 } finally {
   for (const p of procs) p.kill();

@@ -282,10 +282,24 @@ static uint32_t op_init(struct ctx *c) {
   return reply(c, 0, &out, sizeof out);
 }
 
+/* A miss answers a negative entry (nodeid 0 with a timeout) rather than ENOENT, so the
+ * guest caches "no such name" as it caches a hit: repeated probes of missing paths
+ * (module resolution, include and PATH searches, stat before create) cost no round
+ * trip. Capped at 1 s in every mode, so a file created on the host shows within 1 s even
+ * under cache=always; cache=never caches nothing. */
+#define NEGATIVE_TIMEOUT_S 1
 static uint32_t op_lookup(struct ctx *c, struct inode *n) {
   const char *name = arg_str(c, 0);
   if (!name) return reply(c, -EINVAL, NULL, 0);
-  return entry_reply(c, n, name); /* "." and ".." are refused: the guest walks those itself */
+  struct fuse_entry_out e;
+  int err = do_lookup(n, name, &e); /* "." and ".." are refused: the guest walks those itself */
+  if (err == -ENOENT && cfg.cache != CACHE_NEVER) {
+    memset(&e, 0, sizeof e);
+    set_valid(&e.entry_valid, &e.entry_valid_nsec);
+    if (e.entry_valid >= NEGATIVE_TIMEOUT_S) { e.entry_valid = NEGATIVE_TIMEOUT_S; e.entry_valid_nsec = 0; }
+    return reply(c, 0, &e, sizeof e);
+  }
+  return reply(c, err, &e, sizeof e);
 }
 
 static uint32_t op_getattr(struct ctx *c, struct inode *n) {
@@ -330,11 +344,25 @@ static uint32_t op_setattr(struct ctx *c, struct inode *n) {
   return op_getattr(c, n);
 }
 
-static uint32_t open_flags_reply(struct ctx *c, uint64_t fh, bool dir) {
+/* FOPEN_* flags for a regular file opened with the guest's open flags.
+ * FOPEN_NOFLUSH: the guest's close() then sends no FLUSH round trip. FLUSH has nothing to
+ * do here: writes are write-through (no writeback cache, so write() already returned
+ * any error), POSIX locks are the guest kernel's own (FUSE_POSIX_LOCKS is not offered),
+ * and the only dirty guest pages a FLUSH would push are those of a shared writable
+ * mmap, which needs an O_RDWR descriptor. So only O_RDWR opens keep FLUSH, and a
+ * close after mmap still reaches the host as before. */
+static uint32_t file_open_flags(uint32_t guest_flags) {
+  uint32_t f = 0;
+  if (cfg.cache == CACHE_ALWAYS) f |= FOPEN_KEEP_CACHE;
+  else if (cfg.cache == CACHE_NEVER) f |= FOPEN_DIRECT_IO;
+  if ((guest_flags & O_ACCMODE) != O_RDWR) f |= FOPEN_NOFLUSH;
+  return f;
+}
+
+static uint32_t open_flags_reply(struct ctx *c, uint64_t fh, bool dir, uint32_t guest_flags) {
   struct fuse_open_out out = { .fh = fh };
   if (dir) { if (cfg.cache == CACHE_ALWAYS) out.open_flags |= FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE; }
-  else if (cfg.cache == CACHE_ALWAYS) out.open_flags |= FOPEN_KEEP_CACHE;
-  else if (cfg.cache == CACHE_NEVER) out.open_flags |= FOPEN_DIRECT_IO;
+  else out.open_flags = file_open_flags(guest_flags);
   return reply(c, 0, &out, sizeof out);
 }
 
@@ -346,7 +374,7 @@ static uint32_t op_open(struct ctx *c, struct inode *n) {
   if (n->type != S_IFREG) return reply(c, n->type == S_IFDIR ? -EISDIR : -EACCES, NULL, 0);
   int fd = reopen(n, in->flags);
   if (fd < 0) return reply(c, fd, NULL, 0);
-  return open_flags_reply(c, hnew(fd, NULL), false);
+  return open_flags_reply(c, hnew(fd, NULL), false, in->flags);
 }
 
 static uint32_t op_opendir(struct ctx *c, struct inode *n) {
@@ -355,7 +383,7 @@ static uint32_t op_opendir(struct ctx *c, struct inode *n) {
   if (fd < 0) return reply(c, fd, NULL, 0);
   DIR *d = fdopendir(fd);
   if (!d) { int e = errno; close(fd); return reply(c, -e, NULL, 0); }
-  return open_flags_reply(c, hnew(fd, d), true);
+  return open_flags_reply(c, hnew(fd, d), true, 0);
 }
 
 static uint32_t op_readdir(struct ctx *c, struct inode *n, bool plus) {
@@ -462,8 +490,7 @@ static uint32_t op_create(struct ctx *c, struct inode *parent) {
   memset(&out, 0, sizeof out);
   if ((err = do_lookup(parent, name, &out.e))) { close((int)fd); return reply(c, err, NULL, 0); }
   out.o.fh = hnew((int)fd, NULL);
-  if (cfg.cache == CACHE_ALWAYS) out.o.open_flags |= FOPEN_KEEP_CACHE;
-  else if (cfg.cache == CACHE_NEVER) out.o.open_flags |= FOPEN_DIRECT_IO;
+  out.o.open_flags = file_open_flags(in->flags);
   return reply(c, 0, &out, sizeof out);
 }
 

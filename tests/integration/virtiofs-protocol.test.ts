@@ -48,6 +48,7 @@ beforeAll(async () => {
   symlinkSync(outside, join(share, "escdir"));
   servers.push(await startVirtiofsd({ socket: join(root, "rw.sock"), dir: share }));
   servers.push(await startVirtiofsd({ socket: join(root, "ro.sock"), dir: ro, readOnly: true }));
+  servers.push(await startVirtiofsd({ socket: join(root, "never.sock"), dir: share, cache: "never" }));
 });
 
 afterAll(() => {
@@ -105,7 +106,7 @@ test("a directory swapped for a symlink after lookup stays the directory it was"
     renameSync(join(share, "sub"), join(share, "sub-moved"));
     symlinkSync(outside, join(share, "sub"));
   });
-  expect(r.get("lookup:$1:marker")).toBe(err(ENOENT));
+  expect(r.get("lookup:$1:marker")).toStartWith("ok nodeid=0 "); // a negative entry: no such name
   expect(r.get("lookup:$1:inner")).toStartWith("ok");
   expect(r.get("create:$1:new")).toStartWith("ok");
   expect(r.get("lookup:1:sub")).toMatch(/mode=0120777$/);
@@ -118,6 +119,26 @@ test("an open with O_TRUNC truncates atomically (FUSE_ATOMIC_O_TRUNC)", async ()
   const r = await session(join(root, "rw.sock"), ["init", "lookup:1:t", "open:$1:513", "getattr:$1", "write:$2:0:new"]);
   expect(r.get("getattr:$1")).toBe("ok mode=0100644 size=0");
   expect(readFileSync(join(share, "t"), "utf8")).toBe("new");
+});
+
+test("close sends no FLUSH except for O_RDWR opens (FOPEN_NOFLUSH)", async () => {
+  // FLUSH would only push a shared writable mmap's dirty pages, and only an O_RDWR
+  // descriptor can have one; every other open skips the round trip.
+  writeFileSync(join(share, "nf"), "x");
+  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:nf", "open:$1:0", "open:$1:1", "open:$1:2", "create:1:nf-new"]);
+  const flags = (op: string) => Number(/open_flags=(0x[0-9a-f]+)/.exec(r.get(op) ?? "")?.[1]);
+  const FOPEN_NOFLUSH = 1 << 5;
+  expect(flags("open:$1:0") & FOPEN_NOFLUSH).toBe(FOPEN_NOFLUSH);
+  expect(flags("open:$1:1") & FOPEN_NOFLUSH).toBe(FOPEN_NOFLUSH);
+  expect(flags("open:$1:2") & FOPEN_NOFLUSH).toBe(0);
+  expect(flags("create:1:nf-new") & FOPEN_NOFLUSH).toBe(0); // the front-end creates O_RDWR
+});
+
+test("a miss is a negative entry cached at most 1 s; cache=never caches none", async () => {
+  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:no-such-name"]);
+  expect(r.get("lookup:1:no-such-name")).toBe("ok nodeid=0 mode=00 entry_valid=1.000000000");
+  const never = await session(join(root, "never.sock"), ["init", "lookup:1:no-such-name"]);
+  expect(never.get("lookup:1:no-such-name")).toBe(err(ENOENT));
 });
 
 test("a read-only share answers EROFS to every change", async () => {

@@ -11,7 +11,7 @@
  *                                GETATTR, UNLINK, FORGET) in the root: files per second
  *   bench-read:NODE:MIB          sequential 1 MiB READs of NODE: MiB per second
  * NODE/FH may be "$N" for the node id / handle the Nth op returned (0-based). One line
- * per op: "OP ok nodeid=N mode=0OOOOOO fh=N size=N data=..." or "OP err=ERRNO". */
+ * per op: "OP ok nodeid=N mode=0OOOOOO fh=N open_flags=0xN size=N data=..." or "OP err=ERRNO". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -129,7 +129,8 @@ static int bench(char **f) {
     char name[32];
     snprintf(name, sizeof name, "bench%ld", i);
     strcpy(arg, name);
-    if (fuse(FUSE_LOOKUP, 1, arg, strlen(name) + 1, &data)->error != -ENOENT) return -1;
+    struct fuse_out_header *miss = fuse(FUSE_LOOKUP, 1, arg, strlen(name) + 1, &data);
+    if (miss->error != -ENOENT && (miss->error || ((struct fuse_entry_out *)data)->nodeid)) return -1; /* ENOENT or a negative entry */
     struct fuse_create_in ci = { .flags = O_WRONLY | O_CREAT | O_EXCL, .mode = 0100644 };
     memcpy(arg, &ci, sizeof ci); strcpy(arg + sizeof ci, name);
     if (fuse(FUSE_CREATE, 1, arg, sizeof ci + strlen(name) + 1, &data)->error) return -1;
@@ -226,9 +227,10 @@ int main(int argc, char **argv) {
       struct fuse_entry_out *e = (void *)data;
       results[i - 2] = e->nodeid;
       printf(" nodeid=%llu mode=0%o", (unsigned long long)e->nodeid, e->attr.mode);
-      if (opc == FUSE_CREATE) { struct fuse_open_out *o = (void *)(e + 1); printf(" fh=%llu", (unsigned long long)o->fh); results[i - 2] = o->fh; }
+      if (!e->nodeid) printf(" entry_valid=%llu.%09u", (unsigned long long)e->entry_valid, e->entry_valid_nsec); /* a negative entry */
+      if (opc == FUSE_CREATE) { struct fuse_open_out *o = (void *)(e + 1); printf(" fh=%llu open_flags=0x%x", (unsigned long long)o->fh, o->open_flags); results[i - 2] = o->fh; }
     } else if (opc == FUSE_OPEN || opc == FUSE_OPENDIR) {
-      struct fuse_open_out *o = (void *)data; results[i - 2] = o->fh; printf(" fh=%llu", (unsigned long long)o->fh);
+      struct fuse_open_out *o = (void *)data; results[i - 2] = o->fh; printf(" fh=%llu open_flags=0x%x", (unsigned long long)o->fh, o->open_flags);
     } else if (opc == FUSE_READ || opc == FUSE_READLINK) {
       printf(" data=%.*s", (int)dlen, data);
     } else if (opc == FUSE_WRITE) {
