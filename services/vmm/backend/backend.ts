@@ -20,6 +20,8 @@ export interface VmSpec {
   cmdline: string;
   /** A TAP device and the MAC the guest's NIC gets; absent: no NIC. */
   net?: { tap: string; mac: string };
+  /** VirtioFS devices: a vhost-user-fs socket (fsd's server) and the tag the guest mounts. */
+  shares?: { tag: string; socket: string }[];
 }
 
 export type Accelerator = "kvm" | "hvf" | "tcg";

@@ -45,6 +45,11 @@ export interface VmMachinesDeps {
   onIo?: (machine: string, f: IoFrame) => void;
   /** The machine's VM is gone (whatever the reason). */
   onStopped?: (machine: string) => void;
+  /** VirtioFS shares a machine gets at each start (fsd), and their end after its VM exits. */
+  shares?: {
+    start(machine: string): Promise<{ tag: string; socket: string }[]>;
+    stop(machine: string): Promise<void>;
+  };
 }
 
 interface Live {
@@ -54,7 +59,12 @@ interface Live {
   stopRequested?: boolean;
 }
 
-export type CreateInput = Partial<CreateSpec> & { name: string; noStart?: boolean };
+export type CreateInput = Partial<CreateSpec> & {
+  name: string;
+  noStart?: boolean;
+  /** Makes the root disk itself instead of from an image (the engine machine's minimal root). */
+  buildDisk?: (diskPath: string, sizeGib: number) => Promise<void>;
+};
 
 export class VmMachines {
   private readonly lock = new KeyedLock();
@@ -151,32 +161,21 @@ export class VmMachines {
     const owner = `machine-build.${spec.name}`;
     let prepared = false;
     try {
-      const layers = await this.d.images.prepareRootfs({ image: spec.image, containerId: owner }).catch((err: MachineError) => {
-        if (err.code === "not_found") throw new MachineError("not_found", `image ${spec.image} is not present locally (pull or load it first): ${err.message}`);
-        throw err;
-      });
-      prepared = true;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const started = performance.now();
-      await buildRootDisk(layers, join(dir, "disk.img"), spec.diskGib, join(dir, "rootfs.mnt"));
-      this.d.log.info("made the machine's disk", { machine: spec.name, image: spec.image, gib: spec.diskGib, ms: Math.round(performance.now() - started) });
-      const record: MachineRecord = {
-        ...spec,
-        imageId: layers.imageId,
-        state: "created",
-        backend: this.d.backend.name,
-        accel: "",
-        accelNote: "",
-        pid: 0,
-        mac: "",
-        ip: "",
-        createdMs: Date.now(),
-        startedMs: 0,
-        stoppedMs: 0,
-        stopReason: "",
-      };
-      if (!this.d.store.insert(record)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
-      this.creating.delete(spec.name);
+      if (input.buildDisk) {
+        await input.buildDisk(join(dir, "disk.img"), spec.diskGib);
+        this.insertCreated(spec, "");
+      } else {
+        const layers = await this.d.images.prepareRootfs({ image: spec.image, containerId: owner }).catch((err: MachineError) => {
+          if (err.code === "not_found") throw new MachineError("not_found", `image ${spec.image} is not present locally (pull or load it first): ${err.message}`);
+          throw err;
+        });
+        prepared = true;
+        const started = performance.now();
+        await buildRootDisk(layers, join(dir, "disk.img"), spec.diskGib, join(dir, "rootfs.mnt"));
+        this.d.log.info("made the machine's disk", { machine: spec.name, image: spec.image, gib: spec.diskGib, ms: Math.round(performance.now() - started) });
+        this.insertCreated(spec, layers.imageId);
+      }
     } catch (err) {
       this.creating.delete(spec.name);
       rmSync(dir, { recursive: true, force: true });
@@ -186,6 +185,26 @@ export class VmMachines {
     }
     if (input.noStart) return this.get(spec.name);
     return this.start(spec.name);
+  }
+
+  private insertCreated(spec: CreateSpec, imageId: string): void {
+    const record: MachineRecord = {
+      ...spec,
+      imageId,
+      state: "created",
+      backend: this.d.backend.name,
+      accel: "",
+      accelNote: "",
+      pid: 0,
+      mac: "",
+      ip: "",
+      createdMs: Date.now(),
+      startedMs: 0,
+      stoppedMs: 0,
+      stopReason: "",
+    };
+    if (!this.d.store.insert(record)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
+    this.creating.delete(spec.name);
   }
 
   start(name: string): Promise<MachineRecord> {
@@ -250,6 +269,7 @@ export class VmMachines {
     let vm: VmHandle | undefined;
     try {
       const nic = await this.d.network.attach(name);
+      const shares = (await this.d.shares?.start(name)) ?? [];
       vm = await this.d.backend.start({
         name,
         dir: this.dir(name),
@@ -261,6 +281,7 @@ export class VmMachines {
         initrd: boot.initrd,
         cmdline: boot.cmdline(name),
         net: nic ? { tap: nic.tap, mac: nic.mac } : undefined,
+        shares,
       });
       this.update(name, { pid: vm.pid, accel: vm.accel.accel, accelNote: vm.accel.note, startedMs: Date.now(), mac: nic?.mac ?? "", ip: nic?.ip ?? "" });
       this.watch(name, vm);
@@ -351,6 +372,7 @@ export class VmMachines {
       this.d.log[level]("machine stopped", { machine: name, reason });
     }
     this.d.onStopped?.(name);
+    void this.d.shares?.stop(name).catch((err) => this.d.log.warn("stopping the machine's shares failed", { machine: name, error: err }));
     const waiters = this.exitWaiters.get(name);
     this.exitWaiters.delete(name);
     for (const w of waiters ?? []) w();

@@ -58,6 +58,12 @@ export function qemuArgv(spec: VmSpec, accel: Accelerator, binary = qemuBinary()
     "-qmp", `unix:${esc(p.qmp)},server=on,wait=off`,
     "-pidfile", p.pidfile,
   ];
+  if (spec.shares?.length) {
+    // vhost-user needs guest memory the server can map, and modern virtio-mmio.
+    argv.push("-object", `memory-backend-memfd,id=mem,size=${spec.memoryMib}M,share=on`, "-numa", "node,memdev=mem");
+    argv.push("-global", "virtio-mmio.force-legacy=false");
+    spec.shares.forEach((s, i) => argv.push("-chardev", `socket,id=fs${i},path=${esc(s.socket)}`, "-device", `vhost-user-fs-device,chardev=fs${i},tag=${esc(s.tag)}`));
+  }
   if (spec.net) {
     argv.push("-netdev", `tap,id=n0,ifname=${esc(spec.net.tap)},script=no,downscript=no`);
     argv.push("-device", `virtio-net-device,netdev=n0,mac=${spec.net.mac}`);
