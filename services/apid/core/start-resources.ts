@@ -5,6 +5,7 @@
 import type { ArcboxError } from "../../../lib/errors.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError } from "./container-error.ts";
+import { effectiveNetworkMode } from "./engine-target.ts";
 import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
 import { writeLocalNetworkFiles } from "./network-files.ts";
 import { hostnameOf } from "./runtime-spec.ts";
@@ -19,7 +20,8 @@ function hostPortRange(spec: string | undefined): { hostPort: number; hostPortEn
 }
 
 /** The container's network: local files for none/host, else netd.Attach. */
-export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string): Promise<NetworkInfo> {
+export async function attachNetwork(backends: Backends, rec: ContainerRecord, requestedMode: string, dir: string): Promise<NetworkInfo> {
+  const mode = effectiveNetworkMode(rec, requestedMode);
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
