@@ -14,7 +14,8 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
-import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { create } from "@bufbuild/protobuf";
+import { RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { ENGINE_SHARES, GUEST_LAYER_MOUNTS, shareHostDir } from "../../../guest/vm/engine-layout.ts";
 import { buildEngineDisk } from "../platform/engine-disk.ts";
 import type { AgentClient, AgentMethod, IoFrame } from "./agent-client.ts";
@@ -30,6 +31,13 @@ const ENGINE_SPEC = {
   diskGib: Number(process.env.ARCBOX_ENGINE_DISK_GIB ?? 64),
 };
 const SETUP_TIMEOUT_MS = 60_000;
+/**
+ * The engine's boot may take long (TCG on a loaded host: minutes): giving up would only
+ * kill it and boot again, while every container call waits for it either way.
+ */
+const ENGINE_BOOT_TIMEOUT_MS = Number(process.env.ARCBOX_ENGINE_BOOT_TIMEOUT_MS ?? 600_000);
+/** Exit code of a container whose machine went away. */
+const MACHINE_GONE_EXIT = 255;
 
 /** What vmm asks fsd for (ShareService). */
 export interface ShareServer {
@@ -69,6 +77,8 @@ export class EngineMachine {
   /** The agent connection the set-up ran on. */
   private setUpOn: AgentClient | undefined;
   private readonly execWaiters = new Map<string, { output: string; done: (code: number) => void }>();
+  /** Containers whose process may be alive in the machine (from starts, exits and ContainerStates). */
+  private readonly running = new Set<string>();
 
   constructor(private readonly d: EngineMachineDeps) {
     this.paths = new EnginePaths(d.homeRoot);
@@ -93,7 +103,7 @@ export class EngineMachine {
     if (state !== "running") {
       const started = performance.now();
       if (state === "stopping") await vms.waitExit(this.name);
-      await vms.start(this.name);
+      await vms.start(this.name, { bootTimeoutMs: ENGINE_BOOT_TIMEOUT_MS });
       this.d.log.info("engine machine booted", { ms: Math.round(performance.now() - started) });
     }
     const agent = vms.agent(this.name);
@@ -123,28 +133,53 @@ export class EngineMachine {
     }
   }
 
-  /** VmMachines' share hooks: the engine machine's VirtioFS shares, started before qemu. */
-  async startShares(machine: string): Promise<{ tag: string; socket: string }[]> {
-    if (machine !== this.name) return [];
-    const out: { tag: string; socket: string }[] = [];
-    for (const s of ENGINE_SHARES) {
-      const hostDir = shareHostDir(s, this.d.homeRoot);
-      // The owners (imaged, apid) may not have run yet: the directory must exist to be shared.
-      mkdirSync(hostDir, { recursive: true, mode: 0o711 });
-      const r = await this.d.shares().startShare({ machine, tag: s.tag, hostDir, readOnly: s.readOnly, cacheMode: "auto" });
-      out.push({ tag: s.tag, socket: r.socketPath });
-    }
-    return out;
+  /**
+   * VmMachines' share hooks: the engine machine's VirtioFS shares, started before qemu
+   * and stopped after it exited. A share server serves one qemu, so each boot gets fresh
+   * ones; the operations are chained, so the stop after a crash never lands on the
+   * next boot's servers.
+   */
+  startShares(machine: string): Promise<{ tag: string; socket: string }[]> {
+    if (machine !== this.name) return Promise.resolve([]);
+    return this.sharesOp(async () => {
+      await this.d.shares().stopShare({ machine, tag: "" });
+      const out: { tag: string; socket: string }[] = [];
+      for (const s of ENGINE_SHARES) {
+        const hostDir = shareHostDir(s, this.d.homeRoot);
+        // The owners (imaged, apid) may not have run yet: the directory must exist to be shared.
+        mkdirSync(hostDir, { recursive: true, mode: 0o711 });
+        const r = await this.d.shares().startShare({ machine, tag: s.tag, hostDir, readOnly: s.readOnly, cacheMode: "auto" });
+        out.push({ tag: s.tag, socket: r.socketPath });
+      }
+      return out;
+    });
   }
 
-  async stopShares(machine: string): Promise<void> {
-    if (machine === this.name) await this.d.shares().stopShare({ machine, tag: "" });
+  stopShares(machine: string): Promise<void> {
+    if (machine !== this.name) return Promise.resolve();
+    return this.sharesOp(async () => void (await this.d.shares().stopShare({ machine, tag: "" })));
   }
 
-  /** The engine machine's VM is gone: its streams end; the next call boots it again. */
+  private sharesChain: Promise<unknown> = Promise.resolve();
+  private sharesOp<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.sharesChain.then(fn, fn);
+    this.sharesChain = next.catch(() => {});
+    return next;
+  }
+
+  /**
+   * The engine machine's VM is gone: its streams end, and every container that was
+   * running in it is reported as exited at once (255, as the agent reports a container
+   * whose processes vanished), so apid records the exits and removes --rm containers.
+   * The next call boots the machine again; its agent then finds those containers dead.
+   */
   machineGone(): void {
     if (this.setUpOn) this.stdio.agentGone(this.setUpOn);
     this.setUpOn = undefined;
+    const now = BigInt(Date.now()) * 1_000_000n;
+    for (const containerId of this.running) this.d.publish(create(RuntimeEventSchema, { type: "exit", containerId, exitCode: MACHINE_GONE_EXIT, timeUnixNano: now }));
+    if (this.running.size) this.d.log.warn("the engine machine stopped under running containers; reported them as exited", { containers: this.running.size });
+    this.running.clear();
   }
 
   /** Events of the engine machine's agent; false for a machine exec's not its own. */
@@ -155,6 +190,8 @@ export class EngineMachine {
       return !!w;
     }
     if (e.type === "exec_exit") this.stdio.execExited(e.execId);
+    if (e.type === "start") this.running.add(e.containerId);
+    if (e.type === "exit") this.running.delete(e.containerId);
     this.d.publish(e);
     return true;
   }
@@ -187,18 +224,28 @@ export class EngineMachine {
         return { ...res, stdioSocket: await this.stdio.expose(r.id, res.stdioSocket) };
       }
       case "startExec": {
-        const r = req as { execId: string };
+        const r = req as { execId: string; containerId: string };
         const res = await agent.call("startExec", req);
-        return { ...res, stdioSocket: await this.stdio.expose(r.execId, res.stdioSocket) };
+        return { ...res, stdioSocket: await this.stdio.expose(r.execId, res.stdioSocket, r.containerId) };
       }
       case "containerStates": {
         const res = await agent.call("containerStates", req);
-        for (const c of res.containers) if (c.stdioSocket) c.stdioSocket = await this.stdio.expose(c.id, c.stdioSocket);
+        for (const c of res.containers) {
+          if (c.stdioSocket) c.stdioSocket = await this.stdio.expose(c.id, c.stdioSocket);
+          if (c.status === "running" || c.status === "paused") this.running.add(c.id);
+          else this.running.delete(c.id);
+        }
         return res;
       }
       case "deleteContainer": {
         const res = await agent.call("deleteContainer", req);
         this.stdio.close((req as { id: string }).id);
+        this.running.delete((req as { id: string }).id);
+        return res;
+      }
+      case "startContainer": {
+        const res = await agent.call("startContainer", req);
+        this.running.add((req as { id: string }).id);
         return res;
       }
       default:

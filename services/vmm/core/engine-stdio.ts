@@ -22,8 +22,11 @@ interface Listener {
   guestPath: string;
   hostPath: string;
   server: Server;
-  /** Connections open now. */
+  /** Connections open now, and whether any came. */
   open: number;
+  served?: boolean;
+  /** The container of an exec's socket (closed with it). */
+  owner?: string;
   /** An exec that has exited: the socket goes once its client is done. */
   exited?: boolean;
   timer?: Timer;
@@ -49,14 +52,14 @@ export class EngineStdio {
   }
 
   /** Serves the guest socket `guestPath` (of container or exec `id`) on the host; returns the host path. */
-  async expose(id: string, guestPath: string): Promise<string> {
+  async expose(id: string, guestPath: string, owner?: string): Promise<string> {
     if (!guestPath) return "";
     const existing = this.listeners.get(id);
     if (existing?.guestPath === guestPath) return existing.hostPath;
     if (existing) this.close(id);
     const hostPath = join(this.dir, basename(guestPath));
     rmSync(hostPath, { force: true });
-    const l: Listener = { id, guestPath, hostPath, server: createServer({ allowHalfOpen: true }, (c) => void this.onClient(l, c)), open: 0 };
+    const l: Listener = { id, guestPath, hostPath, owner, server: createServer({ allowHalfOpen: true }, (c) => void this.onClient(l, c)), open: 0 };
     this.listeners.set(id, l);
     await new Promise<void>((resolve, reject) => {
       l.server.once("error", reject);
@@ -65,8 +68,9 @@ export class EngineStdio {
     return hostPath;
   }
 
-  /** Stops serving the socket of `id` (container deleted). Open streams run to their end. */
+  /** Stops serving the socket of `id` (container deleted: its execs' too). Open streams run to their end. */
   close(id: string): void {
+    for (const [execId, e] of this.listeners) if (e.owner === id) this.close(execId);
     const l = this.listeners.get(id);
     if (!l) return;
     this.listeners.delete(id);
@@ -80,7 +84,10 @@ export class EngineStdio {
     const l = this.listeners.get(id);
     if (!l) return;
     l.exited = true;
-    if (l.open === 0) l.timer = setTimeout(() => this.close(id), EXEC_LINGER_MS);
+    if (l.open > 0) return; // closed when its client is done
+    // Its client came and went already: done. Else it may still come (the shim replays).
+    if (l.served) this.close(id);
+    else l.timer = setTimeout(() => this.close(id), EXEC_LINGER_MS);
   }
 
   /** Frames of streams from the agent. */
@@ -117,6 +124,7 @@ export class EngineStdio {
     const sid = `io-${randomBytes(8).toString("hex")}`;
     this.streams.set(sid, { client, agent });
     l.open++;
+    l.served = true;
     clearTimeout(l.timer);
     agent.openStream(sid, l.guestPath);
     client.on("data", (data: Buffer) => agent.sendIo(sid, data));

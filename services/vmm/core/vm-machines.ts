@@ -207,8 +207,9 @@ export class VmMachines {
     this.creating.delete(spec.name);
   }
 
-  start(name: string): Promise<MachineRecord> {
-    return this.lock.run(name, () => this.startLocked(name));
+  /** `bootTimeoutMs`: how long the guest agent may take to answer (default ARCBOX_MACHINE_BOOT_TIMEOUT_MS). */
+  start(name: string, opts: { bootTimeoutMs?: number } = {}): Promise<MachineRecord> {
+    return this.lock.run(name, () => this.startLocked(name, opts.bootTimeoutMs));
   }
 
   stop(name: string, timeoutS = DEFAULT_STOP_TIMEOUT_S): Promise<MachineRecord> {
@@ -260,7 +261,7 @@ export class VmMachines {
     this.live.clear();
   }
 
-  private async startLocked(name: string): Promise<MachineRecord> {
+  private async startLocked(name: string, bootTimeoutMs = AGENT_BOOT_TIMEOUT_MS): Promise<MachineRecord> {
     const m = this.get(name);
     if (m.state === "running" || m.state === "starting") return m;
     assertTransition(name, m.state, "starting");
@@ -285,7 +286,7 @@ export class VmMachines {
       });
       this.update(name, { pid: vm.pid, accel: vm.accel.accel, accelNote: vm.accel.note, startedMs: Date.now(), mac: nic?.mac ?? "", ip: nic?.ip ?? "" });
       this.watch(name, vm);
-      await this.attachAgent(name, vm);
+      await this.attachAgent(name, vm, false, bootTimeoutMs);
     } catch (err) {
       if (vm) {
         const live = this.live.get(name);
@@ -339,10 +340,10 @@ export class VmMachines {
   }
 
   /** `adopted`: the agent is up already, so a session that does not answer is retried. */
-  private async attachAgent(name: string, vm: VmHandle, adopted = false): Promise<void> {
+  private async attachAgent(name: string, vm: VmHandle, adopted = false, bootTimeoutMs = AGENT_BOOT_TIMEOUT_MS): Promise<void> {
     const agent = await connectVmAgent({
       socket: vm.agentSocket,
-      timeoutMs: adopted ? ADOPT_AGENT_TIMEOUT_MS : AGENT_BOOT_TIMEOUT_MS,
+      timeoutMs: adopted ? ADOPT_AGENT_TIMEOUT_MS : bootTimeoutMs,
       resyncAfterMs: adopted ? RESYNC_AFTER_MS : undefined,
       onEvent: (e) => this.d.onEvent?.(name, e),
       onClose: () => {
