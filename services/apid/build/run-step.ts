@@ -10,6 +10,7 @@ import { LogReader } from "../docker/streams/log-reader.ts";
 import { BuildError } from "./errors.ts";
 import type { RunConfig } from "./instructions.ts";
 import { shortId, type BuildOutput } from "./output.ts";
+import { assertHostRootfs } from "../core/engine-target.ts";
 
 export interface RunLimits {
   networkMode: string;
@@ -54,6 +55,7 @@ function hostConfig(l: RunLimits): Record<string, unknown> {
 }
 
 export async function runStep(containers: ContainerManager, out: BuildOutput, s: RunStep): Promise<string> {
+  assertHostRootfs("RUN in docker build");
   const body = {
     Image: s.parentId,
     Cmd: s.command,

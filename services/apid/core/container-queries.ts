@@ -7,6 +7,7 @@ import { ContainerError } from "./container-error.ts";
 import type { ContainerManager } from "./container-manager.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
+import { assertHostRootfs } from "./engine-target.ts";
 
 /** The container's TTY size. */
 export async function resizeTty(m: ContainerManager, id: string, height: number, width: number): Promise<void> {
@@ -32,6 +33,7 @@ export async function statsSample(m: ContainerManager, rec: ContainerRecord): Pr
 /** docker commit through imaged; a running container is frozen meanwhile (pause=true). */
 export async function commit(m: ContainerManager, ref: string, o: { reference: string; comment: string; author: string; configJson: string; changes: string[]; pause: boolean }): Promise<string> {
   const rec = m.get(ref);
+  assertHostRootfs("docker commit");
   const freeze = o.pause && rec.state.status === "running";
   if (freeze) await call(() => m.backends.machines.pauseContainer({ machine: HOST_MACHINE, id: rec.id }));
   try {
