@@ -58,6 +58,11 @@ describe("VM mode: containers run in the engine machine", () => {
     const host = Bun.spawnSync(["uname", "-r"]).stdout.toString().trim();
     expect(r.stdout.trim()).not.toBe(host);
     expect(r.stdout.trim()).toBe((await inEngine("uname -r")).trim());
+    // The machine's clock follows the host's (the agent stamps starts and exits with it).
+    const before = Date.now() / 1000;
+    const clock = await d.docker(["run", "--rm", IMAGE, "date", "+%s"], LONG);
+    expect(Number(clock.stdout.trim())).toBeGreaterThanOrEqual(Math.floor(before) - 5);
+    expect(Number(clock.stdout.trim())).toBeLessThanOrEqual(Date.now() / 1000 + 5);
     // The engine machine is listed as such.
     const ls = await d.arcbox(["machine", "ls"]);
     expect(ls.stdout).toMatch(/^arcbox-engine\s+running\s/m);

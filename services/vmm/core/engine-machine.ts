@@ -62,6 +62,9 @@ function setupScript(): string {
   );
   return [
     "set -e",
+    // The guest clock lags the host's under TCG (no paravirtual clock): the agent stamps
+    // container starts and exits, so set it from the host (to the second) each time.
+    `date -u -s @${Math.round(Date.now() / 1000)} >/dev/null`,
     // The background loader of stage 2 may be loading them too: "exists" is fine.
     "for m in loop overlay fuse virtiofs; do insmod /opt/arcbox/modules/$m.ko 2>/dev/null || true; done",
     `mkdir -p ${GUEST_LAYER_MOUNTS}`,
