@@ -9,7 +9,8 @@ Usage: arcbox [--home DIR] COMMAND
 
 Commands:
   daemon            run the supervisor and its services in the foreground
-  start             start the daemon in the background; returns when the Docker socket answers
+  start [--vm]      start the daemon in the background; returns when the Docker socket answers
+                    (--vm: run every container inside the engine machine, a Linux VM)
   stop              stop the daemon and every service, in order
   status            show the daemon and its services
   logs [SERVICE]    show logs (supervisor, apid, imaged, netd, fsd, vmm); -f to follow
@@ -39,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     case "daemon":
       return (await import("../services/supervisor/main.ts")).runDaemon(homeDir);
     case "start":
-      return (await import("./commands/start.ts")).start(home);
+      return (await import("./commands/start.ts")).start(home, { vm: rest.includes("--vm") });
     case "stop":
       return (await import("./commands/lifecycle.ts")).stop(home);
     case "status":

@@ -61,6 +61,7 @@ async function stop(reason: string): Promise<void> {
 server = new AgentServer(agent, log, {
   socket: layout.agentSocket,
   notifySocket: layout.notifySocket,
+  ioDir: layout.ioDir,
   // No process to watch and nobody to serve: an idle agent goes away (vmm starts a new
   // one). Checked when the last client leaves and again after each container exit.
   // Not in a VM: there it is the machine's agent, and the host comes back to it.

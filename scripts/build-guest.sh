@@ -64,7 +64,7 @@ fi
 # loaded by stage 2 at low priority while the agent starts (on one TCG vCPU, every module
 # loaded before the agent delays it).
 BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
-LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs vmw_vsock_virtio_transport"
+LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs loop vmw_vsock_virtio_transport"
 BUN_BIN=$(readlink -f "$(command -v bun)")
 RUNC_BIN=$(readlink -f "$(command -v runc)")
 TINI_BIN=/usr/bin/tini-static

@@ -25,7 +25,7 @@ export async function dockerPing(home: ArcboxHome): Promise<boolean> {
  * Spawns the supervisor detached, with a pipe on fd 3 that it writes "ready" to once
  * the Docker socket is served: no polling, and an early exit is seen at once.
  */
-export async function start(home: ArcboxHome): Promise<number> {
+export async function start(home: ArcboxHome, opts: { vm?: boolean } = {}): Promise<number> {
   ensureHome(home);
   if (await dockerPing(home)) {
     console.log(`ArcBox is already running (home ${home.root})`);
@@ -36,7 +36,7 @@ export async function start(home: ArcboxHome): Promise<number> {
   const child = spawn(process.execPath, ["--smol", daemon, "--home", home.root], {
     detached: true,
     stdio: ["ignore", logFd, logFd, "pipe"],
-    env: { ...process.env, ARCBOX_HOME: home.root, ARCBOX_READY_FD: "3" },
+    env: { ...process.env, ARCBOX_HOME: home.root, ARCBOX_READY_FD: "3", ...(opts.vm ? { ARCBOX_ENGINE_MODE: "vm" } : {}) },
   });
   closeSync(logFd);
   const readyPipe = child.stdio[3] as Readable;

@@ -14,7 +14,8 @@ import {
 } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Logger } from "../../lib/log.ts";
 import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
-import { mountOverlay, unmountIfMounted } from "../platform/overlay.ts";
+import { mountRootfs, releaseUnusedLayers } from "../platform/layer-images.ts";
+import { unmountIfMounted } from "../platform/overlay.ts";
 import { Runc } from "../platform/runc.ts";
 import { startCreated, startShim } from "../platform/shim.ts";
 import type { EventHub } from "./event-hub.ts";
@@ -63,7 +64,7 @@ export class ContainerRuntime {
         // runc create's cgroup join then skips the kernel's ~15 ms grace-period wait.
         warmCgroupMigrationForCreate();
         mkdirSync(rootfs, { recursive: true, mode: 0o700 });
-        await mountOverlay(req.rootfs!, rootfs);
+        await mountRootfs(req.rootfs!, rootfs);
         const shared = { pid: this.sharedNs(req.pidMode, "pid", "PID"), ipc: this.sharedNs(req.ipcMode, "ipc", "IPC"), uts: this.sharedNs(req.utsMode, "uts", "UTS") };
         const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared });
         writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
@@ -176,6 +177,7 @@ export class ContainerRuntime {
       rmSync(this.layout.consoleSocket(e.id), { force: true });
     }
     await unmountIfMounted(this.layout.rootfsDir(id));
+    await releaseUnusedLayers();
     removeCgroups(this.layout.cgroupPath(id));
     rmSync(this.layout.containerDir(id), { recursive: true, force: true });
     rmSync(this.layout.stdioSocket(id), { force: true });

@@ -30,17 +30,31 @@ export interface EventFrame {
 /**
  * Stdio of a machine exec, both ways: fd 0 host -> agent, fd 1/2 agent -> host (a TTY
  * has only fd 1). `eof` ends that fd (fd 0: closes the process's stdin).
+ * Also the bytes of a socket stream (OpenFrame): fd 0 host -> guest socket, fd 1 back;
+ * `close` says the stream is gone both ways.
  */
 export interface IoFrame {
   k: "io";
-  /** The machine exec's id. */
+  /** The machine exec's id, or the socket stream's. */
   sid: string;
   fd: number;
   data?: Uint8Array;
   eof?: boolean;
+  close?: boolean;
 }
 
-export type AgentFrame = RequestFrame | ResponseFrame | EventFrame | IoFrame;
+/**
+ * host -> agent: connect to the Unix socket `path` in the guest (a container's or an
+ * exec's stdio socket) and carry its bytes as io frames of stream `sid` (VM mode: the
+ * host's attach connections reach the shims inside the machine this way).
+ */
+export interface OpenFrame {
+  k: "open";
+  sid: string;
+  path: string;
+}
+
+export type AgentFrame = RequestFrame | ResponseFrame | EventFrame | IoFrame | OpenFrame;
 
 /** Name of the agent's socket (under $ARCBOX_HOME/run) and of its shim notification socket. */
 export const AGENT_SOCKET_NAME = "guest-agent.sock";

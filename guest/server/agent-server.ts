@@ -17,12 +17,15 @@ import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machi
 import type { Agent } from "../core/agent.ts";
 import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
-import type { IoFrame, RequestFrame, ResponseFrame } from "../protocol/messages.ts";
+import type { IoFrame, OpenFrame, RequestFrame, ResponseFrame } from "../protocol/messages.ts";
 import { SYNC, SyncScanner } from "../protocol/sync.ts";
+import { SocketStreams } from "./socket-streams.ts";
 
 export interface AgentServerOptions {
   socket: string;
   notifySocket: string;
+  /** The stdio sockets' dir: the host may open streams to sockets in it (VM mode). */
+  ioDir?: string;
   /** Called when no client is connected and no request is running. */
   onIdle: () => void;
 }
@@ -48,6 +51,7 @@ export class AgentServer {
   private inflight = 0;
   private main: Server;
   private notify: Server;
+  private streams: SocketStreams | undefined;
 
   constructor(
     private readonly agent: Agent,
@@ -55,6 +59,7 @@ export class AgentServer {
     private readonly opts: AgentServerOptions,
   ) {
     this.main = createServer((s) => this.onClient(s));
+    if (opts.ioDir) this.streams = new SocketStreams(opts.ioDir);
     this.notify = createServer((s) => this.onShim(s));
     agent.events.subscribe((e) => this.broadcast(encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) })));
     // Machine exec output: to every client, like events (in a VM there is one, vmm).
@@ -140,13 +145,17 @@ export class AgentServer {
         return;
       }
       for (const f of frames) {
-        if ((f as IoFrame)?.k === "io") this.agent.machineExecs.input(f as IoFrame);
+        const k = (f as { k?: string })?.k;
+        if (k === "io") {
+          if (!this.streams?.input(f as IoFrame)) this.agent.machineExecs.input(f as IoFrame);
+        } else if (k === "open") this.streams?.open(socket, f as OpenFrame);
         else void this.handle(socket, f as RequestFrame);
       }
     });
     socket.on("error", () => {});
     socket.on("close", () => {
       this.clients.delete(socket);
+      this.streams?.dropOwner(socket);
       this.checkIdle();
     });
   }

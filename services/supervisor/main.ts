@@ -8,6 +8,7 @@
  */
 import { closeSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { ENGINE_MODE_ENV, resolveEngineMode } from "../../lib/engine-mode.ts";
 import { ArcboxError } from "../../lib/errors.ts";
 import { arcboxHome, debugSocket, ensureHome, restrictHomePermissions, supervisorLock, supervisorSocket, type ArcboxHome } from "../../lib/home.ts";
 import { createLogger } from "../../lib/log.ts";
@@ -48,7 +49,16 @@ export async function runDaemon(homeDir: string): Promise<number> {
     throw err;
   }
   restrictHomePermissions(home);
-  log.info("starting", { pid: process.pid, home: home.root, version: ARCBOX_VERSION });
+  // The engine mode (host or vm) is decided once here and inherited by every service.
+  try {
+    process.env[ENGINE_MODE_ENV] = resolveEngineMode(home.root);
+  } catch (err) {
+    process.stderr.write(`arcbox: ${(err as Error).message}\n`);
+    lock.release();
+    return 1;
+  }
+  const vmMode = process.env[ENGINE_MODE_ENV] === "vm";
+  log.info("starting", { pid: process.pid, home: home.root, version: ARCBOX_VERSION, engine: process.env[ENGINE_MODE_ENV] });
 
   const sup = new Supervisor(SERVICE_TABLE, home, log);
   const eager = sup.startEager();
@@ -95,7 +105,8 @@ export async function runDaemon(homeDir: string): Promise<number> {
   // VMs outlive the daemon: with machines on record, vmm comes back at once to adopt and
   // watch them (crash reasons, their network) instead of on the next call. It idle-exits
   // again if none runs.
-  if (hasMachines(home)) void sup.activate("vmm").catch((err) => log.warn("cannot start vmm for existing machines", { error: err }));
+  // In VM mode vmm boots the engine machine at once (the first docker run need not wait).
+  if (vmMode || hasMachines(home)) void sup.activate("vmm").catch((err) => log.warn("cannot start vmm for existing machines", { error: err }));
   return new Promise<number>(() => {}); // runs until a signal or a Shutdown call
 }
 

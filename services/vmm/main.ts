@@ -11,9 +11,11 @@ import { runService } from "../../lib/service/run-service.ts";
 import { chooseAccelerator } from "./backend/qemu/accel-probe.ts";
 import { QemuBackend } from "./backend/qemu/qemu-backend.ts";
 import type { AcceleratorChoice } from "./backend/backend.ts";
+import { ENGINE_MACHINE, engineMode } from "../../lib/engine-mode.ts";
+import { EngineMachine } from "./core/engine-machine.ts";
 import { EventFanout } from "./core/event-fanout.ts";
 import { HostMachine } from "./core/host-machine.ts";
-import { noNetwork } from "./core/machine-network.ts";
+import { noNetwork, type MachineNetwork } from "./core/machine-network.ts";
 import { VmMachines } from "./core/vm-machines.ts";
 import { MachineExecs } from "./core/machine-execs.ts";
 import { MachinePortSync } from "./core/machine-ports.ts";
@@ -23,6 +25,18 @@ import { fsdShares } from "./platform/fsd-shares.ts";
 import { managerRoutes } from "./server/manager-service.ts";
 import { machineRoutes } from "./server/machine-service.ts";
 import { MachineStore } from "./storage/machine-store.ts";
+
+/**
+ * The engine machine has no NIC yet: its containers have no networks in this first step
+ * of VM mode, and without one it needs no netd, TAP or DHCP at boot.
+ */
+function withoutEngineNic(net: MachineNetwork): MachineNetwork {
+  return {
+    attach: (m) => (m === ENGINE_MACHINE ? noNetwork.attach(m) : net.attach(m)),
+    detach: (m) => (m === ENGINE_MACHINE ? noNetwork.detach(m) : net.detach(m)),
+    setPorts: (m, ports) => (m === ENGINE_MACHINE ? noNetwork.setPorts(m, ports) : net.setPorts(m, ports)),
+  };
+}
 
 await runService({
   name: "vmm",
@@ -40,7 +54,8 @@ await runService({
     });
     const store = new MachineStore(ctx.dataDir);
     // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).
-    const network = process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks);
+    const network = withoutEngineNic(process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks));
+    const userShares = fsdShares(() => ctx.clients.shares);
     const vms = new VmMachines({
       machinesDir: join(ctx.dataDir, "machines"),
       store,
@@ -50,28 +65,54 @@ await runService({
         prepareRootfs: (req) => ctx.clients.images.prepareRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
         releaseRootfs: (req) => ctx.clients.images.releaseRootfs(req).catch((err) => Promise.reject(fromConnectError(err))),
       },
+      // The engine machine's own frames (its containers' events and streams) go to the
+      // engine; `arcbox machine exec` works in it as in any machine.
       onEvent: (machine, e) => {
+        if (engine && machine === ENGINE_MACHINE && engine.onEvent(e)) return;
         execs.onEvent(e);
         ports.onEvent(machine, e);
       },
-      onIo: (_machine, f) => execs.onIo(f),
+      onIo: (machine, f) => (engine && machine === ENGINE_MACHINE && engine.onIo(f)) || execs.onIo(f),
       onStopped: (machine) => {
         execs.machineGone(machine);
         void ports.clear(machine);
+        if (machine === ENGINE_MACHINE) engine?.machineGone();
       },
       onAgentUp: (machine) => ports.sync(machine),
       network,
-      shares: fsdShares(() => ctx.clients.shares),
+      // The engine machine's shares are the engine's (its data, containers and binds);
+      // every other machine's are its configured mounts.
+      shares: {
+        start: (machine, mounts) => (engine && machine === ENGINE_MACHINE ? engine.startShares(machine) : userShares.start(machine, mounts)),
+        stop: (machine) => (engine && machine === ENGINE_MACHINE ? engine.stopShares(machine) : userShares.stop(machine)),
+      },
       log: ctx.log,
     });
     const ports = new MachinePortSync(network, (name) => vms.connectedAgent(name), ctx.log);
     const execs = new MachineExecs(ctx.home.run, (name) => vms.agent(name), ctx.log);
+    // VM mode: every container runs in the engine machine; the host agent is not started.
+    const vmMode = engineMode() === "vm";
+    const engine = vmMode
+      ? new EngineMachine({
+          homeRoot: ctx.home.root,
+          runDir: ctx.home.run,
+          vms,
+          shares: () => ({
+            startShare: (req) => ctx.clients.shares.startShare(req).catch((err) => Promise.reject(fromConnectError(err))),
+            stopShare: (req) => ctx.clients.shares.stopShare(req).catch((err) => Promise.reject(fromConnectError(err))),
+          }),
+          publish: (e) => events.publish(e),
+          log: ctx.log,
+        })
+      : undefined;
     // Reconnect at once: a restarted vmm resumes event delivery for running containers
     // and watches the VMs an earlier vmm started.
-    await Promise.all([host.agent(), vms.recover()]);
+    await Promise.all([vmMode ? undefined : host.agent(), vms.recover()]);
+    // The engine machine boots now, not on the first docker run (which would wait for it).
+    if (engine) void engine.ready().catch((err) => ctx.log.error("the engine machine did not come up", { error: err }));
     return {
       routes: (router) => {
-        machineRoutes(router, host, events, ctx.home.root);
+        machineRoutes(router, host, events, ctx.home.root, engine);
         managerRoutes(router, vms, execs, (name) => ports.forwarding(name));
       },
       state: () => ({
@@ -87,7 +128,7 @@ await runService({
       idle: async () => {
         events.pruneFifos();
         if (vms.anyRunning || events.subscriberCount > 0) return false;
-        if (host.state !== "running") return true;
+        if (vmMode || host.state !== "running") return true;
         const states = (await (await host.agent()).call("containerStates", { machine: "host", ids: [] } as never)) as { containers: unknown[] };
         return states.containers.length === 0;
       },

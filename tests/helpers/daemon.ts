@@ -2,7 +2,7 @@
  * Starts a real ArcBox daemon (`arcbox start`) on a throwaway home for a test file,
  * and runs the real docker CLI against its socket.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -29,18 +29,31 @@ export async function run(argv: string[], opts: { env?: Record<string, string>; 
   return { code, stdout, stderr };
 }
 
+/**
+ * Where a test daemon runs containers: "host", or "vm" (every container in the engine
+ * machine, issue 13). Default from ARCBOX_TEST_ENGINE, so a suite runs in either mode
+ * with one flag: `ARCBOX_TEST_ENGINE=vm bun test tests/e2e/containers.test.ts`.
+ */
+export type TestEngine = "host" | "vm";
+export const TEST_ENGINE: TestEngine = process.env.ARCBOX_TEST_ENGINE === "vm" ? "vm" : "host";
+
 export class TestDaemon {
   readonly home: string;
+  readonly engine: TestEngine;
   /**
    * `env` reaches the daemon and its services (e.g. ARCBOX_IDLE_EXIT_SECONDS); `home`,
    * when given, is used instead of a fresh temp dir (e.g. one on a small filesystem).
+   * `opts.engine` overrides ARCBOX_TEST_ENGINE; "vm" writes `"vm": true` into the home's
+   * daemon.json before the first start (the daemon's own switch).
    */
   constructor(
     prefix = "arcbox-test-",
     private readonly env: Record<string, string> = {},
     home?: string,
+    opts: { engine?: TestEngine } = {},
   ) {
     this.home = home ?? mkdtempSync(join(tmpdir(), prefix));
+    this.engine = opts.engine ?? TEST_ENGINE;
   }
 
   get socket(): string {
@@ -66,6 +79,11 @@ export class TestDaemon {
   }
 
   async start(): Promise<void> {
+    if (this.engine === "vm") {
+      const path = join(this.home, "daemon.json");
+      const current = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>) : {};
+      if (current.vm !== true) writeFileSync(path, JSON.stringify({ ...current, vm: true }));
+    }
     const r = await this.arcbox(["start"]);
     if (r.code !== 0) throw new Error(`arcbox start failed (${r.code}): ${r.stderr}${r.stdout}`);
   }

@@ -11,6 +11,7 @@ import { LogReader } from "../docker/streams/log-reader.ts";
 import { BuildError } from "./errors.ts";
 import type { RunConfig } from "./instructions.ts";
 import { shortId, type BuildOutput } from "./output.ts";
+import { assertHostRootfs } from "../core/engine-target.ts";
 
 export interface RunLimits {
   networkMode: string;
@@ -58,6 +59,7 @@ function hostConfig(l: RunLimits): Record<string, unknown> {
 export type StepContainers = Pick<ContainerBackend, "create" | "get" | "start" | "kill" | "remove" | "waitExit">;
 
 export async function runStep(containers: StepContainers, images: Backends["images"], out: BuildOutput, s: RunStep): Promise<string> {
+  assertHostRootfs("RUN in docker build");
   const body = {
     Image: s.parentId,
     Cmd: s.command,

@@ -37,6 +37,7 @@ import { generateName, isValidName } from "./names.ts";
 import { restartDelayMs, shouldRestartOnDaemonStart, shouldRestartOnExit } from "./restart-policy.ts";
 import { createRequest, HOST_MACHINE, hostnameOf } from "./runtime-spec.ts";
 import { RuntimeMonitor } from "./runtime-monitor.ts";
+import { usesNetd } from "./engine-target.ts";
 import { attachNetwork, mountVolumes } from "./start-resources.ts";
 import { signalNumber } from "./signals.ts";
 import { startFailure, within } from "./start-failure.ts";
@@ -318,8 +319,7 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
   }
 
   private isNetdMode(rec: ContainerRecord): boolean {
-    const mode = String(rec.hostConfig.NetworkMode);
-    return mode !== "none" && mode !== "host" && !mode.startsWith("container:");
+    return usesNetd(String(rec.hostConfig.NetworkMode));
   }
 
   /**

@@ -7,6 +7,7 @@ import type { CommitOptions, ContainerEvents, ContainerLookup, ContainerPauser, 
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
+import { assertHostRootfs } from "./engine-target.ts";
 
 export class ContainerQueries implements ContainerRuntimeQueries {
   constructor(
@@ -42,6 +43,7 @@ export class ContainerQueries implements ContainerRuntimeQueries {
    */
   async commit(ref: string, o: CommitOptions): Promise<string> {
     const rec = this.containers.get(ref);
+    assertHostRootfs("docker commit");
     const run = async () => {
       const res = await call(() =>
         this.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),

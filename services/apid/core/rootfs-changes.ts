@@ -4,6 +4,7 @@
  */
 import { existsSync, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { assertHostRootfs } from "./engine-target.ts";
 
 export interface Change {
   Path: string;
@@ -11,6 +12,7 @@ export interface Change {
 }
 
 export function upperChanges(upper: string, lowers: string[]): Change[] {
+  assertHostRootfs("docker diff");
   const out: Change[] = [];
   const inLower = (rel: string) => lowers.some((l) => existsSync(join(l, rel)));
   const walk = (rel: string) => {

@@ -20,6 +20,7 @@ import { REPO_ROOT } from "../../../lib/entry.ts";
 import type { ErrorCode } from "../../../lib/errors.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
+import { assertHostRootfs } from "./engine-target.ts";
 
 const HELPER = join(REPO_ROOT, "native", "bin", "arcbox-rootfs-cp");
 
@@ -50,6 +51,7 @@ export function containerPath(path: string, workingDir: string): string {
 
 /** Where the helper finds the container's root: the live one, or the stopped one's layers. */
 function rootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean, withVolumes = true): string[] {
+  assertHostRootfs("copying files from or to a container");
   const { status, pid } = rec.state;
   if ((status === "running" || status === "paused" || status === "restarting") && pid > 0) return ["--pid", String(pid), "--cgroup", `/arcbox/${rec.id}`];
   if (!rec.rootfs.upperDir) throw new ContainerError("conflict", `container ${rec.id} has no root filesystem`);

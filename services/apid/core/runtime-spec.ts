@@ -5,9 +5,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateContainerRequestSchema, ProcessSpecSchema } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { ContainerRecord, MountPoint, NetworkInfo } from "./container-record.ts";
+import { ENGINE_MACHINE_NAME } from "./engine-target.ts";
 import { parseSecurityOpt } from "./host-options.ts";
 
-export const HOST_MACHINE = "host";
+/** The machine that runs containers: "host", or the engine machine in VM mode (engine-target.ts). */
+export const HOST_MACHINE = ENGINE_MACHINE_NAME;
 
 type CreateRequest = MessageInitShape<typeof CreateContainerRequestSchema>;
 type ProcessInit = MessageInitShape<typeof ProcessSpecSchema>;

@@ -5,6 +5,7 @@
 import type { ArcboxError } from "../../../lib/errors.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError } from "./container-error.ts";
+import { effectiveNetworkMode } from "./engine-target.ts";
 import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
 import type { LinkedView } from "./legacy-links.ts";
 import { networkInfoOf } from "./network-endpoints.ts";
@@ -21,7 +22,8 @@ function hostPortRange(spec: string | null | undefined): { hostPort: number; hos
 }
 
 /** The container's network: local files for none/host, else netd.Attach. */
-export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
+export async function attachNetwork(backends: Backends, rec: ContainerRecord, requestedMode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
+  const mode = effectiveNetworkMode(rec, requestedMode);
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.

@@ -77,6 +77,16 @@ export class AgentClient {
     this.socket.write(encodeFrame(data === "eof" ? { k: "io", sid, fd: 0, eof: true } : { k: "io", sid, fd: 0, data }));
   }
 
+  /** Opens a socket stream to `path` in the guest (guest/server/socket-streams.ts). */
+  openStream(sid: string, path: string): void {
+    if (!this.closed) this.socket.write(encodeFrame({ k: "open", sid, path }));
+  }
+
+  /** Ends a socket stream both ways. */
+  closeStream(sid: string): void {
+    if (!this.closed) this.socket.write(encodeFrame({ k: "io", sid, fd: 0, close: true }));
+  }
+
   close(): void {
     this.socket.destroy();
   }

@@ -62,7 +62,13 @@ interface Live {
   shared?: boolean;
 }
 
-export type CreateInput = Partial<Omit<CreateSpec, "mounts">> & { name: string; noStart?: boolean; mounts?: MountRequest[] };
+export type CreateInput = Partial<Omit<CreateSpec, "mounts">> & {
+  name: string;
+  noStart?: boolean;
+  mounts?: MountRequest[];
+  /** Makes the root disk itself instead of from an image (the engine machine's minimal root). */
+  buildDisk?: (diskPath: string, sizeGib: number) => Promise<void>;
+};
 
 export class VmMachines {
   private readonly lock = new KeyedLock();
@@ -171,32 +177,21 @@ export class VmMachines {
     const owner = `machine-build.${spec.name}`;
     let prepared = false;
     try {
-      const layers = await this.d.images.prepareRootfs({ image: spec.image, containerId: owner }).catch((err: MachineError) => {
-        if (err.code === "not_found") throw new MachineError("not_found", `image ${spec.image} is not present locally (pull or load it first): ${err.message}`);
-        throw err;
-      });
-      prepared = true;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const started = performance.now();
-      await buildRootDisk(layers, join(dir, "disk.img"), spec.diskGib, join(dir, "rootfs.mnt"));
-      this.d.log.info("made the machine's disk", { machine: spec.name, image: spec.image, gib: spec.diskGib, ms: Math.round(performance.now() - started) });
-      const record: MachineRecord = {
-        ...spec,
-        imageId: layers.imageId,
-        state: "created",
-        backend: this.d.backend.name,
-        accel: "",
-        accelNote: "",
-        pid: 0,
-        mac: "",
-        ip: "",
-        createdMs: Date.now(),
-        startedMs: 0,
-        stoppedMs: 0,
-        stopReason: "",
-      };
-      if (!this.d.store.insert(record)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
-      this.creating.delete(spec.name);
+      if (input.buildDisk) {
+        await input.buildDisk(join(dir, "disk.img"), spec.diskGib);
+        this.insertCreated(spec, "");
+      } else {
+        const layers = await this.d.images.prepareRootfs({ image: spec.image, containerId: owner }).catch((err: MachineError) => {
+          if (err.code === "not_found") throw new MachineError("not_found", `image ${spec.image} is not present locally (pull or load it first): ${err.message}`);
+          throw err;
+        });
+        prepared = true;
+        const started = performance.now();
+        await buildRootDisk(layers, join(dir, "disk.img"), spec.diskGib, join(dir, "rootfs.mnt"));
+        this.d.log.info("made the machine's disk", { machine: spec.name, image: spec.image, gib: spec.diskGib, ms: Math.round(performance.now() - started) });
+        this.insertCreated(spec, layers.imageId);
+      }
     } catch (err) {
       this.creating.delete(spec.name);
       rmSync(dir, { recursive: true, force: true });
@@ -208,8 +203,29 @@ export class VmMachines {
     return this.start(spec.name);
   }
 
-  start(name: string): Promise<MachineRecord> {
-    return this.lock.run(name, () => this.startLocked(name));
+  private insertCreated(spec: CreateSpec, imageId: string): void {
+    const record: MachineRecord = {
+      ...spec,
+      imageId,
+      state: "created",
+      backend: this.d.backend.name,
+      accel: "",
+      accelNote: "",
+      pid: 0,
+      mac: "",
+      ip: "",
+      createdMs: Date.now(),
+      startedMs: 0,
+      stoppedMs: 0,
+      stopReason: "",
+    };
+    if (!this.d.store.insert(record)) throw new MachineError("already_exists", `machine ${spec.name} already exists`);
+    this.creating.delete(spec.name);
+  }
+
+  /** `bootTimeoutMs`: how long the guest agent may take to answer (default ARCBOX_MACHINE_BOOT_TIMEOUT_MS). */
+  start(name: string, opts: { bootTimeoutMs?: number } = {}): Promise<MachineRecord> {
+    return this.lock.run(name, () => this.startLocked(name, opts.bootTimeoutMs));
   }
 
   stop(name: string, timeoutS = DEFAULT_STOP_TIMEOUT_S): Promise<MachineRecord> {
@@ -289,7 +305,7 @@ export class VmMachines {
     this.live.clear();
   }
 
-  private async startLocked(name: string): Promise<MachineRecord> {
+  private async startLocked(name: string, bootTimeoutMs = AGENT_BOOT_TIMEOUT_MS): Promise<MachineRecord> {
     const m = this.get(name);
     if (m.state === "running" || m.state === "starting") return m;
     assertTransition(name, m.state, "starting");
@@ -317,7 +333,7 @@ export class VmMachines {
       });
       this.update(name, { pid: vm.pid, accel: vm.accel.accel, accelNote: vm.accel.note, startedMs: Date.now(), mac: nic?.mac ?? "", ip: nic?.ip ?? "" });
       this.watch(name, vm, shares.length > 0);
-      await this.attachAgent(name, vm);
+      await this.attachAgent(name, vm, false, bootTimeoutMs);
     } catch (err) {
       if (vm) {
         const live = this.live.get(name);
@@ -372,10 +388,10 @@ export class VmMachines {
   }
 
   /** `adopted`: the agent is up already, so a session that does not answer is retried. */
-  private async attachAgent(name: string, vm: VmHandle, adopted = false): Promise<void> {
+  private async attachAgent(name: string, vm: VmHandle, adopted = false, bootTimeoutMs = AGENT_BOOT_TIMEOUT_MS): Promise<void> {
     const agent = await connectVmAgent({
       socket: vm.agentSocket,
-      timeoutMs: adopted ? ADOPT_AGENT_TIMEOUT_MS : AGENT_BOOT_TIMEOUT_MS,
+      timeoutMs: adopted ? ADOPT_AGENT_TIMEOUT_MS : bootTimeoutMs,
       resyncAfterMs: adopted ? RESYNC_AFTER_MS : undefined,
       onEvent: (e) => this.d.onEvent?.(name, e),
       onClose: () => {

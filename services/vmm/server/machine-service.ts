@@ -5,11 +5,13 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { MachineService } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { AgentMethod } from "../core/agent-client.ts";
+import type { EngineMachine } from "../core/engine-machine.ts";
 import type { EventFanout } from "../core/event-fanout.ts";
 import type { HostMachine } from "../core/host-machine.ts";
 import { MachineError } from "../core/machine-error.ts";
 
-export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout, homeRoot: string): void {
+/** `engine`: in VM mode, the engine machine (its calls are translated, engine-machine.ts). */
+export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout, homeRoot: string, engine?: EngineMachine): void {
   const machine = (name: string) => {
     if (name && name !== host.id) throw new MachineError("not_found", `no such machine: ${name}`);
     return host;
@@ -17,7 +19,7 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
   const forward =
     <K extends AgentMethod>(method: K) =>
     async (req: { machine: string } & Parameters<Awaited<ReturnType<HostMachine["agent"]>>["call"]>[1]) =>
-      (await machine(req.machine).agent()).call(method, req as never);
+      engine && req.machine === engine.name ? (engine.call(method, req as never) as never) : (await machine(req.machine).agent()).call(method, req as never);
 
   router.service(MachineService, {
     list: () => ({ items: [{ id: host.id, name: host.id, kind: "host", state: host.state }] }),
@@ -36,14 +38,14 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     startExec: forward("startExec"),
     execState: forward("execState"),
     async *events(req, ctx: HandlerContext) {
-      const host = machine(req.machine);
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);
         yield {};
         return;
       }
       // Connect to the agent first, so events of containers started earlier flow.
-      await host.agent();
+      if (engine && req.machine === engine.name) await engine.ready();
+      else await machine(req.machine).agent();
       if (req.fifo) {
         // Events go to the caller's FIFO from now on; this stream only confirms it.
         events.subscribeFifo(req.fifo, homeRoot);

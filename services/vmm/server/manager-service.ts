@@ -3,6 +3,8 @@
  * VmMachines (records, lifecycle) and MachineExecs (processes in machines).
  */
 import { create } from "@bufbuild/protobuf";
+import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
+import { MachineError } from "../core/machine-error.ts";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { MachineInfoSchema, MachineManagerService, MachineMountSchema, type MachineInfo, type MachineMount as MachineMountMsg } from "../../../proto/gen/arcbox/machines/v1/manager_pb.ts";
 import type { MachineMount, MountRequest } from "../core/machine-mounts.ts";
@@ -40,11 +42,17 @@ export function toInfo(m: MachineRecord, dir: string, fwd?: PortForwarding): Mac
   });
 }
 
+/** The engine machine (VM mode) is the daemon's: users cannot create or remove it. */
+function reserved(name: string): undefined {
+  if (name === ENGINE_MACHINE) throw new MachineError("invalid_argument", `machine name ${ENGINE_MACHINE} is reserved for the engine machine (arcbox start --vm)`);
+  return undefined;
+}
+
 export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs: MachineExecs, forwarding?: (name: string) => PortForwarding): void {
   const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name), forwarding?.(m.name));
   router.service(MachineManagerService, {
     create: async (req) => ({
-      machine: info(await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart, mounts: req.mounts.map(fromMountMsg) })),
+      machine: info(reserved(req.name) ?? (await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart, mounts: req.mounts.map(fromMountMsg) }))),
     }),
     addMount: (req) => ({ machine: info(machines.addMount(req.name, fromMountMsg(req.mount))) }),
     removeMount: (req) => ({ machine: info(machines.removeMount(req.name, req.guestDir)) }),
@@ -53,6 +61,7 @@ export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs
     stop: async (req) => ({ machine: info(await machines.stop(req.name, req.timeoutSeconds || undefined)) }),
     restart: async (req) => ({ machine: info(await machines.restart(req.name, req.timeoutSeconds || undefined)) }),
     remove: async (req) => {
+      reserved(req.name);
       await machines.remove(req.name, req.force);
       return {};
     },

@@ -1,0 +1,71 @@
+/**
+ * VM mode (issue 13) against a bare boot and against host mode, in one run:
+ *   - `arcbox start --vm` (fresh home) until the first `docker run --rm IMAGE true`
+ *     succeeds, vs a bare qemu boot of the same kernel (same accelerator, CPUs, memory)
+ *     to a trivial init; goal 1.3x;
+ *   - `docker run --rm IMAGE true` in VM mode vs host mode (medians).
+ * Under TCG (no usable KVM here) the absolute numbers are the emulator's, not a VM's.
+ * Usage: bun bench/vm-mode.ts [--runs N]
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestDaemon } from "../tests/helpers/daemon.ts";
+import { buildBusyboxRootfs } from "../tests/helpers/test-images.ts";
+import { bareBootMs, bareInitramfs } from "./lib/bare-boot.ts";
+import { median } from "./lib/report.ts";
+
+const i = process.argv.indexOf("--runs");
+const RUNS = i > 0 ? Number(process.argv[i + 1]) : 3;
+const IMAGE = "bench-busybox:1";
+const work = mkdtempSync(join(tmpdir(), "bench-vm-mode-"));
+
+async function importBusybox(d: TestDaemon): Promise<void> {
+  const root = join(work, `rootfs-${d.engine}`);
+  buildBusyboxRootfs(root);
+  const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
+  const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "ignore", stderr: "pipe" });
+  if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
+}
+
+async function runTrue(d: TestDaemon): Promise<number> {
+  const t = performance.now();
+  const r = await d.docker(["run", "--rm", IMAGE, "true"], { timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`docker run (${d.engine}): ${r.stderr}`);
+  return performance.now() - t;
+}
+
+const vm = new TestDaemon("bench-vm-", {}, undefined, { engine: "vm" });
+const host = new TestDaemon("bench-host-", {}, undefined, { engine: "host" });
+try {
+  const cpus = Number(process.env.ARCBOX_ENGINE_CPUS ?? 2);
+  const memoryMib = Number(process.env.ARCBOX_ENGINE_MEMORY_MIB ?? 2048);
+  const initrd = bareInitramfs(work);
+  const bare: number[] = [];
+  for (let r = 0; r < RUNS; r++) bare.push(await bareBootMs(initrd, { accel: "tcg", cpus, memoryMib }));
+
+  const t0 = performance.now();
+  await vm.start();
+  await importBusybox(vm);
+  await runTrue(vm);
+  const firstRun = performance.now() - t0;
+
+  await host.start();
+  await importBusybox(host);
+  await runTrue(host);
+  const vmRuns: number[] = [];
+  const hostRuns: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    vmRuns.push(await runTrue(vm));
+    hostRuns.push(await runTrue(host));
+  }
+  const ms = (v: number) => `${Math.round(v)} ms`;
+  console.log(`accelerator: tcg (KVM unusable here); load average ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`);
+  console.log(`bare boot to init (median of ${RUNS}):            ${ms(median(bare))}  [${bare.map(Math.round).join(", ")}]`);
+  console.log(`arcbox start --vm to first docker run --rm:   ${ms(firstRun)}  (${(firstRun / median(bare)).toFixed(2)}x bare; goal 1.3x)`);
+  console.log(`docker run --rm true, VM mode (median):       ${ms(median(vmRuns))}  [${vmRuns.map(Math.round).join(", ")}]`);
+  console.log(`docker run --rm true, host mode (median):     ${ms(median(hostRuns))}  [${hostRuns.map(Math.round).join(", ")}]  (VM/host ${(median(vmRuns) / median(hostRuns)).toFixed(1)}x)`);
+} finally {
+  await Promise.all([vm.dispose(), host.dispose()]);
+  rmSync(work, { recursive: true, force: true });
+}

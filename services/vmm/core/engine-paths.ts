@@ -1,0 +1,66 @@
+/**
+ * VM mode: host paths in a container request, turned into the engine machine's paths.
+ * apid and imaged keep working with host paths (apid's records, imaged's snapshots);
+ * the machine sees the same files through its VirtioFS shares (guest/vm/engine-layout.ts).
+ * - A lower dir that is a mounted layer image (`data/imaged/mnt/<hex>`) becomes the
+ *   image file itself (`layer-images/<hex>` in the share): the agent loop-mounts it.
+ * - Other paths under a shared directory keep their place below its guest mount point.
+ * - The upper/work pair moves onto the machine's own disk (overlayfs cannot use a
+ *   VirtioFS upper dir, and the host's is never touched).
+ * - Bind mounts and volumes are host paths too: they reach the machine through the
+ *   share of the host's root. A path no share holds (a relative one) is refused.
+ */
+import { basename, isAbsolute, join, relative, sep } from "node:path";
+import type { CreateContainerRequest } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { ENGINE_SHARES, guestRootfsDirs, shareHostDir } from "../../../guest/vm/engine-layout.ts";
+import { MachineError } from "./machine-error.ts";
+
+export class EnginePaths {
+  private readonly shares: { hostDir: string; guestDir: string }[];
+  private readonly imagedMounts: string;
+  private readonly imagedGuest: string;
+
+  constructor(homeRoot: string) {
+    this.shares = ENGINE_SHARES.map((s) => ({ hostDir: shareHostDir(s, homeRoot), guestDir: s.guestDir }));
+    this.imagedMounts = join(homeRoot, "data", "imaged", "mnt");
+    this.imagedGuest = ENGINE_SHARES[0].guestDir;
+  }
+
+  /** The guest path of a host file in a share; undefined when no share holds it. */
+  guestPath(hostPath: string): string | undefined {
+    if (!isAbsolute(hostPath)) return undefined;
+    for (const s of this.shares) {
+      const rel = relative(s.hostDir, hostPath);
+      if (rel === "" || (!rel.startsWith("..") && !rel.startsWith(sep) && rel !== "..")) return rel ? join(s.guestDir, rel) : s.guestDir;
+    }
+    return undefined;
+  }
+
+  private must(hostPath: string, what: string): string {
+    if (!hostPath) return hostPath;
+    const g = this.guestPath(hostPath);
+    if (g === undefined) throw new MachineError("invalid_argument", `${what} ${hostPath} is not a host path the engine machine can see`);
+    return g;
+  }
+
+  private layer(hostDir: string): string {
+    if (relative(this.imagedMounts, hostDir) === basename(hostDir)) return join(this.imagedGuest, "layer-images", basename(hostDir));
+    return this.must(hostDir, "layer");
+  }
+
+  /** The request as the engine machine's agent must see it. */
+  translateCreate(req: CreateContainerRequest): CreateContainerRequest {
+    const out = { ...req };
+    if (req.rootfs) {
+      const dirs = req.rootfs.upperDir ? guestRootfsDirs(req.id) : { upperDir: "", workDir: "" };
+      out.rootfs = { ...req.rootfs, lowerDirs: req.rootfs.lowerDirs.map((d) => this.layer(d)), ...dirs };
+    }
+    out.mounts = req.mounts.map((m) => (m.type === "bind" ? { ...m, source: this.must(m.source, "bind mount source") } : m));
+    out.hostsPath = this.must(req.hostsPath, "hosts file");
+    out.resolvConfPath = this.must(req.resolvConfPath, "resolv.conf");
+    out.hostnamePath = this.must(req.hostnamePath, "hostname file");
+    out.logPath = this.must(req.logPath, "log file");
+    if (req.netnsPath) throw new MachineError("invalid_argument", "container networks are not available in VM mode yet");
+    return out;
+  }
+}
