@@ -50,6 +50,7 @@ await runService({
       onEvent: (_machine, e) => execs.onEvent(e),
       onIo: (_machine, f) => execs.onIo(f),
       onStopped: (machine) => execs.machineGone(machine),
+      onAgentLost: (machine) => execs.agentLost(machine),
       network: process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks),
       log: ctx.log,
     });
