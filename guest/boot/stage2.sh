@@ -14,6 +14,14 @@ $bb mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 $bb mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
 $bb mount -t tmpfs -o mode=0755,nosuid,nodev run /run
 $bb mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp
+# The boot trace (/init's marks, then ours and the agent's): `machine exec -- cat` it.
+mark() { read -r up _ < /proc/uptime; echo "$up $1" >> /run/arcbox/boot-trace; }
+$bb mkdir -p /run/arcbox
+IFS=';'
+for m in $ARCBOX_BOOT_TRACE; do echo "$m"; done > /run/arcbox/boot-trace
+unset IFS ARCBOX_BOOT_TRACE
+mark stage2
+export ARCBOX_BOOT_TRACE_FILE=/run/arcbox/boot-trace
 $bb mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # No udev: name the virtio-serial ports as udev would (/dev/virtio-ports/<name>).
 for p in /sys/class/virtio-ports/*; do
@@ -35,6 +43,7 @@ $bb sh -c '
 
 agent_port=/dev/virtio-ports/org.arcbox.agent.0
 while :; do
+  mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).
   /opt/arcbox/bin/bun --smol --no-install /opt/arcbox/dist/guest-agent.js --home /var/lib/arcbox --serial "$agent_port"
   echo "arcbox: guest agent exited ($?); restarting in 1 s" >&2
