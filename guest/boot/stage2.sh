@@ -28,6 +28,11 @@ for p in /sys/class/virtio-ports/*; do
   [ -r "$p/name" ] && $bb ln -sf "../${p##*/}" "/dev/virtio-ports/$($bb cat "$p/name")"
 done
 
+# Idle wake-ups: no proactive compaction (kcompactd would wake twice a second) and the
+# per-CPU VM counters folded every 10 s instead of every second. Free page reporting
+# (virtio_balloon) does not depend on either.
+echo 0 > /proc/sys/vm/compaction_proactiveness 2>/dev/null
+echo 10 > /proc/sys/vm/stat_interval 2>/dev/null
 name=$(arg name)
 [ -n "$name" ] && $bb hostname "$name"
 $bb ip link set lo up
@@ -42,6 +47,15 @@ $bb sh -c '
 ' >/dev/null 2>&1 &
 
 agent_port=/dev/virtio-ports/org.arcbox.agent.0
+# The agent's Bun (guest/README.md, "Start-up costs"):
+# - under TCG (arcbox.accel=tcg from vmm) JavaScriptCore's JIT tiers cost more than they
+#   save: each compiler runs for the first time in this qemu (its code is translated
+#   first), and each piece of JIT output is translated again. The interpreter starts the
+#   agent ~35% sooner, and the agent's work is I/O glue;
+# - no GC timer: an idle agent makes no wake-ups (Bun collects as it allocates);
+# - msgpackr would probe for its native add-on, which the tools image does not have.
+[ "$(arg accel)" = tcg ] && export BUN_JSC_useJIT=0
+export BUN_GC_TIMER_DISABLE=1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true
 while :; do
   mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).
