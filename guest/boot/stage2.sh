@@ -52,10 +52,14 @@ agent_port=/dev/virtio-ports/org.arcbox.agent.0
 #   save: each compiler runs for the first time in this qemu (its code is translated
 #   first), and each piece of JIT output is translated again. The interpreter starts the
 #   agent ~35% sooner, and the agent's work is I/O glue;
-# - no GC timer: an idle agent makes no wake-ups (Bun collects as it allocates);
+#   Without the JIT bun:ffi refuses to load ("requires the JIT"): the agent must not use it
+#   in a VM (with --serial it takes no home lock, its only bun:ffi use);
+# - fewer idle wake-ups: no GC timer (Bun collects as it allocates) and no mimalloc
+#   scavenger thread (it woke after each of Bun's socket-timer ticks, ~1.3 a second while
+#   the host is connected; freed memory stays with the agent instead of going back);
 # - msgpackr would probe for its native add-on, which the tools image does not have.
 [ "$(arg accel)" = tcg ] && export BUN_JSC_useJIT=0
-export BUN_GC_TIMER_DISABLE=1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true
+export BUN_GC_TIMER_DISABLE=1 MIMALLOC_PURGE_DELAY=-1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true
 while :; do
   mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).
