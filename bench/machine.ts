@@ -5,7 +5,10 @@
  *     trivial busybox init until it prints on the console;
  *   - idle host CPU of a running machine (qemu + vmm) over a window vs the bare qemu idle;
  *   - qemu's PSS after the guest allocates 512 MB and frees it again (free page reporting).
- * Usage: bun bench/machine.ts [--runs N] [--idle-seconds S]
+ * Usage: bun bench/machine.ts [--runs N] [--idle-seconds S] [--settle-seconds S] [--profile] [--start-only]
+ *   --profile: after each start, the phase table of the start path (host marks, vmm's
+ *     log, the guest's boot trace /run/arcbox/boot-trace and its kernel log);
+ *   --start-only: skip the idle CPU and memory measurements.
  */
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +26,8 @@ const arg = (name: string, dflt: number) => {
 const RUNS = arg("--runs", 3);
 const IDLE_SECONDS = arg("--idle-seconds", 60);
 const SETTLE_SECONDS = arg("--settle-seconds", 15);
+const PROFILE = process.argv.includes("--profile");
+const START_ONLY = process.argv.includes("--start-only");
 const MEMORY_MIB = 1024;
 const ARCBOX = join(REPO_ROOT, "bin", "arcbox");
 const guest = guestArtifacts(REPO_ROOT);
@@ -102,10 +107,13 @@ try {
   const bareMs: number[] = [];
   let accel = "";
   for (let i = 0; i < RUNS; i++) {
+    const wall0 = Date.now();
     const t0 = performance.now();
     arcbox("machine", "start", "bench");
+    const tStarted = performance.now();
     sh([ARCBOX, "--home", home, "machine", "exec", "bench", "--", "true"]);
     machineMs.push(performance.now() - t0);
+    if (PROFILE) printPhases(wall0, tStarted - t0, performance.now() - tStarted);
     accel = inspect("bench").Accel;
     if (i < RUNS - 1) arcbox("machine", "stop", "bench");
     const bare = await bareBoot(initrd, accel, false);
@@ -117,34 +125,76 @@ try {
   const m = inspect("bench");
   const vmmPid = Number(/^vmm\s+\w+\s+(\d+)/m.exec(arcbox("status"))?.[1]);
 
-  // Idle: the running machine (its qemu, and vmm) vs a bare qemu idling in `sleep`.
-  const machineIdle = await idleCpuMsPerMin(() => [m.Pid]);
-  const vmmIdle = await idleCpuMsPerMin(() => [vmmPid]);
-  const bareIdleVm = await bareBoot(initrd, accel, true);
-  if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited");
-  const bareIdle = await idleCpuMsPerMin(() => [bareIdleVm.proc.pid]);
-  if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited during the measurement");
-  bareIdleVm.proc.kill("SIGKILL");
-
-  // Memory: allocate 512 MB in the guest (tmpfs), free it, let free page reporting return it.
-  const pss0 = pssBytes(m.Pid);
-  arcbox("machine", "exec", "bench", "--", "sh", "-c", "mkdir -p /mnt/t && mount -t tmpfs -o size=600m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/fill bs=1M count=512 2>/dev/null && sync");
-  const pssFull = pssBytes(m.Pid);
-  arcbox("machine", "exec", "bench", "--", "sh", "-c", "rm /mnt/t/fill && umount /mnt/t");
-  await Bun.sleep(10_000);
-  const pssFreed = pssBytes(m.Pid);
-
   const ratio = median(machineMs) / median(bareMs);
   console.log(`\nMachines vs bare qemu (accel ${accel}${m.AccelNote ? `: ${m.AccelNote}` : ""}), ${RUNS} runs, medians`);
   console.log(`start -> first exec          ${median(machineMs).toFixed(0)} ms   bare boot to init ${median(bareMs).toFixed(0)} ms   ratio ${ratio.toFixed(2)} (goal <= 1.3)`);
-  console.log(`idle CPU over ${IDLE_SECONDS}s            machine qemu ${machineIdle.toFixed(1)} ms/min, vmm ${vmmIdle.toFixed(1)} ms/min, bare qemu ${bareIdle.toFixed(1)} ms/min`);
-  console.log(`  beyond bare qemu: ${(((machineIdle + vmmIdle - bareIdle) / 60_000) * 100).toFixed(3)} % of a core (goal < 0.05 %)`);
-  console.log(`qemu PSS                     idle ${(pss0 / 1e6).toFixed(0)} MB, with 512 MB allocated ${(pssFull / 1e6).toFixed(0)} MB, after freeing ${(pssFreed / 1e6).toFixed(0)} MB`);
+  if (!START_ONLY) {
+    // Idle: the running machine (its qemu, and vmm) vs a bare qemu idling in `sleep`.
+    const machineIdle = await idleCpuMsPerMin(() => [m.Pid]);
+    const vmmIdle = await idleCpuMsPerMin(() => [vmmPid]);
+    const bareIdleVm = await bareBoot(initrd, accel, true);
+    if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited");
+    const bareIdle = await idleCpuMsPerMin(() => [bareIdleVm.proc.pid]);
+    if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited during the measurement");
+    bareIdleVm.proc.kill("SIGKILL");
+
+    // Memory: allocate 512 MB in the guest (tmpfs), free it, let free page reporting return it.
+    const pss0 = pssBytes(m.Pid);
+    arcbox("machine", "exec", "bench", "--", "sh", "-c", "mkdir -p /mnt/t && mount -t tmpfs -o size=600m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/fill bs=1M count=512 2>/dev/null && sync");
+    const pssFull = pssBytes(m.Pid);
+    arcbox("machine", "exec", "bench", "--", "sh", "-c", "rm /mnt/t/fill && umount /mnt/t");
+    await Bun.sleep(10_000);
+    const pssFreed = pssBytes(m.Pid);
+
+    console.log(`idle CPU over ${IDLE_SECONDS}s            machine qemu ${machineIdle.toFixed(1)} ms/min, vmm ${vmmIdle.toFixed(1)} ms/min, bare qemu ${bareIdle.toFixed(1)} ms/min`);
+    console.log(`  beyond bare qemu: ${(((machineIdle + vmmIdle - bareIdle) / 60_000) * 100).toFixed(3)} % of a core (goal < 0.05 %)`);
+    console.log(`qemu PSS                     idle ${(pss0 / 1e6).toFixed(0)} MB, with 512 MB allocated ${(pssFull / 1e6).toFixed(0)} MB, after freeing ${(pssFreed / 1e6).toFixed(0)} MB`);
+  }
 } finally {
   Bun.spawnSync([ARCBOX, "--home", home, "machine", "rm", "-f", "bench"]);
   Bun.spawnSync([ARCBOX, "--home", home, "stop"]);
   Bun.spawnSync(["pkill", "-KILL", "-f", home]);
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * The start path, phase by phase. Host times come from this process and vmm's log (ms
+ * since \`machine start\` was called); guest times from the guest's uptime clock (its
+ * boot trace and kernel log). The guest clock starts after qemu has set up and the
+ * kernel has decompressed itself: that part is the residual "qemu + pre-kernel" row.
+ */
+function printPhases(wall0: number, startMs: number, execMs: number): void {
+  const vmmLog = readFileSync(join(home, "log", "vmm.log"), "utf8").split("\n");
+  const at = (re: RegExp) => {
+    const line = vmmLog.filter((l) => re.test(l) && Date.parse(l.slice(0, 24)) >= wall0).at(0);
+    return line ? Date.parse(line.slice(0, 24)) - wall0 : NaN;
+  };
+  const qemuAt = at(/started qemu machine=bench/);
+  const runningAt = at(/machine running machine=bench/);
+  const trace = arcbox("machine", "exec", "bench", "--", "cat", "/run/arcbox/boot-trace")
+    .trim()
+    .split("\n")
+    .map((l) => l.split(" "))
+    .map(([t, name]) => ({ t: Number(t) * 1000, name: name! }));
+  const dmesg = arcbox("machine", "exec", "bench", "--", "dmesg");
+  const runInit = /^\[\s*([\d.]+)\] Run \/init/m.exec(dmesg);
+  const g = (name: string) => trace.find((m) => m.name === name)?.t ?? NaN;
+  const rows: [string, number][] = [
+    ["host: CLI + vmm + netd attach + disk, to qemu spawn", qemuAt],
+    ["guest: kernel boot to /init", runInit ? Number(runInit[1]) * 1000 : NaN],
+  ];
+  let prev = runInit ? Number(runInit[1]) * 1000 : 0;
+  for (const m of trace) {
+    rows.push([`guest: ... to mark "${m.name}"`, m.t - prev]);
+    prev = m.t;
+  }
+  const readyUp = g("agent-ready");
+  rows.push(["host: qemu spawn to guest clock 0 (+ relay, SYNC)", runningAt - qemuAt - readyUp]);
+  rows.push(["host: vmm 'running' to CLI start returned", startMs - runningAt]);
+  rows.push(["host: machine exec -- true (CLI, CreateExec, agent)", execMs]);
+  console.log("  phase                                                ms");
+  for (const [name, ms] of rows) console.log(`  ${name.padEnd(52)}${ms.toFixed(0).padStart(6)}`);
+  console.log(`  ${"total".padEnd(52)}${(startMs + execMs).toFixed(0).padStart(6)}`);
 }
 
 function sh2tar(dir: string): Uint8Array {

@@ -16,9 +16,11 @@ import { parseHomeFlag } from "../lib/service/argv.ts";
 import { tryLockExclusive } from "../native/libc.ts";
 import { Agent } from "./core/agent.ts";
 import { AgentLayout } from "./core/layout.ts";
+import { bootMark } from "./platform/boot-trace.ts";
 import { SerialRelay } from "./platform/serial-relay.ts";
 import { AgentServer } from "./server/agent-server.ts";
 
+bootMark("agent-main");
 const log = createLogger("guest-agent");
 const argv = process.argv.slice(2);
 const home = arcboxHome(parseHomeFlag(argv));
@@ -45,6 +47,7 @@ while (!serialPort && !tryLockExclusive(lockFd)) {
 
 const agent = new Agent(layout, log, { inVm: !!serialPort });
 await agent.containers.reconcile();
+bootMark("agent-reconciled");
 let server: AgentServer;
 let relay: SerialRelay | undefined;
 let stopping = false;
@@ -79,4 +82,5 @@ if (serialPort) {
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGHUP", () => {});
+bootMark("agent-ready");
 log.info("ready", { pid: process.pid, socket: layout.agentSocket, serial: serialPort, containers: agent.containerCount });

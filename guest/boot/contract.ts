@@ -52,6 +52,13 @@ export function kernelCmdline(o: { machineName: string; extra?: string[]; mounts
     "reboot=t",
     "panic=-1",
     ...(khz ? [`tsc_early_khz=${khz}`] : []),
+    // The TSC is steady in a VM, but under TCG on a busy host the clocksource watchdog
+    // sees it drift against the (late) timer ticks, marks it unstable and falls back to
+    // jiffies: no high-resolution timers, no tickless idle (a 250 Hz tick costs host CPU
+    // while the machine idles) and 4 ms clock steps.
+    "tsc=reliable",
+    // The crypto self-tests cost boot time (most under TCG) and guard against nothing here.
+    "cryptomgr.notests",
     "root=/dev/vda",
     "rw",
     "quiet",

@@ -14,12 +14,25 @@ $bb mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 $bb mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
 $bb mount -t tmpfs -o mode=0755,nosuid,nodev run /run
 $bb mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp
+# The boot trace (/init's marks, then ours and the agent's): `machine exec -- cat` it.
+mark() { read -r up _ < /proc/uptime; echo "$up $1" >> /run/arcbox/boot-trace; }
+$bb mkdir -p /run/arcbox
+IFS=';'
+for m in $ARCBOX_BOOT_TRACE; do echo "$m"; done > /run/arcbox/boot-trace
+unset IFS ARCBOX_BOOT_TRACE
+mark stage2
+export ARCBOX_BOOT_TRACE_FILE=/run/arcbox/boot-trace
 $bb mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # No udev: name the virtio-serial ports as udev would (/dev/virtio-ports/<name>).
 for p in /sys/class/virtio-ports/*; do
   [ -r "$p/name" ] && $bb ln -sf "../${p##*/}" "/dev/virtio-ports/$($bb cat "$p/name")"
 done
 
+# Idle wake-ups: no proactive compaction (kcompactd would wake twice a second) and the
+# per-CPU VM counters folded every 10 s instead of every second. Free page reporting
+# (virtio_balloon) does not depend on either.
+echo 0 > /proc/sys/vm/compaction_proactiveness 2>/dev/null
+echo 10 > /proc/sys/vm/stat_interval 2>/dev/null
 name=$(arg name)
 [ -n "$name" ] && $bb hostname "$name"
 $bb ip link set lo up
@@ -36,7 +49,21 @@ $bb sh -c '
 $bb sh /opt/arcbox/boot/mounts.sh # the machine's VirtioFS shares, before the agent answers
 
 agent_port=/dev/virtio-ports/org.arcbox.agent.0
+# The agent's Bun (guest/README.md, "Start-up costs"):
+# - under TCG (arcbox.accel=tcg from vmm) JavaScriptCore's JIT tiers cost more than they
+#   save: each compiler runs for the first time in this qemu (its code is translated
+#   first), and each piece of JIT output is translated again. The interpreter starts the
+#   agent ~35% sooner, and the agent's work is I/O glue;
+#   Without the JIT bun:ffi refuses to load ("requires the JIT"): the agent must not use it
+#   in a VM (with --serial it takes no home lock, its only bun:ffi use);
+# - fewer idle wake-ups: no GC timer (Bun collects as it allocates) and no mimalloc
+#   scavenger thread (it woke after each of Bun's socket-timer ticks, ~1.3 a second while
+#   the host is connected; freed memory stays with the agent instead of going back);
+# - msgpackr would probe for its native add-on, which the tools image does not have.
+[ "$(arg accel)" = tcg ] && export BUN_JSC_useJIT=0
+export BUN_GC_TIMER_DISABLE=1 MIMALLOC_PURGE_DELAY=-1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true
 while :; do
+  mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).
   /opt/arcbox/bin/bun --smol --no-install /opt/arcbox/dist/guest-agent.js --home /var/lib/arcbox --serial "$agent_port"
   echo "arcbox: guest agent exited ($?); restarting in 1 s" >&2

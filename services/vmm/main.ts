@@ -79,6 +79,7 @@ await runService({
         if (machine === ENGINE_MACHINE) engine?.machineGone();
       },
       onAgentUp: (machine) => ports.sync(machine),
+      onAgentLost: (machine) => execs.agentLost(machine),
       network,
       // The engine machine's shares are the engine's (its data, containers and binds);
       // every other machine's are its configured mounts.

@@ -56,7 +56,8 @@ describe("qemu argv", () => {
     expect(s).toContain("virtio-balloon-device,free-page-reporting=on");
     expect(s).toContain("-qmp unix:/m/dev/qmp.sock,server=on,wait=off -pidfile /m/dev/qemu.pid");
     expect(s).not.toContain("-netdev");
-    expect(argv[argv.indexOf("-append") + 1]).toBe("console=ttyS0 quiet");
+    // The guest learns the accelerator from its command line (stage 2 tunes Bun for TCG).
+    expect(argv[argv.indexOf("-append") + 1]).toBe("console=ttyS0 quiet arcbox.accel=tcg");
   });
   test("KVM uses the host CPU; a NIC when netd gave a TAP; commas in paths are escaped", () => {
     const argv = qemuArgv({ ...spec, rootDisk: "/a,b/disk.img", net: { tap: "abxt0", mac: "52:54:00:12:34:56" } }, "kvm", "q");

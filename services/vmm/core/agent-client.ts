@@ -20,6 +20,20 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/**
+ * How long a call expected to be quick (starting a machine exec, a resize, a signal,
+ * power-off) may go unanswered before the session counts as stalled. Inside a VM an
+ * agent that died and was restarted by stage 2 leaves the host's session talking to
+ * nobody, and nothing signals that but silence (guest/README.md, "Sessions"). Generous,
+ * as a TCG guest on a loaded host is slow.
+ */
+export const QUICK_CALL_TIMEOUT_MS = Number(process.env.ARCBOX_AGENT_CALL_TIMEOUT_MS ?? 60_000);
+
+export interface CallOptions {
+  /** Reject (and report the session stalled, `onStalled`) after this long without an answer. */
+  timeoutMs?: number;
+}
+
 export class AgentClient {
   private nextId = 1;
   private pending = new Map<number, Pending>();
@@ -27,6 +41,9 @@ export class AgentClient {
 
   /** Exec stdio frames from a VM's agent (`{k:"io", sid, fd, data | eof}`). */
   onIo: ((f: IoFrame) => void) | undefined;
+  /** A call with a timeout went unanswered: the session is presumed dead (once per client). */
+  onStalled: (() => void) | undefined;
+  private stalled = false;
 
   constructor(
     private readonly socket: ByteStream,
@@ -61,14 +78,35 @@ export class AgentClient {
     return !this.closed;
   }
 
-  async call<K extends AgentMethod>(method: K, req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>): Promise<MessageShape<Methods[K]["output"]>> {
+  async call<K extends AgentMethod>(
+    method: K,
+    req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>,
+    opts: CallOptions = {},
+  ): Promise<MessageShape<Methods[K]["output"]>> {
     if (this.closed) throw new MachineError("unavailable", "the guest agent is not connected");
     const desc = MachineService.method[method] as unknown as { input: DescMessage; output: DescMessage };
     const id = this.nextId++;
     const body = toBinary(desc.input, create(desc.input, req as never));
-    const answer = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    let timer: Timer | undefined;
+    const answer = new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (opts.timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        if (!this.pending.delete(id)) return;
+        reject(new MachineError("unavailable", `the guest agent did not answer ${method} within ${Math.round(opts.timeoutMs! / 1000)}s; reconnecting to it`));
+        if (!this.stalled) {
+          this.stalled = true;
+          // After the caller has seen its rejection (it reports why it failed).
+          setTimeout(() => this.onStalled?.(), 0);
+        }
+      }, opts.timeoutMs);
+    });
     this.socket.write(encodeFrame({ k: "req", id, method, body }));
-    return fromBinary(desc.output, await answer) as MessageShape<Methods[K]["output"]>;
+    try {
+      return fromBinary(desc.output, await answer) as MessageShape<Methods[K]["output"]>;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Sends exec stdin bytes (fd 0) or its end to the agent. */

@@ -12,13 +12,15 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import type { AgentClient, IoFrame } from "./agent-client.ts";
+import { QUICK_CALL_TIMEOUT_MS, type AgentClient, type IoFrame } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 
 /** An exec whose client never connects is dropped after this long. */
 const CONNECT_TIMEOUT_MS = 60_000;
 /** Exit code reported when the machine stops under a running exec (as for SIGKILL). */
 const MACHINE_GONE_EXIT = 137;
+/** Exit code reported for an exec whose agent session was lost. */
+const AGENT_LOST_EXIT = 255;
 
 export interface ExecRequest {
   machine: string;
@@ -90,7 +92,7 @@ export class MachineExecs {
   async resize(id: string, rows: number, cols: number): Promise<void> {
     const e = this.get(id);
     if (!e.agent || e.exitCode !== undefined) return;
-    await e.agent.call("machineExecResize", { machine: e.req.machine, execId: id, rows, cols });
+    await e.agent.call("machineExecResize", { machine: e.req.machine, execId: id, rows, cols }, { timeoutMs: QUICK_CALL_TIMEOUT_MS });
   }
 
   async wait(id: string, signal?: AbortSignal): Promise<number> {
@@ -114,6 +116,19 @@ export class MachineExecs {
     if (!exec || !c || c.destroyed) return;
     if (f.eof || !f.data) return; // the exit event ends the stream (after every output frame)
     c.write(exec.req.tty ? f.data : muxFrame(f.fd, f.data));
+  }
+
+  /**
+   * The agent session of a machine was dropped: started execs can no longer deliver
+   * output or their exit (the processes may live on in the guest). They end with 255.
+   */
+  agentLost(machine: string): void {
+    for (const e of this.execs.values()) {
+      if (e.req.machine !== machine || e.exitCode !== undefined || !e.agent) continue;
+      const msg = `arcbox: lost the connection to the guest agent of machine ${machine}; this process's output and exit status are lost\n`;
+      if (e.client && !e.client.destroyed) e.client.write(e.req.tty ? Buffer.from(msg) : muxFrame(2, Buffer.from(msg)));
+      this.finish(e, AGENT_LOST_EXIT);
+    }
   }
 
   /** The machine stopped: its execs end as killed. */
@@ -142,7 +157,11 @@ export class MachineExecs {
       const agent = this.agentOf(exec.req.machine);
       exec.agent = agent;
       const r = exec.req;
-      await agent.call("machineExec", { machine: r.machine, execId: exec.id, args: r.args, env: r.env, cwd: r.cwd, tty: r.tty, rows: r.rows, cols: r.cols, stdin: r.stdin });
+      await agent.call(
+        "machineExec",
+        { machine: r.machine, execId: exec.id, args: r.args, env: r.env, cwd: r.cwd, tty: r.tty, rows: r.rows, cols: r.cols, stdin: r.stdin },
+        { timeoutMs: QUICK_CALL_TIMEOUT_MS },
+      );
       s.on("data", (d: Buffer) => agent.sendIo(exec.id, d));
       s.on("end", () => agent.sendIo(exec.id, "eof"));
       if (!r.stdin) agent.sendIo(exec.id, "eof");

@@ -13,7 +13,7 @@ import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machine
 import type { VmBackend, VmExit, VmHandle } from "../backend/backend.ts";
 import type { GuestBoot } from "../platform/guest-boot.ts";
 import { buildRootDisk, type RootfsLayers } from "../platform/root-disk.ts";
-import type { AgentClient, IoFrame } from "./agent-client.ts";
+import { QUICK_CALL_TIMEOUT_MS, type AgentClient, type IoFrame } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
 import { DEFAULTS, createSpecSchema, type CreateSpec, type MachineRecord } from "./machine-model.ts";
 import { addMounts, checkGuestDir, type MachineMount, type MountRequest } from "./machine-mounts.ts";
@@ -28,6 +28,8 @@ const DEFAULT_STOP_TIMEOUT_S = 20;
 /** Adopting a running VM: its agent is up, so a session gets a few seconds to answer. */
 const ADOPT_AGENT_TIMEOUT_MS = 30_000;
 const RESYNC_AFTER_MS = 4_000;
+/** Between attempts to get a session with an agent that stopped answering. */
+const RELINK_PAUSE_MS = 5_000;
 
 /** What vmm asks imaged for (a subset of ImageService). */
 export interface RootfsSource {
@@ -51,6 +53,8 @@ export interface VmMachinesDeps {
   onStopped?: (machine: string) => void;
   /** A session with the machine's agent is up (start, adoption). */
   onAgentUp?: (machine: string) => void;
+  /** The agent session of a running machine was dropped (it stopped answering): what ran over it is lost. */
+  onAgentLost?: (machine: string) => void;
 }
 
 interface Live {
@@ -104,7 +108,9 @@ export class VmMachines {
   /** The connected agent of a running machine. */
   agent(name: string): AgentClient {
     const m = this.get(name);
-    const a = this.live.get(name)?.agent;
+    const live = this.live.get(name);
+    const a = live?.agent;
+    if (m.state === "running" && live && !a?.isOpen) throw new MachineError("unavailable", `the guest agent of machine ${name} is not connected (vmm is reconnecting to it)`);
     if (m.state !== "running" || !a?.isOpen) throw new MachineError("conflict", `machine ${name} is not running (it is ${m.state})`);
     return a;
   }
@@ -366,7 +372,7 @@ export class VmMachines {
     const exited = this.exitRecorded(name);
     // A clean shutdown by the agent when it answers; ACPI power button otherwise.
     const asked = live.agent?.isOpen
-      ? live.agent.call("poweroff", { machine: name }).catch(() => live.vm.powerdown())
+      ? live.agent.call("poweroff", { machine: name }, { timeoutMs: Math.min(QUICK_CALL_TIMEOUT_MS, timeoutS * 1000) }).catch(() => live.vm.powerdown())
       : live.vm.powerdown();
     await asked.catch((err) => this.d.log.warn("poweroff request failed", { machine: name, error: err }));
     const inTime = await Promise.race([exited.then(() => true), Bun.sleep(timeoutS * 1000).then(() => false)]);
@@ -401,10 +407,35 @@ export class VmMachines {
       abandon: vm.exited,
     });
     agent.onIo = (f) => this.d.onIo?.(name, f);
+    agent.onStalled = () => void this.relink(name, vm, agent);
     const l = this.live.get(name);
     if (l?.vm !== vm) return agent.close();
     l.agent = agent;
     this.d.onAgentUp?.(name);
+  }
+
+  /**
+   * The agent stopped answering (e.g. it died in the guest and stage 2 restarted it: the
+   * old session then talks to nobody). Drop the session and open a new one (SYNC), in the
+   * background; calls meanwhile fail with "not connected" instead of hanging.
+   */
+  private async relink(name: string, vm: VmHandle, stale: AgentClient): Promise<void> {
+    const l = this.live.get(name);
+    if (l?.vm !== vm || l.agent !== stale || l.stopRequested) return;
+    l.agent = undefined;
+    stale.close();
+    this.d.log.warn("guest agent not answering; reconnecting", { machine: name });
+    this.d.onAgentLost?.(name);
+    while (this.live.get(name)?.vm === vm && !this.live.get(name)?.stopRequested) {
+      try {
+        await this.attachAgent(name, vm, true);
+        this.d.log.info("guest agent reconnected", { machine: name });
+        return;
+      } catch (err) {
+        this.d.log.warn("guest agent still not answering", { machine: name, error: err });
+      }
+      await Promise.race([vm.exited, Bun.sleep(RELINK_PAUSE_MS)]);
+    }
   }
 
   private onExit(name: string, vm: VmHandle, exit: VmExit): void {

@@ -43,7 +43,8 @@ export function qemuArgv(spec: VmSpec, accel: Accelerator, binary = qemuBinary()
     "-no-reboot",
     "-kernel", spec.kernel,
     "-initrd", spec.initrd,
-    "-append", spec.cmdline,
+    // arcbox.accel: the guest tunes its start-up for TCG (guest/boot/stage2.sh).
+    "-append", `${spec.cmdline} arcbox.accel=${accel}`,
     // virtio-mmio devices enumerate in the order given: root first, so it is /dev/vda.
     "-drive", `id=root,file=${esc(spec.rootDisk)},format=raw,if=none,discard=unmap,detect-zeroes=unmap`,
     "-device", "virtio-blk-device,drive=root",

@@ -1,0 +1,82 @@
+/**
+ * A machine whose guest agent stops answering must not hang its callers: the agent is
+ * killed inside the VM (stage 2 restarts it, and the host's old session then talks to
+ * nobody). The next exec fails after the quick-call timeout with a clear message, vmm
+ * opens a new SYNC session by itself, and execs work again; stop still works.
+ * Real CLI, vmm and qemu (TCG here), busybox image imported through the real docker CLI.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestDaemon } from "../helpers/daemon.ts";
+import { buildBusyboxRootfs } from "../helpers/test-images.ts";
+
+const IMAGE = "stall-busybox:1";
+const BOOT_MS = 240_000;
+// Short for the test, but long enough for a first exec in a TCG guest on a loaded host.
+const CALL_TIMEOUT_MS = 20_000;
+let d: TestDaemon;
+
+const machine = (args: string[], timeoutMs = BOOT_MS) => d.arcbox(["machine", ...args], { timeoutMs });
+
+/**
+ * Execs until one succeeds (bounded): the first exec of a fresh TCG guest on a loaded host
+ * may itself outlast the short test timeout, and while vmm reconnects execs fail.
+ */
+async function execUntilOk(cmd: string[]) {
+  const deadline = Date.now() + BOOT_MS - 60_000;
+  for (;;) {
+    const r = await machine(["exec", "s1", "--", ...cmd], 90_000);
+    if (r.code === 0 || Date.now() > deadline) return r;
+    expect(r.stderr).toMatch(/not connected|did not answer|lost the connection/);
+    await Bun.sleep(1_000);
+  }
+}
+
+beforeAll(async () => {
+  d = new TestDaemon("arcbox-machine-stall-", { ARCBOX_AGENT_CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) });
+  await d.start();
+  const root = mkdtempSync(join(tmpdir(), "arcbox-stall-rootfs-"));
+  try {
+    buildBusyboxRootfs(root);
+    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
+    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
+    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await d?.arcbox(["machine", "rm", "-f", "s1"]).catch(() => {});
+  await d?.dispose();
+}, 120_000);
+
+test("a dead guest agent: the next exec fails fast, vmm reconnects, exec and stop work", async () => {
+  const created = await machine(["create", "s1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1"]);
+  expect(created.code).toBe(0);
+
+  // Kill the agent a moment after this exec has answered (so this exec itself completes).
+  const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof bun)) </dev/null >/dev/null 2>&1 &"]);
+  expect(kill.code).toBe(0);
+  await Bun.sleep(4_000);
+
+  // The old session reaches nobody now: the call times out instead of hanging.
+  const t0 = performance.now();
+  const stalled = await machine(["exec", "s1", "--", "echo", "hi"], 60_000);
+  const stalledMs = performance.now() - t0;
+  expect(stalled.code).not.toBe(0);
+  expect(stalled.stderr).toMatch(/did not answer machineExec within 20s/);
+  expect(stalledMs).toBeLessThan(CALL_TIMEOUT_MS + 30_000);
+
+  // vmm reconnects on its own (a new SYNC session with the restarted agent).
+  const last = await execUntilOk(["echo", "hi"]);
+  expect(last.code).toBe(0);
+  expect(last.stdout).toBe("hi\n");
+  expect(await Bun.file(join(d.home, "log", "vmm.log")).text()).toMatch(/guest agent reconnected machine=s1/);
+
+  const stop = await machine(["stop", "s1"]);
+  expect(stop.code).toBe(0);
+  expect(JSON.parse((await machine(["inspect", "s1"])).stdout).StopReason).toBe("poweroff");
+}, BOOT_MS * 2);
