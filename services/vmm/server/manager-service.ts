@@ -39,6 +39,8 @@ export function toInfo(m: MachineRecord, dir: string, fwd?: PortForwarding): Mac
     backend: m.backend,
     dir,
     mounts: m.mounts.map(toMountMsg),
+    forwardedPorts: fwd?.ports ?? [],
+    portErrors: fwd?.errors ?? [],
   });
 }
 
