@@ -90,7 +90,8 @@ describe("VM mode: containers run in the engine machine", () => {
     const id = run.stdout.trim();
     // The json-file log is written in the machine, into apid's directory on the host.
     let logs = await d.docker(["logs", "vm-web"]);
-    for (let i = 0; i < 50 && !logs.stdout.includes("started"); i++) {
+    // The shim reads stdout and stderr apart: wait for both lines, not just the first.
+    for (let i = 0; i < 50 && !(logs.stdout.includes("started") && logs.stderr.includes("warn")); i++) {
       await Bun.sleep(200);
       logs = await d.docker(["logs", "vm-web"]);
     }
