@@ -4,7 +4,9 @@
  * loop-mounted read-only once under GUEST_LAYER_MOUNTS and shared by every container
  * that uses it. A layer is unmounted when no overlay lists it any more. The count is the
  * kernel's mount table itself (overlay mounts' lowerdir options), so an agent restart
- * needs no bookkeeping to get it right. On the Linux host lower dirs are directories
+ * needs no bookkeeping to get it right. A layer a create has mounted but not yet listed
+ * in its overlay is pinned meanwhile: the release after another container's delete
+ * must not take it away in between. On the Linux host lower dirs are directories
  * (imaged mounted them) and this changes nothing.
  */
 import { mkdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
@@ -31,8 +33,20 @@ function isFile(path: string): boolean {
   }
 }
 
-async function mountLayerImage(image: string): Promise<string> {
-  const target = join(GUEST_LAYER_MOUNTS, basename(image));
+/** Layer mounts (targets) that creates in flight are about to list in their overlays, with counts. */
+const pinned = new Map<string, number>();
+
+function pin(target: string): void {
+  pinned.set(target, (pinned.get(target) ?? 0) + 1);
+}
+
+function unpin(target: string): void {
+  const n = (pinned.get(target) ?? 1) - 1;
+  if (n > 0) pinned.set(target, n);
+  else pinned.delete(target);
+}
+
+function mountLayerImage(image: string, target: string): Promise<string> {
   return serial(async () => {
     if (isMounted(target)) return target;
     mkdirSync(target, { recursive: true });
@@ -42,13 +56,30 @@ async function mountLayerImage(image: string): Promise<string> {
   });
 }
 
-/** Mounts the container's overlay at `target`, loop-mounting its layer images first. */
-export async function mountRootfs(spec: RootfsSpec, target: string): Promise<void> {
-  const lowerDirs: string[] = [];
-  for (const d of spec.lowerDirs) lowerDirs.push(isFile(d) ? await mountLayerImage(d) : d);
-  // In a machine the upper/work pair is the agent's own (on the machine's disk).
-  for (const d of [spec.upperDir, spec.workDir]) if (d) mkdirSync(d, { recursive: true, mode: 0o700 });
-  await mountOverlay({ ...spec, lowerDirs }, target);
+/**
+ * Mounts the container's overlay at `target`, loop-mounting its layer images first
+ * (under `layersRoot`). Its layers stay pinned until the overlay lists them (or failed).
+ */
+export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot = GUEST_LAYER_MOUNTS): Promise<void> {
+  const pins: string[] = [];
+  try {
+    const lowerDirs: string[] = [];
+    for (const d of spec.lowerDirs) {
+      if (!isFile(d)) {
+        lowerDirs.push(d);
+        continue;
+      }
+      const layer = join(layersRoot, basename(d));
+      pin(layer);
+      pins.push(layer);
+      lowerDirs.push(await mountLayerImage(d, layer));
+    }
+    // In a machine the upper/work pair is the agent's own (on the machine's disk).
+    for (const d of [spec.upperDir, spec.workDir]) if (d) mkdirSync(d, { recursive: true, mode: 0o700 });
+    await mountOverlay({ ...spec, lowerDirs }, target);
+  } finally {
+    for (const p of pins) unpin(p);
+  }
 }
 
 /** Lower dirs of every overlay mounted now (from the super options in mountinfo). */
@@ -65,16 +96,16 @@ function lowerDirsInUse(): Set<string> {
   return used;
 }
 
-/** Unmounts the layer images no overlay uses any more (after a container's root went). */
-export function releaseUnusedLayers(): Promise<void> {
+/** Unmounts the layer images (under `layersRoot`) no overlay uses any more and no create is about to. */
+export function releaseUnusedLayers(layersRoot = GUEST_LAYER_MOUNTS): Promise<void> {
   return serial(async () => {
     const mounted = readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
       .map((l) => l.split(" ")[4])
-      .filter((m): m is string => !!m && m.startsWith(`${GUEST_LAYER_MOUNTS}/`));
+      .filter((m): m is string => !!m && m.startsWith(`${layersRoot}/`));
     if (mounted.length === 0) return;
     const used = lowerDirsInUse();
-    for (const m of mounted.filter((m) => !used.has(m))) {
+    for (const m of mounted.filter((m) => !used.has(m) && !pinned.has(m))) {
       // -d frees the loop device too.
       await mustRun([toolPath("umount"), "-d", m], `unmounting layer ${basename(m)}`).catch(() => {});
       try {

@@ -179,6 +179,61 @@ describe("exec -d", () => {
   }, 60_000);
 });
 
+describe("exec start's body", () => {
+  /**
+   * An upgraded `exec -i` start whose JSON body travels apart from the headers, as the
+   * docker CLI sends it (Go flushes the headers first): `writes` are sent with a pause
+   * between them, stdin after the 101, then a half-close. Returns the stdout payload.
+   */
+  function execStdin(id: string, writes: (hdr: string, body: string) => string[], stdin: string, gapMs = 150): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = connect(d.socket);
+      const chunks: Buffer[] = [];
+      let upgraded = false;
+      s.on("data", (b: Buffer) => {
+        chunks.push(b);
+        if (!upgraded && Buffer.concat(chunks).includes("\r\n\r\n")) {
+          upgraded = true;
+          s.end(stdin);
+        }
+      });
+      s.on("error", reject);
+      s.on("close", () => {
+        const all = Buffer.concat(chunks);
+        const end = all.indexOf("\r\n\r\n");
+        if (!all.subarray(0, end).toString().startsWith("HTTP/1.1 101")) return reject(new Error(all.toString()));
+        let out = "";
+        for (let i = end + 4; i + 8 <= all.length; i += 8 + all.readUInt32BE(i + 4)) if (all[i] === 1) out += all.subarray(i + 8, i + 8 + all.readUInt32BE(i + 4)).toString();
+        resolve(out);
+      });
+      const body = JSON.stringify({ Detach: false, Tty: false }) + "\n";
+      const hdr = `POST /v1.50/exec/${id}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
+      void (async () => {
+        for (const w of writes(hdr, body)) {
+          if (upgraded) return reject(new Error("upgraded before the whole body was sent"));
+          s.write(w);
+          await Bun.sleep(gapMs);
+        }
+      })();
+    });
+  }
+
+  test("a body sent after the headers is read as the body and never reaches the process's stdin", async () => {
+    await must(["run", "-d", "--name", "xbody", "--network", "none", IMG, "sleep", "100000"]);
+    const create = async () => {
+      const res = await d.api("/containers/xbody/exec", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: ["cat"], AttachStdin: true, AttachStdout: true, AttachStderr: true }) });
+      return ((await res.json()) as { Id: string }).Id;
+    };
+    // The body in a second write (the docker CLI's way), then split inside the body.
+    for (const gap of [1, 20, 150]) expect(await execStdin(await create(), (hdr, body) => [hdr, body], "piped\n", gap)).toBe("piped\n");
+    expect(await execStdin(await create(), (hdr, body) => [hdr + body.slice(0, 7), body.slice(7)], "piped\n")).toBe("piped\n");
+    // And the CLI itself.
+    const cli = await d.docker(["exec", "-i", "xbody", "cat"], { stdin: "from-cli\n" });
+    expect(cli).toMatchObject({ code: 0, stdout: "from-cli\n" });
+    await must(["rm", "-f", "xbody"]);
+  }, 60_000);
+});
+
 describe("cancelled streams", () => {
   test("killing docker events, logs -f and wait releases the server's subscriptions within a second", async () => {
     await must(["run", "-d", "--name", "cs", "--network", "none", IMG, "sh", "-c", "while true; do echo tick; sleep 1; done"]);

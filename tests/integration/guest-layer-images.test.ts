@@ -1,0 +1,55 @@
+/**
+ * The guest agent's layer images (VM mode), on this host's kernel: a container root
+ * over a squashfs layer image file, and the release of unused layer mounts that runs
+ * after every container delete. A release landing while a create has mounted its
+ * layer but not yet its overlay must leave the layer alone (after the engine machine
+ * rebooted, the deletes of its dead containers took the layer of a new container
+ * away: "mounting overlay ... No such file or directory"). Needs root, loop, squashfs.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { RootfsSpecSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { mountRootfs, releaseUnusedLayers } from "../../guest/platform/layer-images.ts";
+import { run } from "../helpers/daemon.ts";
+
+const work = mkdtempSync(join(tmpdir(), "arcbox-guest-layers-"));
+const layersRoot = join(work, "layers");
+
+const mountsUnder = (dir: string) =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m): m is string => !!m && m.startsWith(`${dir}/`));
+
+afterAll(async () => {
+  for (const m of mountsUnder(work).reverse()) await run(["umount", "-l", m]).catch(() => {});
+  rmSync(work, { recursive: true, force: true });
+});
+
+test("a release during a create keeps the create's layer; a release after the root went unmounts it", async () => {
+  const src = join(work, "src");
+  mkdirSync(src);
+  writeFileSync(join(src, "hello.txt"), "from the layer\n");
+  const image = join(work, "a".repeat(64));
+  expect((await run(["mksquashfs", src, image, "-noappend", "-quiet", "-no-progress"])).code).toBe(0);
+
+  const roots = Array.from({ length: 12 }, (_, i) => i).map((i) => {
+    const dir = join(work, `c${i}`);
+    mkdirSync(join(dir, "rootfs"), { recursive: true });
+    return { target: join(dir, "rootfs"), spec: create(RootfsSpecSchema, { lowerDirs: [image], upperDir: join(dir, "upper"), workDir: join(dir, "work") }) };
+  });
+  // Creates and releases (other containers' deletes) interleaved, as after a reboot: at
+  // once and spread over the creates (the old code lost the layer in most runs).
+  await Promise.all(
+    roots.flatMap((r, i) => [mountRootfs(r.spec, r.target, layersRoot), releaseUnusedLayers(layersRoot), Bun.sleep(i * 3).then(() => releaseUnusedLayers(layersRoot))]),
+  );
+  for (const r of roots) expect(readFileSync(join(r.target, "hello.txt"), "utf8")).toBe("from the layer\n");
+  expect(mountsUnder(layersRoot)).toEqual([join(layersRoot, "a".repeat(64))]);
+
+  for (const r of roots) expect((await run(["umount", r.target])).code).toBe(0);
+  await releaseUnusedLayers(layersRoot);
+  expect(mountsUnder(layersRoot)).toEqual([]);
+}, 60_000);
