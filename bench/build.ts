@@ -66,7 +66,12 @@ CMD ["cat", "/count"]
 
 async function apiBuild(socket: string, tar: Uint8Array, nocache: boolean): Promise<{ ms: number; body: string }> {
   const t = performance.now();
-  const res = await fetch(`http://d/build?t=bench:api&networkmode=none${nocache ? "&nocache=1" : ""}`, { method: "POST", body: tar, headers: { "Content-Type": "application/x-tar" }, unix: socket } as RequestInit);
+  const res = await fetch(`http://d/build?t=bench:api&networkmode=none${nocache ? "&nocache=1" : ""}`, {
+    method: "POST",
+    body: tar,
+    headers: { "Content-Type": "application/x-tar" },
+    unix: socket,
+  } as RequestInit);
   const body = await res.text();
   if (res.status !== 200 || body.includes('"errorDetail"')) throw new Error(`POST /build failed (${res.status}): ${body.slice(-500)}`);
   return { ms: performance.now() - t, body };

@@ -35,9 +35,11 @@ import { median } from "./lib/report.ts";
 import { bootGuest, startVirtiofsd, virtiofsGuest } from "../tests/helpers/virtiofs-vm.ts";
 
 const has = (name: string) => process.argv.includes(name);
-const preset = has("--full") ? { mib: 1024, rand: 20000, small: 10000, tree: 20000, runs: 3 }
-  : has("--quick") ? { mib: 16, rand: 500, small: 200, tree: 300, runs: 3 }
-  : { mib: 64, rand: 2000, small: 400, tree: 500, runs: 4 };
+const preset = has("--full")
+  ? { mib: 1024, rand: 20000, small: 10000, tree: 20000, runs: 3 }
+  : has("--quick")
+    ? { mib: 16, rand: 500, small: 200, tree: 300, runs: 3 }
+    : { mib: 64, rand: 2000, small: 400, tree: 500, runs: 4 };
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
@@ -64,9 +66,9 @@ type Server = (typeof SERVERS)[number];
 const PEER_DEFAULTS = has("--peer-defaults");
 /** How each server is started: both on the same directory, each with its default cache mode (auto). */
 const serverArgv = (s: Server, sock: string, dir: string): string[] | undefined =>
-  s === "arcbox" ? undefined /* tests/helpers default: arcbox-virtiofsd --socket --shared-dir, cache auto */
-    : ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err",
-      ...(PEER_DEFAULTS ? [] : ["-o", "xattr"])];
+  s === "arcbox"
+    ? undefined /* tests/helpers default: arcbox-virtiofsd --socket --shared-dir, cache auto */
+    : ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err", ...(PEER_DEFAULTS ? [] : ["-o", "xattr"])];
 
 const root = mkdtempSync("/tmp/arcbox-bench-fs-");
 const shared = join(root, "shared");
@@ -185,9 +187,12 @@ async function serverOnly(frontend: string): Promise<Record<Server, Record<strin
 }
 
 const LABELS: Record<RowKey, [string, string]> = {
-  seqwrite: [`sequential write ${MIB} MiB`, "MiB/s"], seqread: [`sequential read ${MIB} MiB`, "MiB/s"],
-  randread: [`random 4 KiB reads (${RAND})`, "ops/s"], smallfiles: [`create+stat+unlink ${SMALL} files`, "ops/s"],
-  tar: [`tar -x ${TREE} files`, "files/s"], find: [`find over ${TREE} files`, "files/s"],
+  seqwrite: [`sequential write ${MIB} MiB`, "MiB/s"],
+  seqread: [`sequential read ${MIB} MiB`, "MiB/s"],
+  randread: [`random 4 KiB reads (${RAND})`, "ops/s"],
+  smallfiles: [`create+stat+unlink ${SMALL} files`, "ops/s"],
+  tar: [`tar -x ${TREE} files`, "files/s"],
+  find: [`find over ${TREE} files`, "files/s"],
 };
 
 try {
@@ -200,29 +205,42 @@ try {
     procs.push(await startVirtiofsd({ socket, dir: shared, binary: serverArgv(s, socket, shared) }));
   }
   const results: Record<Server, Result> = { arcbox: empty(), debian: empty() };
-  const load0 = loadavg(), t0 = Date.now();
+  const load0 = loadavg(),
+    t0 = Date.now();
   const run = await bootGuest({ shares: SERVERS.map((s) => ({ tag: s, socket: join(root, `${s}.sock`) })), script: guestScript(), memMiB: 512, timeoutMs: 3_600_000 });
   if (!run.output.includes("BENCH-DONE")) throw new Error(`the guest did not finish:\n${run.output}`);
   parse(run.lines, results);
-  const vmSecs = (Date.now() - t0) / 1000, load1 = loadavg();
+  const vmSecs = (Date.now() - t0) / 1000,
+    load1 = loadavg();
   const host = native(g.probe);
 
-  console.log(`\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both, xattrs ${PEER_DEFAULTS ? "ours on, peer off (its default)" : "on both"}; warm-up + ${RUNS} rounds (A/B, B/A), medians.`);
+  console.log(
+    `\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both, xattrs ${PEER_DEFAULTS ? "ours on, peer off (its default)" : "on both"}; warm-up + ${RUNS} rounds (A/B, B/A), medians.`,
+  );
   console.log(`VM phase ${vmSecs.toFixed(0)} s; load average ${load0} at start, ${load1} at end (2 cores). Higher is better; ratio = arcbox/virtiofsd.`);
   console.log(`${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}  samples arcbox | virtiofsd`);
   for (const k of SELECTED) {
     const [label, unit] = LABELS[k];
-    const a = median(results.arcbox[k]), d = median(results.debian[k]), n = median(host[k]);
+    const a = median(results.arcbox[k]),
+      d = median(results.debian[k]),
+      n = median(host[k]);
     const f = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`;
     const samples = (xs: number[]) => xs.map((x) => x.toFixed(x < 10 ? 1 : 0)).join(" ");
-    console.log(`${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%  ${samples(results.arcbox[k])} | ${samples(results.debian[k])}`);
+    console.log(
+      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%  ${samples(results.arcbox[k])} | ${samples(results.debian[k])}`,
+    );
   }
   if (!has("--no-server-only")) {
     const so = await serverOnly(join(dirname(g.probe), "frontend"));
     console.log(`\nServers alone (no guest: a C vhost-user front-end sends the requests; ${RUNS + 1} rounds, medians). Higher is better.`);
     console.log(`${"metric".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}`);
-    for (const [k, label, unit] of [["bench-getattr", "GETATTR round trips", "ops/s"], ["bench-files", "small file life (8 requests)", "files/s"], ["bench-read", "1 MiB READs (page cache)", "MiB/s"]] as const) {
-      const a = median(so.arcbox[k] ?? [NaN]), d = median(so.debian[k] ?? [NaN]);
+    for (const [k, label, unit] of [
+      ["bench-getattr", "GETATTR round trips", "ops/s"],
+      ["bench-files", "small file life (8 requests)", "files/s"],
+      ["bench-read", "1 MiB READs (page cache)", "MiB/s"],
+    ] as const) {
+      const a = median(so.arcbox[k] ?? [NaN]),
+        d = median(so.debian[k] ?? [NaN]);
       console.log(`${label.padEnd(34)}${`${a.toFixed(0)} ${unit}`.padStart(15)}${`${d.toFixed(0)} ${unit}`.padStart(15)}${(a / d).toFixed(2).padStart(7)}x`);
     }
   }

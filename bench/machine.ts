@@ -67,9 +67,31 @@ function bareInitramfs(): string {
 async function bareBoot(initrd: string, accel: string, idle: boolean) {
   const t0 = performance.now();
   const proc = Bun.spawn(
-    ["qemu-system-x86_64", "-M", "microvm", "-accel", accel, "-cpu", accel === "tcg" ? "max" : "host", "-smp", "1", "-m", String(MEMORY_MIB),
-      "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-kernel", guest.kernel, "-initrd", initrd,
-      "-append", kernelCmdline({ machineName: "bare", extra: idle ? ["bare.idle"] : [] }), "-serial", "stdio"],
+    [
+      "qemu-system-x86_64",
+      "-M",
+      "microvm",
+      "-accel",
+      accel,
+      "-cpu",
+      accel === "tcg" ? "max" : "host",
+      "-smp",
+      "1",
+      "-m",
+      String(MEMORY_MIB),
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-kernel",
+      guest.kernel,
+      "-initrd",
+      initrd,
+      "-append",
+      kernelCmdline({ machineName: "bare", extra: idle ? ["bare.idle"] : [] }),
+      "-serial",
+      "stdio",
+    ],
     { stdin: "ignore", stdout: "pipe", stderr: "ignore" },
   );
   let seen = "";

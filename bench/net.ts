@@ -88,12 +88,7 @@ process.exit(0);
 `,
 );
 
-const mounts = [
-  "-v", "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro",
-  "-v", "/lib64:/lib64:ro",
-  "-v", `${process.execPath}:/usr/local/bin/bun:ro`,
-  "-v", `${scripts}:/bench:ro`,
-];
+const mounts = ["-v", "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro", "-v", "/lib64:/lib64:ro", "-v", `${process.execPath}:/usr/local/bin/bun:ro`, "-v", `${scripts}:/bench:ro`];
 
 /** Async on purpose: the host-side sink lives in this process and must keep running. */
 async function docker(host: string, args: string[]): Promise<string> {
@@ -121,10 +116,22 @@ async function startSink(exec: string[], host: string, port: number): Promise<Su
   return p;
 }
 
-interface Result { toHost: number[]; toPublished: number[]; dnsUs: number[] }
+interface Result {
+  toHost: number[];
+  toPublished: number[];
+  dnsUs: number[];
+}
 
 /** One engine with its sink container, published port, network gateway and host-side sink ready. */
-interface Setup { label: string; host: string; exec: string[]; port: number; gateway: string; sink: Subprocess; result: Result }
+interface Setup {
+  label: string;
+  host: string;
+  exec: string[];
+  port: number;
+  gateway: string;
+  sink: Subprocess;
+  result: Result;
+}
 
 async function setUp(label: string, host: string, exec: string[], image: string): Promise<Setup> {
   await docker(host, ["network", "create", "benchnet"]);

@@ -51,7 +51,10 @@ function distroLayers(n: number): { one: Uint8Array[]; many: Uint8Array[] } {
   try {
     buildBusyboxRootfs(bb);
     const one = [tarOf(["-C", bb, ".", "-C", "/", ...DISTRO_TREES])];
-    const paths = Bun.spawnSync(["find", ...DISTRO_TREES], { cwd: "/" }).stdout.toString().trim().split("\n");
+    const paths = Bun.spawnSync(["find", ...DISTRO_TREES], { cwd: "/" })
+      .stdout.toString()
+      .trim()
+      .split("\n");
     const per = Math.ceil(paths.length / (n - 1));
     const many = [tarOf(["-C", bb, "."])];
     for (let i = 0; i < paths.length; i += per) {
@@ -68,7 +71,10 @@ function distroLayers(n: number): { one: Uint8Array[]; many: Uint8Array[] } {
 
 async function timedPullRun(host: string, ref: string): Promise<number> {
   const t0 = performance.now();
-  for (const argv of [["pull", "-q", ref], ["run", "--rm", "--network", "none", ref, "true"]]) {
+  for (const argv of [
+    ["pull", "-q", ref],
+    ["run", "--rm", "--network", "none", ref, "true"],
+  ]) {
     const p = Bun.spawn(["docker", "-H", host, ...argv], { stdout: "pipe", stderr: "pipe" });
     const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
     if (code !== 0) throw new Error(`docker ${argv[0]} against ${host} failed: ${err}`);

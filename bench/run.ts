@@ -83,10 +83,13 @@ try {
   ];
   printReport(`container latency, --network none on both (median of ${RUNS} runs after ${WARMUP} warm-up)`, rows);
   const floor = Math.min(rows[2]!.arcbox, rows[2]!.docker);
-  for (const r of rows.slice(0, 2)) console.log(`${r.metric}: server share (minus the CLI floor, ${floor.toFixed(1)} ms): arcbox ${(r.arcbox - floor).toFixed(1)} ms, docker ${(r.docker - floor).toFixed(1)} ms`);
+  for (const r of rows.slice(0, 2))
+    console.log(`${r.metric}: server share (minus the CLI floor, ${floor.toFixed(1)} ms): arcbox ${(r.arcbox - floor).toFixed(1)} ms, docker ${(r.docker - floor).toFixed(1)} ms`);
   for (const r of rows.slice(0, 2)) console.log(`${r.metric}: ratio ${(r.arcbox / r.docker).toFixed(3)} ${r.arcbox / r.docker <= 1 / 3 ? "meets" : "misses"} the goal (<= 0.333)`);
   const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)]!;
-  console.log(`p90 run: arcbox ${p90(samples.run.arcbox).toFixed(1)} ms, docker ${p90(samples.run.docker).toFixed(1)} ms; p90 exec: arcbox ${p90(samples.exec.arcbox).toFixed(1)} ms, docker ${p90(samples.exec.docker).toFixed(1)} ms`);
+  console.log(
+    `p90 run: arcbox ${p90(samples.run.arcbox).toFixed(1)} ms, docker ${p90(samples.run.docker).toFixed(1)} ms; p90 exec: arcbox ${p90(samples.exec.arcbox).toFixed(1)} ms, docker ${p90(samples.exec.docker).toFixed(1)} ms`,
+  );
 } finally {
   await docker(arcbox.dockerHost, ["rm", "-f", "bench-exec"]).catch(() => {});
   if (engine) await docker(engine.host, ["rm", "-f", "bench-exec"]).catch(() => {});

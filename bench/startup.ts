@@ -139,7 +139,9 @@ try {
     for (let i = 0; i < CONTAINERS; i++) dockerMust(e.host, ["run", "-d", "--network", "none", IMAGE, "sleep", "1000000"]);
   }
   idleN = await idleAll(engines);
-  console.log(`idle, ${CONTAINERS} containers: arcbox ${idleN[0]!.cpuMsPerMin.toFixed(1)} ms/min (${idleN[0]!.procs} procs), docker ${idleN[1]!.cpuMsPerMin.toFixed(1)} ms/min (${idleN[1]!.procs} procs)`);
+  console.log(
+    `idle, ${CONTAINERS} containers: arcbox ${idleN[0]!.cpuMsPerMin.toFixed(1)} ms/min (${idleN[0]!.procs} procs), docker ${idleN[1]!.cpuMsPerMin.toFixed(1)} ms/min (${idleN[1]!.procs} procs)`,
+  );
   for (const e of engines) {
     const ids = Bun.spawnSync(["docker", "-H", e.host, "ps", "-aq"]).stdout.toString().trim().split("\n").filter(Boolean);
     if (ids.length) Bun.spawnSync(["docker", "-H", e.host, "rm", "-f", ...ids], { stdout: "ignore", stderr: "ignore" });

@@ -5,17 +5,7 @@
  * and to Docker HTTP statuses (apid), from the tables here. This module imports no
  * RPC code, so processes that only need the error type (the supervisor) stay light.
  */
-export type ErrorCode =
-  | "invalid_argument"
-  | "not_found"
-  | "already_exists"
-  | "conflict"
-  | "failed_precondition"
-  | "permission_denied"
-  | "unavailable"
-  | "not_implemented"
-  | "canceled"
-  | "internal";
+export type ErrorCode = "invalid_argument" | "not_found" | "already_exists" | "conflict" | "failed_precondition" | "permission_denied" | "unavailable" | "not_implemented" | "canceled" | "internal";
 
 /** Docker HTTP status of each code: the only place where error codes meet HTTP. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {

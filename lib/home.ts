@@ -36,7 +36,9 @@ export function ensureHome(home: ArcboxHome): void {
  */
 export function restrictHomePermissions(home: ArcboxHome): void {
   chmodSync(home.log, 0o700);
-  const files = readdirSync(home.log).filter((f) => f.endsWith(".log")).map((f) => join(home.log, f));
+  const files = readdirSync(home.log)
+    .filter((f) => f.endsWith(".log"))
+    .map((f) => join(home.log, f));
   for (const path of [...files, join(home.root, "daemon.json")]) {
     try {
       if (lstatSync(path).isFile()) chmodSync(path, 0o600);

@@ -40,7 +40,7 @@ export function createLogger(component: string): Logger {
         line += ` ${k}=${/\s/.test(text ?? "") ? JSON.stringify(text) : text}`;
       }
     }
-    writeLine(line + "\n");
+    writeLine(`${line}\n`);
   };
   return {
     debug: (m, f) => write("debug", m, f),

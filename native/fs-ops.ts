@@ -84,5 +84,8 @@ export function llistxattr(path: string): string[] {
   // SAFETY: the kernel writes at most buf.length bytes into `buf`, which outlives the call.
   const len = Number(libc().llistxattr(ptr(p), ptr(buf), buf.length));
   if (len <= 0) return [];
-  return new TextDecoder().decode(buf.subarray(0, len - 1)).split("\0").filter(Boolean);
+  return new TextDecoder()
+    .decode(buf.subarray(0, len - 1))
+    .split("\0")
+    .filter(Boolean);
 }

@@ -63,4 +63,3 @@ export function unreadByPeer(fd: number): number {
   const rc = libc().ioctl(fd, SIOCOUTQ, ptr(out));
   return rc === 0 ? out[0]! : -1;
 }
-

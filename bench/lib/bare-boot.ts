@@ -25,9 +25,31 @@ export async function bareBootMs(initrd: string, o: { accel: string; cpus: numbe
   const guest = guestArtifacts(REPO_ROOT);
   const t0 = performance.now();
   const proc = Bun.spawn(
-    ["qemu-system-x86_64", "-M", "microvm", "-accel", o.accel, "-cpu", o.accel === "tcg" ? "max" : "host", "-smp", String(o.cpus), "-m", String(o.memoryMib),
-      "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-kernel", guest.kernel, "-initrd", initrd,
-      "-append", kernelCmdline({ machineName: "bare" }), "-serial", "stdio"],
+    [
+      "qemu-system-x86_64",
+      "-M",
+      "microvm",
+      "-accel",
+      o.accel,
+      "-cpu",
+      o.accel === "tcg" ? "max" : "host",
+      "-smp",
+      String(o.cpus),
+      "-m",
+      String(o.memoryMib),
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-kernel",
+      guest.kernel,
+      "-initrd",
+      initrd,
+      "-append",
+      kernelCmdline({ machineName: "bare" }),
+      "-serial",
+      "stdio",
+    ],
     { stdin: "ignore", stdout: "pipe", stderr: "ignore" },
   );
   let seen = "";

@@ -78,8 +78,16 @@ export function createPeerNetns(): PeerNetns {
  * docker0 iptables line (with policies). The peer must leave it exactly as it was.
  */
 function hostDockerFootprint(): string {
-  const links = Bun.spawnSync(["ip", "-o", "link", "show"]).stdout.toString().split("\n").map((l) => l.split(":")[1]?.trim() ?? "").filter((n) => /^(docker0|br-|veth|bdk)/.test(n));
-  const rules = Bun.spawnSync(["iptables-save"]).stdout.toString().split("\n").filter((l) => /DOCKER|docker0|^:FORWARD /.test(l)).map((l) => l.replace(/\[\d+:\d+\]/, ""));
+  const links = Bun.spawnSync(["ip", "-o", "link", "show"])
+    .stdout.toString()
+    .split("\n")
+    .map((l) => l.split(":")[1]?.trim() ?? "")
+    .filter((n) => /^(docker0|br-|veth|bdk)/.test(n));
+  const rules = Bun.spawnSync(["iptables-save"])
+    .stdout.toString()
+    .split("\n")
+    .filter((l) => /DOCKER|docker0|^:FORWARD /.test(l))
+    .map((l) => l.replace(/\[\d+:\d+\]/, ""));
   return [...links.sort(), ...rules.sort()].join("\n");
 }
 
@@ -120,7 +128,24 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<DockerEng
   // nsenter (not `ip netns exec`: that remounts /sys and so hides the cgroup mounts dockerd
   // needs) execs dockerd in place, so proc.pid is dockerd's pid.
   const proc = Bun.spawn(
-    [...netns.exec, "dockerd", "--data-root", join(root, "data"), "--exec-root", join(root, "exec"), "--pidfile", join(root, "dockerd.pid"), "-H", `unix://${socket}`, "--containerd-namespace", "bench", "--log-level", "warn", ...net, ...(opts.args ?? [])],
+    [
+      ...netns.exec,
+      "dockerd",
+      "--data-root",
+      join(root, "data"),
+      "--exec-root",
+      join(root, "exec"),
+      "--pidfile",
+      join(root, "dockerd.pid"),
+      "-H",
+      `unix://${socket}`,
+      "--containerd-namespace",
+      "bench",
+      "--log-level",
+      "warn",
+      ...net,
+      ...(opts.args ?? []),
+    ],
     { stdout: Bun.file(join(root, "dockerd.log")), stderr: Bun.file(join(root, "dockerd.err.log")) },
   );
   const stop = async () => {

@@ -9,7 +9,10 @@ export async function logs(home: ArcboxHome, args: string[]): Promise<number> {
   const files = service
     ? [join(home.log, `${service}.log`)]
     : existsSync(home.log)
-      ? readdirSync(home.log).filter((f) => f.endsWith(".log")).sort().map((f) => join(home.log, f))
+      ? readdirSync(home.log)
+          .filter((f) => f.endsWith(".log"))
+          .sort()
+          .map((f) => join(home.log, f))
       : [];
   if (service && !existsSync(files[0]!)) {
     process.stderr.write(`arcbox: no log for '${service}' in ${home.log}\n`);

@@ -10,7 +10,7 @@ import type { MachineManagerService } from "../../proto/gen/arcbox/machines/v1/m
 
 type Api = Client<typeof MachineManagerService>;
 
-const SHELL = ["/bin/sh", "-c", 'if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l'];
+const SHELL = ["/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l"];
 
 interface ExecArgs {
   name: string;
@@ -94,7 +94,11 @@ export async function runExec(api: Api, sub: string, args: string[]): Promise<nu
   const closed = new Promise<void>((resolve) => conn.on("close", () => resolve()));
   conn.on("error", () => {});
   if (a.tty) conn.on("data", (d: Buffer) => process.stdout.write(d));
-  else conn.on("data", demux((fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data)));
+  else
+    conn.on(
+      "data",
+      demux((fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data)),
+    );
 
   if (a.interactive) {
     process.stdin.on("data", (d: Buffer) => conn.write(d));

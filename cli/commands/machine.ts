@@ -115,7 +115,10 @@ export async function machine(home: ArcboxHome, argv: string[]): Promise<number>
           }
         });
         if (!values["no-home"]) {
-          const home = homeMount(process.env.HOME, mounts.map((m) => m.guestDir));
+          const home = homeMount(
+            process.env.HOME,
+            mounts.map((m) => m.guestDir),
+          );
           if (home.note) process.stderr.write(`arcbox: ${home.note}\n`);
           if (home.mount) mounts.push(home.mount);
         }

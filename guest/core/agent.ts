@@ -4,7 +4,7 @@
  */
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Logger } from "../../lib/log.ts";
-import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { ContainerRuntime } from "./container-runtime.ts";
 import { EventHub } from "./event-hub.ts";
 import { ExecRuntime } from "./exec-runtime.ts";

@@ -6,12 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
 import { join } from "node:path";
-import {
-  ContainerStateSchema,
-  type ContainerState,
-  type CreateContainerRequest,
-  type Resources,
-} from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { ContainerStateSchema, type ContainerState, type CreateContainerRequest, type Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Logger } from "../../lib/log.ts";
 import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
 import { mountRootfs, releaseUnusedLayers } from "../platform/layer-images.ts";
@@ -69,17 +64,38 @@ export class ContainerRuntime {
         const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared });
         writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
         const record: ContainerRecord = {
-          v: 1, id, createdAtUnixNano: String(nowUnixNano()), pid: 0, paused: false, tty: p.tty,
-          stdioSocket: this.layout.stdioSocket(id), cgroupPath: this.layout.cgroupPath(id),
-          env: spec.process.env, user: p.user, capAdd: p.capAdd, capDrop: p.capDrop, privileged: p.privileged,
+          v: 1,
+          id,
+          createdAtUnixNano: String(nowUnixNano()),
+          pid: 0,
+          paused: false,
+          tty: p.tty,
+          stdioSocket: this.layout.stdioSocket(id),
+          cgroupPath: this.layout.cgroupPath(id),
+          env: spec.process.env,
+          user: p.user,
+          capAdd: p.capAdd,
+          capDrop: p.capDrop,
+          privileged: p.privileged,
         };
         // Saved before runc runs: a crash mid-create still leaves a record to clean up.
         this.records.saveContainer(record);
         record.pid = await startShim({
-          mode: "create", id, stateDir: dir, runc: this.runc.binary, runcRoot: this.layout.runcRoot, bundle: this.layout.bundleDir(id),
-          stdioSocket: record.stdioSocket, consoleSocket: this.layout.consoleSocket(id), notifySocket: this.layout.notifySocket,
-          logPath: req.logPath || undefined, oomControl: oomCountersPath(record.cgroupPath),
-          tty: p.tty, stdin: p.openStdin, stdinOnce: p.stdinOnce, hold: false,
+          mode: "create",
+          id,
+          stateDir: dir,
+          runc: this.runc.binary,
+          runcRoot: this.layout.runcRoot,
+          bundle: this.layout.bundleDir(id),
+          stdioSocket: record.stdioSocket,
+          consoleSocket: this.layout.consoleSocket(id),
+          notifySocket: this.layout.notifySocket,
+          logPath: req.logPath || undefined,
+          oomControl: oomCountersPath(record.cgroupPath),
+          tty: p.tty,
+          stdin: p.openStdin,
+          stdinOnce: p.stdinOnce,
+          hold: false,
         });
         this.records.saveContainer(record);
         return { pid: record.pid, stdioSocket: record.stdioSocket };
@@ -94,7 +110,7 @@ export class ContainerRuntime {
   private peerOf(mode: string, what: string): ContainerRecord | undefined {
     if (!mode.startsWith("container:")) return undefined;
     const other = this.records.containers.get(mode.slice("container:".length));
-    if (!other || !other.pid || this.records.status(other) !== "running") throw new GuestError("failed_precondition", `cannot join ${what} of a non running container: ${mode.slice("container:".length)}`);
+    if (!other?.pid || this.records.status(other) !== "running") throw new GuestError("failed_precondition", `cannot join ${what} of a non running container: ${mode.slice("container:".length)}`);
     return other;
   }
 
@@ -109,7 +125,7 @@ export class ContainerRuntime {
   private netnsPath(req: CreateContainerRequest): string | undefined {
     if (req.joinNetnsOf) {
       const other = this.records.containers.get(req.joinNetnsOf.replace(/^container:/, ""));
-      if (!other || !other.pid || this.records.status(other) === "stopped") throw new GuestError("failed_precondition", `cannot join the network of ${req.joinNetnsOf}: container is not running`);
+      if (!other?.pid || this.records.status(other) === "stopped") throw new GuestError("failed_precondition", `cannot join the network of ${req.joinNetnsOf}: container is not running`);
       return `/proc/${other.pid}/ns/net`;
     }
     return req.netnsPath || undefined;

@@ -87,9 +87,21 @@ export class ExecRuntime {
     const stdioSocket = this.layout.stdioSocket(execId);
     try {
       e.pid = await startShim({
-        mode: "exec", id: execId, stateDir: dir, runc: this.containers.runc.binary, runcRoot: this.layout.runcRoot, containerId, processFile, specFile,
-        stdioSocket, consoleSocket: this.layout.consoleSocket(execId), notifySocket: this.layout.notifySocket,
-        tty: spec.tty, stdin: spec.openStdin, stdinOnce: spec.stdinOnce, hold: !detach,
+        mode: "exec",
+        id: execId,
+        stateDir: dir,
+        runc: this.containers.runc.binary,
+        runcRoot: this.layout.runcRoot,
+        containerId,
+        processFile,
+        specFile,
+        stdioSocket,
+        consoleSocket: this.layout.consoleSocket(execId),
+        notifySocket: this.layout.notifySocket,
+        tty: spec.tty,
+        stdin: spec.openStdin,
+        stdinOnce: spec.stdinOnce,
+        hold: !detach,
       });
     } catch (err) {
       e.startedAtUnixNano = undefined;

@@ -17,12 +17,31 @@ interface OciSeccomp {
 
 /** libseccomp's arch names for the OCI ones. */
 const ARCH_NAMES: Record<string, string> = {
-  SCMP_ARCH_X86_64: "x86_64", SCMP_ARCH_X86: "x86", SCMP_ARCH_X32: "x32", SCMP_ARCH_AARCH64: "aarch64", SCMP_ARCH_ARM: "arm",
+  SCMP_ARCH_X86_64: "x86_64",
+  SCMP_ARCH_X86: "x86",
+  SCMP_ARCH_X32: "x32",
+  SCMP_ARCH_AARCH64: "aarch64",
+  SCMP_ARCH_ARM: "arm",
 };
 
 /** Linux's RLIMIT_* numbers by Docker's names. */
 const RLIMIT_NUMBERS: Record<string, number> = {
-  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7, memlock: 8, as: 9, locks: 10, sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+  cpu: 0,
+  fsize: 1,
+  data: 2,
+  stack: 3,
+  core: 4,
+  rss: 5,
+  nproc: 6,
+  nofile: 7,
+  memlock: 8,
+  as: 9,
+  locks: 10,
+  sigpending: 11,
+  msgqueue: 12,
+  nice: 13,
+  rtprio: 14,
+  rttime: 15,
 };
 
 /** config.json's "no limit" (2^53-1, see rlimits.ts) is RLIM_INFINITY for the shim. */
@@ -68,7 +87,12 @@ export function encodeExecSpec(initPid: number, p: OciProcess, seccomp: { arches
     ["caps", capabilityMask(p.capabilities.bounding).toString(16)],
     ["nnp", p.noNewPrivileges ? "1" : "0"],
     ...(p.rlimits ?? []).map((r): [string, string] => ["rlimit", `${RLIMIT_NUMBERS[r.type.replace(/^RLIMIT_/, "").toLowerCase()] ?? -1} ${rlimitText(r.soft)} ${rlimitText(r.hard)}`]),
-    ...(p.consoleSize ? ([["rows", String(p.consoleSize.height)], ["cols", String(p.consoleSize.width)]] as [string, string][]) : []),
+    ...(p.consoleSize
+      ? ([
+          ["rows", String(p.consoleSize.height)],
+          ["cols", String(p.consoleSize.width)],
+        ] as [string, string][])
+      : []),
     ...p.env.map((e): [string, string] => ["env", e]),
     ...p.args.map((a): [string, string] => ["arg", a]),
     ...seccomp.arches.map((a): [string, string] => ["arch", a]),

@@ -19,7 +19,6 @@ import { GuestError, checkId } from "./guest-error.ts";
 import type { AgentLayout } from "./layout.ts";
 import type { IoFrame } from "../protocol/messages.ts";
 
-
 export const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/arcbox/bin";
 
 interface RunningExec {
@@ -47,7 +46,12 @@ export function encodeMachineExecSpec(req: MachineExecRequest): Buffer {
     // What the agent holds itself (a sandboxed host may lack some): nothing is dropped.
     ["caps", capabilityMask(grantableCaps()).toString(16)],
     ["nnp", "0"],
-    ...(req.rows && req.cols ? ([["rows", String(req.rows)], ["cols", String(req.cols)]] as [string, string][]) : []),
+    ...(req.rows && req.cols
+      ? ([
+          ["rows", String(req.rows)],
+          ["cols", String(req.cols)],
+        ] as [string, string][])
+      : []),
     ...env.map((e): [string, string] => ["env", e]),
     ...req.args.map((a): [string, string] => ["arg", a]),
   ];
@@ -88,8 +92,16 @@ export class MachineExecRuntime {
     let pid: number;
     try {
       pid = await startShim({
-        mode: "run", id: req.execId, stateDir: dir, specFile, stdioSocket, consoleSocket: this.layout.consoleSocket(req.execId),
-        notifySocket: this.layout.notifySocket, tty: req.tty, stdin: req.stdin, stdinOnce: true,
+        mode: "run",
+        id: req.execId,
+        stateDir: dir,
+        specFile,
+        stdioSocket,
+        consoleSocket: this.layout.consoleSocket(req.execId),
+        notifySocket: this.layout.notifySocket,
+        tty: req.tty,
+        stdin: req.stdin,
+        stdinOnce: true,
         // Keeps output from before our connection below, so nothing is lost.
         hold: true,
       });

@@ -19,8 +19,17 @@ export const DOCKER_INIT_PATH = "/sbin/docker-init";
 const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const MASKED_PATHS = [
-  "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
 ];
 const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
@@ -28,7 +37,13 @@ const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/pro
 const c = (major: number, minor: number, access = "rwm") => ({ allow: true, type: "c", major, minor, access });
 const DEFAULT_DEVICE_RULES = [
   { allow: false, access: "rwm" },
-  c(1, 5), c(1, 3), c(1, 9), c(1, 8), c(5, 0), c(5, 1), c(1, 7), // zero null urandom random tty console full
+  c(1, 5),
+  c(1, 3),
+  c(1, 9),
+  c(1, 8),
+  c(5, 0),
+  c(5, 1),
+  c(1, 7), // zero null urandom random tty console full
   { allow: true, type: "c", major: 136, access: "rwm" }, // /dev/pts/*
   c(5, 2), // /dev/ptmx
   c(10, 200), // /dev/net/tun
@@ -194,7 +209,12 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
     ];
   }
   if (req.memorySwappiness !== undefined) resources.memory = { ...(resources.memory as object | undefined), swappiness: Number(req.memorySwappiness) };
-  const seccomp = privileged || req.seccompProfile === "unconfined" ? undefined : req.seccompProfile ? seccompFromProfile(req.seccompProfile, process.capabilities.bounding) : defaultSeccomp(process.capabilities.bounding);
+  const seccomp =
+    privileged || req.seccompProfile === "unconfined"
+      ? undefined
+      : req.seccompProfile
+        ? seccompFromProfile(req.seccompProfile, process.capabilities.bounding)
+        : defaultSeccomp(process.capabilities.bounding);
   return {
     ociVersion: "1.0.2-dev",
     process,

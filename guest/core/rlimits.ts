@@ -10,10 +10,22 @@ import { GuestError } from "./guest-error.ts";
 
 /** Docker's names and the rows of /proc/self/limits that hold the runtime's own values. */
 const LIMIT_ROWS: Record<string, string> = {
-  as: "Max address space", core: "Max core file size", cpu: "Max cpu time", data: "Max data size", fsize: "Max file size",
-  locks: "Max file locks", memlock: "Max locked memory", msgqueue: "Max msgqueue size", nice: "Max nice priority", nofile: "Max open files",
-  nproc: "Max processes", rss: "Max resident set", rtprio: "Max realtime priority", rttime: "Max realtime timeout",
-  sigpending: "Max pending signals", stack: "Max stack size",
+  as: "Max address space",
+  core: "Max core file size",
+  cpu: "Max cpu time",
+  data: "Max data size",
+  fsize: "Max file size",
+  locks: "Max file locks",
+  memlock: "Max locked memory",
+  msgqueue: "Max msgqueue size",
+  nice: "Max nice priority",
+  nofile: "Max open files",
+  nproc: "Max processes",
+  rss: "Max resident set",
+  rtprio: "Max realtime priority",
+  rttime: "Max realtime timeout",
+  sigpending: "Max pending signals",
+  stack: "Max stack size",
 };
 
 const UNLIMITED = 2n ** 64n - 1n;
@@ -44,7 +56,11 @@ export function ociRlimits(limits: Rlimit[]): { type: string; soft: number; hard
     if (!(l.name in LIMIT_ROWS)) throw new GuestError("invalid_argument", `invalid ulimit type: ${l.name}`);
     const hard = value(l.hard);
     const max = own.get(l.name) ?? UNLIMITED;
-    if (hard > max) throw new GuestError("invalid_argument", `ulimit ${l.name}: a hard limit of ${hard === UNLIMITED ? "unlimited" : hard} is above the runtime's ${max === UNLIMITED ? "unlimited" : max}; raising a hard limit needs CAP_SYS_RESOURCE, which this host does not grant`);
+    if (hard > max)
+      throw new GuestError(
+        "invalid_argument",
+        `ulimit ${l.name}: a hard limit of ${hard === UNLIMITED ? "unlimited" : hard} is above the runtime's ${max === UNLIMITED ? "unlimited" : max}; raising a hard limit needs CAP_SYS_RESOURCE, which this host does not grant`,
+      );
     return { type: `RLIMIT_${l.name.toUpperCase()}`, soft: asJson(value(l.soft)), hard: asJson(hard) };
   });
 }

@@ -8,16 +8,44 @@
 
 /** Calls no container may make (Docker blocks them whatever the capabilities). */
 const ALWAYS_DENIED = [
-  "add_key", "request_key", "keyctl", "kexec_load", "kexec_file_load", "lookup_dcookie", "nfsservctl",
-  "uselib", "ustat", "sysfs", "_sysctl", "vm86", "vm86old", "create_module", "get_kernel_syms",
-  "query_module", "userfaultfd", "open_by_handle_at",
+  "add_key",
+  "request_key",
+  "keyctl",
+  "kexec_load",
+  "kexec_file_load",
+  "lookup_dcookie",
+  "nfsservctl",
+  "uselib",
+  "ustat",
+  "sysfs",
+  "_sysctl",
+  "vm86",
+  "vm86old",
+  "create_module",
+  "get_kernel_syms",
+  "query_module",
+  "userfaultfd",
+  "open_by_handle_at",
 ];
 
 /** Calls allowed only with a capability. */
 const DENIED_WITHOUT: Record<string, string[]> = {
   CAP_SYS_ADMIN: [
-    "mount", "umount", "umount2", "unshare", "setns", "pivot_root", "swapon", "swapoff", "quotactl",
-    "name_to_handle_at", "bpf", "perf_event_open", "fanotify_init", "lookup_dcookie", "clone3",
+    "mount",
+    "umount",
+    "umount2",
+    "unshare",
+    "setns",
+    "pivot_root",
+    "swapon",
+    "swapoff",
+    "quotactl",
+    "name_to_handle_at",
+    "bpf",
+    "perf_event_open",
+    "fanotify_init",
+    "lookup_dcookie",
+    "clone3",
   ],
   CAP_SYS_MODULE: ["init_module", "finit_module", "delete_module"],
   CAP_SYS_BOOT: ["reboot"],
@@ -47,11 +75,7 @@ export function defaultSeccomp(caps: string[]) {
   return {
     defaultAction: "SCMP_ACT_ALLOW",
     architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
-    syscalls: [
-      { names: [...denied].sort(), action: "SCMP_ACT_ERRNO", errnoRet: EPERM },
-      ...(clone3 ? [{ names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: ENOSYS }] : []),
-      ...cloneRules,
-    ],
+    syscalls: [{ names: [...denied].sort(), action: "SCMP_ACT_ERRNO", errnoRet: EPERM }, ...(clone3 ? [{ names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: ENOSYS }] : []), ...cloneRules],
   };
 }
 

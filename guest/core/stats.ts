@@ -29,8 +29,14 @@ function networks(pid: number): Record<string, Record<string, number>> {
     if (!rest || name!.trim() === "lo") continue;
     const f = rest.trim().split(/\s+/).map(Number);
     out[name!.trim()] = {
-      rx_bytes: f[0]!, rx_packets: f[1]!, rx_errors: f[2]!, rx_dropped: f[3]!,
-      tx_bytes: f[8]!, tx_packets: f[9]!, tx_errors: f[10]!, tx_dropped: f[11]!,
+      rx_bytes: f[0]!,
+      rx_packets: f[1]!,
+      rx_errors: f[2]!,
+      rx_dropped: f[3]!,
+      tx_bytes: f[8]!,
+      tx_packets: f[9]!,
+      tx_errors: f[10]!,
+      tx_dropped: f[11]!,
     };
   }
   return out;
@@ -43,7 +49,16 @@ function blkio(cg: string) {
     const [major, minor] = dev.split(":").map(Number);
     return [{ major, minor, op: op.toLowerCase(), value: Number(value) }];
   });
-  return { io_service_bytes_recursive: entries, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null };
+  return {
+    io_service_bytes_recursive: entries,
+    io_serviced_recursive: null,
+    io_queue_recursive: null,
+    io_service_time_recursive: null,
+    io_wait_time_recursive: null,
+    io_merged_recursive: null,
+    io_time_recursive: null,
+    sectors_recursive: null,
+  };
 }
 
 const hostMemory = () => Number(readFileSync("/proc/meminfo", "utf8").match(/MemTotal:\s+(\d+)/)?.[1] ?? 0) * 1024;
@@ -65,11 +80,23 @@ export function statsV2(cg: string, controller = "") {
     if (!dev?.includes(":")) return [];
     const [major, minor] = dev.split(":").map(Number);
     const f = Object.fromEntries(kv.map((x) => x.split("=")).map(([k, v]) => [k, Number(v)]));
-    return [{ major, minor, op: "read", value: f.rbytes ?? 0 }, { major, minor, op: "write", value: f.wbytes ?? 0 }];
+    return [
+      { major, minor, op: "read", value: f.rbytes ?? 0 },
+      { major, minor, op: "write", value: f.wbytes ?? 0 },
+    ];
   });
   return {
     pids_stats: { current: readCgroupNumber(controller, cg, "pids.current"), ...(pidsMax !== "max" ? { limit: Number(pidsMax) } : {}) },
-    blkio_stats: { io_service_bytes_recursive: io, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null },
+    blkio_stats: {
+      io_service_bytes_recursive: io,
+      io_serviced_recursive: null,
+      io_queue_recursive: null,
+      io_service_time_recursive: null,
+      io_wait_time_recursive: null,
+      io_merged_recursive: null,
+      io_time_recursive: null,
+      sectors_recursive: null,
+    },
     cpu_stats: {
       cpu_usage: { total_usage: (cpu.usage_usec ?? 0) * 1000, usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000, usage_in_usermode: (cpu.user_usec ?? 0) * 1000 },
       system_cpu_usage: systemCpuUsageNs(),

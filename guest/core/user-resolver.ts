@@ -13,8 +13,17 @@ export interface ResolvedUser {
   home: string;
 }
 
-interface PasswdEntry { name: string; uid: number; gid: number; home: string }
-interface GroupEntry { name: string; gid: number; members: string[] }
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
 
 function readLines(path: string): string[][] {
   let text: string;
@@ -23,14 +32,15 @@ function readLines(path: string): string[][] {
   } catch {
     return [];
   }
-  return text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
+  return text
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => l.split(":"));
 }
 
 // A rootfs's /etc files may be symlinks into the rootfs; we only read regular paths under it.
-const passwd = (rootfs: string): PasswdEntry[] =>
-  readLines(join(rootfs, "etc/passwd")).map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "/" }));
-const groups = (rootfs: string): GroupEntry[] =>
-  readLines(join(rootfs, "etc/group")).map((f) => ({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? "").split(",").filter(Boolean) }));
+const passwd = (rootfs: string): PasswdEntry[] => readLines(join(rootfs, "etc/passwd")).map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "/" }));
+const groups = (rootfs: string): GroupEntry[] => readLines(join(rootfs, "etc/group")).map((f) => ({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? "").split(",").filter(Boolean) }));
 
 const isNumeric = (s: string) => /^\d+$/.test(s);
 

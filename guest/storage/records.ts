@@ -115,7 +115,7 @@ export class RecordStore {
   forgetContainer(id: string): void {
     this.containers.delete(id);
     const dir = this.layout.containerDir(id);
-    for (const d of this.unsavedExits.keys()) if (d === dir || d.startsWith(dir + "/")) this.unsavedExits.delete(d);
+    for (const d of this.unsavedExits.keys()) if (d === dir || d.startsWith(`${dir}/`)) this.unsavedExits.delete(d);
     for (const [execId, e] of this.execs) if (e.containerId === id) this.execs.delete(execId);
   }
 

@@ -30,7 +30,11 @@ export class MachinePorts {
     private readonly onChange: () => void,
   ) {
     this.proxy = new LoopbackProxy(log);
-    this.watch = new PortWatch(log, (ports) => this.apply(ports, true), (l) => l.protocol === "tcp" && this.proxy.owns(l.address, l.port));
+    this.watch = new PortWatch(
+      log,
+      (ports) => this.apply(ports, true),
+      (l) => l.protocol === "tcp" && this.proxy.owns(l.address, l.port),
+    );
   }
 
   async list(): Promise<ListenPort[]> {
@@ -46,15 +50,20 @@ export class MachinePorts {
   }
 
   private apply(ports: ListenPort[], notify: boolean): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      await this.proxy.sync(ports.filter((p) => p.protocol === "tcp"), machineAddress());
-      // Loopback-only UDP is not proxied: it stays the machine's.
-      const next = ports.filter((p) => !p.loopbackOnly || (p.protocol === "tcp" && this.proxy.serves(p.port)));
-      if (JSON.stringify(next) === JSON.stringify(this.reported)) return;
-      this.reported = next;
-      this.log.info("listening ports changed", { ports: next.map((p) => `${p.port}/${p.protocol}${p.loopbackOnly ? " (loopback, proxied)" : ""}`) });
-      if (notify) this.onChange();
-    }).catch((err) => this.log.error("applying listening ports failed", { error: err }));
+    this.chain = this.chain
+      .then(async () => {
+        await this.proxy.sync(
+          ports.filter((p) => p.protocol === "tcp"),
+          machineAddress(),
+        );
+        // Loopback-only UDP is not proxied: it stays the machine's.
+        const next = ports.filter((p) => !p.loopbackOnly || (p.protocol === "tcp" && this.proxy.serves(p.port)));
+        if (JSON.stringify(next) === JSON.stringify(this.reported)) return;
+        this.reported = next;
+        this.log.info("listening ports changed", { ports: next.map((p) => `${p.port}/${p.protocol}${p.loopbackOnly ? " (loopback, proxied)" : ""}`) });
+        if (notify) this.onChange();
+      })
+      .catch((err) => this.log.error("applying listening ports failed", { error: err }));
     return this.chain;
   }
 }

@@ -135,7 +135,7 @@ function setUpProbes(mount: string): void {
   for (const p of PROBES) {
     if (new RegExp(`kprobes/${p.name} `).test(defined)) continue;
     try {
-      writeFileSync(`${TRACEFS}/kprobe_events`, p.def + "\n", { flag: "a" });
+      writeFileSync(`${TRACEFS}/kprobe_events`, `${p.def}\n`, { flag: "a" });
     } catch (err) {
       if (!p.optional) throw new Error(`cannot add kprobe "${p.def}": ${(err as Error).message}`);
     }

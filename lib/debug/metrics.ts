@@ -74,6 +74,6 @@ export class MetricsRegistry {
       for (const { labels, value } of s.collectMany?.() ?? []) lines.push(`${name}${renderLabels(labels)} ${value}`);
       for (const { labels, value } of s.values.values()) lines.push(`${name}${renderLabels(labels)} ${value}`);
     }
-    return lines.join("\n") + "\n";
+    return `${lines.join("\n")}\n`;
   }
 }

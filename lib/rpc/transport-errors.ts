@@ -44,7 +44,8 @@ export function describeService(service: string): string {
 export function transportError(service: string, err: unknown, activated = false): ConnectError | undefined {
   const code = codeOf(err);
   if (code === undefined) return undefined;
-  if (NOT_LISTENING.has(code)) return new ConnectError(`${describeService(service)} is not running${activated ? " and could not be started" : ""}; try again`, Code.Unavailable, undefined, undefined, err);
+  if (NOT_LISTENING.has(code))
+    return new ConnectError(`${describeService(service)} is not running${activated ? " and could not be started" : ""}; try again`, Code.Unavailable, undefined, undefined, err);
   if (BROKEN.has(code)) return new ConnectError(`${describeService(service)} stopped unexpectedly; try again`, Code.Unavailable, undefined, undefined, err);
   return undefined;
 }

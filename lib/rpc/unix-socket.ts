@@ -5,11 +5,7 @@ export interface UnixHttpServer {
   stop(): Promise<void>;
 }
 
-export function listenUnix(
-  socketPath: string,
-  fetch: (req: Request) => Response | Promise<Response>,
-  mode = 0o600,
-): UnixHttpServer {
+export function listenUnix(socketPath: string, fetch: (req: Request) => Response | Promise<Response>, mode = 0o600): UnixHttpServer {
   // Callers hold the supervisor lock (or are its children), so an existing file is stale.
   rmSync(socketPath, { force: true });
   // idleTimeout 0: server streams (events, pull progress) may stay quiet for long; Bun's

@@ -43,7 +43,11 @@ export class ActivityTracker {
 
   /** Wraps a fetch handler so each request is counted until its response body is done. */
   wrap(handler: (req: Request) => Response | Promise<Response>): (req: Request) => Promise<Response> {
-    return countRequests(handler, () => this.begin(), () => this.end());
+    return countRequests(
+      handler,
+      () => this.begin(),
+      () => this.end(),
+    );
   }
 }
 
@@ -51,11 +55,7 @@ export class ActivityTracker {
  * Wraps a fetch handler: `begin` when a request arrives, `end` once its response body
  * has been fully sent (or the client went away), so a stream counts for its whole life.
  */
-export function countRequests(
-  handler: (req: Request) => Response | Promise<Response>,
-  begin: () => void,
-  end: () => void,
-): (req: Request) => Promise<Response> {
+export function countRequests(handler: (req: Request) => Response | Promise<Response>, begin: () => void, end: () => void): (req: Request) => Promise<Response> {
   return async (req) => {
     begin();
     let res: Response;

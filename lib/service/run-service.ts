@@ -64,12 +64,16 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   // Idle exit only under a supervisor, which restarts the service on its next call.
   const idleMs = service.idle && underSupervisor ? idleExitMs() : 0;
   const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
-  const connect = serveConnect(serviceSocket(home, def.name), (router) => {
-    router.service(HealthService, {
-      check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
-    });
-    service.routes(router);
-  }, activity ? (h) => activity.wrap(h) : undefined);
+  const connect = serveConnect(
+    serviceSocket(home, def.name),
+    (router) => {
+      router.service(HealthService, {
+        check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
+      });
+      service.routes(router);
+    },
+    activity ? (h) => activity.wrap(h) : undefined,
+  );
   const debug = serveDebug(debugSocket(home, def.name), { service: def.name, version: ARCBOX_VERSION, metrics: ctx.metrics, state: service.state });
 
   let stopping = false;

@@ -33,48 +33,57 @@ export interface EarlyDocker {
 }
 
 export async function runApid(early: EarlyDocker): Promise<void> {
-  await runService({
-    name: "apid",
-    async start(ctx) {
-      const store = new ContainerStore(ctx.dataDir);
-      const events = new EventsBus();
-      const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
-      const execs = new ExecManager(containers, ctx.clients);
-      const health = new HealthMonitor(containers, events, execs);
-      const deps = {
-        home: ctx.home,
-        clients: ctx.clients,
-        metrics: ctx.metrics,
-        engineId: loadEngineId(ctx.dataDir),
-        containerCounts: () => containers.counts(),
-        containers,
-        queries: new ContainerQueries(containers, ctx.clients),
-        execs,
-        health,
-        events,
-        builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
-      };
-      const app = createDockerApp(deps);
-      const hijack = new HijackRouter();
-      hijack.on("POST", "/containers/:id/attach", hijackAttach(containers));
-      registerExecHijack(hijack, deps);
-      early.attach(app, hijack);
-      const docker = early.server;
-      ctx.metrics.gauge("containers", "Container records.", () => store.all().length);
-      void containers
-        .recover()
-        .then(() => health.armRunning())
-        .catch((err) => ctx.log.error("container recovery failed", { error: err }));
-      return {
-        routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
-        state: () => ({ dockerSocket: dockerSocket(ctx.home), containers: containers.counts(), eventListeners: events.listenerCount, containerWaiters: containers.lifecycle.waiterCount(), logFollowers: LogReader.followers }),
-        stop: async () => {
-          await docker.stop();
-          await containers.shutdown();
-          deps.builds.close();
-          store.close();
-        },
-      };
+  await runService(
+    {
+      name: "apid",
+      async start(ctx) {
+        const store = new ContainerStore(ctx.dataDir);
+        const events = new EventsBus();
+        const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
+        const execs = new ExecManager(containers, ctx.clients);
+        const health = new HealthMonitor(containers, events, execs);
+        const deps = {
+          home: ctx.home,
+          clients: ctx.clients,
+          metrics: ctx.metrics,
+          engineId: loadEngineId(ctx.dataDir),
+          containerCounts: () => containers.counts(),
+          containers,
+          queries: new ContainerQueries(containers, ctx.clients),
+          execs,
+          health,
+          events,
+          builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
+        };
+        const app = createDockerApp(deps);
+        const hijack = new HijackRouter();
+        hijack.on("POST", "/containers/:id/attach", hijackAttach(containers));
+        registerExecHijack(hijack, deps);
+        early.attach(app, hijack);
+        const docker = early.server;
+        ctx.metrics.gauge("containers", "Container records.", () => store.all().length);
+        void containers
+          .recover()
+          .then(() => health.armRunning())
+          .catch((err) => ctx.log.error("container recovery failed", { error: err }));
+        return {
+          routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
+          state: () => ({
+            dockerSocket: dockerSocket(ctx.home),
+            containers: containers.counts(),
+            eventListeners: events.listenerCount,
+            containerWaiters: containers.lifecycle.waiterCount(),
+            logFollowers: LogReader.followers,
+          }),
+          stop: async () => {
+            await docker.stop();
+            await containers.shutdown();
+            deps.builds.close();
+            store.close();
+          },
+        };
+      },
     },
-  }, early.home.root);
+    early.home.root,
+  );
 }

@@ -18,18 +18,57 @@ await runService({
     const volumes = new Volumes(store, ctx.dataDir, ctx.log);
     const shares = new Shares(ctx.home, new ShareStore(ctx.dataDir), ctx.log);
     await shares.adopt();
-    const perShare = (pick: (v: ShareView) => bigint | boolean | number | undefined) => () =>
-      shares.list().map((v) => ({ labels: { machine: v.machine, tag: v.tag }, value: Number(pick(v) ?? 0) }));
-    ctx.metrics.gauges("share_up", "Whether the share's server is running (1) or not (0).", perShare((v) => v.state === "running"));
-    ctx.metrics.gauges("share_connected", "Whether a machine (qemu) is connected to the share.", perShare((v) => v.stats?.connected));
-    ctx.metrics.gauges("share_requests_total", "FUSE requests the share's server answered.", perShare((v) => v.stats?.requests));
-    ctx.metrics.gauges("share_errors_total", "FUSE requests answered with an error.", perShare((v) => v.stats?.errors));
-    ctx.metrics.gauges("share_read_bytes_total", "File bytes read through the share.", perShare((v) => v.stats?.bytesRead));
-    ctx.metrics.gauges("share_written_bytes_total", "File bytes written through the share.", perShare((v) => v.stats?.bytesWritten));
-    ctx.metrics.gauges("share_batches_total", "Virtqueue batches processed (one guest notification at most each).", perShare((v) => v.stats?.batches));
-    ctx.metrics.gauges("share_inodes", "Inodes the guest holds references to.", perShare((v) => v.stats?.inodes));
-    ctx.metrics.gauges("share_open_handles", "Files and directories the guest has open.", perShare((v) => v.stats?.openHandles));
-    ctx.metrics.gauges("share_restarts_total", "Times fsd restarted the share's server after it died.", perShare((v) => v.restarts));
+    const perShare = (pick: (v: ShareView) => bigint | boolean | number | undefined) => () => shares.list().map((v) => ({ labels: { machine: v.machine, tag: v.tag }, value: Number(pick(v) ?? 0) }));
+    ctx.metrics.gauges(
+      "share_up",
+      "Whether the share's server is running (1) or not (0).",
+      perShare((v) => v.state === "running"),
+    );
+    ctx.metrics.gauges(
+      "share_connected",
+      "Whether a machine (qemu) is connected to the share.",
+      perShare((v) => v.stats?.connected),
+    );
+    ctx.metrics.gauges(
+      "share_requests_total",
+      "FUSE requests the share's server answered.",
+      perShare((v) => v.stats?.requests),
+    );
+    ctx.metrics.gauges(
+      "share_errors_total",
+      "FUSE requests answered with an error.",
+      perShare((v) => v.stats?.errors),
+    );
+    ctx.metrics.gauges(
+      "share_read_bytes_total",
+      "File bytes read through the share.",
+      perShare((v) => v.stats?.bytesRead),
+    );
+    ctx.metrics.gauges(
+      "share_written_bytes_total",
+      "File bytes written through the share.",
+      perShare((v) => v.stats?.bytesWritten),
+    );
+    ctx.metrics.gauges(
+      "share_batches_total",
+      "Virtqueue batches processed (one guest notification at most each).",
+      perShare((v) => v.stats?.batches),
+    );
+    ctx.metrics.gauges(
+      "share_inodes",
+      "Inodes the guest holds references to.",
+      perShare((v) => v.stats?.inodes),
+    );
+    ctx.metrics.gauges(
+      "share_open_handles",
+      "Files and directories the guest has open.",
+      perShare((v) => v.stats?.openHandles),
+    );
+    ctx.metrics.gauges(
+      "share_restarts_total",
+      "Times fsd restarted the share's server after it died.",
+      perShare((v) => v.restarts),
+    );
     return {
       routes: (router) => {
         volumeRoutes(volumes)(router);

@@ -40,7 +40,13 @@ await runService({
     const uploads = serveUploads(uploadSocket, core, ctx.log);
     return {
       routes: imageServiceRoutes(core, uploadSocket, () => registryConfig),
-      state: () => ({ images: db.allImages().length, layers: db.allLayers().length, layerMounts: mounts.stats(), layerConversion: { pending: converter.busy, converted: converter.converted, failed: converter.failed }, registries: registryConfig }),
+      state: () => ({
+        images: db.allImages().length,
+        layers: db.allLayers().length,
+        layerMounts: mounts.stats(),
+        layerConversion: { pending: converter.busy, converted: converter.converted, failed: converter.failed },
+        registries: registryConfig,
+      }),
       // Nothing is kept in memory between calls: with no upload under way it can go.
       idle: () => !uploads.busy && !converter.busy,
       stop: async () => {

@@ -81,7 +81,10 @@ export async function runDaemon(homeDir: string): Promise<number> {
     log.info("stopped");
     process.exit(0);
   };
-  const control = serveConnect(supervisorSocket(home), supervisorRoutes(sup, home, () => void shutdown("shutdown request")));
+  const control = serveConnect(
+    supervisorSocket(home),
+    supervisorRoutes(sup, home, () => void shutdown("shutdown request")),
+  );
   const metrics = new MetricsRegistry("arcbox_supervisor");
   metrics.gauge("services_running", "Services with a live process.", () => sup.services.filter((s) => s.snapshot().pid > 0).length);
   const debug = serveDebug(debugSocket(home, "supervisor"), {

@@ -47,10 +47,11 @@ await runService({
     const backend = new QemuBackend({
       log: ctx.log,
       // Probed on the first VM start, then cached on disk (accel.json) across restarts.
-      accelerator: () => (accel ??= chooseAccelerator({ binary: "qemu-system-x86_64", kernel: guestBoot().kernel, cacheFile: join(ctx.dataDir, "accel.json"), log: ctx.log }).catch((err) => {
-        accel = undefined;
-        throw err;
-      })),
+      accelerator: () =>
+        (accel ??= chooseAccelerator({ binary: "qemu-system-x86_64", kernel: guestBoot().kernel, cacheFile: join(ctx.dataDir, "accel.json"), log: ctx.log }).catch((err) => {
+          accel = undefined;
+          throw err;
+        })),
     });
     const store = new MachineStore(ctx.dataDir);
     // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).

@@ -114,7 +114,11 @@ describe("wait strategies", () => {
     const c = await new tc.GenericContainer(IMG)
       .withCommand(["sh", "-c", `sleep 0.5; ${httpd("http").at(-1)}`])
       .withExposedPorts(8080)
-      .withWaitStrategy(tc.Wait.forHttp("/index.html", 8080).forStatusCode(200).forResponsePredicate((body) => body.includes("hello from http")))
+      .withWaitStrategy(
+        tc.Wait.forHttp("/index.html", 8080)
+          .forStatusCode(200)
+          .forResponsePredicate((body) => body.includes("hello from http")),
+      )
       .start();
     try {
       expect(await get(`http://${c.getHost()}:${c.getMappedPort(8080)}/index.html`)).toBe("hello from http\n");

@@ -223,7 +223,7 @@ test("a Dockerfile from -f, FROM scratch, and ONBUILD triggers of the base", asy
   const dir = context({
     // /tmp keeps its 1777 through a layer that only passes through it.
     "docker/Custom.df": `FROM multi:v1\nUSER root\nCOPY hello.txt /tmp/\nRUN test "$(stat -c %a /tmp)" = 1777 && test -f /app/out.txt && echo ok > /onbuild-ok\n`,
-    "scratch.df": "FROM scratch\nCOPY hello.txt /\nCMD [\"/hello.txt\"]\n",
+    "scratch.df": 'FROM scratch\nCOPY hello.txt /\nCMD ["/hello.txt"]\n',
     "hello.txt": "hi",
   });
   const r = await build(["-f", join(dir, "docker/Custom.df"), "-t", "child:v1", dir]);

@@ -70,7 +70,7 @@ describe("shared namespaces", () => {
     const ns = (await must(["exec", "owner", "sh", "-c", "for n in pid ipc; do readlink /proc/1/ns/$n; done"])).split("\n");
     const out = await sh(["--pid", "container:owner", "--ipc", "container:owner"], "for n in pid ipc; do readlink /proc/self/ns/$n; done; cat /proc/1/cmdline | tr '\\0' ' '");
     expect(out.split("\n")).toEqual([...ns, "sleep 100000"]);
-    const view = JSON.parse(await must(["inspect", "--format", "{{json .HostConfig}}", (await must(["create", "--pid", "container:owner", IMG, "true"]))]));
+    const view = JSON.parse(await must(["inspect", "--format", "{{json .HostConfig}}", await must(["create", "--pid", "container:owner", IMG, "true"])]));
     expect(view.PidMode).toMatch(/^container:[0-9a-f]{64}$/);
     // Joining a container that does not run fails at start, as dockerd's start does.
     await must(["create", "--name", "stopped-peer", "--network", "none", IMG, "true"]);
@@ -104,7 +104,17 @@ describe("process options", () => {
     expect(await sh(["--security-opt", "seccomp=unconfined"], "grep Seccomp: /proc/self/status")).toMatch(/Seccomp:\s+0/);
     expect(await sh(["--security-opt", "label=disable"], "echo ok")).toBe("ok");
     const profile = join(scratch, "no-mkdir.json");
-    writeFileSync(profile, JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }, { names: ["chdir"], action: "SCMP_ACT_ERRNO", includes: { caps: ["CAP_SYS_ADMIN"] } }] }));
+    writeFileSync(
+      profile,
+      JSON.stringify({
+        defaultAction: "SCMP_ACT_ALLOW",
+        architectures: ["SCMP_ARCH_X86_64"],
+        syscalls: [
+          { names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" },
+          { names: ["chdir"], action: "SCMP_ACT_ERRNO", includes: { caps: ["CAP_SYS_ADMIN"] } },
+        ],
+      }),
+    );
     expect(await sh(["--security-opt", `seccomp=${profile}`], "mkdir /tmp/x 2>&1; cd /tmp && echo cd-ok")).toMatch(/Operation not permitted[\s\S]*cd-ok/);
     expect((await create({ SecurityOpt: ["apparmor=myprofile"] })).message).toContain("AppArmor profiles are not supported by ArcBox");
     expect((await create({ SecurityOpt: ["bogus"] })).message).toBe('invalid --security-opt 1: "bogus"');
@@ -172,11 +182,15 @@ describe("kernel and runtime options", () => {
     expect(await must(["inspect", "--format", "{{.NetworkSettings.MacAddress}}", id])).toBe("02:42:ac:11:00:99");
     await must(["network", "create", "macnet"]);
     expect(await must(["run", "--rm", "--network", "macnet", "--mac-address", "02-42-AC-11-00-98", IMG, "cat", "/sys/class/net/eth0/address"])).toBe("02:42:ac:11:00:98");
-    const py = await run(["python3", "-c", `
+    const py = await run([
+      "python3",
+      "-c",
+      `
 import docker
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)}, version="1.41")
 print(c.containers.run(${JSON.stringify(IMG)}, ["cat", "/sys/class/net/eth0/address"], remove=True, mac_address="02:42:ac:11:00:97").decode().strip())
-`]);
+`,
+    ]);
     expect(py.stderr).toBe("");
     expect(py.stdout).toBe("02:42:ac:11:00:97\n");
     const bad = await d.api("/containers/create", { method: "POST", headers: json, body: JSON.stringify({ Image: IMG, MacAddress: "nope" }) });

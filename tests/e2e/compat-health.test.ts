@@ -58,7 +58,25 @@ async function eventsSince(sinceSec: number, name: string): Promise<string[]> {
 describe("health checks", () => {
   test("--health-cmd: starting, unhealthy after the retries, healthy again; events, ps status and filter", async () => {
     const since = Math.floor(Date.now() / 1000);
-    await must(["run", "-d", "--name", "hc1", "--network", "none", "--health-cmd", "cat /tmp/ok", "--health-interval", "1s", "--health-retries", "2", "--health-timeout", "5s", IMG, "sleep", "100000"]);
+    await must([
+      "run",
+      "-d",
+      "--name",
+      "hc1",
+      "--network",
+      "none",
+      "--health-cmd",
+      "cat /tmp/ok",
+      "--health-interval",
+      "1s",
+      "--health-retries",
+      "2",
+      "--health-timeout",
+      "5s",
+      IMG,
+      "sleep",
+      "100000",
+    ]);
     await must(["run", "-d", "--name", "plain", "--network", "none", IMG, "sleep", "100000"]);
     const first = await healthOf("hc1");
     expect(first?.Status).toBe("starting");
@@ -126,7 +144,25 @@ describe("health checks", () => {
   });
 
   test("a check that outlives its timeout fails with dockerd's message", async () => {
-    await must(["run", "-d", "--name", "hc3", "--network", "none", "--health-cmd", "sleep 10", "--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "1", IMG, "sleep", "100000"]);
+    await must([
+      "run",
+      "-d",
+      "--name",
+      "hc3",
+      "--network",
+      "none",
+      "--health-cmd",
+      "sleep 10",
+      "--health-interval",
+      "200ms",
+      "--health-timeout",
+      "300ms",
+      "--health-retries",
+      "1",
+      IMG,
+      "sleep",
+      "100000",
+    ]);
     await waitStatus("hc3", "unhealthy");
     expect((await healthOf("hc3"))!.Log[0]).toMatchObject({ ExitCode: -1, Output: "Health check exceeded timeout (300ms)" });
   });

@@ -52,14 +52,18 @@ describe("compat details", () => {
     await must(["pause", "busy"]);
     const paused = await d.api("/v1.41/containers/busy", { method: "DELETE" });
     expect(((await paused.json()) as { message: string }).message).toBe(`You cannot remove a paused container ${id}. Unpause and then stop the container before attempting removal or force remove`);
-    const py = await run(["python3", "-c", `
+    const py = await run([
+      "python3",
+      "-c",
+      `
 import docker
 c = docker.APIClient(base_url=${JSON.stringify(d.dockerHost)}, version="1.41")
 try:
     c.remove_container("busy")
 except docker.errors.APIError as e:
     print(e.status_code, e.explanation)
-`]);
+`,
+    ]);
     expect(py.stdout).toContain(`409 You cannot remove a paused container ${id}`);
     await must(["rm", "-f", "busy"]);
   });
@@ -75,12 +79,16 @@ except docker.errors.APIError as e:
     await must(["run", "-d", "--name", "tty", "--network", "none", IMG, "sleep", "100000"]);
     const cli = await d.docker(["exec", "-t", "tty", "printf", "a\\nb\\n"]);
     expect(cli.stdout).toBe("a\r\nb\r\n");
-    const py = await run(["python3", "-c", `
+    const py = await run([
+      "python3",
+      "-c",
+      `
 import docker
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
 for _ in range(5):
     print(repr(c.containers.get("tty").exec_run(["printf", "a\\\\nb\\\\n"], tty=True).output))
-`]);
+`,
+    ]);
     expect(py.stderr).toBe("");
     expect(py.stdout).toBe("b'a\\r\\nb\\r\\n'\n".repeat(5));
   });
@@ -106,7 +114,11 @@ test("a followed log stream the client cancelled leaves apid up when the contain
 
 test("attach: the client closing its stdin ends the session, the container keeps running (python3-docker)", async () => {
   await must(["run", "-d", "-i", "--name", "attach-eof", "--network", "none", IMG, "cat"]);
-  const py = await run(["/usr/bin/python3", "-c", `
+  const py = await run(
+    [
+      "/usr/bin/python3",
+      "-c",
+      `
 import docker, socket, threading, time
 from docker.utils.socket import frames_iter
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)}, version="1.41")
@@ -119,7 +131,10 @@ threading.Timer(10, lambda: s._sock.shutdown(socket.SHUT_RDWR)).start()
 print(repr(b"".join(d for _, d in frames_iter(s, False))), time.time() - t < 5)
 print(c.containers.get("attach-eof").status)
 import os; os._exit(0)
-`], { timeoutMs: 30_000 });
+`,
+    ],
+    { timeoutMs: 30_000 },
+  );
   expect(py.stderr).toBe("");
   expect(py.stdout).toBe("b'echoed\\n' True\nrunning\n");
   await must(["rm", "-f", "attach-eof"]);

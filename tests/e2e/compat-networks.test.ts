@@ -79,7 +79,10 @@ describe("network create", () => {
   });
 
   test("docker-py: IPAMPool's nulls, an IPv6 pool and labels", async () => {
-    const py = await run(["python3", "-c", `
+    const py = await run([
+      "python3",
+      "-c",
+      `
 import docker
 from docker.types import IPAMConfig, IPAMPool
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
@@ -88,7 +91,8 @@ n = c.networks.create("py net", driver="bridge", ipam=ipam, enable_ipv6=True, ch
 n.reload()
 print(n.name, n.attrs["EnableIPv6"], [p["Subnet"] for p in n.attrs["IPAM"]["Config"]], n.attrs["Labels"])
 n.remove()
-`]);
+`,
+    ]);
     expect(py.stderr).toBe("");
     expect(py.stdout.trim()).toBe("py net True ['10.73.0.0/24', 'fd00:78::/64'] {'k': 'v'}");
   });
@@ -206,7 +210,11 @@ describe("IPv6", () => {
     expect(look).toContain("fd00:71::99");
     expect(await must(["exec", "six-a", "cat", "/etc/hosts"])).toContain("fd00:71::2\t");
     const members = JSON.parse(await must(["network", "inspect", "-f", "{{json .Containers}}", "v6net"]));
-    expect(Object.values(members).map((m: any) => m.IPv6Address).sort()).toEqual(["fd00:71::2/64", "fd00:71::99/64"]);
+    expect(
+      Object.values(members)
+        .map((m: any) => m.IPv6Address)
+        .sort(),
+    ).toEqual(["fd00:71::2/64", "fd00:71::99/64"]);
 
     // A live connect with --ip6.
     await must(["run", "-d", "--name", "six-c", IMG, "sleep", "100000"]);
@@ -229,12 +237,22 @@ describe("IPv6", () => {
     // An address that does not parse is refused at create, as dockerd does: no container is left.
     const before = await must(["ps", "-aq"]);
     await bad(["create", "--network", "v6net", "--ip6", "zzz", IMG, "true"], "invalid IPv6 address: zzz");
-    const raw = await d.api("/containers/create", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ Image: IMG, Cmd: ["true"], HostConfig: { NetworkMode: "v6net" }, NetworkingConfig: { EndpointsConfig: { v6net: { IPAMConfig: { IPv4Address: "10.0.0.300" } } } } }) });
+    const raw = await d.api("/containers/create", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ Image: IMG, Cmd: ["true"], HostConfig: { NetworkMode: "v6net" }, NetworkingConfig: { EndpointsConfig: { v6net: { IPAMConfig: { IPv4Address: "10.0.0.300" } } } } }),
+    });
     expect([raw.status, ((await raw.json()) as { message: string }).message]).toEqual([400, "invalid IPv4 address: 10.0.0.300"]);
     expect(await must(["ps", "-aq"])).toBe(before);
     expect((await create({ Name: "v6-overlap", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:71::/48" }] } })).body.message).toContain("Pool overlaps with other one on this address space");
-    expect(await create({ Name: "v6-two", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:73::/64" }, { Subnet: "fd00:74::/64" }] } })).toEqual({ status: 403, body: { message: "bridge driver doesn't support multiple subnets" } });
-    expect(await create({ Name: "v6-gw", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:75::/64", Gateway: "fd00:76::1" }] } })).toEqual({ status: 400, body: { message: "failed to allocate gateway (fd00:76::1): Requested address is out of range" } });
+    expect(await create({ Name: "v6-two", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:73::/64" }, { Subnet: "fd00:74::/64" }] } })).toEqual({
+      status: 403,
+      body: { message: "bridge driver doesn't support multiple subnets" },
+    });
+    expect(await create({ Name: "v6-gw", EnableIPv6: true, IPAM: { Config: [{ Subnet: "fd00:75::/64", Gateway: "fd00:76::1" }] } })).toEqual({
+      status: 400,
+      body: { message: "failed to allocate gateway (fd00:76::1): Requested address is out of range" },
+    });
     // No v6 subnet given: a unique local /64 is picked (Docker 27+; dockerd 20.10 had no default v6 pool).
     expect((await create({ Name: "v6-auto", EnableIPv6: true })).status).toBe(201);
     const auto = (await inspectNet("v6-auto")).IPAM.Config[1];
@@ -260,7 +278,11 @@ describe("IPv6", () => {
 
 describe("docker-py", () => {
   test("links, an IPv6 connect with aliases, and NetworkSettings right after", async () => {
-    const py = await run(["python3", "-c", `
+    const py = await run(
+      [
+        "python3",
+        "-c",
+        `
 import docker
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
 web = c.containers.run(${JSON.stringify(IMG)}, ["sleep", "100000"], name="pyweb", detach=True, environment={"ROLE": "db"}, ports={"5432/tcp": None})
@@ -278,7 +300,10 @@ app.reload()
 print(sorted(app.attrs["NetworkSettings"]["Networks"]))
 for x in (app, web): x.remove(force=True)
 net.remove()
-`], { timeoutMs: 90_000 });
+`,
+      ],
+      { timeoutMs: 90_000 },
+    );
     expect(py.stderr).toBe("");
     expect(py.stdout.trim().split("\n")).toEqual(["['/pyweb:/pyapp/db']", "['db', '5432', '1']", "fd00:79::42 ['api'] fd00:79::42", "['bridge']"]);
   }, 120_000);
@@ -288,13 +313,34 @@ describe("legacy links", () => {
   test("--link on the default bridge: env vars, /etc/hosts and HostConfig.Links as dockerd 20.10 writes them", async () => {
     await must(["run", "-d", "--name", "web", "-e", "FOO=bar", "-e", "HELLO=world x", "--expose", "80", "--expose", "53/udp", "--hostname", "webhost", IMG, "sleep", "100000"]);
     const ip = await must(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
-    const out = await must(["run", "--name", "cl", "--link", "web:db", "--link", "web", IMG, "sh", "-c", "env | grep -E '^(DB|WEB)_' | sort; cat /etc/hosts; ping -c 1 -W 2 db >/dev/null && echo reached"]);
+    const out = await must([
+      "run",
+      "--name",
+      "cl",
+      "--link",
+      "web:db",
+      "--link",
+      "web",
+      IMG,
+      "sh",
+      "-c",
+      "env | grep -E '^(DB|WEB)_' | sort; cat /etc/hosts; ping -c 1 -W 2 db >/dev/null && echo reached",
+    ]);
     const lines = out.split("\n");
     const env = lines.filter((l) => /^(DB|WEB)_/.test(l));
     const forAlias = (A: string) => [
-      `${A}_ENV_FOO=bar`, `${A}_ENV_HELLO=world x`, `${A}_NAME=/cl/${A.toLowerCase()}`, `${A}_PORT=udp://${ip}:53`,
-      `${A}_PORT_53_UDP=udp://${ip}:53`, `${A}_PORT_53_UDP_ADDR=${ip}`, `${A}_PORT_53_UDP_PORT=53`, `${A}_PORT_53_UDP_PROTO=udp`,
-      `${A}_PORT_80_TCP=tcp://${ip}:80`, `${A}_PORT_80_TCP_ADDR=${ip}`, `${A}_PORT_80_TCP_PORT=80`, `${A}_PORT_80_TCP_PROTO=tcp`,
+      `${A}_ENV_FOO=bar`,
+      `${A}_ENV_HELLO=world x`,
+      `${A}_NAME=/cl/${A.toLowerCase()}`,
+      `${A}_PORT=udp://${ip}:53`,
+      `${A}_PORT_53_UDP=udp://${ip}:53`,
+      `${A}_PORT_53_UDP_ADDR=${ip}`,
+      `${A}_PORT_53_UDP_PORT=53`,
+      `${A}_PORT_53_UDP_PROTO=udp`,
+      `${A}_PORT_80_TCP=tcp://${ip}:80`,
+      `${A}_PORT_80_TCP_ADDR=${ip}`,
+      `${A}_PORT_80_TCP_PORT=80`,
+      `${A}_PORT_80_TCP_PROTO=tcp`,
     ];
     // (what dockerd 20.10 printed for the same run, with its address)
     expect(env).toEqual([...forAlias("DB"), ...forAlias("WEB")]);

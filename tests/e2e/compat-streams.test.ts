@@ -155,7 +155,10 @@ describe("detach keys", () => {
     expect(r.closed).toBe(true);
     expect(await status("dkr")).toBe("running");
     const events = await d.api(`/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}&filters=${encodeURIComponent(JSON.stringify({ container: ["dkr"] }))}`);
-    const actions = (await events.text()).trim().split("\n").map((l) => (JSON.parse(l) as { Action: string }).Action);
+    const actions = (await events.text())
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { Action: string }).Action);
     expect(actions).toContain("detach");
     const bad = await d.api("/containers/dkr/attach?stream=1&stdout=1&detachKeys=ctrl-%3F", { method: "POST" });
     expect(bad.status).toBe(400);
@@ -206,7 +209,7 @@ describe("exec start's body", () => {
         for (let i = end + 4; i + 8 <= all.length; i += 8 + all.readUInt32BE(i + 4)) if (all[i] === 1) out += all.subarray(i + 8, i + 8 + all.readUInt32BE(i + 4)).toString();
         resolve(out);
       });
-      const body = JSON.stringify({ Detach: false, Tty: false }) + "\n";
+      const body = `${JSON.stringify({ Detach: false, Tty: false })}\n`;
       const hdr = `POST /v1.50/exec/${id}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`;
       void (async () => {
         for (const w of writes(hdr, body)) {
@@ -221,7 +224,11 @@ describe("exec start's body", () => {
   test("a body sent after the headers is read as the body and never reaches the process's stdin", async () => {
     await must(["run", "-d", "--name", "xbody", "--network", "none", IMG, "sleep", "100000"]);
     const create = async () => {
-      const res = await d.api("/containers/xbody/exec", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: ["cat"], AttachStdin: true, AttachStdout: true, AttachStderr: true }) });
+      const res = await d.api("/containers/xbody/exec", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ Cmd: ["cat"], AttachStdin: true, AttachStdout: true, AttachStderr: true }),
+      });
       return ((await res.json()) as { Id: string }).Id;
     };
     // The body in a second write (the docker CLI's way), then split inside the body.
@@ -250,7 +257,11 @@ describe("cancelled streams", () => {
   }, 60_000);
 
   test("a cancelled events call returns within a second (python3-docker)", async () => {
-    const py = await run(["python3", "-c", `
+    const py = await run(
+      [
+        "python3",
+        "-c",
+        `
 import docker, threading, time
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)})
 ev = c.events(decode=True)
@@ -259,7 +270,10 @@ threading.Timer(0.3, ev.close).start()
 for _ in ev:
     pass
 print(round(time.time() - t0, 2))
-`], { timeoutMs: 30_000 });
+`,
+      ],
+      { timeoutMs: 30_000 },
+    );
     expect(py.stderr).toBe("");
     expect(Number(py.stdout.trim())).toBeLessThan(1.3);
   }, 60_000);
@@ -294,7 +308,10 @@ describe("commit of a running container", () => {
     const noPause = await d.api("/commit?container=cr&repo=cr-img&tag=2&pause=false", { method: "POST" });
     expect(noPause.status).toBe(201);
     const events = await d.api(`/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}&filters=${encodeURIComponent(JSON.stringify({ container: ["cr"] }))}`);
-    const actions = (await events.text()).trim().split("\n").map((l) => (JSON.parse(l) as { Action: string }).Action);
+    const actions = (await events.text())
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { Action: string }).Action);
     expect(actions.filter((a) => ["pause", "unpause", "commit"].includes(a))).toEqual(["pause", "commit", "unpause", "commit"]);
     expect(await must(["run", "--rm", "--network", "none", "cr-img:1", "cat", "/committed"])).toBe("kept");
     expect(await must(["run", "--rm", "--network", "none", "cr-img:2", "cat", "/committed"])).toBe("kept");
@@ -379,7 +396,11 @@ describe("exec output under load", () => {
     const cmd = ["sh", "-c", "echo hello out; echo hello err >&2"];
     const raw = await Promise.all(
       Array.from({ length: 60 }, async () => {
-        const res = await d.api("/containers/load/exec", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Cmd: cmd, AttachStdout: true, AttachStderr: true }) });
+        const res = await d.api("/containers/load/exec", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ Cmd: cmd, AttachStdout: true, AttachStderr: true }),
+        });
         return execRaw(((await res.json()) as { Id: string }).Id);
       }),
     );
@@ -391,7 +412,11 @@ describe("exec output under load", () => {
   test("python3-docker's exec_run (headers read through a buffer) loses nothing: output waits until the client has read the upgrade", async () => {
     // python3-docker takes the raw socket after http.client has read the 101 headers
     // through its buffer: whatever arrived with them used to be lost (hello err alone).
-    const py = await run(["python3", "-c", `
+    const py = await run(
+      [
+        "python3",
+        "-c",
+        `
 import docker, concurrent.futures as cf
 c = docker.DockerClient(base_url=${JSON.stringify(d.dockerHost)}).containers.get("load")
 def one(_):
@@ -400,9 +425,11 @@ with cf.ThreadPoolExecutor(40) as ex:
     outs = list(ex.map(one, range(120)))
 bad = [o for o in outs if o != (b"hello out\\n", b"hello err\\n")]
 print(len(outs), len(bad), bad[:3])
-`], { timeoutMs: 110_000 });
+`,
+      ],
+      { timeoutMs: 110_000 },
+    );
     expect(py.stderr).toBe("");
     expect(py.stdout.trim()).toBe("120 0 []");
   }, 120_000);
 });
-

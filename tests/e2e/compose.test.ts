@@ -64,7 +64,6 @@ function compose(args: string[]) {
   return run(["docker-compose", "-p", "shop", "-f", file, ...args], { env: { DOCKER_HOST: d.dockerHost, COMPOSE_INTERACTIVE_NO_CLI: "1" }, timeoutMs: 90_000 });
 }
 
-
 test("docker-compose up -d brings the stack up; down -v leaves nothing behind", async () => {
   const up = await compose(["up", "-d"]);
   if (up.code !== 0) throw new Error(`docker-compose up failed: ${up.stderr}`);
@@ -86,7 +85,10 @@ test("docker-compose up -d brings the stack up; down -v leaves nothing behind", 
   expect(hostPort).toBeDefined();
   let body = "";
   await waitFor("web's published port", async () => {
-    body = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "");
+    body = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then(
+      (r) => (r.ok ? r.text() : ""),
+      () => "",
+    );
     return body !== "";
   });
   expect(body).toBe("web-ok\n");
@@ -98,7 +100,14 @@ test("docker-compose up -d brings the stack up; down -v leaves nothing behind", 
   expect(again.stdout).toContain("Name:\tdb");
   expect(again.stdout).toContain("Name:\tfrontend");
   const port2 = /127\.0\.0\.1:(\d+)/.exec((await compose(["port", "web", "8080"])).stdout)?.[1];
-  await waitFor("web's published port after restart", async () => (await fetch(`http://127.0.0.1:${port2}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "")) === "web-ok\n");
+  await waitFor(
+    "web's published port after restart",
+    async () =>
+      (await fetch(`http://127.0.0.1:${port2}/index.html`).then(
+        (r) => (r.ok ? r.text() : ""),
+        () => "",
+      )) === "web-ok\n",
+  );
 
   // The named volume holds db's data.
   const [vol] = JSON.parse((await d.docker(["volume", "inspect", "shop_dbdata"])).stdout);
@@ -111,7 +120,10 @@ test("docker-compose up -d brings the stack up; down -v leaves nothing behind", 
   expect((await d.docker(["volume", "ls", "-q"])).stdout).toBe("");
   const names = netNames(d.home);
   await waitFor("namespaces to go", async () => !(await run(["ip", "netns"])).stdout.includes(names.netnsPrefix));
-  const links = (await run(["ip", "-br", "link"])).stdout.split("\n").filter((l) => l.startsWith(names.ifPrefix)).map((l) => l.split(/\s+/)[0]);
+  const links = (await run(["ip", "-br", "link"])).stdout
+    .split("\n")
+    .filter((l) => l.startsWith(names.ifPrefix))
+    .map((l) => l.split(/\s+/)[0]);
   expect(links).toEqual([names.defaultBridge]);
   // This daemon's DNAT chain holds no published port any more (other daemons' chains are theirs).
   const dnatRules = (await run(["iptables-save", "-t", "nat"])).stdout.split("\n").filter((l) => l.startsWith(`-A ${names.chains.dnat} `));

@@ -4,7 +4,7 @@
  * policies applied when the daemon starts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { TestDaemon } from "../helpers/daemon.ts";
+import type { TestDaemon } from "../helpers/daemon.ts";
 import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
 import { waitFor } from "../helpers/wait.ts";
 

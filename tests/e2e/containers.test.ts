@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestDaemon, run } from "../helpers/daemon.ts";
+import { type TestDaemon, run } from "../helpers/daemon.ts";
 import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -89,7 +89,13 @@ describe("docker run", () => {
 
   test("malformed config: 400, nothing created", async () => {
     const before = (await docker(["ps", "-aq"])).stdout;
-    for (const body of ['{"Image": 5}', "{not json", JSON.stringify({ Image: IMG, HostConfig: { RestartPolicy: { Name: "sometimes" } } }), JSON.stringify({ Image: IMG, HostConfig: { Sysctls: { "vm.swappiness": "1" } } }), JSON.stringify({ Image: IMG, HostConfig: { Memory: 1024 } })]) {
+    for (const body of [
+      '{"Image": 5}',
+      "{not json",
+      JSON.stringify({ Image: IMG, HostConfig: { RestartPolicy: { Name: "sometimes" } } }),
+      JSON.stringify({ Image: IMG, HostConfig: { Sysctls: { "vm.swappiness": "1" } } }),
+      JSON.stringify({ Image: IMG, HostConfig: { Memory: 1024 } }),
+    ]) {
       const res = await d.api("/containers/create", { method: "POST", headers: { "Content-Type": "application/json" }, body });
       expect(res.status).toBe(400);
       expect(typeof ((await res.json()) as any).message).toBe("string");
@@ -100,8 +106,29 @@ describe("docker run", () => {
   test("create options: env, workdir, user, hostname, labels, entrypoint, binds and tmpfs", async () => {
     const host = join(work, "bind");
     const r = await docker([
-      "run", "--rm", "--network", "none", "-e", "FOO=bar", "-w", "/tmp", "-u", "65534", "-h", "myhost", "--label", "a=b", "--tmpfs", "/scratch",
-      "-v", `${host}:/data`, "--entrypoint", "sh", IMG, "-c", "echo $FOO $(pwd) $(id -u) $(hostname); mount | grep -c ' /scratch '; touch /data/x && echo wrote",
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "-e",
+      "FOO=bar",
+      "-w",
+      "/tmp",
+      "-u",
+      "65534",
+      "-h",
+      "myhost",
+      "--label",
+      "a=b",
+      "--tmpfs",
+      "/scratch",
+      "-v",
+      `${host}:/data`,
+      "--entrypoint",
+      "sh",
+      IMG,
+      "-c",
+      "echo $FOO $(pwd) $(id -u) $(hostname); mount | grep -c ' /scratch '; touch /data/x && echo wrote",
     ]);
     expect(r.stdout).toBe("bar /tmp 65534 myhost\n1\n");
     expect(r.stderr).toContain("Permission denied");
@@ -118,7 +145,20 @@ describe("security and resource options", () => {
     expect(ro.code).toBe(1);
     expect(ro.stderr).toContain("Read-only file system");
     expect((await docker(["run", "--rm", "--network", "none", "--init", IMG, "cat", "/proc/1/cmdline"])).stdout).toContain("init");
-    const limits = await docker(["run", "--rm", "--network", "none", "--memory", "32m", "--pids-limit", "50", IMG, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"]);
+    const limits = await docker([
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "--memory",
+      "32m",
+      "--pids-limit",
+      "50",
+      IMG,
+      "sh",
+      "-c",
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
+    ]);
     expect(limits.stdout).toBe("33554432\n50\n");
     const caps = await docker(["run", "--rm", "--network", "none", "--cap-drop", "ALL", IMG, "chown", "1", "/tmp"]);
     expect(caps.stderr).toContain("Operation not permitted");
@@ -262,7 +302,7 @@ describe("container lifecycle", () => {
     expect(await names("--filter", "status=running", "--filter", "name=f-")).toEqual(["f-run"]);
     expect(await names("--filter", "label=team=x")).toEqual(["f-exit"]);
     expect(await names("--filter", "exited=4")).toEqual(["f-exit"]);
-    expect((await names("--filter", `ancestor=${IMG}`, "--filter", "name=f-"))).toEqual(["f-exit", "f-run"]);
+    expect(await names("--filter", `ancestor=${IMG}`, "--filter", "name=f-")).toEqual(["f-exit", "f-run"]);
     await docker(["rm", "-f", "f-exit", "f-run"]);
   });
 });
@@ -369,7 +409,19 @@ describe("events", () => {
     const r = await docker(["events", "--since", since, "--until", String(Math.floor(Date.now() / 1000) + 1), "--filter", "container=ev1", "--format", "{{.Action}}"]);
     const actions = r.stdout.trim().split("\n");
     expect(actions).toEqual(["create", "attach", "start", "die", "destroy"]);
-    const die = await docker(["events", "--since", since, "--until", String(Math.floor(Date.now() / 1000) + 1), "--filter", "event=die", "--filter", "container=ev1", "--format", "{{json .Actor.Attributes}}"]);
+    const die = await docker([
+      "events",
+      "--since",
+      since,
+      "--until",
+      String(Math.floor(Date.now() / 1000) + 1),
+      "--filter",
+      "event=die",
+      "--filter",
+      "container=ev1",
+      "--format",
+      "{{json .Actor.Attributes}}",
+    ]);
     expect(JSON.parse(die.stdout.trim()).exitCode).toBe("0");
   });
 });

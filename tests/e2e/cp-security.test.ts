@@ -74,17 +74,35 @@ function homeProcesses(): Set<number> {
   return out;
 }
 
-const homeMounts = () => readFileSync("/proc/mounts", "utf8").split("\n").filter((l) => l.includes(d.home)).sort();
-const describeProcs = (pids: number[]) => pids.map((p) => `${p}: ${(() => { try { return readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " "); } catch { return "(gone)"; } })()}`);
+const homeMounts = () =>
+  readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(d.home))
+    .sort();
+const describeProcs = (pids: number[]) =>
+  pids.map(
+    (p) =>
+      `${p}: ${(() => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ");
+        } catch {
+          return "(gone)";
+        }
+      })()}`,
+  );
 
 /** Waits until no process or mount is left beyond the baseline (a leak fails with what leaked). */
 async function expectNoLeak(base: { procs: Set<number>; mounts: string[] }) {
   let extra: number[] = [];
   try {
-    await waitFor("leftover processes and mounts to go", async () => {
-      extra = [...homeProcesses()].filter((p) => !base.procs.has(p));
-      return extra.length === 0 && homeMounts().join("\n") === base.mounts.join("\n");
-    }, 5_000);
+    await waitFor(
+      "leftover processes and mounts to go",
+      async () => {
+        extra = [...homeProcesses()].filter((p) => !base.procs.has(p));
+        return extra.length === 0 && homeMounts().join("\n") === base.mounts.join("\n");
+      },
+      5_000,
+    );
   } catch {
     expect(describeProcs(extra)).toEqual([]);
     expect(homeMounts()).toEqual(base.mounts);
@@ -105,7 +123,11 @@ describe("docker cp against a symlink-swapping container", () => {
     await waitFor("the racer to loop", async () => (await docker(["exec", "racer", "ls", "/w/lnk"])).code === 0);
 
     const upload = makeTar(["escaped"]);
-    let gets = 0, puts = 0, readOk = 0, wroteOk = 0, leaks = 0;
+    let gets = 0,
+      puts = 0,
+      readOk = 0,
+      wroteOk = 0,
+      leaks = 0;
     const deadline = Date.now() + 6_000;
     const getLoop = async () => {
       while (Date.now() < deadline) {

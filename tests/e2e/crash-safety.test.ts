@@ -52,10 +52,14 @@ function leftovers(home: string): string[] {
 
 async function expectNoLeaks(d: TestDaemon, ids: string[]): Promise<void> {
   // netd deletes namespaces and veths, imaged moves snapshots to its trash: give it a moment.
-  const settled = await waitFor("no leaks", async () => {
-    const l = findLeaks(d.home, ids);
-    return Object.values(l).every((v) => v.length === 0) && leftovers(d.home).length === 0 ? l : undefined;
-  }, 15_000).catch(() => undefined);
+  const settled = await waitFor(
+    "no leaks",
+    async () => {
+      const l = findLeaks(d.home, ids);
+      return Object.values(l).every((v) => v.length === 0) && leftovers(d.home).length === 0 ? l : undefined;
+    },
+    15_000,
+  ).catch(() => undefined);
   if (!settled) {
     expect(findLeaks(d.home, ids)).toEqual(NO_LEAKS);
     expect(leftovers(d.home)).toEqual([]);
@@ -86,10 +90,14 @@ test("apid killed with SIGKILL during `docker run -d`: every container is runnin
       await Bun.sleep(Math.round((span * (i + 1)) / 10));
       process.kill(apid.pid, "SIGKILL");
       await runP;
-      await waitFor("apid restarted", async () => {
-        const s = await servicePid(d, "apid");
-        return s.state === "ready" && s.pid !== apid.pid ? s : undefined;
-      }, 30_000);
+      await waitFor(
+        "apid restarted",
+        async () => {
+          const s = await servicePid(d, "apid");
+          return s.state === "ready" && s.pid !== apid.pid ? s : undefined;
+        },
+        30_000,
+      );
       const ins = await d.docker(["inspect", name]);
       if (ins.code !== 0) {
         expect(ins.stderr).toContain("No such");
@@ -129,7 +137,7 @@ test("apid killed with SIGKILL during `docker rm -f`: the removal is finished or
       return r.stdout.trim();
     };
     const ids = [await runOne("warm")];
-    let t0 = Date.now();
+    const t0 = Date.now();
     expect((await d.docker(["rm", "-f", "-v", "warm"])).code).toBe(0);
     const span = Date.now() - t0;
     const outcomes: string[] = [];
@@ -143,10 +151,14 @@ test("apid killed with SIGKILL during `docker rm -f`: the removal is finished or
       await Bun.sleep(Math.round(span * (0.3 + (0.7 * (i + 1)) / 8)));
       process.kill(apid.pid, "SIGKILL");
       await rmP;
-      await waitFor("apid restarted", async () => {
-        const st = await servicePid(d, "apid");
-        return st.state === "ready" && st.pid !== apid.pid ? st : undefined;
-      }, 30_000);
+      await waitFor(
+        "apid restarted",
+        async () => {
+          const st = await servicePid(d, "apid");
+          return st.state === "ready" && st.pid !== apid.pid ? st : undefined;
+        },
+        30_000,
+      );
       // Recovery finishes a removal that had begun; one that had not is left as it was.
       const status = await waitFor("removal settled", async () => {
         const r = await d.docker(["inspect", "--format", "{{.State.Status}}", name]);
@@ -379,16 +391,24 @@ test("a full disk fails the one operation that hit it, with a clear error, and t
     const apid = await servicePid(d, "apid");
     expect(apid.pid).toBeGreaterThan(1);
     process.kill(apid.pid, "SIGKILL");
-    await waitFor("apid restarted", async () => {
-      const st = await servicePid(d, "apid");
-      return st.state === "ready" && st.pid !== apid.pid ? st : undefined;
-    }, 30_000);
+    await waitFor(
+      "apid restarted",
+      async () => {
+        const st = await servicePid(d, "apid");
+        return st.state === "ready" && st.pid !== apid.pid ? st : undefined;
+      },
+      30_000,
+    );
     // apid answers as soon as its socket is up and reconciles with the runtime in the
     // background, so the record may say "running" for a moment after the restart.
-    const lateAfter = await waitFor("late's exit read back", async () => {
-      const st = JSON.parse((await docker(["inspect", "late"])).stdout)[0].State;
-      return st.Status === "exited" ? st : undefined;
-    }, 30_000);
+    const lateAfter = await waitFor(
+      "late's exit read back",
+      async () => {
+        const st = JSON.parse((await docker(["inspect", "late"])).stdout)[0].State;
+        return st.Status === "exited" ? st : undefined;
+      },
+      30_000,
+    );
     expect(lateAfter.ExitCode).toBe(3);
     // ...and finishes the --rm whose removal the full disk refused.
     await waitFor("rmlate removed", async () => (await docker(["inspect", "rmlate"])).code !== 0);

@@ -36,7 +36,7 @@ const post = (path: string, body: RequestInit["body"]) => d.api(path, { method: 
 
 describe("JSON request bodies", () => {
   test("a body over 4 MiB is a 413, with or without a Content-Length", async () => {
-    const big = new TextEncoder().encode(JSON.stringify({ Image: "x", Env: ["A=" + "a".repeat(5 * MiB)] }));
+    const big = new TextEncoder().encode(JSON.stringify({ Image: "x", Env: [`A=${"a".repeat(5 * MiB)}`] }));
     for (const body of [big, chunked(big)]) {
       const r = await post("/containers/create", body);
       expect(r.status).toBe(413);

@@ -40,7 +40,7 @@ afterAll(async () => {
 const STATE =
   "grep -E '^(Uid|Gid|Groups|Cap[A-Za-z]+|NoNewPrivs|Seccomp|Seccomp_filters|SigBlk|SigIgn|SigCgt):' /proc/self/status; " +
   "echo umask $(umask); echo fds $(ls /proc/self/fd | sort | tr '\\n' ' '); echo cwd $(pwd); env | grep -v ^HOSTNAME= | sort; " +
-  "for n in cgroup ipc mnt net pid uts; do [ \"$(readlink /proc/1/ns/$n)\" = \"$(readlink /proc/self/ns/$n)\" ] && echo same $n || echo other $n; done 2>/dev/null";
+  'for n in cgroup ipc mnt net pid uts; do [ "$(readlink /proc/1/ns/$n)" = "$(readlink /proc/self/ns/$n)" ] && echo same $n || echo other $n; done 2>/dev/null';
 
 async function both(name: string, runOpts: string[], execOpts: string[], cmd: string[]): Promise<[string, string]> {
   const out: string[] = [];
@@ -74,7 +74,11 @@ describe("direct exec matches runc exec", () => {
   }
 
   test("errors: not found, not executable, bad cwd", async () => {
-    for (const [execOpts, cmd] of [[[], ["nope"]], [[], ["/etc/passwd"]], [["-w", "/nowhere"], ["true"]]] as [string[], string[]][]) {
+    for (const [execOpts, cmd] of [
+      [[], ["nope"]],
+      [[], ["/etc/passwd"]],
+      [["-w", "/nowhere"], ["true"]],
+    ] as [string[], string[]][]) {
       const [d, r] = await both("errors", [], execOpts, cmd);
       expect(d.split("\n")[0]).toBe(r.split("\n")[0]!); // the exit code
       expect(d.split("\n")[0]).not.toBe("exit 0");
@@ -82,7 +86,7 @@ describe("direct exec matches runc exec", () => {
   });
 
   test("a TTY: same terminal settings and stdio", async () => {
-    const [d, r] = await both("tty", [], ["-t"], ["sh", "-c", "tty; stty -a | head -1; ls -l /proc/self/fd/0 | sed 's/.*-> //'; " + STATE]);
+    const [d, r] = await both("tty", [], ["-t"], ["sh", "-c", `tty; stty -a | head -1; ls -l /proc/self/fd/0 | sed 's/.*-> //'; ${STATE}`]);
     expect(d).toBe(r);
   });
 });

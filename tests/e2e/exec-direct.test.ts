@@ -5,7 +5,7 @@
  * (127/126). The home directory is long on purpose: stdio socket paths must still fit.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestDaemon, run } from "../helpers/daemon.ts";
+import { type TestDaemon, run } from "../helpers/daemon.ts";
 import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
 
 let fx: BusyboxDaemon;

@@ -3,7 +3,7 @@
  * lock, lazy services, debug sockets, and the real docker CLI against the Docker socket.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +24,6 @@ async function status(): Promise<Map<string, { state: string; pid: string; resta
   }
   return rows;
 }
-
 
 function rawRequest(socket: string, payload: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -65,8 +65,88 @@ type Rng = ReturnType<typeof prng>;
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const NUMBERS = [0, -1, -2, 1, 1.5, -0.5, 999, 1000, 6 * 1024 * 1024 - 1, 2 ** 31, 2 ** 53 + 2, -(2 ** 63), 2 ** 63, 1e30, -1e30, 1e308, 99e9, 65536, 70000, 1e-9];
-const STRINGS = ["", " ", "x", "bogus", "-1", "0", "1", "true", "false", "null", "1h", "10m", "-1h", "0-", "0-4096", "abc", "2024-13-45", "2024-02-30T25:00", "1700000000.5", "NONE", "ALL", "CAP_BOGUS", "net_admin", "80/tcp", "70000", "9000-8000", "::1", "on-failure", "always", "none", "host", "container:nope", "bridge", "a=b", "label!", "*".repeat(64) + "x", "a*".repeat(40), "é\u0000\uffff", "💥", "x".repeat(10_000), "%s%n", "../../etc/passwd", "${HOME}"];
-const KEYS = ["Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "CpusetCpus", "PidsLimit", "ShmSize", "RestartPolicy", "CapAdd", "CapDrop", "PortBindings", "Tmpfs", "Mounts", "Dns", "ExtraHosts", "Privileged", "Init", "LogConfig", "Sysctls", "Ulimits", "BlkioWeight", "until", "label", "dangling", "status", "exited", "name", "__proto__", "constructor", "toString", "hasOwnProperty", "", "Bogus"];
+const STRINGS = [
+  "",
+  " ",
+  "x",
+  "bogus",
+  "-1",
+  "0",
+  "1",
+  "true",
+  "false",
+  "null",
+  "1h",
+  "10m",
+  "-1h",
+  "0-",
+  "0-4096",
+  "abc",
+  "2024-13-45",
+  "2024-02-30T25:00",
+  "1700000000.5",
+  "NONE",
+  "ALL",
+  "CAP_BOGUS",
+  "net_admin",
+  "80/tcp",
+  "70000",
+  "9000-8000",
+  "::1",
+  "on-failure",
+  "always",
+  "none",
+  "host",
+  "container:nope",
+  "bridge",
+  "a=b",
+  "label!",
+  `${"*".repeat(64)}x`,
+  "a*".repeat(40),
+  "é\u0000\uffff",
+  "💥",
+  "x".repeat(10_000),
+  "%s%n",
+  "../../etc/passwd",
+  "${HOME}",
+];
+const KEYS = [
+  "Memory",
+  "MemorySwap",
+  "NanoCpus",
+  "CpuShares",
+  "CpuQuota",
+  "CpuPeriod",
+  "CpusetCpus",
+  "PidsLimit",
+  "ShmSize",
+  "RestartPolicy",
+  "CapAdd",
+  "CapDrop",
+  "PortBindings",
+  "Tmpfs",
+  "Mounts",
+  "Dns",
+  "ExtraHosts",
+  "Privileged",
+  "Init",
+  "LogConfig",
+  "Sysctls",
+  "Ulimits",
+  "BlkioWeight",
+  "until",
+  "label",
+  "dangling",
+  "status",
+  "exited",
+  "name",
+  "__proto__",
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "",
+  "Bogus",
+];
 
 function scalar(r: Rng): Json {
   switch (r.int(4)) {
@@ -108,7 +188,8 @@ function mutate(r: Rng, base: Json): Json {
     const all = slots(v);
     const objects = [v, ...all.map(([c, k]) => (c as any)[k] as Json)].filter((x): x is Record<string, Json> => !!x && typeof x === "object" && !Array.isArray(x));
     const op = r.int(8);
-    if (op === 0 && objects.length) r.pick(objects)[r.pick(KEYS)] = garbage(r, 3); // unknown or known key, random value
+    if (op === 0 && objects.length)
+      r.pick(objects)[r.pick(KEYS)] = garbage(r, 3); // unknown or known key, random value
     else if (op === 1 && objects.length) r.pick(objects)[r.pick(KEYS)] = deep(r);
     else if (all.length) {
       const [c, k] = r.pick(all);
@@ -134,7 +215,7 @@ function encode(r: Rng, v: Json): { body: string; contentType: string } {
   if (roll < 0.1) {
     // Nesting just under and well over Docker's 10,000-level bound, at a random place.
     const levels = roll < 0.09 ? 5000 + r.int(4990) : 10_001 + r.int(200_000);
-    const nested = `{"${r.pick(KEYS)}":`.repeat(levels) + "0" + "}".repeat(levels);
+    const nested = `${`{"${r.pick(KEYS)}":`.repeat(levels)}0${"}".repeat(levels)}`;
     const copy = structuredClone(v);
     const objects = [copy, ...slots(copy).map(([c, k]) => (c as any)[k] as Json)].filter((x): x is Record<string, Json> => !!x && typeof x === "object" && !Array.isArray(x));
     if (objects.length) {
@@ -156,7 +237,14 @@ async function snapshot() {
     const v = await get(`/containers/${ref}/json`);
     return { Id: v.Id, Name: v.Name, State: v.State.Status, Config: v.Config, HostConfig: v.HostConfig, Mounts: v.Mounts };
   };
-  const [containers, images, networks, volumes, stopped, target] = await Promise.all([get("/containers/json?all=1"), get("/images/json?all=1"), get("/networks"), get("/volumes"), inspect("fuzz-stopped"), inspect("fuzz-target")]);
+  const [containers, images, networks, volumes, stopped, target] = await Promise.all([
+    get("/containers/json?all=1"),
+    get("/images/json?all=1"),
+    get("/networks"),
+    get("/volumes"),
+    inspect("fuzz-stopped"),
+    inspect("fuzz-target"),
+  ]);
   return {
     containers: containers.map((c: any) => `${c.Id} ${c.Names} ${c.State}`).sort(),
     images: images.map((i: any) => i.Id).sort(),
@@ -194,12 +282,25 @@ test(`fuzz: ${CASES} generated create/update/filter requests answer 4xx (or a cl
       Labels: { fuzz: "1" },
       ExposedPorts: { "80/tcp": {} },
       StopTimeout: 5,
-      HostConfig: { NetworkMode: "none", Memory: 64 << 20, MemorySwap: -1, CpuShares: 512, PidsLimit: 50, CapAdd: ["NET_ADMIN"], Tmpfs: { "/scratch": "size=1m" }, RestartPolicy: { Name: "no" }, PortBindings: { "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] } },
+      HostConfig: {
+        NetworkMode: "none",
+        Memory: 64 << 20,
+        MemorySwap: -1,
+        CpuShares: 512,
+        PidsLimit: 50,
+        CapAdd: ["NET_ADMIN"],
+        Tmpfs: { "/scratch": "size=1m" },
+        RestartPolicy: { Name: "no" },
+        PortBindings: { "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
+      },
       NetworkingConfig: { EndpointsConfig: { none: { Aliases: ["a"] } } },
     };
     const BODIES: Record<"create" | "update" | "network" | "volume" | "exec", { path: string; base: Json }> = {
       create: { path: "/containers/create", base: baseCreate },
-      update: { path: "/containers/fuzz-target/update", base: { Memory: 32 << 20, MemorySwap: 64 << 20, CpuShares: 256, PidsLimit: 40, CpusetCpus: "0", RestartPolicy: { Name: "on-failure", MaximumRetryCount: 2 } } },
+      update: {
+        path: "/containers/fuzz-target/update",
+        base: { Memory: 32 << 20, MemorySwap: 64 << 20, CpuShares: 256, PidsLimit: 40, CpusetCpus: "0", RestartPolicy: { Name: "on-failure", MaximumRetryCount: 2 } },
+      },
       network: { path: "/networks/create", base: { Name: "fuzz-made", Driver: "bridge", Internal: true, Attachable: false, EnableIPv6: false, Labels: { fuzz: "1" }, Options: {} } },
       volume: { path: "/volumes/create", base: { Name: "fuzz-made", Driver: "local", Labels: { fuzz: "1" }, DriverOpts: {} } },
       // The target is not running: a valid exec is a 409, after its body was checked.

@@ -50,10 +50,14 @@ test("imaged, netd and fsd exit when idle, keep their state, and start again on 
   const started = readFileSync(join(d.home, "log", "supervisor.log"), "utf8");
   for (const svc of ["imaged", "netd", "fsd"]) expect(started).toContain(`service=${svc} `);
 
-  await waitFor("lazy services to exit", async () => {
-    const s = await states();
-    return s.imaged === "idle" && s.netd === "idle" && s.fsd === "idle";
-  }, 30_000);
+  await waitFor(
+    "lazy services to exit",
+    async () => {
+      const s = await states();
+      return s.imaged === "idle" && s.netd === "idle" && s.fsd === "idle";
+    },
+    30_000,
+  );
   const log = readFileSync(join(d.home, "log", "supervisor.log"), "utf8");
   expect(log).toContain("service imaged exited while idle");
   expect(log).not.toContain("exited unexpectedly");
@@ -76,10 +80,14 @@ test("a service with work in hand does not exit: netd stays while a container is
 
 test("with no containers, the daemon returns under 150 MB resident once the lazy services exit", async () => {
   // vmm goes last: apid follows its events for 10 s after the last container stops.
-  await waitFor("every lazy service to be idle", async () => {
-    const s = await states();
-    return s.imaged === "idle" && s.netd === "idle" && s.fsd === "idle" && s.vmm === "idle";
-  }, 90_000);
+  await waitFor(
+    "every lazy service to be idle",
+    async () => {
+      const s = await states();
+      return s.imaged === "idle" && s.netd === "idle" && s.fsd === "idle" && s.vmm === "idle";
+    },
+    90_000,
+  );
   const pid = Number(readFileSync(join(d.home, "run", "arcboxd.lock"), "utf8"));
   const procs = processTree(pid);
   expect(procs.length).toBe(2); // the supervisor and apid

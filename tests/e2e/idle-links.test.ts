@@ -92,13 +92,14 @@ test("with a container idling, vmm reaches the agent and apid over FIFOs, not so
   expect(joined).toEqual([]);
   // The FIFO pair is what they hold instead.
   const fifoIn = join(d.home, "run", "guest-agent.in.fifo");
-  const holds = (pid: number) => readdirSync(`/proc/${pid}/fd`).some((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === fifoIn;
-    } catch {
-      return false;
-    }
-  });
+  const holds = (pid: number) =>
+    readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === fifoIn;
+      } catch {
+        return false;
+      }
+    });
   expect(holds(vmm)).toBe(true);
   expect(holds(agent)).toBe(true);
 }, 60_000);
@@ -109,14 +110,18 @@ test("events reach apid through the FIFO, also from a new vmm after kill -9", as
   expect(vmm).toBeGreaterThan(0);
   process.kill(vmm, "SIGKILL");
   // apid sees the FIFO end (vmm's writer is gone), subscribes again, and vmm comes back.
-  await waitFor("a new vmm with the FIFO subscription", async () => {
-    try {
-      const s = await vmmState();
-      return s.eventSubscriptions.fifos === 1 && s.machines.find((m) => m.id === "host")?.link === "fifo";
-    } catch {
-      return false;
-    }
-  }, 60_000);
+  await waitFor(
+    "a new vmm with the FIFO subscription",
+    async () => {
+      try {
+        const s = await vmmState();
+        return s.eventSubscriptions.fifos === 1 && s.machines.find((m) => m.id === "host")?.link === "fifo";
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+  );
   expect(await vmmPid()).not.toBe(vmm);
   expect((await d.docker(["run", "-d", "--name", "exiter", "--network", "none", IMAGE, "sh", "-c", "sleep 1; exit 7"])).code).toBe(0);
   const wait = await d.docker(["wait", "exiter"]);

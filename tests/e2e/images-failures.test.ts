@@ -98,7 +98,14 @@ test("a corrupt gzip layer with a matching digest is refused and removed", async
   const layerDigest = await pushBlob(reg, "broken", broken);
   const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${"1".repeat(64)}`] } }));
   const configDigest = await pushBlob(reg, "broken", config);
-  const manifest = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.docker.distribution.manifest.v2+json", config: { mediaType: "application/vnd.docker.container.image.v1+json", size: config.length, digest: configDigest }, layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: broken.length, digest: layerDigest }] }));
+  const manifest = new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+      config: { mediaType: "application/vnd.docker.container.image.v1+json", size: config.length, digest: configDigest },
+      layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: broken.length, digest: layerDigest }],
+    }),
+  );
   await pushManifest(reg, "broken", "v1", "application/vnd.docker.distribution.manifest.v2+json", manifest);
   const r = await daemon.docker(["pull", `${reg.host}/broken:v1`]);
   expect(r.code).toBe(1);

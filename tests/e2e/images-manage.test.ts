@@ -42,7 +42,11 @@ test("docker images lists every pulled image, newest first", async () => {
   const r = await daemon.docker(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
   expect(r.code).toBe(0);
   const rows = r.stdout.trim().split("\n");
-  expect(rows).toEqual([`${reg.host}/busybox:latest ${busybox.configDigest.slice(7, 19)}`, `${reg.host}/labelled:v1 ${labelled.configDigest.slice(7, 19)}`, `${reg.host}/old:v1 ${old.configDigest.slice(7, 19)}`]);
+  expect(rows).toEqual([
+    `${reg.host}/busybox:latest ${busybox.configDigest.slice(7, 19)}`,
+    `${reg.host}/labelled:v1 ${labelled.configDigest.slice(7, 19)}`,
+    `${reg.host}/old:v1 ${old.configDigest.slice(7, 19)}`,
+  ]);
   const q = await daemon.docker(["images", "-q", "--no-trunc"]);
   expect(lines(q.stdout)).toEqual([busybox.configDigest, labelled.configDigest, old.configDigest].sort());
 });

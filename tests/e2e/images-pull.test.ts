@@ -101,7 +101,10 @@ test("the raw pull stream is Docker's JSON messages, with byte progress for down
   const res = await daemon.api(`/images/create?fromImage=${reg.host}/raw-stream&tag=v1`, { method: "POST" });
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toBe("application/json");
-  const messages = (await res.text()).trim().split(/\r?\n/).map((l) => JSON.parse(l));
+  const messages = (await res.text())
+    .trim()
+    .split(/\r?\n/)
+    .map((l) => JSON.parse(l));
   expect(messages[0]).toEqual({ status: `Pulling from ${reg.host}/raw-stream`, progressDetail: {}, id: "v1" });
   const downloading = messages.find((m) => m.status === "Downloading");
   expect(downloading.progressDetail.total).toBeGreaterThan(0);

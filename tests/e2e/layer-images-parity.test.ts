@@ -71,7 +71,11 @@ afterAll(async () => {
 
 const LIST = "find /data | sort | xargs stat -c '%n %A %u %g %s %h %t:%T %N'";
 /** Directory sizes are the filesystem's own (4096 on ext4, entry bytes on squashfs): masked. */
-const listing = (out: string) => out.trim().split("\n").map((l) => l.replace(/^(\S+ d\S+ \d+ \d+) \d+ /, "$1 - "));
+const listing = (out: string) =>
+  out
+    .trim()
+    .split("\n")
+    .map((l) => l.replace(/^(\S+ d\S+ \d+ \d+) \d+ /, "$1 - "));
 
 test("the image's content is identical under ArcBox and Docker Engine", async () => {
   expect(readdirSync(join(daemon.home, "data", "imaged", "layer-images"))).toHaveLength(3);

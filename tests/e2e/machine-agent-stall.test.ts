@@ -53,30 +53,34 @@ afterAll(async () => {
   await d?.dispose();
 }, 120_000);
 
-test("a dead guest agent: the next exec fails fast, vmm reconnects, exec and stop work", async () => {
-  const created = await machine(["create", "s1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1"]);
-  expect(created.code).toBe(0);
+test(
+  "a dead guest agent: the next exec fails fast, vmm reconnects, exec and stop work",
+  async () => {
+    const created = await machine(["create", "s1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1"]);
+    expect(created.code).toBe(0);
 
-  // Kill the agent a moment after this exec has answered (so this exec itself completes).
-  const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof bun)) </dev/null >/dev/null 2>&1 &"]);
-  expect(kill.code).toBe(0);
-  await Bun.sleep(4_000);
+    // Kill the agent a moment after this exec has answered (so this exec itself completes).
+    const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof bun)) </dev/null >/dev/null 2>&1 &"]);
+    expect(kill.code).toBe(0);
+    await Bun.sleep(4_000);
 
-  // The old session reaches nobody now: the call times out instead of hanging.
-  const t0 = performance.now();
-  const stalled = await machine(["exec", "s1", "--", "echo", "hi"], 60_000);
-  const stalledMs = performance.now() - t0;
-  expect(stalled.code).not.toBe(0);
-  expect(stalled.stderr).toMatch(/did not answer machineExec within 20s/);
-  expect(stalledMs).toBeLessThan(CALL_TIMEOUT_MS + 30_000);
+    // The old session reaches nobody now: the call times out instead of hanging.
+    const t0 = performance.now();
+    const stalled = await machine(["exec", "s1", "--", "echo", "hi"], 60_000);
+    const stalledMs = performance.now() - t0;
+    expect(stalled.code).not.toBe(0);
+    expect(stalled.stderr).toMatch(/did not answer machineExec within 20s/);
+    expect(stalledMs).toBeLessThan(CALL_TIMEOUT_MS + 30_000);
 
-  // vmm reconnects on its own (a new SYNC session with the restarted agent).
-  const last = await execUntilOk(["echo", "hi"]);
-  expect(last.code).toBe(0);
-  expect(last.stdout).toBe("hi\n");
-  expect(await Bun.file(join(d.home, "log", "vmm.log")).text()).toMatch(/guest agent reconnected machine=s1/);
+    // vmm reconnects on its own (a new SYNC session with the restarted agent).
+    const last = await execUntilOk(["echo", "hi"]);
+    expect(last.code).toBe(0);
+    expect(last.stdout).toBe("hi\n");
+    expect(await Bun.file(join(d.home, "log", "vmm.log")).text()).toMatch(/guest agent reconnected machine=s1/);
 
-  const stop = await machine(["stop", "s1"]);
-  expect(stop.code).toBe(0);
-  expect(JSON.parse((await machine(["inspect", "s1"])).stdout).StopReason).toBe("poweroff");
-}, BOOT_MS * 2);
+    const stop = await machine(["stop", "s1"]);
+    expect(stop.code).toBe(0);
+    expect(JSON.parse((await machine(["inspect", "s1"])).stdout).StopReason).toBe("poweroff");
+  },
+  BOOT_MS * 2,
+);

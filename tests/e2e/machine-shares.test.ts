@@ -36,7 +36,8 @@ async function ok(args: string[], opts?: Parameters<TestDaemon["arcbox"]>[1]): P
 }
 /** A shell script in the machine; its output and exit code. */
 const guest = (name: string, script: string) => machine(["exec", name, "--", "sh", "-c", script]);
-const inspect = async (name: string) => JSON.parse(await ok(["inspect", name])) as { State: string; StopReason: string; Pid: number; Mounts: { Tag: string; Source: string; Destination: string; RW: boolean; Cache: string }[] };
+const inspect = async (name: string) =>
+  JSON.parse(await ok(["inspect", name])) as { State: string; StopReason: string; Pid: number; Mounts: { Tag: string; Source: string; Destination: string; RW: boolean; Cache: string }[] };
 function expectFail(r: RunResult, message: RegExp): void {
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(message);
@@ -61,7 +62,8 @@ function servers(name: string): Map<number, string> {
   }
   return out;
 }
-const listShares = async (name: string) => (await clients.shares.listShares({ machine: name })).shares.map((s) => ({ tag: s.tag, pid: s.pid, state: s.state, connected: s.connected, hostDir: s.hostDir }));
+const listShares = async (name: string) =>
+  (await clients.shares.listShares({ machine: name })).shares.map((s) => ({ tag: s.tag, pid: s.pid, state: s.state, connected: s.connected, hostDir: s.hostDir }));
 const fsdPid = async () => ((await (await fetch("http://fsd/health", { unix: debugSocket(arcboxHome(d.home), "fsd") } as RequestInit)).json()) as { pid: number }).pid;
 const alive = (pid: number) => procArgs(pid).length > 1;
 const checks = (out: string) => out.split("\n").filter((l) => l.startsWith("CHECK ") && !l.endsWith(" ok"));
@@ -165,40 +167,52 @@ describe("bad input leaves nothing behind", () => {
 describe("a machine with shares", () => {
   let pid = 0;
 
-  test("create: --mount (a relative HOSTDIR from the cwd) plus the home directory by default", async () => {
-    const started = performance.now();
-    await ok(["create", "m1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1", "--mount", `share:${G}`, "--mount", "./ro:/mnt/ro:ro,cache=never"], { cwd: root });
-    console.log(`machine create with 3 shares (disk + boot to agent): ${Math.round(performance.now() - started)} ms`);
-    const m = await inspect("m1");
-    expect(m.State).toBe("running");
-    expect(m.Mounts).toEqual([
-      { Tag: "s0", Source: dirs.share, Destination: G, RW: true, Cache: "auto" },
-      { Tag: "s1", Source: dirs.ro, Destination: "/mnt/ro", RW: false, Cache: "never" },
-      { Tag: "s2", Source: dirs.home, Destination: dirs.home, RW: true, Cache: "auto" },
-    ]);
-    pid = m.Pid;
-    const argv = procArgs(pid).join(" ");
-    expect(argv).toContain("memory-backend-memfd,id=mem,size=512M,share=on");
-    expect(argv).toContain("virtio-mmio.force-legacy=false");
-    expect(argv.match(/vhost-user-fs-device/g)?.length).toBe(3);
-    expect(argv).toContain("arcbox.mounts=s0:/mnt/share,s1:/mnt/ro:ro,s2:");
-    const shares = await listShares("m1");
-    expect(shares.map((s) => [s.tag, s.state, s.connected]).sort()).toEqual([["s0", "running", true], ["s1", "running", true], ["s2", "running", true]]);
-    expect([...servers("m1").values()].sort()).toEqual(["s0", "s1", "s2"]);
-  }, BOOT_MS);
+  test(
+    "create: --mount (a relative HOSTDIR from the cwd) plus the home directory by default",
+    async () => {
+      const started = performance.now();
+      await ok(["create", "m1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1", "--mount", `share:${G}`, "--mount", "./ro:/mnt/ro:ro,cache=never"], { cwd: root });
+      console.log(`machine create with 3 shares (disk + boot to agent): ${Math.round(performance.now() - started)} ms`);
+      const m = await inspect("m1");
+      expect(m.State).toBe("running");
+      expect(m.Mounts).toEqual([
+        { Tag: "s0", Source: dirs.share, Destination: G, RW: true, Cache: "auto" },
+        { Tag: "s1", Source: dirs.ro, Destination: "/mnt/ro", RW: false, Cache: "never" },
+        { Tag: "s2", Source: dirs.home, Destination: dirs.home, RW: true, Cache: "auto" },
+      ]);
+      pid = m.Pid;
+      const argv = procArgs(pid).join(" ");
+      expect(argv).toContain("memory-backend-memfd,id=mem,size=512M,share=on");
+      expect(argv).toContain("virtio-mmio.force-legacy=false");
+      expect(argv.match(/vhost-user-fs-device/g)?.length).toBe(3);
+      expect(argv).toContain("arcbox.mounts=s0:/mnt/share,s1:/mnt/ro:ro,s2:");
+      const shares = await listShares("m1");
+      expect(shares.map((s) => [s.tag, s.state, s.connected]).sort()).toEqual([
+        ["s0", "running", true],
+        ["s1", "running", true],
+        ["s2", "running", true],
+      ]);
+      expect([...servers("m1").values()].sort()).toEqual(["s0", "s1", "s2"]);
+    },
+    BOOT_MS,
+  );
 
   test("the first exec already sees every share at its guest directory", async () => {
     // No exec ran before this one: the guest mounted the shares before its agent answered.
     const out = (await ok(["exec", "m1", "--", "sh", "-c", `cat ${G}/hello.txt; echo; cat ${dirs.home}/homefile; echo; grep virtiofs /proc/mounts`])).split("\n");
     expect(out[0]).toBe("hello from the host");
     expect(out[1]).toBe("in the home directory");
-    expect(out.filter((l) => l.includes(" virtiofs ")).map((l) => l.split(" ").slice(0, 2).join(" ") + " " + l.split(" ")[3]!.split(",")[0])).toEqual([
-      "s0 /mnt/share rw", "s1 /mnt/ro ro", `s2 ${dirs.home} rw`,
+    expect(out.filter((l) => l.includes(" virtiofs ")).map((l) => `${l.split(" ").slice(0, 2).join(" ")} ${l.split(" ")[3]!.split(",")[0]}`)).toEqual([
+      "s0 /mnt/share rw",
+      "s1 /mnt/ro ro",
+      `s2 ${dirs.home} rw`,
     ]);
   });
 
   test("read, write, rename, symlink, hard link and fsync through the share", async () => {
-    const r = await guest("m1", `export M=${G}
+    const r = await guest(
+      "m1",
+      `export M=${G}
 check() { n=$1; shift; if out=$("$@" 2>&1); then echo "CHECK $n ok"; else echo "CHECK $n FAIL $out"; fi; }
 check read sh -c '[ "$(cat $M/hello.txt)" = "hello from the host" ]'
 check write sh -c 'echo "written by the guest" > $M/new.txt && [ "$(cat $M/new.txt)" = "written by the guest" ]'
@@ -209,7 +223,8 @@ check hardlink sh -c 'ln $M/renamed.txt $M/hard && [ "$(stat -c %h $M/renamed.tx
 check mkdir sh -c 'mkdir -p $M/dir/sub && echo deep > $M/dir/sub/f && rm -r $M/dir && [ ! -e $M/dir ]'
 check fsync-dd sh -c 'dd if=/dev/zero of=$M/synced.bin bs=4096 count=16 conv=fsync 2>/dev/null'
 check fsync-sync sh -c 'echo synced > $M/synced.txt && sync $M/synced.txt'
-echo DONE`);
+echo DONE`,
+    );
     expect(r.stdout).toContain("DONE");
     expect(checks(r.stdout)).toEqual([]);
     // The host sees every change.
@@ -238,12 +253,26 @@ echo DONE`);
   test("host-side edits reach the guest within about a second", async () => {
     // The guest reads (and caches) v1, says READY, then polls; the host then writes v2
     // and creates a new file. The guest's own clock measures READY -> seen.
-    const p = Bun.spawn([ARCBOX, "--home", d.home, "machine", "exec", "m1", "--", "sh", "-c", `M=${G}
+    const p = Bun.spawn(
+      [
+        ARCBOX,
+        "--home",
+        d.home,
+        "machine",
+        "exec",
+        "m1",
+        "--",
+        "sh",
+        "-c",
+        `M=${G}
 cat $M/edit.txt; ls $M/appeared.txt 2>/dev/null; echo; echo READY
 t0=$(cut -d' ' -f1 /proc/uptime); i=0
 while [ "$(cat $M/edit.txt)" != v2 ] || [ ! -e $M/appeared.txt ]; do usleep 20000; i=$((i+1)); [ $i -gt 500 ] && break; done
 t1=$(cut -d' ' -f1 /proc/uptime)
-echo "SEEN $(cat $M/edit.txt) $(cat $M/appeared.txt) $t0 $t1"`], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+echo "SEEN $(cat $M/edit.txt) $(cat $M/appeared.txt) $t0 $t1"`,
+      ],
+      { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } },
+    );
     let out = "";
     const dec = new TextDecoder();
     let wrote = false;
@@ -268,12 +297,15 @@ echo "SEEN $(cat $M/edit.txt) $(cat $M/appeared.txt) $t0 $t1"`], { stdout: "pipe
   });
 
   test("host-side symlinks and .. never reach the marker outside the share", async () => {
-    const r = await guest("m1", `M=${G}
+    const r = await guest(
+      "m1",
+      `M=${G}
 cat $M/escape-abs; cat $M/escape-rel; cat $M/escape-dir/marker; ls $M/escape-dir/
 cat $M/../outside/marker; cat $M/../../outside/marker; (cd $M/.. && cat outside/marker)
 echo pwned > $M/escape-abs; echo pwned > $M/escape-rel; echo pwned > $M/escape-dir/marker; echo pwned > $M/escape-dir/planted
 cp $M/escape-abs $M/copied; ln $M/escape-abs $M/hardlink-to-link
-echo ESCAPES-DONE`);
+echo ESCAPES-DONE`,
+    );
     expect(r.stdout + r.stderr).toContain("ESCAPES-DONE");
     expect(r.stdout + r.stderr).not.toContain(SECRET);
     expect(readFileSync(join(dirs.outside, "marker"), "utf8")).toBe(SECRET);
@@ -287,10 +319,15 @@ echo ESCAPES-DONE`);
   test("the read-only share refuses writes with EROFS", async () => {
     const cmds = ["echo x > /mnt/ro/ro.txt", "echo x > /mnt/ro/new.txt", "mkdir /mnt/ro/d", "rm /mnt/ro/ro.txt", "mv /mnt/ro/ro.txt /mnt/ro/moved", "ln -s x /mnt/ro/s", "touch /mnt/ro/ro.txt"];
     // Each must fail, and with EROFS.
-    const r = await guest("m1", cmds.map((c) => `if out=$( (${c}) 2>&1); then echo "CHECK ${c} FAIL succeeded"; else case "$out" in *"Read-only file system"*) echo "CHECK ${c} ok";; *) echo "CHECK ${c} FAIL $out";; esac; fi`).join("\n"));
+    const r = await guest(
+      "m1",
+      cmds
+        .map((c) => `if out=$( (${c}) 2>&1); then echo "CHECK ${c} FAIL succeeded"; else case "$out" in *"Read-only file system"*) echo "CHECK ${c} ok";; *) echo "CHECK ${c} FAIL $out";; esac; fi`)
+        .join("\n"),
+    );
     expect(r.stdout.split("\n").filter((l) => l.endsWith(" ok")).length).toBe(cmds.length);
     expect(checks(r.stdout)).toEqual([]);
-    expect((await ok(["exec", "m1", "--", "cat", "/mnt/ro/ro.txt"]))).toBe("read only");
+    expect(await ok(["exec", "m1", "--", "cat", "/mnt/ro/ro.txt"])).toBe("read only");
     expect(readdirSync(dirs.ro)).toEqual(["ro.txt"]);
     expect(readFileSync(join(dirs.ro, "ro.txt"), "utf8")).toBe("read only");
   });
@@ -300,10 +337,14 @@ echo ESCAPES-DONE`);
     await ok(["exec", "m1", "--", "dd", "if=/dev/zero", "of=/dev/shm/fill", "bs=1M", "count=160"]);
     const full = shmem();
     await ok(["exec", "m1", "--", "rm", "/dev/shm/fill"]);
-    const freed = await waitFor("the guest's freed pages to be reported", async () => {
-      const now = shmem();
-      return full - now > 100 && now;
-    }, 30_000);
+    const freed = await waitFor(
+      "the guest's freed pages to be reported",
+      async () => {
+        const now = shmem();
+        return full - now > 100 && now;
+      },
+      30_000,
+    );
     console.log(`qemu shared RAM (PSS, MiB): ${full.toFixed(0)} with 160 MiB in the guest's tmpfs, ${freed.toFixed(0)} after rm`);
   }, 60_000);
 
@@ -324,83 +365,115 @@ echo ESCAPES-DONE`);
     expect(servers("m1")).toEqual(before);
   });
 
-  test("vmm killed with kill -9: the machine is re-adopted with its shares, not restarted or duplicated", async () => {
-    const before = servers("m1");
-    const status = (await d.arcbox(["status"])).stdout;
-    const vmmPid = Number(/^vmm\s+(?:ready|running)\s+(\d+)/m.exec(status)?.[1]);
-    expect(vmmPid).toBeGreaterThan(0);
-    process.kill(vmmPid, "SIGKILL");
-    await waitFor("vmm restarted", async () => {
-      const now = /^vmm\s+(?:ready|running)\s+(\d+)/m.exec((await d.arcbox(["status"])).stdout)?.[1];
-      return now !== undefined && now !== String(vmmPid);
-    }, 60_000);
-    const m = await inspect("m1");
-    expect(m.State).toBe("running");
-    expect(m.Pid).toBe(pid);
-    expect((await ok(["exec", "m1", "--", "cat", `${G}/hello.txt`]))).toBe("hello from the host");
-    expect(servers("m1")).toEqual(before);
-  }, BOOT_MS);
+  test(
+    "vmm killed with kill -9: the machine is re-adopted with its shares, not restarted or duplicated",
+    async () => {
+      const before = servers("m1");
+      const status = (await d.arcbox(["status"])).stdout;
+      const vmmPid = Number(/^vmm\s+(?:ready|running)\s+(\d+)/m.exec(status)?.[1]);
+      expect(vmmPid).toBeGreaterThan(0);
+      process.kill(vmmPid, "SIGKILL");
+      await waitFor(
+        "vmm restarted",
+        async () => {
+          const now = /^vmm\s+(?:ready|running)\s+(\d+)/m.exec((await d.arcbox(["status"])).stdout)?.[1];
+          return now !== undefined && now !== String(vmmPid);
+        },
+        60_000,
+      );
+      const m = await inspect("m1");
+      expect(m.State).toBe("running");
+      expect(m.Pid).toBe(pid);
+      expect(await ok(["exec", "m1", "--", "cat", `${G}/hello.txt`])).toBe("hello from the host");
+      expect(servers("m1")).toEqual(before);
+    },
+    BOOT_MS,
+  );
 
-  test("mount add and rm change the definition; they take effect on the next start", async () => {
-    expect((await ok(["mount", "add", "m1", `${dirs.later}:/mnt/later:ro`])).trim()).toBe(`${dirs.later}:/mnt/later:ro`);
-    expect((await ok(["mount", "rm", "m1", "/mnt/ro"])).trim()).toBe("/mnt/ro");
-    expectFail(await machine(["mount", "rm", "m1", "/mnt/nothing"]), /machine m1 has no mount at \/mnt\/nothing/);
-    expectFail(await machine(["mount", "add", "m1", `${dirs.later}:${G}`]), /guest directory '\/mnt\/share' is already a mount/);
-    const ls = await ok(["mount", "ls", "m1"]);
-    expect(ls).toMatch(/^s0\s+\S+\/share\s+\/mnt\/share\s+rw\s+auto$/m);
-    // s1 was still taken when the new mount got its tag.
-    expect(ls).toMatch(/^s3\s+\S+\/later\s+\/mnt\/later\s+ro\s+auto$/m);
-    expect(ls).not.toContain("/mnt/ro ");
-    // Running: nothing changed in the guest yet.
-    expect((await ok(["exec", "m1", "--", "sh", "-c", "grep -o ' /mnt/[a-z]* ' /proc/mounts | sort"])).replaceAll(" ", "")).toBe("/mnt/ro\n/mnt/share\n");
+  test(
+    "mount add and rm change the definition; they take effect on the next start",
+    async () => {
+      expect((await ok(["mount", "add", "m1", `${dirs.later}:/mnt/later:ro`])).trim()).toBe(`${dirs.later}:/mnt/later:ro`);
+      expect((await ok(["mount", "rm", "m1", "/mnt/ro"])).trim()).toBe("/mnt/ro");
+      expectFail(await machine(["mount", "rm", "m1", "/mnt/nothing"]), /machine m1 has no mount at \/mnt\/nothing/);
+      expectFail(await machine(["mount", "add", "m1", `${dirs.later}:${G}`]), /guest directory '\/mnt\/share' is already a mount/);
+      const ls = await ok(["mount", "ls", "m1"]);
+      expect(ls).toMatch(/^s0\s+\S+\/share\s+\/mnt\/share\s+rw\s+auto$/m);
+      // s1 was still taken when the new mount got its tag.
+      expect(ls).toMatch(/^s3\s+\S+\/later\s+\/mnt\/later\s+ro\s+auto$/m);
+      expect(ls).not.toContain("/mnt/ro ");
+      // Running: nothing changed in the guest yet.
+      expect((await ok(["exec", "m1", "--", "sh", "-c", "grep -o ' /mnt/[a-z]* ' /proc/mounts | sort"])).replaceAll(" ", "")).toBe("/mnt/ro\n/mnt/share\n");
 
-    const before = servers("m1");
-    await ok(["restart", "m1"]);
-    pid = (await inspect("m1")).Pid;
-    // The stop ended every server (a fresh one per share for the new qemu).
-    expect([...servers("m1").keys()].filter((p) => before.has(p))).toEqual([]);
-    expect((await ok(["exec", "m1", "--", "sh", "-c", "grep -o ' /mnt/[a-z]* ' /proc/mounts | sort"])).replaceAll(" ", "")).toBe("/mnt/later\n/mnt/share\n");
-    expect(await ok(["exec", "m1", "--", "cat", "/mnt/later/later.txt"])).toBe("added later");
-    // The removed share's server is gone; the others serve the new qemu.
-    expect((await listShares("m1")).map((s) => [s.tag, s.hostDir, s.connected]).sort()).toEqual([["s0", dirs.share, true], ["s2", dirs.home, true], ["s3", dirs.later, true]]);
-    expect([...servers("m1").values()].sort()).toEqual(["s0", "s2", "s3"]);
-  }, BOOT_MS * 2);
+      const before = servers("m1");
+      await ok(["restart", "m1"]);
+      pid = (await inspect("m1")).Pid;
+      // The stop ended every server (a fresh one per share for the new qemu).
+      expect([...servers("m1").keys()].filter((p) => before.has(p))).toEqual([]);
+      expect((await ok(["exec", "m1", "--", "sh", "-c", "grep -o ' /mnt/[a-z]* ' /proc/mounts | sort"])).replaceAll(" ", "")).toBe("/mnt/later\n/mnt/share\n");
+      expect(await ok(["exec", "m1", "--", "cat", "/mnt/later/later.txt"])).toBe("added later");
+      // The removed share's server is gone; the others serve the new qemu.
+      expect((await listShares("m1")).map((s) => [s.tag, s.hostDir, s.connected]).sort()).toEqual([
+        ["s0", dirs.share, true],
+        ["s2", dirs.home, true],
+        ["s3", dirs.later, true],
+      ]);
+      expect([...servers("m1").values()].sort()).toEqual(["s0", "s2", "s3"]);
+    },
+    BOOT_MS * 2,
+  );
 
-  test("a crash of the machine stops its share servers; the next start brings them back", async () => {
-    process.kill(pid, "SIGKILL");
-    const m = await waitFor("m1 stopped", async () => {
-      const now = await inspect("m1");
-      return now.State === "stopped" && now;
-    }, 60_000);
-    expect(m.StopReason).toMatch(/^crashed: /);
-    await waitFor("m1's share servers to end", async () => servers("m1").size === 0);
-    expect(await listShares("m1")).toEqual([]);
-    await ok(["start", "m1"]);
-    pid = (await inspect("m1")).Pid;
-    expect(await ok(["exec", "m1", "--", "cat", `${G}/hello.txt`])).toBe("hello from the host");
-    expect([...servers("m1").values()].sort()).toEqual(["s0", "s2", "s3"]);
-  }, BOOT_MS);
+  test(
+    "a crash of the machine stops its share servers; the next start brings them back",
+    async () => {
+      process.kill(pid, "SIGKILL");
+      const m = await waitFor(
+        "m1 stopped",
+        async () => {
+          const now = await inspect("m1");
+          return now.State === "stopped" && now;
+        },
+        60_000,
+      );
+      expect(m.StopReason).toMatch(/^crashed: /);
+      await waitFor("m1's share servers to end", async () => servers("m1").size === 0);
+      expect(await listShares("m1")).toEqual([]);
+      await ok(["start", "m1"]);
+      pid = (await inspect("m1")).Pid;
+      expect(await ok(["exec", "m1", "--", "cat", `${G}/hello.txt`])).toBe("hello from the host");
+      expect([...servers("m1").values()].sort()).toEqual(["s0", "s2", "s3"]);
+    },
+    BOOT_MS,
+  );
 
-  test("rm -f of the running machine leaves no share server behind", async () => {
-    expect((await ok(["rm", "-f", "m1"])).trim()).toBe("m1");
-    expect(alive(pid)).toBe(false);
-    expect(await listShares("m1")).toEqual([]);
-    expect(servers("m1").size).toBe(0);
-  }, BOOT_MS);
+  test(
+    "rm -f of the running machine leaves no share server behind",
+    async () => {
+      expect((await ok(["rm", "-f", "m1"])).trim()).toBe("m1");
+      expect(alive(pid)).toBe(false);
+      expect(await listShares("m1")).toEqual([]);
+      expect(servers("m1").size).toBe(0);
+    },
+    BOOT_MS,
+  );
 });
 
 describe("--no-home", () => {
-  test("a machine without shares: no home directory, no virtiofs, no vhost-user device", async () => {
-    await ok(["create", "m2", "--image", IMAGE, "--cpus", "1", "--memory", "256", "--disk", "1", "--no-home"]);
-    const m = await inspect("m2");
-    expect(m.Mounts).toEqual([]);
-    const argv = procArgs(m.Pid).join(" ");
-    expect(argv).not.toContain("vhost-user-fs");
-    expect(argv).not.toContain("memory-backend");
-    expect(argv).not.toContain("arcbox.mounts=");
-    const r = await guest("m2", `grep -c virtiofs /proc/mounts; [ -e ${dirs.home}/homefile ] && echo HOME-VISIBLE; echo END`);
-    expect(r.stdout).toBe("0\nEND\n");
-    expect(await listShares("m2")).toEqual([]);
-    await ok(["rm", "-f", "m2"]);
-  }, BOOT_MS);
+  test(
+    "a machine without shares: no home directory, no virtiofs, no vhost-user device",
+    async () => {
+      await ok(["create", "m2", "--image", IMAGE, "--cpus", "1", "--memory", "256", "--disk", "1", "--no-home"]);
+      const m = await inspect("m2");
+      expect(m.Mounts).toEqual([]);
+      const argv = procArgs(m.Pid).join(" ");
+      expect(argv).not.toContain("vhost-user-fs");
+      expect(argv).not.toContain("memory-backend");
+      expect(argv).not.toContain("arcbox.mounts=");
+      const r = await guest("m2", `grep -c virtiofs /proc/mounts; [ -e ${dirs.home}/homefile ] && echo HOME-VISIBLE; echo END`);
+      expect(r.stdout).toBe("0\nEND\n");
+      expect(await listShares("m2")).toEqual([]);
+      await ok(["rm", "-f", "m2"]);
+    },
+    BOOT_MS,
+  );
 });

@@ -68,7 +68,13 @@ test("a container with default capabilities cannot reach host services bound to 
     // The gateway's MAC, as the attacker learns it: from ARP.
     const learnMac = `ping -c 1 -W 2 ${gateway} >/dev/null; mac=$(awk '$1 == "${gateway}" {print $4}' /proc/net/arp)`;
     const out = await ok([
-      "run", "--rm", "-v", `${probeDir}:/probe:ro`, f.image, "sh", "-c",
+      "run",
+      "--rm",
+      "-v",
+      `${probeDir}:/probe:ro`,
+      f.image,
+      "sh",
+      "-c",
       [learnMac, probe(gateway, control.tcpPort, "tcp"), probe(gateway, control.udpPort, "udp"), probe("127.0.0.1", loop.tcpPort, "tcp"), probe("127.0.0.1", loop.udpPort, "udp")].join("; "),
     ]);
     expect(out.trim().split("\n")).toEqual([
@@ -95,7 +101,15 @@ test("nor can a container reach a neighbour container's loopback-only services",
     const [victim] = Object.values(JSON.parse(await ok(["network", "inspect", "localnet"]))[0].Containers) as { IPv4Address: string }[];
     const ip = victim.IPv4Address.split("/")[0];
     const out = await ok([
-      "run", "--rm", "--network", "localnet", "-v", `${probeDir}:/probe:ro`, f.image, "sh", "-c",
+      "run",
+      "--rm",
+      "--network",
+      "localnet",
+      "-v",
+      `${probeDir}:/probe:ro`,
+      f.image,
+      "sh",
+      "-c",
       `ping -c 1 -W 2 ${ip} >/dev/null; mac=$(awk '$1 == "${ip}" {print $4}' /proc/net/arp); ` +
         `for i in $(seq 50); do nc ${ip} 8081 </dev/null && break; sleep 0.1; done; ` +
         `echo control $(/probe/raw-probe eth0 $mac ${ip} 8081 tcp); echo loopback $(/probe/raw-probe eth0 $mac 127.0.0.1 8080 tcp)`,
@@ -113,7 +127,10 @@ test("a port published on 127.0.0.1 still answers from the host (kernel DNAT)", 
     const port = /127\.0\.0\.1:(\d+)/.exec(await ok(["port", "lo-web", "80"]))![1];
     let body = "";
     await waitFor("the published port", async () => {
-      body = await fetch(`http://127.0.0.1:${port}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "");
+      body = await fetch(`http://127.0.0.1:${port}/index.html`).then(
+        (r) => (r.ok ? r.text() : ""),
+        () => "",
+      );
       return body !== "";
     });
     expect(body).toBe("loopback-ok\n");
@@ -138,7 +155,10 @@ async function hostDnsQuery(ip: string, name: string): Promise<Uint8Array | unde
 }
 
 async function hostTcpConnects(ip: string, port: number): Promise<boolean> {
-  const attempt = Bun.connect({ hostname: ip, port, socket: { data: () => undefined } }).then((s) => (s.end(), true), () => false);
+  const attempt = Bun.connect({ hostname: ip, port, socket: { data: () => undefined } }).then(
+    (s) => (s.end(), true),
+    () => false,
+  );
   return Promise.race([attempt, Bun.sleep(1500).then(() => false)]);
 }
 

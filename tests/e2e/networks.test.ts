@@ -45,7 +45,6 @@ async function ok(args: string[], timeoutMs = 30_000): Promise<string> {
   return r.stdout;
 }
 
-
 test("network create, ls, inspect, rm and prune through the CLI", async () => {
   const id = (await ok(["network", "create", "--label", "team=a", "--subnet", "10.98.0.0/24", "--gateway", "10.98.0.254", "--ip-range", "10.98.0.128/25", "ranged"])).trim();
   expect(id).toMatch(/^[0-9a-f]{64}$/);
@@ -66,7 +65,7 @@ test("network create, ls, inspect, rm and prune through the CLI", async () => {
   const fixed = await ok(["run", "--rm", "--network", "ranged", "--ip", "10.98.0.7", image, "sh", "-c", "ip -4 -o addr show eth0"]);
   expect(fixed).toContain("10.98.0.7/24");
 
-  expect((await ok(["network", "prune", "-f", "--filter", "label=team=a"]))).toContain("ranged");
+  expect(await ok(["network", "prune", "-f", "--filter", "label=team=a"])).toContain("ranged");
   await ok(["network", "rm", "sealed"]);
   expect((await d.docker(["network", "inspect", "ranged"])).code).not.toBe(0);
 }, 90_000);
@@ -101,7 +100,16 @@ test("bad network input: Docker's errors, nothing half-built", async () => {
 test("containers on a user network reach each other by name; a network in use cannot go", async () => {
   await ok(["network", "create", "appnet"]);
   await ok(["run", "-d", "--name", "srv", "--network", "appnet", "--network-alias", "api", image, "sh", "-c", "echo 'hi from srv' > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]);
-  const out = await ok(["run", "--rm", "--network", "appnet", image, "sh", "-c", "ping -c 1 -W 2 srv; ip=$(nslookup srv 127.0.0.11 | awk '/^Address: /{print $2}'); for i in $(seq 50); do printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc $ip 8080 | grep hi && break; sleep 0.1; done; nslookup api 127.0.0.11"]);
+  const out = await ok([
+    "run",
+    "--rm",
+    "--network",
+    "appnet",
+    image,
+    "sh",
+    "-c",
+    "ping -c 1 -W 2 srv; ip=$(nslookup srv 127.0.0.11 | awk '/^Address: /{print $2}'); for i in $(seq 50); do printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc $ip 8080 | grep hi && break; sleep 0.1; done; nslookup api 127.0.0.11",
+  ]);
   // (busybox-static's wget crashes in this build; nc speaks HTTP well enough.)
   expect(out).toContain("1 packets received");
   expect(out).toContain("hi from srv");
@@ -116,13 +124,29 @@ test("containers on a user network reach each other by name; a network in use ca
 }, 90_000);
 
 test("published ports answer on 127.0.0.1, show in docker port, and a taken port fails cleanly", async () => {
-  await ok(["run", "-d", "--name", "web", "-p", "127.0.0.1::8080", "-p", "18453:8081/tcp", image, "sh", "-c", "echo published > /tmp/index.html; httpd -p 8081 -h /tmp; exec httpd -f -p 8080 -h /tmp"]);
+  await ok([
+    "run",
+    "-d",
+    "--name",
+    "web",
+    "-p",
+    "127.0.0.1::8080",
+    "-p",
+    "18453:8081/tcp",
+    image,
+    "sh",
+    "-c",
+    "echo published > /tmp/index.html; httpd -p 8081 -h /tmp; exec httpd -f -p 8080 -h /tmp",
+  ]);
   const port = await ok(["port", "web", "8080"]);
   const m = /127\.0\.0\.1:(\d+)/.exec(port);
   expect(m).not.toBeNull();
   let body = "";
   await waitFor("the published port", async () => {
-    body = await fetch(`http://127.0.0.1:${m![1]}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "");
+    body = await fetch(`http://127.0.0.1:${m![1]}/index.html`).then(
+      (r) => (r.ok ? r.text() : ""),
+      () => "",
+    );
     return body !== "";
   });
   expect(body).toBe("published\n");
@@ -148,7 +172,10 @@ test("a host port range publishes on a free port of the range; a bad range is a 
   expect(hostPort).toBeLessThanOrEqual(18602);
   let body = "";
   await waitFor("the ranged port", async () => {
-    body = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then((r) => (r.ok ? r.text() : ""), () => "");
+    body = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then(
+      (r) => (r.ok ? r.text() : ""),
+      () => "",
+    );
     return body !== "";
   });
   expect(body).toBe("ranged\n");
@@ -174,7 +201,7 @@ test("containers that keep running across a daemon restart still resolve each ot
   await ok(["network", "create", "dnsnet"]);
   await ok(["run", "-d", "--name", "peer-a", "--network", "dnsnet", image, "sleep", "600"]);
   await ok(["run", "-d", "--name", "peer-b", "--network", "dnsnet", image, "sleep", "600"]);
-  const ipA = (await ok(["inspect", "-f", "{{(index .NetworkSettings.Networks \"dnsnet\").IPAddress}}", "peer-a"])).trim();
+  const ipA = (await ok(["inspect", "-f", '{{(index .NetworkSettings.Networks "dnsnet").IPAddress}}', "peer-a"])).trim();
   await d.stop();
   await d.start();
   // Only container calls from here on: nothing but apid's recovery can bring netd's DNS back.
@@ -225,7 +252,11 @@ test("docker network connect/disconnect on a running container adds and removes 
 
 test("a published port keeps answering across a daemon restart", async () => {
   await ok(["run", "-d", "--name", "persist", "-p", "127.0.0.1:18461:8080", image, "sh", "-c", "echo still-here > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]);
-  const get = () => fetch("http://127.0.0.1:18461/index.html").then((r) => (r.ok ? r.text() : ""), () => "");
+  const get = () =>
+    fetch("http://127.0.0.1:18461/index.html").then(
+      (r) => (r.ok ? r.text() : ""),
+      () => "",
+    );
   await waitFor("the published port", async () => (await get()) !== "");
   await d.stop();
   await d.start();

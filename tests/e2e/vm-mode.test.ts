@@ -146,7 +146,12 @@ describe("VM mode: containers run in the engine machine", () => {
     expect((await d.docker(["ps", "-aq"])).stdout.trim()).toBe("");
     // Reading the container's files from the host would see an empty upper dir: refused.
     expect((await d.docker(["create", "--name", "vm-files", IMAGE, "true"], LONG)).code).toBe(0);
-    for (const args of [["cp", "vm-files:/bin/busybox", tmpdir()], ["diff", "vm-files"], ["commit", "vm-files", "vm-commit:1"], ["export", "vm-files"]]) {
+    for (const args of [
+      ["cp", "vm-files:/bin/busybox", tmpdir()],
+      ["diff", "vm-files"],
+      ["commit", "vm-files", "vm-commit:1"],
+      ["export", "vm-files"],
+    ]) {
       const r = await d.docker(args, LONG);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/not available in VM mode yet/);
@@ -203,7 +208,10 @@ describe("VM mode: the engine machine dies", () => {
       await Bun.sleep(200);
       states = (JSON.parse((await d.docker(["inspect", "vm-crash", "vm-crash2"])).stdout) as { State: State }[]).map((c) => c.State);
     }
-    expect(states).toMatchObject([{ Running: false, ExitCode: 255 }, { Running: false, ExitCode: 255 }]);
+    expect(states).toMatchObject([
+      { Running: false, ExitCode: 255 },
+      { Running: false, ExitCode: 255 },
+    ]);
     const again = await d.docker(["run", "--rm", IMAGE, "echo", "back"], { timeoutMs: 400_000 });
     expect(again).toMatchObject({ code: 0, stdout: "back\n" });
     expect(Number(readFileSync(join(d.home, "data", "vmm", "machines", "arcbox-engine", "qemu.pid"), "utf8").trim())).not.toBe(pid);

@@ -25,7 +25,10 @@ beforeAll(async () => {
   const layers = [
     tarDirectory(root),
     tarFiles({ "data/seed.txt": { content: "seed\n", mode: 0o640, uid: 1000, gid: 1000 }, "data/gone.txt": "to be whited out\n", "data/sub": { dir: true, mode: 0o750 } }),
-    rawTar([{ name: "data/.wh.gone.txt", data: "" }, { name: "data/late.txt", data: "late\n" }]),
+    rawTar([
+      { name: "data/.wh.gone.txt", data: "" },
+      { name: "data/late.txt", data: "late\n" },
+    ]),
   ];
   rmSync(root, { recursive: true, force: true });
   image = (await pushImage(reg, "voltest", "latest", { layers, config: { Cmd: ["sh"], Volumes: { "/data": {} } } })).reference;

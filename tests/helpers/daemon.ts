@@ -109,7 +109,7 @@ export class TestDaemon {
     const mounts = readFileSync("/proc/mounts", "utf8")
       .split("\n")
       .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
-      .filter((m): m is string => !!m && m.startsWith(this.home + "/"))
+      .filter((m): m is string => !!m && m.startsWith(`${this.home}/`))
       .reverse();
     for (const m of mounts) await run(["umount", "-l", m]).catch(() => {});
     rmSync(this.home, { recursive: true, force: true });

@@ -28,7 +28,7 @@ function mountsUnder(home: string): string[] {
   return readFileSync("/proc/mounts", "utf8")
     .split("\n")
     .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
-    .filter((m): m is string => !!m && m.startsWith(home + "/"));
+    .filter((m): m is string => !!m && m.startsWith(`${home}/`));
 }
 
 /** The daemon's own processes (supervisor, services, guest agent, CLI) are Bun; shims and runc are not. */
@@ -77,7 +77,12 @@ export function findLeaks(home: string, containerIds: string[] = []): Leaks {
     netns = readdirSync("/run/netns").filter((n) => n.startsWith(`arcbox-${tag}-`));
   } catch {}
   const stateDirs = containerIds.flatMap((id) =>
-    [join(home, "data", "vmm", "host", "containers", id), join(home, "data", "vmm", "host", "runc", id), join(home, "data", "imaged", "containers", id), join(home, "data", "apid", "containers", id)].filter((p) => existsSync(p)),
+    [
+      join(home, "data", "vmm", "host", "containers", id),
+      join(home, "data", "vmm", "host", "runc", id),
+      join(home, "data", "imaged", "containers", id),
+      join(home, "data", "apid", "containers", id),
+    ].filter((p) => existsSync(p)),
   );
   return {
     mounts: mountsUnder(home),

@@ -41,7 +41,17 @@ export function sha256(data: Uint8Array | string): string {
 export interface ImageSpec {
   /** Uncompressed layer tars, lowest first. */
   layers: Uint8Array[];
-  config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; WorkingDir?: string; Labels?: Record<string, string>; ExposedPorts?: Record<string, object>; Volumes?: Record<string, object>; User?: string; Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number } };
+  config?: {
+    Cmd?: string[];
+    Entrypoint?: string[];
+    Env?: string[];
+    WorkingDir?: string;
+    Labels?: Record<string, string>;
+    ExposedPorts?: Record<string, object>;
+    Volumes?: Record<string, object>;
+    User?: string;
+    Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
+  };
   architecture?: string;
   /** "docker" (schema 2) or "oci" manifest and layer media types. */
   format?: "docker" | "oci";
@@ -228,7 +238,20 @@ export function rawTar(entries: RawTarEntry[]): Uint8Array {
     }
     const data = typeof e.data === "string" ? enc.encode(e.data) : (e.data ?? new Uint8Array());
     const type = e.type ?? "0";
-    parts.push(tarHeader({ name: e.name, type, size: type === "0" ? data.length : 0, linkname: e.linkname, mode: e.mode ?? (type === "5" ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime ?? 1_700_000_000, devmajor: e.devmajor, devminor: e.devminor }));
+    parts.push(
+      tarHeader({
+        name: e.name,
+        type,
+        size: type === "0" ? data.length : 0,
+        linkname: e.linkname,
+        mode: e.mode ?? (type === "5" ? 0o755 : 0o644),
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        mtime: e.mtime ?? 1_700_000_000,
+        devmajor: e.devmajor,
+        devminor: e.devminor,
+      }),
+    );
     if (type === "0") parts.push(data, pad(data.length));
   }
   parts.push(new Uint8Array(1024));
@@ -242,7 +265,13 @@ export function rawTar(entries: RawTarEntry[]): Uint8Array {
 }
 
 /** Pushes one image per platform and an OCI index (or Docker manifest list) over them as `repo:tag`. */
-export async function pushIndex(reg: TestRegistry, repo: string, tag: string, entries: { platform: { os: string; architecture: string; variant?: string }; spec: ImageSpec }[], format: "oci" | "docker" = "oci"): Promise<{ reference: string; indexDigest: string; images: PushedImage[] }> {
+export async function pushIndex(
+  reg: TestRegistry,
+  repo: string,
+  tag: string,
+  entries: { platform: { os: string; architecture: string; variant?: string }; spec: ImageSpec }[],
+  format: "oci" | "docker" = "oci",
+): Promise<{ reference: string; indexDigest: string; images: PushedImage[] }> {
   const images: PushedImage[] = [];
   for (const e of entries) images.push(await pushImage(reg, repo, `${tag}-${e.platform.architecture}${e.platform.variant ?? ""}`, { ...e.spec, architecture: e.platform.architecture, format }));
   const mediaType = format === "oci" ? "application/vnd.oci.image.index.v1+json" : "application/vnd.docker.distribution.manifest.list.v2+json";

@@ -9,8 +9,15 @@ import type { Subprocess } from "bun";
 import { REPO } from "./daemon.ts";
 import { waitFor } from "./wait.ts";
 
-export interface GuestArtifacts { kernel: string; initrd: string; probe: string }
-export interface ShareDevice { tag: string; socket: string }
+export interface GuestArtifacts {
+  kernel: string;
+  initrd: string;
+  probe: string;
+}
+export interface ShareDevice {
+  tag: string;
+  socket: string;
+}
 
 /** Kernel + initramfs (+ the static probe binary), built once into build/vfs-guest. */
 export async function virtiofsGuest(): Promise<GuestArtifacts> {
@@ -22,12 +29,27 @@ export async function virtiofsGuest(): Promise<GuestArtifacts> {
   return { kernel, initrd, probe };
 }
 
-export interface VirtiofsdOptions { binary?: string[]; socket: string; dir: string; readOnly?: boolean; cache?: "auto" | "always" | "never"; stats?: string }
+export interface VirtiofsdOptions {
+  binary?: string[];
+  socket: string;
+  dir: string;
+  readOnly?: boolean;
+  cache?: "auto" | "always" | "never";
+  stats?: string;
+}
 
 /** Starts arcbox-virtiofsd (or another vhost-user-fs backend given as `binary`) and waits for its socket. */
 export async function startVirtiofsd(o: VirtiofsdOptions): Promise<Subprocess> {
-  const argv = o.binary ?? [join(REPO, "native/bin/arcbox-virtiofsd"), "--socket", o.socket, "--shared-dir", o.dir,
-    ...(o.readOnly ? ["--read-only"] : []), ...(o.cache ? ["--cache", o.cache] : []), ...(o.stats ? ["--stats", o.stats] : [])];
+  const argv = o.binary ?? [
+    join(REPO, "native/bin/arcbox-virtiofsd"),
+    "--socket",
+    o.socket,
+    "--shared-dir",
+    o.dir,
+    ...(o.readOnly ? ["--read-only"] : []),
+    ...(o.cache ? ["--cache", o.cache] : []),
+    ...(o.stats ? ["--stats", o.stats] : []),
+  ];
   const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
   await waitFor(`${o.socket} to listen`, async () => existsSync(o.socket) || (p.exitCode !== null && Promise.reject(new Error(`${argv[0]} exited ${p.exitCode}`))));
   return p;
@@ -57,7 +79,11 @@ export interface BootOptions {
   /** Called for every console line as it arrives (e.g. to act on a marker the script prints). */
   onLine?: (line: string) => void | Promise<void>;
 }
-export interface GuestRun { output: string; exitCode: number | null; lines: string[] }
+export interface GuestRun {
+  output: string;
+  exitCode: number | null;
+  lines: string[];
+}
 
 export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   const g = await virtiofsGuest();
@@ -67,17 +93,41 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     const extra = await scriptArchive(tmp, o.script);
     await Bun.write(initrd, new Blob([await Bun.file(g.initrd).arrayBuffer(), extra]));
     const mem = o.memMiB ?? 256;
-    const argv = ["qemu-system-x86_64", "-M", "microvm", "-cpu", "max", "-m", `${mem}M`, "-smp", "1",
-      "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-      "-object", `memory-backend-memfd,id=mem,size=${mem}M,share=on`, "-numa", "node,memdev=mem",
-      "-global", "virtio-mmio.force-legacy=false",
+    const argv = [
+      "qemu-system-x86_64",
+      "-M",
+      "microvm",
+      "-cpu",
+      "max",
+      "-m",
+      `${mem}M`,
+      "-smp",
+      "1",
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-object",
+      `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
+      "-numa",
+      "node,memdev=mem",
+      "-global",
+      "virtio-mmio.force-legacy=false",
       ...o.shares.flatMap((s, i) => ["-chardev", `socket,id=fs${i},path=${s.socket}`, "-device", `vhost-user-fs-device,chardev=fs${i},tag=${s.tag}`]),
-      "-serial", "stdio", "-kernel", g.kernel, "-initrd", initrd,
-      "-append", `console=ttyS0 reboot=t panic=-1 tsc_early_khz=${hostKhz()} quiet`];
+      "-serial",
+      "stdio",
+      "-kernel",
+      g.kernel,
+      "-initrd",
+      initrd,
+      "-append",
+      `console=ttyS0 reboot=t panic=-1 tsc_early_khz=${hostKhz()} quiet`,
+    ];
     const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const timer = setTimeout(() => qemu.kill("SIGKILL"), o.timeoutMs ?? 240_000);
     const lines: string[] = [];
-    let output = "", pending = "";
+    let output = "",
+      pending = "";
     const dec = new TextDecoder();
     for await (const chunk of qemu.stdout) {
       const text = dec.decode(chunk, { stream: true }).replaceAll("\r", "");

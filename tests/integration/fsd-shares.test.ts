@@ -20,9 +20,21 @@ const dir = mkdtempSync("/tmp/arcbox-fsd-share-");
 const rwDir = mkdtempSync("/tmp/arcbox-fsd-share-rw-");
 
 const debug = (path: string) => fetch(`http://fsd${path}`, { unix: debugSocket(arcboxHome(d.home), "fsd") } as RequestInit);
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 async function code(p: Promise<unknown>): Promise<Code | undefined> {
-  try { await p; return undefined; } catch (e) { return e instanceof ConnectError ? e.code : Code.Unknown; }
+  try {
+    await p;
+    return undefined;
+  } catch (e) {
+    return e instanceof ConnectError ? e.code : Code.Unknown;
+  }
 }
 
 beforeAll(async () => {
@@ -53,7 +65,10 @@ test("StartShare runs a server a VM mounts, and is idempotent", async () => {
   // re-adopts them.
   let fsdKilled = 0;
   const run = await bootGuest({
-    shares: [{ tag: "src", socket: r.socketPath }, { tag: "rw", socket: rw.socketPath }],
+    shares: [
+      { tag: "src", socket: r.socketPath },
+      { tag: "rw", socket: rw.socketPath },
+    ],
     script: `mkdir -p /mnt/ro /mnt/rw; mount -t virtiofs src /mnt/ro && mount -t virtiofs rw /mnt/rw && cat /mnt/ro/hello.txt && echo
 echo x > /mnt/ro/new 2>&1
 echo KILL-FSD
@@ -124,8 +139,7 @@ test("fsd killed with SIGKILL re-adopts the running servers", async () => {
   process.kill(health.pid, "SIGKILL");
   await waitFor("fsd to be gone", async () => !alive(health.pid));
   expect(alive(before.pid)).toBe(true); // the server outlives fsd (its own session)
-  const s = await waitFor("fsd back with the share", async () =>
-    (await c.shares.listShares({ machine: "m1" }).catch(() => undefined))?.shares[0]);
+  const s = await waitFor("fsd back with the share", async () => (await c.shares.listShares({ machine: "m1" }).catch(() => undefined))?.shares[0]);
   expect(s.pid).toBe(before.pid);
   expect(s.state).toBe("running");
   // An adopted server is not fsd's child: its exit arrives through its watch socket.

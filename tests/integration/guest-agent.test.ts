@@ -84,7 +84,10 @@ test("requests, events to every client, errors with their codes", async () => {
   expect(started.pid).toBeGreaterThan(0);
   await until("exit events on both clients", () => [a, b].every((x) => x.events.some((e) => e.type === "exit" && e.containerId === id)));
   for (const x of [a, b]) {
-    expect(x.events.filter((e) => e.containerId === id).map((e) => [e.type, e.exitCode])).toEqual([["start", 0], ["exit", 5]]);
+    expect(x.events.filter((e) => e.containerId === id).map((e) => [e.type, e.exitCode])).toEqual([
+      ["start", 0],
+      ["exit", 5],
+    ]);
   }
   await a.c.call("deleteContainer", { id });
   a.c.close();

@@ -43,9 +43,7 @@ test("a release during a create keeps the create's layer; a release after the ro
   });
   // Creates and releases (other containers' deletes) interleaved, as after a reboot: at
   // once and spread over the creates (the old code lost the layer in most runs).
-  await Promise.all(
-    roots.flatMap((r, i) => [mountRootfs(r.spec, r.target, layersRoot), releaseUnusedLayers(layersRoot), Bun.sleep(i * 3).then(() => releaseUnusedLayers(layersRoot))]),
-  );
+  await Promise.all(roots.flatMap((r, i) => [mountRootfs(r.spec, r.target, layersRoot), releaseUnusedLayers(layersRoot), Bun.sleep(i * 3).then(() => releaseUnusedLayers(layersRoot))]));
   for (const r of roots) expect(readFileSync(join(r.target, "hello.txt"), "utf8")).toBe("from the layer\n");
   expect(mountsUnder(layersRoot)).toEqual([join(layersRoot, "a".repeat(64))]);
 

@@ -22,7 +22,16 @@ const mounted: string[] = [];
 beforeAll(async () => {
   reg = await startRegistry();
   base = await pushImage(reg, "base", "v1", {
-    layers: [rawTar([{ name: "etc/", type: "5" }, { name: "etc/keep", data: "keep" }, { name: "etc/drop", data: "drop" }, { name: "cache/", type: "5" }, { name: "cache/old1", data: "1" }, { name: "cache/old2", data: "2" }])],
+    layers: [
+      rawTar([
+        { name: "etc/", type: "5" },
+        { name: "etc/keep", data: "keep" },
+        { name: "etc/drop", data: "drop" },
+        { name: "cache/", type: "5" },
+        { name: "cache/old1", data: "1" },
+        { name: "cache/old2", data: "2" },
+      ]),
+    ],
     config: { Cmd: ["sh"], Env: ["A=1"] },
   });
   daemon = new TestDaemon("arcbox-imaged-commit-");

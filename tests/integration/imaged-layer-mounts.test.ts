@@ -42,7 +42,9 @@ const dataDir = (d: TestDaemon) => join(d.home, "data", "imaged");
 
 /** How many times each path is a mount point now, and with which filesystem type. */
 function mountsOf(paths: string[]): { count: number; type: string }[] {
-  const lines = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" "));
+  const lines = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "));
   return paths.map((p) => {
     const hits = lines.filter((l) => l[1] === p);
     return { count: hits.length, type: hits[0]?.[2] ?? "" };
@@ -62,7 +64,7 @@ test("a pull writes one image file per layer and unpacks nothing; roots share on
   const a2 = await clients.images.prepareRootfs({ image: img.reference, containerId: "a2" });
   const b1 = await clients.images.prepareRootfs({ image: other.reference, containerId: "b1" });
   expect(a2.lowerDirs).toEqual(a1.lowerDirs);
-  for (const d of [...a1.lowerDirs, ...b1.lowerDirs]) expect(d.startsWith(join(dataDir(daemon), "mnt") + "/")).toBe(true);
+  for (const d of [...a1.lowerDirs, ...b1.lowerDirs]) expect(d.startsWith(`${join(dataDir(daemon), "mnt")}/`)).toBe(true);
   const all = [...new Set([...a1.lowerDirs, ...b1.lowerDirs])];
   expect(all).toHaveLength(3);
   expect(mountsOf(all)).toEqual(all.map(() => ({ count: 1, type: "squashfs" })));
@@ -73,7 +75,10 @@ test("a pull writes one image file per layer and unpacks nothing; roots share on
   const [topA, sharedDir] = a1.lowerDirs as [string, string];
   const topB = b1.lowerDirs[0]!;
   await clients.images.releaseRootfs({ containerId: "a1" });
-  expect(mountsOf([topA, sharedDir])).toEqual([{ count: 1, type: "squashfs" }, { count: 1, type: "squashfs" }]);
+  expect(mountsOf([topA, sharedDir])).toEqual([
+    { count: 1, type: "squashfs" },
+    { count: 1, type: "squashfs" },
+  ]);
   await clients.images.releaseRootfs({ containerId: "a2" });
   // a's own layer is unused now; the shared one still serves b1.
   expect(mountsOf([topA, sharedDir, topB]).map((m) => m.count)).toEqual([0, 1, 1]);
@@ -89,7 +94,10 @@ test("a restarted imaged adopts mounted layers, never mounts twice, and still co
   // Wait (bounded) for the supervisor to see it die; the next call starts a fresh
   // imaged, which adopts what /proc/self/mounts shows.
   for (let i = 0; i < 100; i++) {
-    const now = await clients.health("imaged").check({}).catch(() => undefined);
+    const now = await clients
+      .health("imaged")
+      .check({})
+      .catch(() => undefined);
     if (now && now.pid !== pid) break;
     await Bun.sleep(50);
   }
@@ -107,7 +115,10 @@ async function restartImaged(): Promise<void> {
   const { pid } = await clients.health("imaged").check({});
   process.kill(pid, "SIGKILL");
   for (let i = 0; i < 100; i++) {
-    const now = await clients.health("imaged").check({}).catch(() => undefined);
+    const now = await clients
+      .health("imaged")
+      .check({})
+      .catch(() => undefined);
     if (now && now.pid !== pid) return;
     await Bun.sleep(50);
   }

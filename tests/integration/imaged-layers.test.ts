@@ -111,7 +111,11 @@ test("a store from before layer images is converted at start: same content, dire
     const via = new ServiceClients(arcboxHome(again.home));
     // Any call starts imaged, which converts in the background.
     expect((await again.docker(["image", "inspect", img.reference])).code).toBe(0);
-    await waitFor("the three layers converted", async () => readdirSync(join(data, "layer-images")).filter((n) => !n.startsWith("tmp-")).length === 3 && readdirSync(join(data, "snapshots")).length === 0, 60_000);
+    await waitFor(
+      "the three layers converted",
+      async () => readdirSync(join(data, "layer-images")).filter((n) => !n.startsWith("tmp-")).length === 3 && readdirSync(join(data, "snapshots")).length === 0,
+      60_000,
+    );
     const merged = await mountImage(img.reference, "layers-converted", via);
     expectLayersContent(merged);
     // The lower dirs are the images' mounts now, not the old directories.

@@ -63,7 +63,6 @@ afterAll(async () => {
 const nsName = (path: string) => path.split("/").pop()!;
 const inNs = (path: string, argv: string[]) => run(["ip", "netns", "exec", nsName(path), ...argv], { timeoutMs: 15_000 });
 
-
 test("predefined networks exist and a user network gets its own subnet", async () => {
   const list = await c.networks.list({});
   expect(list.networks.map((n) => n.name).sort()).toEqual(["bridge", "host", "none"]);
@@ -122,8 +121,13 @@ test("attached namespaces reach each other by IP, and by name through the embedd
 test("published TCP and UDP ports answer on 127.0.0.1; a taken port fails cleanly", async () => {
   await c.networks.detach({ containerId: A });
   const a = await c.networks.attach({
-    containerId: A, containerName: "web", networkMode: "front",
-    ports: [{ protocol: "tcp", containerPort: 80, hostPort: 0 }, { protocol: "udp", containerPort: 5353, hostPort: 0 }],
+    containerId: A,
+    containerName: "web",
+    networkMode: "front",
+    ports: [
+      { protocol: "tcp", containerPort: 80, hostPort: 0 },
+      { protocol: "udp", containerPort: 5353, hostPort: 0 },
+    ],
   });
   const tcpPort = a.ports.find((p) => p.protocol === "tcp")!.hostPort;
   const udpPort = a.ports.find((p) => p.protocol === "udp")!.hostPort;
@@ -135,12 +139,23 @@ test("published TCP and UDP ports answer on 127.0.0.1; a taken port fails cleanl
   procs.push(Bun.spawn(["ip", "netns", "exec", nsName(a.netnsPath), process.execPath, "-e", udpEcho]));
   let body = "";
   await waitFor("published TCP port", async () => {
-    body = await fetch(`http://127.0.0.1:${tcpPort}/`).then((r) => r.text(), () => "");
+    body = await fetch(`http://127.0.0.1:${tcpPort}/`).then(
+      (r) => r.text(),
+      () => "",
+    );
     return body.length > 0;
   });
   expect(body).toBe("hello from the netns\n");
   let reply = "";
-  const client = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data(_s, b) { reply = b.toString(); }, error() {} } });
+  const client = await Bun.udpSocket({
+    hostname: "127.0.0.1",
+    socket: {
+      data(_s, b) {
+        reply = b.toString();
+      },
+      error() {},
+    },
+  });
   await waitFor("published UDP port", async () => {
     client.send("ping", udpPort, "127.0.0.1");
     await Bun.sleep(100);
@@ -162,7 +177,15 @@ test("a UDP flow that started before the port was published reaches the containe
   const hostPort = probe.port;
   probe.close();
   let reply = "";
-  const client = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data(_s, b) { reply = b.toString(); }, error() {} } });
+  const client = await Bun.udpSocket({
+    hostname: "127.0.0.1",
+    socket: {
+      data(_s, b) {
+        reply = b.toString();
+      },
+      error() {},
+    },
+  });
   client.send("early", hostPort, "127.0.0.1");
   await Bun.sleep(100);
   // ...then the port is published, and the same flow must now be DNATed to the container.

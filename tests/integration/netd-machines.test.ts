@@ -68,7 +68,7 @@ const netdState = async (home = d.home) =>
   (await (await fetch("http://netd/state", { unix: debugSocket(arcboxHome(home), "netd") } as RequestInit)).json()) as { dhcp: { listening: string | null; answered: number; ignored: number } };
 
 async function ipBatch(lines: string[], netns?: string): Promise<void> {
-  const r = await run(["ip", ...(netns ? ["-n", netns] : []), "-batch", "-"], { stdin: lines.join("\n") + "\n" });
+  const r = await run(["ip", ...(netns ? ["-n", netns] : []), "-batch", "-"], { stdin: `${lines.join("\n")}\n` });
   expect(r.stderr).toBe("");
 }
 
@@ -95,21 +95,30 @@ async function udhcpc(m: FakeMachine, hostname: string, tries = 5): Promise<Reco
   const out = join(scratch, `${m.ns}.udhcpc.env`);
   rmSync(out, { force: true });
   const script = join(scratch, "udhcpc.sh");
-  writeFileSync(script, [
-    "#!/bin/sh",
-    'case "$1" in',
-    '  deconfig) ip addr flush dev "$interface" ;;',
-    '  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" broadcast "$broadcast" dev "$interface"; ip route replace default via "$router"; env > "$OUT" ;;',
-    "esac",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    script,
+    [
+      "#!/bin/sh",
+      'case "$1" in',
+      '  deconfig) ip addr flush dev "$interface" ;;',
+      '  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" broadcast "$broadcast" dev "$interface"; ip route replace default via "$router"; env > "$OUT" ;;',
+      "esac",
+      "",
+    ].join("\n"),
+  );
   chmodSync(script, 0o755);
   const r = await m.exec(["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", String(tries), "-T", "1", "-s", script, "-x", `hostname:${hostname}`], { OUT: out });
   if (r.code !== 0) throw new Error(`udhcpc failed (${r.code}): ${r.stderr}`);
   return parseEnv(readFileSync(out, "utf8"));
 }
 
-const parseEnv = (text: string) => Object.fromEntries(text.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]));
+const parseEnv = (text: string) =>
+  Object.fromEntries(
+    text
+      .split("\n")
+      .filter((l) => l.includes("="))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]),
+  );
 
 test("AttachMachine gives a persistent TAP on the machine bridge, a stable MAC and address; it is idempotent", async () => {
   const a = await c.machineNetworks.attachMachine({ machine: "alpha" });
@@ -138,7 +147,10 @@ test("AttachMachine gives a persistent TAP on the machine bridge, a stable MAC a
   expect(b.mac).not.toBe(a.mac);
   expect(b.tap).not.toBe(a.tap);
   const leases = await c.machineNetworks.listMachineLeases({});
-  expect(leases.leases.map((l) => [l.machine, l.ip, l.mac, l.tap])).toEqual([["alpha", a.ip, a.mac, a.tap], ["beta", b.ip, b.mac, b.tap]]);
+  expect(leases.leases.map((l) => [l.machine, l.ip, l.mac, l.tap])).toEqual([
+    ["alpha", a.ip, a.mac, a.tap],
+    ["beta", b.ip, b.mac, b.tap],
+  ]);
   expect(leases.subnet).toBe(`${a.gateway.replace(/\.1$/, ".0")}/24`);
   // The machine subnet is never handed to a network.
   await c.networks.create({ name: "other" });
@@ -197,14 +209,17 @@ test("ISC dhclient gets its lease too, and again from its lease file (INIT-REBOO
   betaNs = await fakeMachine(b.bridge, b.mac);
   const out = join(scratch, "dhclient.env");
   const script = join(scratch, "dhclient.sh");
-  writeFileSync(script, [
-    "#!/bin/sh",
-    'case "$reason" in',
-    // dhclient scrubs the environment: the output path is written into the script.
-    `  BOUND|RENEW|REBOOT) ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"; ip route replace default via "$new_routers"; env >> ${out}; echo ---- >> ${out} ;;`,
-    "esac",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    script,
+    [
+      "#!/bin/sh",
+      'case "$reason" in',
+      // dhclient scrubs the environment: the output path is written into the script.
+      `  BOUND|RENEW|REBOOT) ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"; ip route replace default via "$new_routers"; env >> ${out}; echo ---- >> ${out} ;;`,
+      "esac",
+      "",
+    ].join("\n"),
+  );
   chmodSync(script, 0o755);
   const lf = join(scratch, "dhclient.leases");
   const pf = join(scratch, "dhclient.pid");
@@ -228,7 +243,9 @@ test("ISC dhclient gets its lease too, and again from its lease file (INIT-REBOO
   if (existsSync(pf)) await run(["kill", readFileSync(pf, "utf8").trim()]);
   await dhclient([]);
   expect((await netdState()).dhcp.answered).toBeGreaterThan(before);
-  const envs = readFileSync(out, "utf8").split("----").filter((x) => x.includes("reason="));
+  const envs = readFileSync(out, "utf8")
+    .split("----")
+    .filter((x) => x.includes("reason="));
   const last = parseEnv(envs[envs.length - 1]);
   expect(["RENEW", "REBOOT", "BOUND"]).toContain(last.reason);
   expect(last.new_ip_address).toBe(b.ip);
@@ -287,7 +304,18 @@ test("outbound NAT: a machine reaches a network only the host can route to, seen
   });
   await ipBatch([`link add ${hostSide} type veth peer name eth0 netns ${outside}`, `addr add ${net}.1/30 dev ${hostSide}`, `link set ${hostSide} up`]);
   await ipBatch([`addr add ${net}.2/30 dev eth0`, "link set eth0 up", "link set lo up"], outside);
-  const echo = Bun.spawn(["ip", "netns", "exec", outside, process.execPath, "-e", `Bun.listen({ hostname: "0.0.0.0", port: 7777, socket: { open(s) { s.end("peer=" + s.remoteAddress + "\\n"); }, data() {} } }); console.log("ready");`], { stdout: "pipe" });
+  const echo = Bun.spawn(
+    [
+      "ip",
+      "netns",
+      "exec",
+      outside,
+      process.execPath,
+      "-e",
+      `Bun.listen({ hostname: "0.0.0.0", port: 7777, socket: { open(s) { s.end("peer=" + s.remoteAddress + "\\n"); }, data() {} } }); console.log("ready");`,
+    ],
+    { stdout: "pipe" },
+  );
   procs.push(echo);
   await echo.stdout.getReader().read();
   const got = await alphaNs.exec(["busybox", "nc", "-w", "5", `${net}.2`, "7777"]);
@@ -317,7 +345,13 @@ test("SetMachinePorts forwards host 127.0.0.1:P (and the host's addresses) to th
   // A taken host port is reported, the others still forwarded.
   const taken = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
   try {
-    const r2 = await c.machineNetworks.setMachinePorts({ machine: "alpha", ports: [{ protocol: "tcp", port }, { protocol: "tcp", port: 80, hostPort: taken.port }] });
+    const r2 = await c.machineNetworks.setMachinePorts({
+      machine: "alpha",
+      ports: [
+        { protocol: "tcp", port },
+        { protocol: "tcp", port: 80, hostPort: taken.port },
+      ],
+    });
     expect(r2.ports.map((p) => p.hostPort)).toEqual([port]);
     expect(r2.failed.join()).toMatch(/address already in use/);
   } finally {
@@ -357,14 +391,17 @@ test("two daemons' DHCP servers each answer only their own machines, broadcast a
   // A renewal is unicast to the server's address: it reaches this daemon even though
   // the other one's wildcard socket is bound to port 67 too.
   const renew = join(scratch, "renew.ts");
-  writeFileSync(renew, `
+  writeFileSync(
+    renew,
+    `
     import dgram from "node:dgram";
     import { DHCP, buildRequest, parseDhcp, messageType } from ${JSON.stringify(join(REPO, "services/netd/core/dhcp-wire.ts"))};
     const s = dgram.createSocket({ type: "udp4", reuseAddr: true });
     s.on("message", (m) => { const r = parseDhcp(new Uint8Array(m)); if (r?.xid === 4242) { console.log(messageType(r) === DHCP.ACK ? "ACK " + r.yiaddr : "other"); process.exit(0); } });
     s.bind(68, ${JSON.stringify(alpha.ip)}, () => s.send(buildRequest({ xid: 4242, chaddr: ${JSON.stringify(alpha.mac)}, type: DHCP.REQUEST, ciaddr: ${JSON.stringify(alpha.ip)} }), 67, ${JSON.stringify(mine.gateway)}));
     setTimeout(() => { console.log("timeout"); process.exit(1); }, 5000);
-  `);
+  `,
+  );
   const r = await alphaNs.exec([process.execPath, renew]);
   expect(r.stdout.trim()).toBe(`ACK ${alpha.ip}`);
   // A MAC nobody leased gets no address from either daemon.
@@ -412,8 +449,28 @@ test("DetachMachine removes the TAP, the lease and the rules; the last one takes
   expect((await c.machineNetworks.listMachineLeases({})).leases.map((l) => l.machine)).toEqual(["alpha"]);
   // qemu opens the TAP by name as the contract says (paused: no guest needed), and a
   // machine removed while qemu still holds it loses its TAP all the same.
-  const qemu = Bun.spawn(["qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-nodefaults", "-no-user-config", "-nographic", "-S", "-monitor", "none", "-serial", "none",
-    "-netdev", `tap,id=n0,ifname=${alpha.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n0,mac=${alpha.mac}`], { stderr: "pipe" });
+  const qemu = Bun.spawn(
+    [
+      "qemu-system-x86_64",
+      "-M",
+      "microvm",
+      "-accel",
+      "tcg",
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-S",
+      "-monitor",
+      "none",
+      "-serial",
+      "none",
+      "-netdev",
+      `tap,id=n0,ifname=${alpha.tap},script=no,downscript=no`,
+      "-device",
+      `virtio-net-device,netdev=n0,mac=${alpha.mac}`,
+    ],
+    { stderr: "pipe" },
+  );
   procs.push(qemu);
   await waitFor("qemu holding the TAP", async () => (await link(alpha.tap))?.flags.includes("LOWER_UP"));
   expect(qemu.exitCode).toBeNull();

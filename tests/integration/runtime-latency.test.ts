@@ -24,7 +24,12 @@ beforeAll(async () => {
   mkdirSync(join(home, "log"), { recursive: true });
   vmm = Bun.spawn([process.execPath, "--smol", join(REPO, "services", "vmm", "main.ts"), "--home", home], { stdio: ["ignore", "ignore", "ignore"] });
   const deadline = Date.now() + 30_000;
-  while (!(await fetch("http://x/", { unix: join(home, "run", "vmm.sock") } as RequestInit).then(() => true, () => false))) {
+  while (
+    !(await fetch("http://x/", { unix: join(home, "run", "vmm.sock") } as RequestInit).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     if (Date.now() > deadline) throw new Error("vmm did not start");
     await Bun.sleep(25);
   }
@@ -46,7 +51,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 test("create + start to first output", async () => {
   const m = clients.machines;
-  const create: number[] = [], start: number[] = [], firstByte: number[] = [];
+  const create: number[] = [],
+    start: number[] = [],
+    firstByte: number[] = [];
   for (let i = 0; i < 12; i++) {
     const id = `lat${i}-${run}`;
     for (const d of ["upper", "work"]) mkdirSync(join(base, id, d), { recursive: true });
@@ -63,13 +70,16 @@ test("create + start to first output", async () => {
     const t4 = await first;
     await closed;
     await m.deleteContainer({ id });
-    if (i >= 2) { // the first runs warm caches up
+    if (i >= 2) {
+      // the first runs warm caches up
       create.push(t1 - t0);
       start.push(t3 - t2);
       firstByte.push(t4 - t0 - (t2 - t1));
     }
   }
-  console.log(`runtime latency (median of ${create.length}): create ${median(create).toFixed(1)} ms, start ${median(start).toFixed(1)} ms, create+start to first output ${median(firstByte).toFixed(1)} ms`);
+  console.log(
+    `runtime latency (median of ${create.length}): create ${median(create).toFixed(1)} ms, start ${median(start).toFixed(1)} ms, create+start to first output ${median(firstByte).toFixed(1)} ms`,
+  );
   expect(median(firstByte)).toBeLessThan(2000);
 }, 120_000);
 
@@ -81,7 +91,12 @@ test("memory: the agent and one shim", async () => {
   const { pid } = await m.startContainer({ id });
   const shimPid = Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/PPid:\s+(\d+)/)![1]);
   expect(readFileSync(`/proc/${shimPid}/comm`, "utf8").trim()).toBe("arcbox-shim");
-  const agentPid = Number(Bun.spawnSync(["pgrep", "-f", "--", `guest.*--home ${home}$`]).stdout.toString().trim().split("\n")[0]);
+  const agentPid = Number(
+    Bun.spawnSync(["pgrep", "-f", "--", `guest.*--home ${home}$`])
+      .stdout.toString()
+      .trim()
+      .split("\n")[0],
+  );
   console.log(`memory: shim RSS ${rssKb(shimPid)} kB, agent RSS ${(rssKb(agentPid) / 1024).toFixed(1)} MB`);
   expect(rssKb(shimPid)).toBeLessThan(4096);
   await m.deleteContainer({ id, force: true });

@@ -24,13 +24,17 @@ const survivor = (n: number) => `survivor${n}-${run}`;
 /** Pids of guest agents serving this test's home. */
 function agentPids(): number[] {
   const out = Bun.spawnSync(["pgrep", "-f", "--", `--home ${daemon.home}$`]).stdout.toString();
-  return out.split("\n").filter(Boolean).map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("guest");
-    } catch {
-      return false;
-    }
-  });
+  return out
+    .split("\n")
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("guest");
+      } catch {
+        return false;
+      }
+    });
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
@@ -66,7 +70,9 @@ async function startSleeper(id: string, args = ["sleep", "1000"]) {
   for (const d of ["upper", "work"]) mkdirSync(join(dir, d), { recursive: true });
   ids.push(id);
   await clients.machines.createContainer({
-    machine: "host", id, init: true,
+    machine: "host",
+    id,
+    init: true,
     rootfs: { lowerDirs: [join(base, "lower")], upperDir: join(dir, "upper"), workDir: join(dir, "work") },
     process: { args, openStdin: true, stdinOnce: true },
     logPath: join(dir, "log.json"),

@@ -26,7 +26,12 @@ class StandaloneVmm {
     });
     const sock = join(this.home, "run", "vmm.sock");
     const deadline = Date.now() + 30_000;
-    while (!(await fetch("http://x/", { unix: sock } as RequestInit).then(() => true, () => false))) {
+    while (
+      !(await fetch("http://x/", { unix: sock } as RequestInit).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`vmm did not start: ${readFileSync(join(this.home, "log", "vmm.log"), "utf8")}`);
       await Bun.sleep(25);
     }
@@ -134,7 +139,10 @@ function demux(buf: Buffer): { stdout: string; stderr: string } {
 }
 
 function logLines(path: string) {
-  return readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { log: string; stream: string; time: string });
+  return readFileSync(path, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { log: string; stream: string; time: string });
 }
 
 async function state(id: string) {
@@ -155,7 +163,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   abort.abort();
-  for (const id of created) await machines().deleteContainer({ machine: "host", id, force: true }).catch(() => {});
+  for (const id of created)
+    await machines()
+      .deleteContainer({ machine: "host", id, force: true })
+      .catch(() => {});
   await daemon.dispose();
   rmSync(base, { recursive: true, force: true });
 }, 60_000);
@@ -200,7 +211,12 @@ describe("runtime", () => {
     const lines = raw.map((l) => JSON.parse(l) as { log: string });
     expect(lines[0]!.log).toBe('q"b\\s\tt<a>&\u0001 é\n');
     // Docker splits lines longer than 16 KiB into several records.
-    expect(lines.slice(1, -1).map((l) => l.log).join("")).toBe(`${"x".repeat(20000)}\n`);
+    expect(
+      lines
+        .slice(1, -1)
+        .map((l) => l.log)
+        .join(""),
+    ).toBe(`${"x".repeat(20000)}\n`);
     expect(lines.length).toBe(4);
     expect(lines.at(-1)!.log).toBe("last");
   });
@@ -286,7 +302,9 @@ describe("runtime", () => {
     await machines().killContainer({ machine: "host", id: plain.id, signal: "9" });
     expect((await waitEvent((e) => e.type === "exit" && e.containerId === withInit.id)).exitCode).toBe(143);
     expect((await waitEvent((e) => e.type === "exit" && e.containerId === plain.id)).exitCode).toBe(137);
-    const err = await machines().killContainer({ machine: "host", id: plain.id, signal: "SIGTERM" }).catch((e) => e);
+    const err = await machines()
+      .killContainer({ machine: "host", id: plain.id, signal: "SIGTERM" })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
   });
@@ -302,7 +320,9 @@ describe("runtime", () => {
     await waitEvent((e) => e.type === "resume" && e.containerId === c.id);
     expect((await state(c.id)).status).toBe("running");
     // A paused/running container is only deleted with force; force kills it.
-    const err = await machines().deleteContainer({ machine: "host", id: c.id }).catch((e) => e);
+    const err = await machines()
+      .deleteContainer({ machine: "host", id: c.id })
+      .catch((e) => e);
     expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
     await machines().deleteContainer({ machine: "host", id: c.id, force: true });
     expect((await waitEvent((e) => e.type === "exit" && e.containerId === c.id)).exitCode).toBe(137);
@@ -335,12 +355,15 @@ describe("runtime", () => {
     );
     await machines().startContainer({ machine: "host", id: ro.id });
     await waitEvent((e) => e.type === "exit" && e.containerId === ro.id);
-    const out = logLines(ro.log).map((l) => l.log).join("");
+    const out = logLines(ro.log)
+      .map((l) => l.log)
+      .join("");
     expect(out).toBe("65534\n65534\n/nonexistent\nbox1\nreadonly\nlo ");
   });
 
   test("privileged: every capability, host devices, writable sysfs; default: Docker's set", async () => {
-    const script = "grep CapEff /proc/self/status | cut -f2; ls /dev | grep -c . ; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; grep Seccomp: /proc/self/status | cut -f2; unshare -U true 2>/dev/null && echo userns-ok || echo userns-denied";
+    const script =
+      "grep CapEff /proc/self/status | cut -f2; ls /dev | grep -c . ; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; grep Seccomp: /proc/self/status | cut -f2; unshare -U true 2>/dev/null && echo userns-ok || echo userns-denied";
     const priv = await createContainer(["sh", "-c", script], {}, { privileged: true });
     const plain = await createContainer(["sh", "-c", script], {}, { capDrop: ["NET_RAW"], capAdd: ["SYS_ADMIN"] });
     const defaults = await createContainer(["sh", "-c", script]);
@@ -404,7 +427,9 @@ describe("runtime", () => {
           { destination: "/data", type: "bind", source: shared, options: ["rw"] },
           { destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m"] },
         ],
-        hostsPath: join(files, "hosts"), resolvConfPath: join(files, "resolv.conf"), hostnamePath: join(files, "hostname"),
+        hostsPath: join(files, "hosts"),
+        resolvConfPath: join(files, "resolv.conf"),
+        hostnamePath: join(files, "hostname"),
         joinNetnsOf: `container:${owner.id}`,
       },
     );

@@ -12,10 +12,17 @@ import type { Subprocess } from "bun";
 import { startVirtiofsd, virtiofsGuest } from "../helpers/virtiofs-vm.ts";
 
 const root = mkdtempSync("/tmp/arcbox-vfs-proto-");
-const share = join(root, "share"), ro = join(root, "ro"), outside = join(root, "outside");
+const share = join(root, "share"),
+  ro = join(root, "ro"),
+  outside = join(root, "outside");
 const servers: Subprocess[] = [];
 let frontend: string;
-const EACCES = 13, ENOENT = 2, EBADF = 9, EINVAL = 22, ENOTDIR = 20, EROFS = 30;
+const EACCES = 13,
+  ENOENT = 2,
+  EBADF = 9,
+  EINVAL = 22,
+  ENOTDIR = 20,
+  EROFS = 30;
 
 /** Runs the front-end against a socket; `onWait` runs at each "wait" op before it continues. */
 async function session(sock: string, ops: string[], onWait?: () => void): Promise<Map<string, string>> {
@@ -28,12 +35,21 @@ async function session(sock: string, ops: string[], onWait?: () => void): Promis
     while ((nl = pending.indexOf("\n")) >= 0) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
-      if (line === "wait") { onWait?.(); p.stdin.write("go\n"); p.stdin.flush(); } else out.push(line);
+      if (line === "wait") {
+        onWait?.();
+        p.stdin.write("go\n");
+        p.stdin.flush();
+      } else out.push(line);
     }
   }
   const code = await p.exited;
   if (code !== 0) throw new Error(`frontend exited ${code}: ${await new Response(p.stderr).text()}`);
-  return new Map(out.map((l) => { const i = l.indexOf(" "); return [l.slice(0, i), l.slice(i + 1)] as const; }));
+  return new Map(
+    out.map((l) => {
+      const i = l.indexOf(" ");
+      return [l.slice(0, i), l.slice(i + 1)] as const;
+    }),
+  );
 }
 const err = (n: number) => `err=${n}`;
 
@@ -57,8 +73,7 @@ afterAll(() => {
 });
 
 test("names that climb or contain '/' are refused", async () => {
-  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:..", "lookup:1:.", "lookup:1:../outside", "lookup:1:sub/../../outside",
-    "mkdir:1:..", "create:1:x/y", "lookup:1:", "lookup:1:a"]);
+  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:..", "lookup:1:.", "lookup:1:../outside", "lookup:1:sub/../../outside", "mkdir:1:..", "create:1:x/y", "lookup:1:", "lookup:1:a"]);
   expect(r.get("init")).toBe("ok");
   expect(r.get("lookup:1:..")).toBe(err(EACCES));
   expect(r.get("lookup:1:.")).toBe(err(EACCES));
@@ -71,8 +86,20 @@ test("names that climb or contain '/' are refused", async () => {
 });
 
 test("host-side symlinks are inodes of their own, never followed", async () => {
-  const r = await session(join(root, "rw.sock"), ["init", "lookup:1:esc", "open:$1:0", "readlink:$1", "lookup:1:escdir", "lookup:$4:marker",
-    "opendir:$4", "rename:1:a:$4:moved", "link:$1:1:hardlink-to-link", "create:$4:planted", "symlink:$4:s:x", "lookup:1:a"]);
+  const r = await session(join(root, "rw.sock"), [
+    "init",
+    "lookup:1:esc",
+    "open:$1:0",
+    "readlink:$1",
+    "lookup:1:escdir",
+    "lookup:$4:marker",
+    "opendir:$4",
+    "rename:1:a:$4:moved",
+    "link:$1:1:hardlink-to-link",
+    "create:$4:planted",
+    "symlink:$4:s:x",
+    "lookup:1:a",
+  ]);
   expect(r.get("lookup:1:esc")).toMatch(/^ok nodeid=\d+ mode=0120777$/); // the link itself
   expect(r.get("open:$1:0")).toBe(err(EACCES));
   expect(r.get("readlink:$1")).toBe(`ok data=${join(outside, "marker")}`); // only the guest interprets it
@@ -142,8 +169,23 @@ test("a miss is a negative entry cached at most 1 s; cache=never caches none", a
 });
 
 test("a read-only share answers EROFS to every change", async () => {
-  const r = await session(join(root, "ro.sock"), ["init", "lookup:1:r", "open:$1:0", "read:$2:0:100", "open:$1:1", "open:$1:2", "open:$1:512",
-    "mkdir:1:d", "create:1:c", "unlink:1:r", "rename:1:r:1:s", "link:$1:1:l", "symlink:1:s:x", "setattr-size:$1:0", "write:$2:0:x"]);
+  const r = await session(join(root, "ro.sock"), [
+    "init",
+    "lookup:1:r",
+    "open:$1:0",
+    "read:$2:0:100",
+    "open:$1:1",
+    "open:$1:2",
+    "open:$1:512",
+    "mkdir:1:d",
+    "create:1:c",
+    "unlink:1:r",
+    "rename:1:r:1:s",
+    "link:$1:1:l",
+    "symlink:1:s:x",
+    "setattr-size:$1:0",
+    "write:$2:0:x",
+  ]);
   expect(r.get("read:$2:0:100")).toBe("ok data=read only");
   for (const op of ["open:$1:1", "open:$1:2", "open:$1:512", "mkdir:1:d", "create:1:c", "unlink:1:r", "rename:1:r:1:s", "link:$1:1:l", "symlink:1:s:x", "setattr-size:$1:0", "write:$2:0:x"])
     expect(`${op} ${r.get(op)}`).toBe(`${op} ${err(EROFS)}`);

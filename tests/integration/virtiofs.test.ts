@@ -109,13 +109,13 @@ beforeAll(async () => {
   writeFileSync(join(ro, "ro.txt"), "read only");
   const x = Bun.spawnSync([probe, "setxattr", join(share, "hello.txt"), "user.host", "from-host"]);
   if (x.exitCode !== 0) throw new Error(`host setxattr: ${x.stdout}`);
-  servers = [
-    await startVirtiofsd({ socket: join(root, "rw.sock"), dir: share, stats: join(root, "rw.stats") }),
-    await startVirtiofsd({ socket: join(root, "ro.sock"), dir: ro, readOnly: true }),
-  ];
+  servers = [await startVirtiofsd({ socket: join(root, "rw.sock"), dir: share, stats: join(root, "rw.stats") }), await startVirtiofsd({ socket: join(root, "ro.sock"), dir: ro, readOnly: true })];
   const started = Date.now();
   run = await bootGuest({
-    shares: [{ tag: "share", socket: join(root, "rw.sock") }, { tag: "roshare", socket: join(root, "ro.sock") }],
+    shares: [
+      { tag: "share", socket: join(root, "rw.sock") },
+      { tag: "roshare", socket: join(root, "ro.sock") },
+    ],
     script,
     onLine: (line) => {
       if (line.startsWith("READY-EDIT")) {
@@ -134,10 +134,13 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const checks = () => new Map(run.lines.flatMap((l) => {
-  const m = /^CHECK (\S+) (ok|FAIL)(.*)$/.exec(l);
-  return m ? [[m[1]!, m[2] === "ok" ? "ok" : `FAIL${m[3]}`] as const] : [];
-}));
+const checks = () =>
+  new Map(
+    run.lines.flatMap((l) => {
+      const m = /^CHECK (\S+) (ok|FAIL)(.*)$/.exec(l);
+      return m ? [[m[1]!, m[2] === "ok" ? "ok" : `FAIL${m[3]}`] as const] : [];
+    }),
+  );
 
 test("the guest script ran to the end", () => {
   if (run.exitCode !== 0) console.log(run.output);
@@ -147,9 +150,38 @@ test("the guest script ran to the end", () => {
 
 test("every operation checked in the guest succeeded", () => {
   const got = checks();
-  const expected = ["mount", "mount-ro", "read", "read-big", "write", "append", "rename", "symlink", "hardlink", "hardlink-keep",
-    "xattr-set", "xattr-list", "xattr-host", "xattr-remove", "mmap", "fsync", "truncate", "mkdir-many", "rm-many", "readdir-big",
-    "stat", "statfs", "unlink", "chmod", "chown", "mknod-fifo", "edit-before", "edit-seen", "appeared", "umount"];
+  const expected = [
+    "mount",
+    "mount-ro",
+    "read",
+    "read-big",
+    "write",
+    "append",
+    "rename",
+    "symlink",
+    "hardlink",
+    "hardlink-keep",
+    "xattr-set",
+    "xattr-list",
+    "xattr-host",
+    "xattr-remove",
+    "mmap",
+    "fsync",
+    "truncate",
+    "mkdir-many",
+    "rm-many",
+    "readdir-big",
+    "stat",
+    "statfs",
+    "unlink",
+    "chmod",
+    "chown",
+    "mknod-fifo",
+    "edit-before",
+    "edit-seen",
+    "appeared",
+    "umount",
+  ];
   const failed = expected.filter((n) => got.get(n) !== "ok").map((n) => `${n}: ${got.get(n) ?? "missing"}`);
   expect(failed).toEqual([]);
 });

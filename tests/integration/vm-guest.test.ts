@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeFrame } from "../../guest/protocol/frames.ts";
-import { AgentSession, machineExec } from "../helpers/agent-session.ts";
+import { type AgentSession, machineExec } from "../helpers/agent-session.ts";
 import { Machine, busyboxRootDisk, ensureGuestArtifacts, openSession, probeAccel } from "../helpers/qemu.ts";
 
 const BOOT_TIMEOUT = 240_000;
@@ -54,7 +54,11 @@ test("exec runs in the VM: its kernel is not the host's", async () => {
 
 test("stage 2 loads the remaining modules in the background and configures eth0 by DHCP", async () => {
   const wait = (cond: string) => `i=0; until ${cond}; do i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done`;
-  const r = await machineExec(session, ["sh", "-c", `${wait("grep -q '^overlay ' /proc/modules")}; ${wait("ip -4 addr show eth0 | grep -q 'inet '")}; cut -d' ' -f1 /proc/modules; ip -4 addr show eth0; ip route`]);
+  const r = await machineExec(session, [
+    "sh",
+    "-c",
+    `${wait("grep -q '^overlay ' /proc/modules")}; ${wait("ip -4 addr show eth0 | grep -q 'inet '")}; cut -d' ' -f1 /proc/modules; ip -4 addr show eth0; ip route`,
+  ]);
   expect(r).toMatchObject({ exitCode: 0, stderr: "" });
   for (const m of ["virtio_net", "virtio_balloon", "overlay", "fuse", "virtiofs", "vmw_vsock_virtio_transport"]) expect(r.stdout.split("\n")).toContain(m);
   // slirp with restrict=on offers no router or DNS: the address and its subnet route.

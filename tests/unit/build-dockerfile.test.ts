@@ -12,7 +12,9 @@ const env = new Map([
 ]);
 
 test("directives, comments, continuations and line numbers", () => {
-  const df = parseDockerfile(["# syntax=docker/dockerfile:1", "# escape=`", "", "# a comment", "FROM busybox AS base", "RUN echo a && `", "  # dropped comment", "", "    echo b", "copy --chown=1:2 a b /dst/"].join("\n"));
+  const df = parseDockerfile(
+    ["# syntax=docker/dockerfile:1", "# escape=`", "", "# a comment", "FROM busybox AS base", "RUN echo a && `", "  # dropped comment", "", "    echo b", "copy --chown=1:2 a b /dst/"].join("\n"),
+  );
   expect(df.escape).toBe("`");
   expect(df.instructions.map((i) => [i.name, i.line])).toEqual([
     ["from", 5],
@@ -60,7 +62,7 @@ test("variable substitution as Docker does it", () => {
   expect(processWord("${MISSING:-def} ${EMPTY:-def} ${EMPTY-def} ${MISSING-def}", env)).toBe("def def  def");
   expect(processWord("${A:+alt} ${EMPTY:+alt}|${MISSING+alt}|${EMPTY+alt}", env)).toBe("alt ||alt");
   expect(processWord("${MISSING:-${A}}", env)).toBe("alpha");
-  expect(processWord("\\$A '$A' \"$A\" \"\\$A\"", env)).toBe("$A $A alpha $A");
+  expect(processWord('\\$A \'$A\' "$A" "\\$A"', env)).toBe("$A $A alpha $A");
   expect(processWord("a\\ b", env)).toBe("a b");
   expect(processWord("cost: $", env)).toBe("cost: $");
   expect(() => processWord("${MISSING:?must be set}", env)).toThrow("MISSING: must be set");

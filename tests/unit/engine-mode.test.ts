@@ -52,7 +52,11 @@ describe("engine machine paths", () => {
     create(CreateContainerRequestSchema, {
       machine: ENGINE_MACHINE,
       id: "c1",
-      rootfs: { lowerDirs: [`${home}/data/imaged/mnt/${hex}`, `${home}/data/imaged/snapshots/${"b".repeat(64)}`], upperDir: `${home}/data/imaged/containers/c1/upper`, workDir: `${home}/data/imaged/containers/c1/work` },
+      rootfs: {
+        lowerDirs: [`${home}/data/imaged/mnt/${hex}`, `${home}/data/imaged/snapshots/${"b".repeat(64)}`],
+        upperDir: `${home}/data/imaged/containers/c1/upper`,
+        workDir: `${home}/data/imaged/containers/c1/work`,
+      },
       logPath: `${home}/data/apid/containers/c1/c1-json.log`,
       hostsPath: `${home}/data/apid/containers/c1/hosts`,
       mounts: [{ destination: "/dev/shm", type: "tmpfs", source: "shm", options: [] }],
@@ -82,7 +86,24 @@ describe("engine machine paths", () => {
 });
 
 test("qemu: VirtioFS shares get a shared memory backend and one device each", () => {
-  const argv = qemuArgv({ name: "m", dir: "/d", cpus: 1, memoryMib: 512, rootDisk: "/d/disk.img", toolsDisk: "/t", kernel: "/k", initrd: "/i", cmdline: "x", shares: [{ tag: "t1", socket: "/s/1.sock" }, { tag: "t2", socket: "/s/2.sock" }] }, "tcg");
+  const argv = qemuArgv(
+    {
+      name: "m",
+      dir: "/d",
+      cpus: 1,
+      memoryMib: 512,
+      rootDisk: "/d/disk.img",
+      toolsDisk: "/t",
+      kernel: "/k",
+      initrd: "/i",
+      cmdline: "x",
+      shares: [
+        { tag: "t1", socket: "/s/1.sock" },
+        { tag: "t2", socket: "/s/2.sock" },
+      ],
+    },
+    "tcg",
+  );
   const s = argv.join(" ");
   expect(s).toContain("-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem");
   expect(s).toContain("-chardev socket,id=fs0,path=/s/1.sock -device vhost-user-fs-device,chardev=fs0,tag=t1");

@@ -62,7 +62,11 @@ describe("OCI spec", () => {
     hostsPath: "/x/hosts",
     process: { args: ["sh"], env: ["A=1"], user: "app", tty: true },
     rootfs: { lowerDirs: ["/l"], readonly: true },
-    mounts: [{ destination: "/data/sub", type: "bind", source: "/src2" }, { destination: "/data", type: "bind", source: "/src", options: ["ro"] }, { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["size=1g"] }],
+    mounts: [
+      { destination: "/data/sub", type: "bind", source: "/src2" },
+      { destination: "/data", type: "bind", source: "/src", options: ["ro"] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["size=1g"] },
+    ],
     resources: { memoryBytes: 1n << 30n, nanoCpus: 1_500_000_000n, pidsLimit: 100n },
     netnsPath: "/run/netns/n1",
   });
@@ -126,10 +130,12 @@ describe("small parsers", () => {
     expect(normalizeSignal("9")).toBe("9");
     expect(normalizeSignal("")).toBe("SIGKILL");
     expect(classifyRuncError('runc create failed: unable to start container process: exec: "x": executable file not found in $PATH')).toBe("not_found");
-    expect(classifyRuncError("runc create failed: unable to start container process: exec: \"/etc/passwd\": permission denied")).toBe("permission_denied");
+    expect(classifyRuncError('runc create failed: unable to start container process: exec: "/etc/passwd": permission denied')).toBe("permission_denied");
     expect(classifyRuncError("container not running")).toBe("failed_precondition");
     expect(classifyRuncError('runc create failed: unable to start container process: exec: "/no/such": stat /no/such: no such file or directory')).toBe("not_found");
-    expect(classifyRuncError('runc create failed: unable to start container process: error during container init: error mounting "/x" to rootfs at "/data": stat /x: no such file or directory')).toBe("invalid_argument");
+    expect(classifyRuncError('runc create failed: unable to start container process: error during container init: error mounting "/x" to rootfs at "/data": stat /x: no such file or directory')).toBe(
+      "invalid_argument",
+    );
   });
   test("overlay options reject separators in paths", () => {
     expect(overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a", "/b"], upperDir: "/u", workDir: "/w" } }).rootfs!)).toBe("lowerdir=/a:/b,upperdir=/u,workdir=/w");
@@ -167,7 +173,12 @@ describe("cgroup v2 stats", () => {
 });
 
 describe("seccomp", () => {
-  const denied = (caps: string[]) => new Set(defaultSeccomp(caps).syscalls.filter((r) => !("args" in r) && r.errnoRet === 1).flatMap((r) => r.names));
+  const denied = (caps: string[]) =>
+    new Set(
+      defaultSeccomp(caps)
+        .syscalls.filter((r) => !("args" in r) && r.errnoRet === 1)
+        .flatMap((r) => r.names),
+    );
   test("dangerous calls fail unless their capability is held", () => {
     const base = denied(DOCKER_DEFAULT_CAPS);
     for (const c of ["mount", "unshare", "setns", "keyctl", "init_module", "reboot", "bpf", "open_by_handle_at"]) expect(base.has(c)).toBe(true);

@@ -66,7 +66,17 @@ test("entries, owners, modes, links, devices, xattrs survive; diff ID is the inp
 });
 
 test("whiteouts and opaque dirs work through a real overlay mount", async () => {
-  const lower = await build(rawTar([{ name: "etc/", type: "5" }, { name: "etc/motd", data: "m" }, { name: "etc/keep", data: "k" }, { name: "cache/", type: "5" }, { name: "cache/a", data: "a" }, { name: "lone/", type: "5" }, { name: "lone/b", data: "b" }]));
+  const lower = await build(
+    rawTar([
+      { name: "etc/", type: "5" },
+      { name: "etc/motd", data: "m" },
+      { name: "etc/keep", data: "k" },
+      { name: "cache/", type: "5" },
+      { name: "cache/a", data: "a" },
+      { name: "lone/", type: "5" },
+      { name: "lone/b", data: "b" },
+    ]),
+  );
   const upper = await build(
     rawTar([
       { name: "etc/.wh.motd" },
@@ -95,9 +105,21 @@ for (const [what, entries] of [
   ["a ../ path", [{ name: "../escape", data: "x" }]],
   ["a nested ../ path", [{ name: "a/../../escape", data: "x" }]],
   ["an absolute path", [{ name: "/tmp/arcbox-abs-escape", data: "x" }]],
-  ["a write through a symlink to outside", [{ name: "evil", type: "2", linkname: "/tmp" }, { name: "evil/arcbox-through-link", data: "x" }]],
+  [
+    "a write through a symlink to outside",
+    [
+      { name: "evil", type: "2", linkname: "/tmp" },
+      { name: "evil/arcbox-through-link", data: "x" },
+    ],
+  ],
   ["a hard link to outside", [{ name: "h", type: "1", linkname: "../../etc/passwd" }]],
-  ["a hard link through a symlink", [{ name: "up", type: "2", linkname: "/" }, { name: "h", type: "1", linkname: "up/etc/passwd" }]],
+  [
+    "a hard link through a symlink",
+    [
+      { name: "up", type: "2", linkname: "/" },
+      { name: "h", type: "1", linkname: "up/etc/passwd" },
+    ],
+  ],
 ] as const) {
   test(`rejects ${what}`, async () => {
     const image = join(work, `bad-${++seq}`);
@@ -119,9 +141,21 @@ test("a truncated or corrupt tar is an error", async () => {
 });
 
 for (const [what, entries] of [
-  ["a path listed twice", [{ name: "f", data: "old" }, { name: "f", data: "new" }]],
+  [
+    "a path listed twice",
+    [
+      { name: "f", data: "old" },
+      { name: "f", data: "new" },
+    ],
+  ],
   ["an opaque marker after other entries", [{ name: "d/", type: "5" }, { name: "d/x", data: "x" }, { name: "d/.wh..wh..opq" }]],
-  ["a directory after its children", [{ name: "d/x", data: "x" }, { name: "d/", type: "5", mode: 0o700 }]],
+  [
+    "a directory after its children",
+    [
+      { name: "d/x", data: "x" },
+      { name: "d/", type: "5", mode: 0o700 },
+    ],
+  ],
 ] as const) {
   test(`${what}: asks to be unpacked, and unpacking gives tar's result`, async () => {
     const tar = rawTar(entries as never);

@@ -56,7 +56,7 @@ test("loopback is always insecure; daemon.json adds hosts and CIDRs; mirrors are
 });
 
 test("--change instructions apply to the container config", () => {
-  const cfg = applyChanges({ Env: ["A=0"] }, ['CMD ["sh", "-c", "x"]', "ENTRYPOINT /init", "ENV A=1 B=\"two words\"", "EXPOSE 80 53/udp", "VOLUME /data", "WORKDIR /srv", "USER nobody", "LABEL k=v"]);
+  const cfg = applyChanges({ Env: ["A=0"] }, ['CMD ["sh", "-c", "x"]', "ENTRYPOINT /init", 'ENV A=1 B="two words"', "EXPOSE 80 53/udp", "VOLUME /data", "WORKDIR /srv", "USER nobody", "LABEL k=v"]);
   expect(cfg).toEqual({
     Env: ["A=1", "B=two words"],
     Cmd: ["sh", "-c", "x"],

@@ -72,7 +72,15 @@ test("whiteouts become 0:0 char devices and opaque markers become trusted.overla
 test("PAX xattrs and long names are applied", async () => {
   const longName = `${"d".repeat(120)}/${"f".repeat(110)}`;
   const root = fresh();
-  await extractTar(chunks(rawTar([{ name: "bin/ping", data: "elf", pax: { "SCHILY.xattr.user.arcbox": "yes", "SCHILY.xattr.trusted.arcbox": "t" } }, { name: "short", pax: { path: longName }, data: "long" }])), root);
+  await extractTar(
+    chunks(
+      rawTar([
+        { name: "bin/ping", data: "elf", pax: { "SCHILY.xattr.user.arcbox": "yes", "SCHILY.xattr.trusted.arcbox": "t" } },
+        { name: "short", pax: { path: longName }, data: "long" },
+      ]),
+    ),
+    root,
+  );
   expect(new TextDecoder().decode(lgetxattr(join(root, "bin/ping"), "user.arcbox"))).toBe("yes");
   expect(new TextDecoder().decode(lgetxattr(join(root, "bin/ping"), "trusted.arcbox"))).toBe("t");
   expect(readFileSync(join(root, longName), "utf8")).toBe("long");
@@ -81,7 +89,7 @@ test("PAX xattrs and long names are applied", async () => {
 test("GNU tar output (long names, xattrs) unpacks", async () => {
   const root = fresh();
   const name = `${"n".repeat(150)}.txt`;
-  await extractTar(chunks(tarFiles({ [name]: "gnu", "sub/link": { symlink: "../x" }, "exe": { content: "#!", mode: 0o700, uid: 33 } })), root);
+  await extractTar(chunks(tarFiles({ [name]: "gnu", "sub/link": { symlink: "../x" }, exe: { content: "#!", mode: 0o700, uid: 33 } })), root);
   expect(readFileSync(join(root, name), "utf8")).toBe("gnu");
   expect(readlinkSync(join(root, "sub/link"))).toBe("../x");
   expect(statSync(join(root, "exe")).uid).toBe(33);
@@ -91,8 +99,20 @@ for (const [what, entries] of [
   ["a ../ path", [{ name: "../escape", data: "x" }]],
   ["a nested ../ path", [{ name: "a/../../escape", data: "x" }]],
   ["an absolute path", [{ name: "/tmp/arcbox-abs-escape", data: "x" }]],
-  ["a write through a symlink to outside", [{ name: "evil", type: "2", linkname: "/tmp" }, { name: "evil/arcbox-through-link", data: "x" }]],
-  ["a write through a relative symlink", [{ name: "up", type: "2", linkname: ".." }, { name: "up/escape", data: "x" }]],
+  [
+    "a write through a symlink to outside",
+    [
+      { name: "evil", type: "2", linkname: "/tmp" },
+      { name: "evil/arcbox-through-link", data: "x" },
+    ],
+  ],
+  [
+    "a write through a relative symlink",
+    [
+      { name: "up", type: "2", linkname: ".." },
+      { name: "up/escape", data: "x" },
+    ],
+  ],
   ["a hard link to outside", [{ name: "h", type: "1", linkname: "../../etc/passwd" }]],
 ] as const) {
   test(`rejects ${what} and writes nothing outside the root`, async () => {

@@ -57,7 +57,15 @@ describe("mount checks", () => {
     expect(() => addMounts([], [{ hostDir: src, guestDir: "/" }])).toThrow("root directory");
     expect(() => addMounts([], [{ hostDir: src, guestDir: "/proc/x" }])).toThrow("inside /proc");
     expect(() => addMounts([], [{ hostDir: src, guestDir: "/opt/arcbox" }])).toThrow("inside /opt/arcbox");
-    expect(() => addMounts([], [{ hostDir: src, guestDir: "/x" }, { hostDir: src, guestDir: "/x/" }])).toThrow("guest directory '/x' is already a mount");
+    expect(() =>
+      addMounts(
+        [],
+        [
+          { hostDir: src, guestDir: "/x" },
+          { hostDir: src, guestDir: "/x/" },
+        ],
+      ),
+    ).toThrow("guest directory '/x' is already a mount");
     expect(() => addMounts([], [{ hostDir: src, guestDir: "/x", cacheMode: "bogus" }])).toThrow("unknown cache mode");
     const many = Array.from({ length: 17 }, (_, i) => ({ hostDir: src, guestDir: `/m${i}` }));
     expect(() => addMounts([], many)).toThrow("at most 16 mounts");
@@ -92,7 +100,12 @@ describe("kernel argument", () => {
     expect(kernelCmdline({ machineName: "m", mounts: [{ tag: "s0", guestDir: "/a", readOnly: false }] })).toContain(" arcbox.name=m arcbox.mounts=s0:/a");
     expect(kernelCmdline({ machineName: "m" })).not.toContain("arcbox.mounts");
     // The same decoding as guest/boot/mounts.sh, with the host's busybox.
-    const decode = Bun.spawnSync(["busybox", "sh", "-c", `list='${arg.slice("arcbox.mounts=".length)}'; IFS=,; for e in $list; do IFS=:; set -- $e; IFS=,; printf '%s|%s|%s\\n' "$1" "$(printf '%b' "$(echo "$2" | sed 's/%/\\\\x/g')")" "$3"; done`]);
+    const decode = Bun.spawnSync([
+      "busybox",
+      "sh",
+      "-c",
+      `list='${arg.slice("arcbox.mounts=".length)}'; IFS=,; for e in $list; do IFS=:; set -- $e; IFS=,; printf '%s|%s|%s\\n' "$1" "$(printf '%b' "$(echo "$2" | sed 's/%/\\\\x/g')")" "$3"; done`,
+    ]);
     expect(new TextDecoder().decode(decode.stdout).trim().split("\n")).toEqual(["s0|/plain|", "s1|/with space/and,comma:colon|ro", "s2|/ünï%code|"]);
   });
 });
@@ -100,7 +113,17 @@ describe("kernel argument", () => {
 describe("qemu argv with shares", () => {
   const spec = { name: "dev", dir: "/m/dev", cpus: 1, memoryMib: 512, rootDisk: "/m/d.img", toolsDisk: "/g/t.img", kernel: "/g/k", initrd: "/g/i", cmdline: "quiet" };
   test("shared memfd RAM, modern virtio-mmio and one vhost-user-fs device per share", () => {
-    const s = qemuArgv({ ...spec, shares: [{ tag: "s0", socket: "/r/dev.s0.sock" }, { tag: "s1", socket: "/r/a,b.sock" }] }, "tcg", "q").join(" ");
+    const s = qemuArgv(
+      {
+        ...spec,
+        shares: [
+          { tag: "s0", socket: "/r/dev.s0.sock" },
+          { tag: "s1", socket: "/r/a,b.sock" },
+        ],
+      },
+      "tcg",
+      "q",
+    ).join(" ");
     expect(s).toContain("-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem");
     expect(s).toContain("-global virtio-mmio.force-legacy=false");
     expect(s).toContain("-chardev socket,id=fs0,path=/r/dev.s0.sock -device vhost-user-fs-device,chardev=fs0,tag=s0");
@@ -120,8 +143,25 @@ describe("machine store migration", () => {
     const dir = join(tmp, "v1");
     mkdirSync(dir);
     const db = new Database(join(dir, "machines.db"), { create: true });
-    const old = { name: "old", image: "busybox", imageId: "sha256:x", cpus: 1, memoryMib: 256, diskGib: 1, state: "stopped", backend: "qemu",
-      accel: "tcg", accelNote: "", pid: 0, mac: "", ip: "", createdMs: 1, startedMs: 2, stoppedMs: 3, stopReason: "poweroff" };
+    const old = {
+      name: "old",
+      image: "busybox",
+      imageId: "sha256:x",
+      cpus: 1,
+      memoryMib: 256,
+      diskGib: 1,
+      state: "stopped",
+      backend: "qemu",
+      accel: "tcg",
+      accelNote: "",
+      pid: 0,
+      mac: "",
+      ip: "",
+      createdMs: 1,
+      startedMs: 2,
+      stoppedMs: 3,
+      stopReason: "poweroff",
+    };
     db.exec("CREATE TABLE machines (name TEXT PRIMARY KEY, doc TEXT NOT NULL); PRAGMA user_version = 1;");
     db.query("INSERT INTO machines (name, doc) VALUES (?, ?)").run("old", JSON.stringify(old));
     db.close();

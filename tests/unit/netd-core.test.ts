@@ -9,8 +9,23 @@ import { netNames } from "../../services/netd/core/names.ts";
 import type { NetworkRecord } from "../../services/netd/core/model.ts";
 
 const net = (over: Partial<NetworkRecord> = {}): NetworkRecord => ({
-  id: "n".repeat(64), name: "front", driver: "bridge", created: "", createdUnix: 0, internal: false, attachable: false, enableIpv6: false,
-  ipamDriver: "default", ipamOptions: {}, pools: [{ subnet: "10.5.0.0/24", gateway: "10.5.0.1" }], options: {}, labels: {}, bridge: "abtestn1", builtin: false, isDefault: false, ...over,
+  id: "n".repeat(64),
+  name: "front",
+  driver: "bridge",
+  created: "",
+  createdUnix: 0,
+  internal: false,
+  attachable: false,
+  enableIpv6: false,
+  ipamDriver: "default",
+  ipamOptions: {},
+  pools: [{ subnet: "10.5.0.0/24", gateway: "10.5.0.1" }],
+  options: {},
+  labels: {},
+  bridge: "abtestn1",
+  builtin: false,
+  isDefault: false,
+  ...over,
 });
 
 test("pickSubnet skips every taken range, including the host's routes", () => {
@@ -57,12 +72,19 @@ test("DNS wire: parse a query, answer with A records", () => {
 
 test("/etc files as Docker writes them", () => {
   const extra = parseExtraHosts(["host.docker.internal:host-gateway", "db=10.0.0.9"], "10.5.0.1");
-  expect(extra).toEqual([{ names: ["host.docker.internal"], ip: "10.5.0.1" }, { names: ["db"], ip: "10.0.0.9" }]);
+  expect(extra).toEqual([
+    { names: ["host.docker.internal"], ip: "10.5.0.1" },
+    { names: ["db"], ip: "10.0.0.9" },
+  ]);
   const hosts = hostsFile(extra, [{ ip: "10.5.0.2", names: ["abc", "web"] }]);
   expect(hosts.split("\n")[0]).toBe("127.0.0.1\tlocalhost");
   expect(hosts).toContain("10.5.0.1\thost.docker.internal\n");
   expect(hosts).toContain("10.5.0.2\tabc web\n");
-  expect(parseResolvConf("# c\nnameserver 127.0.0.53\nnameserver 1.1.1.1\nsearch a b\noptions ndots:2\n")).toEqual({ nameservers: ["127.0.0.53", "1.1.1.1"], search: ["a", "b"], options: ["ndots:2"] });
+  expect(parseResolvConf("# c\nnameserver 127.0.0.53\nnameserver 1.1.1.1\nsearch a b\noptions ndots:2\n")).toEqual({
+    nameservers: ["127.0.0.53", "1.1.1.1"],
+    search: ["a", "b"],
+    options: ["ndots:2"],
+  });
 });
 
 test("firewall rules: masquerade, isolation, internal networks, published ports", () => {
@@ -98,14 +120,42 @@ test("firewall rules for machines: NAT, isolation, forwards before the host alia
   const n = netNames("/tmp/unit-home");
   const a = net({ id: "a".repeat(64), bridge: "abA" });
   const mnet = { bridge: n.machineBridge, subnet: "10.213.9.0/24", gateway: "10.213.9.1", hostAlias: "10.213.9.254" };
-  const m = { machine: "alpha", mac: "02:00:00:00:00:01", ip: "10.213.9.2", tap: "t", createdUnix: 0, clientHostname: "", expiresUnix: 0, ports: [{ protocol: "tcp" as const, port: 8080, hostPort: 8080, hostIp: "" }, { protocol: "udp" as const, port: 53, hostPort: 53, hostIp: "" }] };
+  const m = {
+    machine: "alpha",
+    mac: "02:00:00:00:00:01",
+    ip: "10.213.9.2",
+    tap: "t",
+    createdUnix: 0,
+    clientHostname: "",
+    expiresUnix: 0,
+    ports: [
+      { protocol: "tcp" as const, port: 8080, hostPort: 8080, hostIp: "" },
+      { protocol: "udp" as const, port: 53, hostPort: 53, hostIp: "" },
+    ],
+  };
   const rules = firewallRules(n, {
     networks: [a],
     endpoints: [{ containerId: "c1", networkId: a.id, endpointId: "e", ip: "10.5.0.2", prefixLen: 24, gateway: "10.5.0.1", mac: "", aliases: [], veth: "v", ifname: "eth0" }],
-    attachments: [{
-      containerId: "c1", containerName: "c1", hostname: "c1", domainname: "", kind: "netns", sharedWith: "", netnsName: "", netnsPath: "", hostsPath: "", resolvConfPath: "", hostnamePath: "",
-      ports: [{ protocol: "tcp", containerPort: 80, hostIp: "", hostPort: 8081 }], extraHosts: [], dns: [], dnsSearch: [], dnsOptions: [],
-    }],
+    attachments: [
+      {
+        containerId: "c1",
+        containerName: "c1",
+        hostname: "c1",
+        domainname: "",
+        kind: "netns",
+        sharedWith: "",
+        netnsName: "",
+        netnsPath: "",
+        hostsPath: "",
+        resolvConfPath: "",
+        hostnamePath: "",
+        ports: [{ protocol: "tcp", containerPort: 80, hostIp: "", hostPort: 8081 }],
+        extraHosts: [],
+        dns: [],
+        dnsSearch: [],
+        dnsOptions: [],
+      },
+    ],
     machineNet: mnet,
     machines: [m],
   });

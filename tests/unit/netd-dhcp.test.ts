@@ -9,8 +9,7 @@ const leases = new Map([[MAC, { machine: "alpha", mac: MAC, ip: "10.213.9.2" }]]
 const leaseOf = (mac: string) => leases.get(mac);
 const NOW = 1_700_000_000;
 
-const req = (type: number, extra: Partial<Parameters<typeof buildRequest>[0]> = {}) =>
-  parseDhcp(buildRequest({ xid: 0x1234abcd, chaddr: MAC, type, ...extra }))!;
+const req = (type: number, extra: Partial<Parameters<typeof buildRequest>[0]> = {}) => parseDhcp(buildRequest({ xid: 0x1234abcd, chaddr: MAC, type, ...extra }))!;
 const answer = (m: DhcpMessage) => {
   const out = respond(m, net, leaseOf, NOW);
   return { out, reply: out?.reply ? parseDhcp(out.reply) : undefined };

@@ -7,9 +7,24 @@ import type { NetworkRecord } from "../../services/netd/core/model.ts";
 import { linkEnv } from "../../services/apid/core/legacy-links.ts";
 
 const net = (over: Partial<NetworkRecord> = {}): NetworkRecord => ({
-  id: "n".repeat(64), name: "six", driver: "bridge", created: "", createdUnix: 0, internal: false, attachable: false, enableIpv6: true,
-  ipamDriver: "default", ipamOptions: {}, pools: [{ subnet: "10.5.0.0/24", gateway: "10.5.0.1" }], pools6: [{ subnet: "fd00:1::/64", gateway: "fd00:1::1" }],
-  options: {}, labels: {}, bridge: "abtestn1", builtin: false, isDefault: false, ...over,
+  id: "n".repeat(64),
+  name: "six",
+  driver: "bridge",
+  created: "",
+  createdUnix: 0,
+  internal: false,
+  attachable: false,
+  enableIpv6: true,
+  ipamDriver: "default",
+  ipamOptions: {},
+  pools: [{ subnet: "10.5.0.0/24", gateway: "10.5.0.1" }],
+  pools6: [{ subnet: "fd00:1::/64", gateway: "fd00:1::1" }],
+  options: {},
+  labels: {},
+  bridge: "abtestn1",
+  builtin: false,
+  isDefault: false,
+  ...over,
 });
 
 test("IPv6 text: parse and RFC 5952 format", () => {
@@ -23,10 +38,23 @@ test("IPv6 text: parse and RFC 5952 format", () => {
 });
 
 test("v6 pools: split from v4, one per network, no overlap, gateway inside", () => {
-  expect(splitPools([{ subnet: "10.1.0.0/24", gateway: "" }, { subnet: "fd00:2::/64", gateway: "" }]).v6).toEqual([{ subnet: "fd00:2::/64", gateway: "" }]);
+  expect(
+    splitPools([
+      { subnet: "10.1.0.0/24", gateway: "" },
+      { subnet: "fd00:2::/64", gateway: "" },
+    ]).v6,
+  ).toEqual([{ subnet: "fd00:2::/64", gateway: "" }]);
   expect(validatePools6([{ subnet: "fd00:2::5/64", gateway: "" }], [net()])).toEqual([{ subnet: "fd00:2::/64", gateway: "fd00:2::1", implicitGateway: true }]);
   expect(() => validatePools6([{ subnet: "fd00:1::/48", gateway: "" }], [net()])).toThrow(/Pool overlaps/);
-  expect(() => validatePools6([{ subnet: "fd00:3::/64", gateway: "" }, { subnet: "fd00:4::/64", gateway: "" }], [])).toThrow("bridge driver doesn't support multiple subnets");
+  expect(() =>
+    validatePools6(
+      [
+        { subnet: "fd00:3::/64", gateway: "" },
+        { subnet: "fd00:4::/64", gateway: "" },
+      ],
+      [],
+    ),
+  ).toThrow("bridge driver doesn't support multiple subnets");
   expect(() => validatePools6([{ subnet: "fd00:3::/64", gateway: "fd00:4::1" }], [])).toThrow("failed to allocate gateway (fd00:4::1): Requested address is out of range");
   const auto = pickSubnet6([net()]);
   expect(auto.subnet).toMatch(/^fd[0-9a-f]{2}:/);
@@ -58,9 +86,16 @@ test("link variables: Docker's order, consecutive ranges, HOME and PATH left out
   const env = linkEnv("my-db", "/app/my-db", "10.0.0.2", ["8080/tcp", "8081/tcp", "8082/tcp", "53/udp"], ["PATH=/bin", "HOME=/root", "A=b=c"]);
   expect(env).toEqual([
     "MY_DB_PORT=udp://10.0.0.2:53",
-    "MY_DB_PORT_8080_TCP_START=tcp://10.0.0.2:8080", "MY_DB_PORT_8080_TCP_ADDR=10.0.0.2", "MY_DB_PORT_8080_TCP_PROTO=tcp", "MY_DB_PORT_8080_TCP_PORT_START=8080",
-    "MY_DB_PORT_8080_TCP_END=tcp://10.0.0.2:8082", "MY_DB_PORT_8080_TCP_PORT_END=8082",
-    "MY_DB_PORT_53_UDP=udp://10.0.0.2:53", "MY_DB_PORT_53_UDP_ADDR=10.0.0.2", "MY_DB_PORT_53_UDP_PORT=53", "MY_DB_PORT_53_UDP_PROTO=udp",
+    "MY_DB_PORT_8080_TCP_START=tcp://10.0.0.2:8080",
+    "MY_DB_PORT_8080_TCP_ADDR=10.0.0.2",
+    "MY_DB_PORT_8080_TCP_PROTO=tcp",
+    "MY_DB_PORT_8080_TCP_PORT_START=8080",
+    "MY_DB_PORT_8080_TCP_END=tcp://10.0.0.2:8082",
+    "MY_DB_PORT_8080_TCP_PORT_END=8082",
+    "MY_DB_PORT_53_UDP=udp://10.0.0.2:53",
+    "MY_DB_PORT_53_UDP_ADDR=10.0.0.2",
+    "MY_DB_PORT_53_UDP_PORT=53",
+    "MY_DB_PORT_53_UDP_PROTO=udp",
     ...[8080, 8081, 8082].flatMap((p) => [`MY_DB_PORT_${p}_TCP=tcp://10.0.0.2:${p}`, `MY_DB_PORT_${p}_TCP_ADDR=10.0.0.2`, `MY_DB_PORT_${p}_TCP_PORT=${p}`, `MY_DB_PORT_${p}_TCP_PROTO=tcp`]),
     "MY_DB_NAME=/app/my-db",
     "MY_DB_ENV_A=b=c",

@@ -23,7 +23,11 @@ async function silentPeer(): Promise<{ client: AgentClient; received: () => numb
   await new Promise<void>((r) => server.listen(path, () => r()));
   const socket: Socket = connect(path);
   await new Promise<void>((r) => socket.once("connect", () => r()));
-  const client = new AgentClient(socket, () => {}, () => {});
+  const client = new AgentClient(
+    socket,
+    () => {},
+    () => {},
+  );
   return { client, received: () => bytes, close: () => (client.close(), server.close()) };
 }
 
@@ -48,7 +52,13 @@ test("a call without a timeout keeps waiting (long operations are not cut off)",
   let stalls = 0;
   p.client.onStalled = () => stalls++;
   const untimed = p.client.call("machineExec", { machine: "m1", execId: "e2", args: ["true"] });
-  const settled = await Promise.race([untimed.then(() => "answered", () => "rejected"), Bun.sleep(400).then(() => "waiting")]);
+  const settled = await Promise.race([
+    untimed.then(
+      () => "answered",
+      () => "rejected",
+    ),
+    Bun.sleep(400).then(() => "waiting"),
+  ]);
   expect(settled).toBe("waiting");
   expect(stalls).toBe(0);
   p.close();

@@ -109,8 +109,12 @@ test("a machine that stops ends its execs with 137; a failed start reports on st
 });
 
 test("exec into a machine that is not running fails at create", async () => {
-  const execs = new MachineExecs(run, () => {
-    throw new MachineError("conflict", "machine m1 is not running (it is stopped)");
-  }, createLogger("test"));
+  const execs = new MachineExecs(
+    run,
+    () => {
+      throw new MachineError("conflict", "machine m1 is not running (it is stopped)");
+    },
+    createLogger("test"),
+  );
   await expect(execs.create(req)).rejects.toThrow("machine m1 is not running (it is stopped)");
 });

@@ -53,7 +53,15 @@ test("the agent's listeners go to netd on host 127.0.0.1; taken ports show as er
   f.listen([22, 8080]);
   sync.sync("m1");
   await Bun.sleep(10);
-  expect(f.sets).toEqual([{ machine: "m1", ports: [{ protocol: "tcp", port: 22, hostIp: "127.0.0.1" }, { protocol: "tcp", port: 8080, hostIp: "127.0.0.1" }] }]);
+  expect(f.sets).toEqual([
+    {
+      machine: "m1",
+      ports: [
+        { protocol: "tcp", port: 22, hostIp: "127.0.0.1" },
+        { protocol: "tcp", port: 8080, hostIp: "127.0.0.1" },
+      ],
+    },
+  ]);
   expect(sync.forwarding("m1")).toEqual({ ports: ["8080/tcp"], errors: ["port 127.0.0.1:22/tcp is already in use"] });
 });
 

@@ -70,8 +70,24 @@ describe("qemu argv", () => {
 
 describe("machine store", () => {
   const rec = (name: string): MachineRecord => ({
-    name, image: "busybox", imageId: "sha256:x", cpus: 1, memoryMib: 256, diskGib: 1, state: "created", backend: "qemu",
-    accel: "", accelNote: "", pid: 0, mac: "", ip: "", createdMs: 1, startedMs: 0, stoppedMs: 0, stopReason: "", mounts: [],
+    name,
+    image: "busybox",
+    imageId: "sha256:x",
+    cpus: 1,
+    memoryMib: 256,
+    diskGib: 1,
+    state: "created",
+    backend: "qemu",
+    accel: "",
+    accelNote: "",
+    pid: 0,
+    mac: "",
+    ip: "",
+    createdMs: 1,
+    startedMs: 0,
+    stoppedMs: 0,
+    stopReason: "",
+    mounts: [],
   });
   test("insert refuses a taken name; records survive reopening", () => {
     const dir = join(tmp, "store");
@@ -97,7 +113,7 @@ describe("QMP client", () => {
     const received: string[] = [];
     const server = createServer((s) => {
       peer = s;
-      s.write(JSON.stringify({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 22 }, package: "" }, capabilities: [] } }) + "\r\n");
+      s.write(`${JSON.stringify({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 22 }, package: "" }, capabilities: [] } })}\r\n`);
       let buf = "";
       s.on("data", (d) => {
         buf += d.toString();
@@ -106,12 +122,12 @@ describe("QMP client", () => {
           const msg = JSON.parse(buf.slice(0, nl));
           buf = buf.slice(nl + 1);
           received.push(msg.execute);
-          if (msg.execute === "query-status") s.write(JSON.stringify({ return: { running: true, status: "running" }, id: msg.id }) + "\r\n");
-          else if (msg.execute === "bogus") s.write(JSON.stringify({ error: { class: "CommandNotFound", desc: "The command bogus has not been found" }, id: msg.id }) + "\r\n");
-          else s.write(JSON.stringify({ return: {}, id: msg.id }) + "\r\n");
+          if (msg.execute === "query-status") s.write(`${JSON.stringify({ return: { running: true, status: "running" }, id: msg.id })}\r\n`);
+          else if (msg.execute === "bogus") s.write(`${JSON.stringify({ error: { class: "CommandNotFound", desc: "The command bogus has not been found" }, id: msg.id })}\r\n`);
+          else s.write(`${JSON.stringify({ return: {}, id: msg.id })}\r\n`);
           if (msg.execute === "system_powerdown") {
             // An event and the end of the process, in one write as qemu may do it.
-            s.end(JSON.stringify({ event: "SHUTDOWN", data: { guest: true, reason: "guest-shutdown" }, timestamp: {} }) + "\r\n");
+            s.end(`${JSON.stringify({ event: "SHUTDOWN", data: { guest: true, reason: "guest-shutdown" }, timestamp: {} })}\r\n`);
           }
         }
       });

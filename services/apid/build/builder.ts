@@ -292,7 +292,17 @@ export class Builder {
     const createdBy = `${argsEnv.length ? `|${argsEnv.length} ${argsEnv.join(" ")} ` : ""}${command.join(" ")}`;
     const parentId = s.imageId;
     await this.cachedStep(s, createdBy, [], () =>
-      runStep(this.deps.containers, this.deps.backends.images, this.out, { parentId, config: s.config, command, argsEnv, createdBy, limits: this.opts.limits, rm: this.opts.rm, forceRm: this.opts.forceRm, signal: this.ac.signal }),
+      runStep(this.deps.containers, this.deps.backends.images, this.out, {
+        parentId,
+        config: s.config,
+        command,
+        argsEnv,
+        createdBy,
+        limits: this.opts.limits,
+        rm: this.opts.rm,
+        forceRm: this.opts.forceRm,
+        signal: this.ac.signal,
+      }),
     );
   }
 
@@ -324,7 +334,8 @@ export class Builder {
     const words = ins.json ?? splitWords(ins.rest, this.escape);
     const args = words.map((w) => (ins.json ? processWord(w.replace(/(["'\\])/g, "\\$1"), env, this.escape) : processWord(w, env, this.escape)));
     const rawDest = args.pop()!;
-    for (const a of args) if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) throw new BuildError(`${what} failed: sources from URLs are not supported here (no network access for the builder); download the file into the context`);
+    for (const a of args)
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) throw new BuildError(`${what} failed: sources from URLs are not supported here (no network access for the builder); download the file into the context`);
     const src = await this.sourceRoot(ins, env);
     const sources = resolveSources(src.root, args, what);
     const wildcard = args.some((a) => /[*?[]/.test(a));

@@ -5,7 +5,24 @@
  * into the step's layer. Unchanged context files are hard-linked, not copied: the
  * context is private, unpacked owned by root, and never written.
  */
-import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, statSync, symlinkSync, utimesSync, type Stats } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  type Stats,
+} from "node:fs";
 import { basename, join, posix } from "node:path";
 import { BuildError } from "./errors.ts";
 import { resolveInContext } from "./context-paths.ts";

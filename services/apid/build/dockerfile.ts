@@ -54,7 +54,7 @@ function parseDirectives(lines: string[]): { escape: string; next: number } {
     if (seen.has(key)) throw parseError(i + 1, `only one ${key} parser directive can be used`);
     seen.add(key);
     if (key === "escape") {
-      if (m[2] !== "\\" && m[2] !== "`") throw parseError(i + 1, `invalid escape token '${m[2]}' does not match ` + "` or \\");
+      if (m[2] !== "\\" && m[2] !== "`") throw parseError(i + 1, `invalid escape token '${m[2]}' does not match \` or \\`);
       escape = m[2]!;
     }
   }
@@ -92,7 +92,8 @@ function instruction(text: string, line: number): Instruction {
   const split = name in FLAGS ? splitFlags(m[2]!) : { flags: [], rest: m[2]! };
   const flags = new Map<string, string>();
   for (const [k, v] of split.flags) {
-    if (BUILDKIT_FLAGS[name]?.includes(k)) throw parseError(line, `the --${k} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled`);
+    if (BUILDKIT_FLAGS[name]?.includes(k))
+      throw parseError(line, `the --${k} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled`);
     if (!FLAGS[name]!.includes(k)) throw parseError(line, `unknown flag: --${k}`);
     flags.set(k, v);
   }
@@ -109,7 +110,8 @@ function validate(name: string, rest: string, json: string[] | undefined, line: 
   const needsArgs = !["cmd", "entrypoint", "healthcheck"].includes(name);
   if (needsArgs && !rest.trim()) throw parseError(line, `${name.toUpperCase()} requires at least one argument`);
   if (name === "shell" && !json) throw parseError(line, "SHELL requires the arguments to be in JSON form");
-  if ((name === "copy" || name === "add") && (json ? json.length : rest.trim().split(/\s+/).length) < 2) throw parseError(line, `${name.toUpperCase()} requires at least two arguments, but only one was provided. Destination could not be determined`);
+  if ((name === "copy" || name === "add") && (json ? json.length : rest.trim().split(/\s+/).length) < 2)
+    throw parseError(line, `${name.toUpperCase()} requires at least two arguments, but only one was provided. Destination could not be determined`);
   if (name === "env" || name === "label") {
     if (!rest.includes("=") && rest.trim().split(/\s+/).length < 2) throw parseError(line, `${name.toUpperCase()} must have two arguments`);
   }

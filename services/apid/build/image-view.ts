@@ -76,7 +76,9 @@ export class ImageView {
       const p = this.lookup(file);
       if (!p || !lstatSync(p).isFile()) return [];
       try {
-        return readFileSync(p, "utf8").split("\n").map((l) => l.split(":"));
+        return readFileSync(p, "utf8")
+          .split("\n")
+          .map((l) => l.split(":"));
       } catch {
         return [];
       }

@@ -66,7 +66,10 @@ function parseOptions(url: URL): BuildOptions {
   if (get("remote")) throw new BuildError("building from a remote context (remote=) is not supported by ArcBox; send the context as the request body");
   if (get("version") === "2") throw new BuildError("BuildKit (version=2) is not supported by ArcBox; use the classic builder (DOCKER_BUILDKIT=0)");
   const tags = q.getAll("t").filter(Boolean).map(normalizeTag);
-  const extraHosts = q.getAll("extrahosts").flatMap((h) => h.split(",")).filter(Boolean);
+  const extraHosts = q
+    .getAll("extrahosts")
+    .flatMap((h) => h.split(","))
+    .filter(Boolean);
   return {
     dockerfile: get("dockerfile") ?? "",
     tags,

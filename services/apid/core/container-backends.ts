@@ -95,7 +95,14 @@ export interface CommitOptions {
 }
 
 /** The /containers router. */
-export type ContainerBackend = ContainerLookup & ContainerEvents & ContainerConfigBackend & ContainerNetworkBackend & ContainerStateBackend & ContainerWaitBackend & ContainerAttachBackend & ContainerFilesBackend;
+export type ContainerBackend = ContainerLookup &
+  ContainerEvents &
+  ContainerConfigBackend &
+  ContainerNetworkBackend &
+  ContainerStateBackend &
+  ContainerWaitBackend &
+  ContainerAttachBackend &
+  ContainerFilesBackend;
 
 /** What exec needs of containers: records, events, and the runtime's exec exits. */
 export interface ExecContainers extends ContainerLookup, ContainerEvents {

@@ -4,7 +4,7 @@
 export function randomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   let id = Buffer.from(bytes).toString("hex");
-  if (/^\d{12}/.test(id)) id = "a" + id.slice(1);
+  if (/^\d{12}/.test(id)) id = `a${id.slice(1)}`;
   return id;
 }
 

@@ -35,14 +35,13 @@ import { randomId, withDefaultTag } from "./container-ids.ts";
 import { KeyedLock } from "./keyed-lock.ts";
 import { generateName, isValidName } from "./names.ts";
 import { restartDelayMs, shouldRestartOnDaemonStart, shouldRestartOnExit } from "./restart-policy.ts";
-import { createRequest, HOST_MACHINE, hostnameOf } from "./runtime-spec.ts";
+import { createRequest, HOST_MACHINE } from "./runtime-spec.ts";
 import { RuntimeMonitor } from "./runtime-monitor.ts";
 import { usesNetd } from "./engine-target.ts";
 import { attachNetwork, mountVolumes } from "./start-resources.ts";
 import { signalNumber } from "./signals.ts";
 import { startFailure, within } from "./start-failure.ts";
 import { storageError, type ContainerStore } from "./storage/container-store.ts";
-
 
 /** Transient, per-container state that never outlives the process. */
 interface Live {
@@ -80,11 +79,16 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
     readonly log: Logger,
   ) {
     this.lifecycle = new ContainerLifecycle(store, bus, log);
-    this.monitor = new RuntimeMonitor(backends, log, {
-      onEvent: (ev) => this.onRuntimeEvent(ev),
-      reconcile: () => this.reconcile(),
-      wanted: () => this.store.all().some((r) => isActive(r.state.status)) || [...this.live.values()].some((l) => l.starting),
-    }, join(dataDir, "events.fifo"));
+    this.monitor = new RuntimeMonitor(
+      backends,
+      log,
+      {
+        onEvent: (ev) => this.onRuntimeEvent(ev),
+        reconcile: () => this.reconcile(),
+        wanted: () => this.store.all().some((r) => isActive(r.state.status)) || [...this.live.values()].some((l) => l.starting),
+      },
+      join(dataDir, "events.fifo"),
+    );
   }
 
   /** Runs `fn` while no start, remove or other exclusive operation runs on the container. */
@@ -222,7 +226,11 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
 
   private checkNameFree(name: string, reservedByUs = false): void {
     const owner = this.store.byExactName(name);
-    if (owner || (!reservedByUs && this.reservedNames.has(name))) throw new ContainerError("conflict", `Conflict. The container name "${name}" is already in use by container "${owner?.id ?? "(being created)"}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (owner || (!reservedByUs && this.reservedNames.has(name)))
+      throw new ContainerError(
+        "conflict",
+        `Conflict. The container name "${name}" is already in use by container "${owner?.id ?? "(being created)"}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
   }
 
   private async resolveNetworkMode(mode: string): Promise<string> {
@@ -352,7 +360,13 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
       if (other.state.status !== "running" || !other.network) throw new ContainerError("conflict", `cannot join network of a non running container: ${other.id}`);
       return Promise.resolve({ ...other.network });
     }
-    return attachNetwork(this.backends, rec, mode, this.containerDir(rec.id), linkedView(rec, (ref) => this.get(ref)));
+    return attachNetwork(
+      this.backends,
+      rec,
+      mode,
+      this.containerDir(rec.id),
+      linkedView(rec, (ref) => this.get(ref)),
+    );
   }
 
   // ---- runtime events ----
@@ -452,7 +466,7 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
       // afterExit (which may schedule a restart) runs as soon as the cleanup settles.
       await this.live.get(id)?.cleanup;
       const rec = this.store.get(id);
-      if (!rec || rec.state.status !== "restarting") return;
+      if (rec?.state.status !== "restarting") return;
     }
   }
 
@@ -655,7 +669,16 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
         this.backends.machines.updateContainer({
           machine: HOST_MACHINE,
           id: rec.id,
-          resources: { memoryBytes: BigInt(h.Memory ?? 0), memorySwapBytes: BigInt(h.MemorySwap ?? 0), nanoCpus: BigInt(h.NanoCpus ?? 0), cpuShares: BigInt(h.CpuShares ?? 0), cpuQuota: BigInt(h.CpuQuota ?? 0), cpuPeriod: BigInt(h.CpuPeriod ?? 0), cpusetCpus: h.CpusetCpus ?? "", pidsLimit: BigInt(h.PidsLimit ?? 0) },
+          resources: {
+            memoryBytes: BigInt(h.Memory ?? 0),
+            memorySwapBytes: BigInt(h.MemorySwap ?? 0),
+            nanoCpus: BigInt(h.NanoCpus ?? 0),
+            cpuShares: BigInt(h.CpuShares ?? 0),
+            cpuQuota: BigInt(h.CpuQuota ?? 0),
+            cpuPeriod: BigInt(h.CpuPeriod ?? 0),
+            cpusetCpus: h.CpusetCpus ?? "",
+            pidsLimit: BigInt(h.PidsLimit ?? 0),
+          },
         }),
       );
     }
@@ -740,7 +763,14 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
           this.lifecycle.apply(rec, { kind: "reconcile", status: rt.status, pid: rt.pid });
         } else {
           // Without a runtime container the exit status is lost: 255, as Docker reports it.
-          this.onExit({ type: "exit", containerId: rec.id, execId: "", exitCode: rt ? rt.exitCode : 255, timeUnixNano: rt?.finishedAtUnixNano ?? 0n, oomKilled: rt?.oomKilled ?? false } as RuntimeEvent);
+          this.onExit({
+            type: "exit",
+            containerId: rec.id,
+            execId: "",
+            exitCode: rt ? rt.exitCode : 255,
+            timeUnixNano: rt?.finishedAtUnixNano ?? 0n,
+            oomKilled: rt?.oomKilled ?? false,
+          } as RuntimeEvent);
         }
       } else if (rec.state.status === "restarting" && !l.restartTimer) {
         try {

@@ -46,7 +46,15 @@ export class ContainerQueries implements ContainerRuntimeQueries {
     assertHostRootfs("docker commit");
     const run = async () => {
       const res = await call(() =>
-        this.backends.images.commit({ containerId: rec.id, reference: o.reference, comment: o.comment, author: o.author, configJson: o.configJson, changes: o.changes, createdBy: [rec.path, ...rec.args].join(" ") }),
+        this.backends.images.commit({
+          containerId: rec.id,
+          reference: o.reference,
+          comment: o.comment,
+          author: o.author,
+          configJson: o.configJson,
+          changes: o.changes,
+          createdBy: [rec.path, ...rec.args].join(" "),
+        }),
       );
       this.containers.emit(rec, "commit", { comment: o.comment });
       return res.id;

@@ -36,17 +36,47 @@ function networksView(rec: ContainerRecord) {
   const mode = String(rec.hostConfig.NetworkMode);
   const alive = rec.state.status === "running" || rec.state.status === "paused";
   const eps = alive ? (rec.network?.endpoints ?? []) : [];
-  const blank = (name: string) => ({ IPAMConfig: null, Links: null, Aliases: null, MacAddress: "", DriverOpts: null, GwPriority: 0, NetworkID: "", EndpointID: "", Gateway: "", IPAddress: "", IPPrefixLen: 0, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, DNSNames: null, _name: name });
+  const blank = (name: string) => ({
+    IPAMConfig: null,
+    Links: null,
+    Aliases: null,
+    MacAddress: "",
+    DriverOpts: null,
+    GwPriority: 0,
+    NetworkID: "",
+    EndpointID: "",
+    Gateway: "",
+    IPAddress: "",
+    IPPrefixLen: 0,
+    IPv6Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
+    DNSNames: null,
+    _name: name,
+  });
   if (eps.length) {
     for (const e of eps) {
       networks[e.networkName] = {
-        ...blank(e.networkName), IPAMConfig: ipamConfigOf(rec, e), Links: endpointCfg(rec, e)?.Links ?? null, Aliases: e.aliases.length ? e.aliases : null, MacAddress: e.macAddress, NetworkID: e.networkId, EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.ipPrefixLen,
-        IPv6Gateway: e.ipv6Gateway ?? "", GlobalIPv6Address: e.globalIpv6Address ?? "", GlobalIPv6PrefixLen: e.globalIpv6PrefixLen ?? 0, DNSNames: [rec.name.slice(1), rec.id.slice(0, 12), ...e.aliases],
+        ...blank(e.networkName),
+        IPAMConfig: ipamConfigOf(rec, e),
+        Links: endpointCfg(rec, e)?.Links ?? null,
+        Aliases: e.aliases.length ? e.aliases : null,
+        MacAddress: e.macAddress,
+        NetworkID: e.networkId,
+        EndpointID: e.endpointId,
+        Gateway: e.gateway,
+        IPAddress: e.ipAddress,
+        IPPrefixLen: e.ipPrefixLen,
+        IPv6Gateway: e.ipv6Gateway ?? "",
+        GlobalIPv6Address: e.globalIpv6Address ?? "",
+        GlobalIPv6PrefixLen: e.globalIpv6PrefixLen ?? 0,
+        DNSNames: [rec.name.slice(1), rec.id.slice(0, 12), ...e.aliases],
       };
     }
   } else if (!mode.startsWith("container:")) {
     const names = Object.keys(rec.endpointsConfig ?? {});
-    for (const n of names.length ? names : [mode]) networks[n] = { ...blank(n), IPAMConfig: ipamConfigOf(rec, { networkName: n, networkId: "" }), Links: endpointCfg(rec, { networkName: n, networkId: "" })?.Links ?? null };
+    for (const n of names.length ? names : [mode])
+      networks[n] = { ...blank(n), IPAMConfig: ipamConfigOf(rec, { networkName: n, networkId: "" }), Links: endpointCfg(rec, { networkName: n, networkId: "" })?.Links ?? null };
   }
   for (const v of Object.values(networks)) delete (v as Record<string, unknown>)._name;
   return networks;
@@ -116,10 +146,12 @@ export function inspectView(rec: ContainerRecord, execIds: string[], health?: He
 function mountsView(rec: ContainerRecord) {
   // dockerd lists HostConfig.Tmpfs (`--tmpfs`) in HostConfig only, not as mount points.
   const tmpfs = rec.hostConfig.Tmpfs ?? {};
-  return rec.mounts.filter((m) => !(m.Type === "tmpfs" && Object.hasOwn(tmpfs, m.Destination))).map((m) => {
-    const { options: _options, ...rest } = m;
-    return { ...rest, Name: m.Type === "volume" ? m.Name : undefined, Driver: m.Type === "volume" ? m.Driver : undefined };
-  });
+  return rec.mounts
+    .filter((m) => !(m.Type === "tmpfs" && Object.hasOwn(tmpfs, m.Destination)))
+    .map((m) => {
+      const { options: _options, ...rest } = m;
+      return { ...rest, Name: m.Type === "volume" ? m.Name : undefined, Driver: m.Type === "volume" ? m.Driver : undefined };
+    });
 }
 
 function humanDuration(ms: number): string {

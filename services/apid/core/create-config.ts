@@ -54,7 +54,9 @@ const mountSchema = z.looseObject({
   ReadOnly: z.boolean().nullish(),
   Consistency: z.string().nullish(),
   BindOptions: z.looseObject({ Propagation: z.string().nullish(), NonRecursive: z.boolean().nullish(), CreateMountpoint: z.boolean().nullish() }).nullish(),
-  VolumeOptions: z.looseObject({ NoCopy: z.boolean().nullish(), Labels: strMap, DriverConfig: z.looseObject({ Name: z.string().nullish(), Options: strMap }).nullish(), Subpath: z.string().nullish() }).nullish(),
+  VolumeOptions: z
+    .looseObject({ NoCopy: z.boolean().nullish(), Labels: strMap, DriverConfig: z.looseObject({ Name: z.string().nullish(), Options: strMap }).nullish(), Subpath: z.string().nullish() })
+    .nullish(),
   TmpfsOptions: z.looseObject({ SizeBytes: z.number().int().nullish(), Mode: z.number().int().nullish() }).nullish(),
 });
 
@@ -122,11 +124,34 @@ export type EndpointSettings = z.infer<typeof endpointSettingsSchema>;
  * silently dropped. Fields Docker does not know are ignored, as Docker ignores them.
  */
 const HOST_CONFIG_UNSUPPORTED = [
-  "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-  "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "DeviceRequests",
-  "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "OomKillDisable", "CpuCount", "CpuPercent",
-  "IOMaximumIOps", "IOMaximumBandwidth", "ContainerIDFile", "Annotations", "CgroupnsMode",
-  "Cgroup", "OomScoreAdj", "StorageOpt", "UsernsMode", "MaskedPaths", "ReadonlyPaths",
+  "CgroupParent",
+  "BlkioWeight",
+  "BlkioWeightDevice",
+  "BlkioDeviceReadBps",
+  "BlkioDeviceWriteBps",
+  "BlkioDeviceReadIOps",
+  "BlkioDeviceWriteIOps",
+  "CpuRealtimePeriod",
+  "CpuRealtimeRuntime",
+  "CpusetMems",
+  "DeviceRequests",
+  "KernelMemory",
+  "KernelMemoryTCP",
+  "MemoryReservation",
+  "OomKillDisable",
+  "CpuCount",
+  "CpuPercent",
+  "IOMaximumIOps",
+  "IOMaximumBandwidth",
+  "ContainerIDFile",
+  "Annotations",
+  "CgroupnsMode",
+  "Cgroup",
+  "OomScoreAdj",
+  "StorageOpt",
+  "UsernsMode",
+  "MaskedPaths",
+  "ReadonlyPaths",
 ];
 
 function isZero(v: unknown): boolean {
@@ -259,7 +284,11 @@ function checkPortBindings(bindings: Record<string, { HostPort?: string | null }
 
 function checkCapabilities(field: "CapAdd" | "CapDrop", caps: string[] | null | undefined): void {
   for (const cap of caps ?? []) {
-    if (!normalizeCapability(cap)) throw new ContainerError("invalid_argument", `invalid ${field}: unknown capability: "${cap.trim().toUpperCase().startsWith("CAP_") ? cap.trim().toUpperCase() : `CAP_${cap.trim().toUpperCase()}`}"`);
+    if (!normalizeCapability(cap))
+      throw new ContainerError(
+        "invalid_argument",
+        `invalid ${field}: unknown capability: "${cap.trim().toUpperCase().startsWith("CAP_") ? cap.trim().toUpperCase() : `CAP_${cap.trim().toUpperCase()}`}"`,
+      );
   }
 }
 
@@ -288,7 +317,8 @@ export function planMounts(body: CreateBody, imageVolumes: Record<string, object
     if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new ContainerError("invalid_argument", `invalid volume specification: '${bind}'`);
     const [src, dst, opts = ""] = parts as [string, string, string?];
     const flags = opts ? opts.split(",") : [];
-    for (const f of flags) if (!["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"].includes(f)) throw new ContainerError("invalid_argument", `invalid mode: ${f}`);
+    for (const f of flags)
+      if (!["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"].includes(f)) throw new ContainerError("invalid_argument", `invalid mode: ${f}`);
     const rw = !flags.includes("ro");
     const propagation = flags.find((f) => f.includes("private") || f.includes("shared") || f.includes("slave")) ?? "rprivate";
     if (src.startsWith("/")) add({ Type: "bind", Source: src, Destination: dst, Mode: opts, RW: rw, Propagation: propagation });
@@ -301,10 +331,28 @@ export function planMounts(body: CreateBody, imageVolumes: Record<string, object
     const rw = !m.ReadOnly;
     if (m.Type === "bind") {
       if (!m.Source?.startsWith("/")) throw new ContainerError("invalid_argument", `invalid mount config for type "bind": invalid mount path: '${m.Source ?? ""}' mount path must be absolute`);
-      add({ Type: "bind", Source: m.Source, Destination: m.Target, Mode: "", RW: rw, Propagation: m.BindOptions?.Propagation || "rprivate", options: m.BindOptions?.CreateMountpoint ? ["create"] : ["must-exist"] });
+      add({
+        Type: "bind",
+        Source: m.Source,
+        Destination: m.Target,
+        Mode: "",
+        RW: rw,
+        Propagation: m.BindOptions?.Propagation || "rprivate",
+        options: m.BindOptions?.CreateMountpoint ? ["create"] : ["must-exist"],
+      });
     } else if (m.Type === "volume") {
       if (m.VolumeOptions?.Subpath) throw new ContainerError("invalid_argument", "VolumeOptions.Subpath is not supported by ArcBox");
-      add({ Type: "volume", Name: m.Source ?? "", Source: "", Destination: m.Target, Driver: m.VolumeOptions?.DriverConfig?.Name || "local", Mode: "z", RW: rw, Propagation: "", options: m.VolumeOptions?.NoCopy ? ["nocopy"] : [] });
+      add({
+        Type: "volume",
+        Name: m.Source ?? "",
+        Source: "",
+        Destination: m.Target,
+        Driver: m.VolumeOptions?.DriverConfig?.Name || "local",
+        Mode: "z",
+        RW: rw,
+        Propagation: "",
+        options: m.VolumeOptions?.NoCopy ? ["nocopy"] : [],
+      });
     } else {
       if (m.Source) throw new ContainerError("invalid_argument", `invalid mount config for type "tmpfs": field Source must not be specified`);
       const opts: string[] = [];
@@ -447,7 +495,20 @@ export function normalizeCreate(body: CreateBody, imageRef: string, image: Image
     Mounts: hc.Mounts ?? undefined,
     Tmpfs: hc.Tmpfs ?? undefined,
     Init: hc.Init ?? null,
-    MaskedPaths: ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
+    MaskedPaths: [
+      "/proc/asound",
+      "/proc/acpi",
+      "/proc/interrupts",
+      "/proc/kcore",
+      "/proc/keys",
+      "/proc/latency_stats",
+      "/proc/timer_list",
+      "/proc/timer_stats",
+      "/proc/sched_debug",
+      "/proc/scsi",
+      "/sys/firmware",
+      "/sys/devices/virtual/powercap",
+    ],
     ReadonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
   };
   if (hc.Sysctls && Object.keys(hc.Sysctls).length) hostConfig.Sysctls = hc.Sysctls;

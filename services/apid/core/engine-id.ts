@@ -9,6 +9,6 @@ export function loadEngineId(dataDir: string): string {
     if (id) return id;
   }
   const id = crypto.randomUUID().toUpperCase();
-  writeFileSync(file, id + "\n", { mode: 0o600 });
+  writeFileSync(file, `${id}\n`, { mode: 0o600 });
   return id;
 }

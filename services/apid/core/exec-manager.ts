@@ -179,7 +179,21 @@ export class ExecManager implements ExecBackend {
     const env = [...(rec.config.Env ?? []), ...e.env];
     if (e.tty && !env.some((x: string) => x.startsWith("TERM="))) env.push("TERM=xterm");
     const [h, w] = e.consoleSize;
-    return { args: e.cmd, env, cwd: e.workingDir || rec.config.WorkingDir || "/", user: e.user || rec.config.User || "", tty: e.tty, openStdin: e.attachStdin, stdinOnce: true, privileged: e.privileged, capAdd: rec.hostConfig.CapAdd ?? [], capDrop: rec.hostConfig.CapDrop ?? [], ttyHeight: h, ttyWidth: w, ...processOptions(rec) };
+    return {
+      args: e.cmd,
+      env,
+      cwd: e.workingDir || rec.config.WorkingDir || "/",
+      user: e.user || rec.config.User || "",
+      tty: e.tty,
+      openStdin: e.attachStdin,
+      stdinOnce: true,
+      privileged: e.privileged,
+      capAdd: rec.hostConfig.CapAdd ?? [],
+      capDrop: rec.hostConfig.CapDrop ?? [],
+      ttyHeight: h,
+      ttyWidth: w,
+      ...processOptions(rec),
+    };
   }
 
   /** Exit code once known: from the event, or asked of the runtime if the event is late. */

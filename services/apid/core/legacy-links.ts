@@ -25,12 +25,7 @@ function splitLink(link: string): { name: string; alias: string } {
  * At create: HostConfig.Links normalized for the default bridge (each child checked as
  * dockerd checks it), or moved to the user network's endpoint settings.
  */
-export function resolveLinks(
-  hostConfig: { Links?: unknown; NetworkMode?: unknown },
-  endpointsConfig: Record<string, unknown>,
-  parentName: string,
-  lookup: Lookup,
-): void {
+export function resolveLinks(hostConfig: { Links?: unknown; NetworkMode?: unknown }, endpointsConfig: Record<string, unknown>, parentName: string, lookup: Lookup): void {
   const links = (Array.isArray(hostConfig.Links) ? hostConfig.Links : []) as string[];
   if (!links.length) {
     hostConfig.Links = null;
@@ -147,7 +142,7 @@ export function linkRemoval(ref: string, lookup: Lookup): { parent: ContainerRec
   } catch {
     throw missing();
   }
-  const links = ((parent.hostConfig.Links ?? []) as string[]);
+  const links = (parent.hostConfig.Links ?? []) as string[];
   const kept = links.filter((l) => l.slice(l.indexOf(":") + 1) !== name);
   if (kept.length === links.length) throw missing();
   return { parent, links: kept.length ? kept : null };

@@ -33,7 +33,10 @@ const MAX_GROUP_DEPTH = 100;
 const isDigit: Pred = (c) => c >= "0" && c <= "9";
 const isWord: Pred = (c) => isDigit(c) || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c === "_";
 const isSpace: Pred = (c) => c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f" || c === "\v";
-const not = (p: Pred): Pred => (c) => !p(c);
+const not =
+  (p: Pred): Pred =>
+  (c) =>
+    !p(c);
 
 function parse(pattern: string): Node {
   const s = [...pattern];
@@ -50,12 +53,18 @@ function parse(pattern: string): Node {
   const escape = (): Pred => {
     const c = s[i++] ?? fail();
     switch (c) {
-      case "d": return isDigit;
-      case "D": return not(isDigit);
-      case "w": return isWord;
-      case "W": return not(isWord);
-      case "s": return isSpace;
-      case "S": return not(isSpace);
+      case "d":
+        return isDigit;
+      case "D":
+        return not(isDigit);
+      case "w":
+        return isWord;
+      case "W":
+        return not(isWord);
+      case "s":
+        return isSpace;
+      case "S":
+        return not(isSpace);
     }
     const control = CONTROL[c];
     if (control) return (x) => x === control;

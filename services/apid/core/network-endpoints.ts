@@ -16,7 +16,19 @@ export function networkInfoOf(res: AttachResponse): NetworkInfo {
     hostsPath: res.hostsPath,
     resolvConfPath: res.resolvConfPath,
     hostnamePath: res.hostnamePath,
-    endpoints: res.endpoints.map((e) => ({ networkId: e.networkId, networkName: e.networkName, endpointId: e.endpointId, ipAddress: e.ipAddress, ipPrefixLen: e.ipPrefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases, globalIpv6Address: e.globalIpv6Address, globalIpv6PrefixLen: e.globalIpv6PrefixLen, ipv6Gateway: e.ipv6Gateway })),
+    endpoints: res.endpoints.map((e) => ({
+      networkId: e.networkId,
+      networkName: e.networkName,
+      endpointId: e.endpointId,
+      ipAddress: e.ipAddress,
+      ipPrefixLen: e.ipPrefixLen,
+      gateway: e.gateway,
+      macAddress: e.macAddress,
+      aliases: e.aliases,
+      globalIpv6Address: e.globalIpv6Address,
+      globalIpv6PrefixLen: e.globalIpv6PrefixLen,
+      ipv6Gateway: e.ipv6Gateway,
+    })),
     ports: res.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort })),
   };
 }

@@ -19,7 +19,7 @@ function hostResolvConf(dns: string[], search: string[], options: string[]): str
   for (const ns of dns) keep.push(`nameserver ${ns}`);
   if (search.length) keep.push(`search ${search.join(" ")}`);
   if (options.length) keep.push(`options ${options.join(" ")}`);
-  return keep.join("\n") + "\n";
+  return `${keep.join("\n")}\n`;
 }
 
 export function writeLocalNetworkFiles(dir: string, mode: "none" | "host", hostname: string, hostConfig: HostConfig): NetworkInfo {
@@ -27,7 +27,10 @@ export function writeLocalNetworkFiles(dir: string, mode: "none" | "host", hostn
   const hostnamePath = join(dir, "hostname");
   const resolvConfPath = join(dir, "resolv.conf");
   const name = mode === "host" ? osHostname() : hostname;
-  let hosts = mode === "host" ? readFileSync("/etc/hosts", "utf8") : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`;
+  let hosts =
+    mode === "host"
+      ? readFileSync("/etc/hosts", "utf8")
+      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`;
   for (const entry of hostConfig.ExtraHosts ?? []) {
     const i = entry.indexOf(":");
     const [host, ip] = i < 0 ? [entry, ""] : [entry.slice(0, i), entry.slice(i + 1)];
@@ -35,7 +38,7 @@ export function writeLocalNetworkFiles(dir: string, mode: "none" | "host", hostn
     hosts += `${ip === "host-gateway" ? "127.0.0.1" : ip}\t${host}\n`;
   }
   writeFileSync(hostsPath, hosts);
-  writeFileSync(hostnamePath, name + "\n");
+  writeFileSync(hostnamePath, `${name}\n`);
   writeFileSync(resolvConfPath, hostResolvConf(hostConfig.Dns ?? [], hostConfig.DnsSearch ?? [], hostConfig.DnsOptions ?? []));
   return { netnsPath: "", hostNetwork: mode === "host", hostsPath, resolvConfPath, hostnamePath, endpoints: [], ports: [] };
 }

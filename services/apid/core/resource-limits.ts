@@ -96,9 +96,30 @@ export function checkRestartPolicy(p: RestartPolicy | null | undefined, autoRemo
 
 /** Resource fields of Docker's UpdateConfig that ArcBox cannot change (a 400 when set). */
 const UNSUPPORTED_UPDATE_FIELDS = [
-  "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps",
-  "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests", "KernelMemory", "KernelMemoryTCP",
-  "MemoryReservation", "MemorySwappiness", "OomKillDisable", "Init", "Ulimits", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth",
+  "CgroupParent",
+  "BlkioWeight",
+  "BlkioWeightDevice",
+  "BlkioDeviceReadBps",
+  "BlkioDeviceWriteBps",
+  "BlkioDeviceReadIOps",
+  "BlkioDeviceWriteIOps",
+  "CpuRealtimePeriod",
+  "CpuRealtimeRuntime",
+  "CpusetMems",
+  "Devices",
+  "DeviceCgroupRules",
+  "DeviceRequests",
+  "KernelMemory",
+  "KernelMemoryTCP",
+  "MemoryReservation",
+  "MemorySwappiness",
+  "OomKillDisable",
+  "Init",
+  "Ulimits",
+  "CpuCount",
+  "CpuPercent",
+  "IOMaximumIOps",
+  "IOMaximumBandwidth",
 ];
 
 export const updateBodySchema = z.looseObject({ ...resourceShape, RestartPolicy: restartPolicySchema.nullish() });

@@ -57,7 +57,9 @@ function rootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean, with
   if (!rec.rootfs.upperDir) throw new ContainerError("conflict", `container ${rec.id} has no root filesystem`);
   mkdirSync(tmpBase, { recursive: true, mode: 0o700 });
   // Without upperdir the overlay is read-only, and safe next to other mounts of the same layers.
-  const layers = writable ? ["--lower", rec.rootfs.lowerDirs.join(":"), "--upper", rec.rootfs.upperDir, "--work", rec.rootfs.workDir] : ["--lower", [rec.rootfs.upperDir, ...rec.rootfs.lowerDirs].join(":")];
+  const layers = writable
+    ? ["--lower", rec.rootfs.lowerDirs.join(":"), "--upper", rec.rootfs.upperDir, "--work", rec.rootfs.workDir]
+    : ["--lower", [rec.rootfs.upperDir, ...rec.rootfs.lowerDirs].join(":")];
   // Volumes and binds, parents before children, as the container would see them.
   const binds = (withVolumes ? rec.mounts : [])
     .filter((m) => (m.Type === "bind" || m.Type === "volume") && m.Source.startsWith("/") && existsSync(m.Source))
@@ -75,13 +77,15 @@ export interface CopyTarget {
 }
 
 function helperError(t: CopyTarget, line: string, fallback: string): ContainerError {
-  const parsed = errorSchema.safeParse((() => {
-    try {
-      return JSON.parse(line);
-    } catch {
-      return undefined;
-    }
-  })());
+  const parsed = errorSchema.safeParse(
+    (() => {
+      try {
+        return JSON.parse(line);
+      } catch {
+        return undefined;
+      }
+    })(),
+  );
   if (!parsed.success) return new ContainerError("internal", `docker cp helper failed${fallback ? `: ${fallback}` : ""}`);
   const { error, message } = parsed.data;
   if (error === "not_found") return new ContainerError("not_found", `Could not find the file ${t.path} in container ${t.rec.name.slice(1)}`);
@@ -111,13 +115,15 @@ async function answerLine(reader: { read(): Promise<{ done: boolean; value?: Uin
 }
 
 function parseStat(t: CopyTarget, line: string, stderr: string): PathStat {
-  const parsed = statSchema.safeParse((() => {
-    try {
-      return JSON.parse(line);
-    } catch {
-      return undefined;
-    }
-  })());
+  const parsed = statSchema.safeParse(
+    (() => {
+      try {
+        return JSON.parse(line);
+      } catch {
+        return undefined;
+      }
+    })(),
+  );
   if (!parsed.success) throw helperError(t, line, stderr.trim());
   return parsed.data;
 }

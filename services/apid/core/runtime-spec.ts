@@ -75,7 +75,8 @@ function runtimeMount(m: MountPoint) {
 export function createRequest(rec: ContainerRecord, net: NetworkInfo): CreateRequest {
   const h = rec.hostConfig;
   const mounts = rec.mounts.map(runtimeMount);
-  if (!rec.mounts.some((m) => m.Destination === "/dev/shm")) mounts.push({ destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${h.ShmSize || 67108864}`] });
+  if (!rec.mounts.some((m) => m.Destination === "/dev/shm"))
+    mounts.push({ destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${h.ShmSize || 67108864}`] });
   return {
     machine: HOST_MACHINE,
     id: rec.id,
@@ -111,7 +112,11 @@ export function createRequest(rec: ContainerRecord, net: NetworkInfo): CreateReq
     sysctls: h.Sysctls ?? {},
     seccompProfile: parseSecurityOpt(h.SecurityOpt).seccomp,
     ...(h.MemorySwappiness != null && h.MemorySwappiness >= 0 ? { memorySwappiness: BigInt(h.MemorySwappiness) } : {}),
-    devices: ((h.Devices ?? []) as { PathOnHost: string; PathInContainer?: string | null; CgroupPermissions?: string | null }[]).map((d) => ({ pathOnHost: d.PathOnHost, pathInContainer: d.PathInContainer ?? "", cgroupPermissions: d.CgroupPermissions ?? "" })),
+    devices: ((h.Devices ?? []) as { PathOnHost: string; PathInContainer?: string | null; CgroupPermissions?: string | null }[]).map((d) => ({
+      pathOnHost: d.PathOnHost,
+      pathInContainer: d.PathInContainer ?? "",
+      cgroupPermissions: d.CgroupPermissions ?? "",
+    })),
     deviceCgroupRules: (h.DeviceCgroupRules ?? []) as string[],
   };
 }

@@ -29,7 +29,15 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, re
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");
   const colons = (mac: string) => mac.replaceAll("-", ":").toLowerCase();
-  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]) => ({ network, aliases: cfg?.Aliases ?? [], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "", ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "", linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [], links: cfg?.Links ?? [], macAddress: colons(cfg?.MacAddress || configMac(network)) }));
+  const endpoints = Object.entries(rec.endpointsConfig ?? {}).map(([network, cfg]) => ({
+    network,
+    aliases: cfg?.Aliases ?? [],
+    ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "",
+    ipv6Address: cfg?.IPAMConfig?.IPv6Address ?? "",
+    linkLocalIps: cfg?.IPAMConfig?.LinkLocalIPs ?? [],
+    links: cfg?.Links ?? [],
+    macAddress: colons(cfg?.MacAddress || configMac(network)),
+  }));
   if (!endpoints.length) endpoints.push({ network: mode, aliases: [], ipv4Address: "", ipv6Address: "", linkLocalIps: [], links: [], macAddress: colons(configMac(mode)) });
   const ports = Object.entries(h.PortBindings ?? {}).flatMap(([key, bindings]) => {
     const [port, proto = "tcp"] = key.split("/");
@@ -57,7 +65,11 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, re
       domainname: rec.config.Domainname ?? "",
     }),
   ).catch((err: ArcboxError) => {
-    throw new ContainerError(err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code, `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`, { cause: err });
+    throw new ContainerError(
+      err.code === "not_implemented" || err.code === "unavailable" ? "unavailable" : err.code,
+      `network ${mode}: ${err.message}${err.code === "not_implemented" ? " (use --network none or host)" : ""}`,
+      { cause: err },
+    );
   });
   return { ...networkInfoOf(res), ...(linked.env.length ? { linkEnv: linked.env } : {}) };
 }
@@ -69,7 +81,14 @@ export async function mountVolumes(backends: Backends, rec: ContainerRecord): Pr
   await Promise.all(
     volumes.map(async (m) => {
       const res = await call(() =>
-        backends.volumes.mount({ containerId: rec.id, name: m.Name ?? "", target: m.Destination, imageLowerDirs: rec.rootfs.lowerDirs, noCopy: !!m.options?.includes("nocopy"), driver: m.Driver ?? "local" }),
+        backends.volumes.mount({
+          containerId: rec.id,
+          name: m.Name ?? "",
+          target: m.Destination,
+          imageLowerDirs: rec.rootfs.lowerDirs,
+          noCopy: !!m.options?.includes("nocopy"),
+          driver: m.Driver ?? "local",
+        }),
       );
       // Keep the name so a restart reuses the same anonymous volume.
       m.Name = res.name;

@@ -51,7 +51,7 @@ export const until: ValueParser<number> = (values, key) => {
 };
 
 const GO_DURATION = /^[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/;
-const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, "µs": 1e-6, "μs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, μs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?)?(Z|[+-]\d{2}:\d{2})?$/i;
 
 /**
@@ -123,7 +123,20 @@ export const FILTERS = {
   buildPrune: { until, "unused-for": until, id: strings, parent: strings, type: strings, description: strings, inuse: strings, shared: strings, private: strings },
   pluginList: { capability: strings, enabled: bool },
   /** Swarm object lists: parsed for their syntax only (the answer is always "not a manager"). */
-  swarmList: { id: strings, name: strings, label, mode: strings, node: strings, "desired-state": strings, role: strings, membership: strings, service: strings, "service-name": strings, "service-label": strings, names: strings },
+  swarmList: {
+    id: strings,
+    name: strings,
+    label,
+    mode: strings,
+    node: strings,
+    "desired-state": strings,
+    role: strings,
+    membership: strings,
+    service: strings,
+    "service-name": strings,
+    "service-label": strings,
+    names: strings,
+  },
   events: {
     config: strings,
     container: strings,

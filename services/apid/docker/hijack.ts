@@ -48,7 +48,7 @@ export class HijackRouter {
 
 /** Writes a complete JSON error response on a socket that was never upgraded. */
 export function rejectHijack(socket: Duplex, status: number, message: string): void {
-  const body = JSON.stringify({ message }) + "\n";
+  const body = `${JSON.stringify({ message })}\n`;
   const reason = status === 404 ? "Not Found" : status === 400 ? "Bad Request" : status === 409 ? "Conflict" : "Error";
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -58,12 +58,7 @@ function refuseBody(res: ServerResponse, status: number, message: string): void 
   res.end(JSON.stringify({ message }), () => res.socket?.destroy());
 }
 
-export async function serveDocker(
-  socketPath: string,
-  app: DockerFetch,
-  hijackRouter: () => HijackRouter | Promise<HijackRouter>,
-  log: Logger,
-): Promise<DockerServer> {
+export async function serveDocker(socketPath: string, app: DockerFetch, hijackRouter: () => HijackRouter | Promise<HijackRouter>, log: Logger): Promise<DockerServer> {
   const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, async (req, res) => {
     try {
       const split = rewrite(req);

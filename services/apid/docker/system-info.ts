@@ -28,7 +28,16 @@ export function pingResponse(method: "GET" | "HEAD"): Response {
 
 export function versionBody() {
   const h = hostFacts();
-  const details = { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: h.osType, Arch: h.goArch, KernelVersion: h.kernelVersion, GitCommit: "", GoVersion: `bun${Bun.version}`, BuildTime: "" };
+  const details = {
+    ApiVersion: API_VERSION,
+    MinAPIVersion: MIN_API_VERSION,
+    Os: h.osType,
+    Arch: h.goArch,
+    KernelVersion: h.kernelVersion,
+    GitCommit: "",
+    GoVersion: `bun${Bun.version}`,
+    BuildTime: "",
+  };
   return {
     Platform: { Name: `ArcBox ${ARCBOX_VERSION}` },
     Components: [

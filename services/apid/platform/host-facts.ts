@@ -53,7 +53,7 @@ export function hostFacts(): HostFacts {
 
 /** The filesystem type backing a directory, as Docker shows it ("extfs", "xfs", ...). */
 export function backingFilesystem(dir: string): string {
-  const magic: Record<number, string> = { 0xef53: "extfs", 0x58465342: "xfs", 0x9123683e: "btrfs", 0x01021994: "tmpfs", 0x794c7630: "overlayfs", 0x2fc12fc1: "zfs" };
+  const magic: Record<number, string> = { 61267: "extfs", 1481003842: "xfs", 2435016766: "btrfs", 16914836: "tmpfs", 2035054128: "overlayfs", 801189825: "zfs" };
   try {
     const t = statfsSync(dir).type;
     return magic[t] ?? `0x${t.toString(16)}`;

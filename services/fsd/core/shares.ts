@@ -38,18 +38,26 @@ export const StartShareInput = z.object({
 export type StartShareInput = z.input<typeof StartShareInput>;
 
 export interface ShareView {
-  machine: string; tag: string; hostDir: string; readOnly: boolean; cacheMode: CacheMode;
-  socketPath: string; state: ShareState; pid: number; restarts: number; stats?: ServerStats;
+  machine: string;
+  tag: string;
+  hostDir: string;
+  readOnly: boolean;
+  cacheMode: CacheMode;
+  socketPath: string;
+  state: ShareState;
+  pid: number;
+  restarts: number;
+  stats?: ServerStats;
 }
 
 interface Share {
   rec: ShareRecord;
   state: ShareState;
-  proc?: Subprocess;   // absent for a server adopted from an earlier fsd
+  proc?: Subprocess; // absent for a server adopted from an earlier fsd
   exited?: Promise<void>; // the current server's exit (child exit, or its watch socket closing)
-  gen: number;          // which server incarnation exit events belong to
+  gen: number; // which server incarnation exit events belong to
   restarts: number;
-  exits: number[];      // recent unexpected exits (ms), for the give-up rule
+  exits: number[]; // recent unexpected exits (ms), for the give-up rule
   timer?: ReturnType<typeof setTimeout>;
 }
 
@@ -61,7 +69,11 @@ export class Shares {
   private readonly runDir: string;
   private readonly logDir: string;
 
-  constructor(home: ArcboxHome, private readonly store: ShareStore, private readonly log: Logger) {
+  constructor(
+    home: ArcboxHome,
+    private readonly store: ShareStore,
+    private readonly log: Logger,
+  ) {
     this.runDir = join(home.run, "vfs");
     this.logDir = join(home.log, "vfs");
     mkdirSync(this.runDir, { recursive: true, mode: 0o700 });
@@ -113,10 +125,16 @@ export class Shares {
     }
     const base = `${o.machine}.${o.tag}`;
     const rec: ShareRecord = {
-      machine: o.machine, tag: o.tag, hostDir, readOnly: o.readOnly, cacheMode: o.cacheMode,
-      socketPath: join(this.runDir, `${base}.sock`), statsPath: join(this.runDir, `${base}.stats`),
+      machine: o.machine,
+      tag: o.tag,
+      hostDir,
+      readOnly: o.readOnly,
+      cacheMode: o.cacheMode,
+      socketPath: join(this.runDir, `${base}.sock`),
+      statsPath: join(this.runDir, `${base}.stats`),
       watchPath: join(this.runDir, `${base}.watch`),
-      logPath: join(this.logDir, `${base}.log`), pid: 0,
+      logPath: join(this.logDir, `${base}.log`),
+      pid: 0,
     };
     if (Buffer.byteLength(rec.socketPath) > 100) throw new VolumeError("invalid_argument", `socket path ${rec.socketPath} is too long for a Unix socket (ARCBOX_HOME too deep?)`);
     const sh: Share = { rec, state: "starting", restarts: 0, exits: [], gen: 0 };
@@ -189,12 +207,18 @@ export class Shares {
     }
     this.move(sh, "restarting");
     // qemu does not reconnect to a new server; the restart serves the machine's next start.
-    sh.timer = setTimeout(() => {
-      sh.timer = undefined;
-      if (sh.state !== "restarting") return;
-      sh.restarts++;
-      this.launch(sh).then(() => this.persist(), (err) => this.log.error("share server restart failed", { machine: sh.rec.machine, tag: sh.rec.tag, err: String(err) }));
-    }, 100 * 2 ** (sh.exits.length - 1));
+    sh.timer = setTimeout(
+      () => {
+        sh.timer = undefined;
+        if (sh.state !== "restarting") return;
+        sh.restarts++;
+        this.launch(sh).then(
+          () => this.persist(),
+          (err) => this.log.error("share server restart failed", { machine: sh.rec.machine, tag: sh.rec.tag, err: String(err) }),
+        );
+      },
+      100 * 2 ** (sh.exits.length - 1),
+    );
   }
 
   private alive(sh: Share): boolean {
@@ -233,8 +257,18 @@ export class Shares {
 
   private view(sh: Share): ShareView {
     const r = sh.rec;
-    return { machine: r.machine, tag: r.tag, hostDir: r.hostDir, readOnly: r.readOnly, cacheMode: r.cacheMode, socketPath: r.socketPath,
-      state: sh.state, pid: r.pid, restarts: sh.restarts, stats: sh.state === "running" ? readStats(r.statsPath) : undefined };
+    return {
+      machine: r.machine,
+      tag: r.tag,
+      hostDir: r.hostDir,
+      readOnly: r.readOnly,
+      cacheMode: r.cacheMode,
+      socketPath: r.socketPath,
+      state: sh.state,
+      pid: r.pid,
+      restarts: sh.restarts,
+      stats: sh.state === "running" ? readStats(r.statsPath) : undefined,
+    };
   }
 }
 

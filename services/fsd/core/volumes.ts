@@ -36,7 +36,11 @@ export class Volumes {
   readonly root: string;
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly store: VolumeStore, serviceDataDir: string, private readonly log: Logger) {
+  constructor(
+    private readonly store: VolumeStore,
+    serviceDataDir: string,
+    private readonly log: Logger,
+  ) {
     this.root = join(serviceDataDir, "volumes");
     mkdirSync(this.root, { recursive: true, mode: 0o701 });
   }
@@ -56,7 +60,10 @@ export class Volumes {
     if (drv !== "local") throw new VolumeError("not_found", `error looking up volume plugin ${drv}: plugin "${drv}" not found`);
     const volName = name || randomBytes(32).toString("hex");
     if (!NAME_RE.test(volName)) {
-      throw new VolumeError("invalid_argument", `create ${volName}: "${volName}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+      throw new VolumeError(
+        "invalid_argument",
+        `create ${volName}: "${volName}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+      );
     }
     for (const k of Object.keys(opts)) if (!LOCAL_OPTS.has(k)) throw new VolumeError("invalid_argument", `create ${volName}: invalid option key: "${k}"`);
     if (opts.device && !opts.type && !(opts.o ?? "").split(",").includes("bind")) throw new VolumeError("invalid_argument", `create ${volName}: missing required option: "type"`);
@@ -68,7 +75,12 @@ export class Volumes {
       return existing;
     }
     const rec: VolumeRecord = {
-      name: volName, driver: drv, createdAt: new Date().toISOString(), options: opts, anonymous, populated: false,
+      name: volName,
+      driver: drv,
+      createdAt: new Date().toISOString(),
+      options: opts,
+      anonymous,
+      populated: false,
       labels: anonymous ? { [ANONYMOUS_LABEL]: "", ...labels } : labels,
     };
     makeVolumeDirs(this.root, volName);

@@ -84,8 +84,17 @@ export function isServer(pid: number, socketPath: string): boolean {
 }
 
 export interface ServerStats {
-  requests: bigint; errors: bigint; bytesRead: bigint; bytesWritten: bigint; batches: bigint; notifies: bigint;
-  lookups: bigint; inodes: bigint; openHandles: bigint; connected: boolean; escapesRefused: bigint;
+  requests: bigint;
+  errors: bigint;
+  bytesRead: bigint;
+  bytesWritten: bigint;
+  batches: bigint;
+  notifies: bigint;
+  lookups: bigint;
+  inodes: bigint;
+  openHandles: bigint;
+  connected: boolean;
+  escapesRefused: bigint;
 }
 const STATS_MAGIC = 0x31534656;
 
@@ -100,7 +109,16 @@ export function readStats(statsPath: string): ServerStats | undefined {
   if (buf.length < 8 + 11 * 8 || buf.readUInt32LE(0) !== STATS_MAGIC) return undefined;
   const v = (i: number) => buf.readBigUInt64LE(8 + i * 8);
   return {
-    requests: v(0), errors: v(1), bytesRead: v(2), bytesWritten: v(3), batches: v(4), notifies: v(5),
-    lookups: v(6), inodes: v(7), openHandles: v(8), connected: v(9) !== 0n, escapesRefused: v(10),
+    requests: v(0),
+    errors: v(1),
+    bytesRead: v(2),
+    bytesWritten: v(3),
+    batches: v(4),
+    notifies: v(5),
+    lookups: v(6),
+    inodes: v(7),
+    openHandles: v(8),
+    connected: v(9) !== 0n,
+    escapesRefused: v(10),
   };
 }

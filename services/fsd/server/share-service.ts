@@ -19,11 +19,27 @@ export function shareRoutes(s: Shares) {
 function shareMsg(x: ShareView): MessageInitShape<typeof ShareSchema> {
   const st = x.stats;
   return {
-    machine: x.machine, tag: x.tag, hostDir: x.hostDir, readOnly: x.readOnly, cacheMode: x.cacheMode, socketPath: x.socketPath,
-    state: x.state, pid: x.pid, restarts: x.restarts, connected: st?.connected ?? false,
+    machine: x.machine,
+    tag: x.tag,
+    hostDir: x.hostDir,
+    readOnly: x.readOnly,
+    cacheMode: x.cacheMode,
+    socketPath: x.socketPath,
+    state: x.state,
+    pid: x.pid,
+    restarts: x.restarts,
+    connected: st?.connected ?? false,
     stats: st && {
-      requests: st.requests, errors: st.errors, bytesRead: st.bytesRead, bytesWritten: st.bytesWritten, batches: st.batches,
-      notifies: st.notifies, lookups: st.lookups, inodes: st.inodes, openHandles: st.openHandles, escapesRefused: st.escapesRefused,
+      requests: st.requests,
+      errors: st.errors,
+      bytesRead: st.bytesRead,
+      bytesWritten: st.bytesWritten,
+      batches: st.batches,
+      notifies: st.notifies,
+      lookups: st.lookups,
+      inodes: st.inodes,
+      openHandles: st.openHandles,
+      escapesRefused: st.escapesRefused,
     },
   };
 }

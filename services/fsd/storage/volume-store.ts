@@ -34,7 +34,10 @@ export class VolumeStore {
     return r ? JSON.parse(r.doc) : undefined;
   }
   all(): VolumeRecord[] {
-    return this.db.query("SELECT doc FROM volumes ORDER BY name").all().map((r) => JSON.parse((r as { doc: string }).doc));
+    return this.db
+      .query("SELECT doc FROM volumes ORDER BY name")
+      .all()
+      .map((r) => JSON.parse((r as { doc: string }).doc));
   }
   put(v: VolumeRecord): void {
     this.db.query("INSERT OR REPLACE INTO volumes (name, doc) VALUES (?, ?)").run(v.name, JSON.stringify(v));
@@ -44,7 +47,10 @@ export class VolumeStore {
     this.db.query("DELETE FROM refs WHERE volume = ?").run(name);
   }
   users(name: string): string[] {
-    return this.db.query("SELECT container_id FROM refs WHERE volume = ? ORDER BY container_id").all(name).map((r) => (r as { container_id: string }).container_id);
+    return this.db
+      .query("SELECT container_id FROM refs WHERE volume = ? ORDER BY container_id")
+      .all(name)
+      .map((r) => (r as { container_id: string }).container_id);
   }
   /** volume -> container IDs, for listing many volumes at once. */
   allUsers(): Map<string, string[]> {
@@ -59,7 +65,10 @@ export class VolumeStore {
     return this.db.query("SELECT 1 FROM refs LIMIT 1").get() !== null;
   }
   volumesOf(containerId: string): string[] {
-    return this.db.query("SELECT volume FROM refs WHERE container_id = ?").all(containerId).map((r) => (r as { volume: string }).volume);
+    return this.db
+      .query("SELECT volume FROM refs WHERE container_id = ?")
+      .all(containerId)
+      .map((r) => (r as { volume: string }).volume);
   }
   addRef(name: string, containerId: string): void {
     this.db.query("INSERT OR IGNORE INTO refs (volume, container_id) VALUES (?, ?)").run(name, containerId);

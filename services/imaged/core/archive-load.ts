@@ -53,7 +53,7 @@ export async function loadArchive(store: ImageStore, body: ReadableStream<Uint8A
         return undefined;
       }
       if (h.type !== "0" && h.type !== "7") return undefined;
-      if (h.size <= SMALL && (name.endsWith(".json") || name === "repositories" || name === "oci-layout" || name.startsWith("blobs/") && h.size <= 64 << 10)) {
+      if (h.size <= SMALL && (name.endsWith(".json") || name === "repositories" || name === "oci-layout" || (name.startsWith("blobs/") && h.size <= 64 << 10))) {
         const buf = new Uint8Array(h.size);
         let fill = 0;
         return {
@@ -100,7 +100,8 @@ export async function loadArchive(store: ImageStore, body: ReadableStream<Uint8A
       const configDigest = digestOf(configBytes);
       const config = parseJson<ImageConfig>(configBytes, "image config");
       const diffIds = config.rootfs?.diff_ids ?? [];
-      if (diffIds.length !== entry.Layers.length) throw new ImageError("invalid_argument", `invalid archive: ${entry.Config} lists ${diffIds.length} layers but manifest.json has ${entry.Layers.length}`);
+      if (diffIds.length !== entry.Layers.length)
+        throw new ImageError("invalid_argument", `invalid archive: ${entry.Config} lists ${diffIds.length} layers but manifest.json has ${entry.Layers.length}`);
       releases.push(store.lease([configDigest, ...diffIds]));
       store.content.put(configBytes, configDigest);
       const layers: LayerRow[] = [];
@@ -118,7 +119,16 @@ export async function loadArchive(store: ImageStore, body: ReadableStream<Uint8A
         const compression = await sniffCompression(path);
         emit({ id: shortId(diffId), status: "Loading layer" });
         const size = Bun.file(path).size;
-        const res = await ingestLayer({ body: Bun.file(path).stream(), digest: e.digest, size, compression, expectedDiffId: diffId, store: store.content, snapshots: store.snapshots, writeBlob: false });
+        const res = await ingestLayer({
+          body: Bun.file(path).stream(),
+          digest: e.digest,
+          size,
+          compression,
+          expectedDiffId: diffId,
+          store: store.content,
+          snapshots: store.snapshots,
+          writeBlob: false,
+        });
         const row: LayerRow = { diffId: res.diffId, size: res.size, blobDigest: e.digest, mediaType: mediaTypeFor(compression), blobSize: size };
         store.db.putLayer(row);
         layers.push(row);

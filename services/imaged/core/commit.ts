@@ -158,7 +158,16 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
     else if (layer) {
       const path = store.content.path(layer.blobDigest);
       const size = Bun.file(path).size;
-      const res = await ingestLayer({ body: Bun.file(path).stream(), digest: layer.blobDigest, size, compression: "gzip", expectedDiffId: layer.diffId, store: store.content, snapshots: store.snapshots, writeBlob: false });
+      const res = await ingestLayer({
+        body: Bun.file(path).stream(),
+        digest: layer.blobDigest,
+        size,
+        compression: "gzip",
+        expectedDiffId: layer.diffId,
+        store: store.content,
+        snapshots: store.snapshots,
+        writeBlob: false,
+      });
       layers.push({ diffId: layer.diffId, size: res.size, blobDigest: layer.blobDigest, mediaType: MT.dockerLayerGzip, blobSize: size });
     }
     const now = new Date().toISOString();

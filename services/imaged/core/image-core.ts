@@ -135,10 +135,14 @@ export class ImageCore {
         return out;
       }
       if (users.length > 0 && !force) {
-        throw new ImageError("conflict", `conflict: unable to remove repository reference "${reference}" (must force) - container ${users[0]!.slice(0, 12)} is using its referenced image ${img.id.slice(7, 19)}`);
+        throw new ImageError(
+          "conflict",
+          `conflict: unable to remove repository reference "${reference}" (must force) - container ${users[0]!.slice(0, 12)} is using its referenced image ${img.id.slice(7, 19)}`,
+        );
       }
     } else {
-      if (users.length > 0 && !force) throw new ImageError("conflict", `conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is being used by container ${users[0]!.slice(0, 12)}`);
+      if (users.length > 0 && !force)
+        throw new ImageError("conflict", `conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is being used by container ${users[0]!.slice(0, 12)}`);
       if (tags.length > 1 && !force) throw new ImageError("conflict", `conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
     }
     for (const t of tags) {

@@ -143,7 +143,11 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
       });
     } catch (err) {
       if (err instanceof ImageError) throw err;
-      throw new ImageError("invalid_argument", `layer ${o.digest}: failed to unpack${o.compression === "none" ? "" : ` (corrupt ${o.compression} stream?)`}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new ImageError(
+        "invalid_argument",
+        `layer ${o.digest}: failed to unpack${o.compression === "none" ? "" : ` (corrupt ${o.compression} stream?)`}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
     if (closeErr) throw new ImageError("invalid_argument", `layer ${o.digest}: corrupt ${o.compression} stream: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`);
     commitBlob();

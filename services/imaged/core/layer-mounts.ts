@@ -40,9 +40,11 @@ export class LayerMounts {
   private run(diffId: string, op: () => Promise<void>): Promise<void> {
     const next = (this.chains.get(diffId) ?? Promise.resolve()).catch(() => {}).then(op);
     this.chains.set(diffId, next);
-    void next.finally(() => {
-      if (this.chains.get(diffId) === next) this.chains.delete(diffId);
-    }).catch(() => {});
+    void next
+      .finally(() => {
+        if (this.chains.get(diffId) === next) this.chains.delete(diffId);
+      })
+      .catch(() => {});
     return next;
   }
 

@@ -104,7 +104,7 @@ export function formatPlatform(p: Platform): string {
 export function selectManifest(index: ImageIndex, want: Platform): Descriptor {
   const candidates = index.manifests.filter((m) => m.platform && m.platform.os === want.os && m.platform.architecture === want.architecture);
   const exact = candidates.find((m) => (m.platform!.variant ?? "") === (want.variant ?? ""));
-  const loose = want.variant ? undefined : candidates.find((m) => m.platform!.variant === "v8" || !m.platform!.variant) ?? candidates[0];
+  const loose = want.variant ? undefined : (candidates.find((m) => m.platform!.variant === "v8" || !m.platform!.variant) ?? candidates[0]);
   const pick = exact ?? loose;
   if (!pick) throw new ImageError("not_found", `no matching manifest for ${formatPlatform(want)} in the manifest list entries`);
   return pick;

@@ -85,10 +85,14 @@ export class Puller {
     const configBytes = this.store.content.has(manifest.config.digest) ? this.store.content.read(manifest.config.digest) : await this.fetchSmallBlob(repo, manifest.config);
     const config = parseJson<ImageConfig>(configBytes, "image config");
     if (opts.platform && !fromIndex && !configMatches(config, want)) {
-      throw new ImageError("not_found", `image with reference ${display} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ""}`);
+      throw new ImageError(
+        "not_found",
+        `image with reference ${display} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ""}`,
+      );
     }
     const diffIds = config.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== manifest.layers.length) throw new ImageError("invalid_argument", `image config for ${display} lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
+    if (diffIds.length !== manifest.layers.length)
+      throw new ImageError("invalid_argument", `image config for ${display} lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
 
     const release = this.store.lease([manifest.config.digest, ...diffIds, ...manifest.layers.map((l) => l.digest)]);
     try {

@@ -26,7 +26,15 @@ export class Pusher {
     if (ref.digest) throw new ImageError("invalid_argument", "cannot push a digest reference");
     const repoName = repository(ref);
     // Without a tag, every local tag of the repository goes (as Docker does).
-    const tags = ref.tag ? [ref.tag] : this.store.db.allImages().flatMap((img) => this.store.db.tagsOf(img.id).map((t) => parseReference(t.name)).filter((r) => repository(r) === repoName).map((r) => r.tag!));
+    const tags = ref.tag
+      ? [ref.tag]
+      : this.store.db.allImages().flatMap((img) =>
+          this.store.db
+            .tagsOf(img.id)
+            .map((t) => parseReference(t.name))
+            .filter((r) => repository(r) === repoName)
+            .map((r) => r.tag!),
+        );
     if (tags.length === 0) throw new ImageError("not_found", `An image does not exist locally with the tag: ${familiarRepository(repoName)}`);
     const targets = tags.map((tag) => {
       const r = withDefaultTag({ ...ref, tag });

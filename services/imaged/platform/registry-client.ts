@@ -134,7 +134,13 @@ export class RepoSession {
     if (this.path) url.searchParams.set("scope", `repository:${this.path}:${this.actions}`);
     let res: Response;
     if (c?.identityToken) {
-      const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: c.identityToken, service: params.service ?? "", scope: `repository:${this.path}:${this.actions}`, client_id: "arcbox" });
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: c.identityToken,
+        service: params.service ?? "",
+        scope: `repository:${this.path}:${this.actions}`,
+        client_id: "arcbox",
+      });
       res = await fetch(url.origin + url.pathname, { method: "POST", body: form });
     } else {
       res = await fetch(url, { headers: basic ? { Authorization: basic } : {} });
@@ -203,7 +209,10 @@ export class RepoSession {
     if (res.status === 202) {
       // Mount refused but an upload session opened: cancel it.
       const loc = res.headers.get("location");
-      if (loc) await this.request(this.uploadPath(loc), { method: "DELETE" }, false).then((r) => r.body?.cancel()).catch(() => {});
+      if (loc)
+        await this.request(this.uploadPath(loc), { method: "DELETE" }, false)
+          .then((r) => r.body?.cancel())
+          .catch(() => {});
       return false;
     }
     if (res.status === 401 || res.status === 403) throw await this.failure(res, `blob ${digest}`);
@@ -235,7 +244,13 @@ export class RepoSession {
           }),
         )
       : data;
-    const put = await this.request(loc.pathname + loc.search, { method: "PUT", headers: { "Content-Type": "application/octet-stream", "Content-Length": String(data.size) }, body: counted, duplex: "half" } as RequestInit & { headers: Record<string, string> }, false);
+    const put = await this.request(
+      loc.pathname + loc.search,
+      { method: "PUT", headers: { "Content-Type": "application/octet-stream", "Content-Length": String(data.size) }, body: counted, duplex: "half" } as RequestInit & {
+        headers: Record<string, string>;
+      },
+      false,
+    );
     if (put.status !== 201) throw await this.failure(put, `upload of ${digest}`);
     await put.body?.cancel();
   }
@@ -258,7 +273,10 @@ export class RepoSession {
     const detail = await describe(res);
     if (res.status === 404) return new ImageError("not_found", `${what} not found: ${detail}`);
     if (res.status === 401 || res.status === 403) {
-      return new ImageError("permission_denied", `${this.actions.includes("push") ? "push" : "pull"} access denied for ${this.domain}/${this.path}, repository does not exist or may require 'docker login': ${detail}`);
+      return new ImageError(
+        "permission_denied",
+        `${this.actions.includes("push") ? "push" : "pull"} access denied for ${this.domain}/${this.path}, repository does not exist or may require 'docker login': ${detail}`,
+      );
     }
     return new ImageError("unavailable", `${what}: ${detail}`);
   }

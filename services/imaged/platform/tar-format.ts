@@ -107,4 +107,3 @@ export function applyPax(h: Header, pax: Map<string, Uint8Array>): void {
     else if (key.startsWith("LIBARCHIVE.xattr.")) (h.xattrs ??= new Map()).set(decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length)), Buffer.from(v(), "base64"));
   }
 }
-

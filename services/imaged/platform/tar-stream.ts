@@ -163,7 +163,14 @@ export function tarEntryHeader(e: TarEntry): Uint8Array {
   for (const [k, v] of e.xattrs ?? []) records.push(paxRecord(`SCHILY.xattr.${k}`, v));
   const h = new Uint8Array(BLOCK);
   const put = (off: number, len: number, s: string) => h.set(enc.encode(s).subarray(0, len), off);
-  const oct = (off: number, len: number, n: number) => put(off, len, `${Math.min(n, 8 ** (len - 1) - 1).toString(8).padStart(len - 1, "0")}\0`);
+  const oct = (off: number, len: number, n: number) =>
+    put(
+      off,
+      len,
+      `${Math.min(n, 8 ** (len - 1) - 1)
+        .toString(8)
+        .padStart(len - 1, "0")}\0`,
+    );
   put(0, 100, name);
   oct(100, 8, e.mode & 0o7777);
   oct(108, 8, e.uid);

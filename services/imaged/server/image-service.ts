@@ -25,13 +25,24 @@ export function toCreds(a: RegistryAuth | undefined): Credentials | undefined {
 }
 
 export function toProgress(e: ProgressEvent): Progress {
-  return create(ProgressSchema, { id: e.id ?? "", status: e.status ?? "", current: BigInt(e.current ?? 0), total: BigInt(e.total ?? 0), error: e.error ?? "", auxJson: e.aux === undefined ? "" : JSON.stringify(e.aux) });
+  return create(ProgressSchema, {
+    id: e.id ?? "",
+    status: e.status ?? "",
+    current: BigInt(e.current ?? 0),
+    total: BigInt(e.total ?? 0),
+    error: e.error ?? "",
+    auxJson: e.aux === undefined ? "" : JSON.stringify(e.aux),
+  });
 }
 
 export function imageServiceRoutes(core: ImageCore, streamSocket: string, registryConfig: () => RegistryConfig) {
   return (router: ConnectRouter) =>
     router.service(ImageService, {
-      list: (req) => core.list(req.filters.map((f) => ({ key: f.key, values: f.values })), req.all),
+      list: (req) =>
+        core.list(
+          req.filters.map((f) => ({ key: f.key, values: f.values })),
+          req.all,
+        ),
       inspect: (req) => core.inspect(req.reference),
       prepareRootfs: (req) => core.rootfs.prepare(req.image, req.containerId),
       releaseRootfs: async (req) => {
@@ -47,7 +58,12 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
           },
           (e) => ({ progress: toProgress(e) }),
         ),
-      push: (req, ctx) => streamEvents(ctx.signal, (emit) => core.pusher.push({ reference: req.reference, creds: toCreds(req.auth) }, emit), (e) => ({ progress: toProgress(e) })),
+      push: (req, ctx) =>
+        streamEvents(
+          ctx.signal,
+          (emit) => core.pusher.push({ reference: req.reference, creds: toCreds(req.auth) }, emit),
+          (e) => ({ progress: toProgress(e) }),
+        ),
       login: async (req) => core.login(toCreds(req.auth), req.auth?.serverAddress ?? ""),
       tag: (req) => {
         core.store.tag(req.source, req.target);
@@ -77,7 +93,18 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
       },
       streamEndpoint: () => ({ socketPath: streamSocket }),
       commit: async (req) => ({
-        id: await core.commit({ containerId: req.containerId, reference: req.reference, comment: req.comment, author: req.author, configJson: req.configJson, changes: req.changes, createdBy: req.createdBy, parentImage: req.parentImage, layerDir: req.layerDir, layerDiffId: req.layerDiffId }),
+        id: await core.commit({
+          containerId: req.containerId,
+          reference: req.reference,
+          comment: req.comment,
+          author: req.author,
+          configJson: req.configJson,
+          changes: req.changes,
+          createdBy: req.createdBy,
+          parentImage: req.parentImage,
+          layerDir: req.layerDir,
+          layerDiffId: req.layerDiffId,
+        }),
       }),
       registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure, layerFormat: layerFormat() }),
       distributionInspect: (req) => core.distributionInspect(req.reference, toCreds(req.auth)),

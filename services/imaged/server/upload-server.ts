@@ -38,21 +38,27 @@ export function serveUploads(socketPath: string, core: ImageCore, log: Logger): 
     unix: socketPath,
     // Uploads of big archives can pause between chunks; never time them out here.
     idleTimeout: 0,
-    fetch: countRequests(async (req: Request) => {
-      const url = new URL(req.url);
-      const body = req.body ?? new Response(new Uint8Array()).body!;
-      if (req.method === "POST" && url.pathname === "/load") {
-        // Quiet: only the result lines ("Loaded image: ..."), no per-layer progress.
-        const quiet = url.searchParams.get("quiet") === "1";
-        return ndjson((emit) => core.load(body, quiet ? (e) => (e.stream !== undefined || e.error ? emit(e) : undefined) : emit));
-      }
-      if (req.method === "POST" && url.pathname === "/import") {
-        const q = url.searchParams;
-        return ndjson((emit) => core.importTarball(body, { repo: q.get("repo") ?? "", tag: q.get("tag") ?? "", message: q.get("message") ?? "", changes: q.getAll("changes"), platform: q.get("platform") ?? "" }, emit));
-      }
-      log.warn("unknown upload path", { path: url.pathname });
-      return new Response("not found", { status: 404 });
-    }, () => inFlight++, () => inFlight--),
+    fetch: countRequests(
+      async (req: Request) => {
+        const url = new URL(req.url);
+        const body = req.body ?? new Response(new Uint8Array()).body!;
+        if (req.method === "POST" && url.pathname === "/load") {
+          // Quiet: only the result lines ("Loaded image: ..."), no per-layer progress.
+          const quiet = url.searchParams.get("quiet") === "1";
+          return ndjson((emit) => core.load(body, quiet ? (e) => (e.stream !== undefined || e.error ? emit(e) : undefined) : emit));
+        }
+        if (req.method === "POST" && url.pathname === "/import") {
+          const q = url.searchParams;
+          return ndjson((emit) =>
+            core.importTarball(body, { repo: q.get("repo") ?? "", tag: q.get("tag") ?? "", message: q.get("message") ?? "", changes: q.getAll("changes"), platform: q.get("platform") ?? "" }, emit),
+          );
+        }
+        log.warn("unknown upload path", { path: url.pathname });
+        return new Response("not found", { status: 404 });
+      },
+      () => inFlight++,
+      () => inFlight--,
+    ),
   };
   // Bun's types omit idleTimeout for Unix sockets, but the server honours it.
   const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve>[0]);

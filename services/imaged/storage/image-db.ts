@@ -57,7 +57,8 @@ export class ImageDb {
 
   private migrate(from: number): void {
     this.db.transaction(() => {
-      if (from < 1) this.db.exec(`
+      if (from < 1)
+        this.db.exec(`
         CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, config TEXT NOT NULL, created INTEGER NOT NULL, size INTEGER NOT NULL, diff_ids TEXT NOT NULL, added INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id), updated INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
@@ -132,7 +133,9 @@ export class ImageDb {
   /** Points `name` at `imageId`; returns the image it pointed at before, if any. */
   setTag(name: string, imageId: string): string | undefined {
     const prev = this.tagTarget(name);
-    this.db.query("INSERT INTO tags (name, image_id, updated) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated").run(name, imageId, Date.now() * 1e6);
+    this.db
+      .query("INSERT INTO tags (name, image_id, updated) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated")
+      .run(name, imageId, Date.now() * 1e6);
     return prev;
   }
   deleteTag(name: string): void {
@@ -159,7 +162,10 @@ export class ImageDb {
     this.db.query("INSERT INTO manifests (digest, image_id, media_type) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING").run(digest, imageId, mediaType);
   }
   manifestsOf(imageId: string): { digest: string; mediaType: string }[] {
-    return (this.db.query("SELECT digest, media_type FROM manifests WHERE image_id = ?").all(imageId) as { digest: string; media_type: string }[]).map((r) => ({ digest: r.digest, mediaType: r.media_type }));
+    return (this.db.query("SELECT digest, media_type FROM manifests WHERE image_id = ?").all(imageId) as { digest: string; media_type: string }[]).map((r) => ({
+      digest: r.digest,
+      mediaType: r.media_type,
+    }));
   }
   allManifestDigests(): string[] {
     return (this.db.query("SELECT digest FROM manifests").all() as { digest: string }[]).map((r) => r.digest);

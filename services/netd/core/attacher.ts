@@ -54,9 +54,20 @@ export class Attacher {
     const dir = containerFilesDir(this.dataDir, input.containerId);
     const files = { hostsPath: join(dir, "hosts"), resolvConfPath: join(dir, "resolv.conf"), hostnamePath: join(dir, "hostname") };
     const base: AttachmentRecord = {
-      containerId: input.containerId, containerName: input.containerName.replace(/^\//, ""), hostname: input.hostname || input.containerId.slice(0, 12),
-      domainname: input.domainname, kind: "netns", sharedWith: "", netnsName: "", netnsPath: "", ...files, ports: [],
-      extraHosts: input.extraHosts, dns: input.dns, dnsSearch: input.dnsSearch, dnsOptions: input.dnsOptions,
+      containerId: input.containerId,
+      containerName: input.containerName.replace(/^\//, ""),
+      hostname: input.hostname || input.containerId.slice(0, 12),
+      domainname: input.domainname,
+      kind: "netns",
+      sharedWith: "",
+      netnsName: "",
+      netnsPath: "",
+      ...files,
+      ports: [],
+      extraHosts: input.extraHosts,
+      dns: input.dns,
+      dnsSearch: input.dnsSearch,
+      dnsOptions: input.dnsOptions,
     };
     try {
       if (mode === "host") return this.attachHost(base);
@@ -89,8 +100,15 @@ export class Attacher {
     const target = this.state.findAttachment(ref);
     if (!target || target.kind === "container") throw new NetworkError("failed_precondition", `cannot join network namespace of a non running container: ${ref}`);
     const rec: AttachmentRecord = {
-      ...base, kind: "container", sharedWith: target.containerId, netnsName: target.netnsName, netnsPath: target.netnsPath,
-      hostsPath: target.hostsPath, resolvConfPath: target.resolvConfPath, hostnamePath: target.hostnamePath, hostname: target.hostname,
+      ...base,
+      kind: "container",
+      sharedWith: target.containerId,
+      netnsName: target.netnsName,
+      netnsPath: target.netnsPath,
+      hostsPath: target.hostsPath,
+      resolvConfPath: target.resolvConfPath,
+      hostnamePath: target.hostnamePath,
+      hostname: target.hostname,
     };
     this.state.putAttachment(rec);
     return rec;
@@ -119,7 +137,8 @@ export class Attacher {
         if (p.hostIp && parseIp(p.hostIp) === undefined) {
           throw new NetworkError("invalid_argument", `invalid host IP ${JSON.stringify(p.hostIp)} for port ${p.containerPort}/${protocol}: only IPv4 addresses are supported`);
         }
-        if (p.hostPort > 65535 || p.hostPortEnd > 65535 || (p.hostPortEnd && p.hostPortEnd < p.hostPort)) throw new NetworkError("invalid_argument", `invalid host port range ${p.hostPort}-${p.hostPortEnd}`);
+        if (p.hostPort > 65535 || p.hostPortEnd > 65535 || (p.hostPortEnd && p.hostPortEnd < p.hostPort))
+          throw new NetworkError("invalid_argument", `invalid host port range ${p.hostPort}-${p.hostPortEnd}`);
         const hostIp = p.hostIp || bindIp;
         const hostPort = await this.ports.reserve({ protocol, hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd }, rec.containerName || rec.containerId.slice(0, 12));
         held.push({ protocol, containerPort: p.containerPort, hostIp: hostIp || "0.0.0.0", hostPort });
@@ -143,7 +162,10 @@ export class Attacher {
         this.state.deleteAttachment(rec.containerId);
       });
       for (const p of held) this.ports.release(p.protocol, p.hostIp, p.hostPort);
-      await deleteNetns(ns, endpoints.map((e) => e.veth));
+      await deleteNetns(
+        ns,
+        endpoints.map((e) => e.veth),
+      );
       if (held.length) await this.networks.syncFirewall().catch(() => undefined);
       throw err;
     }
@@ -172,8 +194,16 @@ export class Attacher {
       throw new NetworkError("invalid_argument", `Invalid address ${r.ipv6Address}: It does not belong to any of this network's subnets`);
     }
     return {
-      containerId: rec.containerId, networkId: net.id, endpointId: newId(), ip, prefixLen, gateway,
-      mac: r.macAddress || macForIp(ip), aliases: r.aliases, veth: vethName(this.names), ifname,
+      containerId: rec.containerId,
+      networkId: net.id,
+      endpointId: newId(),
+      ip,
+      prefixLen,
+      gateway,
+      mac: r.macAddress || macForIp(ip),
+      aliases: r.aliases,
+      veth: vethName(this.names),
+      ifname,
       ...(v6 ? { ip6: v6.ip, prefixLen6: v6.prefixLen, gateway6: v6.gateway } : {}),
       ...(linkLocalIps.length ? { linkLocalIps } : {}),
       ...(r.links?.length && !net.isDefault ? { links: r.links } : {}),
@@ -184,7 +214,12 @@ export class Attacher {
   private async buildNetns(rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): Promise<void> {
     const nets = endpoints.map((e) => this.state.networks.get(e.networkId)!);
     const plans: VethPlan[] = endpoints.map((e, i) => ({
-      veth: e.veth, ifname: e.ifname, bridge: nets[i].bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}`, mtu: Number(nets[i].options[MTU_OPT] ?? 0),
+      veth: e.veth,
+      ifname: e.ifname,
+      bridge: nets[i].bridge,
+      mac: e.mac,
+      cidr: `${e.ip}/${e.prefixLen}`,
+      mtu: Number(nets[i].options[MTU_OPT] ?? 0),
       extraCidrs: [...(e.ip6 ? [`${e.ip6}/${e.prefixLen6}`] : []), ...(e.linkLocalIps ?? []).map((a) => (a.includes(":") ? `${a}/64` : `${a}/16`))],
     }));
     await addVeths(rec.netnsName, fresh, plans);
@@ -268,11 +303,13 @@ export class Attacher {
     }
     const enslave: string[] = [];
     for (const e of this.state.endpoints.values()) enslave.push(`link set ${e.veth} master ${this.state.networks.get(e.networkId)?.bridge}`);
-    if (enslave.length) await exec(["ip", "-force", "-batch", "-"], enslave.join("\n") + "\n");
+    if (enslave.length) await exec(["ip", "-force", "-batch", "-"], `${enslave.join("\n")}\n`);
     for (const a of this.state.attachments.values()) {
       if (a.kind === "netns" && !existsSync(a.netnsPath)) this.log.warn("attachment lost its namespace (host rebooted?)", { container: a.containerId });
       for (const p of a.ports) {
-        await this.ports.reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, a.containerName).catch((err) => this.log.warn("could not re-hold published port", { err: String(err) }));
+        await this.ports
+          .reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, a.containerName)
+          .catch((err) => this.log.warn("could not re-hold published port", { err: String(err) }));
       }
     }
   }

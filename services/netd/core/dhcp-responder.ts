@@ -6,10 +6,7 @@
  * ArcBox daemons on one host ignore each other's clients.
  */
 import { cidrLast, formatIp, maskOf, parseCidr } from "./ipv4.ts";
-import {
-  BOOTREQUEST, DHCP, OPT, buildReply, ipOption, messageType, optionIp, optionText, textOption, u32Option, u8Option,
-  type DhcpMessage, type DhcpOption,
-} from "./dhcp-wire.ts";
+import { BOOTREQUEST, DHCP, OPT, buildReply, ipOption, messageType, optionIp, optionText, textOption, u32Option, u8Option, type DhcpMessage, type DhcpOption } from "./dhcp-wire.ts";
 
 export interface DhcpNet {
   subnet: string;
@@ -62,7 +59,8 @@ export function respond(req: DhcpMessage, net: DhcpNet, leaseOf: (mac: string) =
   // Bound clients (renewing, informing) are unicast; others get the subnet broadcast,
   // which leaves through the machine bridge only and reaches a client without an address.
   const dest = req.ciaddr !== "0.0.0.0" ? req.ciaddr : broadcast;
-  const reply = (t: number, yiaddr: string, opts: DhcpOption[]) => buildReply({ request: req, yiaddr, siaddr: t === DHCP.NAK ? "0.0.0.0" : net.gateway, options: [u8Option(OPT.MESSAGE_TYPE, t), ...opts] });
+  const reply = (t: number, yiaddr: string, opts: DhcpOption[]) =>
+    buildReply({ request: req, yiaddr, siaddr: t === DHCP.NAK ? "0.0.0.0" : net.gateway, options: [u8Option(OPT.MESSAGE_TYPE, t), ...opts] });
   const nak = (why: string): DhcpOutcome => ({
     reply: reply(DHCP.NAK, "0.0.0.0", [ipOption(OPT.SERVER_ID, net.gateway), textOption(OPT.MESSAGE, why)]),
     to: broadcast,

@@ -35,7 +35,11 @@ export class DhcpServer {
 
   async start(net: MachineNetRecord): Promise<void> {
     this.net = net;
-    await this.sockets.open(net.gateway, (msg) => this.onMessage(msg), (err) => this.log.warn("dhcp socket error", { err: String(err) }));
+    await this.sockets.open(
+      net.gateway,
+      (msg) => this.onMessage(msg),
+      (err) => this.log.warn("dhcp socket error", { err: String(err) }),
+    );
   }
 
   stop(): void {
@@ -46,7 +50,15 @@ export class DhcpServer {
   private onMessage(buf: Uint8Array): void {
     const net = this.net;
     const req = parseDhcp(buf);
-    const out = net && req ? respond(req, { subnet: net.subnet, gateway: net.gateway, dns: net.gateway, domain: this.domain, leaseSeconds: DHCP_LEASE_SECONDS }, (mac) => this.leases.byMac(mac), Math.floor(Date.now() / 1000)) : undefined;
+    const out =
+      net && req
+        ? respond(
+            req,
+            { subnet: net.subnet, gateway: net.gateway, dns: net.gateway, domain: this.domain, leaseSeconds: DHCP_LEASE_SECONDS },
+            (mac) => this.leases.byMac(mac),
+            Math.floor(Date.now() / 1000),
+          )
+        : undefined;
     if (!out) {
       this.stats.ignored++;
       return;

@@ -63,7 +63,10 @@ export function parseDhcp(buf: Uint8Array): DhcpMessage | undefined {
   if (!options) return undefined;
   // Option overload (52): the file and/or sname fields carry more options.
   const overload = options.get(OPT.OVERLOAD)?.[0] ?? 0;
-  for (const [flag, start, len] of [[1, 108, 128], [2, 44, 64]] as const) {
+  for (const [flag, start, len] of [
+    [1, 108, 128],
+    [2, 44, 64],
+  ] as const) {
     if (!(overload & flag)) continue;
     const more = parseOptions(buf.subarray(start, start + len));
     if (!more) return undefined;
@@ -186,7 +189,21 @@ export function buildReply(r: DhcpReply): Uint8Array {
 /** A client-side BOOTREQUEST (tests and tools): message type, chaddr, xid and extra options. */
 export function buildRequest(o: { xid: number; chaddr: string; type: number; ciaddr?: string; flags?: number; options?: DhcpOption[] }): Uint8Array {
   const base = buildReply({
-    request: { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: o.xid, secs: 0, flags: o.flags ?? 0, ciaddr: o.ciaddr ?? "0.0.0.0", yiaddr: "0.0.0.0", siaddr: "0.0.0.0", giaddr: "0.0.0.0", chaddr: o.chaddr, options: new Map() },
+    request: {
+      op: BOOTREQUEST,
+      htype: 1,
+      hlen: 6,
+      hops: 0,
+      xid: o.xid,
+      secs: 0,
+      flags: o.flags ?? 0,
+      ciaddr: o.ciaddr ?? "0.0.0.0",
+      yiaddr: "0.0.0.0",
+      siaddr: "0.0.0.0",
+      giaddr: "0.0.0.0",
+      chaddr: o.chaddr,
+      options: new Map(),
+    },
     yiaddr: "0.0.0.0",
     options: [u8Option(OPT.MESSAGE_TYPE, o.type), ...(o.options ?? [])],
   });

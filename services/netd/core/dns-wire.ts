@@ -84,7 +84,10 @@ export function buildError(query: Uint8Array, q: DnsQuestion, rcode: number): Ui
 
 /** A PTR answer (reverse lookup) pointing at `target`. */
 export function buildPtrAnswer(query: Uint8Array, q: DnsQuestion, target: string, ttl = 600): Uint8Array {
-  const labels = target.split(".").filter(Boolean).map((l) => new TextEncoder().encode(l));
+  const labels = target
+    .split(".")
+    .filter(Boolean)
+    .map((l) => new TextEncoder().encode(l));
   const rdata = new Uint8Array(labels.reduce((n, l) => n + 1 + l.length, 1));
   let r = 0;
   for (const l of labels) {

@@ -5,19 +5,12 @@ export interface HostsEntry {
   names: string[];
 }
 
-const LOCAL_HOSTS = [
-  "127.0.0.1\tlocalhost",
-  "::1\tlocalhost ip6-localhost ip6-loopback",
-  "fe00::\tip6-localnet",
-  "ff00::\tip6-mcastprefix",
-  "ff02::1\tip6-allnodes",
-  "ff02::2\tip6-allrouters",
-];
+const LOCAL_HOSTS = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::\tip6-localnet", "ff00::\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"];
 
 export function hostsFile(extra: HostsEntry[], own: HostsEntry[]): string {
   const lines = [...LOCAL_HOSTS];
   for (const e of [...extra, ...own]) lines.push(`${e.ip}\t${e.names.join(" ")}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** "name:ip" (or "name=ip") extra hosts; "host-gateway" becomes `gateway`. */
@@ -59,5 +52,5 @@ export function resolvConfFile(c: ResolvConf, comment?: string): string {
   if (c.search.length) lines.push(`search ${c.search.join(" ")}`);
   for (const ns of c.nameservers) lines.push(`nameserver ${ns}`);
   if (c.options.length) lines.push(`options ${c.options.join(" ")}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }

@@ -77,7 +77,13 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
 
   if (s.machineNet) {
     const dnsGateways = bridges.filter((b) => !b.isDefault).flatMap((b) => b.pools.map((p) => p.gateway));
-    const m = machineRules(n, s.machineNet, s.machines ?? [], bridges.map((b) => b.bridge), dnsGateways);
+    const m = machineRules(
+      n,
+      s.machineNet,
+      s.machines ?? [],
+      bridges.map((b) => b.bridge),
+      dnsGateways,
+    );
     nat.push(...m.nat);
     filter.push(...m.filter);
   }

@@ -59,7 +59,13 @@ export function validatePools(pools: IpamPool[], existing: NetworkRecord[]): Ipa
       if (a === undefined || !cidrContains(subnet, a)) throw new NetworkError("invalid_argument", `no matching subnet for aux-address ${name}=${ip}`);
     }
     taken.push(subnet);
-    out.push({ subnet: formatCidr(subnet), gateway: formatIp(gateway), ...(ipRange ? { ipRange } : {}), ...(p.auxAddresses && Object.keys(p.auxAddresses).length ? { auxAddresses: p.auxAddresses } : {}), ...(p.gateway ? {} : { implicitGateway: true }) });
+    out.push({
+      subnet: formatCidr(subnet),
+      gateway: formatIp(gateway),
+      ...(ipRange ? { ipRange } : {}),
+      ...(p.auxAddresses && Object.keys(p.auxAddresses).length ? { auxAddresses: p.auxAddresses } : {}),
+      ...(p.gateway ? {} : { implicitGateway: true }),
+    });
   }
   return out;
 }
@@ -129,7 +135,13 @@ export function validatePools6(pools: IpamPool[], existing: NetworkRecord[]): Ip
       const a = parseIp6(ip);
       if (a === undefined || !cidr6Contains(subnet, a)) throw new NetworkError("invalid_argument", `no matching subnet for aux-address ${name}=${ip}`);
     }
-    return { subnet: formatCidr6(subnet), gateway: formatIp6(gateway), ...(ipRange ? { ipRange } : {}), ...(p.auxAddresses && Object.keys(p.auxAddresses).length ? { auxAddresses: p.auxAddresses } : {}), ...(p.gateway ? {} : { implicitGateway: true }) };
+    return {
+      subnet: formatCidr6(subnet),
+      gateway: formatIp6(gateway),
+      ...(ipRange ? { ipRange } : {}),
+      ...(p.auxAddresses && Object.keys(p.auxAddresses).length ? { auxAddresses: p.auxAddresses } : {}),
+      ...(p.gateway ? {} : { implicitGateway: true }),
+    };
   });
 }
 

@@ -36,5 +36,5 @@ export function parseCidr(s: string, what = "subnet"): Cidr {
 export const formatCidr = (c: Cidr) => `${formatIp(c.base)}/${c.prefix}`;
 export const cidrSize = (c: Cidr) => 2 ** (32 - c.prefix);
 export const cidrLast = (c: Cidr) => c.base + cidrSize(c) - 1;
-export const cidrContains = (c: Cidr, ip: number) => ((ip & maskOf(c.prefix)) >>> 0) === c.base;
+export const cidrContains = (c: Cidr, ip: number) => (ip & maskOf(c.prefix)) >>> 0 === c.base;
 export const cidrsOverlap = (a: Cidr, b: Cidr) => a.base <= cidrLast(b) && b.base <= cidrLast(a);

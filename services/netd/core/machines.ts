@@ -57,8 +57,14 @@ export class MachineNetworks {
     try {
       if (!lease) {
         lease = {
-          machine, mac: machineMac(this.names, machine), ip: this.allocateIp(net), tap: this.freeTapName(machine),
-          createdUnix: Math.floor(Date.now() / 1000), clientHostname: "", expiresUnix: 0, ports: [],
+          machine,
+          mac: machineMac(this.names, machine),
+          ip: this.allocateIp(net),
+          tap: this.freeTapName(machine),
+          createdUnix: Math.floor(Date.now() / 1000),
+          clientHostname: "",
+          expiresUnix: 0,
+          ports: [],
         };
         this.state.putMachine(lease);
       }
@@ -141,7 +147,9 @@ export class MachineNetworks {
     await ensureMachineLinks(this.bridgePlan(net), [...taps], links);
     for (const m of this.state.machines.values()) {
       for (const p of m.ports) {
-        await this.ports.reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, m.machine).catch((err) => this.log.warn("could not re-hold a machine's forwarded port", { machine: m.machine, err: String(err) }));
+        await this.ports
+          .reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, m.machine)
+          .catch((err) => this.log.warn("could not re-hold a machine's forwarded port", { machine: m.machine, err: String(err) }));
       }
     }
     await this.networks.syncFirewall();

@@ -11,9 +11,7 @@ export class NameResolution {
   /** Answers embedded-DNS questions from the container at `askerIp`. */
   lookup(askerIp: string, name: string): string[] | undefined {
     const asker = [...this.state.endpoints.values()].find((e) => e.ip === askerIp);
-    const scope = asker
-      ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId))
-      : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
+    const scope = asker ? new Set(this.state.endpointsOf(asker.containerId).map((e) => e.networkId)) : new Set([...this.state.networks.values()].filter((n) => !n.isDefault).map((n) => n.id));
     const ips: string[] = [];
     // A legacy link's alias names its container for the linking endpoint only.
     const linked = new Map<string, Set<string>>();

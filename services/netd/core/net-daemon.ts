@@ -28,7 +28,12 @@ export class NetDaemon {
   private readonly dhcp: DhcpServer;
   private readonly ports = new PortReservations();
 
-  constructor(store: NetStore, readonly names: NetNames, dataDir: string, private readonly log: Logger) {
+  constructor(
+    store: NetStore,
+    readonly names: NetNames,
+    dataDir: string,
+    private readonly log: Logger,
+  ) {
     this.state = new NetState(store);
     const resolution = new NameResolution(this.state);
     // One resolver serves every bridge; the asker's address says whether it is a machine
@@ -43,17 +48,24 @@ export class NetDaemon {
     this.networks = new Networks(this.state, names, this.dns, log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
     this.dhcp = new DhcpServer({ byMac: (mac) => this.machines.byMac(mac), noteLease: (m, h, e) => this.machines.noteLease(m, h, e) }, MACHINE_DOMAIN, log);
-    this.machines = new MachineNetworks(this.state, names, this.networks, this.ports, {
-      start: async (net) => {
-        await this.dns.listen(net.gateway);
-        // Without DHCP a machine still boots (it goes on without network): say why, do not fail.
-        await this.dhcp.start(net).catch((err) => log.error("cannot serve DHCP for machines", { err: String(err) }));
+    this.machines = new MachineNetworks(
+      this.state,
+      names,
+      this.networks,
+      this.ports,
+      {
+        start: async (net) => {
+          await this.dns.listen(net.gateway);
+          // Without DHCP a machine still boots (it goes on without network): say why, do not fail.
+          await this.dhcp.start(net).catch((err) => log.error("cannot serve DHCP for machines", { err: String(err) }));
+        },
+        stop: () => {
+          this.dhcp.stop();
+          if (this.state.machineNet) this.dns.close(this.state.machineNet.gateway);
+        },
       },
-      stop: () => {
-        this.dhcp.stop();
-        if (this.state.machineNet) this.dns.close(this.state.machineNet.gateway);
-      },
-    }, log);
+      log,
+    );
   }
 
   start(): Promise<void> {

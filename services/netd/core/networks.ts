@@ -69,13 +69,16 @@ export class Networks {
   }
 
   async syncFirewall(): Promise<void> {
-    await applyChains(this.names, firewallRules(this.names, {
-      networks: [...this.state.networks.values()],
-      endpoints: [...this.state.endpoints.values()],
-      attachments: [...this.state.attachments.values()],
-      machineNet: this.state.machineNet,
-      machines: [...this.state.machines.values()],
-    }));
+    await applyChains(
+      this.names,
+      firewallRules(this.names, {
+        networks: [...this.state.networks.values()],
+        endpoints: [...this.state.endpoints.values()],
+        attachments: [...this.state.attachments.values()],
+        machineNet: this.state.machineNet,
+        machines: [...this.state.machines.values()],
+      }),
+    );
   }
 
   /** Subnets of our networks and of the machine bridge: never picked again. */
@@ -93,12 +96,28 @@ export class Networks {
 
   private async ensurePredefined(): Promise<void> {
     const now = new Date();
-    const base = { created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000), internal: false, attachable: false, enableIpv6: false, ipamDriver: "default", ipamOptions: {}, labels: {}, builtin: true };
+    const base = {
+      created: now.toISOString(),
+      createdUnix: Math.floor(now.getTime() / 1000),
+      internal: false,
+      attachable: false,
+      enableIpv6: false,
+      ipamDriver: "default",
+      ipamOptions: {},
+      labels: {},
+      builtin: true,
+    };
     if (!this.state.findNetwork("bridge")) {
       const taken = [...this.takenCidrs([...this.state.networks.values()]), ...(await hostRoutes()).map((r) => parseCidr(r))];
       const pool = pickSubnet(taken);
       this.state.putNetwork({
-        ...base, id: newId(), name: "bridge", driver: "bridge", pools: [pool], bridge: this.names.defaultBridge, isDefault: true,
+        ...base,
+        id: newId(),
+        name: "bridge",
+        driver: "bridge",
+        pools: [pool],
+        bridge: this.names.defaultBridge,
+        isDefault: true,
         options: {
           "com.docker.network.bridge.default_bridge": "true",
           "com.docker.network.bridge.enable_icc": "true",
@@ -131,10 +150,12 @@ export class Networks {
     // A v6 pool is kept even without EnableIPv6 (as dockerd does); addresses need both.
     const given6 = validatePools6(split.v6, existing);
     const pools6 = given6.length ? given6 : req.enableIpv6 ? [pickSubnet6(existing)] : [];
-    return given.length ? this.createWith(req, driver, given, pools6) : withHostLock(async () => {
-      const taken = [...this.takenCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
-      return this.createWith(req, driver, [pickSubnet(taken)], pools6);
-    });
+    return given.length
+      ? this.createWith(req, driver, given, pools6)
+      : withHostLock(async () => {
+          const taken = [...this.takenCidrs(existing), ...(await hostRoutes()).map((r) => parseCidr(r))];
+          return this.createWith(req, driver, [pickSubnet(taken)], pools6);
+        });
   }
 
   private async createWith(req: CreateNetwork, driver: string, pools: IpamPool[], pools6: IpamPool[]): Promise<{ id: string; warning: string }> {
@@ -152,9 +173,23 @@ export class Networks {
     }
     const now = new Date();
     const net: NetworkRecord = {
-      id, name: req.name, driver, created: now.toISOString(), createdUnix: Math.floor(now.getTime() / 1000),
-      internal: req.internal, attachable: req.attachable, enableIpv6: req.enableIpv6, ipamDriver: "default",
-      ipamOptions: req.ipamOptions, pools, pools6, options: req.options, labels: req.labels, bridge, builtin: false, isDefault: false,
+      id,
+      name: req.name,
+      driver,
+      created: now.toISOString(),
+      createdUnix: Math.floor(now.getTime() / 1000),
+      internal: req.internal,
+      attachable: req.attachable,
+      enableIpv6: req.enableIpv6,
+      ipamDriver: "default",
+      ipamOptions: req.ipamOptions,
+      pools,
+      pools6,
+      options: req.options,
+      labels: req.labels,
+      bridge,
+      builtin: false,
+      isDefault: false,
     };
     try {
       // Firewall (with the bridge's guards) before the bridge and its DNS listener exist.

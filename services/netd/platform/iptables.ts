@@ -21,7 +21,10 @@ function hasRule(saved: string, table: string, rule: string): boolean {
   const start = saved.indexOf(`*${table}\n`);
   if (start < 0) return false;
   const end = saved.indexOf("COMMIT", start);
-  return saved.slice(start, end).split("\n").some((l) => l.trim() === rule);
+  return saved
+    .slice(start, end)
+    .split("\n")
+    .some((l) => l.trim() === rule);
 }
 
 /** Jumps are checked (iptables-save) on the first apply only: after that one restore is enough. */
@@ -41,7 +44,7 @@ export async function applyChains(n: NetNames, rules: ChainRules): Promise<void>
     }
     out.push("COMMIT");
   }
-  await execOk(["iptables-restore", "-w", "--noflush"], out.join("\n") + "\n");
+  await execOk(["iptables-restore", "-w", "--noflush"], `${out.join("\n")}\n`);
   jumpsChecked.add(n.tag);
 }
 
@@ -59,5 +62,5 @@ export async function removeChains(n: NetNames): Promise<void> {
     }
     out.push("COMMIT");
   }
-  await execOk(["iptables-restore", "-w", "--noflush"], out.join("\n") + "\n");
+  await execOk(["iptables-restore", "-w", "--noflush"], `${out.join("\n")}\n`);
 }

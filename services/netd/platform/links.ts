@@ -32,7 +32,7 @@ export async function ensureBridge(name: string, gatewayCidr: string, existing?:
   if (!existing) lines.push(`link add ${name} type bridge`);
   if (!existing?.addrs.includes(gatewayCidr)) lines.push(`addr add ${gatewayCidr} dev ${name}`);
   lines.push(`link set ${name} up`);
-  await execOk(["ip", "-batch", "-"], lines.join("\n") + "\n");
+  await execOk(["ip", "-batch", "-"], `${lines.join("\n")}\n`);
   if (gateway6Cidr) {
     // Our own bridge only (the host's defaults stay as they are); nodad: the gateway answers at once.
     writeSysctl(`net/ipv6/conf/${name}/disable_ipv6`, "0");
@@ -74,7 +74,7 @@ export async function addVeths(netns: string, createNetns: boolean, plans: VethP
     host.push(`link set ${p.veth} type bridge_slave hairpin on`);
     host.push(`link set ${p.veth} up`);
   }
-  if (host.length) await execOk(["ip", "-batch", "-"], host.join("\n") + "\n");
+  if (host.length) await execOk(["ip", "-batch", "-"], `${host.join("\n")}\n`);
 }
 
 /** Inside the namespace: loopback, addresses, MACs, default route. */
@@ -91,7 +91,7 @@ export async function configureNetns(netns: string, plans: VethPlan[], defaultGa
   if (defaultGateway) lines.push(`route replace default via ${defaultGateway}`);
   // (the family comes from the gateway address: "-6" is no batch command)
   if (defaultGateway6) lines.push(`route replace default via ${defaultGateway6}`);
-  if (lines.length) await execOk(["ip", "-n", netns, "-batch", "-"], lines.join("\n") + "\n");
+  if (lines.length) await execOk(["ip", "-n", netns, "-batch", "-"], `${lines.join("\n")}\n`);
 }
 
 export async function createNetnsOnly(netns: string): Promise<void> {
@@ -106,7 +106,7 @@ export async function createNetnsOnly(netns: string): Promise<void> {
  */
 export async function deleteNetns(netns: string, veths: string[] = []): Promise<void> {
   const lines = [...veths.map((v) => `link del ${v}`), `netns del ${netns}`];
-  await exec(["ip", "-force", "-batch", "-"], lines.join("\n") + "\n");
+  await exec(["ip", "-force", "-batch", "-"], `${lines.join("\n")}\n`);
 }
 
 export async function listNetns(): Promise<string[]> {

@@ -19,12 +19,17 @@ export interface LinkState {
 export async function linkStates(): Promise<Map<string, LinkState>> {
   const out = await execOk(["ip", "-j", "addr", "show"]);
   const links = JSON.parse(out || "[]") as { ifname: string; flags?: string[]; master?: string; addr_info?: { family: string; local: string; prefixlen: number }[] }[];
-  return new Map(links.map((l) => [l.ifname, {
-    name: l.ifname,
-    addrs: (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`),
-    master: l.master,
-    up: l.flags?.includes("UP") ?? false,
-  }]));
+  return new Map(
+    links.map((l) => [
+      l.ifname,
+      {
+        name: l.ifname,
+        addrs: (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`),
+        master: l.master,
+        up: l.flags?.includes("UP") ?? false,
+      },
+    ]),
+  );
 }
 
 export interface MachineBridgePlan {
@@ -55,7 +60,7 @@ export async function ensureMachineLinks(bridge: MachineBridgePlan, taps: string
     if (t?.master !== bridge.name) lines.push(`link set ${tap} master ${bridge.name}`);
     if (!t?.up) lines.push(`link set ${tap} up`);
   }
-  if (lines.length) await execOk(["ip", "-batch", "-"], lines.join("\n") + "\n");
+  if (lines.length) await execOk(["ip", "-batch", "-"], `${lines.join("\n")}\n`);
   // Packets to host.arcbox.internal are DNATed to 127.0.0.1: this bridge only may route them.
   writeSysctl(`net/ipv4/conf/${bridge.name}/route_localnet`, "1");
 }

@@ -43,10 +43,7 @@ export class PortReservations {
     // Bun reports a taken port as "Failed to listen at ..." (EADDRINUSE for UDP).
     const inUse = e?.code === "EADDRINUSE" || /in use|failed to listen|bind/i.test(String(e?.message ?? e));
     const reason = inUse ? "address already in use" : String(e?.message ?? e);
-    throw new NetworkError(
-      "internal",
-      `driver failed programming external connectivity on endpoint ${owner}: failed to bind host port for ${hostIp}:${shown}:${req.protocol}: ${reason}`,
-    );
+    throw new NetworkError("internal", `driver failed programming external connectivity on endpoint ${owner}: failed to bind host port for ${hostIp}:${shown}:${req.protocol}: ${reason}`);
   }
 
   release(protocol: string, hostIp: string, port: number): void {

@@ -39,7 +39,15 @@ export function networkRoutes(d: NetDaemon) {
           hostname: req.hostname,
           domainname: req.domainname,
           networkMode: req.networkMode,
-          endpoints: req.endpoints.map((e) => ({ network: e.network, aliases: e.aliases, ipv4Address: e.ipv4Address, macAddress: e.macAddress, ipv6Address: e.ipv6Address, linkLocalIps: e.linkLocalIps, links: e.links })),
+          endpoints: req.endpoints.map((e) => ({
+            network: e.network,
+            aliases: e.aliases,
+            ipv4Address: e.ipv4Address,
+            macAddress: e.macAddress,
+            ipv6Address: e.ipv6Address,
+            linkLocalIps: e.linkLocalIps,
+            links: e.links,
+          })),
           ports: req.ports.map((p) => ({ protocol: p.protocol, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd })),
           extraHosts: req.extraHosts,
           dns: req.dns,
@@ -54,7 +62,15 @@ export function networkRoutes(d: NetDaemon) {
       },
       connect: async (req) => {
         const e = req.endpoint;
-        const ep = await d.connect(req.containerId, req.containerName, { network: e?.network ?? "", aliases: e?.aliases ?? [], ipv4Address: e?.ipv4Address ?? "", macAddress: e?.macAddress ?? "", ipv6Address: e?.ipv6Address ?? "", linkLocalIps: e?.linkLocalIps ?? [], links: e?.links ?? [] });
+        const ep = await d.connect(req.containerId, req.containerName, {
+          network: e?.network ?? "",
+          aliases: e?.aliases ?? [],
+          ipv4Address: e?.ipv4Address ?? "",
+          macAddress: e?.macAddress ?? "",
+          ipv6Address: e?.ipv6Address ?? "",
+          linkLocalIps: e?.linkLocalIps ?? [],
+          links: e?.links ?? [],
+        });
         return ep ? { endpoint: endpointMsg(d, ep) } : {};
       },
       disconnect: async (req) => {
@@ -79,7 +95,13 @@ function networkMsg(d: NetDaemon, n: NetworkRecord): MessageInitShape<typeof Net
     attachable: n.attachable,
     enableIpv6: n.enableIpv6,
     ipamDriver: n.ipamDriver,
-    ipam: [...n.pools, ...(n.pools6 ?? [])].map((p) => ({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange ?? "", auxAddresses: p.auxAddresses ?? {}, implicitGateway: p.implicitGateway ?? false })),
+    ipam: [...n.pools, ...(n.pools6 ?? [])].map((p) => ({
+      subnet: p.subnet,
+      gateway: p.gateway,
+      ipRange: p.ipRange ?? "",
+      auxAddresses: p.auxAddresses ?? {},
+      implicitGateway: p.implicitGateway ?? false,
+    })),
     options: n.options,
     labels: n.labels,
     ipamOptions: n.ipamOptions,

@@ -77,7 +77,10 @@ export class NetStore {
   }
 
   pending(containerId: string): PendingEndpoint[] {
-    return this.db.query("SELECT doc FROM pending WHERE container_id = ?").all(containerId).map((r) => JSON.parse((r as { doc: string }).doc));
+    return this.db
+      .query("SELECT doc FROM pending WHERE container_id = ?")
+      .all(containerId)
+      .map((r) => JSON.parse((r as { doc: string }).doc));
   }
   putPending(containerId: string, p: PendingEndpoint): void {
     this.db.query("INSERT OR REPLACE INTO pending (container_id, network, doc) VALUES (?, ?, ?)").run(containerId, p.network, JSON.stringify(p));
@@ -109,6 +112,9 @@ export class NetStore {
   }
 
   private all<T>(sql: string): T[] {
-    return this.db.query(sql).all().map((r) => JSON.parse((r as { doc: string }).doc) as T);
+    return this.db
+      .query(sql)
+      .all()
+      .map((r) => JSON.parse((r as { doc: string }).doc) as T);
   }
 }

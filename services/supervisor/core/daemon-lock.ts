@@ -17,10 +17,7 @@ export class DaemonLock {
       try {
         holder = readFileSync(path, "utf8").trim();
       } catch {}
-      throw new ArcboxError(
-        "already_exists",
-        `another ArcBox daemon${holder ? ` (pid ${holder})` : ""} is already running with home ${home}; stop it with 'arcbox stop' or use a different --home`,
-      );
+      throw new ArcboxError("already_exists", `another ArcBox daemon${holder ? ` (pid ${holder})` : ""} is already running with home ${home}; stop it with 'arcbox stop' or use a different --home`);
     }
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}\n`);

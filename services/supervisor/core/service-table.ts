@@ -23,10 +23,4 @@ const spec = (name: string, lazy: boolean): ServiceSpec => ({
   },
 });
 
-export const SERVICE_TABLE: ServiceSpec[] = [
-  spec("imaged", true),
-  spec("fsd", true),
-  spec("netd", true),
-  spec("vmm", true),
-  spec("apid", false),
-];
+export const SERVICE_TABLE: ServiceSpec[] = [spec("imaged", true), spec("fsd", true), spec("netd", true), spec("vmm", true), spec("apid", false)];

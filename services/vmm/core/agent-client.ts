@@ -78,11 +78,7 @@ export class AgentClient {
     return !this.closed;
   }
 
-  async call<K extends AgentMethod>(
-    method: K,
-    req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>,
-    opts: CallOptions = {},
-  ): Promise<MessageShape<Methods[K]["output"]>> {
+  async call<K extends AgentMethod>(method: K, req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>, opts: CallOptions = {}): Promise<MessageShape<Methods[K]["output"]>> {
     if (this.closed) throw new MachineError("unavailable", "the guest agent is not connected");
     const desc = MachineService.method[method] as unknown as { input: DescMessage; output: DescMessage };
     const id = this.nextId++;

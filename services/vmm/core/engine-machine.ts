@@ -57,9 +57,7 @@ export interface EngineMachineDeps {
 
 /** The set-up script run in the machine after each (re)connection; idempotent. */
 function setupScript(): string {
-  const mounts = ENGINE_SHARES.map(
-    (s) => `mkdir -p ${s.guestDir}; grep -q " ${s.guestDir} virtiofs " /proc/mounts || mount -t virtiofs ${s.readOnly ? "-o ro " : ""}${s.tag} ${s.guestDir}`,
-  );
+  const mounts = ENGINE_SHARES.map((s) => `mkdir -p ${s.guestDir}; grep -q " ${s.guestDir} virtiofs " /proc/mounts || mount -t virtiofs ${s.readOnly ? "-o ro " : ""}${s.tag} ${s.guestDir}`);
   return [
     "set -e",
     // The guest clock lags the host's under TCG (no paravirtual clock): the agent stamps
@@ -127,9 +125,18 @@ export class EngineMachine {
     const waiter = { output: "", done };
     this.execWaiters.set(execId, waiter);
     try {
-      await agent.call("machineExec", { machine: this.name, execId, args: ["/opt/arcbox/bin/busybox", "sh", "-c", setupScript()], env: ["PATH=/opt/arcbox/bin:/usr/sbin:/usr/bin:/sbin:/bin"], cwd: "/" });
+      await agent.call("machineExec", {
+        machine: this.name,
+        execId,
+        args: ["/opt/arcbox/bin/busybox", "sh", "-c", setupScript()],
+        env: ["PATH=/opt/arcbox/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        cwd: "/",
+      });
       let timer: Timer | undefined;
-      const code = await Promise.race([exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new MachineError("unavailable", "the engine machine's set-up did not finish in time")), SETUP_TIMEOUT_MS)))]).finally(() => clearTimeout(timer));
+      const code = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new MachineError("unavailable", "the engine machine's set-up did not finish in time")), SETUP_TIMEOUT_MS))),
+      ]).finally(() => clearTimeout(timer));
       if (code !== 0) throw new MachineError("internal", `the engine machine's set-up failed (exit ${code}): ${waiter.output.trim().slice(-500)}`);
     } finally {
       this.execWaiters.delete(execId);

@@ -131,7 +131,10 @@ export class HostMachine {
         await Promise.race([
           answered,
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new MachineError("unavailable", `the guest agent did not answer within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${agentLogPath(this.home)})`)), AGENT_START_TIMEOUT_MS);
+            timer = setTimeout(
+              () => reject(new MachineError("unavailable", `the guest agent did not answer within ${AGENT_START_TIMEOUT_MS / 1000}s (see ${agentLogPath(this.home)})`)),
+              AGENT_START_TIMEOUT_MS,
+            );
           }),
         ]);
       } catch (err) {

@@ -78,7 +78,10 @@ export class MachinePortSync {
         const { ports } = await agent.call("listeningPorts", { machine });
         if (this.machines.get(machine) !== s) return;
         // Host loopback only, as OrbStack does: a machine's services are the user's, not the LAN's.
-        const r = await this.network.setPorts(machine, ports.map((p) => ({ protocol: p.protocol, port: p.port, hostIp: LOOPBACK })));
+        const r = await this.network.setPorts(
+          machine,
+          ports.map((p) => ({ protocol: p.protocol, port: p.port, hostIp: LOOPBACK })),
+        );
         if (this.machines.get(machine) !== s) return;
         s.state = { ports: r.ports.map((p) => `${p.port}/${p.protocol}`), errors: r.failed };
         this.log.info("forwarded machine ports", { machine, ports: s.state.ports, failed: r.failed.length ? r.failed : undefined });

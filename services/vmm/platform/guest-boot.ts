@@ -24,6 +24,10 @@ export function guestBoot(repoRoot = REPO_ROOT): GuestBoot {
 const MAX_CMDLINE = 2047;
 
 function checkedLength(cmdline: string): string {
-  if (Buffer.byteLength(cmdline) > MAX_CMDLINE) throw new ArcboxError("invalid_argument", `the machine's mounts do not fit on the kernel command line (${Buffer.byteLength(cmdline)} of ${MAX_CMDLINE} bytes): use fewer or shorter guest directories`);
+  if (Buffer.byteLength(cmdline) > MAX_CMDLINE)
+    throw new ArcboxError(
+      "invalid_argument",
+      `the machine's mounts do not fit on the kernel command line (${Buffer.byteLength(cmdline)} of ${MAX_CMDLINE} bytes): use fewer or shorter guest directories`,
+    );
   return cmdline;
 }

@@ -30,7 +30,7 @@ export async function buildRootDisk(layers: RootfsLayers, diskPath: string, size
   const options = `lowerdir=${layers.relativeLowerDirs.join(":")},upperdir=${layers.upperDir},workdir=${layers.workDir}`;
   // The script runs in its own mount namespace; "$@" carries every path as an argument.
   const script = [
-    'set -e',
+    "set -e",
     'mnt="$1"; opts="$2"; disk="$3"; size="$4"; shift 4',
     'mount -t overlay overlay -o "$opts" "$mnt"',
     'for d in "$@"; do mkdir -p "$mnt/$d"; done',

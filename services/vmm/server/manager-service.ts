@@ -54,7 +54,10 @@ export function managerRoutes(router: ConnectRouter, machines: VmMachines, execs
   const info = (m: MachineRecord) => toInfo(m, machines.dir(m.name), forwarding?.(m.name));
   router.service(MachineManagerService, {
     create: async (req) => ({
-      machine: info(reserved(req.name) ?? (await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart, mounts: req.mounts.map(fromMountMsg) }))),
+      machine: info(
+        reserved(req.name) ??
+          (await machines.create({ name: req.name, image: req.image, cpus: req.cpus, memoryMib: req.memoryMib, diskGib: req.diskGib, noStart: req.noStart, mounts: req.mounts.map(fromMountMsg) })),
+      ),
     }),
     addMount: (req) => ({ machine: info(machines.addMount(req.name, fromMountMsg(req.mount))) }),
     removeMount: (req) => ({ machine: info(machines.removeMount(req.name, req.guestDir)) }),

@@ -1,7 +1,7 @@
 /** Query-string parsing shared by the image routes (Docker's `filters` JSON, booleans). */
 import { create } from "@bufbuild/protobuf";
 import { FilterSchema, type Filter } from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
-import { FILTERS, parseFilters } from "../filters.ts";
+import { type FILTERS, parseFilters } from "../filters.ts";
 
 /**
  * Docker's `filters` as imaged's Filter list, checked here first (keys and values, a

@@ -9,28 +9,35 @@ import { NOT_A_MANAGER } from "../routes/swarm.ts";
 
 const strMap = z.record(z.string(), z.string()).nullish();
 
-const IpamPoolSchema = z.object({
-  Subnet: z.string().nullish(),
-  IPRange: z.string().nullish(),
-  Gateway: z.string().nullish(),
-  AuxiliaryAddresses: strMap,
-}).loose();
+const IpamPoolSchema = z
+  .object({
+    Subnet: z.string().nullish(),
+    IPRange: z.string().nullish(),
+    Gateway: z.string().nullish(),
+    AuxiliaryAddresses: strMap,
+  })
+  .loose();
 
-export const NetworkCreateSchema = z.object({
-  Name: z.string().min(1, "network name is required"),
-  CheckDuplicate: z.boolean().nullish(),
-  Driver: z.string().nullish(),
-  Scope: z.string().nullish(),
-  Internal: z.boolean().nullish(),
-  Attachable: z.boolean().nullish(),
-  Ingress: z.boolean().nullish(),
-  ConfigOnly: z.boolean().nullish(),
-  EnableIPv4: z.boolean().nullish(),
-  EnableIPv6: z.boolean().nullish(),
-  IPAM: z.object({ Driver: z.string().nullish(), Config: z.array(IpamPoolSchema).nullish(), Options: strMap }).loose().nullish(),
-  Options: strMap,
-  Labels: strMap,
-}).loose();
+export const NetworkCreateSchema = z
+  .object({
+    Name: z.string().min(1, "network name is required"),
+    CheckDuplicate: z.boolean().nullish(),
+    Driver: z.string().nullish(),
+    Scope: z.string().nullish(),
+    Internal: z.boolean().nullish(),
+    Attachable: z.boolean().nullish(),
+    Ingress: z.boolean().nullish(),
+    ConfigOnly: z.boolean().nullish(),
+    EnableIPv4: z.boolean().nullish(),
+    EnableIPv6: z.boolean().nullish(),
+    IPAM: z
+      .object({ Driver: z.string().nullish(), Config: z.array(IpamPoolSchema).nullish(), Options: strMap })
+      .loose()
+      .nullish(),
+    Options: strMap,
+    Labels: strMap,
+  })
+  .loose();
 export type NetworkCreateBody = z.infer<typeof NetworkCreateSchema>;
 
 /**

@@ -1,5 +1,5 @@
 /** Reads a JSON request body and validates it with a zod schema; bad input is a 400 with the reasons. */
-import { z } from "zod";
+import type { z } from "zod";
 import { ArcboxError } from "../../../../lib/errors.ts";
 import { parseJsonText } from "../json-text.ts";
 

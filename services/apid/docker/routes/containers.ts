@@ -83,7 +83,10 @@ export function containersRoutes(deps: DockerApiDeps) {
     );
     let list = containers
       .list()
-      .filter((r) => all || limit !== undefined || filters.status !== undefined || filters.exited !== undefined || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
+      .filter(
+        (r) =>
+          all || limit !== undefined || filters.status !== undefined || filters.exited !== undefined || r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting",
+      )
       .filter(match)
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
@@ -165,7 +168,7 @@ export function containersRoutes(deps: DockerApiDeps) {
       async start(ctrl) {
         ctrl.enqueue(new TextEncoder().encode("\n"));
         const r = await result;
-        ctrl.enqueue(new TextEncoder().encode(JSON.stringify({ StatusCode: r.code, Error: r.error ? { Message: r.error } : null }) + "\n"));
+        ctrl.enqueue(new TextEncoder().encode(`${JSON.stringify({ StatusCode: r.code, Error: r.error ? { Message: r.error } : null })}\n`));
         ctrl.close();
       },
       cancel: () => gone.abort(),
@@ -225,11 +228,22 @@ export function containersRoutes(deps: DockerApiDeps) {
     const tailRaw = q("tail");
     const tail = !tailRaw || tailRaw === "all" ? undefined : optionalInt(tailRaw, "tail");
     const tty = !!rec.config.Tty;
-    const reader = new LogReader(rec.logPath, { stdout, stderr, since: since || undefined, until: until || undefined, timestamps: flag(q("timestamps")), tail: tail !== undefined && tail < 0 ? undefined : tail, raw: tty });
+    const reader = new LogReader(rec.logPath, {
+      stdout,
+      stderr,
+      since: since || undefined,
+      until: until || undefined,
+      timestamps: flag(q("timestamps")),
+      tail: tail !== undefined && tail < 0 ? undefined : tail,
+      raw: tty,
+    });
     const alive = ["running", "paused", "restarting"].includes(rec.state.status);
     // The waits are dropped as soon as the stream is over, ended or cancelled by the client.
     const release = new AbortController();
-    const follow = flag(q("follow")) && alive ? { stopped: Promise.race([containers.waitStopped(rec.id, release.signal), containers.waitRemoved(rec.id, release.signal)]), release: () => release.abort() } : undefined;
+    const follow =
+      flag(q("follow")) && alive
+        ? { stopped: Promise.race([containers.waitStopped(rec.id, release.signal), containers.waitRemoved(rec.id, release.signal)]), release: () => release.abort() }
+        : undefined;
     return new Response(reader.stream(follow), { headers: { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" } });
   });
 

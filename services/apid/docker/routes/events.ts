@@ -35,7 +35,7 @@ export function eventsRoutes(deps: DockerApiDeps) {
         const send = (e: Parameters<typeof matchesEventFilter>[0]) => {
           if (closed) return;
           if (untilNano !== undefined && e.timeNano > untilNano) return close();
-          if (matchesEventFilter(e, filters)) ctrl.enqueue(enc.encode(JSON.stringify(e) + "\n"));
+          if (matchesEventFilter(e, filters)) ctrl.enqueue(enc.encode(`${JSON.stringify(e)}\n`));
         };
         const sub = deps.events.subscribe(since === undefined ? undefined : since * 1e9, send);
         unsubscribe = sub.unsubscribe;
@@ -70,10 +70,21 @@ export function resourceEvents(bus: EventsBus): MiddlewareHandler<DockerEnv> {
     if (method === "GET" || method === "HEAD") return next();
     const path = new URL(c.req.url).pathname;
     const wantsBody = method === "POST" && (path === "/networks/create" || NETWORK_CONNECT.test(path));
-    const reqBody = (wantsBody ? c.req.raw.clone().json().catch(() => ({})) : Promise.resolve({})) as Promise<Record<string, any>>;
+    const reqBody = (
+      wantsBody
+        ? c.req.raw
+            .clone()
+            .json()
+            .catch(() => ({}))
+        : Promise.resolve({})
+    ) as Promise<Record<string, any>>;
     await next();
     if (c.res.status < 200 || c.res.status >= 300) return;
-    const json = () => c.res.clone().json().catch(() => ({})) as Promise<any>;
+    const json = () =>
+      c.res
+        .clone()
+        .json()
+        .catch(() => ({})) as Promise<any>;
     const q = new URL(c.req.url).searchParams;
     let m: RegExpExecArray | null;
     if (method === "POST" && path === "/images/create") {

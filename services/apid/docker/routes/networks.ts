@@ -10,15 +10,23 @@ import { jsonBody as body } from "../networks/json-body.ts";
 import { networkInfoOf, withEndpoint, withoutEndpoint } from "../../core/network-endpoints.ts";
 import { checkAddressFamilies, checkSwarmFields, createRequest, NetworkCreateSchema } from "../networks/create-request.ts";
 
-const ConnectSchema = z.object({
-  Container: z.string().min(1, "container is required"),
-  EndpointConfig: z.object({
-    IPAMConfig: z.object({ IPv4Address: z.string().nullish(), IPv6Address: z.string().nullish(), LinkLocalIPs: z.array(z.string()).nullish() }).loose().nullish(),
-    Aliases: z.array(z.string()).nullish(),
-    Links: z.array(z.string()).nullish(),
-    MacAddress: z.string().nullish(),
-  }).loose().nullish(),
-}).loose();
+const ConnectSchema = z
+  .object({
+    Container: z.string().min(1, "container is required"),
+    EndpointConfig: z
+      .object({
+        IPAMConfig: z
+          .object({ IPv4Address: z.string().nullish(), IPv6Address: z.string().nullish(), LinkLocalIPs: z.array(z.string()).nullish() })
+          .loose()
+          .nullish(),
+        Aliases: z.array(z.string()).nullish(),
+        Links: z.array(z.string()).nullish(),
+        MacAddress: z.string().nullish(),
+      })
+      .loose()
+      .nullish(),
+  })
+  .loose();
 
 const DisconnectSchema = z.object({ Container: z.string().min(1, "container is required"), Force: z.boolean().optional() }).loose();
 
@@ -38,14 +46,15 @@ export function networksRoutes(deps: DockerApiDeps) {
     const builtin = (name: string) => name === "bridge" || name === "host" || name === "none";
     const { networks } = await netd().list({});
     const out = networks
-      .filter((n) =>
-        any(f.driver, (v) => n.driver === v) &&
-        any(f.id, (v) => n.id.startsWith(v)) &&
-        any(f.name, (v) => n.name.includes(v)) &&
-        any(f.scope, (v) => v === "local") &&
-        any(f.type, (v) => (v === "builtin") === builtin(n.name)) &&
-        (f.label ?? []).every((v) => labelMatches(n.labels, v)) &&
-        (dangling === undefined || dangling === (n.containers.length === 0 && !builtin(n.name))),
+      .filter(
+        (n) =>
+          any(f.driver, (v) => n.driver === v) &&
+          any(f.id, (v) => n.id.startsWith(v)) &&
+          any(f.name, (v) => n.name.includes(v)) &&
+          any(f.scope, (v) => v === "local") &&
+          any(f.type, (v) => (v === "builtin") === builtin(n.name)) &&
+          (f.label ?? []).every((v) => labelMatches(n.labels, v)) &&
+          (dangling === undefined || dangling === (n.containers.length === 0 && !builtin(n.name))),
       )
       .map((n) => networkJson(n, false));
     return c.json(out);

@@ -9,12 +9,14 @@ import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { jsonBody } from "../networks/json-body.ts";
 import { volumeJson } from "../volumes/volume-json.ts";
 
-const CreateSchema = z.object({
-  Name: z.string().optional(),
-  Driver: z.string().optional(),
-  DriverOpts: z.record(z.string(), z.string()).nullish(),
-  Labels: z.record(z.string(), z.string()).nullish(),
-}).loose();
+const CreateSchema = z
+  .object({
+    Name: z.string().optional(),
+    Driver: z.string().optional(),
+    DriverOpts: z.record(z.string(), z.string()).nullish(),
+    Labels: z.record(z.string(), z.string()).nullish(),
+  })
+  .loose();
 
 export function volumesRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
@@ -26,12 +28,13 @@ export function volumesRoutes(deps: DockerApiDeps) {
     const any = (vs: string[] | undefined, pred: (v: string) => boolean) => !vs?.length || vs.some(pred);
     const { volumes } = await fsd().list({});
     const out = volumes
-      .filter((v) =>
-        any(f.driver, (x) => v.driver === x) &&
-        any(f.name, (x) => v.name.includes(x)) &&
-        (f.label ?? []).every((x) => labelMatches(v.labels, x)) &&
-        !(f["label!"] ?? []).some((x) => labelMatches(v.labels, x)) &&
-        (dangling === undefined || dangling === (v.inUseBy.length === 0)),
+      .filter(
+        (v) =>
+          any(f.driver, (x) => v.driver === x) &&
+          any(f.name, (x) => v.name.includes(x)) &&
+          (f.label ?? []).every((x) => labelMatches(v.labels, x)) &&
+          !(f["label!"] ?? []).some((x) => labelMatches(v.labels, x)) &&
+          (dangling === undefined || dangling === (v.inUseBy.length === 0)),
       )
       .map((v) => volumeJson(v));
     return c.json({ Volumes: out, Warnings: [] });

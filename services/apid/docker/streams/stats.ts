@@ -7,10 +7,36 @@ import type { ContainerRuntimeQueries } from "../../core/container-backends.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
-const blankCpu = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
+const blankCpu = {
+  cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+  system_cpu_usage: 0,
+  online_cpus: 0,
+  throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+};
 
 function blank(rec: ContainerRecord) {
-  return { name: rec.name, id: rec.id, read: ZERO, preread: ZERO, pids_stats: {}, blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null }, num_procs: 0, storage_stats: {}, cpu_stats: blankCpu, precpu_stats: blankCpu, memory_stats: {} };
+  return {
+    name: rec.name,
+    id: rec.id,
+    read: ZERO,
+    preread: ZERO,
+    pids_stats: {},
+    blkio_stats: {
+      io_service_bytes_recursive: null,
+      io_serviced_recursive: null,
+      io_queue_recursive: null,
+      io_service_time_recursive: null,
+      io_wait_time_recursive: null,
+      io_merged_recursive: null,
+      io_time_recursive: null,
+      sectors_recursive: null,
+    },
+    num_procs: 0,
+    storage_stats: {},
+    cpu_stats: blankCpu,
+    precpu_stats: blankCpu,
+    memory_stats: {},
+  };
 }
 
 export function statsResponse(queries: Pick<ContainerRuntimeQueries, "statsSample">, rec: ContainerRecord, stream: boolean): Response {
@@ -33,13 +59,13 @@ export function statsResponse(queries: Pick<ContainerRuntimeQueries, "statsSampl
           await sample().catch(() => undefined);
           await new Promise((r) => setTimeout(r, 1000));
         }
-        ctrl.enqueue(enc.encode(JSON.stringify(await sample()) + "\n"));
+        ctrl.enqueue(enc.encode(`${JSON.stringify(await sample())}\n`));
         ctrl.close();
         return;
       }
       const tick = async () => {
         try {
-          ctrl.enqueue(enc.encode(JSON.stringify(await sample()) + "\n"));
+          ctrl.enqueue(enc.encode(`${JSON.stringify(await sample())}\n`));
         } catch (err) {
           ctrl.error(err);
           return;

@@ -44,8 +44,27 @@ function cacheKey(binary: string, kernel: string): string {
 /** Boots `kernel` under `accel` until its first console line; resolves to "" or why it failed. */
 export async function bootProbe(binary: string, accel: Accelerator, kernel: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<string> {
   const proc = Bun.spawn(
-    [binary, "-M", "microvm", "-accel", accel, "-cpu", "host", "-m", "128", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-      "-serial", "stdio", "-kernel", kernel, "-append", "console=ttyS0 panic=-1 reboot=t"],
+    [
+      binary,
+      "-M",
+      "microvm",
+      "-accel",
+      accel,
+      "-cpu",
+      "host",
+      "-m",
+      "128",
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-serial",
+      "stdio",
+      "-kernel",
+      kernel,
+      "-append",
+      "console=ttyS0 panic=-1 reboot=t",
+    ],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
@@ -67,7 +86,11 @@ export async function bootProbe(binary: string, accel: Accelerator, kernel: stri
     await proc.exited;
   }
   if (booted) return "";
-  const err = (await stderr).trim().split("\n").find((l) => l.includes("error")) ?? (await stderr).trim().split("\n")[0];
+  const err =
+    (await stderr)
+      .trim()
+      .split("\n")
+      .find((l) => l.includes("error")) ?? (await stderr).trim().split("\n")[0];
   return err ? err.replace(/^qemu-system-\w+: (error: )?/, "") : `no boot within ${timeoutMs / 1000}s`;
 }
 

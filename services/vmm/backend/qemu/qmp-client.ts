@@ -96,7 +96,7 @@ export class QmpClient {
     if (this.closed) throw new MachineError("unavailable", "the QMP connection is closed");
     const id = this.nextId++;
     const answer = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.socket.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + "\n");
+    this.socket.write(`${JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id })}\n`);
     return answer;
   }
 
