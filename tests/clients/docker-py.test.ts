@@ -181,9 +181,7 @@ const EXPECTED: Record<string, Record<string, unknown>> = {
  * Behaviour ArcBox does not match yet, owned by work in progress elsewhere (issue 9): left
  * out of the comparison and listed as todo, so they are neither hidden nor failing.
  */
-const PENDING: Record<string, Record<string, string>> = {
-  detach_keys: { exec_output: "exec detach keys (exec_create detach_keys=) are not honoured (detach keys work in progress)" },
-};
+const PENDING: Record<string, Record<string, string>> = {};
 
 /**
  * Shape differences (dockerd has, ArcBox lacks or types differently): on purpose (in

@@ -26,6 +26,23 @@ export const execCreateSchema = z.looseObject({
   WorkingDir: z.string().nullish(),
 });
 
+/**
+ * dockerd decodes request bodies with Go's encoding/json, which matches field names
+ * case-insensitively: python3-docker sends `detachKeys` in an exec create body. Keys that
+ * match a known field in another case take the field's own name.
+ */
+function canonicalKeys(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw;
+  const known = new Map(Object.keys(execCreateSchema.shape).map((k) => [k.toLowerCase(), k]));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const name = known.get(k.toLowerCase()) ?? k;
+    if (name !== k && name in raw) continue; // the exact name wins over another case
+    out[name] = v;
+  }
+  return out;
+}
+
 const MAX_FINISHED_PER_CONTAINER = 128;
 
 export interface ExecRecord {
@@ -73,7 +90,7 @@ export class ExecManager implements ExecBackend {
   }
 
   create(containerRef: string, raw: unknown): string {
-    const parsed = execCreateSchema.safeParse(raw ?? {});
+    const parsed = execCreateSchema.safeParse(canonicalKeys(raw ?? {}));
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       throw new ContainerError("invalid_argument", issue.path[0] === "Cmd" ? "No exec command specified" : `invalid exec config: ${issue.path.join(".")}: ${issue.message}`);

@@ -39,7 +39,12 @@ async function pump(execs: ExecBackend, e: ExecRecord, client: Duplex, socketPat
   const stdio = await connectStdio(socketPath);
   const why = await splice(client, stdio, { stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr, tty: e.tty, head, detachKeys: parseDetachKeys(e.detachKeys) });
   stdio.destroy();
-  if (why === "detached") execs.detached(e.id);
+  if (why === "detached") {
+    execs.detached(e.id);
+    // dockerd reports the escape on the stream as an attach error (detach keys apply
+    // with a TTY only, so the bytes go raw); python3-docker hands it to the caller.
+    client.write("exec attach failed: error on attach stdin: read escape sequence\r\n");
+  }
   if (why === "eof") {
     // The exit event is usually already on its way; ask the runtime too, take the first.
     void execs.settle(e);
