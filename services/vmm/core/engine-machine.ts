@@ -186,8 +186,10 @@ export class EngineMachine {
   machineGone(): void {
     if (this.setUpOn) this.stdio.agentGone(this.setUpOn);
     this.setUpOn = undefined;
-    const now = BigInt(Date.now()) * 1_000_000n;
-    for (const containerId of this.running) this.d.publish(create(RuntimeEventSchema, { type: "exit", containerId, exitCode: MACHINE_GONE_EXIT, timeUnixNano: now }));
+    // No time: the container's start time comes from the guest's clock, which may run
+    // ahead of ours, and apid ignores an exit stamped before the start it recorded (a
+    // stale exit). Without a time, apid records the exit as of now.
+    for (const containerId of this.running) this.d.publish(create(RuntimeEventSchema, { type: "exit", containerId, exitCode: MACHINE_GONE_EXIT, timeUnixNano: 0n }));
     if (this.running.size) this.d.log.warn("the engine machine stopped under running containers; reported them as exited", { containers: this.running.size });
     this.running.clear();
   }
