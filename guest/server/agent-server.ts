@@ -10,7 +10,7 @@
 import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { rmSync, chmodSync, closeSync, constants, openSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { ensureFifo, FdStream, openWaiting, openWriterIfRead, type ByteStream } from "../../lib/ipc/fifo-stream.ts";
+import { ensureFifo, FdStream, openReader, openWaiting, openWriterIfRead, type ByteStream } from "../../lib/ipc/fifo-stream.ts";
 import { ArcboxError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
@@ -28,10 +28,6 @@ export interface AgentServerOptions {
   ioDir?: string;
   /** Called when no client is connected and no request is running. */
   onIdle: () => void;
-}
-
-function openSyncNonBlocking(path: string): number {
-  return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
 }
 
 function listen(server: Server, path: string): Promise<void> {
@@ -102,7 +98,7 @@ export class AgentServer {
           // vmm's writer is there now: read through a non-blocking descriptor.
           let inFd: number;
           try {
-            inFd = openSyncNonBlocking(inPath);
+            inFd = openReader(inPath);
           } finally {
             closeSync(waited);
           }

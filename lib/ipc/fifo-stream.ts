@@ -53,12 +53,20 @@ export function openWriterIfRead(path: string): number | undefined {
 }
 
 /**
+ * Opens `path` for reading without blocking. It never fails for want of a writer;
+ * reads see end of file until one opens, so open the reader before asking for a writer.
+ */
+export function openReader(path: string): number {
+  return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+}
+
+/**
  * Releases a blocking `openWaiting(path, O_WRONLY)` that nobody will answer, by being
  * its reader for a moment.
  */
 export function unblockWriterOpen(path: string): void {
   try {
-    closeSync(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK));
+    closeSync(openReader(path));
   } catch {}
 }
 

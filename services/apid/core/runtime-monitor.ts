@@ -13,7 +13,7 @@ import { closeSync, constants, openSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FrameDecoder } from "../../../guest/protocol/frames.ts";
 import type { AgentFrame } from "../../../guest/protocol/messages.ts";
-import { ensureFifo, FdStream } from "../../../lib/ipc/fifo-stream.ts";
+import { ensureFifo, FdStream, openReader } from "../../../lib/ipc/fifo-stream.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { RuntimeEventSchema } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
@@ -63,7 +63,7 @@ export class RuntimeMonitor {
     ensureFifo(path);
     // Our reader before vmm's writer (vmm refuses a FIFO nobody reads). Read through
     // the same descriptor pair type as the agent link; nothing is written back.
-    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const readFd = openReader(path);
     const abort = new AbortController();
     this.abort = abort;
     try {

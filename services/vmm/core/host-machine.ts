@@ -14,7 +14,7 @@
 import { closeSync, constants, openSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { ensureFifo, FdStream, openWaiting, openWriterIfRead, unblockWriterOpen, type ByteStream } from "../../../lib/ipc/fifo-stream.ts";
+import { ensureFifo, FdStream, openReader, openWaiting, openWriterIfRead, unblockWriterOpen, type ByteStream } from "../../../lib/ipc/fifo-stream.ts";
 import type { ArcboxHome } from "../../../lib/home.ts";
 import type { Logger } from "../../../lib/log.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
@@ -82,7 +82,7 @@ export class HostMachine {
     ensureFifo(inPath);
     ensureFifo(outPath);
     // Our reader first: the agent opens its writer only while someone reads.
-    const outFd = openSync(outPath, constants.O_RDONLY | constants.O_NONBLOCK);
+    const outFd = openReader(outPath);
     let stream: ByteStream;
     let synced = true;
     try {
