@@ -21,3 +21,20 @@ export function listenUnix(socketPath: string, fetch: (req: Request) => Response
     },
   };
 }
+
+type FetchHandler = (req: Request) => Response | Promise<Response>;
+
+/**
+ * A handler whose code loads on the first request (an idle process that is never asked
+ * keeps none of it in memory). A failed load is retried on the next request.
+ */
+export function lazyHandler(load: () => Promise<FetchHandler>): FetchHandler {
+  let loading: Promise<FetchHandler> | undefined;
+  return async (req) => {
+    loading ??= load().catch((err) => {
+      loading = undefined;
+      throw err;
+    });
+    return (await loading)(req);
+  };
+}
