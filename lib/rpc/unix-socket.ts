@@ -1,5 +1,6 @@
 /** HTTP on a Unix socket with Bun.serve; replaces a stale socket file left by a crash. */
 import { chmodSync, rmSync } from "node:fs";
+import { noteActivity } from "../service/settle-gc.ts";
 
 export interface UnixHttpServer {
   stop(): Promise<void>;
@@ -11,7 +12,9 @@ export function listenUnix(socketPath: string, fetch: (req: Request) => Response
   // idleTimeout 0: server streams (events, pull progress) may stay quiet for long; Bun's
   // default would cut them after 10 s. Bun honours it on Unix sockets, though its types
   // only declare it for TCP listeners.
-  const options = { unix: socketPath, fetch, idleTimeout: 0 };
+  // Each request arms the collection after the burst (lib/service/settle-gc.ts).
+  const noted = (req: Request) => (noteActivity(), fetch(req));
+  const options = { unix: socketPath, fetch: noted, idleTimeout: 0 };
   const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve>[0]);
   chmodSync(socketPath, mode);
   return {
