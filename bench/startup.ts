@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBusyboxRootfs, tarDirectory } from "../tests/helpers/test-images.ts";
 import { createPeerNetns, startDockerd } from "./lib/dockerd.ts";
-import { cpuNanosBetween, engineProcesses, pssBytes, rssBytes, threadCpuNanos } from "./lib/proc-stats.ts";
+import { aloneBytes, cpuNanosBetween, engineProcesses, memoryBreakdown, pssBytes, rssBytes, threadCpuNanos } from "./lib/proc-stats.ts";
 import { median, printReport, type Row } from "./lib/report.ts";
 
 const arg = (name: string, dflt: number) => {
@@ -81,7 +81,10 @@ interface Idle {
   cpuMsPerMin: number;
   pssMB: number;
   rssMB: number;
+  aloneMB: number;
   procs: number;
+  /** Per process (grouped by name): which ones are up, and what their PSS is made of. */
+  breakdown: string;
 }
 
 /** Settles, then measures every engine over the same window. */
@@ -94,7 +97,11 @@ async function idleAll(engines: Engine[]): Promise<Idle[]> {
   const minutes = (performance.now() - t0) / 60_000;
   return engines.map((e, i) => {
     const after = threadCpuNanos(pids[i]!);
-    return { cpuMsPerMin: cpuNanosBetween(before[i]!, after) / 1e6 / minutes, pssMB: pssBytes(e.pids()) / 1e6, rssMB: rssBytes(e.pids()) / 1e6, procs: pids[i]!.length };
+    const now = e.pids();
+    const breakdown = memoryBreakdown(now)
+      .map((g) => `${g.count > 1 ? `${g.count}x ` : ""}${g.name} ${g.pssMB.toFixed(1)} (anon ${g.anonMB.toFixed(1)})`)
+      .join(", ");
+    return { cpuMsPerMin: cpuNanosBetween(before[i]!, after) / 1e6 / minutes, pssMB: pssBytes(now) / 1e6, rssMB: rssBytes(now) / 1e6, aloneMB: aloneBytes(now) / 1e6, procs: pids[i]!.length, breakdown };
   });
 }
 
@@ -133,6 +140,7 @@ try {
   for (const e of engines) if (!dockerVersion(e.host)) throw new Error(`${e.host} does not answer`);
   idle0 = await idleAll(engines);
   console.log(`idle, 0 containers: arcbox ${idle0[0]!.cpuMsPerMin.toFixed(1)} ms/min (${idle0[0]!.procs} procs), docker ${idle0[1]!.cpuMsPerMin.toFixed(1)} ms/min (${idle0[1]!.procs} procs)`);
+  console.log(`  PSS MB: arcbox ${idle0[0]!.breakdown}\n          docker ${idle0[1]!.breakdown}`);
   const tar = busyboxTar();
   for (const e of engines) {
     dockerMust(e.host, ["import", "-", IMAGE], tar);
@@ -142,6 +150,7 @@ try {
   console.log(
     `idle, ${CONTAINERS} containers: arcbox ${idleN[0]!.cpuMsPerMin.toFixed(1)} ms/min (${idleN[0]!.procs} procs), docker ${idleN[1]!.cpuMsPerMin.toFixed(1)} ms/min (${idleN[1]!.procs} procs)`,
   );
+  console.log(`  PSS MB: arcbox ${idleN[0]!.breakdown}\n          docker ${idleN[1]!.breakdown}`);
   for (const e of engines) {
     const ids = Bun.spawnSync(["docker", "-H", e.host, "ps", "-aq"]).stdout.toString().trim().split("\n").filter(Boolean);
     if (ids.length) Bun.spawnSync(["docker", "-H", e.host, "rm", "-f", ...ids], { stdout: "ignore", stderr: "ignore" });
@@ -162,6 +171,10 @@ const rows: Row[] = [
   { metric: `idle PSS, ${CONTAINERS} containers`, unit: "MB", arcbox: idleN[0]!.pssMB, docker: idleN[1]!.pssMB, lowerIsBetter: true },
   // PSS splits shared pages (the bun or dockerd binary) among all their users on the
   // machine, other engines included: RSS is the upper bound.
+  // Shared files counted once, as if nothing else ran (proc-stats.ts, aloneBytes): what
+  // PSS would be on a quiet machine, independent of the other Bun processes around.
+  { metric: "idle memory alone, 0 containers", unit: "MB", arcbox: idle0[0]!.aloneMB, docker: idle0[1]!.aloneMB, lowerIsBetter: true },
+  { metric: `idle memory alone, ${CONTAINERS} ctrs`, unit: "MB", arcbox: idleN[0]!.aloneMB, docker: idleN[1]!.aloneMB, lowerIsBetter: true },
   { metric: "idle RSS, 0 containers", unit: "MB", arcbox: idle0[0]!.rssMB, docker: idle0[1]!.rssMB, lowerIsBetter: true },
   { metric: `idle RSS, ${CONTAINERS} containers`, unit: "MB", arcbox: idleN[0]!.rssMB, docker: idleN[1]!.rssMB, lowerIsBetter: true },
 ];
