@@ -7,7 +7,6 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import { ArcboxError } from "./errors.ts";
 
 export type EngineMode = "host" | "vm";
@@ -19,14 +18,14 @@ export const HOST_MACHINE = "host";
 
 export const ENGINE_MODE_ENV = "ARCBOX_ENGINE_MODE";
 
-const daemonJsonSchema = z.object({ vm: z.boolean().optional() }).passthrough();
-
 /**
  * The supervisor's decision: the environment (set by `arcbox start --vm`) wins, then
  * daemon.json's `vm`. A daemon.json that is not JSON, or a `vm` that is not a boolean,
  * is an error: a daemon silently started in the other mode would be worse.
+ * zod loads only when there is a daemon.json to check: the supervisor, which alone calls
+ * this, keeps no zod in memory otherwise (~1 MB).
  */
-export function resolveEngineMode(homeRoot: string, env: Record<string, string | undefined> = process.env): EngineMode {
+export async function resolveEngineMode(homeRoot: string, env: Record<string, string | undefined> = process.env): Promise<EngineMode> {
   const fromEnv = env[ENGINE_MODE_ENV];
   if (fromEnv === "vm" || fromEnv === "host") return fromEnv;
   if (fromEnv) throw new ArcboxError("invalid_argument", `${ENGINE_MODE_ENV} must be "host" or "vm", not ${JSON.stringify(fromEnv)}`);
@@ -36,7 +35,9 @@ export function resolveEngineMode(homeRoot: string, env: Record<string, string |
   } catch {
     return "host";
   }
-  let parsed: z.infer<typeof daemonJsonSchema>;
+  const { z } = await import("zod");
+  const daemonJsonSchema = z.object({ vm: z.boolean().optional() }).passthrough();
+  let parsed: { vm?: boolean };
   try {
     parsed = daemonJsonSchema.parse(JSON.parse(text));
   } catch (err) {

@@ -4,11 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf dist.tmp && mkdir -p dist.tmp
-for svc in apid imaged netd fsd vmm; do
+# The cold-start path (supervisor, then apid answering `docker version`) also gets
+# bytecode (<name>.js.jsc next to the bundle, which Bun loads when it runs the .js):
+# JSC skips parsing and compiling. It needs entry points without top-level await.
+bun build services/apid/main.ts --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming 'apid.[ext]' >/dev/null
+for svc in imaged netd fsd vmm; do
   bun build "services/$svc/main.ts" --target=bun --minify-syntax --minify-whitespace --outfile "dist.tmp/$svc.js" >/dev/null
 done
 bun build cli/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/arcbox.js >/dev/null
-bun build services/supervisor/daemon.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/supervisor.js >/dev/null
+bun build services/supervisor/daemon.ts --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming 'supervisor.[ext]' >/dev/null
 if [ -f guest/main.ts ]; then bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/guest-agent.js >/dev/null; fi
 rm -rf dist && mv dist.tmp dist
-echo "built $(ls dist | wc -l) bundles in dist/"
+echo "built $(ls dist/*.js | wc -l) bundles in dist/"

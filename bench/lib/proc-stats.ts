@@ -73,6 +73,69 @@ export function pssBytes(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + statusField(pid, /^Pss:\s+(\d+) kB/m, "smaps_rollup"), 0);
 }
 
+/** A process's short name: the script a Bun process runs (apid.js), else its comm. */
+function shortName(pid: number): string {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const script = argv.find((a) => /\.(js|ts)$/.test(a));
+    if (script) return script.slice(script.lastIndexOf("/") + 1);
+  } catch {}
+  return comm(pid);
+}
+
+/**
+ * What each process's memory is made of (smaps_rollup, MB), grouped by short name:
+ * PSS, and the anonymous part (heaps: private to the process, unlike the shared binary).
+ */
+export function memoryBreakdown(pids: number[]): { name: string; count: number; pssMB: number; anonMB: number }[] {
+  const groups = new Map<string, { name: string; count: number; pssMB: number; anonMB: number }>();
+  for (const pid of pids) {
+    const name = shortName(pid);
+    const g = groups.get(name) ?? { name, count: 0, pssMB: 0, anonMB: 0 };
+    g.count++;
+    g.pssMB += statusField(pid, /^Pss:\s+(\d+) kB/m, "smaps_rollup") / 1e6;
+    g.anonMB += statusField(pid, /^Anonymous:\s+(\d+) kB/m, "smaps_rollup") / 1e6;
+    groups.set(name, g);
+  }
+  return [...groups.values()].sort((a, b) => b.pssMB - a.pssMB);
+}
+
+/**
+ * The processes' memory as if nothing else on the machine shared their files: every
+ * anonymous page, plus each mapped file's resident pages once (the largest resident
+ * size any of them maps of it). PSS splits the bun or dockerd binary among all its users,
+ * other engines and other benches included, so it moves with what else runs; this
+ * does not.
+ */
+export function aloneBytes(pids: number[]): number {
+  let anonKB = 0;
+  const fileKB = new Map<string, number>();
+  for (const pid of pids) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/smaps`, "utf8");
+    } catch {
+      continue;
+    }
+    const perFile = new Map<string, number>();
+    let file: string | undefined;
+    for (const line of text.split("\n")) {
+      const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+      if (header) {
+        const path = header[1]!;
+        file = path.startsWith("/") ? path : undefined;
+        continue;
+      }
+      if (line.startsWith("Anonymous:")) anonKB += Number(line.split(/\s+/)[1]);
+      else if (file && line.startsWith("Rss:")) perFile.set(file, (perFile.get(file) ?? 0) + Number(line.split(/\s+/)[1]));
+    }
+    for (const [f, kb] of perFile) fileKB.set(f, Math.max(fileKB.get(f) ?? 0, kb));
+  }
+  let total = anonKB;
+  for (const kb of fileKB.values()) total += kb;
+  return total * 1024;
+}
+
 /** utime + stime in clock ticks (100 per second on Linux). */
 export function cpuTicks(pids: number[]): number {
   let total = 0;

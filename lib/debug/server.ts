@@ -15,7 +15,11 @@ export interface DebugSources {
 }
 
 export function serveDebug(socketPath: string, src: DebugSources): UnixHttpServer {
-  return listenUnix(socketPath, async (req) => {
+  return listenUnix(socketPath, debugHandler(src));
+}
+
+export function debugHandler(src: DebugSources): (req: Request) => Promise<Response> {
+  return async (req) => {
     const path = new URL(req.url).pathname;
     if (req.method !== "GET") return Response.json({ message: "method not allowed" }, { status: 405 });
     switch (path) {
@@ -28,5 +32,5 @@ export function serveDebug(socketPath: string, src: DebugSources): UnixHttpServe
       default:
         return Response.json({ message: `no debug endpoint ${path}` }, { status: 404 });
     }
-  });
+  };
 }

@@ -16,6 +16,7 @@ import { ContainerService } from "../../proto/gen/arcbox/containers/v1/container
 import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
 import { serviceSocket, supervisorSocket, type ArcboxHome } from "../home.ts";
 import { unixClient } from "../rpc/client.ts";
+import { activateViaSupervisor, underSupervisor } from "./supervisor-channel.ts";
 
 export function supervisorClient(home: ArcboxHome): Client<typeof SupervisorService> {
   return unixClient(SupervisorService, supervisorSocket(home));
@@ -23,10 +24,15 @@ export function supervisorClient(home: ArcboxHome): Client<typeof SupervisorServ
 
 export class ServiceClients {
   private cache = new Map<string, unknown>();
-  private readonly supervisor: Client<typeof SupervisorService>;
+  private supervisor: Client<typeof SupervisorService> | undefined;
 
-  constructor(private readonly home: ArcboxHome) {
-    this.supervisor = supervisorClient(home);
+  constructor(private readonly home: ArcboxHome) {}
+
+  /** A supervised service asks over its channel; any other process (the CLI) over the socket. */
+  private async activate(service: string): Promise<void> {
+    if (underSupervisor) return activateViaSupervisor(service);
+    this.supervisor ??= supervisorClient(this.home);
+    await this.supervisor.activate({ name: service });
   }
 
   get images() {
@@ -62,10 +68,7 @@ export class ServiceClients {
   private client<T extends DescService>(service: string, desc: T, cacheKey = service): Client<T> {
     let c = this.cache.get(cacheKey) as Client<T> | undefined;
     if (!c) {
-      const activate = async () => {
-        await this.supervisor.activate({ name: service });
-      };
-      c = unixClient(desc, serviceSocket(this.home, service), activate);
+      c = unixClient(desc, serviceSocket(this.home, service), () => this.activate(service));
       this.cache.set(cacheKey, c);
     }
     return c;

@@ -16,7 +16,7 @@ import { parseHomeFlag } from "../../lib/service/argv.ts";
 import { onSupervisorExit, sendToSupervisor } from "../../lib/service/supervisor-channel.ts";
 import type { DockerApp } from "./docker/app.ts";
 import type { HijackRouter } from "./docker/hijack.ts";
-import { serveDocker } from "./docker/server.ts";
+import { serveDocker, type DockerServer } from "./docker/server.ts";
 import { systemFastPath } from "./docker/system-info.ts";
 
 /** Without a request, the second stage (and container recovery) starts this soon. */
@@ -46,7 +46,8 @@ function startStage2(): void {
     .then(({ runApid }) =>
       runApid({
         home,
-        server,
+        // Set: the second stage starts from a request on it, or a timer armed once it is open.
+        server: server!,
         attach: (app, hijack) => attachFull((full = { app, hijack })),
       }),
     )
@@ -57,7 +58,20 @@ function startStage2(): void {
     });
 }
 
-const server = await serveDocker(
+// No top-level await in an entry point: the bundle is compiled to bytecode
+// (scripts/build.sh), which needs a CommonJS-shaped module.
+let server: DockerServer | undefined;
+
+// Until the second stage has installed its own handlers, stopping is closing the socket.
+const stopEarly = () => {
+  if (handedOver) return;
+  if (!server) process.exit(0);
+  void server.stop().finally(() => process.exit(0));
+};
+process.on("SIGTERM", stopEarly);
+process.on("SIGINT", stopEarly);
+
+serveDocker(
   dockerSocket(home),
   {
     async fetch(req, env) {
@@ -80,15 +94,14 @@ const server = await serveDocker(
     return (await fullReady).hijack;
   },
   log,
-);
-if (!stage2Started) stage2Timer = setTimeout(startStage2, STAGE2_DELAY_MS);
-
-// Until the second stage has installed its own handlers, stopping is closing the socket.
-const stopEarly = () => {
-  if (handedOver) return;
-  void server.stop().finally(() => process.exit(0));
-};
-process.on("SIGTERM", stopEarly);
-process.on("SIGINT", stopEarly);
-onSupervisorExit(stopEarly);
-sendToSupervisor({ type: "ready" });
+)
+  .then((opened) => {
+    server = opened;
+    if (!stage2Started) stage2Timer = setTimeout(startStage2, STAGE2_DELAY_MS);
+    onSupervisorExit(stopEarly);
+    sendToSupervisor({ type: "ready" });
+  })
+  .catch((err) => {
+    log.error("cannot open the Docker socket", { error: err });
+    process.exit(1);
+  });

@@ -16,7 +16,7 @@ import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
 import { ContainerQueries } from "./core/container-queries.ts";
 import { LogReader } from "./docker/streams/log-reader.ts";
-import { BuildService } from "./build/route.ts";
+import { LazyBuilds } from "./build/lazy.ts";
 import { HealthMonitor } from "./core/health-monitor.ts";
 import { ContainerStore } from "./core/storage/container-store.ts";
 import { createDockerApp, type DockerApp } from "./docker/app.ts";
@@ -53,7 +53,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
           execs,
           health,
           events,
-          builds: new BuildService({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
+          builds: new LazyBuilds({ backends: ctx.clients, containers, dataDir: ctx.dataDir, log: ctx.log }),
         };
         const app = createDockerApp(deps);
         const hijack = new HijackRouter();
@@ -78,7 +78,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
           stop: async () => {
             await docker.stop();
             await containers.shutdown();
-            deps.builds.close();
+            await deps.builds.close();
             store.close();
           },
         };

@@ -2,4 +2,6 @@
 import { parseHomeFlag } from "../../lib/service/argv.ts";
 import { runDaemon } from "./main.ts";
 
-process.exit(await runDaemon(parseHomeFlag(process.argv.slice(2))));
+// No top-level await: the bundle is compiled to bytecode (scripts/build.sh), which needs
+// a CommonJS-shaped module.
+void runDaemon(parseHomeFlag(process.argv.slice(2))).then((code) => process.exit(code));

@@ -118,7 +118,7 @@ describe("supervisor", () => {
     expect(before.get("fsd")!.state).toBe("idle");
     const res = await fetch("http://x/health", { unix: join(d.home, "run", "apid.debug.sock") } as RequestInit);
     expect(await res.json()).toMatchObject({ status: "ok", service: "apid" });
-    // docker info needs the image count: imaged is activated through the supervisor.
+    // docker info needs the image count: apid has imaged activated over its supervisor channel.
     expect((await d.docker(["info"])).code).toBe(0);
     expect((await status()).get("imaged")!.state).toBe("ready");
   });

@@ -14,28 +14,28 @@ import { EnginePaths } from "../../services/vmm/core/engine-paths.ts";
 import { qemuArgv } from "../../services/vmm/backend/qemu/qemu-argv.ts";
 
 describe("engine mode", () => {
-  const withHome = (daemonJson: string | undefined, fn: (home: string) => void) => {
+  const withHome = async (daemonJson: string | undefined, fn: (home: string) => Promise<void>) => {
     const home = mkdtempSync(join(tmpdir(), "arcbox-mode-"));
     try {
       if (daemonJson !== undefined) writeFileSync(join(home, "daemon.json"), daemonJson);
-      fn(home);
+      await fn(home);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
   };
 
-  test("daemon.json's vm, overridden by ARCBOX_ENGINE_MODE", () => {
-    withHome(undefined, (h) => expect(resolveEngineMode(h, {})).toBe("host"));
-    withHome('{"registry-mirrors": []}', (h) => expect(resolveEngineMode(h, {})).toBe("host"));
-    withHome('{"vm": true}', (h) => expect(resolveEngineMode(h, {})).toBe("vm"));
-    withHome('{"vm": false}', (h) => expect(resolveEngineMode(h, { ARCBOX_ENGINE_MODE: "vm" })).toBe("vm"));
-    withHome('{"vm": true}', (h) => expect(resolveEngineMode(h, { ARCBOX_ENGINE_MODE: "host" })).toBe("host"));
+  test("daemon.json's vm, overridden by ARCBOX_ENGINE_MODE", async () => {
+    await withHome(undefined, async (h) => expect(await resolveEngineMode(h, {})).toBe("host"));
+    await withHome('{"registry-mirrors": []}', async (h) => expect(await resolveEngineMode(h, {})).toBe("host"));
+    await withHome('{"vm": true}', async (h) => expect(await resolveEngineMode(h, {})).toBe("vm"));
+    await withHome('{"vm": false}', async (h) => expect(await resolveEngineMode(h, { ARCBOX_ENGINE_MODE: "vm" })).toBe("vm"));
+    await withHome('{"vm": true}', async (h) => expect(await resolveEngineMode(h, { ARCBOX_ENGINE_MODE: "host" })).toBe("host"));
   });
 
-  test("a malformed setting is refused, not read as host mode", () => {
-    withHome('{"vm": "yes"}', (h) => expect(() => resolveEngineMode(h, {})).toThrow(/"vm" must be true or false/));
-    withHome("{not json", (h) => expect(() => resolveEngineMode(h, {})).toThrow(/daemon.json/));
-    withHome(undefined, (h) => expect(() => resolveEngineMode(h, { ARCBOX_ENGINE_MODE: "kvm" })).toThrow(/must be "host" or "vm"/));
+  test("a malformed setting is refused, not read as host mode", async () => {
+    await withHome('{"vm": "yes"}', async (h) => expect(resolveEngineMode(h, {})).rejects.toThrow(/"vm" must be true or false/));
+    await withHome("{not json", async (h) => expect(resolveEngineMode(h, {})).rejects.toThrow(/daemon.json/));
+    await withHome(undefined, async (h) => expect(resolveEngineMode(h, { ARCBOX_ENGINE_MODE: "kvm" })).rejects.toThrow(/must be "host" or "vm"/));
   });
 
   test("the machine that runs containers", () => {

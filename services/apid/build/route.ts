@@ -5,20 +5,17 @@
  * so those errors are plain HTTP errors as in Docker; later ones are `errorDetail`
  * lines in the stream.
  */
-import { Hono } from "hono";
-import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { z } from "zod";
 import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import { call, type Backends } from "../core/backends.ts";
 import type { StepContainers } from "./run-step.ts";
-import type { DockerEnv } from "../docker/app.ts";
-import { checkBuildPruneQuery } from "../docker/build-prune-query.ts";
 import { BuildCache } from "./cache.ts";
 import { Builder, type BuildOptions } from "./builder.ts";
-import { cleanStale, openContext } from "./context.ts";
+import { openContext } from "./context.ts";
+import { buildDirs } from "./lazy.ts";
 import { BuildError } from "./errors.ts";
 import { BuildOutput, shortId } from "./output.ts";
 
@@ -104,11 +101,9 @@ export class BuildService {
   readonly fastBase: string | undefined;
 
   constructor(readonly deps: BuildServiceDeps) {
+    // Stale contexts and layers were removed at apid's start (lazy.ts).
     this.cache = new BuildCache(deps.dataDir);
-    this.tmpBase = join(deps.dataDir, "build");
-    this.fastBase = existsSync("/dev/shm") ? join("/dev/shm", `arcbox-build-${new Bun.CryptoHasher("sha256").update(deps.dataDir).digest("hex").slice(0, 12)}`) : undefined;
-    cleanStale(this.tmpBase);
-    if (this.fastBase) cleanStale(this.fastBase);
+    ({ tmpBase: this.tmpBase, fastBase: this.fastBase } = buildDirs(deps.dataDir));
   }
 
   async build(req: Request): Promise<Response> {
@@ -197,17 +192,6 @@ export class BuildService {
     this.cache.close();
     if (this.fastBase) rmSync(this.fastBase, { recursive: true, force: true });
   }
-}
-
-export function buildRoutes(service: BuildService): Hono<DockerEnv> {
-  const app = new Hono<DockerEnv>();
-  app.post("/build", (c) => service.build(c.req.raw));
-  app.post("/build/prune", async (c) => {
-    checkBuildPruneQuery((name) => c.req.query(name));
-    return c.json(await service.prune());
-  });
-  app.post("/build/cancel", (c) => c.body(null, 200));
-  return app;
 }
 
 export { BuildError };

@@ -16,7 +16,7 @@ import { pluginsRoutes } from "./routes/plugins.ts";
 import { swarmRoutes } from "./routes/swarm.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { volumesRoutes } from "./routes/volumes.ts";
-import { buildRoutes } from "../build/route.ts";
+import { buildRoutes } from "../build/lazy.ts";
 
 export interface DockerEnv {
   Bindings: { apiVersion: string };

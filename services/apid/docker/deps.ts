@@ -4,7 +4,7 @@ import type { MetricsRegistry } from "../../../lib/debug/metrics.ts";
 import type { ServiceClients } from "../../../lib/service/clients.ts";
 import type { ContainerBackend, ContainerRuntimeQueries, ExecBackend } from "../core/container-backends.ts";
 import type { EventsBus } from "../core/events-bus.ts";
-import type { BuildService } from "../build/route.ts";
+import type { LazyBuilds } from "../build/lazy.ts";
 import type { HealthMonitor } from "../core/health-monitor.ts";
 
 export interface DockerApiDeps {
@@ -25,5 +25,5 @@ export interface DockerApiDeps {
   /** The engine's event stream (`docker events`); any route may publish. */
   events: EventsBus;
   /** docker build (classic builder) and its cache. */
-  builds: BuildService;
+  builds: LazyBuilds;
 }

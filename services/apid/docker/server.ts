@@ -18,6 +18,7 @@ import { dockerError } from "./error-body.ts";
 import { rejectHijack, type HijackRouter } from "./hijack.ts";
 import { toFetchRequest, writeFetchResponse } from "./node-adapter.ts";
 import { isStreamBody, readBoundedBody } from "./request-body.ts";
+import { noteActivity } from "../../../lib/service/settle-gc.ts";
 
 export interface DockerServer {
   stop(): Promise<void>;
@@ -60,6 +61,8 @@ function refuseBody(res: ServerResponse, status: number, message: string): void 
 
 export async function serveDocker(socketPath: string, app: DockerFetch, hijackRouter: () => HijackRouter | Promise<HijackRouter>, log: Logger): Promise<DockerServer> {
   const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, async (req, res) => {
+    // A request, and again its end, arm the collection after the burst (settle-gc.ts).
+    noteActivity();
     try {
       const split = rewrite(req);
       if (!split.ok) return await writeFetchResponse(res, dockerError(400, split.message), req.method ?? "GET");
@@ -70,10 +73,13 @@ export async function serveDocker(socketPath: string, app: DockerFetch, hijackRo
       log.error("request failed", { url: req.url, error: err });
       if (!res.headersSent) await writeFetchResponse(res, await errorResponse(err), req.method ?? "GET");
       else res.destroy();
+    } finally {
+      noteActivity();
     }
   });
 
   server.on("upgrade", async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    noteActivity();
     socket.on("error", () => socket.destroy());
     const split = rewrite(req);
     if (!split.ok) return rejectHijack(socket, 400, split.message);

@@ -4,12 +4,13 @@
  * SIGKILL). The channel is a socketpair on the service's fd 3, not Bun's IPC, which
  * wakes both processes every second (lib/service/supervisor-channel.ts).
  */
-import { closeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
 import { socketPair } from "../../../native/libc.ts";
 import type { Subprocess } from "bun";
 import type { ServiceStateName } from "./service-state.ts";
 import { debugSocket, serviceLog, serviceSocket, type ArcboxHome } from "../../../lib/home.ts";
 import { openLogFile, type Logger } from "../../../lib/log.ts";
+import type { SupervisorReply } from "../../../lib/service/supervisor-channel.ts";
 import { Backoff } from "./backoff.ts";
 import type { ServiceSpec } from "./service-table.ts";
 
@@ -41,10 +42,15 @@ export class ManagedService {
   /** The process announced an idle exit: it is going away on purpose, not crashing. */
   private idleExiting = false;
 
+  /**
+   * `activate` serves a service's own "activate" requests (a lazy service it calls),
+   * answered on the same channel.
+   */
   constructor(
     readonly spec: ServiceSpec,
     private readonly home: ArcboxHome,
     private readonly log: Logger,
+    private readonly activate: (name: string) => Promise<unknown> = () => Promise.reject(new Error("no activation here")),
   ) {
     this.state = spec.lazy ? "idle" : "stopped";
   }
@@ -99,6 +105,7 @@ export class ManagedService {
   private async readChannel(proc: Subprocess, fd: number): Promise<void> {
     const decoder = new TextDecoder();
     let buf = "";
+    const channel = { fd, open: true };
     try {
       for await (const chunk of Bun.file(fd).stream()) {
         buf += decoder.decode(chunk, { stream: true });
@@ -106,19 +113,29 @@ export class ManagedService {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           try {
-            this.onMessage(proc, JSON.parse(line));
+            this.onMessage(proc, channel, JSON.parse(line));
           } catch {} // not a message: ignore the line
         }
       }
     } catch {
     } finally {
+      channel.open = false;
       closeSync(fd);
     }
   }
 
-  private onMessage(proc: Subprocess, message: unknown): void {
-    if (proc !== this.proc) return;
+  private onMessage(proc: Subprocess, channel: { fd: number; open: boolean }, message: unknown): void {
     const type = (message as { type?: string })?.type;
+    if (type === "activate") {
+      const { id, name } = message as { id?: unknown; name?: unknown };
+      if (typeof id !== "number" || typeof name !== "string") return;
+      void this.activate(name).then(
+        () => reply(channel, { type: "activated", id }),
+        (err: unknown) => reply(channel, { type: "activated", id, error: err instanceof Error ? err.message : String(err) }),
+      );
+      return;
+    }
+    if (proc !== this.proc) return;
     if (type === "ready") {
       this.state = "ready";
       for (const w of this.readyWaiters.splice(0)) w.resolve();
@@ -185,4 +202,15 @@ export class ManagedService {
       lastExit: this.lastExit,
     };
   }
+}
+
+/**
+ * Answers on a service's channel, if it is still open: once the service has exited the
+ * fd is closed and its number may already belong to another file.
+ */
+function reply(channel: { fd: number; open: boolean }, msg: SupervisorReply): void {
+  if (!channel.open) return;
+  try {
+    writeSync(channel.fd, `${JSON.stringify(msg)}\n`);
+  } catch {} // the service is gone: nobody waits for the answer
 }

@@ -10,7 +10,7 @@ export class Supervisor {
   private shuttingDown: Promise<void> | undefined;
 
   constructor(specs: ServiceSpec[], home: ArcboxHome, log: Logger) {
-    this.services = specs.map((s) => new ManagedService(s, home, log));
+    this.services = specs.map((s) => new ManagedService(s, home, log, (name) => this.activate(name)));
   }
 
   /** Starts every eager service and resolves when all of them are ready. */
