@@ -20,7 +20,8 @@ import type { AgentLayout } from "./layout.ts";
 import { buildOciSpec, ociResources } from "./oci-spec.ts";
 import { nowUnixNano, type ContainerRecord, type RecordStore } from "../storage/records.ts";
 
-const INIT_BINARY = existsSync("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini";
+/** `--init`'s tini: the host's Debian package, or the tools image's copy in a machine. */
+const INIT_BINARY = ["/usr/bin/tini-static", "/usr/bin/tini", "/opt/arcbox/bin/tini"].find((p) => existsSync(p)) ?? "/usr/bin/tini";
 const DELETE_EXIT_WAIT_MS = 10_000;
 
 export class ContainerRuntime {
