@@ -9,7 +9,11 @@
  * no engine can go below; "server share" subtracts it, to show each engine's own work.
  * Docker runs in a network namespace of its own (bench/lib/dockerd.ts) and pulls the
  * image from the registry on that namespace's host-side address.
- * Usage: bun bench/run.ts [--runs N] [--warmup N]
+ * VM mode (issue 13) in the same run: a third engine, ArcBox with every container in the
+ * engine machine, for --vm-runs rounds (a container start there takes seconds under
+ * TCG; KVM is unusable here, so those numbers are the emulator's); --vm-runs 0 leaves
+ * it out.
+ * Usage: bun bench/run.ts [--runs N] [--warmup N] [--vm-runs N]
  * Goal: ArcBox at most a third of Docker Engine's time for both.
  */
 import { writeFileSync } from "node:fs";
@@ -26,6 +30,7 @@ function flag(name: string, fallback: number): number {
 }
 const RUNS = flag("runs", 20);
 const WARMUP = flag("warmup", 3);
+const VM_RUNS = flag("vm-runs", 5);
 
 async function docker(host: string, args: string[]): Promise<{ ms: number; code: number; out: string; err: string }> {
   const t = performance.now();
@@ -33,6 +38,9 @@ async function docker(host: string, args: string[]): Promise<{ ms: number; code:
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { ms: performance.now() - t, code, out, err };
 }
+
+/** The VM-mode median, or why there is none (left out with --vm-runs 0). */
+const vmMedian = (xs: number[]) => (xs.length ? median(xs) : VM_RUNS > 0 ? "no sample" : undefined);
 
 async function must(host: string, args: string[]): Promise<string> {
   const r = await docker(host, args);
@@ -46,24 +54,29 @@ const reg = await startRegistry({ hostname: peerNet.hostAddr }).catch((err) => {
   throw err;
 });
 const image = (await pushBusybox(reg)).reference;
-const arcbox = new TestDaemon("bench-run-");
-writeFileSync(join(arcbox.home, "daemon.json"), JSON.stringify({ "insecure-registries": [reg.host] }));
+const arcbox = new TestDaemon("bench-run-", {}, undefined, { engine: "host" });
+const vm = VM_RUNS > 0 ? new TestDaemon("bench-run-vm-", {}, undefined, { engine: "vm" }) : undefined;
+for (const d of [arcbox, vm]) if (d) writeFileSync(join(d.home, "daemon.json"), JSON.stringify({ "insecure-registries": [reg.host] }));
 let engine: Awaited<ReturnType<typeof startDockerd>> | undefined;
 try {
+  // The engine machine boots while the others start (vmm boots it at daemon start).
+  await vm?.start();
   await arcbox.start();
   engine = await startDockerd({ netns: peerNet, args: ["--insecure-registry", reg.host] });
-  const hosts = { arcbox: arcbox.dockerHost, docker: engine.host };
+  const hosts = { arcbox: arcbox.dockerHost, docker: engine.host, ...(vm ? { vm: vm.dockerHost } : {}) };
   for (const host of Object.values(hosts)) {
     await must(host, ["pull", "-q", image]);
     await must(host, ["run", "-d", "--name", "bench-exec", "--network", "none", image, "sleep", "100000"]);
   }
   const samples = {
-    run: { arcbox: [] as number[], docker: [] as number[] },
-    exec: { arcbox: [] as number[], docker: [] as number[] },
-    cli: { arcbox: [] as number[], docker: [] as number[] },
+    run: { arcbox: [] as number[], docker: [] as number[], vm: [] as number[] },
+    exec: { arcbox: [] as number[], docker: [] as number[], vm: [] as number[] },
+    cli: { arcbox: [] as number[], docker: [] as number[], vm: [] as number[] },
   };
+  // VM mode takes part in the first warm-up round and then in VM_RUNS rounds.
   for (let i = 0; i < WARMUP + RUNS; i++) {
-    for (const [name, host] of Object.entries(hosts) as [keyof typeof hosts, string][]) {
+    for (const [name, host] of Object.entries(hosts) as [keyof typeof samples.run, string][]) {
+      if (name === "vm" && i > 0 && (i < WARMUP || i >= WARMUP + VM_RUNS)) continue;
       const run = await docker(host, ["run", "--rm", "--network", "none", image, "true"]);
       if (run.code !== 0) throw new Error(`${name}: docker run failed: ${run.err}`);
       const exec = await docker(host, ["exec", "bench-exec", "true"]);
@@ -77,11 +90,12 @@ try {
     }
   }
   const rows: Row[] = [
-    { metric: "docker run --rm busybox true", unit: "ms", arcbox: median(samples.run.arcbox), docker: median(samples.run.docker), lowerIsBetter: true },
-    { metric: "docker exec <c> true", unit: "ms", arcbox: median(samples.exec.arcbox), docker: median(samples.exec.docker), lowerIsBetter: true },
-    { metric: "docker version (CLI floor)", unit: "ms", arcbox: median(samples.cli.arcbox), docker: median(samples.cli.docker), lowerIsBetter: true },
+    { metric: "docker run --rm busybox true", unit: "ms", arcbox: median(samples.run.arcbox), docker: median(samples.run.docker), lowerIsBetter: true, vm: vmMedian(samples.run.vm) },
+    { metric: "docker exec <c> true", unit: "ms", arcbox: median(samples.exec.arcbox), docker: median(samples.exec.docker), lowerIsBetter: true, vm: vmMedian(samples.exec.vm) },
+    { metric: "docker version (CLI floor)", unit: "ms", arcbox: median(samples.cli.arcbox), docker: median(samples.cli.docker), lowerIsBetter: true, vm: vmMedian(samples.cli.vm) },
   ];
-  printReport(`container latency, --network none on both (median of ${RUNS} runs after ${WARMUP} warm-up)`, rows);
+  printReport(`container latency, --network none on both (median of ${RUNS} runs after ${WARMUP} warm-up; VM mode: ${VM_RUNS} runs)`, rows);
+  if (vm) console.log(`VM mode samples: run ${samples.run.vm.map(Math.round).join(", ")} ms; exec ${samples.exec.vm.map(Math.round).join(", ")} ms`);
   const floor = Math.min(rows[2]!.arcbox, rows[2]!.docker);
   for (const r of rows.slice(0, 2))
     console.log(`${r.metric}: server share (minus the CLI floor, ${floor.toFixed(1)} ms): arcbox ${(r.arcbox - floor).toFixed(1)} ms, docker ${(r.docker - floor).toFixed(1)} ms`);
@@ -92,6 +106,8 @@ try {
   );
 } finally {
   await docker(arcbox.dockerHost, ["rm", "-f", "bench-exec"]).catch(() => {});
+  if (vm) await docker(vm.dockerHost, ["rm", "-f", "bench-exec"]).catch(() => {});
+  await vm?.dispose();
   if (engine) await docker(engine.host, ["rm", "-f", "bench-exec"]).catch(() => {});
   await arcbox.dispose();
   await engine?.stop();

@@ -20,7 +20,10 @@ import type { AgentLayout } from "./layout.ts";
 import { buildOciSpec, ociResources } from "./oci-spec.ts";
 import { nowUnixNano, type ContainerRecord, type RecordStore } from "../storage/records.ts";
 
-const INIT_BINARY = existsSync("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini";
+/** `--init`'s tini: the host's Debian package, or the tools image's copy in a machine. */
+const INIT_BINARY = ["/usr/bin/tini-static", "/usr/bin/tini", "/opt/arcbox/bin/tini"].find((p) => existsSync(p)) ?? "/usr/bin/tini";
+/** A unified (v2) cgroup hierarchy, as in the engine machine: containers get a cgroup namespace. */
+const CGROUP_V2 = existsSync("/sys/fs/cgroup/cgroup.controllers");
 const DELETE_EXIT_WAIT_MS = 10_000;
 
 export class ContainerRuntime {
@@ -61,7 +64,7 @@ export class ContainerRuntime {
         mkdirSync(rootfs, { recursive: true, mode: 0o700 });
         await mountRootfs(req.rootfs!, rootfs);
         const shared = { pid: this.sharedNs(req.pidMode, "pid", "PID"), ipc: this.sharedNs(req.ipcMode, "ipc", "IPC"), uts: this.sharedNs(req.utsMode, "uts", "UTS") };
-        const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared });
+        const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared, cgroupNamespace: CGROUP_V2 });
         writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
         const record: ContainerRecord = {
           v: 1,

@@ -160,6 +160,12 @@ export interface SpecContext {
   initBinary: string;
   /** PidMode/IpcMode/UTSMode resolved: "host", or the path of a namespace to join. */
   shared?: { pid?: string; ipc?: string; uts?: string };
+  /**
+   * A cgroup namespace of its own: Docker's default on a cgroup v2 machine (the engine
+   * machine), so `/sys/fs/cgroup` is the container's cgroup (memory.max, pids.max) and
+   * not the machine's root. Off on cgroup v1 (the host here), as dockerd's default.
+   */
+  cgroupNamespace?: boolean;
 }
 
 /** A namespace of its own, the host's (left out), or another container's (joined by path). */
@@ -195,6 +201,7 @@ export function buildOciSpec(req: CreateContainerRequest, ctx: SpecContext) {
   const utsMode = req.hostNetwork ? "host" : ctx.shared?.uts;
   namespaces.push(...namespace("uts", utsMode));
   if (!req.hostNetwork) namespaces.push(ctx.netnsPath ? { type: "network", path: ctx.netnsPath } : { type: "network" });
+  if (ctx.cgroupNamespace) namespaces.push({ type: "cgroup" });
   // A hostname is set only in a UTS namespace of the container's own.
   const hostname = utsMode ? undefined : req.hostname || undefined;
   const process = ociProcess(ctx.rootfs, p, { hostname, init: req.init });

@@ -10,7 +10,7 @@
  * (imaged mounted them) and this changes nothing.
  */
 import { mkdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { RootfsSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { GuestError } from "../core/guest-error.ts";
 import { GUEST_LAYER_MOUNTS } from "../vm/engine-layout.ts";
@@ -74,8 +74,14 @@ export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot =
       pins.push(layer);
       lowerDirs.push(await mountLayerImage(d, layer));
     }
-    // In a machine the upper/work pair is the agent's own (on the machine's disk).
-    for (const d of [spec.upperDir, spec.workDir]) if (d) mkdirSync(d, { recursive: true, mode: 0o700 });
+    // In a machine the upper/work pair is the agent's own (on the machine's disk). The
+    // upper dir's mode is the container's `/` (0755, as imaged makes it on the host: a
+    // 0700 root denies every non-root user even /bin); its parent keeps others out.
+    if (spec.upperDir) {
+      mkdirSync(dirname(spec.upperDir), { recursive: true, mode: 0o700 });
+      mkdirSync(spec.upperDir, { recursive: true, mode: 0o755 });
+    }
+    if (spec.workDir) mkdirSync(spec.workDir, { recursive: true, mode: 0o700 });
     await mountOverlay({ ...spec, lowerDirs }, target);
   } finally {
     for (const p of pins) unpin(p);

@@ -4,7 +4,8 @@
  * a published port; then `down -v` leaves no container, network, volume, namespace,
  * veth or published-port rule behind.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { IN_VM, test } from "../helpers/engine-mode.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,7 +62,7 @@ afterAll(async () => {
 }, 120_000);
 
 function compose(args: string[]) {
-  return run(["docker-compose", "-p", "shop", "-f", file, ...args], { env: { DOCKER_HOST: d.dockerHost, COMPOSE_INTERACTIVE_NO_CLI: "1" }, timeoutMs: 90_000 });
+  return run(["docker-compose", "-p", "shop", "-f", file, ...args], { env: { DOCKER_HOST: d.dockerHost, COMPOSE_INTERACTIVE_NO_CLI: "1" }, timeoutMs: IN_VM ? 600_000 : 90_000 });
 }
 
 test("docker-compose up -d brings the stack up; down -v leaves nothing behind", async () => {

@@ -3,13 +3,14 @@
  * ArcBox daemon: run/ps/logs/exec/stop/rm/inspect/wait/top/stats/events/cp, exit codes,
  * stdin, TTY, restart policies and bad input.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestDaemon, run } from "../helpers/daemon.ts";
 import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { test } from "../helpers/engine-mode.ts";
 
 let fx: BusyboxDaemon;
 let d: TestDaemon;
@@ -30,6 +31,13 @@ afterAll(async () => {
 const docker = (args: string[], opts?: Parameters<TestDaemon["docker"]>[1]) => d.docker(args, opts);
 
 const inspect = async (ref: string) => JSON.parse((await docker(["inspect", ref])).stdout)[0];
+
+/**
+ * Shell that prints a container's memory limit and pids limit, from cgroup v1 (the
+ * host here) or v2 (the engine machine in VM mode, and dockerd on a v2 host).
+ */
+const LIMITS = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max";
+const MEMORY_LIMIT = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
 
 describe("docker run", () => {
   test("prints stdout and stderr apart and returns the exit code", async () => {
@@ -145,20 +153,7 @@ describe("security and resource options", () => {
     expect(ro.code).toBe(1);
     expect(ro.stderr).toContain("Read-only file system");
     expect((await docker(["run", "--rm", "--network", "none", "--init", IMG, "cat", "/proc/1/cmdline"])).stdout).toContain("init");
-    const limits = await docker([
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      "--memory",
-      "32m",
-      "--pids-limit",
-      "50",
-      IMG,
-      "sh",
-      "-c",
-      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
-    ]);
+    const limits = await docker(["run", "--rm", "--network", "none", "--memory", "32m", "--pids-limit", "50", IMG, "sh", "-c", LIMITS]);
     expect(limits.stdout).toBe("33554432\n50\n");
     const caps = await docker(["run", "--rm", "--network", "none", "--cap-drop", "ALL", IMG, "chown", "1", "/tmp"]);
     expect(caps.stderr).toContain("Operation not permitted");
@@ -234,7 +229,7 @@ describe("container lifecycle", () => {
     expect(after.State.Pid).not.toBe(pid1);
     expect((await docker(["update", "--memory", "64m", "--memory-swap", "128m", "rs"])).code).toBe(0);
     expect((await inspect("rs")).HostConfig.Memory).toBe(64 * 1024 * 1024);
-    expect((await docker(["exec", "rs", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])).stdout.trim()).toBe(String(64 * 1024 * 1024));
+    expect((await docker(["exec", "rs", "sh", "-c", MEMORY_LIMIT])).stdout.trim()).toBe(String(64 * 1024 * 1024));
     const size = await run(["script", "-qec", `stty rows 31 cols 101; docker -H ${d.dockerHost} exec -it rs stty size`, "/dev/null"]);
     expect(size.stdout).toContain("31 101");
     await docker(["rm", "-f", "sa", "att2", "rs"]);

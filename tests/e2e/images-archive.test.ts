@@ -2,7 +2,8 @@
  * docker save / load / import through the real CLI: archives round-trip with IDs,
  * tags and layers intact; bad archives are refused without leaving anything behind.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -3,7 +3,8 @@
  * wrong bytes, a truncated layer; each is a clear error and leaves nothing
  * half-written. Garbage collection keeps layers another image still uses.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { arcboxHome } from "../../lib/home.ts";

@@ -2,7 +2,8 @@
  * Archives cross between ArcBox and Docker Engine (Debian's dockerd 20.10, started
  * on its own data root): `docker save` from ArcBox loads into Docker, and back.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -2,7 +2,8 @@
  * docker images (with filters), history, tag, rmi, image prune and name
  * normalization, through the real docker CLI.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox, pushImage, tarFiles, type PushedImage } from "../helpers/test-images.ts";

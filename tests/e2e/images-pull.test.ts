@@ -1,7 +1,8 @@
 /**
  * docker pull / image inspect against a real ArcBox daemon and a local registry.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox, pushImage, rawTar, type PushedImage } from "../helpers/test-images.ts";

@@ -2,7 +2,8 @@
  * docker login / push / pull with registry auth: Basic (htpasswd) and Bearer tokens,
  * credentials carried by X-Registry-Auth.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -2,7 +2,8 @@
  * Registry features: manifest lists / OCI indexes with platform selection, and
  * registry mirrors from $ARCBOX_HOME/daemon.json.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";

@@ -4,7 +4,8 @@
  * 127.0.0.1 (docker port), clear errors, survival of a daemon restart, and no
  * namespace, interface or iptables rule left once containers and networks are gone.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { TestDaemon, run } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox } from "../helpers/test-images.ts";

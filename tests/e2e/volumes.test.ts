@@ -4,7 +4,8 @@
  * VOLUME filled with the image content (ownership, modes, whiteouts across layers),
  * tmpfs-backed local volumes, and bad input.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { test } from "../helpers/engine-mode.ts";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";

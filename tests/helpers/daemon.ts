@@ -65,12 +65,21 @@ export class TestDaemon {
   }
 
   arcbox(args: string[], opts?: Parameters<typeof run>[1]): Promise<RunResult> {
-    return run([ARCBOX, "--home", this.home, ...args], { ...opts, env: { ...this.env, ...opts?.env } });
+    return run([ARCBOX, "--home", this.home, ...args], { ...opts, env: { ...this.env, ...opts?.env }, timeoutMs: this.timeout(opts?.timeoutMs) });
   }
 
   /** The real docker CLI (first on PATH, 28.x) pointed at this daemon. */
   docker(args: string[], opts?: Parameters<typeof run>[1]): Promise<RunResult> {
-    return run(["docker", "-H", this.dockerHost, ...args], opts);
+    return run(["docker", "-H", this.dockerHost, ...args], { ...opts, timeoutMs: this.timeout(opts?.timeoutMs) });
+  }
+
+  /**
+   * A command's time limit: as asked in host mode; in VM mode at least five minutes
+   * (under TCG a container start takes seconds, the first waits for the machine's boot;
+   * the suites' limits are host-mode sized and only bound a hang).
+   */
+  private timeout(ms: number | undefined): number | undefined {
+    return this.engine === "vm" ? Math.max(ms ?? 0, 300_000) : ms;
   }
 
   /** fetch() against the Docker socket, for raw API checks. */

@@ -1,11 +1,19 @@
 /** Waiting for a condition in tests: bounded, polling a probe every 25 ms. */
+import { TEST_ENGINE } from "./daemon.ts";
+
+/**
+ * In VM mode (ARCBOX_TEST_ENGINE=vm) every bound is ten times longer: a container
+ * start under TCG takes seconds where the host takes a fraction of one, and the
+ * bounds only catch a hang.
+ */
+const SCALE = TEST_ENGINE === "vm" ? 10 : 1;
 
 /**
  * Resolves with the probe's first result that is neither `undefined` nor `false`
  * (so a boolean probe and a value-returning probe both work); throws after `timeoutMs`.
  */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * SCALE;
   for (;;) {
     const v = await probe();
     if (v !== undefined && v !== false) return v;

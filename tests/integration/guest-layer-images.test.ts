@@ -7,7 +7,7 @@
  * away: "mounting overlay ... No such file or directory"). Needs root, loop, squashfs.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -50,4 +50,28 @@ test("a release during a create keeps the create's layer; a release after the ro
   for (const r of roots) expect((await run(["umount", r.target])).code).toBe(0);
   await releaseUnusedLayers(layersRoot);
   expect(mountsUnder(layersRoot)).toEqual([]);
+}, 60_000);
+
+test("the container's root is 0755 like its upper dir, so other users reach /bin; the container dir stays private", async () => {
+  const src = join(work, "src-mode");
+  mkdirSync(join(src, "bin"), { recursive: true });
+  writeFileSync(join(src, "bin", "tool"), "x");
+  const image = join(work, "b".repeat(64));
+  expect((await run(["mksquashfs", src, image, "-noappend", "-quiet", "-no-progress"])).code).toBe(0);
+  const dir = join(work, "mode", "c1");
+  // The root's own path must be open to others for the check (mkdtemp's is 0700).
+  const target = join(work, "mode-rootfs");
+  mkdirSync(target, { recursive: true });
+  chmodSync(work, 0o755);
+  await mountRootfs(create(RootfsSpecSchema, { lowerDirs: [image], upperDir: join(dir, "fs", "upper"), workDir: join(dir, "fs", "work") }), target, layersRoot);
+  try {
+    expect(statSync(target).mode & 0o777).toBe(0o755);
+    expect(statSync(join(dir, "fs")).mode & 0o777).toBe(0o700);
+    // A non-root user lists /bin through the container's root.
+    const ls = await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "ls", join(target, "bin")]);
+    expect(ls).toMatchObject({ code: 0, stdout: "tool\n" });
+  } finally {
+    await run(["umount", target]);
+    await releaseUnusedLayers(layersRoot);
+  }
 }, 60_000);

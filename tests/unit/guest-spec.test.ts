@@ -95,6 +95,11 @@ describe("OCI spec", () => {
     expect(spec.linux.maskedPaths).toContain("/proc/kcore");
     expect(spec.linux.readonlyPaths).toContain("/proc/sys");
   });
+  test("a cgroup namespace only when asked (cgroup v2 machines), as dockerd's default there", () => {
+    expect(spec.linux.namespaces.map((n) => n.type)).not.toContain("cgroup");
+    const v2 = buildOciSpec(req, { rootfs: dir, cgroupsPath: "/arcbox/c1", initBinary: "/t", cgroupNamespace: true });
+    expect(v2.linux.namespaces).toContainEqual({ type: "cgroup" });
+  });
   test("host network: no network or uts namespace, no hostname", () => {
     const host = buildOciSpec(create(CreateContainerRequestSchema, { ...req, hostNetwork: true }), { rootfs: dir, cgroupsPath: "/arcbox/c1", initBinary: "/t" });
     expect(host.linux.namespaces.map((n) => n.type)).toEqual(["pid", "ipc", "mount"]);
