@@ -74,8 +74,10 @@ export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot =
       pins.push(layer);
       lowerDirs.push(await mountLayerImage(d, layer));
     }
-    // In a machine the upper/work pair is the agent's own (on the machine's disk).
-    for (const d of [spec.upperDir, spec.workDir]) if (d) mkdirSync(d, { recursive: true, mode: 0o700 });
+    // In a machine the upper/work pair is the agent's own (on the machine's disk). The
+    // upper dir's mode is the container root's: 0755, as imaged makes it on the host.
+    if (spec.upperDir) mkdirSync(spec.upperDir, { recursive: true, mode: 0o755 });
+    if (spec.workDir) mkdirSync(spec.workDir, { recursive: true, mode: 0o700 });
     await mountOverlay({ ...spec, lowerDirs }, target);
   } finally {
     for (const p of pins) unpin(p);
