@@ -1,9 +1,9 @@
 /**
  * VM mode (issue 13): container files in the engine machine, through the real docker
- * CLI. docker cp (both ways, HEAD/GET/PUT /archive), export and diff read and write a
- * container's root where it is, inside the machine (the guest agent runs
- * arcbox-rootfs-cp there; the bytes cross the agent link), with host mode's answers and
- * its rules: links and `..` resolve inside the container's root, never the
+ * CLI. docker cp (both ways, HEAD/GET/PUT /archive), export, diff, commit and build's
+ * RUN read and write a container's root where it is, inside the machine (the guest
+ * agent runs arcbox-rootfs-cp there; the bytes cross the agent link), with host mode's
+ * answers and its rules: links and `..` resolve inside the container's root, never the
  * machine's or the host's. One daemon and one engine boot for the file (TCG: slow).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -188,7 +188,7 @@ describe("VM mode: docker cp", () => {
   }, 300_000);
 });
 
-describe("VM mode: export, diff", () => {
+describe("VM mode: export, diff, commit, build", () => {
   test("docker export of the stopped container: its root filesystem, its changes included", async () => {
     const tar = join(work, "stopped.tar");
     const r = await docker(["export", "-o", tar, "stopped"]);
@@ -216,6 +216,31 @@ describe("VM mode: export, diff", () => {
     expect(live).toContain("A /d/sub/f");
     expect(live).toContain("A /in/link");
   }, 300_000);
+
+  test("docker commit, then run the new image: added files there, deleted ones gone", async () => {
+    const c = await docker(["commit", "-c", "CMD cat /real/kept", "stopped", "vm-committed:1"]);
+    expect(c.stderr).toBe("");
+    expect(c.code).toBe(0);
+    const run = await docker(["run", "--rm", "vm-committed:1"]);
+    expect(run).toMatchObject({ code: 0, stdout: "kept\n" });
+    const check = await docker(["run", "--rm", "vm-committed:1", "sh", "-c", "readlink /esc; test -e /etc/from-image && echo still-there; cat /etc/passwd | head -1"]);
+    expect(check.stdout).toBe("/\nroot:x:0:0:root:/root:/bin/sh\n");
+    // A running container commits too (paused meanwhile, as dockerd does).
+    expect((await docker(["commit", "live", "vm-committed:live"])).code).toBe(0);
+    expect((await docker(["run", "--rm", "vm-committed:live", "cat", "/in/inner/file"])).stdout).toBe("from host\n");
+  }, 300_000);
+
+  test("docker build with RUN steps", async () => {
+    const ctx = join(work, "ctx");
+    mkdirSync(ctx);
+    writeFileSync(join(ctx, "Dockerfile"), `FROM ${IMAGE}\nRUN echo built > /built.txt && rm /etc/from-image\nRUN cat /built.txt > /again.txt\nCMD cat /built.txt /again.txt\n`);
+    const b = await docker(["build", "-t", "vm-built:1", ctx], { env: { DOCKER_BUILDKIT: "0" }, timeoutMs: 400_000 });
+    expect(b.code).toBe(0);
+    expect(b.stdout).toContain("Successfully tagged vm-built:1");
+    const run = await docker(["run", "--rm", "vm-built:1"]);
+    expect(run).toMatchObject({ code: 0, stdout: "built\nbuilt\n" });
+    expect((await docker(["run", "--rm", "vm-built:1", "sh", "-c", "test -e /etc/from-image || echo deleted"])).stdout).toBe("deleted\n");
+  }, 450_000);
 
   test("docker rm removes the container's files from the machine's disk", async () => {
     const id = (await docker(["inspect", "-f", "{{.Id}}", "stopped"])).stdout.trim();

@@ -10,6 +10,9 @@
  * Protocol: the helper answers one JSON line (a stat or {error, message}), followed for
  * `get` by the tar stream; `put` reads the tar on stdin and answers when done.
  */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
@@ -198,4 +201,32 @@ export async function extractToDir(t: CopyTarget, body: ReadableStream<Uint8Arra
     child.kill();
     await child.exited;
   }
+}
+
+/**
+ * docker commit and build's RUN: the writable layer as a tar file (in `tmpDir`) for
+ * imaged, where the backend makes it (VM mode: in the engine machine, whose disk holds
+ * the upper dir); undefined when imaged reads the host's upper dir itself. The caller
+ * removes the file.
+ */
+export async function spoolLayerTar(helpers: RootfsHelpers, rec: ContainerRecord, tmpDir: string): Promise<string | undefined> {
+  const p = helpers.layerTar(rec);
+  if (!p) return undefined;
+  const { tar } = await answeredTar(p, (line) => {
+    if (line === '{"ok":true}') return;
+    let parsed;
+    try {
+      parsed = errorSchema.safeParse(JSON.parse(line));
+    } catch {}
+    throw new ContainerError("internal", `reading the container's layer in the engine machine failed: ${parsed?.success ? parsed.data.message : line || "no answer"}`);
+  });
+  mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
+  const path = join(tmpDir, `commit-${rec.id.slice(0, 12)}-${randomBytes(4).toString("hex")}.tar`);
+  try {
+    await Bun.write(path, new Response(tar));
+  } catch (err) {
+    rmSync(path, { force: true });
+    throw err;
+  }
+  return path;
 }
