@@ -37,7 +37,7 @@ export class Agent {
   private ports: MachinePorts | undefined;
 
   constructor(
-    layout: AgentLayout,
+    readonly layout: AgentLayout,
     private readonly log: Logger,
     private readonly opts: AgentOptions = { inVm: false },
   ) {

@@ -88,6 +88,36 @@ export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot =
   }
 }
 
+/**
+ * The lower dirs as directories, loop-mounting layer images as needed, for a process
+ * that mounts its own overlay of them (a files operation, guest/core/rootfs-files.ts):
+ * they stay pinned until `release`, which also unmounts what nothing uses any more.
+ */
+export async function acquireLayerImages(lowerDirs: string[], layersRoot = GUEST_LAYER_MOUNTS): Promise<{ dirs: string[]; release: () => Promise<void> }> {
+  const pins: string[] = [];
+  const release = async () => {
+    for (const p of pins.splice(0)) unpin(p);
+    await releaseUnusedLayers(layersRoot).catch(() => {});
+  };
+  try {
+    const dirs: string[] = [];
+    for (const d of lowerDirs) {
+      if (!isFile(d)) {
+        dirs.push(d);
+        continue;
+      }
+      const layer = join(layersRoot, basename(d));
+      pin(layer);
+      pins.push(layer);
+      dirs.push(await mountLayerImage(d, layer));
+    }
+    return { dirs, release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
 /** Lower dirs of every overlay mounted now (from the super options in mountinfo). */
 function lowerDirsInUse(): Set<string> {
   const used = new Set<string>();

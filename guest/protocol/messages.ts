@@ -41,6 +41,15 @@ export interface IoFrame {
   data?: Uint8Array;
   eof?: boolean;
   close?: boolean;
+  /** A files stream's end, agent -> host: the operation's exit status (with `close`). */
+  code?: number;
+  /**
+   * Flow control of a files stream: the receiver of `fd`'s bytes asks the sender to
+   * stop (`pause`) or go on (`resume`) reading its source, so neither end buffers
+   * more than what is in flight on the link.
+   */
+  pause?: boolean;
+  resume?: boolean;
 }
 
 /**
@@ -54,7 +63,18 @@ export interface OpenFrame {
   path: string;
 }
 
-export type AgentFrame = RequestFrame | ResponseFrame | EventFrame | IoFrame | OpenFrame;
+/**
+ * host -> agent: run a container-files operation (docker cp, export, diff, commit in VM
+ * mode; guest/core/rootfs-files.ts) as stream `sid`: fd 0 in (a tar to unpack), fd 1
+ * out (the answer line and a tar), fd 2 out (diagnostics), then `close` with `code`.
+ */
+export interface FilesFrame {
+  k: "files";
+  sid: string;
+  req: unknown;
+}
+
+export type AgentFrame = RequestFrame | ResponseFrame | EventFrame | IoFrame | OpenFrame | FilesFrame;
 
 /** Name of the agent's socket (under $ARCBOX_HOME/run) and of its shim notification socket. */
 export const AGENT_SOCKET_NAME = "guest-agent.sock";

@@ -17,9 +17,10 @@ import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machi
 import type { Agent } from "../core/agent.ts";
 import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
-import type { IoFrame, OpenFrame, RequestFrame, ResponseFrame } from "../protocol/messages.ts";
+import type { FilesFrame, IoFrame, OpenFrame, RequestFrame, ResponseFrame } from "../protocol/messages.ts";
 import { SYNC, SyncScanner } from "../protocol/sync.ts";
 import { SocketStreams } from "./socket-streams.ts";
+import { FileStreams } from "./file-streams.ts";
 
 export interface AgentServerOptions {
   socket: string;
@@ -48,6 +49,7 @@ export class AgentServer {
   private main: Server;
   private notify: Server;
   private streams: SocketStreams | undefined;
+  private readonly files: FileStreams;
 
   constructor(
     private readonly agent: Agent,
@@ -56,6 +58,7 @@ export class AgentServer {
   ) {
     this.main = createServer((s) => this.onClient(s));
     if (opts.ioDir) this.streams = new SocketStreams(opts.ioDir);
+    this.files = new FileStreams(agent.layout, agent.records, log);
     this.notify = createServer((s) => this.onShim(s));
     agent.events.subscribe((e) => this.broadcast(encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) })));
     // Machine exec output: to every client, like events (in a VM there is one, vmm).
@@ -143,8 +146,9 @@ export class AgentServer {
       for (const f of frames) {
         const k = (f as { k?: string })?.k;
         if (k === "io") {
-          if (!this.streams?.input(f as IoFrame)) this.agent.machineExecs.input(f as IoFrame);
+          if (!this.streams?.input(f as IoFrame) && !this.files.input(f as IoFrame)) this.agent.machineExecs.input(f as IoFrame);
         } else if (k === "open") this.streams?.open(socket, f as OpenFrame);
+        else if (k === "files") this.files.open(socket, f as FilesFrame);
         else void this.handle(socket, f as RequestFrame);
       }
     });
@@ -152,6 +156,7 @@ export class AgentServer {
     socket.on("close", () => {
       this.clients.delete(socket);
       this.streams?.dropOwner(socket);
+      this.files.dropOwner(socket);
       this.checkIdle();
     });
   }

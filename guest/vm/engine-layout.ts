@@ -39,8 +39,14 @@ export function shareHostDir(share: (typeof ENGINE_SHARES)[number], homeRoot: st
 /** Where the agent loop-mounts layer images (tmpfs: mounts never outlive a boot anyway). */
 export const GUEST_LAYER_MOUNTS = "/run/arcbox/layers";
 
-/** A container's upper/work dirs on the machine's own disk, removed with its state dir. */
+/**
+ * A container's upper/work dirs on the machine's own disk. Not in its state dir, which
+ * goes when the runtime container is deleted (at each exit): like the host's upper dir
+ * (imaged's), they live until the container is removed (the files op "discard",
+ * guest/core/rootfs-files.ts), so a restart, docker cp, export, diff and commit of a
+ * stopped container see its files.
+ */
 export function guestRootfsDirs(containerId: string): { upperDir: string; workDir: string } {
-  const base = join(guestAgentLayout.containerDir(containerId), "fs");
+  const base = join(guestAgentLayout.stateRoot, "rootfs", containerId);
   return { upperDir: join(base, "upper"), workDir: join(base, "work") };
 }

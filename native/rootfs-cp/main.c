@@ -5,6 +5,9 @@
  *   arcbox-rootfs-cp ROOT... get PATH           answer line, then a tar of PATH
  *   arcbox-rootfs-cp ROOT... export /           answer line, then a tar of the root
  *                                               filesystem alone (docker export)
+ *   arcbox-rootfs-cp layer UPPERDIR             answer line, then the overlay upper dir as
+ *                                               a layer tar (docker commit in VM mode; no
+ *                                               chroot: the dir is the machine's own)
  *   arcbox-rootfs-cp ROOT... put PATH [--no-overwrite-dir-non-dir] [--copy-uidgid]
  *                                               unpacks a tar from stdin into dir PATH
  *   ROOT: --pid PID --cgroup CGROUP             a running container: /proc/PID/root, once
@@ -149,6 +152,11 @@ int main(int argc, char **argv) {
     int fl = fcntl(fd, F_GETFL);
     // SAFETY: unchecked; a pipe's flags can always be set, and a failure would only mean EAGAIN, reported as a write error.
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  if (argc == 3 && !strcmp(argv[1], "layer")) {
+    tar_layer(argv[2]);
+    out_flush();
+    return 0;
   }
   const char *pid = NULL, *cgroup = NULL, *lower = NULL, *upper = NULL, *work = NULL, *mnt = NULL;
   struct bind binds[MAX_BINDS];

@@ -32,6 +32,9 @@ void clean_path(const char *path, char *out);
  * contents follow), its entries named `rebase` (+ "/..." below a directory); with
  * `one_fs`, directories of other filesystems are archived empty. */
 void tar_create(int dirfd, const char *name, const char *rebase, int one_fs);
+/* tar-create.c: the answer line, then the overlay upper dir `upper` as a layer tar
+ * (docker commit): relative names, whiteouts as ".wh.NAME", opaque dirs marked. */
+void tar_layer(const char *upper);
 
 /* tar-extract.c: unpacks stdin into the directory `dest` (an absolute, resolved path). */
 struct extract_opts { int no_overwrite_dir_non_dir; int copy_uidgid; };

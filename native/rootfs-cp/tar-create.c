@@ -17,6 +17,8 @@
 struct seen { dev_t dev; ino_t ino; char *name; };
 /* Set for docker export: directories of other filesystems (volumes, /dev, ...) are archived empty. */
 static dev_t one_fs_dev;
+/* Set for a layer of an overlay upper dir (commit): whiteouts and opaque dirs become markers. */
+static int layer_mode;
 static struct seen *seen;
 static size_t nseen, capseen;
 
@@ -140,7 +142,9 @@ static void emit_dir(int fd, const char *tarname) {
   for (size_t i = 0; i < n; i++) {
     size_t len = strlen(tarname) + strlen(names[i]) + 2;
     char *child = malloc(len);
-    snprintf(child, len, "%s/%s", tarname, names[i]);
+    /* A layer's entries are relative ("etc/x"), under no root entry. */
+    if (layer_mode && !*tarname) snprintf(child, len, "%s", names[i]);
+    else snprintf(child, len, "%s/%s", tarname, names[i]);
     emit(dirfd(d), names[i], child);
     free(child);
     free(names[i]);
@@ -149,9 +153,25 @@ static void emit_dir(int fd, const char *tarname) {
   closedir(d);
 }
 
+/* `tarname` with its last component prefixed: "a/b" -> "a/<prefix>b". */
+static char *prefixed(const char *tarname, const char *prefix) {
+  const char *slash = strrchr(tarname, '/');
+  size_t dir = slash ? (size_t)(slash - tarname) + 1 : 0, len = strlen(tarname) + strlen(prefix) + 1;
+  char *out = malloc(len);
+  snprintf(out, len, "%.*s%s%s", (int)dir, tarname, prefix, tarname + dir);
+  return out;
+}
+
 static void emit(int dirfd, const char *name, const char *tarname) {
   struct stat st;
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return; /* gone meanwhile */
+  if (layer_mode && S_ISCHR(st.st_mode) && st.st_rdev == 0) {
+    /* overlayfs's whiteout (a 0:0 character device): the layer's ".wh.NAME". */
+    char *wh = prefixed(tarname, ".wh.");
+    header(wh, NULL, '0', &st, 0);
+    free(wh);
+    return;
+  }
   if (S_ISDIR(st.st_mode)) {
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return;
@@ -160,6 +180,15 @@ static void emit(int dirfd, const char *name, const char *tarname) {
     snprintf(dname, len, "%s/", tarname);
     header(dname, NULL, '5', &st, 0);
     free(dname);
+    char opq[2] = "";
+    if (layer_mode && fgetxattr(fd, "trusted.overlay.opaque", opq, 1) == 1 && opq[0] == 'y') {
+      /* An opaque directory hides the layers below: the layer's ".wh..wh..opq" marker. */
+      size_t olen = strlen(tarname) + 16;
+      char *marker = malloc(olen);
+      snprintf(marker, olen, "%s/.wh..wh..opq", tarname);
+      header(marker, NULL, '0', &st, 0);
+      free(marker);
+    }
     if (pseudo_fs(fd) || (one_fs_dev && st.st_dev != one_fs_dev)) close(fd);
     else emit_dir(fd, tarname);
   } else if (S_ISREG(st.st_mode)) {
@@ -191,6 +220,16 @@ static void emit(int dirfd, const char *name, const char *tarname) {
   } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
     header(tarname, NULL, S_ISCHR(st.st_mode) ? '3' : S_ISBLK(st.st_mode) ? '4' : '6', &st, 0);
   } /* sockets are not archived (Go's tar cannot either) */
+}
+
+void tar_layer(const char *upper) {
+  layer_mode = 1;
+  int fd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) fail(errno == ENOENT ? "not_found" : "internal", "%s: %s", upper, strerror(errno));
+  out_write("{\"ok\":true}\n", 12);
+  emit_dir(fd, "");
+  static const char end[BLOCK * 2];
+  out_write(end, sizeof end);
 }
 
 void tar_create(int dirfd, const char *name, const char *rebase, int one_fs) {

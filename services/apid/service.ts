@@ -6,6 +6,7 @@
  * containers are recovered (reconciled with the runtime, restart policies applied) in
  * the background so a slow runtime never delays the API.
  */
+import { rootfsHelpers } from "./core/rootfs-helper.ts";
 import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
 import { dockerSocket, type ArcboxHome } from "../../lib/home.ts";
 import { runService } from "../../lib/service/run-service.ts";
@@ -39,7 +40,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
       async start(ctx) {
         const store = new ContainerStore(ctx.dataDir);
         const events = new EventsBus();
-        const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log);
+        const containers = new ContainerManager(store, events, ctx.clients, ctx.dataDir, ctx.log, rootfsHelpers(ctx.home.run));
         const execs = new ExecManager(containers, ctx.clients);
         const health = new HealthMonitor(containers, events, execs);
         const deps = {

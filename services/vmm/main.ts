@@ -109,7 +109,7 @@ await runService({
       : undefined;
     // Reconnect at once: a restarted vmm resumes event delivery for running containers
     // and watches the VMs an earlier vmm started.
-    await Promise.all([vmMode ? undefined : host.agent(), vms.recover()]);
+    await Promise.all([vmMode ? undefined : host.agent(), vms.recover(), engine?.files.listen()]);
     // The engine machine boots now, not on the first docker run (which would wait for it).
     if (engine) void engine.ready().catch((err) => ctx.log.error("the engine machine did not come up", { error: err }));
     return {
@@ -138,6 +138,7 @@ await runService({
       stop: async () => {
         vms.release();
         host.close();
+        engine?.files.close();
         store.close();
       },
     };

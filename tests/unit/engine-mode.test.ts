@@ -66,8 +66,8 @@ describe("engine machine paths", () => {
   test("layer images, unpacked layers, upper/work and apid's files", () => {
     const out = paths.translateCreate(request());
     expect(out.rootfs?.lowerDirs).toEqual([`/run/arcbox/imaged/layer-images/${hex}`, `/run/arcbox/imaged/snapshots/${"b".repeat(64)}`]);
-    expect(out.rootfs?.upperDir).toBe("/var/lib/arcbox/data/vmm/host/containers/c1/fs/upper");
-    expect(out.rootfs?.workDir).toBe("/var/lib/arcbox/data/vmm/host/containers/c1/fs/work");
+    expect(out.rootfs?.upperDir).toBe("/var/lib/arcbox/data/vmm/host/rootfs/c1/upper");
+    expect(out.rootfs?.workDir).toBe("/var/lib/arcbox/data/vmm/host/rootfs/c1/work");
     expect(out.logPath).toBe("/run/arcbox/apid-containers/c1/c1-json.log");
     expect(out.hostsPath).toBe("/run/arcbox/apid-containers/c1/hosts");
     expect(out.resolvConfPath).toBe("");

@@ -11,7 +11,9 @@ import { LogReader } from "../docker/streams/log-reader.ts";
 import { BuildError } from "./errors.ts";
 import type { RunConfig } from "./instructions.ts";
 import { shortId, type BuildOutput } from "./output.ts";
-import { assertHostRootfs } from "../core/engine-target.ts";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { spoolLayerTar } from "../core/rootfs-cp.ts";
 
 export interface RunLimits {
   networkMode: string;
@@ -56,10 +58,9 @@ function hostConfig(l: RunLimits): Record<string, unknown> {
 }
 
 /** What a RUN step needs of containers. */
-export type StepContainers = Pick<ContainerBackend, "create" | "get" | "start" | "kill" | "remove" | "waitExit">;
+export type StepContainers = Pick<ContainerBackend, "create" | "get" | "start" | "kill" | "remove" | "waitExit" | "rootfsHelpers" | "containerDir">;
 
 export async function runStep(containers: StepContainers, images: Backends["images"], out: BuildOutput, s: RunStep): Promise<string> {
-  assertHostRootfs("RUN in docker build");
   const body = {
     Image: s.parentId,
     Cmd: s.command,
@@ -89,7 +90,11 @@ export async function runStep(containers: StepContainers, images: Backends["imag
     } finally {
       s.signal.removeEventListener("abort", onAbort);
     }
-    const res = await call(() => images.commit({ containerId: id, configJson: JSON.stringify(s.config), createdBy: s.createdBy }));
+    // As docker commit: VM mode reads the layer in the engine machine (core/rootfs-helper.ts).
+    const layerTar = await spoolLayerTar(containers.rootfsHelpers, containers.get(id), join(containers.containerDir(""), "..", "tmp"));
+    const res = await call(() => images.commit({ containerId: id, configJson: JSON.stringify(s.config), createdBy: s.createdBy, layerTar: layerTar ?? "" })).finally(
+      () => layerTar && rmSync(layerTar, { force: true }),
+    );
     ok = true;
     return res.id;
   } finally {

@@ -8,6 +8,7 @@ import type { ContainerRecord } from "./container-record.ts";
 import type { ExitResult } from "./container-lifecycle.ts";
 import type { ExecRecord } from "./exec-manager.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { RootfsHelpers } from "./rootfs-helper.ts";
 
 /** Finding records; every router needs it. */
 export interface ContainerLookup {
@@ -68,6 +69,8 @@ export interface ContainerAttachBackend extends ContainerLookup, ContainerEvents
 /** Files of a container: docker cp, export, diff. */
 export interface ContainerFilesBackend extends ContainerLookup, ContainerEvents {
   containerDir(id: string): string;
+  /** Where a container's files are read and written: the host, or the engine machine. */
+  readonly rootfsHelpers: RootfsHelpers;
   /** Runs `fn` while no start, remove or other exclusive operation runs on the container. */
   withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }

@@ -14,6 +14,7 @@
  * (pending create, `runtimeHeld`, "removing"), and cleared only once it is released,
  * so recovery and rm -f know what to finish whatever step failed.
  */
+import { HostRootfsHelpers, type RootfsHelpers } from "./rootfs-helper.ts";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
@@ -77,6 +78,8 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
     readonly backends: Backends,
     private readonly dataDir: string,
     readonly log: Logger,
+    /** Where container files are read and written (docker cp, diff, export, commit). */
+    readonly rootfsHelpers: RootfsHelpers = new HostRootfsHelpers(),
   ) {
     this.lifecycle = new ContainerLifecycle(store, bus, log);
     this.monitor = new RuntimeMonitor(
@@ -629,6 +632,8 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
       await Promise.all([
         rec.mounts.some((m) => m.Type === "volume") ? callIdempotent(() => this.backends.volumes.unmount({ containerId: rec.id, removeAnonymous: !!rec.removal?.volumes })) : undefined,
         callIdempotent(() => this.backends.images.releaseRootfs({ containerId: rec.id })),
+        // Best effort: what a failure leaves is only disk space in the engine machine.
+        this.rootfsHelpers.discard(rec).catch((err) => this.log.warn("could not remove the container's files in the engine machine", { id: rec.id, error: err })),
       ]);
       rmSync(this.containerDir(rec.id), { recursive: true, force: true });
       this.lifecycle.apply(rec, { kind: "removed" });

@@ -2,16 +2,19 @@
  * Read-mostly runtime operations on a container: TTY resize, top, stats samples, and
  * docker commit (imaged turns the writable layer into an image while it is frozen).
  */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { call, type Backends } from "./backends.ts";
 import type { CommitOptions, ContainerEvents, ContainerLookup, ContainerPauser, ContainerRuntimeQueries } from "./container-backends.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
 import { HOST_MACHINE } from "./runtime-spec.ts";
-import { assertHostRootfs } from "./engine-target.ts";
+import { spoolLayerTar } from "./rootfs-cp.ts";
+import type { RootfsHelpers } from "./rootfs-helper.ts";
 
 export class ContainerQueries implements ContainerRuntimeQueries {
   constructor(
-    private readonly containers: ContainerLookup & ContainerEvents & ContainerPauser,
+    private readonly containers: ContainerLookup & ContainerEvents & ContainerPauser & { readonly rootfsHelpers: RootfsHelpers; containerDir(id: string): string },
     private readonly backends: Backends,
   ) {}
 
@@ -43,10 +46,11 @@ export class ContainerQueries implements ContainerRuntimeQueries {
    */
   async commit(ref: string, o: CommitOptions): Promise<string> {
     const rec = this.containers.get(ref);
-    assertHostRootfs("docker commit");
     const run = async () => {
+      const layerTar = await spoolLayerTar(this.containers.rootfsHelpers, rec, join(this.containers.containerDir(""), "..", "tmp"));
       const res = await call(() =>
         this.backends.images.commit({
+          layerTar: layerTar ?? "",
           containerId: rec.id,
           reference: o.reference,
           comment: o.comment,
@@ -55,7 +59,7 @@ export class ContainerQueries implements ContainerRuntimeQueries {
           changes: o.changes,
           createdBy: [rec.path, ...rec.args].join(" "),
         }),
-      );
+      ).finally(() => layerTar && rmSync(layerTar, { force: true }));
       this.containers.emit(rec, "commit", { comment: o.comment });
       return res.id;
     };

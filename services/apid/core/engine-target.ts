@@ -29,13 +29,3 @@ export function effectiveNetworkMode(rec: ContainerRecord, mode: string): string
 export function usesNetd(mode: string): boolean {
   return !ENGINE_IS_VM && mode !== "none" && mode !== "host" && !mode.startsWith("container:");
 }
-
-/**
- * Operations that read or write a container's root filesystem from the host (docker cp,
- * export, diff, commit). In VM mode the container's upper dir is on the engine machine's
- * disk: the host's copy is empty, so doing them here would answer wrongly. Refused
- * until they run in the machine.
- */
-export function assertHostRootfs(what: string): void {
-  if (ENGINE_IS_VM) throw new ContainerError("not_implemented", `${what} is not available in VM mode yet (the container's files are in the engine machine)`);
-}

@@ -1,5 +1,6 @@
 /**
- * docker cp's filesystem work, done by native/bin/arcbox-rootfs-cp from inside the
+ * docker cp's filesystem work, done by native/bin/arcbox-rootfs-cp (on the host, or in
+ * the engine machine in VM mode: core/rootfs-helper.ts) from inside the
  * container's root: the helper chroots into it (a running container's /proc/<pid>/root,
  * or a stopped one's overlay and volumes mounted in a mount namespace of its own) before
  * it touches any path, so the kernel resolves every symlink and `..` inside the root
@@ -9,20 +10,17 @@
  * Protocol: the helper answers one JSON line (a stat or {error, message}), followed for
  * `get` by the tar stream; `put` reads the tar on stdin and answers when done.
  */
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { z } from "zod";
-import { REPO_ROOT } from "../../../lib/entry.ts";
 import type { ErrorCode } from "../../../lib/errors.ts";
 import { ContainerError } from "./container-error.ts";
 import type { ContainerRecord } from "./container-record.ts";
-import { assertHostRootfs } from "./engine-target.ts";
-
-const HELPER = join(REPO_ROOT, "native", "bin", "arcbox-rootfs-cp");
+import type { HelperOp, HelperRun, RootfsHelpers } from "./rootfs-helper.ts";
 
 const statSchema = z.object({ mode: z.number(), size: z.number(), mtime: z.number(), mtimeNsec: z.number(), linkTarget: z.string() });
 const errorSchema = z.object({ error: z.string(), message: z.string() });
@@ -49,31 +47,14 @@ export function containerPath(path: string, workingDir: string): string {
   return clean;
 }
 
-/** Where the helper finds the container's root: the live one, or the stopped one's layers. */
-function rootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean, withVolumes = true): string[] {
-  assertHostRootfs("copying files from or to a container");
-  const { status, pid } = rec.state;
-  if ((status === "running" || status === "paused" || status === "restarting") && pid > 0) return ["--pid", String(pid), "--cgroup", `/arcbox/${rec.id}`];
-  if (!rec.rootfs.upperDir) throw new ContainerError("conflict", `container ${rec.id} has no root filesystem`);
-  mkdirSync(tmpBase, { recursive: true, mode: 0o700 });
-  // Without upperdir the overlay is read-only, and safe next to other mounts of the same layers.
-  const layers = writable
-    ? ["--lower", rec.rootfs.lowerDirs.join(":"), "--upper", rec.rootfs.upperDir, "--work", rec.rootfs.workDir]
-    : ["--lower", [rec.rootfs.upperDir, ...rec.rootfs.lowerDirs].join(":")];
-  // Volumes and binds, parents before children, as the container would see them.
-  const binds = (withVolumes ? rec.mounts : [])
-    .filter((m) => (m.Type === "bind" || m.Type === "volume") && m.Source.startsWith("/") && existsSync(m.Source))
-    .sort((a, b) => a.Destination.split("/").length - b.Destination.split("/").length)
-    .flatMap((m) => ["--bind", m.Source, m.Destination, m.RW ? "rw" : "ro"]);
-  return [...layers, "--mountpoint", tmpBase, ...binds];
-}
-
 export interface CopyTarget {
   rec: ContainerRecord;
   /** The path as the client gave it (for messages). */
   path: string;
   /** data/apid/tmp: the stopped container's overlay is mounted there, in the helper's own mount namespace. */
   tmpBase: string;
+  /** Where the helper runs: on the host, or in the engine machine (core/rootfs-helper.ts). */
+  helpers: RootfsHelpers;
 }
 
 function helperError(t: CopyTarget, line: string, fallback: string): ContainerError {
@@ -92,10 +73,9 @@ function helperError(t: CopyTarget, line: string, fallback: string): ContainerEr
   return new ContainerError(KINDS[error] ?? "internal", message);
 }
 
-function helperArgv(t: CopyTarget, op: string, extra: string[], writable: boolean): string[] {
-  if (!existsSync(HELPER)) throw new ContainerError("unavailable", `${HELPER} is missing: run scripts/build-native.sh`);
-  const abs = containerPath(t.path, t.rec.config.WorkingDir ?? "");
-  return [HELPER, ...rootArgs(t.rec, t.tmpBase, writable), op, abs, ...extra];
+function startHelper(t: CopyTarget, op: HelperOp, flags: string[], writable: boolean): HelperRun {
+  const path = containerPath(t.path, t.rec.config.WorkingDir ?? "");
+  return t.helpers.run({ rec: t.rec, op, path, flags, writable, tmpBase: t.tmpBase });
 }
 
 /** Splits the answer line off the helper's stdout; `rest` is what followed it. */
@@ -130,26 +110,27 @@ function parseStat(t: CopyTarget, line: string, stderr: string): PathStat {
 
 /** HEAD /archive: the path's lstat (a final link is not followed unless the path ends in "/"). */
 export async function statPath(t: CopyTarget): Promise<PathStat> {
-  const p = Bun.spawn(helperArgv(t, "stat", [], false), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  // The answer is complete when stdout ends; the exit status adds nothing (Bun reaps).
+  const p = startHelper(t, "stat", [], false);
+  p.stdin.end();
+  // The answer is complete when stdout ends; the exit status adds nothing.
   const out = await new Response(p.stdout).text();
   const line = out.split("\n")[0] ?? "";
-  return parseStat(t, line, line ? "" : await new Response(p.stderr).text());
+  return parseStat(t, line, line ? "" : await p.stderr());
 }
 
 /**
  * Runs a helper that answers a line and then streams a tar: `parse` checks the line
  * (throwing kills the helper); cancelling the stream kills it too.
  */
-async function answeredTar<T>(argv: string[], parse: (line: string, stderr: () => Promise<string>) => T): Promise<{ answer: T; tar: ReadableStream<Uint8Array> }> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+export async function answeredTar<T>(p: HelperRun, parse: (line: string, stderr: () => Promise<string>) => T): Promise<{ answer: T; tar: ReadableStream<Uint8Array> }> {
+  p.stdin.end();
   const reader = p.stdout.getReader();
   const { line, rest } = await answerLine(reader);
   let answer: T;
   try {
-    answer = parse(line, () => new Response(p.stderr).text());
+    answer = parse(line, () => p.stderr());
   } catch (err) {
-    p.kill("SIGKILL");
+    p.kill();
     await p.exited;
     throw err;
   }
@@ -165,12 +146,12 @@ async function answeredTar<T>(argv: string[], parse: (line: string, stderr: () =
       if (value) ctrl.enqueue(value);
       if (done) {
         const code = await p.exited;
-        if (code !== 0) ctrl.error(new ContainerError("internal", `docker cp helper exited with ${code}: ${(await new Response(p.stderr).text()).trim()}`));
+        if (code !== 0) ctrl.error(new ContainerError("internal", `docker cp helper exited with ${code}: ${(await p.stderr()).trim()}`));
         else ctrl.close();
       }
     },
     async cancel() {
-      p.kill("SIGKILL");
+      p.kill();
       await p.exited;
     },
   });
@@ -180,15 +161,14 @@ async function answeredTar<T>(argv: string[], parse: (line: string, stderr: () =
 /** GET /archive: the stat and a tar stream of the path. */
 export async function archivePath(t: CopyTarget): Promise<{ stat: PathStat; tar: ReadableStream<Uint8Array> }> {
   let stat: PathStat | undefined;
-  const { tar } = await answeredTar(helperArgv(t, "get", [], false), (line) => (stat = parseStat(t, line, "")));
+  const { tar } = await answeredTar(startHelper(t, "get", [], false), (line) => (stat = parseStat(t, line, "")));
   return { stat: stat!, tar };
 }
 
 /** docker export: the container's root filesystem alone (no volumes, nothing mounted in it). */
-export async function exportRoot(rec: ContainerRecord, tmpBase: string): Promise<ReadableStream<Uint8Array>> {
-  const t = { rec, path: "/", tmpBase };
-  const argv = [HELPER, ...rootArgs(rec, tmpBase, false, false), "export", "/"];
-  const { tar } = await answeredTar(argv, (line) => {
+export async function exportRoot(rec: ContainerRecord, tmpBase: string, helpers: RootfsHelpers): Promise<ReadableStream<Uint8Array>> {
+  const t = { rec, path: "/", tmpBase, helpers };
+  const { tar } = await answeredTar(startHelper(t, "export", [], false), (line) => {
     if (line !== '{"ok":true}') throw helperError(t, line, "");
   });
   return tar;
@@ -201,35 +181,52 @@ export async function exportRoot(rec: ContainerRecord, tmpBase: string): Promise
  */
 export async function extractToDir(t: CopyTarget, body: ReadableStream<Uint8Array> | null, opts: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void> {
   const extra = [...(opts.noOverwriteDirNonDir ? ["--no-overwrite-dir-non-dir"] : []), ...(opts.copyUIDGID ? ["--copy-uidgid"] : [])];
-  // node:child_process, not Bun.spawn: when the helper quits early (it answered an
-  // error), the EPIPE of the pending body write must come back as an error of this
-  // pipeline; Bun.spawn's stdin raises it as an uncaught exception instead.
-  const [cmd, ...args] = helperArgv(t, "put", extra, true);
-  const child = spawn(cmd!, args, { stdio: ["pipe", "pipe", "pipe"] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on("data", (b: Buffer) => out.push(b));
-  child.stderr.on("data", (b: Buffer) => err.push(b));
-  const closed = new Promise<number | null>((resolve) => {
-    child.once("error", () => resolve(null));
-    child.once("close", (code) => resolve(code));
-  });
+  const child = startHelper(t, "put", extra, true);
+  const out = new Response(child.stdout).text();
   let bodyFailed = false;
   const fed = body
     ? pipeline(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), child.stdin).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === "EPIPE") return; // the helper stopped reading: its answer says why
+        if (e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED") return; // the helper stopped reading: its answer says why
         bodyFailed = true;
-        child.kill("SIGKILL");
+        child.kill();
       })
     : (child.stdin.end(), Promise.resolve());
   try {
     // Not waiting for `fed`: a stalled client must not hold an answer the helper has given.
-    const code = await closed;
+    const code = await child.exited;
     void fed;
     if (bodyFailed) throw new ContainerError("canceled", "the upload ended before the archive did");
-    if (code !== 0) throw helperError(t, Buffer.concat(out).toString().split("\n")[0] ?? "", Buffer.concat(err).toString().trim());
+    if (code !== 0) throw helperError(t, (await out).split("\n")[0] ?? "", (await child.stderr()).trim());
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await closed;
+    child.kill();
+    await child.exited;
   }
+}
+
+/**
+ * docker commit and build's RUN: the writable layer as a tar file (in `tmpDir`) for
+ * imaged, where the backend makes it (VM mode: in the engine machine, whose disk holds
+ * the upper dir); undefined when imaged reads the host's upper dir itself. The caller
+ * removes the file.
+ */
+export async function spoolLayerTar(helpers: RootfsHelpers, rec: ContainerRecord, tmpDir: string): Promise<string | undefined> {
+  const p = helpers.layerTar(rec);
+  if (!p) return undefined;
+  const { tar } = await answeredTar(p, (line) => {
+    if (line === '{"ok":true}') return;
+    let parsed;
+    try {
+      parsed = errorSchema.safeParse(JSON.parse(line));
+    } catch {}
+    throw new ContainerError("internal", `reading the container's layer in the engine machine failed: ${parsed?.success ? parsed.data.message : line || "no answer"}`);
+  });
+  mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
+  const path = join(tmpDir, `commit-${rec.id.slice(0, 12)}-${randomBytes(4).toString("hex")}.tar`);
+  try {
+    await Bun.write(path, new Response(tar));
+  } catch (err) {
+    rmSync(path, { force: true });
+    throw err;
+  }
+  return path;
 }

@@ -32,12 +32,16 @@ export interface CommitOptions {
   layerDir?: string;
   /** Without a container: a layer already in the store that becomes the new layer. */
   layerDiffId?: string;
+  /** With a container: its layer as a tar file (VM mode: the upper dir is in the engine machine). */
+  layerTar?: string;
 }
 
 interface Source {
   parent: ImageRow | undefined;
   /** The directory tarred into the new layer; undefined = a config-only image. */
   layerRoot: string | undefined;
+  /** Or the new layer's tar, made elsewhere. */
+  layerTar?: string;
 }
 
 function sourceOf(store: ImageStore, o: CommitOptions): Source {
@@ -46,6 +50,10 @@ function sourceOf(store: ImageStore, o: CommitOptions): Source {
     if (!parentId) throw new ImageError("not_found", `container ${o.containerId} has no root filesystem prepared by imaged`);
     const parent = store.db.getImage(parentId);
     if (!parent) throw new ImageError("failed_precondition", `the image of container ${o.containerId} was removed`);
+    if (o.layerTar) {
+      if (!o.layerTar.startsWith("/")) throw new ImageError("invalid_argument", "layer_tar must be an absolute path");
+      return { parent, layerRoot: undefined, layerTar: o.layerTar };
+    }
     return { parent, layerRoot: store.snapshots.containerPaths(o.containerId).upper };
   }
   const parent = o.parentImage ? store.resolve(o.parentImage) : undefined;
@@ -106,14 +114,15 @@ function lstatInLayer(layer: string, rel: string): Stats | "absent" | "shadowed"
   return "absent";
 }
 
-async function writeLayer(store: ImageStore, root: string): Promise<{ blobDigest: string; diffId: string }> {
+async function writeLayer(store: ImageStore, source: { root: string } | { tar: string }): Promise<{ blobDigest: string; diffId: string }> {
   const diffHasher = new Bun.CryptoHasher("sha256");
   const blob = store.content.writer();
   try {
     const tar = new ReadableStream<Uint8Array>({
       async start(controller) {
         try {
-          for await (const chunk of diffTar(root)) {
+          const chunks = "root" in source ? diffTar(source.root) : (Bun.file(source.tar).stream() as unknown as AsyncIterable<Uint8Array>);
+          for await (const chunk of chunks) {
             diffHasher.update(chunk);
             controller.enqueue(chunk);
           }
@@ -133,7 +142,7 @@ async function writeLayer(store: ImageStore, root: string): Promise<{ blobDigest
 }
 
 export async function commitContainer(store: ImageStore, o: CommitOptions): Promise<string> {
-  const { parent, layerRoot } = sourceOf(store, o);
+  const { parent, layerRoot, layerTar } = sourceOf(store, o);
   const target = o.reference ? withDefaultTag(parseReference(o.reference)) : undefined;
   if (target?.digest) throw new ImageError("invalid_argument", "cannot commit to a digest reference");
   const parentConfig: ImageConfig = parent ? store.config(parent) : { architecture: process.arch === "arm64" ? "arm64" : "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } };
@@ -150,7 +159,13 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
 
   const reused = !o.containerId && o.layerDiffId ? store.db.getLayer(o.layerDiffId) : undefined;
   if (!o.containerId && o.layerDiffId && (!reused || !store.snapshots.hasLayer(o.layerDiffId))) throw new ImageError("not_found", `layer ${o.layerDiffId} is not in the store`);
-  const layer = reused ? { blobDigest: reused.blobDigest, diffId: reused.diffId } : layerRoot ? await writeLayer(store, layerRoot) : undefined;
+  const layer = reused
+    ? { blobDigest: reused.blobDigest, diffId: reused.diffId }
+    : layerTar
+      ? await writeLayer(store, { tar: layerTar })
+      : layerRoot
+        ? await writeLayer(store, { root: layerRoot })
+        : undefined;
   const releases = layer ? [store.lease([layer.blobDigest, layer.diffId])] : [];
   try {
     const layers = parentDiffIds.map((d) => store.db.getLayer(d)!);

@@ -104,6 +104,7 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
           parentImage: req.parentImage,
           layerDir: req.layerDir,
           layerDiffId: req.layerDiffId,
+          layerTar: req.layerTar,
         }),
       }),
       registryInfo: () => ({ mirrors: registryConfig().mirrors, insecureRegistries: registryConfig().insecure, layerFormat: layerFormat() }),

@@ -116,6 +116,16 @@ export class AgentClient {
     if (!this.closed) this.socket.write(encodeFrame({ k: "open", sid, path }));
   }
 
+  /** Starts a files operation as stream `sid` (guest/server/file-streams.ts). */
+  openFiles(sid: string, req: unknown): void {
+    if (!this.closed) this.socket.write(encodeFrame({ k: "files", sid, req }));
+  }
+
+  /** Asks the agent to stop or go on reading the source of a stream's `fd`. */
+  flow(sid: string, fd: number, what: "pause" | "resume"): void {
+    if (!this.closed) this.socket.write(encodeFrame({ k: "io", sid, fd, [what]: true }));
+  }
+
   /** Ends a socket stream both ways. */
   closeStream(sid: string): void {
     if (!this.closed) this.socket.write(encodeFrame({ k: "io", sid, fd: 0, close: true }));

@@ -20,6 +20,7 @@ import { ENGINE_SHARES, GUEST_LAYER_MOUNTS, shareHostDir } from "../../../guest/
 import { buildEngineDisk } from "../platform/engine-disk.ts";
 import type { AgentClient, AgentMethod, IoFrame } from "./agent-client.ts";
 import { EnginePaths } from "./engine-paths.ts";
+import { EngineFiles } from "./engine-files.ts";
 import { EngineStdio } from "./engine-stdio.ts";
 import { MachineError } from "./machine-error.ts";
 import type { VmMachines } from "./vm-machines.ts";
@@ -74,6 +75,7 @@ export class EngineMachine {
   readonly name = ENGINE_MACHINE;
   readonly paths: EnginePaths;
   readonly stdio: EngineStdio;
+  readonly files: EngineFiles;
   private readying: Promise<AgentClient> | undefined;
   /** The agent connection the set-up ran on. */
   private setUpOn: AgentClient | undefined;
@@ -84,6 +86,7 @@ export class EngineMachine {
   constructor(private readonly d: EngineMachineDeps) {
     this.paths = new EnginePaths(d.homeRoot);
     this.stdio = new EngineStdio(d.runDir, () => this.ready(), d.log);
+    this.files = new EngineFiles(d.runDir, this.paths, () => this.ready(), d.log);
   }
 
   /** The engine machine's agent, after creating, booting and setting it up as needed. */
@@ -109,7 +112,10 @@ export class EngineMachine {
     }
     const agent = vms.agent(this.name);
     if (this.setUpOn !== agent) {
-      if (this.setUpOn) this.stdio.agentGone(this.setUpOn);
+      if (this.setUpOn) {
+        this.stdio.agentGone(this.setUpOn);
+        this.files.agentGone(this.setUpOn);
+      }
       const started = performance.now();
       await this.setup(agent);
       this.setUpOn = agent;
@@ -184,7 +190,10 @@ export class EngineMachine {
    * The next call boots the machine again; its agent then finds those containers dead.
    */
   machineGone(): void {
-    if (this.setUpOn) this.stdio.agentGone(this.setUpOn);
+    if (this.setUpOn) {
+      this.stdio.agentGone(this.setUpOn);
+      this.files.agentGone(this.setUpOn);
+    }
     this.setUpOn = undefined;
     // No time: the container's start time comes from the guest's clock, which may run
     // ahead of ours, and apid ignores an exit stamped before the start it recorded (a
@@ -215,7 +224,7 @@ export class EngineMachine {
       if (f.data && w.output.length < 4096) w.output += Buffer.from(f.data).toString();
       return true;
     }
-    return this.stdio.onIo(f);
+    return this.stdio.onIo(f) || this.files.onIo(f);
   }
 
   /** A MachineService call for the engine machine, with its paths and sockets translated. */

@@ -48,6 +48,11 @@ export class EnginePaths {
     return this.must(hostDir, "layer");
   }
 
+  /** A container's layer dirs as the machine sees them. */
+  lowerDirs(hostDirs: string[]): string[] {
+    return hostDirs.map((d) => this.layer(d));
+  }
+
   /** The request as the engine machine's agent must see it. */
   translateCreate(req: CreateContainerRequest): CreateContainerRequest {
     const out = { ...req };

@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { goFileMode } from "../../core/go-file-mode.ts";
 import { ContainerError } from "../../core/container-error.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
-import { upperChanges } from "../../core/rootfs-changes.ts";
 import { archivePath, containerPath, exportRoot, extractToDir, statPath, type PathStat } from "../../core/rootfs-cp.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
@@ -39,7 +38,7 @@ export function archiveRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
   const { containers } = deps;
   const tmp = () => join(containers.containerDir(""), "..", "tmp");
-  const target = (rec: ContainerRecord, path: string) => ({ rec, path, tmpBase: tmp() });
+  const target = (rec: ContainerRecord, path: string) => ({ rec, path, tmpBase: tmp(), helpers: containers.rootfsHelpers });
   const abs = (rec: ContainerRecord, path: string) => containerPath(path, rec.config.WorkingDir ?? "");
 
   // hono answers HEAD with the GET route (dropping the body), so both land here; HEAD
@@ -68,14 +67,14 @@ export function archiveRoutes(deps: DockerApiDeps) {
 
   app.get("/containers/:id/export", async (c) => {
     const rec = containers.get(c.req.param("id"));
-    const tar = await exportRoot(rec, tmp());
+    const tar = await exportRoot(rec, tmp(), containers.rootfsHelpers);
     deps.events.publish("container", "export", rec.id, { image: rec.imageRef, name: rec.name.slice(1) });
     return new Response(tar, { headers: { "Content-Type": "application/x-tar" } });
   });
 
-  app.get("/containers/:id/changes", (c) => {
+  app.get("/containers/:id/changes", async (c) => {
     const rec = containers.get(c.req.param("id"));
-    const changes = upperChanges(rec.rootfs.upperDir, rec.rootfs.lowerDirs);
+    const changes = await containers.rootfsHelpers.changes(rec);
     return c.json(changes.length ? changes : null);
   });
 
