@@ -18,7 +18,6 @@ export const IN_VM = TEST_ENGINE === "vm";
 /** What VM mode lacks today, once each; VM_PENDING names one per test. */
 export const VM_GAPS = {
   net: "container networks, -p, embedded DNS and NAT in the engine machine are not built yet (a container gets a loopback-only namespace)",
-  files: "docker cp/diff/export/commit read the container's upper dir, which is on the machine's disk (501 in VM mode)",
   tmpfsVolume: "a type=tmpfs volume is mounted on the host, so the machine sees a VirtioFS directory, not a tmpfs (volumes are to move to the machine's disk)",
 } as const;
 export type VmGap = keyof typeof VM_GAPS;
@@ -30,10 +29,7 @@ export type VmGap = keyof typeof VM_GAPS;
  */
 export const VM_PENDING: Readonly<Record<string, VmGap>> = {
   // containers.test.ts
-  "copies files both ways, into running and stopped containers": "files",
-  "symlinks cannot lead docker cp out of the container root": "files",
   "the default network gives the container an address that inspect reports": "net",
-  "a container's changes become an image that runs": "files",
   "create/destroy, tag/untag and connect/disconnect show up with type filters": "net",
   // volumes.test.ts
   "a local volume with tmpfs options is mounted while used and unmounted after": "tmpfsVolume",
