@@ -43,7 +43,7 @@ export class Agent {
   ) {
     this.records = new RecordStore(layout);
     this.records.load();
-    this.containers = new ContainerRuntime(layout, this.records, this.events, log);
+    this.containers = new ContainerRuntime(layout, this.records, this.events, log, opts.inVm);
     this.execs = new ExecRuntime(this.containers, this.events);
     this.machineExecs = new MachineExecRuntime(layout, this.events, (dir, rows, cols) => this.containers.resizeTty(dir, rows, cols), log);
   }
@@ -100,7 +100,7 @@ export class Agent {
     top: async (req) => {
       const r = this.containers.get(req.id);
       if (this.records.status(r) === "stopped") throw new GuestError("failed_precondition", `container ${req.id} is not running`);
-      return top(await this.containers.runc.ps(req.id), req.psArgs);
+      return top(await (await this.containers.oci()).ps(req.id), req.psArgs);
     },
     stats: (req) => {
       const r = this.containers.get(req.id);
@@ -127,6 +127,10 @@ export class Agent {
       // After the answer has gone out.
       setImmediate(() => void powerOffMachine(this.log).catch((err) => this.log.error("power-off failed", { error: err })));
       return {};
+    },
+    agentInfo: async () => {
+      const oci = await this.containers.oci();
+      return { ociRuntime: oci.name, ociRuntimeVersion: await oci.version() };
     },
     listeningPorts: async () => {
       if (!this.opts.inVm) return { ports: [] };

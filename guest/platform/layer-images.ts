@@ -15,6 +15,7 @@ import type { RootfsSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.
 import { GuestError } from "../core/guest-error.ts";
 import { GUEST_LAYER_MOUNTS } from "../vm/engine-layout.ts";
 import { isMounted, mountOverlay } from "./overlay.ts";
+import type { PhaseTimer } from "./phase-trace.ts";
 import { mustRun, runTool, toolPath } from "./run-tool.ts";
 
 /** Layer mounts and unmounts run one at a time: a mount never races the unmount of its layer. */
@@ -60,7 +61,7 @@ function mountLayerImage(image: string, target: string): Promise<string> {
  * Mounts the container's overlay at `target`, loop-mounting its layer images first
  * (under `layersRoot`). Its layers stay pinned until the overlay lists them (or failed).
  */
-export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot = GUEST_LAYER_MOUNTS): Promise<void> {
+export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot = GUEST_LAYER_MOUNTS, phases?: PhaseTimer): Promise<void> {
   const pins: string[] = [];
   try {
     const lowerDirs: string[] = [];
@@ -75,8 +76,10 @@ export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot =
       lowerDirs.push(await mountLayerImage(d, layer));
     }
     // In a machine the upper/work pair is the agent's own (on the machine's disk).
+    phases?.mark("layers");
     for (const d of [spec.upperDir, spec.workDir]) if (d) mkdirSync(d, { recursive: true, mode: 0o700 });
     await mountOverlay({ ...spec, lowerDirs }, target);
+    phases?.mark("overlay");
   } finally {
     for (const p of pins) unpin(p);
   }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../lib/entry.ts";
 import { GuestError } from "../core/guest-error.ts";
-import { lastRuncLogError, runcError } from "./runc.ts";
+import { inRuncWording, lastRuncLogError, runcError } from "./runc.ts";
 import { runTool } from "./run-tool.ts";
 
 const SHIM = join(REPO_ROOT, "native", "bin", "arcbox-shim");
@@ -45,6 +45,8 @@ export interface ShimOptions {
   stdin: boolean;
   stdinOnce: boolean;
   hold: boolean;
+  /** The process's args[0], for crun's errors that do not name it (inRuncWording). */
+  executable?: string;
 }
 
 /** Runs runc through a new shim; resolves with the process's pid once it exists. */
@@ -70,7 +72,7 @@ export async function startShim(o: ShimOptions): Promise<number> {
   const m = /^ok (\d+)/.exec(out);
   if (m) return Number(m[1]);
   const reason = lastRuncLogError(join(o.stateDir, "runc.log")) ?? lastLine(join(o.stateDir, "shim.log")) ?? "the shim failed to start runc";
-  throw runcError(reason);
+  throw runcError(inRuncWording(reason, o.executable));
 }
 
 /**

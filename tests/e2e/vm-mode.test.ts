@@ -79,6 +79,36 @@ describe("VM mode: containers run in the engine machine", () => {
     expect((await d.docker(["ps", "-aq"])).stdout.trim()).toBe("");
   }, 300_000);
 
+  test("the engine machine runs containers with crun: errors, signals, pause, top, update", async () => {
+    // The agent chose crun (C, no Go start under TCG) and says so.
+    const info = JSON.parse((await d.docker(["info", "--format", "{{json .}}"])).stdout);
+    expect(info.DefaultRuntime).toBe("crun");
+    expect(Object.keys(info.Runtimes)).toEqual(["crun"]);
+    const running = await inEngine("ls /var/lib/arcbox/data/vmm/host/runc; cat /proc/mounts");
+    expect(running).toMatch(/^cgroup2 \/sys\/fs\/cgroup cgroup2 /m);
+    // crun's start failures end as runc's do: docker run's 127 and 126.
+    const missing = await d.docker(["run", "--rm", IMAGE, "no-such-command"], LONG);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/executable file not found in \$PATH/);
+    expect((await d.docker(["run", "--rm", IMAGE, "/etc/passwd"], LONG)).code).toBe(126);
+    const run = await d.docker(["run", "-d", "--name", "vm-crun", IMAGE, "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 1; done"], LONG);
+    expect(run.code).toBe(0);
+    const id = run.stdout.trim();
+    // crun keeps its state in the agent's runtime root, as runc did.
+    expect(await inEngine(`cat /var/lib/arcbox/data/vmm/host/runc/${id}/status`)).toMatch(/\S/);
+    expect((await d.docker(["top", "vm-crun"], LONG)).stdout).toMatch(/trap 'exit 9' USR1/);
+    expect((await d.docker(["pause", "vm-crun"], LONG)).code).toBe(0);
+    expect(JSON.parse((await d.docker(["inspect", "vm-crun"])).stdout)[0].State.Status).toBe("paused");
+    expect(await inEngine(`cat /sys/fs/cgroup/arcbox/${id}/cgroup.freeze`)).toBe("1\n");
+    expect((await d.docker(["unpause", "vm-crun"], LONG)).code).toBe(0);
+    expect(JSON.parse((await d.docker(["inspect", "vm-crun"])).stdout)[0].State.Status).toBe("running");
+    expect((await d.docker(["update", "--memory", "64m", "vm-crun"], LONG)).code).toBe(0);
+    expect(await inEngine(`cat /sys/fs/cgroup/arcbox/${id}/memory.max`)).toBe(`${64 * 1024 * 1024}\n`);
+    expect((await d.docker(["kill", "-s", "USR1", "vm-crun"], LONG)).code).toBe(0);
+    expect((await d.docker(["wait", "vm-crun"], LONG)).stdout.trim()).toBe("9");
+    expect((await d.docker(["rm", "vm-crun"], LONG)).code).toBe(0);
+  }, 300_000);
+
   test("stdin reaches the container and its end closes it (docker run -i)", async () => {
     const r = await d.docker(["run", "-i", "--rm", IMAGE, "sh", "-c", "cat; echo done"], { ...LONG, stdin: "line 1\nline 2\n" });
     expect(r).toMatchObject({ code: 0, stdout: "line 1\nline 2\ndone\n" });

@@ -220,6 +220,8 @@ export class EngineMachine {
 
   /** A MachineService call for the engine machine, with its paths and sockets translated. */
   async call(method: AgentMethod, req: never): Promise<unknown> {
+    // Asked by `docker info`: never boots the machine to answer ("" until it is up).
+    if (method === "agentInfo" && !this.setUpOn) return {};
     const started = performance.now();
     try {
       return await this.callAgent(await this.ready(), method, req);
