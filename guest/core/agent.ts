@@ -9,6 +9,8 @@ import { ContainerRuntime } from "./container-runtime.ts";
 import { EventHub } from "./event-hub.ts";
 import { ExecRuntime } from "./exec-runtime.ts";
 import { MachineExecRuntime } from "./machine-exec.ts";
+import { basename } from "node:path";
+import { releaseUnusedLayers } from "../platform/layer-images.ts";
 import { powerOffMachine } from "../platform/power.ts";
 import { GuestError } from "./guest-error.ts";
 import type { AgentLayout } from "./layout.ts";
@@ -132,6 +134,7 @@ export class Agent {
       const oci = await this.containers.oci();
       return { ociRuntime: oci.name, ociRuntimeVersion: await oci.version() };
     },
+    releaseLayers: async () => ({ released: (await releaseUnusedLayers()).map((m) => basename(m)) }),
     listeningPorts: async () => {
       if (!this.opts.inVm) return { ports: [] };
       this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));

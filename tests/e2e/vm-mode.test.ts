@@ -144,9 +144,43 @@ describe("VM mode: containers run in the engine machine", () => {
 
     expect((await d.docker(["rm", "vm-web"], LONG)).code).toBe(0);
     expect((await d.docker(["inspect", id])).code).not.toBe(0);
-    // The machine let go of the layer once nothing used it, and the host socket is gone.
-    expect(await inEngine("cat /proc/mounts")).not.toContain("/run/arcbox/layers/");
+    // The machine keeps the layer mounted for the image's next container (it goes with
+    // the image or after idling a while), and the host socket is gone.
+    expect(await inEngine("cat /proc/mounts")).toMatch(/ \/run\/arcbox\/layers\/[0-9a-f]{64} squashfs /);
     expect(readdirSync(join(d.home, "run", "io"))).toEqual([]);
+  }, 300_000);
+
+  test("a layer stays mounted between runs of one image and is released by docker rmi", async () => {
+    const other = "vm-other:1";
+    const root = mkdtempSync(join(tmpdir(), "arcbox-vm-rootfs-"));
+    try {
+      buildBusyboxRootfs(root);
+      writeFileSync(join(root, "other.txt"), "a layer of its own\n");
+      const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
+      const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", other], { stdin: tar, stdout: "pipe", stderr: "pipe" });
+      expect(await imp.exited).toBe(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    const layer = JSON.parse((await d.docker(["inspect", other])).stdout)[0].RootFS.Layers[0].replace("sha256:", "");
+    // The mount's id in the machine's mount table: a new mount gets a new one.
+    const mountId = async () => (await inEngine("cat /proc/self/mountinfo")).split("\n").find((l) => l.split(" ")[4] === `/run/arcbox/layers/${layer}`)?.split(" ")[0];
+    expect(await mountId()).toBeUndefined();
+    expect((await d.docker(["run", "--rm", other, "cat", "/other.txt"], LONG)).stdout).toBe("a layer of its own\n");
+    const first = await mountId();
+    expect(first).toBeDefined();
+    expect((await d.docker(["run", "--rm", other, "true"], LONG)).code).toBe(0);
+    expect(await mountId()).toBe(first);
+    // The image goes: so does its layer, though no container ever idled it out.
+    expect((await d.docker(["rmi", other], LONG)).code).toBe(0);
+    let left = await mountId();
+    for (let i = 0; i < 30 && left; i++) {
+      await Bun.sleep(1000);
+      left = await mountId();
+    }
+    expect(left).toBeUndefined();
+    // The other image's layer is still there.
+    expect(await inEngine("cat /proc/mounts")).toMatch(/ \/run\/arcbox\/layers\/[0-9a-f]{64} squashfs /);
   }, 300_000);
 
   test("bind mounts and named volumes reach the machine through VirtioFS", async () => {

@@ -38,6 +38,7 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     startExec: forward("startExec"),
     execState: forward("execState"),
     agentInfo: forward("agentInfo"),
+    releaseLayers: forward("releaseLayers"),
     async *events(req, ctx: HandlerContext) {
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);
