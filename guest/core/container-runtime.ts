@@ -153,14 +153,14 @@ export class ContainerRuntime {
       if (status !== "created") throw new GuestError("failed_precondition", `container ${id} is ${status}, not created`);
       // Taken before runc start: a process that exits at once must not finish before it started.
       const startedAt = nowUnixNano();
-      // runc's own layout (1.1): the init waits on <root>/<id>/exec.fifo until started.
-      // crun's init waits on its FIFO the other way round (it reads): `crun start` (C).
+      // runc's own layout (1.1), and crun's: the init waits on <root>/<id>/exec.fifo
+      // until started (runc's writes to it, crun's reads from it).
       const oci = await this.oci();
       const phases = new PhaseTimer("start", id);
       const execFifo = join(this.layout.runcRoot, id, "exec.fifo");
-      if (oci.name === "runc" && existsSync(execFifo)) await startCreated(execFifo, r.pid);
+      if (existsSync(execFifo)) await startCreated(execFifo, r.pid, oci.name);
       else await oci.start(id);
-      phases.mark(oci.name === "runc" ? "fifo" : oci.name);
+      phases.mark(`fifo(${oci.name})`);
       r.startedAtUnixNano = String(startedAt);
       this.records.saveContainer(r);
       phases.end();
