@@ -75,7 +75,7 @@ GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" /bin/busybox native/shim native/serial "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" /bin/busybox native/shim native/serial native/sd-stub "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -144,10 +144,13 @@ if [ "$need_tools" = 1 ]; then
   for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
+  # crun's libsystemd is a stub (native/sd-stub/: the machine has no systemd), so neither
+  # it nor the five libraries it pulls in are loaded by every crun process under TCG.
+  cc -O2 -Wall -shared -fPIC -Wl,-soname,libsystemd.so.0 -Wl,--version-script=native/sd-stub/sd-stub.map -o "$stage/lib/libsystemd.so.0" native/sd-stub/sd-stub.c
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
   for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay"; do
-    ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
-  done | sort -u | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+    LD_LIBRARY_PATH="$stage/lib" ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
+  done | sort -u | grep -v "^$stage/lib/" | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
   cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 / {print $NF; exit}')" "$stage/lib/"
   copy_modules "$stage/modules" "${late_order[@]}"
