@@ -3,7 +3,9 @@
  *   - `arcbox start --vm` (fresh home) until the first `docker run --rm IMAGE true`
  *     succeeds, vs a bare qemu boot of the same kernel (same accelerator, CPUs, memory)
  *     to a trivial init; goal 1.3x;
- *   - `docker run --rm IMAGE true` in VM mode vs host mode (medians).
+ *   - `docker run --rm IMAGE true` in VM mode vs host mode (medians), and where the VM
+ *     runs spend their time in the machine: the agent's per-phase trace
+ *     (guest/platform/phase-trace.ts), medians per operation and phase.
  * Under TCG (no usable KVM here) the absolute numbers are the emulator's, not a VM's.
  * Usage: bun bench/vm-mode.ts [--runs N]
  */
@@ -14,6 +16,23 @@ import { TestDaemon } from "../tests/helpers/daemon.ts";
 import { buildBusyboxRootfs } from "../tests/helpers/test-images.ts";
 import { bareBootMs, bareInitramfs } from "./lib/bare-boot.ts";
 import { median } from "./lib/report.ts";
+import { GUEST_PHASE_TRACE } from "../guest/vm/engine-layout.ts";
+
+/** "create <id> layers=12 overlay=3 ... total=900" lines: per operation, each phase's values. */
+function phaseMedians(text: string): Map<string, Map<string, number[]>> {
+  const out = new Map<string, Map<string, number[]>>();
+  for (const line of text.split("\n")) {
+    const [op, , ...parts] = line.trim().split(" ");
+    if (!op || parts.length === 0) continue;
+    const m = out.get(op) ?? new Map<string, number[]>();
+    out.set(op, m);
+    for (const p of parts) {
+      const [k, v] = p.split("=");
+      if (k && v) m.set(k, [...(m.get(k) ?? []), Number(v)]);
+    }
+  }
+  return out;
+}
 
 const i = process.argv.indexOf("--runs");
 const RUNS = i > 0 ? Number(process.argv[i + 1]) : 3;
@@ -53,18 +72,24 @@ try {
   await host.start();
   await importBusybox(host);
   await runTrue(host);
+  // The agent traces phases while this file exists in the machine.
+  const trace = (cmd: string) => vm.arcbox(["machine", "exec", "arcbox-engine", "--", "/opt/arcbox/bin/busybox", "sh", "-c", cmd], { timeoutMs: 300_000 });
+  await trace(`: > ${GUEST_PHASE_TRACE}`);
   const vmRuns: number[] = [];
   const hostRuns: number[] = [];
   for (let r = 0; r < RUNS; r++) {
     vmRuns.push(await runTrue(vm));
     hostRuns.push(await runTrue(host));
   }
+  const phases = phaseMedians((await trace(`cat ${GUEST_PHASE_TRACE}; rm -f ${GUEST_PHASE_TRACE}`)).stdout);
   const ms = (v: number) => `${Math.round(v)} ms`;
   console.log(`accelerator: tcg (KVM unusable here); load average ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`);
   console.log(`bare boot to init (median of ${RUNS}):            ${ms(median(bare))}  [${bare.map(Math.round).join(", ")}]`);
   console.log(`arcbox start --vm to first docker run --rm:   ${ms(firstRun)}  (${(firstRun / median(bare)).toFixed(2)}x bare; goal 1.3x)`);
   console.log(`docker run --rm true, VM mode (median):       ${ms(median(vmRuns))}  [${vmRuns.map(Math.round).join(", ")}]`);
   console.log(`docker run --rm true, host mode (median):     ${ms(median(hostRuns))}  [${hostRuns.map(Math.round).join(", ")}]  (VM/host ${(median(vmRuns) / median(hostRuns)).toFixed(1)}x)`);
+  console.log("in the machine, per VM run (medians, ms):");
+  for (const [op, parts] of phases) console.log(`  ${op.padEnd(7)} ${[...parts].map(([k, v]) => `${k}=${Math.round(median(v))}`).join(" ")}`);
 } finally {
   await Promise.all([vm.dispose(), host.dispose()]);
   rmSync(work, { recursive: true, force: true });

@@ -4,7 +4,8 @@
 #                   never installed on the host)
 #   initramfs.img   busybox-static, the kernel modules a machine needs, and /init
 #   tools.img       read-only squashfs mounted at /opt/arcbox in the guest: Bun and its
-#                   shared libs, the agent bundle, runc, arcbox-shim, the serial relay,
+#                   shared libs, the agent bundle, runc, crun (the machine's runtime:
+#                   C, no Go start under TCG), arcbox-shim, the serial relay,
 #                   arcbox-rootfs-cp, tini and busybox
 #   manifest.json   {"kernelRelease": ..., "builtAt": ...}
 # Idempotent and quick when up to date: each artifact is rebuilt only when an input is
@@ -67,12 +68,14 @@ BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
 LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs loop vmw_vsock_virtio_transport"
 BUN_BIN=$(readlink -f "$(command -v bun)")
 RUNC_BIN=$(readlink -f "$(command -v runc)")
+CRUN_BIN=$(readlink -f "$(command -v crun)" 2>/dev/null || true)
+[ -n "$CRUN_BIN" ] || { echo "build-guest: crun is not installed (scripts/packages.txt)" >&2; exit 1; }
 TINI_BIN=/usr/bin/tini-static
 GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial native/rootfs-cp "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -133,19 +136,23 @@ if [ "$need_tools" = 1 ]; then
   cp "$TINI_BIN" "$stage/bin/tini"
   cp "$BUN_BIN" "$stage/bin/bun"
   cp "$RUNC_BIN" "$stage/bin/runc"
+  cp "$CRUN_BIN" "$stage/bin/crun"
   # Our C helpers, linked against the guest's loader and lib dir directly.
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
-  for exe in "$stage/bin/bun" "$stage/bin/runc"; do
+  for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
+  # crun's libsystemd is a stub (native/sd-stub/: the machine has no systemd), so neither
+  # it nor the five libraries it pulls in are loaded by every crun process under TCG.
+  cc -O2 -Wall -shared -fPIC -Wl,-soname,libsystemd.so.0 -Wl,--version-script=native/sd-stub/sd-stub.map -o "$stage/lib/libsystemd.so.0" native/sd-stub/sd-stub.c
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp"; do
-    ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
-  done | sort -u | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp"; do
+    LD_LIBRARY_PATH="$stage/lib" ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
+  done | sort -u | grep -v "^$stage/lib/" | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
   cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 / {print $NF; exit}')" "$stage/lib/"
   copy_modules "$stage/modules" "${late_order[@]}"

@@ -9,6 +9,8 @@ import { ContainerRuntime } from "./container-runtime.ts";
 import { EventHub } from "./event-hub.ts";
 import { ExecRuntime } from "./exec-runtime.ts";
 import { MachineExecRuntime } from "./machine-exec.ts";
+import { basename } from "node:path";
+import { releaseUnusedLayers } from "../platform/layer-images.ts";
 import { powerOffMachine } from "../platform/power.ts";
 import { GuestError } from "./guest-error.ts";
 import type { AgentLayout } from "./layout.ts";
@@ -43,7 +45,7 @@ export class Agent {
   ) {
     this.records = new RecordStore(layout);
     this.records.load();
-    this.containers = new ContainerRuntime(layout, this.records, this.events, log);
+    this.containers = new ContainerRuntime(layout, this.records, this.events, log, opts.inVm);
     this.execs = new ExecRuntime(this.containers, this.events);
     this.machineExecs = new MachineExecRuntime(layout, this.events, (dir, rows, cols) => this.containers.resizeTty(dir, rows, cols), log);
   }
@@ -100,7 +102,7 @@ export class Agent {
     top: async (req) => {
       const r = this.containers.get(req.id);
       if (this.records.status(r) === "stopped") throw new GuestError("failed_precondition", `container ${req.id} is not running`);
-      return top(await this.containers.runc.ps(req.id), req.psArgs);
+      return top(await (await this.containers.oci()).ps(req.id), req.psArgs);
     },
     stats: (req) => {
       const r = this.containers.get(req.id);
@@ -128,6 +130,11 @@ export class Agent {
       setImmediate(() => void powerOffMachine(this.log).catch((err) => this.log.error("power-off failed", { error: err })));
       return {};
     },
+    agentInfo: async () => {
+      const oci = await this.containers.oci();
+      return { ociRuntime: oci.name, ociRuntimeVersion: await oci.version() };
+    },
+    releaseLayers: async () => ({ released: (await releaseUnusedLayers()).map((m) => basename(m)) }),
     listeningPorts: async () => {
       if (!this.opts.inVm) return { ports: [] };
       this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));

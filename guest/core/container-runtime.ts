@@ -11,7 +11,9 @@ import type { Logger } from "../../lib/log.ts";
 import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
 import { mountRootfs, releaseUnusedLayers } from "../platform/layer-images.ts";
 import { unmountIfMounted } from "../platform/overlay.ts";
-import { Runc } from "../platform/runc.ts";
+import type { OciRuntime } from "../platform/runc.ts";
+import { selectOciRuntime } from "../platform/oci-runtime-select.ts";
+import { PhaseTimer } from "../platform/phase-trace.ts";
 import { startCreated, startShim } from "../platform/shim.ts";
 import type { EventHub } from "./event-hub.ts";
 import { GuestError, checkId } from "./guest-error.ts";
@@ -27,7 +29,8 @@ const CGROUP_V2 = existsSync("/sys/fs/cgroup/cgroup.controllers");
 const DELETE_EXIT_WAIT_MS = 10_000;
 
 export class ContainerRuntime {
-  readonly runc: Runc;
+  /** runc on the host, crun in a machine where it works (oci-runtime-select.ts). */
+  private readonly runtime: Promise<OciRuntime>;
   readonly lock = new KeyedLock();
   /** Resolvers waiting for a container's exit notification (force delete). */
   private exitWaiters = new Map<string, () => void>();
@@ -37,10 +40,16 @@ export class ContainerRuntime {
     readonly records: RecordStore,
     private readonly events: EventHub,
     private readonly log: Logger,
+    inVm = false,
   ) {
     mkdirSync(layout.runcRoot, { recursive: true, mode: 0o700 });
     mkdirSync(layout.ioDir, { recursive: true, mode: 0o700 });
-    this.runc = new Runc(layout.runcRoot);
+    this.runtime = selectOciRuntime(layout.runcRoot, inVm, log);
+  }
+
+  /** The OCI runtime containers run with (chosen once, at start). */
+  oci(): Promise<OciRuntime> {
+    return this.runtime;
   }
 
   get(id: string): ContainerRecord {
@@ -58,11 +67,12 @@ export class ContainerRuntime {
       const dir = this.layout.containerDir(id);
       const rootfs = this.layout.rootfsDir(id);
       const p = req.process!;
+      const phases = new PhaseTimer("create", id);
       try {
         // runc create's cgroup join then skips the kernel's ~15 ms grace-period wait.
         warmCgroupMigrationForCreate();
         mkdirSync(rootfs, { recursive: true, mode: 0o700 });
-        await mountRootfs(req.rootfs!, rootfs);
+        await mountRootfs(req.rootfs!, rootfs, undefined, phases);
         const shared = { pid: this.sharedNs(req.pidMode, "pid", "PID"), ipc: this.sharedNs(req.ipcMode, "ipc", "IPC"), uts: this.sharedNs(req.utsMode, "uts", "UTS") };
         const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared, cgroupNamespace: CGROUP_V2 });
         writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
@@ -83,11 +93,13 @@ export class ContainerRuntime {
         };
         // Saved before runc runs: a crash mid-create still leaves a record to clean up.
         this.records.saveContainer(record);
+        const oci = await this.oci();
+        phases.mark("spec");
         record.pid = await startShim({
           mode: "create",
           id,
           stateDir: dir,
-          runc: this.runc.binary,
+          runc: oci.binary,
           runcRoot: this.layout.runcRoot,
           bundle: this.layout.bundleDir(id),
           stdioSocket: record.stdioSocket,
@@ -99,8 +111,11 @@ export class ContainerRuntime {
           stdin: p.openStdin,
           stdinOnce: p.stdinOnce,
           hold: false,
+          executable: p.args[0],
         });
+        phases.mark(`shim(${oci.name})`);
         this.records.saveContainer(record);
+        phases.end();
         return { pid: record.pid, stdioSocket: record.stdioSocket };
       } catch (err) {
         await this.destroy(id, true).catch((e) => this.log.error("cleanup after failed create", { id, error: e }));
@@ -141,12 +156,17 @@ export class ContainerRuntime {
       if (status !== "created") throw new GuestError("failed_precondition", `container ${id} is ${status}, not created`);
       // Taken before runc start: a process that exits at once must not finish before it started.
       const startedAt = nowUnixNano();
-      // runc's own layout (1.1): the init waits on <root>/<id>/exec.fifo until started.
+      // runc's own layout (1.1), and crun's: the init waits on <root>/<id>/exec.fifo
+      // until started (runc's writes to it, crun's reads from it).
+      const oci = await this.oci();
+      const phases = new PhaseTimer("start", id);
       const execFifo = join(this.layout.runcRoot, id, "exec.fifo");
-      if (existsSync(execFifo)) await startCreated(execFifo, r.pid);
-      else await this.runc.start(id);
+      if (existsSync(execFifo)) await startCreated(execFifo, r.pid, oci.name);
+      else await oci.start(id);
+      phases.mark(`fifo(${oci.name})`);
       r.startedAtUnixNano = String(startedAt);
       this.records.saveContainer(r);
+      phases.end();
       this.events.emit({ type: "start", containerId: id, timeUnixNano: startedAt });
       return { pid: r.pid, startedAtUnixNano: startedAt };
     });
@@ -156,7 +176,7 @@ export class ContainerRuntime {
     return this.lock.run(id, async () => {
       const r = this.get(id);
       if (this.records.status(r) === "stopped") throw new GuestError("failed_precondition", `container ${id} is not running`);
-      await this.runc.kill(id, normalizeSignal(signal), all);
+      await (await this.oci()).kill(id, normalizeSignal(signal), all);
     });
   }
 
@@ -171,13 +191,17 @@ export class ContainerRuntime {
       if (status === "stopped") {
         // The init is gone and, with it, its pid namespace: `runc delete` (~37 ms) would
         // only remove its state dir and the cgroups, which we do without a process.
+        const phases = new PhaseTimer("delete", id);
         rmSync(join(this.layout.runcRoot, id), { recursive: true, force: true });
         await removeCgroupsOfStopped(this.layout.cgroupPath(id));
-        return this.destroy(id, false);
+        phases.mark("cgroups");
+        await this.destroy(id, false, phases);
+        phases.end();
+        return;
       }
       const exited = new Promise<void>((resolve) => this.exitWaiters.set(id, resolve));
-      if (status === "paused") await this.runc.resume(id).catch(() => {});
-      await this.runc.delete(id, true).catch((e) => this.log.warn("runc delete", { id, error: e }));
+      if (status === "paused") await (await this.oci()).resume(id).catch(() => {});
+      await (await this.oci()).delete(id, true).catch((e) => this.log.warn("runtime delete", { id, error: e }));
       // Let the shim record the exit (and emit "exit") before its state dir goes away.
       await Promise.race([exited, Bun.sleep(DELETE_EXIT_WAIT_MS)]);
       this.exitWaiters.delete(id);
@@ -186,8 +210,8 @@ export class ContainerRuntime {
   }
 
   /** Removes everything of a container: runc state, mount, cgroups, bundle, record. */
-  private async destroy(id: string, killFirst: boolean): Promise<void> {
-    if (killFirst) await this.runc.delete(id, true).catch(() => {});
+  private async destroy(id: string, killFirst: boolean, phases?: PhaseTimer): Promise<void> {
+    if (killFirst) await (await this.oci()).delete(id, true).catch(() => {});
     // Exec shims may still wait for a first client that will never come now.
     for (const e of this.records.execs.values()) {
       if (e.containerId !== id) continue;
@@ -196,9 +220,12 @@ export class ContainerRuntime {
       rmSync(this.layout.consoleSocket(e.id), { force: true });
     }
     await unmountIfMounted(this.layout.rootfsDir(id));
+    phases?.mark("umount");
     await releaseUnusedLayers();
+    phases?.mark("layers");
     removeCgroups(this.layout.cgroupPath(id));
     rmSync(this.layout.containerDir(id), { recursive: true, force: true });
+    phases?.mark("rm");
     rmSync(this.layout.stdioSocket(id), { force: true });
     rmSync(this.layout.consoleSocket(id), { force: true });
     this.records.forgetContainer(id);
@@ -209,14 +236,14 @@ export class ContainerRuntime {
       const r = this.get(id);
       if (this.records.status(r) !== "running") throw new GuestError("failed_precondition", `container ${id} is not running`);
       try {
-        await this.runc.pause(id);
+        await (await this.oci()).pause(id);
         r.paused = true;
         this.records.saveContainer(r);
       } catch (err) {
         // runc freezes before it writes its state (which fails on a full disk): thaw, so a
         // failed pause leaves the container running, as the error says.
         r.paused = false;
-        await this.runc.resume(id).catch(() => {});
+        await (await this.oci()).resume(id).catch(() => {});
         throw err;
       }
       this.events.emit({ type: "pause", containerId: id });
@@ -227,14 +254,14 @@ export class ContainerRuntime {
     return this.lock.run(id, async () => {
       const r = this.get(id);
       if (this.records.status(r) !== "paused") throw new GuestError("failed_precondition", `container ${id} is not paused`);
-      await this.runc.resume(id);
+      await (await this.oci()).resume(id);
       try {
         r.paused = false;
         this.records.saveContainer(r);
       } catch (err) {
         // The record still says paused (a full disk): freeze again, so state and record agree.
         r.paused = true;
-        await this.runc.pause(id).catch(() => {});
+        await (await this.oci()).pause(id).catch(() => {});
         throw err;
       }
       this.events.emit({ type: "resume", containerId: id });
@@ -245,7 +272,7 @@ export class ContainerRuntime {
     return this.lock.run(id, async () => {
       this.get(id);
       const { devices: _devices, ...res } = ociResources(resources);
-      await this.runc.update(id, res);
+      await (await this.oci()).update(id, res, join(this.layout.containerDir(id), "resources.json"));
     });
   }
 

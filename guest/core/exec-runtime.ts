@@ -90,7 +90,7 @@ export class ExecRuntime {
         mode: "exec",
         id: execId,
         stateDir: dir,
-        runc: this.containers.runc.binary,
+        runc: (await this.containers.oci()).binary,
         runcRoot: this.layout.runcRoot,
         containerId,
         processFile,
@@ -102,6 +102,7 @@ export class ExecRuntime {
         stdin: spec.openStdin,
         stdinOnce: spec.stdinOnce,
         hold: !detach,
+        executable: spec.args[0],
       });
     } catch (err) {
       e.startedAtUnixNano = undefined;

@@ -2,9 +2,11 @@
  * Container roots from layer images (VM mode, issue 13): a lower dir that is a regular
  * file is a squashfs layer image (shared from the host's imaged over VirtioFS); it is
  * loop-mounted read-only once under GUEST_LAYER_MOUNTS and shared by every container
- * that uses it. A layer is unmounted when no overlay lists it any more. The count is the
- * kernel's mount table itself (overlay mounts' lowerdir options), so an agent restart
- * needs no bookkeeping to get it right. A layer a create has mounted but not yet listed
+ * that uses it. A layer no overlay lists any more stays mounted for LAYER_IDLE_MS (the
+ * next `docker run --rm` of the image finds it mounted), and goes at once when its
+ * image file is gone (docker rmi). The count is the kernel's mount table itself
+ * (overlay mounts' lowerdir options), so an agent restart needs no bookkeeping to get
+ * it right. A layer a create has mounted but not yet listed
  * in its overlay is pinned meanwhile: the release after another container's delete
  * must not take it away in between. On the Linux host lower dirs are directories
  * (imaged mounted them) and this changes nothing.
@@ -15,6 +17,7 @@ import type { RootfsSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.
 import { GuestError } from "../core/guest-error.ts";
 import { GUEST_LAYER_MOUNTS } from "../vm/engine-layout.ts";
 import { isMounted, mountOverlay } from "./overlay.ts";
+import type { PhaseTimer } from "./phase-trace.ts";
 import { mustRun, runTool, toolPath } from "./run-tool.ts";
 
 /** Layer mounts and unmounts run one at a time: a mount never races the unmount of its layer. */
@@ -48,6 +51,9 @@ function unpin(target: string): void {
 
 function mountLayerImage(image: string, target: string): Promise<string> {
   return serial(async () => {
+    // In use again: its idle release is off until its next last user goes.
+    clearTimeout(idleTimers.get(target));
+    idleTimers.delete(target);
     if (isMounted(target)) return target;
     mkdirSync(target, { recursive: true });
     const r = await runTool([toolPath("mount"), "-t", "squashfs", "-o", "ro,loop", image, target]);
@@ -60,7 +66,7 @@ function mountLayerImage(image: string, target: string): Promise<string> {
  * Mounts the container's overlay at `target`, loop-mounting its layer images first
  * (under `layersRoot`). Its layers stay pinned until the overlay lists them (or failed).
  */
-export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot = GUEST_LAYER_MOUNTS): Promise<void> {
+export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot = GUEST_LAYER_MOUNTS, phases?: PhaseTimer): Promise<void> {
   const pins: string[] = [];
   try {
     const lowerDirs: string[] = [];
@@ -77,12 +83,14 @@ export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot =
     // In a machine the upper/work pair is the agent's own (on the machine's disk). The
     // upper dir's mode is the container's `/` (0755, as imaged makes it on the host: a
     // 0700 root denies every non-root user even /bin); its parent keeps others out.
+    phases?.mark("layers");
     if (spec.upperDir) {
       mkdirSync(dirname(spec.upperDir), { recursive: true, mode: 0o700 });
       mkdirSync(spec.upperDir, { recursive: true, mode: 0o755 });
     }
     if (spec.workDir) mkdirSync(spec.workDir, { recursive: true, mode: 0o700 });
     await mountOverlay({ ...spec, lowerDirs }, target);
+    phases?.mark("overlay");
   } finally {
     for (const p of pins) unpin(p);
   }
@@ -119,9 +127,9 @@ export async function acquireLayerImages(lowerDirs: string[], layersRoot = GUEST
 }
 
 /** Lower dirs of every overlay mounted now (from the super options in mountinfo). */
-function lowerDirsInUse(): Set<string> {
+function lowerDirsInUse(mountinfo: string[]): Set<string> {
   const used = new Set<string>();
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+  for (const line of mountinfo) {
     const sep = line.indexOf(" - ");
     if (sep < 0) continue;
     const [fstype, , options] = line.slice(sep + 3).split(" ");
@@ -132,21 +140,71 @@ function lowerDirsInUse(): Set<string> {
   return used;
 }
 
-/** Unmounts the layer images (under `layersRoot`) no overlay uses any more and no create is about to. */
-export function releaseUnusedLayers(layersRoot = GUEST_LAYER_MOUNTS): Promise<void> {
+/** How long a layer stays mounted after its last container went (docker run --rm reuses it). */
+export const LAYER_IDLE_MS = 10 * 60_000;
+
+/** The image file behind a layer mount's loop device ("" when unknown). */
+function backingFile(device: string): string {
+  const loop = /^\/dev\/(loop\d+)$/.exec(device)?.[1];
+  if (!loop) return "";
+  try {
+    return readFileSync(`/sys/block/${loop}/loop/backing_file`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** Layer mounts under `layersRoot` that no overlay lists and no create is about to. */
+function unusedLayerMounts(layersRoot: string): { target: string; image: string }[] {
+  const info = readFileSync("/proc/self/mountinfo", "utf8").split("\n");
+  const mounted = info
+    .map((l) => ({ target: l.split(" ")[4], device: l.slice(l.indexOf(" - ") + 3).split(" ")[1] ?? "" }))
+    .filter((m): m is { target: string; device: string } => !!m.target && m.target.startsWith(`${layersRoot}/`));
+  if (mounted.length === 0) return [];
+  const used = lowerDirsInUse(info);
+  return mounted.filter((m) => !used.has(m.target) && !pinned.has(m.target)).map((m) => ({ target: m.target, image: backingFile(m.device) }));
+}
+
+async function unmountLayer(target: string): Promise<void> {
+  clearTimeout(idleTimers.get(target));
+  idleTimers.delete(target);
+  // -d frees the loop device too.
+  await mustRun([toolPath("umount"), "-d", target], `unmounting layer ${basename(target)}`).catch(() => {});
+  try {
+    rmdirSync(target);
+  } catch {}
+}
+
+/** One timer per unused layer: its release once it has been idle for the whole period. */
+const idleTimers = new Map<string, Timer>();
+
+/**
+ * Releases layer mounts (under `layersRoot`) no overlay uses and no create is about to:
+ * at once when their image file is gone (docker rmi: the image no longer exists) or
+ * `idleMs` is 0; else after `idleMs` without a user, by a timer armed now and checked
+ * again when it fires (a create that mounted the layer meanwhile keeps it). Event
+ * driven: runs after each container delete and when the host says images went away.
+ * Returns the layer mounts it unmounted now.
+ */
+export function releaseUnusedLayers(layersRoot = GUEST_LAYER_MOUNTS, idleMs = LAYER_IDLE_MS): Promise<string[]> {
   return serial(async () => {
-    const mounted = readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .map((l) => l.split(" ")[4])
-      .filter((m): m is string => !!m && m.startsWith(`${layersRoot}/`));
-    if (mounted.length === 0) return;
-    const used = lowerDirsInUse();
-    for (const m of mounted.filter((m) => !used.has(m) && !pinned.has(m))) {
-      // -d frees the loop device too.
-      await mustRun([toolPath("umount"), "-d", m], `unmounting layer ${basename(m)}`).catch(() => {});
-      try {
-        rmdirSync(m);
-      } catch {}
+    const released: string[] = [];
+    for (const { target, image } of unusedLayerMounts(layersRoot)) {
+      if (idleMs <= 0 || (image && !isFile(image))) {
+        await unmountLayer(target);
+        released.push(target);
+        continue;
+      }
+      if (idleTimers.has(target)) continue;
+      const timer = setTimeout(() => {
+        idleTimers.delete(target);
+        void serial(async () => {
+          if (unusedLayerMounts(layersRoot).some((m) => m.target === target)) await unmountLayer(target);
+        });
+      }, idleMs);
+      timer.unref();
+      idleTimers.set(target, timer);
     }
+    return released;
   });
 }

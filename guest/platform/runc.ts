@@ -1,9 +1,11 @@
 /**
- * runc, driven as a command-line tool with our own --root. Errors come back from
- * runc's JSON log or stderr; "executable file not found" and "permission denied" get
- * their own codes (docker run maps them to exit 127 and 126).
+ * The OCI runtime (runc, or crun in a machine), driven as a command-line tool with our
+ * own --root. Both take the same commands and write the same JSON log. Errors come
+ * back from that log or stderr; "executable file not found" and "permission denied"
+ * get their own codes (docker run maps them to exit 127 and 126), in either runtime's
+ * wording.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { ErrorCode } from "../../lib/errors.ts";
 import { GuestError } from "../core/guest-error.ts";
 import { runTool, toolPath } from "./run-tool.ts";
@@ -14,10 +16,27 @@ export interface RuncState {
   status: string;
 }
 
+/**
+ * crun's start failures in runc's words, which the docker CLI reads for exit codes 127
+ * and 126 (case-sensitive "no such file or directory", "permission denied"). crun's
+ * "open executable" names no path: `executable` (the process's args[0]) fills it in.
+ * runc's own messages pass through unchanged.
+ */
+export function inRuncWording(message: string, executable = ""): string {
+  const prefix = "unable to start container process: ";
+  const notFound = /executable file `([^`]*)` not found/.exec(message);
+  if (notFound) return `${prefix}exec: "${notFound[1]}": executable file not found in $PATH`;
+  const execFailed = /exec(?:ve)? `([^`]*)`: (.*)$/s.exec(message);
+  if (execFailed) return `${prefix}exec: "${execFailed[1]}": ${execFailed[2]!.toLowerCase()}`;
+  const open = /open executable: (.*)$/s.exec(message);
+  if (open) return `${prefix}exec: "${executable}": ${/permission denied|operation not permitted/i.test(open[1]!) ? "permission denied" : open[1]!.toLowerCase()}`;
+  return message;
+}
+
 /** Maps a runc error message to an ArcBox error code. */
 export function classifyRuncError(message: string): ErrorCode {
   // Only the process's own executable: `exec: "<path>": <reason>` (a missing bind-mount
-  // source is a different error, not docker run's 127).
+  // source is a different error, not docker run's 127). crun's: see inRuncWording.
   const execError = /exec: "[^"]*": (.*)$/s.exec(message)?.[1] ?? "";
   if (/executable file not found|no such file or directory/i.test(execError)) return "not_found";
   if (/permission denied|is a directory/i.test(execError)) return "permission_denied";
@@ -50,13 +69,28 @@ export function runcError(message: string): GuestError {
   return new GuestError(classifyRuncError(message), message);
 }
 
-export class Runc {
-  readonly binary = toolPath("runc");
-  constructor(readonly root: string) {}
+export type OciRuntimeName = "runc" | "crun";
+
+export class OciRuntime {
+  constructor(
+    readonly root: string,
+    readonly name: OciRuntimeName = "runc",
+    readonly binary = toolPath(name),
+  ) {}
+
+  private versionText: Promise<string> | undefined;
+  /** The first line of `<binary> --version` ("" when it does not answer). */
+  version(): Promise<string> {
+    this.versionText ??= runTool([this.binary, "--version"]).then(
+      (r) => (r.code === 0 ? (r.stdout.split("\n")[0]?.trim() ?? "") : ""),
+      () => "",
+    );
+    return this.versionText;
+  }
 
   private async run(args: string[], stdin?: Uint8Array): Promise<string> {
     const r = await runTool([this.binary, "--root", this.root, ...args], { stdin });
-    if (r.code !== 0) throw runcError((r.stderr || r.stdout).trim().replace(/^time="[^"]*" level=\w+ msg="(.*)"$/s, "$1") || `runc ${args[0]} failed with exit ${r.code}`);
+    if (r.code !== 0) throw runcError((r.stderr || r.stdout).trim().replace(/^time="[^"]*" level=\w+ msg="(.*)"$/s, "$1") || `${this.name} ${args[0]} failed with exit ${r.code}`);
     return r.stdout;
   }
 
@@ -75,8 +109,16 @@ export class Runc {
   resume(id: string) {
     return this.run(["resume", id]);
   }
-  update(id: string, resources: unknown) {
-    return this.run(["update", "--resources", "-", id], new TextEncoder().encode(JSON.stringify(resources)));
+  /** `scratchFile`: where crun (which reads --resources from a file, not stdin) gets them. */
+  async update(id: string, resources: unknown, scratchFile: string) {
+    const json = JSON.stringify(resources);
+    if (this.name === "runc") return this.run(["update", "--resources", "-", id], new TextEncoder().encode(json));
+    writeFileSync(scratchFile, json);
+    try {
+      return await this.run(["update", "--resources", scratchFile, id]);
+    } finally {
+      rmSync(scratchFile, { force: true });
+    }
   }
   async ps(id: string): Promise<number[]> {
     return JSON.parse((await this.run(["ps", "--format", "json", id])) || "[]") as number[];

@@ -50,3 +50,9 @@ export function guestRootfsDirs(containerId: string): { upperDir: string; workDi
   const base = join(guestAgentLayout.stateRoot, "rootfs", containerId);
   return { upperDir: join(base, "upper"), workDir: join(base, "work") };
 }
+
+/**
+ * Per-phase timings of container operations (guest/platform/phase-trace.ts): written
+ * only while this file exists (`machine exec -- touch` it; bench/vm-mode.ts does).
+ */
+export const GUEST_PHASE_TRACE = "/run/arcbox/phase-trace";

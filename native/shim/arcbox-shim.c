@@ -11,6 +11,7 @@
  *   run: a machine exec (a process in the machine itself, not in a container): needs
  *        --spec with pid 0; same stdio socket, TTY, exit file and notification.
  *        arcbox-shim start FIFO PID   (start a created container: start-fifo.c)
+ *        arcbox-shim start-write FIFO PID   (the same for crun's FIFO, read by the init)
  *   --runc PATH --root DIR      runc binary and its --root
  *   --bundle DIR                (create) OCI bundle
  *   --container ID --process F  (exec) container to exec in, process.json
@@ -198,6 +199,7 @@ static int run_runc(int sfd, int in_r, int out_w, int err_w, int *master) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "start") == 0) return start_container(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "start-write") == 0) return start_container_writer(argc, argv);
   parse_args(argc, argv);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

@@ -56,6 +56,7 @@ int recv_fd(int sock);
 
 /* start-fifo.c */
 int start_container(int argc, char **argv);
+int start_container_writer(int argc, char **argv);
 
 /* exec-direct.c */
 int exec_direct(int in_r, int out_w, int err_w, int *master, pid_t *pid);

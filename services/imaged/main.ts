@@ -18,6 +18,7 @@ import { serveUploads } from "./server/upload-server.ts";
 import { ContentStore } from "./storage/content-store.ts";
 import { ImageDb } from "./storage/image-db.ts";
 import { Snapshots } from "./storage/snapshots.ts";
+import { engineMode } from "../../lib/engine-mode.ts";
 
 await runService({
   name: "imaged",
@@ -28,10 +29,13 @@ await runService({
     const registryConfig = loadRegistryConfig(ctx.home.root);
     const mounts = new LayerMounts(snapshots);
     const converter = new LayerConverter(store, ctx.log);
-    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts, converter), () => registryConfig);
+    // VM mode: the engine machine mounts the layer images of its containers, not the host.
+    const mountLayers = engineMode() === "host";
+    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts, converter, { mountLayers }), () => registryConfig);
     // Layer images still mounted by an earlier run are adopted, not mounted again;
     // those of existing containers are mounted (after a reboot), the rest unmounted.
-    for (const error of await mounts.adopt(db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []))) ctx.log.warn("layer image mount at start failed", { error });
+    const roots = mountLayers ? db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []) : [];
+    for (const error of await mounts.adopt(roots)) ctx.log.warn("layer image mount at start failed", { error });
     // Whatever an interrupted run left unreferenced goes now, not on a timer.
     store.collectGarbage();
     // A store from before layer images: its unpacked layers become images, in the background.

@@ -79,6 +79,36 @@ describe("VM mode: containers run in the engine machine", () => {
     expect((await d.docker(["ps", "-aq"])).stdout.trim()).toBe("");
   }, 300_000);
 
+  test("the engine machine runs containers with crun: errors, signals, pause, top, update", async () => {
+    // The agent chose crun (C, no Go start under TCG) and says so.
+    const info = JSON.parse((await d.docker(["info", "--format", "{{json .}}"])).stdout);
+    expect(info.DefaultRuntime).toBe("crun");
+    expect(Object.keys(info.Runtimes)).toEqual(["crun"]);
+    const running = await inEngine("ls /var/lib/arcbox/data/vmm/host/runc; cat /proc/mounts");
+    expect(running).toMatch(/^cgroup2 \/sys\/fs\/cgroup cgroup2 /m);
+    // crun's start failures end as runc's do: docker run's 127 and 126.
+    const missing = await d.docker(["run", "--rm", IMAGE, "no-such-command"], LONG);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/executable file not found in \$PATH/);
+    expect((await d.docker(["run", "--rm", IMAGE, "/etc/passwd"], LONG)).code).toBe(126);
+    const run = await d.docker(["run", "-d", "--name", "vm-crun", IMAGE, "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 1; done"], LONG);
+    expect(run.code).toBe(0);
+    const id = run.stdout.trim();
+    // crun keeps its state in the agent's runtime root, as runc did.
+    expect(await inEngine(`cat /var/lib/arcbox/data/vmm/host/runc/${id}/status`)).toMatch(/\S/);
+    expect((await d.docker(["top", "vm-crun"], LONG)).stdout).toMatch(/trap 'exit 9' USR1/);
+    expect((await d.docker(["pause", "vm-crun"], LONG)).code).toBe(0);
+    expect(JSON.parse((await d.docker(["inspect", "vm-crun"])).stdout)[0].State.Status).toBe("paused");
+    expect(await inEngine(`cat /sys/fs/cgroup/arcbox/${id}/cgroup.freeze`)).toBe("1\n");
+    expect((await d.docker(["unpause", "vm-crun"], LONG)).code).toBe(0);
+    expect(JSON.parse((await d.docker(["inspect", "vm-crun"])).stdout)[0].State.Status).toBe("running");
+    expect((await d.docker(["update", "--memory", "64m", "vm-crun"], LONG)).code).toBe(0);
+    expect(await inEngine(`cat /sys/fs/cgroup/arcbox/${id}/memory.max`)).toBe(`${64 * 1024 * 1024}\n`);
+    expect((await d.docker(["kill", "-s", "USR1", "vm-crun"], LONG)).code).toBe(0);
+    expect((await d.docker(["wait", "vm-crun"], LONG)).stdout.trim()).toBe("9");
+    expect((await d.docker(["rm", "vm-crun"], LONG)).code).toBe(0);
+  }, 300_000);
+
   test("stdin reaches the container and its end closes it (docker run -i)", async () => {
     const r = await d.docker(["run", "-i", "--rm", IMAGE, "sh", "-c", "cat; echo done"], { ...LONG, stdin: "line 1\nline 2\n" });
     expect(r).toMatchObject({ code: 0, stdout: "line 1\nline 2\ndone\n" });
@@ -97,7 +127,9 @@ describe("VM mode: containers run in the engine machine", () => {
     }
     expect(logs.stdout).toBe("started\n");
     expect(logs.stderr).toBe("warn\n");
-    // The container's root is an overlay on the loop-mounted layer image in the machine.
+    // The container's root is an overlay on the loop-mounted layer image in the machine;
+    // the host mounts no layer image for it (imaged hands out paths only in VM mode).
+    expect(readFileSync("/proc/self/mounts", "utf8")).not.toContain(join(d.home, "data", "imaged", "mnt"));
     const mounts = await inEngine("cat /proc/mounts");
     expect(mounts).toMatch(/^\/dev\/loop\d+ \/run\/arcbox\/layers\/[0-9a-f]{64} squashfs ro/m);
     expect(mounts).toMatch(/^arcbox-imaged \/run\/arcbox\/imaged virtiofs ro/m);
@@ -114,9 +146,43 @@ describe("VM mode: containers run in the engine machine", () => {
 
     expect((await d.docker(["rm", "vm-web"], LONG)).code).toBe(0);
     expect((await d.docker(["inspect", id])).code).not.toBe(0);
-    // The machine let go of the layer once nothing used it, and the host socket is gone.
-    expect(await inEngine("cat /proc/mounts")).not.toContain("/run/arcbox/layers/");
+    // The machine keeps the layer mounted for the image's next container (it goes with
+    // the image or after idling a while), and the host socket is gone.
+    expect(await inEngine("cat /proc/mounts")).toMatch(/ \/run\/arcbox\/layers\/[0-9a-f]{64} squashfs /);
     expect(readdirSync(join(d.home, "run", "io"))).toEqual([]);
+  }, 300_000);
+
+  test("a layer stays mounted between runs of one image and is released by docker rmi", async () => {
+    const other = "vm-other:1";
+    const root = mkdtempSync(join(tmpdir(), "arcbox-vm-rootfs-"));
+    try {
+      buildBusyboxRootfs(root);
+      writeFileSync(join(root, "other.txt"), "a layer of its own\n");
+      const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
+      const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", other], { stdin: tar, stdout: "pipe", stderr: "pipe" });
+      expect(await imp.exited).toBe(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    const layer = JSON.parse((await d.docker(["inspect", other])).stdout)[0].RootFS.Layers[0].replace("sha256:", "");
+    // The mount's id in the machine's mount table: a new mount gets a new one.
+    const mountId = async () => (await inEngine("cat /proc/self/mountinfo")).split("\n").find((l) => l.split(" ")[4] === `/run/arcbox/layers/${layer}`)?.split(" ")[0];
+    expect(await mountId()).toBeUndefined();
+    expect((await d.docker(["run", "--rm", other, "cat", "/other.txt"], LONG)).stdout).toBe("a layer of its own\n");
+    const first = await mountId();
+    expect(first).toBeDefined();
+    expect((await d.docker(["run", "--rm", other, "true"], LONG)).code).toBe(0);
+    expect(await mountId()).toBe(first);
+    // The image goes: so does its layer, though no container ever idled it out.
+    expect((await d.docker(["rmi", other], LONG)).code).toBe(0);
+    let left = await mountId();
+    for (let i = 0; i < 30 && left; i++) {
+      await Bun.sleep(1000);
+      left = await mountId();
+    }
+    expect(left).toBeUndefined();
+    // The other image's layer is still there.
+    expect(await inEngine("cat /proc/mounts")).toMatch(/ \/run\/arcbox\/layers\/[0-9a-f]{64} squashfs /);
   }, 300_000);
 
   test("bind mounts and named volumes reach the machine through VirtioFS", async () => {

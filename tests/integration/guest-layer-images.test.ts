@@ -48,7 +48,40 @@ test("a release during a create keeps the create's layer; a release after the ro
   expect(mountsUnder(layersRoot)).toEqual([join(layersRoot, "a".repeat(64))]);
 
   for (const r of roots) expect((await run(["umount", r.target])).code).toBe(0);
-  await releaseUnusedLayers(layersRoot);
+  // Unused, but its image is still there: kept for the next container of the image.
+  expect(await releaseUnusedLayers(layersRoot)).toEqual([]);
+  expect(mountsUnder(layersRoot)).toEqual([join(layersRoot, "a".repeat(64))]);
+  expect(await releaseUnusedLayers(layersRoot, 0)).toEqual([join(layersRoot, "a".repeat(64))]);
+  expect(mountsUnder(layersRoot)).toEqual([]);
+}, 60_000);
+
+test("an unused layer stays mounted until it has been idle long enough or its image file is gone", async () => {
+  const src = join(work, "src2");
+  mkdirSync(src);
+  writeFileSync(join(src, "f"), "x\n");
+  const images = ["b", "c"].map((ch) => join(work, ch.repeat(64)));
+  for (const image of images) expect((await run(["mksquashfs", src, image, "-noappend", "-quiet", "-no-progress"])).code).toBe(0);
+  const root = (i: number) => {
+    const dir = join(work, `d${i}`);
+    mkdirSync(join(dir, "rootfs"), { recursive: true });
+    return { target: join(dir, "rootfs"), spec: create(RootfsSpecSchema, { lowerDirs: [images[i]!], upperDir: join(dir, "upper"), workDir: join(dir, "work") }) };
+  };
+  const [b, c] = [root(0), root(1)];
+  await mountRootfs(b.spec, b.target, layersRoot);
+  await mountRootfs(c.spec, c.target, layersRoot);
+  for (const r of [b, c]) expect((await run(["umount", r.target])).code).toBe(0);
+  const [lb, lc] = images.map((i) => join(layersRoot, i.split("/").at(-1)!));
+  // b's image is removed (docker rmi): it goes at once; c's idles on a timer.
+  rmSync(images[0]!);
+  expect(await releaseUnusedLayers(layersRoot, 300)).toEqual([lb!]);
+  expect(mountsUnder(layersRoot)).toEqual([lc!]);
+  // Used again before the timer fires: the timer does not take it.
+  await mountRootfs(c.spec, c.target, layersRoot);
+  await Bun.sleep(500);
+  expect(mountsUnder(layersRoot)).toEqual([lc!]);
+  expect((await run(["umount", c.target])).code).toBe(0);
+  expect(await releaseUnusedLayers(layersRoot, 300)).toEqual([]);
+  for (let i = 0; i < 50 && mountsUnder(layersRoot).length; i++) await Bun.sleep(100);
   expect(mountsUnder(layersRoot)).toEqual([]);
 }, 60_000);
 

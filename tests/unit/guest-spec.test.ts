@@ -11,7 +11,7 @@ import { buildOciSpec, mergeEnv, ociResources } from "../../guest/core/oci-spec.
 import { parsePsOutput } from "../../guest/core/top.ts";
 import { resolveUser } from "../../guest/core/user-resolver.ts";
 import { FrameDecoder, encodeFrame } from "../../guest/protocol/frames.ts";
-import { classifyRuncError } from "../../guest/platform/runc.ts";
+import { classifyRuncError, inRuncWording } from "../../guest/platform/runc.ts";
 import { overlayOptions } from "../../guest/platform/overlay.ts";
 import { statsV2 } from "../../guest/core/stats.ts";
 import { defaultSeccomp } from "../../guest/core/seccomp.ts";
@@ -141,6 +141,19 @@ describe("small parsers", () => {
     expect(classifyRuncError('runc create failed: unable to start container process: error during container init: error mounting "/x" to rootfs at "/data": stat /x: no such file or directory')).toBe(
       "invalid_argument",
     );
+  });
+  test("crun's start failures in runc's words (the docker CLI's 127/126)", () => {
+    const notFound = inRuncWording("executable file `nonexist` not found in $PATH: No such file or directory");
+    expect(notFound).toBe('unable to start container process: exec: "nonexist": executable file not found in $PATH');
+    expect(classifyRuncError(notFound)).toBe("not_found");
+    const denied = inRuncWording("open executable: Permission denied", "/etc/passwd");
+    expect(denied).toBe('unable to start container process: exec: "/etc/passwd": permission denied');
+    expect(classifyRuncError(denied)).toBe("permission_denied");
+    expect(inRuncWording("open executable: Operation not permitted", "/etc")).toBe('unable to start container process: exec: "/etc": permission denied');
+    expect(inRuncWording("exec `/x.sh`: No such file or directory")).toBe('unable to start container process: exec: "/x.sh": no such file or directory');
+    // runc's own wording is left alone.
+    const runc = 'runc create failed: unable to start container process: exec: "x": executable file not found in $PATH';
+    expect(inRuncWording(runc, "x")).toBe(runc);
   });
   test("overlay options reject separators in paths", () => {
     expect(overlayOptions(create(CreateContainerRequestSchema, { rootfs: { lowerDirs: ["/a", "/b"], upperDir: "/u", workDir: "/w" } }).rootfs!)).toBe("lowerdir=/a:/b,upperdir=/u,workdir=/w");

@@ -4,6 +4,9 @@
  * that the container uses the image (which blocks its removal and collection);
  * ReleaseRootfs deletes the pair and the record. Layer images are mounted for the
  * first container that needs them and unmounted after the last (layer-mounts.ts).
+ * In VM mode (`mountLayers` false) containers run in the engine machine, which mounts
+ * the layer image files itself: the lower dirs are handed out as paths only (vmm maps
+ * each to its image file) and the host mounts nothing for a container root.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +31,7 @@ export class RootfsManager {
     private readonly store: ImageStore,
     private readonly mounts: LayerMounts,
     private readonly converter?: LayerConverter,
+    private readonly opts: { mountLayers: boolean } = { mountLayers: true },
   ) {}
 
   /**
@@ -80,7 +84,7 @@ export class RootfsManager {
     const lowerDirs = img.diffIds.map((d) => this.store.snapshots.layerPath(d)).reverse();
     // Mounted after the row is written, so a restarted imaged counts them; a repeated
     // prepare of the same container counts its layers once.
-    if (!owner) {
+    if (!owner && this.opts.mountLayers) {
       try {
         await this.mounts.acquire(img.diffIds);
       } catch (err) {
@@ -107,7 +111,7 @@ export class RootfsManager {
     this.store.db.deleteContainer(containerId);
     const img = imageId ? this.store.db.getImage(imageId) : undefined;
     if (img) {
-      await this.mounts.release(img.diffIds);
+      if (this.opts.mountLayers) await this.mounts.release(img.diffIds);
       this.converter?.afterRelease(img.diffIds);
     }
   }

@@ -229,6 +229,9 @@ export class EngineMachine {
 
   /** A MachineService call for the engine machine, with its paths and sockets translated. */
   async call(method: AgentMethod, req: never): Promise<unknown> {
+    // Asked by `docker info` and after `docker rmi`: never boots the machine to answer
+    // (a machine that is not up has no runtime to report and no layer mounted).
+    if ((method === "agentInfo" || method === "releaseLayers") && !this.setUpOn) return {};
     const started = performance.now();
     try {
       return await this.callAgent(await this.ready(), method, req);

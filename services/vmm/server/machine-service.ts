@@ -37,6 +37,8 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     createExec: forward("createExec"),
     startExec: forward("startExec"),
     execState: forward("execState"),
+    agentInfo: forward("agentInfo"),
+    releaseLayers: forward("releaseLayers"),
     async *events(req, ctx: HandlerContext) {
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);

@@ -13,6 +13,7 @@ import { progressResponse } from "../images/progress-stream.ts";
 import { imageFilters, queryBool } from "../images/query.ts";
 import { authConfigSchema, registryAuthFromHeader, toRegistryAuth } from "../images/registry-auth.ts";
 import { forwardUpload } from "../images/upload.ts";
+import { releaseEngineLayers } from "../../core/engine-layers.ts";
 
 /** Image names contain slashes, so `:name` spans segments. */
 const NAME = ":name{.+}";
@@ -49,6 +50,7 @@ export function imagesRoutes(deps: DockerApiDeps) {
 
   app.post("/images/prune", async (c) => {
     const res = await images().prune({ filters: imageFilters(c.req.query("filters"), FILTERS.imagePrune) });
+    if (res.items.some((i) => i.deleted)) releaseEngineLayers(deps.clients);
     const deleted = res.items.map((i) => (i.untagged ? { Untagged: i.untagged } : { Deleted: i.deleted }));
     return c.json({ ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: Number(res.spaceReclaimed) });
   });
@@ -84,6 +86,7 @@ export function imagesRoutes(deps: DockerApiDeps) {
 
   app.delete(`/images/${NAME}`, async (c) => {
     const res = await images().remove({ reference: c.req.param("name"), force: queryBool(c.req.query("force")), noPrune: queryBool(c.req.query("noprune")) });
+    if (res.items.some((i) => i.deleted)) releaseEngineLayers(deps.clients);
     return c.json(res.items.map((i) => (i.untagged ? { Untagged: i.untagged } : { Deleted: i.deleted })));
   });
 

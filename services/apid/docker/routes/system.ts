@@ -7,6 +7,17 @@ import { imageDiskUsage } from "../images/disk-usage.ts";
 import { registryConfigJson } from "../images/registry-info.ts";
 import { volumeDiskUsage } from "../volumes/disk-usage.ts";
 import { ENGINE_COMPAT_VERSION, pingResponse, versionBody } from "../system-info.ts";
+import { ENGINE_IS_VM, ENGINE_MACHINE_NAME } from "../../core/engine-target.ts";
+
+/**
+ * The OCI runtime containers run with: runc on the host; in VM mode what the engine
+ * machine's agent chose (crun where it works), "runc" until the machine is up.
+ */
+async function ociRuntime(deps: DockerApiDeps): Promise<string> {
+  if (!ENGINE_IS_VM) return "runc";
+  const info = await deps.clients.machines.agentInfo({ machine: ENGINE_MACHINE_NAME }).catch(() => undefined);
+  return info?.ociRuntime || "runc";
+}
 
 export function systemRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
@@ -18,7 +29,7 @@ export function systemRoutes(deps: DockerApiDeps) {
   app.get("/info", async (c) => {
     const h = hostFacts();
     const counts = deps.containerCounts();
-    const [images, registries] = await Promise.all([deps.clients.images.list({ all: true }), deps.clients.images.registryInfo({})]);
+    const [images, registries, runtime] = await Promise.all([deps.clients.images.list({ all: true }), deps.clients.images.registryInfo({}), ociRuntime(deps)]);
     return c.json({
       ID: deps.engineId,
       Containers: counts.total,
@@ -73,8 +84,8 @@ export function systemRoutes(deps: DockerApiDeps) {
       Labels: [],
       ExperimentalBuild: false,
       ServerVersion: ENGINE_COMPAT_VERSION,
-      Runtimes: { runc: { path: "runc" } },
-      DefaultRuntime: "runc",
+      Runtimes: { [runtime]: { path: runtime } },
+      DefaultRuntime: runtime,
       Swarm: { NodeID: "", NodeAddr: "", LocalNodeState: "inactive", ControlAvailable: false, Error: "", RemoteManagers: null },
       LiveRestoreEnabled: true,
       Isolation: "",
