@@ -117,7 +117,14 @@ async function idleAll(engines: Engine[]): Promise<Idle[]> {
     const breakdown = memoryBreakdown(now)
       .map((g) => `${g.count > 1 ? `${g.count}x ` : ""}${g.name} ${g.pssMB.toFixed(1)} (anon ${g.anonMB.toFixed(1)})`)
       .join(", ");
-    return { cpuMsPerMin: cpuNanosBetween(before[i]!, after) / 1e6 / minutes, pssMB: pssBytes(now) / 1e6, rssMB: rssBytes(now) / 1e6, aloneMB: aloneBytes(now) / 1e6, procs: pids[i]!.length, breakdown };
+    return {
+      cpuMsPerMin: cpuNanosBetween(before[i]!, after) / 1e6 / minutes,
+      pssMB: pssBytes(now) / 1e6,
+      rssMB: rssBytes(now) / 1e6,
+      aloneMB: aloneBytes(now) / 1e6,
+      procs: pids[i]!.length,
+      breakdown,
+    };
   });
 }
 

@@ -149,8 +149,7 @@ export class FileStreams {
     } else if (f.resume) {
       s.hostPaused = false;
       if (!s.linkFull) s.child.stdout!.resume();
-    }
-    else if (f.eof) stdin.end();
+    } else if (f.eof) stdin.end();
     else if (f.data && !stdin.destroyed) {
       stdin.write(f.data);
       // The helper reads slower than the host sends: the host stops reading its client.

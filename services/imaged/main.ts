@@ -31,7 +31,13 @@ await runService({
     const converter = new LayerConverter(store, ctx.log);
     // VM mode: the engine machine mounts the layer images of its containers, not the host.
     const mountLayers = engineMode() === "host";
-    const core = new ImageCore(store, new Puller(store, () => registryConfig), new Pusher(store, () => registryConfig), new RootfsManager(store, mounts, converter, { mountLayers }), () => registryConfig);
+    const core = new ImageCore(
+      store,
+      new Puller(store, () => registryConfig),
+      new Pusher(store, () => registryConfig),
+      new RootfsManager(store, mounts, converter, { mountLayers }),
+      () => registryConfig,
+    );
     // Layer images still mounted by an earlier run are adopted, not mounted again;
     // those of existing containers are mounted (after a reboot), the rest unmounted.
     const roots = mountLayers ? db.allContainerRoots().map((id) => db.getImage(id)?.diffIds ?? []) : [];

@@ -143,7 +143,9 @@ describe("VM mode: docker cp", () => {
     expect((await docker(["cp", out, "live:/tmp/big-in"])).code).toBe(0);
     const inMs = performance.now() - t;
     expect((await docker(["exec", "live", "stat", "-c", "%s", "/tmp/big-in"])).stdout.trim()).toBe(String(MIB << 20));
-    console.log(`vm-mode-files: docker cp of ${MIB} MiB out ${Math.round(outMs)} ms (${((MIB * 1000) / outMs).toFixed(1)} MiB/s), in ${Math.round(inMs)} ms (${((MIB * 1000) / inMs).toFixed(1)} MiB/s)`);
+    console.log(
+      `vm-mode-files: docker cp of ${MIB} MiB out ${Math.round(outMs)} ms (${((MIB * 1000) / outMs).toFixed(1)} MiB/s), in ${Math.round(inMs)} ms (${((MIB * 1000) / inMs).toFixed(1)} MiB/s)`,
+    );
     // A client that reads the headers, then stops reading: the helper in the machine waits.
     const rss = (name: string) => {
       const pid = Number(new RegExp(`^${name}\\s+\\w+\\s+(\\d+)`, "m").exec(status)?.[1]);
@@ -162,7 +164,9 @@ describe("VM mode: docker cp", () => {
     // Long enough for the whole archive to have crossed, were nothing holding it back.
     await Bun.sleep(Math.max(8_000, outMs * 1.5));
     const during = { vmm: rss("vmm"), apid: rss("apid") };
-    console.log(`vm-mode-files: stalled ${MIB} MiB GET: RSS vmm ${before.vmm.toFixed(0)} -> ${during.vmm.toFixed(0)} MiB, apid ${before.apid.toFixed(0)} -> ${during.apid.toFixed(0)} MiB; client got ${(received / 2 ** 20).toFixed(1)} MiB`);
+    console.log(
+      `vm-mode-files: stalled ${MIB} MiB GET: RSS vmm ${before.vmm.toFixed(0)} -> ${during.vmm.toFixed(0)} MiB, apid ${before.apid.toFixed(0)} -> ${during.apid.toFixed(0)} MiB; client got ${(received / 2 ** 20).toFixed(1)} MiB`,
+    );
     expect(during.vmm - before.vmm).toBeLessThan(MIB / 2);
     expect(during.apid - before.apid).toBeLessThan(MIB / 2);
     sock.destroy();

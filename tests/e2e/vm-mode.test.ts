@@ -166,7 +166,11 @@ describe("VM mode: containers run in the engine machine", () => {
     }
     const layer = JSON.parse((await d.docker(["inspect", other])).stdout)[0].RootFS.Layers[0].replace("sha256:", "");
     // The mount's id in the machine's mount table: a new mount gets a new one.
-    const mountId = async () => (await inEngine("cat /proc/self/mountinfo")).split("\n").find((l) => l.split(" ")[4] === `/run/arcbox/layers/${layer}`)?.split(" ")[0];
+    const mountId = async () =>
+      (await inEngine("cat /proc/self/mountinfo"))
+        .split("\n")
+        .find((l) => l.split(" ")[4] === `/run/arcbox/layers/${layer}`)
+        ?.split(" ")[0];
     expect(await mountId()).toBeUndefined();
     expect((await d.docker(["run", "--rm", other, "cat", "/other.txt"], LONG)).stdout).toBe("a layer of its own\n");
     const first = await mountId();
