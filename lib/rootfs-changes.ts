@@ -4,7 +4,7 @@
  * Pure node:fs: apid runs it on the host, the guest agent in the engine machine (VM
  * mode), where the upper dir is.
  */
-import { existsSync, lstatSync, readdirSync } from "node:fs";
+import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 export interface Change {
@@ -14,7 +14,7 @@ export interface Change {
 
 export function upperChanges(upper: string, lowers: string[]): Change[] {
   const out: Change[] = [];
-  const inLower = (rel: string) => lowers.some((l) => existsSync(join(l, rel)));
+  const inLower = (rel: string) => lowers.some((l) => existsBeneath(l, rel));
   const walk = (rel: string) => {
     let names: string[];
     try {
@@ -37,6 +37,24 @@ export function upperChanges(upper: string, lowers: string[]): Change[] {
   };
   walk("");
   return withoutMountpoints(out);
+}
+
+/**
+ * Whether `rel` exists in the layer at `root`, following no symlink on the way. A
+ * layer's link may point anywhere (`a -> /`): following it would test the host's (or
+ * the engine machine's) own files, and whether `/a/x` shows as changed or added would
+ * tell a container whether the host has `/x`. A dangling link itself exists.
+ */
+function existsBeneath(root: string, rel: string): boolean {
+  const parts = rel.split("/");
+  let path = root;
+  for (let i = 0; i < parts.length; i++) {
+    path = join(path, parts[i]!);
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) return false;
+    if (i < parts.length - 1 && !st.isDirectory()) return false;
+  }
+  return true;
 }
 
 /** The files the runtime binds over the image's (the contents live outside the container). */
