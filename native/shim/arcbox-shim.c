@@ -315,8 +315,9 @@ int main(int argc, char **argv) {
     p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
     p[n++] = (struct pollfd){ listen_fd, POLLIN, 0 };
     p[n++] = (struct pollfd){ ctl_fd, POLLIN, 0 };
-    p[n++] = (struct pollfd){ outs[1], POLLIN, 0 };
-    p[n++] = (struct pollfd){ outs[2], POLLIN, 0 };
+    int full = clients_full();
+    p[n++] = (struct pollfd){ full ? -1 : outs[1], POLLIN, 0 };
+    p[n++] = (struct pollfd){ full ? -1 : outs[2], POLLIN, 0 };
     p[n++] = (struct pollfd){ stdin_buf.len ? stdin_fd : -1, POLLOUT, 0 };
     int base = n, polled = nclients; /* clients accepted below were not polled this round */
     for (int i = 0; i < nclients; i++) {
@@ -324,7 +325,8 @@ int main(int argc, char **argv) {
       p[n++] = (struct pollfd){ clients[i].fd, ev, 0 };
     }
     /* After the process exits, output still in flight is drained; a leftover child
-     * holding the pipe open must not keep the shim alive forever. */
+     * holding the pipe open must not keep the shim alive forever, nor a client that
+     * reads nothing for drain_ms (each bit of progress a slow one makes restarts it). */
     int r = poll(p, n, exited ? drain_ms : -1);
     if (r < 0) { if (errno == EINTR) continue; die("poll"); }
     if (r == 0) {
@@ -367,7 +369,7 @@ int main(int argc, char **argv) {
       }
     }
     for (int s = 1; s <= 2; s++) {
-      if (!(p[2 + s].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (full || !(p[2 + s].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char data[CHUNK];
       ssize_t k = read(outs[s], data, sizeof data);
       if (k > 0) { log_output(s, data, (size_t)k); broadcast(s, data, (size_t)k); }

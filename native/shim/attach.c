@@ -15,6 +15,14 @@ void drop_client(int i) {
   clients[i] = clients[--nclients];
 }
 
+/* A client has more queued than CLIENT_BUF_MAX: stop reading the process's output until
+ * it catches up, as Docker's attach does (the process blocks on a full pipe; nothing is
+ * dropped for a slow reader, e.g. a guest agent running without a JIT). */
+int clients_full(void) {
+  for (int i = 0; i < nclients; i++) if (clients[i].out.len > CLIENT_BUF_MAX) return 1;
+  return 0;
+}
+
 void broadcast(int stream, const char *p, size_t n) {
   unsigned char hdr[8] = { (unsigned char)stream, 0, 0, 0,
     (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
@@ -26,7 +34,6 @@ void broadcast(int stream, const char *p, size_t n) {
   }
   for (int i = 0; i < nclients; i++) {
     struct client *c = &clients[i];
-    if (c->out.len > CLIENT_BUF_MAX) continue; /* a stuck reader loses output rather than stalling the container */
     size_t hn = opt.tty ? 0 : 8, done = 0;
     if (c->out.len == 0) { /* nothing queued: try to send right away, queue only the rest */
       struct iovec iov[2] = { { hdr, hn }, { (void *)p, n } };
