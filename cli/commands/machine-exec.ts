@@ -69,6 +69,14 @@ function demux(onFrame: (fd: number, data: Uint8Array) => void) {
   };
 }
 
+/** Resolves once everything written to `out` so far has been handed to the OS. */
+function flushed(out: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (out.destroyed || out.writableLength === 0) resolve();
+    else out.write("", () => resolve());
+  });
+}
+
 export async function runExec(api: Api, sub: string, args: string[]): Promise<number> {
   let a: ExecArgs;
   try {
@@ -93,11 +101,23 @@ export async function runExec(api: Api, sub: string, args: string[]): Promise<nu
   }
   const closed = new Promise<void>((resolve) => conn.on("close", () => resolve()));
   conn.on("error", () => {});
-  if (a.tty) conn.on("data", (d: Buffer) => process.stdout.write(d));
+  // A reader slower than the machine (`| wc -c`, a full pipe) holds the socket back
+  // instead of piling the output up here.
+  let held = false;
+  const write = (out: NodeJS.WriteStream, data: Uint8Array) => {
+    if (out.write(data) || held) return;
+    held = true;
+    conn.pause();
+    out.once("drain", () => {
+      held = false;
+      conn.resume();
+    });
+  };
+  if (a.tty) conn.on("data", (d: Buffer) => write(process.stdout, d));
   else
     conn.on(
       "data",
-      demux((fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data)),
+      demux((fd, data) => write(fd === 2 ? process.stderr : process.stdout, data)),
     );
 
   if (a.interactive) {
@@ -108,6 +128,9 @@ export async function runExec(api: Api, sub: string, args: string[]): Promise<nu
   try {
     await closed;
     const { exitCode } = await api.waitExec({ execId });
+    // The caller exits the process with the code: output still queued for a pipe would
+    // be lost (32 MiB through `| wc -c` arrived as 18 MB).
+    await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
     return exitCode;
   } finally {
     if (localTty) {
