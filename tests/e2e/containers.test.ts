@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type TestDaemon, run } from "../helpers/daemon.ts";
 import { startBusyboxDaemon, type BusyboxDaemon } from "../helpers/busybox-daemon.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { test } from "../helpers/engine-mode.ts";
+import { IN_VM, test } from "../helpers/engine-mode.ts";
 
 let fx: BusyboxDaemon;
 let d: TestDaemon;
@@ -58,6 +58,15 @@ describe("docker run", () => {
     const r = await docker(["run", "-i", "--rm", "--network", "none", IMG, "sh", "-c", "cat; echo done"], { stdin: "line1\nline2\n" });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("line1\nline2\ndone\n");
+  });
+
+  test("a reader slower than the container loses none of its output", async () => {
+    // 32 MiB read only after a pause: the output piles up behind the pipe, far past the
+    // shim's 8 MiB per-client queue, and must be held back, never dropped.
+    const r = await run(["sh", "-c", `docker -H ${d.dockerHost} run --rm --network none ${IMG} head -c 33554432 /dev/zero | (sleep 3; wc -c)`], {
+      timeoutMs: IN_VM ? 600_000 : 60_000,
+    });
+    expect(r.stdout.trim()).toBe("33554432");
   });
 
   test("-it runs under a real terminal", async () => {
