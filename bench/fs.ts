@@ -229,7 +229,7 @@ async function serverOnly(frontend: string): Promise<Record<Server, Record<strin
     for (const s of i % 2 ? [...SERVERS].reverse() : SERVERS) {
       const sock = join(root, `so-${s}-${i}.sock`);
       const p = await startVirtiofsd({ socket: sock, dir, binary: serverArgv(s, sock, dir) });
-      const r = Bun.spawnSync([frontend, sock, "init", "bench-getattr:20000", "bench-files:500", "lookup:1:big", "bench-read:$3:64"], { stdout: "pipe", stderr: "pipe" });
+      const r = Bun.spawnSync([frontend, sock, "init", "bench-getattr:20000", "bench-files:500", "lookup:1:big", "bench-read:$3:64", "bench-fsync:16:20"], { stdout: "pipe", stderr: "pipe" });
       p.kill();
       await p.exited;
       for (const m of r.stdout.toString().matchAll(/^(bench-\w+) ok rate=([\d.]+)$/gm)) (out[s][m[1]!] ??= []).push(Number(m[2]));
@@ -307,6 +307,7 @@ try {
       ["bench-getattr", "GETATTR round trips", "ops/s"],
       ["bench-files", "small file life (8 requests)", "files/s"],
       ["bench-read", "1 MiB READs (page cache)", "MiB/s"],
+      ["bench-fsync", "16 FSYNCs in flight (ext4)", "fsyncs/s"],
     ] as const) {
       const a = median(so.arcbox[k] ?? [NaN]),
         d = median(so.debian[k] ?? [NaN]);
