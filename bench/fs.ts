@@ -6,15 +6,21 @@
  *   - sequential write (dd bs=1M conv=fsync) and read (guest page cache dropped first),
  *   - random 4 KiB reads (pread at random aligned offsets of the sequential file),
  *   - create + stat + unlink of small files (100 bytes each),
- *   - tar -x of a generated source-like tree, and find over it (guest caches dropped).
+ *   - tar -x of a generated source-like tree, and find over it (guest caches dropped),
+ *   - in parallel: 4 random readers of the sequential file; a build-like mix of 3
+ *     small-file writers (create+stat+unlink) beside one process writing and fsyncing files.
  * Cache modes: ours runs with its default (`auto`), Debian's with its default
  * (`cache=auto`): the same contract (1 s entry/attr timeouts, page cache kept while
  * size/mtime do not change), and neither enables the writeback cache. xattrs: both serve
  * them (the peer gets `-o xattr`; --peer-defaults leaves it at its no_xattr default).
- * Fairness on a loaded 2-core host: a small warm-up round comes first and is not counted
+ * Fairness on a loaded 2-core host: the rounds are split over two boots with the two
+ * devices in opposite order (with Debian's server on BOTH devices, --calibrate debian,
+ * tar on the first device came out at 0.81x of the second at load ~19: bias or noise, a
+ * fixed order must not decide a row); each boot starts with a small warm-up round that is not counted
  * (TCG translates guest code the first time it runs, which would tax whichever server
  * went first); then, inside every round, each row runs on both servers back to back,
  * in A/B order on even rounds and B/A on odd ones, so load swings hit both alike.
+ * "won" counts the rounds in which ours was faster.
  * Medians over the rounds are reported; ratio = ours / peer throughput (> 1: ours is
  * faster; the same as peer time / our time). "% native" is ours against the same work
  * on the host's filesystem without a VM (host page cache warm: the host's caches are
@@ -27,6 +33,7 @@
  * under TCG it takes hours). Any size can be overridden.
  * Usage: bun bench/fs.ts [--quick|--full] [--mib N] [--rand N] [--small N] [--tree N]
  *                        [--runs N] [--rows seqwrite,seqread,...] [--peer-defaults] [--no-server-only]
+ *                        [--ours-args "ARGS"] [--baseline "BINARY ARGS"] [--calibrate arcbox|debian]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -51,7 +58,7 @@ const TREE = arg("--tree", preset.tree);
 const RUNS = arg("--runs", preset.runs);
 const WARM = { mib: 4, rand: 100, small: 50, tree: 100 };
 
-const ROWS = ["seqwrite", "seqread", "randread", "smallfiles", "tar", "find"] as const;
+const ROWS = ["seqwrite", "seqread", "randread", "smallfiles", "tar", "find", "parread", "mixed"] as const;
 type RowKey = (typeof ROWS)[number];
 const rowsArg = process.argv.indexOf("--rows");
 const SELECTED: RowKey[] = rowsArg > 0 ? (process.argv[rowsArg + 1]!.split(",") as RowKey[]) : [...ROWS];
@@ -64,11 +71,27 @@ type Server = (typeof SERVERS)[number];
  * and chown() (its kill-privileges check); a server without xattrs answers ENOSYS once
  * and is never asked again. --peer-defaults runs the peer with no_xattr, its default. */
 const PEER_DEFAULTS = has("--peer-defaults");
+/** --calibrate arcbox|debian: both devices run that one server, so any ratio away from
+ * 1.0 is bias of the set-up (device order, load swings), not a difference of servers. */
+const calIdx = process.argv.indexOf("--calibrate");
+const CALIBRATE = calIdx > 0 ? (process.argv[calIdx + 1] as Server) : undefined;
+if (CALIBRATE && !SERVERS.includes(CALIBRATE)) throw new Error(`--calibrate takes ${SERVERS.join(" or ")}`);
+/** --baseline "BINARY [ARGS]": the peer's device runs another arcbox-virtiofsd instead
+ * (an older build, or ours with other options), so ratio = this build / that one. */
+const baseIdx = process.argv.indexOf("--baseline");
+const BASELINE = baseIdx > 0 ? process.argv[baseIdx + 1]!.split(" ") : undefined;
+/** --ours-args "ARGS": extra options for our server (e.g. "--threads 0"). */
+const oursIdx = process.argv.indexOf("--ours-args");
+const OURS_ARGS = oursIdx > 0 ? process.argv[oursIdx + 1]!.split(" ") : [];
 /** How each server is started: both on the same directory, each with its default cache mode (auto). */
-const serverArgv = (s: Server, sock: string, dir: string): string[] | undefined =>
-  s === "arcbox"
+const serverArgv = (slot: Server, sock: string, dir: string): string[] | undefined => {
+  if (BASELINE && slot === "debian") return [BASELINE[0]!, "--socket", sock, "--shared-dir", dir, ...BASELINE.slice(1)];
+  const s = CALIBRATE ?? slot;
+  if (s === "arcbox" && OURS_ARGS.length) return [join(import.meta.dir, "../native/bin/arcbox-virtiofsd"), "--socket", sock, "--shared-dir", dir, ...OURS_ARGS];
+  return s === "arcbox"
     ? undefined /* tests/helpers default: arcbox-virtiofsd --socket --shared-dir, cache auto */
     : ["/usr/lib/qemu/virtiofsd", `--socket-path=${sock}`, "-o", `source=${dir}`, "-o", "cache=auto", "-o", "log_level=err", ...(PEER_DEFAULTS ? [] : ["-o", "xattr"])];
+};
 
 const root = mkdtempSync("/tmp/arcbox-bench-fs-");
 const shared = join(root, "shared");
@@ -89,10 +112,15 @@ function makeTree(tarball: string, n: number): void {
 }
 
 /** One row on one server, in the guest; prints "T <server> <row> <ns>" or "V <server> <row> <ops/s>". */
-const guestScript = () => `
+const guestScript = (rounds: number[]) => `
 for s in ${SERVERS.join(" ")}; do mkdir -p /mnt/$s; mount -t virtiofs $s /mnt/$s || { echo MOUNT-FAILED; exit 1; }; done
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 timed() { m=$1 s=$2; shift 2; drop; t0=$(probe now); "$@" >/dev/null 2>&1 || echo "ERR $s $m"; t1=$(probe now); echo "T $s $m $((t1 - t0))"; }
+parread() { for k in 1 2 3 4; do probe randread $1 $2 >/dev/null & done; wait; }
+mixed() { # 3 small-file writers beside 1 fsync writer: n files each, n/5 fsyncs
+  for k in 1 2 3; do mkdir -p $1/mix$k; probe smallfiles $1/mix$k $2 >/dev/null & done
+  i=0; while [ $i -lt $(($2 / 5)) ]; do probe fsync $1/fs$i x >/dev/null || return 1; i=$((i + 1)); done; wait
+}
 row() { # row SERVER ROUND ROW MIB RAND SMALL TARBALL
   s=$1 D=/mnt/$1/w-$1-$2; mkdir -p $D/x $D/small
   case $3 in
@@ -102,6 +130,8 @@ row() { # row SERVER ROUND ROW MIB RAND SMALL TARBALL
   smallfiles) drop; echo "V $s smallfiles $(probe smallfiles $D/small $6)" ;;
   tar) timed tar $s tar -xf /mnt/$s/$7 -C $D/x ;;
   find) timed find $s find $D/x ;;
+  parread) [ -f $D/seq ] || dd if=/dev/zero of=$D/seq bs=1M count=$4 2>/dev/null; timed parread $s parread $D/seq $(($5 / 4)) ;;
+  mixed) timed mixed $s mixed $D $(($6 / 4)) ;;
   esac
 }
 round() { # round N MIB RAND SMALL TARBALL
@@ -114,14 +144,32 @@ round() { # round N MIB RAND SMALL TARBALL
 }
 echo "LOAD-START $(cat /proc/loadavg)"
 round 0 ${WARM.mib} ${WARM.rand} ${WARM.small} tree-warm.tar
-${Array.from({ length: RUNS }, (_, i) => `round ${i + 1} ${MIB} ${RAND} ${SMALL} tree.tar`).join("\n")}
+${rounds.map((r) => `round ${r} ${MIB} ${RAND} ${SMALL} tree.tar`).join("\n")}
 echo BENCH-DONE
 `;
 
 type Result = Record<RowKey, number[]>;
-const empty = (): Result => ({ seqwrite: [], seqread: [], randread: [], smallfiles: [], tar: [], find: [] });
+
+/** CPU seconds (user + system) a process and its children (the peer's sandbox forks) used. */
+function cpuSeconds(pid: number): number {
+  const hz = 100; /* USER_HZ */
+  let total = 0;
+  const kids = Bun.spawnSync(["pgrep", "-P", String(pid)]).stdout.toString().trim().split("\n").filter(Boolean).map(Number);
+  for (const p of [pid, ...kids]) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+      total += (Number(f[11]) + Number(f[12])) / hz; /* utime, stime (fields 14, 15) */
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+const empty = (): Result => ({ seqwrite: [], seqread: [], randread: [], smallfiles: [], tar: [], find: [], parread: [], mixed: [] });
 /** Work units per row, so every sample becomes a rate (higher is better). */
-const units = (k: RowKey) => (k === "seqwrite" || k === "seqread" ? MIB : TREE);
+const MIXED_N = Math.floor(SMALL / 4);
+const units = (k: RowKey) =>
+  k === "seqwrite" || k === "seqread" ? MIB : k === "parread" ? 4 * Math.floor(RAND / 4) : k === "mixed" ? 3 * MIXED_N + Math.floor(MIXED_N / 5) : TREE;
 
 /** Round 0 is the warm-up: skipped. */
 function parse(lines: string[], into: Record<Server, Result>): void {
@@ -160,6 +208,11 @@ function native(probe: string): Result {
       if (k === "smallfiles") out.smallfiles.push(Number(sh([probe, "smallfiles", `${D}/small`, String(SMALL)]).out));
       if (k === "tar") out.tar.push(TREE / sh(["tar", "-xf", join(shared, "tree.tar"), "-C", `${D}/x`]).secs);
       if (k === "find") out.find.push(TREE / sh(["find", `${D}/x`]).secs);
+      if (k === "parread" || k === "mixed") {
+        const fn = k === "parread" ? `parread() { for k in 1 2 3 4; do ${probe} randread $1 $2 >/dev/null & done; wait; }; [ -f ${D}/seq ] || dd if=/dev/zero of=${D}/seq bs=1M count=${MIB} 2>/dev/null; parread ${D}/seq ${Math.floor(RAND / 4)}`
+          : `for k in 1 2 3; do mkdir -p ${D}/mix$k; ${probe} smallfiles ${D}/mix$k ${MIXED_N} >/dev/null & done; i=0; while [ $i -lt ${Math.floor(MIXED_N / 5)} ]; do ${probe} fsync ${D}/fs$i x >/dev/null || exit 1; i=$((i + 1)); done; wait`;
+        out[k].push(units(k) / sh(["sh", "-c", fn]).secs);
+      }
     }
     rmSync(D, { recursive: true, force: true });
   }
@@ -176,7 +229,7 @@ async function serverOnly(frontend: string): Promise<Record<Server, Record<strin
     for (const s of i % 2 ? [...SERVERS].reverse() : SERVERS) {
       const sock = join(root, `so-${s}-${i}.sock`);
       const p = await startVirtiofsd({ socket: sock, dir, binary: serverArgv(s, sock, dir) });
-      const r = Bun.spawnSync([frontend, sock, "init", "bench-getattr:20000", "bench-files:500", "lookup:1:big", "bench-read:$3:64"], { stdout: "pipe", stderr: "pipe" });
+      const r = Bun.spawnSync([frontend, sock, "init", "bench-getattr:20000", "bench-files:500", "lookup:1:big", "bench-read:$3:64"], { stdout: "pipe", stderr: "pipe", timeout: 300_000 });
       p.kill();
       await p.exited;
       for (const m of r.stdout.toString().matchAll(/^(bench-\w+) ok rate=([\d.]+)$/gm)) (out[s][m[1]!] ??= []).push(Number(m[2]));
@@ -193,6 +246,8 @@ const LABELS: Record<RowKey, [string, string]> = {
   smallfiles: [`create+stat+unlink ${SMALL} files`, "ops/s"],
   tar: [`tar -x ${TREE} files`, "files/s"],
   find: [`find over ${TREE} files`, "files/s"],
+  parread: [`4 parallel readers (${4 * Math.floor(RAND / 4)} x 4 KiB)`, "ops/s"],
+  mixed: [`build-like mix (3 writers + fsyncs)`, "ops/s"],
 };
 
 try {
@@ -200,25 +255,42 @@ try {
   mkdirSync(shared);
   makeTree(join(shared, "tree.tar"), TREE);
   makeTree(join(shared, "tree-warm.tar"), WARM.tree);
-  for (const s of SERVERS) {
-    const socket = join(root, `${s}.sock`);
-    procs.push(await startVirtiofsd({ socket, dir: shared, binary: serverArgv(s, socket, shared) }));
-  }
   const results: Record<Server, Result> = { arcbox: empty(), debian: empty() };
+  const cpu: Record<Server, number> = { arcbox: 0, debian: 0 };
   const load0 = loadavg(),
     t0 = Date.now();
-  const run = await bootGuest({ shares: SERVERS.map((s) => ({ tag: s, socket: join(root, `${s}.sock`) })), script: guestScript(), memMiB: 512, timeoutMs: 3_600_000 });
-  if (!run.output.includes("BENCH-DONE")) throw new Error(`the guest did not finish:\n${run.output}`);
-  parse(run.lines, results);
+  /* Two boots with the devices in opposite order (half the rounds each): the first
+   * virtio-fs device came out ahead of the second with the SAME server on both
+   * (--calibrate), so neither server may always sit in one place. */
+  const all = Array.from({ length: RUNS }, (_, i) => i + 1);
+  for (const [boot, rounds] of [all.slice(0, Math.ceil(RUNS / 2)), all.slice(Math.ceil(RUNS / 2))].entries()) {
+    if (!rounds.length) continue;
+    const order = boot === 0 ? [...SERVERS] : [...SERVERS].reverse();
+    const live: Subprocess[] = [];
+    for (const s of order) {
+      const socket = join(root, `${s}-${boot}.sock`);
+      live.push(await startVirtiofsd({ socket, dir: shared, binary: serverArgv(s, socket, shared) }));
+    }
+    procs.push(...live);
+    /* CPU is read when the guest is done but still connected: Debian's server exits with its connection. */
+    const onLine = (l: string) => {
+      if (l === "BENCH-DONE") order.forEach((s, i) => (cpu[s] += cpuSeconds(live[i]!.pid)));
+    };
+    const run = await bootGuest({ shares: order.map((s) => ({ tag: s, socket: join(root, `${s}-${boot}.sock`) })), script: guestScript(rounds), memMiB: 512, timeoutMs: 3_600_000, onLine });
+    for (const p of live) p.kill();
+    if (!run.output.includes("BENCH-DONE")) throw new Error(`the guest did not finish:\n${run.output}`);
+    parse(run.lines, results);
+  }
   const vmSecs = (Date.now() - t0) / 1000,
     load1 = loadavg();
   const host = native(g.probe);
 
   console.log(
-    `\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both, xattrs ${PEER_DEFAULTS ? "ours on, peer off (its default)" : "on both"}; warm-up + ${RUNS} rounds (A/B, B/A), medians.`,
+    `\nVirtioFS, one TCG guest (-smp 1, 512 MiB), both servers on the same directory, cache=auto both, xattrs ${PEER_DEFAULTS ? "ours on, peer off (its default)" : "on both"}; ${RUNS} rounds over two boots with the devices in opposite order (A/B, B/A within each), medians.`,
   );
+  console.log(`Server CPU time over the VM phase (user+system, warm-up included): arcbox ${cpu.arcbox.toFixed(1)} s, virtiofsd ${cpu.debian.toFixed(1)} s.`);
   console.log(`VM phase ${vmSecs.toFixed(0)} s; load average ${load0} at start, ${load1} at end (2 cores). Higher is better; ratio = arcbox/virtiofsd.`);
-  console.log(`${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}  samples arcbox | virtiofsd`);
+  console.log(`${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}  won  samples arcbox | virtiofsd`);
   for (const k of SELECTED) {
     const [label, unit] = LABELS[k];
     const a = median(results.arcbox[k]),
@@ -227,7 +299,7 @@ try {
     const f = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`;
     const samples = (xs: number[]) => xs.map((x) => x.toFixed(x < 10 ? 1 : 0)).join(" ");
     console.log(
-      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%  ${samples(results.arcbox[k])} | ${samples(results.debian[k])}`,
+      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%  ${`${results.arcbox[k].filter((x, i) => x > (results.debian[k][i] ?? Infinity)).length}/${results.arcbox[k].length}`.padEnd(5)}${samples(results.arcbox[k])} | ${samples(results.debian[k])}`,
     );
   }
   if (!has("--no-server-only")) {

@@ -107,9 +107,12 @@ static struct inode *iadd(int fd, const struct stat *st) {
 }
 
 /* ---------------- open handles ---------------- */
-/* Each handle is its own allocation, so a pointer stays valid while the table grows
- * (request queues may run on several threads). */
-struct handle { int fd; DIR *dir; int64_t dir_off; };
+/* Each handle is its own allocation, so a pointer stays valid while the table grows.
+ * Requests run on several threads at once (worker pool, several queues), and a guest may
+ * send RELEASE while another request still uses the handle: every user holds a reference
+ * (hget/hput) and the last one closes it. A directory stream is used by one request at a
+ * time (dlock). */
+struct handle { int fd; DIR *dir; int64_t dir_off; uint32_t refs; bool closed; pthread_mutex_t dlock; };
 static pthread_mutex_t hlock = PTHREAD_MUTEX_INITIALIZER;
 static struct handle **htab;
 static uint64_t hcap, hhint = 1;
@@ -118,6 +121,7 @@ static uint64_t nhandles;
 static uint64_t hnew(int fd, DIR *dir) {
   struct handle *h = malloc(sizeof *h);
   *h = (struct handle){ .fd = fd, .dir = dir, .dir_off = 0 };
+  pthread_mutex_init(&h->dlock, NULL);
   pthread_mutex_lock(&hlock);
   uint64_t i;
   for (i = hhint; i < hcap && htab[i]; i++) {}
@@ -141,21 +145,31 @@ static uint64_t hnew(int fd, DIR *dir) {
 static struct handle *hget(uint64_t fh) {
   pthread_mutex_lock(&hlock);
   struct handle *h = fh > 0 && fh < hcap ? htab[fh] : NULL;
+  if (h) h->refs++;
   pthread_mutex_unlock(&hlock);
   return h;
 }
-static int hfd(uint64_t fh) { struct handle *h = hget(fh); return h ? h->fd : -1; }
-static void hdrop(struct handle *h) { if (h->dir) closedir(h->dir); else close(h->fd); free(h); }
+static void hdrop(struct handle *h) { if (h->dir) closedir(h->dir); else close(h->fd); pthread_mutex_destroy(&h->dlock); free(h); }
+static void hput(struct handle *h) {
+  if (!h) return;
+  pthread_mutex_lock(&hlock);
+  bool last = --h->refs == 0 && h->closed;
+  pthread_mutex_unlock(&hlock);
+  if (last) hdrop(h);
+}
 static void hclose(uint64_t fh) {
   pthread_mutex_lock(&hlock);
   struct handle *h = fh > 0 && fh < hcap ? htab[fh] : NULL;
+  bool last = false;
   if (h) {
     htab[fh] = NULL;
     if (fh < hhint) hhint = fh;
     stat_set(ST_OPEN_HANDLES, --nhandles);
+    h->closed = true;
+    last = h->refs == 0;
   }
   pthread_mutex_unlock(&hlock);
-  if (h) hdrop(h);
+  if (last) hdrop(h);
 }
 
 /* ---------------- helpers ---------------- */
@@ -233,7 +247,16 @@ struct ctx {
   struct request *req;
   struct fuse_in_header ih;
   const char *arg; size_t arglen;
+  struct handle *held[2]; /* handles this request uses, released when it is answered */
 };
+
+/* The host fd behind the guest's handle, held until the request is answered; -1 if none. */
+static int hfd(struct ctx *c, uint64_t fh) {
+  struct handle *h = hget(fh);
+  if (!h) return -1;
+  c->held[c->held[0] ? 1 : 0] = h;
+  return h->fd;
+}
 
 static uint32_t reply(struct ctx *c, int err, const void *data, size_t len) {
   if (c->ih.opcode == FUSE_FORGET || c->ih.opcode == FUSE_BATCH_FORGET || c->ih.opcode == FUSE_INTERRUPT) return 0;
@@ -315,7 +338,7 @@ static uint32_t op_setattr(struct ctx *c, struct inode *n) {
   ROFS();
   char path[40];
   proc_path(path, sizeof path, n->fd);
-  int fd = (in->valid & FATTR_FH) ? hfd(in->fh) : -1;
+  int fd = (in->valid & FATTR_FH) ? hfd(c, in->fh) : -1;
   bool symlink = n->type == S_IFLNK;
   if (in->valid & FATTR_MODE) {
     int r = fd >= 0 ? fchmod(fd, in->mode) : symlink ? (errno = EOPNOTSUPP, -1) : chmod(path, in->mode);
@@ -386,10 +409,19 @@ static uint32_t op_opendir(struct ctx *c, struct inode *n) {
   return open_flags_reply(c, hnew(fd, d), true, 0);
 }
 
+static uint32_t readdir_locked(struct ctx *c, struct inode *n, bool plus, const struct fuse_read_in *in, struct handle *h);
 static uint32_t op_readdir(struct ctx *c, struct inode *n, bool plus) {
   NEED(struct fuse_read_in);
   struct handle *h = hget(in->fh);
+  if (h) c->held[0] = h;
   if (!h || !h->dir) return reply(c, -EBADF, NULL, 0);
+  pthread_mutex_lock(&h->dlock);
+  uint32_t len = readdir_locked(c, n, plus, in, h);
+  pthread_mutex_unlock(&h->dlock);
+  return len;
+}
+
+static uint32_t readdir_locked(struct ctx *c, struct inode *n, bool plus, const struct fuse_read_in *in, struct handle *h) {
   size_t cap = in->size < OUTBUF ? in->size : OUTBUF, len = 0;
   if ((int64_t)in->offset != h->dir_off) {
     if (in->offset == 0) rewinddir(h->dir); else seekdir(h->dir, (long)in->offset);
@@ -435,7 +467,7 @@ static uint32_t op_release(struct ctx *c) {
 
 static uint32_t op_read(struct ctx *c) {
   NEED(struct fuse_read_in);
-  int fd = hfd(in->fh);
+  int fd = hfd(c, in->fh);
   if (fd < 0) return reply(c, -EBADF, NULL, 0);
   struct fuse_out_header oh = { .unique = c->ih.unique };
   if (c->req->in_len < sizeof oh) return 0;
@@ -461,7 +493,7 @@ static uint32_t op_read(struct ctx *c) {
 static uint32_t op_write(struct ctx *c) {
   NEED(struct fuse_write_in);
   ROFS();
-  int fd = hfd(in->fh);
+  int fd = hfd(c, in->fh);
   if (fd < 0) return reply(c, -EBADF, NULL, 0);
   size_t skip = sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in);
   if (c->req->out_len < skip + in->size) return reply(c, -EINVAL, NULL, 0);
@@ -581,7 +613,7 @@ static uint32_t op_statfs(struct ctx *c, struct inode *n) {
 
 static uint32_t op_fsync(struct ctx *c) {
   NEED(struct fuse_fsync_in);
-  int fd = hfd(in->fh);
+  int fd = hfd(c, in->fh);
   if (fd < 0) return reply(c, -EBADF, NULL, 0);
   int r = (in->fsync_flags & 1) ? fdatasync(fd) : fsync(fd);
   return reply(c, r < 0 ? -errno : 0, NULL, 0);
@@ -589,7 +621,7 @@ static uint32_t op_fsync(struct ctx *c) {
 
 static uint32_t op_flush(struct ctx *c) {
   NEED(struct fuse_flush_in);
-  int fd = hfd(in->fh);
+  int fd = hfd(c, in->fh);
   if (fd < 0) return reply(c, -EBADF, NULL, 0);
   /* close() of a duplicate drops this owner's POSIX locks, as a local close would. */
   int d = dup(fd);
@@ -639,7 +671,7 @@ static uint32_t op_xattr(struct ctx *c, struct inode *n) {
 
 static uint32_t op_lseek(struct ctx *c) {
   NEED(struct fuse_lseek_in);
-  int fd = hfd(in->fh);
+  int fd = hfd(c, in->fh);
   if (fd < 0) return reply(c, -EBADF, NULL, 0);
   off_t r = lseek(fd, (off_t)in->offset, (int)in->whence);
   if (r < 0) return reply(c, -errno, NULL, 0);
@@ -650,7 +682,7 @@ static uint32_t op_lseek(struct ctx *c) {
 static uint32_t op_fallocate(struct ctx *c) {
   NEED(struct fuse_fallocate_in);
   ROFS();
-  int fd = hfd(in->fh);
+  int fd = hfd(c, in->fh);
   if (fd < 0) return reply(c, -EBADF, NULL, 0);
   int r = fallocate(fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
   return reply(c, r < 0 ? -errno : 0, NULL, 0);
@@ -659,7 +691,7 @@ static uint32_t op_fallocate(struct ctx *c) {
 static uint32_t op_copy_file_range(struct ctx *c) {
   NEED(struct fuse_copy_file_range_in);
   ROFS();
-  int fin = hfd(in->fh_in), fout = hfd(in->fh_out);
+  int fin = hfd(c, in->fh_in), fout = hfd(c, in->fh_out);
   if (fin < 0 || fout < 0) return reply(c, -EBADF, NULL, 0);
   loff_t oi = (loff_t)in->off_in, oo = (loff_t)in->off_out;
   ssize_t r = copy_file_range(fin, &oi, fout, &oo, in->len, (unsigned)in->flags);
@@ -708,9 +740,29 @@ void fuse_init_fs(void) {
   ninodes = 1; stat_set(ST_INODES, 1);
 }
 
+/* INIT and DESTROY (which drops every inode and handle) run alone; every other request
+ * runs alongside others, on whichever thread serves it. */
+static uint32_t handle_locked(struct ctx *c);
+static pthread_rwlock_t session_lock = PTHREAD_RWLOCK_INITIALIZER;
+
 uint32_t fuse_handle(struct request *req) {
   if (!argbuf) { argbuf = malloc(ARGBUF); outbuf = malloc(OUTBUF); }
-  struct ctx cx = { .req = req }, *c = &cx;
+  uint32_t op = 0;
+  // SAFETY: a chain too short for a header leaves op 0 (not INIT/DESTROY); handle_locked
+  // then refuses it.
+  (void)iov_copy_from(req->out, req->n_out, offsetof(struct fuse_in_header, opcode), &op, sizeof op);
+  bool alone = op == FUSE_INIT || op == FUSE_DESTROY;
+  if (alone) pthread_rwlock_wrlock(&session_lock); else pthread_rwlock_rdlock(&session_lock);
+  struct ctx cx = { .req = req };
+  uint32_t len = handle_locked(&cx);
+  hput(cx.held[0]);
+  hput(cx.held[1]);
+  pthread_rwlock_unlock(&session_lock);
+  return len;
+}
+
+static uint32_t handle_locked(struct ctx *c) {
+  struct request *req = c->req;
   if (iov_copy_from(req->out, req->n_out, 0, &c->ih, sizeof c->ih) < sizeof c->ih) return 0;
   stat_add(ST_REQUESTS, 1);
   size_t total = req->out_len < c->ih.len ? req->out_len : c->ih.len;

@@ -1,6 +1,7 @@
 /* arcbox-virtiofsd: serves one host directory to one VM as a vhost-user-fs device.
  * usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only]
- *                         [--cache auto|always|never] [--stats FILE] [--watch-socket PATH]
+ *                         [--cache auto|always|never] [--threads N]
+ *                         [--stats FILE] [--watch-socket PATH]
  * Listens on PATH (mode 0600, appears once listening), serves one front-end connection at a time; when
  * qemu hangs up the device state is reset and the next connection is accepted. */
 #include "vfsd.h"
@@ -19,7 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-struct config cfg = { .cache = CACHE_AUTO };
+struct config cfg = { .cache = CACHE_AUTO, .threads = 4 };
 static struct stats local_stats;
 struct stats *stats = &local_stats;
 void vhost_serve(int sock);
@@ -113,7 +114,8 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {
     { "socket", required_argument, 0, 's' }, { "shared-dir", required_argument, 0, 'd' },
     { "read-only", no_argument, 0, 'r' }, { "cache", required_argument, 0, 'c' },
-    { "stats", required_argument, 0, 'm' }, { "watch-socket", required_argument, 0, 'w' }, { 0, 0, 0, 0 } };
+    { "stats", required_argument, 0, 'm' }, { "watch-socket", required_argument, 0, 'w' },
+    { "threads", required_argument, 0, 't' }, { 0, 0, 0, 0 } };
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -122,6 +124,13 @@ int main(int argc, char **argv) {
     case 'r': cfg.read_only = true; break;
     case 'm': cfg.stats_path = optarg; break;
     case 'w': watch_path = optarg; break;
+    case 't': {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      if (*end || n < 0 || n > MAX_THREADS) { vfsd_log("--threads must be 0..%d", MAX_THREADS); return 2; }
+      cfg.threads = (int)n;
+      break;
+    }
     case 'c':
       if (!strcmp(optarg, "auto")) cfg.cache = CACHE_AUTO;
       else if (!strcmp(optarg, "always")) cfg.cache = CACHE_ALWAYS;
@@ -132,7 +141,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!cfg.socket_path || !cfg.shared_dir) {
-    fprintf(stderr, "usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only] [--cache auto|always|never] [--stats FILE] [--watch-socket PATH]\n");
+    fprintf(stderr, "usage: arcbox-virtiofsd --socket PATH --shared-dir DIR [--read-only] [--cache auto|always|never] [--threads N] [--stats FILE] [--watch-socket PATH]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);

@@ -13,6 +13,7 @@
 #define MAX_MEM_REGIONS 8
 #define MAX_QUEUES 3          /* hiprio + up to 2 request queues */
 #define MAX_IOV 1024          /* descriptors per request (FUSE max_pages + headers) */
+#define MAX_THREADS 64        /* --threads: worker threads for blocking requests */
 
 enum cache_mode { CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
 
@@ -22,6 +23,7 @@ struct config {
   const char *stats_path;
   bool read_only;
   enum cache_mode cache;
+  int threads;           /* worker threads; 0: every request is answered on its queue's thread */
 };
 extern struct config cfg;
 

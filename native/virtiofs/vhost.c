@@ -1,8 +1,13 @@
 /* The vhost-user protocol (backend side) and split-virtqueue processing.
  * The main thread serves the vhost-user socket; each started queue gets its own thread
- * that sleeps in epoll_wait on the queue's kick eventfd (and a stop eventfd), pops every
- * available descriptor chain, answers them, pushes them all to the used ring and signals
- * the call eventfd once per batch. */
+ * that sleeps in epoll_wait on the queue's kick eventfd (and a stop eventfd) and pops
+ * every available descriptor chain. The last chain of each batch is answered right there
+ * (no hand-off: a lone request, the common case of one guest thread waiting on one
+ * request, pays no extra wake-up); the others go to a pool of worker threads (--threads),
+ * so a slow request (a cold read, an fsync, a create on a slow disk) does not hold up the
+ * others.
+ * Whoever answers pushes to the used ring under the queue's lock; the guest is signalled
+ * per EVENT_IDX (once per inline batch, and only when the driver asked). */
 #include "vfsd.h"
 #include <errno.h>
 #include <stdio.h>
@@ -60,12 +65,20 @@ struct vq {
   int kick_fd, call_fd, stop_fd;
   bool have_addr, started, enabled;
   pthread_t thread;
+  uint16_t signalled_used;  /* used_idx at the last notification check (EVENT_IDX) */
+  bool signalled_valid;
+  unsigned inflight;        /* chains handed to workers and not yet pushed (under ulock) */
   struct request req;       /* scratch for the queue's thread */
+  /* Not reset with the queue: */
+  pthread_mutex_t ulock;    /* the used ring, signalled_*, inflight */
+  pthread_cond_t drained;   /* inflight fell to 0 */
 };
 
 static struct memory mem;
+/* Guest memory and the ring pointers into it change only under the write lock (the main
+ * thread); everything that touches guest memory holds the read lock. */
 static pthread_rwlock_t mem_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct vq queues[MAX_QUEUES];
+static struct vq queues[MAX_QUEUES] = { [0 ... MAX_QUEUES - 1] = { .ulock = PTHREAD_MUTEX_INITIALIZER, .drained = PTHREAD_COND_INITIALIZER } };
 static uint64_t features, protocol_features;
 static const uint64_t offered_features =
   (1ull << VIRTIO_F_VERSION_1) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
@@ -105,12 +118,13 @@ static int map_region(struct mem_region *r, const struct vu_region *src, int fd)
 }
 
 /* ---------------- virtqueue ---------------- */
-static bool map_ring(struct vq *q) {
-  q->desc = uva_to_va(&mem, q->desc_uva);
-  q->avail = uva_to_va(&mem, q->avail_uva);
-  q->used = uva_to_va(&mem, q->used_uva);
-  return q->desc && q->avail && q->used;
+/* With mem_lock held for writing (or the queue stopped and no worker using it). */
+static void map_ring(struct vq *q) {
+  q->desc = q->have_addr ? uva_to_va(&mem, q->desc_uva) : NULL;
+  q->avail = q->have_addr ? uva_to_va(&mem, q->avail_uva) : NULL;
+  q->used = q->have_addr ? uva_to_va(&mem, q->used_uva) : NULL;
 }
+static bool ring_mapped(struct vq *q) { return q->desc && q->avail && q->used; }
 
 /* Appends the buffer [addr, addr+len) to the request's in or out list, split at
  * memory-region boundaries. */
@@ -162,12 +176,118 @@ static int read_chain(struct vq *q, uint16_t head, struct request *r) {
 static inline uint16_t *used_event(struct vq *q) { return &q->avail->ring[q->num]; }
 static inline uint16_t *avail_event(struct vq *q) { return (uint16_t *)&q->used->ring[q->num]; }
 
-/* Pops and answers every available chain, then publishes them and notifies once. */
+static bool has_event_idx(void) { return features & (1ull << VIRTIO_RING_F_EVENT_IDX); }
+
+/* Publishes one answered chain; with q->ulock and mem_lock (read) held. */
+static void push_used_locked(struct vq *q, uint16_t head, uint32_t len) {
+  struct vring_used_elem *e = &q->used->ring[q->used_idx % q->num];
+  e->id = head; e->len = len;
+  q->used_idx++;
+  __atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+}
+
+/* Signals the guest if it asked to hear about what was pushed since the last check;
+ * with q->ulock and mem_lock (read) held. */
+static void notify_locked(struct vq *q) {
+  uint16_t old = q->signalled_used, now = q->used_idx;
+  bool valid = q->signalled_valid;
+  if (valid && old == now) return; /* nothing new */
+  q->signalled_used = now; q->signalled_valid = true;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the used index is visible before we read the driver's wishes */
+  bool notify;
+  if (has_event_idx()) {
+    uint16_t ev = __atomic_load_n(used_event(q), __ATOMIC_ACQUIRE);
+    notify = !valid || (uint16_t)(now - ev - 1) < (uint16_t)(now - old);
+  } else {
+    notify = !(__atomic_load_n(&q->avail->flags, __ATOMIC_ACQUIRE) & VRING_AVAIL_F_NO_INTERRUPT);
+  }
+  if (notify && q->call_fd >= 0) {
+    uint64_t one = 1;
+    // SAFETY: an eventfd write only fails when the counter would overflow; the guest
+    // is woken either way.
+    (void)!write(q->call_fd, &one, sizeof one);
+    stat_add(ST_NOTIFIES, 1);
+  }
+}
+
+/* Reads the chain at head and answers it into guest memory; with mem_lock (read) held. */
+static uint32_t answer(struct vq *q, uint16_t head, struct request *req) {
+  if (read_chain(q, head, req) == 0) return fuse_handle(req);
+  vfsd_log("queue %d: malformed descriptor chain at %u", q->index, head);
+  return 0;
+}
+
+/* ---------------- worker pool ---------------- */
+struct job { struct vq *q; uint16_t head; struct job *next; };
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
+static struct job *pool_head, *pool_tail;
+static int pool_threads;
+
+static void *worker(void *arg) {
+  (void)arg;
+  struct request *req = malloc(sizeof *req);
+  if (!req) { vfsd_log("worker: out of memory"); return NULL; }
+  for (;;) {
+    pthread_mutex_lock(&pool_lock);
+    while (!pool_head) pthread_cond_wait(&pool_cond, &pool_lock);
+    struct job *j = pool_head;
+    pool_head = j->next;
+    if (!pool_head) pool_tail = NULL;
+    pthread_mutex_unlock(&pool_lock);
+    struct vq *q = j->q;
+    /* Chains are read here, under this thread's read lock, so the scatter list points
+     * into guest memory as mapped for as long as the request runs. */
+    pthread_rwlock_rdlock(&mem_lock);
+    uint32_t written = answer(q, j->head, req);
+    pthread_mutex_lock(&q->ulock);
+    push_used_locked(q, j->head, written);
+    notify_locked(q);
+    if (--q->inflight == 0) pthread_cond_broadcast(&q->drained);
+    pthread_mutex_unlock(&q->ulock);
+    pthread_rwlock_unlock(&mem_lock);
+    free(j);
+  }
+  return NULL;
+}
+static void pool_start(void) {
+  for (; pool_threads < cfg.threads; pool_threads++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker, NULL) != 0) { vfsd_log("worker thread: %s", strerror(errno)); break; }
+    // SAFETY: detaching a thread we just created cannot fail; workers live as long as the process.
+    (void)pthread_detach(t);
+  }
+}
+/* Hands the chain at head to a worker; false if none can take it (answer it inline). */
+static bool pool_submit(struct vq *q, uint16_t head) {
+  struct job *j = malloc(sizeof *j);
+  if (!j) return false;
+  *j = (struct job){ .q = q, .head = head };
+  pthread_mutex_lock(&q->ulock);
+  q->inflight++;
+  pthread_mutex_unlock(&q->ulock);
+  pthread_mutex_lock(&pool_lock);
+  if (pool_tail) pool_tail->next = j; else pool_head = j;
+  pool_tail = j;
+  pthread_cond_signal(&pool_cond);
+  pthread_mutex_unlock(&pool_lock);
+  return true;
+}
+/* Waits until every chain of q handed to workers is pushed. */
+static void drain(struct vq *q) {
+  pthread_mutex_lock(&q->ulock);
+  while (q->inflight) pthread_cond_wait(&q->drained, &q->ulock);
+  pthread_mutex_unlock(&q->ulock);
+}
+
+/* Pops every available chain: the last one is answered here (this thread is awake
+ * already; waking a worker costs a scheduling delay, milliseconds on a loaded host, on
+ * the path of whoever waits for it), the others go to the workers, so a lone request
+ * never pays a hand-off. Inline answers are signalled once, after the batch. */
 static void process_queue(struct vq *q) {
-  bool event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+  bool event_idx = has_event_idx();
   pthread_rwlock_rdlock(&mem_lock);
-  if (!map_ring(q)) { pthread_rwlock_unlock(&mem_lock); return; }
-  uint16_t old_used = q->used_idx;
+  if (!ring_mapped(q)) { pthread_rwlock_unlock(&mem_lock); return; }
   for (;;) {
     uint16_t avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
     if (avail_idx == q->last_avail) {
@@ -178,40 +298,21 @@ static void process_queue(struct vq *q) {
       if (__atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) == q->last_avail) break;
       continue;
     }
-    unsigned batch = 0;
     while (q->last_avail != avail_idx) {
       uint16_t head = q->avail->ring[q->last_avail % q->num];
       q->last_avail++;
-      uint32_t written = 0;
-      if (read_chain(q, head, &q->req) == 0) written = fuse_handle(&q->req);
-      else vfsd_log("queue %d: malformed descriptor chain at %u", q->index, head);
-      struct vring_used_elem *e = &q->used->ring[q->used_idx % q->num];
-      e->id = head; e->len = written;
-      q->used_idx++;
-      batch++;
+      bool last = q->last_avail == avail_idx;
+      if (!last && pool_threads > 0 && pool_submit(q, head)) continue;
+      uint32_t written = answer(q, head, &q->req);
+      pthread_mutex_lock(&q->ulock);
+      push_used_locked(q, head, written);
+      pthread_mutex_unlock(&q->ulock);
     }
-    __atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
     stat_add(ST_BATCHES, 1);
-    (void)batch;
   }
-  /* One notification for everything pushed since we woke up. */
-  if (q->used_idx != old_used) {
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    bool notify;
-    if (event_idx) {
-      uint16_t ev = __atomic_load_n(used_event(q), __ATOMIC_ACQUIRE);
-      notify = (uint16_t)(q->used_idx - ev - 1) < (uint16_t)(q->used_idx - old_used);
-    } else {
-      notify = !(__atomic_load_n(&q->avail->flags, __ATOMIC_ACQUIRE) & VRING_AVAIL_F_NO_INTERRUPT);
-    }
-    if (notify && q->call_fd >= 0) {
-      uint64_t one = 1;
-      // SAFETY: an eventfd write only fails when the counter would overflow; the guest
-      // is woken either way.
-      (void)!write(q->call_fd, &one, sizeof one);
-      stat_add(ST_NOTIFIES, 1);
-    }
-  }
+  pthread_mutex_lock(&q->ulock);
+  notify_locked(q);
+  pthread_mutex_unlock(&q->ulock);
   pthread_rwlock_unlock(&mem_lock);
 }
 
@@ -238,6 +339,7 @@ static void *queue_thread(void *arg) {
     if (stop) break;
   }
   close(ep);
+  drain(q); /* every popped chain is pushed before the queue counts as stopped */
   return NULL;
 }
 
@@ -245,6 +347,11 @@ static void start_queue(struct vq *q) {
   if (q->started || q->kick_fd < 0 || !q->have_addr || q->num == 0) return;
   q->stop_fd = eventfd(0, EFD_CLOEXEC);
   q->started = true;
+  q->signalled_valid = false;
+  pool_start();
+  pthread_rwlock_wrlock(&mem_lock);
+  map_ring(q);
+  pthread_rwlock_unlock(&mem_lock);
   pthread_create(&q->thread, NULL, queue_thread, q);
 }
 static void stop_queue(struct vq *q) {
@@ -269,6 +376,7 @@ void vhost_reset_all(void) {
   pthread_rwlock_wrlock(&mem_lock);
   for (int i = 0; i < mem.n; i++) unmap_region(&mem.r[i]);
   mem.n = 0;
+  for (int i = 0; i < MAX_QUEUES; i++) map_ring(&queues[i]);
   pthread_rwlock_unlock(&mem_lock);
   features = protocol_features = 0;
 }
@@ -357,6 +465,7 @@ static int handle_msg(int sock, struct vu_msg *m, int *fds, int nfds) {
       else status = 1;
     }
     used_fds = n;
+    for (int i = 0; i < MAX_QUEUES; i++) map_ring(&queues[i]);
     pthread_rwlock_unlock(&mem_lock);
     break;
   }
@@ -364,6 +473,7 @@ static int handle_msg(int sock, struct vu_msg *m, int *fds, int nfds) {
     if (nfds < 1 || mem.n >= MAX_MEM_REGIONS) { status = 1; break; }
     pthread_rwlock_wrlock(&mem_lock);
     if (map_region(&mem.r[mem.n], &m->p.one.r, fds[0]) == 0) mem.n++; else status = 1;
+    for (int i = 0; i < MAX_QUEUES; i++) map_ring(&queues[i]);
     pthread_rwlock_unlock(&mem_lock);
     used_fds = 1;
     break;
@@ -376,6 +486,7 @@ static int handle_msg(int sock, struct vu_msg *m, int *fds, int nfds) {
         break;
       }
     }
+    for (int i = 0; i < MAX_QUEUES; i++) map_ring(&queues[i]);
     pthread_rwlock_unlock(&mem_lock);
     break;
   case VHOST_USER_SET_VRING_NUM:
@@ -385,8 +496,11 @@ static int handle_msg(int sock, struct vu_msg *m, int *fds, int nfds) {
     break;
   case VHOST_USER_SET_VRING_ADDR:
     if (!(q = queue_of(m->p.addr.index))) { status = 1; break; }
+    pthread_rwlock_wrlock(&mem_lock);
     q->desc_uva = m->p.addr.desc; q->used_uva = m->p.addr.used; q->avail_uva = m->p.addr.avail;
     q->have_addr = true;
+    map_ring(q);
+    pthread_rwlock_unlock(&mem_lock);
     break;
   case VHOST_USER_SET_VRING_BASE:
     if (!(q = queue_of(m->p.state.index))) { status = 1; break; }

@@ -23,6 +23,7 @@ const EACCES = 13,
   EINVAL = 22,
   ENOTDIR = 20,
   EROFS = 30;
+const VIRTIOFSD = join(import.meta.dir, "../../native/bin/arcbox-virtiofsd");
 
 /** Runs the front-end against a socket; `onWait` runs at each "wait" op before it continues. */
 async function session(sock: string, ops: string[], onWait?: () => void): Promise<Map<string, string>> {
@@ -65,6 +66,7 @@ beforeAll(async () => {
   servers.push(await startVirtiofsd({ socket: join(root, "rw.sock"), dir: share }));
   servers.push(await startVirtiofsd({ socket: join(root, "ro.sock"), dir: ro, readOnly: true }));
   servers.push(await startVirtiofsd({ socket: join(root, "never.sock"), dir: share, cache: "never" }));
+  servers.push(await startVirtiofsd({ socket: join(root, "serial.sock"), dir: share, binary: [VIRTIOFSD, "--socket", join(root, "serial.sock"), "--shared-dir", share, "--threads", "0"] }));
 });
 
 afterAll(() => {
@@ -191,4 +193,21 @@ test("a read-only share answers EROFS to every change", async () => {
     expect(`${op} ${r.get(op)}`).toBe(`${op} ${err(EROFS)}`);
   expect(readdirSync(ro)).toEqual(["r"]);
   expect(readFileSync(join(ro, "r"), "utf8")).toBe("read only");
+});
+
+test("requests in flight together are each answered once, a RELEASE among them closing nothing under a read", async () => {
+  // 30 READs and then a RELEASE of the same handle, made available with one kick: the
+  // worker pool answers them in any order, the RELEASE may even run first; every request
+  // gets exactly one answer carrying its own unique, a read either sees the data or
+  // EBADF, and afterwards the handle is gone. Same with --threads 0 (all on the queue thread).
+  writeFileSync(join(share, "burst"), "b".repeat(8192));
+  for (const sock of ["rw.sock", "serial.sock"]) {
+    const r = await session(join(root, sock), ["init", "lookup:1:burst", "open:$1:0", "burst:$2:30", "read:$2:0:10", "open:$1:0", "read:$5:0:4"]);
+    const m = /^ok answered=(\d+) matched=(\d+) full=(\d+) ebadf=(\d+)$/.exec(r.get("burst") ?? "");
+    expect(m, `${sock}: ${r.get("burst")}`).not.toBeNull();
+    const [answered, matched, full, ebadf] = m!.slice(1).map(Number);
+    expect([answered, matched, full! + ebadf!]).toEqual([31, 31, 30]);
+    expect(r.get("read:$2:0:10")).toBe(err(EBADF));
+    expect(r.get("read:$5:0:4")).toBe("ok data=bbbb"); // the server still serves
+  }
 });

@@ -10,6 +10,12 @@
  *   bench-files:N                N x (LOOKUP miss, CREATE, WRITE 4 KiB, FLUSH, RELEASE,
  *                                GETATTR, UNLINK, FORGET) in the root: files per second
  *   bench-read:NODE:MIB          sequential 1 MiB READs of NODE: MiB per second
+ *   bench-fsync:N:K              K rounds of N (<= 31) FSYNCs of N freshly written files made
+ *                                available at once: fsyncs per second (what a pool overlaps)
+ *   burst:FH:N                   N READs of 4 KiB at offset 0 of FH and then a RELEASE of FH,
+ *                                all made available at once with one kick (N <= 31): prints
+ *   "burst ok answered=A matched=M full=F ebadf=E" (answers whose unique matched their
+ *   request; reads that got 4096 bytes; reads that lost the race with the RELEASE)
  * NODE/FH may be "$N" for the node id / handle the Nth op returned (0-based). One line
  * per op: "OP ok nodeid=N mode=0OOOOOO fh=N open_flags=0xN size=N data=..." or "OP err=ERRNO". */
 #define _GNU_SOURCE
@@ -125,6 +131,50 @@ static int bench(char **f) {
     printf("%s ok rate=%.1f\n", f[0], mib / (now_s() - t0));
     return 0;
   }
+  if (!strcmp(f[0], "bench-fsync")) {
+    long k = f[2] ? atol(f[2]) : 1;
+    if (n < 1 || n > 31) return -1;
+    uint64_t fh[31];
+    for (long i = 0; i < n; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "fsync%ld", i);
+      struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT, .mode = 0100644 };
+      memcpy(arg, &ci, sizeof ci); strcpy(arg + sizeof ci, name);
+      struct fuse_out_header *oh = fuse(FUSE_CREATE, 1, arg, sizeof ci + strlen(name) + 1, &data);
+      if (oh->error) return -1;
+      fh[i] = ((struct fuse_open_out *)((struct fuse_entry_out *)data + 1))->fh;
+    }
+    double busy = 0;
+    for (long r = 0; r < k; r++) {
+      for (long i = 0; i < n; i++) { /* dirty every file again */
+        struct fuse_write_in wi = { .fh = fh[i], .size = 4096 };
+        memcpy(arg, &wi, sizeof wi); memset(arg + sizeof wi, 'a' + r % 26, 4096);
+        if (fuse(FUSE_WRITE, 1, arg, sizeof wi + 4096, &data)->error) return -1;
+      }
+      for (long i = 0; i < n; i++) {
+        char *in = mem + 0x10000 + i * 0x100;
+        struct fuse_fsync_in fi = { .fh = fh[i] };
+        struct fuse_in_header ih = { .len = sizeof ih + sizeof fi, .opcode = FUSE_FSYNC, .unique = unique++, .nodeid = 1 };
+        memcpy(in, &ih, sizeof ih); memcpy(in + sizeof ih, &fi, sizeof fi);
+        desc[2 * i] = (struct vring_desc){ .addr = 0x10000 + i * 0x100, .len = ih.len, .flags = VRING_DESC_F_NEXT, .next = 2 * i + 1 };
+        desc[2 * i + 1] = (struct vring_desc){ .addr = 0x100000 + i * 0x2000, .len = 0x2000, .flags = VRING_DESC_F_WRITE };
+        avail->ring[(avail_idx + i) % QSZ] = 2 * i;
+      }
+      double t1 = now_s();
+      __atomic_store_n(&avail->idx, avail_idx += n, __ATOMIC_RELEASE);
+      uint64_t one = 1, v;
+      if (write(kick, &one, 8) != 8) exit(1);
+      for (long done = 0; done < n;) {
+        while (__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) == used_seen) if (read(call, &v, 8) != 8) exit(1);
+        struct vring_used_elem e = used->ring[used_seen % QSZ];
+        used_seen++; done++;
+        if (((struct fuse_out_header *)(mem + 0x100000 + (e.id / 2) * 0x2000))->error) return -1;
+      }
+      busy += now_s() - t1;
+    }
+    printf("%s ok rate=%.0f\n", f[0], n * k / busy);
+    return 0;
+  }
   for (long i = 0; i < n; i++) { /* bench-files */
     char name[32];
     snprintf(name, sizeof name, "bench%ld", i);
@@ -166,6 +216,49 @@ static int bench(char **f) {
 
 static uint64_t num(const char *s) { return s[0] == '$' ? results[atoi(s + 1)] : strtoull(s, NULL, 0); }
 
+/* Several requests in flight at once: the server may answer them in any order. */
+static int burst(char **f) {
+  uint64_t fh = num(f[1]);
+  int n = atoi(f[2]);
+  if (n < 1 || n > 31) return -1;
+  uint64_t first = unique;
+  for (int i = 0; i <= n; i++) {
+    char *in = mem + 0x10000 + i * 0x100;
+    struct fuse_in_header ih = { .unique = unique++, .nodeid = 1 };
+    if (i < n) {
+      struct fuse_read_in ri = { .fh = fh, .size = 4096 };
+      ih.opcode = FUSE_READ; ih.len = sizeof ih + sizeof ri;
+      memcpy(in + sizeof ih, &ri, sizeof ri);
+    } else {
+      struct fuse_release_in ri = { .fh = fh };
+      ih.opcode = FUSE_RELEASE; ih.len = sizeof ih + sizeof ri;
+      memcpy(in + sizeof ih, &ri, sizeof ri);
+    }
+    memcpy(in, &ih, sizeof ih);
+    memset(mem + 0x100000 + i * 0x2000, 0, 0x2000);
+    desc[2 * i] = (struct vring_desc){ .addr = 0x10000 + i * 0x100, .len = ih.len, .flags = VRING_DESC_F_NEXT, .next = 2 * i + 1 };
+    desc[2 * i + 1] = (struct vring_desc){ .addr = 0x100000 + i * 0x2000, .len = 0x2000, .flags = VRING_DESC_F_WRITE };
+    avail->ring[(avail_idx + i) % QSZ] = 2 * i;
+  }
+  __atomic_store_n(&avail->idx, avail_idx += n + 1, __ATOMIC_RELEASE);
+  uint64_t one = 1, v;
+  if (write(kick, &one, 8) != 8) exit(1);
+  int answered = 0, matched = 0, full = 0, ebadf = 0;
+  while (answered < n + 1) {
+    while (__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) == used_seen) if (read(call, &v, 8) != 8) exit(1);
+    struct vring_used_elem e = used->ring[used_seen % QSZ];
+    used_seen++; answered++;
+    int i = (int)e.id / 2;
+    struct fuse_out_header *oh = (struct fuse_out_header *)(mem + 0x100000 + i * 0x2000);
+    if (e.id % 2 || i > n || oh->unique != first + i || e.len != oh->len) continue;
+    matched++;
+    if (i < n && !oh->error && oh->len == sizeof *oh + 4096) full++;
+    if (i < n && oh->error == -EBADF) ebadf++;
+  }
+  printf("burst ok answered=%d matched=%d full=%d ebadf=%d\n", answered, matched, full, ebadf);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   sock = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -203,6 +296,7 @@ int main(int argc, char **argv) {
     uint32_t opc;
     uint64_t node = 0;
     if (!strcmp(op, "wait")) { printf("wait\n"); fflush(stdout); char l[64]; if (!fgets(l, sizeof l, stdin)) return 1; continue; }
+    if (!strcmp(op, "burst")) { if (burst(f2) < 0) { printf("%s failed\n", argv[i]); return 1; } fflush(stdout); continue; }
     if (!strncmp(op, "bench-", 6)) { if (bench(f2) < 0) { printf("%s failed\n", argv[i]); return 1; } fflush(stdout); continue; }
     if (!strcmp(op, "init")) { struct fuse_init_in in = { .major = 7, .minor = 31, .max_readahead = 65536 }; memcpy(arg, &in, sizeof in); len = sizeof in; opc = FUSE_INIT; }
     else if (!strcmp(op, "lookup")) { node = num(f2[1]); strcpy(arg, f2[2] ? f2[2] : ""); len = strlen(arg) + 1; opc = FUSE_LOOKUP; }
