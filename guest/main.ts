@@ -34,10 +34,12 @@ const layout = new AgentLayout(stateRoot, home.run);
 // One agent per home. An agent that is just exiting (idle) still holds the lock for a
 // moment, so wait briefly; if the lock stays taken, another agent is serving: leave.
 // In a VM, stage 2 runs the only agent, and bun:ffi's set-up costs ~0.7 s under TCG.
+// No lock file in a VM either: a file open for writing keeps the root from being
+// remounted read-only at power-off.
 const LOCK_WAIT_MS = 3_000;
-const lockFd = openSync(layout.lockFile, "a");
+const lockFd = serialPort ? undefined : openSync(layout.lockFile, "a");
 const lockDeadline = Date.now() + LOCK_WAIT_MS;
-while (!serialPort && !tryLockExclusive(lockFd)) {
+while (lockFd !== undefined && !tryLockExclusive(lockFd)) {
   if (Date.now() > lockDeadline) {
     log.info("another agent is running for this home; exiting");
     process.exit(0);
@@ -57,7 +59,7 @@ async function stop(reason: string): Promise<void> {
   log.info("stopping", { reason, containers: agent.containerCount });
   relay?.stop();
   await server.stop();
-  closeSync(lockFd);
+  if (lockFd !== undefined) closeSync(lockFd);
   process.exit(0);
 }
 
