@@ -5,7 +5,7 @@
 #   initramfs.img   busybox-static, the kernel modules a machine needs, and /init
 #   tools.img       read-only squashfs mounted at /opt/arcbox in the guest: Bun and its
 #                   shared libs, the agent bundle, runc, arcbox-shim, the serial relay,
-#                   tini and busybox
+#                   arcbox-init (PID 1), tini and busybox
 #   manifest.json   {"kernelRelease": ..., "builtAt": ...}
 # Idempotent and quick when up to date: each artifact is rebuilt only when an input is
 # newer than it. Needs root only for apt-get download's cache when run by install.sh.
@@ -72,7 +72,7 @@ GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial native/init "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -153,11 +153,12 @@ if [ "$need_tools" = 1 ]; then
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
+  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-init" native/init/*.c
   for exe in "$stage/bin/bun" "$stage/bin/runc"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay"; do
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-init"; do
     ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
   done | sort -u | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
