@@ -17,7 +17,7 @@ import { tryLockExclusive } from "../native/libc.ts";
 import { Agent } from "./core/agent.ts";
 import { AgentLayout } from "./core/layout.ts";
 import { bootMark } from "./platform/boot-trace.ts";
-import { SerialRelay } from "./platform/serial-relay.ts";
+import { makeFifos, SerialRelay } from "./platform/serial-relay.ts";
 import { AgentServer } from "./server/agent-server.ts";
 
 bootMark("agent-main");
@@ -81,10 +81,12 @@ async function main(): Promise<void> {
     },
   });
   await server.start();
-  // vmm's session on the host: over FIFOs, so an idle link wakes neither side.
-  if (!serialPort) server.serveFifoSessions(layout.fifoIn, layout.fifoOut);
+  // vmm's session: over FIFOs, so an idle link wakes neither side. On a host vmm opens
+  // them; in a VM the serial relay does, for the host at the other end of the port.
+  if (serialPort) makeFifos([layout.fifoIn, layout.fifoOut]);
+  server.serveFifoSessions(layout.fifoIn, layout.fifoOut);
   if (serialPort) {
-    relay = new SerialRelay(serialPort, layout.agentSocket, log);
+    relay = new SerialRelay(serialPort, { in: layout.fifoIn, out: layout.fifoOut }, log);
     relay.start();
   }
   process.on("SIGTERM", () => void stop("SIGTERM"));
