@@ -17,7 +17,7 @@ import { tryLockExclusive } from "../native/libc.ts";
 import { Agent } from "./core/agent.ts";
 import { AgentLayout } from "./core/layout.ts";
 import { bootMark } from "./platform/boot-trace.ts";
-import { SerialRelay } from "./platform/serial-relay.ts";
+import { makeFifos, SerialRelay } from "./platform/serial-relay.ts";
 import { AgentServer } from "./server/agent-server.ts";
 
 bootMark("agent-main");
@@ -34,53 +34,69 @@ const layout = new AgentLayout(stateRoot, home.run);
 // One agent per home. An agent that is just exiting (idle) still holds the lock for a
 // moment, so wait briefly; if the lock stays taken, another agent is serving: leave.
 // In a VM, stage 2 runs the only agent, and bun:ffi's set-up costs ~0.7 s under TCG.
+// No lock file in a VM either: a file open for writing keeps the root from being
+// remounted read-only at power-off.
 const LOCK_WAIT_MS = 3_000;
-const lockFd = openSync(layout.lockFile, "a");
-const lockDeadline = Date.now() + LOCK_WAIT_MS;
-while (!serialPort && !tryLockExclusive(lockFd)) {
-  if (Date.now() > lockDeadline) {
-    log.info("another agent is running for this home; exiting");
-    process.exit(0);
-  }
-  await Bun.sleep(50);
-}
+const lockFd = serialPort ? undefined : openSync(layout.lockFile, "a");
 
-const agent = new Agent(layout, log, { inVm: !!serialPort });
-await agent.containers.reconcile();
-bootMark("agent-reconciled");
-let server: AgentServer;
+let agent: Agent | undefined;
+let server: AgentServer | undefined;
 let relay: SerialRelay | undefined;
 let stopping = false;
 async function stop(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log.info("stopping", { reason, containers: agent.containerCount });
+  log.info("stopping", { reason, containers: agent?.containerCount });
   relay?.stop();
-  await server.stop();
-  closeSync(lockFd);
+  await server?.stop();
+  if (lockFd !== undefined) closeSync(lockFd);
   process.exit(0);
 }
 
-server = new AgentServer(agent, log, {
-  socket: layout.agentSocket,
-  notifySocket: layout.notifySocket,
-  ioDir: layout.ioDir,
-  // No process to watch and nobody to serve: an idle agent goes away (vmm starts a new
-  // one). Checked when the last client leaves and again after each container exit.
-  // Not in a VM: there it is the machine's agent, and the host comes back to it.
-  onIdle: () => {
-    if (!serialPort && agent.liveContainerCount === 0) void stop("idle");
-  },
-});
-await server.start();
-// vmm's session on the host: over FIFOs, so an idle link wakes neither side.
-if (!serialPort) server.serveFifoSessions(layout.fifoIn, layout.fifoOut);
-if (serialPort) {
-  relay = new SerialRelay(serialPort, layout.agentSocket, log);
-  relay.start();
+// No top-level await: the tools image carries this bundle as CommonJS with Bun's
+// bytecode cache (scripts/build-guest.sh), which needs an entry without it.
+async function main(): Promise<void> {
+  const lockDeadline = Date.now() + LOCK_WAIT_MS;
+  while (lockFd !== undefined && !tryLockExclusive(lockFd)) {
+    if (Date.now() > lockDeadline) {
+      log.info("another agent is running for this home; exiting");
+      process.exit(0);
+    }
+    await Bun.sleep(50);
+  }
+
+  const a = new Agent(layout, log, { inVm: !!serialPort });
+  agent = a;
+  await a.containers.reconcile();
+  bootMark("agent-reconciled");
+  server = new AgentServer(a, log, {
+    socket: layout.agentSocket,
+    notifySocket: layout.notifySocket,
+    ioDir: layout.ioDir,
+    // No process to watch and nobody to serve: an idle agent goes away (vmm starts a new
+    // one). Checked when the last client leaves and again after each container exit.
+    // Not in a VM: there it is the machine's agent, and the host comes back to it.
+    onIdle: () => {
+      if (!serialPort && a.liveContainerCount === 0) void stop("idle");
+    },
+  });
+  await server.start();
+  // vmm's session: over FIFOs, so an idle link wakes neither side. On a host vmm opens
+  // them; in a VM the serial relay does, for the host at the other end of the port.
+  if (serialPort) makeFifos([layout.fifoIn, layout.fifoOut]);
+  server.serveFifoSessions(layout.fifoIn, layout.fifoOut);
+  if (serialPort) {
+    relay = new SerialRelay(serialPort, { in: layout.fifoIn, out: layout.fifoOut }, log);
+    relay.start();
+  }
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGHUP", () => {});
+  bootMark("agent-ready");
+  log.info("ready", { pid: process.pid, socket: layout.agentSocket, serial: serialPort, containers: a.containerCount });
 }
-process.on("SIGTERM", () => void stop("SIGTERM"));
-process.on("SIGINT", () => void stop("SIGINT"));
-process.on("SIGHUP", () => {});
-bootMark("agent-ready");
-log.info("ready", { pid: process.pid, socket: layout.agentSocket, serial: serialPort, containers: agent.containerCount });
+
+main().catch((err) => {
+  log.error("the agent could not start", { error: err });
+  process.exit(1);
+});

@@ -6,7 +6,13 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-export const REPO_ROOT = join(import.meta.dir, "..");
+/**
+ * Set with `bun build --define` where a bundle's location is fixed and import.meta.dir
+ * would not say it: the guest agent's CommonJS bundle (scripts/build-guest.sh), where
+ * bun inlines import.meta.dir as the build machine's source directory.
+ */
+declare const ARCBOX_BUNDLE_ROOT: string | undefined;
+export const REPO_ROOT = typeof ARCBOX_BUNDLE_ROOT === "string" ? ARCBOX_BUNDLE_ROOT : join(import.meta.dir, "..");
 const SOURCE_DIRS = ["lib", "services", "cli", "guest", "native", "proto/gen"];
 
 let newestSource: number | undefined;

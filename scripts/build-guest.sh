@@ -6,7 +6,7 @@
 #   tools.img       read-only squashfs mounted at /opt/arcbox in the guest: Bun and its
 #                   shared libs, the agent bundle, runc, crun (the machine's runtime:
 #                   C, no Go start under TCG), arcbox-shim, the serial relay,
-#                   arcbox-rootfs-cp, tini and busybox
+#                   arcbox-rootfs-cp, arcbox-init (PID 1), tini and busybox
 #   manifest.json   {"kernelRelease": ..., "builtAt": ...}
 # Idempotent and quick when up to date: each artifact is rebuilt only when an input is
 # newer than it. Needs root only for apt-get download's cache when run by install.sh.
@@ -75,7 +75,7 @@ GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub native/init "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -101,10 +101,26 @@ if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   closure $LATE_MODULES
   late_order=("${order[@]}")
 fi
+# strip_signature <src.ko> <dst.ko>: the module without Debian's appended signature. The
+# kernel checks a signature on every insmod (a hash of the whole module and an RSA
+# verification: ~0.1-0.2 s per module under TCG, 1.6 s for the initramfs's six); an
+# unsigned module loads the same, and taints the kernel once ("module verification
+# failed"). Layout: module, signature, struct module_signature (12 bytes, ending in the
+# signature's big-endian length), then the 28-byte magic.
+strip_signature() {
+  local src=$1 dst=$2 size siglen
+  if [ "$(tail -c 28 "$src")" = "~Module signature appended~" ]; then
+    siglen=$(tail -c 32 "$src" | head -c 4 | od -An -tu1 | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')
+    size=$(stat -c %s "$src")
+    head -c $((size - 28 - 12 - siglen)) "$src" > "$dst"
+  else
+    cp "$src" "$dst"
+  fi
+}
 copy_modules() { # copy_modules <dir> <paths...>: the files and their load-order list
   local dir=$1 m; shift
   mkdir -p "$dir"
-  for m in "$@"; do cp "$kmods/$m" "$dir/"; echo "$(basename "$m")"; done > "$dir/load-order"
+  for m in "$@"; do strip_signature "$kmods/$m" "$dir/$(basename "$m")"; echo "$(basename "$m")"; done > "$dir/load-order"
 }
 
 # --- initramfs -----------------------------------------------------------------------------
@@ -131,7 +147,11 @@ fi
 if [ "$need_tools" = 1 ]; then
   stage=$OUT/tools.stage
   rm -rf "$stage" && mkdir -p "$stage"/{bin,lib,dist,native/bin,boot}
-  bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile "$stage/dist/guest-agent.js" >/dev/null
+  # CommonJS with Bun's bytecode cache beside it (guest-agent.js.jsc, for this very Bun):
+  # the agent starts under TCG without the JIT, where parsing the bundle is a fifth of
+  # its start (guest/README.md, "Start-up costs").
+  # In CommonJS bun inlines import.meta.dir as this tree's path: REPO_ROOT is defined.
+  bun build guest/main.ts --target=bun --format=cjs --bytecode --minify-syntax --minify-whitespace --define 'ARCBOX_BUNDLE_ROOT="/opt/arcbox"' --outdir "$stage/dist" --entry-naming "guest-agent.[ext]" >/dev/null
   cp /bin/busybox "$stage/bin/busybox"
   cp "$TINI_BIN" "$stage/bin/tini"
   cp "$BUN_BIN" "$stage/bin/bun"
@@ -143,6 +163,7 @@ if [ "$need_tools" = 1 ]; then
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
+  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-init" native/init/*.c
   for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
@@ -150,7 +171,7 @@ if [ "$need_tools" = 1 ]; then
   # it nor the five libraries it pulls in are loaded by every crun process under TCG.
   cc -O2 -Wall -shared -fPIC -Wl,-soname,libsystemd.so.0 -Wl,--version-script=native/sd-stub/sd-stub.map -o "$stage/lib/libsystemd.so.0" native/sd-stub/sd-stub.c
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp"; do
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp" "$stage/native/bin/arcbox-init"; do
     LD_LIBRARY_PATH="$stage/lib" ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
   done | sort -u | grep -v "^$stage/lib/" | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"

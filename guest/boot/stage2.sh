@@ -1,4 +1,4 @@
-# ArcBox machine boot, stage 2 (busybox sh, in the machine's root, under tini as PID 1):
+# ArcBox machine boot, stage 2 (busybox sh, in the machine's root, under arcbox-init as PID 1):
 # the rest of the system set-up, then the guest agent, restarted if it ever exits.
 # The machine powers off through the agent (Poweroff: sync, remount read-only, reboot(2)).
 export PATH=/opt/arcbox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -16,6 +16,7 @@ import { basename, dirname, join } from "node:path";
 import type { RootfsSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { GuestError } from "../core/guest-error.ts";
 import { GUEST_LAYER_MOUNTS } from "../vm/engine-layout.ts";
+import { ensureModules } from "./kernel-modules.ts";
 import { isMounted, mountOverlay } from "./overlay.ts";
 import type { PhaseTimer } from "./phase-trace.ts";
 import { mustRun, runTool, toolPath } from "./run-tool.ts";
@@ -68,6 +69,8 @@ function mountLayerImage(image: string, target: string): Promise<string> {
  */
 export async function mountRootfs(spec: RootfsSpec, target: string, layersRoot = GUEST_LAYER_MOUNTS, phases?: PhaseTimer): Promise<void> {
   const pins: string[] = [];
+  // In a machine: loop (layer images) and overlay may still be loading (stage 2).
+  await ensureModules(["loop", "overlay"]);
   try {
     const lowerDirs: string[] = [];
     for (const d of spec.lowerDirs) {

@@ -1,10 +1,12 @@
 /**
  * Runs the virtio-serial relay (native/serial/arcbox-serial-relay.c) that carries the
  * agent protocol between the host (vmm, through qemu's virtserialport) and this agent's
- * Unix socket, one host session per connection. It is the agent's child (it dies with
- * it) and is restarted if it exits; restarts back off so a missing port cannot spin.
+ * FIFO pair (the sessions AgentServer.serveFifoSessions serves; a socket connection
+ * would wake the agent every second), one host session per connection. It is the
+ * agent's child (it dies with it) and is restarted if it exits; restarts back off so a
+ * missing port cannot spin.
  */
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../lib/entry.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -18,7 +20,7 @@ export class SerialRelay {
 
   constructor(
     private readonly port: string,
-    private readonly agentSocket: string,
+    private readonly fifos: { in: string; out: string },
     private readonly log: Logger,
   ) {}
 
@@ -34,7 +36,7 @@ export class SerialRelay {
 
   private spawn(): void {
     const startedAt = Date.now();
-    this.proc = Bun.spawn([SERIAL_RELAY, this.port, this.agentSocket], { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+    this.proc = Bun.spawn([SERIAL_RELAY, this.port, this.fifos.in, this.fifos.out], { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
     void this.proc.exited.then((code) => {
       if (this.stopped) return;
       // A relay that ran for a while gets a quick restart; one that keeps failing, less so.
@@ -42,5 +44,20 @@ export class SerialRelay {
       this.log.error("serial relay exited; restarting", { code, port: this.port, inMs: this.backoffMs });
       setTimeout(() => this.spawn(), this.backoffMs);
     });
+  }
+}
+
+/**
+ * Makes the FIFOs with mkfifo(1): in a VM the agent runs without the JIT, where bun:ffi
+ * (ensureFifo's mknod) does not load. Anything else at those paths is replaced.
+ */
+export function makeFifos(paths: readonly string[]): void {
+  for (const path of paths) {
+    try {
+      if (lstatSync(path).isFIFO()) continue;
+      rmSync(path, { force: true, recursive: true });
+    } catch {}
+    const p = Bun.spawnSync(["mkfifo", "-m", "600", path], { stdout: "ignore", stderr: "pipe" });
+    if (p.exitCode !== 0) throw new Error(`mkfifo ${path}: ${p.stderr.toString().trim()}`);
   }
 }

@@ -1,6 +1,6 @@
 /*
  * arcbox-serial-relay: carries the agent protocol between a virtio-serial port (the host,
- * i.e. vmm, at the other end) and the guest agent's Unix socket, one host session at a time.
+ * i.e. vmm, at the other end) and the guest agent's FIFO pair, one host session at a time.
  *
  * Why a C helper and not Bun: a virtio-serial port whose host side is closed reads as EOF
  * and polls as POLLIN|POLLHUP, level-triggered, until the host connects again; the only
@@ -8,13 +8,23 @@
  * has no way to wait for that without spinning or parking a thread in read(); here it is
  * a signalfd in one poll() set, so a machine with no host connected costs no CPU.
  *
+ * Why FIFOs to the agent and not its Unix socket: Bun runs a one-second timer while any
+ * socket connection is open in the process, so a connected socket woke the agent every
+ * second for as long as the host was connected (lib/ipc/fifo-stream.ts). The agent serves
+ * sessions on its FIFO pair as it does for vmm on a host (AgentServer.serveFifoSessions).
+ *
  * Sessions: the host starts each one by writing SYNC (guest/protocol/sync.ts, 16 bytes).
  * Until it has seen SYNC the relay discards what it reads (the tail of an older session),
- * then opens a fresh connection to the agent (so its frame decoder starts clean), answers
- * SYNC (the host discards what it reads before it, likewise) and copies bytes both ways.
- * When the host closes, the relay closes that agent connection and drops what was in flight.
+ * then opens the agent's FIFOs (its reader on OUT first, then its writer on IN, which
+ * waits for the agent's reader, which the kernel completes while the agent's open is
+ * pending, without the agent running), writes SYNC to the agent and back to the host (the
+ * host discards what it reads before it), and copies bytes both ways, minus what the
+ * agent writes up to and including its own answering SYNC. When the host
+ * closes, the relay closes its writer and drops what was in flight, and waits until the
+ * agent has closed that session (end of file on OUT) before it opens the next: a writer
+ * opened while the agent still reads the old session would feed it the new one.
  *
- * Usage: arcbox-serial-relay PORT_DEVICE AGENT_SOCKET
+ * Usage: arcbox-serial-relay PORT_DEVICE AGENT_IN_FIFO AGENT_OUT_FIFO
  * It exits when its parent (the agent) dies.
  */
 #define _GNU_SOURCE
@@ -27,8 +37,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 static const char SYNC[16] = "\xff" "ARCBOX/AGENT/1\n";
@@ -64,15 +72,19 @@ static int flush(int fd, struct buf *b) {
   return 0;
 }
 
-static int connect_agent(const char *path) {
-  struct sockaddr_un a = { .sun_family = AF_UNIX };
-  if (strlen(path) >= sizeof a.sun_path) return -1;
-  strcpy(a.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { close(fd); return -1; }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
+static const char *agent_in_path, *agent_out_path;
+static int agent_w = -1, agent_r = -1; /* our writer on the agent's IN, our reader on its OUT */
+
+/* Opens a session's FIFO ends: the reader first (the agent opens its writer only while
+ * someone reads), then the writer, which blocks until the agent's reader is there. */
+static int open_agent(void) {
+  agent_r = open(agent_out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (agent_r < 0) return -1;
+  do agent_w = open(agent_in_path, O_WRONLY | O_CLOEXEC);
+  while (agent_w < 0 && errno == EINTR);
+  if (agent_w < 0) { close(agent_r); agent_r = -1; return -1; }
+  fcntl(agent_w, F_SETFL, fcntl(agent_w, F_GETFL) | O_NONBLOCK);
+  return 0;
 }
 
 /* The host side is open: no POLLHUP on the port right now. */
@@ -82,22 +94,27 @@ static int host_connected(int port) {
   return !(p.revents & POLLHUP);
 }
 
-enum state { DISCONNECTED, SYNCING, LINKED };
+/* DRAINING: the host's session ended; waiting for the agent to close its end of it. */
+enum state { DISCONNECTED, SYNCING, LINKED, DRAINING };
 
 static enum state st = DISCONNECTED;
-static int agent = -1;
-static const char *agent_path;
 static struct buf to_agent, to_host;
+static struct buf pending; /* host bytes read while DRAINING (a new session's SYNC) */
 static size_t matched;             /* bytes of SYNC matched so far while SYNCING */
+static size_t agent_matched;       /* LINKED: bytes of the agent's answering SYNC matched so far */
+static int agent_synced;           /* ... and whether it has come (what precedes it is dropped) */
 static unsigned char hdr[4];       /* LINKED: the host's frame header being read */
 static size_t hdr_have, frame_left; /* ... and what is left of the frame's body */
 
-/* Ends the agent side of a session; what was in flight belongs to it and is dropped. */
-static void drop_session(enum state next) {
-  if (agent >= 0) { close(agent); agent = -1; }
+/* Ends the agent side of a session; what was in flight belongs to it and is dropped.
+ * `agent_done`: the agent has closed its end already (end of file, broken pipe). */
+static void drop_session(int agent_done) {
+  if (agent_w >= 0) { close(agent_w); agent_w = -1; }
   to_agent.len = to_host.len = 0;
-  st = next;
   matched = 0;
+  if (agent_r >= 0 && !agent_done) { st = DRAINING; return; }
+  if (agent_r >= 0) { close(agent_r); agent_r = -1; }
+  st = SYNCING;
 }
 
 /*
@@ -119,9 +136,11 @@ static void feed(const char *data, size_t n) {
         found = matched == sizeof SYNC;
       }
       if (!found) return;
-      agent = connect_agent(agent_path);
-      if (agent < 0) { fprintf(stderr, "arcbox-serial-relay: connect %s: %s\n", agent_path, strerror(errno)); exit(1); }
+      if (open_agent() < 0) { fprintf(stderr, "arcbox-serial-relay: open %s: %s\n", agent_in_path, strerror(errno)); exit(1); }
+      buf_append(&to_agent, SYNC, sizeof SYNC);
       buf_append(&to_host, SYNC, sizeof SYNC);
+      agent_matched = 0;
+      agent_synced = 0;
       hdr_have = frame_left = 0;
       st = LINKED;
       fprintf(stderr, "arcbox-serial-relay: host connected\n");
@@ -146,14 +165,16 @@ static void feed(const char *data, size_t n) {
     data += i; n -= i;
     if (n) {
       fprintf(stderr, "arcbox-serial-relay: host reconnected\n");
-      drop_session(SYNCING);
+      drop_session(0);
+      if (st == DRAINING) { buf_append(&pending, data, n); return; }
     }
   }
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: arcbox-serial-relay PORT_DEVICE AGENT_SOCKET\n"); return 2; }
-  agent_path = argv[2];
+  if (argc != 4) { fprintf(stderr, "usage: arcbox-serial-relay PORT_DEVICE AGENT_IN_FIFO AGENT_OUT_FIFO\n"); return 2; }
+  agent_in_path = argv[2];
+  agent_out_path = argv[3];
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
   int port = open(argv[1], O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -172,16 +193,37 @@ int main(int argc, char **argv) {
   char data[65536];
   for (;;) {
     if (st == DISCONNECTED && host_connected(port)) { st = SYNCING; matched = 0; }
-    struct pollfd p[3] = {
+    int linked = st == LINKED;
+    struct pollfd p[4] = {
       { sfd, POLLIN, 0 },
-      /* Disconnected, the port polls readable forever: wait for SIGIO instead. */
-      { st == DISCONNECTED ? -1 : port, (short)((to_agent.len < BUF_MAX ? POLLIN : 0) | (to_host.len ? POLLOUT : 0)), 0 },
-      { agent, (short)((to_host.len < BUF_MAX ? POLLIN : 0) | (to_agent.len ? POLLOUT : 0)), 0 },
+      /* Disconnected, the port polls readable forever: wait for SIGIO instead. Draining,
+       * the host's next bytes wait in the port. */
+      { st == DISCONNECTED || st == DRAINING ? -1 : port, (short)((to_agent.len < BUF_MAX ? POLLIN : 0) | (to_host.len ? POLLOUT : 0)), 0 },
+      { linked || st == DRAINING ? agent_r : -1, (short)(to_host.len < BUF_MAX || st == DRAINING ? POLLIN : 0), 0 },
+      { linked && to_agent.len ? agent_w : -1, POLLOUT, 0 },
     };
-    if (poll(p, 3, -1) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
+    if (poll(p, 4, -1) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
     if (p[0].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {}
+    }
+    if (st == DRAINING) {
+      /* Discard the old session's tail until the agent closes its writer. */
+      if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t r = read(agent_r, data, sizeof data);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+          close(agent_r); agent_r = -1;
+          st = host_connected(port) ? SYNCING : DISCONNECTED;
+          if (st == SYNCING && pending.len) {
+            struct buf b = pending;
+            pending = (struct buf){ 0 };
+            feed(b.data, b.len);
+            free(b.data);
+          }
+          pending.len = 0;
+        }
+      }
+      continue;
     }
     int host_gone = st != DISCONNECTED && (p[1].revents & (POLLHUP | POLLERR));
     if (st != DISCONNECTED && (p[1].revents & POLLIN)) {
@@ -192,24 +234,33 @@ int main(int argc, char **argv) {
     if (st == LINKED && !host_gone) {
       if ((p[1].revents & POLLOUT) && flush(port, &to_host) < 0) host_gone = 1;
       if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
-        ssize_t r = read(agent, data, sizeof data);
-        if (r > 0) buf_append(&to_host, data, (size_t)r);
-        else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        ssize_t r = read(agent_r, data, sizeof data);
+        if (r > 0) {
+          size_t i = 0;
+          /* The host has had our SYNC: skip the agent's, and anything it wrote before it. */
+          while (!agent_synced && i < (size_t)r) {
+            unsigned char b = (unsigned char)data[i++];
+            agent_matched = b == (unsigned char)SYNC[agent_matched] ? agent_matched + 1 : b == (unsigned char)SYNC[0] ? 1 : 0;
+            agent_synced = agent_matched == sizeof SYNC;
+          }
+          buf_append(&to_host, data + i, (size_t)r - i);
+        } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
           /* The agent dropped the session (a bad frame): the host must start a new one. */
           fprintf(stderr, "arcbox-serial-relay: agent closed the session; waiting for SYNC\n");
-          drop_session(SYNCING);
+          drop_session(1);
           continue;
         }
       }
-      if ((p[2].revents & POLLOUT) && flush(agent, &to_agent) < 0) { drop_session(SYNCING); continue; }
+      if ((p[3].revents & (POLLOUT | POLLERR)) && flush(agent_w, &to_agent) < 0) { drop_session(1); continue; }
       /* Try right away: both sides are usually writable. */
       if (to_host.len && flush(port, &to_host) < 0) host_gone = 1;
-      if (to_agent.len && flush(agent, &to_agent) < 0) { drop_session(SYNCING); continue; }
+      if (to_agent.len && flush(agent_w, &to_agent) < 0) { drop_session(1); continue; }
     }
     if (host_gone) {
       if (st == LINKED) fprintf(stderr, "arcbox-serial-relay: host disconnected\n");
       /* Stale bytes still queued in the port belong to the old session; SYNCING skips them. */
-      drop_session(DISCONNECTED);
+      drop_session(0);
+      if (st == SYNCING) st = DISCONNECTED;
     }
   }
 }

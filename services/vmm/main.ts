@@ -87,6 +87,7 @@ await runService({
       shares: {
         start: (machine, mounts) => (engine && machine === ENGINE_MACHINE ? engine.startShares(machine) : userShares.start(machine, mounts)),
         stop: (machine) => (engine && machine === ENGINE_MACHINE ? engine.stopShares(machine) : userShares.stop(machine)),
+        bootMounts: (machine) => (engine && machine === ENGINE_MACHINE ? engine.bootMounts() : []),
       },
       log: ctx.log,
     });

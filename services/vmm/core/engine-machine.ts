@@ -2,21 +2,22 @@
  * VM mode (issue 13): the engine machine, a VM machine with a reserved name that runs
  * every container. vmm creates it (a minimal disk: everything runs from the tools
  * image) and boots it at its own start, and again on the next container call after it
- * stopped. Each time its agent connects, a set-up exec loads the modules the engine
- * needs and mounts the VirtioFS shares (imaged's layers, apid's container dirs) where
- * the agent expects them (guest/vm/engine-layout.ts).
+ * stopped. Its VirtioFS shares (imaged's layers, apid's container dirs, the host's root)
+ * are on its kernel command line, so the guest mounts them during boot where the agent
+ * expects them (guest/vm/engine-layout.ts), before the agent answers: the engine is
+ * ready when its agent is.
  *
  * MachineService calls for it go through `call`: host paths in the request become the
  * machine's (engine-paths.ts), stdio sockets in answers are served on the host
  * (engine-stdio.ts), and its runtime events go to apid like the host agent's.
  */
-import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { create } from "@bufbuild/protobuf";
 import { RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { ENGINE_SHARES, GUEST_LAYER_MOUNTS, shareHostDir } from "../../../guest/vm/engine-layout.ts";
+import type { GuestMount } from "../../../guest/boot/mounts-arg.ts";
+import { ENGINE_SHARES, shareHostDir } from "../../../guest/vm/engine-layout.ts";
 import { buildEngineDisk } from "../platform/engine-disk.ts";
 import type { AgentClient, AgentMethod, IoFrame } from "./agent-client.ts";
 import { EnginePaths } from "./engine-paths.ts";
@@ -31,7 +32,6 @@ const ENGINE_SPEC = {
   memoryMib: Number(process.env.ARCBOX_ENGINE_MEMORY_MIB ?? 2048),
   diskGib: Number(process.env.ARCBOX_ENGINE_DISK_GIB ?? 64),
 };
-const SETUP_TIMEOUT_MS = 60_000;
 /**
  * The engine's boot may take long (TCG on a loaded host: minutes): giving up would only
  * kill it and boot again, while every container call waits for it either way.
@@ -56,30 +56,14 @@ export interface EngineMachineDeps {
   log: Logger;
 }
 
-/** The set-up script run in the machine after each (re)connection; idempotent. */
-function setupScript(): string {
-  const mounts = ENGINE_SHARES.map((s) => `mkdir -p ${s.guestDir}; grep -q " ${s.guestDir} virtiofs " /proc/mounts || mount -t virtiofs ${s.readOnly ? "-o ro " : ""}${s.tag} ${s.guestDir}`);
-  return [
-    "set -e",
-    // The guest clock lags the host's under TCG (no paravirtual clock): the agent stamps
-    // container starts and exits, so set it from the host (to the second) each time.
-    `date -u -s @${Math.round(Date.now() / 1000)} >/dev/null`,
-    // The background loader of stage 2 may be loading them too: "exists" is fine.
-    "for m in loop overlay fuse virtiofs; do insmod /opt/arcbox/modules/$m.ko 2>/dev/null || true; done",
-    `mkdir -p ${GUEST_LAYER_MOUNTS}`,
-    ...mounts,
-  ].join("\n");
-}
-
 export class EngineMachine {
   readonly name = ENGINE_MACHINE;
   readonly paths: EnginePaths;
   readonly stdio: EngineStdio;
   readonly files: EngineFiles;
   private readying: Promise<AgentClient> | undefined;
-  /** The agent connection the set-up ran on. */
-  private setUpOn: AgentClient | undefined;
-  private readonly execWaiters = new Map<string, { output: string; done: (code: number) => void }>();
+  /** The agent connection the stdio streams run over. */
+  private linkedTo: AgentClient | undefined;
   /** Containers whose process may be alive in the machine (from starts, exits and ContainerStates). */
   private readonly running = new Set<string>();
 
@@ -111,42 +95,19 @@ export class EngineMachine {
       this.d.log.info("engine machine booted", { ms: Math.round(performance.now() - started) });
     }
     const agent = vms.agent(this.name);
-    if (this.setUpOn !== agent) {
-      if (this.setUpOn) {
-        this.stdio.agentGone(this.setUpOn);
-        this.files.agentGone(this.setUpOn);
+    if (this.linkedTo !== agent) {
+      if (this.linkedTo) {
+        this.stdio.agentGone(this.linkedTo);
+        this.files.agentGone(this.linkedTo);
       }
-      const started = performance.now();
-      await this.setup(agent);
-      this.setUpOn = agent;
-      this.d.log.info("engine machine set up", { ms: Math.round(performance.now() - started) });
+      this.linkedTo = agent;
     }
     return agent;
   }
 
-  private async setup(agent: AgentClient): Promise<void> {
-    const execId = `engine-setup-${randomBytes(6).toString("hex")}`;
-    let done!: (code: number) => void;
-    const exited = new Promise<number>((r) => (done = r));
-    const waiter = { output: "", done };
-    this.execWaiters.set(execId, waiter);
-    try {
-      await agent.call("machineExec", {
-        machine: this.name,
-        execId,
-        args: ["/opt/arcbox/bin/busybox", "sh", "-c", setupScript()],
-        env: ["PATH=/opt/arcbox/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        cwd: "/",
-      });
-      let timer: Timer | undefined;
-      const code = await Promise.race([
-        exited,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new MachineError("unavailable", "the engine machine's set-up did not finish in time")), SETUP_TIMEOUT_MS))),
-      ]).finally(() => clearTimeout(timer));
-      if (code !== 0) throw new MachineError("internal", `the engine machine's set-up failed (exit ${code}): ${waiter.output.trim().slice(-500)}`);
-    } finally {
-      this.execWaiters.delete(execId);
-    }
+  /** The shares the guest mounts during boot (guest/boot/mounts.sh), before its agent answers. */
+  bootMounts(): GuestMount[] {
+    return ENGINE_SHARES.map((s) => ({ tag: s.tag, guestDir: s.guestDir, readOnly: s.readOnly }));
   }
 
   /**
@@ -190,11 +151,11 @@ export class EngineMachine {
    * The next call boots the machine again; its agent then finds those containers dead.
    */
   machineGone(): void {
-    if (this.setUpOn) {
-      this.stdio.agentGone(this.setUpOn);
-      this.files.agentGone(this.setUpOn);
+    if (this.linkedTo) {
+      this.stdio.agentGone(this.linkedTo);
+      this.files.agentGone(this.linkedTo);
     }
-    this.setUpOn = undefined;
+    this.linkedTo = undefined;
     // No time: the container's start time comes from the guest's clock, which may run
     // ahead of ours, and apid ignores an exit stamped before the start it recorded (a
     // stale exit). Without a time, apid records the exit as of now.
@@ -203,13 +164,9 @@ export class EngineMachine {
     this.running.clear();
   }
 
-  /** Events of the engine machine's agent; false for a machine exec's not its own. */
+  /** Events of the engine machine's agent; false for a machine exec's (`arcbox machine exec`). */
   onEvent(e: RuntimeEvent): boolean {
-    if (e.type === "machine_exec_exit") {
-      const w = this.execWaiters.get(e.execId);
-      w?.done(e.exitCode);
-      return !!w;
-    }
+    if (e.type === "machine_exec_exit") return false;
     if (e.type === "exec_exit") this.stdio.execExited(e.execId);
     if (e.type === "start") this.running.add(e.containerId);
     if (e.type === "exit") this.running.delete(e.containerId);
@@ -217,13 +174,8 @@ export class EngineMachine {
     return true;
   }
 
-  /** io frames of the set-up exec or of a stdio stream; false for a machine exec's. */
+  /** io frames of a stdio stream; false for a machine exec's. */
   onIo(f: IoFrame): boolean {
-    const w = this.execWaiters.get(f.sid);
-    if (w) {
-      if (f.data && w.output.length < 4096) w.output += Buffer.from(f.data).toString();
-      return true;
-    }
     return this.stdio.onIo(f) || this.files.onIo(f);
   }
 
@@ -231,7 +183,7 @@ export class EngineMachine {
   async call(method: AgentMethod, req: never): Promise<unknown> {
     // Asked by `docker info` and after `docker rmi`: never boots the machine to answer
     // (a machine that is not up has no runtime to report and no layer mounted).
-    if ((method === "agentInfo" || method === "releaseLayers") && !this.setUpOn) return {};
+    if ((method === "agentInfo" || method === "releaseLayers") && !this.linkedTo) return {};
     const started = performance.now();
     try {
       return await this.callAgent(await this.ready(), method, req);

@@ -3,6 +3,7 @@
  * server per mount before qemu starts (its socket goes on qemu's command line), all of
  * them stopped once qemu has exited.
  */
+import type { GuestMount } from "../../../guest/boot/mounts-arg.ts";
 import type { MachineMount } from "./machine-mounts.ts";
 
 export interface RunningShare {
@@ -18,4 +19,9 @@ export interface MachineShares {
   start(machine: string, mounts: readonly MachineMount[]): Promise<RunningShare[]>;
   /** Stops every server of the machine (idempotent). */
   stop(machine: string): Promise<void>;
+  /**
+   * Shares the guest mounts during boot beyond the machine's configured mounts (the
+   * engine machine's own, served by `start`); none when absent.
+   */
+  bootMounts?(machine: string): GuestMount[];
 }

@@ -333,7 +333,7 @@ export class VmMachines {
         toolsDisk: boot.tools,
         kernel: boot.kernel,
         initrd: boot.initrd,
-        cmdline: boot.cmdline(name, mounts),
+        cmdline: boot.cmdline(name, [...mounts, ...(this.d.shares.bootMounts?.(name) ?? [])]),
         net: nic ? { tap: nic.tap, mac: nic.mac } : undefined,
         shares,
       });
