@@ -65,6 +65,14 @@ fi
 # loaded before the agent delays it).
 BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
 LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs loop vmw_vsock_virtio_transport"
+# Container networking in the engine machine (VM mode): loaded by the agent on first use
+# (guest/vm/network-commands.ts), with their whole closure (no boot cost when unused).
+NET_MODULES="bridge veth ip_tables iptable_nat iptable_filter xt_MASQUERADE xt_nat xt_conntrack xt_addrtype xt_tcpudp"
+# iproute2's ip (busybox's has no netns, -batch or -j) and iptables (legacy: the guest's
+# tables are ArcBox's alone, no nft modules needed) for the same.
+IP_BIN=$(readlink -f /bin/ip)
+XT_BIN=/usr/sbin/xtables-legacy-multi
+XT_LIBDIR=/usr/lib/x86_64-linux-gnu/xtables
 BUN_BIN=$(readlink -f "$(command -v bun)")
 RUNC_BIN=$(readlink -f "$(command -v runc)")
 TINI_BIN=/usr/bin/tini-static
@@ -72,7 +80,7 @@ GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" /bin/busybox native/shim native/serial "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$IP_BIN" "$XT_BIN" /bin/busybox native/shim native/serial "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -97,6 +105,9 @@ if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   boot_order=("${order[@]}")
   closure $LATE_MODULES
   late_order=("${order[@]}")
+  loaded=()
+  closure $NET_MODULES
+  net_order=("${order[@]}")
 fi
 copy_modules() { # copy_modules <dir> <paths...>: the files and their load-order list
   local dir=$1 m; shift
@@ -133,20 +144,25 @@ if [ "$need_tools" = 1 ]; then
   cp "$TINI_BIN" "$stage/bin/tini"
   cp "$BUN_BIN" "$stage/bin/bun"
   cp "$RUNC_BIN" "$stage/bin/runc"
+  cp "$IP_BIN" "$stage/bin/ip"
+  cp "$XT_BIN" "$stage/bin/xtables-legacy-multi"
+  for t in iptables iptables-restore iptables-save; do ln -s xtables-legacy-multi "$stage/bin/$t"; done
+  mkdir -p "$stage/lib/xtables" && cp "$XT_LIBDIR"/libxt_*.so "$XT_LIBDIR"/libipt_*.so "$stage/lib/xtables/"
   # Our C helpers, linked against the guest's loader and lib dir directly.
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
-  for exe in "$stage/bin/bun" "$stage/bin/runc"; do
+  for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay"; do
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$IP_BIN" "$XT_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay"; do
     ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
   done | sort -u | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
   cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 / {print $NF; exit}')" "$stage/lib/"
   copy_modules "$stage/modules" "${late_order[@]}"
+  copy_modules "$stage/modules/net" "${net_order[@]}"
   cp guest/boot/*.sh "$stage/boot/"
   chmod 0755 "$stage"/boot/*.sh
   for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done

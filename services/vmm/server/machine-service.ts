@@ -37,6 +37,7 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     createExec: forward("createExec"),
     startExec: forward("startExec"),
     execState: forward("execState"),
+    networkCommands: forward("networkCommands"),
     async *events(req, ctx: HandlerContext) {
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);
