@@ -139,11 +139,7 @@ describe("VM mode: containers run in the engine machine", () => {
   }, 300_000);
 
   test("what VM mode cannot do yet is refused with a clear error, not ignored", async () => {
-    const ports = await d.docker(["run", "--rm", "-p", "18080:80", IMAGE, "true"], LONG);
-    expect(ports.code).not.toBe(0);
-    expect(ports.stderr).toMatch(/published ports are not available in VM mode yet/);
-    // Nothing was left behind by the refusal.
-    expect((await d.docker(["ps", "-aq"])).stdout.trim()).toBe("");
+    // (Networking, published ports included, works: vm-mode-net.test.ts.)
     // Reading the container's files from the host would see an empty upper dir: refused.
     expect((await d.docker(["create", "--name", "vm-files", IMAGE, "true"], LONG)).code).toBe(0);
     for (const args of [

@@ -18,6 +18,8 @@ import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment, type MachinePo
 import { Networks, type CreateNetwork } from "./networks.ts";
 import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
+import { Datapath } from "../platform/datapath.ts";
+import { hostRunner, type ToolRunner } from "../platform/tool-runner.ts";
 
 export class NetDaemon {
   readonly state: NetState;
@@ -33,6 +35,8 @@ export class NetDaemon {
     readonly names: NetNames,
     dataDir: string,
     private readonly log: Logger,
+    /** Where the container datapath runs: this host, or the engine machine (VM mode). */
+    runner: ToolRunner = hostRunner,
   ) {
     this.state = new NetState(store);
     const resolution = new NameResolution(this.state);
@@ -45,7 +49,7 @@ export class NetDaemon {
       log,
       (asker, ip) => (isMachine(asker) ? this.machines.reverseLookup(ip) : resolution.reverseLookup(asker, ip)),
     );
-    this.networks = new Networks(this.state, names, this.dns, log);
+    this.networks = new Networks(this.state, names, this.dns, new Datapath(runner), log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
     this.dhcp = new DhcpServer({ byMac: (mac) => this.machines.byMac(mac), noteLease: (m, h, e) => this.machines.noteLease(m, h, e) }, MACHINE_DOMAIN, log);
     this.machines = new MachineNetworks(
