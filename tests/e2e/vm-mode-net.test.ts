@@ -156,12 +156,32 @@ describe("VM mode: networking", () => {
     expect(after).toBe("refused");
   }, 600_000);
 
-  test("user-defined networks are refused in VM mode with a clear error", async () => {
+  test("user-defined networks: container names through the embedded DNS, isolated from the default bridge", async () => {
     await ok(["network", "create", "vmnet-user"]);
-    const r = await d.docker(["run", "--rm", "--network", "vmnet-user", IMAGE, "true"], LONG);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/user-defined networks \(vmnet-user\) are not available in VM mode yet/);
-    await d.docker(["container", "prune", "-f"], LONG);
+    try {
+      await ok(["run", "-d", "--name", "srv", "--network", "vmnet-user", "--network-alias", "api", IMAGE, "sh", "-c", "mkdir -p /www && echo hi-from-srv > /www/index.html && exec httpd -f -p 80 -h /www"]);
+      const [info] = JSON.parse(await ok(["inspect", "srv"])) as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
+      const ip = info!.NetworkSettings.Networks["vmnet-user"]!.IPAddress;
+      const out = await ok([
+        "run",
+        "--rm",
+        "--network",
+        "vmnet-user",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup api 127.0.0.11; for i in $(seq 30); do printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc srv 80 | grep hi && break; sleep 1; done",
+      ]);
+      expect(out).toContain("nameserver 127.0.0.11");
+      expect(out).toContain(`Address: ${ip}`);
+      expect(out).toContain("hi-from-srv");
+      // Networks are isolated from each other in the machine, as on the host.
+      const other = await d.docker(["run", "--rm", IMAGE, "sh", "-c", `printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 3 ${ip} 80; echo "nc=$?"`], LONG);
+      expect(other.stdout).not.toContain("hi-from-srv");
+      expect(other.stdout).toContain("nc=1");
+    } finally {
+      await d.docker(["rm", "-f", "srv"], LONG);
+    }
     await ok(["network", "rm", "vmnet-user"]);
-  }, 300_000);
+  }, 600_000);
 });

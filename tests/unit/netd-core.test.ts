@@ -131,7 +131,11 @@ test("VM mode splits the rules: container bridges in the engine machine, publish
   );
   // The engine machine: outbound NAT and forwarding for its bridge, no DNAT (the host did it).
   const guest = engineFirewallRules(n, state);
-  expect(guest.nat).toEqual([`-A ${n.chains.nat} -s 10.5.0.0/24 ! -o abA -j MASQUERADE`]);
+  expect(guest.nat).toEqual([
+    `-A ${n.chains.nat} -d 10.213.9.1/32 -p tcp -m tcp --dport 53 -j RETURN`,
+    `-A ${n.chains.nat} -d 10.213.9.1/32 -p udp -m udp --dport 53 -j RETURN`,
+    `-A ${n.chains.nat} -s 10.5.0.0/24 ! -o abA -j MASQUERADE`,
+  ]);
   expect(guest.filter).toContain(`-A ${n.chains.forward} -d 10.5.0.2/32 ! -i abA -o abA -p tcp -m tcp --dport 80 -j ACCEPT`);
   expect(guest.filter.at(-1)).toBe(`-A ${n.chains.forward} -o abA -j DROP`);
 });

@@ -179,7 +179,6 @@ export class Attacher {
     // Docker's CLI says "default" for the daemon's default network, which is "bridge".
     const net = this.state.getNetwork(r.network === "default" ? "bridge" : r.network);
     if (net.driver !== "bridge") throw new NetworkError("invalid_argument", `container cannot be disconnected from host network or connected to host network`);
-    if (this.networks.inEngine && !net.isDefault) throw new NetworkError("not_implemented", `user-defined networks (${net.name}) are not available in VM mode yet: use the default bridge network`);
     if (net.isDefault && r.aliases.length) throw new NetworkError("invalid_argument", "network-scoped alias is supported only for containers in user defined networks");
     if (net.isDefault && r.ipv4Address) throw new NetworkError("invalid_argument", "user specified IP address is supported on user defined networks only");
     if (this.state.endpoints.has(`${rec.containerId}/${net.id}`)) throw new NetworkError("permission_denied", `endpoint with name ${rec.containerName} already exists in network ${net.name}`);
@@ -234,7 +233,7 @@ export class Attacher {
     const routed6 = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal && e.ip6);
     await Promise.all([
       this.datapath.configureNetns(rec.netnsName, plans, routed?.gateway, fresh, routed6?.gateway6),
-      dnsEp && !hadDns ? this.datapath.setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip) : undefined,
+      dnsEp && !hadDns ? this.datapath.setNetnsDns(rec.netnsName, this.dnsAddress(dnsEp), dnsEp.ip) : undefined,
     ]);
   }
 
@@ -333,6 +332,15 @@ export class Attacher {
   private async prepareEngine(endpoints: EndpointRecord[]): Promise<void> {
     for (const id of new Set(endpoints.map((e) => e.networkId))) await this.networks.ensureInEngine(this.state.networks.get(id)!);
     await Promise.all([this.networks.syncEngineFirewall(), this.networks.syncEngineRoutes()]);
+  }
+
+  /**
+   * Where a container's 127.0.0.11 goes: netd's DNS on the network's gateway; in VM mode
+   * netd's DNS on the machine gateway (the gateway is the engine machine's), reached
+   * without the machine's NAT so netd sees the asking container's own address.
+   */
+  private dnsAddress(ep: EndpointRecord): string {
+    return (this.networks.inEngine && this.state.machineNet?.gateway) || ep.gateway;
   }
 
   /**

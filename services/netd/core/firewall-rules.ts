@@ -38,7 +38,7 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
   // VM mode: the container bridges are the engine machine's (engineFirewallRules); the
   // host keeps the published ports, DNATed to container addresses routed via the machine.
   const bridges = s.containersInEngine ? [] : containerBridges(s);
-  const { nat, filter } = s.containersInEngine ? { nat: [], filter: [] } : bridgeRules(n, bridges, s, true);
+  const { nat, filter } = s.containersInEngine ? { nat: [], filter: [] } : bridgeRules(n, bridges, true);
   const post = n.chains.nat;
   const dnat = n.chains.dnat;
   const fwd = n.chains.forward;
@@ -84,11 +84,15 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
  * VM mode: the engine machine's own rules for the container bridges that live in it:
  * outbound NAT (container traffic leaves as the machine's address, and the host NATs
  * the machine's in turn), isolation between networks, and forwarding of published
- * ports arriving from the host. The machine's tables are ArcBox's alone.
+ * ports arriving from the host; DNS queries to netd leave un-NATed. The machine's tables
+ * are ArcBox's alone.
  */
 export function engineFirewallRules(n: NetNames, s: FirewallState): ChainRules {
   const bridges = containerBridges(s);
-  const { nat, filter } = bridgeRules(n, bridges, s, false);
+  const { nat, filter } = bridgeRules(n, bridges, false);
+  // Embedded DNS: containers of user networks ask netd on the machine gateway directly
+  // (their namespace DNATs 127.0.0.11 there), with their own address: netd answers by it.
+  if (s.machineNet) for (const p of ["udp", "tcp"]) nat.unshift(`-A ${n.chains.nat} -d ${s.machineNet.gateway}/32 -p ${p} -m ${p} --dport 53 -j RETURN`);
   const fwd = n.chains.forward;
   const netById = new Map(s.networks.map((x) => [x.id, x]));
   for (const a of s.attachments) {
@@ -110,7 +114,7 @@ function containerBridges(s: FirewallState): NetworkRecord[] {
 }
 
 /** Outbound NAT, isolation, internal networks, ICC and replies: the same on the host and in the engine machine. */
-function bridgeRules(n: NetNames, bridges: NetworkRecord[], _s: FirewallState, onHost: boolean): ChainRules {
+function bridgeRules(n: NetNames, bridges: NetworkRecord[], onHost: boolean): ChainRules {
   const nat: string[] = [];
   const filter: string[] = [];
   const post = n.chains.nat;
