@@ -18,6 +18,7 @@ import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment, type MachinePo
 import { Networks, type CreateNetwork } from "./networks.ts";
 import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
+import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import { Datapath } from "../platform/datapath.ts";
 import { hostRunner, type ToolRunner } from "../platform/tool-runner.ts";
 
@@ -74,9 +75,16 @@ export class NetDaemon {
 
   start(): Promise<void> {
     return this.state.exclusive(async () => {
+      if (this.networks.inEngine) {
+        // VM mode: container subnets are routed to the engine machine, and that route is
+        // what holds a subnet on the host (no bridge here): the engine's lease comes
+        // first, so a subnet is routed the moment it is picked, under the host-wide lock.
+        await this.machines.reconcile();
+        if (!this.state.machines.has(ENGINE_MACHINE)) await this.machines.attach(ENGINE_MACHINE);
+      }
       await this.networks.reconcile();
       await this.attacher.reconcile();
-      await this.machines.reconcile();
+      if (!this.networks.inEngine) await this.machines.reconcile();
     });
   }
 

@@ -62,6 +62,8 @@ export class Networks {
     const wanted = new Set<string>();
     await withHostLock(async () => {
       await this.ensurePredefined();
+      // VM mode: routed to the engine machine while the lock is held (see syncEngineRoutes).
+      if (this.inEngine) await this.syncEngineRoutes();
       // Guards first: a bridge (route_localnet=1, DNS on its gateway) never runs unguarded.
       await this.syncFirewall();
       // VM mode: the bridges are the engine machine's, made as containers attach.
@@ -71,7 +73,6 @@ export class Networks {
         await this.bringUp(net, byName.get(net.bridge));
       }
     });
-    if (this.inEngine) await this.syncEngineRoutes();
     for (const l of links) {
       if (l.name.startsWith(this.names.ifPrefix) && !wanted.has(l.name) && !isVeth(l.name, this.names) && !isMachineLink(this.names, l.name)) {
         this.log.info("removing leftover bridge", { name: l.name });
@@ -110,7 +111,9 @@ export class Networks {
   /**
    * VM mode: each container network's subnet is routed to the engine machine, so the
    * host reaches containers by address (published ports are DNATed straight to them,
-   * as in host mode) and the machine routes them to its bridges.
+   * as in host mode) and the machine routes them to its bridges. The route is also what
+   * holds the subnet on the host (other daemons skip routed subnets): it is added under
+   * the host-wide lock the subnet was picked under (reconcile, create).
    */
   async syncEngineRoutes(): Promise<void> {
     const via = this.engineAddress();
