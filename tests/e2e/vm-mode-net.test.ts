@@ -157,7 +157,7 @@ describe("VM mode: networking", () => {
   }, 600_000);
 
   test("user-defined networks: container names through the embedded DNS, isolated from the default bridge", async () => {
-    await ok(["network", "create", "vmnet-user"]);
+    await ok(["network", "create", "--ipv6", "--subnet", "fd00:ab13::/64", "vmnet-user"]);
     try {
       await ok(["run", "-d", "--name", "srv", "--network", "vmnet-user", "--network-alias", "api", IMAGE, "sh", "-c", "mkdir -p /www && echo hi-from-srv > /www/index.html && exec httpd -f -p 80 -h /www"]);
       const [info] = JSON.parse(await ok(["inspect", "srv"])) as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
@@ -170,11 +170,13 @@ describe("VM mode: networking", () => {
         IMAGE,
         "sh",
         "-c",
-        "cat /etc/resolv.conf; nslookup api 127.0.0.11; for i in $(seq 30); do printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc srv 80 | grep hi && break; sleep 1; done",
+        "cat /etc/resolv.conf; nslookup api 127.0.0.11; ping -6 -c 1 -W 5 srv; for i in $(seq 30); do printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc srv 80 | grep hi && break; sleep 1; done",
       ]);
       expect(out).toContain("nameserver 127.0.0.11");
       expect(out).toContain(`Address: ${ip}`);
       expect(out).toContain("hi-from-srv");
+      // IPv6 on the network's bridge in the machine: an address, and the neighbour answers.
+      expect(out).toContain("1 packets received");
       // Networks are isolated from each other in the machine, as on the host.
       const other = await d.docker(["run", "--rm", IMAGE, "sh", "-c", `printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 3 ${ip} 80; echo "nc=$?"`], LONG);
       expect(other.stdout).not.toContain("hi-from-srv");

@@ -128,7 +128,13 @@ export class Networks {
   /** VM mode: the network's bridge in the engine machine and its subnet's route (at each attach: the machine may have rebooted). */
   async ensureInEngine(net: NetworkRecord): Promise<void> {
     const pool = net.pools[0];
-    await this.datapath.ensureBridge({ name: net.bridge, gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, routeLocalnet: false });
+    const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
+    await this.datapath.ensureBridge({
+      name: net.bridge,
+      gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
+      gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
+      routeLocalnet: false,
+    });
   }
 
   /** Subnets of our networks and of the machine bridge: never picked again. */
