@@ -154,7 +154,12 @@ type Result = Record<RowKey, number[]>;
 function cpuSeconds(pid: number): number {
   const hz = 100; /* USER_HZ */
   let total = 0;
-  const kids = Bun.spawnSync(["pgrep", "-P", String(pid)]).stdout.toString().trim().split("\n").filter(Boolean).map(Number);
+  const kids = Bun.spawnSync(["pgrep", "-P", String(pid)])
+    .stdout.toString()
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map(Number);
   for (const p of [pid, ...kids]) {
     try {
       const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -168,8 +173,7 @@ function cpuSeconds(pid: number): number {
 const empty = (): Result => ({ seqwrite: [], seqread: [], randread: [], smallfiles: [], tar: [], find: [], parread: [], mixed: [] });
 /** Work units per row, so every sample becomes a rate (higher is better). */
 const MIXED_N = Math.floor(SMALL / 4);
-const units = (k: RowKey) =>
-  k === "seqwrite" || k === "seqread" ? MIB : k === "parread" ? 4 * Math.floor(RAND / 4) : k === "mixed" ? 3 * MIXED_N + Math.floor(MIXED_N / 5) : TREE;
+const units = (k: RowKey) => (k === "seqwrite" || k === "seqread" ? MIB : k === "parread" ? 4 * Math.floor(RAND / 4) : k === "mixed" ? 3 * MIXED_N + Math.floor(MIXED_N / 5) : TREE);
 
 /** Round 0 is the warm-up: skipped. */
 function parse(lines: string[], into: Record<Server, Result>): void {
@@ -209,8 +213,10 @@ function native(probe: string): Result {
       if (k === "tar") out.tar.push(TREE / sh(["tar", "-xf", join(shared, "tree.tar"), "-C", `${D}/x`]).secs);
       if (k === "find") out.find.push(TREE / sh(["find", `${D}/x`]).secs);
       if (k === "parread" || k === "mixed") {
-        const fn = k === "parread" ? `parread() { for k in 1 2 3 4; do ${probe} randread $1 $2 >/dev/null & done; wait; }; [ -f ${D}/seq ] || dd if=/dev/zero of=${D}/seq bs=1M count=${MIB} 2>/dev/null; parread ${D}/seq ${Math.floor(RAND / 4)}`
-          : `for k in 1 2 3; do mkdir -p ${D}/mix$k; ${probe} smallfiles ${D}/mix$k ${MIXED_N} >/dev/null & done; i=0; while [ $i -lt ${Math.floor(MIXED_N / 5)} ]; do ${probe} fsync ${D}/fs$i x >/dev/null || exit 1; i=$((i + 1)); done; wait`;
+        const fn =
+          k === "parread"
+            ? `parread() { for k in 1 2 3 4; do ${probe} randread $1 $2 >/dev/null & done; wait; }; [ -f ${D}/seq ] || dd if=/dev/zero of=${D}/seq bs=1M count=${MIB} 2>/dev/null; parread ${D}/seq ${Math.floor(RAND / 4)}`
+            : `for k in 1 2 3; do mkdir -p ${D}/mix$k; ${probe} smallfiles ${D}/mix$k ${MIXED_N} >/dev/null & done; i=0; while [ $i -lt ${Math.floor(MIXED_N / 5)} ]; do ${probe} fsync ${D}/fs$i x >/dev/null || exit 1; i=$((i + 1)); done; wait`;
         out[k].push(units(k) / sh(["sh", "-c", fn]).secs);
       }
     }

@@ -66,6 +66,14 @@ fi
 # loaded before the agent delays it).
 BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
 LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs loop vmw_vsock_virtio_transport"
+# Container networking in the engine machine (VM mode): loaded by the agent on first use
+# (guest/vm/network-commands.ts), with their whole closure (no boot cost when unused).
+NET_MODULES="bridge veth ip_tables iptable_nat iptable_filter xt_MASQUERADE xt_nat xt_conntrack xt_addrtype xt_tcpudp"
+# iproute2's ip (busybox's has no netns, -batch or -j) and iptables (legacy: the guest's
+# tables are ArcBox's alone, no nft modules needed) for the same.
+IP_BIN=$(readlink -f /bin/ip)
+XT_BIN=/usr/sbin/xtables-legacy-multi
+XT_LIBDIR=/usr/lib/x86_64-linux-gnu/xtables
 BUN_BIN=$(readlink -f "$(command -v bun)")
 RUNC_BIN=$(readlink -f "$(command -v runc)")
 CRUN_BIN=$(readlink -f "$(command -v crun)" 2>/dev/null || true)
@@ -75,7 +83,7 @@ GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub native/init "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub native/init "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -100,6 +108,9 @@ if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   boot_order=("${order[@]}")
   closure $LATE_MODULES
   late_order=("${order[@]}")
+  loaded=()
+  closure $NET_MODULES
+  net_order=("${order[@]}")
 fi
 # strip_signature <src.ko> <dst.ko>: the module without Debian's appended signature. The
 # kernel checks a signature on every insmod (a hash of the whole module and an RSA
@@ -157,6 +168,10 @@ if [ "$need_tools" = 1 ]; then
   cp "$BUN_BIN" "$stage/bin/bun"
   cp "$RUNC_BIN" "$stage/bin/runc"
   cp "$CRUN_BIN" "$stage/bin/crun"
+  cp "$IP_BIN" "$stage/bin/ip"
+  cp "$XT_BIN" "$stage/bin/xtables-legacy-multi"
+  for t in iptables iptables-restore iptables-save; do ln -s xtables-legacy-multi "$stage/bin/$t"; done
+  mkdir -p "$stage/lib/xtables" && cp "$XT_LIBDIR"/libxt_*.so "$XT_LIBDIR"/libipt_*.so "$stage/lib/xtables/"
   # Our C helpers, linked against the guest's loader and lib dir directly.
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
@@ -164,19 +179,20 @@ if [ "$need_tools" = 1 ]; then
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-init" native/init/*.c
-  for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun"; do
+  for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
   # crun's libsystemd is a stub (native/sd-stub/: the machine has no systemd), so neither
   # it nor the five libraries it pulls in are loaded by every crun process under TCG.
   cc -O2 -Wall -shared -fPIC -Wl,-soname,libsystemd.so.0 -Wl,--version-script=native/sd-stub/sd-stub.map -o "$stage/lib/libsystemd.so.0" native/sd-stub/sd-stub.c
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp" "$stage/native/bin/arcbox-init"; do
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp" "$stage/native/bin/arcbox-init"; do
     LD_LIBRARY_PATH="$stage/lib" ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
   done | sort -u | grep -v "^$stage/lib/" | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"
   cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 / {print $NF; exit}')" "$stage/lib/"
   copy_modules "$stage/modules" "${late_order[@]}"
+  copy_modules "$stage/modules/net" "${net_order[@]}"
   cp guest/boot/*.sh "$stage/boot/"
   chmod 0755 "$stage"/boot/*.sh
   for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done

@@ -18,6 +18,7 @@ import { RecordStore, type ExitStatus } from "../storage/records.ts";
 import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
 import { MachinePorts } from "../vm/machine-ports.ts";
+import { runNetworkCommands } from "../vm/network-commands.ts";
 
 type Methods = typeof MachineService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
@@ -139,6 +140,11 @@ export class Agent {
       if (!this.opts.inVm) return { ports: [] };
       this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));
       return { ports: (await this.ports.list()).map((p) => ({ protocol: p.protocol, port: p.port, loopbackOnly: p.loopbackOnly })) };
+    },
+    networkCommands: async (req) => {
+      // On the host netd runs its tools itself: only the engine machine's agent takes these.
+      if (!this.opts.inVm) throw new GuestError("failed_precondition", "network commands run in a VM's agent only (netd runs them on the host)");
+      return { results: await runNetworkCommands(req.commands) };
     },
   };
 

@@ -16,8 +16,8 @@ export function toolPath(name: string): string {
   return found;
 }
 
-export async function runTool(argv: string[], opts: { stdin?: Uint8Array } = {}): Promise<ToolResult> {
-  const proc = Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
+export async function runTool(argv: string[], opts: { stdin?: Uint8Array; env?: Record<string, string> } = {}): Promise<ToolResult> {
+  const proc = Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe", ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
 }

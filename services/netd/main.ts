@@ -8,12 +8,18 @@ import { netNames } from "./core/names.ts";
 import { machineNetworkRoutes } from "./server/machine-network-service.ts";
 import { networkRoutes } from "./server/network-service.ts";
 import { NetStore } from "./storage/net-store.ts";
+import { engineMode } from "../../lib/engine-mode.ts";
+import { engineRunner } from "./platform/engine-runner.ts";
+import { hostRunner } from "./platform/tool-runner.ts";
 
 await runService({
   name: "netd",
   async start(ctx) {
     const store = new NetStore(ctx.dataDir);
-    const daemon = new NetDaemon(store, netNames(ctx.home.root), ctx.dataDir, ctx.log);
+    // VM mode: container bridges and namespaces live in the engine machine; netd still
+    // decides (IPAM, names, rules) and its agent runs the commands (engine-runner.ts).
+    const runner = engineMode() === "vm" ? engineRunner(() => ctx.clients.machines) : hostRunner;
+    const daemon = new NetDaemon(store, netNames(ctx.home.root), ctx.dataDir, ctx.log, runner);
     await daemon.start();
     return {
       routes: (router) => {

@@ -15,7 +15,7 @@ import { ENGINE_MACHINE, engineMode } from "../../lib/engine-mode.ts";
 import { EngineMachine } from "./core/engine-machine.ts";
 import { EventFanout } from "./core/event-fanout.ts";
 import { HostMachine } from "./core/host-machine.ts";
-import { noNetwork, type MachineNetwork } from "./core/machine-network.ts";
+import { noNetwork } from "./core/machine-network.ts";
 import { VmMachines } from "./core/vm-machines.ts";
 import { MachineExecs } from "./core/machine-execs.ts";
 import { MachinePortSync } from "./core/machine-ports.ts";
@@ -25,18 +25,6 @@ import { fsdShares } from "./platform/fsd-shares.ts";
 import { managerRoutes } from "./server/manager-service.ts";
 import { machineRoutes } from "./server/machine-service.ts";
 import { MachineStore } from "./storage/machine-store.ts";
-
-/**
- * The engine machine has no NIC yet: its containers have no networks in this first step
- * of VM mode, and without one it needs no netd, TAP or DHCP at boot.
- */
-function withoutEngineNic(net: MachineNetwork): MachineNetwork {
-  return {
-    attach: (m) => (m === ENGINE_MACHINE ? noNetwork.attach(m) : net.attach(m)),
-    detach: (m) => (m === ENGINE_MACHINE ? noNetwork.detach(m) : net.detach(m)),
-    setPorts: (m, ports) => (m === ENGINE_MACHINE ? noNetwork.setPorts(m, ports) : net.setPorts(m, ports)),
-  };
-}
 
 await runService({
   name: "vmm",
@@ -54,8 +42,9 @@ await runService({
         })),
     });
     const store = new MachineStore(ctx.dataDir);
-    // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement).
-    const network = withoutEngineNic(process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks));
+    // ARCBOX_MACHINE_NETWORK=none runs machines without a NIC (no netd involvement). The
+    // engine machine gets its NIC like any machine: netd's TAP, DHCP, DNS and NAT.
+    const network = process.env.ARCBOX_MACHINE_NETWORK === "none" ? noNetwork : netdNetwork(() => ctx.clients.machineNetworks);
     const userShares = fsdShares(() => ctx.clients.shares);
     const vms = new VmMachines({
       machinesDir: join(ctx.dataDir, "machines"),

@@ -5,6 +5,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { netNames } from "../../services/netd/core/names.ts";
+import { removeChains } from "../../services/netd/platform/iptables.ts";
 
 export const REPO = join(import.meta.dir, "..", "..");
 export const ARCBOX = join(REPO, "bin", "arcbox");
@@ -121,6 +123,21 @@ export class TestDaemon {
       .filter((m): m is string => !!m && m.startsWith(`${this.home}/`))
       .reverse();
     for (const m of mounts) await run(["umount", "-l", m]).catch(() => {});
+    await removeNetworkLeftovers(this.home).catch(() => {});
     rmSync(this.home, { recursive: true, force: true });
   }
+}
+
+/**
+ * The kernel objects netd made for this home only (its tag: links, namespaces, iptables
+ * chains) that outlive the daemon by design: a running machine keeps its bridge, TAP
+ * and rules (in VM mode the engine machine always runs), and its VM was just killed.
+ */
+async function removeNetworkLeftovers(home: string): Promise<void> {
+  const n = netNames(home);
+  const links = JSON.parse((await run(["ip", "-j", "link", "show"])).stdout || "[]") as { ifname: string }[];
+  for (const l of links) if (l.ifname.startsWith(n.ifPrefix)) await run(["ip", "link", "del", l.ifname]);
+  const netns = JSON.parse((await run(["ip", "-j", "netns", "list"])).stdout || "[]") as { name: string }[];
+  for (const ns of netns) if (ns.name.startsWith(n.netnsPrefix)) await run(["ip", "netns", "del", ns.name]);
+  await removeChains(n);
 }

@@ -4,7 +4,7 @@ import { allocateIp, macForIp, pickSubnet, validatePools } from "../../services/
 import { parseCidr } from "../../services/netd/core/ipv4.ts";
 import { buildAnswer, parseQuery, TYPE_A } from "../../services/netd/core/dns-wire.ts";
 import { hostsFile, parseExtraHosts, parseResolvConf } from "../../services/netd/core/etc-files.ts";
-import { firewallRules } from "../../services/netd/core/firewall-rules.ts";
+import { engineFirewallRules, firewallRules } from "../../services/netd/core/firewall-rules.ts";
 import { netNames } from "../../services/netd/core/names.ts";
 import type { NetworkRecord } from "../../services/netd/core/model.ts";
 
@@ -106,6 +106,38 @@ test("firewall rules: masquerade, isolation, internal networks, published ports"
   for (const br of ["abA", "abB"]) expect(rules.filter).toContain(`-A ${n.chains.input} -d 127.0.0.0/8 -i ${br} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`);
   expect(rules.filter).toContain(`-A ${n.chains.input} -d 10.6.0.1/32 ! -i abB -p udp -m udp --dport 53 -j DROP`);
   expect(rules.filter).toContain(`-A ${n.chains.input} -d 10.6.0.1/32 ! -i abB -p tcp -m tcp --dport 53 -j DROP`);
+});
+
+test("VM mode splits the rules: container bridges in the engine machine, published ports DNATed on the host", () => {
+  const n = netNames("/tmp/unit-home");
+  const a = net({ id: "a".repeat(64), bridge: "abA", isDefault: true });
+  const mnet = { bridge: n.machineBridge, subnet: "10.213.9.0/24", gateway: "10.213.9.1", hostAlias: "10.213.9.254" };
+  const engine = { machine: "arcbox-engine", mac: "02:00:00:00:00:01", ip: "10.213.9.2", tap: "t", createdUnix: 0, clientHostname: "", expiresUnix: 0, ports: [] };
+  const state = {
+    networks: [a],
+    endpoints: [{ containerId: "c1", networkId: a.id, endpointId: "e", ip: "10.5.0.2", prefixLen: 24, gateway: "10.5.0.1", mac: "", aliases: [], veth: "v", ifname: "eth0" }],
+    attachments: [{ containerId: "c1", kind: "netns", ports: [{ protocol: "tcp", containerPort: 80, hostIp: "0.0.0.0", hostPort: 8080 }] } as any],
+    machineNet: mnet,
+    machines: [engine],
+    containersInEngine: true,
+  };
+  const host = firewallRules(n, state);
+  // The host has no container bridge: nothing names abA; the port goes to the container's address via the machine bridge.
+  expect([...host.nat, ...host.filter].some((r) => r.includes("abA"))).toBe(false);
+  expect(host.nat).toContain(`-A ${n.chains.dnat} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.5.0.2:80`);
+  expect(host.filter).toContain(`-A ${n.chains.forward} -d 10.5.0.2/32 ! -i ${mnet.bridge} -o ${mnet.bridge} -p tcp -m tcp --dport 80 -j ACCEPT`);
+  expect(host.filter.indexOf(`-A ${n.chains.forward} -d 10.5.0.2/32 ! -i ${mnet.bridge} -o ${mnet.bridge} -p tcp -m tcp --dport 80 -j ACCEPT`)).toBeLessThan(
+    host.filter.indexOf(`-A ${n.chains.forward} -o ${mnet.bridge} -j DROP`),
+  );
+  // The engine machine: outbound NAT and forwarding for its bridge, no DNAT (the host did it).
+  const guest = engineFirewallRules(n, state);
+  expect(guest.nat).toEqual([
+    `-A ${n.chains.nat} -d 10.213.9.1/32 -p tcp -m tcp --dport 53 -j RETURN`,
+    `-A ${n.chains.nat} -d 10.213.9.1/32 -p udp -m udp --dport 53 -j RETURN`,
+    `-A ${n.chains.nat} -s 10.5.0.0/24 ! -o abA -j MASQUERADE`,
+  ]);
+  expect(guest.filter).toContain(`-A ${n.chains.forward} -d 10.5.0.2/32 ! -i abA -o abA -p tcp -m tcp --dport 80 -j ACCEPT`);
+  expect(guest.filter.at(-1)).toBe(`-A ${n.chains.forward} -o abA -j DROP`);
 });
 
 test("firewall rules honour enable_icc=false and enable_ip_masquerade=false", () => {

@@ -5,12 +5,12 @@
 import type { ArcboxError } from "../../../lib/errors.ts";
 import { call, type Backends } from "./backends.ts";
 import { ContainerError } from "./container-error.ts";
-import { effectiveNetworkMode } from "./engine-target.ts";
+import { ENGINE_IS_VM } from "./engine-target.ts";
 import type { ContainerRecord, NetworkInfo } from "./container-record.ts";
 import type { LinkedView } from "./legacy-links.ts";
 import { networkInfoOf } from "./network-endpoints.ts";
 import { writeLocalNetworkFiles } from "./network-files.ts";
-import { hostnameOf } from "./runtime-spec.ts";
+import { HOST_MACHINE, hostnameOf } from "./runtime-spec.ts";
 
 /** A binding's HostPort: "" (any free port), "8080", or a range "8000-8010" netd picks from. */
 function hostPortRange(spec: string | null | undefined): { hostPort: number; hostPortEnd: number } {
@@ -22,9 +22,11 @@ function hostPortRange(spec: string | null | undefined): { hostPort: number; hos
 }
 
 /** The container's network: local files for none/host, else netd.Attach. */
-export async function attachNetwork(backends: Backends, rec: ContainerRecord, requestedMode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
-  const mode = effectiveNetworkMode(rec, requestedMode);
+export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
+  // VM mode: netd builds the namespace in the engine machine but never boots it (a boot
+  // needs netd itself): the machine is made ready first (any call to it does that).
+  if (ENGINE_IS_VM) await call(() => backends.machines.containerStates({ machine: HOST_MACHINE, ids: [rec.id] }));
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");

@@ -7,10 +7,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
-import { addVeths, configureNetns, deleteLink, createNetnsOnly, deleteNetns, deleteVethInNetns, listNetns, setNetnsDns, type VethPlan } from "../platform/links.ts";
+import type { VethPlan } from "../platform/datapath.ts";
 import { containerFilesDir, hostHostname, hostHostsFile, removeContainerFiles, writeAtomic } from "../platform/host-files.ts";
 import type { PortReservations } from "../platform/port-reservations.ts";
-import { exec } from "../platform/exec.ts";
 import { flushUdpFlows } from "../platform/conntrack.ts";
 import { resolvConfFor, writeContainerFiles } from "./container-files.ts";
 import { allocateIp, allocateIp6, macForIp } from "./ipam.ts";
@@ -74,9 +73,9 @@ export class Attacher {
       if (mode.startsWith("container:")) return this.attachShared(base, mode.slice("container:".length));
       if (mode === "none") {
         const ns = netnsName(this.names, input.containerId);
-        await createNetnsOnly(ns);
+        await this.datapath.createNetnsOnly(ns);
         const rec = { ...base, kind: "none" as const, netnsName: ns, netnsPath: netnsPath(ns) };
-        writeContainerFiles(this.state.networks, rec, [], true);
+        writeContainerFiles(this.state.networks, rec, [], true, this.hostGateway());
         this.state.putAttachment(rec);
         return rec;
       }
@@ -155,6 +154,7 @@ export class Attacher {
       this.state.putAttachment(rec);
     });
     try {
+      if (this.networks.inEngine) await this.prepareEngine(endpoints);
       await Promise.all([this.buildNetns(rec, endpoints, true), held.length ? this.networks.syncFirewall() : undefined]);
     } catch (err) {
       this.state.transaction(() => {
@@ -162,7 +162,7 @@ export class Attacher {
         this.state.deleteAttachment(rec.containerId);
       });
       for (const p of held) this.ports.release(p.protocol, p.hostIp, p.hostPort);
-      await deleteNetns(
+      await this.datapath.deleteNetns(
         ns,
         endpoints.map((e) => e.veth),
       );
@@ -170,7 +170,7 @@ export class Attacher {
       throw err;
     }
     this.state.store.deletePending(rec.containerId);
-    writeContainerFiles(this.state.networks, rec, endpoints, true);
+    writeContainerFiles(this.state.networks, rec, endpoints, true, this.hostGateway());
     await flushUdpFlows(held.filter((p) => p.protocol === "udp").map((p) => p.hostPort));
     return rec;
   }
@@ -222,7 +222,7 @@ export class Attacher {
       mtu: Number(nets[i].options[MTU_OPT] ?? 0),
       extraCidrs: [...(e.ip6 ? [`${e.ip6}/${e.prefixLen6}`] : []), ...(e.linkLocalIps ?? []).map((a) => (a.includes(":") ? `${a}/64` : `${a}/16`))],
     }));
-    await addVeths(rec.netnsName, fresh, plans);
+    await this.datapath.addVeths(rec.netnsName, fresh, plans);
     const all = fresh ? endpoints : [...this.state.endpointsOf(rec.containerId), ...endpoints];
     const hasRoute = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.internal);
     const routed = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal);
@@ -231,14 +231,17 @@ export class Attacher {
     // Addresses and the DNS redirect are independent once the namespace exists.
     // The IPv6 default route follows the IPv4 one's choice (Docker: the same endpoint's gateway).
     const routed6 = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal && e.ip6);
-    await Promise.all([configureNetns(rec.netnsName, plans, routed?.gateway, fresh, routed6?.gateway6), dnsEp && !hadDns ? setNetnsDns(rec.netnsName, dnsEp.gateway, dnsEp.ip) : undefined]);
+    await Promise.all([
+      this.datapath.configureNetns(rec.netnsName, plans, routed?.gateway, fresh, routed6?.gateway6),
+      dnsEp && !hadDns ? this.datapath.setNetnsDns(rec.netnsName, this.dnsAddress(dnsEp), dnsEp.ip) : undefined,
+    ]);
   }
 
   async detach(containerId: string): Promise<void> {
     this.state.store.deletePending(containerId);
     const rec = this.state.attachments.get(containerId);
     if (!rec) return;
-    if (rec.kind === "netns" || rec.kind === "none") await deleteNetns(rec.netnsName);
+    if (rec.kind === "netns" || rec.kind === "none") await this.datapath.deleteNetns(rec.netnsName);
     for (const p of rec.ports) this.ports.release(p.protocol, p.hostIp, p.hostPort);
     this.state.transaction(() => {
       for (const e of this.state.endpointsOf(containerId)) this.state.deleteEndpoint(containerId, e.networkId);
@@ -262,13 +265,14 @@ export class Attacher {
     const ifname = `eth${nextIfIndex(this.state.endpointsOf(containerId))}`;
     const ep = this.planEndpoint({ ...rec, containerName: containerName || rec.containerName }, { ...r, network: net.id }, ifname, []);
     try {
+      if (this.networks.inEngine) await this.prepareEngine([ep]);
       await this.buildNetns(rec, [ep], false);
     } catch (err) {
-      await deleteVethInNetns(rec.netnsName, ifname);
+      await this.datapath.deleteVethInNetns(rec.netnsName, ifname);
       throw err;
     }
     this.state.putEndpoint(ep);
-    writeContainerFiles(this.state.networks, rec, this.state.endpointsOf(containerId), false);
+    writeContainerFiles(this.state.networks, rec, this.state.endpointsOf(containerId), false, this.hostGateway());
     return ep;
   }
 
@@ -285,27 +289,25 @@ export class Attacher {
       if (force) return;
       throw new NetworkError("permission_denied", `container ${containerId.slice(0, 12)} is not connected to network ${net.name}`);
     }
-    await deleteVethInNetns(rec.netnsName, ep.ifname);
-    await deleteLink(ep.veth);
+    await this.datapath.deleteVethInNetns(rec.netnsName, ep.ifname);
+    await this.datapath.deleteLink(ep.veth);
     this.state.deleteEndpoint(containerId, net.id);
-    writeContainerFiles(this.state.networks, rec, this.state.endpointsOf(containerId), false);
+    writeContainerFiles(this.state.networks, rec, this.state.endpointsOf(containerId), false, this.hostGateway());
     if (rec.ports.length) await this.networks.syncFirewall();
   }
 
   /** After a restart: drop namespaces nobody owns, re-hold published ports. */
   async reconcile(): Promise<void> {
     const owned = new Set([...this.state.attachments.values()].map((a) => a.netnsName).filter(Boolean));
-    for (const ns of await listNetns()) {
+    for (const ns of await this.datapath.listNetns()) {
       if (ns.startsWith(this.names.netnsPrefix) && !owned.has(ns)) {
         this.log.info("removing leftover netns", { ns });
-        await deleteNetns(ns);
+        await this.datapath.deleteNetns(ns);
       }
     }
-    const enslave: string[] = [];
-    for (const e of this.state.endpoints.values()) enslave.push(`link set ${e.veth} master ${this.state.networks.get(e.networkId)?.bridge}`);
-    if (enslave.length) await exec(["ip", "-force", "-batch", "-"], `${enslave.join("\n")}\n`);
+    await this.datapath.enslave([...this.state.endpoints.values()].map((e) => [e.veth, this.state.networks.get(e.networkId)?.bridge ?? ""]));
     for (const a of this.state.attachments.values()) {
-      if (a.kind === "netns" && !existsSync(a.netnsPath)) this.log.warn("attachment lost its namespace (host rebooted?)", { container: a.containerId });
+      if (a.kind === "netns" && !this.networks.inEngine && !existsSync(a.netnsPath)) this.log.warn("attachment lost its namespace (host rebooted?)", { container: a.containerId });
       for (const p of a.ports) {
         await this.ports
           .reserve({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: 0 }, a.containerName)
@@ -316,7 +318,38 @@ export class Attacher {
 
   /** Tears every namespace down (used only when the daemon stops with no attachments). */
   async removeAllNetns(): Promise<void> {
-    for (const ns of await listNetns()) if (ns.startsWith(this.names.netnsPrefix)) await deleteNetns(ns);
+    for (const ns of await this.datapath.listNetns()) if (ns.startsWith(this.names.netnsPrefix)) await this.datapath.deleteNetns(ns);
+  }
+
+  private get datapath() {
+    return this.networks.datapath;
+  }
+
+  /**
+   * VM mode, before the namespace is built: the networks' bridges in the engine machine
+   * and its firewall (a rebooted machine has neither), and the host's routes to it.
+   */
+  private async prepareEngine(endpoints: EndpointRecord[]): Promise<void> {
+    for (const id of new Set(endpoints.map((e) => e.networkId))) await this.networks.ensureInEngine(this.state.networks.get(id)!);
+    await Promise.all([this.networks.syncEngineFirewall(), this.networks.syncEngineRoutes()]);
+  }
+
+  /**
+   * Where a container's 127.0.0.11 goes: netd's DNS on the network's gateway; in VM mode
+   * netd's DNS on the machine gateway (the gateway is the engine machine's), reached
+   * without the machine's NAT so netd sees the asking container's own address.
+   */
+  private dnsAddress(ep: EndpointRecord): string {
+    return (this.networks.inEngine && this.state.machineNet?.gateway) || ep.gateway;
+  }
+
+  /**
+   * What `host-gateway` (e.g. --add-host host.docker.internal:host-gateway) means: the
+   * network's gateway on this host; in VM mode the gateway is the engine machine's, so
+   * the machine bridge's host alias (host.arcbox.internal, DNATed to the host's 127.0.0.1).
+   */
+  private hostGateway(): string | undefined {
+    return this.networks.inEngine ? this.state.machineNet?.hostAlias : undefined;
   }
 }
 

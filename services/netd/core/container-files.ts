@@ -22,9 +22,10 @@ export function resolvConfFor(rec: AttachmentRecord, embedded: boolean): string 
 }
 
 /** `fresh` replaces the files; otherwise they are rewritten in place. */
-export function writeContainerFiles(networks: Map<string, NetworkRecord>, rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean): void {
+/** `hostGateway`: what host-gateway means when it is not the first network's gateway (VM mode). */
+export function writeContainerFiles(networks: Map<string, NetworkRecord>, rec: AttachmentRecord, endpoints: EndpointRecord[], fresh: boolean, hostGateway?: string): void {
   const nets = endpoints.map((e) => networks.get(e.networkId) as NetworkRecord);
-  const gateway = endpoints[0]?.gateway ?? "127.0.0.1";
+  const gateway = hostGateway ?? endpoints[0]?.gateway ?? "127.0.0.1";
   const fqdn = rec.domainname ? `${rec.hostname}.${rec.domainname}` : "";
   // One line per address (IPv4, then IPv6 on an IPv6 network), as Docker writes them.
   const own: HostsEntry[] = endpoints.flatMap((e, i) => {

@@ -14,6 +14,8 @@ export interface FirewallState {
   /** The machine bridge and its machines, when any machine is attached. */
   machineNet?: MachineNetRecord;
   machines?: MachineLeaseRecord[];
+  /** VM mode: the container bridges are in the engine machine, not on this host. */
+  containersInEngine?: boolean;
 }
 
 export interface ChainRules {
@@ -33,44 +35,25 @@ export function jumpRules(n: NetNames): [string, string, string][] {
 }
 
 export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
-  const bridges = s.networks.filter((x) => x.driver === "bridge" && x.bridge);
-  const nat: string[] = [];
-  const filter: string[] = [];
+  // VM mode: the container bridges are the engine machine's (engineFirewallRules); the
+  // host keeps the published ports, DNATed to container addresses routed via the machine.
+  const bridges = s.containersInEngine ? [] : containerBridges(s);
+  const { nat, filter } = s.containersInEngine ? { nat: [], filter: [] } : bridgeRules(n, bridges, true);
   const post = n.chains.nat;
   const dnat = n.chains.dnat;
   const fwd = n.chains.forward;
-
-  for (const net of bridges) {
-    const masquerade = !net.internal && boolOption(net.options, MASQUERADE_OPT, true);
-    for (const pool of net.pools) {
-      if (masquerade) nat.push(`-A ${post} -s ${pool.subnet} ! -o ${net.bridge} -j MASQUERADE`);
-    }
-    // Host loopback clients of published ports: rewrite 127.0.0.1 into a routable source.
-    nat.push(`-A ${post} -o ${net.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
-  }
-
-  // Networks are isolated from each other, as Docker's DOCKER-ISOLATION chains do.
-  for (const a of bridges) for (const b of bridges) if (a !== b) filter.push(`-A ${fwd} -i ${a.bridge} -o ${b.bridge} -j DROP`);
-  for (const net of bridges.filter((x) => x.internal)) {
-    filter.push(`-A ${fwd} -i ${net.bridge} ! -o ${net.bridge} -j DROP`);
-    filter.push(`-A ${fwd} -o ${net.bridge} ! -i ${net.bridge} -j DROP`);
-  }
-  // enable_icc=false: containers of the network cannot talk to each other.
-  for (const net of bridges.filter((x) => !boolOption(x.options, ICC_OPT, true))) {
-    filter.push(`-A ${fwd} -i ${net.bridge} -o ${net.bridge} -j DROP`);
-  }
-  for (const net of bridges) filter.push(`-A ${fwd} -o ${net.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
 
   const netById = new Map(s.networks.map((x) => [x.id, x]));
   for (const a of s.attachments) {
     if (a.kind !== "netns" || a.ports.length === 0) continue;
     const ep = publishingEndpoint(a.containerId, s.endpoints, netById);
     if (!ep) continue;
-    const bridge = netById.get(ep.networkId)!.bridge;
+    const bridge = s.containersInEngine ? s.machineNet?.bridge : netById.get(ep.networkId)!.bridge;
+    if (!bridge) continue;
     for (const p of a.ports) {
       const dst = p.hostIp && p.hostIp !== "0.0.0.0" ? ` -d ${p.hostIp}/32` : "";
       nat.push(`-A ${dnat}${dst} -p ${p.protocol} -m ${p.protocol} --dport ${p.hostPort} -j DNAT --to-destination ${ep.ip}:${p.containerPort}`);
-      nat.push(`-A ${post} -s ${ep.ip}/32 -d ${ep.ip}/32 -p ${p.protocol} -m ${p.protocol} --dport ${p.containerPort} -j MASQUERADE`);
+      if (!s.containersInEngine) nat.push(`-A ${post} -s ${ep.ip}/32 -d ${ep.ip}/32 -p ${p.protocol} -m ${p.protocol} --dport ${p.containerPort} -j MASQUERADE`);
       filter.push(`-A ${fwd} -d ${ep.ip}/32 ! -i ${bridge} -o ${bridge} -p ${p.protocol} -m ${p.protocol} --dport ${p.containerPort} -j ACCEPT`);
     }
   }
@@ -94,6 +77,68 @@ export function firewallRules(n: NetNames, s: FirewallState): ChainRules {
   }
   // The embedded DNS listens on user networks' gateways only (Docker: no DNS on the default bridge).
   for (const net of bridges) filter.push(...hostGuardRules(n.chains.input, net.bridge, net.isDefault ? undefined : net.pools[0]?.gateway));
+  return { nat, filter };
+}
+
+/**
+ * VM mode: the engine machine's own rules for the container bridges that live in it:
+ * outbound NAT (container traffic leaves as the machine's address, and the host NATs
+ * the machine's in turn), isolation between networks, and forwarding of published
+ * ports arriving from the host; DNS queries to netd leave un-NATed. The machine's tables
+ * are ArcBox's alone.
+ */
+export function engineFirewallRules(n: NetNames, s: FirewallState): ChainRules {
+  const bridges = containerBridges(s);
+  const { nat, filter } = bridgeRules(n, bridges, false);
+  // Embedded DNS: containers of user networks ask netd on the machine gateway directly
+  // (their namespace DNATs 127.0.0.11 there), with their own address: netd answers by it.
+  if (s.machineNet) for (const p of ["udp", "tcp"]) nat.unshift(`-A ${n.chains.nat} -d ${s.machineNet.gateway}/32 -p ${p} -m ${p} --dport 53 -j RETURN`);
+  const fwd = n.chains.forward;
+  const netById = new Map(s.networks.map((x) => [x.id, x]));
+  for (const a of s.attachments) {
+    if (a.kind !== "netns" || a.ports.length === 0) continue;
+    const ep = publishingEndpoint(a.containerId, s.endpoints, netById);
+    const bridge = ep && netById.get(ep.networkId)?.bridge;
+    if (!ep || !bridge) continue;
+    for (const p of a.ports) filter.push(`-A ${fwd} -d ${ep.ip}/32 ! -i ${bridge} -o ${bridge} -p ${p.protocol} -m ${p.protocol} --dport ${p.containerPort} -j ACCEPT`);
+  }
+  for (const net of bridges) {
+    filter.push(`-A ${fwd} -i ${net.bridge} -j ACCEPT`);
+    filter.push(`-A ${fwd} -o ${net.bridge} -j DROP`);
+  }
+  return { nat, filter };
+}
+
+function containerBridges(s: FirewallState): NetworkRecord[] {
+  return s.networks.filter((x) => x.driver === "bridge" && x.bridge);
+}
+
+/** Outbound NAT, isolation, internal networks, ICC and replies: the same on the host and in the engine machine. */
+function bridgeRules(n: NetNames, bridges: NetworkRecord[], onHost: boolean): ChainRules {
+  const nat: string[] = [];
+  const filter: string[] = [];
+  const post = n.chains.nat;
+  const fwd = n.chains.forward;
+  for (const net of bridges) {
+    const masquerade = !net.internal && boolOption(net.options, MASQUERADE_OPT, true);
+    for (const pool of net.pools) {
+      if (masquerade) nat.push(`-A ${post} -s ${pool.subnet} ! -o ${net.bridge} -j MASQUERADE`);
+    }
+    // Host loopback clients of published ports: rewrite 127.0.0.1 into a routable source.
+    if (onHost) nat.push(`-A ${post} -o ${net.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
+  }
+
+  // Networks are isolated from each other, as Docker's DOCKER-ISOLATION chains do.
+  for (const a of bridges) for (const b of bridges) if (a !== b) filter.push(`-A ${fwd} -i ${a.bridge} -o ${b.bridge} -j DROP`);
+  for (const net of bridges.filter((x) => x.internal)) {
+    filter.push(`-A ${fwd} -i ${net.bridge} ! -o ${net.bridge} -j DROP`);
+    filter.push(`-A ${fwd} -o ${net.bridge} ! -i ${net.bridge} -j DROP`);
+  }
+  // enable_icc=false: containers of the network cannot talk to each other.
+  for (const net of bridges.filter((x) => !boolOption(x.options, ICC_OPT, true))) {
+    filter.push(`-A ${fwd} -i ${net.bridge} -o ${net.bridge} -j DROP`);
+  }
+  for (const net of bridges) filter.push(`-A ${fwd} -o ${net.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
   return { nat, filter };
 }
 

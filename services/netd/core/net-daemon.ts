@@ -18,6 +18,9 @@ import { MACHINE_DOMAIN, MachineNetworks, type MachineAttachment, type MachinePo
 import { Networks, type CreateNetwork } from "./networks.ts";
 import { NameResolution } from "./name-resolution.ts";
 import { NetState } from "./state.ts";
+import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
+import { Datapath } from "../platform/datapath.ts";
+import { hostRunner, type ToolRunner } from "../platform/tool-runner.ts";
 
 export class NetDaemon {
   readonly state: NetState;
@@ -33,6 +36,8 @@ export class NetDaemon {
     readonly names: NetNames,
     dataDir: string,
     private readonly log: Logger,
+    /** Where the container datapath runs: this host, or the engine machine (VM mode). */
+    runner: ToolRunner = hostRunner,
   ) {
     this.state = new NetState(store);
     const resolution = new NameResolution(this.state);
@@ -45,7 +50,7 @@ export class NetDaemon {
       log,
       (asker, ip) => (isMachine(asker) ? this.machines.reverseLookup(ip) : resolution.reverseLookup(asker, ip)),
     );
-    this.networks = new Networks(this.state, names, this.dns, log);
+    this.networks = new Networks(this.state, names, this.dns, new Datapath(runner), log);
     this.attacher = new Attacher(this.state, names, this.networks, this.ports, dataDir, log);
     this.dhcp = new DhcpServer({ byMac: (mac) => this.machines.byMac(mac), noteLease: (m, h, e) => this.machines.noteLease(m, h, e) }, MACHINE_DOMAIN, log);
     this.machines = new MachineNetworks(
@@ -70,9 +75,16 @@ export class NetDaemon {
 
   start(): Promise<void> {
     return this.state.exclusive(async () => {
+      if (this.networks.inEngine) {
+        // VM mode: container subnets are routed to the engine machine, and that route is
+        // what holds a subnet on the host (no bridge here): the engine's lease comes
+        // first, so a subnet is routed the moment it is picked, under the host-wide lock.
+        await this.machines.reconcile();
+        if (!this.state.machines.has(ENGINE_MACHINE)) await this.machines.attach(ENGINE_MACHINE);
+      }
       await this.networks.reconcile();
       await this.attacher.reconcile();
-      await this.machines.reconcile();
+      if (!this.networks.inEngine) await this.machines.reconcile();
     });
   }
 

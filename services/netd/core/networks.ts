@@ -5,12 +5,15 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../../../lib/log.ts";
-import { ensureBridge, deleteLink, hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
-import { applyChains } from "../platform/iptables.ts";
+import { hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
+import { applyChains, applyOwnTables } from "../platform/iptables.ts";
+import type { Datapath } from "../platform/datapath.ts";
+import { exec } from "../platform/exec.ts";
+import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import { withHostLock } from "../platform/host-lock.ts";
 import { BRIDGE_NAME_OPT, MTU_OPT, validateBridgeOptions } from "./bridge-options.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
-import { firewallRules } from "./firewall-rules.ts";
+import { engineFirewallRules, firewallRules, type FirewallState } from "./firewall-rules.ts";
 import { networkCidrs, pickSubnet, pickSubnet6, splitPools, validatePools, validatePools6 } from "./ipam.ts";
 import { parseCidr6 } from "./ipv6.ts";
 import { parseCidr } from "./ipv4.ts";
@@ -41,8 +44,15 @@ export class Networks {
     private readonly state: NetState,
     private readonly names: NetNames,
     private readonly dns: EmbeddedDns,
+    /** Where container bridges and namespaces live: this host, or the engine machine (VM mode). */
+    readonly datapath: Datapath,
     private readonly log: Logger,
   ) {}
+
+  /** VM mode: container networks live in the engine machine (netd keeps IPAM, names and rules). */
+  get inEngine(): boolean {
+    return this.datapath.where === "engine";
+  }
 
   /** Makes kernel objects match the records: bridges, DNS listeners, firewall; removes our leftovers. */
   async reconcile(): Promise<void> {
@@ -52,10 +62,13 @@ export class Networks {
     const wanted = new Set<string>();
     await withHostLock(async () => {
       await this.ensurePredefined();
+      // VM mode: routed to the engine machine while the lock is held (see syncEngineRoutes).
+      if (this.inEngine) await this.syncEngineRoutes();
       // Guards first: a bridge (route_localnet=1, DNS on its gateway) never runs unguarded.
       await this.syncFirewall();
+      // VM mode: the bridges are the engine machine's, made as containers attach.
       for (const net of this.state.networks.values()) {
-        if (net.driver !== "bridge") continue;
+        if (net.driver !== "bridge" || this.inEngine) continue;
         wanted.add(net.bridge);
         await this.bringUp(net, byName.get(net.bridge));
       }
@@ -63,22 +76,65 @@ export class Networks {
     for (const l of links) {
       if (l.name.startsWith(this.names.ifPrefix) && !wanted.has(l.name) && !isVeth(l.name, this.names) && !isMachineLink(this.names, l.name)) {
         this.log.info("removing leftover bridge", { name: l.name });
-        await deleteLink(l.name);
+        await exec(["ip", "link", "del", l.name]);
       }
     }
   }
 
+  private firewallState(): FirewallState {
+    return {
+      networks: [...this.state.networks.values()],
+      endpoints: [...this.state.endpoints.values()],
+      attachments: [...this.state.attachments.values()],
+      machineNet: this.state.machineNet,
+      machines: [...this.state.machines.values()],
+      containersInEngine: this.inEngine,
+    };
+  }
+
+  /** The host's rules (and in VM mode, best effort, the engine machine's). */
   async syncFirewall(): Promise<void> {
-    await applyChains(
-      this.names,
-      firewallRules(this.names, {
-        networks: [...this.state.networks.values()],
-        endpoints: [...this.state.endpoints.values()],
-        attachments: [...this.state.attachments.values()],
-        machineNet: this.state.machineNet,
-        machines: [...this.state.machines.values()],
-      }),
-    );
+    await applyChains(this.names, firewallRules(this.names, this.firewallState()));
+    if (this.inEngine) await this.syncEngineFirewall().catch((err) => this.log.debug("engine machine's firewall not updated", { err: String(err) }));
+  }
+
+  /** VM mode: the engine machine's own tables (rewritten whole: they are ArcBox's alone). */
+  async syncEngineFirewall(): Promise<void> {
+    await applyOwnTables(this.datapath.runner, this.names, engineFirewallRules(this.names, this.firewallState()));
+  }
+
+  /** The engine machine's address on the machine bridge (VM mode), once it has a lease. */
+  engineAddress(): string | undefined {
+    return this.state.machines.get(ENGINE_MACHINE)?.ip;
+  }
+
+  /**
+   * VM mode: each container network's subnet is routed to the engine machine, so the
+   * host reaches containers by address (published ports are DNATed straight to them,
+   * as in host mode) and the machine routes them to its bridges. The route is also what
+   * holds the subnet on the host (other daemons skip routed subnets): it is added under
+   * the host-wide lock the subnet was picked under (reconcile, create).
+   */
+  async syncEngineRoutes(): Promise<void> {
+    const via = this.engineAddress();
+    const bridge = this.state.machineNet?.bridge;
+    if (!via || !bridge) return;
+    // `add`, never `replace`: a route someone else has for the subnet is never taken over
+    // ("File exists" for our own, added before, is fine).
+    const lines = [...this.state.networks.values()].filter((n) => n.driver === "bridge").flatMap((n) => n.pools.map((p) => `route add ${p.subnet} via ${via} dev ${bridge}`));
+    if (lines.length) await exec(["ip", "-force", "-batch", "-"], `${lines.join("\n")}\n`);
+  }
+
+  /** VM mode: the network's bridge in the engine machine and its subnet's route (at each attach: the machine may have rebooted). */
+  async ensureInEngine(net: NetworkRecord): Promise<void> {
+    const pool = net.pools[0];
+    const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
+    await this.datapath.ensureBridge({
+      name: net.bridge,
+      gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
+      gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
+      routeLocalnet: false,
+    });
   }
 
   /** Subnets of our networks and of the machine bridge: never picked again. */
@@ -90,7 +146,13 @@ export class Networks {
   private async bringUp(net: NetworkRecord, existing?: HostLink): Promise<void> {
     const pool = net.pools[0];
     const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
-    await ensureBridge(net.bridge, `${pool.gateway}/${parseCidr(pool.subnet).prefix}`, existing, v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined);
+    await this.datapath.ensureBridge({
+      name: net.bridge,
+      gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
+      existing,
+      gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
+      routeLocalnet: true,
+    });
     if (!net.isDefault) await this.dns.listen(pool.gateway);
   }
 
@@ -195,12 +257,14 @@ export class Networks {
       // Firewall (with the bridge's guards) before the bridge and its DNS listener exist.
       this.state.putNetwork(net);
       await this.syncFirewall();
-      await this.bringUp(net);
+      // VM mode: the bridge is made in the engine machine when a container attaches.
+      if (this.inEngine) await this.syncEngineRoutes();
+      else await this.bringUp(net);
     } catch (err) {
       // Nothing half-built: drop the record, the listener and the bridge again.
       if (this.state.networks.has(id)) this.state.deleteNetwork(id);
       this.dns.close(pools[0].gateway);
-      await deleteLink(bridge);
+      await this.datapath.deleteLink(bridge);
       await this.syncFirewall().catch(() => undefined);
       throw err;
     }
@@ -217,7 +281,8 @@ export class Networks {
     }
     this.state.deleteNetwork(net.id);
     for (const p of net.pools) this.dns.close(p.gateway);
-    await deleteLink(net.bridge);
+    await this.datapath.deleteLink(net.bridge);
+    if (this.inEngine) for (const p of net.pools) await exec(["ip", "route", "del", p.subnet, "via", this.engineAddress() ?? "0.0.0.0"]);
     await this.syncFirewall();
   }
 
@@ -237,7 +302,7 @@ export class Networks {
   /** Removes every kernel object of this daemon (bridges, DNS listeners); records stay. */
   async teardownKernel(): Promise<void> {
     this.dns.closeAll();
-    for (const net of this.state.networks.values()) if (net.bridge) await deleteLink(net.bridge);
+    for (const net of this.state.networks.values()) if (net.bridge) await this.datapath.deleteLink(net.bridge);
   }
 }
 

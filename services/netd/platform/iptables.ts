@@ -6,6 +6,7 @@ import type { ChainRules } from "../core/firewall-rules.ts";
 import type { NetNames } from "../core/names.ts";
 import { jumpRules } from "../core/firewall-rules.ts";
 import { exec, execOk } from "./exec.ts";
+import type { ToolRunner } from "./tool-runner.ts";
 
 /** netd's own chains in one table. */
 function ownChains(n: NetNames, table: "nat" | "filter"): string[] {
@@ -63,4 +64,23 @@ export async function removeChains(n: NetNames): Promise<void> {
     out.push("COMMIT");
   }
   await execOk(["iptables-restore", "-w", "--noflush"], `${out.join("\n")}\n`);
+}
+
+/**
+ * VM mode: the engine machine's tables hold ArcBox's rules alone, so they are replaced
+ * whole (no --noflush): builtin chains, our chains and the jumps into them, in one
+ * restore. Nothing to check first, and a rebooted machine gets everything back.
+ */
+export async function applyOwnTables(runner: ToolRunner, n: NetNames, rules: ChainRules): Promise<void> {
+  const out: string[] = [];
+  const builtins = { nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], filter: ["INPUT", "FORWARD", "OUTPUT"] };
+  for (const table of ["nat", "filter"] as const) {
+    out.push(`*${table}`);
+    for (const c of builtins[table]) out.push(`:${c} ACCEPT [0:0]`);
+    for (const c of ownChains(n, table)) out.push(`:${c} - [0:0]`);
+    for (const [t, chain, spec] of jumpRules(n)) if (t === table) out.push(`-A ${chain} ${spec}`);
+    out.push(...rules[table]);
+    out.push("COMMIT");
+  }
+  await runner.run([{ argv: ["iptables-restore", "-w"], stdin: `${out.join("\n")}\n` }]);
 }

@@ -186,10 +186,23 @@ export class EngineMachine {
     if ((method === "agentInfo" || method === "releaseLayers") && !this.linkedTo) return {};
     const started = performance.now();
     try {
+      if (method === "networkCommands") return await this.networkCommands(req);
       return await this.callAgent(await this.ready(), method, req);
     } finally {
       this.d.log.debug("engine call", { method, ms: Math.round(performance.now() - started) });
     }
+  }
+
+  /**
+   * netd's datapath commands run on the machine as it is: they never boot it. netd
+   * holds its lock while they run, and a boot needs netd (AttachMachine) first; apid
+   * readies the machine before it asks netd to attach a container. A machine that is
+   * not up has no namespaces or links to remove either (netd ignores this error then).
+   */
+  private networkCommands(req: never): Promise<unknown> {
+    const agent = this.linkedTo;
+    if (!agent?.isOpen) throw new MachineError("failed_precondition", "the engine machine is not running");
+    return agent.call("networkCommands", req);
   }
 
   private async callAgent(agent: AgentClient, method: AgentMethod, req: never): Promise<unknown> {

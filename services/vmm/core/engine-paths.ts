@@ -9,6 +9,7 @@
  *   VirtioFS upper dir, and the host's is never touched).
  * - Bind mounts and volumes are host paths too: they reach the machine through the
  *   share of the host's root. A path no share holds (a relative one) is refused.
+ * - The network namespace path is the machine's already (netd built it there).
  */
 import { basename, isAbsolute, join, relative, sep } from "node:path";
 import type { CreateContainerRequest } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
@@ -65,7 +66,7 @@ export class EnginePaths {
     out.resolvConfPath = this.must(req.resolvConfPath, "resolv.conf");
     out.hostnamePath = this.must(req.hostnamePath, "hostname file");
     out.logPath = this.must(req.logPath, "log file");
-    if (req.netnsPath) throw new MachineError("invalid_argument", "container networks are not available in VM mode yet");
+    // netnsPath stays: netd made the namespace in the machine (/run/netns/<name> there too).
     return out;
   }
 }

@@ -39,6 +39,7 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     execState: forward("execState"),
     agentInfo: forward("agentInfo"),
     releaseLayers: forward("releaseLayers"),
+    networkCommands: forward("networkCommands"),
     async *events(req, ctx: HandlerContext) {
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);
