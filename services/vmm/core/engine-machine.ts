@@ -200,9 +200,20 @@ export class EngineMachine {
    * not up has no namespaces or links to remove either (netd ignores this error then).
    */
   private networkCommands(req: never): Promise<unknown> {
-    const agent = this.linkedTo;
+    // The running machine's agent, even before a container call linked it: after a
+    // daemon restart netd rebuilds its datapath before any container call comes.
+    let agent: AgentClient | undefined = this.linkedTo;
+    if (!agent?.isOpen) agent = this.d.vms.list().some((m) => m.name === this.name) ? this.runningAgent() : undefined;
     if (!agent?.isOpen) throw new MachineError("failed_precondition", "the engine machine is not running");
     return agent.call("networkCommands", req);
+  }
+
+  private runningAgent(): AgentClient | undefined {
+    try {
+      return this.d.vms.agent(this.name);
+    } catch {
+      return undefined; // not running, or its agent not connected
+    }
   }
 
   private async callAgent(agent: AgentClient, method: AgentMethod, req: never): Promise<unknown> {

@@ -151,7 +151,9 @@ export class VmMachines {
             return;
           }
           // netd is lazy: after a daemon restart this brings the machine's DHCP and DNS back.
-          await this.d.network.attach(m.name).catch((err) => this.d.log.warn("adopted VM: network attach failed", { machine: m.name, error: err }));
+          // Not awaited: vmm's readiness must not wait for netd, whose own start may wait
+          // for vmm (in VM mode it rebuilds its datapath in the engine machine through vmm).
+          void this.d.network.attach(m.name).catch((err) => this.d.log.warn("adopted VM: network attach failed", { machine: m.name, error: err }));
           await this.attachAgent(m.name, vm, true).catch((err) => this.d.log.warn("adopted VM: agent not reachable", { machine: m.name, error: err }));
           if (this.get(m.name).state === "starting") this.update(m.name, { state: "running" });
           this.d.log.info("re-adopted machine", { machine: m.name, pid: vm.pid });
