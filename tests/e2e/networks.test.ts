@@ -5,7 +5,7 @@
  * namespace, interface or iptables rule left once containers and networks are gone.
  */
 import { afterAll, beforeAll, expect } from "bun:test";
-import { test } from "../helpers/engine-mode.ts";
+import { IN_VM, test } from "../helpers/engine-mode.ts";
 import { TestDaemon, run } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { pushBusybox } from "../helpers/test-images.ts";
@@ -236,7 +236,10 @@ test("docker network connect/disconnect on a running container adds and removes 
   const id = (await ok(["run", "-d", "--name", "multi", "--network", "one", image, "sleep", "120"])).trim();
   const ns = `${netNames(d.home).netnsPrefix}${id.slice(0, 16)}`;
   await ok(["network", "connect", "--alias", "extra", "two", "multi"]);
-  const addrs = await run(["ip", "netns", "exec", ns, "ip", "-o", "-4", "addr"]);
+  // The namespace is the host's, or in VM mode the engine machine's (same name there).
+  const nsAddrs = () =>
+    IN_VM ? d.arcbox(["machine", "exec", "arcbox-engine", "--", "ip", "netns", "exec", ns, "ip", "-o", "-4", "addr"]) : run(["ip", "netns", "exec", ns, "ip", "-o", "-4", "addr"]);
+  const addrs = await nsAddrs();
   expect(addrs.stdout).toContain("eth1");
   const [two] = JSON.parse(await ok(["network", "inspect", "two"]));
   const ip = (Object.values(two.Containers)[0] as any).IPv4Address.split("/")[0];
@@ -244,7 +247,7 @@ test("docker network connect/disconnect on a running container adds and removes 
   const look = await ok(["run", "--rm", "--network", "two", image, "nslookup", "extra", "127.0.0.11"]);
   expect(look).toContain(`Address: ${ip}`);
   await ok(["network", "disconnect", "two", "multi"]);
-  expect((await run(["ip", "netns", "exec", ns, "ip", "-o", "-4", "addr"])).stdout).not.toContain("eth1");
+  expect((await nsAddrs()).stdout).not.toContain("eth1");
   const again = await d.docker(["network", "disconnect", "two", "multi"]);
   expect(again.stderr).toContain("is not connected to network two");
   await ok(["rm", "-f", "multi"]);

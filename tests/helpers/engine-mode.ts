@@ -30,24 +30,11 @@ export type VmGap = keyof typeof VM_GAPS;
  */
 export const VM_PENDING: Readonly<Record<string, VmGap>> = {
   // containers.test.ts
-  "the default network gives the container an address that inspect reports": "net",
-  "create/destroy, tag/untag and connect/disconnect show up with type filters": "net",
   "docker info counts containers from the records": "sizes",
   // volumes.test.ts
   "a local volume with tmpfs options is mounted while used and unmounted after": "tmpfsVolume",
   // networks.test.ts
-  "network create, ls, inspect, rm and prune through the CLI": "net",
-  "bad network input: Docker's errors, nothing half-built": "net",
-  "containers on a user network reach each other by name; a network in use cannot go": "net",
-  "published ports answer on 127.0.0.1, show in docker port, and a taken port fails cleanly": "net",
-  "a host port range publishes on a free port of the range; a bad range is a 400": "net",
-  "containers that keep running across a daemon restart still resolve each other by name": "net",
-  "networks survive a daemon restart and are rebuilt": "net",
-  "docker network connect/disconnect on a running container adds and removes an interface": "net",
-  "a published port keeps answering across a daemon restart": "net",
-  "an internal network has no way out; a normal one reaches the host's outside address, with its MTU": "net",
   // compose.test.ts
-  "docker-compose up -d brings the stack up; down -v leaves nothing behind": "net",
 };
 
 /** A test's reason to be todo in the current mode, or undefined when it runs. */
