@@ -74,7 +74,7 @@ test("exit codes and stderr", async () => {
 
 test("stdin reaches the process and its EOF ends it", async () => {
   const r = await machineExec(session, ["sh", "-c", "wc -l; cat /proc/1/comm"], { stdin: "a\nb\nc\n" });
-  expect(r.stdout.split("\n").map((l) => l.trim())).toEqual(["3", "tini", ""]);
+  expect(r.stdout.split("\n").map((l) => l.trim())).toEqual(["3", "arcbox-init", ""]);
 });
 
 test("a TTY with resize", async () => {
