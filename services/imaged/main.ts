@@ -18,7 +18,6 @@ import { serveUploads } from "./server/upload-server.ts";
 import { ContentStore } from "./storage/content-store.ts";
 import { ImageDb } from "./storage/image-db.ts";
 import { Snapshots } from "./storage/snapshots.ts";
-import { engineMode } from "../../lib/engine-mode.ts";
 
 await runService({
   name: "imaged",
@@ -29,8 +28,11 @@ await runService({
     const registryConfig = loadRegistryConfig(ctx.home.root);
     const mounts = new LayerMounts(snapshots);
     const converter = new LayerConverter(store, ctx.log);
-    // VM mode: the engine machine mounts the layer images of its containers, not the host.
-    const mountLayers = engineMode() === "host";
+    // The host mounts a container's layer images in both modes. In VM mode the engine
+    // machine mounts its own, but fsd still copies image content into a new volume on the
+    // host through them (volumes are on the host's disk): not mounting them in VM mode
+    // broke every volume copy-up there. Mount on demand for the copy-up to drop this.
+    const mountLayers = true;
     const core = new ImageCore(
       store,
       new Puller(store, () => registryConfig),
