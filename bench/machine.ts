@@ -10,12 +10,12 @@
  *     log, the guest's boot trace /run/arcbox/boot-trace and its kernel log);
  *   --start-only: skip the idle CPU and memory measurements.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { guestArtifacts, kernelCmdline } from "../guest/boot/contract.ts";
 import { REPO_ROOT } from "../lib/entry.ts";
 import { buildBusyboxRootfs } from "../tests/helpers/test-images.ts";
+import { bareBoot, bareInitramfs } from "./lib/bare-boot.ts";
 import { cpuTicks } from "./lib/proc-stats.ts";
 import { median } from "./lib/report.ts";
 
@@ -30,7 +30,6 @@ const PROFILE = process.argv.includes("--profile");
 const START_ONLY = process.argv.includes("--start-only");
 const MEMORY_MIB = 1024;
 const ARCBOX = join(REPO_ROOT, "bin", "arcbox");
-const guest = guestArtifacts(REPO_ROOT);
 const work = mkdtempSync(join(tmpdir(), "bench-machine-"));
 const home = join(work, "home");
 
@@ -48,68 +47,6 @@ function pssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** A trivial initramfs: static busybox and an /init that says so, then idles or powers off. */
-function bareInitramfs(): string {
-  const root = join(work, "bare");
-  mkdirSync(join(root, "bin"), { recursive: true });
-  copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
-  writeFileSync(
-    join(root, "init"),
-    "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox echo BARE-INIT-UP\n/bin/busybox grep -q bare.idle /proc/cmdline && exec /bin/busybox sleep 1000000\n/bin/busybox poweroff -f\n",
-  );
-  chmodSync(join(root, "init"), 0o755);
-  const img = join(work, "bare.cpio");
-  sh(["sh", "-c", `cd ${root} && mkdir -p proc && find . | cpio -o -H newc > ${img} 2>/dev/null`]);
-  return img;
-}
-
-/** Boots the bare VM; resolves with ms to the init's line and the running process. */
-async function bareBoot(initrd: string, accel: string, idle: boolean) {
-  const t0 = performance.now();
-  const proc = Bun.spawn(
-    [
-      "qemu-system-x86_64",
-      "-M",
-      "microvm",
-      "-accel",
-      accel,
-      "-cpu",
-      accel === "tcg" ? "max" : "host",
-      "-smp",
-      "1",
-      "-m",
-      String(MEMORY_MIB),
-      "-nodefaults",
-      "-no-user-config",
-      "-nographic",
-      "-no-reboot",
-      "-kernel",
-      guest.kernel,
-      "-initrd",
-      initrd,
-      "-append",
-      kernelCmdline({ machineName: "bare", extra: idle ? ["bare.idle"] : [] }),
-      "-serial",
-      "stdio",
-    ],
-    { stdin: "ignore", stdout: "pipe", stderr: "ignore" },
-  );
-  let seen = "";
-  const dec = new TextDecoder();
-  const reader = proc.stdout.getReader();
-  while (!seen.includes("BARE-INIT-UP")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += dec.decode(value, { stream: true });
-  }
-  const ms = performance.now() - t0;
-  // Keep draining the console: a full pipe makes the guest spin on its UART.
-  void (async () => {
-    while (!(await reader.read()).done);
-  })().catch(() => {});
-  return { ms, proc };
-}
-
 async function idleCpuMsPerMin(pids: () => number[]): Promise<number> {
   await Bun.sleep(SETTLE_SECONDS * 1000);
   const t0 = cpuTicks(pids());
@@ -123,7 +60,7 @@ try {
   buildBusyboxRootfs(rootfs);
   sh(["docker", "-H", `unix://${join(home, "run", "docker.sock")}`, "import", "-", "bench-busybox:1"], sh2tar(rootfs));
   arcbox("machine", "create", "bench", "--image", "bench-busybox:1", "--cpus", "1", "--memory", String(MEMORY_MIB), "--disk", "2", "--no-start", "--no-home");
-  const initrd = bareInitramfs();
+  const initrd = bareInitramfs(work);
 
   const machineMs: number[] = [];
   const bareMs: number[] = [];
@@ -138,7 +75,7 @@ try {
     if (PROFILE) printPhases(wall0, tStarted - t0, performance.now() - tStarted);
     accel = inspect("bench").Accel;
     if (i < RUNS - 1) arcbox("machine", "stop", "bench");
-    const bare = await bareBoot(initrd, accel, false);
+    const bare = await bareBoot(initrd, { accel, cpus: 1, memoryMib: MEMORY_MIB });
     bareMs.push(bare.ms);
     bare.proc.kill("SIGKILL");
     await bare.proc.exited;
@@ -154,7 +91,7 @@ try {
     // Idle: the running machine (its qemu, and vmm) vs a bare qemu idling in `sleep`.
     const machineIdle = await idleCpuMsPerMin(() => [m.Pid]);
     const vmmIdle = await idleCpuMsPerMin(() => [vmmPid]);
-    const bareIdleVm = await bareBoot(initrd, accel, true);
+    const bareIdleVm = await bareBoot(initrd, { accel, cpus: 1, memoryMib: MEMORY_MIB, idle: true });
     if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited");
     const bareIdle = await idleCpuMsPerMin(() => [bareIdleVm.proc.pid]);
     if (bareIdleVm.proc.exitCode !== null) throw new Error("the idle bare VM exited during the measurement");

@@ -1,18 +1,25 @@
 /**
  * A bare qemu boot of the guest kernel to a trivial busybox init, the reference for
- * machine boot times (the same code as in bench/machine.ts, shared for bench/vm-mode.ts).
+ * machine boot times (bench/machine.ts, bench/vm-mode.ts).
  */
+import type { Subprocess } from "bun";
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { guestArtifacts, kernelCmdline } from "../../guest/boot/contract.ts";
 import { REPO_ROOT } from "../../lib/entry.ts";
 
-/** A trivial initramfs in `work`: static busybox and an /init that says so, then powers off. */
+/**
+ * A trivial initramfs in `work`: static busybox and an /init that says so, then powers
+ * off, or idles in `sleep` when the kernel command line has `bare.idle`.
+ */
 export function bareInitramfs(work: string): string {
   const root = join(work, "bare");
   mkdirSync(join(root, "bin"), { recursive: true });
   copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
-  writeFileSync(join(root, "init"), "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox echo BARE-INIT-UP\n/bin/busybox poweroff -f\n");
+  writeFileSync(
+    join(root, "init"),
+    "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox echo BARE-INIT-UP\n/bin/busybox grep -q bare.idle /proc/cmdline && exec /bin/busybox sleep 1000000\n/bin/busybox poweroff -f\n",
+  );
   chmodSync(join(root, "init"), 0o755);
   const img = join(work, "bare.cpio");
   const p = Bun.spawnSync(["sh", "-c", `cd ${root} && mkdir -p proc && find . | cpio -o -H newc > ${img} 2>/dev/null`]);
@@ -20,8 +27,16 @@ export function bareInitramfs(work: string): string {
   return img;
 }
 
-/** Boots the bare VM until its init prints; returns the milliseconds and kills it. */
-export async function bareBootMs(initrd: string, o: { accel: string; cpus: number; memoryMib: number }): Promise<number> {
+export interface BareBootOptions {
+  accel: string;
+  cpus: number;
+  memoryMib: number;
+  /** Keep the VM running in `sleep` after its init has printed (idle measurements). */
+  idle?: boolean;
+}
+
+/** Boots the bare VM; resolves with the ms until its init printed, and the running qemu. */
+export async function bareBoot(initrd: string, o: BareBootOptions): Promise<{ ms: number; proc: Subprocess<"ignore", "pipe", "ignore"> }> {
   const guest = guestArtifacts(REPO_ROOT);
   const t0 = performance.now();
   const proc = Bun.spawn(
@@ -46,7 +61,7 @@ export async function bareBootMs(initrd: string, o: { accel: string; cpus: numbe
       "-initrd",
       initrd,
       "-append",
-      kernelCmdline({ machineName: "bare" }),
+      kernelCmdline({ machineName: "bare", extra: o.idle ? ["bare.idle"] : [] }),
       "-serial",
       "stdio",
     ],
@@ -61,6 +76,16 @@ export async function bareBootMs(initrd: string, o: { accel: string; cpus: numbe
     seen += dec.decode(value, { stream: true });
   }
   const ms = performance.now() - t0;
+  // Keep draining the console: a full pipe makes the guest spin on its UART.
+  void (async () => {
+    while (!(await reader.read()).done);
+  })().catch(() => {});
+  return { ms, proc };
+}
+
+/** Boots the bare VM until its init prints; returns the milliseconds and kills it. */
+export async function bareBootMs(initrd: string, o: BareBootOptions): Promise<number> {
+  const { ms, proc } = await bareBoot(initrd, o);
   proc.kill("SIGKILL");
   await proc.exited;
   return ms;
