@@ -15,7 +15,8 @@
  */
 import { ImageError } from "../core/errors.ts";
 import { safeEntryPath } from "./tar-extract.ts";
-import { applyPax, BLOCK, cString, isZeroBlock, parseHeader, parsePax, type Header } from "./tar-format.ts";
+import { TarEntryParser } from "./tar-entries.ts";
+import type { Header } from "./tar-format.ts";
 import { TAR_END, tarEntryHeader, tarPadding, type TarEntry } from "./tar-stream.ts";
 
 const WHITEOUT = ".wh.";
@@ -31,8 +32,6 @@ export interface FilterResult {
   size: number;
   entries: number;
 }
-
-const META = new Set(["x", "g", "L", "K"]);
 
 /** Collects output bytes by copying into one growing buffer (no per-entry arrays). */
 class OutBuffer {
@@ -75,19 +74,8 @@ export function overlayTarFilter(input: AsyncIterable<Uint8Array>): { output: As
 
   async function* run(): AsyncGenerator<Uint8Array> {
     const hasher = new Bun.CryptoHasher("sha256");
-    const header = new Uint8Array(BLOCK);
-    let headerFill = 0;
-    let cur: Header | undefined;
+    const parser = new TarEntryParser("layer");
     let passData = false; // the current entry's data goes to the output
-    let meta: Uint8Array | undefined;
-    let metaFill = 0;
-    let remaining = 0;
-    let padding = 0;
-    let pendingPax: Map<string, Uint8Array> | undefined;
-    let globalPax: Map<string, Uint8Array> | undefined;
-    let longName: string | undefined;
-    let longLink: string | undefined;
-    let ended = false;
     let size = 0;
     let entries = 0;
     const symlinks = new Set<string>();
@@ -121,12 +109,6 @@ export function overlayTarFilter(input: AsyncIterable<Uint8Array>): { output: As
 
     /** Handles one entry header; returns true when its data should be copied. */
     const onEntry = (h: Header): boolean => {
-      if (globalPax) applyPax(h, globalPax);
-      if (pendingPax) applyPax(h, pendingPax);
-      if (longName !== undefined) h.name = longName;
-      if (longLink !== undefined) h.linkname = longLink;
-      pendingPax = undefined;
-      longName = longLink = undefined;
       const rel = safeEntryPath(h.name);
       entries++;
       if (rel === "") return false; // the root: sqfstar is given its attributes on the command line
@@ -197,77 +179,21 @@ export function overlayTarFilter(input: AsyncIterable<Uint8Array>): { output: As
       }
     };
 
-    const finishData = () => {
-      const h = cur!;
-      if (META.has(h.type)) {
-        const data = meta!.subarray(0, metaFill);
-        if (h.type === "x") pendingPax = parsePax(data);
-        else if (h.type === "g") globalPax = parsePax(data);
-        else if (h.type === "L") longName = cString(data, 0, data.length);
-        else longLink = cString(data, 0, data.length);
-        meta = undefined;
-      } else if (passData) {
-        out.push(tarPadding(h.size));
-      }
-      passData = false;
-      cur = undefined;
-    };
-
-    const onHeader = () => {
-      if (isZeroBlock(header)) {
-        ended = true;
-        return;
-      }
-      const h = parseHeader(header);
-      const isMeta = META.has(h.type);
-      if (isMeta) {
-        if (h.size > 16 << 20) throw new ImageError("invalid_argument", "invalid layer: oversized extended header");
-        meta = new Uint8Array(h.size);
-        metaFill = 0;
-      } else {
-        passData = onEntry(h);
-      }
-      cur = h;
-      remaining = isMeta || h.type === "0" || h.type === "7" || h.size > 0 ? h.size : 0;
-      padding = (BLOCK - (remaining % BLOCK)) % BLOCK;
-      if (remaining === 0) finishData();
-    };
-
     for await (const chunk of input) {
       hasher.update(chunk);
-      let off = 0;
-      while (off < chunk.length && !ended) {
-        if (remaining > 0) {
-          const n = Math.min(remaining, chunk.length - off);
-          const part = chunk.subarray(off, off + n);
-          if (meta) {
-            meta.set(part, metaFill);
-            metaFill += n;
-          } else if (passData) out.push(part);
-          off += n;
-          remaining -= n;
-          if (remaining === 0) finishData();
-        } else if (padding > 0) {
-          const n = Math.min(padding, chunk.length - off);
-          off += n;
-          padding -= n;
-        } else {
-          const n = Math.min(BLOCK - headerFill, chunk.length - off);
-          header.set(chunk.subarray(off, off + n), headerFill);
-          headerFill += n;
-          off += n;
-          if (headerFill === BLOCK) {
-            headerFill = 0;
-            onHeader();
-          }
+      for (const ev of parser.push(chunk)) {
+        if (ev.kind === "entry") passData = onEntry(ev.header);
+        else if (ev.kind === "data") {
+          if (passData) out.push(ev.bytes);
+        } else if (passData) {
+          out.push(tarPadding(ev.header.size));
+          passData = false;
         }
       }
       // One chunk out per chunk in: few large pipe writes.
       if (out.length > 0) yield out.take();
     }
-    if (!ended && (remaining > 0 || cur !== undefined || headerFill > 0)) {
-      throw new ImageError("invalid_argument", "invalid layer: unexpected end of tar stream (truncated layer)");
-    }
+    parser.finish();
     flushHeld();
     out.push(TAR_END);
     yield out.take();

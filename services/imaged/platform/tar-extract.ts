@@ -29,7 +29,8 @@ import {
 } from "node:fs";
 import { lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../../native/fs-ops.ts";
 import { ImageError } from "../core/errors.ts";
-import { applyPax, BLOCK, cString, isZeroBlock, parseHeader, parsePax, type Header } from "./tar-format.ts";
+import { TarEntryParser } from "./tar-entries.ts";
+import type { Header } from "./tar-format.ts";
 
 const WHITEOUT = ".wh.";
 const OPAQUE = ".wh..wh..opq";
@@ -246,106 +247,27 @@ class LayerWriter {
 export async function extractTar(stream: AsyncIterable<Uint8Array>, root: string, onBytes?: (n: number) => void): Promise<ExtractResult> {
   const hasher = new Bun.CryptoHasher("sha256");
   const w = new LayerWriter(root);
-  const header = new Uint8Array(BLOCK);
-  let headerFill = 0;
-  let cur: Header | undefined; // entry whose data we are reading
-  let fd: number | undefined;
-  let meta: Uint8Array | undefined; // data of a PAX / GNU long-name entry
-  let metaFill = 0;
-  let remaining = 0; // data bytes left in the current entry
-  let padding = 0; // zero bytes after the data, to the block boundary
-  let pendingPax: Map<string, Uint8Array> | undefined;
-  let globalPax: Map<string, Uint8Array> | undefined;
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let ended = false;
-
-  const startEntry = (h: Header) => {
-    if (globalPax) applyPax(h, globalPax);
-    if (pendingPax) applyPax(h, pendingPax);
-    if (longName !== undefined) h.name = longName;
-    if (longLink !== undefined) h.linkname = longLink;
-    pendingPax = undefined;
-    longName = longLink = undefined;
-    fd = w.begin(h);
-  };
-
-  const finishData = () => {
-    const h = cur!;
-    if (h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K") {
-      const data = meta!.subarray(0, metaFill);
-      if (h.type === "x") pendingPax = parsePax(data);
-      else if (h.type === "g") globalPax = parsePax(data);
-      else if (h.type === "L") longName = cString(data, 0, data.length);
-      else longLink = cString(data, 0, data.length);
-      meta = undefined;
-    } else if (fd !== undefined) {
-      w.end(fd, h);
-      fd = undefined;
-    }
-    cur = undefined;
-  };
-
-  const onHeader = () => {
-    if (isZeroBlock(header)) {
-      ended = true;
-      return;
-    }
-    const h = parseHeader(header);
-    const isMeta = h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K";
-    if (isMeta) {
-      if (h.size > 16 << 20) throw new ImageError("invalid_argument", "invalid layer: oversized extended header");
-      meta = new Uint8Array(h.size);
-      metaFill = 0;
-    } else {
-      startEntry(h);
-    }
-    cur = h;
-    // Only regular files and metadata entries carry data; others' size is skipped.
-    remaining = isMeta || h.type === "0" || h.type === "7" || h.size > 0 ? h.size : 0;
-    padding = (BLOCK - (remaining % BLOCK)) % BLOCK;
-    if (remaining === 0) finishData();
-  };
-
+  const parser = new TarEntryParser("layer");
+  let fd: number | undefined; // the regular file being written
   try {
     for await (const chunk of stream) {
+      // Past the end marker too: the diff ID covers the trailer's bytes.
       hasher.update(chunk);
       onBytes?.(chunk.length);
-      let off = 0;
-      while (off < chunk.length && !ended) {
-        if (remaining > 0) {
-          const n = Math.min(remaining, chunk.length - off);
-          const part = chunk.subarray(off, off + n);
-          if (meta) {
-            meta.set(part, metaFill);
-            metaFill += n;
-          } else if (fd !== undefined) {
-            let written = 0;
-            while (written < n) written += writeSync(fd, part, written, n - written);
-          }
-          off += n;
-          remaining -= n;
-          if (remaining === 0) finishData();
-        } else if (padding > 0) {
-          const n = Math.min(padding, chunk.length - off);
-          off += n;
-          padding -= n;
-        } else {
-          const n = Math.min(BLOCK - headerFill, chunk.length - off);
-          header.set(chunk.subarray(off, off + n), headerFill);
-          headerFill += n;
-          off += n;
-          if (headerFill === BLOCK) {
-            headerFill = 0;
-            onHeader();
-          }
+      for (const ev of parser.push(chunk)) {
+        if (ev.kind === "entry") fd = w.begin(ev.header);
+        else if (ev.kind === "data") {
+          if (fd === undefined) continue;
+          const part = ev.bytes;
+          let written = 0;
+          while (written < part.length) written += writeSync(fd, part, written, part.length - written);
+        } else if (fd !== undefined) {
+          w.end(fd, ev.header);
+          fd = undefined;
         }
       }
-      // After the end marker, keep hashing the trailer (the diff ID covers all bytes).
     }
-    if (!ended && (remaining > 0 || cur !== undefined || headerFill > 0)) {
-      throw new ImageError("invalid_argument", "invalid layer: unexpected end of tar stream (truncated layer)");
-    }
+    parser.finish();
     w.finish();
   } finally {
     if (fd !== undefined) closeSync(fd);

@@ -4,7 +4,8 @@
  * padding around data the caller streams.
  */
 import { ImageError } from "../core/errors.ts";
-import { applyPax, BLOCK, cString, isZeroBlock, parseHeader, parsePax, type Header } from "./tar-format.ts";
+import { TarEntryParser } from "./tar-entries.ts";
+import { BLOCK, type Header } from "./tar-format.ts";
 
 export interface EntrySink {
   write(chunk: Uint8Array): void | Promise<void>;
@@ -13,84 +14,22 @@ export interface EntrySink {
 
 /** Reads a tar stream; `onEntry` returns a sink for entries whose data it wants. */
 export async function readTar(stream: AsyncIterable<Uint8Array>, onEntry: (h: Header) => EntrySink | undefined | Promise<EntrySink | undefined>): Promise<void> {
-  const header = new Uint8Array(BLOCK);
-  let headerFill = 0;
-  let remaining = 0;
-  let padding = 0;
+  const parser = new TarEntryParser("archive");
   let sink: EntrySink | undefined;
-  let meta: Uint8Array | undefined;
-  let metaFill = 0;
-  let metaType = "";
-  let pax: Map<string, Uint8Array> | undefined;
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let ended = false;
-  let inEntry = false;
-
-  const finish = async () => {
-    if (meta) {
-      const data = meta.subarray(0, metaFill);
-      if (metaType === "x") pax = parsePax(data);
-      else if (metaType === "L") longName = cString(data, 0, data.length);
-      else if (metaType === "K") longLink = cString(data, 0, data.length);
-      meta = undefined;
-    } else if (sink) {
-      await sink.end();
-      sink = undefined;
-    }
-    inEntry = false;
-  };
-
+  // Read to the end (past the end marker too): the sender may still be writing its trailer.
   for await (const chunk of stream) {
-    let off = 0;
-    while (off < chunk.length && !ended) {
-      if (remaining > 0) {
-        const n = Math.min(remaining, chunk.length - off);
-        const part = chunk.subarray(off, off + n);
-        if (meta) {
-          meta.set(part, metaFill);
-          metaFill += n;
-        } else if (sink) await sink.write(part);
-        off += n;
-        remaining -= n;
-        if (remaining === 0) await finish();
-      } else if (padding > 0) {
-        const n = Math.min(padding, chunk.length - off);
-        off += n;
-        padding -= n;
-      } else {
-        const n = Math.min(BLOCK - headerFill, chunk.length - off);
-        header.set(chunk.subarray(off, off + n), headerFill);
-        headerFill += n;
-        off += n;
-        if (headerFill < BLOCK) continue;
-        headerFill = 0;
-        if (isZeroBlock(header)) {
-          ended = true;
-          break;
-        }
-        const h = parseHeader(header);
-        inEntry = true;
-        if (h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K") {
-          if (h.size > 16 << 20) throw new ImageError("invalid_argument", "invalid archive: oversized extended header");
-          meta = new Uint8Array(h.size);
-          metaFill = 0;
-          metaType = h.type;
-        } else {
-          if (pax) applyPax(h, pax);
-          if (longName !== undefined) h.name = longName;
-          if (longLink !== undefined) h.linkname = longLink;
-          pax = undefined;
-          longName = longLink = undefined;
-          sink = await onEntry(h);
-        }
-        remaining = h.type === "0" || h.type === "7" || meta ? h.size : 0;
-        padding = (BLOCK - (remaining % BLOCK)) % BLOCK;
-        if (remaining === 0) await finish();
+    // The parser is suspended while a sink is awaited, so chunk views stay valid.
+    for (const ev of parser.push(chunk)) {
+      if (ev.kind === "entry") sink = await onEntry(ev.header);
+      else if (ev.kind === "data") {
+        if (sink) await sink.write(ev.bytes);
+      } else if (sink) {
+        await sink.end();
+        sink = undefined;
       }
     }
   }
-  if (!ended && (inEntry || remaining > 0 || headerFill > 0)) throw new ImageError("invalid_argument", "invalid archive: unexpected end of tar stream");
+  parser.finish();
 }
 
 const enc = new TextEncoder();
