@@ -7,11 +7,9 @@
  * killed and a new one takes over.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon, run } from "../helpers/daemon.ts";
-import { buildBusyboxRootfs } from "../helpers/test-images.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const IMAGE = "idle-links-busybox:1";
@@ -20,15 +18,7 @@ let d: TestDaemon;
 beforeAll(async () => {
   d = new TestDaemon("arcbox-idle-links-");
   await d.start();
-  const root = mkdtempSync(join(tmpdir(), "arcbox-idle-links-rootfs-"));
-  try {
-    buildBusyboxRootfs(root);
-    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
-    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await d.importBusybox(IMAGE);
 }, 120_000);
 
 afterAll(async () => {

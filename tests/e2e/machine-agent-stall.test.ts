@@ -6,11 +6,8 @@
  * Real CLI, vmm and qemu (TCG here), busybox image imported through the real docker CLI.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";
-import { buildBusyboxRootfs } from "../helpers/test-images.ts";
 
 const IMAGE = "stall-busybox:1";
 const BOOT_MS = 240_000;
@@ -37,15 +34,7 @@ async function execUntilOk(cmd: string[]) {
 beforeAll(async () => {
   d = new TestDaemon("arcbox-machine-stall-", { ARCBOX_AGENT_CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) });
   await d.start();
-  const root = mkdtempSync(join(tmpdir(), "arcbox-stall-rootfs-"));
-  try {
-    buildBusyboxRootfs(root);
-    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
-    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await d.importBusybox(IMAGE);
 }, 120_000);
 
 afterAll(async () => {

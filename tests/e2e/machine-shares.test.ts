@@ -13,7 +13,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ARCBOX, TestDaemon, type RunResult } from "../helpers/daemon.ts";
-import { buildBusyboxRootfs } from "../helpers/test-images.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { ServiceClients } from "../../lib/service/clients.ts";
 import { arcboxHome, debugSocket } from "../../lib/home.ts";
@@ -129,15 +128,7 @@ beforeAll(async () => {
   d = new TestDaemon("arcbox-mshare-d-", { ARCBOX_MACHINE_BOOT_TIMEOUT_MS: String(BOOT_MS - 20_000) });
   await d.start();
   clients = new ServiceClients(arcboxHome(d.home));
-  const rootfs = mkdtempSync(join(tmpdir(), "arcbox-mshare-rootfs-"));
-  try {
-    buildBusyboxRootfs(rootfs);
-    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", rootfs, "-cf", "-", "."]).stdout;
-    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-  } finally {
-    rmSync(rootfs, { recursive: true, force: true });
-  }
+  await d.importBusybox(IMAGE);
 }, 120_000);
 
 afterAll(async () => {

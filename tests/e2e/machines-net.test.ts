@@ -8,13 +8,9 @@
  * removed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createSocket } from "node:dgram";
 import { connect, createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";
-import { buildBusyboxRootfs } from "../helpers/test-images.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const IMAGE = "machine-busybox:1";
@@ -91,15 +87,7 @@ beforeAll(
   async () => {
     d = new TestDaemon("arcbox-machines-net-");
     await d.start();
-    const root = mkdtempSync(join(tmpdir(), "arcbox-machine-rootfs-"));
-    try {
-      buildBusyboxRootfs(root);
-      const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
-      const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-      if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    await d.importBusybox(IMAGE);
     await ok(["create", "n1", "--image", IMAGE, "--cpus", "1", "--memory", "256", "--disk", "1"]);
     await ok(["create", "n2", "--image", IMAGE, "--cpus", "1", "--memory", "256", "--disk", "1"]);
   },

@@ -5,11 +5,9 @@
  * keep the VM time down; a second one joins for the two-machine, crash and rm checks.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ARCBOX, TestDaemon, run, type RunResult } from "../helpers/daemon.ts";
-import { buildBusyboxRootfs } from "../helpers/test-images.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const IMAGE = "machine-busybox:1";
@@ -43,15 +41,7 @@ function expectFail(r: RunResult, message: RegExp): void {
 beforeAll(async () => {
   d = new TestDaemon("arcbox-machines-");
   await d.start();
-  const root = mkdtempSync(join(tmpdir(), "arcbox-machine-rootfs-"));
-  try {
-    buildBusyboxRootfs(root);
-    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
-    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await d.importBusybox(IMAGE);
 }, 120_000);
 
 afterAll(async () => {

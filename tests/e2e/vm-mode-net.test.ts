@@ -6,12 +6,9 @@
  * machine boot for the file (TCG: a boot takes a minute or more on a loaded host).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { networkInterfaces, tmpdir } from "node:os";
-import { join } from "node:path";
+import { networkInterfaces } from "node:os";
 import type { Socket, TCPSocketListener } from "bun";
 import { TestDaemon } from "../helpers/daemon.ts";
-import { buildBusyboxRootfs } from "../helpers/test-images.ts";
 
 const IMAGE = "vmnet-busybox:1";
 const LONG = { timeoutMs: 300_000 };
@@ -63,15 +60,7 @@ beforeAll(async () => {
   });
   d = new TestDaemon("arcbox-vm-net-", {}, undefined, { engine: "vm" });
   await d.start();
-  const root = mkdtempSync(join(tmpdir(), "arcbox-vmnet-rootfs-"));
-  try {
-    buildBusyboxRootfs(root);
-    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
-    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await d.importBusybox(IMAGE);
   // The first run waits for the engine machine's boot.
   const r = await d.docker(["run", "--rm", IMAGE, "true"], { timeoutMs: 540_000 });
   if (r.code !== 0) throw new Error(`first docker run failed (${r.code}): ${r.stderr}`);

@@ -28,15 +28,7 @@ beforeAll(async () => {
   d = new TestDaemon("arcbox-vm-mode-", {}, undefined, { engine: "vm" });
   const started = performance.now();
   await d.start();
-  const root = mkdtempSync(join(tmpdir(), "arcbox-vm-rootfs-"));
-  try {
-    buildBusyboxRootfs(root);
-    const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
-    const imp = Bun.spawn(["docker", "-H", d.dockerHost, "import", "-", IMAGE], { stdin: tar, stdout: "pipe", stderr: "pipe" });
-    if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await d.importBusybox(IMAGE);
   // The first run waits for the engine machine, which vmm boots at daemon start.
   const r = await d.docker(["run", "--rm", IMAGE, "true"], { timeoutMs: 540_000 });
   if (r.code !== 0) {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { netNames } from "../../services/netd/core/names.ts";
 import { removeChains } from "../../services/netd/platform/iptables.ts";
+import { buildBusyboxRootfs } from "./test-images.ts";
 
 export const REPO = join(import.meta.dir, "..", "..");
 export const ARCBOX = join(REPO, "bin", "arcbox");
@@ -87,6 +88,23 @@ export class TestDaemon {
   /** fetch() against the Docker socket, for raw API checks. */
   api(path: string, init: RequestInit = {}): Promise<Response> {
     return fetch(`http://docker${path}`, { ...init, unix: this.socket } as RequestInit);
+  }
+
+  /**
+   * `docker import`s the busybox test rootfs as `image`; `customize` may change the
+   * rootfs first (its path is given).
+   */
+  async importBusybox(image: string, customize?: (root: string) => void): Promise<void> {
+    const root = mkdtempSync(join(tmpdir(), "arcbox-busybox-rootfs-"));
+    try {
+      buildBusyboxRootfs(root);
+      customize?.(root);
+      const tar = Bun.spawnSync(["tar", "--numeric-owner", "-C", root, "-cf", "-", "."]).stdout;
+      const imp = Bun.spawn(["docker", "-H", this.dockerHost, "import", "-", image], { stdin: tar, stdout: "pipe", stderr: "pipe" });
+      if ((await imp.exited) !== 0) throw new Error(`docker import: ${await new Response(imp.stderr).text()}`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   }
 
   async start(): Promise<void> {
