@@ -11,6 +11,7 @@ import { arcboxHome } from "../../lib/home.ts";
 import { ServiceClients } from "../../lib/service/clients.ts";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { rawTar } from "../helpers/test-images.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const d = new TestDaemon("arcbox-socket-limits-");
 beforeAll(() => d.start(), 60_000);
@@ -114,4 +115,39 @@ test("GET /events answers 200 and its headers at once, before any event", async 
   });
   expect(head).toStartWith("HTTP/1.1 200");
   expect(head.toLowerCase()).toContain("content-type: application/json");
+});
+
+describe("response streams", () => {
+  test("a slow `docker logs -f` client: apid holds a bounded part of a 100 MB log, and the client still gets all of it", async () => {
+    await d.importBusybox("limits-busybox:1");
+    const LINES = 1_000_000;
+    const line = `${"0123456789".repeat(9)}abcdefghi`; // 99 bytes + newline
+    const started = await d.docker(["run", "-d", "--name", "chatty", "limits-busybox:1", "sh", "-c", `yes ${line} | head -n ${LINES}; echo DONE; exec sleep 600`]);
+    expect(started.code).toBe(0);
+    await waitFor("the container's last line", async () => (await d.docker(["logs", "--tail", "1", "chatty"])).stdout.trim() === "DONE", 120_000);
+    const { pid } = await new ServiceClients(arcboxHome(d.home)).health("apid").check({});
+    const before = pssKb(pid);
+    const res = await d.api("/containers/chatty/logs?stdout=1&stderr=1&follow=1");
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let got = (await reader.read()).value!.length;
+    // The client stops reading for a while: apid must wait for it, not read ahead.
+    let peak = before;
+    for (let i = 0; i < 30; i++) {
+      await Bun.sleep(100);
+      peak = Math.max(peak, pssKb(pid));
+    }
+    // Before: apid read the whole log into the stream at once (~1 GB RSS for 300 MB).
+    expect(peak - before).toBeLessThan(40 * 1024);
+    // The container stops: a follower gets everything, then its stream ends.
+    expect((await d.docker(["kill", "chatty"])).code).toBe(0);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      got += value.length;
+    }
+    // Each line is one frame: an 8-byte header and the line; then "DONE\n".
+    expect(got).toBe(LINES * (8 + line.length + 1) + 8 + 5);
+    await d.docker(["rm", "-f", "chatty"]);
+  }, 300_000);
 });

@@ -116,76 +116,90 @@ export class LogReader {
    * Streams the log. With `follow`, keeps reading appended lines until `stopped`
    * resolves (the container exited), then drains what is left. `release` runs once the
    * stream is over, ended or cancelled by the client (which drops its waiters at once).
+   *
+   * The stream is pulled: one read of the file per pull, so a slow client holds at most
+   * about one read's worth in memory, however large the log (the reader waits on the
+   * client's backpressure, not the other way round).
    */
   stream(follow: { stopped: Promise<unknown>; release?: () => void } | undefined): ReadableStream<Uint8Array> {
     let fd = -1;
     let offset = 0;
     let watcher: ReturnType<typeof watch> | undefined;
     const buf = Buffer.alloc(256 * 1024);
-    const readMore = (): Uint8Array[] => {
+    /** One read's rendered frames; undefined at the end of the file (for now). */
+    const readOnce = (): Uint8Array[] | undefined => {
       if (fd < 0) {
-        if (!existsSync(this.path)) return [];
+        if (!existsSync(this.path)) return undefined;
         fd = openSync(this.path, "r");
         const size = fstatSync(fd).size;
         offset = this.opts.tail === undefined ? 0 : tailOffset(fd, size, this.opts.tail);
       }
-      const out: Uint8Array[] = [];
-      for (;;) {
-        const n = readSync(fd, buf, 0, buf.length, offset);
-        if (n <= 0) break;
-        offset += n;
-        out.push(...this.renderChunk(buf.toString("utf8", 0, n)));
-        if (this.done) break;
-      }
-      return out;
+      const n = readSync(fd, buf, 0, buf.length, offset);
+      if (n <= 0) return undefined;
+      offset += n;
+      return this.renderChunk(buf.toString("utf8", 0, n));
     };
     let following = false;
+    let closed = false;
     const close = () => {
+      if (closed) return;
+      closed = true;
       watcher?.close();
       watcher = undefined;
       if (fd >= 0) closeSync(fd), (fd = -1);
       if (following) (following = false), LogReader.followers--;
       follow?.release?.();
     };
-    // Set once the stream is closed or cancelled: a cancelled stream's controller must
-    // not be closed again when the container stops later (that throws, and would end apid).
-    let ended = false;
+    // Set once the container has stopped: read to the end of the file, then close.
+    let stopped = false;
+    // Set once the stream is cancelled: a cancelled stream's controller must not be
+    // closed again when the container stops later (that throws, and would end apid).
+    let cancelled = false;
+    /** Wakes a pull that waits at the end of the file (new lines, the stop, a cancel). */
+    let wake: (() => void) | undefined;
+    const poke = () => wake?.();
     return new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        const flush = () => {
-          for (const c of readMore()) controller.enqueue(c);
-        };
-        flush();
-        if (!follow || this.done) {
-          close();
-          controller.close();
-          return;
-        }
-        const end = () => {
-          if (ended) return;
-          ended = true;
-          try {
-            flush();
-          } catch {}
-          close();
-          controller.close();
-        };
+      start: () => {
+        if (!follow) return;
         following = true;
         LogReader.followers++;
         const dir = this.path.slice(0, this.path.lastIndexOf("/"));
         // Watch the directory: the file may not exist yet, and is created by the shim.
-        watcher = watch(dir, () => {
-          if (ended) return;
+        watcher = watch(dir, poke);
+        const onStop = () => {
+          stopped = true;
+          poke();
+        };
+        void follow.stopped.then(onStop, onStop);
+      },
+      pull: async (controller) => {
+        for (;;) {
+          if (cancelled) return;
+          if (this.done) break; // `until` reached
+          let frames: Uint8Array[] | undefined;
           try {
-            flush();
-          } catch {}
-          if (this.done) end();
-        });
-        void follow.stopped.then(end, end);
+            frames = readOnce();
+          } catch {
+            break; // the log went away (container removed)
+          }
+          if (frames) {
+            for (const f of frames) controller.enqueue(f);
+            if (frames.length > 0) return;
+            continue; // only lines this reader skips: read on
+          }
+          if (!follow || stopped) break;
+          // Nothing new yet: wait for the watcher, the stop or a cancel. No await
+          // between the read above and this, so no wake-up is missed.
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+        close();
+        controller.close();
       },
       cancel: () => {
-        ended = true;
+        cancelled = true;
         close();
+        poke();
       },
     });
   }
