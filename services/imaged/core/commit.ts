@@ -118,18 +118,18 @@ async function writeLayer(store: ImageStore, source: { root: string } | { tar: s
   const diffHasher = new Bun.CryptoHasher("sha256");
   const blob = store.content.writer();
   try {
+    // Pulled: the diff is read as gzip takes it, so a large commit is never all in memory.
+    const chunks = "root" in source ? diffTar(source.root) : (Bun.file(source.tar).stream() as unknown as AsyncIterable<Uint8Array>);
+    const it = chunks[Symbol.asyncIterator]();
     const tar = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        try {
-          const chunks = "root" in source ? diffTar(source.root) : (Bun.file(source.tar).stream() as unknown as AsyncIterable<Uint8Array>);
-          for await (const chunk of chunks) {
-            diffHasher.update(chunk);
-            controller.enqueue(chunk);
-          }
-          controller.close();
-        } catch (err) {
-          controller.error(err);
-        }
+      async pull(controller) {
+        const r = await it.next();
+        if (r.done) return controller.close();
+        diffHasher.update(r.value);
+        controller.enqueue(r.value);
+      },
+      async cancel() {
+        await it.return?.();
       },
     });
     const gzip = new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
