@@ -5,7 +5,6 @@
  * so apid's requests stay the same apart from the machine name and the network.
  */
 import { engineMachine, engineMode } from "../../../lib/engine-mode.ts";
-import { ContainerError } from "./container-error.ts";
 
 export const ENGINE_IS_VM = engineMode() === "vm";
 

@@ -9,7 +9,7 @@
  * apid opens its reader, asks vmm to write there, and reads until end of file (vmm
  * gone). Releasing closes the reader; vmm drops the subscription at its next write.
  */
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FrameDecoder } from "../../../guest/protocol/frames.ts";
 import type { AgentFrame } from "../../../guest/protocol/messages.ts";

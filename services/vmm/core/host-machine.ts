@@ -11,7 +11,7 @@
  * ways, so bytes a dead vmm left in a FIFO never reach the frame decoder. An agent from
  * before FIFO sessions is still reached through its socket.
  */
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { ensureFifo, FdStream, openReader, openWaiting, openWriterIfRead, unblockWriterOpen, type ByteStream } from "../../../lib/ipc/fifo-stream.ts";
