@@ -373,11 +373,21 @@ static uint32_t op_setattr(struct ctx *c, struct inode *n) {
  * any error), POSIX locks are the guest kernel's own (FUSE_POSIX_LOCKS is not offered),
  * and the only dirty guest pages a FLUSH would push are those of a shared writable
  * mmap, which needs an O_RDWR descriptor. So only O_RDWR opens keep FLUSH, and a
- * close after mmap still reaches the host as before. */
+ * close after mmap still reaches the host as before.
+ * FOPEN_DIRECT_IO for write-only opens under cache=auto: the guest then sends write()
+ * data straight from the caller's pages instead of first copying it into its page cache
+ * (a TCG guest copies 1 MiB in ~20-30 ms, longer than the WRITE itself), and it skips its
+ * kill-privileges check, a GETXATTR security.capability round trip before every write()
+ * (this server serves xattrs; see op_write for the suid/sgid bits). Nothing is lost: a
+ * write-only descriptor can neither read nor be mmapped, cache=auto drops the page cache
+ * at every open anyway (no FOPEN_KEEP_CACHE), and a reader that has the file open already
+ * refetches on its next read() (the write marks size and mtime stale, FUSE_AUTO_INVAL_DATA
+ * then drops the changed pages). cache=always keeps the page cache path: there pages are
+ * kept across opens and only a size change would invalidate them. */
 static uint32_t file_open_flags(uint32_t guest_flags) {
   uint32_t f = 0;
   if (cfg.cache == CACHE_ALWAYS) f |= FOPEN_KEEP_CACHE;
-  else if (cfg.cache == CACHE_NEVER) f |= FOPEN_DIRECT_IO;
+  else if (cfg.cache == CACHE_NEVER || (guest_flags & O_ACCMODE) == O_WRONLY) f |= FOPEN_DIRECT_IO;
   if ((guest_flags & O_ACCMODE) != O_RDWR) f |= FOPEN_NOFLUSH;
   return f;
 }
@@ -490,6 +500,23 @@ static uint32_t op_read(struct ctx *c) {
   return oh.len;
 }
 
+/* A write by a guest process without CAP_FSETID clears the file's set-user-ID bit, and its
+ * set-group-ID bit when it is group-executable, as a local write would. The guest kernel
+ * does that itself (a SETATTR) before a write through its page cache, but on the direct
+ * I/O path it only sets FUSE_WRITE_KILL_SUIDGID; this server writes as root, whose writes
+ * keep the bits on the host, so it clears them here. (security.capability needs nothing:
+ * the host kernel removes it on every write, root's included.) */
+static void kill_suidgid(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return;
+  mode_t kill = S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0);
+  if (st.st_mode & kill) {
+    // SAFETY: a failed fchmod leaves the bits as they were; the write itself succeeded
+    // and is answered as such.
+    (void)fchmod(fd, st.st_mode & 07777 & ~kill);
+  }
+}
+
 static uint32_t op_write(struct ctx *c) {
   NEED(struct fuse_write_in);
   ROFS();
@@ -502,6 +529,7 @@ static uint32_t op_write(struct ctx *c) {
   ssize_t r;
   do r = pwritev(fd, iov, niov, (off_t)in->offset); while (r < 0 && errno == EINTR);
   if (r < 0) return reply(c, -errno, NULL, 0);
+  if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) kill_suidgid(fd);
   stat_add(ST_BYTES_WRITTEN, r);
   struct fuse_write_out out = { .size = (uint32_t)r };
   return reply(c, 0, &out, sizeof out);

@@ -58,6 +58,10 @@ check unlink sh -c 'rm $M/hard && [ ! -e $M/hard ] && [ "$(stat -c %h $M/renamed
 check chmod sh -c 'chmod 640 $M/renamed.txt && [ "$(stat -c %a $M/renamed.txt)" = 640 ]'
 check chown sh -c 'chown 1234:2345 $M/renamed.txt && [ "$(stat -c %u:%g $M/renamed.txt)" = 1234:2345 ]'
 check mknod-fifo sh -c 'mkfifo $M/fifo && [ -p $M/fifo ]'
+# a write by a process without CAP_FSETID (root of a new user namespace) clears set-user-ID
+# and group-executable set-group-ID bits; root's own write keeps them
+check kill-suid sh -c 'echo x > $M/suid && chmod 6777 $M/suid && unshare -U sh -c "echo y >> $M/suid" && [ "$(stat -c %a $M/suid)" = 777 ]'
+check keep-suid-root sh -c 'echo x > $M/suid-root && chmod 6777 $M/suid-root && echo y >> $M/suid-root && [ "$(stat -c %a $M/suid-root)" = 6777 ]'
 
 # host-side edits: cache the old content, then wait for the host's change
 check edit-before sh -c '[ "$(cat $M/edit.txt)" = v1 ] && [ ! -e $M/appeared.txt ]'
@@ -177,6 +181,8 @@ test("every operation checked in the guest succeeded", () => {
     "chmod",
     "chown",
     "mknod-fifo",
+    "kill-suid",
+    "keep-suid-root",
     "edit-before",
     "edit-seen",
     "appeared",
@@ -200,6 +206,9 @@ test("the guest's writes landed on the host", () => {
   expect(readFileSync(join(share, "synced.txt"), "utf8")).toBe("synced");
   expect(readFileSync(join(share, "mm.bin")).subarray(100, 120).toString()).toBe("written through mmap");
   expect(lstatSync(join(share, "fifo")).isFIFO()).toBe(true);
+  expect(statSync(join(share, "suid")).mode & 0o7777).toBe(0o777);
+  expect(readFileSync(join(share, "suid"), "utf8")).toBe("x\ny\n");
+  expect(statSync(join(share, "suid-root")).mode & 0o7777).toBe(0o6777);
 });
 
 test("host-side edits reach the guest within the auto cache timeout", () => {
