@@ -3,11 +3,11 @@
  * that sleeps in epoll_wait on the queue's kick eventfd (and a stop eventfd) and pops
  * every available descriptor chain. The last chain of each batch is answered right there
  * (no hand-off: a lone request, the common case of one guest thread waiting on one
- * request, pays no extra wake-up); the others go to a pool of worker threads (--threads),
- * so a slow request (a cold read, an fsync, a create on a slow disk) does not hold up the
- * others.
+ * request, pays no extra wake-up) unless it is an fsync-like one; the others go to a pool
+ * of worker threads (--threads), so a slow request (a cold read, an fsync, a create on a
+ * slow disk) does not hold up the others.
  * Whoever answers pushes to the used ring under the queue's lock; the guest is signalled
- * per EVENT_IDX (once per inline batch, and only when the driver asked). */
+ * per EVENT_IDX (once per inline answer, and only when the driver asked). */
 #include "vfsd.h"
 #include <errno.h>
 #include <stdio.h>
@@ -280,10 +280,28 @@ static void drain(struct vq *q) {
   pthread_mutex_unlock(&q->ulock);
 }
 
+/* Requests that may block for milliseconds or more on the host's disk (an fsync writes
+ * back everything the file has dirty). Answered here, one would hold up every request the
+ * guest sends meanwhile, and its answer would hold up the signal for the ones before it. */
+static bool slow_opcode(uint32_t op) {
+  return op == FUSE_FSYNC || op == FUSE_FSYNCDIR || op == FUSE_SYNCFS || op == FUSE_FALLOCATE ||
+         op == FUSE_COPY_FILE_RANGE;
+}
+/* The FUSE opcode of the chain at head (0 if it cannot be read); with mem_lock (read) held. */
+static uint32_t peek_opcode(struct vq *q, uint16_t head) {
+  uint32_t op = 0;
+  if (read_chain(q, head, &q->req) == 0)
+    // SAFETY: a chain too short for a header leaves op 0, not slow: it is answered inline,
+    // where fuse_handle refuses it.
+    (void)iov_copy_from(q->req.out, q->req.n_out, offsetof(struct fuse_in_header, opcode), &op, sizeof op);
+  return op;
+}
+
 /* Pops every available chain: the last one is answered here (this thread is awake
  * already; waking a worker costs a scheduling delay, milliseconds on a loaded host, on
- * the path of whoever waits for it), the others go to the workers, so a lone request
- * never pays a hand-off. Inline answers are signalled once, after the batch. */
+ * the path of whoever waits for it), unless it is slow (slow_opcode); the others go to
+ * the workers, so a lone quick request never pays a hand-off. Each inline answer is
+ * signalled before the next batch is looked at, so it never waits for a later request. */
 static void process_queue(struct vq *q) {
   bool event_idx = has_event_idx();
   pthread_rwlock_rdlock(&mem_lock);
@@ -302,10 +320,11 @@ static void process_queue(struct vq *q) {
       uint16_t head = q->avail->ring[q->last_avail % q->num];
       q->last_avail++;
       bool last = q->last_avail == avail_idx;
-      if (!last && pool_threads > 0 && pool_submit(q, head)) continue;
+      if (pool_threads > 0 && (!last || slow_opcode(peek_opcode(q, head))) && pool_submit(q, head)) continue;
       uint32_t written = answer(q, head, &q->req);
       pthread_mutex_lock(&q->ulock);
       push_used_locked(q, head, written);
+      notify_locked(q);
       pthread_mutex_unlock(&q->ulock);
     }
     stat_add(ST_BATCHES, 1);

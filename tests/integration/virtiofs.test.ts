@@ -58,15 +58,21 @@ check unlink sh -c 'rm $M/hard && [ ! -e $M/hard ] && [ "$(stat -c %h $M/renamed
 check chmod sh -c 'chmod 640 $M/renamed.txt && [ "$(stat -c %a $M/renamed.txt)" = 640 ]'
 check chown sh -c 'chown 1234:2345 $M/renamed.txt && [ "$(stat -c %u:%g $M/renamed.txt)" = 1234:2345 ]'
 check mknod-fifo sh -c 'mkfifo $M/fifo && [ -p $M/fifo ]'
+# a write by a process without CAP_FSETID (root of a new user namespace) clears set-user-ID
+# and group-executable set-group-ID bits; root's own write keeps them
+check kill-suid sh -c 'echo x > $M/suid && chmod 6777 $M/suid && unshare -U sh -c "echo y >> $M/suid" && [ "$(stat -c %a $M/suid)" = 777 ]'
+check keep-suid-root sh -c 'echo x > $M/suid-root && chmod 6777 $M/suid-root && echo y >> $M/suid-root && [ "$(stat -c %a $M/suid-root)" = 6777 ]'
 
 # host-side edits: cache the old content, then wait for the host's change
-check edit-before sh -c '[ "$(cat $M/edit.txt)" = v1 ] && [ ! -e $M/appeared.txt ]'
+check edit-before sh -c '[ "$(cat $M/edit.txt)" = v1 ] && [ ! -e $M/appeared.txt ] && [ "$(ls $M/listed)" = a ]'
 echo READY-EDIT
 # (appeared.txt was just looked up and missed: the guest holds a negative entry for it)
-i=0; while { [ "$(cat $M/edit.txt)" != v2 ] || [ ! -e $M/appeared.txt ]; } && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done
+# (listed/ was just listed: the guest may hold that listing, and must drop it once the host adds b)
+i=0; while { [ "$(cat $M/edit.txt)" != v2 ] || [ ! -e $M/appeared.txt ] || [ "$(ls $M/listed | tr '\\n' ' ')" != "a b " ]; } && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done
 echo "EDIT-SEEN-AFTER $i"
 check edit-seen sh -c '[ "$(cat $M/edit.txt)" = v2 ]'
 check appeared sh -c '[ "$(cat $M/appeared.txt)" = new ]'
+check listing-updated sh -c '[ "$(ls $M/listed | tr "\\n" " ")" = "a b " ]'
 
 # escapes: host-side symlinks and .. must not reach ${outside}
 cat $M/escape-abs 2>&1; cat $M/escape-rel 2>&1; ls -la $M/escape-dir/ 2>&1; cat $M/escape-dir/marker 2>&1
@@ -97,7 +103,8 @@ umount $R
 
 beforeAll(async () => {
   probe = (await virtiofsGuest()).probe;
-  for (const d of [share, ro, outside, join(share, "many")]) mkdirSync(d, { recursive: true });
+  for (const d of [share, ro, outside, join(share, "many"), join(share, "listed")]) mkdirSync(d, { recursive: true });
+  writeFileSync(join(share, "listed", "a"), "");
   writeFileSync(join(outside, "marker"), SECRET);
   writeFileSync(join(share, "hello.txt"), "hello from the host");
   writeFileSync(join(share, "big.bin"), big);
@@ -121,6 +128,7 @@ beforeAll(async () => {
       if (line.startsWith("READY-EDIT")) {
         writeFileSync(join(share, "edit.txt"), "v2");
         writeFileSync(join(share, "appeared.txt"), "new");
+        writeFileSync(join(share, "listed", "b"), "");
         editSeenAt = Date.now();
       }
     },
@@ -177,9 +185,12 @@ test("every operation checked in the guest succeeded", () => {
     "chmod",
     "chown",
     "mknod-fifo",
+    "kill-suid",
+    "keep-suid-root",
     "edit-before",
     "edit-seen",
     "appeared",
+    "listing-updated",
     "umount",
   ];
   const failed = expected.filter((n) => got.get(n) !== "ok").map((n) => `${n}: ${got.get(n) ?? "missing"}`);
@@ -200,6 +211,9 @@ test("the guest's writes landed on the host", () => {
   expect(readFileSync(join(share, "synced.txt"), "utf8")).toBe("synced");
   expect(readFileSync(join(share, "mm.bin")).subarray(100, 120).toString()).toBe("written through mmap");
   expect(lstatSync(join(share, "fifo")).isFIFO()).toBe(true);
+  expect(statSync(join(share, "suid")).mode & 0o7777).toBe(0o777);
+  expect(readFileSync(join(share, "suid"), "utf8")).toBe("x\ny\n");
+  expect(statSync(join(share, "suid-root")).mode & 0o7777).toBe(0o6777);
 });
 
 test("host-side edits reach the guest within the auto cache timeout", () => {
