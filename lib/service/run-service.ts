@@ -34,11 +34,16 @@ export interface RunningService {
    * it again on the next call. Absent: the service stays up.
    */
   idle?: () => boolean | Promise<boolean>;
+  /**
+   * How long, without requests, before `idle()` is asked, when ARCBOX_IDLE_EXIT_SECONDS
+   * does not say (default 300): shorter for a service that is cheap to start again.
+   */
+  idleExitSeconds?: number;
 }
 
 /** How long a lazy service waits without requests before it asks `idle()` (ARCBOX_IDLE_EXIT_SECONDS, 0 = never). */
-function idleExitMs(): number {
-  const v = Number(process.env.ARCBOX_IDLE_EXIT_SECONDS ?? 300);
+function idleExitMs(serviceDefault = 300): number {
+  const v = Number(process.env.ARCBOX_IDLE_EXIT_SECONDS ?? serviceDefault);
   return Number.isFinite(v) && v > 0 ? v * 1000 : 0;
 }
 
@@ -62,7 +67,7 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   const started = Date.now();
   const service = await def.start(ctx);
   // Idle exit only under a supervisor, which restarts the service on its next call.
-  const idleMs = service.idle && underSupervisor ? idleExitMs() : 0;
+  const idleMs = service.idle && underSupervisor ? idleExitMs(service.idleExitSeconds) : 0;
   const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
   const connect = serveConnect(
     serviceSocket(home, def.name),
