@@ -8,7 +8,7 @@ import { MetricsRegistry } from "../debug/metrics.ts";
 import { serveDebug } from "../debug/server.ts";
 import { arcboxHome, debugSocket, ensureHome, serviceDataDir, serviceSocket, type ArcboxHome } from "../home.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { serveConnect } from "../rpc/server.ts";
+import { serveConnect, serveConnectLazy } from "../rpc/server.ts";
 import { ARCBOX_VERSION } from "../version.ts";
 import { ServiceClients } from "./clients.ts";
 import { parseHomeFlag } from "./argv.ts";
@@ -25,7 +25,10 @@ export interface ServiceContext {
 }
 
 export interface RunningService {
-  routes: (router: ConnectRouter) => void;
+  /** The service's Connect routes, set up at start. */
+  routes?: (router: ConnectRouter) => void;
+  /** Or: loaded (their descriptors and code) on the socket's first request. */
+  loadRoutes?: () => Promise<(router: ConnectRouter) => void>;
   state: () => unknown | Promise<unknown>;
   stop?: () => Promise<void>;
   /**
@@ -69,16 +72,17 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   // Idle exit only under a supervisor, which restarts the service on its next call.
   const idleMs = service.idle && underSupervisor ? idleExitMs(service.idleExitSeconds) : 0;
   const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
-  const connect = serveConnect(
-    serviceSocket(home, def.name),
-    (router) => {
-      router.service(HealthService, {
-        check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
-      });
-      service.routes(router);
-    },
-    activity ? (h) => activity.wrap(h) : undefined,
-  );
+  const withHealth = (routes: (router: ConnectRouter) => void) => (router: ConnectRouter) => {
+    router.service(HealthService, {
+      check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
+    });
+    routes(router);
+  };
+  const track = activity ? (h: (req: Request) => Promise<Response>) => activity.wrap(h) : undefined;
+  const { routes = () => {}, loadRoutes } = service;
+  const connect = loadRoutes
+    ? serveConnectLazy(serviceSocket(home, def.name), async () => withHealth(await loadRoutes()), track)
+    : serveConnect(serviceSocket(home, def.name), withHealth(routes), track);
   const debug = serveDebug(debugSocket(home, def.name), { service: def.name, version: ARCBOX_VERSION, metrics: ctx.metrics, state: service.state });
 
   let stopping = false;
