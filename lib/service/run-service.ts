@@ -13,6 +13,7 @@ import { ARCBOX_VERSION } from "../version.ts";
 import { ServiceClients } from "./clients.ts";
 import { parseHomeFlag } from "./argv.ts";
 import { ActivityTracker } from "./activity.ts";
+import { noteActivity } from "./settle-gc.ts";
 import { onSupervisorExit, sendToSupervisor, underSupervisor } from "./supervisor-channel.ts";
 
 export interface ServiceContext {
@@ -114,4 +115,6 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
 
   log.info("ready", { pid: process.pid, socket: serviceSocket(home, def.name) });
   sendToSupervisor({ type: "ready" });
+  // Start-up is a burst too: settle after it even if no request follows (settle-gc.ts).
+  noteActivity();
 }

@@ -9,6 +9,7 @@
 import { rootfsHelpers } from "./core/rootfs-helper.ts";
 import { dockerSocket, type ArcboxHome } from "../../lib/home.ts";
 import { runService } from "../../lib/service/run-service.ts";
+import { noteActivity } from "../../lib/service/settle-gc.ts";
 import { ContainerManager } from "./core/container-manager.ts";
 import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
@@ -64,6 +65,8 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         void containers
           .recover()
           .then(() => health.armRunning())
+          // Recovery is start-up work: collect after it too (lib/service/settle-gc.ts).
+          .then(() => noteActivity())
           .catch((err) => ctx.log.error("container recovery failed", { error: err }));
         return {
           // ContainerService (run/apid.sock, for the CLI): its descriptors (~1.2 MB of
