@@ -13,6 +13,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { ensureFifo, FdStream, openReader, openWaiting, openWriterIfRead, type ByteStream } from "../../lib/ipc/fifo-stream.ts";
 import { ArcboxError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
+import { noteActivity } from "../../lib/service/settle-gc.ts";
 import { MachineService, RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Agent } from "../core/agent.ts";
 import { parseExitFields } from "../storage/records.ts";
@@ -167,11 +168,14 @@ export class AgentServer {
 
   private async handle(socket: ByteStream, req: RequestFrame): Promise<void> {
     if (req?.k !== "req") return;
+    // A call, and again its end, arm the collection after the burst (settle-gc.ts).
+    noteActivity();
     this.inflight++;
     try {
       await this.answer(socket, req);
     } finally {
       this.inflight--;
+      noteActivity();
       // A call that outlived its client's connection decides idleness once it is done.
       this.checkIdle();
     }
@@ -194,6 +198,7 @@ export class AgentServer {
   }
 
   private onShim(socket: Socket): void {
+    noteActivity();
     let text = "";
     socket.setEncoding("utf8");
     socket.on("data", (d) => (text += d));

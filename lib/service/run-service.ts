@@ -8,11 +8,12 @@ import { MetricsRegistry } from "../debug/metrics.ts";
 import { serveDebug } from "../debug/server.ts";
 import { arcboxHome, debugSocket, ensureHome, serviceDataDir, serviceSocket, type ArcboxHome } from "../home.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { serveConnect } from "../rpc/server.ts";
+import { serveConnect, serveConnectLazy } from "../rpc/server.ts";
 import { ARCBOX_VERSION } from "../version.ts";
 import { ServiceClients } from "./clients.ts";
 import { parseHomeFlag } from "./argv.ts";
 import { ActivityTracker } from "./activity.ts";
+import { noteActivity } from "./settle-gc.ts";
 import { onSupervisorExit, sendToSupervisor, underSupervisor } from "./supervisor-channel.ts";
 
 export interface ServiceContext {
@@ -25,7 +26,10 @@ export interface ServiceContext {
 }
 
 export interface RunningService {
-  routes: (router: ConnectRouter) => void;
+  /** The service's Connect routes, set up at start. */
+  routes?: (router: ConnectRouter) => void;
+  /** Or: loaded (their descriptors and code) on the socket's first request. */
+  loadRoutes?: () => Promise<(router: ConnectRouter) => void>;
   state: () => unknown | Promise<unknown>;
   stop?: () => Promise<void>;
   /**
@@ -34,11 +38,16 @@ export interface RunningService {
    * it again on the next call. Absent: the service stays up.
    */
   idle?: () => boolean | Promise<boolean>;
+  /**
+   * How long, without requests, before `idle()` is asked, when ARCBOX_IDLE_EXIT_SECONDS
+   * does not say (default 300): shorter for a service that is cheap to start again.
+   */
+  idleExitSeconds?: number;
 }
 
 /** How long a lazy service waits without requests before it asks `idle()` (ARCBOX_IDLE_EXIT_SECONDS, 0 = never). */
-function idleExitMs(): number {
-  const v = Number(process.env.ARCBOX_IDLE_EXIT_SECONDS ?? 300);
+function idleExitMs(serviceDefault = 300): number {
+  const v = Number(process.env.ARCBOX_IDLE_EXIT_SECONDS ?? serviceDefault);
   return Number.isFinite(v) && v > 0 ? v * 1000 : 0;
 }
 
@@ -62,18 +71,19 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   const started = Date.now();
   const service = await def.start(ctx);
   // Idle exit only under a supervisor, which restarts the service on its next call.
-  const idleMs = service.idle && underSupervisor ? idleExitMs() : 0;
+  const idleMs = service.idle && underSupervisor ? idleExitMs(service.idleExitSeconds) : 0;
   const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
-  const connect = serveConnect(
-    serviceSocket(home, def.name),
-    (router) => {
-      router.service(HealthService, {
-        check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
-      });
-      service.routes(router);
-    },
-    activity ? (h) => activity.wrap(h) : undefined,
-  );
+  const withHealth = (routes: (router: ConnectRouter) => void) => (router: ConnectRouter) => {
+    router.service(HealthService, {
+      check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
+    });
+    routes(router);
+  };
+  const track = activity ? (h: (req: Request) => Promise<Response>) => activity.wrap(h) : undefined;
+  const { routes = () => {}, loadRoutes } = service;
+  const connect = loadRoutes
+    ? serveConnectLazy(serviceSocket(home, def.name), async () => withHealth(await loadRoutes()), track)
+    : serveConnect(serviceSocket(home, def.name), withHealth(routes), track);
   const debug = serveDebug(debugSocket(home, def.name), { service: def.name, version: ARCBOX_VERSION, metrics: ctx.metrics, state: service.state });
 
   let stopping = false;
@@ -105,4 +115,6 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
 
   log.info("ready", { pid: process.pid, socket: serviceSocket(home, def.name) });
   sendToSupervisor({ type: "ready" });
+  // Start-up is a burst too: settle after it even if no request follows (settle-gc.ts).
+  noteActivity();
 }

@@ -7,11 +7,10 @@
  * the background so a slow runtime never delays the API.
  */
 import { rootfsHelpers } from "./core/rootfs-helper.ts";
-import { ContainerService } from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
 import { dockerSocket, type ArcboxHome } from "../../lib/home.ts";
 import { runService } from "../../lib/service/run-service.ts";
+import { noteActivity } from "../../lib/service/settle-gc.ts";
 import { ContainerManager } from "./core/container-manager.ts";
-import { containerServiceImpl } from "./core/container-service.ts";
 import { loadEngineId } from "./core/engine-id.ts";
 import { EventsBus } from "./core/events-bus.ts";
 import { ExecManager } from "./core/exec-manager.ts";
@@ -66,9 +65,16 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         void containers
           .recover()
           .then(() => health.armRunning())
+          // Recovery is start-up work: collect after it too (lib/service/settle-gc.ts).
+          .then(() => noteActivity())
           .catch((err) => ctx.log.error("container recovery failed", { error: err }));
         return {
-          routes: (router) => router.service(ContainerService, containerServiceImpl(containers, execs)),
+          // ContainerService (run/apid.sock, for the CLI): its descriptors (~1.2 MB of
+          // heap) load on the first call, not in a daemon nobody asked through it.
+          loadRoutes: async () => {
+            const [{ ContainerService }, { containerServiceImpl }] = await Promise.all([import("../../proto/gen/arcbox/containers/v1/containers_pb.ts"), import("./core/container-service.ts")]);
+            return (router) => router.service(ContainerService, containerServiceImpl(containers, execs));
+          },
           state: () => ({
             dockerSocket: dockerSocket(ctx.home),
             containers: containers.counts(),

@@ -10,6 +10,7 @@ import type { Subprocess } from "bun";
 import type { ServiceStateName } from "./service-state.ts";
 import { debugSocket, serviceLog, serviceSocket, type ArcboxHome } from "../../../lib/home.ts";
 import { openLogFile, type Logger } from "../../../lib/log.ts";
+import { noteActivity } from "../../../lib/service/settle-gc.ts";
 import type { SupervisorReply } from "../../../lib/service/supervisor-channel.ts";
 import { Backoff } from "./backoff.ts";
 import type { ServiceSpec } from "./service-table.ts";
@@ -126,6 +127,8 @@ export class ManagedService {
 
   private onMessage(proc: Subprocess, channel: { fd: number; open: boolean }, message: unknown): void {
     const type = (message as { type?: string })?.type;
+    // A service starting, activating another or going idle: collect after the burst.
+    noteActivity();
     if (type === "activate") {
       const { id, name } = message as { id?: unknown; name?: unknown };
       if (typeof id !== "number" || typeof name !== "string") return;
