@@ -7,8 +7,12 @@ rm -rf dist.tmp && mkdir -p dist.tmp
 # The cold-start path (supervisor, then apid answering `docker version`) also gets
 # bytecode (<name>.js.jsc next to the bundle, which Bun loads when it runs the .js):
 # JSC skips parsing and compiling. It needs entry points without top-level await.
-bun build services/apid/main.ts --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming 'apid.[ext]' >/dev/null
-for svc in imaged netd fsd vmm; do
+# imaged too: it exits when idle, and its next start is on the path of the next image
+# call (docker images, run).
+for svc in apid imaged; do
+  bun build "services/$svc/main.ts" --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming "$svc.[ext]" >/dev/null
+done
+for svc in netd fsd vmm; do
   bun build "services/$svc/main.ts" --target=bun --minify-syntax --minify-whitespace --outfile "dist.tmp/$svc.js" >/dev/null
 done
 bun build cli/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/arcbox.js >/dev/null

@@ -28,7 +28,9 @@ import { Snapshots } from "./storage/snapshots.ts";
  */
 const IDLE_EXIT_SECONDS = 20;
 
-await runService({
+// No top-level await: the bundle is compiled to bytecode (scripts/build.sh), which needs
+// a CommonJS-shaped module.
+runService({
   name: "imaged",
   async start(ctx) {
     const db = new ImageDb(ctx.dataDir);
@@ -79,4 +81,7 @@ await runService({
       },
     };
   },
+}).catch((err) => {
+  console.error("imaged failed to start:", err);
+  process.exit(1);
 });
