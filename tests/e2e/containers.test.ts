@@ -463,6 +463,27 @@ describe("info", () => {
     expect(info.ContainersStopped).toBeGreaterThanOrEqual(1);
     await docker(["rm", "counted"]);
   });
+
+  test("ps -s, inspect --size and system df measure the writable layer", async () => {
+    const MIB = 1 << 20;
+    expect((await docker(["run", "--name", "sized", "--network", "none", IMG, "sh", "-c", "head -c 1048576 /dev/zero > /big"])).code).toBe(0);
+    const c = JSON.parse((await docker(["container", "inspect", "--size", "sized"])).stdout)[0];
+    // The upper dir is where the container ran: the host's disk, or the engine machine's.
+    expect(c.SizeRw).toBeGreaterThanOrEqual(MIB);
+    expect(c.SizeRw).toBeLessThan(2 * MIB);
+    expect(c.SizeRootFs).toBeGreaterThan(c.SizeRw + 500_000);
+    const listed = (await (await d.api("/containers/json?all=1&size=1")).json()) as { Names: string[]; SizeRw: number; SizeRootFs: number }[];
+    const row = listed.find((r) => r.Names.includes("/sized"));
+    expect(row?.SizeRw).toBe(c.SizeRw);
+    expect(row?.SizeRootFs).toBe(c.SizeRootFs);
+    // "1.05MB (virtual 5.3MB)"
+    expect((await docker(["ps", "-a", "-s", "--filter", "name=sized", "--format", "{{.Size}}"])).stdout).toMatch(/^1\.05MB \(virtual /);
+    const df = (await (await d.api("/system/df")).json()) as { Containers: { Names: string[]; SizeRw: number }[] };
+    expect(df.Containers.find((r) => r.Names.includes("/sized"))?.SizeRw).toBe(c.SizeRw);
+    const dfCli = (await docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}"])).stdout;
+    expect(dfCli).toMatch(/^Containers [1-9]\d* (?!0B)\d/m);
+    await docker(["rm", "sized"]);
+  });
 });
 
 describe("no leftovers", () => {

@@ -63,6 +63,8 @@ export class EngineFiles {
     private readonly paths: EnginePaths,
     private readonly agent: () => Promise<AgentClient>,
     private readonly log: Logger,
+    /** The agent if the machine is up or coming up, without booting it. */
+    private readonly agentIfUp: () => Promise<AgentClient | undefined>,
   ) {
     this.socketPath = join(runDir, ENGINE_FILES_SOCKET);
   }
@@ -157,9 +159,15 @@ export class EngineFiles {
     } catch (err) {
       return this.refuse(client, `bad files request: ${err instanceof Error ? err.message : String(err)}`);
     }
-    let agent: AgentClient;
+    let agent: AgentClient | undefined;
     try {
-      agent = await this.agent();
+      // Measuring never boots the machine: `docker ps -s` needs no VM. A machine that is
+      // not running reports 0 bytes (its disk is not readable from here).
+      agent = req.op === "size" ? await this.agentIfUp() : await this.agent();
+      if (!agent) {
+        const code = Buffer.alloc(4);
+        return void client.end(Buffer.concat([frame(1, Buffer.from(JSON.stringify({ sizeRw: 0 }))), frame(3, code)]));
+      }
     } catch (err) {
       this.log.warn("files stream: the engine machine's agent is not reachable", { error: err });
       return this.refuse(client, `the engine machine is not reachable: ${err instanceof Error ? err.message : String(err)}`);

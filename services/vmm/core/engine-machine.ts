@@ -70,7 +70,20 @@ export class EngineMachine {
   constructor(private readonly d: EngineMachineDeps) {
     this.paths = new EnginePaths(d.homeRoot);
     this.stdio = new EngineStdio(d.runDir, () => this.ready(), d.log);
-    this.files = new EngineFiles(d.runDir, this.paths, () => this.ready(), d.log);
+    this.files = new EngineFiles(
+      d.runDir,
+      this.paths,
+      () => this.ready(),
+      d.log,
+      () => this.agentIfUp(),
+    );
+  }
+
+  /** The agent when the machine is running or coming up; undefined (and no boot) otherwise. */
+  private agentIfUp(): Promise<AgentClient | undefined> {
+    if (this.readying) return this.readying;
+    const state = this.d.vms.list().find((m) => m.name === this.name)?.state;
+    return state === "running" || state === "starting" ? this.ready() : Promise.resolve(undefined);
   }
 
   /** The engine machine's agent, after creating, booting and setting it up as needed. */
