@@ -286,6 +286,25 @@ describe("container lifecycle", () => {
     await docker(["rm", "-f", "onfail", "always"]);
   });
 
+  test("a stop between an exit and its restart ends the restarts", async () => {
+    // The record says "exited" while the runtime is released (seconds in VM mode, where
+    // this window is hit every time), and the restart policy applies after that: a stop
+    // in between must cancel the restart to come, not answer "not running".
+    await docker(["run", "-d", "--name", "between", "--restart", "always", "--network", "none", IMG, "sh", "-c", "sleep 0.2; exit 1"]);
+    let seen = "";
+    for (let i = 0; i < 400 && seen !== "exited"; i++) seen = (await docker(["inspect", "-f", "{{.State.Status}}", "between"])).stdout.trim();
+    expect((await docker(["stop", "between"])).code).toBe(0);
+    const after = (await inspect("between")).State;
+    expect(after.Running).toBe(false);
+    const count = (await inspect("between")).RestartCount;
+    // Longer than a restart takes here (the policy's first delay is 100 ms; a VM start a few seconds).
+    await Bun.sleep(IN_VM ? 8000 : 1000);
+    const later = await inspect("between");
+    expect(later.State.Status).toBe("exited");
+    expect(later.RestartCount).toBe(count);
+    await docker(["rm", "-f", "between"]);
+  });
+
   test("rm of a running container needs -f; prune removes stopped ones", async () => {
     await docker(["run", "-d", "--name", "busy", "--network", "none", IMG, "sleep", "1000"]);
     const r = await docker(["rm", "busy"]);
