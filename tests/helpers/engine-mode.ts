@@ -16,9 +16,7 @@ export { TEST_ENGINE };
 export const IN_VM = TEST_ENGINE === "vm";
 
 /** What VM mode lacks today, once each; VM_PENDING names one per test. */
-export const VM_GAPS = {
-  tmpfsVolume: "a type=tmpfs volume is mounted on the host, so the machine sees a VirtioFS directory, not a tmpfs (volumes are to move to the machine's disk)",
-} as const;
+export const VM_GAPS = {} as const;
 export type VmGap = keyof typeof VM_GAPS;
 
 /**
@@ -29,7 +27,6 @@ export type VmGap = keyof typeof VM_GAPS;
 export const VM_PENDING: Readonly<Record<string, VmGap>> = {
   // containers.test.ts
   // volumes.test.ts
-  "a local volume with tmpfs options is mounted while used and unmounted after": "tmpfsVolume",
   // networks.test.ts
   // compose.test.ts
 };
