@@ -16,9 +16,10 @@
  * Rounds alternate between the engines; medians are reported.
  * VM mode (issue 13) is a third engine in the same run: ArcBox with every container in
  * the engine machine (TCG here: KVM is unusable on this host, so its numbers are the
- * emulator's). A path VM mode cannot take yet (container networks, -p and DNS in the
- * machine are still being built) is reported as "not available in VM mode yet" with
- * the daemon's answer, not as a failed bench. --no-vm leaves it out.
+ * emulator's); its container->host path ends on the host's 127.0.0.1 through
+ * host-gateway (the gateway address is the machine's). A path VM mode cannot take is
+ * reported as "not available in VM mode yet" with the daemon's answer, not as a failed
+ * bench. --no-vm leaves it out.
  * Usage: bun bench/net.ts [--mib N] [--runs N] [--queries N] [--no-vm]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -139,6 +140,9 @@ interface Setup {
   exec: string[];
   port: number;
   gateway: string;
+  /** What the container->host source connects to, and the run options it needs for it. */
+  hostTarget: string;
+  hostTargetArgs: string[];
   sink?: Subprocess;
   result: Result;
   /** Only for VM mode: a path that failed is noted here and not tried again. */
@@ -159,27 +163,44 @@ function vmUnavailable(err: unknown): string {
  */
 async function setUpVm(host: string, image: string): Promise<Setup> {
   try {
-    return { ...(await setUp("arcbox-vm", host, [], image)), unavailable: {} };
+    return { ...(await setUp("arcbox-vm", host, [], image, true)), unavailable: {} };
   } catch (err) {
     const why = vmUnavailable(err);
-    return { label: "arcbox-vm", host, exec: [], port: 0, gateway: "", result: { toHost: [], toPublished: [], dnsUs: [] }, unavailable: { toHost: why, toPublished: why, dnsUs: why } };
+    return {
+      label: "arcbox-vm",
+      host,
+      exec: [],
+      port: 0,
+      gateway: "",
+      hostTarget: "",
+      hostTargetArgs: [],
+      result: { toHost: [], toPublished: [], dnsUs: [] },
+      unavailable: { toHost: why, toPublished: why, dnsUs: why },
+    };
   }
 }
 
-async function setUp(label: string, host: string, exec: string[], image: string): Promise<Setup> {
+/**
+ * `inVm`: the network's gateway is on the engine machine's bridge, not on the host; the
+ * host-side sink listens on the host's 127.0.0.1 and the container reaches it as
+ * host.docker.internal (host-gateway: the machine bridge's host alias, DNATed to it).
+ */
+async function setUp(label: string, host: string, exec: string[], image: string, inVm = false): Promise<Setup> {
   await docker(host, ["network", "create", "benchnet"]);
   await docker(host, ["run", "-d", "--name", "sink", "--network", "benchnet", "-p", `127.0.0.1::${SINK_PORT}`, ...mounts, image, "bun", "/bench/sink.ts"]);
   const portLine = (await docker(host, ["port", "sink", String(SINK_PORT)])).split("\n")[0];
   const port = Number(/:(\d+)\s*$/.exec(portLine)![1]);
   await bunRun(exec, "wait-port.ts", ["127.0.0.1", String(port)]);
   const gateway = JSON.parse(await docker(host, ["network", "inspect", "benchnet"]))[0].IPAM.Config[0].Gateway as string;
-  const sink = await startSink(exec, gateway, SINK_PORT);
-  return { label, host, exec, port, gateway, sink, result: { toHost: [], toPublished: [], dnsUs: [] } };
+  const sink = await startSink(exec, inVm ? "127.0.0.1" : gateway, SINK_PORT);
+  const hostTarget = inVm ? "host.docker.internal" : gateway;
+  const hostTargetArgs = inVm ? ["--add-host", "host.docker.internal:host-gateway"] : [];
+  return { label, host, exec, port, gateway, hostTarget, hostTargetArgs, sink, result: { toHost: [], toPublished: [], dnsUs: [] } };
 }
 
 async function round(e: Setup, image: string): Promise<void> {
   const steps: Record<Metric, () => Promise<string>> = {
-    toHost: () => docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/source.ts", e.gateway, String(SINK_PORT), String(MIB)]),
+    toHost: () => docker(e.host, ["run", "--rm", "--network", "benchnet", ...e.hostTargetArgs, ...mounts, image, "bun", "/bench/source.ts", e.hostTarget, String(SINK_PORT), String(MIB)]),
     toPublished: () => bunRun(e.exec, "source.ts", ["127.0.0.1", String(e.port), String(MIB)]),
     dnsUs: () => docker(e.host, ["run", "--rm", "--network", "benchnet", ...mounts, image, "bun", "/bench/dns.ts", "sink", String(QUERIES)]),
   };

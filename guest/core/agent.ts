@@ -20,9 +20,6 @@ import { top } from "./top.ts";
 import { MachinePorts } from "../vm/machine-ports.ts";
 import { runNetworkCommands } from "../vm/network-commands.ts";
 
-/** How long the engine machine's shares cache a name (fsd's cache=auto: 1 s). */
-const SHARE_NAME_CACHE_MS = 1000;
-
 type Methods = typeof MachineService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
 type Output<K extends keyof Methods> = MessageInitShape<Methods[K]["output"]>;
@@ -138,14 +135,8 @@ export class Agent {
       const oci = await this.containers.oci();
       return { ociRuntime: oci.name, ociRuntimeVersion: await oci.version() };
     },
-    releaseLayers: async () => {
-      const now = await releaseUnusedLayers();
-      // The host asks right after removing the image files, and the share may still have
-      // a removed name cached (cache=auto keeps one for 1 s): look once more after that.
-      await Bun.sleep(SHARE_NAME_CACHE_MS + 500);
-      const later = await releaseUnusedLayers();
-      return { released: [...now, ...later].map((m) => basename(m)) };
-    },
+    // The host names the layers it removed: no waiting for the share's name cache.
+    releaseLayers: async (req) => ({ released: (await releaseUnusedLayers(undefined, undefined, new Set(req.layers))).map((m) => basename(m)) }),
     listeningPorts: async () => {
       if (!this.opts.inVm) return { ports: [] };
       this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));

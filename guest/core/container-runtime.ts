@@ -10,6 +10,7 @@ import { ContainerStateSchema, type ContainerState, type CreateContainerRequest,
 import type { Logger } from "../../lib/log.ts";
 import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
 import { mountRootfs, releaseUnusedLayers } from "../platform/layer-images.ts";
+import { acquireVolumeTmpfs, releaseUnusedVolumeTmpfs } from "../vm/volume-tmpfs.ts";
 import { unmountIfMounted } from "../platform/overlay.ts";
 import type { OciRuntime } from "../platform/runc.ts";
 import { selectOciRuntime } from "../platform/oci-runtime-select.ts";
@@ -68,11 +69,14 @@ export class ContainerRuntime {
       const rootfs = this.layout.rootfsDir(id);
       const p = req.process!;
       const phases = new PhaseTimer("create", id);
+      let releaseTmpfs = () => {};
       try {
         // runc create's cgroup join then skips the kernel's ~15 ms grace-period wait.
         warmCgroupMigrationForCreate();
         mkdirSync(rootfs, { recursive: true, mode: 0o700 });
         await mountRootfs(req.rootfs!, rootfs, undefined, phases);
+        // Type=tmpfs volumes (VM mode): mounted in the machine, held until crun's create binds them.
+        releaseTmpfs = await acquireVolumeTmpfs(req.mounts);
         const shared = { pid: this.sharedNs(req.pidMode, "pid", "PID"), ipc: this.sharedNs(req.ipcMode, "ipc", "IPC"), uts: this.sharedNs(req.utsMode, "uts", "UTS") };
         const spec = buildOciSpec(req, { rootfs, cgroupsPath: this.layout.cgroupPath(id), netnsPath: this.netnsPath(req), initBinary: INIT_BINARY, shared, cgroupNamespace: CGROUP_V2 });
         writeFileSync(join(this.layout.bundleDir(id), "config.json"), JSON.stringify(spec));
@@ -113,11 +117,13 @@ export class ContainerRuntime {
           hold: false,
           executable: p.args[0],
         });
+        releaseTmpfs();
         phases.mark(`shim(${oci.name})`);
         this.records.saveContainer(record);
         phases.end();
         return { pid: record.pid, stdioSocket: record.stdioSocket };
       } catch (err) {
+        releaseTmpfs();
         await this.destroy(id, true).catch((e) => this.log.error("cleanup after failed create", { id, error: e }));
         throw err;
       }
@@ -223,6 +229,7 @@ export class ContainerRuntime {
     phases?.mark("umount");
     await releaseUnusedLayers();
     phases?.mark("layers");
+    await releaseUnusedVolumeTmpfs().catch((err) => this.log.warn("could not release tmpfs volumes", { error: err }));
     removeCgroups(this.layout.cgroupPath(id));
     rmSync(this.layout.containerDir(id), { recursive: true, force: true });
     phases?.mark("rm");

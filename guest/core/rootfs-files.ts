@@ -12,10 +12,12 @@
  * - layer: the helper's tar of the upper dir as a layer (whiteouts, opaque dirs).
  * - changes: docker diff's list, computed here in JS (lib/rootfs-changes.ts).
  * - discard: the container is removed: its upper/work dirs go.
+ * - size: the bytes in its upper dir (SizeRw of `docker ps -s`, inspect --size, system df).
  */
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
+import { dirSize } from "../../lib/dir-size.ts";
 import { REPO_ROOT } from "../../lib/entry.ts";
 import { upperChanges } from "../../lib/rootfs-changes.ts";
 import { acquireLayerImages } from "../platform/layer-images.ts";
@@ -29,7 +31,7 @@ export const ROOTFS_CP = join(REPO_ROOT, "native", "bin", "arcbox-rootfs-cp");
 const CP_MOUNTPOINT = "/run/arcbox/cp-root";
 
 export const FilesRequestSchema = z.object({
-  op: z.enum(["stat", "get", "put", "export", "changes", "layer", "discard"]),
+  op: z.enum(["stat", "get", "put", "export", "changes", "layer", "discard", "size"]),
   /** The container (its record, cgroup and upper dir are the agent's). */
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/),
   /** The container path (cleaned by apid; the helper resolves it inside the root). */
@@ -55,6 +57,7 @@ export async function prepareFilesOp(req: FilesRequest, layout: AgentLayout, rec
     rmSync(dirname(upperDir), { recursive: true, force: true });
     return { output: "", code: 0 };
   }
+  if (req.op === "size") return { output: JSON.stringify({ sizeRw: dirSize(upperDir) }), code: 0 };
   if (req.op === "layer") {
     if (!existsSync(upperDir)) mkdirSync(upperDir, { recursive: true, mode: 0o755 });
     return { argv: [ROOTFS_CP, "layer", upperDir], release: noRelease };

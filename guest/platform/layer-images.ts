@@ -183,17 +183,20 @@ const idleTimers = new Map<string, Timer>();
 
 /**
  * Releases layer mounts (under `layersRoot`) no overlay uses and no create is about to:
- * at once when their image file is gone (docker rmi: the image no longer exists) or
- * `idleMs` is 0; else after `idleMs` without a user, by a timer armed now and checked
- * again when it fires (a create that mounted the layer meanwhile keeps it). Event
- * driven: runs after each container delete and when the host says images went away.
- * Returns the layer mounts it unmounted now.
+ * at once when the host removed their layer image (`removed`: diff ID hexes, from
+ * docker rmi / image prune), when their image file is gone, or when `idleMs` is 0; else
+ * after `idleMs` without a user, by a timer armed now and checked again when it fires
+ * (a create that mounted the layer meanwhile keeps it). Event driven: runs after each
+ * container delete and when the host says images went away. Returns the layer mounts
+ * it unmounted now.
  */
-export function releaseUnusedLayers(layersRoot = GUEST_LAYER_MOUNTS, idleMs = LAYER_IDLE_MS): Promise<string[]> {
+export function releaseUnusedLayers(layersRoot = GUEST_LAYER_MOUNTS, idleMs = LAYER_IDLE_MS, removed: ReadonlySet<string> = new Set()): Promise<string[]> {
   return serial(async () => {
     const released: string[] = [];
     for (const { target, image } of unusedLayerMounts(layersRoot)) {
-      if (idleMs <= 0 || (image && !isFile(image))) {
+      // The host's word first: through the share a removed file may still look present
+      // for the name cache's second, so a stat alone could miss it.
+      if (idleMs <= 0 || removed.has(basename(target)) || (image && !isFile(image))) {
         await unmountLayer(target);
         released.push(target);
         continue;

@@ -43,6 +43,9 @@ export function classifyRuncError(message: string): ErrorCode {
   if (/error mounting .*no such file or directory/i.test(message)) return "invalid_argument";
   if (/does not exist|not found/i.test(message) && /container/i.test(message)) return "not_found";
   if (/not running|is paused|not paused|already|cannot (kill|pause|resume)|is running|still running/i.test(message)) return "failed_precondition";
+  // crun's kill of a container whose process has just exited (its exit not yet seen):
+  // "kill container: No such process" (ESRCH), runc's "container not running".
+  if (/no such process/i.test(message)) return "failed_precondition";
   return "internal";
 }
 

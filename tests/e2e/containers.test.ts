@@ -286,6 +286,25 @@ describe("container lifecycle", () => {
     await docker(["rm", "-f", "onfail", "always"]);
   });
 
+  test("a stop between an exit and its restart ends the restarts", async () => {
+    // The record says "exited" while the runtime is released (seconds in VM mode, where
+    // this window is hit every time), and the restart policy applies after that: a stop
+    // in between must cancel the restart to come, not answer "not running".
+    await docker(["run", "-d", "--name", "between", "--restart", "always", "--network", "none", IMG, "sh", "-c", "sleep 0.2; exit 1"]);
+    let seen = "";
+    for (let i = 0; i < 400 && seen !== "exited"; i++) seen = (await docker(["inspect", "-f", "{{.State.Status}}", "between"])).stdout.trim();
+    expect((await docker(["stop", "between"])).code).toBe(0);
+    const after = (await inspect("between")).State;
+    expect(after.Running).toBe(false);
+    const count = (await inspect("between")).RestartCount;
+    // Longer than a restart takes here (the policy's first delay is 100 ms; a VM start a few seconds).
+    await Bun.sleep(IN_VM ? 8000 : 1000);
+    const later = await inspect("between");
+    expect(later.State.Status).toBe("exited");
+    expect(later.RestartCount).toBe(count);
+    await docker(["rm", "-f", "between"]);
+  });
+
   test("rm of a running container needs -f; prune removes stopped ones", async () => {
     await docker(["run", "-d", "--name", "busy", "--network", "none", IMG, "sleep", "1000"]);
     const r = await docker(["rm", "busy"]);
@@ -462,6 +481,27 @@ describe("info", () => {
     expect(sized.SizeRootFs).toBeGreaterThan(500_000);
     expect(info.ContainersStopped).toBeGreaterThanOrEqual(1);
     await docker(["rm", "counted"]);
+  });
+
+  test("ps -s, inspect --size and system df measure the writable layer", async () => {
+    const MIB = 1 << 20;
+    expect((await docker(["run", "--name", "sized", "--network", "none", IMG, "sh", "-c", "head -c 1048576 /dev/zero > /big"])).code).toBe(0);
+    const c = JSON.parse((await docker(["container", "inspect", "--size", "sized"])).stdout)[0];
+    // The upper dir is where the container ran: the host's disk, or the engine machine's.
+    expect(c.SizeRw).toBeGreaterThanOrEqual(MIB);
+    expect(c.SizeRw).toBeLessThan(2 * MIB);
+    expect(c.SizeRootFs).toBeGreaterThan(c.SizeRw + 500_000);
+    const listed = (await (await d.api("/containers/json?all=1&size=1")).json()) as { Names: string[]; SizeRw: number; SizeRootFs: number }[];
+    const row = listed.find((r) => r.Names.includes("/sized"));
+    expect(row?.SizeRw).toBe(c.SizeRw);
+    expect(row?.SizeRootFs).toBe(c.SizeRootFs);
+    // "1.05MB (virtual 5.3MB)"
+    expect((await docker(["ps", "-a", "-s", "--filter", "name=sized", "--format", "{{.Size}}"])).stdout).toMatch(/^1\.05MB \(virtual /);
+    const df = (await (await d.api("/system/df")).json()) as { Containers: { Names: string[]; SizeRw: number }[] };
+    expect(df.Containers.find((r) => r.Names.includes("/sized"))?.SizeRw).toBe(c.SizeRw);
+    const dfCli = (await docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}"])).stdout;
+    expect(dfCli).toMatch(/^Containers [1-9]\d* (?!0B)\d/m);
+    await docker(["rm", "sized"]);
   });
 });
 

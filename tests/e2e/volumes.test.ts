@@ -190,7 +190,12 @@ test("a local volume with tmpfs options is mounted while used and unmounted afte
   const [v] = JSON.parse(await ok(["volume", "inspect", "scratch"]));
   expect(v.Options).toEqual({ type: "tmpfs", device: "tmpfs", o: "size=2m" });
   const out = await ok(["run", "--rm", "-v", "scratch:/t", image, "sh", "-c", "grep ' /t ' /proc/mounts"]);
-  expect(out).toContain("tmpfs");
+  expect(out).toMatch(/^tmpfs \/t tmpfs .*size=2048k/m);
   expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(v.Mountpoint);
+  // One tmpfs for all the volume's containers while any uses it; its files go with the last.
+  await ok(["run", "-d", "--name", "tmpfs-holder", "-v", "scratch:/t", image, "sh", "-c", "echo kept > /t/f; sleep 600"]);
+  expect(await ok(["run", "--rm", "-v", "scratch:/t", image, "sh", "-c", "for i in $(seq 50); do [ -f /t/f ] && break; sleep 0.2; done; cat /t/f"])).toBe("kept\n");
+  await ok(["rm", "-f", "tmpfs-holder"]);
+  expect(await ok(["run", "--rm", "-v", "scratch:/t", image, "ls", "-A", "/t"])).toBe("");
   await ok(["volume", "rm", "scratch"]);
 }, 60_000);

@@ -16,11 +16,7 @@ export { TEST_ENGINE };
 export const IN_VM = TEST_ENGINE === "vm";
 
 /** What VM mode lacks today, once each; VM_PENDING names one per test. */
-export const VM_GAPS = {
-  net: "container networks, -p, embedded DNS and NAT in the engine machine are not built yet (a container gets a loopback-only namespace)",
-  sizes: "SizeRw/SizeRootFs are walked on the host, but in VM mode the upper dir is on the machine's disk and the layers are mounted only in the machine (0 today)",
-  tmpfsVolume: "a type=tmpfs volume is mounted on the host, so the machine sees a VirtioFS directory, not a tmpfs (volumes are to move to the machine's disk)",
-} as const;
+export const VM_GAPS = {} as const;
 export type VmGap = keyof typeof VM_GAPS;
 
 /**
@@ -30,9 +26,7 @@ export type VmGap = keyof typeof VM_GAPS;
  */
 export const VM_PENDING: Readonly<Record<string, VmGap>> = {
   // containers.test.ts
-  "docker info counts containers from the records": "sizes",
   // volumes.test.ts
-  "a local volume with tmpfs options is mounted while used and unmounted after": "tmpfsVolume",
   // networks.test.ts
   // compose.test.ts
 };

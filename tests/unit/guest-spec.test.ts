@@ -137,6 +137,8 @@ describe("small parsers", () => {
     expect(classifyRuncError('runc create failed: unable to start container process: exec: "x": executable file not found in $PATH')).toBe("not_found");
     expect(classifyRuncError('runc create failed: unable to start container process: exec: "/etc/passwd": permission denied')).toBe("permission_denied");
     expect(classifyRuncError("container not running")).toBe("failed_precondition");
+    // crun, a docker stop racing the process's own exit: stop must not fail on it.
+    expect(classifyRuncError("kill container: No such process")).toBe("failed_precondition");
     expect(classifyRuncError('runc create failed: unable to start container process: exec: "/no/such": stat /no/such: no such file or directory')).toBe("not_found");
     expect(classifyRuncError('runc create failed: unable to start container process: error during container init: error mounting "/x" to rootfs at "/data": stat /x: no such file or directory')).toBe(
       "invalid_argument",

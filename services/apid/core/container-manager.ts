@@ -478,6 +478,19 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
     return this.lifecycle.waitRemoved(id, signal);
   }
 
+  /**
+   * Between an exit and its restart policy the record says "exited" while the runtime is
+   * released (a vmm call: seconds in VM mode); the policy is applied after that. A stop or
+   * kill in that window must see the restart to come and cancel it (dockerd decides the
+   * restart with the exit, so its stop never sees the gap), else it answers "not
+   * running" and the container comes back.
+   */
+  private async exitSettled(rec: ContainerRecord): Promise<void> {
+    const pending = this.liveOf(rec.id).cleanup;
+    // onExit's own continuation (afterExit, which schedules the restart) runs before ours.
+    if (pending && rec.state.status === "exited") await pending;
+  }
+
   private cancelRestart(rec: ContainerRecord): boolean {
     const l = this.liveOf(rec.id);
     if (rec.state.status !== "restarting") return false;
@@ -495,6 +508,7 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
   }
 
   private async stopLocked(rec: ContainerRecord, signal: string | undefined, timeoutSec: number | undefined): Promise<boolean> {
+    await this.exitSettled(rec);
     if (this.cancelRestart(rec)) return true;
     if (rec.state.status !== "running" && rec.state.status !== "paused") return false;
     const sig = signal || rec.config.StopSignal || "SIGTERM";
@@ -531,6 +545,7 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
   async kill(ref: string, signal = "SIGKILL"): Promise<void> {
     const rec = this.get(ref);
     if (!signalNumber(signal)) throw new ContainerError("invalid_argument", `Invalid signal: ${signal}`);
+    await this.exitSettled(rec);
     if (this.cancelRestart(rec)) return;
     if (rec.state.status !== "running" && rec.state.status !== "paused") throw new ContainerError("conflict", `Cannot kill container: ${ref}: Container ${rec.id} is not running`);
     rec.manualStop = true;

@@ -60,6 +60,8 @@ export interface MountPoint {
   Propagation: string;
   /** tmpfs mount options (not shown by inspect). */
   options?: string[];
+  /** VM mode, a type=tmpfs volume: the options the engine machine mounts it with (fsd's answer; not shown by inspect). */
+  machineTmpfs?: string;
 }
 
 export interface ContainerRecord {

@@ -149,7 +149,7 @@ function mountsView(rec: ContainerRecord) {
   return rec.mounts
     .filter((m) => !(m.Type === "tmpfs" && Object.hasOwn(tmpfs, m.Destination)))
     .map((m) => {
-      const { options: _options, ...rest } = m;
+      const { options: _options, machineTmpfs: _machineTmpfs, ...rest } = m;
       return { ...rest, Name: m.Type === "volume" ? m.Name : undefined, Driver: m.Type === "volume" ? m.Driver : undefined };
     });
 }

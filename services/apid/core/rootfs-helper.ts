@@ -13,6 +13,8 @@ import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { Readable, type Writable } from "node:stream";
+import { z } from "zod";
+import { dirSize } from "../../../lib/dir-size.ts";
 import { REPO_ROOT } from "../../../lib/entry.ts";
 import { upperChanges, type Change } from "../../../lib/rootfs-changes.ts";
 import { ContainerError } from "./container-error.ts";
@@ -22,6 +24,8 @@ import { ENGINE_IS_VM } from "./engine-target.ts";
 const HELPER = join(REPO_ROOT, "native", "bin", "arcbox-rootfs-cp");
 /** vmm's socket for files operations in the engine machine (VM mode). */
 const ENGINE_FILES_SOCKET = "engine-files.sock";
+/** The answer of the files op "size" (guest/core/rootfs-files.ts). */
+const FilesSizeAnswer = z.object({ sizeRw: z.number().int().nonnegative() });
 
 export type HelperOp = "stat" | "get" | "put" | "export";
 
@@ -56,6 +60,8 @@ export interface RootfsHelpers {
   layerTar(rec: ContainerRecord): HelperRun | undefined;
   /** The container is removed: its writable layer goes (VM mode; imaged removes the host's). */
   discard(rec: ContainerRecord): Promise<void>;
+  /** Bytes in the container's writable layer (SizeRw), where that layer is. */
+  sizeRw(rec: ContainerRecord): Promise<number>;
 }
 
 /** Where the host helper finds the container's root: the live one, or the stopped one's layers. */
@@ -119,6 +125,10 @@ export class HostRootfsHelpers implements RootfsHelpers {
   }
 
   async discard(): Promise<void> {}
+
+  async sizeRw(rec: ContainerRecord): Promise<number> {
+    return rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
+  }
 }
 
 /**
@@ -217,6 +227,16 @@ export class EngineRootfsHelpers implements RootfsHelpers {
     await new Response(run.stdout).arrayBuffer();
     const code = await run.exited;
     if (code !== 0) throw new ContainerError("internal", `removing the container's files in the engine machine failed: ${(await run.stderr()).trim() || `exit ${code}`}`);
+  }
+
+  /** The upper dir is on the machine's disk: the agent walks it (0 while the machine is not running: vmm does not boot it for this). */
+  async sizeRw(rec: ContainerRecord): Promise<number> {
+    const run = this.request(rec, "size");
+    run.stdin.end();
+    const out = await new Response(run.stdout).text();
+    const code = await run.exited;
+    if (code !== 0) throw new ContainerError("internal", `measuring the container's files in the engine machine failed: ${(await run.stderr()).trim() || `exit ${code}`}`);
+    return FilesSizeAnswer.parse(JSON.parse(out)).sizeRw;
   }
 }
 

@@ -69,7 +69,13 @@ export function hostnameOf(rec: ContainerRecord): string {
 function runtimeMount(m: MountPoint) {
   if (m.Type === "tmpfs") return { destination: m.Destination, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", ...(m.RW ? [] : ["ro"]), ...(m.options ?? [])] };
   const propagation = m.Propagation || "rprivate";
-  return { destination: m.Destination, type: "bind", source: m.Source, options: ["rbind", m.RW ? "rw" : "ro", propagation] };
+  return {
+    destination: m.Destination,
+    type: "bind",
+    source: m.Source,
+    options: ["rbind", m.RW ? "rw" : "ro", propagation],
+    ...(m.machineTmpfs === undefined ? {} : { volumeTmpfs: m.machineTmpfs }),
+  };
 }
 
 export function createRequest(rec: ContainerRecord, net: NetworkInfo): CreateRequest {

@@ -95,6 +95,8 @@ export async function mountVolumes(backends: Backends, rec: ContainerRecord): Pr
       // Keep the name so a restart reuses the same anonymous volume.
       m.Name = res.name;
       m.Source = res.source;
+      if (res.machineTmpfs === undefined) delete m.machineTmpfs;
+      else m.machineTmpfs = res.machineTmpfs;
     }),
   );
 }

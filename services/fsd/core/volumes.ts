@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { engineMode } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
 import type { VolumeStore } from "../storage/volume-store.ts";
 import { dataDir, diskUsage, isEmptyDir, isMountpoint, makeVolumeDirs, mountWithOptions, populateFromImage, removeVolumeDirs, unmount } from "../platform/volume-fs.ts";
@@ -141,16 +142,18 @@ export class Volumes {
   }
 
   /** CONTRACT with apid: resolves or creates the volume, mounts its options, fills it on first use. */
-  mount(m: MountInput): Promise<{ name: string; source: string; anonymous: boolean }> {
+  mount(m: MountInput): Promise<{ name: string; source: string; anonymous: boolean; machineTmpfs?: string }> {
     return this.exclusive(async () => {
       if (!m.containerId) throw new VolumeError("invalid_argument", "container_id is required");
       const anonymous = m.name === "";
       const fresh = anonymous || !this.store.get(m.name);
       const v = await this.createLocked(m.name, m.driver, m.driverOpts, m.labels, anonymous);
       const source = dataDir(this.root, v.name);
+      const machineTmpfs = machineTmpfsOf(v);
       try {
-        if (Object.keys(v.options).length && !isMountpoint(source)) await mountWithOptions(source, v.options);
-        if (!v.populated) {
+        if (machineTmpfs === undefined && Object.keys(v.options).length && !isMountpoint(source)) await mountWithOptions(source, v.options);
+        // A machine tmpfs is empty at each first use (the host copy would be hidden under it).
+        if (!v.populated && machineTmpfs === undefined) {
           if (!m.noCopy && m.imageLowerDirs.length && m.target && isEmptyDir(source)) await populateFromImage(m.imageLowerDirs, m.target, source);
           this.store.put({ ...v, populated: true });
         }
@@ -160,7 +163,7 @@ export class Volumes {
         throw err;
       }
       this.store.addRef(v.name, m.containerId);
-      return { name: v.name, source, anonymous: v.anonymous };
+      return { name: v.name, source, anonymous: v.anonymous, ...(machineTmpfs === undefined ? {} : { machineTmpfs }) };
     });
   }
 
@@ -173,7 +176,7 @@ export class Volumes {
         const v = this.store.get(name);
         if (!v || this.store.users(name).length) continue;
         // Docker's local driver unmounts option mounts when the last user goes.
-        if (Object.keys(v.options).length) await unmount(dataDir(this.root, name));
+        if (Object.keys(v.options).length && isMountpoint(dataDir(this.root, name))) await unmount(dataDir(this.root, name));
         if (removeAnonymous && v.anonymous) await this.destroy(name);
       }
     });
@@ -182,6 +185,16 @@ export class Volumes {
   private view(v: VolumeRecord, users = this.store.users(v.name)): VolumeView {
     return { ...v, mountpoint: dataDir(this.root, v.name), inUseBy: users, sizeBytes: -1 };
   }
+}
+
+/**
+ * VM mode: a type=tmpfs volume is the engine machine's to mount (its containers run
+ * there, and a host tmpfs would reach them as a VirtioFS directory, not a tmpfs): the
+ * machine mounts it at the source's path with these options and unmounts it when its
+ * last container is gone (guest/vm/volume-tmpfs.ts). undefined: mounted here as usual.
+ */
+function machineTmpfsOf(v: VolumeRecord): string | undefined {
+  return engineMode() === "vm" && v.options.type === "tmpfs" ? (v.options.o ?? "") : undefined;
 }
 
 function labelMatches(labels: Record<string, string>, filter: string): boolean {

@@ -40,7 +40,10 @@ const HostFilesRequest = z.object({
 });
 
 interface Stream {
-  client: Socket;
+  /** apid's connection; none for vmm's own operations (runOp). */
+  client?: Socket;
+  /** vmm's own operation: called with the exit status. */
+  done?: (code: number) => void;
   agent: AgentClient;
   /** The agent was asked to pause the helper's output. */
   outputPaused?: boolean;
@@ -63,6 +66,10 @@ export class EngineFiles {
     private readonly paths: EnginePaths,
     private readonly agent: () => Promise<AgentClient>,
     private readonly log: Logger,
+    /** The agent if the machine is up or coming up, without booting it. */
+    private readonly agentIfUp: () => Promise<AgentClient | undefined>,
+    /** A removal's discard the machine could not take now (it is not running): done at its next boot. */
+    private readonly deferDiscard: (id: string) => void,
   ) {
     this.socketPath = join(runDir, ENGINE_FILES_SOCKET);
   }
@@ -89,9 +96,12 @@ export class EngineFiles {
     if (!s) return false;
     if (f.close) {
       this.streams.delete(f.sid);
+      s.done?.(f.code ?? 1);
       const code = Buffer.alloc(4);
       code.writeInt32BE(f.code ?? 1);
-      s.client.end(frame(3, code));
+      s.client?.end(frame(3, code));
+    } else if (!s.client) {
+      // vmm's own operation: its output is not needed.
     } else if (f.fd === 0 && f.pause) s.client.pause();
     else if (f.fd === 0 && f.resume) s.client.resume();
     else if (f.data) {
@@ -114,8 +124,18 @@ export class EngineFiles {
     for (const [sid, s] of this.streams) {
       if (s.agent !== agent) continue;
       this.streams.delete(sid);
-      s.client.destroy();
+      s.client?.destroy();
+      s.done?.(255);
     }
+  }
+
+  /** An operation of vmm's own (a deferred discard) on `agent`: its exit status. */
+  runOp(agent: AgentClient, req: { op: string; id: string }): Promise<number> {
+    const sid = `files-${randomBytes(8).toString("hex")}`;
+    return new Promise((resolve) => {
+      this.streams.set(sid, { agent, done: resolve });
+      agent.openFiles(sid, req);
+    });
   }
 
   private onClient(client: Socket): void {
@@ -157,9 +177,18 @@ export class EngineFiles {
     } catch (err) {
       return this.refuse(client, `bad files request: ${err instanceof Error ? err.message : String(err)}`);
     }
-    let agent: AgentClient;
+    let agent: AgentClient | undefined;
     try {
-      agent = await this.agent();
+      // Measuring and removing never boot the machine: `docker ps -s` or `docker rm` of an
+      // exited container needs no VM. A machine that is not running reports 0 bytes (its
+      // disk is not readable from here), and a discard waits for its next boot.
+      const bootsMachine = req.op !== "size" && req.op !== "discard";
+      agent = bootsMachine ? await this.agent() : await this.agentIfUp();
+      if (!agent) {
+        if (req.op === "discard") this.deferDiscard(req.id);
+        const code = Buffer.alloc(4);
+        return void client.end(Buffer.concat([...(req.op === "size" ? [frame(1, Buffer.from(JSON.stringify({ sizeRw: 0 })))] : []), frame(3, code)]));
+      }
     } catch (err) {
       this.log.warn("files stream: the engine machine's agent is not reachable", { error: err });
       return this.refuse(client, `the engine machine is not reachable: ${err instanceof Error ? err.message : String(err)}`);

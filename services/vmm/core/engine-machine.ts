@@ -12,6 +12,7 @@
  * (engine-stdio.ts), and its runtime events go to apid like the host agent's.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { create } from "@bufbuild/protobuf";
@@ -22,6 +23,7 @@ import { buildEngineDisk } from "../platform/engine-disk.ts";
 import type { AgentClient, AgentMethod, IoFrame } from "./agent-client.ts";
 import { EnginePaths } from "./engine-paths.ts";
 import { EngineFiles } from "./engine-files.ts";
+import { EngineLeftovers } from "./engine-leftovers.ts";
 import { EngineStdio } from "./engine-stdio.ts";
 import { MachineError } from "./machine-error.ts";
 import type { VmMachines } from "./vm-machines.ts";
@@ -61,6 +63,8 @@ export class EngineMachine {
   readonly paths: EnginePaths;
   readonly stdio: EngineStdio;
   readonly files: EngineFiles;
+  /** Removals the machine missed while it was not running (done at its next boot). */
+  private readonly leftovers: EngineLeftovers;
   private readying: Promise<AgentClient> | undefined;
   /** The agent connection the stdio streams run over. */
   private linkedTo: AgentClient | undefined;
@@ -70,7 +74,22 @@ export class EngineMachine {
   constructor(private readonly d: EngineMachineDeps) {
     this.paths = new EnginePaths(d.homeRoot);
     this.stdio = new EngineStdio(d.runDir, () => this.ready(), d.log);
-    this.files = new EngineFiles(d.runDir, this.paths, () => this.ready(), d.log);
+    this.files = new EngineFiles(
+      d.runDir,
+      this.paths,
+      () => this.ready(),
+      d.log,
+      () => this.agentIfUp(),
+      (id) => this.leftovers.add(id, "discard"),
+    );
+    this.leftovers = new EngineLeftovers(join(d.homeRoot, "data", "vmm", "engine-leftovers"));
+  }
+
+  /** The agent when the machine is running or coming up; undefined (and no boot) otherwise. */
+  private agentIfUp(): Promise<AgentClient | undefined> {
+    if (this.readying) return this.readying;
+    const state = this.d.vms.list().find((m) => m.name === this.name)?.state;
+    return state === "running" || state === "starting" ? this.ready() : Promise.resolve(undefined);
   }
 
   /** The engine machine's agent, after creating, booting and setting it up as needed. */
@@ -101,8 +120,31 @@ export class EngineMachine {
         this.files.agentGone(this.linkedTo);
       }
       this.linkedTo = agent;
+      // Before this boot's other calls: a create must not race a deferred delete (a
+      // delete also releases the layer mounts no overlay lists yet).
+      await this.cleanLeftovers(agent);
     }
     return agent;
+  }
+
+  /**
+   * Deletes and discards that came while the machine was down (`docker rm` of an exited
+   * container, the runtime delete after the machine died): done on its disk now. Best
+   * effort: what fails is logged and dropped (only disk space in the machine).
+   */
+  private async cleanLeftovers(agent: AgentClient): Promise<void> {
+    for (const { id, kind } of this.leftovers.list()) {
+      try {
+        if (kind === "delete") await agent.call("deleteContainer", { id, force: true } as never).catch((err: MachineError) => (err.code === "not_found" ? undefined : Promise.reject(err)));
+        else {
+          const code = await this.files.runOp(agent, { op: "discard", id });
+          if (code !== 0) throw new Error(`exit ${code}`);
+        }
+      } catch (err) {
+        this.d.log.warn("could not clean a removed container's leftovers in the engine machine", { id, kind, error: err });
+      }
+      this.leftovers.done(id, kind);
+    }
   }
 
   /** The shares the guest mounts during boot (guest/boot/mounts.sh), before its agent answers. */
@@ -184,6 +226,18 @@ export class EngineMachine {
     // Asked by `docker info` and after `docker rmi`: never boots the machine to answer
     // (a machine that is not up has no runtime to report and no layer mounted).
     if ((method === "agentInfo" || method === "releaseLayers") && !this.linkedTo) return {};
+    if (method === "deleteContainer") {
+      // Never boots the machine: a container that exited (or died with the machine) has
+      // nothing running there; its runtime state on the machine's disk is deleted at the
+      // next boot, before any other call.
+      const agent = await this.agentIfUp();
+      if (!agent) {
+        const id = (req as { id: string }).id;
+        this.leftovers.add(id, "delete");
+        this.running.delete(id);
+        return {};
+      }
+    }
     const started = performance.now();
     try {
       if (method === "networkCommands") return await this.networkCommands(req);

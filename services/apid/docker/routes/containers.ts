@@ -4,13 +4,13 @@ import { linkRemoval } from "../../core/legacy-links.ts";
 import { ContainerError } from "../../core/container-error.ts";
 import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
-import { dirSize } from "../../core/dir-size.ts";
 import { containerFilter } from "../../core/list-filters.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
 import { parseJsonText } from "../json-text.ts";
 import { compareVersions } from "../api-version.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import { containerSizes } from "../containers/disk-usage.ts";
 import { archiveRoutes } from "../streams/archive-routes.ts";
 import { streamedAttach } from "../streams/attach.ts";
 import { LogReader, parseLogTime } from "../streams/log-reader.ts";
@@ -39,12 +39,6 @@ function optionalInt(v: string | undefined, name: string): number | undefined {
   return Number(v);
 }
 
-/** SizeRw (the writable layer) and SizeRootFs (all layers), walked on request only. */
-function sizes(rec: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
-  const rw = rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
-  return { SizeRw: rw, SizeRootFs: rw + rec.rootfs.lowerDirs.reduce((n, d) => n + dirSize(d), 0) };
-}
-
 /**
  * Engines before API 1.44 (Docker 20.10 to 24) worded the refusal to remove an active
  * container as "You cannot remove a running container <id>. ..." and clients of those
@@ -71,7 +65,7 @@ export function containersRoutes(deps: DockerApiDeps) {
     return c.json(res, 201);
   });
 
-  app.get("/containers/json", (c) => {
+  app.get("/containers/json", async (c) => {
     const filters = parseFilters(c.req.query("filters"), FILTERS.containerList);
     const all = flag(c.req.query("all"));
     const limit = optionalInt(c.req.query("limit"), "limit");
@@ -91,13 +85,16 @@ export function containersRoutes(deps: DockerApiDeps) {
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     const withSize = flag(c.req.query("size"));
-    return c.json(list.map((r) => (withSize ? { ...summaryView(r, health.of(r.id)), ...sizes(r) } : summaryView(r, health.of(r.id)))));
+    if (!withSize) return c.json(list.map((r) => summaryView(r, health.of(r.id))));
+    const sized = [];
+    for (const r of list) sized.push({ ...summaryView(r, health.of(r.id)), ...(await containerSizes(r, containers.rootfsHelpers)) });
+    return c.json(sized);
   });
 
-  app.get("/containers/:id/json", (c) => {
+  app.get("/containers/:id/json", async (c) => {
     const rec = containers.get(c.req.param("id"));
     const view: Record<string, unknown> = inspectView(rec, execs.idsOf(rec.id), health.of(rec.id));
-    if (flag(c.req.query("size"))) Object.assign(view, sizes(rec));
+    if (flag(c.req.query("size"))) Object.assign(view, await containerSizes(rec, containers.rootfsHelpers));
     return c.json(view);
   });
 
@@ -205,7 +202,7 @@ export function containersRoutes(deps: DockerApiDeps) {
       const l = rec.config.Labels ?? {};
       if (!labels.every((v) => labelMatches(l, v)) || notLabels.some((v) => labelMatches(l, v))) continue;
       // dockerd reports the writable layers' size (measured before they go).
-      const size = rec.rootfs.upperDir ? dirSize(rec.rootfs.upperDir) : 0;
+      const size = await containers.rootfsHelpers.sizeRw(rec).catch(() => 0);
       await containers.remove(rec.id, { force: false, volumes: false });
       deleted.push(rec.id);
       reclaimed += size;

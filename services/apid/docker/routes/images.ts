@@ -50,7 +50,7 @@ export function imagesRoutes(deps: DockerApiDeps) {
 
   app.post("/images/prune", async (c) => {
     const res = await images().prune({ filters: imageFilters(c.req.query("filters"), FILTERS.imagePrune) });
-    if (res.items.some((i) => i.deleted)) releaseEngineLayers(deps.clients);
+    await releaseEngineLayers(deps.clients, res.items);
     const deleted = res.items.map((i) => (i.untagged ? { Untagged: i.untagged } : { Deleted: i.deleted }));
     return c.json({ ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: Number(res.spaceReclaimed) });
   });
@@ -86,7 +86,7 @@ export function imagesRoutes(deps: DockerApiDeps) {
 
   app.delete(`/images/${NAME}`, async (c) => {
     const res = await images().remove({ reference: c.req.param("name"), force: queryBool(c.req.query("force")), noPrune: queryBool(c.req.query("noprune")) });
-    if (res.items.some((i) => i.deleted)) releaseEngineLayers(deps.clients);
+    await releaseEngineLayers(deps.clients, res.items);
     return c.json(res.items.map((i) => (i.untagged ? { Untagged: i.untagged } : { Deleted: i.deleted })));
   });
 

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { backingFilesystem, hostFacts } from "../../platform/host-facts.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import { containerDiskUsage } from "../containers/disk-usage.ts";
 import { imageDiskUsage } from "../images/disk-usage.ts";
 import { registryConfigJson } from "../images/registry-info.ts";
 import { volumeDiskUsage } from "../volumes/disk-usage.ts";
@@ -103,8 +104,9 @@ export function systemRoutes(deps: DockerApiDeps) {
     });
   });
 
-  // Image part from imaged; containers, volumes and build cache are filled by their owners.
-  app.get("/system/df", async (c) => c.json({ ...(await imageDiskUsage(deps)), Containers: [], Volumes: await volumeDiskUsage(deps), BuildCache: [] }));
+  // Image part from imaged; containers, volumes and build cache are filled by their owners
+  // (containers' writable layers measured where they are).
+  app.get("/system/df", async (c) => c.json({ ...(await imageDiskUsage(deps)), Containers: await containerDiskUsage(deps), Volumes: await volumeDiskUsage(deps), BuildCache: [] }));
 
   return app;
 }
