@@ -19,6 +19,7 @@ import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
 import { MachinePorts } from "../vm/machine-ports.ts";
 import { runNetworkCommands } from "../vm/network-commands.ts";
+import { runVolumeOp } from "../vm/machine-volumes.ts";
 
 type Methods = typeof MachineService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
@@ -146,6 +147,11 @@ export class Agent {
       // On the host netd runs its tools itself: only the engine machine's agent takes these.
       if (!this.opts.inVm) throw new GuestError("failed_precondition", "network commands run in a VM's agent only (netd runs them on the host)");
       return { results: await runNetworkCommands(req.commands) };
+    },
+    volumeOp: (req) => {
+      // On the host fsd keeps volumes itself: only the engine machine's agent holds them.
+      if (!this.opts.inVm) throw new GuestError("failed_precondition", "volume operations run in a VM's agent only (fsd keeps the host's volumes)");
+      return runVolumeOp(req);
     },
   };
 

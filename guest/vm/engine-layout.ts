@@ -56,3 +56,11 @@ export function guestRootfsDirs(containerId: string): { upperDir: string; workDi
  * only while this file exists (`machine exec -- touch` it; bench/vm-mode.ts does).
  */
 export const GUEST_PHASE_TRACE = "/run/arcbox/phase-trace";
+
+/**
+ * Named volumes' data on the engine machine's disk (`<root>/<name>/_data`, as Docker's
+ * /var/lib/docker/volumes): fsd keeps the records on the host and asks the agent to
+ * make, fill, measure and remove them (guest/vm/machine-volumes.ts). A container's bind
+ * source below this root is the machine's own path, not a host path through a share.
+ */
+export const GUEST_VOLUMES_ROOT = join(GUEST_AGENT_HOME, "volumes");

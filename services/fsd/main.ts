@@ -6,6 +6,8 @@
 import { runService } from "../../lib/service/run-service.ts";
 import { Shares, type ShareView } from "./core/shares.ts";
 import { Volumes } from "./core/volumes.ts";
+import { engineMode } from "../../lib/engine-mode.ts";
+import { MachineVolumeData } from "./platform/machine-volume-data.ts";
 import { shareRoutes } from "./server/share-service.ts";
 import { volumeRoutes } from "./server/volume-service.ts";
 import { ShareStore } from "./storage/share-store.ts";
@@ -15,7 +17,8 @@ await runService({
   name: "fsd",
   async start(ctx) {
     const store = new VolumeStore(ctx.dataDir);
-    const volumes = new Volumes(store, ctx.dataDir, ctx.log);
+    // VM mode: named volumes' data is on the engine machine's disk (its agent, via vmm).
+    const volumes = new Volumes(store, ctx.dataDir, ctx.log, engineMode() === "vm" ? new MachineVolumeData(() => ctx.clients.machines) : undefined);
     const shares = new Shares(ctx.home, new ShareStore(ctx.dataDir), ctx.log);
     await shares.adopt();
     const perShare = (pick: (v: ShareView) => bigint | boolean | number | undefined) => () => shares.list().map((v) => ({ labels: { machine: v.machine, tag: v.tag }, value: Number(pick(v) ?? 0) }));

@@ -40,9 +40,9 @@ runService({
     const mounts = new LayerMounts(snapshots);
     const converter = new LayerConverter(store, ctx.log);
     // The host mounts a container's layer images in both modes. In VM mode the engine
-    // machine mounts its own, but fsd still copies image content into a new volume on the
-    // host through them (volumes are on the host's disk): not mounting them in VM mode
-    // broke every volume copy-up there. Mount on demand for the copy-up to drop this.
+    // machine mounts its own and fills named volumes from them, but fsd still fills a
+    // volume with options (o=bind: a host directory) on the host through these. Mount on
+    // demand for that copy-up to drop this.
     const mountLayers = true;
     const core = new ImageCore(
       store,

@@ -112,7 +112,11 @@ test("docker-compose up -d brings the stack up; down -v leaves nothing behind", 
 
   // The named volume holds db's data.
   const [vol] = JSON.parse((await d.docker(["volume", "inspect", "shop_dbdata"])).stdout);
-  expect(await Bun.file(join(vol.Mountpoint, "status")).text()).toBe("db-ready\n");
+  // In VM mode its Mountpoint is the engine machine's path (the data is on its disk).
+  const status = IN_VM
+    ? (await d.arcbox(["machine", "exec", "arcbox-engine", "--", "/opt/arcbox/bin/busybox", "cat", join(vol.Mountpoint, "status")])).stdout
+    : await Bun.file(join(vol.Mountpoint, "status")).text();
+  expect(status).toBe("db-ready\n");
 
   const down = await compose(["down", "-v", "--timeout", "1"]);
   expect(down.code).toBe(0);

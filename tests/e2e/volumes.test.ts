@@ -2,11 +2,12 @@
  * Docker volumes with the real docker CLI: create/ls/inspect/rm/prune with filters,
  * data that outlives its container, volumes in use, anonymous volumes from an image's
  * VOLUME filled with the image content (ownership, modes, whiteouts across layers),
- * tmpfs-backed local volumes, and bad input.
+ * tmpfs-backed local volumes, and bad input. In VM mode also: named volumes' data on
+ * the engine machine's disk, through restarts, and removed there even while it is down.
  */
 import { afterAll, beforeAll, expect } from "bun:test";
-import { test } from "../helpers/engine-mode.ts";
-import { existsSync, readFileSync } from "node:fs";
+import { IN_VM, test } from "../helpers/engine-mode.ts";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
@@ -46,6 +47,18 @@ afterAll(async () => {
   await reg?.stop();
 }, 120_000);
 
+/** A shell script run in the engine machine (VM mode), with its output. */
+async function inEngine(script: string): Promise<string> {
+  const r = await d.arcbox(["machine", "exec", "arcbox-engine", "--", "/opt/arcbox/bin/busybox", "sh", "-c", script]);
+  if (r.code !== 0) throw new Error(`machine exec failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A file of a volume where its data is: the host's disk, or in VM mode the machine's. */
+async function volumeFile(mountpoint: string, name: string): Promise<string> {
+  return IN_VM ? inEngine(`cat '${join(mountpoint, name)}'`) : readFileSync(join(mountpoint, name), "utf8");
+}
+
 async function ok(args: string[]): Promise<string> {
   const r = await d.docker(args, { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`docker ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
@@ -58,7 +71,9 @@ test("volume create, ls with filters, inspect, rm and prune through the CLI", as
   expect(await ok(["volume", "create", "alpha"])).toBe("alpha\n"); // idempotent, as Docker
   const [v] = JSON.parse(await ok(["volume", "inspect", "alpha"]));
   expect(v).toMatchObject({ Name: "alpha", Driver: "local", Scope: "local", Labels: { env: "test" } });
-  expect(existsSync(v.Mountpoint)).toBe(true);
+  // In VM mode the data dir is the engine machine's, made on first use (a create boots nothing).
+  if (IN_VM) expect(v.Mountpoint).toBe("/var/lib/arcbox/volumes/alpha/_data");
+  else expect(existsSync(v.Mountpoint)).toBe(true);
   expect(Date.parse(v.CreatedAt)).toBeGreaterThan(0);
   expect(await ok(["volume", "ls", "-q", "--filter", "label=env=test"])).toBe("alpha\n");
   expect(await ok(["volume", "ls", "-q", "--filter", "name=bet"])).toBe("beta\n");
@@ -107,7 +122,7 @@ test("a volume's data outlives its container; a volume in use cannot be removed"
   await ok(["run", "--rm", "-v", "keep:/store", image, "sh", "-c", "echo persisted > /store/f"]);
   expect(await ok(["run", "--rm", "-v", "keep:/store", image, "cat", "/store/f"])).toBe("persisted\n");
   const [v] = JSON.parse(await ok(["volume", "inspect", "keep"]));
-  expect(readFileSync(join(v.Mountpoint, "f"), "utf8")).toBe("persisted\n");
+  expect(await volumeFile(v.Mountpoint, "f")).toBe("persisted\n");
   const df = (await (await d.api("/system/df")).json()) as { Volumes: any[] };
   const usage = df.Volumes.find((x: any) => x.Name === "keep");
   expect(usage.UsageData).toEqual({ Size: expect.any(Number), RefCount: 0 });
@@ -199,3 +214,64 @@ test("a local volume with tmpfs options is mounted while used and unmounted afte
   expect(await ok(["run", "--rm", "-v", "scratch:/t", image, "ls", "-A", "/t"])).toBe("");
   await ok(["volume", "rm", "scratch"]);
 }, 60_000);
+
+/** VM mode (issue 13): named volumes' data is on the engine machine's disk, not the host's. */
+if (IN_VM) {
+  const engineState = async () => /^arcbox-engine\s+(\S+)/m.exec((await d.arcbox(["machine", "ls"])).stdout)?.[1];
+  const leftovers = () => {
+    const dir = join(d.home, "data", "vmm", "engine-leftovers");
+    return existsSync(dir) ? readdirSync(dir) : [];
+  };
+
+  test("VM mode: a named volume lives on the engine machine's disk, filled there with owners and modes", async () => {
+    expect(await ok(["run", "--rm", "-v", "vmdisk:/data", image, "sh", "-c", "echo mine > /data/mine"])).toBe("");
+    const [v] = JSON.parse(await ok(["volume", "inspect", "vmdisk"]));
+    expect(v.Mountpoint).toBe("/var/lib/arcbox/volumes/vmdisk/_data");
+    // Nothing on the host: neither at the Mountpoint nor under fsd's data dir.
+    expect(existsSync(v.Mountpoint)).toBe(false);
+    expect(existsSync(join(d.home, "data", "fsd", "volumes", "vmdisk"))).toBe(false);
+    // The machine's own disk holds it (not a share of the host), filled from the image's layers.
+    expect(await inEngine(`df -P '${v.Mountpoint}' | tail -1`)).not.toContain("arcbox-host");
+    const listing = await inEngine(`cd '${v.Mountpoint}' && ls -ln . | awk '{print $1, $3, $4, $9}'; cat seed.txt mine`);
+    expect(listing).toContain("-rw-r----- 1000 1000 seed.txt");
+    expect(listing).toContain("drwxr-x--- 0 0 sub");
+    expect(listing).toContain("late.txt");
+    expect(listing).not.toContain("gone.txt");
+    expect(listing).toContain("seed\nmine\n");
+    // Sizes come from the machine.
+    const df = (await (await d.api("/system/df")).json()) as { Volumes: { Name: string; UsageData: { Size: number } }[] };
+    expect(df.Volumes.find((x) => x.Name === "vmdisk")?.UsageData.Size).toBeGreaterThanOrEqual("seed\nmine\nlate\n".length);
+    // docker cp of an exited container reaches the volume in the machine too.
+    await ok(["run", "--name", "vmdisk-cp", "-v", "vmdisk:/data", image, "true"]);
+    expect(await ok(["cp", "vmdisk-cp:/data/mine", "-"])).toContain("mine\n");
+    await ok(["rm", "vmdisk-cp"]);
+    // docker volume rm frees it in the machine.
+    await ok(["volume", "rm", "vmdisk"]);
+    expect(await inEngine("ls -A /var/lib/arcbox/volumes")).not.toContain("vmdisk");
+  });
+
+  test("VM mode: a volume survives restarts of the daemon and the engine machine; rm while it is down waits for its boot", async () => {
+    await ok(["run", "--rm", "-v", "vmkeep:/store", busybox, "sh", "-c", "echo kept > /store/f"]);
+    await d.stop();
+    await d.start();
+    expect(await ok(["run", "--rm", "-v", "vmkeep:/store", busybox, "cat", "/store/f"])).toBe("kept\n");
+    expect((await d.arcbox(["machine", "stop", "arcbox-engine"])).code).toBe(0);
+    expect(await engineState()).toBe("stopped");
+    // The next use boots the machine again: the data is still on its disk.
+    expect(await ok(["run", "--rm", "-v", "vmkeep:/store", busybox, "cat", "/store/f"])).toBe("kept\n");
+    expect(await inEngine("cat /var/lib/arcbox/volumes/vmkeep/_data/f")).toBe("kept\n");
+    // Removed while the machine is down: no boot; done at its next boot, before other work.
+    expect((await d.arcbox(["machine", "stop", "arcbox-engine"])).code).toBe(0);
+    await ok(["volume", "rm", "vmkeep"]);
+    expect((await ok(["volume", "ls", "-q"])).split("\n")).not.toContain("vmkeep");
+    expect(await engineState()).toBe("stopped");
+    expect(leftovers()).toContain("vmkeep.volume");
+    // Created again under the same name before the boot: a fresh, empty volume.
+    await ok(["volume", "create", "vmkeep"]);
+    expect(await engineState()).toBe("stopped");
+    expect(await ok(["run", "--rm", "-v", "vmkeep:/store", busybox, "ls", "-A", "/store"])).toBe("");
+    expect(leftovers()).toEqual([]);
+    await ok(["volume", "rm", "vmkeep"]);
+    expect(await inEngine("ls -A /var/lib/arcbox/volumes")).not.toContain("vmkeep");
+  });
+}

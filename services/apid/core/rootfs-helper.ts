@@ -77,10 +77,14 @@ function hostRootArgs(rec: ContainerRecord, tmpBase: string, writable: boolean, 
   return [...layers, "--mountpoint", tmpBase, ...bindsOf(rec, withVolumes).flatMap((b) => ["--bind", b.source, b.destination, b.rw ? "rw" : "ro"])];
 }
 
-/** Volumes and binds, parents before children, as the container would see them. */
-function bindsOf(rec: ContainerRecord, withVolumes: boolean): { source: string; destination: string; rw: boolean }[] {
+/**
+ * Volumes and binds, parents before children, as the container would see them. Those
+ * missing here are left out; in VM mode (`inMachine`) the engine machine's agent does
+ * that, as a volume's data is on the machine's disk (its Mountpoint is not a host path).
+ */
+function bindsOf(rec: ContainerRecord, withVolumes: boolean, inMachine = false): { source: string; destination: string; rw: boolean }[] {
   return (withVolumes ? rec.mounts : [])
-    .filter((m) => (m.Type === "bind" || m.Type === "volume") && m.Source.startsWith("/") && existsSync(m.Source))
+    .filter((m) => (m.Type === "bind" || m.Type === "volume") && m.Source.startsWith("/") && (inMachine || existsSync(m.Source)))
     .sort((a, b) => a.Destination.split("/").length - b.Destination.split("/").length)
     .map((m) => ({ source: m.Source, destination: m.Destination, rw: m.RW }));
 }
@@ -144,7 +148,7 @@ export class EngineRootfsHelpers implements RootfsHelpers {
 
   private request(rec: ContainerRecord, op: string, extra: { path?: string; flags?: string[]; writable?: boolean } = {}): HelperRun {
     // The running container's pid is the agent's to know; the layers and binds are host paths vmm translates.
-    const body = { op, id: rec.id, path: extra.path ?? "/", flags: extra.flags ?? [], writable: !!extra.writable, lowerDirs: rec.rootfs.lowerDirs, binds: bindsOf(rec, true) };
+    const body = { op, id: rec.id, path: extra.path ?? "/", flags: extra.flags ?? [], writable: !!extra.writable, lowerDirs: rec.rootfs.lowerDirs, binds: bindsOf(rec, true, true) };
     const sock = connect({ path: this.socketPath, allowHalfOpen: true });
     sock.on("error", () => {});
     sock.write(`${JSON.stringify(body)}\n`);

@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { engineMode } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
 import type { VolumeStore } from "../storage/volume-store.ts";
-import { dataDir, diskUsage, isEmptyDir, isMountpoint, makeVolumeDirs, mountWithOptions, populateFromImage, removeVolumeDirs, unmount } from "../platform/volume-fs.ts";
+import { HostVolumeData } from "../platform/host-volume-data.ts";
+import { dataDir, isMountpoint, makeVolumeDirs, mountWithOptions, unmount } from "../platform/volume-fs.ts";
 import { ANONYMOUS_LABEL, type VolumeRecord } from "./model.ts";
+import type { VolumeData } from "./volume-data.ts";
 import { VolumeError } from "./volume-error.ts";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -36,14 +38,28 @@ export interface MountInput {
 export class Volumes {
   readonly root: string;
   private tail: Promise<unknown> = Promise.resolve();
+  private readonly hostData: HostVolumeData;
 
   constructor(
     private readonly store: VolumeStore,
     serviceDataDir: string,
     private readonly log: Logger,
+    /** VM mode: where named volumes without options keep their data (the engine machine). */
+    private readonly machineData?: VolumeData,
   ) {
     this.root = join(serviceDataDir, "volumes");
     mkdirSync(this.root, { recursive: true, mode: 0o701 });
+    this.hostData = new HostVolumeData(this.root);
+  }
+
+  /**
+   * Where a volume's files are. In VM mode a plain named volume lives on the engine
+   * machine's disk, as Docker Desktop keeps /var/lib/docker/volumes in its VM; a volume
+   * with options stays on the host: an o=bind one is a host directory by definition,
+   * and a type=tmpfs one is mounted in the machine over its host path (machineTmpfsOf).
+   */
+  private dataOf(v: VolumeRecord): VolumeData {
+    return this.machineData && Object.keys(v.options).length === 0 ? this.machineData : this.hostData;
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -84,7 +100,8 @@ export class Volumes {
       populated: false,
       labels: anonymous ? { [ANONYMOUS_LABEL]: "", ...labels } : labels,
     };
-    makeVolumeDirs(this.root, volName);
+    // The machine's data dir is made on first use (a create must not boot the machine).
+    if (this.dataOf(rec) === this.hostData) makeVolumeDirs(this.root, volName);
     this.store.put(rec);
     return rec;
   }
@@ -101,7 +118,20 @@ export class Volumes {
 
   async list(withSize: boolean): Promise<VolumeView[]> {
     const users = this.store.allUsers();
-    return Promise.all(this.store.all().map(async (v) => ({ ...this.view(v, users.get(v.name) ?? []), sizeBytes: withSize ? await diskUsage(dataDir(this.root, v.name)) : -1 })));
+    const all = this.store.all();
+    const sizes = withSize ? await this.sizes(all) : new Map<string, number>();
+    return all.map((v) => ({ ...this.view(v, users.get(v.name) ?? []), sizeBytes: sizes.get(v.name) ?? -1 }));
+  }
+
+  /** Sizes by name: one call for the machine's volumes, du for the host's. */
+  private async sizes(vols: VolumeRecord[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const data of new Set(vols.map((v) => this.dataOf(v)))) {
+      const names = vols.filter((v) => this.dataOf(v) === data).map((v) => v.name);
+      const sizes = await data.sizes(names);
+      names.forEach((n, i) => out.set(n, sizes[i] ?? -1));
+    }
+    return out;
   }
 
   remove(name: string, force: boolean): Promise<void> {
@@ -119,7 +149,8 @@ export class Volumes {
 
   /** Files first: a volume that cannot be removed keeps its record. */
   private async destroy(name: string): Promise<void> {
-    await removeVolumeDirs(this.root, name);
+    const v = this.store.get(name);
+    if (v) await this.dataOf(v).remove(name);
     this.store.delete(name);
   }
 
@@ -132,7 +163,7 @@ export class Volumes {
         if (users.get(v.name)?.length) continue;
         if (!all && !v.anonymous) continue;
         if (!labels.every((l) => labelMatches(v.labels, l)) || notLabels.some((l) => labelMatches(v.labels, l))) continue;
-        const size = await diskUsage(dataDir(this.root, v.name));
+        const [size = -1] = await this.dataOf(v).sizes([v.name]);
         await this.destroy(v.name);
         deleted.push(v.name);
         if (size > 0) reclaimed += size;
@@ -148,14 +179,17 @@ export class Volumes {
       const anonymous = m.name === "";
       const fresh = anonymous || !this.store.get(m.name);
       const v = await this.createLocked(m.name, m.driver, m.driverOpts, m.labels, anonymous);
-      const source = dataDir(this.root, v.name);
+      const data = this.dataOf(v);
+      const source = data.path(v.name);
       const machineTmpfs = machineTmpfsOf(v);
       try {
         if (machineTmpfs === undefined && Object.keys(v.options).length && !isMountpoint(source)) await mountWithOptions(source, v.options);
         // A machine tmpfs is empty at each first use (the host copy would be hidden under it).
-        if (!v.populated && machineTmpfs === undefined) {
-          if (!m.noCopy && m.imageLowerDirs.length && m.target && isEmptyDir(source)) await populateFromImage(m.imageLowerDirs, m.target, source);
-          this.store.put({ ...v, populated: true });
+        if (machineTmpfs === undefined) {
+          const fill = !v.populated && !m.noCopy && m.imageLowerDirs.length && m.target ? { lowerDirs: m.imageLowerDirs, target: m.target } : undefined;
+          // Each use: the machine's data dir may be new (a removal done at its boot).
+          await data.prepare(v.name, fill);
+          if (!v.populated) this.store.put({ ...v, populated: true });
         }
       } catch (err) {
         // A volume this call created is not left behind half-made.
@@ -183,7 +217,7 @@ export class Volumes {
   }
 
   private view(v: VolumeRecord, users = this.store.users(v.name)): VolumeView {
-    return { ...v, mountpoint: dataDir(this.root, v.name), inUseBy: users, sizeBytes: -1 };
+    return { ...v, mountpoint: this.dataOf(v).path(v.name), inUseBy: users, sizeBytes: -1 };
   }
 }
 

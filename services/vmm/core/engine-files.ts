@@ -170,7 +170,7 @@ export class EngineFiles {
         ...req,
         lowerDirs: this.paths.lowerDirs(req.lowerDirs),
         binds: req.binds.flatMap((b) => {
-          const source = this.paths.guestPath(b.source);
+          const source = this.paths.bindSource(b.source);
           return source === undefined ? [] : [{ ...b, source }];
         }),
       };

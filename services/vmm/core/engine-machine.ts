@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { create } from "@bufbuild/protobuf";
-import { RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { RuntimeEventSchema, type RuntimeEvent, type VolumeOpRequest } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { GuestMount } from "../../../guest/boot/mounts-arg.ts";
 import { ENGINE_SHARES, shareHostDir } from "../../../guest/vm/engine-layout.ts";
 import { buildEngineDisk } from "../platform/engine-disk.ts";
@@ -135,13 +135,14 @@ export class EngineMachine {
   private async cleanLeftovers(agent: AgentClient): Promise<void> {
     for (const { id, kind } of this.leftovers.list()) {
       try {
-        if (kind === "delete") await agent.call("deleteContainer", { id, force: true } as never).catch((err: MachineError) => (err.code === "not_found" ? undefined : Promise.reject(err)));
+        if (kind === "volume") await agent.call("volumeOp", { op: "remove", names: [id] } as never);
+        else if (kind === "delete") await agent.call("deleteContainer", { id, force: true } as never).catch((err: MachineError) => (err.code === "not_found" ? undefined : Promise.reject(err)));
         else {
           const code = await this.files.runOp(agent, { op: "discard", id });
           if (code !== 0) throw new Error(`exit ${code}`);
         }
       } catch (err) {
-        this.d.log.warn("could not clean a removed container's leftovers in the engine machine", { id, kind, error: err });
+        this.d.log.warn("could not clean a removed container's or volume's leftovers in the engine machine", { id, kind, error: err });
       }
       this.leftovers.done(id, kind);
     }
@@ -241,6 +242,7 @@ export class EngineMachine {
     const started = performance.now();
     try {
       if (method === "networkCommands") return await this.networkCommands(req);
+      if (method === "volumeOp") return await this.volumeOp(req as unknown as VolumeOpRequest);
       return await this.callAgent(await this.ready(), method, req);
     } finally {
       this.d.log.debug("engine call", { method, ms: Math.round(performance.now() - started) });
@@ -260,6 +262,20 @@ export class EngineMachine {
     if (!agent?.isOpen) agent = this.d.vms.list().some((m) => m.name === this.name) ? this.runningAgent() : undefined;
     if (!agent?.isOpen) throw new MachineError("failed_precondition", "the engine machine is not running");
     return agent.call("networkCommands", req);
+  }
+
+  /**
+   * fsd's volume data operations. "prepare" (a container is about to use the volume)
+   * boots the machine like any container call; "remove" and "sizes" never do: a removal
+   * waits for the next boot (leftovers, before any other call, so a volume created again
+   * under the same name is prepared after it), and sizes are unknown (-1) meanwhile.
+   */
+  private async volumeOp(req: VolumeOpRequest): Promise<unknown> {
+    if (req.op === "prepare") return (await this.ready()).call("volumeOp", { ...req, lowerDirs: this.paths.lowerDirs(req.lowerDirs) } as never);
+    const agent = await this.agentIfUp();
+    if (agent) return agent.call("volumeOp", req as never);
+    if (req.op === "remove") for (const name of req.names) this.leftovers.add(name, "volume");
+    return { sizes: req.names.map(() => -1n), path: "" };
   }
 
   private runningAgent(): AgentClient | undefined {

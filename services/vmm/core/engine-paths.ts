@@ -7,13 +7,15 @@
  * - Other paths under a shared directory keep their place below its guest mount point.
  * - The upper/work pair moves onto the machine's own disk (overlayfs cannot use a
  *   VirtioFS upper dir, and the host's is never touched).
- * - Bind mounts and volumes are host paths too: they reach the machine through the
- *   share of the host's root. A path no share holds (a relative one) is refused.
+ * - Bind mounts are host paths too: they reach the machine through the share of the
+ *   host's root. A path no share holds (a relative one) is refused.
+ * - A named volume's data is on the machine's disk already (below GUEST_VOLUMES_ROOT,
+ *   fsd's Mountpoint in VM mode): that bind source stays as it is.
  * - The network namespace path is the machine's already (netd built it there).
  */
 import { basename, isAbsolute, join, relative, sep } from "node:path";
 import type { CreateContainerRequest } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { ENGINE_SHARES, guestRootfsDirs, shareHostDir } from "../../../guest/vm/engine-layout.ts";
+import { ENGINE_SHARES, GUEST_VOLUMES_ROOT, guestRootfsDirs, shareHostDir } from "../../../guest/vm/engine-layout.ts";
 import { MachineError } from "./machine-error.ts";
 
 export class EnginePaths {
@@ -35,6 +37,13 @@ export class EnginePaths {
       if (rel === "" || (!rel.startsWith("..") && !rel.startsWith(sep) && rel !== "..")) return rel ? join(s.guestDir, rel) : s.guestDir;
     }
     return undefined;
+  }
+
+  /** A bind source in the machine: a volume's own path there, or a host path through a share. */
+  bindSource(source: string): string | undefined {
+    const rel = relative(GUEST_VOLUMES_ROOT, source);
+    if (isAbsolute(source) && rel && !rel.startsWith("..") && !isAbsolute(rel)) return source;
+    return this.guestPath(source);
   }
 
   private must(hostPath: string, what: string): string {
@@ -61,7 +70,12 @@ export class EnginePaths {
       const dirs = req.rootfs.upperDir ? guestRootfsDirs(req.id) : { upperDir: "", workDir: "" };
       out.rootfs = { ...req.rootfs, lowerDirs: req.rootfs.lowerDirs.map((d) => this.layer(d)), ...dirs };
     }
-    out.mounts = req.mounts.map((m) => (m.type === "bind" ? { ...m, source: this.must(m.source, "bind mount source") } : m));
+    out.mounts = req.mounts.map((m) => {
+      if (m.type !== "bind") return m;
+      const source = this.bindSource(m.source);
+      if (source === undefined) throw new MachineError("invalid_argument", `bind mount source ${m.source} is not a host path the engine machine can see`);
+      return { ...m, source };
+    });
     out.hostsPath = this.must(req.hostsPath, "hosts file");
     out.resolvConfPath = this.must(req.resolvConfPath, "resolv.conf");
     out.hostnamePath = this.must(req.hostnamePath, "hostname file");

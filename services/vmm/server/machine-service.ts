@@ -40,6 +40,7 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     agentInfo: forward("agentInfo"),
     releaseLayers: forward("releaseLayers"),
     networkCommands: forward("networkCommands"),
+    volumeOp: forward("volumeOp"),
     async *events(req, ctx: HandlerContext) {
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);
