@@ -59,9 +59,11 @@ agent_port=/dev/virtio-ports/org.arcbox.agent.0
 # - fewer idle wake-ups: no GC timer (Bun collects as it allocates) and no mimalloc
 #   scavenger thread (it woke after each of Bun's socket-timer ticks, ~1.3 a second while
 #   the host is connected; freed memory stays with the agent instead of going back);
-# - msgpackr would probe for its native add-on, which the tools image does not have.
+# - msgpackr would probe for its native add-on, which the tools image does not have;
+# - lib/log.ts need not create process.stderr/stdout's Node streams (~0.4 s under TCG)
+#   for an error guard: the agent writes its log with writeSync and nothing else uses them.
 [ "$(arg accel)" = tcg ] && export BUN_JSC_useJIT=0
-export BUN_GC_TIMER_DISABLE=1 MIMALLOC_PURGE_DELAY=-1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true
+export BUN_GC_TIMER_DISABLE=1 MIMALLOC_PURGE_DELAY=-1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true ARCBOX_LOG_STDIO_GUARD=0
 while :; do
   mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).

@@ -3,10 +3,10 @@
  * Every step that creates something is undone when a later step fails, so a failed
  * create leaves no mount, bundle, cgroup or runc state behind.
  */
-import { create } from "@bufbuild/protobuf";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, openSync, writeSync, closeSync, constants } from "node:fs";
 import { join } from "node:path";
-import { ContainerStateSchema, type ContainerState, type CreateContainerRequest, type Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { ContainerState, CreateContainerRequest, Resources } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { newContainerState } from "../../proto/gen/arcbox/machines/v1/machines_codec.ts";
 import type { Logger } from "../../lib/log.ts";
 import { oomCountersPath, removeCgroups, removeCgroupsOfStopped, warmCgroupMigrationForCreate } from "../platform/cgroups.ts";
 import { mountRootfs, releaseUnusedLayers } from "../platform/layer-images.ts";
@@ -286,7 +286,8 @@ export class ContainerRuntime {
   state(id: string): ContainerState {
     const r = this.get(id);
     const exit = this.records.containerExit(id);
-    return create(ContainerStateSchema, {
+    return {
+      ...newContainerState(),
       id,
       status: this.records.status(r),
       pid: exit ? 0 : r.pid,
@@ -295,7 +296,7 @@ export class ContainerRuntime {
       finishedAtUnixNano: exit?.finishedAtUnixNano ?? 0n,
       oomKilled: exit?.oomKilled ?? false,
       stdioSocket: exit ? "" : r.stdioSocket,
-    });
+    };
   }
 
   /** Tells the shim to resize the pty (through its control FIFO). */

@@ -1,6 +1,6 @@
 /** Fan-out of runtime events to every connected vmm (no buffering: vmm resyncs by state). */
-import { create } from "@bufbuild/protobuf";
-import { RuntimeEventSchema, type RuntimeEvent } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { newRuntimeEvent } from "../../proto/gen/arcbox/machines/v1/machines_codec.ts";
+import type { RuntimeEvent } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { nowUnixNano } from "../storage/records.ts";
 
 export type EventListener = (e: RuntimeEvent) => void;
@@ -14,7 +14,15 @@ export class EventHub {
   }
 
   emit(e: { type: string; containerId: string; execId?: string; exitCode?: number; oomKilled?: boolean; timeUnixNano?: bigint }): void {
-    const event = create(RuntimeEventSchema, { ...e, timeUnixNano: e.timeUnixNano ?? nowUnixNano() });
+    const event: RuntimeEvent = {
+      ...newRuntimeEvent(),
+      type: e.type,
+      containerId: e.containerId,
+      execId: e.execId ?? "",
+      exitCode: e.exitCode ?? 0,
+      oomKilled: e.oomKilled ?? false,
+      timeUnixNano: e.timeUnixNano ?? nowUnixNano(),
+    };
     for (const l of this.listeners) l(event);
   }
 }

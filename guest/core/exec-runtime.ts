@@ -5,10 +5,10 @@
  * ARCBOX_EXEC_VIA_RUNC=1. An exec inherits the container's env, user and capabilities
  * unless it sets its own.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ExecStateResponseSchema, ProcessSpecSchema, type ExecStateResponse, type ProcessSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type { ExecStateResponse, ProcessSpec } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { newExecStateResponse, ProcessSpecCodec } from "../../proto/gen/arcbox/machines/v1/machines_codec.ts";
 import { startShim } from "../platform/shim.ts";
 import { warmCgroupMigration } from "../platform/cgroups.ts";
 import type { ContainerRuntime } from "./container-runtime.ts";
@@ -48,7 +48,7 @@ export class ExecRuntime {
     if (this.records.status(c) !== "running") throw new GuestError("failed_precondition", `container ${containerId} is not running`);
     if (!process || process.args.length === 0) throw new GuestError("invalid_argument", "no exec command specified");
     if (this.records.execs.has(execId) || this.records.containers.has(execId)) throw new GuestError("already_exists", `exec ${execId} already exists`);
-    this.records.saveExec({ v: 1, id: execId, containerId, process: Buffer.from(toBinary(ProcessSpecSchema, process)).toString("base64") });
+    this.records.saveExec({ v: 1, id: execId, containerId, process: Buffer.from(ProcessSpecCodec.encode(process)).toString("base64") });
     // docker exec starts right after it creates: let the cgroup join's grace period run now.
     warmCgroupMigration(c.cgroupPath, c.pid);
   }
@@ -61,7 +61,7 @@ export class ExecRuntime {
     if (e.startedAtUnixNano) throw new GuestError("failed_precondition", `exec ${execId} has already been started`);
     const c = this.containers.get(containerId);
     if (this.records.status(c) !== "running") throw new GuestError("failed_precondition", `container ${containerId} is not running`);
-    const spec = fromBinary(ProcessSpecSchema, Buffer.from(e.process, "base64"));
+    const spec = ProcessSpecCodec.decode(Buffer.from(e.process, "base64"));
     // An exec runs with the container's identity unless it asks for another.
     if (!spec.user) spec.user = c.user;
     if (!spec.privileged && spec.capAdd.length === 0 && spec.capDrop.length === 0) {
@@ -125,13 +125,14 @@ export class ExecRuntime {
   state(execId: string): ExecStateResponse {
     const e = this.get(execId);
     const exit = this.records.execExit(e);
-    return create(ExecStateResponseSchema, {
+    return {
+      ...newExecStateResponse(),
       running: !!e.startedAtUnixNano && !exit,
       pid: e.pid ?? 0,
       exitCode: exit?.exitCode ?? 0,
       containerId: e.containerId,
       exited: !!exit,
-    });
+    };
   }
 
   resizeTty(execId: string, height: number, width: number): void {

@@ -2,8 +2,8 @@
  * `docker top`: the container's pids from `runc ps`, then the host's `ps` output
  * filtered to those pids (what Docker Engine does).
  */
-import { create } from "@bufbuild/protobuf";
-import { TopResponseSchema, TopRowSchema, type TopResponse } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import { newTopResponse, newTopRow } from "../../proto/gen/arcbox/machines/v1/machines_codec.ts";
+import type { TopResponse } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { runTool, toolPath } from "../platform/run-tool.ts";
 import { GuestError } from "./guest-error.ts";
 
@@ -18,9 +18,9 @@ export function parsePsOutput(output: string, pids: number[]): TopResponse {
     const fields = line.trim().split(/\s+/);
     // The last column (the command) may contain spaces.
     const columns = [...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(" ")];
-    if (wanted.has(Number(fields[pidIndex]))) processes.push(create(TopRowSchema, { columns }));
+    if (wanted.has(Number(fields[pidIndex]))) processes.push({ ...newTopRow(), columns });
   }
-  return create(TopResponseSchema, { titles, processes });
+  return { ...newTopResponse(), titles, processes };
 }
 
 export async function top(pids: number[], psArgs: string): Promise<TopResponse> {
