@@ -50,6 +50,13 @@ export interface IoFrame {
    */
   pause?: boolean;
   resume?: boolean;
+  /**
+   * A files stream's output window, host -> agent: how many output bytes (fd 1 and 2
+   * together, counted from the start) the host has handed on. The agent keeps at most
+   * FILES_WINDOW bytes sent and not yet acknowledged, whatever the link's latency: a
+   * `pause` alone arrives only after everything already in flight.
+   */
+  ack?: number;
 }
 
 /**

@@ -26,6 +26,12 @@ type Link = ByteStream & { once?(event: "drain", fn: () => void): unknown; writa
  * every full pipe (64 KiB) made a 64 MiB copy take minutes.
  */
 export const FILES_HIGH_WATER = 1 << 20;
+/**
+ * Output bytes the agent may have sent and the host not yet acknowledged (`ack`
+ * frames): bounds what a stalled host buffers, however slowly a `pause` would cross
+ * a loaded TCG link (16 MiB did before it took effect).
+ */
+export const FILES_WINDOW = 4 << 20;
 
 interface Stream {
   owner: Link;
@@ -38,6 +44,10 @@ interface Stream {
   /** The helper's output waits: for the host (`pause`), or for the link to drain. */
   hostPaused?: boolean;
   linkFull?: boolean;
+  /** Output bytes sent, and acknowledged by the host; more than FILES_WINDOW apart pauses the output. */
+  sentOut: number;
+  ackedOut: number;
+  windowFull?: boolean;
 }
 
 /**
@@ -66,7 +76,7 @@ export class FileStreams {
       send({ k: "io", sid, fd: 1, close: true, code });
     };
     if (!f.sid || typeof f.sid !== "string" || this.streams.has(sid)) return void finish(2, "bad files stream id");
-    const stream: Stream = { owner, early: [] };
+    const stream: Stream = { owner, early: [], sentOut: 0, ackedOut: 0 };
     this.streams.set(sid, stream);
     void (async () => {
       const { FilesRequestSchema, prepareFilesOp } = await loadRootfsFiles();
@@ -96,12 +106,18 @@ export class FileStreams {
       const pipeOut = (fd: 1 | 2, from: NodeJS.ReadableStream & { pause(): unknown; resume(): unknown }) => {
         from.on("data", (data: Buffer) => {
           send({ k: "io", sid, fd, data });
+          stream.sentOut += data.length;
+          if (stream.sentOut - stream.ackedOut > FILES_WINDOW && !stream.windowFull) {
+            stream.windowFull = true;
+            child.stdout!.pause();
+            child.stderr!.pause();
+          }
           if (owner.once && !stream.linkFull && (owner.writableLength ?? 0) > FILES_HIGH_WATER) {
             stream.linkFull = true;
             from.pause();
             owner.once("drain", () => {
               stream.linkFull = false;
-              if (!stream.hostPaused) from.resume();
+              if (!stream.hostPaused && !stream.windowFull) from.resume();
             });
           }
         });
@@ -152,12 +168,19 @@ export class FileStreams {
     if (f.close) {
       this.streams.delete(f.sid);
       s.child.kill("SIGKILL");
+    } else if (f.ack !== undefined) {
+      s.ackedOut = Math.max(s.ackedOut, f.ack);
+      if (s.windowFull && s.sentOut - s.ackedOut <= FILES_WINDOW / 2) {
+        s.windowFull = false;
+        if (!s.linkFull && !s.hostPaused) s.child.stdout!.resume();
+        if (!s.linkFull) s.child.stderr!.resume();
+      }
     } else if (f.pause) {
       s.hostPaused = true;
       s.child.stdout!.pause();
     } else if (f.resume) {
       s.hostPaused = false;
-      if (!s.linkFull) s.child.stdout!.resume();
+      if (!s.linkFull && !s.windowFull) s.child.stdout!.resume();
     } else if (f.eof) stdin.end();
     else if (f.data && !stdin.destroyed) {
       stdin.write(f.data);

@@ -114,6 +114,7 @@ await runService({
         ],
         eventSubscribers: events.subscriberCount,
         eventSubscriptions: events.subscriptions,
+        ...(engine ? { engineFiles: engine.files.stats() } : {}),
       }),
       // Idle: no VM runs, nobody follows events and the host agent runs no container (an
       // agent that is not connected has none: it only exits when empty).

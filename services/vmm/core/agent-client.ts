@@ -126,6 +126,11 @@ export class AgentClient {
     if (!this.closed) this.socket.write(encodeFrame({ k: "io", sid, fd, [what]: true }));
   }
 
+  /** A files stream's output handed on so far (the agent's send window). */
+  ack(sid: string, bytes: number): void {
+    if (!this.closed) this.socket.write(encodeFrame({ k: "io", sid, fd: 1, ack: bytes }));
+  }
+
   /** Ends a socket stream both ways. */
   closeStream(sid: string): void {
     if (!this.closed) this.socket.write(encodeFrame({ k: "io", sid, fd: 0, close: true }));

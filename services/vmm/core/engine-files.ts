@@ -25,6 +25,8 @@ import type { EnginePaths } from "./engine-paths.ts";
 export const ENGINE_FILES_SOCKET = "engine-files.sock";
 /** How much may wait for apid before the helper is paused (guest/server/file-streams.ts). */
 const FILES_HIGH_WATER = 1 << 20;
+/** The agent's output window (guest/server/file-streams.ts FILES_WINDOW). */
+const FILES_WINDOW = 4 << 20;
 /** A request line longer than this is refused (it holds a few paths). */
 const MAX_REQUEST = 1 << 20;
 
@@ -47,6 +49,10 @@ interface Stream {
   agent: AgentClient;
   /** The agent was asked to pause the helper's output. */
   outputPaused?: boolean;
+  /** Output bytes received from the agent, and handed on to the client's socket. */
+  received: number;
+  /** The last `ack` sent to the agent (guest/server/file-streams.ts's window). */
+  acked: number;
 }
 
 function frame(fd: number, data: Uint8Array): Buffer {
@@ -85,6 +91,14 @@ export class EngineFiles {
     chmodSync(this.socketPath, 0o600);
   }
 
+  /**
+   * Open streams for the debug state: bytes taken from the agent, and bytes still
+   * waiting in the client's socket buffer (flow control keeps both bounded).
+   */
+  stats(): { sid: string; received: number; queued: number; paused: boolean }[] {
+    return [...this.streams].map(([sid, s]) => ({ sid, received: s.received, queued: s.client?.writableLength ?? 0, paused: !!s.outputPaused }));
+  }
+
   close(): void {
     this.server?.close();
     rmSync(this.socketPath, { force: true });
@@ -102,6 +116,7 @@ export class EngineFiles {
       s.client?.end(frame(3, code));
     } else if (!s.client) {
       // vmm's own operation: its output is not needed.
+      if (f.data) this.consumed(s, f.sid, f.data.length);
     } else if (f.fd === 0 && f.pause) s.client.pause();
     else if (f.fd === 0 && f.resume) s.client.resume();
     else if (f.data) {
@@ -112,11 +127,27 @@ export class EngineFiles {
         s.agent.flow(f.sid, 1, "pause");
         s.client.once("drain", () => {
           s.outputPaused = false;
-          if (this.streams.get(f.sid) === s) s.agent.flow(f.sid, 1, "resume");
+          if (this.streams.get(f.sid) !== s) return;
+          s.agent.flow(f.sid, 1, "resume");
+          this.acknowledge(s, f.sid);
         });
       }
+      this.consumed(s, f.sid, f.data.length);
     }
     return true;
+  }
+
+  /** Counts output taken from the agent; acknowledges it while the client keeps up. */
+  private consumed(s: Stream, sid: string, bytes: number): void {
+    s.received += bytes;
+    if (!s.outputPaused) this.acknowledge(s, sid);
+  }
+
+  /** Opens the agent's window again, a quarter of it at a time (not a frame per chunk). */
+  private acknowledge(s: Stream, sid: string): void {
+    if (s.received - s.acked < FILES_WINDOW / 4) return;
+    s.acked = s.received;
+    s.agent.ack(sid, s.acked);
   }
 
   /** The agent link dropped: its operations fail. */
@@ -133,7 +164,7 @@ export class EngineFiles {
   runOp(agent: AgentClient, req: { op: string; id: string }): Promise<number> {
     const sid = `files-${randomBytes(8).toString("hex")}`;
     return new Promise((resolve) => {
-      this.streams.set(sid, { agent, done: resolve });
+      this.streams.set(sid, { agent, done: resolve, received: 0, acked: 0 });
       agent.openFiles(sid, req);
     });
   }
@@ -195,7 +226,7 @@ export class EngineFiles {
     }
     if (client.destroyed) return;
     const sid = `files-${randomBytes(8).toString("hex")}`;
-    this.streams.set(sid, { client, agent });
+    this.streams.set(sid, { client, agent, received: 0, acked: 0 });
     agent.openFiles(sid, guestReq);
     if (rest.length) agent.sendIo(sid, rest);
     // Once the helper has answered and exited, the rest of an upload goes nowhere.
