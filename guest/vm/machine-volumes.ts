@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { dirSize } from "../../lib/dir-size.ts";
+import { copyUpArgv } from "../../lib/volume-copy-up.ts";
 import { GuestError } from "../core/guest-error.ts";
 import { ensureModules } from "../platform/kernel-modules.ts";
 import { acquireLayerImages } from "../platform/layer-images.ts";
@@ -61,33 +62,31 @@ export async function runVolumeOp(req: VolumeOpInput, root = GUEST_VOLUMES_ROOT)
 }
 
 /**
- * Copies the image's content at `target` into the empty `dest` with owners and modes
- * (busybox cp -a), from the merged layers: one layer is copied from directly; several
- * are merged by a read-only overlay in a private mount namespace (whiteouts and opaque
- * dirs honoured by the kernel; the mount goes with the copying process).
+ * Copies the image's content at `target` into the empty `dest` with owners and modes,
+ * from the layer images, resolving `target` inside the image's root
+ * (lib/volume-copy-up.ts).
  */
 async function populate(lowerDirs: string[], target: string, dest: string, scratchDir: string): Promise<void> {
-  const rel = target.replace(/^\/+/, "");
-  if (rel.split("/").includes("..")) throw new GuestError("invalid_argument", `invalid mount target ${target}`);
+  if (target.split("/").includes("..")) throw new GuestError("invalid_argument", `invalid mount target ${target}`);
   const busybox = toolPath("busybox");
   // Early after a boot, loop (layer images) and overlay may still be loading (stage 2).
   await ensureModules(["loop", "overlay"]);
   const layers = await acquireLayerImages(lowerDirs);
+  const scratch = mkdtempSync(join(scratchDir, ".copy-up-"));
   try {
-    if (layers.dirs.length === 1) {
-      const script = 'test -d "$1" || exit 0; exec "$0" cp -a "$1/." "$2/"';
-      await mustRun([busybox, "sh", "-c", script, busybox, join(layers.dirs[0]!, rel), dest], "copying image content into the volume");
-      return;
-    }
-    const mnt = mkdtempSync(join(scratchDir, ".merge-"));
-    try {
-      const script = '"$5" -t overlay overlay -o "lowerdir=$1" "$2" || exit 1; test -d "$2/$3" || exit 0; exec "$0" cp -a "$2/$3/." "$4/"';
-      const argv = [busybox, "sh", "-c", script, busybox, layers.dirs.join(":"), mnt, rel, dest, toolPath("mount")];
-      await mustRun([busybox, "unshare", "-m", "--propagation", "private", ...argv], "copying image content into the volume");
-    } finally {
-      rmSync(mnt, { recursive: true, force: true });
-    }
+    const argv = copyUpArgv({
+      unshare: [busybox, "unshare", "-m", "--propagation", "private"],
+      shell: [busybox, "sh"],
+      busybox,
+      mount: toolPath("mount"),
+      lowerDirs: layers.dirs,
+      target,
+      dest,
+      scratch,
+    });
+    await mustRun(argv, "copying image content into the volume");
   } finally {
+    rmSync(scratch, { recursive: true, force: true });
     await layers.release();
   }
 }

@@ -186,6 +186,26 @@ test("an image VOLUME gets an anonymous volume filled with the image content, re
   await ok(["volume", "rm", "etcvol"]);
 }, 60_000);
 
+test("copy-up resolves the mount target inside the image: a symlink to / or up out of it never reaches the host's files", async () => {
+  const root = mkdtempSync(join(tmpdir(), "arcbox-volesc-"));
+  buildBusyboxRootfs(root);
+  const layers = [tarDirectory(root), tarFiles({ "etc/image-only": "image\n", abs: { symlink: "/etc" }, "a/b/up": { symlink: "../../../../../../etc" } })];
+  rmSync(root, { recursive: true, force: true });
+  const esc = (await pushImage(reg, "volesc", "latest", { layers, config: { Cmd: ["sh"] } })).reference;
+  expect((await d.docker(["pull", "-q", esc])).code).toBe(0);
+  // The runtime's own /etc files (hosts, hostname, resolv.conf) are left out: which of
+  // them show over a volume mounted through a link is another matter.
+  const listing = async (args: string[]) => (await ok(["run", "--rm", ...args])).split("\n").filter((n) => n && !["hosts", "hostname", "resolv.conf"].includes(n));
+  const imageEtc = await listing([esc, "ls", "-A", "/etc"]);
+  expect(imageEtc).toContain("image-only");
+  for (const target of ["/abs", "/a/b/up"]) {
+    // Before: fsd (or the engine machine's agent) followed the link on its own side and
+    // filled the volume from the host's /etc.
+    expect(await listing(["-v", `escvol:${target}`, esc, "ls", "-A", `${target}/`])).toEqual(imageEtc);
+    await ok(["volume", "rm", "escvol"]);
+  }
+}, 120_000);
+
 test("a local volume with o=bind shows a host directory", async () => {
   const hostDir = mkdtempSync(join(tmpdir(), "arcbox-bindvol-"));
   try {

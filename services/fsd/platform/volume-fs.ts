@@ -3,8 +3,9 @@
  * `mount -t`), sizes, and copying an image's content into a new volume. Mounts are
  * done by spawned tools, never by syscalls in the Bun process.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { copyUpArgv } from "../../../lib/volume-copy-up.ts";
 import { VolumeError } from "../core/volume-error.ts";
 
 async function run(argv: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
@@ -69,27 +70,17 @@ export async function diskUsage(path: string): Promise<number> {
 
 /**
  * Copies the image's content at `target` into an empty volume, with ownership and
- * modes. Several layers are first merged by a read-only overlay mount in a private
- * mount namespace (so whiteouts and opaque dirs are honoured by the kernel itself,
- * and the mount disappears with the copying process).
+ * modes, resolving `target` inside the image's root (lib/volume-copy-up.ts).
  */
 export async function populateFromImage(lowerDirs: string[], target: string, dest: string): Promise<void> {
-  const rel = target.replace(/^\/+/, "");
-  if (rel.split("/").includes("..")) throw new VolumeError("invalid_argument", `invalid mount target ${target}`);
+  if (target.split("/").includes("..")) throw new VolumeError("invalid_argument", `invalid mount target ${target}`);
   if (lowerDirs.length === 0) return;
-  if (lowerDirs.length === 1) {
-    const src = join(lowerDirs[0], rel);
-    if (!existsSync(src)) return;
-    const r = await run(["sh", "-c", 'test -d "$1" || exit 0; exec cp -a "$1/." "$2/"', "populate", src, dest]);
-    if (r.code !== 0) throw new VolumeError("internal", `copying image content into the volume failed: ${r.stderr.trim()}`);
-    return;
-  }
-  const mnt = mkdtempSync(join(dest, "..", ".merge-"));
+  const scratch = mkdtempSync(join(dest, "..", ".copy-up-"));
   try {
-    const script = 'mount -t overlay overlay -o "lowerdir=$1" "$2" || exit 1; test -d "$2/$3" || exit 0; exec cp -a "$2/$3/." "$4/"';
-    const r = await run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "populate", lowerDirs.join(":"), mnt, rel, dest]);
+    const argv = copyUpArgv({ unshare: ["unshare", "-m", "--propagation", "private"], shell: ["sh"], busybox: "/bin/busybox", mount: "mount", lowerDirs, target, dest, scratch });
+    const r = await run(argv);
     if (r.code !== 0) throw new VolumeError("internal", `copying image content into the volume failed: ${r.stderr.trim()}`);
   } finally {
-    rmSync(mnt, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
