@@ -38,12 +38,13 @@ const SCALAR: Record<ScalarType, { method: string; wire: number; zero: string; i
 const IMPLICIT = 2; // FeatureSet.FieldPresence.IMPLICIT, as protobuf-es numbers it
 
 /** The name protobuf-es gives a message's TypeScript type (nested: Outer_Inner). */
-function tsName(m: DescMessage): string {
+export function tsName(m: DescMessage): string {
   const pkg = m.file.proto.package;
   return (pkg ? m.typeName.slice(pkg.length + 1) : m.typeName).replaceAll(".", "_");
 }
 
-function allMessages(file: DescFile): DescMessage[] {
+/** Every message of `file`, nested ones included, without map entries. */
+export function allMessages(file: DescFile): DescMessage[] {
   const out: DescMessage[] = [];
   const walk = (m: DescMessage) => {
     if (m.proto.options?.mapEntry) return;

@@ -26,14 +26,7 @@ afterAll(async () => {
   await reg?.stop();
 }, 90_000);
 
-async function states(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const line of (await d.arcbox(["status"])).stdout.split("\n")) {
-    const m = /^(\w+)\s+(\w+)\s/.exec(line);
-    if (m && m[1] !== "SERVICE") out[m[1]!] = m[2]!;
-  }
-  return out;
-}
+const states = () => d.serviceStates();
 
 const ok = async (args: string[]) => {
   const r = await d.docker(args);

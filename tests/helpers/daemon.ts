@@ -90,6 +90,16 @@ export class TestDaemon {
     return fetch(`http://docker${path}`, { ...init, unix: this.socket } as RequestInit);
   }
 
+  /** Each service's state in `arcbox status` ("ready", "idle", ...). */
+  async serviceStates(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const line of (await this.arcbox(["status"])).stdout.split("\n")) {
+      const m = /^(\w+)\s+(\w+)\s/.exec(line);
+      if (m && m[1] !== "SERVICE") out[m[1]!] = m[2]!;
+    }
+    return out;
+  }
+
   /**
    * `docker import`s the busybox test rootfs as `image`; `customize` may change the
    * rootfs first (its path is given).

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as codec from "../../proto/gen/arcbox/machines/v1/machines_codec.ts";
 import { CreateContainerRequestSchema, file_arcbox_machines_v1_machines, MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { generateCodec } from "../../scripts/gen-guest-codec.ts";
+import { allMessages, generateCodec, tsName } from "../../scripts/gen-guest-codec.ts";
 
 const repo = join(import.meta.dir, "..", "..");
 
@@ -92,23 +92,10 @@ function fieldValue(f: DescField, depth: number): Value {
   }
 }
 
-function messagesOf(file: DescFile): DescMessage[] {
-  const out: DescMessage[] = [];
-  const walk = (m: DescMessage) => {
-    if (m.proto.options?.mapEntry) return;
-    out.push(m);
-    m.nestedMessages.forEach(walk);
-  };
-  file.messages.forEach(walk);
-  return out;
-}
-
-const tsName = (m: DescMessage) => m.typeName.slice(m.file.proto.package.length + 1).replaceAll(".", "_");
-
 /** Both ways, byte for byte and message for message, with every field set and unset. */
 function checkRoundTrips(file: DescFile, gen: Record<string, unknown>): number {
   let checked = 0;
-  for (const m of messagesOf(file)) {
+  for (const m of allMessages(file)) {
     const c = gen[`${tsName(m)}Codec`] as Codec;
     const newDefault = gen[`new${tsName(m)}`] as () => unknown;
     expect(c, m.typeName).toBeDefined();
@@ -138,7 +125,7 @@ test("the committed machines codec is what the generator makes (run scripts/gen-
 
 test("every machines.proto message round-trips between the static codec and protobuf-es", () => {
   const n = checkRoundTrips(file_arcbox_machines_v1_machines, codec as Record<string, unknown>);
-  expect(n).toBe(messagesOf(file_arcbox_machines_v1_machines).length);
+  expect(n).toBe(allMessages(file_arcbox_machines_v1_machines).length);
   expect(n).toBeGreaterThan(50);
 });
 
