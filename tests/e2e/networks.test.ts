@@ -230,6 +230,30 @@ test("networks survive a daemon restart and are rebuilt", async () => {
   await ok(["network", "rm", "keeper"]);
 }, 90_000);
 
+test("the gateway keeps its MAC as containers join, so neighbours keep reaching it and the DNS", async () => {
+  await ok(["network", "create", "steady"]);
+  await ok(["run", "-d", "--name", "web", "--network", "steady", image, "sleep", "120"]);
+  const [net] = JSON.parse(await ok(["network", "inspect", "steady"]));
+  const gw: string = net.IPAM.Config[0].Gateway;
+  // The MAC that web's ARP cache holds for the gateway.
+  const gatewayMac = async () => {
+    await ok(["exec", "web", "ping", "-c", "1", "-W", "5", gw]);
+    const neigh = await ok(["exec", "web", "ip", "neigh", "show", gw]);
+    return /lladdr (\S+)/.exec(neigh)?.[1];
+  };
+  const before = await gatewayMac();
+  expect(before).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+  // A bridge without a fixed MAC takes its lowest port's: with four more random veth
+  // MACs it would change four times in five.
+  for (let i = 0; i < 4; i++) await ok(["run", "-d", "--name", `join${i}`, image, "sleep", "120"]);
+  for (let i = 0; i < 4; i++) await ok(["network", "connect", "--alias", `late${i}`, "steady", `join${i}`]);
+  expect(await gatewayMac()).toBe(before);
+  // Name lookups right after a connect go through the gateway: they answer at once.
+  for (let i = 0; i < 4; i++) expect(await ok(["exec", "web", "nslookup", `late${i}`, "127.0.0.11"], 8_000)).toContain("Name:");
+  await ok(["rm", "-f", "web", "join0", "join1", "join2", "join3"]);
+  await ok(["network", "rm", "steady"]);
+}, 120_000);
+
 test("docker network connect/disconnect on a running container adds and removes an interface", async () => {
   await ok(["network", "create", "one"]);
   await ok(["network", "create", "two"]);

@@ -14,7 +14,7 @@ import { withHostLock } from "../platform/host-lock.ts";
 import { BRIDGE_NAME_OPT, MTU_OPT, validateBridgeOptions } from "./bridge-options.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
 import { engineFirewallRules, firewallRules, type FirewallState } from "./firewall-rules.ts";
-import { networkCidrs, pickSubnet, pickSubnet6, splitPools, validatePools, validatePools6 } from "./ipam.ts";
+import { macForIp, networkCidrs, pickSubnet, pickSubnet6, splitPools, validatePools, validatePools6 } from "./ipam.ts";
 import { parseCidr6 } from "./ipv6.ts";
 import { parseCidr } from "./ipv4.ts";
 import type { IpamPool, NetworkRecord } from "./model.ts";
@@ -131,6 +131,7 @@ export class Networks {
     const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
     await this.datapath.ensureBridge({
       name: net.bridge,
+      mac: macForIp(pool.gateway),
       gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
       gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
       routeLocalnet: false,
@@ -148,6 +149,7 @@ export class Networks {
     const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
     await this.datapath.ensureBridge({
       name: net.bridge,
+      mac: macForIp(pool.gateway),
       gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
       existing,
       gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,

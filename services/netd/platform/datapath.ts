@@ -21,6 +21,12 @@ export interface VethPlan {
 
 export interface BridgePlan {
   name: string;
+  /**
+   * A fixed MAC. A bridge without one takes its lowest port's, so a container joining
+   * changes the gateway's MAC under its neighbours, which then lose the gateway (and the
+   * embedded DNS on it) until their ARP entries go stale: seconds to a minute.
+   */
+  mac: string;
   gatewayCidr: string;
   gateway6Cidr?: string;
   /** What is there already (a host listing), when the caller looked; unknown: idempotent steps. */
@@ -43,8 +49,13 @@ export class Datapath {
     // address is replaced rather than added (idempotent).
     if (!b.existing) lines.push(`addr replace ${b.gatewayCidr} dev ${b.name}`);
     else if (!b.existing.addrs.includes(b.gatewayCidr)) lines.push(`addr add ${b.gatewayCidr} dev ${b.name}`);
+    // Set on every call: also pins the MAC of a bridge made before it was fixed.
+    lines.push(`link set ${b.name} address ${b.mac}`);
     lines.push(`link set ${b.name} up`);
-    await this.runner.run([...(b.existing ? [] : [{ argv: ["ip", "link", "add", b.name, "type", "bridge"], mayFail: true }]), { argv: ["ip", "-batch", "-"], stdin: `${lines.join("\n")}\n` }]);
+    await this.runner.run([
+      ...(b.existing ? [] : [{ argv: ["ip", "link", "add", b.name, "address", b.mac, "type", "bridge"], mayFail: true }]),
+      { argv: ["ip", "-batch", "-"], stdin: `${lines.join("\n")}\n` },
+    ]);
     if (b.gateway6Cidr) {
       // Our own bridge only (the defaults stay as they are); nodad: the gateway answers at once.
       await this.runner.sysctl(`net/ipv6/conf/${b.name}/disable_ipv6`, "0");
