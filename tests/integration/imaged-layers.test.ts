@@ -120,7 +120,9 @@ test("a store from before layer images is converted at start: same content, dire
     expectLayersContent(merged);
     // The lower dirs are the images' mounts now, not the old directories.
     expect(readFileSync("/proc/self/mounts", "utf8")).toContain(join(data, "mnt"));
-    expect((await run(["umount", mounts.pop()!])).code).toBe(0);
+    const popped = mounts.pop()!;
+    expect((await run(["umount", popped])).code).toBe(0);
+    rmSync(popped, { recursive: true, force: true });
     await via.images.releaseRootfs({ containerId: "layers-converted" });
     await again.stop();
   } finally {
