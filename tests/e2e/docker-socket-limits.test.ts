@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createConnection } from "node:net";
 import { arcboxHome } from "../../lib/home.ts";
 import { ServiceClients } from "../../lib/service/clients.ts";
@@ -149,6 +150,63 @@ describe("response streams", () => {
     // Each line is one frame: an 8-byte header and the line; then "DONE\n".
     expect(got).toBe(LINES * (8 + line.length + 1) + 8 + 5);
     await d.docker(["rm", "-f", "chatty"]);
+  }, 300_000);
+});
+
+describe("event subscribers", () => {
+  test("a `docker events` subscriber that never reads: apid keeps a bounded queue for it, and a reader still gets every event", async () => {
+    await d.importBusybox("limits-busybox:events");
+    // Container events carry the container's labels: 60 KB each here.
+    const big = "x".repeat(60_000);
+    expect((await d.docker(["run", "-d", "--name", "labelled", "--label", `big=${big}`, "limits-busybox:events", "sleep", "600"])).code).toBe(0);
+    const { pid } = await new ServiceClients(arcboxHome(d.home)).health("apid").check({});
+    const apidDebug = (path: string) => fetch(`http://x${path}`, { unix: join(d.home, "run", "apid.debug.sock") } as RequestInit);
+    // apid's own subscribers (restart policies, health) are counted too.
+    const listeners = async () => ((await (await apidDebug("/state")).json()) as { eventListeners: number }).eventListeners;
+    const listening = await listeners();
+    // A subscriber that sends its request and then never reads a byte.
+    const stalled = Bun.spawn(
+      [
+        "python3",
+        "-c",
+        "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'GET /v1.50/events HTTP/1.1\\r\\nHost: docker\\r\\n\\r\\n'); print('sent', flush=True); time.sleep(600)",
+        d.socket,
+      ],
+      { stdout: "pipe" },
+    );
+    await new Response(stalled.stdout).body!.getReader().read();
+    // And one that reads everything, filtered to the execs.
+    const live = await d.api(`/events?filters=${encodeURIComponent(JSON.stringify({ event: ["exec_create"] }))}`);
+    const reader = live.body!.getReader();
+    await waitFor("both subscribers", async () => (await listeners()) === listening + 2, 10_000);
+    // The reader keeps up all along, counting what it is sent.
+    const EXECS = 600; // 36 MB of events for the stalled subscriber
+    const received = (async () => {
+      const dec = new TextDecoder();
+      let got = 0;
+      let text = "";
+      while (got < EXECS) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += dec.decode(value, { stream: true });
+        const lines = text.split("\n");
+        text = lines.pop()!;
+        got += lines.filter((l) => l.includes("exec_create")).length;
+      }
+      return got;
+    })();
+    const before = pssKb(pid);
+    for (let i = 0; i < EXECS; i++) expect((await post("/containers/labelled/exec", JSON.stringify({ Cmd: ["true"] }))).status).toBe(201);
+    expect(await received).toBe(EXECS);
+    // What apid still holds once its settle collection has run (5 s after the last
+    // request). Before: every event stayed queued for the stalled subscriber (+36 MB).
+    await Bun.sleep(6_000);
+    expect(pssKb(pid) - before).toBeLessThan(16 * 1024);
+    await reader.cancel();
+    const metrics = await (await apidDebug("/metrics")).text();
+    expect(Number(/^arcbox_apid_events_dropped_total (\d+)$/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
+    stalled.kill();
+    await d.docker(["rm", "-f", "labelled"]);
   }, 300_000);
 });
 

@@ -10,8 +10,12 @@ import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
 import { parseLogTime } from "../streams/log-reader.ts";
 
+/** Encoded events held for one subscriber that is not reading: thousands of ordinary ones. */
+const SUBSCRIBER_QUEUE_BYTES = 4 << 20;
+
 export function eventsRoutes(deps: DockerApiDeps) {
   const app = new Hono<DockerEnv>();
+  const droppedEvents = deps.metrics.counter("events_dropped_total", "Events not sent to a `docker events` subscriber that stopped reading.");
 
   app.get("/events", (c) => {
     const filters = new Map(Object.entries(parseFilters(c.req.query("filters"), FILTERS.events)));
@@ -22,35 +26,42 @@ export function eventsRoutes(deps: DockerApiDeps) {
     const enc = new TextEncoder();
     let unsubscribe = () => {};
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const body = new ReadableStream<Uint8Array>({
-      start(ctrl) {
-        let closed = false;
-        const close = () => {
-          if (closed) return;
-          closed = true;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start(ctrl) {
+          let closed = false;
+          const close = () => {
+            if (closed) return;
+            closed = true;
+            unsubscribe();
+            if (timer) clearTimeout(timer);
+            ctrl.close();
+          };
+          const send = (e: Parameters<typeof matchesEventFilter>[0]) => {
+            if (closed) return;
+            if (untilNano !== undefined && e.timeNano > untilNano) return close();
+            if (!matchesEventFilter(e, filters)) return;
+            // A subscriber that does not read loses events past its queue, as with dockerd
+            // (whose per-subscriber buffer drops after a timeout), rather than growing apid.
+            if ((ctrl.desiredSize ?? 1) <= 0) return droppedEvents.inc();
+            ctrl.enqueue(enc.encode(`${JSON.stringify(e)}\n`));
+          };
+          const sub = deps.events.subscribe(since === undefined ? undefined : since * 1e9, send);
+          unsubscribe = sub.unsubscribe;
+          for (const e of sub.past) send(e);
+          if (untilNano !== undefined) {
+            const ms = untilNano / 1e6 - Date.now();
+            if (ms <= 0) close();
+            else timer = setTimeout(close, ms);
+          }
+        },
+        cancel() {
           unsubscribe();
           if (timer) clearTimeout(timer);
-          ctrl.close();
-        };
-        const send = (e: Parameters<typeof matchesEventFilter>[0]) => {
-          if (closed) return;
-          if (untilNano !== undefined && e.timeNano > untilNano) return close();
-          if (matchesEventFilter(e, filters)) ctrl.enqueue(enc.encode(`${JSON.stringify(e)}\n`));
-        };
-        const sub = deps.events.subscribe(since === undefined ? undefined : since * 1e9, send);
-        unsubscribe = sub.unsubscribe;
-        for (const e of sub.past) send(e);
-        if (untilNano !== undefined) {
-          const ms = untilNano / 1e6 - Date.now();
-          if (ms <= 0) close();
-          else timer = setTimeout(close, ms);
-        }
+        },
       },
-      cancel() {
-        unsubscribe();
-        if (timer) clearTimeout(timer);
-      },
-    });
+      new ByteLengthQueuingStrategy({ highWaterMark: SUBSCRIBER_QUEUE_BYTES }),
+    );
     return new Response(body, { headers: { "Content-Type": "application/json" } });
   });
 
