@@ -86,7 +86,8 @@ export function networksRoutes(deps: DockerApiDeps) {
     // netd reads 0 as "no until"; an until at or before the epoch keeps every network.
     const untilUnix = f.until === undefined ? 0 : Math.max(1, Math.ceil(f.until));
     const res = await netd().prune({ labels: f.label ?? [], notLabels: f["label!"] ?? [], untilUnix: BigInt(untilUnix) });
-    return c.json({ NetworksDeleted: res.deleted });
+    // dockerd's report is a Go slice: null, not [], when nothing went.
+    return c.json({ NetworksDeleted: res.deleted.length ? res.deleted : null });
   });
 
   /** After netd changed a container's endpoints: its record follows (EndpointsConfig, inspect). */
