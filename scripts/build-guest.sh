@@ -73,6 +73,7 @@ NET_MODULES="bridge veth ip_tables iptable_nat iptable_filter xt_MASQUERADE xt_n
 # tables are ArcBox's alone, no nft modules needed) for the same.
 IP_BIN=$(readlink -f /bin/ip)
 XT_BIN=/usr/sbin/xtables-legacy-multi
+CP_BIN=$(readlink -f /bin/cp)
 XT_LIBDIR=/usr/lib/x86_64-linux-gnu/xtables
 BUN_BIN=$(readlink -f "$(command -v bun)")
 RUNC_BIN=$(readlink -f "$(command -v runc)")
@@ -83,7 +84,7 @@ GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
 stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
-{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub native/init "$kmods/modules.dep"; } && need_tools=1
+{ [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$CP_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub native/init "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
   while IFS=: read -r mod deps; do dep_of[$mod]=$deps; done < "$kmods/modules.dep"
@@ -170,6 +171,8 @@ if [ "$need_tools" = 1 ]; then
   cp "$CRUN_BIN" "$stage/bin/crun"
   cp "$IP_BIN" "$stage/bin/ip"
   cp "$XT_BIN" "$stage/bin/xtables-legacy-multi"
+  # GNU cp (busybox's applet stays out): a volume's copy-up keeps xattrs with `cp -a`.
+  cp "$CP_BIN" "$stage/bin/cp"
   for t in iptables iptables-restore iptables-save; do ln -s xtables-legacy-multi "$stage/bin/$t"; done
   mkdir -p "$stage/lib/xtables" && cp "$XT_LIBDIR"/libxt_*.so "$XT_LIBDIR"/libipt_*.so "$stage/lib/xtables/"
   # Our C helpers, linked against the guest's loader and lib dir directly.
@@ -179,14 +182,14 @@ if [ "$need_tools" = 1 ]; then
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-init" native/init/*.c
-  for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi"; do
+  for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi" "$stage/bin/cp"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
   # crun's libsystemd is a stub (native/sd-stub/: the machine has no systemd), so neither
   # it nor the five libraries it pulls in are loaded by every crun process under TCG.
   cc -O2 -Wall -shared -fPIC -Wl,-soname,libsystemd.so.0 -Wl,--version-script=native/sd-stub/sd-stub.map -o "$stage/lib/libsystemd.so.0" native/sd-stub/sd-stub.c
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp" "$stage/native/bin/arcbox-init"; do
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$CP_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp" "$stage/native/bin/arcbox-init"; do
     LD_LIBRARY_PATH="$stage/lib" ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
   done | sort -u | grep -v "^$stage/lib/" | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"

@@ -78,6 +78,8 @@ async function populate(lowerDirs: string[], target: string, dest: string, scrat
       unshare: [busybox, "unshare", "-m", "--propagation", "private"],
       shell: [busybox, "sh"],
       busybox,
+      // GNU cp from the tools image (scripts/build-guest.sh): busybox's drops xattrs.
+      cp: toolPath("cp"),
       mount: toolPath("mount"),
       lowerDirs: layers.dirs,
       target,

@@ -206,6 +206,37 @@ test("copy-up resolves the mount target inside the image: a symlink to / or up o
   }
 }, 120_000);
 
+test("copy-up keeps xattrs: a file's capabilities reach the new volume, as Docker's copy-up keeps them", async () => {
+  const root = mkdtempSync(join(tmpdir(), "arcbox-volcap-"));
+  buildBusyboxRootfs(root);
+  // cap_net_raw+ep: VFS_CAP_REVISION_2 with the effective bit, then permitted bit 13.
+  const cap = String.fromCharCode(1, 0, 0, 2, 0, 0x20, 0, 0, ...new Array(12).fill(0));
+  const layers = [
+    tarDirectory(root),
+    rawTar([
+      { name: "caps/", type: "5", mode: 0o755 },
+      { name: "caps/tool", data: "tool\n", mode: 0o755, pax: { "SCHILY.xattr.security.capability": cap } },
+    ]),
+  ];
+  rmSync(root, { recursive: true, force: true });
+  const capImage = (await pushImage(reg, "volcap", "latest", { layers, config: { Cmd: ["sh"] } })).reference;
+  expect((await d.docker(["pull", "-q", capImage])).code).toBe(0);
+  // docker cp archives a file's capabilities (its only xattr Docker carries).
+  const archived = async (ctr: string) => {
+    const r = await d.docker(["cp", `${ctr}:/caps/tool`, "-"]);
+    expect(r.code).toBe(0);
+    return r.stdout.includes("SCHILY.xattr.security.capability");
+  };
+  await ok(["run", "-d", "--name", "cap-plain", capImage, "sleep", "600"]);
+  expect(await archived("cap-plain")).toBe(true);
+  // Before: the copy-up used busybox's `cp -a`, which drops xattrs.
+  await ok(["run", "-d", "--name", "cap-vol", "-v", "capvol:/caps", capImage, "sleep", "600"]);
+  expect(await ok(["exec", "cap-vol", "cat", "/caps/tool"])).toBe("tool\n");
+  expect(await archived("cap-vol")).toBe(true);
+  await ok(["rm", "-f", "cap-plain", "cap-vol"]);
+  await ok(["volume", "rm", "capvol"]);
+}, 120_000);
+
 test("a local volume with o=bind shows a host directory", async () => {
   const hostDir = mkdtempSync(join(tmpdir(), "arcbox-bindvol-"));
   try {

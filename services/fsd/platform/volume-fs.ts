@@ -77,7 +77,7 @@ export async function populateFromImage(lowerDirs: string[], target: string, des
   if (lowerDirs.length === 0) return;
   const scratch = mkdtempSync(join(dest, "..", ".copy-up-"));
   try {
-    const argv = copyUpArgv({ unshare: ["unshare", "-m", "--propagation", "private"], shell: ["sh"], busybox: "/bin/busybox", mount: "mount", lowerDirs, target, dest, scratch });
+    const argv = copyUpArgv({ unshare: ["unshare", "-m", "--propagation", "private"], shell: ["sh"], busybox: "/bin/busybox", cp: "cp", mount: "mount", lowerDirs, target, dest, scratch });
     const r = await run(argv);
     if (r.code !== 0) throw new VolumeError("internal", `copying image content into the volume failed: ${r.stderr.trim()}`);
   } finally {
