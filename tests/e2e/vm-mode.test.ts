@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.ts";
 import { buildBusyboxRootfs } from "../helpers/test-images.ts";
+import { waitForDeath } from "../helpers/wait.ts";
 
 const IMAGE = "vm-busybox:1";
 const LONG = { timeoutMs: 300_000 };
@@ -222,6 +223,7 @@ describe("VM mode: containers run in the engine machine", () => {
     const vmmPid = Number(/^vmm\s+(?:ready|running)\s+(\d+)/m.exec((await d.arcbox(["status"])).stdout)?.[1]);
     expect(vmmPid).toBeGreaterThan(0);
     process.kill(vmmPid, "SIGKILL");
+    await waitForDeath(vmmPid);
     // The next calls reach a new vmm, which adopts the VM (no new boot) and its agent.
     const exec = await d.docker(["exec", "vm-keep", "echo", "still here"], LONG);
     expect(exec).toMatchObject({ code: 0, stdout: "still here\n" });

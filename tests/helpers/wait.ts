@@ -21,3 +21,21 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await Bun.sleep(25);
   }
 }
+
+/**
+ * Waits until a process sent SIGKILL has exited (gone, or a zombie): kill() returns
+ * before the kernel has torn it down, and until then its listening sockets still take
+ * connections, which its exit then resets.
+ */
+export async function waitForDeath(pid: number, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    `process ${pid} to exit`,
+    async () => {
+      const stat = await Bun.file(`/proc/${pid}/stat`)
+        .text()
+        .catch(() => "");
+      return stat === "" || / Z /.test(stat.slice(stat.lastIndexOf(")")));
+    },
+    timeoutMs,
+  );
+}
