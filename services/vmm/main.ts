@@ -37,7 +37,9 @@ import { MachineStore } from "./storage/machine-store.ts";
  */
 const HOST_IDLE_EXIT_SECONDS = 60;
 
-await runService({
+// No top-level await: the bundle is compiled to bytecode (scripts/build.sh), which needs
+// a CommonJS-shaped module.
+runService({
   name: "vmm",
   async start(ctx) {
     const events = new EventFanout(ctx.home.root);
@@ -144,4 +146,7 @@ await runService({
       },
     };
   },
+}).catch((err) => {
+  console.error("vmm failed to start:", err);
+  process.exit(1);
 });
