@@ -73,6 +73,9 @@ async function main(): Promise<void> {
     socket: layout.agentSocket,
     notifySocket: layout.notifySocket,
     ioDir: layout.ioDir,
+    // On the host apid's events FIFO is written here directly, so vmm can exit while
+    // containers run; in a VM vmm relays the machine's events.
+    eventFifoDir: serialPort ? undefined : home.root,
     // No process to watch and nobody to serve: an idle agent goes away (vmm starts a new
     // one). Checked when the last client leaves and again after each container exit.
     // Not in a VM: there it is the machine's agent, and the host comes back to it.

@@ -7,12 +7,13 @@ rm -rf dist.tmp && mkdir -p dist.tmp
 # The cold-start path (supervisor, then apid answering `docker version`) also gets
 # bytecode (<name>.js.jsc next to the bundle, which Bun loads when it runs the .js):
 # JSC skips parsing and compiling. It needs entry points without top-level await.
-# imaged too: it exits when idle, and its next start is on the path of the next image
-# call (docker images, run).
-for svc in apid imaged; do
+# imaged and vmm too: they exit when idle (vmm also while host containers run), and
+# their next start is on the path of the next image call (docker images, run) or
+# container call (run, exec, stop); the bytecode's memory is only paid while they run.
+for svc in apid imaged vmm; do
   bun build "services/$svc/main.ts" --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming "$svc.[ext]" >/dev/null
 done
-for svc in netd fsd vmm; do
+for svc in netd fsd; do
   bun build "services/$svc/main.ts" --target=bun --minify-syntax --minify-whitespace --outfile "dist.tmp/$svc.js" >/dev/null
 done
 bun build cli/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/arcbox.js >/dev/null

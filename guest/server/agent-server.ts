@@ -10,11 +10,13 @@
 import { rmSync, chmodSync, closeSync, constants, openSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { ensureFifo, FdStream, openReader, openWaiting, openWriterIfRead, type ByteStream } from "../../lib/ipc/fifo-stream.ts";
+import { FifoSubscribers } from "../../lib/ipc/fifo-subscribers.ts";
 import { ArcboxError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { noteActivity } from "../../lib/service/settle-gc.ts";
 // The static codec, not protobuf-es: its descriptor set-up is ~1.2 s of a TCG guest's start.
 import { MachineServiceCodec, RuntimeEventCodec } from "../../proto/gen/arcbox/machines/v1/machines_codec.ts";
+import type { EventsRequest } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { Agent } from "../core/agent.ts";
 import { parseExitFields } from "../storage/records.ts";
 import { FrameDecoder, encodeFrame } from "../protocol/frames.ts";
@@ -30,6 +32,11 @@ export interface AgentServerOptions {
   ioDir?: string;
   /** Called when no client is connected and no request is running. */
   onIdle: () => void;
+  /**
+   * On the host: the home, under which a caller may name a FIFO to receive this
+   * agent's events directly (apid's, handed over by vmm), so they need no vmm.
+   */
+  eventFifoDir?: string;
 }
 
 function listen(server: Server, path: string): Promise<void> {
@@ -51,6 +58,7 @@ export class AgentServer {
   private notify: Server;
   private streams: SocketStreams | undefined;
   private readonly files: FileStreams;
+  private readonly eventFifos: FifoSubscribers | undefined;
 
   constructor(
     private readonly agent: Agent,
@@ -61,7 +69,12 @@ export class AgentServer {
     if (opts.ioDir) this.streams = new SocketStreams(opts.ioDir);
     this.files = new FileStreams(agent.layout, agent.records, log);
     this.notify = createServer((s) => this.onShim(s));
-    agent.events.subscribe((e) => this.broadcast(encodeFrame({ k: "evt", body: RuntimeEventCodec.encode(e) })));
+    if (opts.eventFifoDir) this.eventFifos = new FifoSubscribers(opts.eventFifoDir);
+    agent.events.subscribe((e) => {
+      const frame = encodeFrame({ k: "evt", body: RuntimeEventCodec.encode(e) });
+      this.broadcast(frame);
+      this.eventFifos?.write(frame);
+    });
     // Machine exec output: to every client, like events (in a VM there is one, vmm).
     agent.machineExecs.onOutput((f) => this.broadcast(encodeFrame(f)));
   }
@@ -81,6 +94,7 @@ export class AgentServer {
 
   async stop(): Promise<void> {
     for (const c of this.clients) c.destroy();
+    this.eventFifos?.close();
     await Promise.all([new Promise((r) => this.main.close(r)), new Promise((r) => this.notify.close(r))]);
     rmSync(this.opts.socket, { force: true });
     rmSync(this.opts.notifySocket, { force: true });
@@ -186,7 +200,7 @@ export class AgentServer {
     try {
       const codecs = MachineServiceCodec as Record<string, { input: { decode(b: Uint8Array): unknown }; output: { encode(m: never): Uint8Array } }>;
       const method = Object.hasOwn(codecs, req.method) ? codecs[req.method] : undefined;
-      const handler = (this.agent.handlers as unknown as Record<string, (r: unknown) => unknown>)[req.method];
+      const handler = req.method === "events" ? (r: unknown) => this.eventsToFifo(r as EventsRequest) : (this.agent.handlers as unknown as Record<string, (r: unknown) => unknown>)[req.method];
       if (!method || !handler) throw new ArcboxError("not_implemented", `agent method ${req.method} is not implemented`);
       const out = await handler(method.input.decode(req.body));
       res = { k: "res", id: req.id, body: method.output.encode(out as never) };
@@ -196,6 +210,19 @@ export class AgentServer {
       res = { k: "res", id: req.id, error: { code: e.code, message: e.message } };
     }
     if (!socket.destroyed) socket.write(encodeFrame(res));
+  }
+
+  /**
+   * MachineService.Events naming a FIFO: this agent writes its events there itself from
+   * now on (or stops, with `unsubscribe`), so they keep flowing while vmm is gone. A
+   * reader that goes away is dropped at the next event (EPIPE).
+   */
+  private eventsToFifo(req: EventsRequest): object {
+    if (!this.eventFifos) throw new ArcboxError("not_implemented", "this agent writes no events FIFO (in a VM, vmm does)");
+    if (!req.fifo) throw new ArcboxError("invalid_argument", "an events subscription to the agent names a FIFO");
+    if (req.unsubscribe) this.eventFifos.unsubscribe(req.fifo);
+    else this.eventFifos.subscribe(req.fifo);
+    return {};
   }
 
   private onShim(socket: Socket): void {

@@ -53,9 +53,7 @@ test("imaged exits at rest while containers run, and a fresh one keeps their ima
   await ok(["run", "-d", "--name", "keeper", "--network", "none", image, "sleep", "600"]);
   await ok(["run", "-d", "--rm", "--name", "passing", "--network", "none", image, "sleep", "600"]);
   await imagedGone();
-  const s = await states();
-  // The containers still run (vmm serves them), with imaged gone.
-  expect(s.vmm).toBe("ready");
+  // The containers still run with imaged gone.
   expect((await ok(["ps", "--format", "{{.Names}}"])).split("\n").sort()).toEqual(["", "keeper", "passing"]);
   expect(readFileSync(join(d.home, "log", "supervisor.log"), "utf8")).not.toContain("exited unexpectedly");
 

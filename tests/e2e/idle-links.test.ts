@@ -1,13 +1,14 @@
 /**
- * The links that stay open while containers idle (vmm ⇄ host agent, vmm → apid's
- * runtime events) run over FIFOs, not socket connections: Bun wakes a process every
- * second while any socket connection is open in it (lib/ipc/fifo-stream.ts). The test
- * checks the transport, not time: vmm's state names the links, no socket connection
- * joins vmm and the agent, and events still arrive through the FIFO, also after vmm is
- * killed and a new one takes over.
+ * The links that stay open while containers idle (vmm ⇄ host agent, host agent →
+ * apid's runtime events) run over FIFOs, not socket connections: Bun wakes a process
+ * every second while any socket connection is open in it (lib/ipc/fifo-stream.ts). The
+ * test checks the transport, not time: vmm's state names the link, no socket
+ * connection joins vmm and the agent, the agent writes apid's events FIFO (vmm relays
+ * nothing), and events still arrive through it after vmm is killed, and after the agent
+ * is killed and a new one takes over.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon, run } from "../helpers/daemon.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -54,6 +55,24 @@ function socketInodes(pid: number): Set<string> {
   return out;
 }
 
+/** Pids of the processes that hold `path` open for writing. */
+function writersOf(path: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+        const link = `/proc/${p}/fd/${fd}`;
+        if (readlinkSync(link) === path && lstatSync(link).mode & 0o200) {
+          out.push(Number(p));
+          break;
+        }
+      }
+    } catch {}
+  }
+  return out;
+}
+
 /** Inode pairs of connected Unix sockets (ss lists each end with its peer's inode). */
 function connectedPeers(): [string, string][] {
   const out = Bun.spawnSync(["ss", "-xpnH", "state", "connected"]).stdout.toString();
@@ -66,11 +85,14 @@ function connectedPeers(): [string, string][] {
   return pairs;
 }
 
-test("with a container idling, vmm reaches the agent and apid over FIFOs, not socket connections", async () => {
+const eventsFifo = () => join(d.home, "data", "apid", "events.fifo");
+
+test("with a container idling, vmm reaches the agent and the agent apid over FIFOs, not socket connections", async () => {
   expect((await d.docker(["run", "-d", "--name", "idler", "--network", "none", IMAGE, "sleep", "600"])).code).toBe(0);
   const state = await vmmState();
   expect(state.machines.find((m) => m.id === "host")?.link).toBe("fifo");
-  expect(state.eventSubscriptions).toEqual({ streams: 0, fifos: 1 });
+  // The agent writes apid's events itself: vmm holds no subscription.
+  expect(state.eventSubscriptions).toEqual({ streams: 0, fifos: 0 });
 
   const vmm = await vmmPid();
   const agent = await pidOf(`guest.*--home ${d.home}$`);
@@ -92,30 +114,42 @@ test("with a container idling, vmm reaches the agent and apid over FIFOs, not so
     });
   expect(holds(vmm)).toBe(true);
   expect(holds(agent)).toBe(true);
+  expect(writersOf(eventsFifo())).toEqual([agent]);
+  // Nor does apid hold a socket connection to the agent.
+  const apid = await pidOf(`apid.*--home ${d.home}`);
+  const apidSockets = socketInodes(apid);
+  expect(connectedPeers().filter(([a, b]) => (apidSockets.has(a) && agentSockets.has(b)) || (apidSockets.has(b) && agentSockets.has(a)))).toEqual([]);
 }, 60_000);
 
-test("events reach apid through the FIFO, also from a new vmm after kill -9", async () => {
+test("events reach apid through the FIFO after vmm is killed, and from a new agent after the agent is", async () => {
   const vmm = await vmmPid();
+  const agent = await pidOf(`guest.*--home ${d.home}$`);
   // Never kill(0, ...): that is this test runner's own process group.
   expect(vmm).toBeGreaterThan(0);
   process.kill(vmm, "SIGKILL");
-  // apid sees the FIFO end (vmm's writer is gone), subscribes again, and vmm comes back.
-  await waitFor(
-    "a new vmm with the FIFO subscription",
-    async () => {
-      try {
-        const s = await vmmState();
-        return s.eventSubscriptions.fifos === 1 && s.machines.find((m) => m.id === "host")?.link === "fifo";
-      } catch {
-        return false;
-      }
-    },
-    60_000,
-  );
+  // The supervisor brings vmm back; apid's subscription never depended on it.
+  await waitFor("a new vmm linked to the agent", async () => {
+    try {
+      const s = await vmmState();
+      return s.machines.find((m) => m.id === "host")?.link === "fifo";
+    } catch {
+      return false;
+    }
+  });
   expect(await vmmPid()).not.toBe(vmm);
+  expect(writersOf(eventsFifo())).toEqual([agent]);
   expect((await d.docker(["run", "-d", "--name", "exiter", "--network", "none", IMAGE, "sh", "-c", "sleep 1; exit 7"])).code).toBe(0);
-  const wait = await d.docker(["wait", "exiter"]);
-  expect(wait.stdout.trim()).toBe("7");
+  expect((await d.docker(["wait", "exiter"])).stdout.trim()).toBe("7");
+
+  // The agent killed: apid reads the end of its FIFO and subscribes again; the new agent vmm starts writes it.
+  process.kill(agent, "SIGKILL");
+  await waitFor("a new agent writing apid's events", async () => {
+    const w = writersOf(eventsFifo());
+    return w.length === 1 && w[0] !== agent;
+  });
+  expect((await d.docker(["rm", "-f", "exiter"])).code).toBe(0);
+  expect((await d.docker(["run", "-d", "--name", "exiter", "--network", "none", IMAGE, "sh", "-c", "sleep 1; exit 8"])).code).toBe(0);
+  expect((await d.docker(["wait", "exiter"])).stdout.trim()).toBe("8");
   const log = readFileSync(join(d.home, "log", "vmm.log"), "utf8");
   expect(log).toContain("via=fifo");
 }, 90_000);

@@ -6,8 +6,11 @@
  *
  * With `eventsFifo`, the events come through that FIFO instead of the stream (an open
  * stream connection would wake apid and vmm every second while containers idle):
- * apid opens its reader, asks vmm to write there, and reads until end of file (vmm
- * gone). Releasing closes the reader; vmm drops the subscription at its next write.
+ * apid opens its reader and asks vmm for the events there; vmm has the host's guest
+ * agent write them itself (so vmm may exit while containers run), or writes them
+ * itself for a VM's. apid reads until end of file (the writer is gone: it subscribes
+ * again and reconciles). Releasing closes the reader; the writer drops the
+ * subscription at its next write.
  */
 import { closeSync, openSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -61,7 +64,7 @@ export class RuntimeMonitor {
 
   private async openFifo(path: string): Promise<void> {
     ensureFifo(path);
-    // Our reader before vmm's writer (vmm refuses a FIFO nobody reads). Read through
+    // Our reader before the writer opens (a FIFO nobody reads is refused). Read through
     // the same descriptor pair type as the agent link; nothing is written back.
     const readFd = openReader(path);
     const abort = new AbortController();
@@ -74,7 +77,7 @@ export class RuntimeMonitor {
       throw fromConnectError(err);
     }
     this.failures = 0;
-    // Nothing is written back, and a writer of ours on the FIFO would hide vmm's death
+    // Nothing is written back, and a writer of ours on the FIFO would hide the writer's death
     // (no end of file): the stream's write side is /dev/null.
     const stream = new FdStream(readFd, openSync("/dev/null", "w"));
     const decoder = new FrameDecoder();
@@ -94,22 +97,15 @@ export class RuntimeMonitor {
         this.ready = undefined;
         this.abort = undefined;
       }
-      if (!abort.signal.aborted) this.log.warn("runtime events FIFO closed (vmm gone?)");
+      // An agent with no container left exits when nobody talks to it: no news then.
+      if (!abort.signal.aborted && this.hooks.wanted()) this.log.warn("runtime events FIFO closed (its writer, the guest agent or vmm, is gone)");
       if (!this.stopped && !abort.signal.aborted) this.scheduleReconnect();
     });
-    abort.signal.addEventListener(
-      "abort",
-      () => {
-        // Released (or stopping): vmm stops writing first, so it can idle out at once.
-        void (async () => {
-          try {
-            for await (const _ of this.backends.machines.events({ machine: HOST_MACHINE, fifo: path, unsubscribe: true }));
-          } catch {}
-          stream.destroy();
-        })();
-      },
-      { once: true },
-    );
+    // Released (or stopping): closing our reader is all it takes. Its writer (the host
+    // agent, or vmm for a machine's events) drops the subscription at its next write
+    // (EPIPE) or when vmm checks whether it may idle out; asking vmm to unsubscribe
+    // would start it again just for that.
+    abort.signal.addEventListener("abort", () => stream.destroy(), { once: true });
   }
 
   private openStream(): Promise<void> {

@@ -14,6 +14,8 @@ type Methods = typeof MachineService.method;
 
 export type { IoFrame };
 export type AgentMethod = Exclude<keyof Methods, "list" | "events">;
+/** What vmm may call on an agent: the forwarded methods, and `events` naming a FIFO (the host agent's own subscription). */
+type CallableMethod = AgentMethod | "events";
 
 interface Pending {
   resolve: (body: Uint8Array) => void;
@@ -78,7 +80,7 @@ export class AgentClient {
     return !this.closed;
   }
 
-  async call<K extends AgentMethod>(method: K, req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>, opts: CallOptions = {}): Promise<MessageShape<Methods[K]["output"]>> {
+  async call<K extends CallableMethod>(method: K, req: MessageShape<Methods[K]["input"]> | MessageInitShape<Methods[K]["input"]>, opts: CallOptions = {}): Promise<MessageShape<Methods[K]["output"]>> {
     if (this.closed) throw new MachineError("unavailable", "the guest agent is not connected");
     const desc = MachineService.method[method] as unknown as { input: DescMessage; output: DescMessage };
     const id = this.nextId++;

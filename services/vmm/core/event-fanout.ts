@@ -6,34 +6,23 @@
  * nobody listens.
  */
 import { toBinary } from "@bufbuild/protobuf";
-import { closeSync, fstatSync } from "node:fs";
 import { encodeFrame } from "../../../guest/protocol/frames.ts";
-import { openWriterIfRead } from "../../../lib/ipc/fifo-stream.ts";
+import { FifoSubscribers } from "../../../lib/ipc/fifo-subscribers.ts";
 import { RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
-import { MachineError } from "./machine-error.ts";
-
-interface FifoSubscriber {
-  fd: number;
-  sink: ReturnType<ReturnType<typeof Bun.file>["writer"]>;
-}
 
 export class EventFanout {
   private subscribers = new Set<(e: RuntimeEvent) => void>();
-  private fifos = new Map<string, FifoSubscriber>();
+  private readonly fifos: FifoSubscribers;
+
+  /** FIFO subscriptions must name a FIFO under `fifoDir` (the daemon's home). */
+  constructor(fifoDir: string) {
+    this.fifos = new FifoSubscribers(fifoDir);
+  }
 
   publish(e: RuntimeEvent): void {
     for (const s of this.subscribers) s(e);
     if (this.fifos.size === 0) return;
-    const frame = encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) });
-    for (const [path, sub] of this.fifos) {
-      try {
-        sub.sink.write(frame);
-        const flushed = sub.sink.flush();
-        if (flushed instanceof Promise) flushed.catch(() => this.dropFifo(path, sub));
-      } catch {
-        this.dropFifo(path, sub); // EPIPE: the reader closed it (unsubscribed or died)
-      }
-    }
+    this.fifos.write(encodeFrame({ k: "evt", body: toBinary(RuntimeEventSchema, e) }));
   }
 
   get subscriberCount(): number {
@@ -47,45 +36,20 @@ export class EventFanout {
 
   /**
    * Writes events to the FIFO at `path` from now on, replacing an earlier subscription
-   * of the same FIFO. Its reader must be open already; anything but a FIFO under
-   * `allowedDir` is refused (vmm must never write into a file someone names).
+   * of the same FIFO. Its reader must be open already; anything but a FIFO under the
+   * home is refused (vmm must never write into a file someone names).
    */
-  subscribeFifo(path: string, allowedDir: string): void {
-    if (!path.startsWith(`${allowedDir}/`) || path.includes("/../")) throw new MachineError("invalid_argument", `events FIFO ${path} is not under ${allowedDir}`);
-    const fd = openWriterIfRead(path);
-    if (fd === undefined) throw new MachineError("failed_precondition", `nobody reads the events FIFO ${path}`);
-    if (!fstatSync(fd).isFIFO()) {
-      closeSync(fd);
-      throw new MachineError("invalid_argument", `${path} is not a FIFO`);
-    }
-    const old = this.fifos.get(path);
-    if (old) this.dropFifo(path, old);
-    this.fifos.set(path, { fd, sink: Bun.file(fd).writer() });
+  subscribeFifo(path: string): void {
+    this.fifos.subscribe(path);
   }
 
   unsubscribeFifo(path: string): void {
-    const sub = this.fifos.get(path);
-    if (sub) this.dropFifo(path, sub);
+    this.fifos.unsubscribe(path);
   }
 
   /** Drops FIFO subscriptions whose reader has gone without unsubscribing (it died). */
   pruneFifos(): void {
-    for (const [path, sub] of this.fifos) {
-      const probe = openWriterIfRead(path);
-      if (probe === undefined) this.dropFifo(path, sub);
-      else closeSync(probe);
-    }
-  }
-
-  private dropFifo(path: string, sub: FifoSubscriber): void {
-    if (this.fifos.get(path) !== sub) return;
-    this.fifos.delete(path);
-    try {
-      sub.sink.end();
-    } catch {}
-    try {
-      closeSync(sub.fd);
-    } catch {}
+    this.fifos.prune();
   }
 
   /**

@@ -71,6 +71,28 @@ export class HostMachine {
     return this.connecting;
   }
 
+  /**
+   * Has the agent write its runtime events to the FIFO at `fifo` itself (apid's), so
+   * they flow while vmm is gone. False for an agent from before that: vmm relays its
+   * events then.
+   */
+  async subscribeEvents(fifo: string): Promise<boolean> {
+    const agent = await this.agent();
+    try {
+      await agent.call("events", { machine: this.id, fifo });
+      return true;
+    } catch (err) {
+      if (err instanceof MachineError && err.code === "not_implemented") return false;
+      throw err;
+    }
+  }
+
+  /** Ends the agent's subscription of `fifo`, if an agent is connected (none is started for it). */
+  async unsubscribeEvents(fifo: string): Promise<void> {
+    if (!this.client?.isOpen) return;
+    await this.client.call("events", { machine: this.id, fifo, unsubscribe: true }).catch(() => {});
+  }
+
   close(): void {
     this.closing = true;
     this.client?.close();

@@ -11,7 +11,7 @@ import type { HostMachine } from "../core/host-machine.ts";
 import { MachineError } from "../core/machine-error.ts";
 
 /** `engine`: in VM mode, the engine machine (its calls are translated, engine-machine.ts). */
-export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout, homeRoot: string, engine?: EngineMachine): void {
+export function machineRoutes(router: ConnectRouter, host: HostMachine, events: EventFanout, engine?: EngineMachine): void {
   const machine = (name: string) => {
     if (name && name !== host.id) throw new MachineError("not_found", `no such machine: ${name}`);
     return host;
@@ -44,15 +44,23 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     async *events(req, ctx: HandlerContext) {
       if (req.fifo && req.unsubscribe) {
         events.unsubscribeFifo(req.fifo);
+        // The host agent's own subscription, if one is connected (none is started for this).
+        if (!(engine && req.machine === engine.name)) await machine(req.machine).unsubscribeEvents(req.fifo);
         yield {};
         return;
       }
       // Connect to the agent first, so events of containers started earlier flow.
       if (engine && req.machine === engine.name) await engine.ready();
-      else await machine(req.machine).agent();
+      else if (req.fifo && (await machine(req.machine).subscribeEvents(req.fifo))) {
+        // The host agent writes its events to the FIFO itself: they reach the caller
+        // while vmm is gone, so vmm need not stay up for running containers.
+        events.unsubscribeFifo(req.fifo);
+        yield {};
+        return;
+      } else await machine(req.machine).agent();
       if (req.fifo) {
         // Events go to the caller's FIFO from now on; this stream only confirms it.
-        events.subscribeFifo(req.fifo, homeRoot);
+        events.subscribeFifo(req.fifo);
         yield {};
         return;
       }
