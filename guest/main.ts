@@ -45,7 +45,7 @@ let server: AgentServer | undefined;
 // serves its FIFOs the relay has started, opened the port and read the host's SYNC, and
 // is waiting in open(2) for the agent's reader; it answers the host's SYNC only then, so
 // that SYNC still means the agent serves. Started after set-up, the relay's own start
-// (and whatever the agent did meanwhile) delayed the host's SYNC by ~0.4-0.7 s under TCG.
+// (and whatever the agent did meanwhile) delayed the host's SYNC (0.1-0.4 s under TCG).
 let relay: SerialRelay | undefined;
 if (serialPort) {
   makeFifos([layout.fifoIn, layout.fifoOut]);
