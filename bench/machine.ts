@@ -134,7 +134,8 @@ function printPhases(wall0: number, startMs: number, execMs: number): void {
     .trim()
     .split("\n")
     .map((l) => l.split(" "))
-    .map(([t, name]) => ({ t: Number(t) * 1000, name: name! }));
+    .map(([t, name]) => ({ t: Number(t) * 1000, name: name! }))
+    .sort((a, b) => a.t - b.t);
   const dmesg = arcbox("machine", "exec", "bench", "--", "dmesg");
   const runInit = /^\[\s*([\d.]+)\] Run \/init/m.exec(dmesg);
   const g = (name: string) => trace.find((m) => m.name === name)?.t ?? NaN;
@@ -147,8 +148,10 @@ function printPhases(wall0: number, startMs: number, execMs: number): void {
     rows.push([`guest: ... to mark "${m.name}"`, m.t - prev]);
     prev = m.t;
   }
-  const readyUp = g("agent-ready");
-  rows.push(["host: qemu spawn to guest clock 0 (+ relay, SYNC)", runningAt - qemuAt - readyUp]);
+  // The guest's SYNC leaves when the relay links the first session (relay-sync); older
+  // tools images have no such mark.
+  const readyUp = Number.isNaN(g("relay-sync")) ? g("agent-ready") : g("relay-sync");
+  rows.push(["host: qemu spawn to guest clock 0 (+ SYNC to vmm)", runningAt - qemuAt - readyUp]);
   rows.push(["host: vmm 'running' to CLI start returned", startMs - runningAt]);
   rows.push(["host: machine exec -- true (CLI, CreateExec, agent)", execMs]);
   console.log("  phase                                                ms");

@@ -68,5 +68,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-const code = await main(process.argv.slice(2));
-if (code !== undefined) process.exit(code);
+// No top-level await: the bundle carries JSC bytecode (scripts/build.sh), which needs a
+// CommonJS-shaped entry.
+void main(process.argv.slice(2)).then((code) => {
+  if (code !== undefined) process.exit(code);
+});

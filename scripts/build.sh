@@ -16,7 +16,9 @@ done
 for svc in netd fsd; do
   bun build "services/$svc/main.ts" --target=bun --minify-syntax --minify-whitespace --outfile "dist.tmp/$svc.js" >/dev/null
 done
-bun build cli/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/arcbox.js >/dev/null
+# The CLI too: every `arcbox` command pays its start (twice on `machine start` + `exec`),
+# and a short-lived process has no resident cost to weigh against it.
+bun build cli/main.ts --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming 'arcbox.[ext]' >/dev/null
 bun build services/supervisor/daemon.ts --target=bun --bytecode --minify-syntax --minify-whitespace --outdir dist.tmp --entry-naming 'supervisor.[ext]' >/dev/null
 if [ -f guest/main.ts ]; then bun build guest/main.ts --target=bun --minify-syntax --minify-whitespace --outfile dist.tmp/guest-agent.js >/dev/null; fi
 rm -rf dist && mv dist.tmp dist

@@ -31,7 +31,7 @@ const DELETE_EXIT_WAIT_MS = 10_000;
 
 export class ContainerRuntime {
   /** runc on the host, crun in a machine where it works (oci-runtime-select.ts). */
-  private readonly runtime: Promise<OciRuntime>;
+  private runtime: Promise<OciRuntime> | undefined;
   readonly lock = new KeyedLock();
   /** Resolvers waiting for a container's exit notification (force delete). */
   private exitWaiters = new Map<string, () => void>();
@@ -41,16 +41,19 @@ export class ContainerRuntime {
     readonly records: RecordStore,
     private readonly events: EventHub,
     private readonly log: Logger,
-    inVm = false,
+    private readonly inVm = false,
   ) {
     mkdirSync(layout.runcRoot, { recursive: true, mode: 0o700 });
     mkdirSync(layout.ioDir, { recursive: true, mode: 0o700 });
-    this.runtime = selectOciRuntime(layout.runcRoot, inVm, log);
   }
 
-  /** The OCI runtime containers run with (chosen once, at start). */
+  /**
+   * The OCI runtime containers run with, chosen on first use: in a machine the choice
+   * runs `crun --version`, which under TCG would compete with the boot's first
+   * `machine exec` (it needs no runtime) for the one vCPU.
+   */
   oci(): Promise<OciRuntime> {
-    return this.runtime;
+    return (this.runtime ??= selectOciRuntime(this.layout.runcRoot, this.inVm, this.log));
   }
 
   get(id: string): ContainerRecord {

@@ -52,12 +52,15 @@ export class SerialRelay {
  * (ensureFifo's mknod) does not load. Anything else at those paths is replaced.
  */
 export function makeFifos(paths: readonly string[]): void {
-  for (const path of paths) {
+  const missing = paths.filter((path) => {
     try {
-      if (lstatSync(path).isFIFO()) continue;
+      if (lstatSync(path).isFIFO()) return false;
       rmSync(path, { force: true, recursive: true });
     } catch {}
-    const p = Bun.spawnSync(["mkfifo", "-m", "600", path], { stdout: "ignore", stderr: "pipe" });
-    if (p.exitCode !== 0) throw new Error(`mkfifo ${path}: ${p.stderr.toString().trim()}`);
-  }
+    return true;
+  });
+  if (!missing.length) return;
+  // One process for all of them: each spawn is costly in a TCG guest.
+  const p = Bun.spawnSync(["mkfifo", "-m", "600", ...missing], { stdout: "ignore", stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`mkfifo ${missing.join(" ")}: ${p.stderr.toString().trim()}`);
 }

@@ -38,7 +38,7 @@ export class MachinePorts {
   }
 
   async list(): Promise<ListenPort[]> {
-    this.started ??= this.watch.start() ? this.apply(this.watch.ports, false) : Promise.resolve();
+    this.started ??= this.watch.start().then((ok) => (ok ? this.apply(this.watch.ports, false) : undefined));
     await this.started;
     await this.chain;
     return this.reported;

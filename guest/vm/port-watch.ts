@@ -10,7 +10,7 @@
  * global trace buffer stays the user's. A reader left by an earlier agent (which died)
  * is killed first: two readers of one trace_pipe would split the events.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import type { Logger } from "../../lib/log.ts";
 import { toolPath } from "../platform/run-tool.ts";
 import { listenPorts, parseListeners, parsePortRange, type Listener, type ListenPort } from "./listen-table.ts";
@@ -53,11 +53,11 @@ export class PortWatch {
   }
 
   /** Sets the probes up and starts the reader; false (logged) if the kernel cannot. */
-  start(): boolean {
+  async start(): Promise<boolean> {
     try {
       // The tools image's busybox comes first on stage 2's PATH: any root image works.
       this.cat = toolPath("cat");
-      setUpProbes(toolPath("mount"));
+      await setUpProbes(toolPath("sh"));
     } catch (err) {
       this.log.warn("cannot watch listening ports: no automatic port forwarding", { error: (err as Error).message });
       return false;
@@ -125,27 +125,45 @@ export class PortWatch {
   }
 }
 
-function setUpProbes(mount: string): void {
-  if (!existsSync(`${TRACEFS}/kprobe_events`)) {
-    const r = Bun.spawnSync([mount, "-t", "tracefs", "nodev", TRACEFS], { stderr: "pipe" });
-    if (r.exitCode !== 0 || !existsSync(`${TRACEFS}/kprobe_events`)) throw new Error(`cannot mount tracefs with kprobe events: ${r.stderr.toString().trim()}`);
-  }
-  const defined = readFileSync(`${TRACEFS}/kprobe_events`, "utf8");
-  // An agent that ran before in this boot left the probes (and the instance) in place.
-  for (const p of PROBES) {
-    if (new RegExp(`kprobes/${p.name} `).test(defined)) continue;
-    try {
-      writeFileSync(`${TRACEFS}/kprobe_events`, `${p.def}\n`, { flag: "a" });
-    } catch (err) {
-      if (!p.optional) throw new Error(`cannot add kprobe "${p.def}": ${(err as Error).message}`);
-    }
-  }
-  mkdirSync(INSTANCE, { recursive: true });
-  for (const p of PROBES) {
-    const enable = `${INSTANCE}/events/kprobes/${p.name}/enable`;
-    if (existsSync(enable)) writeFileSync(enable, "1");
-    else if (!p.optional) throw new Error(`kprobe event ${p.name} is missing in ${INSTANCE}`);
-  }
+/**
+ * Mounts tracefs, defines the probes and enables them in our instance, in a child shell
+ * at nice 19: the kernel's side (trace events, the instance's buffers, patching the
+ * probed code, which under TCG throws away translated code) takes ~1-2 s of a TCG
+ * vCPU, and vmm asks for the ports as soon as a machine's agent answers, i.e. just when
+ * the boot's first `machine exec` arrives: that exec (and the agent's event loop) comes
+ * first. An agent that ran before in this boot left the probes (and the instance) in place.
+ */
+const SET_UP_PROBES = `
+renice -n 19 -p $$ >/dev/null
+T=${TRACEFS}
+I=${INSTANCE}
+[ -e $T/kprobe_events ] || mount -t tracefs nodev $T || true
+[ -e $T/kprobe_events ] || { echo "cannot mount tracefs with kprobe events" >&2; exit 1; }
+define() {
+  while [ $# -gt 0 ]; do
+    name=$1 optional=$2 def=$3; shift 3
+    grep -q "kprobes/$name " $T/kprobe_events && continue
+    echo "$def" >> $T/kprobe_events 2>/dev/null || [ "$optional" = 1 ] || { echo "cannot add kprobe: $def" >&2; exit 1; }
+  done
+}
+enable() {
+  while [ $# -gt 0 ]; do
+    name=$1 optional=$2; shift 3
+    if [ -e $I/events/kprobes/$name/enable ]; then echo 1 > $I/events/kprobes/$name/enable || exit 1
+    elif [ "$optional" != 1 ]; then echo "kprobe event $name is missing in $I" >&2; exit 1
+    fi
+  done
+}
+define "$@"
+mkdir -p $I
+enable "$@"
+`;
+
+async function setUpProbes(sh: string): Promise<void> {
+  const args = PROBES.flatMap((p) => [p.name, p.optional ? "1" : "0", p.def]);
+  const proc = Bun.spawn([sh, "-c", SET_UP_PROBES, "arcbox-probes", ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  if (code !== 0) throw new Error(stderr.trim() || `probe set-up exited with ${code}`);
 }
 
 /** Ends readers of our trace_pipe left by an earlier agent of this boot. */

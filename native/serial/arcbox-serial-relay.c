@@ -72,6 +72,27 @@ static int flush(int fd, struct buf *b) {
   return 0;
 }
 
+/* The boot trace (guest/platform/boot-trace.ts): "<uptime> relay-sync" when the first
+ * host session is linked, i.e. when the host gets the guest's SYNC. */
+static void boot_mark_first_sync(void) {
+  static int done;
+  const char *file = getenv("ARCBOX_BOOT_TRACE_FILE");
+  if (done || !file) return;
+  done = 1;
+  char up[64] = "";
+  int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, up, sizeof up - 1);
+  close(fd);
+  char *sp = n > 0 ? strchr(up, ' ') : NULL;
+  if (!sp) return;
+  *sp = 0;
+  FILE *f = fopen(file, "ae");
+  if (!f) return;
+  fprintf(f, "%s relay-sync\n", up);
+  fclose(f);
+}
+
 static const char *agent_in_path, *agent_out_path;
 static int agent_w = -1, agent_r = -1; /* our writer on the agent's IN, our reader on its OUT */
 
@@ -143,6 +164,7 @@ static void feed(const char *data, size_t n) {
       agent_synced = 0;
       hdr_have = frame_left = 0;
       st = LINKED;
+      boot_mark_first_sync();
       fprintf(stderr, "arcbox-serial-relay: host connected\n");
       data += i; n -= i;
       continue;

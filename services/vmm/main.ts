@@ -87,7 +87,8 @@ runService({
       // The engine machine's shares are the engine's (its data, containers and binds);
       // every other machine's are its configured mounts.
       shares: {
-        start: (machine, mounts) => (engine && machine === ENGINE_MACHINE ? engine.startShares(machine) : userShares.start(machine, mounts)),
+        // No mounts, no fsd: servers of an earlier definition stopped when the VM exited.
+        start: (machine, mounts) => (engine && machine === ENGINE_MACHINE ? engine.startShares(machine) : mounts.length ? userShares.start(machine, mounts) : Promise.resolve([])),
         stop: (machine) => (engine && machine === ENGINE_MACHINE ? engine.stopShares(machine) : userShares.stop(machine)),
         bootMounts: (machine) => (engine && machine === ENGINE_MACHINE ? engine.bootMounts() : []),
       },

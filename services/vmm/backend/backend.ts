@@ -63,6 +63,12 @@ export interface VmHandle {
 
 export interface VmBackend {
   readonly name: string;
+  /**
+   * What every start needs that no machine's set-up changes (qemu: the accelerator,
+   * probed once). `start` waits for it anyway: calling it first lets it run while the
+   * caller prepares the machine (network, shares).
+   */
+  prepare?(): Promise<unknown>;
   /** Boots a VM for `spec`. Resolves once the hypervisor runs it (not once the guest booted). */
   start(spec: VmSpec): Promise<VmHandle>;
   /** Finds a VM still running from an earlier vmm, by the files in `dir`; undefined if none. */

@@ -14,7 +14,9 @@ export interface RunningShare {
 export interface MachineShares {
   /**
    * Starts (or keeps, when already running with the same configuration) a server for
-   * each mount and stops the machine's servers that are not among them.
+   * each mount and stops the machine's servers that are not among them. vmm's wiring
+   * does not ask fsd at all for a machine without mounts (its servers were stopped when
+   * its VM exited, or at recovery when it died unseen): fsd stays asleep.
    */
   start(machine: string, mounts: readonly MachineMount[]): Promise<RunningShare[]>;
   /** Stops every server of the machine (idempotent). */

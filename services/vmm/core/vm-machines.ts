@@ -17,7 +17,7 @@ import { QUICK_CALL_TIMEOUT_MS, type AgentClient, type IoFrame } from "./agent-c
 import { MachineError } from "./machine-error.ts";
 import { DEFAULTS, createSpecSchema, type CreateSpec, type MachineRecord } from "./machine-model.ts";
 import { addMounts, checkGuestDir, type MachineMount, type MountRequest } from "./machine-mounts.ts";
-import type { MachineShares } from "./machine-shares.ts";
+import type { MachineShares, RunningShare } from "./machine-shares.ts";
 import type { MachineNetwork } from "./machine-network.ts";
 import { assertTransition, hasProcess, type MachineState } from "./machine-state.ts";
 import { connectVmAgent } from "./vm-agent-link.ts";
@@ -139,6 +139,9 @@ export class VmMachines {
           if (!vm) {
             this.update(m.name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: "crashed: the VM exited while vmm was not running" });
             if (m.mounts.length) await this.stopShares(m.name);
+            // Mounts removed while it ran may have left servers: a start without mounts
+            // does not ask fsd (MachineShares.start), so stop them here, off the ready path.
+            else void this.stopShares(m.name);
             return;
           }
           // Its shares are still served (fsd's servers outlive fsd and vmm): leave them be.
@@ -322,10 +325,25 @@ export class VmMachines {
     let vm: VmHandle | undefined;
     // Parents before children: a share inside another share's guest dir mounts on top.
     const mounts = [...m.mounts].sort((a, b) => a.guestDir.split("/").length - b.guestDir.split("/").length);
+    let shares: RunningShare[] = [];
     try {
-      const nic = await this.d.network.attach(name);
-      await this.shareStops.get(name);
-      const shares = await this.d.shares.start(name, mounts);
+      // Independent steps, side by side: the first start after a daemon start activates
+      // netd (and fsd for a machine with mounts), a first start ever probes the
+      // accelerator. All settle before going on, so a failure never leaves one running.
+      const began = performance.now();
+      const timed = <T>(p: Promise<T>) => p.then((v) => ({ v, ms: Math.round(performance.now() - began) }));
+      const settled = await Promise.allSettled([
+        timed(this.d.network.attach(name)),
+        timed((this.shareStops.get(name) ?? Promise.resolve()).then(() => this.d.shares.start(name, mounts))),
+        timed(this.d.backend.prepare?.() ?? Promise.resolve()),
+      ] as const);
+      const [net, shared, accel] = settled;
+      if (shared.status === "fulfilled") shares = shared.value.v;
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      const nic = net.status === "fulfilled" ? net.value.v : undefined;
+      const ms = (r: PromiseSettledResult<{ ms: number }>) => (r.status === "fulfilled" ? r.value.ms : -1);
+      this.d.log.info("machine prepared", { machine: name, networkMs: ms(net), sharesMs: ms(shared), acceleratorMs: ms(accel) });
       vm = await this.d.backend.start({
         name,
         dir: this.dir(name),
@@ -351,7 +369,7 @@ export class VmMachines {
         this.update(name, { stopReason: `crashed: ${(err as Error).message} (see machine logs)` });
       } else {
         this.update(name, { state: "stopped", pid: 0, stoppedMs: Date.now(), stopReason: `crashed: ${(err as Error).message}` });
-        if (mounts.length) await this.stopShares(name);
+        if (mounts.length || shares.length) await this.stopShares(name);
       }
       throw err;
     }

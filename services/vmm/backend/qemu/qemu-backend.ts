@@ -34,6 +34,10 @@ export class QemuBackend implements VmBackend {
     this.binary = opts.binary ?? qemuBinary();
   }
 
+  prepare(): Promise<AcceleratorChoice> {
+    return this.opts.accelerator();
+  }
+
   async start(spec: VmSpec): Promise<VmHandle> {
     const accel = await this.opts.accelerator();
     const p = qemuPaths(spec.dir);
