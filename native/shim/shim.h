@@ -43,6 +43,7 @@ struct options {
 extern struct options opt;
 
 /* util.c */
+void buf_reserve(struct buf *b, size_t n);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_consume(struct buf *b, size_t n);
 void die(const char *what);
