@@ -78,6 +78,7 @@ extern int stdin_close_pending;
 void drop_client(int i);
 void broadcast(int stream, const char *p, size_t n);
 int clients_full(void);
+int clients_pending(void);
 void close_stdin(void);
 void client_read(int i, short revents);
 
