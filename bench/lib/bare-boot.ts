@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { guestArtifacts, kernelCmdline } from "../../guest/boot/contract.ts";
 import { REPO_ROOT } from "../../lib/entry.ts";
+import { TCG_CPU } from "../../services/vmm/backend/qemu/qemu-argv.ts";
 
 /**
  * A trivial initramfs in `work`: static busybox and an /init that says so, then powers
@@ -47,7 +48,7 @@ export async function bareBoot(initrd: string, o: BareBootOptions): Promise<{ ms
       "-accel",
       o.accel,
       "-cpu",
-      o.accel === "tcg" ? "max" : "host",
+      o.accel === "tcg" ? TCG_CPU : "host",
       "-smp",
       String(o.cpus),
       "-m",

@@ -9,11 +9,42 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 /** Guards against a corrupt length prefix making us buffer gigabytes. */
 const MAX_FRAME = 64 << 20;
 
+/** Payloads from this size are placed into the frame directly (see encodeWithData). */
+const DIRECT_DATA_MIN = 1024;
+const EMPTY = new Uint8Array(0);
+
 export function encodeFrame(message: unknown): Buffer {
+  const data = (message as { data?: unknown } | null)?.data;
+  if (data instanceof Uint8Array && data.length >= DIRECT_DATA_MIN) return encodeWithData(message as { data: Uint8Array }, data);
+  return encodePacked(message);
+}
+
+function encodePacked(message: unknown): Buffer {
   const body = packr.pack(message);
   const frame = Buffer.allocUnsafe(4 + body.length);
   frame.writeUInt32BE(body.length, 0);
   body.copy(frame, 4);
+  return frame;
+}
+
+/**
+ * A message carrying bulk bytes (an io frame's `data`): the rest is packed with an empty
+ * `data` last (msgpack `c4 00`), whose header is then widened to bin32 and the bytes copied
+ * once, straight into the frame. Packing them (msgpackr's buffer) and then copying that
+ * body into the frame cost a second copy of every byte, and in a TCG guest each copy of
+ * a byte costs ~60 ns (the agent's share of container output).
+ */
+function encodeWithData(message: { data: Uint8Array }, data: Uint8Array): Buffer {
+  const { data: _, ...rest } = message;
+  const head = packr.pack({ ...rest, data: EMPTY });
+  const n = head.length - 2;
+  if (head[n] !== 0xc4 || head[n + 1] !== 0) return encodePacked(message); // not expected: msgpackr changed its encoding
+  const frame = Buffer.allocUnsafe(4 + n + 5 + data.length);
+  frame.writeUInt32BE(n + 5 + data.length, 0);
+  head.copy(frame, 4, 0, n);
+  frame[4 + n] = 0xc6;
+  frame.writeUInt32BE(data.length, 5 + n);
+  frame.set(data, 9 + n);
   return frame;
 }
 

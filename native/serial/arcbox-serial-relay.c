@@ -42,9 +42,16 @@
 static const char SYNC[16] = "\xff" "ARCBOX/AGENT/1\n";
 #define BUF_MAX (1 << 20) /* stop reading a side while this much waits for the other */
 
-struct buf { char *data; size_t len, cap; };
+/* Bytes waiting are data[off, off + len). Consuming moves `off` only: a port write takes
+ * at most 32 KiB, and moving the rest down after each one copied the buffer over and over
+ * (every copy is slow in a TCG guest). The bytes move down only when room is needed. */
+struct buf { char *data; size_t off, len, cap; };
 
 static void buf_append(struct buf *b, const char *p, size_t n) {
+  if (b->off + b->len + n > b->cap && b->off) {
+    memmove(b->data, b->data + b->off, b->len);
+    b->off = 0;
+  }
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 65536;
     while (cap < b->len + n) cap *= 2;
@@ -52,19 +59,20 @@ static void buf_append(struct buf *b, const char *p, size_t n) {
     if (!d) { perror("arcbox-serial-relay: realloc"); exit(1); }
     b->data = d; b->cap = cap;
   }
-  memcpy(b->data + b->len, p, n);
+  memcpy(b->data + b->off + b->len, p, n);
   b->len += n;
 }
 
 static void buf_consume(struct buf *b, size_t n) {
-  memmove(b->data, b->data + n, b->len - n);
+  b->off += n;
   b->len -= n;
+  if (!b->len) b->off = 0;
 }
 
 /* Writes what it can without blocking; -1 when the fd is broken. */
 static int flush(int fd, struct buf *b) {
   while (b->len) {
-    ssize_t w = write(fd, b->data, b->len);
+    ssize_t w = write(fd, b->data + b->off, b->len);
     if (w > 0) { buf_consume(b, (size_t)w); continue; }
     if (w < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
     return -1;
@@ -131,7 +139,7 @@ static size_t hdr_have, frame_left; /* ... and what is left of the frame's body 
  * `agent_done`: the agent has closed its end already (end of file, broken pipe). */
 static void drop_session(int agent_done) {
   if (agent_w >= 0) { close(agent_w); agent_w = -1; }
-  to_agent.len = to_host.len = 0;
+  to_agent.len = to_host.len = to_agent.off = to_host.off = 0;
   matched = 0;
   if (agent_r >= 0 && !agent_done) { st = DRAINING; return; }
   if (agent_r >= 0) { close(agent_r); agent_r = -1; }
@@ -239,7 +247,7 @@ int main(int argc, char **argv) {
           if (st == SYNCING && pending.len) {
             struct buf b = pending;
             pending = (struct buf){ 0 };
-            feed(b.data, b.len);
+            feed(b.data + b.off, b.len);
             free(b.data);
           }
           pending.len = 0;

@@ -309,7 +309,10 @@ int main(int argc, char **argv) {
       recorded = 1;
       drain_ms = HOLD_WAIT_MS;
     }
-    if (recorded && (!opt.hold || had_client)) break;
+    /* Clients still owed output are served here, where a slow one delays the end without
+     * losing bytes (each bit of progress restarts drain_ms); the blocking flush after the
+     * loop gave up on a client that took no bytes for 5 s (a TCG guest's agent link). */
+    if (recorded && (!opt.hold || had_client) && !clients_pending()) break;
     struct pollfd p[8 + MAX_CLIENTS];
     int n = 0;
     p[n++] = (struct pollfd){ sfd, POLLIN, 0 };

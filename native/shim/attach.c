@@ -23,6 +23,12 @@ int clients_full(void) {
   return 0;
 }
 
+/* Some client has output queued that it has not read yet. */
+int clients_pending(void) {
+  for (int i = 0; i < nclients; i++) if (clients[i].out.len) return 1;
+  return 0;
+}
+
 void broadcast(int stream, const char *p, size_t n) {
   unsigned char hdr[8] = { (unsigned char)stream, 0, 0, 0,
     (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };

@@ -43,6 +43,7 @@ struct options {
 extern struct options opt;
 
 /* util.c */
+void buf_reserve(struct buf *b, size_t n);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_consume(struct buf *b, size_t n);
 void die(const char *what);
@@ -77,6 +78,7 @@ extern int stdin_close_pending;
 void drop_client(int i);
 void broadcast(int stream, const char *p, size_t n);
 int clients_full(void);
+int clients_pending(void);
 void close_stdin(void);
 void client_read(int i, short revents);
 

@@ -1,14 +1,18 @@
 /* arcbox-shim: growable buffers and small syscall helpers. */
 #include "shim.h"
 
+/* Makes room for `n` more bytes. */
+void buf_reserve(struct buf *b, size_t n) {
+  if (b->len + n <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + n) cap *= 2;
+  char *d = realloc(b->data, cap);
+  if (!d) { perror("realloc"); exit(70); }
+  b->data = d; b->cap = cap;
+}
+
 void buf_append(struct buf *b, const void *p, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) { perror("realloc"); exit(70); }
-    b->data = d; b->cap = cap;
-  }
+  buf_reserve(b, n);
   memcpy(b->data + b->len, p, n);
   b->len += n;
 }

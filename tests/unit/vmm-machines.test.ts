@@ -46,7 +46,7 @@ describe("qemu argv", () => {
     const argv = qemuArgv(spec, "tcg", "qemu-system-x86_64");
     const s = argv.join(" ");
     expect(argv.slice(argv.indexOf("-M"), argv.indexOf("-M") + 2)).toEqual(["-M", "microvm"]);
-    expect(argv[argv.indexOf("-cpu") + 1]).toBe("max");
+    expect(argv[argv.indexOf("-cpu") + 1]).toBe("max,erms=off");
     expect(s).toContain("-nodefaults -no-user-config -nographic");
     expect(s.indexOf("file=/m/dev/disk.img")).toBeLessThan(s.indexOf("file=/g/tools.img"));
     expect(s).toContain("file=/g/tools.img,format=raw,if=none,readonly=on");
