@@ -127,8 +127,7 @@ try {
     }
   }
   const out = { arcbox: [] as number[], docker: [] as number[], vm: [] as number[] };
-  for (let i = 0; i < OUT_RUNS; i++)
-    for (const [name, host] of Object.entries(hosts) as [keyof typeof out, string][]) out[name].push(await outputMBps(host, textImage));
+  for (let i = 0; i < OUT_RUNS; i++) for (const [name, host] of Object.entries(hosts) as [keyof typeof out, string][]) out[name].push(await outputMBps(host, textImage));
   const rows: Row[] = [
     { metric: "docker run --rm busybox true", unit: "ms", arcbox: median(samples.run.arcbox), docker: median(samples.run.docker), lowerIsBetter: true, vm: vmMedian(samples.run.vm) },
     { metric: "docker exec <c> true", unit: "ms", arcbox: median(samples.exec.arcbox), docker: median(samples.exec.docker), lowerIsBetter: true, vm: vmMedian(samples.exec.vm) },
