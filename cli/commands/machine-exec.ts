@@ -10,6 +10,9 @@ import type { MachineManagerService } from "../../proto/gen/arcbox/machines/v1/m
 
 type Api = Client<typeof MachineManagerService>;
 
+/** What a shell reports for a process that SIGPIPE ended (128 + 13). */
+const SIGPIPE_EXIT = 141;
+
 const SHELL = ["/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l"];
 
 interface ExecArgs {
@@ -101,6 +104,17 @@ export async function runExec(api: Api, sub: string, args: string[]): Promise<nu
   }
   const closed = new Promise<void>((resolve) => conn.on("close", () => resolve()));
   conn.on("error", () => {});
+  // A reader that went away (`| head`): stop at once, as the docker CLI does when
+  // SIGPIPE ends it, instead of waiting for a drain that never comes. The command
+  // goes on in the machine, as a docker exec's does when its client leaves.
+  let brokenPipe = false;
+  const onOutputError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE" || brokenPipe) return;
+    brokenPipe = true;
+    conn.destroy();
+  };
+  process.stdout.on("error", onOutputError);
+  process.stderr.on("error", onOutputError);
   // A reader slower than the machine (`| wc -c`, a full pipe) holds the socket back
   // instead of piling the output up here.
   let held = false;
@@ -127,6 +141,7 @@ export async function runExec(api: Api, sub: string, args: string[]): Promise<nu
 
   try {
     await closed;
+    if (brokenPipe) return SIGPIPE_EXIT;
     const { exitCode } = await api.waitExec({ execId });
     // The caller exits the process with the code: output still queued for a pipe would
     // be lost (32 MiB through `| wc -c` arrived as 18 MB).

@@ -110,6 +110,10 @@ describe("one machine", () => {
       expect(echo.stdout).toBe("hello from stdin\n");
       expect(echo.stderr).toBe("oops\n");
       expect((await machine(["exec", "m1", "--", "/no/such/binary"])).code).not.toBe(0);
+      // A reader that leaves (`| head`) ends the CLI quietly with 141, as SIGPIPE ends
+      // docker's; before, an EPIPE error dump on stderr and exit code 1.
+      const head = await run(["bash", "-c", `${ARCBOX} --home ${d.home} machine exec m1 -- seq 1 200000 2>&1 | head -n 2; echo "exit \${PIPESTATUS[0]}"`], { timeoutMs: 60_000 });
+      expect(head.stdout).toBe("1\n2\nexit 141\n");
     },
     BOOT_MS,
   );
