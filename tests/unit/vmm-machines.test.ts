@@ -43,7 +43,7 @@ describe("qemu argv", () => {
     cmdline: "console=ttyS0 quiet",
   };
   test("microvm with the contract's devices; root disk before tools; TCG uses -cpu max", () => {
-    const argv = qemuArgv(spec, "tcg", "qemu-system-x86_64");
+    const argv = qemuArgv(spec, "tcg", "qemu-system-x86_64", false);
     const s = argv.join(" ");
     expect(argv.slice(argv.indexOf("-M"), argv.indexOf("-M") + 2)).toEqual(["-M", "microvm"]);
     expect(argv[argv.indexOf("-cpu") + 1]).toBe("max");
