@@ -12,7 +12,7 @@
  * Under TCG (no usable KVM here) the absolute numbers are the emulator's, not a VM's.
  * Usage: bun bench/vm-mode.ts [--runs N]
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDaemon } from "../tests/helpers/daemon.ts";
@@ -65,7 +65,7 @@ const HOLD_MIB = 200;
  * qemu's PSS: idle, with HOLDERS containers each holding HOLD_MIB MiB (a tmpfs file, so
  * the pages are really touched), and 10 and 20 s after they were removed.
  */
-type Memory = { pss: number; guestFree: number };
+type Memory = { pss: number; ram: number; guestFree: number };
 async function memoryGivenBack(d: TestDaemon): Promise<{ idle: Memory; held: Memory; after10: Memory; after20: Memory; after60: Memory }> {
   const qemu = Number((await Bun.file(join(d.home, "data", "vmm", "machines", "arcbox-engine", "qemu.pid")).text()).trim());
   // qemu's PSS, and what the guest itself counts free (MemFree), in bytes.
@@ -73,7 +73,10 @@ async function memoryGivenBack(d: TestDaemon): Promise<{ idle: Memory; held: Mem
     const r = await d.arcbox(["machine", "exec", "arcbox-engine", "--", "/opt/arcbox/bin/busybox", "cat", "/proc/meminfo"], { timeoutMs: 300_000 });
     return Number(/^MemFree:\s+(\d+) kB/m.exec(r.stdout)?.[1] ?? 0) * 1024;
   };
-  const pss = async () => ({ pss: pssBytes([qemu]), guestFree: await guestFree() });
+  // The guest's RAM is qemu's only shared memory (a memfd); the rest is qemu's own (under
+  // TCG mostly its translated-code cache).
+  const ram = () => Number(/^Pss_Shmem:\s+(\d+) kB/m.exec(readFileSync(`/proc/${qemu}/smaps_rollup`, "utf8"))?.[1] ?? 0) * 1024;
+  const pss = async () => ({ pss: pssBytes([qemu]), ram: ram(), guestFree: await guestFree() });
   const idle = await pss();
   const names = Array.from({ length: HOLDERS }, (_, n) => `bench-hold-${n}`);
   for (const name of names) {
@@ -137,7 +140,7 @@ try {
   console.log(`docker run --rm true, host mode (median):     ${ms(median(hostRuns))}  [${hostRuns.map(Math.round).join(", ")}]  (VM/host ${(median(vmRuns) / median(hostRuns)).toFixed(1)}x)`);
   console.log("in the machine, per VM run (medians, ms):");
   for (const [op, parts] of phases) console.log(`  ${op.padEnd(7)} ${[...parts].map(([k, v]) => `${k}=${Math.round(median(v))}`).join(" ")}`);
-  const mib = (m: Memory) => `${Math.round(m.pss / 2 ** 20)} MiB (guest MemFree ${Math.round(m.guestFree / 2 ** 20)} MiB)`;
+  const mib = (m: Memory) => `${Math.round(m.pss / 2 ** 20)} MiB (guest RAM ${Math.round(m.ram / 2 ** 20)}; guest MemFree ${Math.round(m.guestFree / 2 ** 20)} MiB)`;
   console.log(`engine machine memory, qemu PSS: idle ${mib(memory.idle)}`);
   console.log(`  ${HOLDERS} containers holding ${HOLD_MIB} MiB each: ${mib(memory.held)}`);
   console.log(`  10 s after they were removed: ${mib(memory.after10)}; 20 s: ${mib(memory.after20)}; 60 s: ${mib(memory.after60)}`);

@@ -43,6 +43,10 @@ $bb ip link set lo up
 $bb sh -c '
   '"$bb"' renice -n 19 -p $$ >/dev/null # (busybox has no nice applet)
   while read -r ko; do '"$bb"' insmod "/opt/arcbox/modules/$ko" 2>/dev/null; done < /opt/arcbox/modules/load-order
+  # Free page reporting granularity from vmm (4 KiB-backed RAM: order 0). Linux 6.1
+  # resets the parameter to 2 MiB blocks when virtio_balloon registers: set it again.
+  for w in $('"$bb"' cat /proc/cmdline); do case $w in page_reporting.page_reporting_order=*)
+    echo "${w#*=}" > /sys/module/page_reporting/parameters/page_reporting_order;; esac; done
   [ -e /sys/class/net/eth0 ] && exec '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"'
 ' >/dev/null 2>&1 &
 

@@ -109,5 +109,5 @@ test("qemu: VirtioFS shares get a shared memory backend and one device each", ()
   expect(s).toContain("-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem");
   expect(s).toContain("-chardev socket,id=fs0,path=/s/1.sock -device vhost-user-fs-device,chardev=fs0,tag=t1");
   expect(s).toContain("-chardev socket,id=fs1,path=/s/2.sock -device vhost-user-fs-device,chardev=fs1,tag=t2");
-  expect(qemuArgv({ name: "m", dir: "/d", cpus: 1, memoryMib: 512, rootDisk: "/r", toolsDisk: "/t", kernel: "/k", initrd: "/i", cmdline: "x" }, "tcg").join(" ")).not.toContain("memfd");
+  expect(qemuArgv({ name: "m", dir: "/d", cpus: 1, memoryMib: 512, rootDisk: "/r", toolsDisk: "/t", kernel: "/k", initrd: "/i", cmdline: "x" }, "tcg", "q", false).join(" ")).not.toContain("memfd");
 });

@@ -130,11 +130,18 @@ describe("qemu argv with shares", () => {
     expect(s).toContain("-chardev socket,id=fs1,path=/r/a,,b.sock -device vhost-user-fs-device,chardev=fs1,tag=s1");
     expect(s).toContain("virtio-balloon-device,free-page-reporting=on");
   });
-  test("without shares: no shared memory, no vhost-user", () => {
-    const s = qemuArgv(spec, "tcg", "q").join(" ");
-    expect(s).not.toContain("memory-backend");
+  test("without shares on Linux: memfd RAM reported at 4 KiB, no vhost-user", () => {
+    const argv = qemuArgv(spec, "tcg", "q", true);
+    const s = argv.join(" ");
+    expect(s).toContain("-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem");
+    expect(argv[argv.indexOf("-append") + 1]).toBe("quiet arcbox.accel=tcg page_reporting.page_reporting_order=0");
     expect(s).not.toContain("force-legacy");
     expect(s).not.toContain("vhost-user");
+  });
+  test("without memfd (macOS): anonymous RAM, the kernel's 2 MiB reporting order", () => {
+    const argv = qemuArgv(spec, "hvf", "q", false);
+    expect(argv.join(" ")).not.toContain("memory-backend");
+    expect(argv[argv.indexOf("-append") + 1]).toBe("quiet arcbox.accel=hvf");
   });
 });
 

@@ -43,10 +43,12 @@ describe("qemu argv", () => {
     cmdline: "console=ttyS0 quiet",
   };
   test("microvm with the contract's devices; root disk before tools; TCG uses -cpu max", () => {
-    const argv = qemuArgv(spec, "tcg", "qemu-system-x86_64");
+    const argv = qemuArgv(spec, "tcg", "qemu-system-x86_64", false);
     const s = argv.join(" ");
     expect(argv.slice(argv.indexOf("-M"), argv.indexOf("-M") + 2)).toEqual(["-M", "microvm"]);
     expect(argv[argv.indexOf("-cpu") + 1]).toBe("max,erms=off");
+    // TCG's code cache is bounded (qemu's default 1 GiB only grows).
+    expect(argv[argv.indexOf("-accel") + 1]).toBe("tcg,tb-size=128");
     expect(s).toContain("-nodefaults -no-user-config -nographic");
     expect(s.indexOf("file=/m/dev/disk.img")).toBeLessThan(s.indexOf("file=/g/tools.img"));
     expect(s).toContain("file=/g/tools.img,format=raw,if=none,readonly=on");
@@ -63,6 +65,7 @@ describe("qemu argv", () => {
     const argv = qemuArgv({ ...spec, rootDisk: "/a,b/disk.img", net: { tap: "abxt0", mac: "52:54:00:12:34:56" } }, "kvm", "q");
     const s = argv.join(" ");
     expect(argv[argv.indexOf("-cpu") + 1]).toBe("host");
+    expect(argv[argv.indexOf("-accel") + 1]).toBe("kvm");
     expect(s).toContain("file=/a,,b/disk.img,");
     expect(s).toContain("-netdev tap,id=n0,ifname=abxt0,script=no,downscript=no -device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56");
   });

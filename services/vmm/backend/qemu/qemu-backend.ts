@@ -93,7 +93,7 @@ export class QemuBackend implements VmBackend {
 function acceleratorOf(pid: number): AcceleratorChoice {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    const a = argv[argv.indexOf("-accel") + 1];
+    const a = argv[argv.indexOf("-accel") + 1]?.split(",")[0]; // "tcg,tb-size=…"
     if (a === "kvm" || a === "hvf" || a === "tcg") return { accel: a, note: "" };
   } catch {}
   return { accel: "tcg", note: "" };
