@@ -102,7 +102,15 @@ try {
     // the root disk after each (kept, cached), free the tmpfs: the freed memory is in
     // pieces under 2 MiB. Free page reporting must return it.
     const pss0 = pssBytes(m.Pid);
-    arcbox("machine", "exec", "bench", "--", "sh", "-c", "mkdir -p /mnt/t /root/keep && mount -t tmpfs -o size=600m tmpfs /mnt/t && i=0; while [ $i -lt 512 ]; do printf '%1048576s' '' > /mnt/t/$i; echo x > /root/keep/$i; i=$((i+1)); done");
+    arcbox(
+      "machine",
+      "exec",
+      "bench",
+      "--",
+      "sh",
+      "-c",
+      "mkdir -p /mnt/t /root/keep && mount -t tmpfs -o size=600m tmpfs /mnt/t && i=0; while [ $i -lt 512 ]; do printf '%1048576s' '' > /mnt/t/$i; echo x > /root/keep/$i; i=$((i+1)); done",
+    );
     const pssFull = pssBytes(m.Pid);
     arcbox("machine", "exec", "bench", "--", "sh", "-c", "umount /mnt/t");
     await Bun.sleep(10_000);
@@ -113,7 +121,9 @@ try {
 
     console.log(`idle CPU over ${IDLE_SECONDS}s            machine qemu ${machineIdle.toFixed(1)} ms/min, vmm ${vmmIdle.toFixed(1)} ms/min, bare qemu ${bareIdle.toFixed(1)} ms/min`);
     console.log(`  beyond bare qemu: ${(((machineIdle + vmmIdle - bareIdle) / 60_000) * 100).toFixed(3)} % of a core (goal < 0.05 %)`);
-    console.log(`qemu PSS                     idle ${(pss0 / 1e6).toFixed(0)} MB, with 512 MB allocated ${(pssFull / 1e6).toFixed(0)} MB, 10 s after freeing ${(pssFreed / 1e6).toFixed(0)} MB, 30 s ${(pssFreed30 / 1e6).toFixed(0)} MB`);
+    console.log(
+      `qemu PSS                     idle ${(pss0 / 1e6).toFixed(0)} MB, with 512 MB allocated ${(pssFull / 1e6).toFixed(0)} MB, 10 s after freeing ${(pssFreed / 1e6).toFixed(0)} MB, 30 s ${(pssFreed30 / 1e6).toFixed(0)} MB`,
+    );
   }
 } finally {
   Bun.spawnSync([ARCBOX, "--home", home, "machine", "rm", "-f", "bench"]);

@@ -264,7 +264,9 @@ describe("VM mode: containers run in the engine machine", () => {
       await Bun.sleep(1000);
       after = mem();
     }
-    console.log(`vm-mode: qemu PSS ${before.pss.toFixed(0)} MiB before (guest RAM ${before.ram.toFixed(0)}), ${held.pss.toFixed(0)} (${held.ram.toFixed(0)}) with 320 MiB held, ${after.pss.toFixed(0)} (${after.ram.toFixed(0)}) after exit`);
+    console.log(
+      `vm-mode: qemu PSS ${before.pss.toFixed(0)} MiB before (guest RAM ${before.ram.toFixed(0)}), ${held.pss.toFixed(0)} (${held.ram.toFixed(0)}) with 320 MiB held, ${after.pss.toFixed(0)} (${after.ram.toFixed(0)}) after exit`,
+    );
     expect(near(after.ram, before.ram, 32)).toBe(true);
     expect(near(after.pss, before.pss, 48)).toBe(true);
     await d.docker(["volume", "rm", "vm-mem"], LONG);
