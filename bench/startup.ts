@@ -6,15 +6,21 @@
  *     with 10 running containers (`sleep` in busybox, --network none): ArcBox's supervisor,
  *     services, guest agent and shims; dockerd, containerd and its shims. The container
  *     workloads themselves are not counted on either side;
- *   - idle PSS of the same processes (shared pages split among their users).
+ *   - idle PSS of the same processes (shared pages split among their users);
+ *   - VM mode (skip with --no-vm): `arcbox start --vm` on a fresh home to the first
+ *     successful `docker run --rm busybox true`, against a bare qemu boot of the same
+ *     kernel, and the idle CPU of the engine machine (its qemu) and of the rest of
+ *     ArcBox, against a bare qemu idling (TCG here: the emulator's numbers).
  * Both engines run at the same time during the idle phase and are measured over the
  * same windows. CPU comes from per-thread schedstat (ns), not 10 ms clock ticks.
- * Usage: bun bench/startup.ts [--runs N] [--idle-seconds S] [--settle-seconds S] [--containers N]
+ * Usage: bun bench/startup.ts [--runs N] [--idle-seconds S] [--settle-seconds S] [--containers N] [--no-vm]
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { TestDaemon } from "../tests/helpers/daemon.ts";
 import { buildBusyboxRootfs, tarDirectory } from "../tests/helpers/test-images.ts";
+import { bareBoot, bareBootMs, bareInitramfs } from "./lib/bare-boot.ts";
 import { createPeerNetns, startDockerd } from "./lib/dockerd.ts";
 import { aloneBytes, cpuNanosBetween, engineProcesses, memoryBreakdown, pssBytes, rssBytes, threadCpuNanos } from "./lib/proc-stats.ts";
 import { median, printReport, type Row } from "./lib/report.ts";
@@ -29,6 +35,7 @@ const IDLE_SECONDS = arg("--idle-seconds", 60);
 // for both engines alike.
 const SETTLE_SECONDS = arg("--settle-seconds", 30);
 const CONTAINERS = arg("--containers", 10);
+const VM = !process.argv.includes("--no-vm");
 const ARCBOX = join(import.meta.dir, "..", "bin", "arcbox");
 const IMAGE = "bench/busybox:latest";
 
@@ -186,6 +193,52 @@ try {
   await engine?.stop();
   netns.remove();
 }
+
+// 3. VM mode: start to the first container, then the engine machine at rest.
+interface VmMode {
+  firstRunMs: number;
+  bareBootMs: number;
+  qemuCpuMsPerMin: number;
+  restCpuMsPerMin: number;
+  bareQemuCpuMsPerMin: number;
+}
+async function vmMode(): Promise<VmMode> {
+  const work = mkdtempSync(join(tmpdir(), "bench-startup-vm-"));
+  // TestDaemon: `arcbox start` with "vm": true in daemon.json, and a dispose that also
+  // ends the engine machine and its network objects (they outlive `arcbox stop`).
+  const d = new TestDaemon("bench-startup-vm-", {}, undefined, { engine: "vm" });
+  try {
+    const initrd = bareInitramfs(work);
+    const bare = await bareBootMs(initrd, { accel: "tcg", cpus: 2, memoryMib: 2048 });
+    const t0 = performance.now();
+    await d.start();
+    await d.importBusybox(IMAGE);
+    const run = await d.docker(["run", "--rm", IMAGE, "true"], { timeoutMs: 600_000 });
+    if (run.code !== 0) throw new Error(`docker run in VM mode: ${run.stderr}`);
+    const firstRunMs = performance.now() - t0;
+    const supervisorPid = Number(readFileSync(join(d.home, "run", "arcboxd.lock"), "utf8"));
+    const qemuPid = Number(readFileSync(join(d.home, "data", "vmm", "machines", "arcbox-engine", "qemu.pid"), "utf8"));
+    const bareIdle = await bareBoot(initrd, { accel: "tcg", cpus: 2, memoryMib: 2048, idle: true });
+    try {
+      const [qemu, rest, bareQemu] = await idleAll([
+        { host: d.dockerHost, pids: () => [qemuPid] },
+        { host: d.dockerHost, pids: () => engineProcesses(supervisorPid, d.home).filter((p) => p !== qemuPid) },
+        { host: "", pids: () => [bareIdle.proc.pid] },
+      ]);
+      return { firstRunMs, bareBootMs: bare, qemuCpuMsPerMin: qemu!.cpuMsPerMin, restCpuMsPerMin: rest!.cpuMsPerMin, bareQemuCpuMsPerMin: bareQemu!.cpuMsPerMin };
+    } finally {
+      bareIdle.proc.kill("SIGKILL");
+    }
+  } finally {
+    await d.dispose();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+const vm = VM ? await vmMode() : undefined;
+if (vm)
+  console.log(
+    `VM mode (TCG): start --vm to the first docker run ${vm.firstRunMs.toFixed(0)} ms (bare boot ${vm.bareBootMs.toFixed(0)} ms, ${(vm.firstRunMs / vm.bareBootMs).toFixed(2)}x); idle engine machine qemu ${vm.qemuCpuMsPerMin.toFixed(1)} ms/min (bare qemu ${vm.bareQemuCpuMsPerMin.toFixed(1)}), the rest of ArcBox ${vm.restCpuMsPerMin.toFixed(1)} ms/min`,
+  );
 
 const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const rows: Row[] = [
