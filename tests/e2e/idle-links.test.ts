@@ -8,9 +8,10 @@
  * is killed and a new one takes over.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon, run } from "../helpers/daemon.ts";
+import { writersOf } from "../helpers/procfs.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const IMAGE = "idle-links-busybox:1";
@@ -50,24 +51,6 @@ function socketInodes(pid: number): Set<string> {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
       if (m) out.add(m[1]!);
-    } catch {}
-  }
-  return out;
-}
-
-/** Pids of the processes that hold `path` open for writing. */
-function writersOf(path: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      for (const fd of readdirSync(`/proc/${p}/fd`)) {
-        const link = `/proc/${p}/fd/${fd}`;
-        if (readlinkSync(link) === path && lstatSync(link).mode & 0o200) {
-          out.push(Number(p));
-          break;
-        }
-      }
     } catch {}
   }
   return out;

@@ -6,9 +6,10 @@
  * logs, exec, stop, and the guest agent dying while vmm is away.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDaemon, run } from "../helpers/daemon.ts";
+import { writersOf } from "../helpers/procfs.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const IMAGE = "idle-vmm-busybox:1";
@@ -37,23 +38,6 @@ async function vmmGone(): Promise<void> {
 
 const pidOf = async (name: string) => Number((await ok(["inspect", "-f", "{{.State.Pid}}", name])).trim());
 
-/** Pids of the processes that hold `path` open for writing. */
-function writersOf(path: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      for (const fd of readdirSync(`/proc/${p}/fd`)) {
-        const link = `/proc/${p}/fd/${fd}`;
-        if (readlinkSync(link) === path && lstatSync(link).mode & 0o200) {
-          out.push(Number(p));
-          break;
-        }
-      }
-    } catch {}
-  }
-  return out;
-}
 const agentPid = async () => Number((await run(["pgrep", "-f", "--", `guest.*--home ${d.home}$`])).stdout.trim().split("\n")[0]);
 
 test("vmm exits while containers run; their exits, restarts, --rm, events, logs, exec and stop still work", async () => {
