@@ -24,7 +24,10 @@ export const COPY_UP_SCRIPT = [
   '"$bb" mkdir "$s/root/$helper"',
   '"$bb" cp "$bb" "$s/root/$helper/busybox"',
   // In the image's root: a missing or non-directory target copies nothing, as Docker does.
-  'src=$("$bb" chroot "$s/root" "/$helper/busybox" sh -c \'cd "/$1" 2>/dev/null && pwd -P\' resolve "$4") || exit 0',
+  // The "." after it keeps the path's own trailing newlines from `$(...)`, which strips
+  // them: "/d<newline>" must not become "/d", which may be a link out of the root.
+  'src=$("$bb" chroot "$s/root" "/$helper/busybox" sh -c \'cd "/$1" 2>/dev/null && pwd -P && echo .\' resolve "$4") || exit 0',
+  "src=${src%?} && src=${src%?}",
   '"$bb" rm -rf "$s/root/$helper"',
   'exec "$cp" -a "$s/root$src/." "$5/"',
 ].join("\n");

@@ -189,7 +189,12 @@ test("an image VOLUME gets an anonymous volume filled with the image content, re
 test("copy-up resolves the mount target inside the image: a symlink to / or up out of it never reaches the host's files", async () => {
   const root = mkdtempSync(join(tmpdir(), "arcbox-volesc-"));
   buildBusyboxRootfs(root);
-  const layers = [tarDirectory(root), tarFiles({ "etc/image-only": "image\n", abs: { symlink: "/etc" }, "a/b/up": { symlink: "../../../../../../etc" } })];
+  // `/nl` leads to a directory whose name ends in a newline, beside a link `/d -> /etc`:
+  // a resolved path that lost its newline would name the link.
+  const layers = [
+    tarDirectory(root),
+    tarFiles({ "etc/image-only": "image\n", abs: { symlink: "/etc" }, "a/b/up": { symlink: "../../../../../../etc" }, "d\n/image-only": "image\n", d: { symlink: "/etc" }, nl: { symlink: "/d\n" } }),
+  ];
   rmSync(root, { recursive: true, force: true });
   const esc = (await pushImage(reg, "volesc", "latest", { layers, config: { Cmd: ["sh"] } })).reference;
   expect((await d.docker(["pull", "-q", esc])).code).toBe(0);
@@ -204,6 +209,8 @@ test("copy-up resolves the mount target inside the image: a symlink to / or up o
     expect(await listing(["-v", `escvol:${target}`, esc, "ls", "-A", `${target}/`])).toEqual(imageEtc);
     await ok(["volume", "rm", "escvol"]);
   }
+  expect(await listing(["-v", "escvol:/nl", esc, "ls", "-A", "/nl/"])).toEqual(["image-only"]);
+  await ok(["volume", "rm", "escvol"]);
 }, 120_000);
 
 test("copy-up keeps xattrs: a file's capabilities reach the new volume, as Docker's copy-up keeps them", async () => {
