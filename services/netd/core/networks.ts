@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../../../lib/log.ts";
 import { hostRoutes, listHostLinks, writeSysctl, type HostLink } from "../platform/links.ts";
 import { applyChains, applyOwnTables } from "../platform/iptables.ts";
-import type { Datapath } from "../platform/datapath.ts";
+import type { BridgePlan, Datapath } from "../platform/datapath.ts";
 import { exec } from "../platform/exec.ts";
 import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import { withHostLock } from "../platform/host-lock.ts";
@@ -127,15 +127,7 @@ export class Networks {
 
   /** VM mode: the network's bridge in the engine machine and its subnet's route (at each attach: the machine may have rebooted). */
   async ensureInEngine(net: NetworkRecord): Promise<void> {
-    const pool = net.pools[0];
-    const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
-    await this.datapath.ensureBridge({
-      name: net.bridge,
-      mac: macForIp(pool.gateway),
-      gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
-      gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
-      routeLocalnet: false,
-    });
+    await this.datapath.ensureBridge({ ...bridgeOf(net), routeLocalnet: false });
   }
 
   /** Subnets of our networks and of the machine bridge: never picked again. */
@@ -145,17 +137,8 @@ export class Networks {
   }
 
   private async bringUp(net: NetworkRecord, existing?: HostLink): Promise<void> {
-    const pool = net.pools[0];
-    const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
-    await this.datapath.ensureBridge({
-      name: net.bridge,
-      mac: macForIp(pool.gateway),
-      gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
-      existing,
-      gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
-      routeLocalnet: true,
-    });
-    if (!net.isDefault) await this.dns.listen(pool.gateway);
+    await this.datapath.ensureBridge({ ...bridgeOf(net), existing, routeLocalnet: true });
+    if (!net.isDefault) await this.dns.listen(net.pools[0].gateway);
   }
 
   private async ensurePredefined(): Promise<void> {
@@ -316,4 +299,16 @@ export function labelMatches(labels: Record<string, string>, filter: string): bo
 
 function isVeth(name: string, n: NetNames): boolean {
   return name.startsWith(`${n.ifPrefix}v`);
+}
+
+/** A network's bridge as the datapath makes it, on the host or in the engine machine. */
+function bridgeOf(net: NetworkRecord): Pick<BridgePlan, "name" | "mac" | "gatewayCidr" | "gateway6Cidr"> {
+  const pool = net.pools[0];
+  const v6 = net.enableIpv6 ? net.pools6?.[0] : undefined;
+  return {
+    name: net.bridge,
+    mac: macForIp(pool.gateway),
+    gatewayCidr: `${pool.gateway}/${parseCidr(pool.subnet).prefix}`,
+    gateway6Cidr: v6 ? `${v6.gateway}/${parseCidr6(v6.subnet).prefix}` : undefined,
+  };
 }
