@@ -213,7 +213,7 @@ for _ in range(100):
 print(h["Status"], h["FailingStreak"], h["Log"][-1]["Output"].strip())
 print(len(c.containers.list(filters={"health": "healthy", "name": "hcpy"})))
 `;
-    const r = await run(["python3", "-c", py]);
+    const r = await run(["/usr/bin/python3", "-c", py]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("healthy 0 py-ok\n1\n");
   });

@@ -53,7 +53,7 @@ describe("compat details", () => {
     const paused = await d.api("/v1.41/containers/busy", { method: "DELETE" });
     expect(((await paused.json()) as { message: string }).message).toBe(`You cannot remove a paused container ${id}. Unpause and then stop the container before attempting removal or force remove`);
     const py = await run([
-      "python3",
+      "/usr/bin/python3",
       "-c",
       `
 import docker
@@ -80,7 +80,7 @@ except docker.errors.APIError as e:
     const cli = await d.docker(["exec", "-t", "tty", "printf", "a\\nb\\n"]);
     expect(cli.stdout).toBe("a\r\nb\r\n");
     const py = await run([
-      "python3",
+      "/usr/bin/python3",
       "-c",
       `
 import docker

@@ -259,7 +259,7 @@ describe("cancelled streams", () => {
   test("a cancelled events call returns within a second (python3-docker)", async () => {
     const py = await run(
       [
-        "python3",
+        "/usr/bin/python3",
         "-c",
         `
 import docker, threading, time
@@ -414,7 +414,7 @@ describe("exec output under load", () => {
     // through its buffer: whatever arrived with them used to be lost (hello err alone).
     const py = await run(
       [
-        "python3",
+        "/usr/bin/python3",
         "-c",
         `
 import docker, concurrent.futures as cf
