@@ -5,10 +5,12 @@
  * runs unchanged behind virtio-serial/vsock.
  *
  * Usage: guest-agent --home <ARCBOX_HOME> [--serial <virtio-serial port device>]
- *   --serial: inside a VM, serve the host through that port (one peer at a time, via the
- *   serial relay, guest/platform/serial-relay.ts) and never exit when idle.
+ *   --serial: inside a VM: the host reaches this agent through that port and the serial
+ *   relay that stage 2 runs on it (native/serial/), which opens the agent's FIFO pair
+ *   (made by stage 2) for each host session; never exit when idle.
  */
 import { closeSync, mkdirSync, openSync } from "node:fs";
+import { setPriority } from "node:os";
 import { join } from "node:path";
 import { arcboxHome, ensureHome } from "../lib/home.ts";
 import { createLogger } from "../lib/log.ts";
@@ -17,7 +19,6 @@ import { tryLockExclusive } from "../native/libc.ts";
 import { Agent } from "./core/agent.ts";
 import { AgentLayout } from "./core/layout.ts";
 import { bootMark } from "./platform/boot-trace.ts";
-import { makeFifos, SerialRelay } from "./platform/serial-relay.ts";
 import { AgentServer } from "./server/agent-server.ts";
 
 bootMark("agent-main");
@@ -41,23 +42,11 @@ const lockFd = serialPort ? undefined : openSync(layout.lockFile, "a");
 
 let agent: Agent | undefined;
 let server: AgentServer | undefined;
-// In a VM the relay starts first, while the agent sets itself up: by the time the agent
-// serves its FIFOs the relay has started, opened the port and read the host's SYNC, and
-// is waiting in open(2) for the agent's reader; it answers the host's SYNC only then, so
-// that SYNC still means the agent serves. Started after set-up, the relay's own start
-// (and whatever the agent did meanwhile) delayed the host's SYNC (0.1-0.4 s under TCG).
-let relay: SerialRelay | undefined;
-if (serialPort) {
-  makeFifos([layout.fifoIn, layout.fifoOut]);
-  relay = new SerialRelay(serialPort, { in: layout.fifoIn, out: layout.fifoOut }, log);
-  relay.start();
-}
 let stopping = false;
 async function stop(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info("stopping", { reason, containers: agent?.containerCount });
-  relay?.stop();
   await server?.stop();
   if (lockFd !== undefined) closeSync(lockFd);
   process.exit(0);
@@ -95,11 +84,14 @@ async function main(): Promise<void> {
   });
   await server.start();
   // vmm's session: over FIFOs, so an idle link wakes neither side. On a host vmm opens
-  // them; in a VM the serial relay (started above) does, for the host at the other end.
+  // them; in a VM the serial relay does, for the host at the other end.
   server.serveFifoSessions(layout.fifoIn, layout.fifoOut);
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGHUP", () => {});
+  // Stage 2 starts the agent at nice 10 so that the machine execs the serial relay runs
+  // meanwhile get the vCPU; serving, the agent (and what it starts) runs at nice 0.
+  if (serialPort) setPriority(0);
   bootMark("agent-ready");
   log.info("ready", { pid: process.pid, socket: layout.agentSocket, serial: serialPort, containers: a.containerCount });
 }

@@ -178,7 +178,7 @@ if [ "$need_tools" = 1 ]; then
   # Our C helpers, linked against the guest's loader and lib dir directly.
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
-  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
+  cc "${gflags[@]}" -pthread -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-init" native/init/*.c

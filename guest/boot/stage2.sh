@@ -50,9 +50,23 @@ $bb sh -c '
   [ -e /sys/class/net/eth0 ] && exec '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"'
 ' >/dev/null 2>&1 &
 
-$bb sh /opt/arcbox/boot/mounts.sh # the machine's VirtioFS shares, before the agent answers
+$bb sh /opt/arcbox/boot/mounts.sh # the machine's VirtioFS shares, before the host is answered
 
+# The serial relay answers the host now: it runs machine execs itself, and queues the
+# rest for the agent until the agent is up (native/serial/arcbox-serial-relay.c). It
+# outlives agent restarts; restarted itself if it exits (the host then re-SYNCs).
 agent_port=/dev/virtio-ports/org.arcbox.agent.0
+agent_run=/var/lib/arcbox/run
+$bb mkdir -p -m 0700 /var/lib/arcbox "$agent_run"
+for f in "$agent_run/guest-agent.in.fifo" "$agent_run/guest-agent.out.fifo"; do
+  [ -p "$f" ] || { $bb rm -rf "$f"; $bb mkfifo -m 600 "$f"; }
+done
+while :; do
+  /opt/arcbox/native/bin/arcbox-serial-relay "$agent_port" "$agent_run/guest-agent.in.fifo" "$agent_run/guest-agent.out.fifo" /run/arcbox/mexec /opt/arcbox/native/bin/arcbox-shim
+  echo "arcbox: serial relay exited ($?); restarting in 1 s" >&2
+  $bb sleep 1
+done &
+
 # The agent's Bun (guest/README.md, "Start-up costs"):
 # - under TCG (arcbox.accel=tcg from vmm) JavaScriptCore's JIT tiers cost more than they
 #   save: each compiler runs for the first time in this qemu (its code is translated
@@ -68,6 +82,10 @@ agent_port=/dev/virtio-ports/org.arcbox.agent.0
 #   for an error guard: the agent writes its log with writeSync and nothing else uses them.
 [ "$(arg accel)" = tcg ] && export BUN_JSC_useJIT=0
 export BUN_GC_TIMER_DISABLE=1 MIMALLOC_PURGE_DELAY=-1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true ARCBOX_LOG_STDIO_GUARD=0
+# The agent starts at nice 10 (this shell's, from here on) and takes nice 0 once it
+# serves: on one vCPU its 3-4 s of start-up would otherwise halve the CPU of the first
+# machine execs the relay runs meanwhile (busybox has no nice applet).
+$bb renice -n 10 -p $$ >/dev/null
 while :; do
   mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).

@@ -1,8 +1,10 @@
 /**
- * A machine whose guest agent stops answering must not hang its callers: the agent is
- * killed inside the VM (stage 2 restarts it, and the host's old session then talks to
- * nobody). The next exec fails after the quick-call timeout with a clear message, vmm
- * opens a new SYNC session by itself, and execs work again; stop still works.
+ * A machine whose guest end stops answering must not hang its callers.
+ * - The serial relay dies inside the VM (stage 2 restarts it, and the host's old session
+ *   then talks to nobody): the next exec fails after the quick-call timeout with a clear
+ *   message, vmm opens a new SYNC session by itself, and execs work again.
+ * - The guest agent dies (stage 2 restarts it): machine execs, which the relay runs
+ *   itself, go on, and calls for the agent (a clean power-off) reach its successor.
  * Real CLI, vmm and qemu (TCG here), busybox image imported through the real docker CLI.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -43,13 +45,13 @@ afterAll(async () => {
 }, 120_000);
 
 test(
-  "a dead guest agent: the next exec fails fast, vmm reconnects, exec and stop work",
+  "a dead serial relay: the next exec fails fast, vmm reconnects, exec works",
   async () => {
     const created = await machine(["create", "s1", "--image", IMAGE, "--cpus", "1", "--memory", "512", "--disk", "1"]);
     expect(created.code).toBe(0);
 
-    // Kill the agent a moment after this exec has answered (so this exec itself completes).
-    const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof bun)) </dev/null >/dev/null 2>&1 &"]);
+    // Kill the relay a moment after this exec has answered (so this exec itself completes).
+    const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof arcbox-serial-relay)) </dev/null >/dev/null 2>&1 &"]);
     expect(kill.code).toBe(0);
     await Bun.sleep(4_000);
 
@@ -61,15 +63,37 @@ test(
     expect(stalled.stderr).toMatch(/did not answer machineExec within 20s/);
     expect(stalledMs).toBeLessThan(CALL_TIMEOUT_MS + 30_000);
 
-    // vmm reconnects on its own (a new SYNC session with the restarted agent).
+    // vmm reconnects on its own (a new SYNC session with the restarted relay).
     const last = await execUntilOk(["echo", "hi"]);
     expect(last.code).toBe(0);
     expect(last.stdout).toBe("hi\n");
     expect(await Bun.file(join(d.home, "log", "vmm.log")).text()).toMatch(/guest agent reconnected machine=s1/);
+  },
+  BOOT_MS * 2,
+);
 
+test(
+  "a dead guest agent: execs go on, and a clean stop reaches its successor",
+  async () => {
+    const before = await execUntilOk(["pidof", "bun"]);
+    expect(before.code).toBe(0);
+    const oldPid = before.stdout.trim();
+    const kill = await machine(["exec", "s1", "--", "kill", "-9", oldPid], 60_000);
+    expect(kill.code).toBe(0);
+
+    // No agent right now (stage 2 restarts it after 1 s, then it takes seconds to start):
+    // the relay still runs execs.
+    const during = await machine(["exec", "s1", "--", "sh", "-c", "echo out; echo err >&2; exit 7"], 60_000);
+    expect(during.code).toBe(7);
+    expect(during.stdout).toBe("out\n");
+    expect(during.stderr).toBe("err\n");
+
+    // The power-off request waits in the relay for the restarted agent, which does it.
     const stop = await machine(["stop", "s1"]);
     expect(stop.code).toBe(0);
     expect(JSON.parse((await machine(["inspect", "s1"])).stdout).StopReason).toBe("poweroff");
+    const log = (await machine(["logs", "s1"])).stdout;
+    expect(log).toMatch(/guest agent exited/);
   },
   BOOT_MS * 2,
 );

@@ -129,6 +129,44 @@ describe("one machine", () => {
   );
 
   test(
+    "exec -t follows the terminal's size (resize)",
+    async () => {
+      // A pty of 24x80 for the CLI; resized to 50x132 while the command waits, which sends
+      // the CLI SIGWINCH. The guest's terminal must show the new size.
+      const driver = `
+import os, pty, sys, time, fcntl, termios, struct, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+out, resized, start = b"", False, time.time()
+while time.time() - start < 60:
+    if not resized and b"ready" in out:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
+        resized = True
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\\nexit %d\\n" % os.waitstatus_to_exitcode(status))
+`;
+      const script = "stty size; echo ready; while [ \"$(stty size)\" = '24 80' ]; do sleep 0.2; done; stty size";
+      const r = await run(["/usr/bin/python3", "-c", driver, ARCBOX, "--home", d.home, "machine", "exec", "-t", "m1", "--", "sh", "-c", script], { timeoutMs: 90_000 });
+      expect(r.stdout).toContain("24 80");
+      expect(r.stdout).toContain("50 132");
+      expect(r.stdout).toMatch(/exit 0\s*$/);
+    },
+    BOOT_MS,
+  );
+
+  test(
     "data survives stop and start; the stop reason is poweroff; the root disk is unmounted cleanly",
     async () => {
       await ok(["exec", "m1", "--", "sh", "-c", "echo kept > /root/persist && sync"]);
