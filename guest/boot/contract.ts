@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ENGINE_MACHINE } from "../../lib/engine-mode.ts";
 import { ArcboxError } from "../../lib/errors.ts";
 import { mountsArg, type GuestMount } from "./mounts-arg.ts";
 
@@ -42,7 +43,8 @@ function hostTscKhz(): number | undefined {
 /**
  * The kernel command line. reboot=t: a guest reboot is a triple fault, which ends qemu
  * under -no-reboot (the ACPI/keyboard-controller paths hang on microvm). tsc_early_khz:
- * under TCG the kernel's TSC calibration may hang without it. arcbox.name: the hostname.
+ * under TCG the kernel's TSC calibration may hang without it. arcbox.name: the hostname;
+ * arcbox.role=engine: the engine machine (VM mode).
  */
 export function kernelCmdline(o: { machineName: string; extra?: string[]; mounts?: GuestMount[] }): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(o.machineName)) throw new ArcboxError("invalid_argument", `invalid machine name: ${o.machineName}`);
@@ -63,6 +65,9 @@ export function kernelCmdline(o: { machineName: string; extra?: string[]; mounts
     "rw",
     "quiet",
     `arcbox.name=${o.machineName}`,
+    // The engine machine is ready for `docker run` only once its agent serves: stage 2
+    // gives that agent the vCPU first, where other machines' first execs come first.
+    ...(o.machineName === ENGINE_MACHINE ? ["arcbox.role=engine"] : []),
     ...[mountsArg(o.mounts ?? [])].filter((a) => a !== undefined),
     ...(o.extra ?? []),
   ].join(" ");

@@ -34,20 +34,26 @@ done
 echo 0 > /proc/sys/vm/compaction_proactiveness 2>/dev/null
 echo 10 > /proc/sys/vm/stat_interval 2>/dev/null
 name=$(arg name)
+role=$(arg role)
 [ -n "$name" ] && $bb hostname "$name"
 $bb ip link set lo up
 # The modules not needed to reach the host (network, balloon, overlay, fuse/virtiofs,
-# vsock), then DHCP from netd, at low priority in the background: on one vCPU the agent
-# starts first. Without an answer after a few tries udhcpc gives up (-n) and the machine
-# runs without network; with a lease it stays to renew it.
+# vsock) and DHCP from netd, in the background. The host is answered already, so the
+# network comes first, at normal priority: virtio_net (the first of them), then udhcpc at
+# once; the other modules follow at nice 19 (on one vCPU the agent's start goes first).
+# Without an answer after a few tries udhcpc gives up (-n) and the machine runs without
+# network; with a lease it stays to renew it.
 $bb sh -c '
-  '"$bb"' renice -n 19 -p $$ >/dev/null # (busybox has no nice applet)
-  while read -r ko; do '"$bb"' insmod "/opt/arcbox/modules/$ko" 2>/dev/null; done < /opt/arcbox/modules/load-order
+  while read -r ko; do
+    '"$bb"' insmod "/opt/arcbox/modules/$ko" 2>/dev/null
+    [ "$ko" = virtio_net.ko ] || continue
+    [ -e /sys/class/net/eth0 ] && '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"' &
+    '"$bb"' renice -n 19 -p $$ >/dev/null # (busybox has no nice applet)
+  done < /opt/arcbox/modules/load-order
   # Free page reporting granularity from vmm (4 KiB-backed RAM: order 0). Linux 6.1
   # resets the parameter to 2 MiB blocks when virtio_balloon registers: set it again.
   for w in $('"$bb"' cat /proc/cmdline); do case $w in page_reporting.page_reporting_order=*)
     echo "${w#*=}" > /sys/module/page_reporting/parameters/page_reporting_order;; esac; done
-  [ -e /sys/class/net/eth0 ] && exec '"$bb"' udhcpc -i eth0 -f -n -t 4 -T 1 -s /opt/arcbox/boot/udhcpc.sh '"${name:+-x hostname:$name}"'
 ' >/dev/null 2>&1 &
 
 $bb sh /opt/arcbox/boot/mounts.sh # the machine's VirtioFS shares, before the host is answered
@@ -84,8 +90,10 @@ done &
 export BUN_GC_TIMER_DISABLE=1 MIMALLOC_PURGE_DELAY=-1 MSGPACKR_NATIVE_ACCELERATION_DISABLED=true ARCBOX_LOG_STDIO_GUARD=0
 # The agent starts at nice 10 (this shell's, from here on) and takes nice 0 once it
 # serves: on one vCPU its 3-4 s of start-up would otherwise halve the CPU of the first
-# machine execs the relay runs meanwhile (busybox has no nice applet).
-$bb renice -n 10 -p $$ >/dev/null
+# machine execs the relay runs meanwhile and of the network's start (busybox has no nice
+# applet). Not in the engine machine, which is ready for `docker run` only once its agent
+# serves.
+[ "$role" = engine ] || $bb renice -n 10 -p $$ >/dev/null
 while :; do
   mark agent-spawn
   # --no-install: never try to fetch a package from npm (msgpackr probes an optional one).
