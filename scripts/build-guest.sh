@@ -2,11 +2,11 @@
 # Builds a machine's guest pieces into build/guest/ (see docs/architecture.md, "Machines"):
 #   vmlinuz         Debian's linux-image-cloud-amd64 kernel (apt-get download + dpkg-deb -x;
 #                   never installed on the host)
-#   initramfs.img   busybox-static, the kernel modules a machine needs, and /init
+#   initramfs.img   /init (static C, native/initramfs/) and the kernel modules it loads
 #   tools.img       read-only squashfs mounted at /opt/arcbox in the guest: Bun and its
 #                   shared libs, the agent bundle, runc, crun (the machine's runtime:
-#                   C, no Go start under TCG), arcbox-shim, the serial relay,
-#                   arcbox-rootfs-cp, arcbox-init (PID 1), tini and busybox
+#                   C, no Go start under TCG), arcbox-shim, arcbox-rootfs-cp,
+#                   arcbox-init (PID 1, with the serial relay linked in) and busybox
 #   manifest.json   {"kernelRelease": ..., "builtAt": ...}
 # Idempotent and quick when up to date: each artifact is rebuilt only when an input is
 # newer than it. Needs root only for apt-get download's cache when run by install.sh.
@@ -83,7 +83,7 @@ TINI_BIN=/usr/bin/tini-static
 GUEST_LIB=/opt/arcbox/lib
 sources=$(find guest lib proto/gen native -name '*.ts' -newer "$OUT/tools.img" -print -quit 2>/dev/null || true)
 need_initramfs=0 need_tools=0
-stale "$OUT/initramfs.img" "$SELF" guest/boot/init /bin/busybox "$kmods/modules.dep" && need_initramfs=1
+stale "$OUT/initramfs.img" "$SELF" native/initramfs "$kmods/modules.dep" && need_initramfs=1
 { [ -n "$sources" ] || stale "$OUT/tools.img" "$SELF" guest/boot "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$CP_BIN" /bin/busybox native/shim native/serial native/rootfs-cp native/sd-stub native/init "$kmods/modules.dep"; } && need_tools=1
 if [ "$need_initramfs" = 1 ] || [ "$need_tools" = 1 ]; then
   declare -A dep_of=() loaded=()
@@ -138,11 +138,10 @@ copy_modules() { # copy_modules <dir> <paths...>: the files and their load-order
 # --- initramfs -----------------------------------------------------------------------------
 if [ "$need_initramfs" = 1 ]; then
   stage=$OUT/initramfs.stage
-  rm -rf "$stage" && mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
-  cp /bin/busybox "$stage/bin/busybox"
-  for applet in $(busybox --list); do [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"; done
+  rm -rf "$stage" && mkdir -p "$stage"/{dev,proc,sys,newroot,lib/modules}
   copy_modules "$stage/lib/modules" "${boot_order[@]}"
-  install -m 0755 guest/boot/init "$stage/init"
+  # /init is static C (native/initramfs/), the initramfs's only program.
+  cc -O2 -Wall -Wextra -static -o "$stage/init" native/initramfs/init.c
   echo "$krel" > "$stage/kernel-release"
   # Uncompressed: the kernel unpacks it faster than it would inflate it (TCG is slow).
   (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) > "$OUT/initramfs.img.tmp"
@@ -178,10 +177,12 @@ if [ "$need_tools" = 1 ]; then
   # Our C helpers, linked against the guest's loader and lib dir directly.
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c
-  cc "${gflags[@]}" -pthread -o "$stage/native/bin/arcbox-serial-relay" native/serial/*.c
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
-  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-init" native/init/*.c
+  # PID 1, with the serial relay linked in (it runs it in a child of its own): static and
+  # no exec, so nothing stands between the kernel and the host's first answer but code
+  # already read (no loader, no libc relocations, no cold reads of the tools image).
+  cc -O2 -Wall -Wextra -Wno-unused-result -static -pthread -o "$stage/native/bin/arcbox-init" native/init/*.c native/serial/relay.c native/serial/mexec.c native/serial/wire.c
   for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi" "$stage/bin/cp"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done
@@ -189,7 +190,7 @@ if [ "$need_tools" = 1 ]; then
   # it nor the five libraries it pulls in are loaded by every crun process under TCG.
   cc -O2 -Wall -shared -fPIC -Wl,-soname,libsystemd.so.0 -Wl,--version-script=native/sd-stub/sd-stub.map -o "$stage/lib/libsystemd.so.0" native/sd-stub/sd-stub.c
   # Shared libs: everything the ELFs link against, plus libseccomp (the shim dlopens it).
-  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$CP_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-serial-relay" "$stage/native/bin/arcbox-rootfs-cp" "$stage/native/bin/arcbox-init"; do
+  for exe in "$BUN_BIN" "$RUNC_BIN" "$CRUN_BIN" "$IP_BIN" "$XT_BIN" "$CP_BIN" "$stage/native/bin/arcbox-shim" "$stage/native/bin/arcbox-rootfs-cp"; do
     LD_LIBRARY_PATH="$stage/lib" ldd "$exe" | awk '/=> \// {print $3} /^\s*\/lib.*ld-linux/ {print $1}'
   done | sort -u | grep -v "^$stage/lib/" | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib/"

@@ -14,4 +14,4 @@ build() { # build <output> <sources...>
 build arcbox-shim native/shim/*.c native/shim/*.h
 build arcbox-rootfs-cp native/rootfs-cp/*.c native/rootfs-cp/*.h
 build arcbox-virtiofsd native/virtiofs/*.c native/virtiofs/*.h
-build arcbox-serial-relay native/serial/*.c native/serial/*.h
+build arcbox-init native/init/*.c native/init/*.h native/serial/relay.c native/serial/mexec.c native/serial/wire.c native/serial/relay.h

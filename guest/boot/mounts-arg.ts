@@ -1,6 +1,6 @@
 /**
  * The `arcbox.mounts=` kernel argument: the machine's VirtioFS shares for the guest to
- * mount during boot (guest/boot/mounts.sh). Entries `TAG:DIR[:ro]` joined by ','; DIR
+ * mount during boot (native/init/machine-setup.c). Entries `TAG:DIR[:ro]` joined by ','; DIR
  * has every byte outside [A-Za-z0-9/._-] written as %XX (UTF-8), so spaces, ':' and ','
  * in paths survive the command line's word splitting and the list's separators.
  */

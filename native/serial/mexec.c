@@ -1,20 +1,22 @@
 /*
  * Machine execs run by the relay itself (`arcbox machine exec`; guest/README.md, "The
- * relay's own machine execs"). Each process runs under the shim in "run" mode, exactly
- * as the guest agent runs one (guest/core/machine-exec.ts): the shim owns the pty, stdin
- * half-close, reaping and the exit file; here the shim's stdio socket becomes io frames.
+ * relay's own machine execs"): processes in the machine, as root with the relay's
+ * capabilities, each in a session of its own, with a pty or pipes for its stdio. The
+ * relay forks and execs them directly and turns their output into io frames.
  *
- * Why here and not in the agent: the relay is up ~0.1 s after stage 2 starts, the agent
+ * Why here and not in the agent: the relay is up ~0.1 s after PID 1 starts, the agent
  * (Bun without a JIT under TCG) 3-4 s later, so a machine answers its first exec seconds
- * sooner; and each exec costs no JavaScript in the guest.
+ * sooner; and why not under the shim, as the agent runs them on a host: the shim's own
+ * exec (loader, libc) was most of a warm exec's time in the guest (64 of 80 ms under
+ * TCG), and the relay, as its only client, needs none of its attach machinery.
  *
  * Requests: machineExec, machineExecResize, machineExecSignal (MachineService, protobuf
- * bodies). Frames out: the response, io frames (fd 1/2, then eof), and a
- * machine_exec_exit RuntimeEvent after the last output frame.
+ * bodies). Frames out: the response (with the pid, once the exec has happened, or the
+ * reason it could not), io frames (fd 1/2, then eof), and a machine_exec_exit
+ * RuntimeEvent after the last output frame.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,9 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,29 +36,36 @@
 
 #define MAX_EXECS 256
 #define CHUNK 65536
+/* After the process exits, output still held open by a process it left behind gets this
+ * long (each bit of progress restarts it) before the exec ends without it, as the shim's. */
+#define DRAIN_MS 2000
 
 enum phase { STARTING, RUNNING };
 
 struct mexec {
   char id[129];
-  char dir[200];
   enum phase phase;
-  uint64_t req_id; /* the machineExec call answered when the shim reports */
+  uint64_t req_id; /* the machineExec call, answered once the exec has happened */
   int tty, stdin_open;
-  int pid;
-  int verdict_fd; /* STARTING: the shim's "ok <pid>" / "err" line */
-  char verdict[64];
-  size_t verdict_len;
-  int sock; /* RUNNING: the shim's stdio socket */
-  struct buf to_proc; /* stdin bytes not yet taken by the shim */
-  int stdin_eof; /* half-close once to_proc is drained */
-  struct buf mux; /* without a TTY: a partial multiplexed frame from the shim */
+  pid_t pid;
+  int err_fd; /* STARTING: the child's exec-error pipe (end of file: it exec'd) */
+  struct buf err;
+  int out[3]; /* readable output by stream number; a TTY has only out[1] (the master) */
+  int in_fd; /* the process's stdin (pipe or master), with stdin open */
+  struct buf to_proc; /* stdin bytes not yet taken */
+  int stdin_eof; /* 1: end stdin once to_proc is drained; 2: done */
+  int exited, status;
+  long long drain_deadline; /* exited with output still open: give up on it then */
 };
 
 static struct mexec *execs[MAX_EXECS];
 static int nexecs;
-static const char *exec_root, *shim_bin;
-static char caps_hex[40] = "0";
+
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* ---- frames to the host ---- */
 
@@ -117,18 +128,6 @@ static void exit_event(const struct mexec *e, int code) {
 
 /* ---- set-up ---- */
 
-void mexec_init(const char *root, const char *shim) {
-  exec_root = root;
-  shim_bin = shim;
-  mkdir(root, 0700);
-  /* What the process may hold: the relay's bounding set, as the agent grants its own. */
-  FILE *f = fopen("/proc/self/status", "re");
-  char line[256];
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "CapBnd: %39s", caps_hex) == 1) break;
-  if (f) fclose(f);
-}
-
 int mexec_is_method(const char *m, uint32_t n) {
   return (n == 11 && !memcmp(m, "machineExec", 11)) || (n == 17 && !memcmp(m, "machineExecResize", 17)) || (n == 17 && !memcmp(m, "machineExecSignal", 17));
 }
@@ -141,25 +140,20 @@ static struct mexec *find(const char *id, size_t n) {
 
 int mexec_owns(const char *sid, uint32_t n) { return find(sid, n) != NULL; }
 
-/* The exec's files: the spec, exit status, logs, the shim's sockets and ctl FIFO. */
-static void remove_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)))
-      if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) unlinkat(dirfd(d), de->d_name, 0);
-    closedir(d);
-  }
-  rmdir(dir);
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
 }
 
 static void drop(struct mexec *e) {
   for (int i = 0; i < nexecs; i++)
     if (execs[i] == e) { execs[i] = execs[--nexecs]; break; }
-  if (e->verdict_fd >= 0) close(e->verdict_fd);
-  if (e->sock >= 0) close(e->sock);
+  close_fd(&e->err_fd);
+  close_fd(&e->out[1]);
+  close_fd(&e->out[2]);
+  if (e->in_fd >= 0 && e->in_fd != e->out[1]) close(e->in_fd);
+  free(e->err.data);
   free(e->to_proc.data);
-  free(e->mux.data);
   free(e);
 }
 
@@ -170,118 +164,98 @@ static int valid_id(const char *s, size_t n) {
   return 1;
 }
 
-static void spec_pair(struct buf *b, const char *k, const char *v, size_t vn) {
-  buf_append(b, k, strlen(k) + 1);
-  buf_append(b, v, vn);
-  buf_append(b, "", 1);
+/* The request's strings as a NULL-terminated array (args, env) with the defaults added. */
+struct strv { char **v; int n, cap; };
+
+static void strv_add(struct strv *a, const char *s, size_t n) {
+  if (a->n + 2 > a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 16;
+    char **v = realloc(a->v, (size_t)a->cap * sizeof *v);
+    if (!v) { perror("arcbox-serial-relay: realloc"); exit(1); }
+    a->v = v;
+  }
+  a->v[a->n] = strndup(s, n);
+  if (!a->v[a->n]) { perror("arcbox-serial-relay: strndup"); exit(1); }
+  a->v[++a->n] = NULL;
 }
 
-static int has_prefix(const unsigned char *s, size_t n, const char *p) {
-  size_t k = strlen(p);
-  return n >= k && !memcmp(s, p, k);
+static void strv_free(struct strv *a) {
+  for (int i = 0; i < a->n; i++) free(a->v[i]);
+  free(a->v);
 }
 
-/* The exec spec of native/shim/exec-direct.c, as encodeMachineExecSpec builds it. */
-static int write_spec(const char *path, const unsigned char *body, size_t blen, int tty, uint64_t rows, uint64_t cols) {
-  struct buf s = { 0 }, args = { 0 }, env = { 0 };
-  const char *cwd = "/";
-  size_t cwd_len = 1;
-  int has_path = 0, has_term = 0, has_home = 0;
-  struct pb m = { body, body + blen };
-  uint32_t field;
-  uint64_t v;
-  const unsigned char *d;
-  size_t n;
-  while (pb_next(&m, &field, &v, &d, &n) == 0) {
-    if (!d) continue;
-    if (field == 3) spec_pair(&args, "arg", (const char *)d, n);
-    if (field == 4) {
-      has_path |= has_prefix(d, n, "PATH=");
-      has_term |= has_prefix(d, n, "TERM=");
-      has_home |= has_prefix(d, n, "HOME=");
-      spec_pair(&env, "env", (const char *)d, n);
-    }
-    if (field == 5 && n) { cwd = (const char *)d; cwd_len = n; }
-  }
-  spec_pair(&s, "pid", "0", 1);
-  spec_pair(&s, "uid", "0", 1);
-  spec_pair(&s, "gid", "0", 1);
-  spec_pair(&s, "cwd", cwd, cwd_len);
-  spec_pair(&s, "caps", caps_hex, strlen(caps_hex));
-  spec_pair(&s, "nnp", "0", 1);
-  if (rows && cols) {
-    char t[24];
-    spec_pair(&s, "rows", t, (size_t)snprintf(t, sizeof t, "%llu", (unsigned long long)rows));
-    spec_pair(&s, "cols", t, (size_t)snprintf(t, sizeof t, "%llu", (unsigned long long)cols));
-  }
-  static const char DEFAULT_PATH[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/arcbox/bin";
-  if (!has_path) spec_pair(&s, "env", DEFAULT_PATH, sizeof DEFAULT_PATH - 1);
-  buf_append(&s, env.data, env.len);
-  if (tty && !has_term) spec_pair(&s, "env", "TERM=xterm", 10);
-  if (!has_home) spec_pair(&s, "env", "HOME=/root", 10);
-  buf_append(&s, args.data, args.len);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int ok = fd >= 0;
-  for (size_t off = 0; ok && off < s.len;) {
-    ssize_t w = write(fd, s.data + off, s.len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ok = 0;
-    else off += (size_t)w;
-  }
-  if (fd >= 0 && close(fd) != 0) ok = 0;
-  free(s.data);
-  free(args.data);
-  free(env.data);
-  return ok ? 0 : -1;
+static const char *env_get(const struct strv *env, const char *name) {
+  size_t n = strlen(name);
+  for (int i = env->n - 1; i >= 0; i--)
+    if (!strncmp(env->v[i], name, n) && env->v[i][n] == '=') return env->v[i] + n + 1;
+  return NULL;
 }
 
-/* Starts the shim; its short-lived parent reports on verdict_fd and exits (the relay
- * reaps it on SIGCHLD; the shim itself detaches and is PID 1's to reap). */
-static int spawn_shim(struct mexec *e) {
-  char spec[256], stdio[256], console[256], log[256];
-  snprintf(spec, sizeof spec, "%s/exec.spec", e->dir);
-  snprintf(stdio, sizeof stdio, "%s/stdio.sock", e->dir);
-  snprintf(console, sizeof console, "%s/console.sock", e->dir);
-  snprintf(log, sizeof log, "%s/shim.log", e->dir);
-  const char *argv[20];
-  int a = 0;
-  argv[a++] = shim_bin; argv[a++] = "run"; argv[a++] = e->id; argv[a++] = e->dir;
-  argv[a++] = "--stdio"; argv[a++] = stdio; argv[a++] = "--console"; argv[a++] = console;
-  argv[a++] = "--spec"; argv[a++] = spec;
-  if (e->tty) argv[a++] = "--tty";
-  if (e->stdin_open) argv[a++] = "--stdin";
-  argv[a++] = "--stdin-once"; argv[a++] = "--hold";
-  argv[a] = NULL;
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) return -1;
-  pid_t pid = fork();
-  if (pid < 0) { close(p[0]); close(p[1]); return -1; }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    int nul = open("/dev/null", O_RDONLY);
-    int lg = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    /* SAFETY: a failed dup2 leaves that stdio fd as the relay's; the shim still runs and
-     * its verdict pipe (fd 1) is checked by the parent reading "ok". */
-    if (nul >= 0) dup2(nul, 0);
-    dup2(p[1], 1);
-    if (lg >= 0) dup2(lg, 2);
-    execv(shim_bin, (char *const *)argv);
-    _exit(127);
+/* Go's exec.LookPath with runc's wording of its errors (as native/shim/exec-direct.c),
+ * so vmm and the CLI report a missing command the same way. */
+static int look_path(const char *file, const struct strv *env, char *out, size_t n, char *why, size_t wn) {
+  struct stat st;
+  if (strchr(file, '/')) {
+    if (stat(file, &st) != 0) { snprintf(why, wn, "exec: \"%s\": stat %s: %s", file, file, strerror(errno)); return -1; }
+    if (S_ISDIR(st.st_mode)) { snprintf(why, wn, "exec: \"%s\": is a directory", file); return -1; }
+    if (!(st.st_mode & 0111)) { snprintf(why, wn, "exec: \"%s\": permission denied", file); return -1; }
+    snprintf(out, n, "%s", file);
+    return 0;
   }
-  close(p[1]);
-  fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-  e->verdict_fd = p[0];
-  return 0;
+  const char *path = env_get(env, "PATH");
+  for (const char *p = path ? path : ""; path;) {
+    const char *colon = strchr(p, ':');
+    size_t len = colon ? (size_t)(colon - p) : strlen(p);
+    snprintf(out, n, "%.*s/%s", (int)len, len ? p : ".", file);
+    if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111)) return 0;
+    if (!colon) break;
+    p = colon + 1;
+  }
+  snprintf(why, wn, "exec: \"%s\": executable file not found in $PATH", file);
+  return -1;
 }
+
+/* In the forked child: its stdio, session and directory, then the exec. Returns only on
+ * failure, with the reason written to err_w for the relay. */
+static void child(int err_w, int tty_slave, const int pipes[3], const char *cwd, const struct strv *args, const struct strv *env) {
+  char why[1024];
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  /* The relay runs at nice -10 (PID 1 starts it so); the user's process does not. */
+  if (getpriority(PRIO_PROCESS, 0) != 0) (void)!setpriority(PRIO_PROCESS, 0, 0);
+  if (setsid() < 0) { snprintf(why, sizeof why, "setsid: %s", strerror(errno)); goto fail; }
+  if (tty_slave >= 0) {
+    if (ioctl(tty_slave, TIOCSCTTY, 0) < 0) { snprintf(why, sizeof why, "set controlling terminal: %s", strerror(errno)); goto fail; }
+    dup2(tty_slave, 0); dup2(tty_slave, 1); dup2(tty_slave, 2);
+  } else {
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    dup2(pipes[0] >= 0 ? pipes[0] : devnull, 0);
+    dup2(pipes[1], 1);
+    dup2(pipes[2], 2);
+  }
+  if (chdir(cwd) < 0) { snprintf(why, sizeof why, "chdir to %.900s: %s", cwd, strerror(errno)); goto fail; }
+  char exe[4096];
+  if (look_path(args->v[0], env, exe, sizeof exe, why, sizeof why) < 0) goto fail;
+  execve(exe, args->v, env->v);
+  snprintf(why, sizeof why, "exec: \"%s\": %s", args->v[0], strerror(errno));
+fail:
+  /* SAFETY: the relay reads this pipe to the end; a short write only shortens the reason. */
+  (void)!write(err_w, why, strlen(why));
+  _exit(127);
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 static void start(uint64_t req_id, const unsigned char *body, size_t blen) {
-  const char *id = NULL;
-  size_t id_len = 0;
-  int nargs = 0, tty = 0, stdin_open = 0;
+  const char *id = NULL, *cwd_p = NULL;
+  size_t id_len = 0, cwd_len = 0;
+  int tty = 0, stdin_open = 0;
   uint64_t rows = 0, cols = 0;
+  struct strv args = { 0 }, env = { 0 };
+  int has_path = 0, has_term = 0, has_home = 0;
   struct pb m = { body, body + blen };
   uint32_t field;
   uint64_t v;
@@ -291,73 +265,91 @@ static void start(uint64_t req_id, const unsigned char *body, size_t blen) {
   while ((r = pb_next(&m, &field, &v, &d, &n)) == 0) {
     if (d && memchr(d, 0, n) && (field == 3 || field == 4 || field == 5)) {
       respond_error(req_id, "invalid_argument", "machine exec: arguments, environment and directory cannot contain NUL bytes");
-      return;
+      goto out;
     }
     if (field == 2 && d) { id = (const char *)d; id_len = n; }
-    if (field == 3 && d) nargs++;
+    if (field == 3 && d) strv_add(&args, (const char *)d, n);
+    if (field == 4 && d) {
+      has_path |= n >= 5 && !memcmp(d, "PATH=", 5);
+      has_term |= n >= 5 && !memcmp(d, "TERM=", 5);
+      has_home |= n >= 5 && !memcmp(d, "HOME=", 5);
+      strv_add(&env, (const char *)d, n);
+    }
+    if (field == 5 && d && n) { cwd_p = (const char *)d; cwd_len = n; }
     if (field == 6 && !d) tty = v != 0;
     if (field == 7 && !d) rows = v;
     if (field == 8 && !d) cols = v;
     if (field == 9 && !d) stdin_open = v != 0;
   }
-  if (r < 0) { respond_error(req_id, "invalid_argument", "machine exec: malformed request"); return; }
-  if (!id || !valid_id(id, id_len)) { respond_error(req_id, "invalid_argument", "invalid exec id \"%.*s\"", (int)(id_len > 128 ? 128 : id_len), id ? id : ""); return; }
-  if (!nargs) { respond_error(req_id, "invalid_argument", "no command specified"); return; }
-  if (find(id, id_len)) { respond_error(req_id, "already_exists", "machine exec %.*s already exists", (int)id_len, id); return; }
-  if (nexecs == MAX_EXECS) { respond_error(req_id, "unavailable", "too many machine execs at once (%d)", MAX_EXECS); return; }
+  if (r < 0) { respond_error(req_id, "invalid_argument", "machine exec: malformed request"); goto out; }
+  if (!id || !valid_id(id, id_len)) { respond_error(req_id, "invalid_argument", "invalid exec id \"%.*s\"", (int)(id_len > 128 ? 128 : id_len), id ? id : ""); goto out; }
+  if (!args.n) { respond_error(req_id, "invalid_argument", "no command specified"); goto out; }
+  if (find(id, id_len)) { respond_error(req_id, "already_exists", "machine exec %.*s already exists", (int)id_len, id); goto out; }
+  if (nexecs == MAX_EXECS) { respond_error(req_id, "unavailable", "too many machine execs at once (%d)", MAX_EXECS); goto out; }
+  /* PATH, TERM (with a TTY) and HOME defaults, as encodeMachineExecSpec. */
+  static const char DEFAULT_PATH[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/arcbox/bin";
+  if (!has_path) strv_add(&env, DEFAULT_PATH, sizeof DEFAULT_PATH - 1);
+  if (tty && !has_term) strv_add(&env, "TERM=xterm", 10);
+  if (!has_home) strv_add(&env, "HOME=/root", 10);
+  char cwd[4096];
+  snprintf(cwd, sizeof cwd, "%.*s", cwd_p ? (int)cwd_len : 1, cwd_p ? cwd_p : "/");
+
   struct mexec *e = calloc(1, sizeof *e);
-  if (!e) { respond_error(req_id, "internal", "out of memory"); return; }
+  if (!e) { respond_error(req_id, "internal", "out of memory"); goto out; }
   memcpy(e->id, id, id_len);
-  snprintf(e->dir, sizeof e->dir, "%s/%s", exec_root, e->id);
   e->req_id = req_id;
   e->tty = tty;
   e->stdin_open = stdin_open;
-  e->verdict_fd = e->sock = -1;
-  e->phase = STARTING;
-  char spec[256];
-  snprintf(spec, sizeof spec, "%s/exec.spec", e->dir);
-  remove_dir(e->dir);
-  if (mkdir(e->dir, 0700) < 0 || write_spec(spec, body, blen, tty, rows, cols) < 0 || spawn_shim(e) < 0) {
-    respond_error(req_id, "internal", "machine exec %s: cannot start: %s", e->id, strerror(errno));
-    remove_dir(e->dir);
-    free(e);
-    return;
-  }
-  execs[nexecs++] = e;
-}
-
-/* The message of the last error the process's start logged (runc.log's JSON lines, as
- * exec-direct.c writes them), else the shim's own last complaint. */
-static void start_error(const struct mexec *e, char *out, size_t cap) {
-  char path[256], line[2048];
-  snprintf(out, cap, "the shim failed to start the process");
-  snprintf(path, sizeof path, "%s/runc.log", e->dir);
-  FILE *f = fopen(path, "re");
-  int found = 0;
-  while (f && fgets(line, sizeof line, f)) {
-    char *msg = strstr(line, "\"msg\":\"");
-    if (!strstr(line, "\"level\":\"error\"") || !msg) continue;
-    size_t k = 0;
-    for (char *s = msg + 7; *s && *s != '"' && k + 1 < cap; s++) {
-      if (*s == '\\' && s[1]) {
-        s++;
-        char c = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'u' ? '?' : *s;
-        if (*s == 'u') s += strlen(s) >= 5 ? 4 : 0;
-        out[k++] = c;
-      } else out[k++] = *s;
+  e->err_fd = e->out[0] = e->out[1] = e->out[2] = e->in_fd = -1;
+  int errp[2] = { -1, -1 }, in[2] = { -1, -1 }, o[2] = { -1, -1 }, x[2] = { -1, -1 }, slave = -1;
+  const char *step = "pipe";
+  if (pipe2(errp, O_CLOEXEC) < 0) goto fail;
+  if (tty) {
+    step = "open /dev/ptmx";
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) goto fail;
+    e->out[1] = master;
+    if (unlockpt(master) < 0 || (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) goto fail;
+    if (rows && cols) {
+      struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+      ioctl(master, TIOCSWINSZ, &ws);
     }
-    out[k] = 0;
-    found = 1;
+    if (stdin_open) e->in_fd = master;
+  } else {
+    if ((stdin_open && pipe2(in, O_CLOEXEC) < 0) || pipe2(o, O_CLOEXEC) < 0 || pipe2(x, O_CLOEXEC) < 0) goto fail;
+    e->out[1] = o[0];
+    e->out[2] = x[0];
+    e->in_fd = in[1];
   }
-  if (f) fclose(f);
-  if (found) return;
-  snprintf(path, sizeof path, "%s/shim.log", e->dir);
-  f = fopen(path, "re");
-  while (f && fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = 0;
-    if (*line) snprintf(out, cap, "%s", line);
+  step = "fork";
+  pid_t pid = fork();
+  if (pid < 0) goto fail;
+  if (pid == 0) {
+    const int pipes[3] = { in[0], o[1], x[1] };
+    child(errp[1], slave, pipes, cwd, &args, &env);
   }
-  if (f) fclose(f);
+  close(errp[1]);
+  close_fd(&slave);
+  close_fd(&in[0]);
+  close_fd(&o[1]);
+  close_fd(&x[1]);
+  e->pid = pid;
+  e->err_fd = errp[0];
+  set_nonblock(e->err_fd);
+  for (int s = 1; s <= 2; s++) if (e->out[s] >= 0) set_nonblock(e->out[s]);
+  if (e->in_fd >= 0) set_nonblock(e->in_fd);
+  e->phase = STARTING;
+  execs[nexecs++] = e;
+  goto out;
+fail:
+  respond_error(req_id, "internal", "machine exec %s: cannot start: %s: %s", e->id, step, strerror(errno));
+  close_fd(&errp[0]); close_fd(&errp[1]); close_fd(&slave);
+  close_fd(&in[0]); close_fd(&in[1]); close_fd(&o[1]); close_fd(&x[1]);
+  close_fd(&e->out[1]); close_fd(&e->out[2]);
+  free(e);
+out:
+  strv_free(&args);
+  strv_free(&env);
 }
 
 /* classifyRuncError's rules for the process's own executable (guest/platform/runc.ts). */
@@ -369,100 +361,70 @@ static const char *start_error_code(const char *msg) {
   return "internal";
 }
 
-static void on_verdict(struct mexec *e) {
+/* The exec-error pipe: end of file once the child has exec'd (or died), else its reason. */
+static void on_started(struct mexec *e) {
+  char data[512];
   for (;;) {
-    ssize_t r = read(e->verdict_fd, e->verdict + e->verdict_len, sizeof e->verdict - 1 - e->verdict_len);
-    if (r > 0) { e->verdict_len += (size_t)r; if (e->verdict_len < sizeof e->verdict - 1 && !memchr(e->verdict, '\n', e->verdict_len)) continue; }
-    else if (r < 0 && errno == EINTR) continue;
-    else if (r < 0 && errno == EAGAIN) return;
-    break; /* a line, a full buffer, or end of file */
+    ssize_t r = read(e->err_fd, data, sizeof data);
+    if (r > 0) { buf_append(&e->err, data, (size_t)r); continue; }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) return;
+    break;
   }
-  e->verdict[e->verdict_len] = 0;
-  close(e->verdict_fd);
-  e->verdict_fd = -1;
-  int pid;
-  if (sscanf(e->verdict, "ok %d", &pid) != 1) {
-    char msg[2048];
-    start_error(e, msg, sizeof msg);
+  close_fd(&e->err_fd);
+  if (e->err.len) {
+    char msg[1100];
+    snprintf(msg, sizeof msg, "%.*s", (int)(e->err.len > 1024 ? 1024 : e->err.len), e->err.data + e->err.off);
     respond_error(e->req_id, start_error_code(msg), "%s", msg);
-    remove_dir(e->dir);
-    drop(e);
+    drop(e); /* the child exits 127; the relay's SIGCHLD reaps it */
     return;
   }
-  e->pid = pid;
-  struct sockaddr_un a = { .sun_family = AF_UNIX };
-  int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/stdio.sock", e->dir);
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (n >= (int)sizeof a.sun_path || s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
-    respond_error(e->req_id, "internal", "machine exec %s: cannot reach its shim: %s", e->id, strerror(errno));
-    if (s >= 0) close(s);
-    kill(pid, SIGKILL);
-    drop(e); /* the shim records the exit in its dir; nobody reads it */
-    return;
-  }
-  fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
-  e->sock = s;
   e->phase = RUNNING;
   struct buf body = { 0 };
-  pbw_varint(&body, 1, (uint64_t)(int64_t)pid);
+  pbw_varint(&body, 1, (uint64_t)(int64_t)e->pid);
   respond(e->req_id, &body);
   free(body.data);
-}
-
-/* The shim's output: raw with a TTY, else Docker's multiplexed frames (8-byte header). */
-static void on_output(struct mexec *e, const char *data, size_t n) {
-  if (e->tty) { io_frame(e, 1, data, n, 0); return; }
-  const char *p = data;
-  size_t left = n;
-  if (e->mux.len) {
-    buf_append(&e->mux, data, n);
-    p = e->mux.data + e->mux.off;
-    left = e->mux.len;
-  }
-  size_t used = 0;
-  while (left - used >= 8) {
-    const unsigned char *h = (const unsigned char *)p + used;
-    size_t len = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
-    if (left - used < 8 + len) break;
-    io_frame(e, h[0] == 2 ? 2 : 1, p + used + 8, len, 0);
-    used += 8 + len;
-  }
-  if (e->mux.len) buf_consume(&e->mux, used);
-  else buf_append(&e->mux, p + used, left - used);
 }
 
 static void finish(struct mexec *e) {
   io_frame(e, 1, NULL, 0, 1);
   if (!e->tty) io_frame(e, 2, NULL, 0, 1);
-  int code = 255;
-  char path[256], text[256] = "";
-  snprintf(path, sizeof path, "%s/exit", e->dir);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t r = read(fd, text, sizeof text - 1);
-    if (r > 0) text[r] = 0;
-    close(fd);
-  }
-  char *c = strstr(text, "\"exitCode\":");
-  if (c) code = atoi(c + 11);
-  exit_event(e, code);
-  remove_dir(e->dir);
+  int st = e->status;
+  exit_event(e, WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255);
   drop(e);
 }
 
-static void flush_stdin(struct mexec *e) {
-  while (e->to_proc.len) {
-    ssize_t w = write(e->sock, e->to_proc.data + e->to_proc.off, e->to_proc.len);
-    if (w > 0) { buf_consume(&e->to_proc, (size_t)w); continue; }
-    if (w < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    buf_clear(&e->to_proc); /* the shim is gone: the exit follows */
+static void maybe_finish(struct mexec *e) {
+  if (e->phase == RUNNING && e->exited && e->out[1] < 0 && e->out[2] < 0) finish(e);
+}
+
+void mexec_reaped(pid_t pid, int status) {
+  for (int i = 0; i < nexecs; i++) {
+    struct mexec *e = execs[i];
+    if (e->pid != pid) continue;
+    e->exited = 1;
+    e->status = status;
+    e->drain_deadline = now_ms() + DRAIN_MS;
+    maybe_finish(e);
     return;
   }
-  if (e->stdin_eof == 1) {
-    /* Half-close: the shim closes the process's stdin (^D on a TTY), as docker's stdin-once. */
-    shutdown(e->sock, SHUT_WR);
-    e->stdin_eof = 2;
+}
+
+static void end_stdin(struct mexec *e) {
+  e->stdin_eof = 2;
+  /* A pty cannot be half-closed: EOF (^D) goes to the line discipline instead. */
+  if (e->tty) { if (e->in_fd >= 0) (void)!write(e->in_fd, "\x04", 1); return; }
+  close_fd(&e->in_fd);
+}
+
+static void flush_stdin(struct mexec *e) {
+  while (e->to_proc.len && e->in_fd >= 0) {
+    ssize_t w = write(e->in_fd, e->to_proc.data + e->to_proc.off, e->to_proc.len);
+    if (w > 0) { buf_consume(&e->to_proc, (size_t)w); continue; }
+    if (w < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    buf_clear(&e->to_proc); /* nobody reads it any more */
   }
+  if (e->stdin_eof == 1) end_stdin(e);
 }
 
 void mexec_io(const unsigned char *frame, size_t n) {
@@ -487,7 +449,7 @@ void mexec_io(const unsigned char *frame, size_t n) {
   if (!e || fd != 0 || !e->stdin_open || e->stdin_eof) return;
   if (data && dn) buf_append(&e->to_proc, data, dn);
   if (eof) e->stdin_eof = 1;
-  if (e->sock >= 0) flush_stdin(e);
+  if (e->phase == RUNNING) flush_stdin(e);
 }
 
 static int parse_signal(const unsigned char *s, size_t n) {
@@ -533,18 +495,14 @@ static void control(uint64_t req_id, int resize, const unsigned char *body, size
   if (e->phase != RUNNING) { respond_error(req_id, "failed_precondition", "machine exec %s is still starting", e->id); return; }
   if (resize) {
     if (!e->tty) { respond_error(req_id, "failed_precondition", "machine exec %s has no TTY", e->id); return; }
-    char path[256], cmd[64];
-    snprintf(path, sizeof path, "%s/ctl", e->dir);
-    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) { respond_error(req_id, "failed_precondition", "the process is not running"); return; }
-    int k = snprintf(cmd, sizeof cmd, "resize %u %u\n", (unsigned)(rows & 0xffff), (unsigned)(cols & 0xffff));
-    /* SAFETY: one short line to the shim's control FIFO; a lost resize is harmless. */
-    (void)!write(fd, cmd, (size_t)k);
-    close(fd);
+    if (e->out[1] < 0) { respond_error(req_id, "failed_precondition", "the process is not running"); return; }
+    struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+    /* SAFETY: TIOCSWINSZ on our own pty master; it fails only for a closed terminal. */
+    (void)ioctl(e->out[1], TIOCSWINSZ, &ws);
   } else {
     int s = parse_signal(sig, sig_len);
     if (s < 0) { respond_error(req_id, "invalid_argument", "invalid signal \"%.*s\"", (int)(sig_len > 31 ? 31 : sig_len), sig ? (const char *)sig : ""); return; }
-    if (kill(e->pid, s) < 0 && errno != ESRCH) { respond_error(req_id, "invalid_argument", "cannot send signal %d to machine exec %s: %s", s, e->id, strerror(errno)); return; }
+    if (!e->exited && kill(e->pid, s) < 0 && errno != ESRCH) { respond_error(req_id, "invalid_argument", "cannot send signal %d to machine exec %s: %s", s, e->id, strerror(errno)); return; }
   }
   respond(req_id, NULL);
 }
@@ -554,14 +512,32 @@ void mexec_request(uint64_t id, const char *method, uint32_t mlen, const unsigne
   else control(id, mlen == 17 && !memcmp(method, "machineExecResize", 17), body, blen);
 }
 
+/* Poll entries: per exec its error pipe (starting), or its outputs and stdin (running). */
 int mexec_poll_fill(struct pollfd *p, int max) {
   int n = 0, room = host_backlog() < RELAY_BUF_MAX;
-  for (int i = 0; i < nexecs && n < max; i++) {
+  for (int i = 0; i < nexecs && n + 3 <= max; i++) {
     struct mexec *e = execs[i];
-    if (e->phase == STARTING) p[n++] = (struct pollfd){ e->verdict_fd, POLLIN, 0 };
-    else p[n++] = (struct pollfd){ e->sock, (short)((room ? POLLIN : 0) | (e->to_proc.len ? POLLOUT : 0)), 0 };
+    if (e->phase == STARTING) { p[n++] = (struct pollfd){ e->err_fd, POLLIN, 0 }; continue; }
+    for (int s = 1; s <= 2; s++)
+      if (e->out[s] >= 0) p[n++] = (struct pollfd){ e->out[s], room ? POLLIN : 0, 0 };
+    if (e->to_proc.len && e->in_fd >= 0) p[n++] = (struct pollfd){ e->in_fd, POLLOUT, 0 };
   }
   return n;
+}
+
+int mexec_timeout_ms(void) {
+  long long soonest = -1, now = now_ms();
+  for (int i = 0; i < nexecs; i++)
+    if (execs[i]->phase == RUNNING && execs[i]->exited && (soonest < 0 || execs[i]->drain_deadline < soonest)) soonest = execs[i]->drain_deadline;
+  return soonest < 0 ? -1 : soonest <= now ? 0 : (int)(soonest - now);
+}
+
+static struct mexec *owner(int fd) {
+  for (int i = 0; i < nexecs; i++) {
+    struct mexec *e = execs[i];
+    if (e->err_fd == fd || e->out[1] == fd || e->out[2] == fd || e->in_fd == fd) return e;
+  }
+  return NULL;
 }
 
 void mexec_poll_done(const struct pollfd *p, int n) {
@@ -569,26 +545,42 @@ void mexec_poll_done(const struct pollfd *p, int n) {
   /* The table changes as execs end: match by fd, not by index. */
   for (int k = 0; k < n; k++) {
     if (!p[k].revents) continue;
-    struct mexec *e = NULL;
-    for (int i = 0; i < nexecs && !e; i++)
-      if ((execs[i]->phase == STARTING ? execs[i]->verdict_fd : execs[i]->sock) == p[k].fd) e = execs[i];
+    struct mexec *e = owner(p[k].fd);
     if (!e) continue;
-    if (e->phase == STARTING) { on_verdict(e); continue; }
-    if (p[k].revents & POLLOUT) flush_stdin(e);
-    if (p[k].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t r = read(e->sock, data, sizeof data);
-      if (r > 0) on_output(e, data, (size_t)r);
-      else if (r == 0 || (errno != EAGAIN && errno != EINTR)) finish(e);
+    if (e->phase == STARTING) {
+      if (p[k].fd == e->err_fd) on_started(e);
+      continue;
     }
+    if ((p[k].revents & (POLLOUT | POLLERR)) && p[k].fd == e->in_fd && e->to_proc.len) flush_stdin(e);
+    for (int s = 1; s <= 2; s++) {
+      if (p[k].fd != e->out[s] || !(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t r = read(e->out[s], data, sizeof data);
+      if (r > 0) {
+        io_frame(e, s, data, (size_t)r, 0);
+        if (e->exited) e->drain_deadline = now_ms() + DRAIN_MS;
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        /* End of file, or EIO from a pty whose last slave closed. */
+        if (e->in_fd == e->out[s]) e->in_fd = -1;
+        close_fd(&e->out[s]);
+        maybe_finish(e);
+        break;
+      }
+    }
+  }
+  /* Exited, with output still held open by what it left behind: end without it. */
+  long long now = now_ms();
+  for (int i = nexecs - 1; i >= 0; i--) {
+    struct mexec *e = execs[i];
+    if (e->phase != RUNNING || !e->exited || e->drain_deadline > now) continue;
+    if (e->in_fd == e->out[1]) e->in_fd = -1;
+    close_fd(&e->out[1]);
+    close_fd(&e->out[2]);
+    finish(e);
   }
 }
 
 /* The host's session ended: nobody is left to read these execs' output or exit. The
- * processes run on; closing the stdio connection closes their stdin (stdin-once). */
+ * processes run on; their stdin and output pipes close (a pty hangs up). */
 void mexec_host_gone(void) {
-  while (nexecs) {
-    /* A starting shim still reads its spec: that exec's files stay. */
-    if (execs[0]->phase == RUNNING) remove_dir(execs[0]->dir);
-    drop(execs[0]);
-  }
+  while (nexecs) drop(execs[0]);
 }

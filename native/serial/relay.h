@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Bytes waiting are data[off, off + len). Consuming moves `off` only: a port write takes
  * at most 32 KiB, and moving the rest down after each one copied the buffer over and over
@@ -50,14 +51,21 @@ void host_frame(const struct buf *body);
 size_t host_backlog(void);
 #define RELAY_BUF_MAX (1 << 20)
 
-/* mexec.c: machine execs run by the relay itself (the shim's "run" mode). */
-void mexec_init(const char *exec_root, const char *shim);
+/* mexec.c: machine execs run by the relay itself. */
 int mexec_is_method(const char *method, uint32_t n);
 void mexec_request(uint64_t id, const char *method, uint32_t mlen, const unsigned char *body, size_t blen);
 int mexec_owns(const char *sid, uint32_t n);
 void mexec_io(const unsigned char *frame, size_t n);
 int mexec_poll_fill(struct pollfd *p, int max);
 void mexec_poll_done(const struct pollfd *p, int n);
+/* How long poll may sleep before an exec's drain grace ends (-1: no limit). */
+int mexec_timeout_ms(void);
+/* A child the relay reaped: one of its execs, maybe. */
+void mexec_reaped(pid_t pid, int status);
 void mexec_host_gone(void);
+
+/* relay.c: the relay itself (argv: name, port, agent IN and OUT FIFOs);
+ * returns only on bad arguments or a fatal error. */
+int relay_main(int argc, char **argv);
 
 #endif

@@ -51,7 +51,7 @@ test(
     expect(created.code).toBe(0);
 
     // Kill the relay a moment after this exec has answered (so this exec itself completes).
-    const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof arcbox-serial-relay)) </dev/null >/dev/null 2>&1 &"]);
+    const kill = await execUntilOk(["sh", "-c", "(sleep 2; kill -9 $(pidof serial-relay)) </dev/null >/dev/null 2>&1 &"]);
     expect(kill.code).toBe(0);
     await Bun.sleep(4_000);
 

@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mountsArg } from "../../guest/boot/mounts-arg.ts";
+import { REPO_ROOT } from "../../lib/entry.ts";
 import { kernelCmdline } from "../../guest/boot/contract.ts";
 import { qemuArgv } from "../../services/vmm/backend/qemu/qemu-argv.ts";
 import { addMounts, formatMount, parseMountSpec } from "../../services/vmm/core/machine-mounts.ts";
@@ -92,20 +93,15 @@ describe("CLI: home share and relative host dirs", () => {
 
 describe("kernel argument", () => {
   const dirs = ["/plain", "/with space/and,comma:colon", "/ünï%code"];
-  test("encodes unusual bytes; the guest's busybox script decodes them back", () => {
+  test("encodes unusual bytes; the guest's PID 1 decodes them back", () => {
     const arg = mountsArg(dirs.map((d, i) => ({ tag: `s${i}`, guestDir: d, readOnly: i === 1 })))!;
     expect(arg).toBe("arcbox.mounts=s0:/plain,s1:/with%20space/and%2Ccomma%3Acolon:ro,s2:/%C3%BCn%C3%AF%25code");
     expect(arg).not.toContain(" ");
     expect(mountsArg([])).toBeUndefined();
     expect(kernelCmdline({ machineName: "m", mounts: [{ tag: "s0", guestDir: "/a", readOnly: false }] })).toContain(" arcbox.name=m arcbox.mounts=s0:/a");
     expect(kernelCmdline({ machineName: "m" })).not.toContain("arcbox.mounts");
-    // The same decoding as guest/boot/mounts.sh, with the host's busybox.
-    const decode = Bun.spawnSync([
-      "busybox",
-      "sh",
-      "-c",
-      `list='${arg.slice("arcbox.mounts=".length)}'; IFS=,; for e in $list; do IFS=:; set -- $e; IFS=,; printf '%s|%s|%s\\n' "$1" "$(printf '%b' "$(echo "$2" | sed 's/%/\\\\x/g')")" "$3"; done`,
-    ]);
+    // The guest's decoding (native/init/machine-setup.c), as PID 1 does it at boot.
+    const decode = Bun.spawnSync([join(REPO_ROOT, "native", "bin", "arcbox-init"), "--print-shares", `quiet ${arg} arcbox.name=m`]);
     expect(new TextDecoder().decode(decode.stdout).trim().split("\n")).toEqual(["s0|/plain|", "s1|/with space/and,comma:colon|ro", "s2|/ünï%code|"]);
   });
 });

@@ -148,7 +148,7 @@ export class EngineMachine {
     }
   }
 
-  /** The shares the guest mounts during boot (guest/boot/mounts.sh), before its agent answers. */
+  /** The shares the guest mounts during boot (native/init/machine-setup.c), before its agent answers. */
   bootMounts(): GuestMount[] {
     return ENGINE_SHARES.map((s) => ({ tag: s.tag, guestDir: s.guestDir, readOnly: s.readOnly }));
   }

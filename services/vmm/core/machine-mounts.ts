@@ -2,7 +2,7 @@
  * A machine's shared host directories (VirtioFS): their validated form, the tags that
  * name them to the guest, and the parser of the `HOSTDIR:GUESTDIR[:ro][,cache=MODE]`
  * notation the CLI and the API share. fsd serves each one (ShareService); the guest
- * mounts it at its guest directory during boot (guest/boot/mounts.sh).
+ * mounts it at its guest directory during boot (native/init/machine-setup.c).
  */
 import { statSync } from "node:fs";
 import { isAbsolute, normalize } from "node:path";

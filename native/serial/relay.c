@@ -36,8 +36,9 @@
  * Frames to the host come from the agent and from the execs; the relay follows the
  * agent's frames so that its own go in between them, never inside one.
  *
- * Usage: arcbox-serial-relay PORT_DEVICE AGENT_IN_FIFO AGENT_OUT_FIFO EXEC_DIR SHIM
- * It exits when its parent (stage 2) dies.
+ * relay_main(argc, argv) with argv: NAME PORT_DEVICE AGENT_IN_FIFO AGENT_OUT_FIFO. PID 1
+ * runs it in a child of its own (native/init/machine-setup.c), linked in
+ * rather than exec'd, and restarts it if it exits; it exits when its parent dies.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,13 +73,15 @@ static int flush(int fd, struct buf *b) {
   return 0;
 }
 
-/* The boot trace (guest/platform/boot-trace.ts): "<uptime> relay-sync" when the first
- * host session is linked, i.e. when the host gets the guest's SYNC. */
-static void boot_mark_first_sync(void) {
-  static int done;
+/* The boot trace (guest/platform/boot-trace.ts): "<uptime> <phase>" marks, the first
+ * time only: "relay-start", and "relay-sync" when the first host session is linked,
+ * i.e. when the host gets the guest's SYNC. */
+static void boot_mark(const char *phase) {
+  static int done_start, done_sync;
+  int *done = strcmp(phase, "relay-sync") ? &done_start : &done_sync;
   const char *file = getenv("ARCBOX_BOOT_TRACE_FILE");
-  if (done || !file) return;
-  done = 1;
+  if (*done || !file) return;
+  *done = 1;
   char up[64] = "";
   int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
@@ -89,7 +92,7 @@ static void boot_mark_first_sync(void) {
   *sp = 0;
   FILE *f = fopen(file, "ae");
   if (!f) return;
-  fprintf(f, "%s relay-sync\n", up);
+  fprintf(f, "%s %s\n", up, phase);
   fclose(f);
 }
 
@@ -312,7 +315,7 @@ static void feed(const char *data, size_t n) {
       buf_append(&to_host, SYNC, sizeof SYNC);
       hdr_have = frame_left = 0;
       agent_new_session();
-      boot_mark_first_sync();
+      boot_mark("relay-sync");
       fprintf(stderr, "arcbox-serial-relay: host connected\n");
       data += i; n -= i;
       continue;
@@ -379,17 +382,17 @@ static int host_connected(int port) {
   return !(p.revents & POLLHUP);
 }
 
-int main(int argc, char **argv) {
-  if (argc != 6) { fprintf(stderr, "usage: arcbox-serial-relay PORT_DEVICE AGENT_IN_FIFO AGENT_OUT_FIFO EXEC_DIR SHIM\n"); return 2; }
+int relay_main(int argc, char **argv) {
+  if (argc != 4) { fprintf(stderr, "arcbox-serial-relay: want PORT_DEVICE AGENT_IN_FIFO AGENT_OUT_FIFO\n"); return 2; }
+  boot_mark("relay-start");
   agent_in_path = argv[2];
   agent_out_path = argv[3];
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
-  mexec_init(argv[4], argv[5]);
   int port = open(argv[1], O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (port < 0) { fprintf(stderr, "arcbox-serial-relay: open %s: %s\n", argv[1], strerror(errno)); return 1; }
   /* SIGIO on every change of the host's connection (and on data, which we ignore);
-   * SIGCHLD when a shim's short-lived parent exits. Blocked before any thread starts, so
+   * SIGCHLD when a machine exec's process exits. Blocked before any thread starts, so
    * every thread has them blocked and only the signalfd sees them. */
   sigset_t mask;
   sigemptyset(&mask);
@@ -416,11 +419,12 @@ int main(int argc, char **argv) {
     p[P_AGENT_R] = (struct pollfd){ agent_open || ast == AGENT_DRAINING ? agent_r : -1, (short)(host_backlog() < RELAY_BUF_MAX || ast == AGENT_DRAINING ? POLLIN : 0), 0 };
     p[P_AGENT_W] = (struct pollfd){ agent_open && to_agent.len ? agent_w : -1, POLLOUT, 0 };
     int nexec = hst == LINKED ? mexec_poll_fill(p + P_EXECS, P_MAX - P_EXECS) : 0;
-    if (poll(p, (nfds_t)(P_EXECS + nexec), -1) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
+    if (poll(p, (nfds_t)(P_EXECS + nexec), hst == LINKED ? mexec_timeout_ms() : -1) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
     if (p[P_SIG].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {}
-      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+      int status;
+      for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;) mexec_reaped(pid, status);
     }
     if (p[P_OPENED].revents & POLLIN) {
       uint64_t v;
