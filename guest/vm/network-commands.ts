@@ -3,8 +3,8 @@
  * (addresses, links, rules) and sends the `ip`, `iptables-restore` and `sysctl` steps;
  * the agent runs them here (tools from the tools image: iproute2, iptables-legacy).
  * The first call loads the networking modules (bridge, veth, netfilter; the tools
- * image's modules/net) and turns on forwarding: a machine that never runs a networked
- * container pays nothing for them.
+ * image's modules/net) and turns on forwarding, unless stage 2 did at boot (the engine
+ * machine, which runs networked containers: it loads them while the vCPU is idle).
  */
 import { existsSync } from "node:fs";
 import { GuestError } from "../core/guest-error.ts";
@@ -31,9 +31,13 @@ const XTABLES_LIBDIR = `${TOOLS_DIR}/lib/xtables`;
 
 let prepared: Promise<void> | undefined;
 
+/** Stage 2 loaded them at boot already (the engine machine, guest/boot/stage2.sh). */
+const LOADED_MARKER = "/run/arcbox/net-modules-loaded";
+
 /** Loads the networking modules once (in dependency order; "exists" is fine) and enables forwarding. */
 function prepare(): Promise<void> {
   prepared ??= (async () => {
+    if (existsSync(LOADED_MARKER)) return;
     if (existsSync(`${NET_MODULES}/load-order`)) {
       const script = `while read -r ko; do insmod "${NET_MODULES}/$ko" 2>/dev/null || true; done < "${NET_MODULES}/load-order"; echo 1 > /proc/sys/net/ipv4/ip_forward`;
       const r = await runTool([toolPath("busybox"), "sh", "-c", script]);
