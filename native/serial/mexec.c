@@ -578,9 +578,3 @@ void mexec_poll_done(const struct pollfd *p, int n) {
     finish(e);
   }
 }
-
-/* The host's session ended: nobody is left to read these execs' output or exit. The
- * processes run on; their stdin and output pipes close (a pty hangs up). */
-void mexec_host_gone(void) {
-  while (nexecs) drop(execs[0]);
-}

@@ -365,7 +365,8 @@ static void feed(const char *data, size_t n) {
  * with it. */
 static void host_gone(void) {
   if (hst == LINKED) fprintf(stderr, "arcbox-serial-relay: host disconnected\n");
-  mexec_host_gone();
+  /* Machine execs run on, as the agent's did: their output is dropped while no host is
+   * linked (host_frame), and their exit goes to the next host session. */
   buf_clear(&to_host);
   buf_clear(&held_for_host);
   buf_clear(&to_agent);
@@ -418,8 +419,9 @@ int relay_main(int argc, char **argv) {
     p[P_PORT] = (struct pollfd){ hst == DISCONNECTED ? -1 : port, (short)((to_agent.len < RELAY_BUF_MAX ? POLLIN : 0) | (to_host.len ? POLLOUT : 0)), 0 };
     p[P_AGENT_R] = (struct pollfd){ agent_open || ast == AGENT_DRAINING ? agent_r : -1, (short)(host_backlog() < RELAY_BUF_MAX || ast == AGENT_DRAINING ? POLLIN : 0), 0 };
     p[P_AGENT_W] = (struct pollfd){ agent_open && to_agent.len ? agent_w : -1, POLLOUT, 0 };
-    int nexec = hst == LINKED ? mexec_poll_fill(p + P_EXECS, P_MAX - P_EXECS) : 0;
-    if (poll(p, (nfds_t)(P_EXECS + nexec), hst == LINKED ? mexec_timeout_ms() : -1) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
+    /* Execs are served with or without a host: they outlive its sessions. */
+    int nexec = mexec_poll_fill(p + P_EXECS, P_MAX - P_EXECS);
+    if (poll(p, (nfds_t)(P_EXECS + nexec), mexec_timeout_ms()) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
     if (p[P_SIG].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {}
@@ -455,13 +457,13 @@ int relay_main(int argc, char **argv) {
       if (r > 0) feed(data, (size_t)r);
       else if (r == 0) gone = 1; /* EOF: the host side closed */
     }
+    if (nexec) mexec_poll_done(p + P_EXECS, nexec);
     if (hst == LINKED && !gone) {
       if (agent_open && ast == AGENT_OPEN && (p[P_AGENT_R].revents & (POLLIN | POLLHUP | POLLERR))) {
         ssize_t r = read(agent_r, data, sizeof data);
         if (r > 0) from_agent(data, (size_t)r);
         else if (r == 0 || (errno != EAGAIN && errno != EINTR)) agent_lost();
       }
-      if (nexec) mexec_poll_done(p + P_EXECS, nexec);
       /* Try right away: both sides are usually writable. */
       if (ast == AGENT_OPEN && to_agent.len && flush(agent_w, &to_agent) < 0) agent_lost();
       if (to_host.len && flush(port, &to_host) < 0) gone = 1;

@@ -62,7 +62,6 @@ void mexec_poll_done(const struct pollfd *p, int n);
 int mexec_timeout_ms(void);
 /* A child the relay reaped: one of its execs, maybe. */
 void mexec_reaped(pid_t pid, int status);
-void mexec_host_gone(void);
 
 /* relay.c: the relay itself (argv: name, port, agent IN and OUT FIFOs);
  * returns only on bad arguments or a fatal error. */

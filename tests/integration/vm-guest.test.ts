@@ -57,7 +57,8 @@ test("stage 2 loads the remaining modules in the background and configures eth0 
   const r = await machineExec(session, [
     "sh",
     "-c",
-    `${wait("grep -q '^overlay ' /proc/modules")}; ${wait("ip -4 addr show eth0 | grep -q 'inet '")}; cut -d' ' -f1 /proc/modules; ip -4 addr show eth0; ip route`,
+    // udhcpc starts right after virtio_net; vsock's transport is the last module loaded.
+    `${wait("grep -q '^vmw_vsock_virtio_transport ' /proc/modules")}; ${wait("ip -4 addr show eth0 | grep -q 'inet '")}; cut -d' ' -f1 /proc/modules; ip -4 addr show eth0; ip route`,
   ]);
   expect(r).toMatchObject({ exitCode: 0, stderr: "" });
   for (const m of ["virtio_net", "virtio_balloon", "overlay", "fuse", "virtiofs", "vmw_vsock_virtio_transport"]) expect(r.stdout.split("\n")).toContain(m);
@@ -78,16 +79,27 @@ test("stdin reaches the process and its EOF ends it", async () => {
 });
 
 test("a TTY with resize", async () => {
+  // The resize and the input go after the shell has shown the first size (the exec's
+  // answer comes as soon as it has started, before it has printed anything). The only
+  // exec running: its output is the only io.
+  let shown = "";
+  let firstSize!: () => void;
+  const sized = new Promise<void>((r) => (firstSize = r));
+  const off = session.onIo((f) => {
+    shown += f.data ? Buffer.from(f.data).toString() : "";
+    if (shown.includes("25 90")) firstSize();
+  });
   const r = await machineExec(session, ["sh", "-c", "tty; stty size; read x; stty size"], {
     tty: true,
     rows: 25,
     cols: 90,
     stdin: "",
     onStart: async (id) => {
+      await sized;
       await session.call("machineExecResize", { execId: id, rows: 50, cols: 132 });
       session.sendIo({ sid: id, fd: 0, data: Buffer.from("go\n") });
     },
-  });
+  }).finally(off);
   const lines = r.stdout.split(/\r?\n/).filter(Boolean);
   expect(lines[0]).toMatch(/^\/dev\/pts\/\d+$/);
   expect(lines).toContain("25 90");
