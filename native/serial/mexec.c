@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "../common/exec-path.h"
 
 #define MAX_EXECS 256
 #define CHUNK 65536
@@ -184,37 +185,6 @@ static void strv_free(struct strv *a) {
   free(a->v);
 }
 
-static const char *env_get(const struct strv *env, const char *name) {
-  size_t n = strlen(name);
-  for (int i = env->n - 1; i >= 0; i--)
-    if (!strncmp(env->v[i], name, n) && env->v[i][n] == '=') return env->v[i] + n + 1;
-  return NULL;
-}
-
-/* Go's exec.LookPath with runc's wording of its errors (as native/shim/exec-direct.c),
- * so vmm and the CLI report a missing command the same way. */
-static int look_path(const char *file, const struct strv *env, char *out, size_t n, char *why, size_t wn) {
-  struct stat st;
-  if (strchr(file, '/')) {
-    if (stat(file, &st) != 0) { snprintf(why, wn, "exec: \"%s\": stat %s: %s", file, file, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) { snprintf(why, wn, "exec: \"%s\": is a directory", file); return -1; }
-    if (!(st.st_mode & 0111)) { snprintf(why, wn, "exec: \"%s\": permission denied", file); return -1; }
-    snprintf(out, n, "%s", file);
-    return 0;
-  }
-  const char *path = env_get(env, "PATH");
-  for (const char *p = path ? path : ""; path;) {
-    const char *colon = strchr(p, ':');
-    size_t len = colon ? (size_t)(colon - p) : strlen(p);
-    snprintf(out, n, "%.*s/%s", (int)len, len ? p : ".", file);
-    if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111)) return 0;
-    if (!colon) break;
-    p = colon + 1;
-  }
-  snprintf(why, wn, "exec: \"%s\": executable file not found in $PATH", file);
-  return -1;
-}
-
 /* In the forked child: its stdio, session and directory, then the exec. Returns only on
  * failure, with the reason written to err_w for the relay. */
 static void child(int err_w, int tty_slave, const int pipes[3], const char *cwd, const struct strv *args, const struct strv *env) {
@@ -238,7 +208,7 @@ static void child(int err_w, int tty_slave, const int pipes[3], const char *cwd,
   }
   if (chdir(cwd) < 0) { snprintf(why, sizeof why, "chdir to %.900s: %s", cwd, strerror(errno)); goto fail; }
   char exe[4096];
-  if (look_path(args->v[0], env, exe, sizeof exe, why, sizeof why) < 0) goto fail;
+  if (look_path(args->v[0], env_lookup(env->v, env->n, "PATH"), exe, sizeof exe, why, sizeof why) < 0) goto fail;
   execve(exe, args->v, env->v);
   snprintf(why, sizeof why, "exec: \"%s\": %s", args->v[0], strerror(errno));
 fail:

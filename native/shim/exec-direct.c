@@ -9,6 +9,7 @@
  * runc's JSON format with runc's wording (the agent maps "exec: ..." to 127/126).
  */
 #include "shim.h"
+#include "../common/exec-path.h"
 #include <dlfcn.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -224,33 +225,11 @@ static int apply_caps(uint64_t caps) {
   return 0;
 }
 
-static const char *env_get(const struct exec_spec *s, const char *name) {
-  size_t n = strlen(name);
-  for (int i = s->nenv - 1; i >= 0; i--) if (!strncmp(s->env[i], name, n) && s->env[i][n] == '=') return s->env[i] + n + 1;
-  return NULL;
-}
-
-/* Go's exec.LookPath, with runc's wording of its errors. Returns 0 and fills `out`. */
-static int look_path(const struct exec_spec *s, char *out, size_t n) {
-  const char *file = s->args[0];
-  struct stat st;
-  if (strchr(file, '/')) {
-    if (stat(file, &st) != 0) { log_error("exec: \"%s\": stat %s: %s", file, file, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) { log_error("exec: \"%s\": is a directory", file); return -1; }
-    if (!(st.st_mode & 0111)) { log_error("exec: \"%s\": permission denied", file); return -1; }
-    snprintf(out, n, "%s", file);
-    return 0;
-  }
-  const char *path = env_get(s, "PATH");
-  for (const char *p = path ? path : ""; path;) {
-    const char *colon = strchr(p, ':');
-    size_t len = colon ? (size_t)(colon - p) : strlen(p);
-    snprintf(out, n, "%.*s/%s", (int)len, len ? p : ".", file);
-    if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111)) return 0;
-    if (!colon) break;
-    p = colon + 1;
-  }
-  log_error("exec: \"%s\": executable file not found in $PATH", file);
+/* exec-path.c's LookPath, its reason in runc.log. */
+static int find_executable(const struct exec_spec *s, char *out, size_t n) {
+  char why[1024];
+  if (look_path(s->args[0], env_lookup(s->env, s->nenv, "PATH"), out, n, why, sizeof why) == 0) return 0;
+  log_error("%s", why);
   return -1;
 }
 
@@ -325,7 +304,7 @@ static void enter_container(const struct exec_spec *s, int ns_fds[], int root_fd
   if (chdir(s->cwd) < 0) { log_error("chdir to cwd (\"%s\") set in config.json failed: %s", s->cwd, strerror(errno)); return; }
   if (apply_caps(s->caps) < 0) return;
   char exe[4096];
-  if (look_path(s, exe, sizeof exe) < 0) return;
+  if (find_executable(s, exe, sizeof exe) < 0) return;
   execve(exe, s->args, s->env);
   log_error("exec: \"%s\": %s", s->args[0], strerror(errno));
 }
