@@ -4,6 +4,7 @@
  * per machine (the lease the DHCP server hands out), forwarded host ports. Records
  * are the truth; the kernel is made to match them on every change and on start.
  */
+import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { withHostLock } from "../platform/host-lock.ts";
 import { deleteLink, hostRoutes } from "../platform/links.ts";
@@ -49,6 +50,8 @@ export class MachineNetworks {
   /** Idempotent: the same machine always gets the same TAP, MAC and address. */
   async attach(machine: string): Promise<MachineAttachment> {
     validateName(machine);
+    // Called at each boot: a booting engine machine has none of its bridges or rules yet.
+    if (machine === ENGINE_MACHINE) this.networks.engineApplied.reset();
     const links = await linkStates();
     const fresh = !this.state.machineNet;
     const net = fresh ? await this.createNet(links) : this.state.machineNet!;

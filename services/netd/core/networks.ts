@@ -13,6 +13,7 @@ import { ENGINE_MACHINE } from "../../../lib/engine-mode.ts";
 import { withHostLock } from "../platform/host-lock.ts";
 import { BRIDGE_NAME_OPT, MTU_OPT, validateBridgeOptions } from "./bridge-options.ts";
 import type { EmbeddedDns } from "./dns-server.ts";
+import { EngineApplied } from "./engine-applied.ts";
 import { engineFirewallRules, firewallRules, type FirewallState } from "./firewall-rules.ts";
 import { macForIp, networkCidrs, pickSubnet, pickSubnet6, splitPools, validatePools, validatePools6 } from "./ipam.ts";
 import { parseCidr6 } from "./ipv6.ts";
@@ -40,6 +41,9 @@ export interface CreateNetwork {
 const PREDEFINED = new Set(["bridge", "host", "none"]);
 
 export class Networks {
+  /** VM mode: the bridges and firewall already made in the engine machine since its boot. */
+  readonly engineApplied = new EngineApplied();
+
   constructor(
     private readonly state: NetState,
     private readonly names: NetNames,
@@ -100,7 +104,8 @@ export class Networks {
 
   /** VM mode: the engine machine's own tables (rewritten whole: they are ArcBox's alone). */
   async syncEngineFirewall(): Promise<void> {
-    await applyOwnTables(this.datapath.runner, this.names, engineFirewallRules(this.names, this.firewallState()));
+    const rules = engineFirewallRules(this.names, this.firewallState());
+    await this.engineApplied.once("firewall", JSON.stringify(rules), () => applyOwnTables(this.datapath.runner, this.names, rules));
   }
 
   /** The engine machine's address on the machine bridge (VM mode), once it has a lease. */
@@ -127,7 +132,8 @@ export class Networks {
 
   /** VM mode: the network's bridge in the engine machine and its subnet's route (at each attach: the machine may have rebooted). */
   async ensureInEngine(net: NetworkRecord): Promise<void> {
-    await this.datapath.ensureBridge({ ...bridgeOf(net), routeLocalnet: false });
+    const plan = { ...bridgeOf(net), routeLocalnet: false };
+    await this.engineApplied.once(`bridge:${net.bridge}`, JSON.stringify(plan), () => this.datapath.ensureBridge(plan));
   }
 
   /** Subnets of our networks and of the machine bridge: never picked again. */
@@ -266,6 +272,7 @@ export class Networks {
     }
     this.state.deleteNetwork(net.id);
     for (const p of net.pools) this.dns.close(p.gateway);
+    this.engineApplied.forget(`bridge:${net.bridge}`);
     await this.datapath.deleteLink(net.bridge);
     if (this.inEngine) for (const p of net.pools) await exec(["ip", "route", "del", p.subnet, "via", this.engineAddress() ?? "0.0.0.0"]);
     await this.syncFirewall();
@@ -287,6 +294,7 @@ export class Networks {
   /** Removes every kernel object of this daemon (bridges, DNS listeners); records stay. */
   async teardownKernel(): Promise<void> {
     this.dns.closeAll();
+    this.engineApplied.reset();
     for (const net of this.state.networks.values()) if (net.bridge) await this.datapath.deleteLink(net.bridge);
   }
 }
