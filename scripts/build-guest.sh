@@ -66,8 +66,8 @@ fi
 # loaded before the agent delays it).
 BOOT_MODULES="virtio_mmio virtio_blk virtio_console squashfs"
 LATE_MODULES="virtio_net virtio_balloon overlay fuse virtiofs loop vmw_vsock_virtio_transport"
-# Container networking in the engine machine (VM mode): loaded by the agent on first use
-# (guest/vm/network-commands.ts), with their whole closure (no boot cost when unused).
+# Container networking in the engine machine (VM mode): loaded at its boot by stage 2, or
+# by the relay's first network command (native/serial/netcmd.c), with their whole closure.
 NET_MODULES="bridge veth ip_tables iptable_nat iptable_filter xt_MASQUERADE xt_nat xt_conntrack xt_addrtype xt_tcpudp"
 # iproute2's ip (busybox's has no netns, -batch or -j) and iptables (legacy: the guest's
 # tables are ArcBox's alone, no nft modules needed) for the same.
@@ -182,7 +182,7 @@ if [ "$need_tools" = 1 ]; then
   # PID 1, with the serial relay linked in (it runs it in a child of its own): static and
   # no exec, so nothing stands between the kernel and the host's first answer but code
   # already read (no loader, no libc relocations, no cold reads of the tools image).
-  cc -O2 -Wall -Wextra -Wno-unused-result -static -pthread -o "$stage/native/bin/arcbox-init" native/init/*.c native/serial/relay.c native/serial/mexec.c native/serial/wire.c native/common/exec-path.c
+  cc -O2 -Wall -Wextra -Wno-unused-result -static -pthread -o "$stage/native/bin/arcbox-init" native/init/*.c native/serial/relay.c native/serial/mexec.c native/serial/netcmd.c native/serial/wire.c native/common/exec-path.c
   for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi" "$stage/bin/cp"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done

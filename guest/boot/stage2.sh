@@ -37,8 +37,8 @@ $bb sh -c '
   for w in $('"$bb"' cat /proc/cmdline); do case $w in page_reporting.page_reporting_order=*)
     echo "${w#*=}" > /sys/module/page_reporting/parameters/page_reporting_order;; esac; done
   # The engine machine runs networked containers: their modules (bridge, veth, netfilter)
-  # now, while the vCPU is idle, not in the first `docker run` (guest/vm/network-commands.ts
-  # skips its own loading when the marker is there).
+  # now, while the vCPU is idle, not in the first `docker run` (network commands in the
+  # relay, native/serial/netcmd.c, skip their own loading when the marker is there).
   if [ "'"$role"'" = engine ]; then
     while read -r ko; do '"$bb"' insmod "/opt/arcbox/modules/net/$ko"; done < /opt/arcbox/modules/net/load-order
     echo 1 > /proc/sys/net/ipv4/ip_forward && : > /run/arcbox/net-modules-loaded

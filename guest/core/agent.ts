@@ -18,7 +18,6 @@ import { RecordStore, type ExitStatus } from "../storage/records.ts";
 import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
 import { MachinePorts } from "../vm/machine-ports.ts";
-import { runNetworkCommands } from "../vm/network-commands.ts";
 import { runVolumeOp } from "../vm/machine-volumes.ts";
 
 type Methods = typeof MachineService.method;
@@ -143,10 +142,13 @@ export class Agent {
       this.ports ??= new MachinePorts(this.log, () => this.events.emit({ type: "machine_ports", containerId: "" }));
       return { ports: (await this.ports.list()).map((p) => ({ protocol: p.protocol, port: p.port, loopbackOnly: p.loopbackOnly })) };
     },
-    networkCommands: async (req) => {
-      // On the host netd runs its tools itself: only the engine machine's agent takes these.
-      if (!this.opts.inVm) throw new GuestError("failed_precondition", "network commands run in a VM's agent only (netd runs them on the host)");
-      return { results: await runNetworkCommands(req.commands) };
+    networkCommands: async () => {
+      // On the host netd runs its tools itself; in a machine the serial relay runs them
+      // (native/serial/netcmd.c) before they could reach the agent.
+      throw new GuestError(
+        "failed_precondition",
+        this.opts.inVm ? "network commands are run by the machine's serial relay, not its agent" : "network commands run in a machine only (netd runs them on the host)",
+      );
     },
     volumeOp: (req) => {
       // On the host fsd keeps volumes itself: only the engine machine's agent holds them.

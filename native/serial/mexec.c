@@ -70,35 +70,6 @@ static long long now_ms(void) {
 
 /* ---- frames to the host ---- */
 
-static void respond(uint64_t id, const struct buf *body) {
-  struct buf f = { 0 };
-  mpw_map(&f, 3);
-  mpw_cstr(&f, "k"); mpw_cstr(&f, "res");
-  mpw_cstr(&f, "id"); mpw_uint(&f, id);
-  mpw_cstr(&f, "body"); mpw_bin(&f, body ? body->data + body->off : "", body ? body->len : 0);
-  host_frame(&f);
-  free(f.data);
-}
-
-static void respond_error(uint64_t id, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void respond_error(uint64_t id, const char *code, const char *fmt, ...) {
-  char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  struct buf f = { 0 };
-  mpw_map(&f, 3);
-  mpw_cstr(&f, "k"); mpw_cstr(&f, "res");
-  mpw_cstr(&f, "id"); mpw_uint(&f, id);
-  mpw_cstr(&f, "error");
-  mpw_map(&f, 2);
-  mpw_cstr(&f, "code"); mpw_cstr(&f, code);
-  mpw_cstr(&f, "message"); mpw_cstr(&f, msg);
-  host_frame(&f);
-  free(f.data);
-}
-
 static void io_frame(const struct mexec *e, int fd, const void *data, size_t n, int eof) {
   struct buf f = { 0 };
   mpw_map(&f, 4);
@@ -234,7 +205,7 @@ static void start(uint64_t req_id, const unsigned char *body, size_t blen) {
   int r;
   while ((r = pb_next(&m, &field, &v, &d, &n)) == 0) {
     if (d && memchr(d, 0, n) && (field == 3 || field == 4 || field == 5)) {
-      respond_error(req_id, "invalid_argument", "machine exec: arguments, environment and directory cannot contain NUL bytes");
+      host_respond_error(req_id, "invalid_argument", "machine exec: arguments, environment and directory cannot contain NUL bytes");
       goto out;
     }
     if (field == 2 && d) { id = (const char *)d; id_len = n; }
@@ -251,11 +222,11 @@ static void start(uint64_t req_id, const unsigned char *body, size_t blen) {
     if (field == 8 && !d) cols = v;
     if (field == 9 && !d) stdin_open = v != 0;
   }
-  if (r < 0) { respond_error(req_id, "invalid_argument", "machine exec: malformed request"); goto out; }
-  if (!id || !valid_id(id, id_len)) { respond_error(req_id, "invalid_argument", "invalid exec id \"%.*s\"", (int)(id_len > 128 ? 128 : id_len), id ? id : ""); goto out; }
-  if (!args.n) { respond_error(req_id, "invalid_argument", "no command specified"); goto out; }
-  if (find(id, id_len)) { respond_error(req_id, "already_exists", "machine exec %.*s already exists", (int)id_len, id); goto out; }
-  if (nexecs == MAX_EXECS) { respond_error(req_id, "unavailable", "too many machine execs at once (%d)", MAX_EXECS); goto out; }
+  if (r < 0) { host_respond_error(req_id, "invalid_argument", "machine exec: malformed request"); goto out; }
+  if (!id || !valid_id(id, id_len)) { host_respond_error(req_id, "invalid_argument", "invalid exec id \"%.*s\"", (int)(id_len > 128 ? 128 : id_len), id ? id : ""); goto out; }
+  if (!args.n) { host_respond_error(req_id, "invalid_argument", "no command specified"); goto out; }
+  if (find(id, id_len)) { host_respond_error(req_id, "already_exists", "machine exec %.*s already exists", (int)id_len, id); goto out; }
+  if (nexecs == MAX_EXECS) { host_respond_error(req_id, "unavailable", "too many machine execs at once (%d)", MAX_EXECS); goto out; }
   /* PATH, TERM (with a TTY) and HOME defaults, as encodeMachineExecSpec. */
   static const char DEFAULT_PATH[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/arcbox/bin";
   if (!has_path) strv_add(&env, DEFAULT_PATH, sizeof DEFAULT_PATH - 1);
@@ -265,7 +236,7 @@ static void start(uint64_t req_id, const unsigned char *body, size_t blen) {
   snprintf(cwd, sizeof cwd, "%.*s", cwd_p ? (int)cwd_len : 1, cwd_p ? cwd_p : "/");
 
   struct mexec *e = calloc(1, sizeof *e);
-  if (!e) { respond_error(req_id, "internal", "out of memory"); goto out; }
+  if (!e) { host_respond_error(req_id, "internal", "out of memory"); goto out; }
   memcpy(e->id, id, id_len);
   e->req_id = req_id;
   e->tty = tty;
@@ -312,7 +283,7 @@ static void start(uint64_t req_id, const unsigned char *body, size_t blen) {
   execs[nexecs++] = e;
   goto out;
 fail:
-  respond_error(req_id, "internal", "machine exec %s: cannot start: %s: %s", e->id, step, strerror(errno));
+  host_respond_error(req_id, "internal", "machine exec %s: cannot start: %s: %s", e->id, step, strerror(errno));
   close_fd(&errp[0]); close_fd(&errp[1]); close_fd(&slave);
   close_fd(&in[0]); close_fd(&in[1]); close_fd(&o[1]); close_fd(&x[1]);
   close_fd(&e->out[1]); close_fd(&e->out[2]);
@@ -345,14 +316,14 @@ static void on_started(struct mexec *e) {
   if (e->err.len) {
     char msg[1100];
     snprintf(msg, sizeof msg, "%.*s", (int)(e->err.len > 1024 ? 1024 : e->err.len), e->err.data + e->err.off);
-    respond_error(e->req_id, start_error_code(msg), "%s", msg);
+    host_respond_error(e->req_id, start_error_code(msg), "%s", msg);
     drop(e); /* the child exits 127; the relay's SIGCHLD reaps it */
     return;
   }
   e->phase = RUNNING;
   struct buf body = { 0 };
   pbw_varint(&body, 1, (uint64_t)(int64_t)e->pid);
-  respond(e->req_id, &body);
+  host_respond(e->req_id, &body);
   free(body.data);
 }
 
@@ -461,20 +432,20 @@ static void control(uint64_t req_id, int resize, const unsigned char *body, size
   }
   struct mexec *e = find(id, id_len);
   int shown = (int)(id_len > 128 ? 128 : id_len);
-  if (!e) { respond_error(req_id, "not_found", "no such machine exec: %.*s", shown, id); return; }
-  if (e->phase != RUNNING) { respond_error(req_id, "failed_precondition", "machine exec %s is still starting", e->id); return; }
+  if (!e) { host_respond_error(req_id, "not_found", "no such machine exec: %.*s", shown, id); return; }
+  if (e->phase != RUNNING) { host_respond_error(req_id, "failed_precondition", "machine exec %s is still starting", e->id); return; }
   if (resize) {
-    if (!e->tty) { respond_error(req_id, "failed_precondition", "machine exec %s has no TTY", e->id); return; }
-    if (e->out[1] < 0) { respond_error(req_id, "failed_precondition", "the process is not running"); return; }
+    if (!e->tty) { host_respond_error(req_id, "failed_precondition", "machine exec %s has no TTY", e->id); return; }
+    if (e->out[1] < 0) { host_respond_error(req_id, "failed_precondition", "the process is not running"); return; }
     struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
     /* SAFETY: TIOCSWINSZ on our own pty master; it fails only for a closed terminal. */
     (void)ioctl(e->out[1], TIOCSWINSZ, &ws);
   } else {
     int s = parse_signal(sig, sig_len);
-    if (s < 0) { respond_error(req_id, "invalid_argument", "invalid signal \"%.*s\"", (int)(sig_len > 31 ? 31 : sig_len), sig ? (const char *)sig : ""); return; }
-    if (!e->exited && kill(e->pid, s) < 0 && errno != ESRCH) { respond_error(req_id, "invalid_argument", "cannot send signal %d to machine exec %s: %s", s, e->id, strerror(errno)); return; }
+    if (s < 0) { host_respond_error(req_id, "invalid_argument", "invalid signal \"%.*s\"", (int)(sig_len > 31 ? 31 : sig_len), sig ? (const char *)sig : ""); return; }
+    if (!e->exited && kill(e->pid, s) < 0 && errno != ESRCH) { host_respond_error(req_id, "invalid_argument", "cannot send signal %d to machine exec %s: %s", s, e->id, strerror(errno)); return; }
   }
-  respond(req_id, NULL);
+  host_respond(req_id, NULL);
 }
 
 void mexec_request(uint64_t id, const char *method, uint32_t mlen, const unsigned char *body, size_t blen) {

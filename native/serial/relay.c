@@ -20,8 +20,8 @@
  * Host sessions: the host starts each one by writing SYNC (guest/protocol/sync.ts, 16
  * bytes). Until then the relay discards what it reads (the tail of an older session);
  * then it answers SYNC at once and follows the host's frames. Each frame goes to the
- * relay's machine execs (machineExec/Resize/Signal requests, io frames of its execs) or
- * to the agent.
+ * relay's machine execs (machineExec/Resize/Signal requests, io frames of its execs), to
+ * its datapath workers (networkCommands, netcmd.c) or to the agent.
  *
  * Agent sessions, one per host session: the relay opens the agent's OUT for reading, then
  * a thread opens IN for writing, which completes when the agent waits in its open of IN
@@ -46,6 +46,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,34 @@ void host_frame(const struct buf *body) {
 }
 
 size_t host_backlog(void) { return to_host.len + held_for_host.len; }
+
+void host_respond(uint64_t id, const struct buf *body) {
+  struct buf f = { 0 };
+  mpw_map(&f, 3);
+  mpw_cstr(&f, "k"); mpw_cstr(&f, "res");
+  mpw_cstr(&f, "id"); mpw_uint(&f, id);
+  mpw_cstr(&f, "body"); mpw_bin(&f, body ? body->data + body->off : "", body ? body->len : 0);
+  host_frame(&f);
+  free(f.data);
+}
+
+void host_respond_error(uint64_t id, const char *code, const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  struct buf f = { 0 };
+  mpw_map(&f, 3);
+  mpw_cstr(&f, "k"); mpw_cstr(&f, "res");
+  mpw_cstr(&f, "id"); mpw_uint(&f, id);
+  mpw_cstr(&f, "error");
+  mpw_map(&f, 2);
+  mpw_cstr(&f, "code"); mpw_cstr(&f, code);
+  mpw_cstr(&f, "message"); mpw_cstr(&f, msg);
+  host_frame(&f);
+  free(f.data);
+}
 
 static void *opener(void *arg) {
   (void)arg;
@@ -250,7 +279,7 @@ static enum route classify(const unsigned char *p, size_t have, int complete) {
     if ((kn == 1 && *k == 'k') || (kn == 6 && !memcmp(k, "method", 6)) || (kn == 3 && !memcmp(k, "sid", 3))) {
       if (mp_str(&m, &v, &vn)) goto short_head;
       if (kn == 1) { kind = v; kind_len = vn; }
-      else if (kind_len == 3 && !memcmp(kind, "req", 3) && kn == 6) return mexec_is_method(v, vn) ? TO_EXECS : TO_AGENT;
+      else if (kind_len == 3 && !memcmp(kind, "req", 3) && kn == 6) return mexec_is_method(v, vn) || netcmd_is_method(v, vn) ? TO_EXECS : TO_AGENT;
       else if (kind_len == 2 && !memcmp(kind, "io", 2) && kn == 3) return mexec_owns(v, vn) ? TO_EXECS : TO_AGENT;
       if (kind && !(kind_len == 3 && !memcmp(kind, "req", 3)) && !(kind_len == 2 && !memcmp(kind, "io", 2))) return TO_AGENT;
     } else if (mp_skip(&m)) goto short_head;
@@ -286,7 +315,9 @@ static void dispatch_to_execs(const unsigned char *p, size_t n) {
     else bad = mp_skip(&m);
     if (bad) return;
   }
-  if (is_req && method) mexec_request(id, method, mlen, body ? body : (const unsigned char *)"", bn);
+  if (!is_req || !method) return;
+  if (netcmd_is_method(method, mlen)) netcmd_request(id, body ? body : (const unsigned char *)"", bn);
+  else mexec_request(id, method, mlen, body ? body : (const unsigned char *)"", bn);
 }
 
 static void host_gone(void);
@@ -408,7 +439,7 @@ int relay_main(int argc, char **argv) {
   }
 
   static char data[65536];
-  enum { P_SIG, P_OPENED, P_PORT, P_AGENT_R, P_AGENT_W, P_EXECS, P_MAX = P_EXECS + 256 };
+  enum { P_SIG, P_OPENED, P_PORT, P_AGENT_R, P_AGENT_W, P_EXECS, P_MAX = P_EXECS + 320 };
   struct pollfd p[P_MAX];
   for (;;) {
     if (hst == DISCONNECTED && host_connected(port)) { hst = SYNCING; matched = 0; }
@@ -421,7 +452,8 @@ int relay_main(int argc, char **argv) {
     p[P_AGENT_W] = (struct pollfd){ agent_open && to_agent.len ? agent_w : -1, POLLOUT, 0 };
     /* Execs are served with or without a host: they outlive its sessions. */
     int nexec = mexec_poll_fill(p + P_EXECS, P_MAX - P_EXECS);
-    if (poll(p, (nfds_t)(P_EXECS + nexec), mexec_timeout_ms()) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
+    int nnet = netcmd_poll_fill(p + P_EXECS + nexec, P_MAX - P_EXECS - nexec);
+    if (poll(p, (nfds_t)(P_EXECS + nexec + nnet), mexec_timeout_ms()) < 0) { if (errno == EINTR) continue; perror("arcbox-serial-relay: poll"); return 1; }
     if (p[P_SIG].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {}
@@ -458,6 +490,7 @@ int relay_main(int argc, char **argv) {
       else if (r == 0) gone = 1; /* EOF: the host side closed */
     }
     if (nexec) mexec_poll_done(p + P_EXECS, nexec);
+    if (nnet) netcmd_poll_done(p + P_EXECS + nexec, nnet);
     if (hst == LINKED && !gone) {
       if (agent_open && ast == AGENT_OPEN && (p[P_AGENT_R].revents & (POLLIN | POLLHUP | POLLERR))) {
         ssize_t r = read(agent_r, data, sizeof data);

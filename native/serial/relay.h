@@ -47,6 +47,9 @@ void pbw_bytes(struct buf *b, uint32_t field, const void *p, size_t n);
 
 /* The relay's side, for mexec.c: queue one frame (its msgpack body) for the host. */
 void host_frame(const struct buf *body);
+/* A call's answer to the host: its protobuf body, or an error (an ArcboxError code). */
+void host_respond(uint64_t id, const struct buf *body);
+void host_respond_error(uint64_t id, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* How much waits for the host: mexec.c stops reading output beyond RELAY_BUF_MAX. */
 size_t host_backlog(void);
 #define RELAY_BUF_MAX (1 << 20)
@@ -62,6 +65,12 @@ void mexec_poll_done(const struct pollfd *p, int n);
 int mexec_timeout_ms(void);
 /* A child the relay reaped: one of its execs, maybe. */
 void mexec_reaped(pid_t pid, int status);
+
+/* netcmd.c: VM mode's datapath commands (MachineService.NetworkCommands), run in workers. */
+int netcmd_is_method(const char *method, uint32_t n);
+void netcmd_request(uint64_t id, const unsigned char *body, size_t blen);
+int netcmd_poll_fill(struct pollfd *p, int max);
+void netcmd_poll_done(const struct pollfd *p, int n);
 
 /* relay.c: the relay itself (argv: name, port, agent IN and OUT FIFOs);
  * returns only on bad arguments or a fatal error. */

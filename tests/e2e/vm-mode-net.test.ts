@@ -1,13 +1,16 @@
 /**
  * VM mode's networking (issue 13), through the real docker CLI: the engine machine's NIC
  * (netd's machine bridge), containers on the default bridge inside the machine (netd's
- * IPAM, the datapath run by the machine's agent), outbound NAT, published ports from the
+ * IPAM, the datapath run by the machine's serial relay), outbound NAT, published ports from the
  * host's 127.0.0.1 and address, and host.docker.internal. One daemon and one engine
  * machine boot for the file (TCG: a boot takes a minute or more on a loaded host).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { networkInterfaces } from "node:os";
+import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
+import { unixClient } from "../../lib/rpc/client.ts";
+import { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { TestDaemon } from "../helpers/daemon.ts";
 
 const IMAGE = "vmnet-busybox:1";
@@ -79,6 +82,26 @@ describe("VM mode: networking", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`inet ${IP}/`);
     expect(r.stdout).toContain(`peer ${IP}`);
+  }, 300_000);
+
+  test("the machine's relay runs netd's datapath tools only, and reports each one's output and exit code", async () => {
+    const vmm = unixClient(MachineService, join(d.home, "run", "vmm.sock"));
+    const enc = new TextEncoder();
+    const run = (argv: string[], stdin = "", mayFail = false) => ({ argv, stdin: enc.encode(stdin), mayFail });
+    // Anything but ip, iptables-restore/-save, sysctl and nsenter is refused before any runs.
+    const marker = `/tmp/netcmd-refused-${process.pid}`;
+    const refused = vmm.networkCommands({ machine: "arcbox-engine", commands: [run(["ip", "-V"]), run(["busybox", "touch", marker])] });
+    await expect(refused).rejects.toThrow(/network command "busybox" is not one the engine machine runs/);
+    const seen = await d.arcbox(["machine", "exec", "arcbox-engine", "--", "/opt/arcbox/bin/busybox", "ls", marker], LONG);
+    expect(seen.code).not.toBe(0);
+    // In order, stdin fed, stopping at the first failure that may not fail.
+    const r = await vmm.networkCommands({
+      machine: "arcbox-engine",
+      commands: [run(["ip", "-batch", "-"], "link show lo\n"), run(["ip", "link", "show", "no-such-link"], "", true), run(["ip", "link", "del", "no-such-link"]), run(["ip", "-V"])],
+    });
+    expect(r.results.map((x) => x.code)).toEqual([0, 1, 1]);
+    expect(r.results[0]!.stdout).toContain("lo:");
+    expect(r.results[1]!.stderr).toContain("no-such-link");
   }, 300_000);
 
   test("a container on the default bridge: address from netd, default route, outbound NAT as the machine's address", async () => {
