@@ -25,8 +25,9 @@ function hostPortRange(spec: string | null | undefined): { hostPort: number; hos
 export async function attachNetwork(backends: Backends, rec: ContainerRecord, mode: string, dir: string, linked: LinkedView = { env: [], hosts: [] }): Promise<NetworkInfo> {
   if (mode === "none" || mode === "host") return writeLocalNetworkFiles(dir, mode, hostnameOf(rec), rec.hostConfig);
   // VM mode: netd builds the namespace in the engine machine but never boots it (a boot
-  // needs netd itself): the machine is made ready first (any call to it does that).
-  if (ENGINE_IS_VM) await call(() => backends.machines.containerStates({ machine: HOST_MACHINE, ids: [rec.id] }));
+  // needs netd itself): the machine is booted first. Its serial relay runs netd's
+  // commands, so the agent need not be up yet (the runtime create waits for it).
+  if (ENGINE_IS_VM) await call(() => backends.machines.containerStates({ machine: HOST_MACHINE, ids: [], machineOnly: true }));
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");

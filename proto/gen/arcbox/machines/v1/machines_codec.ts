@@ -1087,12 +1087,13 @@ export const ContainerStateCodec = {
 };
 
 export function newContainerStatesRequest(): pb.ContainerStatesRequest {
-  return { $typeName: "arcbox.machines.v1.ContainerStatesRequest", machine: "", ids: [] } as pb.ContainerStatesRequest;
+  return { $typeName: "arcbox.machines.v1.ContainerStatesRequest", machine: "", ids: [], machineOnly: false } as pb.ContainerStatesRequest;
 }
 
 export function encodeContainerStatesRequest(m: MessageInitShape<typeof pb.ContainerStatesRequestSchema>, w: BinaryWriter = new BinaryWriter()): BinaryWriter {
   if (m.machine !== undefined && m.machine !== "") { w.tag(1, 2).string(m.machine); }
   if (m.ids !== undefined) for (const x of m.ids) w.tag(2, 2).string(x);
+  if (m.machineOnly === true) { w.tag(3, 0).bool(m.machineOnly); }
   return w;
 }
 
@@ -1108,6 +1109,10 @@ export function decodeContainerStatesRequest(r: BinaryReader, until: number, int
       case 2:
         if (wt !== 2) r.skip(wt, no);
         else m.ids.push(r.string());
+        break;
+      case 3:
+        if (wt !== 0) r.skip(wt, no);
+        else m.machineOnly = r.bool();
         break;
       default:
         r.skip(wt, no);
