@@ -118,6 +118,9 @@ export async function runDaemon(homeDir: string): Promise<number> {
   // again if none runs.
   // In VM mode vmm boots the engine machine at once (the first docker run need not wait).
   if (vmMode || hasMachines(home)) void sup.activate("vmm").catch((err) => log.warn("cannot start vmm for existing machines", { error: err }));
+  // The engine machine's boot needs netd (its NIC) and fsd (its VirtioFS shares) before
+  // qemu starts, and keeps both running: start them beside vmm rather than after it.
+  if (vmMode) for (const name of ["netd", "fsd"]) void sup.activate(name).catch((err) => log.warn(`cannot start ${name} for the engine machine`, { error: err }));
   return new Promise<number>(() => {}); // runs until a signal or a Shutdown call
 }
 
