@@ -176,13 +176,13 @@ if [ "$need_tools" = 1 ]; then
   mkdir -p "$stage/lib/xtables" && cp "$XT_LIBDIR"/libxt_*.so "$XT_LIBDIR"/libipt_*.so "$stage/lib/xtables/"
   # Our C helpers, linked against the guest's loader and lib dir directly.
   gflags=(-O2 -Wall -Wextra -Wno-unused-result "-Wl,--dynamic-linker=$GUEST_LIB/ld-linux-x86-64.so.2" "-Wl,-rpath,$GUEST_LIB" -Wl,--disable-new-dtags)
-  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c native/common/exec-path.c
+  cc "${gflags[@]}" -o "$stage/native/bin/arcbox-shim" native/shim/*.c native/common/exec-path.c native/common/fd-io.c
   # docker cp, export and commit of containers in the engine machine (VM mode).
   cc "${gflags[@]}" -o "$stage/native/bin/arcbox-rootfs-cp" native/rootfs-cp/*.c
   # PID 1, with the serial relay linked in (it runs it in a child of its own): static and
   # no exec, so nothing stands between the kernel and the host's first answer but code
   # already read (no loader, no libc relocations, no cold reads of the tools image).
-  cc -O2 -Wall -Wextra -Wno-unused-result -static -pthread -o "$stage/native/bin/arcbox-init" native/init/*.c native/serial/relay.c native/serial/mexec.c native/serial/netcmd.c native/serial/wire.c native/common/exec-path.c
+  cc -O2 -Wall -Wextra -Wno-unused-result -static -pthread -o "$stage/native/bin/arcbox-init" native/init/*.c native/serial/relay.c native/serial/mexec.c native/serial/netcmd.c native/serial/wire.c native/common/exec-path.c native/common/fd-io.c
   for exe in "$stage/bin/bun" "$stage/bin/runc" "$stage/bin/crun" "$stage/bin/ip" "$stage/bin/xtables-legacy-multi" "$stage/bin/cp"; do
     patchelf --set-interpreter "$GUEST_LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GUEST_LIB" "$exe"
   done

@@ -11,7 +11,7 @@ build() { # build <output> <sources...>
   mv "$out.tmp" "$out"
   echo "built $out"
 }
-build arcbox-shim native/shim/*.c native/shim/*.h native/common/exec-path.c native/common/exec-path.h
+build arcbox-shim native/shim/*.c native/shim/*.h native/common/exec-path.c native/common/exec-path.h native/common/fd-io.c native/common/fd-io.h
 build arcbox-rootfs-cp native/rootfs-cp/*.c native/rootfs-cp/*.h
 build arcbox-virtiofsd native/virtiofs/*.c native/virtiofs/*.h
-build arcbox-init native/init/*.c native/init/*.h native/serial/relay.c native/serial/mexec.c native/serial/netcmd.c native/serial/wire.c native/serial/relay.h native/common/exec-path.c native/common/exec-path.h
+build arcbox-init native/init/*.c native/init/*.h native/serial/relay.c native/serial/mexec.c native/serial/netcmd.c native/serial/wire.c native/serial/relay.h native/common/exec-path.c native/common/exec-path.h native/common/fd-io.c native/common/fd-io.h

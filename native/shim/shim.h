@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/fd-io.h"
+
 #define MAX_CLIENTS 64
 #define CHUNK 65536
 #define LINE_MAX_BYTES 16384
@@ -48,7 +50,6 @@ void buf_append(struct buf *b, const void *p, size_t n);
 void buf_consume(struct buf *b, size_t n);
 void die(const char *what);
 void set_nonblock(int fd);
-int write_all(int fd, const void *p, size_t n);
 int unix_listen(const char *path);
 void rfc3339_now(char *out, size_t n, long long *unix_nano);
 

@@ -25,16 +25,6 @@ void die(const char *what) { fprintf(stderr, "arcbox-shim: %s: %s\n", what, stre
 
 void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-int write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = write(fd, c, n);
-    if (w < 0) { if (errno == EINTR) continue; return -1; }
-    c += w; n -= (size_t)w;
-  }
-  return 0;
-}
-
 int unix_listen(const char *path) {
   struct sockaddr_un a = { .sun_family = AF_UNIX };
   if (strlen(path) >= sizeof a.sun_path) { errno = ENAMETOOLONG; die(path); }
