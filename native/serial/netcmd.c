@@ -56,10 +56,11 @@ static char *const TOOL_ENV[] = {
 
 struct command { char *argv[64]; int argc; const unsigned char *stdin_data; size_t stdin_len; int may_fail; };
 
-/* Set in the worker: the machine runs under TCG (arcbox.accel=tcg on its command line). */
-static int under_tcg;
+/* The machine runs under TCG (the word arcbox.accel=tcg on its command line): decided
+ * once, by the relay at its first request, and inherited by every worker. -1: not yet. */
+static int under_tcg = -1;
 
-struct worker { uint64_t req_id; pid_t pid; int fd; struct buf answer; };
+struct worker { uint64_t req_id; int fd; struct buf answer; };
 static struct worker *workers[MAX_WORKERS];
 static int nworkers;
 
@@ -71,7 +72,8 @@ static int allowed(const char *name) {
   return 0;
 }
 
-/* One NetworkCommand message; -1 when malformed. Strings point into a copy made here. */
+/* One NetworkCommand message; -1 when malformed. argv is copied (freed by
+ * free_commands); stdin points into the request body, which the worker keeps (fork). */
 static int parse_command(const unsigned char *p, size_t len, struct command *c) {
   struct pb m = { p, p + len };
   uint32_t field;
@@ -207,14 +209,6 @@ static void worker(int out, struct command *cmds, int n) {
   signal(SIGPIPE, SIG_IGN);
   /* The relay runs at nice -10 (PID 1 starts it so); the datapath's tools need not. */
   if (getpriority(PRIO_PROCESS, 0) != 0) (void)!setpriority(PRIO_PROCESS, 0, 0);
-  char cmdline[4096] = "";
-  int cfd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-  if (cfd >= 0) {
-    ssize_t r = read(cfd, cmdline, sizeof cmdline - 1);
-    cmdline[r > 0 ? r : 0] = 0;
-    close(cfd);
-  }
-  under_tcg = strstr(cmdline, "arcbox.accel=tcg") != NULL;
   prepare(out);
   struct buf resp = { 0 };
   buf_append(&resp, "R", 1);
@@ -240,6 +234,20 @@ static void worker(int out, struct command *cmds, int n) {
 }
 
 /* ---- in the relay ---- */
+
+/* Whether `word` is one of the kernel command line's space-separated words. */
+static int cmdline_has(const char *word) {
+  char cmdline[4096];
+  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t r = read(fd, cmdline, sizeof cmdline - 1);
+  close(fd);
+  cmdline[r > 0 ? r : 0] = 0;
+  char *save = NULL;
+  for (char *w = strtok_r(cmdline, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+    if (!strcmp(w, word)) return 1;
+  return 0;
+}
 
 void netcmd_request(uint64_t id, const unsigned char *body, size_t blen) {
   struct command cmds[MAX_COMMANDS];
@@ -270,6 +278,7 @@ void netcmd_request(uint64_t id, const unsigned char *body, size_t blen) {
     host_respond_error(id, "unavailable", "too many network command runs at once (%d)", MAX_WORKERS);
     goto out;
   }
+  if (under_tcg < 0) under_tcg = cmdline_has("arcbox.accel=tcg");
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     host_respond_error(id, "internal", "network commands: pipe: %s", strerror(errno));
@@ -294,7 +303,7 @@ void netcmd_request(uint64_t id, const unsigned char *body, size_t blen) {
     close(p[0]);
     goto out;
   }
-  *w = (struct worker){ .req_id = id, .pid = pid, .fd = p[0] };
+  *w = (struct worker){ .req_id = id, .fd = p[0] };
   workers[nworkers++] = w;
 out:
   free_commands(cmds, n);
