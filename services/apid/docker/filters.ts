@@ -108,6 +108,7 @@ export const FILTERS = {
   containerPrune: { until, label, "label!": label },
   imageList: { reference: strings, dangling: bool, label, before: strings, since: strings, until },
   imagePrune: { dangling: bool, label, "label!": label, until },
+  imageSearch: { "is-automated": bool, "is-official": bool, stars: ints },
   networkList: {
     dangling: bool,
     driver: strings,

@@ -18,6 +18,7 @@ import { importTarball, type ImportOptions } from "./import-tarball.ts";
 import type { Emit } from "./progress.ts";
 import { commitContainer, type CommitOptions } from "./commit.ts";
 import { distributionInspect } from "./distribution-inspect.ts";
+import { searchRegistry } from "./search.ts";
 
 export interface RemovedItem {
   untagged: string;
@@ -211,6 +212,10 @@ export class ImageCore {
 
   distributionInspect(reference: string, creds: Credentials | undefined) {
     return distributionInspect(this.registryConfig(), reference, creds);
+  }
+
+  search(term: string, limit: number, creds: Credentials | undefined) {
+    return searchRegistry(this.registryConfig(), term, limit, creds);
   }
 
   async login(creds: Credentials | undefined, serverAddress: string) {

@@ -113,6 +113,12 @@ export class RepoSession {
     return res;
   }
 
+  /** The token scope: the repository's, or the registry catalog's for a search. */
+  private scope(): string | undefined {
+    if (this.actions === "search") return "registry:catalog:search";
+    return this.path ? `repository:${this.path}:${this.actions}` : undefined;
+  }
+
   /** Answers a WWW-Authenticate challenge; returns true when we have something to send. */
   private async authenticate(challenge: string): Promise<boolean> {
     const scheme = challenge.split(" ", 1)[0]!.toLowerCase();
@@ -131,14 +137,15 @@ export class RepoSession {
     if (scheme !== "bearer" || !params.realm) return false;
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set("service", params.service);
-    if (this.path) url.searchParams.set("scope", `repository:${this.path}:${this.actions}`);
+    const scope = this.scope();
+    if (scope) url.searchParams.set("scope", scope);
     let res: Response;
     if (c?.identityToken) {
       const form = new URLSearchParams({
         grant_type: "refresh_token",
         refresh_token: c.identityToken,
         service: params.service ?? "",
-        scope: `repository:${this.path}:${this.actions}`,
+        scope: scope ?? "",
         client_id: "arcbox",
       });
       res = await fetch(url.origin + url.pathname, { method: "POST", body: form });

@@ -65,6 +65,7 @@ export function imageServiceRoutes(core: ImageCore, streamSocket: string, regist
           (e) => ({ progress: toProgress(e) }),
         ),
       login: async (req) => core.login(toCreds(req.auth), req.auth?.serverAddress ?? ""),
+      search: async (req) => ({ results: await core.search(req.term, req.limit, toCreds(req.auth)) }),
       tag: (req) => {
         core.store.tag(req.source, req.target);
         return {};

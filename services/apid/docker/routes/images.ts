@@ -12,6 +12,7 @@ import { historyJson, imageInspectJson, imageSummaryJson } from "../images/image
 import { progressResponse } from "../images/progress-stream.ts";
 import { imageFilters, queryBool } from "../images/query.ts";
 import { authConfigSchema, registryAuthFromHeader, toRegistryAuth } from "../images/registry-auth.ts";
+import { parseSearchQuery, searchResultsJson } from "../images/search.ts";
 import { forwardUpload } from "../images/upload.ts";
 import { releaseEngineLayers } from "../../core/engine-layers.ts";
 
@@ -44,6 +45,13 @@ export function imagesRoutes(deps: DockerApiDeps) {
   app.get("/images/json", async (c) => {
     const res = await images().list({ filters: imageFilters(c.req.query("filters"), FILTERS.imageList), all: queryBool(c.req.query("all")) });
     return c.json(res.items.map((i) => imageSummaryJson(i, c.env.apiVersion)));
+  });
+
+  app.get("/images/search", async (c) => {
+    const q = parseSearchQuery(c.req.query());
+    const auth = registryAuthFromHeader(c.req.header("X-Registry-Auth"));
+    const res = await images().search({ term: q.term, limit: q.limit, auth });
+    return c.json(searchResultsJson(res.results, q.filters));
   });
 
   app.post("/images/load", (c) => forwardUpload(deps, `/load?quiet=${queryBool(c.req.query("quiet")) ? 1 : 0}`, c.req.raw));
