@@ -23,7 +23,7 @@ import { createDockerApp, type DockerApp } from "./docker/app.ts";
 import { HijackRouter } from "./docker/hijack.ts";
 import { registerExecHijack } from "./docker/routes/exec.ts";
 import type { DockerServer } from "./docker/server.ts";
-import { hijackAttach } from "./docker/streams/attach.ts";
+import { hijackAttach, hijackAttachWs } from "./docker/streams/attach.ts";
 
 /** What the first stage hands over: its open Docker socket, waiting for the full app. */
 export interface EarlyDocker {
@@ -58,6 +58,7 @@ export async function runApid(early: EarlyDocker): Promise<void> {
         const app = createDockerApp(deps);
         const hijack = new HijackRouter();
         hijack.on("POST", "/containers/:id/attach", hijackAttach(containers));
+        hijack.on("GET", "/containers/:id/attach/ws", hijackAttachWs(containers));
         registerExecHijack(hijack, deps);
         early.attach(app, hijack);
         const docker = early.server;

@@ -3,7 +3,8 @@
  * detachKeys query and exec DetachKeys) for attach and exec under a real terminal,
  * exec -d, streams whose client went away (events, logs -f, wait) releasing what the
  * server held, kill returning once a SIGKILL has stopped the container, commit of a
- * running container (paused meanwhile unless pause=false), and volume prune by API version.
+ * running container (paused meanwhile unless pause=false), volume prune by API version,
+ * and attach over a WebSocket.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
@@ -432,4 +433,109 @@ print(len(outs), len(bad), bad[:3])
     expect(py.stderr).toBe("");
     expect(py.stdout.trim()).toBe("120 0 []");
   }, 120_000);
+});
+
+/**
+ * GET /containers/{id}/attach/ws: attach over a WebSocket, as dockerd serves it. The
+ * client is python3-websocket (the library docker-py's attach_socket(ws=True) uses),
+ * connected through the Docker socket: stdin from its messages, output as messages,
+ * never multiplexed, binary frames from API 1.28 and text before, a close frame when
+ * the container's output ends.
+ */
+/**
+ * Opens the WebSocket on the Docker socket, sends each of `send` as a text message,
+ * then reads messages until the server closes (or `want` bytes arrived), and prints
+ * JSON: the opcodes and bytes received, and whether a close frame came.
+ */
+const WS_CLIENT = `
+import json, socket, sys, websocket
+sock_path, path, send, want = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sock_path)
+ws = websocket.create_connection("ws://localhost" + path, socket=s, timeout=30)
+for m in send: ws.send(m)
+ops, data, closed = [], b"", False
+while True:
+    op, chunk = ws.recv_data(control_frame=True)
+    if op == websocket.ABNF.OPCODE_CLOSE:
+        closed = True; break
+    ops.append(op); data += chunk
+    if want and len(data) >= want: break
+print(json.dumps({"ops": sorted(set(ops)), "data": data.decode("latin-1"), "closed": closed}))
+`;
+
+async function wsSession(path: string, send: string[] = [], want = 0): Promise<{ ops: number[]; data: string; closed: boolean }> {
+  const r = await run(["/usr/bin/python3", "-c", WS_CLIENT, d.socket, path, JSON.stringify(send), String(want)], { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`ws client failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+test("attach/ws: stdin in, output out: raw bytes in binary messages, not Docker's stream frames", async () => {
+  const id = await must(["run", "-d", "-i", IMG, "cat"]);
+  try {
+    const r = await wsSession(`/v1.50/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1`, ["hello\n"], 6);
+    expect(r).toEqual({ ops: [2], data: "hello\n", closed: false });
+  } finally {
+    await d.docker(["rm", "-f", id]);
+  }
+});
+
+test("attach/ws: logs=1 replays stdout and stderr unframed; without stream=1 the session then closes", async () => {
+  const id = await must(["run", "-d", IMG, "sh", "-c", "echo out; echo err >&2"]);
+  try {
+    await must(["wait", id]);
+    const replay = await wsSession(`/v1.50/containers/${id}/attach/ws?logs=1&stdout=1&stderr=1`);
+    expect(replay.closed).toBe(true);
+    expect(replay.data.split("\n").sort()).toEqual(["", "err", "out"]);
+    const onlyErr = await wsSession(`/v1.50/containers/${id}/attach/ws?logs=1&stderr=1`);
+    expect(onlyErr).toEqual({ ops: [2], data: "err\n", closed: true });
+    // Before API 1.28 dockerd sent text frames; before 1.42 it attached every stream
+    // whatever the query asked.
+    const old = await wsSession(`/v1.27/containers/${id}/attach/ws?logs=1&stdout=1`);
+    expect({ ...old, data: old.data.split("\n").sort() }).toEqual({ ops: [1], data: ["", "err", "out"], closed: true });
+  } finally {
+    await d.docker(["rm", "-f", id]);
+  }
+});
+
+test("attach/ws: a running container's exit ends the session with a close frame", async () => {
+  const id = await must(["run", "-d", "-i", IMG, "sh", "-c", "read line; echo got $line"]);
+  try {
+    const r = await wsSession(`/v1.50/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1`, ["x\n"]);
+    expect(r).toEqual({ ops: [2], data: "got x\n", closed: true });
+  } finally {
+    await d.docker(["rm", "-f", id]);
+  }
+});
+
+/** Sends raw request bytes on the Docker socket; returns the status line and body. */
+async function rawRequest(text: string): Promise<{ status: string; body: string }> {
+  const sock = connect(d.socket);
+  let got = "";
+  sock.on("data", (b) => (got += b.toString("latin1")));
+  sock.on("error", () => {});
+  sock.setTimeout(30_000, () => sock.destroy());
+  sock.write(text);
+  await new Promise((r) => sock.once("close", r));
+  const [head, ...rest] = got.split("\r\n\r\n");
+  return { status: head!.split("\r\n")[0]!, body: rest.join("\r\n\r\n") };
+}
+
+test("attach/ws: bad handshakes get Docker's JSON errors, not an upgrade", async () => {
+  const id = await must(["create", IMG, "true"]);
+  try {
+    const plain = await d.api(`/v1.50/containers/${id}/attach/ws?stream=1`);
+    expect(plain.status).toBe(400);
+    expect(((await plain.json()) as { message: string }).message).toContain("not using the websocket protocol");
+    const missing = await d.api("/v1.50/containers/no-such-thing/attach/ws");
+    expect(missing.status).toBe(404);
+    const noKey = await rawRequest(`GET /v1.50/containers/${id}/attach/ws?stream=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    expect(noKey.status).toStartWith("HTTP/1.1 400");
+    expect(JSON.parse(noKey.body).message).toBe("websocket: invalid Sec-WebSocket-Key");
+    const gone = await rawRequest(
+      `GET /v1.50/containers/nope/attach/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    expect(gone.status).toStartWith("HTTP/1.1 404");
+  } finally {
+    await d.docker(["rm", "-f", id]);
+  }
 });

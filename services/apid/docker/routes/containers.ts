@@ -245,6 +245,11 @@ export function containersRoutes(deps: DockerApiDeps) {
   });
 
   app.post("/containers/:id/attach", (c) => streamedAttach(containers, c.req.param("id"), new URL(c.req.url).searchParams, c.env.apiVersion));
+  // Upgraded requests never reach hono (the hijack router serves them): this is one without.
+  app.get("/containers/:id/attach/ws", (c) => {
+    containers.get(c.req.param("id"));
+    throw new ContainerError("invalid_argument", "websocket: the client is not using the websocket protocol");
+  });
 
   app.get("/containers/:id/top", async (c) => {
     const res = await queries.top(c.req.param("id"), c.req.query("ps_args") || "-ef");

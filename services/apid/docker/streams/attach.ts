@@ -14,6 +14,8 @@ import { ContainerError } from "../../core/container-error.ts";
 import { parseDetachKeys } from "../../core/detach-keys.ts";
 import { connectStdio, endAndDrain, splice, streamType, upgradeHeaders } from "./stdio-splice.ts";
 import { readUpgradeBody } from "./upgrade-body.ts";
+import { acceptHandshake, handshakeResponse, WebSocketDuplex, WebSocketHandshakeError } from "./websocket.ts";
+import { compareVersions } from "../api-version.ts";
 import { headersRead } from "./upgrade-read.ts";
 
 const flag = (q: URLSearchParams, k: string) => ["1", "true", "True"].includes(q.get(k) ?? "");
@@ -46,15 +48,30 @@ function options(rec: ContainerRecord, q: URLSearchParams): AttachOptions {
   };
 }
 
+/** Writes the replay; stops early (its reader released) once the client is gone. */
 async function writeAll(client: Duplex, stream: ReadableStream<Uint8Array>): Promise<void> {
-  for await (const chunk of stream) if (!client.write(chunk)) await new Promise((r) => client.once("drain", r));
+  for await (const chunk of stream) {
+    if (client.destroyed) return;
+    if (!client.write(chunk)) {
+      await new Promise<void>((r) => {
+        const done = () => {
+          client.off("drain", done).off("close", done);
+          r();
+        };
+        client.once("drain", done).once("close", done);
+      });
+    }
+  }
 }
 
-/** Runs an attach session on `client`; ends the client when output ends. */
-async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
+/**
+ * Runs an attach session on `client`; ends the client when output ends. `demux`: the
+ * output without Docker's stream headers even without a TTY (a WebSocket's messages).
+ */
+async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer, demux = false): Promise<void> {
   const tty = !!rec.config.Tty;
   if (opts.logs) await headersRead(client);
-  if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty }).stream(undefined));
+  if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty || demux }).stream(undefined));
   if (!opts.stream) {
     client.end();
     return;
@@ -68,7 +85,7 @@ async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecor
     // dockerd ends an attach session once the client closes its stdin (the container keeps
     // running, its stdin open for others); only StdinOnce closes the container's stdin.
     if (opts.stdin && !rec.config.StdinOnce) client.once("end", () => stdio.destroy());
-    void splice(client, stdio, { ...opts, tty, head }).then((why) => {
+    void splice(client, stdio, { ...opts, tty, head, demux }).then((why) => {
       if (why === "detached") containers.emit(rec, "detach");
       if (why === "eof" || why === "detached") endAndDrain(client);
       stdio.destroy();
@@ -93,6 +110,38 @@ export function hijackAttach(containers: ContainerAttachBackend) {
     ctx.socket.write(upgradeHeaders(!!rec.config.Tty, ctx.apiVersion));
     containers.emit(rec, "attach");
     await runAttach(containers, rec, ctx.socket, opts, rest).catch((err) => failUpgraded(ctx.socket, !!rec.config.Tty, err));
+  };
+}
+
+/**
+ * `GET /containers/{id}/attach/ws`: the same session over a WebSocket, as dockerd runs
+ * it: stdin from the client's messages, output as messages (binary frames from API
+ * 1.28, text before), never multiplexed.
+ */
+export function hijackAttachWs(containers: ContainerAttachBackend) {
+  return async (ctx: HijackContext) => {
+    ctx.socket.pause();
+    const rec = containers.get(ctx.params.id!);
+    checkAttachable(rec, ctx.params.id!);
+    // Before API 1.42 dockerd attached every stream whatever the query said.
+    const opts = options(rec, ctx.query);
+    if (compareVersions(ctx.apiVersion, "1.42") < 0) Object.assign(opts, { stdin: !!rec.config.OpenStdin, stdout: true, stderr: true });
+    let accept: string;
+    try {
+      accept = acceptHandshake(ctx.req);
+    } catch (err) {
+      if (err instanceof WebSocketHandshakeError) throw new ContainerError("invalid_argument", err.message);
+      throw err;
+    }
+    ctx.socket.write(handshakeResponse(accept));
+    await headersRead(ctx.socket);
+    if (ctx.socket.destroyed) return;
+    const ws = new WebSocketDuplex(ctx.socket, compareVersions(ctx.apiVersion, "1.28") >= 0, ctx.head);
+    ws.on("error", () => ws.destroy());
+    ws.pause();
+    containers.emit(rec, "attach");
+    // After the 101 an error can only end the session: a close frame, no HTTP answer.
+    await runAttach(containers, rec, ws, opts, undefined, true).catch(() => ws.end());
   };
 }
 

@@ -23,6 +23,8 @@ export interface SpliceOptions {
   head?: Buffer;
   /** Key sequence that detaches (with a TTY, as Docker): the session ends, the process runs on. */
   detachKeys?: Uint8Array;
+  /** Output without Docker's stream headers even without a TTY (WebSocket attach). */
+  demux?: boolean;
 }
 
 /**
@@ -38,7 +40,7 @@ export function splice(client: Duplex, stdio: Duplex, opts: SpliceOptions): Prom
       client.off("data", onClientData);
       resolve(why);
     };
-    const filter = !opts.tty && (!opts.stdout || !opts.stderr) ? new FrameFilter((s) => (s === 1 ? opts.stdout : s === 2 ? opts.stderr : false)) : undefined;
+    const filter = !opts.tty && (opts.demux || !opts.stdout || !opts.stderr) ? new FrameFilter((s) => (s === 1 ? opts.stdout : s === 2 ? opts.stderr : false), opts.demux) : undefined;
     stdio.on("data", (chunk: Buffer) => {
       if (!opts.stdout && !opts.stderr) return;
       const parts = filter ? filter.push(chunk) : [chunk];

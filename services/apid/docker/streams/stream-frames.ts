@@ -15,11 +15,15 @@ export function frame(stream: number, payload: Uint8Array): Uint8Array {
 
 /**
  * Incremental parser that keeps only wanted streams of a multiplexed byte stream
- * (for attach with only one of stdout/stderr). Passes frames through unchanged.
+ * (for attach with only one of stdout/stderr). Passes frames through unchanged, or
+ * with `strip` only their payloads (a WebSocket attach is never multiplexed).
  */
 export class FrameFilter {
   private buf: Buffer = Buffer.alloc(0);
-  constructor(private readonly keep: (stream: number) => boolean) {}
+  constructor(
+    private readonly keep: (stream: number) => boolean,
+    private readonly strip = false,
+  ) {}
 
   push(chunk: Buffer): Buffer[] {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
@@ -27,7 +31,7 @@ export class FrameFilter {
     while (this.buf.length >= 8) {
       const len = this.buf.readUInt32BE(4);
       if (this.buf.length < 8 + len) break;
-      if (this.keep(this.buf[0]!)) out.push(this.buf.subarray(0, 8 + len));
+      if (this.keep(this.buf[0]!)) out.push(this.buf.subarray(this.strip ? 8 : 0, 8 + len));
       this.buf = this.buf.subarray(8 + len);
     }
     return out;
