@@ -23,7 +23,8 @@ import { runVolumeOp } from "../vm/machine-volumes.ts";
 type Methods = typeof MachineService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
 type Output<K extends keyof Methods> = MessageInitShape<Methods[K]["output"]>;
-export type AgentHandlers = { [K in Exclude<keyof Methods, "list" | "events">]: (req: Input<K>) => Promise<Output<K>> | Output<K> };
+/** Every MachineService call but vmm's own (list, events, ensureRunning). */
+export type AgentHandlers = { [K in Exclude<keyof Methods, "list" | "events" | "ensureRunning">]: (req: Input<K>) => Promise<Output<K>> | Output<K> };
 
 export interface AgentOptions {
   /** The agent runs inside a VM of its own: Poweroff powers it off (never the host). */

@@ -27,7 +27,7 @@ export async function attachNetwork(backends: Backends, rec: ContainerRecord, mo
   // VM mode: netd builds the namespace in the engine machine but never boots it (a boot
   // needs netd itself): the machine is booted first. Its serial relay runs netd's
   // commands, so the agent need not be up yet (the runtime create waits for it).
-  if (ENGINE_IS_VM) await call(() => backends.machines.containerStates({ machine: HOST_MACHINE, ids: [], machineOnly: true }));
+  if (ENGINE_IS_VM) await call(() => backends.machines.ensureRunning({ machine: HOST_MACHINE }));
   const h = rec.hostConfig;
   // Config.MacAddress (before API 1.44) is the address on the container's own network mode.
   const configMac = (network: string) => (network === mode ? String(rec.config.MacAddress ?? "") : "");

@@ -13,7 +13,7 @@ import { MachineError } from "./machine-error.ts";
 type Methods = typeof MachineService.method;
 
 export type { IoFrame };
-export type AgentMethod = Exclude<keyof Methods, "list" | "events">;
+export type AgentMethod = Exclude<keyof Methods, "list" | "events" | "ensureRunning">;
 /** What vmm may call on an agent: the forwarded methods, and `events` naming a FIFO (the host agent's own subscription). */
 type CallableMethod = AgentMethod | "events";
 

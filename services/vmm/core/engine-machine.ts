@@ -241,12 +241,6 @@ export class EngineMachine {
     }
     const started = performance.now();
     try {
-      // The machine up is enough (apid, before netd builds a container's network: the
-      // serial relay runs those commands while the agent still starts).
-      if (method === "containerStates" && (req as { machineOnly?: boolean }).machineOnly) {
-        await this.ready();
-        return { containers: [] };
-      }
       if (method === "networkCommands") return await this.networkCommands(req);
       if (method === "volumeOp") return await this.volumeOp(req as unknown as VolumeOpRequest);
       return await this.callAgent(await this.ready(), method, req);

@@ -31,6 +31,11 @@ export function machineRoutes(router: ConnectRouter, host: HostMachine, events: 
     resumeContainer: forward("resumeContainer"),
     updateContainer: forward("updateContainer"),
     containerStates: forward("containerStates"),
+    ensureRunning: async (req) => {
+      if (engine && req.machine === engine.name) await engine.ready();
+      else machine(req.machine);
+      return {};
+    },
     resizeTty: forward("resizeTty"),
     top: forward("top"),
     stats: forward("stats"),

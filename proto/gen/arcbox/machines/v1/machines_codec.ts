@@ -1087,13 +1087,12 @@ export const ContainerStateCodec = {
 };
 
 export function newContainerStatesRequest(): pb.ContainerStatesRequest {
-  return { $typeName: "arcbox.machines.v1.ContainerStatesRequest", machine: "", ids: [], machineOnly: false } as pb.ContainerStatesRequest;
+  return { $typeName: "arcbox.machines.v1.ContainerStatesRequest", machine: "", ids: [] } as pb.ContainerStatesRequest;
 }
 
 export function encodeContainerStatesRequest(m: MessageInitShape<typeof pb.ContainerStatesRequestSchema>, w: BinaryWriter = new BinaryWriter()): BinaryWriter {
   if (m.machine !== undefined && m.machine !== "") { w.tag(1, 2).string(m.machine); }
   if (m.ids !== undefined) for (const x of m.ids) w.tag(2, 2).string(x);
-  if (m.machineOnly === true) { w.tag(3, 0).bool(m.machineOnly); }
   return w;
 }
 
@@ -1110,10 +1109,6 @@ export function decodeContainerStatesRequest(r: BinaryReader, until: number, int
         if (wt !== 2) r.skip(wt, no);
         else m.ids.push(r.string());
         break;
-      case 3:
-        if (wt !== 0) r.skip(wt, no);
-        else m.machineOnly = r.bool();
-        break;
       default:
         r.skip(wt, no);
     }
@@ -1124,6 +1119,59 @@ export function decodeContainerStatesRequest(r: BinaryReader, until: number, int
 export const ContainerStatesRequestCodec = {
   encode: (m: MessageInitShape<typeof pb.ContainerStatesRequestSchema>): Uint8Array => encodeContainerStatesRequest(m).finish(),
   decode: (bytes: Uint8Array): pb.ContainerStatesRequest => decodeContainerStatesRequest(new BinaryReader(bytes), bytes.byteLength),
+};
+
+export function newEnsureRunningRequest(): pb.EnsureRunningRequest {
+  return { $typeName: "arcbox.machines.v1.EnsureRunningRequest", machine: "" } as pb.EnsureRunningRequest;
+}
+
+export function encodeEnsureRunningRequest(m: MessageInitShape<typeof pb.EnsureRunningRequestSchema>, w: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  if (m.machine !== undefined && m.machine !== "") { w.tag(1, 2).string(m.machine); }
+  return w;
+}
+
+export function decodeEnsureRunningRequest(r: BinaryReader, until: number, into?: pb.EnsureRunningRequest): pb.EnsureRunningRequest {
+  const m = into ?? newEnsureRunningRequest();
+  while (r.pos < until) {
+    const [no, wt] = r.tag();
+    switch (no) {
+      case 1:
+        if (wt !== 2) r.skip(wt, no);
+        else m.machine = r.string();
+        break;
+      default:
+        r.skip(wt, no);
+    }
+  }
+  return m;
+}
+
+export const EnsureRunningRequestCodec = {
+  encode: (m: MessageInitShape<typeof pb.EnsureRunningRequestSchema>): Uint8Array => encodeEnsureRunningRequest(m).finish(),
+  decode: (bytes: Uint8Array): pb.EnsureRunningRequest => decodeEnsureRunningRequest(new BinaryReader(bytes), bytes.byteLength),
+};
+
+export function newEnsureRunningResponse(): pb.EnsureRunningResponse {
+  return { $typeName: "arcbox.machines.v1.EnsureRunningResponse" } as pb.EnsureRunningResponse;
+}
+
+export function encodeEnsureRunningResponse(m: MessageInitShape<typeof pb.EnsureRunningResponseSchema>, w: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  void m;
+  return w;
+}
+
+export function decodeEnsureRunningResponse(r: BinaryReader, until: number, into?: pb.EnsureRunningResponse): pb.EnsureRunningResponse {
+  const m = into ?? newEnsureRunningResponse();
+  while (r.pos < until) {
+    const [no, wt] = r.tag();
+    r.skip(wt, no);
+  }
+  return m;
+}
+
+export const EnsureRunningResponseCodec = {
+  encode: (m: MessageInitShape<typeof pb.EnsureRunningResponseSchema>): Uint8Array => encodeEnsureRunningResponse(m).finish(),
+  decode: (bytes: Uint8Array): pb.EnsureRunningResponse => decodeEnsureRunningResponse(new BinaryReader(bytes), bytes.byteLength),
 };
 
 export function newContainerStatesResponse(): pb.ContainerStatesResponse {
@@ -2517,6 +2565,7 @@ export const MachineServiceCodec = {
   resumeContainer: { input: ResumeContainerRequestCodec, output: ResumeContainerResponseCodec },
   updateContainer: { input: UpdateContainerRequestCodec, output: UpdateContainerResponseCodec },
   containerStates: { input: ContainerStatesRequestCodec, output: ContainerStatesResponseCodec },
+  ensureRunning: { input: EnsureRunningRequestCodec, output: EnsureRunningResponseCodec },
   resizeTty: { input: ResizeTtyRequestCodec, output: ResizeTtyResponseCodec },
   top: { input: TopRequestCodec, output: TopResponseCodec },
   stats: { input: StatsRequestCodec, output: StatsResponseCodec },

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arcbox/machines/v1/machines.proto.
  */
 export const file_arcbox_machines_v1_machines: GenFile = /*@__PURE__*/
-  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5IrECCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0SEgoKc3RkaW5fb25jZRgMIAEoCBIRCglncm91cF9hZGQYDSADKAkSGQoRbm9fbmV3X3ByaXZpbGVnZXMYDiABKAgSKwoHcmxpbWl0cxgPIAMoCzIaLmFyY2JveC5tYWNoaW5lcy52MS5SbGltaXQiMgoGUmxpbWl0EgwKBG5hbWUYASABKAkSDAoEc29mdBgCIAEoAxIMCgRoYXJkGAMgASgDIncKBU1vdW50EhMKC2Rlc3RpbmF0aW9uGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGc291cmNlGAMgASgJEg8KB29wdGlvbnMYBCADKAkSGQoMdm9sdW1lX3RtcGZzGAUgASgJSACIAQFCDwoNX3ZvbHVtZV90bXBmcyJXCgpSb290ZnNTcGVjEhIKCmxvd2VyX2RpcnMYASADKAkSEQoJdXBwZXJfZGlyGAIgASgJEhAKCHdvcmtfZGlyGAMgASgJEhAKCHJlYWRvbmx5GAQgASgIIrMBCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEhkKEW1lbW9yeV9zd2FwX2J5dGVzGAIgASgDEhEKCW5hbm9fY3B1cxgDIAEoAxISCgpjcHVfc2hhcmVzGAQgASgDEhEKCWNwdV9xdW90YRgFIAEoAxISCgpjcHVfcGVyaW9kGAYgASgDEhMKC2NwdXNldF9jcHVzGAcgASgJEhIKCnBpZHNfbGltaXQYCCABKAMiqwcKFkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIuCgZyb290ZnMYAyABKAsyHi5hcmNib3gubWFjaGluZXMudjEuUm9vdGZzU3BlYxIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjEhAKCGhvc3RuYW1lGAUgASgJEhIKCmRvbWFpbm5hbWUYBiABKAkSKQoGbW91bnRzGAcgAygLMhkuYXJjYm94Lm1hY2hpbmVzLnYxLk1vdW50EjAKCXJlc291cmNlcxgIIAEoCzIdLmFyY2JveC5tYWNoaW5lcy52MS5SZXNvdXJjZXMSEgoKbmV0bnNfcGF0aBgJIAEoCRIUCgxob3N0X25ldHdvcmsYCiABKAgSEgoKaG9zdHNfcGF0aBgLIAEoCRIYChByZXNvbHZfY29uZl9wYXRoGAwgASgJEhUKDWhvc3RuYW1lX3BhdGgYDSABKAkSDAoEaW5pdBgOIAEoCBITCgtzdG9wX3NpZ25hbBgPIAEoCRIQCghsb2dfcGF0aBgQIAEoCRJQCgthbm5vdGF0aW9ucxgRIAMoCzI7LmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0LkFubm90YXRpb25zRW50cnkSFQoNam9pbl9uZXRuc19vZhgSIAEoCRIQCghwaWRfbW9kZRgTIAEoCRIQCghpcGNfbW9kZRgUIAEoCRIQCgh1dHNfbW9kZRgVIAEoCRJICgdzeXNjdGxzGBYgAygLMjcuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QuU3lzY3Rsc0VudHJ5EhcKD3NlY2NvbXBfcHJvZmlsZRgXIAEoCRIeChFtZW1vcnlfc3dhcHBpbmVzcxgYIAEoA0gAiAEBEjIKB2RldmljZXMYGSADKAsyIS5hcmNib3gubWFjaGluZXMudjEuRGV2aWNlTWFwcGluZxIbChNkZXZpY2VfY2dyb3VwX3J1bGVzGBogAygJGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxTeXNjdGxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIUChJfbWVtb3J5X3N3YXBwaW5lc3MiXAoNRGV2aWNlTWFwcGluZxIUCgxwYXRoX29uX2hvc3QYASABKAkSGQoRcGF0aF9pbl9jb250YWluZXIYAiABKAkSGgoSY2dyb3VwX3Blcm1pc3Npb25zGAMgASgJIjwKF0NyZWF0ZUNvbnRhaW5lclJlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoVU3RhcnRDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiQwoWU3RhcnRDb250YWluZXJSZXNwb25zZRILCgNwaWQYASABKAUSHAoUc3RhcnRlZF9hdF91bml4X25hbm8YAiABKAMiUAoUS2lsbENvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIOCgZzaWduYWwYAyABKAkSCwoDYWxsGAQgASgIIhcKFUtpbGxDb250YWluZXJSZXNwb25zZSJEChZEZWxldGVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDQoFZm9yY2UYAyABKAgiGQoXRGVsZXRlQ29udGFpbmVyUmVzcG9uc2UiNAoVUGF1c2VDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiGAoWUGF1c2VDb250YWluZXJSZXNwb25zZSI1ChZSZXN1bWVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiGQoXUmVzdW1lQ29udGFpbmVyUmVzcG9uc2UiZwoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEjAKCXJlc291cmNlcxgDIAEoCzIdLmFyY2JveC5tYWNoaW5lcy52MS5SZXNvdXJjZXMiGQoXVXBkYXRlQ29udGFpbmVyUmVzcG9uc2UiswEKDkNvbnRhaW5lclN0YXRlEgoKAmlkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRILCgNwaWQYAyABKAUSEQoJZXhpdF9jb2RlGAQgASgFEhwKFHN0YXJ0ZWRfYXRfdW5peF9uYW5vGAUgASgDEh0KFWZpbmlzaGVkX2F0X3VuaXhfbmFubxgGIAEoAxISCgpvb21fa2lsbGVkGAcgASgIEhQKDHN0ZGlvX3NvY2tldBgIIAEoCSJMChZDb250YWluZXJTdGF0ZXNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCwoDaWRzGAIgAygJEhQKDG1hY2hpbmVfb25seRgDIAEoCCJRChdDb250YWluZXJTdGF0ZXNSZXNwb25zZRI2Cgpjb250YWluZXJzGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlIl8KEFJlc2l6ZVR0eVJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmhlaWdodBgEIAEoDRINCgV3aWR0aBgFIAEoDSITChFSZXNpemVUdHlSZXNwb25zZSI6CgpUb3BSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDwoHcHNfYXJncxgDIAEoCSJMCgtUb3BSZXNwb25zZRIOCgZ0aXRsZXMYASADKAkSLQoJcHJvY2Vzc2VzGAIgAygLMhouYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJvdyIZCgZUb3BSb3cSDwoHY29sdW1ucxgBIAMoCSIrCgxTdGF0c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCSIjCg1TdGF0c1Jlc3BvbnNlEhIKCnN0YXRzX2pzb24YASABKAkifQoRQ3JlYXRlRXhlY1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIUCgxjb250YWluZXJfaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIhQKEkNyZWF0ZUV4ZWNSZXNwb25zZSKMAQoQU3RhcnRFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg4KBmRldGFjaBgEIAEoCBIwCgdwcm9jZXNzGAUgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjIjYKEVN0YXJ0RXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoQRXhlY1N0YXRlUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiagoRRXhlY1N0YXRlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoCBILCgNwaWQYAiABKAUSEQoJZXhpdF9jb2RlGAMgASgFEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZleGl0ZWQYBSABKAgiQwoNRXZlbnRzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgwKBGZpZm8YAiABKAkSEwoLdW5zdWJzY3JpYmUYAyABKAgiggEKDFJ1bnRpbWVFdmVudBIMCgR0eXBlGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEhEKCWV4aXRfY29kZRgEIAEoBRIWCg50aW1lX3VuaXhfbmFubxgFIAEoAxISCgpvb21fa2lsbGVkGAYgASgIIkEKDkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAuYXJjYm94Lm1hY2hpbmVzLnYxLlJ1bnRpbWVFdmVudCKWAQoSTWFjaGluZUV4ZWNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRhcmdzGAMgAygJEgsKA2VudhgEIAMoCRILCgNjd2QYBSABKAkSCwoDdHR5GAYgASgIEgwKBHJvd3MYByABKA0SDAoEY29scxgIIAEoDRINCgVzdGRpbhgJIAEoCCIiChNNYWNoaW5lRXhlY1Jlc3BvbnNlEgsKA3BpZBgBIAEoBSJYChhNYWNoaW5lRXhlY1Jlc2l6ZVJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIPCgdleGVjX2lkGAIgASgJEgwKBHJvd3MYAyABKA0SDAoEY29scxgEIAEoDSIbChlNYWNoaW5lRXhlY1Jlc2l6ZVJlc3BvbnNlIkwKGE1hY2hpbmVFeGVjU2lnbmFsUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDgoGc2lnbmFsGAMgASgJIhsKGU1hY2hpbmVFeGVjU2lnbmFsUmVzcG9uc2UiIgoPUG93ZXJvZmZSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkiEgoQUG93ZXJvZmZSZXNwb25zZSIjChBBZ2VudEluZm9SZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkiRQoRQWdlbnRJbmZvUmVzcG9uc2USEwoLb2NpX3J1bnRpbWUYASABKAkSGwoTb2NpX3J1bnRpbWVfdmVyc2lvbhgCIAEoCSI3ChRSZWxlYXNlTGF5ZXJzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg4KBmxheWVycxgCIAMoCSIpChVSZWxlYXNlTGF5ZXJzUmVzcG9uc2USEAoIcmVsZWFzZWQYASADKAkiKAoVTGlzdGVuaW5nUG9ydHNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkiRgoNTGlzdGVuaW5nUG9ydBIQCghwcm90b2NvbBgBIAEoCRIMCgRwb3J0GAIgASgNEhUKDWxvb3BiYWNrX29ubHkYAyABKAgiPwoOTmV0d29ya0NvbW1hbmQSDAoEYXJndhgBIAMoCRINCgVzdGRpbhgCIAEoDBIQCghtYXlfZmFpbBgDIAEoCCJfChZOZXR3b3JrQ29tbWFuZHNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSNAoIY29tbWFuZHMYAiADKAsyIi5hcmNib3gubWFjaGluZXMudjEuTmV0d29ya0NvbW1hbmQiYQoPVm9sdW1lT3BSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCb3AYAiABKAkSDQoFbmFtZXMYAyADKAkSEgoKbG93ZXJfZGlycxgEIAMoCRIOCgZ0YXJnZXQYBSABKAkiLwoQVm9sdW1lT3BSZXNwb25zZRINCgVzaXplcxgBIAMoAxIMCgRwYXRoGAIgASgJIkQKFE5ldHdvcmtDb21tYW5kUmVzdWx0EgwKBGNvZGUYASABKAUSDgoGc3Rkb3V0GAIgASgJEg4KBnN0ZGVychgDIAEoCSJUChdOZXR3b3JrQ29tbWFuZHNSZXNwb25zZRI5CgdyZXN1bHRzGAEgAygLMiguYXJjYm94Lm1hY2hpbmVzLnYxLk5ldHdvcmtDb21tYW5kUmVzdWx0IkoKFkxpc3RlbmluZ1BvcnRzUmVzcG9uc2USMAoFcG9ydHMYASADKAsyIS5hcmNib3gubWFjaGluZXMudjEuTGlzdGVuaW5nUG9ydDKKEwoOTWFjaGluZVNlcnZpY2USSQoETGlzdBIfLmFyY2JveC5tYWNoaW5lcy52MS5MaXN0UmVxdWVzdBogLmFyY2JveC5tYWNoaW5lcy52MS5MaXN0UmVzcG9uc2USagoPQ3JlYXRlQ29udGFpbmVyEiouYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QaKy5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlQ29udGFpbmVyUmVzcG9uc2USZwoOU3RhcnRDb250YWluZXISKS5hcmNib3gubWFjaGluZXMudjEuU3RhcnRDb250YWluZXJSZXF1ZXN0GiouYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0Q29udGFpbmVyUmVzcG9uc2USZAoNS2lsbENvbnRhaW5lchIoLmFyY2JveC5tYWNoaW5lcy52MS5LaWxsQ29udGFpbmVyUmVxdWVzdBopLmFyY2JveC5tYWNoaW5lcy52MS5LaWxsQ29udGFpbmVyUmVzcG9uc2USagoPRGVsZXRlQ29udGFpbmVyEiouYXJjYm94Lm1hY2hpbmVzLnYxLkRlbGV0ZUNvbnRhaW5lclJlcXVlc3QaKy5hcmNib3gubWFjaGluZXMudjEuRGVsZXRlQ29udGFpbmVyUmVzcG9uc2USZwoOUGF1c2VDb250YWluZXISKS5hcmNib3gubWFjaGluZXMudjEuUGF1c2VDb250YWluZXJSZXF1ZXN0GiouYXJjYm94Lm1hY2hpbmVzLnYxLlBhdXNlQ29udGFpbmVyUmVzcG9uc2USagoPUmVzdW1lQ29udGFpbmVyEiouYXJjYm94Lm1hY2hpbmVzLnYxLlJlc3VtZUNvbnRhaW5lclJlcXVlc3QaKy5hcmNib3gubWFjaGluZXMudjEuUmVzdW1lQ29udGFpbmVyUmVzcG9uc2USagoPVXBkYXRlQ29udGFpbmVyEiouYXJjYm94Lm1hY2hpbmVzLnYxLlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QaKy5hcmNib3gubWFjaGluZXMudjEuVXBkYXRlQ29udGFpbmVyUmVzcG9uc2USagoPQ29udGFpbmVyU3RhdGVzEiouYXJjYm94Lm1hY2hpbmVzLnYxLkNvbnRhaW5lclN0YXRlc1JlcXVlc3QaKy5hcmNib3gubWFjaGluZXMudjEuQ29udGFpbmVyU3RhdGVzUmVzcG9uc2USWAoJUmVzaXplVHR5EiQuYXJjYm94Lm1hY2hpbmVzLnYxLlJlc2l6ZVR0eVJlcXVlc3QaJS5hcmNib3gubWFjaGluZXMudjEuUmVzaXplVHR5UmVzcG9uc2USRgoDVG9wEh4uYXJjYm94Lm1hY2hpbmVzLnYxLlRvcFJlcXVlc3QaHy5hcmNib3gubWFjaGluZXMudjEuVG9wUmVzcG9uc2USTAoFU3RhdHMSIC5hcmNib3gubWFjaGluZXMudjEuU3RhdHNSZXF1ZXN0GiEuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXRzUmVzcG9uc2USWwoKQ3JlYXRlRXhlYxIlLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVFeGVjUmVxdWVzdBomLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVFeGVjUmVzcG9uc2USWAoJU3RhcnRFeGVjEiQuYXJjYm94Lm1hY2hpbmVzLnYxLlN0YXJ0RXhlY1JlcXVlc3QaJS5hcmNib3gubWFjaGluZXMudjEuU3RhcnRFeGVjUmVzcG9uc2USWAoJRXhlY1N0YXRlEiQuYXJjYm94Lm1hY2hpbmVzLnYxLkV4ZWNTdGF0ZVJlcXVlc3QaJS5hcmNib3gubWFjaGluZXMudjEuRXhlY1N0YXRlUmVzcG9uc2USXgoLTWFjaGluZUV4ZWMSJi5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUV4ZWNSZXF1ZXN0GicuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVFeGVjUmVzcG9uc2UScAoRTWFjaGluZUV4ZWNSZXNpemUSLC5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUV4ZWNSZXNpemVSZXF1ZXN0Gi0uYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVFeGVjUmVzaXplUmVzcG9uc2UScAoRTWFjaGluZUV4ZWNTaWduYWwSLC5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUV4ZWNTaWduYWxSZXF1ZXN0Gi0uYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVFeGVjU2lnbmFsUmVzcG9uc2USVQoIUG93ZXJvZmYSIy5hcmNib3gubWFjaGluZXMudjEuUG93ZXJvZmZSZXF1ZXN0GiQuYXJjYm94Lm1hY2hpbmVzLnYxLlBvd2Vyb2ZmUmVzcG9uc2USZwoOTGlzdGVuaW5nUG9ydHMSKS5hcmNib3gubWFjaGluZXMudjEuTGlzdGVuaW5nUG9ydHNSZXF1ZXN0GiouYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RlbmluZ1BvcnRzUmVzcG9uc2USWAoJQWdlbnRJbmZvEiQuYXJjYm94Lm1hY2hpbmVzLnYxLkFnZW50SW5mb1JlcXVlc3QaJS5hcmNib3gubWFjaGluZXMudjEuQWdlbnRJbmZvUmVzcG9uc2USZAoNUmVsZWFzZUxheWVycxIoLmFyY2JveC5tYWNoaW5lcy52MS5SZWxlYXNlTGF5ZXJzUmVxdWVzdBopLmFyY2JveC5tYWNoaW5lcy52MS5SZWxlYXNlTGF5ZXJzUmVzcG9uc2USagoPTmV0d29ya0NvbW1hbmRzEiouYXJjYm94Lm1hY2hpbmVzLnYxLk5ldHdvcmtDb21tYW5kc1JlcXVlc3QaKy5hcmNib3gubWFjaGluZXMudjEuTmV0d29ya0NvbW1hbmRzUmVzcG9uc2USVQoIVm9sdW1lT3ASIy5hcmNib3gubWFjaGluZXMudjEuVm9sdW1lT3BSZXF1ZXN0GiQuYXJjYm94Lm1hY2hpbmVzLnYxLlZvbHVtZU9wUmVzcG9uc2USUQoGRXZlbnRzEiEuYXJjYm94Lm1hY2hpbmVzLnYxLkV2ZW50c1JlcXVlc3QaIi5hcmNib3gubWFjaGluZXMudjEuRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z");
+  fileDesc("CiFhcmNib3gvbWFjaGluZXMvdjEvbWFjaGluZXMucHJvdG8SEmFyY2JveC5tYWNoaW5lcy52MSJHCg5NYWNoaW5lU3VtbWFyeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc3RhdGUYBCABKAkiDQoLTGlzdFJlcXVlc3QiQQoMTGlzdFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIuYXJjYm94Lm1hY2hpbmVzLnYxLk1hY2hpbmVTdW1tYXJ5IrECCgtQcm9jZXNzU3BlYxIMCgRhcmdzGAEgAygJEgsKA2VudhgCIAMoCRILCgNjd2QYAyABKAkSDAoEdXNlchgEIAEoCRILCgN0dHkYBSABKAgSEgoKb3Blbl9zdGRpbhgGIAEoCBIPCgdjYXBfYWRkGAcgAygJEhAKCGNhcF9kcm9wGAggAygJEhIKCnByaXZpbGVnZWQYCSABKAgSEgoKdHR5X2hlaWdodBgKIAEoDRIRCgl0dHlfd2lkdGgYCyABKA0SEgoKc3RkaW5fb25jZRgMIAEoCBIRCglncm91cF9hZGQYDSADKAkSGQoRbm9fbmV3X3ByaXZpbGVnZXMYDiABKAgSKwoHcmxpbWl0cxgPIAMoCzIaLmFyY2JveC5tYWNoaW5lcy52MS5SbGltaXQiMgoGUmxpbWl0EgwKBG5hbWUYASABKAkSDAoEc29mdBgCIAEoAxIMCgRoYXJkGAMgASgDIncKBU1vdW50EhMKC2Rlc3RpbmF0aW9uGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGc291cmNlGAMgASgJEg8KB29wdGlvbnMYBCADKAkSGQoMdm9sdW1lX3RtcGZzGAUgASgJSACIAQFCDwoNX3ZvbHVtZV90bXBmcyJXCgpSb290ZnNTcGVjEhIKCmxvd2VyX2RpcnMYASADKAkSEQoJdXBwZXJfZGlyGAIgASgJEhAKCHdvcmtfZGlyGAMgASgJEhAKCHJlYWRvbmx5GAQgASgIIrMBCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEhkKEW1lbW9yeV9zd2FwX2J5dGVzGAIgASgDEhEKCW5hbm9fY3B1cxgDIAEoAxISCgpjcHVfc2hhcmVzGAQgASgDEhEKCWNwdV9xdW90YRgFIAEoAxISCgpjcHVfcGVyaW9kGAYgASgDEhMKC2NwdXNldF9jcHVzGAcgASgJEhIKCnBpZHNfbGltaXQYCCABKAMiqwcKFkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIuCgZyb290ZnMYAyABKAsyHi5hcmNib3gubWFjaGluZXMudjEuUm9vdGZzU3BlYxIwCgdwcm9jZXNzGAQgASgLMh8uYXJjYm94Lm1hY2hpbmVzLnYxLlByb2Nlc3NTcGVjEhAKCGhvc3RuYW1lGAUgASgJEhIKCmRvbWFpbm5hbWUYBiABKAkSKQoGbW91bnRzGAcgAygLMhkuYXJjYm94Lm1hY2hpbmVzLnYxLk1vdW50EjAKCXJlc291cmNlcxgIIAEoCzIdLmFyY2JveC5tYWNoaW5lcy52MS5SZXNvdXJjZXMSEgoKbmV0bnNfcGF0aBgJIAEoCRIUCgxob3N0X25ldHdvcmsYCiABKAgSEgoKaG9zdHNfcGF0aBgLIAEoCRIYChByZXNvbHZfY29uZl9wYXRoGAwgASgJEhUKDWhvc3RuYW1lX3BhdGgYDSABKAkSDAoEaW5pdBgOIAEoCBITCgtzdG9wX3NpZ25hbBgPIAEoCRIQCghsb2dfcGF0aBgQIAEoCRJQCgthbm5vdGF0aW9ucxgRIAMoCzI7LmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0LkFubm90YXRpb25zRW50cnkSFQoNam9pbl9uZXRuc19vZhgSIAEoCRIQCghwaWRfbW9kZRgTIAEoCRIQCghpcGNfbW9kZRgUIAEoCRIQCgh1dHNfbW9kZRgVIAEoCRJICgdzeXNjdGxzGBYgAygLMjcuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QuU3lzY3Rsc0VudHJ5EhcKD3NlY2NvbXBfcHJvZmlsZRgXIAEoCRIeChFtZW1vcnlfc3dhcHBpbmVzcxgYIAEoA0gAiAEBEjIKB2RldmljZXMYGSADKAsyIS5hcmNib3gubWFjaGluZXMudjEuRGV2aWNlTWFwcGluZxIbChNkZXZpY2VfY2dyb3VwX3J1bGVzGBogAygJGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxTeXNjdGxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIUChJfbWVtb3J5X3N3YXBwaW5lc3MiXAoNRGV2aWNlTWFwcGluZxIUCgxwYXRoX29uX2hvc3QYASABKAkSGQoRcGF0aF9pbl9jb250YWluZXIYAiABKAkSGgoSY2dyb3VwX3Blcm1pc3Npb25zGAMgASgJIjwKF0NyZWF0ZUNvbnRhaW5lclJlc3BvbnNlEgsKA3BpZBgBIAEoBRIUCgxzdGRpb19zb2NrZXQYAiABKAkiNAoVU3RhcnRDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiQwoWU3RhcnRDb250YWluZXJSZXNwb25zZRILCgNwaWQYASABKAUSHAoUc3RhcnRlZF9hdF91bml4X25hbm8YAiABKAMiUAoUS2lsbENvbnRhaW5lclJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIOCgZzaWduYWwYAyABKAkSCwoDYWxsGAQgASgIIhcKFUtpbGxDb250YWluZXJSZXNwb25zZSJEChZEZWxldGVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkSDQoFZm9yY2UYAyABKAgiGQoXRGVsZXRlQ29udGFpbmVyUmVzcG9uc2UiNAoVUGF1c2VDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiGAoWUGF1c2VDb250YWluZXJSZXNwb25zZSI1ChZSZXN1bWVDb250YWluZXJSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCgoCaWQYAiABKAkiGQoXUmVzdW1lQ29udGFpbmVyUmVzcG9uc2UiZwoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEjAKCXJlc291cmNlcxgDIAEoCzIdLmFyY2JveC5tYWNoaW5lcy52MS5SZXNvdXJjZXMiGQoXVXBkYXRlQ29udGFpbmVyUmVzcG9uc2UiswEKDkNvbnRhaW5lclN0YXRlEgoKAmlkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRILCgNwaWQYAyABKAUSEQoJZXhpdF9jb2RlGAQgASgFEhwKFHN0YXJ0ZWRfYXRfdW5peF9uYW5vGAUgASgDEh0KFWZpbmlzaGVkX2F0X3VuaXhfbmFubxgGIAEoAxISCgpvb21fa2lsbGVkGAcgASgIEhQKDHN0ZGlvX3NvY2tldBgIIAEoCSI8ChZDb250YWluZXJTdGF0ZXNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSCwoDaWRzGAIgAygJSgQIAxAEIicKFEVuc3VyZVJ1bm5pbmdSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkiFwoVRW5zdXJlUnVubmluZ1Jlc3BvbnNlIlEKF0NvbnRhaW5lclN0YXRlc1Jlc3BvbnNlEjYKCmNvbnRhaW5lcnMYASADKAsyIi5hcmNib3gubWFjaGluZXMudjEuQ29udGFpbmVyU3RhdGUiXwoQUmVzaXplVHR5UmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSDgoGaGVpZ2h0GAQgASgNEg0KBXdpZHRoGAUgASgNIhMKEVJlc2l6ZVR0eVJlc3BvbnNlIjoKClRvcFJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdwc19hcmdzGAMgASgJIkwKC1RvcFJlc3BvbnNlEg4KBnRpdGxlcxgBIAMoCRItCglwcm9jZXNzZXMYAiADKAsyGi5hcmNib3gubWFjaGluZXMudjEuVG9wUm93IhkKBlRvcFJvdxIPCgdjb2x1bW5zGAEgAygJIisKDFN0YXRzUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEgoKAmlkGAIgASgJIiMKDVN0YXRzUmVzcG9uc2USEgoKc3RhdHNfanNvbhgBIAEoCSJ9ChFDcmVhdGVFeGVjUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEhQKDGNvbnRhaW5lcl9pZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEjAKB3Byb2Nlc3MYBCABKAsyHy5hcmNib3gubWFjaGluZXMudjEuUHJvY2Vzc1NwZWMiFAoSQ3JlYXRlRXhlY1Jlc3BvbnNlIowBChBTdGFydEV4ZWNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSFAoMY29udGFpbmVyX2lkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSDgoGZGV0YWNoGAQgASgIEjAKB3Byb2Nlc3MYBSABKAsyHy5hcmNib3gubWFjaGluZXMudjEuUHJvY2Vzc1NwZWMiNgoRU3RhcnRFeGVjUmVzcG9uc2USCwoDcGlkGAEgASgFEhQKDHN0ZGlvX3NvY2tldBgCIAEoCSI0ChBFeGVjU3RhdGVSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSDwoHZXhlY19pZBgCIAEoCSJqChFFeGVjU3RhdGVSZXNwb25zZRIPCgdydW5uaW5nGAEgASgIEgsKA3BpZBgCIAEoBRIRCglleGl0X2NvZGUYAyABKAUSFAoMY29udGFpbmVyX2lkGAQgASgJEg4KBmV4aXRlZBgFIAEoCCJDCg1FdmVudHNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSDAoEZmlmbxgCIAEoCRITCgt1bnN1YnNjcmliZRgDIAEoCCKCAQoMUnVudGltZUV2ZW50EgwKBHR5cGUYASABKAkSFAoMY29udGFpbmVyX2lkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSEQoJZXhpdF9jb2RlGAQgASgFEhYKDnRpbWVfdW5peF9uYW5vGAUgASgDEhIKCm9vbV9raWxsZWQYBiABKAgiQQoORXZlbnRzUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5hcmNib3gubWFjaGluZXMudjEuUnVudGltZUV2ZW50IpYBChJNYWNoaW5lRXhlY1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIPCgdleGVjX2lkGAIgASgJEgwKBGFyZ3MYAyADKAkSCwoDZW52GAQgAygJEgsKA2N3ZBgFIAEoCRILCgN0dHkYBiABKAgSDAoEcm93cxgHIAEoDRIMCgRjb2xzGAggASgNEg0KBXN0ZGluGAkgASgIIiIKE01hY2hpbmVFeGVjUmVzcG9uc2USCwoDcGlkGAEgASgFIlgKGE1hY2hpbmVFeGVjUmVzaXplUmVxdWVzdBIPCgdtYWNoaW5lGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEcm93cxgDIAEoDRIMCgRjb2xzGAQgASgNIhsKGU1hY2hpbmVFeGVjUmVzaXplUmVzcG9uc2UiTAoYTWFjaGluZUV4ZWNTaWduYWxSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKAkiGwoZTWFjaGluZUV4ZWNTaWduYWxSZXNwb25zZSIiCg9Qb3dlcm9mZlJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCSISChBQb3dlcm9mZlJlc3BvbnNlIiMKEEFnZW50SW5mb1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCSJFChFBZ2VudEluZm9SZXNwb25zZRITCgtvY2lfcnVudGltZRgBIAEoCRIbChNvY2lfcnVudGltZV92ZXJzaW9uGAIgASgJIjcKFFJlbGVhc2VMYXllcnNSZXF1ZXN0Eg8KB21hY2hpbmUYASABKAkSDgoGbGF5ZXJzGAIgAygJIikKFVJlbGVhc2VMYXllcnNSZXNwb25zZRIQCghyZWxlYXNlZBgBIAMoCSIoChVMaXN0ZW5pbmdQb3J0c1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCSJGCg1MaXN0ZW5pbmdQb3J0EhAKCHByb3RvY29sGAEgASgJEgwKBHBvcnQYAiABKA0SFQoNbG9vcGJhY2tfb25seRgDIAEoCCI/Cg5OZXR3b3JrQ29tbWFuZBIMCgRhcmd2GAEgAygJEg0KBXN0ZGluGAIgASgMEhAKCG1heV9mYWlsGAMgASgIIl8KFk5ldHdvcmtDb21tYW5kc1JlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRI0Cghjb21tYW5kcxgCIAMoCzIiLmFyY2JveC5tYWNoaW5lcy52MS5OZXR3b3JrQ29tbWFuZCJhCg9Wb2x1bWVPcFJlcXVlc3QSDwoHbWFjaGluZRgBIAEoCRIKCgJvcBgCIAEoCRINCgVuYW1lcxgDIAMoCRISCgpsb3dlcl9kaXJzGAQgAygJEg4KBnRhcmdldBgFIAEoCSIvChBWb2x1bWVPcFJlc3BvbnNlEg0KBXNpemVzGAEgAygDEgwKBHBhdGgYAiABKAkiRAoUTmV0d29ya0NvbW1hbmRSZXN1bHQSDAoEY29kZRgBIAEoBRIOCgZzdGRvdXQYAiABKAkSDgoGc3RkZXJyGAMgASgJIlQKF05ldHdvcmtDb21tYW5kc1Jlc3BvbnNlEjkKB3Jlc3VsdHMYASADKAsyKC5hcmNib3gubWFjaGluZXMudjEuTmV0d29ya0NvbW1hbmRSZXN1bHQiSgoWTGlzdGVuaW5nUG9ydHNSZXNwb25zZRIwCgVwb3J0cxgBIAMoCzIhLmFyY2JveC5tYWNoaW5lcy52MS5MaXN0ZW5pbmdQb3J0MvATCg5NYWNoaW5lU2VydmljZRJJCgRMaXN0Eh8uYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RSZXF1ZXN0GiAuYXJjYm94Lm1hY2hpbmVzLnYxLkxpc3RSZXNwb25zZRJqCg9DcmVhdGVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5DcmVhdGVDb250YWluZXJSZXNwb25zZRJnCg5TdGFydENvbnRhaW5lchIpLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydENvbnRhaW5lclJlcXVlc3QaKi5hcmNib3gubWFjaGluZXMudjEuU3RhcnRDb250YWluZXJSZXNwb25zZRJkCg1LaWxsQ29udGFpbmVyEiguYXJjYm94Lm1hY2hpbmVzLnYxLktpbGxDb250YWluZXJSZXF1ZXN0GikuYXJjYm94Lm1hY2hpbmVzLnYxLktpbGxDb250YWluZXJSZXNwb25zZRJqCg9EZWxldGVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuRGVsZXRlQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5EZWxldGVDb250YWluZXJSZXNwb25zZRJnCg5QYXVzZUNvbnRhaW5lchIpLmFyY2JveC5tYWNoaW5lcy52MS5QYXVzZUNvbnRhaW5lclJlcXVlc3QaKi5hcmNib3gubWFjaGluZXMudjEuUGF1c2VDb250YWluZXJSZXNwb25zZRJqCg9SZXN1bWVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuUmVzdW1lQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5SZXN1bWVDb250YWluZXJSZXNwb25zZRJqCg9VcGRhdGVDb250YWluZXISKi5hcmNib3gubWFjaGluZXMudjEuVXBkYXRlQ29udGFpbmVyUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5VcGRhdGVDb250YWluZXJSZXNwb25zZRJqCg9Db250YWluZXJTdGF0ZXMSKi5hcmNib3gubWFjaGluZXMudjEuQ29udGFpbmVyU3RhdGVzUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5Db250YWluZXJTdGF0ZXNSZXNwb25zZRJkCg1FbnN1cmVSdW5uaW5nEiguYXJjYm94Lm1hY2hpbmVzLnYxLkVuc3VyZVJ1bm5pbmdSZXF1ZXN0GikuYXJjYm94Lm1hY2hpbmVzLnYxLkVuc3VyZVJ1bm5pbmdSZXNwb25zZRJYCglSZXNpemVUdHkSJC5hcmNib3gubWFjaGluZXMudjEuUmVzaXplVHR5UmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5SZXNpemVUdHlSZXNwb25zZRJGCgNUb3ASHi5hcmNib3gubWFjaGluZXMudjEuVG9wUmVxdWVzdBofLmFyY2JveC5tYWNoaW5lcy52MS5Ub3BSZXNwb25zZRJMCgVTdGF0cxIgLmFyY2JveC5tYWNoaW5lcy52MS5TdGF0c1JlcXVlc3QaIS5hcmNib3gubWFjaGluZXMudjEuU3RhdHNSZXNwb25zZRJbCgpDcmVhdGVFeGVjEiUuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUV4ZWNSZXF1ZXN0GiYuYXJjYm94Lm1hY2hpbmVzLnYxLkNyZWF0ZUV4ZWNSZXNwb25zZRJYCglTdGFydEV4ZWMSJC5hcmNib3gubWFjaGluZXMudjEuU3RhcnRFeGVjUmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5TdGFydEV4ZWNSZXNwb25zZRJYCglFeGVjU3RhdGUSJC5hcmNib3gubWFjaGluZXMudjEuRXhlY1N0YXRlUmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5FeGVjU3RhdGVSZXNwb25zZRJeCgtNYWNoaW5lRXhlYxImLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lRXhlY1JlcXVlc3QaJy5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUV4ZWNSZXNwb25zZRJwChFNYWNoaW5lRXhlY1Jlc2l6ZRIsLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lRXhlY1Jlc2l6ZVJlcXVlc3QaLS5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUV4ZWNSZXNpemVSZXNwb25zZRJwChFNYWNoaW5lRXhlY1NpZ25hbBIsLmFyY2JveC5tYWNoaW5lcy52MS5NYWNoaW5lRXhlY1NpZ25hbFJlcXVlc3QaLS5hcmNib3gubWFjaGluZXMudjEuTWFjaGluZUV4ZWNTaWduYWxSZXNwb25zZRJVCghQb3dlcm9mZhIjLmFyY2JveC5tYWNoaW5lcy52MS5Qb3dlcm9mZlJlcXVlc3QaJC5hcmNib3gubWFjaGluZXMudjEuUG93ZXJvZmZSZXNwb25zZRJnCg5MaXN0ZW5pbmdQb3J0cxIpLmFyY2JveC5tYWNoaW5lcy52MS5MaXN0ZW5pbmdQb3J0c1JlcXVlc3QaKi5hcmNib3gubWFjaGluZXMudjEuTGlzdGVuaW5nUG9ydHNSZXNwb25zZRJYCglBZ2VudEluZm8SJC5hcmNib3gubWFjaGluZXMudjEuQWdlbnRJbmZvUmVxdWVzdBolLmFyY2JveC5tYWNoaW5lcy52MS5BZ2VudEluZm9SZXNwb25zZRJkCg1SZWxlYXNlTGF5ZXJzEiguYXJjYm94Lm1hY2hpbmVzLnYxLlJlbGVhc2VMYXllcnNSZXF1ZXN0GikuYXJjYm94Lm1hY2hpbmVzLnYxLlJlbGVhc2VMYXllcnNSZXNwb25zZRJqCg9OZXR3b3JrQ29tbWFuZHMSKi5hcmNib3gubWFjaGluZXMudjEuTmV0d29ya0NvbW1hbmRzUmVxdWVzdBorLmFyY2JveC5tYWNoaW5lcy52MS5OZXR3b3JrQ29tbWFuZHNSZXNwb25zZRJVCghWb2x1bWVPcBIjLmFyY2JveC5tYWNoaW5lcy52MS5Wb2x1bWVPcFJlcXVlc3QaJC5hcmNib3gubWFjaGluZXMudjEuVm9sdW1lT3BSZXNwb25zZRJRCgZFdmVudHMSIS5hcmNib3gubWFjaGluZXMudjEuRXZlbnRzUmVxdWVzdBoiLmFyY2JveC5tYWNoaW5lcy52MS5FdmVudHNSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * @generated from message arcbox.machines.v1.MachineSummary
@@ -866,15 +866,6 @@ export type ContainerStatesRequest = Message<"arcbox.machines.v1.ContainerStates
    * @generated from field: repeated string ids = 2;
    */
   ids: string[];
-
-  /**
-   * VM mode: only make the engine machine ready (boot it if needed) and answer once it
-   * is up, without asking its agent (no states). apid asks this before netd builds a
-   * container's network, which the machine's serial relay runs while the agent starts.
-   *
-   * @generated from field: bool machine_only = 3;
-   */
-  machineOnly: boolean;
 };
 
 /**
@@ -883,6 +874,36 @@ export type ContainerStatesRequest = Message<"arcbox.machines.v1.ContainerStates
  */
 export const ContainerStatesRequestSchema: GenMessage<ContainerStatesRequest> = /*@__PURE__*/
   messageDesc(file_arcbox_machines_v1_machines, 24);
+
+/**
+ * @generated from message arcbox.machines.v1.EnsureRunningRequest
+ */
+export type EnsureRunningRequest = Message<"arcbox.machines.v1.EnsureRunningRequest"> & {
+  /**
+   * @generated from field: string machine = 1;
+   */
+  machine: string;
+};
+
+/**
+ * Describes the message arcbox.machines.v1.EnsureRunningRequest.
+ * Use `create(EnsureRunningRequestSchema)` to create a new message.
+ */
+export const EnsureRunningRequestSchema: GenMessage<EnsureRunningRequest> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 25);
+
+/**
+ * @generated from message arcbox.machines.v1.EnsureRunningResponse
+ */
+export type EnsureRunningResponse = Message<"arcbox.machines.v1.EnsureRunningResponse"> & {
+};
+
+/**
+ * Describes the message arcbox.machines.v1.EnsureRunningResponse.
+ * Use `create(EnsureRunningResponseSchema)` to create a new message.
+ */
+export const EnsureRunningResponseSchema: GenMessage<EnsureRunningResponse> = /*@__PURE__*/
+  messageDesc(file_arcbox_machines_v1_machines, 26);
 
 /**
  * @generated from message arcbox.machines.v1.ContainerStatesResponse
@@ -899,7 +920,7 @@ export type ContainerStatesResponse = Message<"arcbox.machines.v1.ContainerState
  * Use `create(ContainerStatesResponseSchema)` to create a new message.
  */
 export const ContainerStatesResponseSchema: GenMessage<ContainerStatesResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 25);
+  messageDesc(file_arcbox_machines_v1_machines, 27);
 
 /**
  * @generated from message arcbox.machines.v1.ResizeTtyRequest
@@ -938,7 +959,7 @@ export type ResizeTtyRequest = Message<"arcbox.machines.v1.ResizeTtyRequest"> & 
  * Use `create(ResizeTtyRequestSchema)` to create a new message.
  */
 export const ResizeTtyRequestSchema: GenMessage<ResizeTtyRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 26);
+  messageDesc(file_arcbox_machines_v1_machines, 28);
 
 /**
  * @generated from message arcbox.machines.v1.ResizeTtyResponse
@@ -951,7 +972,7 @@ export type ResizeTtyResponse = Message<"arcbox.machines.v1.ResizeTtyResponse"> 
  * Use `create(ResizeTtyResponseSchema)` to create a new message.
  */
 export const ResizeTtyResponseSchema: GenMessage<ResizeTtyResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 27);
+  messageDesc(file_arcbox_machines_v1_machines, 29);
 
 /**
  * @generated from message arcbox.machines.v1.TopRequest
@@ -980,7 +1001,7 @@ export type TopRequest = Message<"arcbox.machines.v1.TopRequest"> & {
  * Use `create(TopRequestSchema)` to create a new message.
  */
 export const TopRequestSchema: GenMessage<TopRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 28);
+  messageDesc(file_arcbox_machines_v1_machines, 30);
 
 /**
  * @generated from message arcbox.machines.v1.TopResponse
@@ -1002,7 +1023,7 @@ export type TopResponse = Message<"arcbox.machines.v1.TopResponse"> & {
  * Use `create(TopResponseSchema)` to create a new message.
  */
 export const TopResponseSchema: GenMessage<TopResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 29);
+  messageDesc(file_arcbox_machines_v1_machines, 31);
 
 /**
  * @generated from message arcbox.machines.v1.TopRow
@@ -1019,7 +1040,7 @@ export type TopRow = Message<"arcbox.machines.v1.TopRow"> & {
  * Use `create(TopRowSchema)` to create a new message.
  */
 export const TopRowSchema: GenMessage<TopRow> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 30);
+  messageDesc(file_arcbox_machines_v1_machines, 32);
 
 /**
  * @generated from message arcbox.machines.v1.StatsRequest
@@ -1041,7 +1062,7 @@ export type StatsRequest = Message<"arcbox.machines.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 31);
+  messageDesc(file_arcbox_machines_v1_machines, 33);
 
 /**
  * @generated from message arcbox.machines.v1.StatsResponse
@@ -1060,7 +1081,7 @@ export type StatsResponse = Message<"arcbox.machines.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 32);
+  messageDesc(file_arcbox_machines_v1_machines, 34);
 
 /**
  * @generated from message arcbox.machines.v1.CreateExecRequest
@@ -1092,7 +1113,7 @@ export type CreateExecRequest = Message<"arcbox.machines.v1.CreateExecRequest"> 
  * Use `create(CreateExecRequestSchema)` to create a new message.
  */
 export const CreateExecRequestSchema: GenMessage<CreateExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 33);
+  messageDesc(file_arcbox_machines_v1_machines, 35);
 
 /**
  * @generated from message arcbox.machines.v1.CreateExecResponse
@@ -1105,7 +1126,7 @@ export type CreateExecResponse = Message<"arcbox.machines.v1.CreateExecResponse"
  * Use `create(CreateExecResponseSchema)` to create a new message.
  */
 export const CreateExecResponseSchema: GenMessage<CreateExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 34);
+  messageDesc(file_arcbox_machines_v1_machines, 36);
 
 /**
  * @generated from message arcbox.machines.v1.StartExecRequest
@@ -1151,7 +1172,7 @@ export type StartExecRequest = Message<"arcbox.machines.v1.StartExecRequest"> & 
  * Use `create(StartExecRequestSchema)` to create a new message.
  */
 export const StartExecRequestSchema: GenMessage<StartExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 35);
+  messageDesc(file_arcbox_machines_v1_machines, 37);
 
 /**
  * @generated from message arcbox.machines.v1.StartExecResponse
@@ -1175,7 +1196,7 @@ export type StartExecResponse = Message<"arcbox.machines.v1.StartExecResponse"> 
  * Use `create(StartExecResponseSchema)` to create a new message.
  */
 export const StartExecResponseSchema: GenMessage<StartExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 36);
+  messageDesc(file_arcbox_machines_v1_machines, 38);
 
 /**
  * @generated from message arcbox.machines.v1.ExecStateRequest
@@ -1197,7 +1218,7 @@ export type ExecStateRequest = Message<"arcbox.machines.v1.ExecStateRequest"> & 
  * Use `create(ExecStateRequestSchema)` to create a new message.
  */
 export const ExecStateRequestSchema: GenMessage<ExecStateRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 37);
+  messageDesc(file_arcbox_machines_v1_machines, 39);
 
 /**
  * @generated from message arcbox.machines.v1.ExecStateResponse
@@ -1236,7 +1257,7 @@ export type ExecStateResponse = Message<"arcbox.machines.v1.ExecStateResponse"> 
  * Use `create(ExecStateResponseSchema)` to create a new message.
  */
 export const ExecStateResponseSchema: GenMessage<ExecStateResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 38);
+  messageDesc(file_arcbox_machines_v1_machines, 40);
 
 /**
  * @generated from message arcbox.machines.v1.EventsRequest
@@ -1271,7 +1292,7 @@ export type EventsRequest = Message<"arcbox.machines.v1.EventsRequest"> & {
  * Use `create(EventsRequestSchema)` to create a new message.
  */
 export const EventsRequestSchema: GenMessage<EventsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 39);
+  messageDesc(file_arcbox_machines_v1_machines, 41);
 
 /**
  * @generated from message arcbox.machines.v1.RuntimeEvent
@@ -1317,7 +1338,7 @@ export type RuntimeEvent = Message<"arcbox.machines.v1.RuntimeEvent"> & {
  * Use `create(RuntimeEventSchema)` to create a new message.
  */
 export const RuntimeEventSchema: GenMessage<RuntimeEvent> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 40);
+  messageDesc(file_arcbox_machines_v1_machines, 42);
 
 /**
  * @generated from message arcbox.machines.v1.EventsResponse
@@ -1336,7 +1357,7 @@ export type EventsResponse = Message<"arcbox.machines.v1.EventsResponse"> & {
  * Use `create(EventsResponseSchema)` to create a new message.
  */
 export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 41);
+  messageDesc(file_arcbox_machines_v1_machines, 43);
 
 /**
  * @generated from message arcbox.machines.v1.MachineExecRequest
@@ -1402,7 +1423,7 @@ export type MachineExecRequest = Message<"arcbox.machines.v1.MachineExecRequest"
  * Use `create(MachineExecRequestSchema)` to create a new message.
  */
 export const MachineExecRequestSchema: GenMessage<MachineExecRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 42);
+  messageDesc(file_arcbox_machines_v1_machines, 44);
 
 /**
  * @generated from message arcbox.machines.v1.MachineExecResponse
@@ -1421,7 +1442,7 @@ export type MachineExecResponse = Message<"arcbox.machines.v1.MachineExecRespons
  * Use `create(MachineExecResponseSchema)` to create a new message.
  */
 export const MachineExecResponseSchema: GenMessage<MachineExecResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 43);
+  messageDesc(file_arcbox_machines_v1_machines, 45);
 
 /**
  * @generated from message arcbox.machines.v1.MachineExecResizeRequest
@@ -1453,7 +1474,7 @@ export type MachineExecResizeRequest = Message<"arcbox.machines.v1.MachineExecRe
  * Use `create(MachineExecResizeRequestSchema)` to create a new message.
  */
 export const MachineExecResizeRequestSchema: GenMessage<MachineExecResizeRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 44);
+  messageDesc(file_arcbox_machines_v1_machines, 46);
 
 /**
  * @generated from message arcbox.machines.v1.MachineExecResizeResponse
@@ -1466,7 +1487,7 @@ export type MachineExecResizeResponse = Message<"arcbox.machines.v1.MachineExecR
  * Use `create(MachineExecResizeResponseSchema)` to create a new message.
  */
 export const MachineExecResizeResponseSchema: GenMessage<MachineExecResizeResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 45);
+  messageDesc(file_arcbox_machines_v1_machines, 47);
 
 /**
  * @generated from message arcbox.machines.v1.MachineExecSignalRequest
@@ -1495,7 +1516,7 @@ export type MachineExecSignalRequest = Message<"arcbox.machines.v1.MachineExecSi
  * Use `create(MachineExecSignalRequestSchema)` to create a new message.
  */
 export const MachineExecSignalRequestSchema: GenMessage<MachineExecSignalRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 46);
+  messageDesc(file_arcbox_machines_v1_machines, 48);
 
 /**
  * @generated from message arcbox.machines.v1.MachineExecSignalResponse
@@ -1508,7 +1529,7 @@ export type MachineExecSignalResponse = Message<"arcbox.machines.v1.MachineExecS
  * Use `create(MachineExecSignalResponseSchema)` to create a new message.
  */
 export const MachineExecSignalResponseSchema: GenMessage<MachineExecSignalResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 47);
+  messageDesc(file_arcbox_machines_v1_machines, 49);
 
 /**
  * @generated from message arcbox.machines.v1.PoweroffRequest
@@ -1525,7 +1546,7 @@ export type PoweroffRequest = Message<"arcbox.machines.v1.PoweroffRequest"> & {
  * Use `create(PoweroffRequestSchema)` to create a new message.
  */
 export const PoweroffRequestSchema: GenMessage<PoweroffRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 48);
+  messageDesc(file_arcbox_machines_v1_machines, 50);
 
 /**
  * @generated from message arcbox.machines.v1.PoweroffResponse
@@ -1538,7 +1559,7 @@ export type PoweroffResponse = Message<"arcbox.machines.v1.PoweroffResponse"> & 
  * Use `create(PoweroffResponseSchema)` to create a new message.
  */
 export const PoweroffResponseSchema: GenMessage<PoweroffResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 49);
+  messageDesc(file_arcbox_machines_v1_machines, 51);
 
 /**
  * @generated from message arcbox.machines.v1.AgentInfoRequest
@@ -1555,7 +1576,7 @@ export type AgentInfoRequest = Message<"arcbox.machines.v1.AgentInfoRequest"> & 
  * Use `create(AgentInfoRequestSchema)` to create a new message.
  */
 export const AgentInfoRequestSchema: GenMessage<AgentInfoRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 50);
+  messageDesc(file_arcbox_machines_v1_machines, 52);
 
 /**
  * @generated from message arcbox.machines.v1.AgentInfoResponse
@@ -1582,7 +1603,7 @@ export type AgentInfoResponse = Message<"arcbox.machines.v1.AgentInfoResponse"> 
  * Use `create(AgentInfoResponseSchema)` to create a new message.
  */
 export const AgentInfoResponseSchema: GenMessage<AgentInfoResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 51);
+  messageDesc(file_arcbox_machines_v1_machines, 53);
 
 /**
  * @generated from message arcbox.machines.v1.ReleaseLayersRequest
@@ -1608,7 +1629,7 @@ export type ReleaseLayersRequest = Message<"arcbox.machines.v1.ReleaseLayersRequ
  * Use `create(ReleaseLayersRequestSchema)` to create a new message.
  */
 export const ReleaseLayersRequestSchema: GenMessage<ReleaseLayersRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 52);
+  messageDesc(file_arcbox_machines_v1_machines, 54);
 
 /**
  * @generated from message arcbox.machines.v1.ReleaseLayersResponse
@@ -1627,7 +1648,7 @@ export type ReleaseLayersResponse = Message<"arcbox.machines.v1.ReleaseLayersRes
  * Use `create(ReleaseLayersResponseSchema)` to create a new message.
  */
 export const ReleaseLayersResponseSchema: GenMessage<ReleaseLayersResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 53);
+  messageDesc(file_arcbox_machines_v1_machines, 55);
 
 /**
  * @generated from message arcbox.machines.v1.ListeningPortsRequest
@@ -1644,7 +1665,7 @@ export type ListeningPortsRequest = Message<"arcbox.machines.v1.ListeningPortsRe
  * Use `create(ListeningPortsRequestSchema)` to create a new message.
  */
 export const ListeningPortsRequestSchema: GenMessage<ListeningPortsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 54);
+  messageDesc(file_arcbox_machines_v1_machines, 56);
 
 /**
  * @generated from message arcbox.machines.v1.ListeningPort
@@ -1676,7 +1697,7 @@ export type ListeningPort = Message<"arcbox.machines.v1.ListeningPort"> & {
  * Use `create(ListeningPortSchema)` to create a new message.
  */
 export const ListeningPortSchema: GenMessage<ListeningPort> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 55);
+  messageDesc(file_arcbox_machines_v1_machines, 57);
 
 /**
  * @generated from message arcbox.machines.v1.NetworkCommand
@@ -1707,7 +1728,7 @@ export type NetworkCommand = Message<"arcbox.machines.v1.NetworkCommand"> & {
  * Use `create(NetworkCommandSchema)` to create a new message.
  */
 export const NetworkCommandSchema: GenMessage<NetworkCommand> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 56);
+  messageDesc(file_arcbox_machines_v1_machines, 58);
 
 /**
  * @generated from message arcbox.machines.v1.NetworkCommandsRequest
@@ -1729,7 +1750,7 @@ export type NetworkCommandsRequest = Message<"arcbox.machines.v1.NetworkCommands
  * Use `create(NetworkCommandsRequestSchema)` to create a new message.
  */
 export const NetworkCommandsRequestSchema: GenMessage<NetworkCommandsRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 57);
+  messageDesc(file_arcbox_machines_v1_machines, 59);
 
 /**
  * @generated from message arcbox.machines.v1.VolumeOpRequest
@@ -1774,7 +1795,7 @@ export type VolumeOpRequest = Message<"arcbox.machines.v1.VolumeOpRequest"> & {
  * Use `create(VolumeOpRequestSchema)` to create a new message.
  */
 export const VolumeOpRequestSchema: GenMessage<VolumeOpRequest> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 58);
+  messageDesc(file_arcbox_machines_v1_machines, 60);
 
 /**
  * @generated from message arcbox.machines.v1.VolumeOpResponse
@@ -1800,7 +1821,7 @@ export type VolumeOpResponse = Message<"arcbox.machines.v1.VolumeOpResponse"> & 
  * Use `create(VolumeOpResponseSchema)` to create a new message.
  */
 export const VolumeOpResponseSchema: GenMessage<VolumeOpResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 59);
+  messageDesc(file_arcbox_machines_v1_machines, 61);
 
 /**
  * @generated from message arcbox.machines.v1.NetworkCommandResult
@@ -1827,7 +1848,7 @@ export type NetworkCommandResult = Message<"arcbox.machines.v1.NetworkCommandRes
  * Use `create(NetworkCommandResultSchema)` to create a new message.
  */
 export const NetworkCommandResultSchema: GenMessage<NetworkCommandResult> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 60);
+  messageDesc(file_arcbox_machines_v1_machines, 62);
 
 /**
  * @generated from message arcbox.machines.v1.NetworkCommandsResponse
@@ -1846,7 +1867,7 @@ export type NetworkCommandsResponse = Message<"arcbox.machines.v1.NetworkCommand
  * Use `create(NetworkCommandsResponseSchema)` to create a new message.
  */
 export const NetworkCommandsResponseSchema: GenMessage<NetworkCommandsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 61);
+  messageDesc(file_arcbox_machines_v1_machines, 63);
 
 /**
  * @generated from message arcbox.machines.v1.ListeningPortsResponse
@@ -1865,7 +1886,7 @@ export type ListeningPortsResponse = Message<"arcbox.machines.v1.ListeningPortsR
  * Use `create(ListeningPortsResponseSchema)` to create a new message.
  */
 export const ListeningPortsResponseSchema: GenMessage<ListeningPortsResponse> = /*@__PURE__*/
-  messageDesc(file_arcbox_machines_v1_machines, 62);
+  messageDesc(file_arcbox_machines_v1_machines, 64);
 
 /**
  * MachineService is the Connect API of vmm. vmm owns machines: the "host" machine
@@ -1958,6 +1979,18 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof ContainerStatesRequestSchema;
     output: typeof ContainerStatesResponseSchema;
+  },
+  /**
+   * Boots the machine if it is not up and answers once it is, without waiting for its
+   * agent. apid asks it in VM mode before netd builds a container's network, which the
+   * machine's serial relay runs while the agent still starts. The host is always up.
+   *
+   * @generated from rpc arcbox.machines.v1.MachineService.EnsureRunning
+   */
+  ensureRunning: {
+    methodKind: "unary";
+    input: typeof EnsureRunningRequestSchema;
+    output: typeof EnsureRunningResponseSchema;
   },
   /**
    * @generated from rpc arcbox.machines.v1.MachineService.ResizeTty
