@@ -11,8 +11,10 @@ import { ENGINE_COMPAT_VERSION, pingResponse, versionBody } from "../system-info
 import { ENGINE_IS_VM, ENGINE_MACHINE_NAME } from "../../core/engine-target.ts";
 
 /**
- * The OCI runtime containers run with: runc on the host; in VM mode what the engine
- * machine's agent chose (crun where it works), "runc" until the machine is up.
+ * The OCI runtime binary behind the runtime name "runc", the only name containers take
+ * (HostConfig.Runtime): runc on the host; in VM mode what the engine machine's agent
+ * chose (crun where it works), "runc" until the machine is up. Named as Docker Desktop
+ * names its own, so the name is the same whether the machine is up or not.
  */
 async function ociRuntime(deps: DockerApiDeps): Promise<string> {
   if (!ENGINE_IS_VM) return "runc";
@@ -85,8 +87,8 @@ export function systemRoutes(deps: DockerApiDeps) {
       Labels: [],
       ExperimentalBuild: false,
       ServerVersion: ENGINE_COMPAT_VERSION,
-      Runtimes: { [runtime]: { path: runtime } },
-      DefaultRuntime: runtime,
+      Runtimes: { runc: { path: runtime } },
+      DefaultRuntime: "runc",
       Swarm: { NodeID: "", NodeAddr: "", LocalNodeState: "inactive", ControlAvailable: false, Error: "", RemoteManagers: null },
       LiveRestoreEnabled: true,
       Isolation: "",
