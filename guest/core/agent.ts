@@ -19,12 +19,12 @@ import { containerStats } from "./stats.ts";
 import { top } from "./top.ts";
 import { MachinePorts } from "../vm/machine-ports.ts";
 import { runVolumeOp } from "../vm/machine-volumes.ts";
+import type { AgentMethod } from "../protocol/messages.ts";
 
 type Methods = typeof MachineService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"]>;
 type Output<K extends keyof Methods> = MessageInitShape<Methods[K]["output"]>;
-/** Every MachineService call but vmm's own (list, events, ensureRunning). */
-export type AgentHandlers = { [K in Exclude<keyof Methods, "list" | "events" | "ensureRunning">]: (req: Input<K>) => Promise<Output<K>> | Output<K> };
+export type AgentHandlers = { [K in AgentMethod]: (req: Input<K>) => Promise<Output<K>> | Output<K> };
 
 export interface AgentOptions {
   /** The agent runs inside a VM of its own: Poweroff powers it off (never the host). */

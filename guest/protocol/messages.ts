@@ -4,6 +4,10 @@
  * the agent and vmm share one typed, versioned contract (machines.proto).
  */
 import type { ErrorCode } from "../../lib/errors.ts";
+import type { MachineService } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+
+/** The MachineService calls an agent serves: all but vmm's own (list, events, ensureRunning). */
+export type AgentMethod = Exclude<keyof typeof MachineService.method, "list" | "events" | "ensureRunning">;
 
 /** vmm -> agent: call `method` (a MachineService method's local name, e.g. "createContainer"). */
 export interface RequestFrame {

@@ -7,13 +7,12 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import type { ByteStream } from "../../../lib/ipc/fifo-stream.ts";
 import { MachineService, RuntimeEventSchema, type RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { FrameDecoder, encodeFrame } from "../../../guest/protocol/frames.ts";
-import type { AgentFrame, IoFrame } from "../../../guest/protocol/messages.ts";
+import type { AgentFrame, AgentMethod, IoFrame } from "../../../guest/protocol/messages.ts";
 import { MachineError } from "./machine-error.ts";
 
 type Methods = typeof MachineService.method;
 
-export type { IoFrame };
-export type AgentMethod = Exclude<keyof Methods, "list" | "events" | "ensureRunning">;
+export type { AgentMethod, IoFrame };
 /** What vmm may call on an agent: the forwarded methods, and `events` naming a FIFO (the host agent's own subscription). */
 type CallableMethod = AgentMethod | "events";
 
