@@ -27,6 +27,8 @@ interface AttachOptions {
   logs: boolean;
   stream: boolean;
   detachKeys?: Uint8Array;
+  /** The output without Docker's stream headers even without a TTY (a WebSocket's messages). */
+  demux: boolean;
 }
 
 /** dockerd's ContainerAttach refuses a paused or restarting container (naming it as asked). */
@@ -35,17 +37,22 @@ function checkAttachable(rec: ContainerRecord, ref: string): void {
   if (rec.state.status === "restarting") throw new ContainerError("conflict", `container ${ref} is restarting, wait until the container is running`);
 }
 
-function options(rec: ContainerRecord, q: URLSearchParams): AttachOptions {
+/** The container an attach names, checked, and the session's options from the query. */
+function attachRequest(containers: ContainerAttachBackend, ref: string, q: URLSearchParams): { rec: ContainerRecord; opts: AttachOptions } {
+  const rec = containers.get(ref);
+  checkAttachable(rec, ref);
   const detachKeys = parseDetachKeys(q.get("detachKeys"));
   if (!detachKeys) throw new ContainerError("invalid_argument", `Invalid detach keys (${q.get("detachKeys")}) provided`);
-  return {
+  const opts = {
     stdin: flag(q, "stdin") && !!rec.config.OpenStdin,
     stdout: flag(q, "stdout"),
     stderr: flag(q, "stderr"),
     logs: flag(q, "logs"),
     stream: flag(q, "stream"),
     detachKeys,
+    demux: false,
   };
+  return { rec, opts };
 }
 
 /** Writes the replay; stops early (its reader released) once the client is gone. */
@@ -64,14 +71,11 @@ async function writeAll(client: Duplex, stream: ReadableStream<Uint8Array>): Pro
   }
 }
 
-/**
- * Runs an attach session on `client`; ends the client when output ends. `demux`: the
- * output without Docker's stream headers even without a TTY (a WebSocket's messages).
- */
-async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer, demux = false): Promise<void> {
+/** Runs an attach session on `client`; ends the client when output ends. */
+async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecord, client: Duplex, opts: AttachOptions, head?: Buffer): Promise<void> {
   const tty = !!rec.config.Tty;
   if (opts.logs) await headersRead(client);
-  if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty || demux }).stream(undefined));
+  if (opts.logs) await writeAll(client, new LogReader(rec.logPath, { stdout: opts.stdout, stderr: opts.stderr, timestamps: false, raw: tty || opts.demux }).stream(undefined));
   if (!opts.stream) {
     client.end();
     return;
@@ -85,7 +89,7 @@ async function runAttach(containers: ContainerAttachBackend, rec: ContainerRecor
     // dockerd ends an attach session once the client closes its stdin (the container keeps
     // running, its stdin open for others); only StdinOnce closes the container's stdin.
     if (opts.stdin && !rec.config.StdinOnce) client.once("end", () => stdio.destroy());
-    void splice(client, stdio, { ...opts, tty, head, demux }).then((why) => {
+    void splice(client, stdio, { ...opts, tty, head }).then((why) => {
       if (why === "detached") containers.emit(rec, "detach");
       if (why === "eof" || why === "detached") endAndDrain(client);
       stdio.destroy();
@@ -103,9 +107,7 @@ export function hijackAttach(containers: ContainerAttachBackend) {
   return async (ctx: HijackContext) => {
     // Paused until the stdio join: stdin sent early (docker run -i) is kept, not dropped.
     ctx.socket.pause();
-    const rec = containers.get(ctx.params.id!);
-    checkAttachable(rec, ctx.params.id!);
-    const opts = options(rec, ctx.query);
+    const { rec, opts } = attachRequest(containers, ctx.params.id!, ctx.query);
     const { rest } = await readUpgradeBody(ctx);
     ctx.socket.write(upgradeHeaders(!!rec.config.Tty, ctx.apiVersion));
     containers.emit(rec, "attach");
@@ -121,10 +123,9 @@ export function hijackAttach(containers: ContainerAttachBackend) {
 export function hijackAttachWs(containers: ContainerAttachBackend) {
   return async (ctx: HijackContext) => {
     ctx.socket.pause();
-    const rec = containers.get(ctx.params.id!);
-    checkAttachable(rec, ctx.params.id!);
+    const { rec, opts } = attachRequest(containers, ctx.params.id!, ctx.query);
+    opts.demux = true;
     // Before API 1.42 dockerd attached every stream whatever the query said.
-    const opts = options(rec, ctx.query);
     if (compareVersions(ctx.apiVersion, "1.42") < 0) Object.assign(opts, { stdin: !!rec.config.OpenStdin, stdout: true, stderr: true });
     let accept: string;
     try {
@@ -141,15 +142,14 @@ export function hijackAttachWs(containers: ContainerAttachBackend) {
     ws.pause();
     containers.emit(rec, "attach");
     // After the 101 an error can only end the session: a close frame, no HTTP answer.
-    await runAttach(containers, rec, ws, opts, undefined, true).catch(() => ws.end());
+    await runAttach(containers, rec, ws, opts).catch(() => ws.end());
   };
 }
 
 /** The non-upgraded variant: output only, as the response body. */
 export function streamedAttach(containers: ContainerAttachBackend, id: string, q: URLSearchParams, apiVersion: string): Response {
-  const rec = containers.get(id);
-  checkAttachable(rec, id);
-  const opts = { ...options(rec, q), stdin: false };
+  const { rec, opts } = attachRequest(containers, id, q);
+  opts.stdin = false;
   const { duplex, body } = responseDuplex();
   containers.emit(rec, "attach");
   void runAttach(containers, rec, duplex, opts).catch(() => duplex.destroy());
