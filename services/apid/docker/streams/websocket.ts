@@ -93,9 +93,8 @@ export class WebSocketDuplex extends Duplex {
   private need = 2;
   private fragments: Buffer[] = [];
   private fragmentBytes = 0;
-  private closeSent = false;
-  /** A close frame came, or the input broke the protocol: nothing more is parsed. */
-  private inputDone = false;
+  /** Our close frame is sent (or the socket is gone): input is drained, writes dropped. */
+  private closing = false;
   private inputEnded = false;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -110,7 +109,7 @@ export class WebSocketDuplex extends Duplex {
     // The client went: what it sent is still read (stdin to the end), writes are dropped.
     socket.once("close", () => {
       clearTimeout(this.graceTimer);
-      this.closeSent = true;
+      this.closing = true;
       this.endInput();
       if (this.readableEnded) this.destroy();
       else {
@@ -128,7 +127,7 @@ export class WebSocketDuplex extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.closeSent || this.socket.destroyed) {
+    if (this.closing || this.socket.destroyed) {
       cb();
       return;
     }
@@ -153,9 +152,8 @@ export class WebSocketDuplex extends Duplex {
    * parsed, and the socket is cut if the client has not closed it within the grace.
    */
   private startClosing(code: number): void {
-    if (!this.closeSent && !this.socket.destroyed) this.socket.write(encodeFrame(OP.close, closePayload(code)));
-    this.closeSent = true;
-    this.inputDone = true;
+    if (!this.closing && !this.socket.destroyed) this.socket.write(encodeFrame(OP.close, closePayload(code)));
+    this.closing = true;
     this.chunks = [];
     this.fragments = [];
     if (!this.socket.destroyed) this.socket.end();
@@ -169,13 +167,14 @@ export class WebSocketDuplex extends Duplex {
     this.push(null);
   }
 
-  private fail(code: number): void {
+  /** Closes with `code` and ends the input (a close frame came, or the input broke the protocol). */
+  private closeWith(code: number): void {
     this.startClosing(code);
     this.endInput();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.inputDone) return;
+    if (this.closing) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     if (this.buffered < this.need) return;
@@ -185,7 +184,7 @@ export class WebSocketDuplex extends Duplex {
       if (!h) break;
       const refusal = this.refusal(b, h.len);
       if (refusal) {
-        this.fail(refusal);
+        this.closeWith(refusal);
         return;
       }
       const end = h.size + Number(h.len);
@@ -228,20 +227,19 @@ export class WebSocketDuplex extends Duplex {
       case OP.close: {
         // Echo the peer's status code (RFC 6455 5.5.1); none reads as a normal close.
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1000;
-        this.startClosing(payload.length === 1 || !echoable(code) ? 1002 : code);
-        this.endInput();
+        this.closeWith(payload.length === 1 || !echoable(code) ? 1002 : code);
         return false;
       }
       case OP.text:
       case OP.binary:
       case OP.continuation: {
         if ((opcode === OP.continuation) !== this.fragments.length > 0) {
-          this.fail(1002);
+          this.closeWith(1002);
           return false;
         }
         this.fragmentBytes += payload.length;
         if (this.fragmentBytes > MAX_MESSAGE_BYTES) {
-          this.fail(1009);
+          this.closeWith(1009);
           return false;
         }
         this.fragments.push(payload);
@@ -253,7 +251,7 @@ export class WebSocketDuplex extends Duplex {
         return true;
       }
       default:
-        this.fail(1002);
+        this.closeWith(1002);
         return false;
     }
   }
