@@ -97,6 +97,7 @@ test("bad input is a 400 before any registry is asked", async () => {
     [`term=${indexHost()}/web&filters=${encodeURIComponent('{"stars":["many"]}')}`, "invalid filter 'stars=many'"],
     [`term=${indexHost()}/web&filters=${encodeURIComponent('{"color":["red"]}')}`, "invalid filter 'color'"],
     [`term=${encodeURIComponent(`https://${indexHost()}/web`)}`, `invalid repository name: repository name (https://${indexHost()}/web) should not have a scheme`],
+    [`term=${encodeURIComponent("me@evil.example/web")}`, 'invalid registry name "me@evil.example" in search term "me@evil.example/web"'],
   ] as const) {
     const r = await d.api(`/v1.50/images/search?${query}`);
     expect({ query, status: r.status, message: await message(r) }).toEqual({ query, status: 400, message: why });

@@ -23,6 +23,11 @@ const tagPattern = /^[\w][\w.-]{0,127}$/;
 const digestPattern = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
 const domainPattern = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
 
+/** A registry host as references name it: host[:port] or [IPv6][:port]. */
+export function isRegistryHost(s: string): boolean {
+  return domainPattern.test(s);
+}
+
 /** Parses and normalizes a reference; throws invalid_argument on malformed input. */
 export function parseReference(input: string): Reference {
   const bad = (why: string) => new ImageError("invalid_argument", `invalid reference format: ${why}`);
@@ -49,7 +54,7 @@ export function parseReference(input: string): Reference {
   if (slash >= 0 && (first.includes(".") || first.includes(":") || first === "localhost" || first !== first.toLowerCase())) {
     domain = first;
     path = rest.slice(slash + 1);
-    if (!domainPattern.test(domain)) throw bad(`invalid domain ${JSON.stringify(domain)}`);
+    if (!isRegistryHost(domain)) throw bad(`invalid domain ${JSON.stringify(domain)}`);
   }
   if (domain === LEGACY_DOMAIN) domain = DEFAULT_DOMAIN;
   if (domain === DEFAULT_DOMAIN && !path.includes("/")) path = `library/${path}`;

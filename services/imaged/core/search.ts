@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { openRepo, type Credentials } from "../platform/registry-client.ts";
 import { ImageError } from "./errors.ts";
+import { isRegistryHost } from "./reference.ts";
 import type { RegistryConfig } from "./registry-config.ts";
 
 /** Docker Hub's search lives on the index, not on registry-1 (where images come from). */
@@ -54,6 +55,8 @@ export async function searchRegistry(cfg: RegistryConfig, term: string, limit: n
   const n = limit === 0 ? DEFAULT_SEARCH_LIMIT : limit;
   if (n < 1 || n > 100) throw new ImageError("invalid_argument", `limit ${n} is outside the range of [1, 100]`);
   const { index, remote } = splitSearchTerm(term);
+  // The host goes into the request's URL: one that is not a host (user@, ?, #) is refused.
+  if (!isRegistryHost(index)) throw new ImageError("invalid_argument", `invalid registry name ${JSON.stringify(index)} in search term ${JSON.stringify(term)}`);
   // Official images are stored as "foo", not "library/foo".
   const q = index === HUB_INDEX ? remote.replace(/^library\//, "") : remote;
   const path = `/v1/search?q=${encodeURIComponent(q)}&n=${n}`;
