@@ -35,15 +35,12 @@ export async function resolveEngineMode(homeRoot: string, env: Record<string, st
   } catch {
     return "host";
   }
-  const { z } = await import("zod");
-  const daemonJsonSchema = z.object({ vm: z.boolean().optional() }).passthrough();
-  let parsed: { vm?: boolean };
+  const { daemonJsonVm } = await import("./daemon-json-mode.ts");
   try {
-    parsed = daemonJsonSchema.parse(JSON.parse(text));
+    return daemonJsonVm(JSON.parse(text)) ? "vm" : "host";
   } catch (err) {
     throw new ArcboxError("invalid_argument", `daemon.json: "vm" must be true or false (${err instanceof Error ? err.message.split("\n")[0] : err})`);
   }
-  return parsed.vm ? "vm" : "host";
 }
 
 /** A service's view (set by the supervisor). */
