@@ -3,7 +3,11 @@
  * a msgpack body. Transport-neutral: works over any byte stream (Unix socket on a Linux
  * host, virtio-serial or vsock inside a VM).
  */
-import { Packr } from "msgpackr";
+// The "pack" entry is msgpackr's pure-JS build: the main entry also loads the optional
+// native string extractor (msgpackr-extract, and libstdc++ with it: ~1 MB resident in
+// every process that frames agent messages), which only pays on large string-heavy
+// messages; ours are small control messages and binary stream data.
+import { Packr } from "msgpackr/pack";
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 /** Guards against a corrupt length prefix making us buffer gigabytes. */
