@@ -5,7 +5,7 @@
 import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
 import { toConnectError } from "./connect-errors.ts";
-import { lazyHandler, listenUnix } from "./unix-socket.ts";
+import { listenUnix } from "./unix-socket.ts";
 
 const mapErrors: Interceptor = (next) => async (req) => {
   try {
@@ -38,17 +38,4 @@ export function serveConnect(
   track: (h: (req: Request) => Promise<Response>) => (req: Request) => Promise<Response> = (h) => h,
 ): ConnectServer {
   return listenUnix(socketPath, track(connectHandler(routes)));
-}
-
-/** serveConnect with the routes (their descriptors and code) loaded on the first request. */
-export function serveConnectLazy(
-  socketPath: string,
-  load: () => Promise<(router: ConnectRouter) => void>,
-  track: (h: (req: Request) => Promise<Response>) => (req: Request) => Promise<Response> = (h) => h,
-): ConnectServer {
-  const handler = lazyHandler(async () => connectHandler(await load()));
-  return listenUnix(
-    socketPath,
-    track(async (req) => handler(req)),
-  );
 }

@@ -4,13 +4,16 @@
  *
  * Each service's descriptors load on the first use of its client (a synchronous
  * `require`): building a file's descriptors at start-up costs heap for as long as the
- * process lives (containers_pb alone ~1.2 MB), and most processes call one or two of
- * these services, never all of them.
+ * process lives (containers_pb alone ~1.2 MB; the first file a process builds also
+ * boots protobuf's own descriptor.proto, ~3.5 MB more), and most processes call one or
+ * two of these services, never all of them. The supervisor's and Health's too, and
+ * Connect's client code itself (its JSON codec builds google.protobuf.Any's and Struct's
+ * descriptors as it loads): an apid asked nothing that needs another service builds none.
  */
 import type { Client } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
-import { SupervisorService } from "../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts";
-import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
+import type * as SupervisorPb from "../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts";
+import type * as HealthPb from "../../proto/gen/arcbox/common/v1/health_pb.ts";
 import type * as ContainersPb from "../../proto/gen/arcbox/containers/v1/containers_pb.ts";
 import type * as ImagesPb from "../../proto/gen/arcbox/images/v1/images_pb.ts";
 import type * as MachineNetPb from "../../proto/gen/arcbox/networks/v1/machine_net_pb.ts";
@@ -20,16 +23,17 @@ import type * as NetworksPb from "../../proto/gen/arcbox/networks/v1/networks_pb
 import type * as SharesPb from "../../proto/gen/arcbox/volumes/v1/shares_pb.ts";
 import type * as VolumesPb from "../../proto/gen/arcbox/volumes/v1/volumes_pb.ts";
 import { serviceSocket, supervisorSocket, type ArcboxHome } from "../home.ts";
-import { unixClient } from "../rpc/client.ts";
+import type * as RpcClient from "../rpc/client.ts";
 import { activateViaSupervisor, underSupervisor } from "./supervisor-channel.ts";
 
-export function supervisorClient(home: ArcboxHome): Client<typeof SupervisorService> {
-  return unixClient(SupervisorService, supervisorSocket(home));
+export function supervisorClient(home: ArcboxHome): Client<typeof SupervisorPb.SupervisorService> {
+  const { SupervisorService } = require("../../proto/gen/arcbox/supervisor/v1/supervisor_pb.ts") as typeof SupervisorPb;
+  return rpcClient().unixClient(SupervisorService, supervisorSocket(home));
 }
 
 export class ServiceClients {
   private cache = new Map<string, unknown>();
-  private supervisor: Client<typeof SupervisorService> | undefined;
+  private supervisor: Client<typeof SupervisorPb.SupervisorService> | undefined;
 
   constructor(private readonly home: ArcboxHome) {}
 
@@ -67,15 +71,20 @@ export class ServiceClients {
     return this.client("apid", () => (require("../../proto/gen/arcbox/containers/v1/containers_pb.ts") as typeof ContainersPb).ContainerService);
   }
   health(service: string) {
-    return this.client(service, () => HealthService, `${service}:health`);
+    return this.client(service, () => (require("../../proto/gen/arcbox/common/v1/health_pb.ts") as typeof HealthPb).HealthService, `${service}:health`);
   }
 
   private client<T extends DescService>(service: string, desc: () => T, cacheKey = service): Client<T> {
     let c = this.cache.get(cacheKey) as Client<T> | undefined;
     if (!c) {
-      c = unixClient(desc(), serviceSocket(this.home, service), () => this.activate(service));
+      c = rpcClient().unixClient(desc(), serviceSocket(this.home, service), () => this.activate(service));
       this.cache.set(cacheKey, c);
     }
     return c;
   }
+}
+
+/** Connect's client code, loaded with the first client (see the note at the top). */
+function rpcClient(): typeof RpcClient {
+  return require("../rpc/client.ts") as typeof RpcClient;
 }

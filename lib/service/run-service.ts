@@ -3,12 +3,12 @@
  * readiness notice to the supervisor, and an orderly stop on SIGTERM/SIGINT.
  */
 import type { ConnectRouter } from "@connectrpc/connect";
-import { HealthService } from "../../proto/gen/arcbox/common/v1/health_pb.ts";
+import type * as HealthPb from "../../proto/gen/arcbox/common/v1/health_pb.ts";
 import { MetricsRegistry } from "../debug/metrics.ts";
 import { serveDebug } from "../debug/server.ts";
 import { arcboxHome, debugSocket, ensureHome, serviceDataDir, serviceSocket, type ArcboxHome } from "../home.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { serveConnect, serveConnectLazy } from "../rpc/server.ts";
+import { serveConnectLazy } from "../rpc/lazy-server.ts";
 import { ARCBOX_VERSION } from "../version.ts";
 import { ServiceClients } from "./clients.ts";
 import { parseHomeFlag } from "./argv.ts";
@@ -74,6 +74,9 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   const idleMs = service.idle && underSupervisor ? idleExitMs(service.idleExitSeconds) : 0;
   const activity = idleMs ? new ActivityTracker(idleMs, () => void exitIfIdle()) : undefined;
   const withHealth = (routes: (router: ConnectRouter) => void) => (router: ConnectRouter) => {
+    // Required here, not imported: a service whose routes load lazily (apid) builds no
+    // descriptor until its socket is first called (clients.ts says why that matters).
+    const { HealthService } = require("../../proto/gen/arcbox/common/v1/health_pb.ts") as typeof HealthPb;
     router.service(HealthService, {
       check: () => ({ service: def.name, version: ARCBOX_VERSION, pid: process.pid, uptimeSeconds: (Date.now() - started) / 1000 }),
     });
@@ -83,7 +86,7 @@ export async function runService(def: ServiceDefinition, homeDir = parseHomeFlag
   const { routes = () => {}, loadRoutes } = service;
   const connect = loadRoutes
     ? serveConnectLazy(serviceSocket(home, def.name), async () => withHealth(await loadRoutes()), track)
-    : serveConnect(serviceSocket(home, def.name), withHealth(routes), track);
+    : (await import("../rpc/server.ts")).serveConnect(serviceSocket(home, def.name), withHealth(routes), track);
   const debug = serveDebug(debugSocket(home, def.name), { service: def.name, version: ARCBOX_VERSION, metrics: ctx.metrics, state: service.state });
 
   let stopping = false;

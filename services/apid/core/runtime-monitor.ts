@@ -18,7 +18,7 @@ import { FrameDecoder } from "../../../guest/protocol/frames.ts";
 import type { AgentFrame } from "../../../guest/protocol/messages.ts";
 import { ensureFifo, FdStream, openReader } from "../../../lib/ipc/fifo-stream.ts";
 import type { Logger } from "../../../lib/log.ts";
-import { RuntimeEventSchema } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
+import type * as MachinesPb from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { fromConnectError } from "../../../lib/rpc/connect-errors.ts";
 import type { Backends } from "./backends.ts";
@@ -90,7 +90,7 @@ export class RuntimeMonitor {
         stream.destroy();
         return;
       }
-      for (const f of frames as AgentFrame[]) if (f.k === "evt") this.hooks.onEvent(fromBinary(RuntimeEventSchema, f.body));
+      for (const f of frames as AgentFrame[]) if (f.k === "evt") this.hooks.onEvent(fromBinary(runtimeEventSchema(), f.body));
     });
     stream.on("close", () => {
       if (this.abort === abort) {
@@ -177,4 +177,13 @@ export class RuntimeMonitor {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.abort?.abort();
   }
+}
+
+/**
+ * machines_pb's descriptors load with the first event, not with apid: the first file
+ * descriptor a process builds costs ~3.5 MB of heap (protobuf boots descriptor.proto),
+ * and an apid with no container ever sees no event.
+ */
+function runtimeEventSchema(): typeof MachinesPb.RuntimeEventSchema {
+  return (require("../../../proto/gen/arcbox/machines/v1/machines_pb.ts") as typeof MachinesPb).RuntimeEventSchema;
 }

@@ -1,7 +1,8 @@
 /** Decodes Docker's X-Registry-Auth header (base64url JSON) into the imaged contract. */
 import { z } from "zod";
 import { create } from "@bufbuild/protobuf";
-import { RegistryAuthSchema, type RegistryAuth } from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
+import type * as ImagesPb from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
+import type { RegistryAuth } from "../../../../proto/gen/arcbox/images/v1/images_pb.ts";
 
 export const authConfigSchema = z
   .object({
@@ -33,6 +34,8 @@ export function toRegistryAuth(cfg: AuthConfig): RegistryAuth {
       password = decoded.slice(i + 1);
     }
   }
+  // Loaded on use: see query.ts (imageFilters) for why.
+  const { RegistryAuthSchema } = require("../../../../proto/gen/arcbox/images/v1/images_pb.ts") as typeof ImagesPb;
   return create(RegistryAuthSchema, { username, password, identityToken: cfg.identitytoken ?? "", registryToken: cfg.registrytoken ?? "", serverAddress: cfg.serveraddress ?? "" });
 }
 
