@@ -1,5 +1,5 @@
 /** Disk usage of a directory tree (apparent sizes, hard links counted once), for `size=1`. */
-import { lstatSync, readdirSync } from "node:fs";
+import { lstatSync, readdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 
 export function dirSize(root: string): number {
@@ -14,7 +14,7 @@ export function dirSize(root: string): number {
     }
     for (const name of names) {
       const p = join(dir, name);
-      let st;
+      let st: Stats;
       try {
         st = lstatSync(p);
       } catch {

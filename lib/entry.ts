@@ -3,7 +3,7 @@
  * source file, otherwise the TypeScript source (so an edit is never shadowed by a
  * stale bundle). ARCBOX_FROM_SOURCE=1 forces the sources.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -20,7 +20,7 @@ function newestSourceMtime(): number {
   if (newestSource !== undefined) return newestSource;
   let newest = 0;
   const walk = (dir: string) => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch {

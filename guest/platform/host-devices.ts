@@ -2,7 +2,7 @@
  * The host's device nodes, for privileged containers (Docker gives them every device
  * under /dev, as OCI linux.devices entries that runc recreates in the container).
  */
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync, type Dirent, type Stats } from "node:fs";
 import { join } from "node:path";
 import { GuestError } from "../core/guest-error.ts";
 
@@ -25,7 +25,7 @@ const minor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >
 
 export function hostDevices(dir = "/dev"): OciDevice[] {
   const out: OciDevice[] = [];
-  let entries;
+  let entries: Dirent[];
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch {
@@ -48,7 +48,7 @@ export function hostDevices(dir = "/dev"): OciDevice[] {
  * directory) at its container path, with a cgroup rule allowing it.
  */
 export function mappedDevices(hostPath: string, containerPath: string): OciDevice[] {
-  let st;
+  let st: Stats;
   try {
     st = statSync(hostPath);
   } catch (err) {

@@ -82,7 +82,7 @@ export class FileStreams {
       const { FilesRequestSchema, prepareFilesOp } = await loadRootfsFiles();
       const parsed = FilesRequestSchema.safeParse(f.req);
       if (!parsed.success) return finish(2, `bad files request: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-      let run;
+      let run: RootfsFiles.FilesRun;
       try {
         run = await prepareFilesOp(parsed.data, this.layout, this.records);
       } catch (err) {

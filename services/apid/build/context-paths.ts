@@ -1,5 +1,5 @@
 /** Paths inside the build context: never outside it, whatever `..` or symlinks say. */
-import { lstatSync, readlinkSync } from "node:fs";
+import { lstatSync, readlinkSync, type Stats } from "node:fs";
 import { join, posix } from "node:path";
 import { BuildError } from "./errors.ts";
 
@@ -19,7 +19,7 @@ export function resolveInContext(root: string, path: string, followLast = true):
       continue;
     }
     const candidate = join(root, ...resolved, part);
-    let st;
+    let st: Stats;
     try {
       st = lstatSync(candidate);
     } catch {

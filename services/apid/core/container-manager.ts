@@ -19,6 +19,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import { ArcboxError } from "../../../lib/errors.ts";
+import type { PrepareRootfsResponse } from "../../../proto/gen/arcbox/images/v1/images_pb.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { call, callIdempotent, type Backends } from "./backends.ts";
 import type { ContainerBackend, ExecContainers } from "./container-backends.ts";
@@ -155,7 +156,7 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
       // Write-ahead: a crash from here until the record is saved leaves this mark, and
       // recovery releases the rootfs it may have taken (recover).
       this.store.beginCreate(id);
-      let prepared;
+      let prepared: PrepareRootfsResponse;
       try {
         prepared = await call(() => this.backends.images.prepareRootfs({ image: body.Image!, containerId: id })).catch((err: ArcboxError) => {
           if (err.code === "not_found") throw new ContainerError("not_found", `No such image: ${withDefaultTag(body.Image!)}`);

@@ -214,7 +214,7 @@ export async function spoolLayerTar(helpers: RootfsHelpers, rec: ContainerRecord
   if (!p) return undefined;
   const { tar } = await answeredTar(p, (line) => {
     if (line === '{"ok":true}') return;
-    let parsed;
+    let parsed: ReturnType<typeof errorSchema.safeParse> | undefined;
     try {
       parsed = errorSchema.safeParse(JSON.parse(line));
     } catch {}

@@ -9,7 +9,7 @@ import type { ImageDb, ImageRow, LayerRow } from "../storage/image-db.ts";
 import type { Snapshots } from "../storage/snapshots.ts";
 import { ImageError, notFound } from "./errors.ts";
 import { createdUnix, type ImageConfig } from "./manifest.ts";
-import { familiar, formatReference, looksLikeId, parseReference, repository, withDefaultTag } from "./reference.ts";
+import { familiar, formatReference, looksLikeId, parseReference, repository, withDefaultTag, type Reference } from "./reference.ts";
 
 export interface NewImage {
   config: Uint8Array;
@@ -52,7 +52,7 @@ export class ImageStore {
     const s = input.trim();
     if (/^sha256:[a-f0-9]{64}$/.test(s)) return this.db.getImage(s);
     if (!s.startsWith("sha256:")) {
-      let ref;
+      let ref: Reference | undefined;
       try {
         ref = parseReference(s);
       } catch (err) {

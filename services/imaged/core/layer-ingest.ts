@@ -130,7 +130,7 @@ export async function ingestLayer(o: IngestOptions): Promise<IngestResult> {
     if (extractErr && !(extractErr instanceof NeedsUnpack)) commitBlob(); // throws on a digest mismatch
     let closeErr: unknown;
     await sink.close().catch((err) => (closeErr = err ?? new Error("stream closed")));
-    let result;
+    let result: Awaited<Conversion["done"]>;
     try {
       result = await extraction.catch(async (err) => {
         if (!(err instanceof NeedsUnpack)) throw err;

@@ -4,7 +4,7 @@
  * notation the CLI and the API share. fsd serves each one (ShareService); the guest
  * mounts it at its guest directory during boot (native/init/machine-setup.c).
  */
-import { statSync } from "node:fs";
+import { statSync, type Stats } from "node:fs";
 import { isAbsolute, normalize } from "node:path";
 import { z } from "zod";
 import { mountsArg } from "../../../guest/boot/mounts-arg.ts";
@@ -65,7 +65,7 @@ export function checkHostDir(hostDir: string): string {
   if (!isAbsolute(hostDir)) bad(`host directory '${hostDir}' is not absolute`);
   if (/[\0\n]/.test(hostDir)) bad("host directory contains a NUL or newline");
   const dir = normalize(hostDir).replace(/(.)\/+$/, "$1");
-  let st;
+  let st: Stats;
   try {
     st = statSync(dir);
   } catch {

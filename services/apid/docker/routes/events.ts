@@ -8,7 +8,9 @@ import { matchesEventFilter, type EventsBus } from "../../core/events-bus.ts";
 import { FILTERS, parseFilters } from "../filters.ts";
 import type { DockerEnv } from "../app.ts";
 import type { DockerApiDeps } from "../deps.ts";
+import type { NetworkCreateBody } from "../networks/create-request.ts";
 import { parseLogTime } from "../streams/log-reader.ts";
+import type { volumeJson } from "../volumes/volume-json.ts";
 
 /** Encoded events held for one subscriber that is not reading: thousands of ordinary ones. */
 const SUBSCRIBER_QUEUE_BYTES = 4 << 20;
@@ -70,6 +72,9 @@ export function eventsRoutes(deps: DockerApiDeps) {
 
 const NETWORK_CONNECT = /^\/networks\/(.+)\/(connect|disconnect)$/;
 
+/** A network create or connect body, as its route validated it before a 2xx ({} when unread or not JSON). */
+type NetworkRequest = Partial<Pick<NetworkCreateBody, "Name" | "Driver">> & { Container?: string };
+
 /**
  * Image, network and volume events, derived at the API edge from successful requests
  * (those services have no event stream of their own): pull, tag, untag, delete, import,
@@ -88,14 +93,14 @@ export function resourceEvents(bus: EventsBus): MiddlewareHandler<DockerEnv> {
             .json()
             .catch(() => ({}))
         : Promise.resolve({})
-    ) as Promise<Record<string, any>>;
+    ) as Promise<NetworkRequest>;
     await next();
     if (c.res.status < 200 || c.res.status >= 300) return;
-    const json = () =>
+    const json = <T>() =>
       c.res
         .clone()
         .json()
-        .catch(() => ({})) as Promise<any>;
+        .catch(() => ({})) as Promise<T>;
     const q = new URL(c.req.url).searchParams;
     let m: RegExpExecArray | null;
     if (method === "POST" && path === "/images/create") {
@@ -111,14 +116,14 @@ export function resourceEvents(bus: EventsBus): MiddlewareHandler<DockerEnv> {
       const name = `${q.get("repo")}${q.get("tag") ? `:${q.get("tag")}` : ":latest"}`;
       bus.publish("image", "tag", decodeURIComponent(m[1]!), { name });
     } else if (method === "DELETE" && (m = /^\/images\/(.+)$/.exec(path))) {
-      const items = ((await json()) as { Untagged?: string; Deleted?: string }[]) ?? [];
+      const items = (await json<{ Untagged?: string; Deleted?: string }[]>()) ?? [];
       const deleted = items.find((i) => i.Deleted)?.Deleted ?? decodeURIComponent(m[1]!);
       for (const i of items) {
         if (i.Untagged) bus.publish("image", "untag", deleted, { name: i.Untagged });
         if (i.Deleted) bus.publish("image", "delete", i.Deleted, { name: i.Deleted });
       }
     } else if (method === "POST" && path === "/networks/create") {
-      const [req, res] = await Promise.all([reqBody, json()]);
+      const [req, res] = await Promise.all([reqBody, json<{ Id?: string }>()]);
       bus.publish("network", "create", res.Id ?? "", { name: req.Name ?? "", type: req.Driver || "bridge" });
     } else if (method === "DELETE" && (m = /^\/networks\/(.+)$/.exec(path))) {
       bus.publish("network", "destroy", decodeURIComponent(m[1]!), { name: decodeURIComponent(m[1]!), type: "bridge" });
@@ -126,12 +131,12 @@ export function resourceEvents(bus: EventsBus): MiddlewareHandler<DockerEnv> {
       const req = await reqBody;
       bus.publish("network", m[2]!, decodeURIComponent(m[1]!), { container: req.Container ?? "", name: decodeURIComponent(m[1]!), type: "bridge" });
     } else if (method === "POST" && path === "/volumes/create") {
-      const res = await json();
+      const res = await json<Partial<ReturnType<typeof volumeJson>>>();
       bus.publish("volume", "create", res.Name ?? "", { driver: res.Driver ?? "local" });
     } else if (method === "DELETE" && (m = /^\/volumes\/([^/]+)$/.exec(path))) {
       bus.publish("volume", "destroy", decodeURIComponent(m[1]!), { driver: "local" });
     } else if (method === "POST" && (m = /^\/(images|networks|volumes)\/prune$/.exec(path))) {
-      const res = await json();
+      const res = await json<{ SpaceReclaimed?: number }>();
       const type = m[1]!.slice(0, -1) as "image" | "network" | "volume";
       bus.publish(type, "prune", "", { reclaimed: String(res.SpaceReclaimed ?? 0) });
     }

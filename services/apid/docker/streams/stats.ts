@@ -41,7 +41,7 @@ function blank(rec: ContainerRecord) {
 
 export function statsResponse(queries: Pick<ContainerRuntimeQueries, "statsSample">, rec: ContainerRecord, stream: boolean): Response {
   const running = () => rec.state.status === "running" || rec.state.status === "paused";
-  let prev: Record<string, any> | undefined;
+  let prev: Record<string, unknown> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const sample = async () => {
     if (!running()) return blank(rec);
