@@ -127,7 +127,9 @@ try {
   ];
   printReport(`docker build, classic builder (median of ${RUNS} runs)`, rows);
   const goals = [0.5, 1 / 3, 0.5, 1 / 3];
-  rows.forEach((r, i) => console.log(`${r.metric}: ratio ${(r.arcbox / r.docker).toFixed(3)} ${r.arcbox / r.docker <= goals[i]! ? "meets" : "misses"} the goal (<= ${goals[i]!.toFixed(2)})`));
+  for (const [i, r] of rows.entries()) {
+    console.log(`${r.metric}: ratio ${(r.arcbox / r.docker).toFixed(3)} ${r.arcbox / r.docker <= goals[i]! ? "meets" : "misses"} the goal (<= ${goals[i]!.toFixed(2)})`);
+  }
 } finally {
   await arcbox.dispose();
   await engine?.stop();

@@ -280,7 +280,8 @@ try {
     procs.push(...live);
     /* CPU is read when the guest is done but still connected: Debian's server exits with its connection. */
     const onLine = (l: string) => {
-      if (l === "BENCH-DONE") order.forEach((s, i) => (cpu[s] += cpuSeconds(live[i]!.pid)));
+      if (l !== "BENCH-DONE") return;
+      for (const [i, s] of order.entries()) cpu[s] += cpuSeconds(live[i]!.pid);
     };
     const run = await bootGuest({ shares: order.map((s) => ({ tag: s, socket: join(root, `${s}-${boot}.sock`) })), script: guestScript(rounds), memMiB: 512, timeoutMs: 3_600_000, onLine });
     for (const p of live) p.kill();

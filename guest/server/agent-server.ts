@@ -7,7 +7,7 @@
  * (lib/ipc/fifo-stream.ts: an open socket connection wakes a Bun process every second),
  * one session at a time, each begun with SYNC both ways as on a serial port.
  */
-import { rmSync, chmodSync, closeSync, constants, openSync } from "node:fs";
+import { rmSync, chmodSync, closeSync, constants } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { ensureFifo, FdStream, openReader, openWaiting, openWriterIfRead, type ByteStream } from "../../lib/ipc/fifo-stream.ts";
 import { FifoSubscribers } from "../../lib/ipc/fifo-subscribers.ts";

@@ -88,7 +88,7 @@ export class FileStreams {
       } catch (err) {
         // The answer line apid reads, as the helper writes its own errors.
         const error = err instanceof GuestError ? err.code : "internal";
-        send({ k: "io", sid, fd: 1, data: Buffer.from(JSON.stringify({ error, message: err instanceof Error ? err.message : String(err) }) + "\n") });
+        send({ k: "io", sid, fd: 1, data: Buffer.from(`${JSON.stringify({ error, message: err instanceof Error ? err.message : String(err) })}\n`) });
         return finish(1);
       }
       if ("output" in run) {

@@ -18,7 +18,7 @@ await runService({
   async start(ctx) {
     const store = new VolumeStore(ctx.dataDir);
     // VM mode: named volumes' data is on the engine machine's disk (its agent, via vmm).
-    const volumes = new Volumes(store, ctx.dataDir, ctx.log, engineMode() === "vm" ? new MachineVolumeData(() => ctx.clients.machines) : undefined);
+    const volumes = new Volumes(store, ctx.dataDir, engineMode() === "vm" ? new MachineVolumeData(() => ctx.clients.machines) : undefined);
     const shares = new Shares(ctx.home, new ShareStore(ctx.dataDir), ctx.log);
     await shares.adopt();
     const perShare = (pick: (v: ShareView) => bigint | boolean | number | undefined) => () => shares.list().map((v) => ({ labels: { machine: v.machine, tag: v.tag }, value: Number(pick(v) ?? 0) }));

@@ -95,7 +95,7 @@ runService({
       log: ctx.log,
     });
     const ports = new MachinePortSync(network, (name) => vms.connectedAgent(name), ctx.log);
-    const execs = new MachineExecs(ctx.home.run, (name) => vms.agent(name), ctx.log);
+    const execs = new MachineExecs(ctx.home.run, (name) => vms.agent(name));
     // VM mode: every container runs in the engine machine; the host agent is not started.
     const vmMode = engineMode() === "vm";
     const engine = vmMode

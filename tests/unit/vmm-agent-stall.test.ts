@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger } from "../../lib/log.ts";
 import { AgentClient } from "../../services/vmm/core/agent-client.ts";
 import { MachineExecs } from "../../services/vmm/core/machine-execs.ts";
 
@@ -71,7 +70,7 @@ test("a call without a timeout keeps waiting (long operations are not cut off)",
 
 test("execs over a lost session end with 255 and a message; execs of other machines go on", async () => {
   const agent = { isOpen: true, call: async () => ({ pid: 7 }), sendIo() {} } as unknown as AgentClient;
-  const execs = new MachineExecs(dir, () => agent, createLogger("test"));
+  const execs = new MachineExecs(dir, () => agent);
   const req = { machine: "m1", args: ["sleep", "100"], env: [], cwd: "", tty: false, stdin: false, rows: 0, cols: 0 };
   const lost = await execs.create(req);
   const other = await execs.create({ ...req, machine: "m2" });

@@ -4,7 +4,6 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { createLogger } from "../../lib/log.ts";
 import { RuntimeEventSchema } from "../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import type { AgentClient } from "../../services/vmm/core/agent-client.ts";
 import { MachineExecs } from "../../services/vmm/core/machine-execs.ts";
@@ -49,7 +48,7 @@ const req = { machine: "m1", args: ["cat"], env: [], cwd: "", tty: false, stdin:
 
 test("without a TTY: multiplexed output, stdin and its EOF, the exit code", async () => {
   const f = fakeAgent();
-  const execs = new MachineExecs(run, () => f.agent, createLogger("test"));
+  const execs = new MachineExecs(run, () => f.agent);
   const { id, socket } = await execs.create(req);
   expect(socket).toBe(join(run, "mexec", `${id}.sock`));
   // Nothing runs before the client is there to read its output.
@@ -77,7 +76,7 @@ test("without a TTY: multiplexed output, stdin and its EOF, the exit code", asyn
 
 test("with a TTY the bytes are raw; a second client is refused", async () => {
   const f = fakeAgent();
-  const execs = new MachineExecs(run, () => f.agent, createLogger("test"));
+  const execs = new MachineExecs(run, () => f.agent);
   const { id, socket } = await execs.create({ ...req, tty: true });
   const s = await dial(socket);
   const out = readAll(s);
@@ -91,7 +90,7 @@ test("with a TTY the bytes are raw; a second client is refused", async () => {
 
 test("a machine that stops ends its execs with 137; a failed start reports on stderr with 126", async () => {
   const f = fakeAgent();
-  const execs = new MachineExecs(run, () => f.agent, createLogger("test"));
+  const execs = new MachineExecs(run, () => f.agent);
   const a = await execs.create(req);
   const sa = await dial(a.socket);
   const outA = readAll(sa);
@@ -109,12 +108,8 @@ test("a machine that stops ends its execs with 137; a failed start reports on st
 });
 
 test("exec into a machine that is not running fails at create", async () => {
-  const execs = new MachineExecs(
-    run,
-    () => {
-      throw new MachineError("conflict", "machine m1 is not running (it is stopped)");
-    },
-    createLogger("test"),
-  );
+  const execs = new MachineExecs(run, () => {
+    throw new MachineError("conflict", "machine m1 is not running (it is stopped)");
+  });
   await expect(execs.create(req)).rejects.toThrow("machine m1 is not running (it is stopped)");
 });

@@ -206,10 +206,12 @@ export class ContainerLifecycle {
   private emitFor(rec: ContainerRecord, t: Transition): void {
     switch (t.kind) {
       case "create":
-        return this.emit(rec, "create");
+        this.emit(rec, "create");
+        return;
       case "start":
         for (const e of t.network?.endpoints ?? []) this.events.publish("network", "connect", e.networkId, { container: rec.id, name: e.networkName, type: "bridge" });
-        return this.emit(rec, "start");
+        this.emit(rec, "start");
+        return;
       case "exit": {
         const ranMs = Date.parse(t.finishedAt) - Date.parse(rec.state.startedAt);
         if (t.oomKilled) this.emit(rec, "oom");
@@ -218,11 +220,14 @@ export class ContainerLifecycle {
         return;
       }
       case "pause":
-        return this.emit(rec, "pause");
+        this.emit(rec, "pause");
+        return;
       case "unpause":
-        return this.emit(rec, "unpause");
+        this.emit(rec, "unpause");
+        return;
       case "removed":
-        return this.emit(rec, "destroy");
+        this.emit(rec, "destroy");
+        return;
       default:
         return;
     }

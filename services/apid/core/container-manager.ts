@@ -376,11 +376,14 @@ export class ContainerManager implements ContainerBackend, ExecContainers {
   // ---- runtime events ----
 
   private onRuntimeEvent(ev: RuntimeEvent): void {
-    if (ev.type === "exec_exit") return this.onExecExit(ev);
+    if (ev.type === "exec_exit") {
+      this.onExecExit(ev);
+      return;
+    }
     const rec = this.store.get(ev.containerId);
     if (!rec) return;
-    if (ev.type === "exit") return this.onExit(ev);
-    if (ev.type === "oom") return this.emit(rec, "oom");
+    if (ev.type === "exit") this.onExit(ev);
+    else if (ev.type === "oom") this.emit(rec, "oom");
   }
 
   private onExit(ev: RuntimeEvent): void {

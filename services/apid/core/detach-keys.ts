@@ -17,7 +17,7 @@ export function parseDetachKeys(spec: string | null | undefined): Uint8Array | u
       continue;
     }
     const ctrl = /^ctrl-(.)$/i.exec(key);
-    const c = ctrl?.[1]!.toLowerCase();
+    const c = ctrl?.[1]?.toLowerCase();
     const code = c === undefined ? undefined : c >= "a" && c <= "z" ? c.charCodeAt(0) - 96 : CTRL_SPECIALS[c];
     if (code === undefined) return undefined;
     out.push(code);

@@ -39,7 +39,7 @@ export class HijackRouter {
       const m = r.pattern.exec(path);
       if (!m) continue;
       const params: Record<string, string> = {};
-      r.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
+      for (const [i, n] of r.names.entries()) params[n] = decodeURIComponent(m[i + 1]!);
       return { handler: r.handler, params };
     }
     return undefined;

@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { engineMode } from "../../../lib/engine-mode.ts";
-import type { Logger } from "../../../lib/log.ts";
 import type { VolumeStore } from "../storage/volume-store.ts";
 import { HostVolumeData } from "../platform/host-volume-data.ts";
 import { dataDir, isMountpoint, makeVolumeDirs, mountWithOptions, unmount } from "../platform/volume-fs.ts";
@@ -43,7 +42,6 @@ export class Volumes {
   constructor(
     private readonly store: VolumeStore,
     serviceDataDir: string,
-    private readonly log: Logger,
     /** VM mode: where named volumes without options keep their data (the engine machine). */
     private readonly machineData?: VolumeData,
   ) {
@@ -129,7 +127,7 @@ export class Volumes {
     for (const data of new Set(vols.map((v) => this.dataOf(v)))) {
       const names = vols.filter((v) => this.dataOf(v) === data).map((v) => v.name);
       const sizes = await data.sizes(names);
-      names.forEach((n, i) => out.set(n, sizes[i] ?? -1));
+      for (const [i, n] of names.entries()) out.set(n, sizes[i] ?? -1);
     }
     return out;
   }

@@ -110,7 +110,7 @@ export class Puller {
           emit({ id: shortId(l.digest), status: "Pulling fs layer" });
         }
       });
-      todo.slice(MAX_CONCURRENT_DOWNLOADS).forEach((i) => emit({ id: shortId(manifest.layers[i]!.digest), status: "Waiting" }));
+      for (const i of todo.slice(MAX_CONCURRENT_DOWNLOADS)) emit({ id: shortId(manifest.layers[i]!.digest), status: "Waiting" });
       await withConcurrency(todo, MAX_CONCURRENT_DOWNLOADS, async (i) => {
         layers[i] = await this.layer(repo, manifest.layers[i]!, diffIds[i]!, emit);
       });

@@ -96,7 +96,7 @@ export class Pusher {
       // Topmost first, as Docker lists them.
       const order = [...plan.layers].reverse();
       for (const l of order) emit({ id: shortId(l.digest), status: "Preparing" });
-      order.slice(MAX_CONCURRENT_UPLOADS).forEach((l) => emit({ id: shortId(l.digest), status: "Waiting" }));
+      for (const l of order.slice(MAX_CONCURRENT_UPLOADS)) emit({ id: shortId(l.digest), status: "Waiting" });
       const seen = new Set<string>();
       const mountSources = this.mountSources(img, ref);
       await withConcurrency(order, MAX_CONCURRENT_UPLOADS, async (l) => {

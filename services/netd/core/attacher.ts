@@ -225,7 +225,7 @@ export class Attacher {
     await this.datapath.addVeths(rec.netnsName, fresh, plans);
     const all = fresh ? endpoints : [...this.state.endpointsOf(rec.containerId), ...endpoints];
     const hasRoute = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.internal);
-    const routed = hasRoute ? undefined : endpoints.find((e, i) => !nets[i].internal);
+    const routed = hasRoute ? undefined : endpoints.find((_e, i) => !nets[i].internal);
     const dnsEp = all.find((e) => !this.state.networks.get(e.networkId)?.isDefault);
     const hadDns = !fresh && this.state.endpointsOf(rec.containerId).some((e) => !this.state.networks.get(e.networkId)?.isDefault);
     // Addresses and the DNS redirect are independent once the namespace exists.

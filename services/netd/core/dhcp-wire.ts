@@ -140,7 +140,8 @@ export type DhcpOption = [code: number, value: Uint8Array];
 
 export const ipOption = (code: number, ...ips: string[]): DhcpOption => {
   const v = new Uint8Array(4 * ips.length);
-  ips.forEach((ip, i) => new DataView(v.buffer).setUint32(i * 4, parseIp(ip) ?? 0));
+  const view = new DataView(v.buffer);
+  for (const [i, ip] of ips.entries()) view.setUint32(i * 4, parseIp(ip) ?? 0);
   return [code, v];
 };
 export const u32Option = (code: number, n: number): DhcpOption => {
@@ -173,7 +174,7 @@ export function buildReply(r: DhcpReply): Uint8Array {
   v.setUint32(16, parseIp(r.yiaddr) ?? 0);
   v.setUint32(20, parseIp(r.siaddr ?? "0.0.0.0") ?? 0);
   v.setUint32(24, parseIp(q.giaddr) ?? 0);
-  q.chaddr.split(":").forEach((h, i) => (out[28 + i] = parseInt(h, 16)));
+  for (const [i, h] of q.chaddr.split(":").entries()) out[28 + i] = parseInt(h, 16);
   v.setUint32(HEADER_LEN, MAGIC_COOKIE);
   let off = HEADER_LEN + 4;
   for (const [code, val] of r.options) {

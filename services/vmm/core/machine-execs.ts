@@ -10,7 +10,6 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import type { Logger } from "../../../lib/log.ts";
 import type { RuntimeEvent } from "../../../proto/gen/arcbox/machines/v1/machines_pb.ts";
 import { QUICK_CALL_TIMEOUT_MS, type AgentClient, type IoFrame } from "./agent-client.ts";
 import { MachineError } from "./machine-error.ts";
@@ -61,7 +60,6 @@ export class MachineExecs {
   constructor(
     runDir: string,
     private readonly agentOf: (machine: string) => AgentClient,
-    private readonly log: Logger,
   ) {
     this.dir = join(runDir, "mexec");
     // Sockets of an earlier vmm serve nobody now.

@@ -2,7 +2,6 @@
 import { Hono, type Context } from "hono";
 import { linkRemoval } from "../../core/legacy-links.ts";
 import { ContainerError } from "../../core/container-error.ts";
-import type { ContainerRecord } from "../../core/container-record.ts";
 import { inspectView, summaryView } from "../../core/container-view.ts";
 import { containerFilter } from "../../core/list-filters.ts";
 import { FILTERS, labelMatches, parseFilters } from "../filters.ts";
