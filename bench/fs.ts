@@ -20,7 +20,8 @@
  * (TCG translates guest code the first time it runs, which would tax whichever server
  * went first); then, inside every round, each row runs on both servers back to back,
  * in A/B order on even rounds and B/A on odd ones, so load swings hit both alike.
- * "won" counts the rounds in which ours was faster.
+ * "won" counts the rounds in which ours was faster; "paired" is the median of each
+ * round's own ratio (ours / peer in that round).
  * Medians over the rounds are reported; ratio = ours / peer throughput (> 1: ours is
  * faster; the same as peer time / our time). "% native" is ours against the same work
  * on the host's filesystem without a VM (host page cache warm: the host's caches are
@@ -297,7 +298,9 @@ try {
   );
   console.log(`Server CPU time over the VM phase (user+system, warm-up included): arcbox ${cpu.arcbox.toFixed(1)} s, virtiofsd ${cpu.debian.toFixed(1)} s.`);
   console.log(`VM phase ${vmSecs.toFixed(0)} s; load average ${load0} at start, ${load1} at end (2 cores). Higher is better; ratio = arcbox/virtiofsd.`);
-  console.log(`${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}  won  samples arcbox | virtiofsd`);
+  console.log(
+    `${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}${"paired".padStart(8)}  won    samples arcbox | virtiofsd`,
+  );
   for (const k of SELECTED) {
     const [label, unit] = LABELS[k];
     const a = median(results.arcbox[k]),
@@ -305,8 +308,13 @@ try {
       n = median(host[k]);
     const f = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`;
     const samples = (xs: number[]) => xs.map((x) => x.toFixed(x < 10 ? 1 : 0)).join(" ");
+    // The median of each round's own ratio: both servers ran that round back to back, so
+    // a round's state (load, the guest's page allocator) cancels out of it, where the
+    // ratio of the two medians may compare a fast round of one with a slow one of the other.
+    const paired = median(results.arcbox[k].map((x, i) => x / (results.debian[k][i] ?? Number.NaN)).filter((r) => Number.isFinite(r)));
+    const won = `${results.arcbox[k].filter((x, i) => x > (results.debian[k][i] ?? Infinity)).length}/${results.arcbox[k].length}`;
     console.log(
-      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%  ${`${results.arcbox[k].filter((x, i) => x > (results.debian[k][i] ?? Infinity)).length}/${results.arcbox[k].length}`.padEnd(5)}${samples(results.arcbox[k])} | ${samples(results.debian[k])}`,
+      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%${paired.toFixed(2).padStart(7)}x  ${won.padEnd(6)} ${samples(results.arcbox[k])} | ${samples(results.debian[k])}`,
     );
   }
   if (!has("--no-server-only")) {
