@@ -12,7 +12,7 @@ import { buildBusyboxRootfs } from "./test-images.ts";
 
 export const REPO = join(import.meta.dir, "..", "..");
 
-/** Builds build/guest when it is missing (install.sh normally has). */
+/** Brings build/guest up to date: scripts/build-guest.sh rebuilds only what is older than its inputs. */
 export function ensureGuestArtifacts(): ReturnType<typeof guestArtifacts> {
   const p = Bun.spawnSync([join(REPO, "scripts", "build-guest.sh")], { stdout: "inherit", stderr: "inherit" });
   if (p.exitCode !== 0) throw new Error("scripts/build-guest.sh failed");
