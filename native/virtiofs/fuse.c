@@ -21,16 +21,32 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <linux/openat2.h>
 
 /* ---------------- inodes ---------------- */
+/* Every inode the guest knows holds an O_PATH fd while it is warm. A guest can know more
+ * inodes than the process may open files (RLIMIT_NOFILE; the hard limit cannot be raised
+ * without CAP_SYS_RESOURCE), so once the open inode fds reach a budget below that limit,
+ * the least recently used inode no request is using is evicted: its fd is closed and
+ * the inode keeps a file handle (name_to_handle_at) to reopen the very same inode with
+ * open_by_handle_at when next used. The use count (refs, taken under ilock by iget)
+ * guarantees no fd is closed while a request uses it: only inodes with refs 0 are on the
+ * cold list, and eviction takes from that list alone. Inodes that cannot be reopened that
+ * way stay pinned: the root, those on another mount (their handle would need that
+ * mount's fd), and any on a filesystem without file handles. A handle names one inode
+ * (number and generation), never a path, so reopening walks nothing; it resolves only
+ * what the share had already handed the guest. */
 struct inode {
-  int fd;
+  int fd;             /* O_PATH fd, or -1 while evicted */
   dev_t dev; ino_t ino; mode_t type;
   uint64_t nlookup;   /* references the guest holds (LOOKUP +1, FORGET -n) */
   uint32_t refs;      /* requests in flight using it */
   uint64_t id;
   struct inode *hnext;
+  struct inode *cprev, *cnext;  /* on the cold list (fd open, refs 0, not pinned) */
+  struct file_handle *fh;       /* set by the first eviction */
+  bool cold, pinned, hashed;
 };
 static pthread_mutex_t ilock = PTHREAD_MUTEX_INITIALIZER;
 static struct inode **itab;      /* nodeid -> inode */
@@ -39,31 +55,127 @@ static uint64_t icap, inext = 2, *ifree, nfree, capfree;
 static struct inode *hash[HBUCKETS];
 static int proc_self_fd = -1;
 static uint64_t ninodes;
+/* Eviction state, all under ilock. */
+static struct inode *cold_head, *cold_tail; /* least recently used first */
+static uint64_t inode_fds, fd_budget;
+static int mount_fd = -1, root_mount_id;   /* the share's mount, for open_by_handle_at */
+static bool handles_work;                  /* the share's filesystem gives file handles */
+#define HANDLE_MAX 128                     /* MAX_HANDLE_SZ */
 
 static unsigned hkey(dev_t d, ino_t i) { return (unsigned)((i * 0x9E3779B97F4A7C15ull) ^ d) % HBUCKETS; }
 
+static void cold_del(struct inode *n) {
+  if (!n->cold) return;
+  if (n->cprev) n->cprev->cnext = n->cnext; else cold_head = n->cnext;
+  if (n->cnext) n->cnext->cprev = n->cprev; else cold_tail = n->cprev;
+  n->cprev = n->cnext = NULL;
+  n->cold = false;
+}
+/* Marks n most recently used among the inodes no request is using. */
+static void cold_push(struct inode *n) {
+  cold_del(n);
+  if (n->pinned || n->fd < 0) return;
+  n->cprev = cold_tail; n->cnext = NULL;
+  if (cold_tail) cold_tail->cnext = n; else cold_head = n;
+  cold_tail = n;
+  n->cold = true;
+}
+static void fds_changed(int64_t d) { inode_fds += (uint64_t)d; stat_set(ST_INODE_FDS, inode_fds); }
+
+/* The file handle of fd's inode, if it can reopen it through mount_fd; NULL otherwise. */
+static struct file_handle *handle_of(int fd) {
+  struct file_handle *h = malloc(sizeof *h + HANDLE_MAX);
+  h->handle_bytes = HANDLE_MAX;
+  int mid;
+  if (name_to_handle_at(fd, "", h, &mid, AT_EMPTY_PATH) < 0 || mid != root_mount_id) { free(h); return NULL; }
+  return realloc(h, sizeof *h + h->handle_bytes);
+}
+static bool same_handle(const struct file_handle *a, const struct file_handle *b) {
+  return a->handle_type == b->handle_type && a->handle_bytes == b->handle_bytes && !memcmp(a->f_handle, b->f_handle, a->handle_bytes);
+}
+
+/* Closes the fd of the least recently used cold inode; false if none can be evicted. */
+static bool evict_one_locked(void) {
+  if (!handles_work) return false;
+  while (cold_head) {
+    struct inode *n = cold_head;
+    cold_del(n);
+    if (!n->fh && !(n->fh = handle_of(n->fd))) { n->pinned = true; continue; }
+    close(n->fd);
+    n->fd = -1;
+    fds_changed(-1);
+    stat_add(ST_EVICTIONS, 1);
+    return true;
+  }
+  return false;
+}
+/* Open inode fds and the guest's open files share RLIMIT_NOFILE. */
+static void fit_budget_locked(void) {
+  uint64_t handles = __atomic_load_n(&stats->v[ST_OPEN_HANDLES], __ATOMIC_RELAXED);
+  uint64_t budget = fd_budget > handles ? fd_budget - handles : 0;
+  while (inode_fds > budget && evict_one_locked()) {}
+}
+/* Called when an open failed with EMFILE: frees a few descriptors for one retry. */
+static bool evict_for_retry(void) {
+  pthread_mutex_lock(&ilock);
+  int freed = 0;
+  while (freed < 32 && evict_one_locked()) freed++;
+  pthread_mutex_unlock(&ilock);
+  return freed > 0;
+}
+
+static void ifree_locked(struct inode *n);
+/* Reopens an evicted inode; 0 or -errno (ESTALE: the inode is gone from the host). */
+static int revive_locked(struct inode *n) {
+  for (int tries = 0;; tries++) {
+    int fd = open_by_handle_at(mount_fd, n->fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) { n->fd = fd; fds_changed(1); return 0; }
+    if (errno != EMFILE || tries || !evict_one_locked()) return -errno;
+  }
+}
+
+/* The inode behind a node id, held for one request (iput), its fd open; NULL if unknown
+ * or no longer on the host. */
 static struct inode *iget(uint64_t id) {
   pthread_mutex_lock(&ilock);
   struct inode *n = id < icap ? itab[id] : NULL;
-  if (n) n->refs++;
+  if (n) {
+    n->refs++;
+    cold_del(n);
+    if (n->fd < 0) {
+      if (revive_locked(n)) {
+        if (--n->refs == 0 && n->nlookup == 0) ifree_locked(n);
+        n = NULL;
+      } else {
+        fit_budget_locked();
+      }
+    }
+  }
   pthread_mutex_unlock(&ilock);
   return n;
 }
 static void ifree_locked(struct inode *n) {
-  struct inode **pp = &hash[hkey(n->dev, n->ino)];
-  while (*pp && *pp != n) pp = &(*pp)->hnext;
-  if (*pp) *pp = n->hnext;
+  if (n->hashed) {
+    struct inode **pp = &hash[hkey(n->dev, n->ino)];
+    while (*pp && *pp != n) pp = &(*pp)->hnext;
+    if (*pp) *pp = n->hnext;
+  }
+  cold_del(n);
   itab[n->id] = NULL;
   if (nfree == capfree) { capfree = capfree ? capfree * 2 : 1024; ifree = realloc(ifree, capfree * sizeof *ifree); }
   ifree[nfree++] = n->id;
-  close(n->fd);
+  if (n->fd >= 0) { close(n->fd); fds_changed(-1); }
+  free(n->fh);
   free(n);
   stat_set(ST_INODES, --ninodes);
 }
 static void iput(struct inode *n) {
   if (!n) return;
   pthread_mutex_lock(&ilock);
-  if (--n->refs == 0 && n->nlookup == 0 && n->id != FUSE_ROOT_ID) ifree_locked(n);
+  if (--n->refs == 0) {
+    if (n->nlookup == 0 && n->id != FUSE_ROOT_ID) ifree_locked(n);
+    else cold_push(n);
+  }
   pthread_mutex_unlock(&ilock);
 }
 static void iforget(uint64_t id, uint64_t count) {
@@ -75,20 +187,38 @@ static void iforget(uint64_t id, uint64_t count) {
   }
   pthread_mutex_unlock(&ilock);
 }
-/* Takes ownership of fd: returns the inode for (dev, ino) with one more lookup count. */
-static struct inode *iadd(int fd, const struct stat *st) {
+/* Takes ownership of fd: returns the node id of (dev, ino), with one more lookup count. */
+static uint64_t iadd(int fd, const struct stat *st) {
   pthread_mutex_lock(&ilock);
   unsigned h = hkey(st->st_dev, st->st_ino);
   for (struct inode *n = hash[h]; n; n = n->hnext) {
-    if (n->dev == st->st_dev && n->ino == st->st_ino) {
-      n->nlookup++;
-      pthread_mutex_unlock(&ilock);
-      close(fd);
-      return n;
+    if (n->dev != st->st_dev || n->ino != st->st_ino) continue;
+    if (n->fd >= 0) { close(fd); }
+    else {
+      /* Evicted, so nothing kept its number from being reused: the same inode only if
+       * its handle matches. A different one leaves the old entry to fail as stale. */
+      struct file_handle *now = handle_of(fd);
+      bool same = now && same_handle(now, n->fh);
+      free(now);
+      if (!same) {
+        struct inode **pp = &hash[h];
+        while (*pp != n) pp = &(*pp)->hnext;
+        *pp = n->hnext;
+        n->hashed = false;
+        break;
+      }
+      n->fd = fd; /* warm again with the fd just opened: no reopen later */
+      fds_changed(1);
     }
+    n->nlookup++;
+    uint64_t id = n->id;
+    if (n->refs == 0) { cold_push(n); fit_budget_locked(); }
+    pthread_mutex_unlock(&ilock);
+    return id;
   }
   struct inode *n = calloc(1, sizeof *n);
   n->fd = fd; n->dev = st->st_dev; n->ino = st->st_ino; n->type = st->st_mode & S_IFMT; n->nlookup = 1;
+  n->hashed = true;
   if (nfree) n->id = ifree[--nfree];
   else {
     n->id = inext++;
@@ -102,8 +232,12 @@ static struct inode *iadd(int fd, const struct stat *st) {
   itab[n->id] = n;
   n->hnext = hash[h]; hash[h] = n;
   stat_set(ST_INODES, ++ninodes);
+  fds_changed(1);
+  cold_push(n);
+  fit_budget_locked();
+  uint64_t id = n->id;
   pthread_mutex_unlock(&ilock);
-  return n;
+  return id;
 }
 
 /* ---------------- open handles ---------------- */
@@ -200,6 +334,7 @@ static long resolve_beneath(int dirfd, const char *name, uint64_t flags, uint64_
   struct open_how how = { .flags = flags | O_NOFOLLOW | O_CLOEXEC, .mode = mode,
     .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
   long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+  if (fd < 0 && errno == EMFILE && evict_for_retry()) fd = syscall(SYS_openat2, dirfd, name, &how, sizeof how);
   if (fd < 0 && (errno == EXDEV || errno == ELOOP)) stat_add(ST_ESCAPES_REFUSED, 1);
   return fd < 0 ? -errno : fd;
 }
@@ -208,7 +343,9 @@ static int reopen(struct inode *n, int flags) {
   if (n->type != S_IFREG && n->type != S_IFDIR) return -ELOOP; /* symlinks, devices, fifos stay host-inert */
   char name[24];
   snprintf(name, sizeof name, "%d", n->fd);
-  int fd = openat(proc_self_fd, name, (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC);
+  flags = (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC;
+  int fd = openat(proc_self_fd, name, flags);
+  if (fd < 0 && errno == EMFILE && evict_for_retry()) fd = openat(proc_self_fd, name, flags);
   return fd < 0 ? -errno : fd;
 }
 static void proc_path(char *buf, size_t len, int fd) { snprintf(buf, len, "/proc/self/fd/%d", fd); }
@@ -221,9 +358,9 @@ static int do_lookup(struct inode *parent, const char *name, struct fuse_entry_o
   if (fd < 0) return (int)fd;
   struct stat st;
   if ((err = istat((int)fd, &st))) { close((int)fd); return err; }
-  struct inode *n = iadd((int)fd, &st);
+  uint64_t id = iadd((int)fd, &st);
   memset(e, 0, sizeof *e);
-  e->nodeid = n->id;
+  e->nodeid = id;
   set_valid(&e->entry_valid, &e->entry_valid_nsec);
   set_valid(&e->attr_valid, &e->attr_valid_nsec);
   fill_attr(&e->attr, &st);
@@ -800,6 +937,23 @@ void fuse_reset(void) {
   pthread_mutex_unlock(&ilock);
 }
 
+/* Eviction needs file handles for the share's filesystem and a non-O_PATH fd of its
+ * mount (open_by_handle_at refuses O_PATH ones). The budget leaves room below the soft
+ * fd limit for the server's own descriptors: sockets, eventfds, the stats file, and the
+ * one or two each request thread opens for a moment. */
+static void init_eviction(int root_fd) {
+  struct rlimit rl;
+  uint64_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1u << 20;
+  uint64_t reserve = 64 + 2 * (uint64_t)cfg.threads;
+  fd_budget = limit > 2 * reserve ? limit - reserve : limit / 2;
+  struct file_handle *h = malloc(sizeof *h + HANDLE_MAX);
+  h->handle_bytes = HANDLE_MAX;
+  mount_fd = open(cfg.shared_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  handles_work = mount_fd >= 0 && name_to_handle_at(root_fd, "", h, &root_mount_id, AT_EMPTY_PATH) == 0;
+  free(h);
+  if (!handles_work) vfsd_log("no file handles on %s (%s): the guest can hold at most %llu inodes", cfg.shared_dir, strerror(errno), (unsigned long long)fd_budget);
+}
+
 void fuse_init_fs(void) {
   proc_self_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (proc_self_fd < 0) { vfsd_log("open /proc/self/fd: %s", strerror(errno)); exit(1); }
@@ -810,9 +964,12 @@ void fuse_init_fs(void) {
   icap = 4096; itab = calloc(icap, sizeof *itab);
   struct inode *root = calloc(1, sizeof *root);
   root->fd = fd; root->dev = st.st_dev; root->ino = st.st_ino; root->type = S_IFDIR; root->nlookup = 1; root->id = FUSE_ROOT_ID;
+  root->pinned = root->hashed = true;
   itab[FUSE_ROOT_ID] = root;
   hash[hkey(st.st_dev, st.st_ino)] = root;
   ninodes = 1; stat_set(ST_INODES, 1);
+  fds_changed(1);
+  init_eviction(fd);
 }
 
 /* INIT and DESTROY (which drops every inode and handle) run alone; every other request

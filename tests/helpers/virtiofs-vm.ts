@@ -36,11 +36,14 @@ export interface VirtiofsdOptions {
   readOnly?: boolean;
   cache?: "auto" | "always" | "never";
   stats?: string;
+  /** Lowers the server's soft limit on open files (RLIMIT_NOFILE) to this. */
+  maxOpenFiles?: number;
 }
 
 /** Starts arcbox-virtiofsd (or another vhost-user-fs backend given as `binary`) and waits for its socket. */
 export async function startVirtiofsd(o: VirtiofsdOptions): Promise<Subprocess> {
   const argv = o.binary ?? [
+    ...(o.maxOpenFiles ? ["prlimit", `--nofile=${o.maxOpenFiles}:`] : []),
     join(REPO, "native/bin/arcbox-virtiofsd"),
     "--socket",
     o.socket,
