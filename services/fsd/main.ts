@@ -63,6 +63,16 @@ await runService({
       perShare((v) => v.stats?.inodes),
     );
     ctx.metrics.gauges(
+      "share_inode_fds",
+      "Inodes whose host descriptor is open (the rest were evicted under the fd limit).",
+      perShare((v) => v.stats?.inodeFds),
+    );
+    ctx.metrics.gauges(
+      "share_inode_evictions_total",
+      "Times a cold inode's host descriptor was closed to stay under the fd limit.",
+      perShare((v) => v.stats?.evictions),
+    );
+    ctx.metrics.gauges(
       "share_open_handles",
       "Files and directories the guest has open.",
       perShare((v) => v.stats?.openHandles),

@@ -106,6 +106,8 @@ test("per-share metrics on fsd's debug socket", async () => {
   const text = await (await debug("/metrics")).text();
   expect(text).toContain('arcbox_fsd_share_up{machine="m1",tag="src"} 1');
   expect(text).toMatch(/arcbox_fsd_share_requests_total\{machine="m1",tag="src"\} [1-9]/);
+  expect(text).toMatch(/arcbox_fsd_share_inode_fds\{machine="m1",tag="src"\} [1-9]/); // the share's root at least
+  expect(text).toContain('arcbox_fsd_share_inode_evictions_total{machine="m1",tag="src"} 0');
   const state = (await (await debug("/state")).json()) as { shares: { tag: string; state: string }[] };
   expect(state.shares.map((s) => [s.tag, s.state])).toEqual([["src", "running"]]);
 });

@@ -95,6 +95,9 @@ export interface ServerStats {
   openHandles: bigint;
   connected: boolean;
   escapesRefused: bigint;
+  /** Inode fds open now, and evictions so far (0 from servers older than these slots). */
+  inodeFds: bigint;
+  evictions: bigint;
 }
 const STATS_MAGIC = 0x31534656;
 
@@ -107,7 +110,7 @@ export function readStats(statsPath: string): ServerStats | undefined {
     return undefined;
   }
   if (buf.length < 8 + 11 * 8 || buf.readUInt32LE(0) !== STATS_MAGIC) return undefined;
-  const v = (i: number) => buf.readBigUInt64LE(8 + i * 8);
+  const v = (i: number) => (buf.length >= 8 + (i + 1) * 8 ? buf.readBigUInt64LE(8 + i * 8) : 0n);
   return {
     requests: v(0),
     errors: v(1),
@@ -120,5 +123,7 @@ export function readStats(statsPath: string): ServerStats | undefined {
     openHandles: v(8),
     connected: v(9) !== 0n,
     escapesRefused: v(10),
+    inodeFds: v(11),
+    evictions: v(12),
   };
 }
