@@ -176,20 +176,36 @@ const empty = (): Result => ({ seqwrite: [], seqread: [], randread: [], smallfil
 const MIXED_N = Math.floor(SMALL / 4);
 const units = (k: RowKey) => (k === "seqwrite" || k === "seqread" ? MIB : k === "parread" ? 4 * Math.floor(RAND / 4) : k === "mixed" ? 3 * MIXED_N + Math.floor(MIXED_N / 5) : TREE);
 
-/** Round 0 is the warm-up: skipped. */
-function parse(lines: string[], into: Record<Server, Result>): void {
+/** Rounds in which a server's row failed in the guest (e.g. tar -x hit EMFILE). */
+type Failures = Record<Server, Partial<Record<RowKey, number>>>;
+
+/** Round 0 is the warm-up: skipped. A timed command that failed ("ERR <server> <row>")
+ * gives no sample but a failure, and so does `find` after that server's `tar -x` failed
+ * in the same round (the tree it walks is incomplete). */
+function parse(lines: string[], into: Record<Server, Result>, failed: Failures): void {
   let round = -1;
+  const errs = new Set<string>();
   for (const l of lines) {
     const r0 = /^ROUND (\d+)$/.exec(l);
-    if (r0) round = Number(r0[1]);
-    if (l.startsWith("ERR") || l.startsWith("probe:")) throw new Error(`guest: ${l}`);
+    if (r0) {
+      round = Number(r0[1]);
+      errs.clear();
+    }
+    if (l.startsWith("probe:")) throw new Error(`guest: ${l}`);
+    const e = /^ERR (\w+) (\w+)$/.exec(l);
+    if (e) errs.add(`${e[1]} ${e[2]}`);
     if (round < 1) continue;
     const t = /^T (\w+) (\w+) (\d+)$/.exec(l);
     const v = /^V (\w+) (\w+) ([\d.]+)$/.exec(l);
     const m = t ?? v;
     if (!m) continue;
-    const k = m[2] as RowKey;
-    into[m[1] as Server][k].push(v ? Number(m[3]) : units(k) / (Number(m[3]) / 1e9));
+    const s = m[1] as Server,
+      k = m[2] as RowKey;
+    if (errs.has(`${s} ${k}`) || (k === "find" && errs.has(`${s} tar`))) {
+      failed[s][k] = (failed[s][k] ?? 0) + 1;
+      continue;
+    }
+    into[s][k].push(v ? Number(m[3]) : units(k) / (Number(m[3]) / 1e9));
   }
 }
 
@@ -246,6 +262,9 @@ async function serverOnly(frontend: string): Promise<Record<Server, Record<strin
   return out;
 }
 
+/** ours / peer as "1.23x"; "peer fails" when only the peer has no sample. */
+const ratioCell = (a: number, d: number) => (Number.isNaN(d) && !Number.isNaN(a) ? "peer fails" : `${(a / d).toFixed(2)}x`);
+
 const LABELS: Record<RowKey, [string, string]> = {
   seqwrite: [`sequential write ${MIB} MiB`, "MiB/s"],
   seqread: [`sequential read ${MIB} MiB`, "MiB/s"],
@@ -263,6 +282,7 @@ try {
   makeTree(join(shared, "tree.tar"), TREE);
   makeTree(join(shared, "tree-warm.tar"), WARM.tree);
   const results: Record<Server, Result> = { arcbox: empty(), debian: empty() };
+  const failed: Failures = { arcbox: {}, debian: {} };
   const cpu: Record<Server, number> = { arcbox: 0, debian: 0 };
   const load0 = loadavg(),
     t0 = Date.now();
@@ -287,7 +307,7 @@ try {
     const run = await bootGuest({ shares: order.map((s) => ({ tag: s, socket: join(root, `${s}-${boot}.sock`) })), script: guestScript(rounds), memMiB: 512, timeoutMs: 3_600_000, onLine });
     for (const p of live) p.kill();
     if (!run.output.includes("BENCH-DONE")) throw new Error(`the guest did not finish:\n${run.output}`);
-    parse(run.lines, results);
+    parse(run.lines, results, failed);
   }
   const vmSecs = (Date.now() - t0) / 1000,
     load1 = loadavg();
@@ -299,22 +319,24 @@ try {
   console.log(`Server CPU time over the VM phase (user+system, warm-up included): arcbox ${cpu.arcbox.toFixed(1)} s, virtiofsd ${cpu.debian.toFixed(1)} s.`);
   console.log(`VM phase ${vmSecs.toFixed(0)} s; load average ${load0} at start, ${load1} at end (2 cores). Higher is better; ratio = arcbox/virtiofsd.`);
   console.log(
-    `${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(8)}${"host native".padStart(17)}${"% native".padStart(10)}${"paired".padStart(8)}  won    samples arcbox | virtiofsd`,
+    `${"row".padEnd(34)}${"arcbox".padStart(15)}${"virtiofsd".padStart(15)}${"ratio".padStart(11)}${"host native".padStart(17)}${"% native".padStart(10)}${"paired".padStart(8)}  won    samples arcbox | virtiofsd`,
   );
   for (const k of SELECTED) {
     const [label, unit] = LABELS[k];
     const a = median(results.arcbox[k]),
       d = median(results.debian[k]),
       n = median(host[k]);
-    const f = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`;
-    const samples = (xs: number[]) => xs.map((x) => x.toFixed(x < 10 ? 1 : 0)).join(" ");
+    const f = (x: number) => (Number.isNaN(x) ? "fails" : `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`);
+    const samples = (xs: number[], s: Server) => [...xs.map((x) => x.toFixed(x < 10 ? 1 : 0)), ...(failed[s][k] ? [`failed ${failed[s][k]}x`] : [])].join(" ");
     // The median of each round's own ratio: both servers ran that round back to back, so
     // a round's state (load, the guest's page allocator) cancels out of it, where the
     // ratio of the two medians may compare a fast round of one with a slow one of the other.
     const paired = median(results.arcbox[k].map((x, i) => x / (results.debian[k][i] ?? Number.NaN)).filter((r) => Number.isFinite(r)));
-    const won = `${results.arcbox[k].filter((x, i) => x > (results.debian[k][i] ?? Infinity)).length}/${results.arcbox[k].length}`;
+    // A round the peer failed and ours did not counts as won.
+    const rounds = results.arcbox[k].length + (failed.arcbox[k] ?? 0);
+    const won = `${results.arcbox[k].filter((x, i) => x > (results.debian[k][i] ?? (failed.debian[k] ? 0 : Infinity))).length}/${rounds}`;
     console.log(
-      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${(a / d).toFixed(2).padStart(7)}x${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%${paired.toFixed(2).padStart(7)}x  ${won.padEnd(6)} ${samples(results.arcbox[k])} | ${samples(results.debian[k])}`,
+      `${label.padEnd(34)}${f(a).padStart(15)}${f(d).padStart(15)}${ratioCell(a, d).padStart(11)}${f(n).padStart(17)}${((100 * a) / n).toFixed(1).padStart(9)}%${(Number.isNaN(paired) ? "-" : `${paired.toFixed(2)}x`).padStart(8)}  ${won.padEnd(6)} ${samples(results.arcbox[k], "arcbox")} | ${samples(results.debian[k], "debian")}`,
     );
   }
   if (!has("--no-server-only")) {
