@@ -82,25 +82,38 @@ static void cold_push(struct inode *n) {
 }
 static void fds_changed(int64_t d) { inode_fds += (uint64_t)d; stat_set(ST_INODE_FDS, inode_fds); }
 
-/* The file handle of fd's inode, if it can reopen it through mount_fd; NULL otherwise. */
-static struct file_handle *handle_of(int fd) {
+/* The file handle of fd's inode and the id of the mount fd is on; NULL with errno set. */
+static struct file_handle *handle_of(int fd, int *mount_id) {
   struct file_handle *h = malloc(sizeof *h + HANDLE_MAX);
+  if (!h) return NULL;
   h->handle_bytes = HANDLE_MAX;
-  int mid;
-  if (name_to_handle_at(fd, "", h, &mid, AT_EMPTY_PATH) < 0 || mid != root_mount_id) { free(h); return NULL; }
-  return realloc(h, sizeof *h + h->handle_bytes);
+  if (name_to_handle_at(fd, "", h, mount_id, AT_EMPTY_PATH) < 0) { int e = errno; free(h); errno = e; return NULL; }
+  struct file_handle *fit = realloc(h, sizeof *h + h->handle_bytes);
+  return fit ? fit : h;
 }
 static bool same_handle(const struct file_handle *a, const struct file_handle *b) {
   return a->handle_type == b->handle_type && a->handle_bytes == b->handle_bytes && !memcmp(a->f_handle, b->f_handle, a->handle_bytes);
 }
 
-/* Closes the fd of the least recently used cold inode; false if none can be evicted. */
+/* Closes the fd of the least recently used cold inode; false if none can be evicted.
+ * An inode whose handle cannot reopen it through mount_fd (another mount, a filesystem
+ * without handles, one too large) is pinned; one that failed for another reason just
+ * leaves the cold list until its next use puts it back. */
 static bool evict_one_locked(void) {
   if (!handles_work) return false;
   while (cold_head) {
     struct inode *n = cold_head;
     cold_del(n);
-    if (!n->fh && !(n->fh = handle_of(n->fd))) { n->pinned = true; continue; }
+    if (!n->fh) {
+      int mid = -1;
+      struct file_handle *h = handle_of(n->fd, &mid);
+      if (!h || mid != root_mount_id) {
+        if (h || errno == EOPNOTSUPP || errno == EOVERFLOW) n->pinned = true;
+        free(h);
+        continue;
+      }
+      n->fh = h;
+    }
     close(n->fd);
     n->fd = -1;
     fds_changed(-1);
@@ -109,11 +122,13 @@ static bool evict_one_locked(void) {
   }
   return false;
 }
-/* Open inode fds and the guest's open files share RLIMIT_NOFILE. */
+static uint64_t nhandles; /* files the guest has open (hlock; read here without it) */
+/* Open inode fds and the guest's open files share RLIMIT_NOFILE. At most 64 evictions
+ * per call: if the guest's open files take the whole budget, later calls go on. */
 static void fit_budget_locked(void) {
-  uint64_t handles = __atomic_load_n(&stats->v[ST_OPEN_HANDLES], __ATOMIC_RELAXED);
+  uint64_t handles = __atomic_load_n(&nhandles, __ATOMIC_RELAXED);
   uint64_t budget = fd_budget > handles ? fd_budget - handles : 0;
-  while (inode_fds > budget && evict_one_locked()) {}
+  for (int i = 0; i < 64 && inode_fds > budget && evict_one_locked(); i++) {}
 }
 /* Called when an open failed with EMFILE: frees a few descriptors for one retry. */
 static bool evict_for_retry(void) {
@@ -125,27 +140,48 @@ static bool evict_for_retry(void) {
 }
 
 static void ifree_locked(struct inode *n);
-/* Reopens an evicted inode; 0 or -errno (ESTALE: the inode is gone from the host). */
+/* Reopens an evicted inode; 0 or -errno (ESTALE: the inode is gone from the host).
+ * The handle's generation already pins one inode on ext4, xfs, btrfs and tmpfs; the
+ * check of (dev, ino, type) keeps a filesystem whose handles are bare inode numbers
+ * from handing an old node id another file (reopen() trusts n->type). */
 static int revive_locked(struct inode *n) {
   for (int tries = 0;; tries++) {
     int fd = open_by_handle_at(mount_fd, n->fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) { n->fd = fd; fds_changed(1); return 0; }
-    if (errno != EMFILE || tries || !evict_one_locked()) return -errno;
+    if (fd >= 0) {
+      struct stat st;
+      if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != n->dev || st.st_ino != n->ino || (st.st_mode & S_IFMT) != n->type) {
+        close(fd);
+        return -ESTALE;
+      }
+      n->fd = fd;
+      fds_changed(1);
+      return 0;
+    }
+    int err = errno;
+    if (err != EMFILE || tries || !evict_one_locked()) return -err;
   }
 }
 
+/* Why this thread's last iget returned NULL, as a FUSE error. */
+static __thread int iget_err;
+static int iget_error(void) { return iget_err; }
+
 /* The inode behind a node id, held for one request (iput), its fd open; NULL if unknown
- * or no longer on the host. */
+ * (-ENOENT), gone from the host (an evicted inode that no longer reopens: -ENOENT) or
+ * not reopened for another reason (that -errno), see iget_error(). */
 static struct inode *iget(uint64_t id) {
   pthread_mutex_lock(&ilock);
   struct inode *n = id < icap ? itab[id] : NULL;
+  iget_err = -ENOENT;
   if (n) {
     n->refs++;
     cold_del(n);
     if (n->fd < 0) {
-      if (revive_locked(n)) {
+      int err = revive_locked(n);
+      if (err) {
         if (--n->refs == 0 && n->nlookup == 0) ifree_locked(n);
         n = NULL;
+        iget_err = err == -ESTALE ? -ENOENT : err;
       } else {
         fit_budget_locked();
       }
@@ -196,9 +232,11 @@ static uint64_t iadd(int fd, const struct stat *st) {
     if (n->fd >= 0) { close(fd); }
     else {
       /* Evicted, so nothing kept its number from being reused: the same inode only if
-       * its handle matches. A different one leaves the old entry to fail as stale. */
-      struct file_handle *now = handle_of(fd);
-      bool same = now && same_handle(now, n->fh);
+       * its handle and type match (handles are per filesystem, whichever mount fd is
+       * on). A different one leaves the old entry to fail as stale. */
+      int mid;
+      struct file_handle *now = handle_of(fd, &mid);
+      bool same = now && same_handle(now, n->fh) && (st->st_mode & S_IFMT) == n->type;
       free(now);
       if (!same) {
         struct inode **pp = &hash[h];
@@ -217,6 +255,7 @@ static uint64_t iadd(int fd, const struct stat *st) {
     return id;
   }
   struct inode *n = calloc(1, sizeof *n);
+  if (!n) { close(fd); pthread_mutex_unlock(&ilock); return 0; }
   n->fd = fd; n->dev = st->st_dev; n->ino = st->st_ino; n->type = st->st_mode & S_IFMT; n->nlookup = 1;
   n->hashed = true;
   if (nfree) n->id = ifree[--nfree];
@@ -250,7 +289,6 @@ struct handle { int fd; DIR *dir; int64_t dir_off; uint32_t refs; bool closed; p
 static pthread_mutex_t hlock = PTHREAD_MUTEX_INITIALIZER;
 static struct handle **htab;
 static uint64_t hcap, hhint = 1;
-static uint64_t nhandles;
 
 static uint64_t hnew(int fd, DIR *dir) {
   struct handle *h = malloc(sizeof *h);
@@ -271,7 +309,7 @@ static uint64_t hnew(int fd, DIR *dir) {
   }
   htab[i] = h;
   hhint = i + 1;
-  stat_set(ST_OPEN_HANDLES, ++nhandles);
+  stat_set(ST_OPEN_HANDLES, __atomic_add_fetch(&nhandles, 1, __ATOMIC_RELAXED));
   pthread_mutex_unlock(&hlock);
   return i;
 }
@@ -298,7 +336,7 @@ static void hclose(uint64_t fh) {
   if (h) {
     htab[fh] = NULL;
     if (fh < hhint) hhint = fh;
-    stat_set(ST_OPEN_HANDLES, --nhandles);
+    stat_set(ST_OPEN_HANDLES, __atomic_sub_fetch(&nhandles, 1, __ATOMIC_RELAXED));
     h->closed = true;
     last = h->refs == 0;
   }
@@ -359,6 +397,7 @@ static int do_lookup(struct inode *parent, const char *name, struct fuse_entry_o
   struct stat st;
   if ((err = istat((int)fd, &st))) { close((int)fd); return err; }
   uint64_t id = iadd((int)fd, &st);
+  if (!id) return -ENOMEM;
   memset(e, 0, sizeof *e);
   e->nodeid = id;
   set_valid(&e->entry_valid, &e->entry_valid_nsec);
@@ -759,7 +798,7 @@ static uint32_t op_link(struct ctx *c, struct inode *newparent) {
   int err = valid_name(name);
   if (err) return reply(c, err, NULL, 0);
   struct inode *old = iget(in->oldnodeid);
-  if (!old) return reply(c, -ENOENT, NULL, 0);
+  if (!old) return reply(c, iget_error(), NULL, 0);
   /* The source is an inode we already hold inside the share: never a path the guest names. */
   int r = linkat(old->fd, "", newparent->fd, name, AT_EMPTY_PATH);
   err = r < 0 ? -errno : 0;
@@ -789,7 +828,7 @@ static uint32_t op_rename(struct ctx *c, struct inode *parent) {
   if (!err) err = valid_name(newname);
   if (err) return reply(c, err, NULL, 0);
   struct inode *np = iget(newdir);
-  if (!np) return reply(c, -ENOENT, NULL, 0);
+  if (!np) return reply(c, iget_error(), NULL, 0);
   int r = (int)syscall(SYS_renameat2, parent->fd, oldname, np->fd, newname, flags);
   err = r < 0 ? -errno : 0;
   iput(np);
@@ -815,7 +854,7 @@ static uint32_t op_fsync(struct ctx *c) {
   NEED(struct fuse_fsync_in);
   if (c->ih.opcode == FUSE_FSYNCDIR && no_opendir && in->fh == 0) {
     struct inode *n = iget(c->ih.nodeid);
-    if (!n) return reply(c, -ENOENT, NULL, 0);
+    if (!n) return reply(c, iget_error(), NULL, 0);
     int err = 0;
     DIR *d = open_dir_stream(n, &err);
     iput(n);
@@ -930,7 +969,7 @@ void fuse_reset(void) {
   pthread_mutex_lock(&hlock);
   for (uint64_t i = 1; i < hcap; i++)
     if (htab[i]) { hdrop(htab[i]); htab[i] = NULL; }
-  nhandles = 0; hhint = 1; stat_set(ST_OPEN_HANDLES, 0);
+  __atomic_store_n(&nhandles, 0, __ATOMIC_RELAXED); hhint = 1; stat_set(ST_OPEN_HANDLES, 0);
   pthread_mutex_unlock(&hlock);
   pthread_mutex_lock(&ilock);
   for (uint64_t i = 2; i < icap; i++) if (itab[i]) { itab[i]->refs = 0; ifree_locked(itab[i]); }
@@ -946,12 +985,20 @@ static void init_eviction(int root_fd) {
   uint64_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1u << 20;
   uint64_t reserve = 64 + 2 * (uint64_t)cfg.threads;
   fd_budget = limit > 2 * reserve ? limit - reserve : limit / 2;
-  struct file_handle *h = malloc(sizeof *h + HANDLE_MAX);
-  h->handle_bytes = HANDLE_MAX;
+  /* Tried once on the root: the filesystem may give handles it cannot decode (some FUSE
+   * file systems), or the process may lack CAP_DAC_READ_SEARCH. */
   mount_fd = open(cfg.shared_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  handles_work = mount_fd >= 0 && name_to_handle_at(root_fd, "", h, &root_mount_id, AT_EMPTY_PATH) == 0;
+  struct file_handle *h = mount_fd >= 0 ? handle_of(root_fd, &root_mount_id) : NULL;
+  int fd = h ? open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC) : -1;
+  handles_work = fd >= 0;
+  const char *why = handles_work ? NULL : strerror(errno);
+  if (fd >= 0) close(fd);
   free(h);
-  if (!handles_work) vfsd_log("no file handles on %s (%s): the guest can hold at most %llu inodes", cfg.shared_dir, strerror(errno), (unsigned long long)fd_budget);
+  if (!handles_work) {
+    vfsd_log("no file handles on %s (%s): the guest can hold at most %llu inodes", cfg.shared_dir, why, (unsigned long long)fd_budget);
+    if (mount_fd >= 0) close(mount_fd);
+    mount_fd = -1;
+  }
 }
 
 void fuse_init_fs(void) {
@@ -1022,7 +1069,7 @@ static uint32_t handle_locked(struct ctx *c) {
   default: break;
   }
   struct inode *n = iget(c->ih.nodeid);
-  if (!n) return reply(c, -ENOENT, NULL, 0);
+  if (!n) return reply(c, iget_error(), NULL, 0);
   uint32_t len;
   switch (c->ih.opcode) {
   case FUSE_LOOKUP: len = op_lookup(c, n); break;
