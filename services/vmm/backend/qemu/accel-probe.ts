@@ -41,10 +41,22 @@ function cacheKey(binary: string, kernel: string): string {
   return [path, st(path), release(), kernel, st(kernel)].join("|");
 }
 
+/**
+ * On Linux the probe's qemu dies with vmm (setpriv's parent-death signal): a vmm stopped
+ * or killed mid-probe would otherwise leave it running, and a KVM guest that hangs
+ * instead of failing spins a core until someone kills it.
+ */
+function dieWithParent(): string[] {
+  if (process.platform !== "linux") return [];
+  const setpriv = Bun.which("setpriv");
+  return setpriv ? [setpriv, "--pdeathsig", "KILL", "--"] : [];
+}
+
 /** Boots `kernel` under `accel` until its first console line; resolves to "" or why it failed. */
 export async function bootProbe(binary: string, accel: Accelerator, kernel: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<string> {
   const proc = Bun.spawn(
     [
+      ...dieWithParent(),
       binary,
       "-M",
       "microvm",
