@@ -7,7 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bootProbe } from "../../services/vmm/backend/qemu/accel-probe.ts";
+import { bootProbe, chooseAccelerator } from "../../services/vmm/backend/qemu/accel-probe.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "arcbox-accel-probe-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,4 +65,23 @@ test("the probe's qemu dies with vmm when vmm is killed mid-probe", async () => 
   const survived = alive(pid);
   if (survived) process.kill(pid, "SIGKILL");
   expect(survived).toBe(false);
+});
+
+test("a TCG choice read from the cache is still said in the log, and no VM is booted", async () => {
+  const qemu = fakeQemu("cached", 'echo "Linux version 6.1.0-test"; exec sleep 300');
+  const cacheFile = join(dir, "accel.json");
+  const warnings: string[] = [];
+  const log = { debug() {}, info() {}, error() {}, warn: (msg: string) => warnings.push(msg) };
+  const kernel = join(dir, "vmlinuz");
+  writeFileSync(kernel, "");
+  // First call: probes (the stand-in boots, so KVM would be chosen where /dev/kvm opens).
+  const first = await chooseAccelerator({ binary: qemu, kernel, cacheFile, log });
+  const key = (JSON.parse(readFileSync(cacheFile, "utf8")) as { key: string }).key;
+  writeFileSync(cacheFile, JSON.stringify({ key, accel: "tcg", note: "kvm unusable: test" }));
+  rmSync(`${qemu}.pid`, { force: true });
+  warnings.length = 0;
+  expect(await chooseAccelerator({ binary: qemu, kernel, cacheFile, log })).toEqual({ accel: "tcg", note: "kvm unusable: test" });
+  expect(warnings).toEqual(["machines run under TCG (software emulation, slower)"]);
+  expect(existsSync(`${qemu}.pid`)).toBe(false); // answered from the cache
+  expect(["kvm", "tcg"]).toContain(first.accel);
 });

@@ -114,7 +114,13 @@ export async function chooseAccelerator(opts: { binary: string; kernel: string; 
   const key = cacheKey(opts.binary, opts.kernel);
   if (existsSync(opts.cacheFile)) {
     const cached = cacheSchema.safeParse(JSON.parse(readFileSync(opts.cacheFile, "utf8")));
-    if (cached.success && cached.data.key === key) return { accel: cached.data.accel, note: cached.data.note };
+    if (cached.success && cached.data.key === key) {
+      const choice = { accel: cached.data.accel, note: cached.data.note };
+      // Said once per vmm process, cached or not: a user whose machines are slow after a
+      // restart reads why in this log too.
+      warnIfTcg(choice, opts.log);
+      return choice;
+    }
   }
   const hw = hardwareAccelerator();
   let choice: AcceleratorChoice;
@@ -126,9 +132,13 @@ export async function chooseAccelerator(opts: { binary: string; kernel: string; 
     opts.log.info("accelerator probe", { accel: hw, ok: !failure, failure, ms: Math.round(performance.now() - started) });
     choice = failure ? { accel: "tcg", note: `${hw} unusable: ${failure}` } : { accel: hw, note: "" };
   }
-  if (choice.accel === "tcg") opts.log.warn("machines run under TCG (software emulation, slower)", { why: choice.note });
+  warnIfTcg(choice, opts.log);
   writeFileSync(opts.cacheFile, JSON.stringify({ key, ...choice }));
   return choice;
+}
+
+function warnIfTcg(choice: AcceleratorChoice, log: Logger): void {
+  if (choice.accel === "tcg") log.warn("machines run under TCG (software emulation, slower)", { why: choice.note });
 }
 
 function canOpen(path: string): boolean {
