@@ -2,7 +2,7 @@
  * Starts a real ArcBox daemon (`arcbox start`) on a throwaway home for a test file,
  * and runs the real docker CLI against its socket.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { netNames } from "../../services/netd/core/names.ts";
@@ -10,6 +10,15 @@ import { removeChains } from "../../services/netd/platform/iptables.ts";
 import { buildBusyboxRootfs } from "./test-images.ts";
 
 export const REPO = join(import.meta.dir, "..", "..");
+
+/**
+ * vmm's accelerator probe result (data/vmm/accel.json), carried from one test home to the
+ * next: the probe boots a VM and, where KVM hangs rather than fails, waits out its 15 s
+ * timeout, once per fresh home otherwise. The cache is keyed by qemu, host kernel and
+ * guest kernel, so vmm still probes again if any of them differs.
+ */
+const ACCEL_CACHE = join(tmpdir(), "arcbox-test-accel.json");
+const accelFile = (home: string) => join(home, "data", "vmm", "accel.json");
 export const ARCBOX = join(REPO, "bin", "arcbox");
 
 export interface RunResult {
@@ -118,6 +127,14 @@ export class TestDaemon {
   }
 
   async start(): Promise<void> {
+    if (existsSync(ACCEL_CACHE) && !existsSync(accelFile(this.home))) {
+      for (const [dir, mode] of [
+        [join(this.home, "data"), 0o711], // the modes lib/home.ts gives them
+        [join(this.home, "data", "vmm"), 0o700],
+      ] as const)
+        if (!existsSync(dir)) mkdirSync(dir, { mode });
+      copyFileSync(ACCEL_CACHE, accelFile(this.home));
+    }
     if (this.engine === "vm") {
       const path = join(this.home, "daemon.json");
       const current = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>) : {};
@@ -145,6 +162,7 @@ export class TestDaemon {
       await this.stop();
     } catch {}
     await run(["pkill", "-KILL", "-f", this.home]).catch(() => {});
+    if (existsSync(accelFile(this.home))) copyFileSync(accelFile(this.home), ACCEL_CACHE);
     const mounts = readFileSync("/proc/mounts", "utf8")
       .split("\n")
       .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
