@@ -190,12 +190,16 @@ static struct inode *iget(uint64_t id) {
   pthread_mutex_unlock(&ilock);
   return n;
 }
+/* Takes n out of the (dev, ino) hash: it can no longer be found by LOOKUP. */
+static void unhash_locked(struct inode *n) {
+  if (!n->hashed) return;
+  struct inode **pp = &hash[hkey(n->dev, n->ino)];
+  while (*pp && *pp != n) pp = &(*pp)->hnext;
+  if (*pp) *pp = n->hnext;
+  n->hashed = false;
+}
 static void ifree_locked(struct inode *n) {
-  if (n->hashed) {
-    struct inode **pp = &hash[hkey(n->dev, n->ino)];
-    while (*pp && *pp != n) pp = &(*pp)->hnext;
-    if (*pp) *pp = n->hnext;
-  }
+  unhash_locked(n);
   cold_del(n);
   itab[n->id] = NULL;
   if (nfree == capfree) { capfree = capfree ? capfree * 2 : 1024; ifree = realloc(ifree, capfree * sizeof *ifree); }
@@ -239,10 +243,7 @@ static uint64_t iadd(int fd, const struct stat *st) {
       bool same = now && same_handle(now, n->fh) && (st->st_mode & S_IFMT) == n->type;
       free(now);
       if (!same) {
-        struct inode **pp = &hash[h];
-        while (*pp != n) pp = &(*pp)->hnext;
-        *pp = n->hnext;
-        n->hashed = false;
+        unhash_locked(n);
         break;
       }
       n->fd = fd; /* warm again with the fd just opened: no reopen later */
