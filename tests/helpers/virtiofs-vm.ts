@@ -88,6 +88,20 @@ export interface GuestRun {
   lines: string[];
 }
 
+/**
+ * The guest script's `CHECK <name> ok|FAIL <why>` lines: each named check that did not
+ * pass, as "<name>: FAIL <why>" or "<name>: missing"; empty when all passed.
+ */
+export function failedChecks(run: GuestRun, names: readonly string[]): string[] {
+  const got = new Map(
+    run.lines.flatMap((l) => {
+      const m = /^CHECK (\S+) (ok|FAIL)(.*)$/.exec(l);
+      return m ? [[m[1]!, m[2] === "ok" ? "ok" : `FAIL${m[3]}`] as const] : [];
+    }),
+  );
+  return names.filter((n) => got.get(n) !== "ok").map((n) => `${n}: ${got.get(n) ?? "missing"}`);
+}
+
 export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   const g = await virtiofsGuest();
   const tmp = mkdtempSync("/tmp/arcbox-vfs-boot-");

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { bootGuest, type GuestRun, startVirtiofsd } from "../helpers/virtiofs-vm.ts";
+import { bootGuest, failedChecks, type GuestRun, startVirtiofsd } from "../helpers/virtiofs-vm.ts";
 
 const root = mkdtempSync("/tmp/arcbox-vfs-evict-");
 const share = join(root, "share");
@@ -68,14 +68,8 @@ afterAll(() => {
 });
 
 test("every operation in the guest succeeded with more inodes than open files", () => {
-  const got = new Map(
-    run.lines.flatMap((l) => {
-      const m = /^CHECK (\S+) (ok|FAIL)(.*)$/.exec(l);
-      return m ? [[m[1]!, m[2] === "ok" ? "ok" : `FAIL${m[3]}`] as const] : [];
-    }),
-  );
   const expected = ["mount", "create", "count", "read-back", "read-all", "stat-all", "host-list", "rename-dir", "hardlink", "chmod", "write-evicted", "open-unlinked", "umount"];
-  const failed = expected.filter((n) => got.get(n) !== "ok").map((n) => `${n}: ${got.get(n) ?? "missing"}`);
+  const failed = failedChecks(run, expected);
   if (failed.length) console.log(run.output);
   expect(failed).toEqual([]);
   expect(run.exitCode).toBe(0);

@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { REPO } from "../helpers/daemon.ts";
-import { bootGuest, type GuestRun, startVirtiofsd, virtiofsGuest } from "../helpers/virtiofs-vm.ts";
+import { bootGuest, failedChecks, type GuestRun, startVirtiofsd, virtiofsGuest } from "../helpers/virtiofs-vm.ts";
 
 const root = mkdtempSync("/tmp/arcbox-vfs-test-");
 const share = join(root, "share");
@@ -142,14 +142,6 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const checks = () =>
-  new Map(
-    run.lines.flatMap((l) => {
-      const m = /^CHECK (\S+) (ok|FAIL)(.*)$/.exec(l);
-      return m ? [[m[1]!, m[2] === "ok" ? "ok" : `FAIL${m[3]}`] as const] : [];
-    }),
-  );
-
 test("the guest script ran to the end", () => {
   if (run.exitCode !== 0) console.log(run.output);
   expect(run.exitCode).toBe(0);
@@ -157,7 +149,6 @@ test("the guest script ran to the end", () => {
 });
 
 test("every operation checked in the guest succeeded", () => {
-  const got = checks();
   const expected = [
     "mount",
     "mount-ro",
@@ -193,8 +184,7 @@ test("every operation checked in the guest succeeded", () => {
     "listing-updated",
     "umount",
   ];
-  const failed = expected.filter((n) => got.get(n) !== "ok").map((n) => `${n}: ${got.get(n) ?? "missing"}`);
-  expect(failed).toEqual([]);
+  expect(failedChecks(run, expected)).toEqual([]);
 });
 
 test("the guest's writes landed on the host", () => {
@@ -231,9 +221,8 @@ test("symlinks and .. never reach outside the share", () => {
 });
 
 test("the read-only share refused every write with EROFS", () => {
-  const got = checks();
   const ro = ["ro-read", "ro-write", "ro-create", "ro-touch", "ro-mkdir", "ro-rm", "ro-rename", "ro-symlink", "ro-link", "ro-chmod", "ro-xattr", "ro-open-rw", "ro-unchanged"];
-  expect(ro.filter((n) => got.get(n) !== "ok").map((n) => `${n}: ${got.get(n) ?? "missing"}`)).toEqual([]);
+  expect(failedChecks(run, ro)).toEqual([]);
   expect(readdirSync(join(root, "ro"))).toEqual(["ro.txt"]);
 });
 
