@@ -2,9 +2,10 @@
  * Starts a real ArcBox daemon (`arcbox start`) on a throwaway home for a test file,
  * and runs the real docker CLI against its socket.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { arcboxHome, ensureHome, serviceDataDir } from "../../lib/home.ts";
 import { netNames } from "../../services/netd/core/names.ts";
 import { removeChains } from "../../services/netd/platform/iptables.ts";
 import { buildBusyboxRootfs } from "./test-images.ts";
@@ -18,7 +19,7 @@ export const REPO = join(import.meta.dir, "..", "..");
  * guest kernel, so vmm still probes again if any of them differs.
  */
 const ACCEL_CACHE = join(tmpdir(), "arcbox-test-accel.json");
-const accelFile = (home: string) => join(home, "data", "vmm", "accel.json");
+const accelFile = (home: string) => join(arcboxHome(home).data, "vmm", "accel.json");
 export const ARCBOX = join(REPO, "bin", "arcbox");
 
 export interface RunResult {
@@ -128,11 +129,9 @@ export class TestDaemon {
 
   async start(): Promise<void> {
     if (existsSync(ACCEL_CACHE) && !existsSync(accelFile(this.home))) {
-      for (const [dir, mode] of [
-        [join(this.home, "data"), 0o711], // the modes lib/home.ts gives them
-        [join(this.home, "data", "vmm"), 0o700],
-      ] as const)
-        if (!existsSync(dir)) mkdirSync(dir, { mode });
+      const home = arcboxHome(this.home);
+      ensureHome(home); // the directories and modes the daemon itself makes
+      serviceDataDir(home, "vmm");
       copyFileSync(ACCEL_CACHE, accelFile(this.home));
     }
     if (this.engine === "vm") {
